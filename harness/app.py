@@ -1,0 +1,135 @@
+"""The command line: ``python -m harness [overrides]`` runs one trial, ``-m`` a Hydra multirun.
+
+Hydra composes the config and launches the jobs. Before handing over to Hydra, this module does what Hydra
+cannot do for us: it loads the plugins (methods registered by plugins become ``method=<name>`` options),
+opens ``method.trl.*`` to any field of the method's TRL config, and composes and validates the config of
+every job of the sweep, so that a typo in job 12 stops the run with one line before job 1 trains.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+# Nothing reaches for the network unless the user asks (export HF_HUB_OFFLINE=0 to allow downloads).
+# Set before transformers/datasets are imported: they read these at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CONFIG_MODULE = "harness_conf"
+CONFIG_NAME = "config"
+# Override prefixes whose keys are free-form (validated by the harness instead of Hydra's struct mode).
+OPEN_PREFIXES = ("method.trl.", "toyworld.spec.")
+# Hydra flags after which the user inspects rather than runs: pass through without validation.
+_INSPECT_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion",
+                  "--resolve", "--experimental-rerun", "--config-path", "-cp"}
+_FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-dir", "-cd", "--package", "-p"}
+
+
+def split_cli(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, bool]:
+    """Split Hydra's argv into (overrides, flags with values, multirun?, inspect-only?)."""
+    overrides: list[str] = []
+    flags: dict[str, str] = {}
+    multirun = inspect = False
+    it = iter(argv)
+    for arg in it:
+        if arg in ("-m", "--multirun"):
+            multirun = True
+        elif arg in _FLAGS_WITH_VALUE:
+            flags[arg] = next(it, "")
+        elif arg.split("=", 1)[0] in _FLAGS_WITH_VALUE:
+            key, value = arg.split("=", 1)
+            flags[key] = value
+        elif arg.startswith("-"):
+            inspect = inspect or arg.split("=", 1)[0] in _INSPECT_FLAGS
+        else:
+            overrides.append(arg)
+    return overrides, flags, multirun, inspect
+
+
+def open_free_form(argv: Sequence[str]) -> list[str]:
+    """Rewrite ``method.trl.x=v`` to ``++method.trl.x=v`` so any TRL field can be set without ``+``.
+
+    Hydra's struct mode rejects keys a config file does not list; TRL configs have ~150 fields, so the
+    harness validates these keys itself against the method's config class (see harness.validation).
+    """
+    return [f"++{a}" if a.startswith(OPEN_PREFIXES) and "=" in a else a for a in argv]
+
+
+def plugin_modules(overrides: Sequence[str]) -> list[str]:
+    """Module names given on the command line as ``plugins=[a.b,c.d]`` (needed before composing)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    modules: list[str] = []
+    for o in OverridesParser.create().parse_overrides([a for a in overrides if a.lstrip("+~").startswith("plugins=")]):
+        value = o.value()
+        modules.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
+    return modules
+
+
+def register_method_configs(pm: Any) -> None:
+    """Make every registered method selectable as ``method=<name>``.
+
+    Built-in methods ship ``conf/method/<name>.yaml``; a plugin method without a YAML file gets its
+    ``MethodSpec.defaults`` stored in Hydra's ConfigStore under the same group.
+    """
+    from importlib.resources import files
+
+    from hydra.core.config_store import ConfigStore
+
+    shipped = files(CONFIG_MODULE).joinpath("method")
+    store = ConfigStore.instance()
+    for name, spec in pm.methods.items():
+        if not shipped.joinpath(f"{name}.yaml").is_file():
+            store.store(group="method", name=name, node={"name": name, **dict(spec.defaults)}, provider=name)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m harness`` and the ``harness`` script."""
+    args = open_free_form(list(sys.argv[1:] if argv is None else argv))
+    try:
+        from harness.pluginmanager import get_plugin_manager
+
+        overrides, flags, multirun, inspect = split_cli(args)
+        pm = get_plugin_manager(plugin_modules(overrides))
+        register_method_configs(pm)
+        if not inspect:
+            from harness.jobs import validate_jobs
+
+            validate_jobs(overrides, flags, multirun)
+    except UserError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    sys.argv = [sys.argv[0], *args]
+    _hydra_main()
+
+
+def _task(cfg: Any) -> Any:
+    """The Hydra task: one trial in the job's output directory; returns its objective value."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from harness.report import trial_summary
+    from harness.trial import run_trial
+
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": hc.job.num} if multirun else None
+    record = run_trial(cfg, Path(hc.runtime.output_dir), overrides=list(hc.overrides.task), sweep=sweep)
+    print(trial_summary(record), flush=True)
+    if not multirun and record["status"] == "failed":
+        raise SystemExit(1)
+    return record.get("objective")
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)()

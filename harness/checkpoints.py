@@ -1,0 +1,100 @@
+"""Checkpoints of a trial: when to take them, saving their weights, and evaluating them.
+
+A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods do it through
+:class:`harness.training.HarnessCallback`); every ``train.checkpoint_every`` steps the model is saved
+(safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own
+process, so that a pruner can stop the trial between checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import TrialFailed
+
+# evaluate(model, step) -> (metrics, seconds per evaluator)
+Evaluate = Callable[[torch.nn.Module, int], tuple[dict[str, float], dict[str, float]]]
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Restore torch's RNG state afterwards, so evaluating a checkpoint never changes training."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def save_weights(model: torch.nn.Module, tokenizer: Any, directory: Path) -> Path:
+    """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    return directory
+
+
+@dataclass
+class Checkpointer:
+    """Saves and evaluates checkpoints; collects one entry per checkpoint for the trial record."""
+
+    every: int
+    directory: Path
+    save: bool = True
+    tokenizer: Any = None
+    evaluate: Evaluate | None = None
+    evaluate_intermediate: bool = True
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    eval_seconds: float = 0.0
+    last_loss: float | None = None
+
+    def check_loss(self, step: int, loss: float | None) -> None:
+        """Fail the trial on a non-finite loss (the record says at which step)."""
+        if loss is None:
+            return
+        self.last_loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrialFailed(f"training loss became {loss} at step {step}; lower the learning rate or check the data")
+
+    def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
+        """Called after optimizer step ``step``: checks the loss and checkpoints on the interval."""
+        self.check_loss(step, loss)
+        if self.every > 0 and step > 0 and step % self.every == 0:
+            self.checkpoint(step, model, final=False)
+
+    def checkpoint(self, step: int, model: torch.nn.Module, final: bool) -> dict[str, Any]:
+        """Save (and evaluate) the model at ``step``; a step already taken is only completed, not redone."""
+        entry = next((e for e in self.entries if e["step"] == step), None)
+        if entry is None:
+            entry = {"step": step, "final": final, "path": None, "metrics": {}}
+            self.entries.append(entry)
+            if self.save:
+                entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
+        entry["final"] = entry["final"] or final
+        if self.evaluate is not None and not entry["metrics"] and (final or self.evaluate_intermediate):
+            start = time.perf_counter()
+            was_training = model.training
+            with preserved_rng():
+                entry["metrics"], entry["eval_breakdown_s"] = self.evaluate(model, step)
+            model.train(was_training)
+            entry["eval_seconds"] = time.perf_counter() - start
+            self.eval_seconds += entry["eval_seconds"]
+        return entry

@@ -1,0 +1,60 @@
+"""Errors the harness raises, under one base class.
+
+A :class:`UserError` is something the user can fix (bad config, unknown method, malformed data, missing
+model). Its message is one line that names the problem and the fix; the command line prints it without a
+traceback and exits with status 2, before any compute. Everything else is a bug or a failed trial.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class UserError(HarnessError):
+    """A problem the user can fix; the message is one line naming the problem and the fix."""
+
+
+class ConfigError(UserError):
+    """The composed configuration is invalid (unknown option, out-of-range value, ...)."""
+
+
+class UnknownNameError(ConfigError):
+    """A name (method, evaluator, data source, option) that no registry knows."""
+
+    def __init__(self, kind: str, name: str, available: Iterable[str], hint: str = "") -> None:
+        choices = sorted(available)
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+        parts = [f"Unknown {kind} '{name}'."]
+        if close:
+            parts.append(f"Did you mean: {', '.join(close)}?")
+        shown = ", ".join(choices[:15]) + (f", ... ({len(choices) - 15} more)" if len(choices) > 15 else "")
+        parts.append(f"Available: {shown or '(none)'}.")
+        if hint:
+            parts.append(hint)
+        super().__init__(" ".join(parts))
+        self.kind, self.name, self.available = kind, name, choices
+
+
+class DataError(UserError):
+    """Preference data is missing, in an unknown format, or malformed (the message gives row numbers)."""
+
+
+class ModelError(UserError):
+    """A model or tokenizer cannot be found or loaded."""
+
+
+class PluginError(UserError):
+    """A plugin failed to import or does not satisfy the hook specifications."""
+
+
+class TrialFailed(HarnessError):
+    """Training diverged or otherwise failed in a way that is recorded as a failed trial (e.g. NaN loss)."""
+
+
+class TrialPruned(HarnessError):
+    """Raised from ``harness_checkpoint_evaluated`` to stop a trial early; it is recorded as pruned."""

@@ -1,0 +1,153 @@
+"""Every hook a harness plugin can implement, in one place.
+
+Plugins are modules (or objects) with functions named after these hooks, marked with
+``harness.hookimpl``. Built-in methods and evaluators are plugins of exactly this kind, registered
+through the ``harness.plugins`` entry-point group that third-party packages use too. An implementation
+may accept any subset of a hook's arguments, so adding an argument here is backwards compatible;
+removing one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from harness.data import PreferenceData
+    from harness.specs import EvaluatorSpec, MethodSpec
+
+PROJECT = "harness"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# A programmatic ("gold") reward: scores completions of prompts; higher is better.
+RewardFunction = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registration: called once, when the plugin manager is built.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_methods_register() -> Sequence[MethodSpec]:
+    """Return the training methods this plugin provides.
+
+    Called once when the plugin manager starts, before any config is composed, so that every method can
+    be selected with ``method=<name>``.
+
+    :returns: a sequence of :class:`harness.specs.MethodSpec`; results of all plugins are concatenated.
+        Two plugins registering the same name is an error naming both.
+    """
+
+
+@hookspec
+def harness_evaluators_register() -> Sequence[EvaluatorSpec]:
+    """Return the checkpoint evaluators this plugin provides.
+
+    Called once when the plugin manager starts. Evaluators are selected by name in ``eval.evaluators``.
+
+    :returns: a sequence of :class:`harness.specs.EvaluatorSpec`; results of all plugins are concatenated.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configuration: called for every trial before any compute.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_config_validate(cfg: DictConfig) -> None:
+    """Check the composed trial config and raise :class:`harness.errors.ConfigError` if it is wrong.
+
+    Called for every trial (and, for a multirun, for every job up front) before any model or data is
+    loaded. The message must be one line naming the problem and the fix.
+
+    :param cfg: the composed trial config (read-only).
+    :returns: nothing; all implementations are called.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resources: models, data and rewards for a trial.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def harness_model_resolve(name_or_path: str, cfg: DictConfig, dry_run: bool) -> str | None:
+    """Map a symbolic model name (for example ``toyworld``) to a local directory.
+
+    Called when a trial loads its model (and, with ``dry_run``, when its config is validated), before
+    falling back to a local path or a Hub id.
+
+    :param name_or_path: ``model.name_or_path`` from the config.
+    :param cfg: the trial config.
+    :param dry_run: if true, build or download nothing: only claim the name and say where it would be.
+    :returns: a directory that ``from_pretrained`` can load, or ``None`` if this plugin does not own the
+        name. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
+    """Load, validate and split the preference data configured in ``cfg.data``.
+
+    Called once per trial, before training. Also called during validation with the same config, so a
+    malformed file is reported before any compute.
+
+    :param cfg: the trial config.
+    :returns: :class:`harness.data.PreferenceData`, or ``None`` if this plugin does not own
+        ``cfg.data.source``. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_gold_reward(cfg: DictConfig) -> RewardFunction | None:
+    """Return the programmatic ("gold") reward of the configured data source, if it has one.
+
+    The toy world defines one; a plugin can register one for its own data. Evaluators use it to score
+    policy samples.
+
+    :param cfg: the trial config.
+    :returns: ``reward(prompts, completions) -> scores`` or ``None``. Stops at the first non-None result.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Trial lifecycle.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
+    """Called when a trial starts, after validation and before its model is loaded.
+
+    :param cfg: the trial config.
+    :param trial_dir: the directory that will hold the trial record and checkpoints.
+    """
+
+
+@hookspec
+def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any]) -> None:
+    """Called after a checkpoint has been evaluated, from the trial's own process.
+
+    A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner).
+
+    :param cfg: the trial config.
+    :param step: the optimizer step of the checkpoint (0 is the reference model).
+    :param metrics: the evaluators' metrics for that checkpoint.
+    """
+
+
+@hookspec
+def harness_trial_end(record: Mapping[str, Any]) -> None:
+    """Called when a trial ends, successfully or not, after its record has been written.
+
+    :param record: the trial record (see :mod:`harness.records`).
+    """

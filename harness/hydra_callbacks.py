@@ -1,0 +1,27 @@
+"""Hydra callbacks: thin triggers for work that lives in modules that also run on their own.
+
+Hydra turns exceptions raised in callbacks into warnings, so nothing important happens here beyond calling
+:func:`harness.leaderboard.write_leaderboard`, which users can also run as ``python -m harness.leaderboard``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class WriteLeaderboard(Callback):
+    """When a multirun ends, write ``<leaderboard.dir>/<sweep name>/leaderboard.{md,csv}`` and print it."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: D102 (Hydra hook)
+        from harness.leaderboard import console_table, write_leaderboard
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        out = Path(config.leaderboard.dir) / sweep_dir.name
+        board = write_leaderboard([sweep_dir], out, title=sweep_dir.name)
+        if config.leaderboard.get("print", True):
+            print(f"\nLeaderboard ({len(board.records)} trials) -> {out / 'leaderboard.md'}\n")
+            print(console_table(board), flush=True)

@@ -1,0 +1,109 @@
+"""Composing and validating every job of a run before Hydra launches any of them.
+
+Hydra composes a multirun's job configs one at a time, as it launches them, so a bad value in the last job
+would surface only after the first jobs trained. Here the sweep is expanded the way Hydra's basic sweeper
+expands it, each job's config is composed with Hydra's compose API, and each is validated. Hydra's own
+composition errors are turned into one line naming the problem and the choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import ConfigError, UnknownNameError
+
+_GROUPS_NOT_VALIDATED = ("hydra",)
+
+
+def _parse(overrides: Sequence[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"Cannot parse the command line: {str(exc).splitlines()[0]}") from None
+
+
+def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override list of each job: one job for a run; the basic sweeper's cartesian product for -m."""
+    parsed = [o for o in _parse(overrides) if not o.key_or_group.startswith(_GROUPS_NOT_VALIDATED)]
+    if any(o.key_or_group == "hydra/sweeper" for o in _parse(overrides)):
+        # Another sweeper (e.g. Optuna) decides the jobs; validate the fixed (non-sweep) overrides only.
+        parsed = [o for o in parsed if not o.is_sweep_override()]
+        multirun = False
+    if not multirun:
+        if any(o.is_sweep_override() for o in parsed):
+            raise ConfigError("A sweep (a,b or range/choice) needs multirun: add -m, e.g. python -m harness -m "
+                              + " ".join(o.input_line for o in parsed if o.is_sweep_override()))
+        return [[o.input_line for o in parsed]]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return [job for batch in batches for job in batch]
+
+
+def _check_groups(loader: Any, overrides: list[Any]) -> None:
+    for o in overrides:
+        if "/" in o.key_or_group or o.is_package_rename():
+            continue
+        options = loader.get_group_options(o.key_or_group)
+        if not options or o.is_delete():
+            continue
+        value = o.value()
+        if isinstance(value, str) and value not in options:
+            raise UnknownNameError(o.key_or_group, value, options)
+
+
+def _check_keys(base: DictConfig, overrides: list[Any]) -> None:
+    for o in overrides:
+        if o.is_add() or o.is_force_add() or o.is_delete() or o.key_or_group.startswith("hydra"):
+            continue
+        key = o.key_or_group
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(base, parent_key) if parent_key else base
+        if not isinstance(parent, DictConfig) or leaf not in parent:
+            siblings = [f"{parent_key}.{k}" if parent_key else str(k) for k in parent.keys()] \
+                if isinstance(parent, DictConfig) else []
+            raise UnknownNameError("option", key, siblings, hint=f"To add a new key use +{key}=<value>.")
+
+
+def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
+    """Compose one job's config with Hydra's compose API; Hydra's errors become one-line ConfigErrors."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.app import CONFIG_MODULE, CONFIG_NAME
+
+    name = flags.get("--config-name") or flags.get("-cn") or CONFIG_NAME
+    config_dir = flags.get("--config-dir") or flags.get("-cd")
+    init = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir \
+        else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+    with init:
+        parsed = _parse(job)
+        loader = GlobalHydra.instance().config_loader()
+        _check_groups(loader, parsed)
+        groups_only = [o.input_line for o in parsed if loader.get_group_options(o.key_or_group)]
+        try:
+            _check_keys(compose(name, overrides=groups_only), parsed)
+            return compose(name, overrides=job)
+        except (HydraException, OmegaConfBaseException) as exc:
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise ConfigError(f"Invalid config ({' '.join(job) or 'defaults'}): {first}") from None
+
+
+def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> int:
+    """Compose and validate the config of every job; returns the number of jobs. Raises UserError."""
+    from harness.pluginmanager import get_plugin_manager
+    from harness.validation import validate_trial_config
+
+    jobs = expand_jobs(overrides, multirun)
+    for job in jobs:
+        cfg = compose_job(job, flags)
+        validate_trial_config(cfg, get_plugin_manager(list(cfg.get("plugins") or [])))
+    return len(jobs)

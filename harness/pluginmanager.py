@@ -1,0 +1,148 @@
+"""The plugin manager: finds plugins, checks them against the hookspecs, and indexes what they register.
+
+Plugins come from two places, handled identically: the ``harness.plugins`` entry-point group (where the
+built-in methods and evaluators are registered too) and module names listed in config
+(``plugins=[my_pkg.my_method]``). A plugin that fails to import, or that implements a hook with a wrong
+name or signature, stops the run with one line naming the plugin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import PluginError, UnknownNameError
+from harness.specs import EvaluatorSpec, MethodSpec
+
+ENTRY_POINT_GROUP = "harness.plugins"
+
+
+class HarnessPluginManager(pluggy.PluginManager):
+    """A pluggy manager for the ``harness`` project, with registries of methods and evaluators."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self._sources: dict[str, str] = {}  # plugin name -> where it came from, for error messages
+
+    def register_plugin(self, plugin: ModuleType | Any, name: str, source: str) -> None:
+        """Register one plugin object, turning pluggy's validation errors into a one-line PluginError."""
+        if self.has_plugin(name) or self.is_registered(plugin):
+            return
+        try:
+            self.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"Plugin '{name}' ({source}) does not satisfy the hookspecs: {exc}") from exc
+        self._sources[name] = source
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Import and register every plugin advertised in the entry-point ``group``."""
+        for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
+            if self.has_plugin(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist else "unknown distribution"
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # any import failure is the plugin's fault, name it
+                raise PluginError(
+                    f"Error importing plugin '{ep.name}' (entry point {ep.value} from {dist}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self.register_plugin(plugin, ep.name, f"entry point from {dist}")
+
+    def load_modules(self, names: Iterable[str]) -> None:
+        """Import and register plugin modules named by their dotted import path."""
+        for name in names:
+            if self.has_plugin(name):
+                continue
+            try:
+                module = importlib.import_module(name)
+            except Exception as exc:
+                raise PluginError(
+                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {exc}. "
+                    "Check the module path and that its package is installed or on PYTHONPATH."
+                ) from exc
+            self.register_plugin(module, name, "named in config")
+
+    def check(self) -> None:
+        """Fail on hook implementations that match no hookspec (a typo in a hook name)."""
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"Plugin '{exc.plugin_name}' implements an unknown hook: {exc}") from exc
+
+    # -- registries ---------------------------------------------------------------------------------
+
+    def _collect(self, hook_results: list[Sequence[Any]], kind: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for specs in hook_results:
+            for spec in specs:
+                if spec.name in found:
+                    raise PluginError(f"Two plugins register the {kind} '{spec.name}'; uninstall or rename one.")
+                found[spec.name] = spec
+        return dict(sorted(found.items()))
+
+    @cached_property
+    def methods(self) -> dict[str, MethodSpec]:
+        """All registered methods by name."""
+        return self._collect(self.hook.harness_methods_register(), "method")
+
+    @cached_property
+    def evaluators(self) -> dict[str, EvaluatorSpec]:
+        """All registered evaluators by name."""
+        return self._collect(self.hook.harness_evaluators_register(), "evaluator")
+
+    def method(self, name: str) -> MethodSpec:
+        """The method registered as ``name``; an UnknownNameError with suggestions otherwise."""
+        try:
+            return self.methods[name]
+        except KeyError:
+            raise UnknownNameError(
+                "method", name, self.methods, hint="Install its plugin or list its module in `plugins=[...]`."
+            ) from None
+
+    def evaluator(self, name: str) -> EvaluatorSpec:
+        """The evaluator registered as ``name``; an UnknownNameError with suggestions otherwise."""
+        try:
+            return self.evaluators[name]
+        except KeyError:
+            raise UnknownNameError("evaluator", name, self.evaluators) from None
+
+    def invalidate(self) -> None:
+        """Forget cached registries (after registering more plugins)."""
+        self.__dict__.pop("methods", None)
+        self.__dict__.pop("evaluators", None)
+
+
+_MANAGER: HarnessPluginManager | None = None
+
+
+def get_plugin_manager(modules: Iterable[str] = ()) -> HarnessPluginManager:
+    """Return the process-wide plugin manager with entry-point plugins and ``modules`` registered.
+
+    Built once per process (a multirun's trials share it); later calls only add modules not seen yet.
+    """
+    global _MANAGER
+    if _MANAGER is None:
+        pm = HarnessPluginManager()
+        pm.load_entry_points()
+        _MANAGER = pm
+    modules = [m for m in modules if not _MANAGER.has_plugin(m)]
+    if modules:
+        _MANAGER.load_modules(modules)
+        _MANAGER.invalidate()
+    _MANAGER.check()
+    return _MANAGER
+
+
+def reset_plugin_manager() -> None:
+    """Drop the process-wide manager (tests use this to start from a clean registry)."""
+    global _MANAGER
+    _MANAGER = None

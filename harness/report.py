@@ -1,0 +1,36 @@
+"""Human-readable summaries of one trial, printed when a trial ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.leaderboard import final_checkpoint
+
+
+def _num(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def trial_summary(record: dict[str, Any]) -> str:
+    """A few lines: status, hyperparameters, the final metrics beside the reference model's, cost, record path."""
+    hp = ", ".join(f"{k}={v}" for k, v in record["hyperparameters"].items() if not k.startswith("trl."))
+    head = f"[harness] {record['method']} ({hp}): {record['status']}"
+    lines = [head]
+    if record.get("error"):
+        lines.append(f"  reason: {record['error']['message']}")
+    final = final_checkpoint(record).get("metrics") or {}
+    reference = (record.get("reference") or {}).get("metrics") or {}
+    keys = [k for k in dict.fromkeys([*reference, *final]) if not k.endswith("_se")]
+    if keys:
+        lines.append(f"  {'metric':<22}{'reference':>12}{'final':>12}")
+        for key in keys:
+            se = final.get(f"{key}_se")
+            suffix = f"  ± {se:.3f}" if isinstance(se, float) else ""
+            lines.append(f"  {key:<22}{_num(reference.get(key)):>12}{_num(final.get(key)):>12}{suffix}")
+        lines.append(f"  on {record.get('eval_prompts')} held-out prompts; kl in nats per sequence")
+    t = record.get("timings") or {}
+    mem = record.get("peak_memory") or {}
+    lines.append(f"  steps {record.get('train', {}).get('steps')}, train {t.get('train_s', 0):.1f} s, "
+                 f"total {t.get('total_s', 0):.1f} s, peak memory {mem.get('cuda_peak_mb') or mem.get('rss_peak_mb')} MB")
+    lines.append(f"  record: {record.get('_path') or str(record.get('trial_dir', '')) + '/trial.json'}")
+    return "\n".join(lines)

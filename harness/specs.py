@@ -1,0 +1,74 @@
+"""What a plugin hands to the harness: the description of a method or an evaluator.
+
+Plugins return these from the registration hooks in :mod:`harness.hookspecs`. They are plain frozen
+dataclasses so that the core can list, validate and document them without knowing any method by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.evaluation import EvalContext
+    from harness.training import TrainContext
+
+DataKind = Literal["pairwise", "unpaired"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A training method, as registered by a plugin.
+
+    Attributes:
+        name: the value users pass as ``method=<name>``.
+        train: ``train(ctx) -> None``; trains ``ctx.policy`` on ``ctx.train_data`` and calls
+            ``ctx.callbacks`` (checkpointing, NaN detection, progress) through the trainer it builds.
+        data_kind: "pairwise" (prompt/chosen/rejected) or "unpaired" (prompt/completion/label). Pairwise
+            data is converted automatically for unpaired methods.
+        models_in_memory: how many full models the method holds while training (policy, reference,
+            reward, value): the seed's "Compute" column, checked by the measured peak memory.
+        needs_reference: whether a frozen reference model must be loaded for training.
+        defaults: the method's default config (``conf/method/<name>.yaml`` for built-ins). Used to
+            register the config group entry when no YAML file provides one.
+        search_space: suggested sweep space in Hydra's sweeper syntax, e.g.
+            ``{"beta": "tag(log, interval(0.01, 0.5))"}`` (keys are relative to ``method``).
+        lr_range: sane learning-rate range for real models (from the seed), used by health checks.
+        config_class: import path (``"package.module:Class"``) of the config dataclass whose fields may be
+            set under ``method.trl``; unknown keys there are rejected before any compute. A path rather than
+            the class so that registering a method does not import its trainer library. ``None``: no such
+            class (``method.trl`` must then be empty).
+        validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for a
+            value out of range. Called before any compute.
+        description: one line shown in listings and the leaderboard.
+    """
+
+    name: str
+    train: Callable[[TrainContext], None]
+    data_kind: DataKind = "pairwise"
+    models_in_memory: int = 2
+    needs_reference: bool = True
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, str] = field(default_factory=dict)
+    lr_range: tuple[float, float] = (5e-7, 5e-6)
+    config_class: str | None = None
+    validate: Callable[[Any], None] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """A checkpoint evaluator, as registered by a plugin.
+
+    Attributes:
+        name: the value listed in ``eval.evaluators``.
+        evaluate: ``evaluate(ctx) -> dict[str, float]``; metrics for the checkpoint in ``ctx``. Shared,
+            expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
+            computes each once per checkpoint.
+        description: one line for listings.
+    """
+
+    name: str
+    evaluate: Callable[[EvalContext], Mapping[str, float]]
+    description: str = ""

@@ -1,0 +1,233 @@
+"""The trial runner: one method, trained and evaluated on one config, leaving one record.
+
+``run_trial`` loads data and models through the plugin manager, evaluates the reference model once (the
+baseline every checkpoint is compared with), hands a :class:`harness.training.TrainContext` to the method
+plugin, evaluates the final model, and writes the trial record. Any exception inside a trial is recorded as a
+failed trial with its reason and never escapes, so a multirun goes on; a pruned trial is recorded as pruned.
+A record with status ``running`` is written first, so a killed process leaves a trace.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from harness import models
+from harness.checkpoints import Checkpointer
+from harness.data import PreferenceData, to_unpaired
+from harness.errors import DataError, TrialPruned
+from harness.evaluation import EvalContext, Reference, evaluate_checkpoint
+from harness.memory import MemoryMonitor
+from harness.pluginmanager import HarnessPluginManager, get_plugin_manager
+from harness.records import RECORD_NAME, library_versions, write_record
+from harness.specs import MethodSpec
+from harness.training import TrainContext
+from harness.validation import validate_trial_config
+
+
+def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys: {"trl": {"loss_type": "x"}} -> {"trl.loss_type": "x"}."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """The trial's hyperparameters: every ``method`` key but its name (dotted), plus the seed."""
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    assert isinstance(method, dict)
+    method.pop("name", None)
+    return {**flatten(method), "seed": int(cfg.seed)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_data(pm: HarnessPluginManager, cfg: DictConfig) -> PreferenceData:
+    """The preference data of ``cfg.data``, from the plugin that owns ``cfg.data.source``."""
+    data = pm.hook.harness_data_load(cfg=cfg)
+    if data is None:
+        raise DataError(f"No plugin loads data.source={cfg.data.source!r}; use data=toy or data=files, "
+                        "or install the plugin that provides it.")
+    return data
+
+
+def data_for_method(data: PreferenceData, spec: MethodSpec) -> tuple[Any, Any]:
+    """Train and eval datasets in the kind the method needs (pairwise data is unpaired for KTO-like methods)."""
+    if spec.data_kind == data.format.kind:
+        return data.train, data.eval
+    if spec.data_kind == "unpaired":
+        return to_unpaired(data.train), (to_unpaired(data.eval) if data.eval is not None else None)
+    raise DataError(f"method {spec.name} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "
+                    "(prompt/completion/label); use an unpaired method such as method=kto, or pairwise data.")
+
+
+class TrialRun:
+    """State of one running trial; ``run()`` returns the final record."""
+
+    def __init__(self, cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),
+                 sweep: dict[str, Any] | None = None) -> None:
+        self.cfg = cfg
+        self.trial_dir = Path(trial_dir)
+        self.pm = get_plugin_manager(list(cfg.get("plugins") or []))
+        self.spec = self.pm.method(cfg.method.name)
+        self.timings: dict[str, float] = {}
+        self.monitor = MemoryMonitor()
+        self.record: dict[str, Any] = {
+            "trial_id": f"{sweep['name']}/{sweep['job']}" if sweep else str(self.trial_dir),
+            "status": "running",
+            "error": None,
+            "method": self.spec.name,
+            "method_description": self.spec.description,
+            "data_kind": self.spec.data_kind,
+            "models_in_memory": self.spec.models_in_memory,
+            "hyperparameters": hyperparameters(cfg),
+            "overrides": list(overrides),
+            "sweep": sweep,
+            "trial_dir": str(self.trial_dir),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "reference": None,
+            "checkpoints": [],
+            "train": {},
+            "timings": self.timings,
+            "peak_memory": None,
+            "versions": library_versions(),
+            "host": {"hostname": socket.gethostname(), "device": None, "precision": None,
+                     "torch_threads": torch.get_num_threads()},
+            "started_at": _now(),
+            "finished_at": None,
+        }
+        self.checkpointer: Checkpointer | None = None
+
+    def _write(self) -> None:
+        write_record(self.trial_dir / RECORD_NAME, self.record)
+
+    def run(self) -> dict[str, Any]:
+        """Run the trial to completion, failure or pruning; write and return its record."""
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+        self._write()
+        start = time.perf_counter()
+        try:
+            self._run()
+            self.record["status"] = "completed"
+        except TrialPruned as exc:
+            self.record["status"] = "pruned"
+            self.record["error"] = {"type": "TrialPruned", "message": str(exc) or "pruned",
+                                    "step": self.checkpointer.entries[-1]["step"] if self.checkpointer and
+                                    self.checkpointer.entries else 0}
+        except Exception as exc:  # a failing trial is recorded as failed; the sweep goes on
+            self.record["status"] = "failed"
+            self.record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc)
+                                    else type(exc).__name__, "traceback": traceback.format_exc()}
+        finally:
+            if self.monitor._thread is not None and self.record["peak_memory"] is None:
+                self.record["peak_memory"] = self.monitor.stop()
+            if self.checkpointer is not None:
+                self.record["checkpoints"] = self.checkpointer.entries
+            self.timings["total_s"] = round(time.perf_counter() - start, 3)
+            self.record["finished_at"] = _now()
+            self._write()
+            self.pm.hook.harness_trial_end(record=self.record)
+            gc.collect()
+        return self.record
+
+    def _run(self) -> None:
+        cfg, spec, pm = self.cfg, self.spec, self.pm
+        t = time.perf_counter()
+        validate_trial_config(cfg, pm)
+        pm.hook.harness_trial_start(cfg=cfg, trial_dir=self.trial_dir)
+        if int(cfg.train.num_threads) > 0:
+            torch.set_num_threads(int(cfg.train.num_threads))
+        torch.manual_seed(int(cfg.seed))
+        device = models.resolve_device(cfg.train.device)
+        precision = models.resolve_precision(cfg.train.precision, device)
+        self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads())
+
+        data = load_data(pm, cfg)
+        train_data, eval_data = data_for_method(data, spec)
+        self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
+                               "format": data.format.kind, "report": data.report.as_dict()
+                               if hasattr(data.report, "as_dict") else None}
+        model_path = models.resolve_model_path(pm, cfg)
+        tokenizer = models.load_tokenizer(model_path, cfg.model)
+        dtype = models.weights_dtype(cfg.model, precision)
+        policy = models.load_causal_lm(model_path, cfg.model, dtype, device)
+        peft_config = models.lora_config(cfg.model)
+
+        def load_reference() -> torch.nn.Module:
+            return models.load_causal_lm(model_path, cfg.model, dtype, device)
+
+        train_reference = load_reference() if spec.needs_reference and peft_config is None else None
+        if train_reference is not None:
+            reference = Reference(model=train_reference)
+        elif peft_config is not None:
+            reference = Reference()  # the adapter-disabled policy
+        else:
+            reference = Reference(loader=load_reference)  # loaded only while evaluating
+        self.record["train"]["parameters"] = models.count_parameters(policy)
+
+        evaluators = [pm.evaluator(name) for name in cfg.eval.evaluators]
+        gold = pm.hook.harness_gold_reward(cfg=cfg)
+        num_prompts = cfg.eval.num_prompts
+        prompts = data.eval_prompts[: int(num_prompts)] if num_prompts else data.eval_prompts
+        self.record["eval_prompts"] = len(prompts)
+
+        def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False):
+            with self.monitor.paused():
+                ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=reference, tokenizer=tokenizer,
+                                  prompts=prompts, gold_reward=gold, is_reference=is_reference)
+                metrics, seconds = evaluate_checkpoint(evaluators, ctx)
+            if not is_reference:
+                pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step, metrics=metrics)
+            return metrics, seconds
+
+        self.timings["setup_s"] = round(time.perf_counter() - t, 3)
+
+        t = time.perf_counter()
+        ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
+        self.record["reference"] = {"metrics": ref_metrics, "eval_breakdown_s": ref_seconds}
+        self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
+
+        self.checkpointer = Checkpointer(
+            every=int(cfg.train.checkpoint_every), directory=self.trial_dir / "checkpoints",
+            save=bool(cfg.train.save_checkpoints), tokenizer=tokenizer, evaluate=evaluate,
+            evaluate_intermediate=cfg.eval.checkpoints == "all",
+        )
+        ctx = TrainContext(cfg=cfg, spec=spec, tokenizer=tokenizer, policy=policy, reference=train_reference,
+                           peft_config=peft_config, train_data=train_data, eval_data=eval_data,
+                           output_dir=self.trial_dir / "trainer", device=device, precision=precision,
+                           checkpointer=self.checkpointer)
+        t = time.perf_counter()
+        self.monitor.start()
+        trained = spec.train(ctx)
+        self.record["peak_memory"] = self.monitor.stop()
+        train_s = time.perf_counter() - t - self.checkpointer.eval_seconds  # minus intermediate evaluations
+        self.record["train"].update(steps=ctx.steps_done, final_loss=self.checkpointer.last_loss,
+                                    log_history=ctx.log_history)
+        if trained is None:
+            raise RuntimeError(f"method {spec.name} returned no model from train(ctx)")
+        self.checkpointer.check_loss(ctx.steps_done, self.checkpointer.last_loss)
+        self.checkpointer.checkpoint(ctx.steps_done, trained, final=True)
+        self.timings["train_s"] = round(train_s, 3)
+        self.timings["eval_s"] = round(self.checkpointer.eval_seconds, 3)
+
+
+def run_trial(cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),
+              sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one trial and return its record (also written to ``trial_dir/trial.json``)."""
+    return TrialRun(cfg, trial_dir, overrides, sweep).run()

@@ -1,0 +1,28 @@
+"""Evaluator ``gold_reward``: mean programmatic reward of policy samples on held-out prompts.
+
+The reward comes from the data source (``harness_gold_reward``; the toy world defines one). Data without a
+gold reward yields no metric rather than an error, so the same eval config works everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import EvaluatorSpec, hookimpl
+from harness.evaluation import mean_and_se
+
+
+def evaluate(ctx: Any) -> dict[str, float]:
+    """``gold_reward`` (mean) and ``gold_reward_se`` (its standard error), or {} without a gold reward."""
+    rewards = ctx.gold_rewards
+    if rewards is None:
+        return {}
+    mean, se = mean_and_se(rewards)
+    return {"gold_reward": mean, "gold_reward_se": se}
+
+
+@hookimpl
+def harness_evaluators_register() -> list[EvaluatorSpec]:
+    """The gold-reward evaluator."""
+    return [EvaluatorSpec(name="gold_reward", evaluate=evaluate,
+                          description="mean gold (programmatic) reward of policy samples on held-out prompts")]

@@ -1,0 +1,62 @@
+"""KTO on ``trl.KTOTrainer``: unpaired (thumbs up/down) data; pairwise data is unpaired by the harness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from harness import MethodSpec, hookimpl
+from harness_plugins._defaults import method_defaults
+
+
+def kto_loss(
+    chosen_logratios: torch.Tensor,
+    rejected_logratios: torch.Tensor,
+    kl: torch.Tensor,
+    *,
+    beta: float,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> torch.Tensor:
+    """Mean KTO loss (Ethayarajh et al. 2024, eq. 7) over the desirable and undesirable examples of a batch.
+
+    ``*_logratios`` have shape [n_desirable] / [n_undesirable]: logπ(y|x) - logπ_ref(y|x) summed over the
+    completion. ``kl`` is the batch's reference point z0: the mean log-ratio of mismatched (prompt, completion)
+    pairs, clamped at 0. Desirable: 1 - σ(β(r - z0)); undesirable: 1 - σ(β(z0 - r)).
+    """
+    chosen = desirable_weight * (1 - torch.sigmoid(beta * (chosen_logratios - kl)))
+    rejected = undesirable_weight * (1 - torch.sigmoid(beta * (kl - rejected_logratios)))
+    return torch.cat([chosen, rejected]).nanmean()
+
+
+def train(ctx: Any) -> torch.nn.Module:
+    """Train with TRL's KTOTrainer. The data is shuffled first (seeded): KTO samples sequentially and takes the
+    KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit side by side."""
+    from trl import KTOConfig, KTOTrainer
+
+    trainer = KTOTrainer(
+        model=ctx.policy,
+        ref_model=ctx.reference,
+        args=ctx.trl_config(KTOConfig),
+        train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)),
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.trainer_callbacks(),
+    )
+    trainer.train()
+    return trainer.model
+
+
+@hookimpl
+def harness_methods_register() -> list[MethodSpec]:
+    """KTO: Kahneman-Tversky Optimization."""
+    return [
+        MethodSpec(
+            name="kto", train=train, data_kind="unpaired", models_in_memory=2, needs_reference=True,
+            defaults=method_defaults("kto"), lr_range=(5e-7, 5e-6), config_class="trl:KTOConfig",
+            description="Kahneman-Tversky Optimization (unpaired thumbs up/down)",
+            search_space={"beta": "tag(log, interval(0.02, 0.5))",
+                          "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+        )
+    ]
