@@ -28,7 +28,12 @@ class UnknownNameError(ConfigError):
 
     def __init__(self, kind: str, name: str, available: Iterable[str], hint: str = "") -> None:
         choices = sorted(available)
-        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+        # Compare the last dotted component, so that "method.bta" suggests "method.beta", not "method.trl".
+        by_leaf: dict[str, list[str]] = {}
+        for choice in choices:
+            by_leaf.setdefault(choice.rsplit(".", 1)[-1], []).append(choice)
+        leaves = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(by_leaf), n=3, cutoff=0.6)
+        close = [choice for leaf in leaves for choice in by_leaf[leaf]]
         parts = [f"Unknown {kind} '{name}'."]
         if close:
             parts.append(f"Did you mean: {', '.join(close)}?")

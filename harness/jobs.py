@@ -48,7 +48,7 @@ def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
 
 def _check_groups(loader: Any, overrides: list[Any]) -> None:
     for o in overrides:
-        if "/" in o.key_or_group or o.is_package_rename():
+        if "/" in o.key_or_group or o.package is not None:
             continue
         options = loader.get_group_options(o.key_or_group)
         if not options or o.is_delete():
@@ -66,7 +66,7 @@ def _check_keys(base: DictConfig, overrides: list[Any]) -> None:
         parent_key, _, leaf = key.rpartition(".")
         parent = OmegaConf.select(base, parent_key) if parent_key else base
         if not isinstance(parent, DictConfig) or leaf not in parent:
-            siblings = [f"{parent_key}.{k}" if parent_key else str(k) for k in parent.keys()] \
+            siblings = [f"{parent_key}.{k}" if parent_key else str(k) for k in parent] \
                 if isinstance(parent, DictConfig) else []
             raise UnknownNameError("option", key, siblings, hint=f"To add a new key use +{key}=<value>.")
 

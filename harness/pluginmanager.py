@@ -76,7 +76,8 @@ class HarnessPluginManager(pluggy.PluginManager):
         try:
             self.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"Plugin '{exc.plugin_name}' implements an unknown hook: {exc}") from exc
+            name = self.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"Plugin '{name}' implements an unknown hook: {exc}") from exc
 
     # -- registries ---------------------------------------------------------------------------------
 

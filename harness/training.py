@@ -132,6 +132,9 @@ def trl_overrides(method_cfg: DictConfig) -> dict[str, Any]:
     trl = method_cfg.get("trl")
     if not trl:
         return {}
+    if not isinstance(trl, DictConfig):
+        raise ConfigError(f"method.trl must be a mapping of TRL config fields, got {trl!r}; set fields one by one, "
+                          "e.g. method.trl.max_length=64.")
     return OmegaConf.to_container(trl, resolve=True)  # type: ignore[return-value]
 
 

@@ -146,7 +146,8 @@ class TrialRun:
             gc.collect()
         return self.record
 
-    def _run(self) -> None:
+    def prepare(self, evaluate_reference: bool = True) -> TrainContext:
+        """Validate, load data and models, evaluate the reference model; returns the method's context."""
         cfg, spec, pm = self.cfg, self.spec, self.pm
         t = time.perf_counter()
         validate_trial_config(cfg, pm)
@@ -197,34 +198,38 @@ class TrialRun:
             return metrics, seconds
 
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
-
-        t = time.perf_counter()
-        ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
-        self.record["reference"] = {"metrics": ref_metrics, "eval_breakdown_s": ref_seconds}
-        self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
+        if evaluate_reference:
+            t = time.perf_counter()
+            ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
+            self.record["reference"] = {"metrics": ref_metrics, "eval_breakdown_s": ref_seconds}
+            self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
 
         self.checkpointer = Checkpointer(
             every=int(cfg.train.checkpoint_every), directory=self.trial_dir / "checkpoints",
             save=bool(cfg.train.save_checkpoints), tokenizer=tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
         )
-        ctx = TrainContext(cfg=cfg, spec=spec, tokenizer=tokenizer, policy=policy, reference=train_reference,
-                           peft_config=peft_config, train_data=train_data, eval_data=eval_data,
-                           output_dir=self.trial_dir / "trainer", device=device, precision=precision,
-                           checkpointer=self.checkpointer)
+        return TrainContext(cfg=cfg, spec=spec, tokenizer=tokenizer, policy=policy, reference=train_reference,
+                            peft_config=peft_config, train_data=train_data, eval_data=eval_data,
+                            output_dir=self.trial_dir / "trainer", device=device, precision=precision,
+                            checkpointer=self.checkpointer)
+
+    def _run(self) -> None:
+        ctx = self.prepare()
+        checkpointer = ctx.checkpointer
         t = time.perf_counter()
         self.monitor.start()
-        trained = spec.train(ctx)
+        trained = self.spec.train(ctx)
         self.record["peak_memory"] = self.monitor.stop()
-        train_s = time.perf_counter() - t - self.checkpointer.eval_seconds  # minus intermediate evaluations
-        self.record["train"].update(steps=ctx.steps_done, final_loss=self.checkpointer.last_loss,
+        train_s = time.perf_counter() - t - checkpointer.eval_seconds  # minus intermediate evaluations
+        self.record["train"].update(steps=ctx.steps_done, final_loss=checkpointer.last_loss,
                                     log_history=ctx.log_history)
         if trained is None:
-            raise RuntimeError(f"method {spec.name} returned no model from train(ctx)")
-        self.checkpointer.check_loss(ctx.steps_done, self.checkpointer.last_loss)
-        self.checkpointer.checkpoint(ctx.steps_done, trained, final=True)
+            raise RuntimeError(f"method {self.spec.name} returned no model from train(ctx)")
+        checkpointer.check_loss(ctx.steps_done, checkpointer.last_loss)
+        checkpointer.checkpoint(ctx.steps_done, trained, final=True)
         self.timings["train_s"] = round(train_s, 3)
-        self.timings["eval_s"] = round(self.checkpointer.eval_seconds, 3)
+        self.timings["eval_s"] = round(checkpointer.eval_seconds, 3)
 
 
 def run_trial(cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),

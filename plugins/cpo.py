@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
-from harness_plugins._defaults import method_defaults
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # we use trl.experimental on purpose
 
@@ -51,30 +51,26 @@ def cpo_loss(
     return losses.mean() + cpo_alpha * chosen_nll
 
 
-def _train(ctx: Any, **fixed: Any) -> torch.nn.Module:
+def build_trainer(ctx: Any) -> Any:
+    """TRL's CPOTrainer for ``ctx``; ``method.gamma`` (SimPO) becomes ``simpo_gamma``."""
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     renames = {"beta": "beta", "gamma": "simpo_gamma"} if "gamma" in ctx.method_cfg else {"beta": "beta"}
-    trainer = CPOTrainer(
+    return CPOTrainer(
         model=ctx.policy,
-        args=ctx.trl_config(CPOConfig, renames, **fixed),
+        args=ctx.trl_config(CPOConfig, renames),
         train_dataset=ctx.train_data,
         processing_class=ctx.tokenizer,
         peft_config=ctx.peft_config,
         callbacks=ctx.trainer_callbacks(),
     )
+
+
+def train(ctx: Any) -> torch.nn.Module:
+    """Train with CPOTrainer (CPO or SimPO, as ``method.trl.loss_type`` says); returns the trained model."""
+    trainer = build_trainer(ctx)
     trainer.train()
     return trainer.model
-
-
-def train_cpo(ctx: Any) -> torch.nn.Module:
-    """Train with CPOTrainer's configured CPO loss (sigmoid by default) plus the NLL term."""
-    return _train(ctx)
-
-
-def train_simpo(ctx: Any) -> torch.nn.Module:
-    """Train with CPOTrainer's SimPO loss (length-normalised, target margin ``method.gamma``)."""
-    return _train(ctx)
 
 
 def _loss_type(method_cfg: Any) -> str:
@@ -102,12 +98,12 @@ def harness_methods_register() -> list[MethodSpec]:
     common = dict(data_kind="pairwise", models_in_memory=1, needs_reference=False,
                   config_class="trl.experimental.cpo:CPOConfig")
     return [
-        MethodSpec(name="cpo", train=train_cpo, defaults=method_defaults("cpo"), validate=_validate_cpo,
+        MethodSpec(name="cpo", train=train, defaults=method_defaults("cpo"), validate=_validate_cpo,
                    lr_range=(5e-7, 5e-6), description="Contrastive Preference Optimization",
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
                    **common),
-        MethodSpec(name="simpo", train=train_simpo, defaults=method_defaults("simpo"), validate=_validate_simpo,
+        MethodSpec(name="simpo", train=train, defaults=method_defaults("simpo"), validate=_validate_simpo,
                    lr_range=(3e-7, 1e-6), description="Simple Preference Optimization (reference-free)",
                    search_space={"beta": "interval(1.0, 10.0)", "gamma": "interval(0.0, 1.5)",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
-from harness_plugins._defaults import method_defaults
 
 
 def dpo_loss(
@@ -54,11 +54,11 @@ def dpo_loss(
     return losses.mean()
 
 
-def train(ctx: Any) -> torch.nn.Module:
-    """Train ``ctx.policy`` with TRL's DPOTrainer against ``ctx.reference`` (or the LoRA-disabled base)."""
+def build_trainer(ctx: Any) -> Any:
+    """TRL's DPOTrainer for ``ctx``: the policy against ``ctx.reference`` (or the LoRA-disabled base)."""
     from trl import DPOConfig, DPOTrainer
 
-    trainer = DPOTrainer(
+    return DPOTrainer(
         model=ctx.policy,
         ref_model=ctx.reference,
         args=ctx.trl_config(DPOConfig),
@@ -67,6 +67,11 @@ def train(ctx: Any) -> torch.nn.Module:
         peft_config=ctx.peft_config,
         callbacks=ctx.trainer_callbacks(),
     )
+
+
+def train(ctx: Any) -> torch.nn.Module:
+    """Train with DPOTrainer; returns the trained model."""
+    trainer = build_trainer(ctx)
     trainer.train()
     return trainer.model
 

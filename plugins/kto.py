@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
-from harness_plugins._defaults import method_defaults
 
 
 def kto_loss(
@@ -30,12 +30,12 @@ def kto_loss(
     return torch.cat([chosen, rejected]).nanmean()
 
 
-def train(ctx: Any) -> torch.nn.Module:
-    """Train with TRL's KTOTrainer. The data is shuffled first (seeded): KTO samples sequentially and takes the
-    KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit side by side."""
+def build_trainer(ctx: Any) -> Any:
+    """TRL's KTOTrainer for ``ctx``. The data is shuffled first (seeded): KTO samples sequentially and takes
+    the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit together."""
     from trl import KTOConfig, KTOTrainer
 
-    trainer = KTOTrainer(
+    return KTOTrainer(
         model=ctx.policy,
         ref_model=ctx.reference,
         args=ctx.trl_config(KTOConfig),
@@ -44,6 +44,11 @@ def train(ctx: Any) -> torch.nn.Module:
         peft_config=ctx.peft_config,
         callbacks=ctx.trainer_callbacks(),
     )
+
+
+def train(ctx: Any) -> torch.nn.Module:
+    """Train with KTOTrainer; returns the trained model."""
+    trainer = build_trainer(ctx)
     trainer.train()
     return trainer.model
 

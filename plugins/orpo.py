@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
-from harness_plugins._defaults import method_defaults
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # we use trl.experimental on purpose
 
@@ -29,11 +29,11 @@ def orpo_loss(
     return chosen_nll - beta * F.logsigmoid(log_odds).mean()
 
 
-def train(ctx: Any) -> torch.nn.Module:
-    """Train with TRL's ORPOTrainer (policy only)."""
+def build_trainer(ctx: Any) -> Any:
+    """TRL's ORPOTrainer for ``ctx`` (policy only)."""
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    trainer = ORPOTrainer(
+    return ORPOTrainer(
         model=ctx.policy,
         args=ctx.trl_config(ORPOConfig),
         train_dataset=ctx.train_data,
@@ -41,6 +41,11 @@ def train(ctx: Any) -> torch.nn.Module:
         peft_config=ctx.peft_config,
         callbacks=ctx.trainer_callbacks(),
     )
+
+
+def train(ctx: Any) -> torch.nn.Module:
+    """Train with ORPOTrainer; returns the trained model."""
+    trainer = build_trainer(ctx)
     trainer.train()
     return trainer.model
 

@@ -1,0 +1,173 @@
+"""Row-by-row validation of preference data, and the dropping of tied pairs.
+
+This module owns :func:`validate` and :class:`ValidationReport`. Every row is checked against its
+:class:`~harness.data.formats.DataFormat`: required fields present, strings non-empty, message lists well
+formed (dicts with string ``role`` and ``content``, a known role), labels boolean. All problems are
+gathered and raised as one :class:`~harness.errors.DataError` line naming the columns and the 1-based row
+numbers. Ties (chosen equal to rejected after stripping whitespace) are not errors: they carry no preference
+signal, so they are dropped, counted in the report and announced with a :class:`DataWarning`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.data.formats import DataFormat
+from harness.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+#: Message roles accepted in conversational data (those of chat templates).
+ALLOWED_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+_MAX_ROWS_SHOWN = 5
+_MAX_PROBLEMS_SHOWN = 3
+_BATCH = 1000
+
+
+class DataWarning(UserWarning):
+    """Something in the data was changed on the way in (e.g. tied pairs dropped)."""
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation found: rows read, rows kept, tied pairs dropped, and the detected format."""
+
+    rows_in: int
+    rows_out: int
+    ties_dropped: int
+    format: DataFormat
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``1000 rows, 3 ties dropped, 997 kept (pairwise standard)``."""
+        return f"{self.rows_in} rows, {self.ties_dropped} ties dropped, {self.rows_out} kept ({self.format})"
+
+
+def format_rows(rows: Sequence[int], limit: int = _MAX_ROWS_SHOWN) -> str:
+    """``"row 3"`` or ``"rows 2, 5, 7, 9, 11 and 4 more"`` for 1-based row numbers."""
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return f"rows {shown}" + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def tie_key(value: Any) -> Any:
+    """A comparable form of a completion: stripped text, or (role, stripped content) per message."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return tuple((m.get("role"), str(m.get("content") or "").strip()) if isinstance(m, dict) else repr(m)
+                     for m in value)
+    return value
+
+
+def check_text(value: Any) -> str | None:
+    """Why ``value`` is not a usable text field, or None if it is."""
+    if value is None:
+        return "is missing"
+    if not isinstance(value, str):
+        return "is not a string"
+    if not value.strip():
+        return "is empty or whitespace-only"
+    return None
+
+
+def check_messages(value: Any) -> str | None:
+    """Why ``value`` is not a usable message list ``[{"role": str, "content": str}, ...]``, or None."""
+    if value is None:
+        return "is missing"
+    if not isinstance(value, list):
+        return "is not a message list"
+    if not value:
+        return "is an empty message list"
+    for message in value:
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)):
+            return "has a message that is not {'role': str, 'content': str}"
+        if message["role"] not in ALLOWED_ROLES:
+            return f"has a message with unknown role {message['role']!r} (allowed: {', '.join(ALLOWED_ROLES)})"
+        if not message["content"].strip():
+            return "has a message with empty content"
+    return None
+
+
+def check_label(value: Any) -> str | None:
+    """Why ``value`` is not a usable unpaired label, or None if it is a bool."""
+    if value is None:
+        return "is missing"
+    return None if isinstance(value, bool) else "is not a boolean (use true/false)"
+
+
+class RowProblems:
+    """Problems found per (column, description), each with the 1-based rows that have it."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[int]] = {}
+
+    def add(self, row: int, column: str, problem: str | None) -> bool:
+        """Record ``problem`` (if not None) for ``column`` of ``row``; True if one was recorded."""
+        if problem is None:
+            return False
+        self.rows.setdefault((column, problem), []).append(row)
+        return True
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def error(self, source: str, fix: str = "fix or remove these rows (rows are numbered from 1)") -> DataError:
+        """One-line DataError listing the problems (the first few) with their rows, then ``fix``."""
+        parts = [f"column '{column}' {problem} in {format_rows(rows)}"
+                 for (column, problem), rows in self.rows.items()]
+        more = len(parts) - _MAX_PROBLEMS_SHOWN
+        text = "; ".join(parts[:_MAX_PROBLEMS_SHOWN]) + (f"; and {more} more problems" if more > 0 else "")
+        return DataError(f"{source}: invalid preference data: {text}; {fix}.")
+
+
+def validate(dataset: Dataset, fmt: DataFormat, source: str) -> tuple[Dataset, ValidationReport]:
+    """Check every row of ``dataset`` against ``fmt``; drop tied pairs.
+
+    :param dataset: the loaded data (extra columns are kept untouched).
+    :param fmt: its format, from :func:`harness.data.formats.detect_format`.
+    :param source: the file or dataset id, for messages.
+    :returns: the dataset without ties, and a :class:`ValidationReport`.
+    :raises DataError: one line naming every problem's column and rows (1-based), or no rows left.
+    """
+    missing = [c for c in fmt.required_columns if c not in dataset.column_names]
+    if missing:
+        raise DataError(f"{source}: {fmt} data needs columns {list(fmt.required_columns)} but {missing} are "
+                        f"missing (found {dataset.column_names}); add or rename them.")
+    rows_in = len(dataset)
+    if rows_in == 0:
+        raise DataError(f"{source}: the data has no rows; provide at least one preference record.")
+    check = check_messages if fmt.conversational else check_text
+    problems = RowProblems()
+    ties: list[int] = []
+    view = dataset.with_format(None).select_columns(list(fmt.required_columns))
+    row = 0
+    for batch in view.iter(batch_size=_BATCH):
+        for values in zip(*(batch[c] for c in fmt.required_columns), strict=True):
+            row += 1
+            fields = dict(zip(fmt.required_columns, values, strict=True))
+            bad = False
+            for column in fmt.text_columns:
+                bad = problems.add(row, column, check(fields[column])) or bad
+            if fmt.kind == "unpaired":
+                problems.add(row, "label", check_label(fields["label"]))
+            elif not bad and tie_key(fields["chosen"]) == tie_key(fields["rejected"]):
+                ties.append(row)
+    if problems:
+        raise problems.error(source)
+    if ties and len(ties) == rows_in:
+        raise DataError(f"{source}: all {rows_in} pairs are ties (chosen == rejected), so there is no preference "
+                        "to learn; check that the chosen and rejected columns are not copies of each other.")
+    if ties:
+        tied = {r - 1 for r in ties}
+        dataset = dataset.select([i for i in range(rows_in) if i not in tied])
+        warnings.warn(f"{source}: dropped {len(ties)} tied pairs (chosen == rejected) of {rows_in}, "
+                      f"{len(dataset)} remain ({format_rows(ties)}).", DataWarning, stacklevel=2)
+    report = ValidationReport(rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt)
+    return dataset, report

@@ -1,0 +1,184 @@
+"""Building the toy world once per spec, and finding it again in the on-disk cache.
+
+This module owns the cache and the build sequence. ``build_toy_world(spec)`` returns the world in
+``<cache_dir>/<spec.key()>/`` if it is complete; otherwise it builds it into a temporary directory next to
+it and renames that into place (``os.replace``), under an exclusive file lock (``<key>.lock``), so that
+concurrent processes never build the same world twice and never see a half-written one. A world directory:
+
+    model/                  the pretrained toy model + tokenizer (save_pretrained; safetensors)
+    train_pairs.jsonl       {"prompt", "chosen", "rejected"} preference pairs for training
+    eval_pairs.jsonl        held-out pairs (for held-out preference accuracy)
+    eval_prompts.jsonl      {"prompt"} held-out prompts (for sampling-based evaluation)
+    meta.json               spec, key, build seconds, parameter count, base-model and pair statistics
+                            (written last: its presence marks a complete world)
+
+The default cache directory is ``$HARNESS_CACHE_DIR/toyworld``, else ``~/.cache/harness/toyworld``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.toyworld.reward import gold_reward as _gold_reward
+from harness.toyworld.spec import VERSION, ToyWorldSpec
+
+try:  # POSIX only; elsewhere concurrent builds are merely wasteful (the rename is still atomic)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class ToyWorld:
+    """A built toy world on disk (see the module docstring for the layout)."""
+
+    root: Path
+    meta: dict[str, Any] = field(repr=False, compare=False)
+    gold_reward: Callable[[str], float] = field(default=_gold_reward, repr=False, compare=False)
+
+    @property
+    def model_dir(self) -> Path:
+        """Directory of the base model and its tokenizer (``AutoModelForCausalLM.from_pretrained`` it)."""
+        return self.root / "model"
+
+    @property
+    def train_pairs_path(self) -> Path:
+        """JSONL of training preference pairs."""
+        return self.root / "train_pairs.jsonl"
+
+    @property
+    def eval_pairs_path(self) -> Path:
+        """JSONL of held-out preference pairs."""
+        return self.root / "eval_pairs.jsonl"
+
+    @property
+    def eval_prompts_path(self) -> Path:
+        """JSONL of held-out prompts."""
+        return self.root / "eval_prompts.jsonl"
+
+    @classmethod
+    def load(cls, root: str | Path) -> ToyWorld:
+        """The world in ``root`` (which must contain ``meta.json``)."""
+        root = Path(root)
+        return cls(root=root, meta=json.loads((root / META).read_text()))
+
+
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR/toyworld`` if that variable is set, else ``~/.cache/harness/toyworld``."""
+    base = os.environ.get("HARNESS_CACHE_DIR")
+    return Path(base) / "toyworld" if base else Path.home() / ".cache" / "harness" / "toyworld"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | None = None,
+                    progress: bool = True) -> ToyWorld:
+    """The toy world of ``spec`` (default: ``ToyWorldSpec()``), from the cache or built now (about a minute).
+
+    :param cache_dir: parent of the per-spec world directories (default: :func:`default_cache_dir`).
+    :param progress: show progress bars while building.
+    """
+    spec = spec or ToyWorldSpec()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache / spec.key()
+    if (root / META).is_file():
+        return ToyWorld.load(root)
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / f"{spec.key()}.lock"):
+        if (root / META).is_file():  # another process built it while we waited
+            return ToyWorld.load(root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key()}.", suffix=".tmp", dir=cache))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the world is an ordinary cache directory
+        try:
+            _build_into(tmp, spec, progress)
+            if root.exists():  # an incomplete leftover (no meta.json) from a crashed build
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ToyWorld.load(root)
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
+    """Build every artefact of the world into ``directory`` (meta.json last)."""
+    import torch
+
+    from harness.toyworld.pairs import (
+        completion_stats,
+        draw_prompts,
+        make_pairs,
+        pair_stats,
+        sample_completions,
+    )
+    from harness.toyworld.pretrain import pretrain
+    from harness.toyworld.tokenizer import build_tokenizer
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
+        tokenizer = build_tokenizer()
+        model = pretrain(spec, tokenizer, progress=progress)
+        timings["pretrain_seconds"] = time.perf_counter() - started
+        model.save_pretrained(directory / "model")
+        tokenizer.save_pretrained(directory / "model")
+
+        rng = random.Random(f"prompts-{spec.seed}")
+        used: set[str] = set()
+        eval_prompts = draw_prompts(rng, spec.num_eval_prompts, spec, used, distinct=True)
+        stats_prompts = [p for p in eval_prompts for _ in range(spec.stats_samples_per_prompt)]
+        base = sample_completions(model, tokenizer, stats_prompts, max_new_tokens=spec.max_new_tokens,
+                                  temperature=spec.temperature, batch_size=spec.sample_batch_size,
+                                  seed=spec.seed + 1, progress=progress, desc="toy world: base samples")
+        eval_pairs = make_pairs(model, tokenizer, spec, spec.num_eval_pairs, rng, used, spec.seed + 2,
+                                progress, "toy world: eval pairs")
+        train_pairs = make_pairs(model, tokenizer, spec, spec.num_train_pairs, rng, used, spec.seed + 3,
+                                 progress, "toy world: train pairs")
+        timings["sampling_seconds"] = time.perf_counter() - started - timings["pretrain_seconds"]
+
+    columns = ("prompt", "chosen", "rejected")
+    _write_jsonl(directory / "train_pairs.jsonl", [{k: r[k] for k in columns} for r in train_pairs])
+    _write_jsonl(directory / "eval_pairs.jsonl", [{k: r[k] for k in columns} for r in eval_pairs])
+    _write_jsonl(directory / "eval_prompts.jsonl", [{"prompt": p} for p in eval_prompts])
+    meta = {
+        "version": VERSION,
+        "key": spec.key(),
+        "spec": spec.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "build_seconds": time.perf_counter() - started,
+        **timings,
+        "torch_threads": torch.get_num_threads(),
+        "base_model": completion_stats(base),
+        "train_pairs": pair_stats(train_pairs),
+        "eval_pairs": pair_stats(eval_pairs),
+        "num_eval_prompts": len(eval_prompts),
+    }
+    (directory / META).write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,47 @@
+"""Bad config stops before any compute with one line naming the problem and the choices (exit status 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["method=dpp"], "Unknown method 'dpp'. Did you mean: dpo? Available: cpo, dpo, ipo, kto, orpo, simpo."),
+    (["method.bta=0.1"], "Unknown option 'method.bta'. Did you mean: method.beta?"),
+    (["method.beta=-0.1"], "method.beta=-0.1 is invalid for method dpo: it must be a number > 0."),
+    (["method.learning_rate=0"], "method.learning_rate=0 is invalid"),
+    (["method.trl.max_lenght=64"], "Unknown DPOConfig option (method.trl) 'max_lenght'. Did you mean: max_length?"),
+    (["method.trl.learning_rate=1e-5"], "method.trl.learning_rate is managed by the harness; set method.learning_rate"),
+    (["method=ipo", "method.trl.loss_type=sigmoid"], "method ipo trains with loss_type ipo"),
+    (["method=simpo", "method.gamma=-1"], "SimPO's target margin must be >= 0"),
+    (["method.beta=0.1,0.2"], "A sweep (a,b or range/choice) needs multirun: add -m"),
+    (["eval.evaluators=[gold_reward,kll]"], "Unknown evaluator 'kll'. Did you mean: kl?"),
+    (["model=hf", "model.name_or_path=/does/not/exist"], "is not a model directory"),
+    (["model=hf", "model.name_or_path=some-org/not-cached-model"], "is not in the Hugging Face cache"),
+    (["data=files", "data.path=/no/such/file.jsonl"], "/no/such/file.jsonl"),
+    (["plugins=[no_such_pkg.plugin]"], "Error importing plugin 'no_such_pkg.plugin'"),
+    (["train.device=tpu"], "train.device='tpu' is not valid; use auto, cpu, cuda or mps."),
+])
+def test_bad_config_is_one_line_before_any_compute(tmp_path, args, expected):
+    result = run_cli(args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("harness: error: ") and expected in lines[0], lines[0]
+    assert not (tmp_path / "outputs").exists(), "nothing may run before the config is valid"
+
+
+def test_every_job_of_a_multirun_is_validated_up_front(tmp_path):
+    # The third job is the bad one; no job may start.
+    result = run_cli(["-m", "method.beta=0.1,0.2,-1"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "method.beta=-1 is invalid" in result.stderr
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_config_can_be_inspected_without_running(tmp_path):
+    result = run_cli(["method=simpo", "method.trl.max_length=48", "--cfg", "job"], cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "max_length: 48" in result.stdout and "gamma: 0.5" in result.stdout

@@ -1,0 +1,120 @@
+"""Plugin discovery: built-ins through entry points, modules named in config, and clear plugin errors."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from harness.errors import PluginError, UnknownNameError
+from harness.pluginmanager import get_plugin_manager, reset_plugin_manager
+
+BUILTIN_METHODS = {"dpo", "ipo", "kto", "orpo", "simpo", "cpo"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_manager():
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture
+def module_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        sys.modules.pop(name, None)
+        return name
+
+    return write
+
+
+def test_builtin_methods_and_evaluators_come_from_entry_points():
+    pm = get_plugin_manager()
+    assert set(pm.methods) >= BUILTIN_METHODS
+    assert {"gold_reward", "kl"} <= set(pm.evaluators)
+    # Built-ins are registered through the same entry-point group as third-party plugins.
+    assert pm._sources["dpo"].startswith("entry point from harness")
+    for name in BUILTIN_METHODS:
+        spec = pm.method(name)
+        assert spec.data_kind in ("pairwise", "unpaired") and spec.models_in_memory >= 1
+        assert spec.defaults["name"] == name and spec.search_space
+
+
+def test_method_registry_declares_what_the_seed_says():
+    pm = get_plugin_manager()
+    assert pm.method("kto").data_kind == "unpaired"
+    assert {n: pm.method(n).models_in_memory for n in ("dpo", "orpo", "simpo")} == {"dpo": 2, "orpo": 1, "simpo": 1}
+    assert not pm.method("orpo").needs_reference and pm.method("dpo").needs_reference
+
+
+def test_unknown_method_names_the_closest_choices():
+    pm = get_plugin_manager()
+    with pytest.raises(UnknownNameError) as err:
+        pm.method("dpp")
+    message = str(err.value)
+    assert "Unknown method 'dpp'" in message and "Did you mean: dpo" in message and "simpo" in message
+    assert "\n" not in message
+
+
+def test_module_named_in_config_registers_a_method(module_dir):
+    name = module_dir("my_method_plugin", """
+        from harness import MethodSpec, hookimpl
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="mine", train=lambda ctx: ctx.policy, needs_reference=False)]
+    """)
+    pm = get_plugin_manager([name])
+    assert pm.method("mine").needs_reference is False
+    assert pm._sources[name] == "named in config"
+
+
+def test_plugin_that_fails_to_import_is_named(module_dir):
+    name = module_dir("broken_plugin", "import does_not_exist_anywhere\n")
+    with pytest.raises(PluginError, match="Error importing plugin 'broken_plugin'.*does_not_exist_anywhere"):
+        get_plugin_manager([name])
+
+
+def test_unknown_module_name_says_how_to_fix():
+    with pytest.raises(PluginError, match="Error importing plugin 'no_such_pkg.plugin'.*PYTHONPATH"):
+        get_plugin_manager(["no_such_pkg.plugin"])
+
+
+def test_misspelled_hook_is_rejected_naming_the_plugin(module_dir):
+    name = module_dir("typo_plugin", """
+        from harness import hookimpl
+
+        @hookimpl
+        def harness_method_register():
+            return []
+    """)
+    with pytest.raises(PluginError, match="typo_plugin.*unknown hook"):
+        get_plugin_manager([name])
+
+
+def test_hook_with_wrong_arguments_is_rejected(module_dir):
+    name = module_dir("badargs_plugin", """
+        from harness import hookimpl
+
+        @hookimpl
+        def harness_data_load(cfg, dataset_name):
+            return None
+    """)
+    with pytest.raises(PluginError, match="badargs_plugin.*does not satisfy the hookspecs"):
+        get_plugin_manager([name])
+
+
+def test_two_plugins_registering_one_name_is_an_error(module_dir):
+    name = module_dir("dup_plugin", """
+        from harness import MethodSpec, hookimpl
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="dpo", train=lambda ctx: None)]
+    """)
+    with pytest.raises(PluginError, match="Two plugins register the method 'dpo'"):
+        _ = get_plugin_manager([name]).methods
