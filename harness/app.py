@@ -25,8 +25,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CONFIG_MODULE = "harness_conf"
 CONFIG_NAME = "config"
-# Override prefixes whose keys are free-form (validated by the harness instead of Hydra's struct mode).
-OPEN_PREFIXES = ("method.trl.", "toyworld.spec.")
 # Hydra flags after which the user inspects rather than runs: pass through without validation.
 _INSPECT_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion",
                   "--resolve", "--experimental-rerun", "--config-path", "-cp"}
@@ -52,15 +50,6 @@ def split_cli(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, boo
         else:
             overrides.append(arg)
     return overrides, flags, multirun, inspect
-
-
-def open_free_form(argv: Sequence[str]) -> list[str]:
-    """Rewrite ``method.trl.x=v`` to ``++method.trl.x=v`` so any TRL field can be set without ``+``.
-
-    Hydra's struct mode rejects keys a config file does not list; TRL configs have ~150 fields, so the
-    harness validates these keys itself against the method's config class (see harness.validation).
-    """
-    return [f"++{a}" if a.startswith(OPEN_PREFIXES) and "=" in a else a for a in argv]
 
 
 def plugin_modules(overrides: Sequence[str]) -> list[str]:
@@ -93,6 +82,8 @@ def register_method_configs(pm: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
+    from harness.jobs import open_free_form
+
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
     try:
         from harness.pluginmanager import get_plugin_manager

@@ -64,7 +64,7 @@ class EvalContext:
         self.policy = policy
         self.reference = reference
         self.tokenizer = tokenizer
-        self.prompts = list(prompts)
+        self.prompts, self.chat = render_prompts(tokenizer, prompts)
         self.gold_reward = gold_reward
         self.is_reference = is_reference  # step 0: the policy is the reference model itself
 
@@ -74,7 +74,7 @@ class EvalContext:
         e = self.eval_cfg
         return sample(self.policy, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
                       max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
-                      seed=e.seed, desc=f"sampling step {self.step}")
+                      seed=e.seed, add_special_tokens=not self.chat, desc=f"sampling step {self.step}")
 
     @cached_property
     def policy_logprobs(self) -> torch.Tensor:
@@ -96,6 +96,16 @@ class EvalContext:
             return None
         s = self.policy_samples
         return torch.tensor(list(self.gold_reward(s.prompts, s.completions)), dtype=torch.float64)
+
+
+def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
+    """Prompts as text: strings as they are, message lists through the tokenizer's chat template.
+
+    Returns the texts and whether a chat template rendered them (its output already holds special tokens).
+    """
+    if not prompts or isinstance(prompts[0], str):
+        return [str(p) for p in prompts], False
+    return [tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in prompts], True
 
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:

@@ -16,6 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 from harness.errors import ConfigError, UnknownNameError
 
 _GROUPS_NOT_VALIDATED = ("hydra",)
+# Override prefixes whose keys are free-form (validated by the harness instead of Hydra's struct mode).
+OPEN_PREFIXES = ("method.trl.", "toyworld.spec.")
+
+
+def open_free_form(argv: Sequence[str]) -> list[str]:
+    """Rewrite ``method.trl.x=v`` to ``++method.trl.x=v`` so any TRL field can be set without ``+``.
+
+    Hydra's struct mode rejects keys a config file does not list; TRL configs have ~150 fields, so the
+    harness validates these keys itself against the method's config class (see harness.validation).
+    """
+    return [f"++{a}" if a.startswith(OPEN_PREFIXES) and "=" in a else a for a in argv]
 
 
 def _parse(overrides: Sequence[str]) -> list[Any]:
@@ -84,6 +95,7 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
     config_dir = flags.get("--config-dir") or flags.get("-cd")
     init = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir \
         else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+    job = open_free_form(job)
     with init:
         parsed = _parse(job)
         loader = GlobalHydra.instance().config_loader()

@@ -62,12 +62,14 @@ def sample(
     temperature: float = 1.0,
     batch_size: int = 64,
     seed: int = 0,
+    add_special_tokens: bool = True,
     desc: str = "sampling",
 ) -> Samples:
     """Sample completions for ``prompts`` with plain ancestral sampling (no top-k, no top-p).
 
     Each batch is seeded with ``seed + batch index``, so the same model, prompts and settings give the same
-    samples in any process. Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
+    samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
+    Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
     """
     device = next(model.parameters()).device
     expanded = [p for p in prompts for _ in range(samples_per_prompt)]
@@ -78,7 +80,7 @@ def sample(
     starts = range(0, len(expanded), batch_size)
     for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2)):
         chunk = expanded[start : start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
         torch.manual_seed(seed + index)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
         sequences = model.generate(
             **enc,

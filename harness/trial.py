@@ -32,6 +32,7 @@ from harness.records import RECORD_NAME, library_versions, write_record
 from harness.specs import MethodSpec
 from harness.training import TrainContext
 from harness.validation import validate_trial_config
+from harness.verbosity import set_library_verbosity
 
 
 def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
@@ -150,6 +151,7 @@ class TrialRun:
         """Validate, load data and models, evaluate the reference model; returns the method's context."""
         cfg, spec, pm = self.cfg, self.spec, self.pm
         t = time.perf_counter()
+        set_library_verbosity(bool(cfg.get("verbose", False)))
         validate_trial_config(cfg, pm)
         pm.hook.harness_trial_start(cfg=cfg, trial_dir=self.trial_dir)
         if int(cfg.train.num_threads) > 0:

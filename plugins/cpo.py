@@ -68,9 +68,7 @@ def build_trainer(ctx: Any) -> Any:
 
 def train(ctx: Any) -> torch.nn.Module:
     """Train with CPOTrainer (CPO or SimPO, as ``method.trl.loss_type`` says); returns the trained model."""
-    trainer = build_trainer(ctx)
-    trainer.train()
-    return trainer.model
+    return ctx.run_trainer(build_trainer(ctx))
 
 
 def _loss_type(method_cfg: Any) -> str:

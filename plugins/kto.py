@@ -48,9 +48,7 @@ def build_trainer(ctx: Any) -> Any:
 
 def train(ctx: Any) -> torch.nn.Module:
     """Train with KTOTrainer; returns the trained model."""
-    trainer = build_trainer(ctx)
-    trainer.train()
-    return trainer.model
+    return ctx.run_trainer(build_trainer(ctx))
 
 
 @hookimpl

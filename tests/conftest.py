@@ -31,3 +31,19 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# A tiny toy world: small model, few pairs; builds in seconds and is shared by the whole session.
+TINY_SPEC = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2, "pretrain_steps": 80,
+             "pretrain_batch_size": 32, "num_train_pairs": 64, "num_eval_pairs": 16, "num_eval_prompts": 16,
+             "stats_samples_per_prompt": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_world(cache_dir: Path) -> list[str]:
+    """Hydra overrides selecting the tiny toy world (built once, before the first test that needs it)."""
+    from harness.toyworld import ToyWorldSpec, build_toy_world
+
+    build_toy_world(ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache_dir / "toyworld"), progress=False)
+    return [f"toyworld.cache_dir={cache_dir / 'toyworld'}",
+            *(f"toyworld.spec.{key}={value}" for key, value in TINY_SPEC.items())]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from harness_plugins.cpo import build_trainer as cpo_trainer
 from harness_plugins.cpo import cpo_loss
 from harness_plugins.dpo import build_trainer as dpo_trainer
@@ -20,6 +19,7 @@ from harness_plugins.kto import build_trainer as kto_trainer
 from harness_plugins.kto import kto_loss
 from harness_plugins.orpo import build_trainer as orpo_trainer
 from harness_plugins.orpo import orpo_loss
+
 from tests.helpers import train_context
 
 
@@ -115,8 +115,10 @@ def pair_logps(model, batch, average):
     return out
 
 
-def chosen_nll(model, batch):
+def chosen_nll(model, batch, include_prompt=False):
     labels = batch["chosen_labels"]
+    if include_prompt:  # TRL's ORPO: NLL over prompt and completion (see harness_plugins.orpo)
+        labels = batch["chosen_input_ids"].masked_fill(batch["chosen_attention_mask"] == 0, -100)
     with torch.no_grad():
         logits = model(input_ids=batch["chosen_input_ids"], attention_mask=batch["chosen_attention_mask"]).logits
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
@@ -148,5 +150,8 @@ def test_orpo_computes_the_odds_ratio_loss(tiny_world, tmp_path):
     batch = first_batch(trainer)
     got = trainer_loss(trainer, batch)
     c, r = pair_logps(trainer.model, batch, average=True)
-    expected = orpo_loss(c, r, chosen_nll(trainer.model, batch), beta=0.5).item()
+    expected = orpo_loss(c, r, chosen_nll(trainer.model, batch, include_prompt=True), beta=0.5).item()
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    # The paper's NLL covers the completion only; TRL's also covers the prompt. Pin the difference.
+    paper = orpo_loss(c, r, chosen_nll(trainer.model, batch), beta=0.5).item()
+    assert got != pytest.approx(paper, rel=1e-4)
