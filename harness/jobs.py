@@ -76,7 +76,7 @@ def _check_keys(base: DictConfig, overrides: list[Any]) -> None:
         key = o.key_or_group
         parent_key, _, leaf = key.rpartition(".")
         parent = OmegaConf.select(base, parent_key) if parent_key else base
-        if not isinstance(parent, DictConfig) or leaf not in parent:
+        if not isinstance(parent, DictConfig) or leaf not in list(parent.keys()):  # `in` skips ??? values
             siblings = [f"{parent_key}.{k}" if parent_key else str(k) for k in parent] \
                 if isinstance(parent, DictConfig) else []
             raise UnknownNameError("option", key, siblings, hint=f"To add a new key use +{key}=<value>.")

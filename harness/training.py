@@ -9,6 +9,7 @@ with its own loop calls :meth:`TrainContext.step` after every optimizer step ins
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,58 +38,6 @@ MANAGED_TRL_FIELDS = set(COMMON_KEYS.values()) | {
     "output_dir", "seed", "data_seed", "logging_steps", "save_strategy", "eval_strategy", "report_to",
     "bf16", "fp16", "use_cpu", "gradient_checkpointing", "activation_checkpointing", "disable_tqdm",
 }
-
-
-def _checkpointing_field() -> str:
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-
-
-_CHECKPOINTING_FIELD = _checkpointing_field()
-
-
-def _trainer_callback_base() -> type:
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class HarnessCallback(_trainer_callback_base()):  # type: ignore[misc]
-    """Connects a transformers Trainer to the harness: loss checks, log history, checkpoints, progress bar.
-
-    The progress bar replaces transformers' own, which prints every log dict as a line; here the latest
-    loss goes into the bar instead, so a sweep's output stays readable.
-    """
-
-    def __init__(self, ctx: TrainContext) -> None:
-        self.ctx = ctx
-        self.bar: Any = None
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 (transformers hook)
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=state.max_steps, desc=f"train {self.ctx.spec.name}", unit="step", leave=False)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)
-        if logs:
-            entry = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
-            self.ctx.log_history.append(entry)
-            if self.bar is not None and "loss" in logs:
-                self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
-            self.ctx.checkpointer.check_loss(state.global_step, logs.get("loss"))
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: D102 (transformers hook)
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-        self.ctx.steps_done = state.global_step
-        self.ctx.checkpointer.step(state.global_step, model)
-
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102 (transformers hook)
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 @dataclass
@@ -133,7 +82,7 @@ class TrainContext:
             disable_tqdm=True,  # HarnessCallback draws the progress bar (see run_trainer)
         )
         # transformers 5 renamed gradient_checkpointing; pass the knob under the name this version knows.
-        args[_CHECKPOINTING_FIELD] = bool(self.cfg.train.gradient_checkpointing)
+        args[checkpointing_field()] = bool(self.cfg.train.gradient_checkpointing)
         return args
 
     def trl_config(self, config_class: type, renames: Mapping[str, str] | None = None, **fixed: Any) -> Any:
@@ -148,6 +97,8 @@ class TrainContext:
 
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
+        from harness.trainer_bridge import HarnessCallback
+
         return [HarnessCallback(self)]
 
     def run_trainer(self, trainer: Any) -> torch.nn.Module:
@@ -156,14 +107,9 @@ class TrainContext:
         Adds :class:`HarnessCallback` unless the trainer was built with :meth:`trainer_callbacks`, and drops
         transformers' log printer, whose per-log lines would flood a sweep's output.
         """
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from harness.trainer_bridge import run_trainer
 
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
-        if not any(isinstance(cb, HarnessCallback) for cb in trainer.callback_handler.callbacks):
-            trainer.add_callback(HarnessCallback(self))
-        trainer.train()
-        return trainer.model
+        return run_trainer(self, trainer)
 
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
         """For methods with their own loop: call after each optimizer step (loss check + checkpoints)."""
@@ -171,6 +117,15 @@ class TrainContext:
         if loss is not None:
             self.log_history.append({"step": step, "loss": float(loss)})
         self.checkpointer.step(step, model, loss)
+
+
+@functools.cache
+def checkpointing_field() -> str:
+    """``activation_checkpointing`` (transformers >= 5) or ``gradient_checkpointing`` (older)."""
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def trl_overrides(method_cfg: DictConfig) -> dict[str, Any]:
