@@ -164,8 +164,8 @@ class TrialRun:
         data = load_data(pm, cfg)
         train_data, eval_data = data_for_method(data, spec)
         self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
-                               "format": data.format.kind, "report": data.report.as_dict()
-                               if hasattr(data.report, "as_dict") else None}
+                               "format": str(data.format), "rows_in": data.report.rows_in,
+                               "ties_dropped": data.report.ties_dropped}
         model_path = models.resolve_model_path(pm, cfg)
         tokenizer = models.load_tokenizer(model_path, cfg.model)
         dtype = models.weights_dtype(cfg.model, precision)

@@ -118,3 +118,26 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
     """)
     with pytest.raises(PluginError, match="Two plugins register the method 'dpo'"):
         _ = get_plugin_manager([name]).methods
+
+
+def test_third_party_package_installed_from_a_directory_runs_as_a_method(tiny_world, tmp_path):
+    """A separately installed package registers `sft_demo` through the entry-point group; no core change."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import REPO, run_cli
+    from tests.helpers import FAST
+
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "tests" / "fixtures" / "thirdparty_plugin", source)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(site), str(source)], check=True, capture_output=True, text=True)
+    env = {"PYTHONPATH": str(site)}
+    found = run_cli(["-c", "from harness.pluginmanager import get_plugin_manager as g; print(g()._sources['sft_demo'])"],
+                    cwd=tmp_path, env=env, module="")
+    assert found.stdout.strip() == "entry point from harness-sft-demo", found.stderr
+    result = run_cli(["method=sft_demo", *tiny_world, *FAST], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[harness] sft_demo" in result.stdout and "completed" in result.stdout
+    assert "gold_reward" in result.stdout and "kl" in result.stdout
