@@ -15,7 +15,6 @@ from harness.toyworld.build import ToyWorld, build_toy_world, default_cache_dir
 from harness.toyworld.grammar import GrammarCheck, check
 from harness.toyworld.reward import GoldRewardBreakdown, gold_reward, gold_reward_breakdown, gold_rewards
 from harness.toyworld.spec import VERSION, ToyWorldSpec
-from harness.toyworld.tokenizer import build_tokenizer
 
 __all__ = [
     "VERSION",
@@ -31,3 +30,11 @@ __all__ = [
     "gold_reward_breakdown",
     "gold_rewards",
 ]
+
+
+def __getattr__(name: str):
+    if name == "build_tokenizer":  # imported lazily: it pulls in transformers (a cached world needs neither)
+        from harness.toyworld.tokenizer import build_tokenizer
+
+        return build_tokenizer
+    raise AttributeError(name)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.toyworld.reward import gold_reward as _gold_reward
+from harness.toyworld.reward import gold_reward
 from harness.toyworld.spec import VERSION, ToyWorldSpec
 
 try:  # POSIX only; elsewhere concurrent builds are merely wasteful (the rename is still atomic)
@@ -38,6 +38,14 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 META = "meta.json"
+# Completions whose gold reward meta.json records, to read the base model's mean against.
+REFERENCE_COMPLETIONS = (
+    "great . i loved the acting .",  # a good positive completion
+    "great and very funny . i loved the acting and the cast was brilliant .",  # near the maximum (1.0)
+    "long . i watched it on the weekend .",  # neutral
+    "dull . i hated the plot .",  # negative
+    "great amazing superb wonderful brilliant",  # positive word salad (what an over-optimised RM may like)
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class ToyWorld:
 
     root: Path
     meta: dict[str, Any] = field(repr=False, compare=False)
-    gold_reward: Callable[[str], float] = field(default=_gold_reward, repr=False, compare=False)
+    gold_reward: Callable[[str], float] = field(default=gold_reward, repr=False, compare=False)
 
     @property
     def model_dir(self) -> Path:
@@ -143,7 +151,7 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         tokenizer = build_tokenizer()
         model = pretrain(spec, tokenizer, progress=progress)
         timings["pretrain_seconds"] = time.perf_counter() - started
@@ -180,5 +188,9 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
         "train_pairs": pair_stats(train_pairs),
         "eval_pairs": pair_stats(eval_pairs),
         "num_eval_prompts": len(eval_prompts),
+        "reference_gold_rewards": {text: gold_reward(text) for text in REFERENCE_COMPLETIONS},
+        "base_examples": [{"prompt": p, "completion": c, "gold_reward": gold_reward(c)}
+                          for p, c in zip(stats_prompts[:: spec.stats_samples_per_prompt][:8],
+                                          base[:: spec.stats_samples_per_prompt][:8], strict=True)],
     }
     (directory / META).write_text(json.dumps(meta, indent=2) + "\n")

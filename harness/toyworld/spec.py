@@ -18,7 +18,7 @@ from typing import Any
 from harness.errors import ConfigError, UnknownNameError
 
 #: Version of the toy-world code; part of every cache key.
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ToyWorldSpec:
     num_heads: int = 4
 
     # Pretraining (next-token prediction on sampled reviews, AdamW, linear warm-up then cosine decay).
-    pretrain_steps: int = 600
+    pretrain_steps: int = 700
     pretrain_batch_size: int = 64
     pretrain_lr: float = 3e-3
     pretrain_warmup_steps: int = 50
