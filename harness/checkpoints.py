@@ -1,7 +1,9 @@
 """Checkpoints of a trial: when to take them, saving their weights, and evaluating them.
 
 A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods do it through
-:class:`harness.training.HarnessCallback`); every ``train.checkpoint_every`` steps the model is saved
+:class:`harness.training.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps, or,
+when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once the
+method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
 (safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own
 process, so that a pruner can stop the trial between checkpoints.
 """
@@ -58,6 +60,7 @@ class Checkpointer:
 
     every: int
     directory: Path
+    num_checkpoints: int = 1
     save: bool = True
     tokenizer: Any = None
     evaluate: Evaluate | None = None
@@ -65,6 +68,19 @@ class Checkpointer:
     entries: list[dict[str, Any]] = field(default_factory=list)
     eval_seconds: float = 0.0
     last_loss: float | None = None
+    planned_steps: set[int] = field(default_factory=set)
+
+    def plan(self, total_steps: int) -> None:
+        """Announce the number of optimizer steps the method will take; spaces ``num_checkpoints`` over them.
+
+        Only used when ``every`` is 0: the intermediate checkpoints are then at round(k * total / n) for
+        k = 1 .. n-1, and the final model is the n-th.
+        """
+        n = self.num_checkpoints
+        if self.every > 0 or n <= 1 or total_steps <= 1:
+            self.planned_steps = set()
+            return
+        self.planned_steps = {round(k * total_steps / n) for k in range(1, n)} - {0, total_steps}
 
     def check_loss(self, step: int, loss: float | None) -> None:
         """Fail the trial on a non-finite loss (the record says at which step)."""
@@ -77,7 +93,8 @@ class Checkpointer:
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
         """Called after optimizer step ``step``: checks the loss and checkpoints on the interval."""
         self.check_loss(step, loss)
-        if self.every > 0 and step > 0 and step % self.every == 0:
+        due = step % self.every == 0 if self.every > 0 else step in self.planned_steps
+        if step > 0 and due:
             self.checkpoint(step, model, final=False)
 
     def checkpoint(self, step: int, model: torch.nn.Module, final: bool) -> dict[str, Any]:

@@ -2,23 +2,27 @@
 
 Every checkpoint of every trial is evaluated the same way: the evaluators named in ``eval.evaluators`` run
 in order on one :class:`EvalContext`, which samples the policy once (fixed seed, held-out prompts) and
-computes shared quantities (log-probabilities under the reference) at most once per checkpoint.
+computes shared quantities (per-token log-probabilities under the policy and the reference, rewards) at most
+once per checkpoint; quantities of the reference model alone come from the reference-evaluation cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from omegaconf import DictConfig
 
 from harness.hookspecs import RewardFunction
-from harness.sampling import Samples, sample, sequence_logprobs
+from harness.refcache import RefCache
+from harness.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.specs import EvaluatorSpec
+
+T = TypeVar("T")
 
 
 class Reference:
@@ -53,11 +57,18 @@ class Reference:
 
 
 class EvalContext:
-    """What evaluators see for one checkpoint; expensive quantities are computed once and cached."""
+    """What evaluators see for one checkpoint; expensive quantities are computed once and cached.
+
+    Quantities of the reference model alone (its samples, their rewards, its log-probabilities of the
+    held-out pairs) come from ``refcache`` (:mod:`harness.refcache`), shared by every checkpoint and every trial
+    with the same model, data and evaluation settings. At step 0 (``is_reference``) the policy *is* the
+    reference, so its samples and rewards are the reference's and are stored there.
+    """
 
     def __init__(self, *, cfg: DictConfig, step: int, policy: torch.nn.Module, reference: Reference,
                  tokenizer: Any, prompts: Sequence[str], gold_reward: RewardFunction | None,
-                 is_reference: bool = False) -> None:
+                 is_reference: bool = False, preference_pairs: Sequence[Mapping[str, Any]] | None = None,
+                 refcache: RefCache | None = None) -> None:
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         self.step = step
@@ -67,35 +78,98 @@ class EvalContext:
         self.prompts, self.chat = render_prompts(tokenizer, prompts)
         self.gold_reward = gold_reward
         self.is_reference = is_reference  # step 0: the policy is the reference model itself
+        self.preference_pairs = preference_pairs  # held-out pairwise rows (prompt/chosen/rejected), or None
+        self.refcache = refcache if refcache is not None else RefCache("in-memory")
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, run at most once per checkpoint under ``name`` (for quantities evaluators share)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
+
+    def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A quantity of the reference model alone: from the reference cache, else ``compute()`` and stored."""
+        cached = self.refcache.tensor(name)
+        if cached is None:
+            cached = compute()
+            self.refcache.store_tensor(name, cached)
+        return cached
+
+    def _sample(self, model: torch.nn.Module, desc: str) -> Samples:
+        e = self.eval_cfg
+        return sample(model, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
+                      max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
+                      seed=e.seed, add_special_tokens=not self.chat, desc=desc)
+
+    def token_logprobs(self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False) -> TokenLogprobs:
+        """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
+        chunk = self.eval_cfg.get("logprob_batch_size") or self.eval_cfg.batch_size  # few large passes: faster on CPU
+        return token_logprobs(model, samples, temperature=self.eval_cfg.temperature, with_entropy=with_entropy,
+                              chunk_size=int(chunk))
+
+    @cached_property
+    def reference_samples(self) -> Samples:
+        """Completions sampled from the reference model on the same prompts with the same seed (cached)."""
+        cached = self.refcache.samples()
+        if cached is None:
+            if self.is_reference:
+                cached = self._sample(self.policy, "sampling reference")
+            else:
+                with self.reference.use(self.policy) as ref:
+                    cached = self._sample(ref, "sampling reference")
+            self.refcache.store_samples(cached)
+        return cached
 
     @cached_property
     def policy_samples(self) -> Samples:
         """Completions sampled from the policy on the held-out prompts (fixed seed)."""
-        e = self.eval_cfg
-        return sample(self.policy, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
-                      max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
-                      seed=e.seed, add_special_tokens=not self.chat, desc=f"sampling step {self.step}")
+        if self.is_reference:
+            return self.reference_samples
+        return self._sample(self.policy, f"sampling step {self.step}")
+
+    @cached_property
+    def policy_tokens(self) -> TokenLogprobs:
+        """Per-token log-probabilities and sampling entropies of the policy samples under the policy."""
+        return self.token_logprobs(self.policy, self.policy_samples, with_entropy=True)
+
+    @cached_property
+    def reference_tokens(self) -> TokenLogprobs:
+        """Per-token log-probabilities of the policy samples under the reference model."""
+        if self.is_reference:
+            return self.policy_tokens
+        with self.reference.use(self.policy) as ref:
+            return self.token_logprobs(ref, self.policy_samples)
 
     @cached_property
     def policy_logprobs(self) -> torch.Tensor:
         """Per-sequence log-probability of the policy samples under the policy."""
-        return sequence_logprobs(self.policy, self.policy_samples, temperature=self.eval_cfg.temperature)
+        return self.policy_tokens.sequence()
 
     @cached_property
     def reference_logprobs(self) -> torch.Tensor:
         """Per-sequence log-probability of the policy samples under the reference model."""
-        if self.is_reference:
-            return self.policy_logprobs
-        with self.reference.use(self.policy) as ref:
-            return sequence_logprobs(ref, self.policy_samples, temperature=self.eval_cfg.temperature)
+        return self.reference_tokens.sequence()
+
+    def _gold(self, samples: Samples) -> torch.Tensor:
+        assert self.gold_reward is not None
+        return torch.tensor(list(self.gold_reward(samples.prompts, samples.completions)), dtype=torch.float64)
+
+    @cached_property
+    def reference_gold_rewards(self) -> torch.Tensor | None:
+        """Gold reward of each reference sample (cached), or None without a gold reward."""
+        if self.gold_reward is None:
+            return None
+        return self.reference_tensor("gold_rewards", lambda: self._gold(self.reference_samples))
 
     @cached_property
     def gold_rewards(self) -> torch.Tensor | None:
         """Gold reward of each policy sample, or None when the data source defines no gold reward."""
         if self.gold_reward is None:
             return None
-        s = self.policy_samples
-        return torch.tensor(list(self.gold_reward(s.prompts, s.completions)), dtype=torch.float64)
+        if self.is_reference:
+            return self.reference_gold_rewards
+        return self._gold(self.policy_samples)
 
 
 def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
@@ -121,13 +195,21 @@ def evaluate_checkpoint(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Run ``evaluators`` on ``ctx``; returns (metrics, seconds per evaluator).
 
-    Sampling is shared: its time is charged to the first evaluator that asks for samples.
+    Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference
+    model (``ctx.is_reference``), an evaluator whose metrics are in ``ctx.refcache`` is not run (0 seconds),
+    and the metrics of those that run are stored there.
     """
     metrics: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    cached = ctx.refcache.metrics() if ctx.is_reference else {}
     for spec in evaluators:
         start = time.perf_counter()
-        for key, value in spec.evaluate(ctx).items():
-            metrics[key] = float(value)
+        if spec.name in cached:
+            result = cached[spec.name]
+        else:
+            result = {key: float(value) for key, value in spec.evaluate(ctx).items()}
+            if ctx.is_reference:
+                ctx.refcache.store_metrics(spec.name, result)
+        metrics.update(result)
         seconds[spec.name] = time.perf_counter() - start
     return metrics, seconds

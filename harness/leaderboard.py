@@ -25,9 +25,16 @@ from harness.records import atomic_write_text, load_records
 METRIC_COLUMNS = [
     ("gold_reward", "gold_reward"),
     ("gold_reward_se", "gold_se"),
+    ("reward_model_score", "rm_score"),
     ("kl", "kl"),
     ("kl_se", "kl_se"),
+    ("win_rate", "win_rate"),
+    ("preference_accuracy", "pref_acc"),
+    ("length", "length"),
+    ("distinct_2", "distinct_2"),
 ]
+# lm-eval scores (lm_eval/<task>/<metric>) shown as columns: the main metrics, not their standard errors.
+LM_EVAL_METRICS = ("acc", "acc_norm", "exact_match", "f1")
 OBJECTIVE_PREFERENCE = ("gold_reward", "reward_model_score")
 
 
@@ -63,8 +70,12 @@ def trials_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         for key, column in METRIC_COLUMNS:
             if key in metrics or key in reference:
                 row[column] = metrics.get(key)
+        for key in sorted(k for k in {*metrics, *reference} if k.startswith("lm_eval/")):
+            if key.split("/")[2] in LM_EVAL_METRICS:
+                row[key] = metrics.get(key)
         if "gold_reward" in reference:
             row["base_gold"] = reference["gold_reward"]
+        row["health"] = ", ".join(f["flag"] for f in r.get("health") or [])
         memory = r.get("peak_memory") or {}
         row.update(
             steps=final.get("step"),

@@ -1,13 +1,16 @@
-"""Batched sampling from a causal LM and per-sequence log-probabilities of those samples.
+"""Batched sampling from a causal LM and log-probabilities of completions under any model.
 
 Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation`). Samples keep their
 token ids and masks so that log-probabilities under any other model (the reference, for KL) are computed on
 exactly the tokens that were sampled, with the same left padding and position ids as at generation time.
+Given completions (held-out preference pairs) are laid out the same way by :func:`encode_completions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import inspect
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +25,17 @@ class SampleBatch:
     attention_mask: torch.Tensor  # 1 on real prompt tokens and on completion tokens up to and including EOS
     completion_mask: torch.Tensor  # 1 on completion tokens up to and including EOS
     finished: torch.Tensor  # [batch] bool: the completion ended with EOS before the token limit
+
+    @property
+    def prompt_width(self) -> int:
+        """Column where every row's completion starts (prompts are left-padded to this width)."""
+        columns = self.completion_mask.any(dim=0).nonzero()
+        return int(columns[0]) if len(columns) else self.input_ids.shape[1]
+
+    @property
+    def completion_ids(self) -> torch.Tensor:
+        """Completion token ids [batch, completion width]; positions after EOS hold whatever follows (masked)."""
+        return self.input_ids[:, self.prompt_width :]
 
 
 @dataclass
@@ -41,6 +55,33 @@ class Samples:
     def finished(self) -> torch.Tensor:
         """Whether each completion ended with EOS before the token limit."""
         return torch.cat([b.finished for b in self.batches])
+
+    def completion_token_ids(self) -> list[list[int]]:
+        """Each completion's token ids, up to and including EOS (one list per sample)."""
+        out: list[list[int]] = []
+        for b in self.batches:
+            width = b.prompt_width
+            for ids, mask in zip(b.input_ids[:, width:], b.completion_mask[:, width:], strict=True):
+                out.append(ids[mask.bool()].tolist())
+        return out
+
+
+@dataclass
+class TokenLogprobs:
+    """Per-token quantities of completion tokens, right-padded to the longest completion ([n, T]).
+
+    ``logprobs[i, t]`` is log p(token t of completion i | everything before it); ``mask`` is 1 on real
+    completion tokens (EOS included) and 0 on padding; ``entropy`` (when asked for) is the entropy in nats of
+    the next-token distribution the token was drawn from. Padding positions hold 0.
+    """
+
+    logprobs: torch.Tensor
+    mask: torch.Tensor
+    entropy: torch.Tensor | None = None
+
+    def sequence(self) -> torch.Tensor:
+        """Sum of the completion tokens' log-probabilities, one per sample (shape [n])."""
+        return (self.logprobs * self.mask).sum(dim=1)
 
 
 def _completion_mask(generated: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,65 +112,172 @@ def sample(
     samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
     Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
     """
+    from transformers import GenerationConfig
+
     device = next(model.parameters()).device
+    config = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
     expanded = [p for p in prompts for _ in range(samples_per_prompt)]
-    eos_id = tokenizer.eos_token_id
     out = Samples(prompts=expanded, completions=[])
     was_training = model.training
     model.eval()
     starts = range(0, len(expanded), batch_size)
-    for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2)):
-        chunk = expanded[start : start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
-        torch.manual_seed(seed + index)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
-        sequences = model.generate(
-            **enc,
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos_id,
-        )
-        width = enc["input_ids"].shape[1]
-        generated = sequences[:, width:]
-        completion_mask, finished = _completion_mask(generated, eos_id)
-        completion_full = torch.cat([torch.zeros_like(enc["attention_mask"]), completion_mask], dim=1)
-        attention = torch.cat([enc["attention_mask"], completion_mask], dim=1)
-        out.batches.append(SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()))
-        out.completions.extend(
-            tokenizer.batch_decode(generated * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
-                                   skip_special_tokens=True)
-        )
+    with _without_model_generation_defaults(model):
+        batches = [_sample_batch(model, tokenizer, expanded[start : start + batch_size], config, seed + index,
+                                 add_special_tokens, device)
+                   for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2))]
+    for batch, completions in batches:
+        out.batches.append(batch)
+        out.completions.extend(completions)
     model.train(was_training)
     return out
 
 
-@torch.no_grad()
-def sequence_logprobs(
-    model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 16
-) -> torch.Tensor:
-    """Sum of log-probabilities of each sample's completion tokens under ``model`` (shape [n], float32).
+@contextlib.contextmanager
+def _without_model_generation_defaults(model: torch.nn.Module) -> Iterator[None]:
+    """Hide the model's generation_config.json while sampling.
 
-    Uses the same left padding and position ids as generation, and the same temperature as sampling, so
-    that ``sequence_logprobs(policy) - sequence_logprobs(reference)`` on policy samples is an unbiased
-    per-sequence estimate of KL(policy || reference) for the sampling distributions.
+    ``generate`` fills every setting left unset with the model's own defaults, and those may add processors
+    (repetition penalty, minimum length, top-k, ...) that change the distribution sampled from, which the
+    log-probabilities must match.
+    """
+    from transformers import GenerationConfig
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: the wrapped model
+    saved = getattr(target, "generation_config", None)
+    target.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        target.generation_config = saved
+
+
+def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, seed: int, add_special_tokens: bool,
+                  device: torch.device) -> tuple[SampleBatch, list[str]]:
+    """One seeded generation batch and its decoded completions."""
+    enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+    torch.manual_seed(seed)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
+    sequences = model.generate(**enc, generation_config=config)
+    width = enc["input_ids"].shape[1]
+    generated = sequences[:, width:]
+    completion_mask, finished = _completion_mask(generated, tokenizer.eos_token_id)
+    completion_full = torch.cat([torch.zeros_like(enc["attention_mask"]), completion_mask], dim=1)
+    attention = torch.cat([enc["attention_mask"], completion_mask], dim=1)
+    completions = tokenizer.batch_decode(
+        generated * completion_mask + tokenizer.pad_token_id * (1 - completion_mask), skip_special_tokens=True)
+    return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps forward(**kwargs)
+    try:
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _pad_right(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+    return torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[1])) for r in rows])
+
+
+@torch.no_grad()
+def token_logprobs(
+    model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32,
+    with_entropy: bool = False,
+) -> TokenLogprobs:
+    """Log-probabilities of each completion token under ``model`` (and optionally the entropy of each step).
+
+    Uses the same left padding and position ids as generation, and the same temperature as sampling, so that
+    the values are those of the distribution the samples were drawn from (when ``model`` is the sampler).
+    Only the completion positions' logits are computed when the model supports ``logits_to_keep``.
+    Returns :class:`TokenLogprobs` with tensors of shape [n, longest completion] (float32, on the CPU).
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    results = []
+    keep_logits = _accepts_logits_to_keep(model)
+    logps, masks, entropies = [], [], []
     for batch in samples.batches:
+        width = batch.prompt_width
+        length = batch.input_ids.shape[1]
         for start in range(0, batch.input_ids.shape[0], chunk_size):
             ids = batch.input_ids[start : start + chunk_size].to(device)
             attn = batch.attention_mask[start : start + chunk_size].to(device)
-            comp = batch.completion_mask[start : start + chunk_size].to(device)
             positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions).logits[:, :-1].float()
+            extra = {"logits_to_keep": length - width + 1} if keep_logits else {}
+            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, **extra).logits
+            # logits[:, j] predicts token j+1: the completion tokens width..length-1 need width-1..length-2.
+            logits = logits[:, -(length - width + 1) : -1].float()
             if temperature != 1.0:
                 logits = logits / temperature
-            token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            results.append((token_logp * comp[:, 1:]).sum(dim=1).cpu())
+            logp = torch.log_softmax(logits, dim=-1)
+            mask = batch.completion_mask[start : start + chunk_size, width:].to(device).float()
+            logps.append((logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1) * mask).cpu())
+            masks.append(mask.cpu())
+            if with_entropy:
+                entropies.append((torch.special.entr(logp.exp()).sum(dim=-1) * mask).cpu())
     model.train(was_training)
-    return torch.cat(results)
+    width = max((m.shape[1] for m in masks), default=0)
+    return TokenLogprobs(
+        logprobs=_pad_right(logps, width) if logps else torch.zeros(0, 0),
+        mask=_pad_right(masks, width) if masks else torch.zeros(0, 0),
+        entropy=(_pad_right(entropies, width) if entropies else torch.zeros(0, 0)) if with_entropy else None,
+    )
+
+
+def sequence_logprobs(
+    model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32
+) -> torch.Tensor:
+    """Sum of log-probabilities of each sample's completion tokens under ``model`` (shape [n], float32).
+
+    ``sequence_logprobs(policy) - sequence_logprobs(reference)`` on policy samples is an unbiased per-sequence
+    estimate of KL(policy || reference) for the sampling distributions (see :func:`token_logprobs`).
+    """
+    return token_logprobs(model, samples, temperature=temperature, chunk_size=chunk_size).sequence()
+
+
+def encode_completions(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], *, batch_size: int = 64,
+    add_special_tokens: bool = True, append_eos: bool = True,
+) -> Samples:
+    """Given prompt and completion texts laid out like :func:`sample`'s output, to score them with any model.
+
+    As TRL's DPO trainer does, prompt and prompt + completion are tokenized whole and the completion is what
+    follows their common prefix; ``append_eos`` ends each completion with EOS unless its text already does.
+    Prompts are left-padded, completions right-padded. Returns :class:`Samples` (``finished`` is True where
+    the completion ends with EOS).
+    """
+    eos = tokenizer.eos_token or ""
+    pad_id = tokenizer.pad_token_id
+    out = Samples(prompts=list(prompts), completions=list(completions))
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(zip(prompts[start : start + batch_size], completions[start : start + batch_size], strict=True))
+        fulls = [p + c + (eos if append_eos and not c.endswith(eos) else "") for p, c in chunk]
+        prompt_ids = tokenizer([p for p, _ in chunk], add_special_tokens=add_special_tokens)["input_ids"]
+        full_ids = tokenizer(fulls, add_special_tokens=add_special_tokens)["input_ids"]
+        cut = [_common_prefix(p, f) for p, f in zip(prompt_ids, full_ids, strict=True)]
+        heads = [f[:k] for f, k in zip(full_ids, cut, strict=True)]
+        tails = [f[k:] for f, k in zip(full_ids, cut, strict=True)]
+        width = max(len(h) for h in heads)
+        tail_width = max(max(len(t) for t in tails), 1)
+        ids = torch.full((len(chunk), width + tail_width), pad_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        completion = torch.zeros_like(ids)
+        for row, (head, tail) in enumerate(zip(heads, tails, strict=True)):
+            ids[row, width - len(head) : width] = torch.tensor(head, dtype=torch.long)
+            ids[row, width : width + len(tail)] = torch.tensor(tail, dtype=torch.long)
+            attention[row, width - len(head) : width + len(tail)] = 1
+            completion[row, width : width + len(tail)] = 1
+        finished = torch.tensor([bool(t) and t[-1] == tokenizer.eos_token_id for t in tails])
+        out.batches.append(SampleBatch(ids, attention, completion, finished))
+    return out
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

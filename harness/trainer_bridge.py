@@ -30,6 +30,7 @@ class HarnessCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 (transformers hook)
         from tqdm.auto import tqdm
 
+        self.ctx.checkpointer.plan(state.max_steps)
         self.bar = tqdm(total=state.max_steps, desc=f"train {self.ctx.spec.name}", unit="step", leave=False)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)

@@ -111,6 +111,11 @@ class TrainContext:
 
         return run_trainer(self, trainer)
 
+    def plan(self, total_steps: int) -> None:
+        """For methods with their own loop: call once before training with the planned number of optimizer
+        steps, so that ``train.num_checkpoints`` evenly spaced checkpoints are taken (TRL methods need not)."""
+        self.checkpointer.plan(total_steps)
+
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
         """For methods with their own loop: call after each optimizer step (loss check + checkpoints)."""
         self.steps_done = step

@@ -22,13 +22,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness import models
-from harness.checkpoints import Checkpointer
+from harness.checkpoints import Checkpointer, preserved_rng
 from harness.data import PreferenceData, to_unpaired
 from harness.errors import DataError, TrialPruned
 from harness.evaluation import EvalContext, Reference, evaluate_checkpoint
+from harness.health import annotate_trial, learning_rate_flag
 from harness.memory import MemoryMonitor
 from harness.pluginmanager import HarnessPluginManager, get_plugin_manager
 from harness.records import RECORD_NAME, library_versions, write_record
+from harness.refcache import open_reference_cache
 from harness.specs import MethodSpec
 from harness.training import TrainContext
 from harness.validation import validate_trial_config
@@ -140,12 +142,23 @@ class TrialRun:
                 self.record["peak_memory"] = self.monitor.stop()
             if self.checkpointer is not None:
                 self.record["checkpoints"] = self.checkpointer.entries
+                self.record["health"] = self._health()
             self.timings["total_s"] = round(time.perf_counter() - start, 3)
             self.record["finished_at"] = _now()
             self._write()
             self.pm.hook.harness_trial_end(record=self.record)
             gc.collect()
         return self.record
+
+    def _health(self) -> list[dict[str, Any]]:
+        """Health flags of the evaluated checkpoints (also set on each checkpoint entry)."""
+        try:
+            lr_flag = learning_rate_flag(self.cfg.method.get("learning_rate"), self.spec.lr_range,
+                                         self.record["train"].get("parameters"))
+            reference = (self.record.get("reference") or {}).get("metrics")
+            return annotate_trial(self.record["checkpoints"], reference, lr_flag)
+        except Exception as exc:  # never lose a record to a health check
+            return [{"flag": "health_check_error", "message": f"{type(exc).__name__}: {exc}", "fix": "", "steps": []}]
 
     def prepare(self, evaluate_reference: bool = True) -> TrainContext:
         """Validate, load data and models, evaluate the reference model; returns the method's context."""
@@ -189,11 +202,17 @@ class TrialRun:
         num_prompts = cfg.eval.num_prompts
         prompts = data.eval_prompts[: int(num_prompts)] if num_prompts else data.eval_prompts
         self.record["eval_prompts"] = len(prompts)
+        # Held-out pairs for preference accuracy: the pairwise eval split, before any unpairing for KTO.
+        pairs = (data.eval.select(range(min(len(data.eval), int(cfg.eval.get("preference_pairs", 256)))))
+                 .to_list() if data.eval is not None and data.format.kind == "pairwise" else None)
+        refcache = open_reference_cache(cfg, model_path=model_path, tokenizer=tokenizer, prompts=prompts,
+                                        pairs=pairs, gold_reward=gold, device=str(device), dtype=dtype)
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False):
             with self.monitor.paused():
                 ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=reference, tokenizer=tokenizer,
-                                  prompts=prompts, gold_reward=gold, is_reference=is_reference)
+                                  prompts=prompts, gold_reward=gold, is_reference=is_reference,
+                                  preference_pairs=pairs, refcache=refcache)
                 metrics, seconds = evaluate_checkpoint(evaluators, ctx)
             if not is_reference:
                 pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step, metrics=metrics)
@@ -202,12 +221,19 @@ class TrialRun:
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
         if evaluate_reference:
             t = time.perf_counter()
-            ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
-            self.record["reference"] = {"metrics": ref_metrics, "eval_breakdown_s": ref_seconds}
+            with refcache.locked(), preserved_rng():  # trials started together compute it once
+                cached = set(refcache.metrics())
+                ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
             self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
+            self.record["reference"] = {
+                "metrics": ref_metrics, "eval_breakdown_s": ref_seconds,
+                "cached": all(str(name) in cached for name in cfg.eval.evaluators),
+                "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
+                "cache_dir": str(refcache.directory) if refcache.directory is not None else None}
 
         self.checkpointer = Checkpointer(
-            every=int(cfg.train.checkpoint_every), directory=self.trial_dir / "checkpoints",
+            every=int(cfg.train.checkpoint_every), num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
+            directory=self.trial_dir / "checkpoints",
             save=bool(cfg.train.save_checkpoints), tokenizer=tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
         )

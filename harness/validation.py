@@ -73,8 +73,12 @@ def validate_train(cfg: DictConfig) -> None:
     """Trial-level training settings (checkpoint interval, device, precision)."""
     every = cfg.train.checkpoint_every
     if not isinstance(every, int) or every < 0:
-        raise ConfigError(f"train.checkpoint_every={every!r} is invalid; use 0 (final model only) or a number "
-                          "of steps.")
+        raise ConfigError(f"train.checkpoint_every={every!r} is invalid; use 0 (train.num_checkpoints evenly "
+                          "spaced checkpoints) or a number of steps.")
+    count = cfg.train.get("num_checkpoints", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model "
+                          "only).")
     device = models.resolve_device(str(cfg.train.device))
     models.resolve_precision(str(cfg.train.precision), device)
     seed = cfg.get("seed")

@@ -9,7 +9,7 @@ from harness.training import TrainContext
 from harness.trial import TrialRun
 
 # Small and fast: a few optimizer steps, few held-out prompts, short completions.
-FAST = ["method.max_steps=4", "method.batch_size=4", "eval.num_prompts=8", "eval.max_new_tokens=12",
+FAST = ["method.max_steps=4", "train.num_checkpoints=1", "method.batch_size=4", "eval.num_prompts=8", "eval.max_new_tokens=12",
         "train.num_threads=0"]
 
 

@@ -65,3 +65,12 @@ def test_conversational_file_data_on_a_local_model_directory(tiny_world, cache_d
     metrics = record["checkpoints"][-1]["metrics"]
     assert "kl" in metrics and "gold_reward" not in metrics  # file data defines no gold reward
     assert record["data"]["format"].startswith("pairwise conversational")
+
+
+def test_checkpoints_are_spaced_evenly_over_the_planned_steps(tiny_world, tmp_path):
+    cfg = compose(tiny_world, ["method=dpo", "method.max_steps=9", "train.num_checkpoints=3"])
+    record = run_trial(cfg, tmp_path)
+    assert record["status"] == "completed", record["error"]
+    assert [c["step"] for c in record["checkpoints"]] == [3, 6, 9]
+    assert all(c["metrics"] for c in record["checkpoints"])
+    assert [c["final"] for c in record["checkpoints"]] == [False, False, True]

@@ -1,0 +1,275 @@
+"""Evaluator ``lm_eval``: lm-evaluation-harness task scores of every checkpoint, in memory.
+
+The policy being evaluated (with its LoRA adapter active) and its tokenizer are wrapped in lm-eval's ``HFLM``
+and scored with ``lm_eval.simple_evaluate``, exactly as ``lm_eval --model hf --model_args pretrained=<dir>``
+would score the saved checkpoint. The toy world's tasks (``toy_grammar``, ``toy_sentiment``; see
+:mod:`harness.lmeval_tasks`) ship with the harness and are always included, so the default runs offline; any
+task, group or tag lm-eval knows can be named too (its dataset must be reachable or cached).
+
+Config, under ``eval.lm_eval`` (every key optional)::
+
+    tasks: [toy_grammar]    # lm-eval task, group or tag names (or paths to task YAML files)
+    include_path: []        # extra folders of task YAML files (they take precedence over lm-eval's own tasks)
+    limit: null             # documents per task: null (all), a count, or a fraction < 1 (lm-eval's --limit)
+    batch_size: 32          # requests per forward pass; an integer or "auto" (lm-eval's --batch_size)
+    num_fewshot: null       # few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)
+    bootstrap_iters: 100000 # resamples for stderrs lm-eval bootstraps (not needed for acc); 0 disables them
+
+Metrics: ``lm_eval/<task>/<metric>`` for each metric lm-eval reports (``acc``, ``acc_norm``, ...), with
+standard errors named the harness's way (``acc_se`` for lm-eval's ``acc_stderr``). Metrics under a filter
+other than lm-eval's ``none`` get the filter appended (``lm_eval/gsm8k/exact_match/flexible-extract``).
+Group scores appear under the group's name.
+
+Indexing lm-eval's ~15,000 task files takes about 11 s, so task managers are built once per process and
+reused for every checkpoint; when every task named is in the include paths (the default), lm-eval's own
+tasks are not indexed at all (about 0.1 s). Task names are checked before any compute
+(``harness_config_validate``), with suggestions for a misspelt name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import logging
+import random
+import sys
+import unittest.mock
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from harness import EvaluatorSpec, hookimpl
+from harness.errors import ConfigError, UnknownNameError
+from harness.lmeval_tasks import TASKS_DIR
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
+
+NAME = "lm_eval"
+DEFAULTS: dict[str, Any] = {"tasks": ["toy_grammar"], "include_path": [], "limit": None, "batch_size": 32,
+                            "num_fewshot": None, "bootstrap_iters": 100000}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``eval.lm_eval`` config, with defaults filled in and include paths resolved."""
+
+    tasks: tuple[str, ...]
+    include_path: tuple[str, ...]  # the shipped toy tasks first, then the user's folders
+    limit: int | float | None
+    batch_size: int | str
+    num_fewshot: int | None
+    bootstrap_iters: int
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def read_settings(cfg: DictConfig) -> Settings:
+    """``eval.lm_eval`` of ``cfg`` as :class:`Settings`; a one-line ConfigError for an invalid value."""
+    section = cfg.eval.get(NAME) if cfg.get("eval") is not None else None
+    raw = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section or {})
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise UnknownNameError("option", f"eval.{NAME}.{unknown[0]}", [f"eval.{NAME}.{k}" for k in DEFAULTS])
+    values = {**DEFAULTS, **raw}
+    tasks = [str(t) for t in _as_list(values["tasks"])]
+    if not tasks:
+        raise ConfigError(f"eval.{NAME}.tasks is empty; name at least one lm-eval task, e.g. [toy_grammar], or "
+                          f"remove {NAME} from eval.evaluators.")
+    paths = [str(TASKS_DIR)]
+    for entry in _as_list(values["include_path"]):
+        path = Path(str(entry)).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"eval.{NAME}.include_path: {entry} is not a folder; give folders of lm-eval task "
+                              "YAML files.")
+        if str(path) not in paths:
+            paths.append(str(path))
+    limit = values["limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Real) or limit <= 0
+                              or (isinstance(limit, float) and limit >= 1 and not limit.is_integer())):
+        raise ConfigError(f"eval.{NAME}.limit={limit!r} is invalid; use null (all documents), a number of "
+                          "documents, or a fraction below 1.")
+    if isinstance(limit, float) and limit >= 1:
+        limit = int(limit)
+    batch_size = values["batch_size"]
+    if not ((isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)
+            or (isinstance(batch_size, str) and batch_size.startswith("auto"))):
+        raise ConfigError(f"eval.{NAME}.batch_size={batch_size!r} is invalid; use a positive integer or auto.")
+    shots = values["num_fewshot"]
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 0):
+        raise ConfigError(f"eval.{NAME}.num_fewshot={shots!r} is invalid; use null (each task's default) or an "
+                          "integer >= 0.")
+    iters = values["bootstrap_iters"]
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
+        raise ConfigError(f"eval.{NAME}.bootstrap_iters={iters!r} is invalid; use an integer >= 0.")
+    return Settings(tasks=tuple(tasks), include_path=tuple(paths), limit=limit, batch_size=batch_size,
+                    num_fewshot=shots, bootstrap_iters=iters)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Task managers: indexing is slow, so one per (include paths, with lm-eval's own tasks?) per process.
+# ---------------------------------------------------------------------------------------------------
+
+_MANAGERS: dict[tuple[tuple[str, ...], bool], TaskManager] = {}
+
+
+def _build_task_manager(include_path: Sequence[str], include_defaults: bool) -> TaskManager:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=list(include_path), include_defaults=include_defaults)
+
+
+def task_manager(include_path: Sequence[str], include_defaults: bool) -> TaskManager:
+    """The process-wide TaskManager indexing ``include_path`` (and lm-eval's own tasks if asked)."""
+    key = (tuple(include_path), include_defaults)
+    if key not in _MANAGERS:
+        with quiet_lm_eval(verbose=False):
+            _MANAGERS[key] = _build_task_manager(include_path, include_defaults)
+    return _MANAGERS[key]
+
+
+def _known(manager: TaskManager, task: str) -> bool:
+    return task in manager.all_tasks or (task.endswith((".yaml", ".yml")) and Path(task).is_file())
+
+
+def manager_for(settings: Settings) -> TaskManager:
+    """A TaskManager that knows every task of ``settings``: the include paths alone when they suffice (fast),
+    else with lm-eval's own tasks. Raises a one-line ConfigError naming an unknown task."""
+    local = task_manager(settings.include_path, include_defaults=False)
+    if all(_known(local, t) for t in settings.tasks):
+        return local
+    full = task_manager(settings.include_path, include_defaults=True)
+    for task in settings.tasks:
+        if not _known(full, task):
+            close = difflib.get_close_matches(task, full.all_tasks, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ConfigError(f"Unknown lm-eval task '{task}' in eval.{NAME}.tasks.{hint} List them with "
+                              f"`lm_eval ls tasks`, or add the task's folder to eval.{NAME}.include_path.")
+    return full
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation.
+# ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_lm_eval(verbose: bool) -> Iterator[None]:
+    """Silence lm-eval's logs and progress bars unless ``verbose``; replay them if an exception escapes.
+
+    lm-eval's progress bars have no switch, so stderr is captured while it runs.
+    """
+    if verbose:
+        from lm_eval.utils import setup_logging
+
+        setup_logging(logging.INFO)
+        yield
+        return
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    except BaseException:
+        sys.stderr.write(captured.getvalue())
+        raise
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's random states afterwards (lm-eval seeds all three)."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
+def without_run_report() -> Iterator[None]:
+    """Skip the run report ``simple_evaluate`` adds to its results: an environment report that runs ``pip list``
+    (about 1.2 s per checkpoint) and the git hash of the working directory (``git`` prints to the terminal
+    outside a repository). The trial record holds the library versions instead."""
+    import lm_eval.evaluator
+
+    names = [n for n in ("add_env_info", "get_git_commit_hash") if hasattr(lm_eval.evaluator, n)]
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(unittest.mock.patch.object(lm_eval.evaluator, name, lambda *args: None))
+        yield
+
+
+def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
+    """lm-eval's ``results["results"]`` as flat ``lm_eval/<task>/<metric>[/<filter>]`` numbers (``acc_stderr``
+    becomes ``acc_se``)."""
+    metrics: dict[str, float] = {}
+    for task, scores in results.get("results", {}).items():
+        for key, value in scores.items():
+            if "," not in key or isinstance(value, bool) or not isinstance(value, Real):
+                continue  # "alias", and "N/A" stderrs
+            metric, _, filter_name = key.partition(",")
+            if metric.endswith("_stderr"):  # the harness's name for a standard error
+                metric = metric.removesuffix("_stderr") + "_se"
+            suffix = "" if filter_name == "none" else f"/{filter_name}"
+            metrics[f"{NAME}/{task}/{metric}{suffix}"] = float(value)
+    return metrics
+
+
+def run_lm_eval(model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False) -> dict[str, Any]:
+    """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval; returns lm-eval's results dict."""
+    manager = manager_for(settings)
+    with quiet_lm_eval(verbose):
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+
+        was_training = model.training
+        try:
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
+            with preserved_random_state(), without_run_report():
+                results = lm_eval.simple_evaluate(
+                    model=lm, tasks=list(settings.tasks), num_fewshot=settings.num_fewshot, limit=settings.limit,
+                    task_manager=manager, log_samples=False, bootstrap_iters=settings.bootstrap_iters)
+        finally:
+            model.train(was_training)
+    return dict(results or {})
+
+
+def evaluate(ctx: Any) -> dict[str, float]:
+    """lm-eval scores of ``ctx.policy`` (the reference model too, at step 0) on ``eval.lm_eval.tasks``."""
+    settings = read_settings(ctx.cfg)
+    results = run_lm_eval(ctx.policy, ctx.tokenizer, settings, verbose=bool(ctx.cfg.get("verbose", False)))
+    return metrics_from_results(results)
+
+
+@hookimpl
+def harness_config_validate(cfg: DictConfig) -> None:
+    """When ``lm_eval`` is among ``eval.evaluators``: check ``eval.lm_eval`` and that every task exists."""
+    evaluators = cfg.eval.get("evaluators") if cfg.get("eval") is not None else None
+    if NAME not in [str(e) for e in evaluators or []]:
+        return
+    manager_for(read_settings(cfg))
+
+
+@hookimpl
+def harness_evaluators_register() -> list[EvaluatorSpec]:
+    """The lm-eval evaluator."""
+    return [EvaluatorSpec(name=NAME, evaluate=evaluate,
+                          description="lm-evaluation-harness task scores (default: the toy world's toy_grammar)")]

@@ -1,0 +1,166 @@
+"""The lm_eval evaluator and the toy world's lm-eval tasks.
+
+The harness's in-memory scores must equal what lm-eval's own command line reports for the same saved
+checkpoint; task data must be what the generator produces; task names are checked before any compute; the
+task index is built once per process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness_plugins import eval_lmeval
+
+from harness.lmeval_tasks import TASKS_DIR, generate
+from tests.conftest import run_cli
+from tests.helpers import compose
+
+LIMIT = 120  # documents per task in the fast tests
+
+
+@pytest.fixture
+def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Start from an empty task-manager cache and record every task-index build."""
+    monkeypatch.setattr(eval_lmeval, "_MANAGERS", {})
+    builds: list[tuple] = []
+    build = eval_lmeval._build_task_manager
+
+    def counting(include_path, include_defaults):
+        builds.append((tuple(include_path), include_defaults))
+        return build(include_path, include_defaults)
+
+    monkeypatch.setattr(eval_lmeval, "_build_task_manager", counting)
+    return builds
+
+
+def test_shipped_task_data_equals_the_generator():
+    assert generate.stale_files() == [], "run python -m harness.lmeval_tasks.generate and commit data/"
+    rows = generate.generate()["toy_grammar.test.jsonl"]
+    # The data really test grammar: the true continuation is grammatical after the prefix, the others are not.
+    from harness.toyworld.grammar import check
+
+    for row in rows[:50]:
+        errors = [check(f"{row['context']} {choice}", start="sentence").errors for choice in row["choices"]]
+        assert errors[row["label"]] == 0 and all(e > 0 for i, e in enumerate(errors) if i != row["label"])
+
+
+def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp_path, count_index_builds):
+    from harness.trial import run_trial
+
+    cfg = compose(tiny_world, ["eval.evaluators=[lm_eval]", f"++eval.lm_eval.limit={LIMIT}",
+                               "method.max_steps=1", "train.checkpoint_every=1"])
+    record = run_trial(cfg, tmp_path / "trial")
+    assert record["status"] == "completed", record["error"]
+
+    key = "lm_eval/toy_grammar/acc"
+    reference = record["reference"]["metrics"]
+    assert key in reference and "lm_eval/toy_grammar/acc_se" in reference  # step 0 evaluated normally
+    # The tiny world's base model already prefers grammatical continuations (chance is 0.25).
+    assert reference[key] > 0.25 + 3 * reference["lm_eval/toy_grammar/acc_se"]
+    checkpoints = [c for c in record["checkpoints"] if c["metrics"]]
+    assert checkpoints and all(key in c["metrics"] for c in checkpoints)
+    # One task index for the validation and every evaluation (reference + checkpoints) of the trial.
+    assert count_index_builds == [((str(TASKS_DIR),), False)]
+
+    final = checkpoints[-1]
+    out = tmp_path / "lm_eval_cli"
+    result = run_cli(["run", "--model", "hf", "--model_args", f"pretrained={final['path']},dtype=float32",
+                      "--tasks", "toy_grammar", "--include_path", str(TASKS_DIR), "--limit", str(LIMIT),
+                      "--batch_size", "32", "--device", "cpu", "--output_path", str(out)],
+                     cwd=tmp_path, module="lm_eval", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [results_file] = list(out.rglob("results_*.json"))
+    cli = json.loads(results_file.read_text())["results"]["toy_grammar"]
+    assert final["metrics"][key] == pytest.approx(cli["acc,none"], abs=1e-6)
+    assert final["metrics"]["lm_eval/toy_grammar/acc_se"] == pytest.approx(cli["acc_stderr,none"], abs=1e-6)
+
+
+def test_unknown_task_is_one_line_before_any_compute(tiny_world, tmp_path, monkeypatch, capsys,
+                                                     count_index_builds):
+    from harness.app import main
+
+    # Index only the shipped tasks even where lm-eval's own would be searched (11 s; the slow test does it).
+    build = eval_lmeval._build_task_manager
+    monkeypatch.setattr(eval_lmeval, "_build_task_manager", lambda paths, defaults: build(paths, False))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny_world, "eval.evaluators=[gold_reward,lm_eval]", "++eval.lm_eval.tasks=[toy_grammer]"])
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "Unknown lm-eval task 'toy_grammer'" in lines[0] and "Did you mean: toy_grammar" in lines[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["++eval.lm_eval.taks=[toy_grammar]"], "Unknown option 'eval.lm_eval.taks'. Did you mean: eval.lm_eval.tasks?"),
+    (["++eval.lm_eval.limit=-3"], "eval.lm_eval.limit=-3 is invalid"),
+    (["++eval.lm_eval.include_path=[/no/such/folder]"], "/no/such/folder is not a folder"),
+])
+def test_bad_lm_eval_options_are_config_errors(tiny_world, overrides, expected):
+    from harness.errors import ConfigError
+
+    cfg = compose(tiny_world, ["eval.evaluators=[lm_eval]", *overrides])
+    with pytest.raises(ConfigError) as error:
+        eval_lmeval.harness_config_validate(cfg)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_options_are_not_checked_when_the_evaluator_is_not_used(tiny_world, count_index_builds):
+    cfg = compose(tiny_world, ["eval.evaluators=[kl]", "++eval.lm_eval.tasks=[no_such_task]"])
+    eval_lmeval.harness_config_validate(cfg)
+    assert count_index_builds == []
+
+
+def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
+    import torch
+
+    from harness.evaluation import EvalContext, Reference
+    from tests.helpers import train_context
+
+    ctx = train_context(tiny_world, tmp_path, ["model=lora", "eval.evaluators=[lm_eval]",
+                                               "++eval.lm_eval.limit=40"])
+    policy = ctx.policy
+    if not hasattr(policy, "disable_adapter"):  # the harness may hand peft's config to the trainer instead
+        from peft import get_peft_model
+
+        policy = get_peft_model(policy, ctx.peft_config)
+    eval_ctx = EvalContext(cfg=ctx.cfg, step=1, policy=policy, reference=Reference(), tokenizer=ctx.tokenizer,
+                           prompts=[], gold_reward=None)
+    base = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
+    torch.manual_seed(0)
+    with torch.no_grad():  # an adapter that wrecks the model: its scores must show it
+        for name, param in policy.named_parameters():
+            if "lora_" in name:
+                param.normal_(0, 3.0)
+    adapted = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
+    with policy.disable_adapter():
+        disabled = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
+    assert disabled == base
+    assert adapted < base
+
+
+@pytest.mark.slow
+def test_unknown_lm_eval_task_suggests_lm_eval_names(tmp_path):
+    result = run_cli(["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswg]"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Unknown lm-eval task 'hellaswg'" in lines[0] and "hellaswag" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_default_toy_world_base_model_knows_the_grammar(cache_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.toyworld import build_toy_world
+
+    world = build_toy_world(cache_dir=str(cache_dir / "toyworld"), progress=False)
+    model = AutoModelForCausalLM.from_pretrained(world.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(world.model_dir)
+    settings = eval_lmeval.Settings(tasks=("toy_grammar",), include_path=(str(TASKS_DIR),), limit=None,
+                                    batch_size=64, num_fewshot=None, bootstrap_iters=100000)
+    scores = eval_lmeval.metrics_from_results(eval_lmeval.run_lm_eval(model, tokenizer, settings))
+    acc, se = scores["lm_eval/toy_grammar/acc"], scores["lm_eval/toy_grammar/acc_se"]
+    assert acc > 0.25 + 5 * max(se, 0.01), scores  # chance is 0.25
