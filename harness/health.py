@@ -159,4 +159,6 @@ def annotate_trial(entries: list[dict[str, Any]], reference: Mapping[str, Any] |
             steps = raised.get(f.flag, {}).get("steps", [])
             raised[f.flag] = {**f.to_dict(), "steps": [*steps, entry["step"]]}
         history.append(entry["metrics"])
+    if lr_flag is not None and lr_flag.flag not in raised:  # no checkpoint was evaluated: still a trial flag
+        raised[lr_flag.flag] = {**lr_flag.to_dict(), "steps": []}
     return list(raised.values())

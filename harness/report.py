@@ -22,12 +22,15 @@ def trial_summary(record: dict[str, Any]) -> str:
     reference = (record.get("reference") or {}).get("metrics") or {}
     keys = [k for k in dict.fromkeys([*reference, *final]) if not k.endswith("_se")]
     if keys:
-        lines.append(f"  {'metric':<22}{'reference':>12}{'final':>12}")
+        width = max(22, *(len(k) + 2 for k in keys))
+        lines.append(f"  {'metric':<{width}}{'reference':>12}{'final':>12}")
         for key in keys:
             se = final.get(f"{key}_se")
             suffix = f"  ± {se:.3f}" if isinstance(se, float) else ""
-            lines.append(f"  {key:<22}{_num(reference.get(key)):>12}{_num(final.get(key)):>12}{suffix}")
+            lines.append(f"  {key:<{width}}{_num(reference.get(key)):>12}{_num(final.get(key)):>12}{suffix}")
         lines.append(f"  on {record.get('eval_prompts')} held-out prompts; kl in nats per sequence")
+    for flag in record.get("health") or []:
+        lines.append(f"  health: {flag['flag']}: {flag['message']}; fix: {flag['fix']}")
     t = record.get("timings") or {}
     mem = record.get("peak_memory") or {}
     lines.append(f"  steps {record.get('train', {}).get('steps')}, train {t.get('train_s', 0):.1f} s, "
