@@ -14,14 +14,16 @@ from omegaconf import DictConfig
 
 
 class WriteLeaderboard(Callback):
-    """When a multirun ends, write ``<leaderboard.dir>/<sweep name>/leaderboard.{md,csv}`` and print it."""
+    """When a multirun ends, write the reports to ``<leaderboard.dir>/<sweep name>/`` and print the table."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:  # noqa: D102 (Hydra hook)
         from harness.leaderboard import console_table, write_leaderboard
 
         sweep_dir = Path(config.hydra.sweep.dir)
         out = Path(config.leaderboard.dir) / sweep_dir.name
-        board = write_leaderboard([sweep_dir], out, title=sweep_dir.name)
+        lb = config.leaderboard
+        board = write_leaderboard([sweep_dir], out, title=sweep_dir.name, objective=lb.get("objective", "auto"),
+                                  kl_budget=lb.get("kl_budget", 10.0))
         if config.leaderboard.get("print", True):
             print(f"\nLeaderboard ({len(board.records)} trials) -> {out / 'leaderboard.md'}\n")
             print(console_table(board), flush=True)

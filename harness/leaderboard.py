@@ -1,10 +1,14 @@
 """The leaderboard: a pure function of trial records, rebuilt from disk at any time.
 
 ``python -m harness.leaderboard multirun/<sweep> [...]`` reads every ``trial.json`` under the given
-directories (corrupt or foreign records are skipped with a warning), builds one pandas row per trial (its
-final checkpoint), ranks completed trials by the objective (gold reward when the data defines one), lists
-failed and pruned trials with their reasons, and writes ``leaderboard.md`` and ``leaderboard.csv``. The same
-runs automatically when a multirun ends (:mod:`harness.hydra_callbacks`).
+directories (corrupt or foreign records are skipped with a warning), chooses each trial's best checkpoint
+within the KL budget (:mod:`harness.ranking`), ranks trials by the objective and marks the Pareto front,
+aggregates repeated settings over seeds (:mod:`harness.seeds`), lists failed and pruned trials with their
+reasons, and writes ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, the plots and
+``leaderboard.html``. Records compared on different model, data or evaluation settings are never ranked
+together (:mod:`harness.merging`). The same runs when a multirun ends (:mod:`harness.hydra_callbacks`).
+
+From Python: ``load_leaderboard(paths)`` returns a :class:`Leaderboard` whose attributes are DataFrames.
 """
 
 from __future__ import annotations
@@ -13,184 +17,265 @@ import argparse
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness import board_frames, merging, ranking, seeds
+from harness.errors import ConfigError
 from harness.records import atomic_write_text, load_records
-
-# Metric columns shown when present, in this order: (record metric key, column name).
-METRIC_COLUMNS = [
-    ("gold_reward", "gold_reward"),
-    ("gold_reward_se", "gold_se"),
-    ("reward_model_score", "rm_score"),
-    ("kl", "kl"),
-    ("kl_se", "kl_se"),
-    ("win_rate", "win_rate"),
-    ("preference_accuracy", "pref_acc"),
-    ("length", "length"),
-    ("distinct_2", "distinct_2"),
-]
-# lm-eval scores (lm_eval/<task>/<metric>) shown as columns: the main metrics, not their standard errors.
-LM_EVAL_METRICS = ("acc", "acc_norm", "exact_match", "f1")
-OBJECTIVE_PREFERENCE = ("gold_reward", "reward_model_score")
-
-
-def final_checkpoint(record: dict[str, Any]) -> dict[str, Any]:
-    """The record's final checkpoint entry (the last evaluated one if none is marked final)."""
-    checkpoints = record.get("checkpoints") or []
-    final = [c for c in checkpoints if c.get("final")]
-    evaluated = [c for c in checkpoints if c.get("metrics")]
-    return (final or evaluated or [{}])[-1]
-
-
-def varying_hyperparameters(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Hyperparameter names whose values differ between records (or that only some records have)."""
-    keys: dict[str, set[str]] = {}
-    for r in records:
-        for k, v in r.get("hyperparameters", {}).items():
-            keys.setdefault(k, set()).add(repr(v))
-    counts = {k: sum(k in r.get("hyperparameters", {}) for r in records) for k in keys}
-    return sorted(k for k, vals in keys.items() if len(vals) > 1 or counts[k] < len(records))
-
-
-def trials_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per trial: method, varying hyperparameters, final metrics, baseline, cost, status."""
-    varying = varying_hyperparameters(records)
-    rows = []
-    for r in records:
-        final = final_checkpoint(r)
-        metrics = final.get("metrics", {})
-        reference = (r.get("reference") or {}).get("metrics", {})
-        row: dict[str, Any] = {"method": r["method"]}
-        for k in varying:
-            row[k] = r["hyperparameters"].get(k)
-        for key, column in METRIC_COLUMNS:
-            if key in metrics or key in reference:
-                row[column] = metrics.get(key)
-        for key in sorted(k for k in {*metrics, *reference} if k.startswith("lm_eval/")):
-            if key.split("/")[2] in LM_EVAL_METRICS:
-                row[key] = metrics.get(key)
-        if "gold_reward" in reference:
-            row["base_gold"] = reference["gold_reward"]
-        row["health"] = ", ".join(f["flag"] for f in r.get("health") or [])
-        memory = r.get("peak_memory") or {}
-        row.update(
-            steps=final.get("step"),
-            train_s=(r.get("timings") or {}).get("train_s"),
-            peak_mem_mb=memory.get("cuda_peak_mb") or memory.get("rss_peak_mb"),
-            models=r.get("models_in_memory"),
-            status=r["status"],
-            reason=(r.get("error") or {}).get("message"),
-            eval_prompts=r.get("eval_prompts"),
-            overrides=" ".join(r.get("overrides") or []),
-            record=r.get("_path"),
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def objective_column(df: pd.DataFrame) -> str | None:
-    """The column trials are ranked by: the gold reward if any trial has one, else the reward-model score."""
-    for name in OBJECTIVE_PREFERENCE:
-        if name in df.columns and df[name].notna().any():
-            return name
-    return None
-
-
-def rank(df: pd.DataFrame) -> pd.DataFrame:
-    """Completed trials sorted by the objective (best first, with a 1-based rank), then the others."""
-    if df.empty:
-        return df
-    objective = objective_column(df)
-    done = df[df["status"] == "completed"]
-    rest = df[df["status"] != "completed"]
-    if objective is not None:
-        done = done.sort_values(objective, ascending=False, na_position="last", kind="stable")
-    done = done.assign(rank=range(1, len(done) + 1))
-    ranked = pd.concat([done, rest.assign(rank=pd.NA)], ignore_index=True)
-    return ranked[["rank", *[c for c in ranked.columns if c != "rank"]]]
 
 
 @dataclass
 class Leaderboard:
-    """A ranked table of trials and the records it was built from."""
+    """A ranked leaderboard and the records it was built from; every table is a pandas DataFrame.
 
-    table: pd.DataFrame
+    Attributes:
+        trials: one row per trial (its best checkpoint within the KL budget), ranked; failed and pruned
+            trials last, with their reasons.
+        checkpoints: one row per evaluated checkpoint of every trial.
+        methods: each method's best trial.
+        seeds: one row per setting run with several seeds (mean, 95% CI, significance), else empty.
+        cost: wall time, peak memory and models in memory per method, measured.
+        swept: the hyperparameters that vary between trials.
+        objective_name: the column trials are ranked by (None when nothing ranks them).
+        kl_budget: the KL budget in nats per sequence (None: no budget).
+        groups: when the records come from incompatible setups, their setting keys with trial counts and the
+            settings that differ; the tables are then empty (nothing is ranked across setups).
+    """
+
+    title: str
     records: list[dict[str, Any]]
+    trials: pd.DataFrame
+    checkpoints: pd.DataFrame
+    methods: pd.DataFrame
+    seeds: pd.DataFrame
+    cost: pd.DataFrame
+    swept: list[str]
+    objective_name: str | None
+    kl_budget: float | None
+    groups: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The ranked trials table (alias of ``trials``)."""
+        return self.trials
 
     @property
     def completed(self) -> pd.DataFrame:
         """Rows of completed trials, ranked."""
-        return self.table[self.table["status"] == "completed"] if not self.table.empty else self.table
+        return self.trials[self.trials["status"] == "completed"] if not self.trials.empty else self.trials
 
 
-def build_leaderboard(paths: Iterable[Path | str]) -> Leaderboard:
-    """Read every record under ``paths`` and rank them."""
-    records = list(load_records(paths))
-    return Leaderboard(rank(trials_frame(records)), records)
+def _empty(title: str, records: list[dict[str, Any]], objective: str | None, kl_budget: float | None,
+           groups: dict[str, Any] | None = None) -> Leaderboard:
+    e = pd.DataFrame()
+    return Leaderboard(title, records, e, e, e, e, e, [], objective, kl_budget, groups or {})
+
+
+def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, swept: Sequence[str],
+                 objective: str | None, kl_budget: float | None) -> pd.DataFrame:
+    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.ranking.best_checkpoints`) beside
+    the trial's baseline, cost and status; ranked, with the Pareto front marked."""
+    best = ranking.best_checkpoints(checkpoints, objective, kl_budget)
+    by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
+    rows = []
+    for r in records:
+        info = board_frames.trial_info(r, swept)
+        chosen = by_trial.get(info["trial_id"], {})
+        metrics = {k: v for k, v in chosen.items() if k not in ("trial_id", "method", "health", *swept)}
+        rows.append({**{k: info[k] for k in ("trial_id", "method", *swept)}, **metrics,
+                     **{k: v for k, v in info.items() if k not in ("trial_id", "method", *swept)}})
+    df = pd.DataFrame(rows)
+    for column, default in (("objective", math.nan), ("within_budget", False), ("step", pd.NA), ("kl", math.nan)):
+        if column not in df.columns:
+            df[column] = default
+    done = df["status"] == "completed"
+    df["pareto"] = ranking.pareto_front(df["objective"].where(done), df["kl"].where(done))
+    return ranking.rank_trials(df)
+
+
+def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Measured cost per method over its completed trials: mean train seconds, peak memory, models held."""
+    done = trials[trials["status"] == "completed"] if not trials.empty else trials
+    if done.empty:
+        return pd.DataFrame()
+    grouped = done.groupby("method", sort=True)
+    return pd.DataFrame({"trials": grouped.size(), "train_s_mean": grouped["train_s"].mean(),
+                         "peak_mem_mb_max": grouped["peak_mem_mb"].max(),
+                         "models_in_memory": grouped["models"].max()}).reset_index()
+
+
+def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: str = "auto",
+          kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
+    """The leaderboard of ``records`` (see :class:`Leaderboard`)."""
+    if kl_budget is not None and (not isinstance(kl_budget, (int, float)) or kl_budget <= 0):
+        raise ConfigError(f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null.")
+    if not records:
+        return _empty(title, records, None, kl_budget)
+    groups = merging.group_records(records)
+    if len(groups) > 1:
+        detail = {"counts": {k: len(v) for k, v in groups.items()},
+                  "differ": merging.differing_settings(groups),
+                  "trials": {k: [board_frames.trial_id(r) for r in v] for k, v in groups.items()}}
+        return _empty(title, records, None, kl_budget, detail)
+    swept = board_frames.varying_hyperparameters(records)
+    checkpoints = board_frames.checkpoints_frame(records, swept)
+    name = ranking.resolve_objective(checkpoints, objective)
+    if not checkpoints.empty:
+        inside = True if kl_budget is None else checkpoints["kl"].isna() | (checkpoints["kl"] <= kl_budget)
+        checkpoints = checkpoints.assign(objective=checkpoints[name] if name else math.nan, within_budget=inside)
+    trials = trials_table(records, checkpoints, swept, name, kl_budget)
+    done = trials[trials["status"] == "completed"]
+    methods = (done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
+               if not done.empty else pd.DataFrame())
+    return Leaderboard(title, records, trials, checkpoints, methods, seeds.aggregate_seeds(trials, swept),
+                       cost_table(trials), swept, name, kl_budget)
+
+
+def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",
+                     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
+    """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard."""
+    paths = [Path(p) for p in paths]
+    return build(list(load_records(paths)), title or (paths[0].resolve().name if paths else "leaderboard"),
+                 objective, kl_budget)
+
+
+build_leaderboard = load_leaderboard  # the name earlier code and users may know
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown and the console.
+# ---------------------------------------------------------------------------------------------------
+
+_HIDDEN = ("reason", "overrides", "record", "eval_prompts", "status", "trial_id", "within_budget", "objective",
+           "base_rm_score", "final")
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else ""
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}".rstrip("0").rstrip(".")
     return str(value)
 
 
-_HIDDEN_IN_MARKDOWN = ("reason", "overrides", "record", "eval_prompts", "status")
+def _table(df: pd.DataFrame) -> str:
+    shown = df.drop(columns=[c for c in _HIDDEN if c in df.columns]).dropna(axis=1, how="all")
+    if "pareto" in shown:
+        shown = shown.assign(pareto=shown["pareto"].map(lambda v: "★" if v is True else ""))
+    return shown.map(_fmt).to_markdown(index=False)
 
 
-def to_markdown(board: Leaderboard, title: str) -> str:
-    """The leaderboard as Markdown: ranked table, then failed and pruned trials with their reasons."""
-    df = board.table
-    lines = [f"# Leaderboard: {title}", ""]
+def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
+    """The leaderboard as Markdown: ranked trials, per-method best, seeds, cost, failures, plots, reproduce."""
+    lines = [f"# Leaderboard: {board.title}", ""]
+    if board.groups:
+        return "\n".join([*lines, *incompatible_lines(board), ""])
+    df = board.trials
     if df.empty:
         return "\n".join([*lines, "No trial records found.", ""])
-    objective = objective_column(df)
     n_done = int((df["status"] == "completed").sum())
     prompts = df["eval_prompts"].dropna()
-    lines.append(f"{len(df)} trials ({n_done} completed). Ranked by **{objective or 'record order'}** of the final "
-                 f"checkpoint, on {int(prompts.iloc[0]) if len(prompts) else '?'} held-out prompts; `kl` is "
-                 "KL(policy || reference) in nats per sequence; `base_gold` is the reference model's gold reward; "
-                 "`±` columns are standard errors.")
-    lines.append("")
-    shown = board.completed.drop(columns=[c for c in _HIDDEN_IN_MARKDOWN if c in df.columns])
-    if not shown.empty:
-        shown = shown.dropna(axis=1, how="all")
-        lines.append(shown.map(_fmt).to_markdown(index=False))
-        lines.append("")
+    budget = f"within a KL budget of {board.kl_budget:g} nats" if board.kl_budget is not None else "(no KL budget)"
+    lines += [f"{len(df)} trials ({n_done} completed). Each trial is shown at its best checkpoint by "
+              f"**{board.objective_name or 'record order'}** {budget} (a trial with none inside the budget keeps "
+              f"its final checkpoint and ranks after the others), on {int(prompts.iloc[0]) if len(prompts) else '?'} "
+              "held-out prompts. `kl` is KL(policy || reference) in nats per sequence; `base_gold` is the "
+              "reference model's gold reward; `*_se` columns are standard errors; ★ marks the Pareto front "
+              "(no other trial has a higher reward at a lower KL); `health` lists flags raised at any checkpoint.", ""]
+    if not board.completed.empty:
+        lines += [_table(board.completed), ""]
+    if len(board.methods) > 1:
+        lines += ["## Best per method", "", _table(board.methods), ""]
+    if not board.seeds.empty:
+        lines += ["## Over seeds", "", f"Mean and 95% confidence interval over seeds of **{board.objective_name}** "
+                  "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
+                  "difference from the best is not significant (p >= 0.05).", "",
+                  board.seeds.map(_fmt).to_markdown(index=False), ""]
+    if not board.cost.empty:
+        lines += ["## Compute cost per method (measured)", "", board.cost.map(_fmt).to_markdown(index=False), ""]
     others = df[df["status"] != "completed"]
     if not others.empty:
         lines += ["## Failed and pruned trials", ""]
         for _, row in others.iterrows():
-            lines.append(f"- **{row['method']}** ({row['status']}): {row['reason']}  \n  `{row['overrides']}`")
+            step = f" at step {_fmt(row.get('step'))}" if row["status"] == "pruned" and _fmt(row.get("step")) else ""
+            lines.append(f"- **{row['method']}** ({row['status']}{step}): {row['reason'] or 'no reason recorded'}"
+                         f"  \n  `{row['overrides']}`")
         lines.append("")
-    lines += ["## Reproduce", "", "Each trial's overrides (append to `python -m harness`):", ""]
+    if plots:
+        lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]
+    lines += ["## Reproduce", "", "Each trial's exact overrides:", ""]
     for _, row in df.iterrows():
         lines.append(f"- rank {_fmt(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
     lines.append("")
     return "\n".join(lines)
 
 
-def write_leaderboard(paths: Iterable[Path | str], out_dir: Path | str, title: str | None = None) -> Leaderboard:
-    """Build the leaderboard of ``paths`` and write ``leaderboard.md`` and ``leaderboard.csv`` to ``out_dir``."""
-    out = Path(out_dir)
-    board = build_leaderboard(paths)
-    atomic_write_text(out / "leaderboard.md", to_markdown(board, title or out.name))
-    atomic_write_text(out / "leaderboard.csv", board.table.to_csv(index=False))
-    return board
+def incompatible_lines(board: Leaderboard) -> list[str]:
+    """Markdown lines explaining why records from several setups were not merged."""
+    g = board.groups
+    lines = [f"These {len(board.records)} trial records come from {len(g['counts'])} different setups (model, data "
+             "or evaluation settings), so they are not ranked together. Rebuild the leaderboard from the "
+             "directories of one setup at a time.", "", "Settings that differ (one value per setup):", ""]
+    lines += [f"- `{key}`: {', '.join(repr(v) for v in values)}" for key, values in g["differ"].items()]
+    lines += ["", "Setups:", ""]
+    lines += [f"- `{key}`: {count} trials ({', '.join(g['trials'][key][:5])}{' ...' if count > 5 else ''})"
+              for key, count in g["counts"].items()]
+    return lines
 
 
 def console_table(board: Leaderboard) -> str:
     """A compact text table for the terminal."""
-    if board.table.empty:
+    if board.groups:
+        return "\n".join(incompatible_lines(board))
+    if board.trials.empty:
         return "(no trial records)"
-    cols = [c for c in board.table.columns if c not in ("overrides", "record", "eval_prompts")]
-    return board.table[cols].dropna(axis=1, how="all").map(_fmt).to_markdown(index=False)
+    return _table(board.trials.drop(columns=["base_rm_score"], errors="ignore"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files.
+# ---------------------------------------------------------------------------------------------------
+
+
+def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, the plots and ``leaderboard.html``
+    to ``out_dir`` (atomically, each); returns the paths written."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    pngs: dict[str, bytes] = {}
+    if not board.trials.empty and not board.checkpoints.empty:
+        from harness import plots as plotting
+
+        pngs = plotting.render_plots(board)
+        written += list(plotting.save_plots(board, out, pngs).values())
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, [str(p) for p in written]))
+    atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
+    atomic_write_text(out / "checkpoints.csv", board.checkpoints.to_csv(index=False))
+    written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
+    from harness.report_html import render_html
+
+    atomic_write_text(out / "leaderboard.html", render_html(board, pngs))
+    written.append(out / "leaderboard.html")
+    return written
+
+
+def write_leaderboard(paths: Iterable[Path | str], out_dir: Path | str, title: str | None = None,
+                      objective: str = "auto", kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
+    """Build the leaderboard of ``paths`` and write its reports to ``out_dir`` (see :func:`write_reports`)."""
+    out = Path(out_dir)
+    board = load_leaderboard(paths, title or out.name, objective, kl_budget)
+    write_reports(board, out)
+    return board
+
+
+def _budget(value: str) -> float | None:
+    return None if value.lower() in ("none", "null", "off") else float(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,16 +285,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: leaderboards/<name of the first path>)")
     parser.add_argument("--title", default=None, help="report title (default: the output directory's name)")
+    parser.add_argument("--objective", default="auto", help="column to rank by (default: gold reward, else "
+                        "reward-model score)")
+    parser.add_argument("--kl-budget", type=_budget, default=ranking.DEFAULT_KL_BUDGET,
+                        help="KL budget in nats per sequence, or none (default: 10)")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         print(f"harness.leaderboard: error: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     out = args.out or Path("leaderboards") / args.paths[0].resolve().name
-    board = write_leaderboard(args.paths, out, args.title)
+    try:
+        board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget)
+    except ConfigError as exc:
+        print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
+        return 2
     print(console_table(board))
-    print(f"\nwrote {out / 'leaderboard.md'} and {out / 'leaderboard.csv'}")
-    return 0
+    print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv and checkpoints.csv")
+    return 3 if board.groups else 0
 
 
 if __name__ == "__main__":

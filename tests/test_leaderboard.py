@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from harness import leaderboard
 from harness.records import RECORD_NAME, write_record
@@ -71,3 +72,103 @@ def test_empty_directory_gives_empty_report(tmp_path):
     board = leaderboard.write_leaderboard([tmp_path], tmp_path / "out")
     assert board.table.empty
     assert "No trial records" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+# --- ranking, KL budget, Pareto front, seeds, merging, partial records ----------------------------------------
+
+from harness import ranking, seeds  # noqa: E402
+
+
+def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed", job="0"):
+    """A record with the given (step, gold, kl) checkpoints."""
+    return {
+        "trial_id": f"{method}-{beta}-{seed}-{job}", "status": status, "method": method, "error": None,
+        "hyperparameters": {"beta": beta, "seed": seed}, "overrides": [f"method={method}", f"seed={seed}"],
+        "config": config or {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
+        "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        "checkpoints": [{"step": s, "final": i == len(checkpoints) - 1,
+                         "metrics": {"gold_reward": g, "gold_reward_se": 0.02, "kl": k}}
+                        for i, (s, g, k) in enumerate(checkpoints)],
+        "timings": {"train_s": 10.0}, "peak_memory": {"rss_peak_mb": 500.0}, "models_in_memory": 2,
+    }
+
+
+def test_each_trial_is_shown_at_its_best_checkpoint_within_the_kl_budget():
+    records = [trial("dpo", [(10, 0.3, 2.0), (20, 0.5, 8.0), (30, 0.9, 14.0)]),  # best inside 10 nats: step 20
+               trial("orpo", [(10, 0.4, 1.0), (20, 0.45, 1.5)])]
+    board = leaderboard.build(records, kl_budget=10.0)
+    dpo = board.trials.set_index("method").loc["dpo"]
+    assert dpo["step"] == 20 and dpo["gold_reward"] == 0.5
+    assert list(board.trials["method"]) == ["dpo", "orpo"]
+    unbounded = leaderboard.build(records, kl_budget=None).trials.set_index("method").loc["dpo"]
+    assert unbounded["step"] == 30 and unbounded["gold_reward"] == 0.9
+
+
+def test_a_trial_with_no_checkpoint_inside_the_budget_ranks_after_those_with_one():
+    records = [trial("dpo", [(10, 0.9, 20.0), (20, 1.0, 30.0)]), trial("ipo", [(10, 0.2, 1.0)])]
+    board = leaderboard.build(records, kl_budget=10.0)
+    assert list(board.trials["method"]) == ["ipo", "dpo"]
+    dpo = board.trials.set_index("method").loc["dpo"]
+    assert not dpo["within_budget"] and dpo["step"] == 20  # keeps its final checkpoint
+
+
+def test_pareto_front_marks_undominated_trials():
+    records = [trial("a", [(1, 0.5, 1.0)]), trial("b", [(1, 0.6, 3.0)]), trial("c", [(1, 0.4, 2.0)]),
+               trial("d", [(1, 0.6, 4.0)])]
+    pareto = leaderboard.build(records).trials.set_index("method")["pareto"]
+    assert pareto.to_dict() == {"a": True, "b": True, "c": False, "d": False}
+    assert ranking.pareto_front(pd.Series([1.0, float("nan")]), pd.Series([1.0, 1.0])).tolist() == [True, False]
+
+
+def test_seeds_aggregate_to_mean_and_95_percent_interval_with_significance():
+    values = {"dpo": [0.50, 0.52, 0.54], "ipo": [0.49, 0.53, 0.51], "kto": [0.10, 0.12, 0.11]}
+    records = [trial(m, [(10, g, 1.0)], seed=s) for m, gs in values.items() for s, g in enumerate(gs)]
+    table = leaderboard.build(records).seeds.set_index("method")
+    assert table.loc["dpo", "n_seeds"] == 3
+    assert table.loc["dpo", "objective_mean"] == pytest.approx(0.52)
+    # t(0.975, 2) * sd / sqrt(3) with sd = 0.02
+    assert table.loc["dpo", "objective_ci95"] == pytest.approx(4.302653 * 0.02 / 3**0.5, rel=1e-4)
+    assert table.loc["ipo", "same_as_best"] and not table.loc["kto", "same_as_best"]
+    assert table.loc["kto", "p_vs_best"] < 0.05 <= table.loc["ipo", "p_vs_best"]
+    assert seeds.mean_ci95(pd.Series([1.0]))[0] == 1.0  # one seed: a mean, no interval
+
+
+def test_sweeps_with_the_same_setup_merge_and_different_setups_are_not_mixed(tmp_path):
+    same = {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}}
+    other = {**same, "eval": {"num_prompts": 64}}
+    write_record(tmp_path / "monday" / "0" / RECORD_NAME, trial("dpo", [(10, 0.3, 1.0)], config=same))
+    write_record(tmp_path / "tuesday" / "0" / RECORD_NAME,
+                 trial("orpo", [(10, 0.4, 1.0)], config={**same, "eval": {**same["eval"], "evaluators": ["kl"]}}))
+    merged = leaderboard.load_leaderboard([tmp_path / "monday", tmp_path / "tuesday"])
+    assert not merged.groups and sorted(merged.trials["method"]) == ["dpo", "orpo"]
+    write_record(tmp_path / "wednesday" / "0" / RECORD_NAME, trial("ipo", [(10, 0.5, 1.0)], config=other))
+    refused = leaderboard.write_leaderboard([tmp_path / "monday", tmp_path / "wednesday"], tmp_path / "out")
+    assert refused.groups and refused.trials.empty
+    assert refused.groups["differ"] == {"eval.num_prompts": [128, 64]}
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "not ranked together" in md and "eval.num_prompts" in md
+    assert leaderboard.main([str(tmp_path / "monday"), str(tmp_path / "wednesday"), "--out",
+                             str(tmp_path / "out2")]) == 3
+
+
+def test_partial_and_corrupt_records_are_skipped_or_shown_never_a_crash(tmp_path):
+    write_record(tmp_path / "0" / RECORD_NAME, trial("dpo", [(10, 0.3, 1.0)]))
+    write_record(tmp_path / "1" / RECORD_NAME, trial("ipo", [], status="running"))  # its process was killed
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / RECORD_NAME).write_text('{"status": "compl')  # cut off mid-write (not by the harness)
+    write_record(tmp_path / "3" / RECORD_NAME, {"status": "running", "method": "kto"})  # fields missing
+    with pytest.warns(UserWarning) as warned:
+        board = leaderboard.write_leaderboard([tmp_path], tmp_path / "out")
+    assert {str(w.message).split(RECORD_NAME)[0][-2] for w in warned} >= {"2", "3"}
+    assert list(board.trials["method"]) == ["dpo", "ipo"]
+    assert board.trials.set_index("method").loc["ipo", "status"] == "running"
+    assert (tmp_path / "out" / "checkpoints.csv").exists() and (tmp_path / "out" / "leaderboard.html").exists()
+
+
+def test_the_dataframes_are_the_python_api(tmp_path):
+    write_sweep(tmp_path)
+    board = leaderboard.load_leaderboard([tmp_path])
+    assert len(board.checkpoints) == 6 and set(board.checkpoints["step"]) == {5, 10}
+    assert set(board.cost["method"]) == {"dpo", "simpo", "orpo"}
+    assert board.objective_name == "gold_reward" and board.kl_budget == 10.0
+    assert list(board.methods["method"]) == ["simpo", "dpo", "orpo"]

@@ -1,0 +1,98 @@
+"""Trial records as pandas tables: one row per evaluated checkpoint, and the trials they belong to.
+
+This module only reshapes records (tolerating partial ones: a record without checkpoints, hyperparameters or
+timings still gives a row); choosing each trial's best checkpoint and ranking live in :mod:`harness.ranking`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+# Record metric keys shown as columns, in this order: (metric key, column name).
+METRIC_COLUMNS = [
+    ("gold_reward", "gold_reward"),
+    ("gold_reward_se", "gold_se"),
+    ("reward_model_score", "rm_score"),
+    ("kl", "kl"),
+    ("kl_se", "kl_se"),
+    ("win_rate", "win_rate"),
+    ("preference_accuracy", "pref_acc"),
+    ("length", "length"),
+    ("distinct_2", "distinct_2"),
+]
+# lm-eval scores (lm_eval/<task>/<metric>) shown as columns: the main metrics, not their standard errors.
+LM_EVAL_METRICS = ("acc", "acc_norm", "exact_match", "f1")
+
+
+def trial_id(record: dict[str, Any]) -> str:
+    """A trial's identifier: its record's trial_id, else its directory."""
+    return str(record.get("trial_id") or record.get("trial_dir") or record.get("_path") or "?")
+
+
+def varying_hyperparameters(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Hyperparameter names whose values differ between records (or that only some records have)."""
+    keys: dict[str, set[str]] = {}
+    for r in records:
+        for k, v in (r.get("hyperparameters") or {}).items():
+            keys.setdefault(k, set()).add(repr(v))
+    counts = {k: sum(k in (r.get("hyperparameters") or {}) for r in records) for k in keys}
+    return sorted(k for k, vals in keys.items() if len(vals) > 1 or counts[k] < len(records))
+
+
+def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The displayed columns of one checkpoint's ``metrics`` (renamed; lm-eval scores kept by their key)."""
+    row = {column: metrics.get(key) for key, column in METRIC_COLUMNS}
+    for key in sorted(k for k in metrics if k.startswith("lm_eval/")):
+        parts = key.split("/")
+        if len(parts) >= 3 and parts[2] in LM_EVAL_METRICS:
+            row[key] = metrics[key]
+    return row
+
+
+def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> pd.DataFrame:
+    """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, metrics."""
+    rows = []
+    for r in records:
+        hp = r.get("hyperparameters") or {}
+        for c in r.get("checkpoints") or []:
+            if not c.get("metrics"):
+                continue
+            rows.append({"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
+                         "final": bool(c.get("final")), **{k: hp.get(k) for k in swept},
+                         **metric_columns(c["metrics"]), "health": ", ".join(c.get("health") or [])})
+    return pd.DataFrame(rows)
+
+
+def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
+    """The per-trial columns that do not depend on which checkpoint is chosen (baseline, cost, status, how
+    to reproduce it)."""
+    hp = record.get("hyperparameters") or {}
+    reference = (record.get("reference") or {}).get("metrics") or {}
+    memory = record.get("peak_memory") or {}
+    return {
+        "trial_id": trial_id(record),
+        "method": record.get("method"),
+        **{k: hp.get(k) for k in swept},
+        "base_gold": reference.get("gold_reward"),
+        "base_rm_score": reference.get("reward_model_score"),
+        "health": ", ".join(f["flag"] for f in record.get("health") or []),
+        "train_s": (record.get("timings") or {}).get("train_s"),
+        "peak_mem_mb": memory.get("cuda_peak_mb") or memory.get("rss_peak_mb"),
+        "models": record.get("models_in_memory"),
+        "status": record.get("status", "unknown"),
+        "reason": (record.get("error") or {}).get("message"),
+        "eval_prompts": record.get("eval_prompts"),
+        "overrides": " ".join(record.get("overrides") or []),
+        "record": record.get("_path"),
+    }
+
+
+def final_checkpoint(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's final checkpoint entry (the last evaluated one if none is marked final; {} if none)."""
+    checkpoints = record.get("checkpoints") or []
+    final = [c for c in checkpoints if c.get("final")]
+    evaluated = [c for c in checkpoints if c.get("metrics")]
+    return (final or evaluated or [{}])[-1]
