@@ -141,9 +141,29 @@ def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl:
         _draw_budget(ax, float(kl_budget), points[kl] if not points.empty else pd.Series(dtype=float))
         handles.append(Line2D([], [], color="0.25", linestyle="--", label=f"KL budget ({kl_budget:g} nats)"))
     ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
+    if kl_budget is not None and not points.empty:
+        _zoom_to_budget(ax, points, objective, kl, float(kl_budget), reference)
     if handles:
         fig.legend(handles=handles, loc="outside right upper", frameon=False)
     return fig
+
+
+def _zoom_to_budget(ax: Any, points: pd.DataFrame, objective: str, kl: str, budget: float,
+                    reference: float | None) -> None:
+    """Keep the axes on the region that ranks (KL up to the budget) when diverged checkpoints lie far beyond
+    it, so that they do not squash every healthy point into a corner; says how many are off the plot."""
+    beyond = points[points[kl] > 1.5 * budget]
+    inside = points[points[kl] <= 1.5 * budget]
+    if beyond.empty or inside.empty:
+        return
+    ys = [*inside[objective].dropna(), *([reference] if reference is not None else [])]
+    pad = 0.08 * ((max(ys) - min(ys)) or 1.0)
+    right = max(budget * 1.1, float(inside[kl].max()) * 1.08)
+    ax.set_xlim(-0.03 * right, right)
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    ax.annotate(f"{len(beyond)} checkpoints beyond KL {1.5 * budget:g} not shown (up to {beyond[kl].max():.0f} "
+                "nats)", xy=(0.99, 0.02), xycoords="axes fraction", ha="right", va="bottom", fontsize=8,
+                color="0.35")
 
 
 def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
