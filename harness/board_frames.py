@@ -6,7 +6,9 @@ timings still gives a row); choosing each trial's best checkpoint and ranking li
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from numbers import Number
 from typing import Any
 
 import pandas as pd
@@ -96,3 +98,37 @@ def final_checkpoint(record: dict[str, Any]) -> dict[str, Any]:
     final = [c for c in checkpoints if c.get("final")]
     evaluated = [c for c in checkpoints if c.get("metrics")]
     return (final or evaluated or [{}])[-1]
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a table cell is empty (None, NaN, NA); strings and containers never are."""
+    if value is None or isinstance(value, (str, bytes, list, tuple, dict)):
+        return value is None
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def is_number(value: Any) -> bool:
+    """Whether a cell holds a number (booleans are not numbers here)."""
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
+def format_value(value: Any) -> str:
+    """A cell's text: blank for missing values, integers as such, floats to three decimals (three
+    significant digits below 0.001), anything else as ``str``."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if is_number(value):
+        number = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(number):
+            return str(number)
+        if number == int(number) and abs(number) < 1e15 and not isinstance(value, float):
+            return str(int(number))
+        if number != 0 and abs(number) < 1e-3:
+            return f"{number:.3g}"
+        return f"{number:.3f}".rstrip("0").rstrip(".")
+    return str(value)

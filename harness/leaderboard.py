@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from harness import board_frames, merging, ranking, seeds
+from harness.board_frames import format_value
 from harness.errors import ConfigError
 from harness.records import atomic_write_text, load_records
 
@@ -75,11 +76,11 @@ def _empty(title: str, records: list[dict[str, Any]], objective: str | None, kl_
     return Leaderboard(title, records, e, e, e, e, e, [], objective, kl_budget, groups or {})
 
 
-def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, swept: Sequence[str],
-                 objective: str | None, kl_budget: float | None) -> pd.DataFrame:
-    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.ranking.best_checkpoints`) beside
-    the trial's baseline, cost and status; ranked, with the Pareto front marked."""
-    best = ranking.best_checkpoints(checkpoints, objective, kl_budget)
+def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, swept: Sequence[str]) -> pd.DataFrame:
+    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.ranking.best_checkpoints`; the
+    checkpoints are :func:`harness.ranking.annotate`-d) beside the trial's baseline, cost and status; ranked,
+    with the Pareto front marked."""
+    best = ranking.best_checkpoints(checkpoints)
     by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
     rows = []
     for r in records:
@@ -124,10 +125,8 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
     swept = board_frames.varying_hyperparameters(records)
     checkpoints = board_frames.checkpoints_frame(records, swept)
     name = ranking.resolve_objective(checkpoints, objective)
-    if not checkpoints.empty:
-        inside = True if kl_budget is None else checkpoints["kl"].isna() | (checkpoints["kl"] <= kl_budget)
-        checkpoints = checkpoints.assign(objective=checkpoints[name] if name else math.nan, within_budget=inside)
-    trials = trials_table(records, checkpoints, swept, name, kl_budget)
+    checkpoints = ranking.annotate(checkpoints, name, kl_budget)
+    trials = trials_table(records, checkpoints, swept)
     done = trials[trials["status"] == "completed"]
     methods = (done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
                if not done.empty else pd.DataFrame())
@@ -154,21 +153,11 @@ _HIDDEN = ("reason", "overrides", "record", "eval_prompts", "status", "trial_id"
            "base_rm_score", "final")
 
 
-def _fmt(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def _table(df: pd.DataFrame) -> str:
     shown = df.drop(columns=[c for c in _HIDDEN if c in df.columns]).dropna(axis=1, how="all")
     if "pareto" in shown:
         shown = shown.assign(pareto=shown["pareto"].map(lambda v: "★" if v is True else ""))
-    return shown.map(_fmt).to_markdown(index=False)
+    return shown.map(format_value).to_markdown(index=False)
 
 
 def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
@@ -196,14 +185,14 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
         lines += ["## Over seeds", "", f"Mean and 95% confidence interval over seeds of **{board.objective_name}** "
                   "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
                   "difference from the best is not significant (p >= 0.05).", "",
-                  board.seeds.map(_fmt).to_markdown(index=False), ""]
+                  board.seeds.map(format_value).to_markdown(index=False), ""]
     if not board.cost.empty:
-        lines += ["## Compute cost per method (measured)", "", board.cost.map(_fmt).to_markdown(index=False), ""]
+        lines += ["## Compute cost per method (measured)", "", board.cost.map(format_value).to_markdown(index=False), ""]
     others = df[df["status"] != "completed"]
     if not others.empty:
         lines += ["## Failed and pruned trials", ""]
         for _, row in others.iterrows():
-            step = f" at step {_fmt(row.get('step'))}" if row["status"] == "pruned" and _fmt(row.get("step")) else ""
+            step = f" at step {format_value(row.get('step'))}" if row["status"] == "pruned" and format_value(row.get("step")) else ""
             lines.append(f"- **{row['method']}** ({row['status']}{step}): {row['reason'] or 'no reason recorded'}"
                          f"  \n  `{row['overrides']}`")
         lines.append("")
@@ -211,7 +200,7 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
         lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]
     lines += ["## Reproduce", "", "Each trial's exact overrides:", ""]
     for _, row in df.iterrows():
-        lines.append(f"- rank {_fmt(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
+        lines.append(f"- rank {format_value(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
     lines.append("")
     return "\n".join(lines)
 
@@ -258,10 +247,9 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
     atomic_write_text(out / "checkpoints.csv", board.checkpoints.to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
-    from harness.report_html import render_html
+    from harness.report_html import write_html
 
-    atomic_write_text(out / "leaderboard.html", render_html(board, pngs))
-    written.append(out / "leaderboard.html")
+    written.append(write_html(board, out / "leaderboard.html", pngs))
     return written
 
 

@@ -33,20 +33,22 @@ def resolve_objective(checkpoints: pd.DataFrame, objective: str = "auto") -> str
     return None
 
 
-def best_checkpoints(checkpoints: pd.DataFrame, objective: str | None, kl_budget: float | None) -> pd.DataFrame:
-    """Each trial's chosen checkpoint: the best by ``objective`` among those within ``kl_budget`` (all
-    checkpoints when the budget is None or KL is unknown), else its final one. Adds ``objective`` and
-    ``within_budget`` columns; one row per trial."""
+def annotate(checkpoints: pd.DataFrame, objective: str | None, kl_budget: float | None) -> pd.DataFrame:
+    """``checkpoints`` with an ``objective`` column (the objective's values) and ``within_budget`` (KL unknown,
+    or at most ``kl_budget``; every checkpoint when the budget is None)."""
     if checkpoints.empty:
         return checkpoints
-    df = checkpoints.copy()
-    df["objective"] = df[objective] if objective else math.nan
-    if kl_budget is None or "kl" not in df.columns:
-        df["within_budget"] = True
-    else:
-        df["within_budget"] = df["kl"].isna() | (df["kl"] <= kl_budget)
+    inside = True if kl_budget is None else checkpoints["kl"].isna() | (checkpoints["kl"] <= kl_budget)
+    return checkpoints.assign(objective=checkpoints[objective] if objective else math.nan, within_budget=inside)
+
+
+def best_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's chosen checkpoint among :func:`annotate`-d ``checkpoints``: the best by objective among
+    those within the budget, else its final one; one row per trial."""
+    if checkpoints.empty:
+        return checkpoints
     chosen = []
-    for _, group in df.groupby("trial_id", sort=False):
+    for _, group in checkpoints.groupby("trial_id", sort=False):
         inside = group[group["within_budget"] & group["objective"].notna()]
         if not inside.empty:
             chosen.append(inside.loc[inside["objective"].idxmax()])

@@ -9,15 +9,14 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from collections.abc import Mapping, Sequence
-from numbers import Number
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness import plots as plotting
+from harness.board_frames import format_value, is_missing, is_number
 from harness.records import atomic_write_text
 
 # Shown as header tooltips and in the glossary, for the columns present.
@@ -143,38 +142,6 @@ JS = """
 """
 
 
-def _missing(value: Any) -> bool:
-    if value is None or isinstance(value, (str, bytes, list, tuple, dict)):
-        return value is None
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Number) and not isinstance(value, bool)
-
-
-def format_value(value: Any) -> str:
-    """A cell's text: blank for missing values, integers as such, floats to three decimals (three
-    significant digits below 0.001), anything else as ``str``."""
-    if _missing(value):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if _is_number(value):
-        number = float(value)  # type: ignore[arg-type]
-        if not math.isfinite(number):
-            return str(number)
-        if number == int(number) and abs(number) < 1e15 and not isinstance(value, float):
-            return str(int(number))
-        if number != 0 and abs(number) < 1e-3:
-            return f"{number:.3g}"
-        return f"{number:.3f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
 def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
     """``df`` with a plain column list (MultiIndex columns joined by spaces) and its index as columns when
     it is not a plain range; an empty frame for None."""
@@ -190,19 +157,19 @@ def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
 
 def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str, str]) -> str:
     if column == "pareto":
-        on = bool(value) if not _missing(value) else False
+        on = bool(value) if not is_missing(value) else False
         return f'<td class="star" data-sort="{int(on)}">{"★" if on else ""}</td>'
-    if column == "method" and not _missing(value):
+    if column == "method" and not is_missing(value):
         color = colors.get(str(value), "#888888")
         return (f'<td><span class="swatch" style="background:{color}"></span>'
                 f"{html.escape(str(value))}</td>")
-    if column == "health" and not _missing(value) and str(value).strip():
+    if column == "health" and not is_missing(value) and str(value).strip():
         flags = [f.strip() for f in str(value).split(",") if f.strip()]
         badges = "".join(f'<span class="flag">{html.escape(f)}</span>' for f in flags)
         return f'<td data-sort="{html.escape(", ".join(flags))}">{badges}</td>'
     if column == "overrides":
         return f"<td><code>{html.escape(format_value(value))}</code></td>"
-    if _is_number(value) and not _missing(value):
+    if is_number(value) and not is_missing(value):
         classes = ["num"]
         if column in ("kl", "kl_mean") and kl_budget is not None and float(value) > kl_budget:
             classes.append("over")
@@ -225,7 +192,7 @@ def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
     rows = []
     for record in df.to_dict("records"):
         classes = []
-        if "pareto" in record and not _missing(record["pareto"]) and bool(record["pareto"]):
+        if "pareto" in record and not is_missing(record["pareto"]) and bool(record["pareto"]):
             classes.append("pareto")
         attr = f' class="{" ".join(classes)}"' if classes else ""
         cells = "".join(_cell(str(c), record[c], kl_budget, colors) for c in df.columns)

@@ -209,7 +209,7 @@ class TrialRun:
                                         pairs=pairs, gold_reward=gold, device=str(device), dtype=dtype)
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False):
-            with self.monitor.paused():
+            with self.monitor.paused(), reference.held():
                 ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=reference, tokenizer=tokenizer,
                                   prompts=prompts, gold_reward=gold, is_reference=is_reference,
                                   preference_pairs=pairs, refcache=refcache)

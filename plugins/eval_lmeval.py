@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import EvaluatorSpec, hookimpl
 from harness.errors import ConfigError, UnknownNameError
-from harness.lmeval_tasks import TASKS_DIR
+from harness.lmeval_tasks import TASKS_DIR, TOY_TASKS
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -265,7 +265,10 @@ def harness_config_validate(cfg: DictConfig) -> None:
     evaluators = cfg.eval.get("evaluators") if cfg.get("eval") is not None else None
     if NAME not in [str(e) for e in evaluators or []]:
         return
-    manager_for(read_settings(cfg))
+    settings = read_settings(cfg)
+    if set(settings.tasks) <= set(TOY_TASKS) and settings.include_path == (str(TASKS_DIR),):
+        return  # only the shipped tasks: known without importing lm-eval (which adds seconds to start-up)
+    manager_for(settings)
 
 
 @hookimpl

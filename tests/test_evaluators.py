@@ -329,3 +329,24 @@ def test_a_bad_number_of_preference_pairs_is_a_config_error(tiny_world):
         cfg.eval.preference_pairs = 0
     with pytest.raises(ConfigError, match="eval.preference_pairs=0"):
         validate_trial_config(cfg, get_plugin_manager([]))
+
+
+def test_a_loaded_on_demand_reference_is_loaded_once_per_checkpoint_evaluation():
+    from harness.evaluation import Reference
+
+    loads = []
+
+    def loader():
+        loads.append(1)
+        return torch.nn.Linear(1, 1)
+
+    reference = Reference(loader=loader)
+    policy = torch.nn.Linear(1, 1)
+    with reference.held():
+        for _ in range(3):  # samples, token log-probabilities, pair log-probabilities
+            with reference.use(policy) as ref:
+                assert isinstance(ref, torch.nn.Linear)
+    assert len(loads) == 1
+    with reference.use(policy):  # outside an evaluation: loaded and released each time
+        pass
+    assert len(loads) == 2
