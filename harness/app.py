@@ -80,6 +80,16 @@ def register_method_configs(pm: Any) -> None:
             store.store(group="method", name=name, node={"name": name, **dict(spec.defaults)}, provider=name)
 
 
+def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool) -> list[str]:
+    """``args`` with a stable ``sweep_name`` added for an Optuna sweep that has none, so that running the same
+    command again resumes its study (the default name is a timestamp)."""
+    from harness.sweep.sweeper import default_sweep_name, uses_optuna_sweeper
+
+    if not multirun or not uses_optuna_sweeper(overrides) or any(o.startswith("sweep_name=") for o in overrides):
+        return args
+    return [*args, f"sweep_name={default_sweep_name(overrides)}"]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
     from harness.jobs import open_free_form
@@ -89,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from harness.pluginmanager import get_plugin_manager
 
         overrides, flags, multirun, inspect = split_cli(args)
+        args = name_optuna_sweep(args, overrides, multirun)
         pm = get_plugin_manager(plugin_modules(overrides))
         register_method_configs(pm)
         if not inspect:
@@ -112,8 +123,12 @@ def _task(cfg: Any) -> Any:
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": hc.job.num} if multirun else None
-    record = run_trial(cfg, Path(hc.runtime.output_dir), overrides=list(hc.overrides.task), sweep=sweep)
+    output_dir = Path(hc.runtime.output_dir)
+    # The job's directory names it (the job number, or an Optuna sweep's trial number).
+    sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": output_dir.name} if multirun else None
+    # sweep_name only places the trial; it is not part of how to reproduce it.
+    overrides = [o for o in hc.overrides.task if not o.startswith("sweep_name=")]
+    record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep)
     print(trial_summary(record), flush=True)
     if not multirun and record["status"] == "failed":
         raise SystemExit(1)
@@ -122,5 +137,11 @@ def _task(cfg: Any) -> Any:
 
 def _hydra_main() -> None:
     import hydra
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.harness_optuna_sweeper.optuna_sweeper import HarnessOptunaSweeper
+
+    # Hydra finds plugins by listing the hydra_plugins namespace package, which an editable install (pip install
+    # -e) does not expose to listing; registering the sweeper explicitly makes hydra/sweeper=optuna work either way.
+    Plugins.instance().register(HarnessOptunaSweeper)
 
     hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)()

@@ -129,10 +129,10 @@ class TrialRun:
             self._run()
             self.record["status"] = "completed"
         except TrialPruned as exc:
+            step = self.checkpointer.entries[-1]["step"] if self.checkpointer and self.checkpointer.entries else 0
             self.record["status"] = "pruned"
-            self.record["error"] = {"type": "TrialPruned", "message": str(exc) or "pruned",
-                                    "step": self.checkpointer.entries[-1]["step"] if self.checkpointer and
-                                    self.checkpointer.entries else 0}
+            self.record["error"] = {"type": "TrialPruned", "message": str(exc) or "pruned", "step": step}
+            self.record["train"]["steps"] = step  # the optimizer steps actually spent
         except Exception as exc:  # a failing trial is recorded as failed; the sweep goes on
             self.record["status"] = "failed"
             self.record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc)

@@ -1,0 +1,92 @@
+"""Inside a trial's own process: report each evaluated checkpoint to the Optuna trial and ask its pruner.
+
+The sweeper passes two environment variables to each job (through Hydra's ``hydra.job.env_set``):
+``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number). When they
+are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by this process,
+keeps a heartbeat, and after every checkpoint reports the trial's objective so far (the leaderboard's rule over
+the checkpoints evaluated up to now, so the last report equals the value the sweeper tells Optuna). When the
+pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import TrialPruned
+from harness.sweep import study as st
+
+ENV_STUDY = "HARNESS_OPTUNA_STUDY"
+ENV_TRIAL = "HARNESS_OPTUNA_TRIAL"
+
+
+def build_pruner(config: Mapping[str, Any] | None) -> Any:
+    """Instantiate a pruner from its Hydra config (``{"_target_": "optuna.pruners.MedianPruner", ...}``)."""
+    import optuna
+    from hydra.utils import instantiate
+
+    if not config:
+        return optuna.pruners.NopPruner()
+    return instantiate(dict(config))
+
+
+class TrialReporter:
+    """Reports one trial's checkpoints to Optuna from the trial's process (see the module docstring)."""
+
+    def __init__(self, settings: st.StudySettings, number: int) -> None:
+        import optuna
+
+        from harness.sweep.liveness import this_process
+
+        self.settings = settings
+        self.number = number
+        storage = st.open_storage(settings.storage)
+        self.study = optuna.load_study(study_name=settings.study_name, storage=storage,
+                                       pruner=build_pruner(settings.pruner))
+        self.trial = st.trial_handle(self.study, storage, number)
+        self.trial.set_user_attr(st.ATTR_RUNNER, this_process())
+        self.checkpoints: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._heartbeat, name="optuna-heartbeat", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_environment(cls) -> TrialReporter | None:
+        """A reporter for the trial named in the environment, or None outside an Optuna sweep."""
+        path, number = os.environ.get(ENV_STUDY), os.environ.get(ENV_TRIAL)
+        if not path or number is None or not Path(path).is_file():
+            return None
+        return cls(st.StudySettings.load(Path(path)), int(number))
+
+    def _beat(self) -> None:
+        import time
+
+        self.trial.set_user_attr(st.ATTR_HEARTBEAT, round(time.time(), 1))
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_s):
+            try:
+                self._beat()
+            except Exception:  # a storage hiccup must not kill the trial; the next beat retries
+                pass
+
+    def checkpoint(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Report the objective after the checkpoint at ``step``; raise TrialPruned if the pruner says so."""
+        self.checkpoints.append({"step": step, "metrics": dict(metrics)})
+        if self.settings.multi_objective:
+            return  # Optuna neither records intermediate values nor prunes for several objectives
+        values, _ = st.objective_values(self.checkpoints, self.settings)
+        if values is None:
+            return
+        self.trial.report(values[0], step)
+        if self.trial.should_prune():
+            raise TrialPruned(f"pruned by {type(self.study.pruner).__name__} at step {step} "
+                              f"(objective so far {values[0]:.4g})")
+
+    def close(self) -> None:
+        """Stop the heartbeat."""
+        self._stop.set()

@@ -1,0 +1,169 @@
+"""The Optuna study of a sweep: where it is stored, what it optimises, and what a trial's record tells it.
+
+The sweep's settings are written to ``<sweep dir>/study.json`` so that each trial's own process (which reports
+intermediate values and asks the pruner) and ``python -m harness.leaderboard`` open the same study. Storage is
+an Optuna journal file in the sweep directory by default (Optuna advises against SQLite for parallel workers);
+any storage URL (``postgresql://...`` for several machines) works too.
+
+A trial's objective values are read from its record with the leaderboard's own rule
+(:func:`harness.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
+final one. So Optuna's best trial is the leaderboard's first row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.records import atomic_write_text
+
+SETTINGS_NAME = "study.json"
+JOURNAL_NAME = "optuna.journal"
+# User attributes the harness keeps on Optuna trials (visible in optuna-dashboard).
+ATTR_DIR = "harness.trial_dir"
+ATTR_OVERRIDES = "harness.overrides"
+ATTR_OWNER = "harness.owner"          # {"host", "pid", "started"} of the sweeper process that asked the trial
+ATTR_RUNNER = "harness.runner"        # the same for the process that runs the trial
+ATTR_HEARTBEAT = "harness.heartbeat"  # unix time, refreshed by the trial's process while it runs
+ATTR_STATUS = "harness.status"        # the trial record's status (completed, pruned, failed)
+ATTR_ERROR = "harness.error"
+ATTR_STEP = "harness.step"            # the checkpoint step whose metrics were told (or the step pruned at)
+ATTR_LOST = "harness.lost"            # the process running the trial died; the text says why we think so
+ATTR_RETRY_OF = "harness.retry_of"    # the number of the lost trial this one retries
+ATTR_RETRIED = "harness.retried_as"   # set on a lost trial once a retry is queued: it no longer counts
+ATTR_SURPLUS = "harness.surplus"      # asked by a worker after the planned number was reached: not counted
+
+
+@dataclass
+class StudySettings:
+    """What a sweep optimises and where its study lives; saved as ``study.json`` in the sweep directory."""
+
+    study_name: str
+    storage: str                       # an Optuna storage URL, or a journal file path
+    objectives: list[str]              # leaderboard columns; "auto" = gold reward, else reward-model score
+    directions: list[str]              # "maximize" / "minimize", one per objective
+    kl_budget: float | None = 10.0
+    kl_constraint: bool = False        # also tell samplers that a trial with no checkpoint within budget is infeasible
+    pruner: dict[str, Any] = field(default_factory=dict)  # Hydra config of the pruner (for the trials' processes)
+    heartbeat_s: float = 30.0
+    sweep_dir: str = ""
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study has several objectives (Optuna does not prune those)."""
+        return len(self.objectives) > 1
+
+    def save(self, sweep_dir: Path) -> Path:
+        """Write the settings to ``<sweep_dir>/study.json`` (atomically); returns the path."""
+        path = Path(sweep_dir) / SETTINGS_NAME
+        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> StudySettings:
+        """Read settings written by :meth:`save`."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def check_objectives(objectives: Sequence[str], directions: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Objectives and directions, validated (one direction each; a single direction applies to all)."""
+    objectives = [str(o) for o in objectives] or ["auto"]
+    directions = [str(d).lower() for d in directions] or ["maximize"]
+    if len(directions) == 1 and len(objectives) > 1:
+        directions = directions * len(objectives)
+    bad = [d for d in directions if d not in ("maximize", "minimize")]
+    if bad:
+        raise ConfigError(f"hydra.sweeper.directions has {bad[0]!r}; use maximize or minimize.")
+    if len(directions) != len(objectives):
+        raise ConfigError(f"hydra.sweeper.objectives has {len(objectives)} entries but directions has "
+                          f"{len(directions)}; give one direction per objective.")
+    return objectives, directions
+
+
+def open_storage(storage: str) -> Any:
+    """An Optuna storage for ``storage``: a journal file for a path (``*.journal``/``*.log`` or no scheme),
+    else the URL as Optuna reads it (``sqlite:///...``, ``postgresql://...``)."""
+    import optuna
+
+    if "://" not in storage:
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
+    return optuna.storages.get_storage(storage)
+
+
+def trial_handle(study: Any, storage: Any, number: int) -> Any:
+    """A live :class:`optuna.trial.Trial` for trial ``number`` of ``study`` (opened on ``storage``), to report
+    to it from another process; found through the storage's public lookup API."""
+    import optuna
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Objective values from checkpoint metrics (the leaderboard's rule).
+# ---------------------------------------------------------------------------------------------------
+
+
+def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequence[str],
+                      kl_budget: float | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint a trial is judged by and the resolved name of its first objective.
+
+    ``checkpoints`` are record entries (``{"step", "final", "metrics"}``). The rule is the leaderboard's: the
+    best by the first objective among checkpoints within the KL budget, else the final one.
+    """
+    import pandas as pd
+
+    from harness import board_frames, ranking
+
+    record = {"trial_id": "t", "checkpoints": list(checkpoints)}
+    frame = board_frames.checkpoints_frame([record], [])
+    if frame.empty:
+        return None, None
+    first = objectives[0]
+    name = ranking.resolve_objective(frame, first if first == "auto" else _column(first))
+    best = ranking.best_checkpoints(ranking.annotate(frame, name, kl_budget))
+    step = best.iloc[0]["step"]
+    chosen = next(c for c in checkpoints if c.get("step") == step and c.get("metrics"))
+    return {"step": int(step), **board_frames.metric_columns(chosen["metrics"]),
+            "within_budget": bool(best.iloc[0]["within_budget"]) if not pd.isna(best.iloc[0]["within_budget"]) else True}, name
+
+
+def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySettings) -> tuple[list[float] | None, int | None]:
+    """The study's objective values for a trial with these evaluated checkpoints, and the chosen step;
+    (None, None) when a value is missing (nothing evaluated, or no such metric)."""
+    chosen, first = choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget)
+    if chosen is None:
+        return None, None
+    values = []
+    for i, name in enumerate(settings.objectives):
+        column = first if i == 0 else _column(name)
+        value = chosen.get(column) if column else None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None, chosen["step"]
+        values.append(float(value))
+    return values, chosen["step"]
+
+
+def _column(name: str) -> str:
+    """The leaderboard column of an objective given as a column or a metric key (reward_model_score -> rm_score)."""
+    from harness import board_frames
+
+    if name == "auto":
+        raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
+    renamed = dict(board_frames.METRIC_COLUMNS)
+    return renamed.get(name, name)
+
+
+def min_kl(checkpoints: Sequence[Mapping[str, Any]]) -> float | None:
+    """The lowest KL over evaluated checkpoints (None if none has a KL)."""
+    kls = [c["metrics"]["kl"] for c in checkpoints if (c.get("metrics") or {}).get("kl") is not None]
+    return min(kls) if kls else None

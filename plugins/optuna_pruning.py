@@ -1,0 +1,41 @@
+"""Optuna pruning from inside a trial: reports each evaluated checkpoint to the sweep's study.
+
+Active only in trials launched by the Optuna sweeper (``hydra/sweeper=optuna``), which names the study and the
+trial in the job's environment; elsewhere every hook returns at once. The logic is in
+:mod:`harness.sweep.reporter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness import hookimpl
+from harness.sweep.reporter import TrialReporter
+
+_current: TrialReporter | None = None
+
+
+@hookimpl
+def harness_trial_start(cfg: Any, trial_dir: Any) -> None:
+    """Attach to the Optuna trial this job runs, if any (marks its process, starts the heartbeat)."""
+    global _current
+    if _current is not None:
+        _current.close()
+    _current = TrialReporter.from_environment()
+
+
+@hookimpl
+def harness_checkpoint_evaluated(cfg: Any, step: int, metrics: Mapping[str, Any]) -> None:
+    """Report the checkpoint; raises TrialPruned when the study's pruner stops the trial."""
+    if _current is not None:
+        _current.checkpoint(step, metrics)
+
+
+@hookimpl
+def harness_trial_end(record: Mapping[str, Any]) -> None:
+    """Stop the heartbeat (the sweeper tells Optuna the result from the record)."""
+    global _current
+    if _current is not None:
+        _current.close()
+        _current = None
