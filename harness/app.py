@@ -138,6 +138,7 @@ def _task(cfg: Any) -> Any:
 def _hydra_main() -> None:
     import hydra
     from hydra.core.plugins import Plugins
+
     from hydra_plugins.harness_optuna_sweeper.optuna_sweeper import HarnessOptunaSweeper
 
     # Hydra finds plugins by listing the hydra_plugins namespace package, which an editable install (pip install

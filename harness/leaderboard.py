@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class Leaderboard:
         kl_budget: the KL budget in nats per sequence (None: no budget).
         groups: when the records come from incompatible setups, their setting keys with trial counts and the
             settings that differ; the tables are then empty (nothing is ranked across setups).
+        importances: for Optuna sweeps, Optuna's parameter importances per method (:mod:`harness.sweep.results`).
+        studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
     """
 
     title: str
@@ -58,6 +61,8 @@ class Leaderboard:
     objective_name: str | None
     kl_budget: float | None
     groups: dict[str, Any] = field(default_factory=dict)
+    importances: pd.DataFrame = field(default_factory=pd.DataFrame)
+    studies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -135,11 +140,44 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
 
 
 def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",
-                     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
-    """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard."""
-    paths = [Path(p) for p in paths]
-    return build(list(load_records(paths)), title or (paths[0].resolve().name if paths else "leaderboard"),
-                 objective, kl_budget)
+                     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET, study_name: str | None = None) -> Leaderboard:
+    """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard.
+
+    A path may also name an Optuna storage (a journal file or a storage URL; ``study_name`` picks one of its
+    studies): its trials' directories are read. For Optuna sweeps the board gets the study's parameter
+    importances, and ranks by the study's objective when ``objective`` is ``auto``.
+    """
+    from harness.sweep import results as optuna_results
+
+    paths = [str(p) for p in paths]
+    dirs = [Path(p) for p in paths if not optuna_results.is_storage(p)]
+    studies = optuna_results.find_study_settings(dirs)
+    for storage in (p for p in paths if optuna_results.is_storage(p)):
+        trial_dirs, found = optuna_results.trial_dirs_of_storage(storage, study_name)
+        dirs += trial_dirs
+        studies += found
+    if objective == "auto" and len({s.objectives[0] for s in studies}) == 1:
+        objective = _study_objective(studies[0].objectives[0])
+    board = build(list(load_records(dirs)), title or (Path(paths[0]).resolve().name if paths else "leaderboard"),
+                  objective, kl_budget)
+    frames = []
+    for settings in {(s.study_name, s.storage): s for s in studies}.values():
+        try:
+            study = optuna_results.open_study(settings)
+        except Exception as exc:  # a moved or unreachable storage must not cost the rest of the report
+            warnings.warn(f"cannot open Optuna study {settings.study_name!r} ({settings.storage}): {exc}", stacklevel=2)
+            continue
+        board.studies.append(optuna_results.study_summary(study, settings))
+        frames.append(optuna_results.param_importances(study))
+    if frames:
+        board.importances = pd.concat(frames, ignore_index=True)
+    return board
+
+
+def _study_objective(name: str) -> str:
+    """The leaderboard objective for a study's first objective (its column name; gold reward stays auto)."""
+    columns = dict(board_frames.METRIC_COLUMNS)
+    return "auto" if name in ("auto", "gold_reward") else columns.get(name, name)
 
 
 build_leaderboard = load_leaderboard  # the name earlier code and users may know
@@ -186,6 +224,7 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
                   "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
                   "difference from the best is not significant (p >= 0.05).", "",
                   board.seeds.map(format_value).to_markdown(index=False), ""]
+    lines += optuna_lines(board)
     if not board.cost.empty:
         lines += ["## Compute cost per method (measured)", "", board.cost.map(format_value).to_markdown(index=False), ""]
     others = df[df["status"] != "completed"]
@@ -203,6 +242,27 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
         lines.append(f"- rank {format_value(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
     lines.append("")
     return "\n".join(lines)
+
+
+def optuna_lines(board: Leaderboard) -> list[str]:
+    """Markdown lines for the Optuna studies behind the board: trial counts and parameter importances."""
+    from harness.sweep.study import goal_text
+
+    if not board.studies:
+        return []
+    lines = ["## Optuna study", ""]
+    for info in board.studies:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(info["counts"].items()))
+        goal = goal_text(info["objectives"], info["directions"])
+        lines += [f"- `{info['study']}` ({goal}): {counts}. Open it with `optuna-dashboard {info['storage']}`."]
+    from harness.sweep.results import importance_table
+
+    table = importance_table(board.importances)
+    if not table.empty:
+        lines += ["", "Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums "
+                  "to 1; a blank: the method has no such parameter):", "",
+                  table.map(format_value).to_markdown(index=False)]
+    return [*lines, ""]
 
 
 def incompatible_lines(board: Leaderboard) -> list[str]:
@@ -247,6 +307,9 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
     atomic_write_text(out / "checkpoints.csv", board.checkpoints.to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
+    if not board.importances.empty:
+        atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
+        written.append(out / "importances.csv")
     from harness.report_html import write_html
 
     written.append(write_html(board, out / "leaderboard.html", pngs))
@@ -254,10 +317,11 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
 
 
 def write_leaderboard(paths: Iterable[Path | str], out_dir: Path | str, title: str | None = None,
-                      objective: str = "auto", kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
+                      objective: str = "auto", kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
+                      study_name: str | None = None) -> Leaderboard:
     """Build the leaderboard of ``paths`` and write its reports to ``out_dir`` (see :func:`write_reports`)."""
     out = Path(out_dir)
-    board = load_leaderboard(paths, title or out.name, objective, kl_budget)
+    board = load_leaderboard(paths, title or out.name, objective, kl_budget, study_name)
     write_reports(board, out)
     return board
 
@@ -269,7 +333,9 @@ def _budget(value: str) -> float | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
     parser = argparse.ArgumentParser(prog="python -m harness.leaderboard", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="multirun directories or trial.json files")
+    parser.add_argument("paths", nargs="+", help="multirun directories, trial.json files, or an Optuna storage "
+                        "(a journal file such as multirun/<sweep>/optuna.journal, or a storage URL)")
+    parser.add_argument("--study", default=None, help="with a storage holding several studies: the study to report")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: leaderboards/<name of the first path>)")
     parser.add_argument("--title", default=None, help="report title (default: the output directory's name)")
@@ -278,13 +344,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kl-budget", type=_budget, default=ranking.DEFAULT_KL_BUDGET,
                         help="KL budget in nats per sequence, or none (default: 10)")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.paths if not p.exists()]
+    from harness.sweep.results import is_storage
+
+    missing = [p for p in args.paths if not Path(p).exists() and not (is_storage(p) and "://" in p)]
     if missing:
         print(f"harness.leaderboard: error: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    out = args.out or Path("leaderboards") / args.paths[0].resolve().name
+    first = Path(args.paths[0])
+    name = first.resolve().parent.name if is_storage(args.paths[0]) and "://" not in args.paths[0] else first.resolve().name
+    out = args.out or Path("leaderboards") / (args.study or name)
     try:
-        board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget)
+        board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget, args.study)
     except ConfigError as exc:
         print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
         return 2

@@ -53,7 +53,8 @@ COLUMN_NOTES = {
 # Columns that are never table cells: the row marks, reasons and commands have their own places.
 _HIDDEN = ("status", "reason", "overrides", "record", "eval_prompts", "within_budget", "records")
 _SECTIONS = (("trials", "Ranked trials"), ("failed", "Failed and pruned trials"), ("methods", "Best per method"),
-             ("seeds", "Across seeds"), ("cost", "Cost"), ("plots", "Plots"), ("reproduce", "Reproduce"))
+             ("seeds", "Across seeds"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
+             ("reproduce", "Reproduce"))
 _PLOT_CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
                 "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
@@ -293,6 +294,25 @@ def _plots(pngs: Mapping[str, bytes]) -> str:
     return "".join(parts)
 
 
+def _optuna(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
+    """The Optuna section: each study's trial counts and the parameter-importance table ('' without a study)."""
+    from harness.sweep.results import importance_table
+    from harness.sweep.study import goal_text
+
+    studies = getattr(board, "studies", None) or []
+    if not studies:
+        return ""
+    items = "".join(
+        f"<li><code>{html.escape(i['study'])}</code> "
+        f"({html.escape(goal_text(i['objectives'], i['directions']))}): "
+        f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(i['counts'].items())))}; "
+        f"<code>optuna-dashboard {html.escape(str(i['storage']))}</code></li>" for i in studies)
+    table = importance_table(getattr(board, "importances", None))
+    note = ("<p>Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums to 1)."
+            "</p>" + html_table(table, "importances", budget, colors)) if not table.empty else ""
+    return f"<ul>{items}</ul>{note}"
+
+
 def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
     """The leaderboard ``board`` (a :class:`harness.leaderboard.Leaderboard`, or any object with its
     DataFrames) as one self-contained HTML page: explanation, ranked trials, failed and pruned trials, best
@@ -318,6 +338,7 @@ def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
         "methods": html_table(_shown(_flat(getattr(board, "methods", None)), objective, swept), "methods", budget,
                               colors),
         "seeds": html_table(seeds, "seeds", budget, colors) if several_seeds else "",
+        "optuna": _optuna(board, budget, colors),
         "cost": html_table(_flat(getattr(board, "cost", None)), "cost", budget, colors),
         "plots": _plots(plots),
         "reproduce": _reproduce(trials),

@@ -10,6 +10,7 @@ pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -69,10 +70,8 @@ class TrialReporter:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
-            try:
+            with contextlib.suppress(Exception):  # a storage hiccup must not kill the trial; the next beat retries
                 self._beat()
-            except Exception:  # a storage hiccup must not kill the trial; the next beat retries
-                pass
 
     def checkpoint(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Report the objective after the checkpoint at ``step``; raise TrialPruned if the pruner says so."""

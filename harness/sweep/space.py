@@ -39,12 +39,12 @@ def parse_dimension(key: str, spec: Any) -> Any | None:
     or reversed interval, ``log`` on a non-positive interval or a stepped range).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
+    from hydra.errors import HydraException
 
     text = spec if isinstance(spec, str) else ",".join(map(str, spec)) if isinstance(spec, (list, tuple)) else str(spec)
     try:
         value = OverridesParser.create().parse_override(f"{key}={text}").value()
-    except OverrideParseException as exc:
+    except HydraException as exc:  # OverrideParseException, or the grammar's own syntax errors
         raise ConfigError(f"Cannot parse the search space of {key}: {text!r} ({str(exc).splitlines()[0]}); use "
                           "choice(a,b), range(start,stop,step), interval(low,high) or tag(log, interval(low,high)).") from None
     return dimension(key, value)

@@ -37,6 +37,7 @@ ATTR_LOST = "harness.lost"            # the process running the trial died; the 
 ATTR_RETRY_OF = "harness.retry_of"    # the number of the lost trial this one retries
 ATTR_RETRIED = "harness.retried_as"   # set on a lost trial once a retry is queued: it no longer counts
 ATTR_SURPLUS = "harness.surplus"      # asked by a worker after the planned number was reached: not counted
+ATTR_METHOD = "harness.method"        # the method the trial trains
 
 
 @dataclass
@@ -84,6 +85,11 @@ def check_objectives(objectives: Sequence[str], directions: Sequence[str]) -> tu
         raise ConfigError(f"hydra.sweeper.objectives has {len(objectives)} entries but directions has "
                           f"{len(directions)}; give one direction per objective.")
     return objectives, directions
+
+
+def goal_text(objectives: Sequence[str], directions: Sequence[str]) -> str:
+    """``"maximize gold_reward, minimize kl"``."""
+    return ", ".join(f"{d} {o}" for o, d in zip(objectives, directions, strict=True))
 
 
 def open_storage(storage: str) -> Any:

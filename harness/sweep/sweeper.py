@@ -114,7 +114,7 @@ class OptunaSweep:
                           f"++hydra.job.env_set.{ENV_STUDY}={_quote(str(settings_path.resolve()))}",
                           f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}"] for trial, job in batch]
             results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
-            for (trial, _), result in zip(batch, results):
+            for (trial, _), result in zip(batch, results, strict=True):
                 finish_trial(study, trial, settings, job_return=result)
                 _progress(study, trial.number, settings)
             returns.extend(results)
@@ -229,6 +229,7 @@ class OptunaSweep:
             values = space.sample(trial)
             job = overrides_for(values)
             trial.set_user_attr(st.ATTR_OWNER, this_process())
+            trial.set_user_attr(st.ATTR_METHOD, values["method"])
             trial.set_user_attr(st.ATTR_DIR, str((sweep_dir / str(trial.number)).resolve()))
             trial.set_user_attr(st.ATTR_OVERRIDES, " ".join([*space.fixed, *job]))
             batch.append((trial, job))
@@ -237,7 +238,7 @@ class OptunaSweep:
     def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study) if t.state.is_finished()])
         print(f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
-              f"done; {', '.join(f'{d} {o}' for o, d in zip(settings.objectives, settings.directions))}; sampler "
+              f"done; {st.goal_text(settings.objectives, settings.directions)}; sampler "
               f"{type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run the same command again "
               "to resume it.", flush=True)
         for line in space.describe():
@@ -320,7 +321,7 @@ def _job_error(job_return: Any) -> str | None:
     if job_return is None:
         return None
     try:
-        job_return.return_value  # re-raises the job's exception
+        _ = job_return.return_value  # re-raises the job's exception
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -388,7 +389,7 @@ def _progress(study: Any, number: int, settings: st.StudySettings) -> None:
         return
     done = len([t for t in counted_trials(study) if t.state.is_finished()])
     status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())
-    value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values))
+    value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))
     best = ""
     if not settings.multi_objective:
         try:

@@ -1,0 +1,133 @@
+"""The Optuna study's bookkeeping: objective values by the leaderboard's rule, lost trials and their retry."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from harness.records import read_record, write_record
+from harness.sweep import study as st
+from harness.sweep.liveness import lost_reason, this_process
+from harness.sweep.sweeper import counted_trials, finish_trial, recover_lost_trials
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def record(status, checkpoints=(), **extra):
+    return {"status": status, "method": "dpo", "hyperparameters": {}, "checkpoints": list(checkpoints), **extra}
+
+
+def checkpoint(step, gold, kl, final=False):
+    return {"step": step, "final": final, "metrics": {"gold_reward": gold, "kl": kl}}
+
+
+def settings(tmp_path, **kw):
+    return st.StudySettings(study_name="s", storage=str(tmp_path / "optuna.journal"), objectives=["gold_reward"],
+                            directions=["maximize"], **kw)
+
+
+def test_a_trials_value_is_its_best_checkpoint_within_the_kl_budget(tmp_path):
+    cps = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.5, 4.0), checkpoint(30, 0.9, 12.0, final=True)]
+    assert st.objective_values(cps, settings(tmp_path, kl_budget=10.0)) == ([0.5], 20)
+    assert st.objective_values(cps, settings(tmp_path, kl_budget=None)) == ([0.9], 30)
+    assert st.objective_values(cps, settings(tmp_path, kl_budget=0.5)) == ([0.9], 30)  # none inside: the final one
+    two = st.StudySettings("s", "x", ["auto", "kl"], ["maximize", "minimize"], kl_budget=10.0)
+    assert st.objective_values(cps, two) == ([0.5, 4.0], 20)
+    assert st.objective_values([], two) == (None, None)
+    with pytest.raises(Exception, match="give one direction per objective"):
+        st.check_objectives(["auto", "kl", "win_rate"], ["maximize", "minimize"])
+
+
+@pytest.fixture()
+def dead_process():
+    """The identity of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    import psutil
+
+    identity = {"host": socket.gethostname(), "pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}
+    proc.kill()
+    proc.wait()
+    return identity
+
+
+def frozen(user_attrs):
+    return optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=user_attrs)
+
+
+def test_liveness_by_process_and_by_heartbeat(dead_process):
+    now = time.time()
+    assert lost_reason(frozen({st.ATTR_OWNER: dead_process}), 600) is not None
+    assert lost_reason(frozen({st.ATTR_OWNER: this_process()}), 600) is None
+    assert lost_reason(frozen({st.ATTR_OWNER: dead_process, st.ATTR_RUNNER: this_process()}), 600) is None
+    elsewhere = {"host": "another-machine", "pid": 1, "started": 0.0}
+    assert lost_reason(frozen({st.ATTR_RUNNER: elsewhere, st.ATTR_HEARTBEAT: now - 10}), 600) is None
+    assert "no heartbeat for" in lost_reason(frozen({st.ATTR_RUNNER: elsewhere, st.ATTR_HEARTBEAT: now - 700}), 600)
+
+
+def _running_trial(study, trial_dir, owner):
+    trial = study.ask()
+    trial.suggest_float("dpo.beta", 0.01, 1.0)  # an enqueued retry gets its fixed value back
+    trial.set_user_attr(st.ATTR_OWNER, owner)
+    trial.set_user_attr(st.ATTR_DIR, str(trial_dir))
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    write_record(trial_dir / "trial.json", record("running"))
+    return trial
+
+
+def test_a_lost_trial_is_failed_retried_once_with_its_parameters_and_never_duplicated(tmp_path, dead_process):
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    lost = _running_trial(study, tmp_path / "0", dead_process)
+    assert recover_lost_trials(study, cfg, stale_after_s=600, max_retries=1) == [0]
+    # A second worker finding the same trial does nothing more.
+    assert recover_lost_trials(study, cfg, stale_after_s=600, max_retries=1) == []
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[0].user_attrs[st.ATTR_LOST].startswith("its process")
+    assert trials[1].params == {} and trials[1].user_attrs[st.ATTR_RETRY_OF] == 0
+    assert [t.number for t in counted_trials(study)] == [1]  # the lost one no longer counts toward the plan
+    rewritten = read_record(tmp_path / "0" / "trial.json")
+    assert rewritten["status"] == "failed" and "retried" in rewritten["error"]["message"]
+
+    retry = study.ask()
+    assert retry.number == 1 and retry.suggest_float("dpo.beta", 0.01, 1.0) == lost.params["dpo.beta"]
+    retry.set_user_attr(st.ATTR_OWNER, dead_process)
+    retry.set_user_attr(st.ATTR_DIR, str(tmp_path / "1"))
+    assert recover_lost_trials(study, cfg, stale_after_s=600, max_retries=1) == [1]
+    # Lost again: failed for good, counted, not queued a third time.
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]
+    assert [t.number for t in counted_trials(study)] == [1]
+
+
+def test_a_dead_trial_whose_record_is_complete_is_told_its_result_not_rerun(tmp_path, dead_process):
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    _running_trial(study, tmp_path / "0", dead_process)
+    write_record(tmp_path / "0" / "trial.json", record("completed", [
+        checkpoint(4, 0.25, 1.5), checkpoint(8, 0.4, 2.5, final=True)]))
+    assert recover_lost_trials(study, cfg, stale_after_s=600, max_retries=1) == [0]
+    (t,) = study.get_trials()
+    assert t.state == TrialState.COMPLETE and t.value == 0.4 and t.user_attrs[st.ATTR_STEP] == 8
+
+
+def test_finish_trial_tells_pruned_failed_and_the_kl_constraint(tmp_path):
+    cfg = settings(tmp_path, kl_budget=2.0, kl_constraint=True)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    outcomes = {
+        "completed": record("completed", [checkpoint(4, 0.3, 3.0, final=True)]),
+        "pruned": record("pruned", error={"message": "pruned", "step": 4}),
+        "failed": record("failed", error={"message": "loss became nan"}),
+    }
+    for expected, rec in outcomes.items():
+        assert finish_trial(study, study.ask(), cfg, record=rec) == expected
+    done, pruned, failed = study.get_trials()
+    assert done.state == TrialState.COMPLETE and done.value == 0.3
+    assert optuna.trial.Trial(study, done._trial_id).constraints == {"kl": pytest.approx(1.0)}  # KL 3 > budget 2
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs[st.ATTR_STEP] == 4
+    assert failed.state == TrialState.FAIL and failed.user_attrs[st.ATTR_ERROR] == "loss became nan"
