@@ -65,6 +65,8 @@ class Checkpointer:
     tokenizer: Any = None
     evaluate: Evaluate | None = None
     evaluate_intermediate: bool = True
+    # Called with (step, metrics) once a checkpoint's metrics are stored; may raise TrialPruned to stop training.
+    evaluated: Callable[[int, dict[str, float]], None] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     eval_seconds: float = 0.0
     last_loss: float | None = None
@@ -114,4 +116,6 @@ class Checkpointer:
             model.train(was_training)
             entry["eval_seconds"] = time.perf_counter() - start
             self.eval_seconds += entry["eval_seconds"]
+            if self.evaluated is not None:
+                self.evaluated(step, entry["metrics"])
         return entry

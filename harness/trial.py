@@ -214,8 +214,6 @@ class TrialRun:
                                   prompts=prompts, gold_reward=gold, is_reference=is_reference,
                                   preference_pairs=pairs, refcache=refcache)
                 metrics, seconds = evaluate_checkpoint(evaluators, ctx)
-            if not is_reference:
-                pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step, metrics=metrics)
             return metrics, seconds
 
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
@@ -236,6 +234,7 @@ class TrialRun:
             directory=self.trial_dir / "checkpoints",
             save=bool(cfg.train.save_checkpoints), tokenizer=tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
+            evaluated=lambda step, metrics: pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step, metrics=metrics),
         )
         return TrainContext(cfg=cfg, spec=spec, tokenizer=tokenizer, policy=policy, reference=train_reference,
                             peft_config=peft_config, train_data=train_data, eval_data=eval_data,

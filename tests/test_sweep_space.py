@@ -83,6 +83,15 @@ def test_overrides_config_params_and_fixed_values_shape_the_space():
     assert only_given.distributions() == {"dpo.beta": D.CategoricalDistribution([0.1, 0.2])}
 
 
+def test_method_prefixed_overrides_search_one_methods_parameter():
+    s = space(["method=dpo,simpo", "dpo.beta=0.05,0.1", "simpo.beta=interval(1.0, 4.0)"])
+    assert s.per_method["dpo"]["beta"] == D.CategoricalDistribution([0.05, 0.1])
+    assert s.per_method["simpo"]["beta"] == D.FloatDistribution(1.0, 4.0)
+    assert s.per_method["simpo"]["gamma"] == D.FloatDistribution(0.0, 1.5)  # the rest stays as suggested
+    with pytest.raises(ConfigError, match="method simpo is not searched; add it: method=dpo,simpo"):
+        space(["method=dpo", "simpo.gamma=interval(0.5, 1.0)"])
+
+
 def test_unknown_methods_and_options_stop_before_any_trial():
     with pytest.raises(UnknownNameError, match="Unknown method 'dop'.*Did you mean: dpo"):
         space(["method=dop,simpo"])

@@ -4,7 +4,9 @@ Dimensions come from three places, later ones overriding earlier ones:
 
 1. each searched method's suggested space (``MethodSpec.search_space``, keys relative to ``method``);
 2. the sweeper config: ``params`` (full config keys, for every trial) and ``method_params`` (per method);
-3. sweep overrides on the command line (``method.beta=0.05,0.1``, ``method.learning_rate='tag(log, ...)'``).
+3. sweep overrides on the command line: ``method.<key>=...`` for every searched method that has the key
+   (``method.learning_rate='tag(log, interval(1e-5, 1e-3))'``), ``<method>.<key>=...`` for one method only
+   (``simpo.gamma='interval(0.5, 2.0)'``, ``dpo.beta=0.05,0.1``).
 
 A fixed override on the command line (``method.beta=0.1``) removes that dimension. ``method`` itself is a
 categorical dimension when several methods are searched (``method=dpo,simpo``); each method then brings its
@@ -226,7 +228,8 @@ def build_space(
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    cli_dims: dict[str, str] = {}
+    cli_dims: dict[str, Any] = {}
+    cli_method_dims: dict[str, dict[str, Any]] = {}
     fixed: list[str] = []
     methods: list[str] | None = None
     for o in parsed:
@@ -241,7 +244,10 @@ def build_space(
             else:
                 methods = [str(value)]
             continue
-        if o.is_sweep_override():
+        head, _, rest = key.partition(".")
+        if o.is_sweep_override() and rest and head in method_configs:
+            cli_method_dims.setdefault(head, {})[rest] = o.value()  # simpo.gamma=interval(..): SimPO's only
+        elif o.is_sweep_override():
             cli_dims[key] = o.value()
         else:
             fixed.append(o.input_line)
@@ -268,6 +274,11 @@ def build_space(
         from harness.errors import UnknownNameError
 
         raise UnknownNameError("method in hydra.sweeper.method_params", stray[0], method_configs)
+    for m, dims in cli_method_dims.items():
+        if m not in space.methods:
+            raise ConfigError(f"{m}.{next(iter(dims))} is given but method {m} is not searched; add it: "
+                              f"method={','.join([*space.methods, m])}.")
+        per_method_user.setdefault(m, {}).update(dims)
     for m in space.methods:
         dims: dict[str, Any] = {}
         if use_suggested:
@@ -280,7 +291,7 @@ def build_space(
             if not _has_key(method_configs[m], key):
                 raise ConfigError(f"hydra.sweeper.method_params.{m}.{key}: method {m} has no option {key}; "
                                   f"its options are {', '.join(sorted(method_configs[m]))}.")
-            dims[key] = parse_dimension(_PREFIX + key, spec)
+            dims[key] = _dim(_PREFIX + key, spec)
         space.per_method[m] = {k: d for k, d in dims.items() if d is not None and _PREFIX + k not in fixed_keys}
     for key, spec in all_params.items():
         if key.startswith(_PREFIX):

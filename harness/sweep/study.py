@@ -38,6 +38,7 @@ ATTR_RETRY_OF = "harness.retry_of"    # the number of the lost trial this one re
 ATTR_RETRIED = "harness.retried_as"   # set on a lost trial once a retry is queued: it no longer counts
 ATTR_SURPLUS = "harness.surplus"      # asked by a worker after the planned number was reached: not counted
 ATTR_METHOD = "harness.method"        # the method the trial trains
+ATTR_SAME_AS = "harness.same_as"      # not trained: told the result of this completed trial with equal parameters
 
 
 @dataclass

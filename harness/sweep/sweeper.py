@@ -107,7 +107,7 @@ class OptunaSweep:
         recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
         returns: list[Any] = []
         while True:
-            batch = self._ask_batch(study, space, sweep_dir)
+            batch = self._ask_batch(study, space, sweep_dir, settings)
             if not batch:
                 break
             overrides = [[*space.fixed, *job, f"hydra.sweep.subdir={trial.number}",
@@ -200,11 +200,16 @@ class OptunaSweep:
         import optuna
         from hydra.utils import instantiate
 
+        storage = st.open_storage(settings.storage)
         sampler_cfg = dict(self.sampler_cfg or {"_target_": "optuna.samplers.TPESampler"})
         if sampler_cfg.get("_target_", "").endswith("GridSampler"):
             sampler_cfg["search_space"] = space.grid()
+        if sampler_cfg.get("seed") is not None and settings.study_name in optuna.get_all_study_names(storage):
+            # A resumed study with a seeded sampler would replay the first run's random draws (duplicate
+            # parameters); offset the seed by the trials already there, keeping a fresh run reproducible.
+            done = len(optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False))
+            sampler_cfg["seed"] = int(sampler_cfg["seed"]) + done
         sampler = instantiate(sampler_cfg)
-        storage = st.open_storage(settings.storage)
         study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler,
                                     pruner=build_pruner(settings.pruner), directions=settings.directions,
                                     load_if_exists=True)
@@ -215,7 +220,8 @@ class OptunaSweep:
         study.set_metric_names(settings.objectives)
         return study
 
-    def _ask_batch(self, study: Any, space: SearchSpace, sweep_dir: Path) -> list[tuple[Any, list[str]]]:
+    def _ask_batch(self, study: Any, space: SearchSpace, sweep_dir: Path,
+                   settings: st.StudySettings) -> list[tuple[Any, list[str]]]:
         from harness.sweep.liveness import this_process
 
         batch: list[tuple[Any, list[str]]] = []
@@ -227,6 +233,8 @@ class OptunaSweep:
                 study.tell(trial, state=_state("FAIL"))
                 break
             values = space.sample(trial)
+            if self._reuse_twin(study, trial, settings):
+                continue
             job = overrides_for(values)
             trial.set_user_attr(st.ATTR_OWNER, this_process())
             trial.set_user_attr(st.ATTR_METHOD, values["method"])
@@ -234,6 +242,30 @@ class OptunaSweep:
             trial.set_user_attr(st.ATTR_OVERRIDES, " ".join([*space.fixed, *job]))
             batch.append((trial, job))
         return batch
+
+    @staticmethod
+    def _reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
+        """Tell ``trial`` the result of a completed trial with the same parameters instead of training again
+        (samplers revisit points of discrete spaces; training is deterministic given its config). Returns
+        whether it did."""
+        from harness.records import RECORD_NAME, read_record
+
+        twin = next((t for t in study.get_trials(deepcopy=False, states=(_state("COMPLETE"),))
+                     if t.params == trial.params and st.ATTR_DIR in t.user_attrs), None)
+        if twin is None:
+            return False
+        try:
+            record = read_record(Path(str(twin.user_attrs[st.ATTR_DIR])) / RECORD_NAME)
+        except Exception:
+            return False
+        for key in (st.ATTR_DIR, st.ATTR_METHOD, st.ATTR_OVERRIDES):
+            if key in twin.user_attrs:
+                trial.set_user_attr(key, twin.user_attrs[key])
+        trial.set_user_attr(st.ATTR_SAME_AS, twin.number)
+        finish_trial(study, trial, settings, record=record)
+        print(f"Optuna trial {trial.number}: same parameters as trial {twin.number}; told its result without "
+              "training again.", flush=True)
+        return True
 
     def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study) if t.state.is_finished()])
