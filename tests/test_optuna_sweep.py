@@ -82,6 +82,13 @@ def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_da
     assert set(importances["param"]) == {"beta", "learning_rate"} and set(importances["method"]) == {"dpo"}
     assert importances["importance"].sum() == pytest.approx(1.0)
 
+    # The study's storage names its trials too: the same leaderboard, rebuilt from the journal file alone.
+    rebuilt = run_cli([str(sweep_dir / st.JOURNAL_NAME), "--out", "from-journal"], cwd=tmp_path,
+                      module="harness.leaderboard")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    again_table = pd.read_csv(tmp_path / "from-journal" / "leaderboard.csv")
+    assert sorted(again_table["trial_id"]) == sorted(table["trial_id"])
+
     _check_dashboard(sweep_dir / st.JOURNAL_NAME, study.study_name, 4)
 
 

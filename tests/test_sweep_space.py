@@ -121,3 +121,22 @@ def test_sampled_values_become_hydra_overrides_that_round_trip():
     assert "++method.trl.loss_type=hinge" in lines
     parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(lines)}
     assert parsed == values
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes", "nsga2"])
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband", "none"])
+def test_every_shipped_sampler_and_pruner_config_builds_its_optuna_object(sampler, pruner):
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="harness_conf", version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/sweeper=optuna", f"hydra/sweeper/sampler={sampler}",
+                                           f"hydra/sweeper/pruner={pruner}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.startswith("hydra_plugins.harness_optuna_sweeper")
+    assert sweeper.n_trials > 0 and sweeper.kl_budget == cfg.leaderboard.kl_budget
+    extra = {"search_space": {"dpo.beta": [0.1, 0.3]}} if sampler == "grid" else {}
+    built = instantiate(OmegaConf.to_container(sweeper.sampler), **extra)
+    assert isinstance(built, optuna.samplers.BaseSampler)
+    assert isinstance(instantiate(OmegaConf.to_container(sweeper.pruner)), optuna.pruners.BasePruner)

@@ -131,3 +131,22 @@ def test_finish_trial_tells_pruned_failed_and_the_kl_constraint(tmp_path):
     assert optuna.trial.Trial(study, done._trial_id).constraints == {"kl": pytest.approx(1.0)}  # KL 3 > budget 2
     assert pruned.state == TrialState.PRUNED and pruned.user_attrs[st.ATTR_STEP] == 4
     assert failed.state == TrialState.FAIL and failed.user_attrs[st.ATTR_ERROR] == "loss became nan"
+
+
+def test_parameters_a_completed_trial_had_reuse_its_result_without_training(tmp_path):
+    from harness.sweep.sweeper import OptunaSweep
+
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    first = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
+    first.set_user_attr(st.ATTR_DIR, str(tmp_path / "0"))
+    write_record(tmp_path / "0" / "trial.json", record("completed", [checkpoint(8, 0.4, 2.0, final=True)]))
+    finish_trial(study, first, cfg)
+    study.enqueue_trial(first.params)
+    again = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
+    assert OptunaSweep._reuse_twin(study, again, cfg)
+    twin = study.get_trials()[1]
+    assert twin.state == TrialState.COMPLETE and twin.value == 0.4 and twin.user_attrs[st.ATTR_SAME_AS] == 0
+    study.enqueue_trial({"dpo.beta": 0.1 if first.params["dpo.beta"] == 0.3 else 0.3})
+    other = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
+    assert not OptunaSweep._reuse_twin(study, other, cfg)

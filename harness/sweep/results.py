@@ -80,7 +80,12 @@ def param_importances(study: Any, objective_index: int = 0) -> pd.DataFrame:
     def add(label: str, trials: list[Any], strip: str = "", params: list[str] | None = None) -> None:
         if len(trials) < 2:
             return
-        sub = optuna.create_study(directions=study.directions)
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" lines
+        try:
+            sub = optuna.create_study(directions=study.directions)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         sub.add_trials(trials)
         try:
             with warnings.catch_warnings():

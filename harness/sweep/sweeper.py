@@ -92,6 +92,12 @@ class OptunaSweep:
     # -- the loop --------------------------------------------------------------------------------------
 
     def _sweep(self, arguments: list[str]) -> list[Any]:
+        import warnings
+
+        from optuna.exceptions import ExperimentalWarning
+
+        # TPE's multivariate/group options and metric names are stable in use but flagged experimental.
+        warnings.filterwarnings("ignore", category=ExperimentalWarning)
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         space = self.search_space(arguments)
