@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from harness.evaluation import EvalContext
     from harness.training import TrainContext
 
-DataKind = Literal["pairwise", "unpaired"]
+DataKind = Literal["pairwise", "unpaired", "prompts"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,9 @@ class MethodSpec:
         name: the value users pass as ``method=<name>``.
         train: ``train(ctx) -> None``; trains ``ctx.policy`` on ``ctx.train_data`` and calls
             ``ctx.callbacks`` (checkpointing, NaN detection, progress) through the trainer it builds.
-        data_kind: "pairwise" (prompt/chosen/rejected) or "unpaired" (prompt/completion/label). Pairwise
-            data is converted automatically for unpaired methods.
+        data_kind: "pairwise" (prompt/chosen/rejected), "unpaired" (prompt/completion/label) or "prompts"
+            (online methods that sample their own completions: the distinct prompts of the data). Pairwise data
+            is converted automatically for unpaired and prompt-only methods.
         models_in_memory: how many full models the method holds while training (policy, reference,
             reward, value): the seed's "Compute" column, checked by the measured peak memory.
         needs_reference: whether a frozen reference model must be loaded for training.

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import models
 from harness.checkpoints import Checkpointer, preserved_rng
-from harness.data import PreferenceData, to_unpaired
+from harness.data import PreferenceData, to_prompts, to_unpaired
 from harness.errors import DataError, TrialPruned
 from harness.evaluation import EvalContext, Reference, evaluate_checkpoint
 from harness.health import annotate_trial, learning_rate_flag
@@ -74,6 +74,8 @@ def data_for_method(data: PreferenceData, spec: MethodSpec) -> tuple[Any, Any]:
     """Train and eval datasets in the kind the method needs (pairwise data is unpaired for KTO-like methods)."""
     if spec.data_kind == data.format.kind:
         return data.train, data.eval
+    if spec.data_kind == "prompts":
+        return to_prompts(data.train), (to_prompts(data.eval) if data.eval is not None else None)
     if spec.data_kind == "unpaired":
         return to_unpaired(data.train), (to_unpaired(data.eval) if data.eval is not None else None)
     raise DataError(f"method {spec.name} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "

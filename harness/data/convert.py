@@ -99,6 +99,24 @@ def to_unpaired(dataset: Dataset) -> Dataset:
     return unpair_preference_dataset(dataset, desc="Unpairing")
 
 
+def to_prompts(dataset: Dataset) -> Dataset:
+    """Prompt-only data for online methods (GRPO, RLOO, PPO): the distinct prompts of pairwise or unpaired data,
+    in first-seen order, as a single ``prompt`` column. Implicit prompts are extracted first."""
+    columns = set(dataset.column_names)
+    if "prompt" not in columns or (len(dataset) and {"chosen", "rejected"} <= columns
+                                   and detect_format(dataset.column_names, dataset[0]).implicit_prompt):
+        if not {"chosen", "rejected"} <= columns:
+            raise DataError(f"Cannot take prompts from data with columns {dataset.column_names}: it needs a "
+                            "'prompt' column (or 'chosen'/'rejected' with a shared prefix).")
+        dataset = extract_prompts(dataset)
+    seen: dict[str, Any] = {}
+    for prompt in dataset["prompt"]:
+        seen.setdefault(prompt if isinstance(prompt, str) else repr(prompt), prompt)
+    from datasets import Dataset as HFDataset
+
+    return HFDataset.from_dict({"prompt": list(seen.values())})
+
+
 def build_preference_dataset(prompts: Sequence[Any], completions_a: Sequence[Any], completions_b: Sequence[Any],
                              labels: Sequence[str]) -> Dataset:
     """Pairwise data from two completions per prompt; ``labels[i]`` is ``"a"`` or ``"b"``, the preferred one.

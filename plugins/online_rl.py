@@ -1,0 +1,97 @@
+"""GRPO and RLOO on TRL's trainers: online RL that samples its own completions and scores them with a reward.
+
+Both train on the distinct prompts of the data (``data_kind="prompts"``). ``method.reward`` chooses the reward:
+``gold`` is the data source's programmatic reward (the toy world's, or one a plugin registers through
+``harness_gold_reward``); anything else is a sequence-classification reward model, a local directory or a Hub id,
+that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (0 keeps
+no reference in memory and lets KL drift freely, so the harness defaults to a small positive value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from harness_plugins._defaults import method_defaults
+
+from harness import MethodSpec, hookimpl
+from harness.errors import ConfigError
+
+
+def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
+    """The reward TRL should optimise for ``cfg``: the gold reward as a TRL reward function
+    (``f(prompts, completions, **columns) -> list[float]``), or the reward model's path or Hub id."""
+    from harness.pluginmanager import get_plugin_manager
+
+    name = str(cfg.method.reward)
+    if name != "gold":
+        return name
+    gold = get_plugin_manager(list(cfg.get("plugins") or [])).hook.harness_gold_reward(cfg=cfg)
+    if gold is None:
+        raise ConfigError(f"method.reward=gold but data.source={cfg.data.source!r} defines no gold reward; set "
+                          "method.reward to a reward model (a local directory or Hub id).")
+
+    def gold_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
+        return [float(r) for r in gold(list(prompts), list(completions))]
+
+    return gold_reward
+
+
+def _validate(method_cfg: Any) -> None:
+    reward = method_cfg.get("reward")
+    if not reward:
+        raise ConfigError(f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
+                          "reward) or a reward model's directory or Hub id.")
+    if method_cfg.beta < 0:
+        raise ConfigError(f"method.beta={method_cfg.beta} is invalid for method {method_cfg.name}: the KL "
+                          "coefficient must be >= 0 (the seed's healthy range is 0.01 to 0.1).")
+    generations = int((method_cfg.get("trl") or {}).get("num_generations", 8))
+    if generations < 2:
+        raise ConfigError(f"method.trl.num_generations={generations} is invalid: group baselines need at least 2.")
+    if (int(method_cfg.batch_size) * int(method_cfg.grad_accum)) % generations:
+        raise ConfigError(f"method.batch_size x method.grad_accum ({method_cfg.batch_size} x {method_cfg.grad_accum}) "
+                          f"must be a multiple of method.trl.num_generations ({generations}): each prompt's "
+                          "completions share a batch.")
+
+
+def _trainer(ctx: Any, trainer_cls: Any, config_cls: Any) -> Any:
+    reward = reward_function(ctx.cfg)
+    return trainer_cls(
+        model=ctx.policy,
+        reward_funcs=reward,
+        args=ctx.trl_config(config_cls),
+        train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)),
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.trainer_callbacks(),
+    )
+
+
+def train_grpo(ctx: Any) -> torch.nn.Module:
+    """Train with TRL's GRPOTrainer; returns the trained model."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    return ctx.run_trainer(_trainer(ctx, GRPOTrainer, GRPOConfig))
+
+
+def train_rloo(ctx: Any) -> torch.nn.Module:
+    """Train with TRL's RLOOTrainer; returns the trained model."""
+    from trl import RLOOConfig, RLOOTrainer
+
+    return ctx.run_trainer(_trainer(ctx, RLOOTrainer, RLOOConfig))
+
+
+@hookimpl
+def harness_methods_register() -> list[MethodSpec]:
+    """GRPO and RLOO."""
+    common = dict(data_kind="prompts", models_in_memory=2, needs_reference=False, validate=_validate,
+                  lr_range=(1e-7, 1e-5),
+                  search_space={"beta": "tag(log, interval(0.01, 0.2))",
+                                "learning_rate": "tag(log, interval(3e-5, 1e-3))"})
+    return [
+        MethodSpec(name="grpo", train=train_grpo, defaults=method_defaults("grpo"), config_class="trl:GRPOConfig",
+                   description="Group Relative Policy Optimization (online, group-normalised rewards)", **common),
+        MethodSpec(name="rloo", train=train_rloo, defaults=method_defaults("rloo"), config_class="trl:RLOOConfig",
+                   description="REINFORCE Leave-One-Out (online, leave-one-out baseline)", **common),
+    ]
