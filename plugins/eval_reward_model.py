@@ -30,7 +30,8 @@ def configured_path(eval_cfg: Any) -> str | None:
     return str(path) if path else None
 
 
-_FIX = "point eval.reward_model.name_or_path at a sequence-classification model with num_labels=1, or set it to null"
+_FIX_TEMPLATE = "point {key} at a sequence-classification model with num_labels=1{alternative}"
+_FIX = _FIX_TEMPLATE.format(key="eval.reward_model.name_or_path", alternative=", or set it to null")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -39,27 +40,30 @@ def _first_line(exc: BaseException) -> str:
 
 
 @lru_cache(maxsize=4)
-def check_reward_model(name_or_path: str) -> None:
-    """Cheap check that ``name_or_path`` is a one-output sequence-classification model with a tokenizer.
+def check_reward_model(name_or_path: str, key: str = "eval.reward_model.name_or_path",
+                       alternative: str = ", or set it to null") -> None:
+    """Cheap check that ``name_or_path`` (the value of config ``key``) is a one-output sequence-classification
+    model with a tokenizer. Reads its config and tokenizer (not its weights) and, for a local directory, looks
+    for weight files.
 
-    Reads its config and tokenizer (not its weights) and, for a local directory, looks for weight files.
-    :raises ConfigError: one line naming the problem and the fix.
+    :raises ConfigError: one line naming the problem and the fix (``alternative``: the other way out).
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    where = f"eval.reward_model.name_or_path={name_or_path!r}"
+    where = f"{key}={name_or_path!r}"
+    fix = _FIX_TEMPLATE.format(key=key, alternative=alternative)
     directory = Path(name_or_path).expanduser()
     if not directory.is_dir() and (directory.exists() or name_or_path.startswith((".", "/", "~"))):
-        raise ConfigError(f"{where} is not a model directory; {_FIX}.")
+        raise ConfigError(f"{where} is not a model directory; {fix}.")
     try:
         config = AutoConfig.from_pretrained(name_or_path)
         AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"Cannot load {where} ({_first_line(exc)}); {_FIX}.") from None
+        raise ConfigError(f"Cannot load {where} ({_first_line(exc)}); {fix}.") from None
     if config.num_labels != 1:
-        raise ConfigError(f"{where} has num_labels={config.num_labels}, not 1: it is not a reward model; {_FIX}.")
+        raise ConfigError(f"{where} has num_labels={config.num_labels}, not 1: it is not a reward model; {fix}.")
     if directory.is_dir() and not any(p.suffix in (".safetensors", ".bin") for p in directory.iterdir()):
-        raise ConfigError(f"{where} has no weight files (*.safetensors or *.bin); {_FIX}.")
+        raise ConfigError(f"{where} has no weight files (*.safetensors or *.bin); {fix}.")
 
 
 @lru_cache(maxsize=2)

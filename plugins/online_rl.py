@@ -3,8 +3,8 @@
 Both train on the distinct prompts of the data (``data_kind="prompts"``). ``method.reward`` chooses the reward:
 ``gold`` is the data source's programmatic reward (the toy world's, or one a plugin registers through
 ``harness_gold_reward``); anything else is a sequence-classification reward model, a local directory or a Hub id,
-that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (0 keeps
-no reference in memory and lets KL drift freely, so the harness defaults to a small positive value).
+that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (> 0:
+without it KL drifts freely, which the seed's health checks flag).
 """
 
 from __future__ import annotations
@@ -38,14 +38,26 @@ def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
     return gold_reward
 
 
+@hookimpl
+def harness_config_validate(cfg: Any) -> None:
+    """A method trained on ``method.reward`` (GRPO, RLOO, PPO) gets a reward that exists: the data's gold reward
+    for ``gold``, else a loadable one-output reward model."""
+    reward = cfg.method.get("reward")
+    if reward is None or not isinstance(reward, str):
+        return
+    if reward == "gold":
+        reward_function(cfg)  # raises ConfigError when the data defines no gold reward
+        return
+    from harness_plugins.eval_reward_model import check_reward_model
+
+    check_reward_model(reward, key="method.reward", alternative=", or use method.reward=gold")
+
+
 def _validate(method_cfg: Any) -> None:
     reward = method_cfg.get("reward")
     if not reward:
         raise ConfigError(f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
                           "reward) or a reward model's directory or Hub id.")
-    if method_cfg.beta < 0:
-        raise ConfigError(f"method.beta={method_cfg.beta} is invalid for method {method_cfg.name}: the KL "
-                          "coefficient must be >= 0 (the seed's healthy range is 0.01 to 0.1).")
     generations = int((method_cfg.get("trl") or {}).get("num_generations", 8))
     if generations < 2:
         raise ConfigError(f"method.trl.num_generations={generations} is invalid: group baselines need at least 2.")
