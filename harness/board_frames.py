@@ -22,6 +22,7 @@ METRIC_COLUMNS = [
     ("kl_se", "kl_se"),
     ("win_rate", "win_rate"),
     ("preference_accuracy", "pref_acc"),
+    ("reward_accuracy", "rm_acc"),
     ("length", "length"),
     ("distinct_2", "distinct_2"),
 ]

@@ -15,7 +15,8 @@ import pandas as pd
 
 from harness.errors import ConfigError
 
-REWARD_COLUMNS = ("gold_reward", "rm_score")  # the default objective: the first present in the records
+# The default objective: the first present in the records (reward-model trials rank by held-out accuracy).
+REWARD_COLUMNS = ("gold_reward", "rm_score", "rm_acc")
 DEFAULT_KL_BUDGET = 10.0
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from harness.training import TrainContext
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
+ModelKind = Literal["policy", "reward_model"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class MethodSpec:
         validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for a
             value out of range. Called before any compute.
         description: one line shown in listings and the leaderboard.
+        produces: what ``train`` returns: a ``"policy"`` (a causal LM, evaluated by ``eval.evaluators`` against
+            the reference model) or a ``"reward_model"`` (a one-output sequence classifier, evaluated by the
+            evaluators that apply to reward models, with no reference baseline).
     """
 
     name: str
@@ -56,6 +60,7 @@ class MethodSpec:
     config_class: str | None = None
     validate: Callable[[Any], None] | None = None
     description: str = ""
+    produces: ModelKind = "policy"
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,11 @@ class EvaluatorSpec:
             expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
             computes each once per checkpoint.
         description: one line for listings.
+        applies_to: the kind of model it evaluates: ``"policy"`` (listed in ``eval.evaluators``) or
+            ``"reward_model"`` (run on every checkpoint of a method that produces a reward model).
     """
 
     name: str
     evaluate: Callable[[EvalContext], Mapping[str, float]]
     description: str = ""
+    applies_to: ModelKind = "policy"

@@ -89,7 +89,7 @@ class TrainContext:
         """Build ``config_class`` from the common knobs, ``method.<key>`` renamed per ``renames``
         (e.g. ``{"beta": "beta", "gamma": "simpo_gamma"}``), ``fixed`` values, then ``method.trl``."""
         kwargs = self.training_arguments()
-        for key, target in (renames or {"beta": "beta"}).items():
+        for key, target in (renames if renames is not None else {"beta": "beta"}).items():
             kwargs[target] = self.method_cfg[key]
         kwargs.update(fixed)
         kwargs.update(trl_overrides(self.method_cfg))

@@ -199,7 +199,11 @@ class TrialRun:
             reference = Reference(loader=load_reference)  # loaded only while evaluating
         self.record["train"]["parameters"] = models.count_parameters(policy)
 
-        evaluators = [pm.evaluator(name) for name in cfg.eval.evaluators]
+        if spec.produces == "policy":
+            evaluators = [pm.evaluator(name) for name in cfg.eval.evaluators]
+        else:  # e.g. a reward model: its own evaluators, and no reference baseline to compare with
+            evaluators = [e for e in pm.evaluators.values() if e.applies_to == spec.produces]
+            evaluate_reference = False
         gold = pm.hook.harness_gold_reward(cfg=cfg)
         num_prompts = cfg.eval.num_prompts
         prompts = data.eval_prompts[: int(num_prompts)] if num_prompts else data.eval_prompts

@@ -56,7 +56,10 @@ def validate_method(cfg: DictConfig, pm: HarnessPluginManager) -> None:
 def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """Evaluators known and sampling settings in range."""
     for name in cfg.eval.evaluators:
-        pm.evaluator(str(name))
+        spec = pm.evaluator(str(name))
+        if spec.applies_to != "policy":
+            raise ConfigError(f"eval.evaluators lists {name}, which evaluates {spec.applies_to.replace('_', ' ')}s, "
+                              "not policies; remove it (it runs by itself on the checkpoints it applies to).")
     e = cfg.eval
     if e.checkpoints not in ("all", "final"):
         raise ConfigError(f"eval.checkpoints={e.checkpoints!r} is invalid; use all or final.")

@@ -94,7 +94,13 @@ def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]
 
 @torch.no_grad()
 def score_texts(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 32) -> torch.Tensor:
-    """The reward model's score of each text (float64, shape [len(texts)])."""
+    """The reward model's score of each text (float64, shape [len(texts)]).
+
+    Each text ends with the tokenizer's EOS token, appended when missing, as TRL's RewardTrainer appends it to
+    every training example: the score is read at that token.
+    """
+    eos = tokenizer.eos_token or ""
+    texts = [t if t.endswith(eos) else t + eos for t in texts]
     device = next(model.parameters()).device
     limit = getattr(model.config, "max_position_embeddings", None)
     out = []

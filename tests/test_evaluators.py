@@ -268,7 +268,8 @@ def test_reward_model_score_is_the_mean_score_of_each_text_scored_alone(reward_m
     ctx.prompts = ["that series is", "we felt these costumes were", "i did not"]
     metrics = eval_reward_model.evaluate(ctx)
     model, rm_tok = eval_reward_model.load_reward_model(str(path), "cpu")
-    texts = [p + c for p, c in zip(ctx.policy_samples.prompts, ctx.policy_samples.completions, strict=True)]
+    texts = [p + c + rm_tok.eos_token  # scored with EOS appended, as TRL's RewardTrainer trains
+             for p, c in zip(ctx.policy_samples.prompts, ctx.policy_samples.completions, strict=True)]
     assert len({len(rm_tok(t)["input_ids"]) for t in texts}) > 1  # padding is exercised
     with torch.no_grad():
         alone = [float(model(**rm_tok(t, return_tensors="pt")).logits[0, 0]) for t in texts]

@@ -1,0 +1,44 @@
+"""Evaluator ``reward_accuracy``, for reward models: how often the checkpoint scores the chosen completion of a
+held-out pair above the rejected one (ties count one half), and the mean score margin. Runs on every checkpoint
+of a method that produces a reward model (``method=reward``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from harness_plugins.eval_reward_model import score_texts
+
+from harness import EvaluatorSpec, hookimpl
+from harness.evaluation import mean_and_se
+
+
+def _text(tokenizer: Any, prompt: Any, completion: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt + completion
+    return tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
+
+
+def evaluate(ctx: Any) -> dict[str, float]:
+    """``reward_accuracy`` (with ``_se``) and ``reward_margin`` on the held-out pairs; {} when there are none."""
+    pairs = ctx.preference_pairs or []
+    if not pairs:
+        return {}
+    tokenizer = copy.copy(ctx.tokenizer)
+    tokenizer.padding_side = "right"  # the score is read at the last real token
+    model = ctx.policy
+    was_training = model.training
+    model.eval()
+    chosen = score_texts(model, tokenizer, [_text(tokenizer, p["prompt"], p["chosen"]) for p in pairs])
+    rejected = score_texts(model, tokenizer, [_text(tokenizer, p["prompt"], p["rejected"]) for p in pairs])
+    model.train(was_training)
+    correct = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
+    accuracy, se = mean_and_se(correct)
+    return {"reward_accuracy": accuracy, "reward_accuracy_se": se, "reward_margin": float((chosen - rejected).mean())}
+
+
+@hookimpl
+def harness_evaluators_register() -> list[EvaluatorSpec]:
+    """The reward model's held-out pairwise accuracy."""
+    return [EvaluatorSpec(name="reward_accuracy", evaluate=evaluate, applies_to="reward_model",
+                          description="held-out pairwise accuracy of a reward model")]
