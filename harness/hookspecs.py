@@ -119,6 +119,19 @@ def harness_gold_reward(cfg: DictConfig) -> RewardFunction | None:
     """
 
 
+@hookspec(firstresult=True)
+def harness_default_reward_model(cfg: DictConfig) -> str | None:
+    """Name the reward model that scores a trial's samples when ``eval.reward_model.name_or_path`` is null.
+
+    Called once per trial, before its reference evaluation. A method trained on a reward model returns that
+    model, so its score is reported beside the gold reward and reward hacking shows.
+
+    :param cfg: the trial config.
+    :returns: a directory or Hub id of a one-output sequence-classification model, or ``None``. Stops at the
+        first non-None result.
+    """
+
+
 # ---------------------------------------------------------------------------------------------------
 # Trial lifecycle.
 # ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness import models
 from harness.checkpoints import Checkpointer, preserved_rng
@@ -162,6 +162,17 @@ class TrialRun:
         except Exception as exc:  # never lose a record to a health check
             return [{"flag": "health_check_error", "message": f"{type(exc).__name__}: {exc}", "fix": "", "steps": []}]
 
+    def _default_reward_model(self) -> None:
+        """Fill a null ``eval.reward_model.name_or_path`` from the plugins (the model a method trains on)."""
+        rm = self.cfg.eval.get("reward_model")
+        if rm is None or rm.get("name_or_path"):
+            return
+        path = self.pm.hook.harness_default_reward_model(cfg=self.cfg)
+        if path:
+            with open_dict(self.cfg):
+                self.cfg.eval.reward_model.name_or_path = str(path)
+            self.record["eval_reward_model"] = str(path)
+
     def prepare(self, evaluate_reference: bool = True) -> TrainContext:
         """Validate, load data and models, evaluate the reference model; returns the method's context."""
         cfg, spec, pm = self.cfg, self.spec, self.pm
@@ -201,6 +212,7 @@ class TrialRun:
 
         if spec.produces == "policy":
             evaluators = [pm.evaluator(name) for name in cfg.eval.evaluators]
+            self._default_reward_model()
         else:  # e.g. a reward model: its own evaluators, and no reference baseline to compare with
             evaluators = [e for e in pm.evaluators.values() if e.applies_to == spec.produces]
             evaluate_reference = False

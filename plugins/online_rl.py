@@ -2,8 +2,9 @@
 
 Both train on the distinct prompts of the data (``data_kind="prompts"``). ``method.reward`` chooses the reward:
 ``gold`` is the data source's programmatic reward (the toy world's, or one a plugin registers through
-``harness_gold_reward``); anything else is a sequence-classification reward model, a local directory or a Hub id,
-that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (> 0:
+``harness_gold_reward``); ``trained`` is the harness's own reward stage (``method=reward`` on the same model and
+data, settings from ``method.reward_stage``), trained once and cached by its settings; anything else is a
+sequence-classification reward model, a local directory or a Hub id, that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (> 0:
 without it KL drifts freely, which the seed's health checks flag).
 """
 
@@ -25,6 +26,10 @@ def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
     from harness.pluginmanager import get_plugin_manager
 
     name = str(cfg.method.reward)
+    if name == "trained":
+        from harness_plugins.reward import trained_reward_model
+
+        return trained_reward_model(cfg)
     if name != "gold":
         return name
     gold = get_plugin_manager(list(cfg.get("plugins") or [])).hook.harness_gold_reward(cfg=cfg)
@@ -48,9 +53,21 @@ def harness_config_validate(cfg: Any) -> None:
     if reward == "gold":
         reward_function(cfg)  # raises ConfigError when the data defines no gold reward
         return
+    if reward == "trained":
+        return  # the reward stage's own config is validated when it runs
     from harness_plugins.eval_reward_model import check_reward_model
 
     check_reward_model(reward, key="method.reward", alternative=", or use method.reward=gold")
+
+
+@hookimpl
+def harness_default_reward_model(cfg: Any) -> str | None:
+    """A method trained on a reward model is also evaluated with it (its score beside the gold reward)."""
+    reward = cfg.method.get("reward")
+    if not isinstance(reward, str) or reward == "gold":
+        return None
+    result = reward_function(cfg)
+    return result if isinstance(result, str) else None
 
 
 def _validate(method_cfg: Any) -> None:

@@ -62,3 +62,98 @@ def harness_methods_register() -> list[MethodSpec]:
         description="Reward model (Bradley-Terry, TRL RewardTrainer) for RLHF",
         search_space={"learning_rate": "tag(log, interval(1e-5, 1e-3))"},
     )]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stage for online methods: method.reward=trained.
+# ---------------------------------------------------------------------------------------------------
+
+STAGE_VERSION = 1
+
+
+def stage_config(cfg: Any) -> Any:
+    """The reward stage's trial config for an online trial ``cfg``: the same model, data and evaluation, with
+    ``method=reward`` at its defaults updated by the trial's ``method.reward_stage`` settings; one checkpoint."""
+    from omegaconf import OmegaConf
+
+    from harness.pluginmanager import get_plugin_manager
+
+    defaults = dict(get_plugin_manager(list(cfg.get("plugins") or [])).method("reward").defaults)
+    stage = OmegaConf.to_container(cfg, resolve=True)
+    stage["method"] = OmegaConf.to_container(OmegaConf.merge(defaults, cfg.method.get("reward_stage") or {}))
+    stage["train"] = {**stage["train"], "num_checkpoints": 1, "checkpoint_every": 0, "save_checkpoints": True}
+    stage["seed"] = 0  # one reward model per sweep: the policies' seeds do not retrain it
+    return OmegaConf.create(stage)
+
+
+def stage_key(stage: Any) -> str:
+    """The cache key of a reward stage: its model, data, toy world, method settings and seed."""
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    material = {k: OmegaConf.to_container(stage[k], resolve=True) for k in ("model", "data", "method")}
+    material.update(seed=int(stage.seed), version=STAGE_VERSION,
+                    toyworld=OmegaConf.to_container(stage.toyworld, resolve=True) if "toyworld" in stage else None)
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stage_root() -> Any:
+    """``$HARNESS_CACHE_DIR/reward_models`` (else ``~/.cache/harness/reward_models``)."""
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("HARNESS_CACHE_DIR")
+    return (Path(base) if base else Path.home() / ".cache" / "harness") / "reward_models"
+
+
+def trained_reward_model(cfg: Any) -> str:
+    """The directory of the reward model the stage trains for ``cfg``, training it first if no completed stage
+    with the same settings is cached. Trials that need the same stage wait for one another (a file lock) and
+    share it. The stage runs as its own trial in a subprocess (its record sits beside the model)."""
+    import contextlib
+    import fcntl
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from harness.errors import TrialFailed
+
+    stage = stage_config(cfg)
+    directory = stage_root() / stage_key(stage)
+    directory.mkdir(parents=True, exist_ok=True)
+    record_path = directory / "trial.json"
+    with open(directory.parent / f"{directory.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = None
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(record_path.read_text())
+        if not record or record.get("status") != "completed":
+            from omegaconf import OmegaConf
+
+            (directory / "stage.yaml").write_text(OmegaConf.to_yaml(stage))
+            print(f"[harness] training the reward stage ({directory})", flush=True)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_OPTUNA_")}  # not a sweep trial
+            subprocess.run([sys.executable, "-m", "harness_plugins.reward", str(directory)], env=env, check=False)
+            record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        if record.get("status") != "completed":
+            reason = (record.get("error") or {}).get("message", "no record")
+            raise TrialFailed(f"the reward stage failed ({reason}); see {record_path}")
+    final = next(c for c in record["checkpoints"] if c.get("final"))
+    accuracy = (final.get("metrics") or {}).get("reward_accuracy")
+    print(f"[harness] reward model: {final['path']} (held-out accuracy {accuracy:.3f})", flush=True)
+    return str(final["path"])
+
+
+if __name__ == "__main__":  # python -m harness_plugins.reward <stage dir>: run the stage trial written there
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from harness.trial import run_trial
+
+    stage_dir = Path(sys.argv[1])
+    run_trial(OmegaConf.load(stage_dir / "stage.yaml"), stage_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,35 @@ def test_bad_online_settings_are_refused_before_any_compute(tiny_world, tmp_path
     cfg = compose(tiny_world, overrides)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate_trial_config(cfg, get_plugin_manager())
+
+
+def test_the_reward_stage_trains_a_reward_model_scored_on_held_out_pairs(tiny_world, tmp_path):
+    from harness_plugins.eval_reward_model import check_reward_model
+
+    cfg = compose(tiny_world, ["method=reward", "method.learning_rate=1e-3"])
+    record = run_trial(cfg, tmp_path)
+    assert record["status"] == "completed", record["error"]
+    assert record["reference"] is None  # no reference baseline for a reward model
+    final = record["checkpoints"][-1]
+    assert set(final["metrics"]) == {"reward_accuracy", "reward_accuracy_se", "reward_margin"}
+    assert 0.0 <= final["metrics"]["reward_accuracy"] <= 1.0
+    check_reward_model(final["path"])  # the checkpoint is a loadable one-output reward model
+    with pytest.warns(UserWarning, match="the seed advises one epoch"):
+        validate_trial_config(compose(tiny_world, ["method=reward", "method.epochs=3", "method.max_steps=-1"]),
+                              get_plugin_manager())
+
+
+def test_online_methods_train_on_the_cached_reward_stage_and_report_its_score(tiny_world, tmp_path):
+    overrides = ["method=grpo", *ONLINE, "method.trl.num_generations=4", "method.reward=trained",
+                 "+method.reward_stage.max_steps=4", "+method.reward_stage.batch_size=4"]
+    first = run_trial(compose(tiny_world, overrides), tmp_path / "a")
+    assert first["status"] == "completed", first["error"]
+    stage_dir = first["eval_reward_model"]
+    assert "reward_models" in stage_dir
+    assert "reward_model_score" in first["checkpoints"][-1]["metrics"]  # its score beside the gold reward
+    assert "reward_model_score" in first["reference"]["metrics"]
+    record_file = next(p for p in Path(stage_dir).parents if (p / "trial.json").is_file()) / "trial.json"
+    mtime = record_file.stat().st_mtime
+    second = run_trial(compose(tiny_world, [*overrides, "seed=1"]), tmp_path / "b")  # another trial, same stage
+    assert second["status"] == "completed" and second["eval_reward_model"] == stage_dir
+    assert record_file.stat().st_mtime == mtime  # trained once, then reused
