@@ -8,7 +8,8 @@ from tests.conftest import REPO, run_cli
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["method=dpp"], "Unknown method 'dpp'. Did you mean: dpo? Available: cpo, dpo, ipo, kto, orpo, simpo."),
+    (["method=dpp"], "Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, grpo, ipo, kto, orpo, ppo, "
+                     "reward, rloo, simpo."),
     (["method.bta=0.1"], "Unknown option 'method.bta'. Did you mean: method.beta?"),
     (["method.beta=-0.1"], "method.beta=-0.1 is invalid for method dpo: it must be a number > 0."),
     (["method.learning_rate=0"], "method.learning_rate=0 is invalid"),

@@ -155,6 +155,7 @@ def test_a_sweep_killed_mid_trial_resumes_without_duplicates_or_lost_results(tin
     assert (table["status"] == "completed").sum() == 2 and (table["status"] == "failed").sum() == 1
 
 
+@pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_two_workers_share_one_study_safely(tiny_world, tmp_path):
     args = sweep_args(tiny_world, "method=dpo,simpo", "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
                       "sweep_name=shared")
@@ -174,6 +175,7 @@ def test_two_workers_share_one_study_safely(tiny_world, tmp_path):
     assert owners == {w.pid for w in workers}  # both workers ran trials
 
 
+@pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_parallel_trials_run_in_their_own_processes_through_the_joblib_launcher(tiny_world, tmp_path):
     args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
                       "hydra/sweeper/pruner=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
@@ -204,6 +206,7 @@ def test_the_pruner_stops_trials_from_their_own_process(tiny_world, tmp_path):
     assert "(pruned at step 4): pruned by ThresholdPruner" in md
 
 
+@pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_a_two_objective_study_and_the_leaderboard_agree_on_the_pareto_front(tiny_world, tmp_path):
     args = sweep_args(tiny_world, "method=dpo,simpo", "hydra.sweeper.n_trials=5", "hydra/sweeper/sampler=nsga2",
                       "hydra.sweeper.objectives=[auto,kl]", "hydra.sweeper.directions=[maximize,minimize]",
