@@ -33,13 +33,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cache import cache_dir, file_lock
 from harness.records import atomic_write_text
 from harness.sampling import SampleBatch, Samples
-
-try:  # POSIX only; elsewhere concurrent trials may both compute the entry (still correct, atomic writes)
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = 1
@@ -61,8 +57,7 @@ def _version(package: str) -> str | None:
 
 def default_cache_dir() -> Path:
     """``$HARNESS_CACHE_DIR/refeval`` if that variable is set, else ``~/.cache/harness/refeval``."""
-    base = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(base) / "refeval" if base else Path.home() / ".cache" / "harness" / "refeval"
+    return cache_dir("refeval")
 
 
 def digest(value: Any) -> str:
@@ -191,13 +186,9 @@ class RefCache:
     def locked(self) -> Iterator[None]:
         """Hold the entry's inter-process lock (a no-op in memory); do not nest it within one process."""
         with contextlib.ExitStack() as stack:
-            if self.directory is not None and fcntl is not None:
-                try:
-                    self.directory.parent.mkdir(parents=True, exist_ok=True)
-                    handle = stack.enter_context(open(self.directory.parent / f"{self.key}.lock", "a+"))
-                    fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
-                except OSError:  # an unwritable cache: no lock; its writes warn
-                    pass
+            if self.directory is not None:
+                with contextlib.suppress(OSError):  # an unwritable cache: no lock; its writes warn
+                    stack.enter_context(file_lock(self.directory.parent / f"{self.key}.lock"))
             yield
 
     def samples(self) -> Samples | None:

@@ -152,8 +152,8 @@ def train(ctx: Any) -> torch.nn.Module:
     ctx.plan(total)
     bar = tqdm(total=total, desc=f"train {ctx.spec.name}", unit="step", leave=False)
     for step in range(1, total + 1):
-        start = ((step - 1) * batch) % len(prompts)
-        chunk = (prompts + prompts)[start : start + batch]
+        start = (step - 1) * batch
+        chunk = [prompts[(start + i) % len(prompts)] for i in range(batch)]  # cycling through the prompts
         stats = _ppo_step(policy, reference, value_model, tokenizer, score, chunk, s, kl_ctl, moments, optimizer,
                           scheduler, params, generator, seed=seed * 1_000_003 + step, sample_fn=sample, device=device)
         stats["step"] = step

@@ -69,6 +69,7 @@ def harness_methods_register() -> list[MethodSpec]:
 # ---------------------------------------------------------------------------------------------------
 
 STAGE_VERSION = 1
+_resolved: dict[str, str] = {}  # stage directory -> its reward model, once found in this process
 
 
 def stage_config(cfg: Any) -> Any:
@@ -99,34 +100,26 @@ def stage_key(stage: Any) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stage_root() -> Any:
-    """``$HARNESS_CACHE_DIR/reward_models`` (else ``~/.cache/harness/reward_models``)."""
-    import os
-    from pathlib import Path
-
-    base = os.environ.get("HARNESS_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "harness") / "reward_models"
-
-
 def trained_reward_model(cfg: Any) -> str:
     """The directory of the reward model the stage trains for ``cfg``, training it first if no completed stage
     with the same settings is cached. Trials that need the same stage wait for one another (a file lock) and
     share it. The stage runs as its own trial in a subprocess (its record sits beside the model)."""
     import contextlib
-    import fcntl
     import json
     import os
     import subprocess
     import sys
 
+    from harness.cache import cache_dir, file_lock
     from harness.errors import TrialFailed
 
     stage = stage_config(cfg)
-    directory = stage_root() / stage_key(stage)
+    directory = cache_dir("reward_models") / stage_key(stage)
+    if str(directory) in _resolved:  # this process already found (or trained) it
+        return _resolved[str(directory)]
     directory.mkdir(parents=True, exist_ok=True)
     record_path = directory / "trial.json"
-    with open(directory.parent / f"{directory.name}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(directory.parent / f"{directory.name}.lock"):
         record = None
         with contextlib.suppress(OSError, ValueError):
             record = json.loads(record_path.read_text())
@@ -144,7 +137,8 @@ def trained_reward_model(cfg: Any) -> str:
     final = next(c for c in record["checkpoints"] if c.get("final"))
     accuracy = (final.get("metrics") or {}).get("reward_accuracy")
     print(f"[harness] reward model: {final['path']} (held-out accuracy {accuracy:.3f})", flush=True)
-    return str(final["path"])
+    _resolved[str(directory)] = str(final["path"])
+    return _resolved[str(directory)]
 
 
 if __name__ == "__main__":  # python -m harness_plugins.reward <stage dir>: run the stage trial written there

@@ -96,18 +96,13 @@ def _plain(value: Any, key: str) -> Any:
 
 def flatten_params(params: Mapping[str, Any] | DictConfig | None, prefix: str = "") -> dict[str, Any]:
     """``{"method": {"beta": "interval(..)"}}`` or ``{"method.beta": ...}`` -> ``{"method.beta": ...}``."""
+    from harness.trial import flatten  # the trial record's own flattening (imported late: it loads torch)
+
     if params is None:
         return {}
     if isinstance(params, DictConfig):
         params = OmegaConf.to_container(params, resolve=True)  # type: ignore[assignment]
-    flat: dict[str, Any] = {}
-    for key, value in params.items():  # type: ignore[union-attr]
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+    return flatten(dict(params), prefix)  # type: ignore[arg-type]
 
 
 @dataclass

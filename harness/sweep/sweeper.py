@@ -231,7 +231,7 @@ class OptunaSweep:
         from harness.sweep.liveness import this_process
 
         batch: list[tuple[Any, list[str]]] = []
-        while len(batch) < self.n_jobs and len(counted_trials(study)) - _waiting(study) < self.n_trials:
+        while len(batch) < self.n_jobs and _unqueued(counted_trials(study)) < self.n_trials:
             trial = study.ask()
             counted = [t.number for t in counted_trials(study)]
             if trial.number not in counted[: self.n_trials]:  # another worker took the last planned slot
@@ -301,9 +301,9 @@ def _state(name: str) -> Any:
     return TrialState[name]
 
 
-def _waiting(study: Any) -> int:
-    """Queued (enqueued, not yet asked) trials: they count toward the plan but still need a worker."""
-    return len([t for t in counted_trials(study) if t.state == _state("WAITING")])
+def _unqueued(counted: list[Any]) -> int:
+    """Counted trials minus queued ones (enqueued, not yet asked): those still need a worker to ask them."""
+    return len([t for t in counted if t.state != _state("WAITING")])
 
 
 def counted_trials(study: Any) -> list[Any]:
@@ -340,7 +340,7 @@ def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return:
             status, error = "failed", f"no value for objective {settings.objectives} in the evaluated checkpoints"
     elif status == "pruned":
         trial.set_user_attr(st.ATTR_STEP, (record.get("error") or {}).get("step"))  # type: ignore[union-attr]
-    elif status not in ("failed",):
+    elif status != "failed":
         status, error = "failed", f"trial ended with status {status!r}"
     trial.set_user_attr(st.ATTR_STATUS, status)
     if error:
@@ -403,10 +403,8 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
             if retry:
                 handle.set_user_attr(st.ATTR_RETRIED, True)
             study.tell(frozen.number, state=_state("FAIL"))
-        except Exception as exc:  # another worker settled it first
-            if "finished" in str(exc).lower() or isinstance(exc, (RuntimeError, ValueError)):
-                continue
-            raise
+        except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
+            continue
         settled.append(frozen.number)
         if record is not None:
             record = {**record, "status": "failed",
@@ -422,9 +420,7 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
 
 
 def _progress(study: Any, number: int, settings: st.StudySettings) -> None:
-    trial = study.get_trials(deepcopy=False)[number] if number < len(study.get_trials(deepcopy=False)) else None
-    if trial is None:
-        return
+    trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
     done = len([t for t in counted_trials(study) if t.state.is_finished()])
     status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())
     value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))

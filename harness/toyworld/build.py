@@ -17,25 +17,20 @@ The default cache directory is ``$HARNESS_CACHE_DIR/toyworld``, else ``~/.cache/
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.cache import cache_dir, file_lock
 from harness.toyworld.reward import gold_reward
 from harness.toyworld.spec import VERSION, ToyWorldSpec
-
-try:  # POSIX only; elsewhere concurrent builds are merely wasteful (the rename is still atomic)
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 META = "meta.json"
 # Completions whose gold reward meta.json records, to read the base model's mean against.
@@ -85,20 +80,7 @@ class ToyWorld:
 
 def default_cache_dir() -> Path:
     """``$HARNESS_CACHE_DIR/toyworld`` if that variable is set, else ``~/.cache/harness/toyworld``."""
-    base = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(base) / "toyworld" if base else Path.home() / ".cache" / "harness" / "toyworld"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    return cache_dir("toyworld")
 
 
 def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | None = None,
@@ -114,7 +96,7 @@ def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | No
     if (root / META).is_file():
         return ToyWorld.load(root)
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f"{spec.key()}.lock"):
+    with file_lock(cache / f"{spec.key()}.lock"):
         if (root / META).is_file():  # another process built it while we waited
             return ToyWorld.load(root)
         tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key()}.", suffix=".tmp", dir=cache))
