@@ -35,14 +35,48 @@ def trial_id(record: dict[str, Any]) -> str:
     return str(record.get("trial_id") or record.get("trial_dir") or record.get("_path") or "?")
 
 
+def _overridden_keys(record: dict[str, Any]) -> set[str]:
+    """Hyperparameter names the trial's command line set (``method.<key>=...`` or ``seed=...``)."""
+    keys = set()
+    for override in record.get("overrides") or []:
+        key = str(override).lstrip("+~").split("=", 1)[0]
+        if key.startswith("method."):
+            keys.add(key[len("method."):])
+        elif key == "seed":
+            keys.add(key)
+    return keys
+
+
 def varying_hyperparameters(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Hyperparameter names whose values differ between records (or that only some records have)."""
-    keys: dict[str, set[str]] = {}
+    """Hyperparameter names a sweep varied: those that differ between the trials of one method (or that only
+    some of them have), and those set on the trials' command lines whose values differ between trials.
+    Settings that differ only because the methods' own defaults differ are not swept; :func:`method_settings`
+    lists them."""
+    by_method: dict[Any, list[dict[str, Any]]] = {}
     for r in records:
-        for k, v in (r.get("hyperparameters") or {}).items():
-            keys.setdefault(k, set()).add(repr(v))
-    counts = {k: sum(k in (r.get("hyperparameters") or {}) for r in records) for k in keys}
-    return sorted(k for k, vals in keys.items() if len(vals) > 1 or counts[k] < len(records))
+        by_method.setdefault(r.get("method"), []).append(r.get("hyperparameters") or {})
+    swept: set[str] = set()
+    for hps in by_method.values():
+        for k in {k for hp in hps for k in hp}:
+            if any(k not in hp for hp in hps) or len({repr(hp[k]) for hp in hps}) > 1:
+                swept.add(k)
+    for k in set().union(*(_overridden_keys(r) for r in records)) - swept:
+        values = {repr((r.get("hyperparameters") or {}).get(k)) for r in records}
+        if len(values) > 1:
+            swept.add(k)
+    return sorted(swept)
+
+
+def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> pd.DataFrame:
+    """One row per method: its hyperparameters that are the same in all its trials (the swept ones are the
+    trials' own columns), as ``key=value`` text, so that methods compared at their defaults show them."""
+    by_method: dict[Any, dict[str, Any]] = {}
+    for r in records:
+        fixed = {k: v for k, v in (r.get("hyperparameters") or {}).items() if k not in swept}
+        by_method.setdefault(r.get("method"), fixed)
+    rows = [{"method": method, "settings": ", ".join(f"{k}={format_value(v)}" for k, v in sorted(fixed.items()))}
+            for method, fixed in sorted(by_method.items(), key=lambda item: str(item[0]))]
+    return pd.DataFrame(rows)
 
 
 def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:

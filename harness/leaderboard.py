@@ -41,13 +41,14 @@ class Leaderboard:
         methods: each method's best trial.
         seeds: one row per setting run with several seeds (mean, 95% CI, significance), else empty.
         cost: wall time, peak memory and models in memory per method, measured.
-        swept: the hyperparameters that vary between trials.
+        swept: the hyperparameters that vary between the trials of one method (the sweep's), shown as columns.
         objective_name: the column trials are ranked by (None when nothing ranks them).
         kl_budget: the KL budget in nats per sequence (None: no budget).
         groups: when the records come from incompatible setups, their setting keys with trial counts and the
             settings that differ; the tables are then empty (nothing is ranked across setups).
         importances: for Optuna sweeps, Optuna's parameter importances per method (:mod:`harness.sweep.results`).
         studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
+        settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
     """
 
     title: str
@@ -63,6 +64,7 @@ class Leaderboard:
     groups: dict[str, Any] = field(default_factory=dict)
     importances: pd.DataFrame = field(default_factory=pd.DataFrame)
     studies: list[dict[str, Any]] = field(default_factory=list)
+    settings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -136,7 +138,8 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
     methods = (done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
                if not done.empty else pd.DataFrame())
     return Leaderboard(title, records, trials, checkpoints, methods, seeds.aggregate_seeds(trials, swept),
-                       cost_table(trials), swept, name, kl_budget)
+                       cost_table(trials), swept, name, kl_budget,
+                       settings=board_frames.method_settings(records, swept))
 
 
 def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",
@@ -224,6 +227,9 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
                   "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
                   "difference from the best is not significant (p >= 0.05).", "",
                   board.seeds.map(format_value).to_markdown(index=False), ""]
+    if not board.settings.empty:
+        lines += ["## Method settings", "", "Each method's hyperparameters that are the same in all its trials (the "
+                  "swept ones are columns of the tables above):", "", board.settings.to_markdown(index=False), ""]
     lines += optuna_lines(board)
     if not board.cost.empty:
         lines += ["## Compute cost per method (measured)", "", board.cost.map(format_value).to_markdown(index=False), ""]

@@ -53,7 +53,7 @@ COLUMN_NOTES = {
 # Columns that are never table cells: the row marks, reasons and commands have their own places.
 _HIDDEN = ("status", "reason", "overrides", "record", "eval_prompts", "within_budget", "records")
 _SECTIONS = (("trials", "Ranked trials"), ("failed", "Failed and pruned trials"), ("methods", "Best per method"),
-             ("seeds", "Across seeds"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
+             ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
              ("reproduce", "Reproduce"))
 _PLOT_CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
@@ -95,6 +95,8 @@ figure { margin: 16px 0 28px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 figcaption { color: var(--muted); margin-top: 4px; }
 ol.commands li { margin: 6px 0; }
+ul.settings li { margin: 6px 0; max-width: 1100px; }
+ul.settings code { white-space: normal; word-break: break-word; }
 code { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f4f8;
        border-radius: 4px; padding: 2px 6px; user-select: all; word-break: break-all; }
 .hint { display: none; }
@@ -267,6 +269,16 @@ def _groups(board: Any) -> str:
             f"</p><ul>{items}</ul><details><summary>Settings that differ</summary><pre>{differ}</pre></details>")
 
 
+def _settings(settings: pd.DataFrame) -> str:
+    """Each method's unswept hyperparameters, one wrapped line per method (too long for a table cell)."""
+    if settings.empty or "settings" not in settings.columns:
+        return ""
+    items = "".join(f"<li><b>{html.escape(str(row['method']))}</b>: <code>{html.escape(str(row['settings']))}</code></li>"
+                    for row in settings.to_dict("records"))
+    return ("<p>Each method's hyperparameters that are the same in all its trials (the swept ones are columns of the "
+            f"tables above).</p><ul class=\"settings\">{items}</ul>")
+
+
 def _reproduce(trials: pd.DataFrame) -> str:
     if trials.empty or "overrides" not in trials.columns:
         return '<p class="muted">(no trials)</p>'
@@ -338,6 +350,7 @@ def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
         "methods": html_table(_shown(_flat(getattr(board, "methods", None)), objective, swept), "methods", budget,
                               colors),
         "seeds": html_table(seeds, "seeds", budget, colors) if several_seeds else "",
+        "settings": _settings(_flat(getattr(board, "settings", None))),
         "optuna": _optuna(board, budget, colors),
         "cost": html_table(_flat(getattr(board, "cost", None)), "cost", budget, colors),
         "plots": _plots(plots),

@@ -30,7 +30,9 @@ class MethodSpec:
             (online methods that sample their own completions: the distinct prompts of the data). Pairwise data
             is converted automatically for unpaired and prompt-only methods.
         models_in_memory: how many full models the method holds while training (policy, reference,
-            reward, value): the seed's "Compute" column, checked by the measured peak memory.
+            reward, value): the seed's "Compute" column, checked by the measured peak memory. A number, or
+            ``models_in_memory(cfg) -> int`` of the trial's config when it depends on it (fewer with LoRA, whose
+            reference is the policy with its adapter disabled: see :func:`separate_reference`).
         needs_reference: whether a frozen reference model must be loaded for training.
         defaults: the method's default config (``conf/method/<name>.yaml`` for built-ins). Used to
             register the config group entry when no YAML file provides one.
@@ -52,7 +54,7 @@ class MethodSpec:
     name: str
     train: Callable[[TrainContext], None]
     data_kind: DataKind = "pairwise"
-    models_in_memory: int = 2
+    models_in_memory: int | Callable[[Any], int] = 2
     needs_reference: bool = True
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, str] = field(default_factory=dict)
@@ -61,6 +63,17 @@ class MethodSpec:
     validate: Callable[[Any], None] | None = None
     description: str = ""
     produces: ModelKind = "policy"
+
+    def count_models(self, cfg: Any) -> int:
+        """How many full models the method holds in memory for the trial configured by ``cfg``."""
+        n = self.models_in_memory
+        return int(n(cfg) if callable(n) else n)
+
+
+def separate_reference(cfg: Any) -> int:
+    """1 when the trial's reference is a model of its own, 0 with LoRA (the policy with its adapter disabled):
+    a term for :attr:`MethodSpec.models_in_memory` functions."""
+    return 0 if cfg.model.get("lora") else 1
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class TrialRun:
             "method": self.spec.name,
             "method_description": self.spec.description,
             "data_kind": self.spec.data_kind,
-            "models_in_memory": self.spec.models_in_memory,
+            "models_in_memory": self.spec.count_models(cfg),
             "hyperparameters": hyperparameters(cfg),
             "overrides": list(overrides),
             "sweep": sweep,

@@ -15,6 +15,7 @@ from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
+from harness.specs import separate_reference
 
 
 def dpo_loss(
@@ -85,10 +86,15 @@ def _validate_ipo(method_cfg: Any) -> None:
                           "method.trl.loss_type, or use method=dpo method.trl.loss_type=<type> for other losses.")
 
 
+def policy_and_reference(cfg: Any) -> int:
+    """The policy and, without LoRA, the frozen reference: the models DPO-style methods hold."""
+    return 1 + separate_reference(cfg)
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """DPO (sigmoid loss by default; any TRL DPO loss via method.trl.loss_type) and IPO."""
-    common = dict(train=train, data_kind="pairwise", models_in_memory=2, needs_reference=True,
+    common = dict(train=train, data_kind="pairwise", models_in_memory=policy_and_reference, needs_reference=True,
                   lr_range=(5e-7, 5e-6), config_class="trl:DPOConfig")
     return [
         MethodSpec(name="dpo", defaults=method_defaults("dpo"), description="Direct Preference Optimization",

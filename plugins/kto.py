@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from harness_plugins._defaults import method_defaults
+from harness_plugins.dpo import policy_and_reference
 
 from harness import MethodSpec, hookimpl
 
@@ -56,7 +57,7 @@ def harness_methods_register() -> list[MethodSpec]:
     """KTO: Kahneman-Tversky Optimization."""
     return [
         MethodSpec(
-            name="kto", train=train, data_kind="unpaired", models_in_memory=2, needs_reference=True,
+            name="kto", train=train, data_kind="unpaired", models_in_memory=policy_and_reference, needs_reference=True,
             defaults=method_defaults("kto"), lr_range=(5e-7, 5e-6), config_class="trl:KTOConfig",
             description="Kahneman-Tversky Optimization (unpaired thumbs up/down)",
             search_space={"beta": "tag(log, interval(0.02, 0.5))",

@@ -18,6 +18,7 @@ from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
+from harness.specs import separate_reference
 
 
 def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
@@ -111,10 +112,20 @@ def train_rloo(ctx: Any) -> torch.nn.Module:
     return ctx.run_trainer(_trainer(ctx, RLOOTrainer, RLOOConfig))
 
 
+def reward_models(cfg: Any) -> int:
+    """1 when the method trains on a reward model (``method.reward`` other than gold), else 0."""
+    return 0 if str(cfg.method.get("reward")) == "gold" else 1
+
+
+def _models(cfg: Any) -> int:
+    # TRL loads a reference only for a KL term (beta > 0), and with LoRA disables the adapter instead.
+    return 1 + (separate_reference(cfg) if float(cfg.method.beta) > 0 else 0) + reward_models(cfg)
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
-    common = dict(data_kind="prompts", models_in_memory=2, needs_reference=False, validate=_validate,
+    common = dict(data_kind="prompts", models_in_memory=_models, needs_reference=False, validate=_validate,
                   lr_range=(1e-7, 1e-5),
                   search_space={"beta": "tag(log, interval(0.01, 0.2))",
                                 "learning_rate": "tag(log, interval(3e-5, 1e-3))"})

@@ -34,6 +34,7 @@ from harness_plugins.ppo_math import (
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
+from harness.specs import separate_reference
 
 KL_PENALTIES = ("kl", "abs", "mse", "full")
 REWARD_NORMS = ("whiten", "running", "none")
@@ -264,11 +265,18 @@ def _validate(m: Any) -> None:
         raise ConfigError("method.ppo_epochs and method.response_length must be >= 1.")
 
 
+def _models(cfg: Any) -> int:
+    """Policy and value model, the reference unless LoRA provides it, the reward model unless the reward is gold."""
+    from harness_plugins.online_rl import reward_models
+
+    return 2 + separate_reference(cfg) + reward_models(cfg)
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """RLHF-PPO."""
     return [MethodSpec(
-        name="ppo", train=train, data_kind="prompts", models_in_memory=4, needs_reference=True,
+        name="ppo", train=train, data_kind="prompts", models_in_memory=_models, needs_reference=True,
         defaults=method_defaults("ppo"), lr_range=(1e-7, 1e-5), config_class=None, validate=_validate,
         description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
         search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",

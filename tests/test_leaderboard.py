@@ -172,3 +172,35 @@ def test_the_dataframes_are_the_python_api(tmp_path):
     assert set(board.cost["method"]) == {"dpo", "simpo", "orpo"}
     assert board.objective_name == "gold_reward" and board.kl_budget == 10.0
     assert list(board.methods["method"]) == ["simpo", "dpo", "orpo"]
+
+
+def test_method_defaults_are_settings_not_swept_columns(tmp_path):
+    """Methods compared at their own defaults: the table keeps only what the sweep varied (here the seed),
+    and each method's other settings are listed once, in the Method settings section."""
+    rows = []
+    for seed in (1, 2):
+        dpo = record("dpo", 0.1, 0.4, 2.0)
+        dpo.update(hyperparameters={"beta": 0.1, "learning_rate": 3e-4, "seed": seed},
+                   overrides=["method=dpo", f"seed={seed}"])
+        ppo = record("ppo", 0.1, 0.7, 7.0)
+        ppo.update(hyperparameters={"init_kl_coef": 0.05, "learning_rate": 1e-4, "cliprange": 0.2, "seed": seed},
+                   overrides=["method=ppo", f"seed={seed}"])
+        rows += [dpo, ppo]
+    for i, r in enumerate(rows):
+        write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
+    board = leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out")
+    assert board.swept == ["seed"]
+    assert not {"beta", "learning_rate", "init_kl_coef", "cliprange"} & set(board.trials.columns)
+    settings = dict(zip(board.settings["method"], board.settings["settings"], strict=True))
+    assert settings == {"dpo": "beta=0.1, learning_rate=0.0003", "ppo": "cliprange=0.2, init_kl_coef=0.05, learning_rate=0.0001"}
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "## Method settings" in md and "cliprange=0.2, init_kl_coef=0.05" in md
+    assert "cliprange=0.2, init_kl_coef=0.05" in (tmp_path / "out" / "leaderboard.html").read_text()
+
+
+def test_a_value_set_on_the_command_line_is_a_column_even_when_each_method_has_one(tmp_path):
+    rows = [record("dpo", 0.1, 0.4, 2.0), record("ipo", 0.3, 0.3, 1.0)]  # overrides set method.beta
+    for i, r in enumerate(rows):
+        write_record(tmp_path / str(i) / RECORD_NAME, r)
+    board = leaderboard.load_leaderboard([tmp_path])
+    assert board.swept == ["beta"] and list(board.trials["beta"]) == [0.1, 0.3]

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from omegaconf import OmegaConf
 
 from harness.errors import PluginError, UnknownNameError
 from harness.pluginmanager import get_plugin_manager, reset_plugin_manager
@@ -40,14 +41,23 @@ def test_builtin_methods_and_evaluators_come_from_entry_points():
     assert pm._sources["dpo"].startswith("entry point from harness")
     for name in BUILTIN_METHODS:
         spec = pm.method(name)
-        assert spec.data_kind in ("pairwise", "unpaired", "prompts") and spec.models_in_memory >= 1
+        assert spec.data_kind in ("pairwise", "unpaired", "prompts")
         assert spec.defaults["name"] == name and spec.search_space
 
 
 def test_method_registry_declares_what_the_seed_says():
     pm = get_plugin_manager()
     assert pm.method("kto").data_kind == "unpaired"
-    assert {n: pm.method(n).models_in_memory for n in ("dpo", "orpo", "simpo")} == {"dpo": 2, "orpo": 1, "simpo": 1}
+    full = OmegaConf.create({"model": {"lora": None}, "method": {"reward": "gold", "beta": 0.04}})
+    methods = ("dpo", "kto", "orpo", "simpo", "grpo", "ppo")
+    assert {n: pm.method(n).count_models(full) for n in methods} == {
+        "dpo": 2, "kto": 2, "orpo": 1, "simpo": 1, "grpo": 2, "ppo": 3}  # the gold reward is no model
+    # With LoRA the reference is the adapter-disabled policy; a reward model is one more; no KL term, no reference.
+    lora_rm = OmegaConf.create({"model": {"lora": {"r": 8}}, "method": {"reward": "/rm", "beta": 0.04}})
+    assert {n: pm.method(n).count_models(lora_rm) for n in methods} == {
+        "dpo": 1, "kto": 1, "orpo": 1, "simpo": 1, "grpo": 2, "ppo": 3}
+    no_kl = OmegaConf.create({"model": {"lora": None}, "method": {"reward": "/rm", "beta": 0.0}})
+    assert pm.method("grpo").count_models(no_kl) == 2 and pm.method("ppo").count_models(no_kl) == 4
     assert not pm.method("orpo").needs_reference and pm.method("dpo").needs_reference
 
 
