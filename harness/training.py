@@ -95,6 +95,17 @@ class TrainContext:
         kwargs.update(trl_overrides(self.method_cfg))
         return config_class(**kwargs)
 
+    def trl_trainer(self, trainer_class: type, config_class: type, renames: Mapping[str, str] | None = None,
+                    **arguments: Any) -> Any:
+        """``trainer_class`` built as a transformers/TRL trainer usually is here: the policy,
+        ``trl_config(config_class, renames)``, the training data, the tokenizer, the LoRA config and the harness
+        callbacks; ``arguments`` add or replace any of them (``ref_model=``, ``reward_funcs=``, a shuffled
+        ``train_dataset=``). Returns the trainer, ready for :meth:`run_trainer`."""
+        return trainer_class(**{"model": self.policy, "args": self.trl_config(config_class, renames),
+                                "train_dataset": self.train_data, "processing_class": self.tokenizer,
+                                "peft_config": self.peft_config, "callbacks": self.trainer_callbacks(),
+                                **arguments})
+
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
         from harness.trainer_bridge import HarnessCallback

@@ -56,14 +56,7 @@ def build_trainer(ctx: Any) -> Any:
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     renames = {"beta": "beta", "gamma": "simpo_gamma"} if "gamma" in ctx.method_cfg else {"beta": "beta"}
-    return CPOTrainer(
-        model=ctx.policy,
-        args=ctx.trl_config(CPOConfig, renames),
-        train_dataset=ctx.train_data,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
+    return ctx.trl_trainer(CPOTrainer, CPOConfig, renames)
 
 
 def train(ctx: Any) -> torch.nn.Module:

@@ -59,15 +59,7 @@ def build_trainer(ctx: Any) -> Any:
     """TRL's DPOTrainer for ``ctx``: the policy against ``ctx.reference`` (or the LoRA-disabled base)."""
     from trl import DPOConfig, DPOTrainer
 
-    return DPOTrainer(
-        model=ctx.policy,
-        ref_model=ctx.reference,
-        args=ctx.trl_config(DPOConfig),
-        train_dataset=ctx.train_data,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
+    return ctx.trl_trainer(DPOTrainer, DPOConfig, ref_model=ctx.reference)
 
 
 def train(ctx: Any) -> torch.nn.Module:

@@ -36,15 +36,8 @@ def build_trainer(ctx: Any) -> Any:
     the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit together."""
     from trl import KTOConfig, KTOTrainer
 
-    return KTOTrainer(
-        model=ctx.policy,
-        ref_model=ctx.reference,
-        args=ctx.trl_config(KTOConfig),
-        train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
+    return ctx.trl_trainer(KTOTrainer, KTOConfig, ref_model=ctx.reference,
+                           train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
 
 
 def train(ctx: Any) -> torch.nn.Module:

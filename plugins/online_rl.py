@@ -86,16 +86,8 @@ def _validate(method_cfg: Any) -> None:
 
 
 def _trainer(ctx: Any, trainer_cls: Any, config_cls: Any) -> Any:
-    reward = reward_function(ctx.cfg)
-    return trainer_cls(
-        model=ctx.policy,
-        reward_funcs=reward,
-        args=ctx.trl_config(config_cls),
-        train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
+    return ctx.trl_trainer(trainer_cls, config_cls, reward_funcs=reward_function(ctx.cfg),
+                           train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
 
 
 def train_grpo(ctx: Any) -> torch.nn.Module:

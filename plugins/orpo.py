@@ -37,14 +37,7 @@ def build_trainer(ctx: Any) -> Any:
     """TRL's ORPOTrainer for ``ctx`` (policy only)."""
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    return ORPOTrainer(
-        model=ctx.policy,
-        args=ctx.trl_config(ORPOConfig),
-        train_dataset=ctx.train_data,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
+    return ctx.trl_trainer(ORPOTrainer, ORPOConfig)
 
 
 def train(ctx: Any) -> torch.nn.Module:

@@ -34,15 +34,7 @@ def train(ctx: Any) -> torch.nn.Module:
 
     model = load_reward_backbone(ctx)
     ctx.policy = model  # the causal LM the runner loaded is not trained; let it be freed
-    trainer = RewardTrainer(
-        model=model,
-        args=ctx.trl_config(RewardConfig, renames={}),
-        train_dataset=ctx.train_data,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.trainer_callbacks(),
-    )
-    return ctx.run_trainer(trainer)
+    return ctx.run_trainer(ctx.trl_trainer(RewardTrainer, RewardConfig, renames={}))
 
 
 def _validate(method_cfg: Any) -> None:
