@@ -4,7 +4,7 @@
 
 On the default toy world (0.56M parameters, ~2 MB a model) every method peaks at the same few hundred MB: the
 Python process and its libraries dominate and the models do not show. So this script builds a *wider* toy world
-(same data and tokenizer, a ~25M-parameter model, barely pretrained: only memory matters here) and trains each
+(same data and tokenizer, a ~34M-parameter model at the defaults, barely pretrained: only memory matters here) and trains each
 method a few steps in its own process (``python -m harness method=<m>``; a fresh process each, so one trial's
 freed memory cannot hide in the next one's peak). It prints, per method, the models it declares in memory, the
 measured peak resident memory of the process during training and its excess over the lightest method. On a GPU

@@ -24,6 +24,18 @@ _LIBRARIES = ("harness", "torch", "transformers", "trl", "peft", "accelerate", "
               "omegaconf", "pluggy", "optuna", "lm_eval")
 
 
+def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys: {"trl": {"loss_type": "x"}} -> {"trl.loss_type": "x"}."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def library_versions() -> dict[str, str | None]:
     """Versions of Python and the libraries that shape a result (None when not installed)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}

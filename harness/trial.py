@@ -29,24 +29,12 @@ from harness.evaluation import EvalContext, Reference, evaluate_checkpoint
 from harness.health import annotate_trial, learning_rate_flag
 from harness.memory import MemoryMonitor
 from harness.pluginmanager import HarnessPluginManager, get_plugin_manager
-from harness.records import RECORD_NAME, library_versions, write_record
+from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.refcache import open_reference_cache
 from harness.specs import MethodSpec
 from harness.training import TrainContext
 from harness.validation import validate_trial_config
 from harness.verbosity import set_library_verbosity
-
-
-def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts to dotted keys: {"trl": {"loss_type": "x"}} -> {"trl.loss_type": "x"}."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:

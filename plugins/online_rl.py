@@ -71,11 +71,15 @@ def harness_default_reward_model(cfg: Any) -> str | None:
     return result if isinstance(result, str) else None
 
 
-def _validate(method_cfg: Any) -> None:
-    reward = method_cfg.get("reward")
-    if not reward:
+def check_reward_is_set(method_cfg: Any) -> None:
+    """Raise a one-line ConfigError when ``method.reward`` is empty (every method trained on a reward)."""
+    if not method_cfg.get("reward"):
         raise ConfigError(f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
                           "reward) or a reward model's directory or Hub id.")
+
+
+def _validate(method_cfg: Any) -> None:
+    check_reward_is_set(method_cfg)
     generations = int((method_cfg.get("trl") or {}).get("num_generations", 8))
     if generations < 2:
         raise ConfigError(f"method.trl.num_generations={generations} is invalid: group baselines need at least 2.")

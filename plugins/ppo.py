@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from harness_plugins._defaults import method_defaults
+from harness_plugins.online_rl import check_reward_is_set, reward_function, reward_models
 from harness_plugins.ppo_math import (
     AdaptiveKLController,
     FixedKLController,
@@ -44,7 +45,6 @@ def make_scorer(cfg: Any, device: torch.device) -> Callable[[Sequence[str], Sequ
     """``score(prompts, completions) -> tensor [n]`` for ``method.reward``: the gold reward, or a reward model
     (scored on prompt + completion)."""
     from harness_plugins import eval_reward_model
-    from harness_plugins.online_rl import reward_function
 
     reward = reward_function(cfg)
     if callable(reward):
@@ -246,9 +246,7 @@ def _normalise(raw: torch.Tensor, how: str, moments: RunningMoments) -> torch.Te
 
 
 def _validate(m: Any) -> None:
-    if m.get("reward") in (None, ""):
-        raise ConfigError("method.reward is empty for method ppo; use gold (the data's programmatic reward) or a "
-                          "reward model's directory or Hub id.")
+    check_reward_is_set(m)
     if m.kl_penalty not in KL_PENALTIES:
         raise ConfigError(f"method.kl_penalty={m.kl_penalty!r} is invalid; use one of {', '.join(KL_PENALTIES)}.")
     if m.reward_norm not in REWARD_NORMS:
@@ -267,8 +265,6 @@ def _validate(m: Any) -> None:
 
 def _models(cfg: Any) -> int:
     """Policy and value model, the reference unless LoRA provides it, the reward model unless the reward is gold."""
-    from harness_plugins.online_rl import reward_models
-
     return 2 + separate_reference(cfg) + reward_models(cfg)
 
 

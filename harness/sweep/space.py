@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError
+from harness.records import flatten
 
 METHOD_KEY = "method"
 _PREFIX = "method."
@@ -96,8 +97,6 @@ def _plain(value: Any, key: str) -> Any:
 
 def flatten_params(params: Mapping[str, Any] | DictConfig | None, prefix: str = "") -> dict[str, Any]:
     """``{"method": {"beta": "interval(..)"}}`` or ``{"method.beta": ...}`` -> ``{"method.beta": ...}``."""
-    from harness.trial import flatten  # the trial record's own flattening (imported late: it loads torch)
-
     if params is None:
         return {}
     if isinstance(params, DictConfig):
