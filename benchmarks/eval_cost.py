@@ -23,7 +23,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 def main() -> None:
     """Run two trials and print train time, per-checkpoint eval time, per-evaluator breakdown and cache reuse."""
-    from harness.jobs import compose_job
+    from harness.config.compose import compose_job
     from harness.trial import run_trial
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -237,8 +237,8 @@ def summarize(search: Search, workdir: Path) -> Summary:
     """The figures of a search from its trial records, the objective by the leaderboard's rule."""
     import optuna
 
-    from harness.board_frames import trial_id
     from harness.leaderboard import load_leaderboard
+    from harness.leaderboard.frames import trial_id
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the leaderboard reads Optuna studies
     dirs = [workdir / "multirun" / name for name, _ in search.sweeps]

@@ -5,8 +5,8 @@ Public API for plugin authors: :data:`hookimpl` (mark hook implementations), :cl
 with).
 """
 
-from harness.hookspecs import hookimpl
-from harness.specs import EvaluatorSpec, MethodSpec
+from harness.plugin.hookspecs import hookimpl
+from harness.plugin.specs import EvaluatorSpec, MethodSpec
 
 __all__ = ["EvaluatorSpec", "MethodSpec", "TrainContext", "hookimpl"]
 __version__ = "0.1.0"
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     if name == "TrainContext":  # imported lazily: it pulls in torch and transformers
-        from harness.training import TrainContext
+        from harness.trial.context import TrainContext
 
         return TrainContext
     raise AttributeError(name)

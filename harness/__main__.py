@@ -1,5 +1,5 @@
-"""``python -m harness``: see :mod:`harness.app`."""
+"""``python -m harness``: see :mod:`harness.cli.app`."""
 
-from harness.app import main
+from harness.cli.app import main
 
 main()

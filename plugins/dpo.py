@@ -15,7 +15,7 @@ from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
-from harness.specs import separate_reference
+from harness.plugin.specs import separate_reference
 
 
 def dpo_loss(

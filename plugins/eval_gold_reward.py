@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness import EvaluatorSpec, hookimpl
-from harness.evaluation import mean_and_se
+from harness.evaluation.context import mean_and_se
 
 
 def evaluate(ctx: Any) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from harness import EvaluatorSpec, hookimpl
-from harness.evaluation import mean_and_se
+from harness.evaluation.context import mean_and_se
 
 
 def kl_estimates(policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor,

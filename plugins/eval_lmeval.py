@@ -3,7 +3,7 @@
 The policy being evaluated (with its LoRA adapter active) and its tokenizer are wrapped in lm-eval's ``HFLM``
 and scored with ``lm_eval.simple_evaluate``, exactly as ``lm_eval --model hf --model_args pretrained=<dir>``
 would score the saved checkpoint. The toy world's tasks (``toy_grammar``, ``toy_sentiment``; see
-:mod:`harness.lmeval_tasks`) ship with the harness and are always included, so the default runs offline; any
+:mod:`harness.toyworld.lmeval_tasks`) ship with the harness and are always included, so the default runs offline; any
 task, group or tag lm-eval knows can be named too (its dataset must be reachable or cached).
 
 Config, under ``eval.lm_eval`` (every key optional)::
@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import EvaluatorSpec, hookimpl
 from harness.errors import ConfigError, UnknownNameError
-from harness.lmeval_tasks import TASKS_DIR, TOY_TASKS
+from harness.toyworld.lmeval_tasks import TASKS_DIR, TOY_TASKS
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager

@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 
 from harness import EvaluatorSpec, hookimpl
 from harness.errors import ConfigError
-from harness.evaluation import mean_and_se
-from harness.sampling import Samples, encode_completions
+from harness.evaluation.context import mean_and_se
+from harness.evaluation.sampling import Samples, encode_completions
 
 DEFAULT_PAIRS = 256
 

@@ -10,7 +10,7 @@ from typing import Any
 from harness_plugins.eval_reward_model import score_texts
 
 from harness import EvaluatorSpec, hookimpl
-from harness.evaluation import mean_and_se
+from harness.evaluation.context import mean_and_se
 
 
 def _text(tokenizer: Any, prompt: Any, completion: Any) -> str:

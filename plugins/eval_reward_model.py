@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from harness import EvaluatorSpec, hookimpl
 from harness.errors import ConfigError
-from harness.evaluation import mean_and_se
+from harness.evaluation.context import mean_and_se
 
 NAME = "reward_model"
 

@@ -15,7 +15,7 @@ import torch
 from harness_plugins import eval_reward_model
 
 from harness import EvaluatorSpec, hookimpl
-from harness.evaluation import mean_and_se
+from harness.evaluation.context import mean_and_se
 
 
 def win_rates(policy: torch.Tensor, reference: torch.Tensor, samples_per_prompt: int) -> torch.Tensor:

@@ -18,13 +18,13 @@ from harness_plugins._defaults import method_defaults
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
-from harness.specs import separate_reference
+from harness.plugin.specs import separate_reference
 
 
 def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
     """The reward TRL should optimise for ``cfg``: the gold reward as a TRL reward function
     (``f(prompts, completions, **columns) -> list[float]``), or the reward model's path or Hub id."""
-    from harness.pluginmanager import get_plugin_manager
+    from harness.plugin.manager import get_plugin_manager
 
     name = str(cfg.method.reward)
     if name == "trained":

@@ -35,7 +35,7 @@ from harness_plugins.ppo_math import (
 
 from harness import MethodSpec, hookimpl
 from harness.errors import ConfigError
-from harness.specs import separate_reference
+from harness.plugin.specs import separate_reference
 
 KL_PENALTIES = ("kl", "abs", "mse", "full")
 REWARD_NORMS = ("whiten", "running", "none")
@@ -124,7 +124,7 @@ def train(ctx: Any) -> torch.nn.Module:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    from harness.sampling import sample
+    from harness.evaluation.sampling import sample
 
     m, s = ctx.method_cfg, _settings(ctx.method_cfg)
     device, tokenizer, seed = ctx.device, ctx.tokenizer, int(ctx.cfg.seed)

@@ -69,7 +69,7 @@ def stage_config(cfg: Any) -> Any:
     ``method=reward`` at its defaults updated by the trial's ``method.reward_stage`` settings; one checkpoint."""
     from omegaconf import OmegaConf
 
-    from harness.pluginmanager import get_plugin_manager
+    from harness.plugin.manager import get_plugin_manager
 
     defaults = dict(get_plugin_manager(list(cfg.get("plugins") or [])).method("reward").defaults)
     stage = OmegaConf.to_container(cfg, resolve=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.jobs import compose_job
-from harness.training import TrainContext
+from harness.config.compose import compose_job
 from harness.trial import TrialRun
+from harness.trial.context import TrainContext
 
 # Small and fast: a few optimizer steps, few held-out prompts, short completions.
 FAST = ["method.max_steps=4", "train.num_checkpoints=1", "method.batch_size=4", "eval.num_prompts=8", "eval.max_new_tokens=12",

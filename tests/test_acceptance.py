@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.jobs import compose_job
+from harness.config.compose import compose_job
 from harness.trial import run_trial
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checkpoints import Checkpointer
 from harness.errors import TrialFailed
+from harness.trial.checkpoints import Checkpointer
 
 
 def taken(checkpointer: Checkpointer, total: int) -> list[int]:

@@ -14,11 +14,11 @@ import torch
 from harness_plugins import eval_kl, eval_preference, eval_reward_model, eval_text_stats, eval_win_rate
 from omegaconf import OmegaConf, open_dict
 
+from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
-from harness.evaluation import EvalContext, Reference
-from harness.pluginmanager import get_plugin_manager
-from harness.sampling import encode_completions, sample, token_logprobs
-from harness.validation import validate_trial_config
+from harness.evaluation.context import EvalContext, Reference
+from harness.evaluation.sampling import encode_completions, sample, token_logprobs
+from harness.plugin.manager import get_plugin_manager
 from tests.helpers import compose
 from tests.test_kl import EOS, VOCAB, one_thread, tiny_lm, tiny_tokenizer  # noqa: F401 (one_thread: autouse)
 
@@ -199,7 +199,7 @@ def test_preference_accuracy_limits_pairs_is_one_half_for_the_reference_and_abse
 
 
 def test_reference_pair_logprobs_are_computed_once_and_reused(models):
-    from harness.refcache import RefCache
+    from harness.evaluation.refcache import RefCache
 
     reference, policy = models
     tok = tiny_tokenizer()
@@ -242,7 +242,7 @@ def reward_model_dir(tmp_path_factory, tiny_world):
     """A tiny random LlamaForSequenceClassification (one output) saved with the toy tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from harness import models as harness_models
+    from harness.trial import models as harness_models
 
     cfg = compose(tiny_world, [])
     toy_dir = harness_models.resolve_model_path(get_plugin_manager([]), cfg)
@@ -333,7 +333,7 @@ def test_a_bad_number_of_preference_pairs_is_a_config_error(tiny_world):
 
 
 def test_a_loaded_on_demand_reference_is_loaded_once_per_checkpoint_evaluation():
-    from harness.evaluation import Reference
+    from harness.evaluation.context import Reference
 
     loads = []
 

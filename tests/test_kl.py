@@ -15,8 +15,8 @@ import torch
 from harness_plugins import eval_kl
 from omegaconf import OmegaConf
 
-from harness.evaluation import EvalContext, Reference
-from harness.sampling import sample, sequence_logprobs, token_logprobs
+from harness.evaluation.context import EvalContext, Reference
+from harness.evaluation.sampling import sample, sequence_logprobs, token_logprobs
 
 VOCAB = {"<pad>": 0, "</s>": 1, "a": 2, "b": 3, "c": 4, "d": 5}
 EOS = VOCAB["</s>"]

@@ -33,7 +33,7 @@ def write_sweep(root):
 
 def test_ranks_completed_by_gold_reward_and_lists_failures(tmp_path):
     write_sweep(tmp_path)
-    board = leaderboard.build_leaderboard([tmp_path])
+    board = leaderboard.load_leaderboard([tmp_path])
     df = board.table
     assert list(df["method"]) == ["simpo", "dpo", "orpo", "kto"]
     assert list(df["rank"][:3]) == [1, 2, 3] and pd.isna(df["rank"].iloc[3])
@@ -76,7 +76,7 @@ def test_empty_directory_gives_empty_report(tmp_path):
 
 # --- ranking, KL budget, Pareto front, seeds, merging, partial records ----------------------------------------
 
-from harness import ranking, seeds  # noqa: E402
+from harness.leaderboard import ranking, seeds  # noqa: E402
 
 
 def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed", job="0"):

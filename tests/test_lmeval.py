@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness_plugins import eval_lmeval
 
-from harness.lmeval_tasks import TASKS_DIR, generate
+from harness.toyworld.lmeval_tasks import TASKS_DIR, generate
 from tests.conftest import run_cli
 from tests.helpers import compose
 
@@ -36,7 +36,7 @@ def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 def test_shipped_task_data_equals_the_generator():
-    assert generate.stale_files() == [], "run python -m harness.lmeval_tasks.generate and commit data/"
+    assert generate.stale_files() == [], "run python -m harness.toyworld.lmeval_tasks.generate and commit data/"
     rows = generate.generate()["toy_grammar.test.jsonl"]
     # The data really test grammar: the true continuation is grammatical after the prefix, the others are not.
     from harness.toyworld.grammar import check
@@ -79,7 +79,7 @@ def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp
 
 def test_unknown_task_is_one_line_before_any_compute(tiny_world, tmp_path, monkeypatch, capsys,
                                                      count_index_builds):
-    from harness.app import main
+    from harness.cli.app import main
 
     # Index only the shipped tasks even where lm-eval's own would be searched (11 s; the slow test does it).
     build = eval_lmeval._build_task_manager
@@ -117,7 +117,7 @@ def test_options_are_not_checked_when_the_evaluator_is_not_used(tiny_world, coun
 def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
     import torch
 
-    from harness.evaluation import EvalContext, Reference
+    from harness.evaluation.context import EvalContext, Reference
     from tests.helpers import train_context
 
     ctx = train_context(tiny_world, tmp_path, ["model=lora", "eval.evaluators=[lm_eval]",

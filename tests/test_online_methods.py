@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
-from harness.pluginmanager import get_plugin_manager
+from harness.plugin.manager import get_plugin_manager
 from harness.trial import run_trial
-from harness.validation import validate_trial_config
 from tests.helpers import compose
 
 # Small online settings: a few prompts per step, short responses.

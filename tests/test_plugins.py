@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.errors import PluginError, UnknownNameError
-from harness.pluginmanager import get_plugin_manager, reset_plugin_manager
+from harness.plugin.manager import get_plugin_manager, reset_plugin_manager
 
 BUILTIN_METHODS = {"dpo", "ipo", "kto", "orpo", "simpo", "cpo", "grpo", "rloo", "ppo"}
 
@@ -145,7 +145,7 @@ def test_third_party_package_installed_from_a_directory_runs_as_a_method(tiny_wo
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "--target", str(site), str(source)], check=True, capture_output=True, text=True)
     env = {"PYTHONPATH": str(site)}
-    found = run_cli(["-c", "from harness.pluginmanager import get_plugin_manager as g; print(g()._sources['sft_demo'])"],
+    found = run_cli(["-c", "from harness.plugin.manager import get_plugin_manager as g; print(g()._sources['sft_demo'])"],
                     cwd=tmp_path, env=env, module="")
     assert found.stdout.strip() == "entry point from harness-sft-demo", found.stderr
     result = run_cli(["method=sft_demo", *tiny_world, *FAST], cwd=tmp_path, env=env)

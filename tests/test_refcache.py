@@ -9,9 +9,9 @@ import torch
 from omegaconf import open_dict
 from safetensors.torch import load_file, save_file
 
-import harness.evaluation
-from harness.refcache import RefCache, default_cache_dir, model_fingerprint, open_reference_cache
-from harness.sampling import sample
+import harness.evaluation.context
+from harness.evaluation.refcache import RefCache, default_cache_dir, model_fingerprint, open_reference_cache
+from harness.evaluation.sampling import sample
 from harness.trial import TrialRun
 from tests.helpers import compose
 from tests.test_kl import one_thread, tiny_lm, tiny_tokenizer  # noqa: F401 (one_thread: autouse)
@@ -23,13 +23,13 @@ EVALUATORS = "eval.evaluators=[gold_reward,kl,text_stats,win_rate,preference_acc
 def sample_calls(monkeypatch):
     """Counts calls to the sampler that evaluation uses."""
     calls = []
-    real = harness.evaluation.sample
+    real = harness.evaluation.context.sample
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("desc"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(harness.evaluation, "sample", counting)
+    monkeypatch.setattr(harness.evaluation.context, "sample", counting)
     return calls
 
 
@@ -89,8 +89,8 @@ def test_with_the_cache_off_nothing_is_written_or_reused(tiny_world, tmp_path, s
 def test_a_changed_model_changes_the_key(tiny_world, tmp_path):
     from transformers import AutoTokenizer
 
-    from harness import models
-    from harness.pluginmanager import get_plugin_manager
+    from harness.plugin.manager import get_plugin_manager
+    from harness.trial import models
 
     cfg = compose(tiny_world, [])
     with open_dict(cfg):

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plots
-from harness.report_html import format_value, render_html
+from harness.leaderboard import plots
+from harness.leaderboard.html import format_value, render_html
 
 EVIL = "<b>x</b>"
 BUDGET = 2.0

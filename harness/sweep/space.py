@@ -329,7 +329,7 @@ def _has_key(config: Mapping[str, Any], dotted: str) -> bool:
 
 def overrides_for(values: Mapping[str, Any]) -> list[str]:
     """Hydra overrides that set ``values`` (``{"method.beta": 0.1}`` -> ``["method.beta=0.1"]``)."""
-    from harness.jobs import open_free_form
+    from harness.config.compose import open_free_form
 
     return open_free_form([f"{key}={_format(value)}" for key, value in values.items()])
 

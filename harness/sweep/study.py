@@ -6,7 +6,7 @@ an Optuna journal file in the sweep directory by default (Optuna advises against
 any storage URL (``postgresql://...`` for several machines) works too.
 
 A trial's objective values are read from its record with the leaderboard's own rule
-(:func:`harness.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
+(:func:`harness.leaderboard.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
 final one. So Optuna's best trial is the leaderboard's first row.
 """
 
@@ -129,7 +129,8 @@ def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequ
     """
     import pandas as pd
 
-    from harness import board_frames, ranking
+    from harness.leaderboard import frames as board_frames
+    from harness.leaderboard import ranking
 
     record = {"trial_id": "t", "checkpoints": list(checkpoints)}
     frame = board_frames.checkpoints_frame([record], [])
@@ -162,7 +163,7 @@ def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySe
 
 def _column(name: str) -> str:
     """The leaderboard column of an objective given as a column or a metric key (reward_model_score -> rm_score)."""
-    from harness import board_frames
+    from harness.leaderboard import frames as board_frames
 
     if name == "auto":
         raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")

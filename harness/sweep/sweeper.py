@@ -128,7 +128,7 @@ class OptunaSweep:
 
     def search_space(self, arguments: Sequence[str]) -> SearchSpace:
         """The sweep's search space from the command line, this sweeper's config and the method plugins."""
-        from harness.pluginmanager import get_plugin_manager
+        from harness.plugin.manager import get_plugin_manager
         from harness.sweep.space import method_default_configs
 
         assert self.config is not None
@@ -159,7 +159,7 @@ class OptunaSweep:
     def _resolve_auto(self, objective: str) -> str:
         """``auto`` as the leaderboard resolves it: the gold reward when the data defines one, else the
         reward-model score (when that evaluator runs); named so that Optuna and its dashboard show it."""
-        from harness.pluginmanager import get_plugin_manager
+        from harness.plugin.manager import get_plugin_manager
 
         assert self.config is not None
         if objective != "auto":
@@ -177,8 +177,8 @@ class OptunaSweep:
         bad range stops the sweep before any compute; pruning needs every checkpoint evaluated."""
         import optuna.distributions as D
 
-        from harness.pluginmanager import get_plugin_manager
-        from harness.validation import validate_trial_config
+        from harness.config.validation import validate_trial_config
+        from harness.plugin.manager import get_plugin_manager
 
         assert self.config is not None and self.hydra_context is not None
         for method in space.methods:

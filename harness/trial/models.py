@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from peft import LoraConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from harness.pluginmanager import HarnessPluginManager
+    from harness.plugin.manager import HarnessPluginManager
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

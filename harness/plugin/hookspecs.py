@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from harness.data import PreferenceData
-    from harness.specs import EvaluatorSpec, MethodSpec
+    from harness.plugin.specs import EvaluatorSpec, MethodSpec
 
 PROJECT = "harness"
 
@@ -42,7 +42,7 @@ def harness_methods_register() -> Sequence[MethodSpec]:
     Called once when the plugin manager starts, before any config is composed, so that every method can
     be selected with ``method=<name>``.
 
-    :returns: a sequence of :class:`harness.specs.MethodSpec`; results of all plugins are concatenated.
+    :returns: a sequence of :class:`harness.plugin.specs.MethodSpec`; results of all plugins are concatenated.
         Two plugins registering the same name is an error naming both.
     """
 
@@ -53,7 +53,7 @@ def harness_evaluators_register() -> Sequence[EvaluatorSpec]:
 
     Called once when the plugin manager starts. Evaluators are selected by name in ``eval.evaluators``.
 
-    :returns: a sequence of :class:`harness.specs.EvaluatorSpec`; results of all plugins are concatenated.
+    :returns: a sequence of :class:`harness.plugin.specs.EvaluatorSpec`; results of all plugins are concatenated.
     """
 
 

@@ -92,18 +92,18 @@ def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
-    from harness.jobs import open_free_form
+    from harness.config.compose import open_free_form
 
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
     try:
-        from harness.pluginmanager import get_plugin_manager
+        from harness.plugin.manager import get_plugin_manager
 
         overrides, flags, multirun, inspect = split_cli(args)
         args = name_optuna_sweep(args, overrides, multirun)
         pm = get_plugin_manager(plugin_modules(overrides))
         register_method_configs(pm)
         if not inspect:
-            from harness.jobs import validate_jobs
+            from harness.config.compose import validate_jobs
 
             validate_jobs(overrides, flags, multirun)
     except UserError as exc:
@@ -118,7 +118,7 @@ def _task(cfg: Any) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from harness.report import trial_summary
+    from harness.cli.summary import trial_summary
     from harness.trial import run_trial
 
     hc = HydraConfig.get()

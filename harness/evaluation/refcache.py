@@ -34,8 +34,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness.cache import cache_dir, file_lock
+from harness.evaluation.sampling import SampleBatch, Samples
 from harness.records import atomic_write_text
-from harness.sampling import SampleBatch, Samples
 
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = 1

@@ -17,9 +17,9 @@ from typing import Any
 
 import pluggy
 
-from harness import hookspecs
 from harness.errors import PluginError, UnknownNameError
-from harness.specs import EvaluatorSpec, MethodSpec
+from harness.plugin import hookspecs
+from harness.plugin.specs import EvaluatorSpec, MethodSpec
 
 ENTRY_POINT_GROUP = "harness.plugins"
 

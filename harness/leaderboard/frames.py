@@ -1,7 +1,7 @@
 """Trial records as pandas tables: one row per evaluated checkpoint, and the trials they belong to.
 
 This module only reshapes records (tolerating partial ones: a record without checkpoints, hyperparameters or
-timings still gives a row); choosing each trial's best checkpoint and ranking live in :mod:`harness.ranking`.
+timings still gives a row); choosing each trial's best checkpoint and ranking live in :mod:`harness.leaderboard.ranking`.
 """
 
 from __future__ import annotations

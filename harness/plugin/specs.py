@@ -1,6 +1,6 @@
 """What a plugin hands to the harness: the description of a method or an evaluator.
 
-Plugins return these from the registration hooks in :mod:`harness.hookspecs`. They are plain frozen
+Plugins return these from the registration hooks in :mod:`harness.plugin.hookspecs`. They are plain frozen
 dataclasses so that the core can list, validate and document them without knowing any method by name.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from harness.evaluation import EvalContext
-    from harness.training import TrainContext
+    from harness.evaluation.context import EvalContext
+    from harness.trial.context import TrainContext
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
 ModelKind = Literal["policy", "reward_model"]

@@ -2,11 +2,11 @@
 
 ``python -m harness.leaderboard multirun/<sweep> [...]`` reads every ``trial.json`` under the given
 directories (corrupt or foreign records are skipped with a warning), chooses each trial's best checkpoint
-within the KL budget (:mod:`harness.ranking`), ranks trials by the objective and marks the Pareto front,
-aggregates repeated settings over seeds (:mod:`harness.seeds`), lists failed and pruned trials with their
+within the KL budget (:mod:`harness.leaderboard.ranking`), ranks trials by the objective and marks the Pareto front,
+aggregates repeated settings over seeds (:mod:`harness.leaderboard.seeds`), lists failed and pruned trials with their
 reasons, and writes ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, the plots and
 ``leaderboard.html``. Records compared on different model, data or evaluation settings are never ranked
-together (:mod:`harness.merging`). The same runs when a multirun ends (:mod:`harness.hydra_callbacks`).
+together (:mod:`harness.leaderboard.merging`). The same runs when a multirun ends (:mod:`harness.cli.callbacks`).
 
 From Python: ``load_leaderboard(paths)`` returns a :class:`Leaderboard` whose attributes are DataFrames.
 """
@@ -24,9 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness import board_frames, merging, ranking, seeds
-from harness.board_frames import format_value
 from harness.errors import ConfigError
+from harness.leaderboard import frames as board_frames
+from harness.leaderboard import merging, ranking, seeds
+from harness.leaderboard.frames import format_value
 from harness.records import atomic_write_text, load_records
 
 
@@ -84,8 +85,8 @@ def _empty(title: str, records: list[dict[str, Any]], objective: str | None, kl_
 
 
 def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, swept: Sequence[str]) -> pd.DataFrame:
-    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.ranking.best_checkpoints`; the
-    checkpoints are :func:`harness.ranking.annotate`-d) beside the trial's baseline, cost and status; ranked,
+    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.ranking.best_checkpoints`; the
+    checkpoints are :func:`harness.leaderboard.ranking.annotate`-d) beside the trial's baseline, cost and status; ranked,
     with the Pareto front marked."""
     best = ranking.best_checkpoints(checkpoints)
     by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
@@ -181,9 +182,6 @@ def _study_objective(name: str) -> str:
     """The leaderboard objective for a study's first objective (its column name; gold reward stays auto)."""
     columns = dict(board_frames.METRIC_COLUMNS)
     return "auto" if name in ("auto", "gold_reward") else columns.get(name, name)
-
-
-build_leaderboard = load_leaderboard  # the name earlier code and users may know
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,7 +303,7 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     written: list[Path] = []
     pngs: dict[str, bytes] = {}
     if not board.trials.empty and not board.checkpoints.empty:
-        from harness import plots as plotting
+        from harness.leaderboard import plots as plotting
 
         pngs = plotting.render_plots(board)
         written += list(plotting.save_plots(board, out, pngs).values())
@@ -316,7 +314,7 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     if not board.importances.empty:
         atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
         written.append(out / "importances.csv")
-    from harness.report_html import write_html
+    from harness.leaderboard.html import write_html
 
     written.append(write_html(board, out / "leaderboard.html", pngs))
     return written
@@ -368,6 +366,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv and checkpoints.csv")
     return 3 if board.groups else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

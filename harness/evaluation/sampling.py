@@ -1,6 +1,6 @@
 """Batched sampling from a causal LM and log-probabilities of completions under any model.
 
-Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation`). Samples keep their
+Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation.context`). Samples keep their
 token ids and masks so that log-probabilities under any other model (the reference, for KL) are computed on
 exactly the tokens that were sampled, with the same left padding and position ids as at generation time.
 Given completions (held-out preference pairs) are laid out the same way by :func:`encode_completions`.

@@ -1,7 +1,7 @@
 """The trial runner: one method, trained and evaluated on one config, leaving one record.
 
 ``run_trial`` loads data and models through the plugin manager, evaluates the reference model once (the
-baseline every checkpoint is compared with), hands a :class:`harness.training.TrainContext` to the method
+baseline every checkpoint is compared with), hands a :class:`harness.trial.context.TrainContext` to the method
 plugin, evaluates the final model, and writes the trial record. Any exception inside a trial is recorded as a
 failed trial with its reason and never escapes, so a multirun goes on; a pruned trial is recorded as pruned.
 A record with status ``running`` is written first, so a killed process leaves a trace.
@@ -21,19 +21,19 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness import models
-from harness.checkpoints import Checkpointer, preserved_rng
+from harness.config.validation import validate_trial_config
 from harness.data import PreferenceData, to_prompts, to_unpaired
 from harness.errors import DataError, TrialPruned
-from harness.evaluation import EvalContext, Reference, evaluate_checkpoint
-from harness.health import annotate_trial, learning_rate_flag
-from harness.memory import MemoryMonitor
-from harness.pluginmanager import HarnessPluginManager, get_plugin_manager
+from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
+from harness.evaluation.health import annotate_trial, learning_rate_flag
+from harness.evaluation.refcache import open_reference_cache
+from harness.plugin.manager import HarnessPluginManager, get_plugin_manager
+from harness.plugin.specs import MethodSpec
 from harness.records import RECORD_NAME, flatten, library_versions, write_record
-from harness.refcache import open_reference_cache
-from harness.specs import MethodSpec
-from harness.training import TrainContext
-from harness.validation import validate_trial_config
+from harness.trial import models
+from harness.trial.checkpoints import Checkpointer, preserved_rng
+from harness.trial.context import TrainContext
+from harness.trial.memory import MemoryMonitor
 from harness.verbosity import set_library_verbosity
 
 

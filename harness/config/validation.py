@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from harness import models
 from harness.errors import ConfigError
-from harness.training import check_trl_fields
+from harness.trial import models
+from harness.trial.context import check_trl_fields
 
 if TYPE_CHECKING:
-    from harness.pluginmanager import HarnessPluginManager
+    from harness.plugin.manager import HarnessPluginManager
 
 
 def _number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool = False,

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.checkpoints import Checkpointer
 from harness.errors import ConfigError
-from harness.specs import MethodSpec
+from harness.plugin.specs import MethodSpec
+from harness.trial.checkpoints import Checkpointer
 
 # method.* keys the harness maps onto transformers.TrainingArguments; the same fields under method.trl are
 # rejected so that each knob has one home.
@@ -108,7 +108,7 @@ class TrainContext:
 
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
-        from harness.trainer_bridge import HarnessCallback
+        from harness.trial.bridge import HarnessCallback
 
         return [HarnessCallback(self)]
 
@@ -118,7 +118,7 @@ class TrainContext:
         Adds :class:`HarnessCallback` unless the trainer was built with :meth:`trainer_callbacks`, and drops
         transformers' log printer, whose per-log lines would flood a sweep's output.
         """
-        from harness.trainer_bridge import run_trainer
+        from harness.trial.bridge import run_trainer
 
         return run_trainer(self, trainer)
 

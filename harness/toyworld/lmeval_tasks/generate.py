@@ -1,7 +1,7 @@
 """Generate the data of the toy-world lm-eval tasks from the grammar, deterministically.
 
-    python -m harness.lmeval_tasks.generate           # (re)write harness/lmeval_tasks/data/*.jsonl
-    python -m harness.lmeval_tasks.generate --check   # exit 1 if the shipped files differ from the generator
+    python -m harness.toyworld.lmeval_tasks.generate           # (re)write harness/toyworld/lmeval_tasks/data/*.jsonl
+    python -m harness.toyworld.lmeval_tasks.generate --check   # exit 1 if the shipped files differ from the generator
 
 The files are committed, so lm-eval reads them offline without importing the harness; a test checks that they
 equal what this module produces (change the grammar, regenerate). Every split has its own seeded
@@ -116,14 +116,14 @@ def write(directory: Path = DATA_DIR) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the data files, or with ``--check`` report stale ones (exit status 1)."""
-    parser = argparse.ArgumentParser(prog="python -m harness.lmeval_tasks.generate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.toyworld.lmeval_tasks.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that the shipped files are up to date")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="folder of the data files (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files(args.out)
         for name in stale:
-            print(f"stale: {args.out / name} (run python -m harness.lmeval_tasks.generate)", file=sys.stderr)
+            print(f"stale: {args.out / name} (run python -m harness.toyworld.lmeval_tasks.generate)", file=sys.stderr)
         return 1 if stale else 0
     for path in write(args.out):
         print(path)

@@ -24,7 +24,7 @@ def open_free_form(argv: Sequence[str]) -> list[str]:
     """Rewrite ``method.trl.x=v`` to ``++method.trl.x=v`` so any TRL field can be set without ``+``.
 
     Hydra's struct mode rejects keys a config file does not list; TRL configs have ~150 fields, so the
-    harness validates these keys itself against the method's config class (see harness.validation).
+    harness validates these keys itself against the method's config class (see harness.config.validation).
     """
     return [f"++{a}" if a.startswith(OPEN_PREFIXES) and "=" in a else a for a in argv]
 
@@ -89,7 +89,7 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.app import CONFIG_MODULE, CONFIG_NAME
+    from harness.cli.app import CONFIG_MODULE, CONFIG_NAME
 
     name = flags.get("--config-name") or flags.get("-cn") or CONFIG_NAME
     config_dir = flags.get("--config-dir") or flags.get("-cd")
@@ -111,8 +111,8 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
 
 def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> int:
     """Compose and validate the config of every job; returns the number of jobs. Raises UserError."""
-    from harness.pluginmanager import get_plugin_manager
-    from harness.validation import validate_trial_config
+    from harness.config.validation import validate_trial_config
+    from harness.plugin.manager import get_plugin_manager
 
     jobs = expand_jobs(overrides, multirun)
     for job in jobs:

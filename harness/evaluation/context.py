@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import torch
 from omegaconf import DictConfig
 
-from harness.hookspecs import RewardFunction
-from harness.refcache import RefCache
-from harness.sampling import Samples, TokenLogprobs, sample, token_logprobs
-from harness.specs import EvaluatorSpec
+from harness.evaluation.refcache import RefCache
+from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
+from harness.plugin.hookspecs import RewardFunction
+from harness.plugin.specs import EvaluatorSpec
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ class EvalContext:
     """What evaluators see for one checkpoint; expensive quantities are computed once and cached.
 
     Quantities of the reference model alone (its samples, their rewards, its log-probabilities of the
-    held-out pairs) come from ``refcache`` (:mod:`harness.refcache`), shared by every checkpoint and every trial
+    held-out pairs) come from ``refcache`` (:mod:`harness.evaluation.refcache`), shared by every checkpoint and every trial
     with the same model, data and evaluation settings. At step 0 (``is_reference``) the policy *is* the
     reference, so its samples and rewards are the reference's and are stored there.
     """

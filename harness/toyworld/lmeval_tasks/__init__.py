@@ -9,8 +9,8 @@ This folder is an lm-eval task folder: pass it as ``--include_path`` to lm-eval'
   the review's gold sentiment (one positive and one negative adjective; chance: 0.5).
 
 The data are jsonl files in ``data/``, generated deterministically from the grammar by
-:mod:`harness.lmeval_tasks.generate` and committed; the YAML files load them through
-:mod:`harness.lmeval_tasks.loaders` (lm-eval's ``custom_dataset``).
+:mod:`harness.toyworld.lmeval_tasks.generate` and committed; the YAML files load them through
+:mod:`harness.toyworld.lmeval_tasks.loaders` (lm-eval's ``custom_dataset``).
 """
 
 from __future__ import annotations

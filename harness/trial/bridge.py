@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 if TYPE_CHECKING:
-    from harness.training import TrainContext
+    from harness.trial.context import TrainContext
 
 
 class HarnessCallback(TrainerCallback):
@@ -54,7 +54,7 @@ class HarnessCallback(TrainerCallback):
 
 
 def run_trainer(ctx: TrainContext, trainer: Any) -> torch.nn.Module:
-    """Train ``trainer`` under the harness (see :meth:`harness.training.TrainContext.run_trainer`)."""
+    """Train ``trainer`` under the harness (see :meth:`harness.trial.context.TrainContext.run_trainer`)."""
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not any(isinstance(cb, HarnessCallback) for cb in trainer.callback_handler.callbacks):

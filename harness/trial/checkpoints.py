@@ -1,7 +1,7 @@
 """Checkpoints of a trial: when to take them, saving their weights, and evaluating them.
 
 A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods do it through
-:class:`harness.training.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps, or,
+:class:`harness.trial.context.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps, or,
 when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once the
 method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
 (safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own

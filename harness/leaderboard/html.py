@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness import plots as plotting
-from harness.board_frames import format_value, is_missing, is_number
+from harness.leaderboard import plots as plotting
+from harness.leaderboard.frames import format_value, is_missing, is_number
 from harness.records import atomic_write_text
 
 # Shown as header tooltips and in the glossary, for the columns present.
@@ -329,7 +329,7 @@ def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
     """The leaderboard ``board`` (a :class:`harness.leaderboard.Leaderboard`, or any object with its
     DataFrames) as one self-contained HTML page: explanation, ranked trials, failed and pruned trials, best
     per method, seeds (when several), cost, the plots (``plots``: PNGs from
-    :func:`harness.plots.render_plots`, rendered here when None) and each trial's reproduce command."""
+    :func:`harness.leaderboard.plots.render_plots`, rendered here when None) and each trial's reproduce command."""
     title = str(getattr(board, "title", None) or "leaderboard")
     objective = getattr(board, "objective_name", None)
     budget = getattr(board, "kl_budget", None)
