@@ -1,20 +1,21 @@
 """harness: run preference-alignment methods side by side, evaluate every checkpoint, rank them.
 
-Public API for plugin authors: :data:`hookimpl` (mark hook implementations), :class:`MethodSpec` and
-:class:`EvaluatorSpec` (what registration hooks return), and :class:`TrainContext` (what a method trains
-with).
+The plugin API is :mod:`harness.plugin`; its names are re-exported here, so ``from harness import MethodSpec,
+hookimpl`` works as well as ``from harness.plugin import ...``. Like there, names that pull in torch are
+imported on first use.
 """
 
-from harness.plugin.hookspecs import hookimpl
-from harness.plugin.specs import EvaluatorSpec, MethodSpec
+from __future__ import annotations
 
-__all__ = ["EvaluatorSpec", "MethodSpec", "TrainContext", "hookimpl"]
+from typing import Any
+
+from harness import plugin as _plugin
+
+__all__ = list(_plugin.__all__)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    if name == "TrainContext":  # imported lazily: it pulls in torch and transformers
-        from harness.trial.context import TrainContext
-
-        return TrainContext
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(_plugin, name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

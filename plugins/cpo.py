@@ -7,14 +7,18 @@ margin. The pure loss function restates what each configured loss computes, for 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from harness_plugins._defaults import method_defaults
+from omegaconf import DictConfig
 
-from harness import MethodSpec, hookimpl
-from harness.errors import ConfigError
+from harness.plugin import ConfigError, Hyperparameter, MethodSpec, hookimpl
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
+
+    from harness.plugin import TrainContext
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # we use trl.experimental on purpose
 
@@ -51,51 +55,64 @@ def cpo_loss(
     return losses.mean() + cpo_alpha * chosen_nll
 
 
-def build_trainer(ctx: Any) -> Any:
-    """TRL's CPOTrainer for ``ctx``; ``method.gamma`` (SimPO) becomes ``simpo_gamma``."""
-    from trl.experimental.cpo import CPOConfig, CPOTrainer
-
-    renames = {"beta": "beta", "gamma": "simpo_gamma"} if "gamma" in ctx.method_cfg else {"beta": "beta"}
-    return ctx.trl_trainer(CPOTrainer, CPOConfig, renames)
+def build_trainer(ctx: TrainContext) -> Trainer:
+    """TRL's CPOTrainer for ``ctx`` (``method.gamma`` of SimPO reaches it as ``simpo_gamma``)."""
+    return ctx.trl_trainer()
 
 
-def train(ctx: Any) -> torch.nn.Module:
+def train(ctx: TrainContext) -> PreTrainedModel:
     """Train with CPOTrainer (CPO or SimPO, as ``method.trl.loss_type`` says); returns the trained model."""
     return ctx.run_trainer(build_trainer(ctx))
 
 
-def _loss_type(method_cfg: Any) -> str:
+def _loss_type(method_cfg: DictConfig) -> str:
     return str((method_cfg.get("trl") or {}).get("loss_type", "sigmoid"))
 
 
-def _validate_simpo(method_cfg: Any) -> None:
+def _validate_simpo(method_cfg: DictConfig) -> None:
     if _loss_type(method_cfg) != "simpo":
         raise ConfigError(f"method simpo trains with loss_type simpo, not {_loss_type(method_cfg)!r}; drop "
                           "method.trl.loss_type, or use method=cpo for the CPO losses.")
-    if method_cfg.gamma < 0:
-        raise ConfigError(f"method.gamma={method_cfg.gamma} is invalid: SimPO's target margin must be >= 0 "
-                          "(the paper uses 0.5 to 1.5).")
 
 
-def _validate_cpo(method_cfg: Any) -> None:
+def _validate_cpo(method_cfg: DictConfig) -> None:
     if _loss_type(method_cfg) == "simpo":
         raise ConfigError("method cpo with loss_type simpo is SimPO; use method=simpo (it sets cpo_alpha=0 and "
                           "method.gamma).")
 
 
+_MAX_LENGTH = 64  # prompt + completion tokens on the toy world; real models: 1024+
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """CPO and SimPO."""
-    common = dict(data_kind="pairwise", models_in_memory=1, needs_reference=False,
-                  config_class="trl.experimental.cpo:CPOConfig")
+    common = dict(train=train, data_kind="pairwise", models_in_memory=1, needs_reference=False,
+                  trainer="trl.experimental.cpo:CPOTrainer")
     return [
-        MethodSpec(name="cpo", train=train, defaults=method_defaults("cpo"), validate=_validate_cpo,
-                   lr_range=(5e-7, 5e-6), description="Contrastive Preference Optimization",
+        MethodSpec(name="cpo", validate=_validate_cpo, lr_range=(5e-7, 5e-6),
+                   description="Contrastive Preference Optimization (Xu et al. 2024)",
+                   hyperparameters=[Hyperparameter("beta", 0.1, "temperature of the preference term; real models: "
+                                                   "0.1 to 0.5", bounds="(0, inf)", field="beta")],
+                   defaults={"learning_rate": 1e-3, "epochs": 2,  # the toy world's
+                             "trl": {"loss_type": "sigmoid",  # sigmoid | hinge | ipo (simpo: use method=simpo)
+                                     "cpo_alpha": 1.0,  # weight of the NLL term on chosen completions
+                                     "max_length": _MAX_LENGTH}},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
                    **common),
-        MethodSpec(name="simpo", train=train, defaults=method_defaults("simpo"), validate=_validate_simpo,
-                   lr_range=(3e-7, 1e-6), description="Simple Preference Optimization (reference-free)",
+        MethodSpec(name="simpo", validate=_validate_simpo, lr_range=(3e-7, 1e-6),
+                   description="Simple Preference Optimization (Meng et al. 2024; reference-free, length-normalised)",
+                   hyperparameters=[
+                       Hyperparameter("beta", 2.0, "reward scale on the average log-probability; real models: 2.0 to "
+                                      "10.0", bounds="(0, inf)", field="beta"),
+                       Hyperparameter("gamma", 2.4, "target reward margin; real models: 0.5 to 1.5 (gamma/beta ~ "
+                                      "0.3-0.5); the toy world needs a larger margin", bounds="[0, inf)",
+                                      field="simpo_gamma")],
+                   defaults={"learning_rate": 1e-4, "epochs": 3,  # the toy world's
+                             "trl": {"loss_type": "simpo",  # must stay simpo (method=cpo for the CPO losses)
+                                     "cpo_alpha": 0.0,  # NLL weight; 0 is SimPO, > 0 is CPO-SimPO
+                                     "max_length": _MAX_LENGTH}},
                    search_space={"beta": "interval(1.0, 10.0)", "gamma": "interval(0.0, 1.5)",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
                    **common),

@@ -12,9 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from harness import hookimpl
-from harness.data import PreferenceData, load_preference_data
-from harness.errors import ConfigError
+from harness.plugin import ConfigError, PreferenceData, hookimpl, load_preference_data
 
 SOURCE = "files"
 

@@ -7,15 +7,17 @@ or ``ipo`` can never silently train as sigmoid DPO.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from harness_plugins._defaults import method_defaults
 
-from harness import MethodSpec, hookimpl
-from harness.errors import ConfigError
-from harness.plugin.specs import separate_reference
+from harness.plugin import ConfigError, Hyperparameter, MethodSpec, hookimpl, separate_reference
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
+
+    from harness.plugin import TrainContext
 
 
 def dpo_loss(
@@ -55,14 +57,12 @@ def dpo_loss(
     return losses.mean()
 
 
-def build_trainer(ctx: Any) -> Any:
+def build_trainer(ctx: TrainContext) -> Trainer:
     """TRL's DPOTrainer for ``ctx``: the policy against ``ctx.reference`` (or the LoRA-disabled base)."""
-    from trl import DPOConfig, DPOTrainer
-
-    return ctx.trl_trainer(DPOTrainer, DPOConfig, ref_model=ctx.reference)
+    return ctx.trl_trainer(ref_model=ctx.reference)
 
 
-def train(ctx: Any) -> torch.nn.Module:
+def train(ctx: TrainContext) -> PreTrainedModel:
     """Train with DPOTrainer; returns the trained model."""
     return ctx.run_trainer(build_trainer(ctx))
 
@@ -83,17 +83,31 @@ def policy_and_reference(cfg: Any) -> int:
     return 1 + separate_reference(cfg)
 
 
+# The toy world's defaults (tuned on it); the seed's ranges for real models are in each help text.
+_TOY = {"learning_rate": 3e-4, "epochs": 3}
+_TRL = {"max_length": 64,  # prompt + completion tokens; real models: 1024+
+        "precompute_ref_log_probs": True}  # the frozen reference's log-probs once, not every epoch (same loss)
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """DPO (sigmoid loss by default; any TRL DPO loss via method.trl.loss_type) and IPO."""
     common = dict(train=train, data_kind="pairwise", models_in_memory=policy_and_reference, needs_reference=True,
-                  lr_range=(5e-7, 5e-6), config_class="trl:DPOConfig")
+                  lr_range=(5e-7, 5e-6), trainer="trl:DPOTrainer")
     return [
-        MethodSpec(name="dpo", defaults=method_defaults("dpo"), description="Direct Preference Optimization",
+        MethodSpec(name="dpo", description="Direct Preference Optimization (Rafailov et al. 2023)",
+                   hyperparameters=[Hyperparameter(
+                       "beta", 0.1, "KL strength; real models: 0.05 weak, 0.1 standard, 0.3 conservative, 0.5+ very "
+                       "conservative", bounds="(0, inf)", field="beta")],
+                   defaults={**_TOY, "trl": {"loss_type": "sigmoid", **_TRL}},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
                    **common),
-        MethodSpec(name="ipo", defaults=method_defaults("ipo"), description="Identity Preference Optimization",
+        MethodSpec(name="ipo", description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
+                   hyperparameters=[Hyperparameter(
+                       "beta", 0.5, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
+                       "real models: 0.01 to 0.5", bounds="(0, inf)", field="beta")],
+                   defaults={**_TOY, "trl": {"loss_type": "ipo", **_TRL}},
                    search_space={"beta": "tag(log, interval(0.01, 1.0))",
                                  "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
                    validate=_validate_ipo, **common),

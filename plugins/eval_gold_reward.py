@@ -6,13 +6,15 @@ gold reward yields no metric rather than an error, so the same eval config works
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness import EvaluatorSpec, hookimpl
-from harness.evaluation.context import mean_and_se
+from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``gold_reward`` (mean) and ``gold_reward_se`` (its standard error), or {} without a gold reward."""
     rewards = ctx.gold_rewards
     if rewards is None:
@@ -24,5 +26,9 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The gold-reward evaluator."""
-    return [EvaluatorSpec(name="gold_reward", evaluate=evaluate,
-                          description="mean gold (programmatic) reward of policy samples on held-out prompts")]
+    return [EvaluatorSpec(
+        name="gold_reward", evaluate=evaluate,
+        description="mean gold (programmatic) reward of policy samples on held-out prompts",
+        metrics=[Metric("gold_reward", "mean gold (true, programmatic) reward of sampled completions on held-out "
+                        "prompts", "maximize", headline=True, se="gold_reward_se", objective_priority=0),
+                 Metric("gold_reward_se", "standard error of gold_reward", column="gold_se", headline=True)])]

@@ -12,12 +12,14 @@ Both use the log-probabilities of the distribution actually sampled from (the sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from harness import EvaluatorSpec, hookimpl
-from harness.evaluation.context import mean_and_se
+from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 
 def kl_estimates(policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor,
@@ -32,7 +34,7 @@ def kl_estimates(policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor
     return log_ratio, k3
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``kl``, ``kl_se`` (log-ratio) and ``kl_k3``, ``kl_k3_se`` (k3), in nats per sequence."""
     if ctx.is_reference:
         return {"kl": 0.0, "kl_se": 0.0, "kl_k3": 0.0, "kl_k3_se": 0.0}
@@ -46,6 +48,12 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The KL evaluator."""
-    return [EvaluatorSpec(name="kl", evaluate=evaluate,
-                          description="KL(policy || reference), nats per sequence, from policy samples "
-                                      "(log-ratio and k3 estimators)")]
+    return [EvaluatorSpec(
+        name="kl", evaluate=evaluate,
+        description="KL(policy || reference), nats per sequence, from policy samples (log-ratio and k3 estimators)",
+        metrics=[Metric("kl", "KL(policy ‖ reference) in nats per sequence, estimated on sampled completions "
+                        "(log-ratio estimator)", "minimize", headline=True, se="kl_se"),
+                 Metric("kl_se", "standard error of kl", headline=True),
+                 Metric("kl_k3", "KL(policy ‖ reference) in nats per sequence, k3 estimator (lower variance)",
+                        "minimize", se="kl_k3_se"),
+                 Metric("kl_k3_se", "standard error of kl_k3")])]

@@ -6,14 +6,8 @@ would score the saved checkpoint. The toy world's tasks (``toy_grammar``, ``toy_
 :mod:`harness.toyworld.lmeval_tasks`) ship with the harness and are always included, so the default runs offline; any
 task, group or tag lm-eval knows can be named too (its dataset must be reachable or cached).
 
-Config, under ``eval.lm_eval`` (every key optional)::
-
-    tasks: [toy_grammar]    # lm-eval task, group or tag names (or paths to task YAML files)
-    include_path: []        # extra folders of task YAML files (they take precedence over lm-eval's own tasks)
-    limit: null             # documents per task: null (all), a count, or a fraction < 1 (lm-eval's --limit)
-    batch_size: 32          # requests per forward pass; an integer or "auto" (lm-eval's --batch_size)
-    num_fewshot: null       # few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)
-    bootstrap_iters: 100000 # resamples for stderrs lm-eval bootstraps (not needed for acc); 0 disables them
+Options, under ``eval.lm_eval`` (declared in :data:`OPTIONS`, with their defaults): ``tasks``, ``include_path``,
+``limit``, ``batch_size``, ``num_fewshot``, ``bootstrap_iters``.
 
 Metrics: ``lm_eval/<task>/<metric>`` for each metric lm-eval reports (``acc``, ``acc_norm``, ...), with
 standard errors named the harness's way (``acc_se`` for lm-eval's ``acc_stderr``). Metrics under a filter
@@ -45,16 +39,27 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness import EvaluatorSpec, hookimpl
-from harness.errors import ConfigError, UnknownNameError
+from harness.plugin import ConfigError, EvaluatorSpec, Metric, Option, UnknownNameError, hookimpl
 from harness.toyworld.lmeval_tasks import TASKS_DIR, TOY_TASKS
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
 
+    from harness.plugin import EvalContext
+
 NAME = "lm_eval"
-DEFAULTS: dict[str, Any] = {"tasks": ["toy_grammar"], "include_path": [], "limit": None, "batch_size": 32,
-                            "num_fewshot": None, "bootstrap_iters": 100000}
+OPTIONS = [
+    Option("tasks", ["toy_grammar"], "lm-eval task, group or tag names (or paths to task YAML files); toy_grammar "
+           "and toy_sentiment ship with the harness"),
+    Option("include_path", [], "extra folders of lm-eval task YAML files (they take precedence over lm-eval's own)"),
+    Option("limit", 100, "documents per task: null (all), a count, or a fraction < 1 (lm-eval's --limit)",
+           types=(int, float), nullable=True),
+    Option("batch_size", 32, "requests per forward pass: an integer or auto (lm-eval's --batch_size)", types=(int, str)),
+    Option("num_fewshot", None, "few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)"),
+    Option("bootstrap_iters", 100000, "resamples for the standard errors lm-eval bootstraps (not needed for acc); "
+           "0 disables them", bounds="[0, inf)"),
+]
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,7 @@ def run_lm_eval(model: torch.nn.Module, tokenizer: Any, settings: Settings, verb
     return dict(results or {})
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """lm-eval scores of ``ctx.policy`` (the reference model too, at step 0) on ``eval.lm_eval.tasks``."""
     settings = read_settings(ctx.cfg)
     results = run_lm_eval(ctx.policy, ctx.tokenizer, settings, verbose=bool(ctx.cfg.get("verbose", False)))
@@ -262,8 +267,8 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_config_validate(cfg: DictConfig) -> None:
     """When ``lm_eval`` is among ``eval.evaluators``: check ``eval.lm_eval`` and that every task exists."""
-    evaluators = cfg.eval.get("evaluators") if cfg.get("eval") is not None else None
-    if NAME not in [str(e) for e in evaluators or []]:
+    evaluators = [*(cfg.eval.get("evaluators") or []), *(cfg.eval.get("extra") or [])] if cfg.get("eval") else []
+    if NAME not in [str(e) for e in evaluators]:
         return
     settings = read_settings(cfg)
     if set(settings.tasks) <= set(TOY_TASKS) and settings.include_path == (str(TASKS_DIR),):
@@ -274,5 +279,10 @@ def harness_config_validate(cfg: DictConfig) -> None:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The lm-eval evaluator."""
-    return [EvaluatorSpec(name=NAME, evaluate=evaluate,
-                          description="lm-evaluation-harness task scores (default: the toy world's toy_grammar)")]
+    return [EvaluatorSpec(
+        name=NAME, evaluate=evaluate, options=OPTIONS,
+        description="lm-evaluation-harness task scores (default: the toy world's toy_grammar)",
+        metrics=[*(Metric(f"lm_eval/*/{m}", f"lm-eval's {m} on the task (capability kept or lost)", "maximize",
+                          headline=True, se=f"lm_eval/*/{m}_se") for m in ("acc", "acc_norm", "exact_match", "f1")),
+                 Metric("lm_eval/*", "another lm-eval score (lm_eval/<task>/<metric>[/<filter>]; *_se: standard "
+                        "errors)")])]

@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
 
-from harness import EvaluatorSpec, hookimpl
-from harness.errors import ConfigError
-from harness.evaluation.context import mean_and_se
-from harness.evaluation.sampling import Samples, encode_completions
+from harness.plugin import (
+    ConfigError,
+    EvaluatorSpec,
+    Metric,
+    Samples,
+    encode_completions,
+    hookimpl,
+    mean_and_se,
+)
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 DEFAULT_PAIRS = 256
 
@@ -49,12 +57,12 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[Mapping[str, Any]], batch_size:
     return encoded[0], encoded[1]
 
 
-def pair_logprobs(ctx: Any, model: torch.nn.Module, encoded: tuple[Samples, Samples]) -> torch.Tensor:
+def pair_logprobs(ctx: EvalContext, model: torch.nn.Module, encoded: tuple[Samples, Samples]) -> torch.Tensor:
     """log π(chosen|x) and log π(rejected|x) under ``model``, shape [2, pairs]."""
     return torch.stack([ctx.token_logprobs(model, samples).sequence() for samples in encoded]).double()
 
 
-def held_out_pairs(ctx: Any) -> list[Mapping[str, Any]]:
+def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
     """The first ``eval.preference_pairs`` held-out pairs that have prompt, chosen and rejected (maybe none)."""
     pairs = ctx.preference_pairs
     if not pairs or not {"prompt", "chosen", "rejected"} <= set(pairs[0]):
@@ -62,7 +70,7 @@ def held_out_pairs(ctx: Any) -> list[Mapping[str, Any]]:
     return list(pairs[: int(ctx.eval_cfg.get("preference_pairs", DEFAULT_PAIRS))])
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``preference_accuracy``, ``preference_accuracy_se`` and ``preference_margin``; {} without pairs."""
     pairs = held_out_pairs(ctx)
     if not pairs:
@@ -97,5 +105,11 @@ def harness_config_validate(cfg: DictConfig) -> None:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The held-out preference-accuracy evaluator."""
-    return [EvaluatorSpec(name="preference_accuracy", evaluate=evaluate,
-                          description="held-out pairs ranked correctly by the implicit reward log π/π_ref")]
+    return [EvaluatorSpec(
+        name="preference_accuracy", evaluate=evaluate,
+        description="held-out pairs ranked correctly by the implicit reward log π/π_ref",
+        metrics=[Metric("preference_accuracy", "fraction of held-out preference pairs the policy's implicit reward "
+                        "log π/π_ref orders correctly (ties 1/2)", "maximize", column="pref_acc", headline=True,
+                        se="preference_accuracy_se"),
+                 Metric("preference_accuracy_se", "standard error of preference_accuracy"),
+                 Metric("preference_margin", "mean implicit-reward margin chosen − rejected on held-out pairs, nats")])]

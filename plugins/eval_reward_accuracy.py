@@ -5,12 +5,12 @@ of a method that produces a reward model (``method=reward``)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness_plugins.eval_reward_model import score_texts
+from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se, score_texts
 
-from harness import EvaluatorSpec, hookimpl
-from harness.evaluation.context import mean_and_se
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 
 def _text(tokenizer: Any, prompt: Any, completion: Any) -> str:
@@ -19,7 +19,7 @@ def _text(tokenizer: Any, prompt: Any, completion: Any) -> str:
     return tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``reward_accuracy`` (with ``_se``) and ``reward_margin`` on the held-out pairs; {} when there are none."""
     pairs = ctx.preference_pairs or []
     if not pairs:
@@ -40,5 +40,11 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The reward model's held-out pairwise accuracy."""
-    return [EvaluatorSpec(name="reward_accuracy", evaluate=evaluate, applies_to="reward_model",
-                          description="held-out pairwise accuracy of a reward model")]
+    return [EvaluatorSpec(
+        name="reward_accuracy", evaluate=evaluate, applies_to="reward_model",
+        description="held-out pairwise accuracy of a reward model",
+        metrics=[Metric("reward_accuracy", "fraction of held-out pairs the reward model scores chosen above rejected "
+                        "(ties 1/2)", "maximize", column="rm_acc", headline=True, se="reward_accuracy_se",
+                        objective_priority=20),
+                 Metric("reward_accuracy_se", "standard error of rm_acc"),
+                 Metric("reward_margin", "mean score margin chosen − rejected on held-out pairs")])]

@@ -2,135 +2,28 @@
 
 The reward model is a sequence-classification model with one output (``AutoModelForSequenceClassification``,
 ``num_labels=1``), a local directory or a Hub id in ``eval.reward_model.name_or_path``; it scores the text
-prompt + completion. It is loaded once per process and kept. With no path configured the evaluator yields no
-metric, so the same evaluator list works for every model and data; a path that cannot be loaded as such a
-model stops the run before any compute. :func:`scores` is shared with the ``win_rate`` evaluator.
+prompt + completion (:mod:`harness.evaluation.reward_models`). It is loaded once per process and kept. With no
+path configured the evaluator yields no metric, so the same evaluator list works for every model and data; a
+path that cannot be loaded as such a model stops the run before any compute.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import torch
 from omegaconf import DictConfig
 
-from harness import EvaluatorSpec, hookimpl
-from harness.errors import ConfigError
-from harness.evaluation.context import mean_and_se
+from harness.plugin import EvaluatorSpec, Metric, Option, check_reward_model, hookimpl, mean_and_se
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 NAME = "reward_model"
 
 
-def configured_path(eval_cfg: Any) -> str | None:
-    """``eval.reward_model.name_or_path``, or None when no reward model is configured."""
-    rm = eval_cfg.get("reward_model")
-    path = rm.get("name_or_path") if rm is not None else None
-    return str(path) if path else None
-
-
-_FIX_TEMPLATE = "point {key} at a sequence-classification model with num_labels=1{alternative}"
-_FIX = _FIX_TEMPLATE.format(key="eval.reward_model.name_or_path", alternative=", or set it to null")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-@lru_cache(maxsize=4)
-def check_reward_model(name_or_path: str, key: str = "eval.reward_model.name_or_path",
-                       alternative: str = ", or set it to null") -> None:
-    """Cheap check that ``name_or_path`` (the value of config ``key``) is a one-output sequence-classification
-    model with a tokenizer. Reads its config and tokenizer (not its weights) and, for a local directory, looks
-    for weight files.
-
-    :raises ConfigError: one line naming the problem and the fix (``alternative``: the other way out).
-    """
-    from transformers import AutoConfig, AutoTokenizer
-
-    where = f"{key}={name_or_path!r}"
-    fix = _FIX_TEMPLATE.format(key=key, alternative=alternative)
-    directory = Path(name_or_path).expanduser()
-    if not directory.is_dir() and (directory.exists() or name_or_path.startswith((".", "/", "~"))):
-        raise ConfigError(f"{where} is not a model directory; {fix}.")
-    try:
-        config = AutoConfig.from_pretrained(name_or_path)
-        AutoTokenizer.from_pretrained(name_or_path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"Cannot load {where} ({_first_line(exc)}); {fix}.") from None
-    if config.num_labels != 1:
-        raise ConfigError(f"{where} has num_labels={config.num_labels}, not 1: it is not a reward model; {fix}.")
-    if directory.is_dir() and not any(p.suffix in (".safetensors", ".bin") for p in directory.iterdir()):
-        raise ConfigError(f"{where} has no weight files (*.safetensors or *.bin); {fix}.")
-
-
-@lru_cache(maxsize=2)
-def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]:
-    """The reward model and its tokenizer (right padding, a pad token), loaded once per process and device.
-
-    :raises ConfigError: the path is not a loadable one-output sequence-classification model.
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    check_reward_model(name_or_path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, dtype=torch.float32 if device == "cpu" else "auto")
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"Cannot load eval.reward_model.name_or_path={name_or_path!r} ({_first_line(exc)}); "
-                          f"{_FIX}.") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    # Right padding keeps position ids of real tokens independent of the batch; the score is read at the last
-    # non-pad token, which needs the pad id in the config.
-    tokenizer.padding_side = "right"
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device).eval(), tokenizer
-
-
-@torch.no_grad()
-def score_texts(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 32) -> torch.Tensor:
-    """The reward model's score of each text (float64, shape [len(texts)]).
-
-    Each text ends with the tokenizer's EOS token, appended when missing, as TRL's RewardTrainer appends it to
-    every training example: the score is read at that token.
-    """
-    eos = tokenizer.eos_token or ""
-    texts = [t if t.endswith(eos) else t + eos for t in texts]
-    device = next(model.parameters()).device
-    limit = getattr(model.config, "max_position_embeddings", None)
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
-                        truncation=limit is not None, max_length=limit).to(device)
-        out.append(model(**enc).logits[:, 0].double().cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-
-
-def _score(ctx: Any, samples: Any, path: str) -> torch.Tensor:
-    device = str(next(ctx.policy.parameters()).device)
-    model, tokenizer = load_reward_model(path, device)
-    texts = [p + c for p, c in zip(samples.prompts, samples.completions, strict=True)]
-    return score_texts(model, tokenizer, texts, batch_size=int(ctx.eval_cfg.batch_size))
-
-
-def scores(ctx: Any, reference: bool = False) -> torch.Tensor | None:
-    """Reward-model scores of the policy samples (or of the reference samples, cached); None if unconfigured."""
-    path = configured_path(ctx.eval_cfg)
-    if path is None:
-        return None
-    if reference or ctx.is_reference:
-        return ctx.reference_tensor("reward_model_scores", lambda: _score(ctx, ctx.reference_samples, path))
-    return ctx.memo("reward_model_scores", lambda: _score(ctx, ctx.policy_samples, path))
-
-
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``reward_model_score`` and ``reward_model_score_se``, or {} when no reward model is configured."""
-    values = scores(ctx)
+    values = ctx.reward_model_scores
     if values is None:
         return {}
     mean, se = mean_and_se(values)
@@ -140,13 +33,19 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_config_validate(cfg: DictConfig) -> None:
     """Check the configured reward model (config, tokenizer, weights present) when an evaluator uses it."""
-    path = configured_path(cfg.eval)
-    if path and {NAME, "win_rate"} & {str(name) for name in cfg.eval.evaluators}:
-        check_reward_model(path)
+    path = (cfg.eval.get(NAME) or {}).get("name_or_path")
+    evaluators = {str(n) for n in [*(cfg.eval.get("evaluators") or []), *(cfg.eval.get("extra") or [])]}
+    if path and {NAME, "win_rate"} & evaluators:
+        check_reward_model(str(path))
 
 
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The reward-model evaluator."""
-    return [EvaluatorSpec(name=NAME, evaluate=evaluate,
-                          description="mean score of eval.reward_model on policy samples")]
+    return [EvaluatorSpec(
+        name=NAME, evaluate=evaluate, description="mean score of eval.reward_model on policy samples",
+        options=[Option("name_or_path", None, "a sequence-classification reward model (local directory or Hub id, "
+                        "num_labels=1), or null: no metric", types=(str,), nullable=True)],
+        metrics=[Metric("reward_model_score", "mean score of the reward model on sampled completions", "maximize",
+                        column="rm_score", headline=True, se="reward_model_score_se", objective_priority=10),
+                 Metric("reward_model_score_se", "standard error of rm_score", column="rm_se", headline=True)])]

@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness import EvaluatorSpec, hookimpl
+from harness.plugin import EvaluatorSpec, Metric, hookimpl
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 
 def distinct_n(sequences: Sequence[Sequence[int]], n: int) -> float:
@@ -21,7 +24,7 @@ def distinct_n(sequences: Sequence[Sequence[int]], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``length``, ``finished``, ``distinct_1``, ``distinct_2`` and ``entropy`` of the policy samples."""
     samples = ctx.policy_samples
     eos = ctx.tokenizer.eos_token_id
@@ -41,5 +44,11 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The text-statistics evaluator."""
-    return [EvaluatorSpec(name="text_stats", evaluate=evaluate,
-                          description="completion length, distinct-1/2 and per-token entropy of policy samples")]
+    return [EvaluatorSpec(
+        name="text_stats", evaluate=evaluate,
+        description="completion length, distinct-1/2 and per-token entropy of policy samples",
+        metrics=[Metric("length", "mean completion length in tokens", headline=True),
+                 Metric("finished", "fraction of completions that ended with EOS within the token limit"),
+                 Metric("distinct_1", "distinct tokens / all tokens of completions (diversity)"),
+                 Metric("distinct_2", "distinct bigrams / all bigrams of completions (diversity)", headline=True),
+                 Metric("entropy", "mean per-token entropy of the sampling distribution, nats")])]

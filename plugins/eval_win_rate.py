@@ -9,13 +9,14 @@ counts 1, a tie 1/2. ``win_rate`` is the mean over prompts and ``win_rate_se`` i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
-from harness_plugins import eval_reward_model
 
-from harness import EvaluatorSpec, hookimpl
-from harness.evaluation.context import mean_and_se
+from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
 
 
 def win_rates(policy: torch.Tensor, reference: torch.Tensor, samples_per_prompt: int) -> torch.Tensor:
@@ -29,19 +30,19 @@ def win_rates(policy: torch.Tensor, reference: torch.Tensor, samples_per_prompt:
     return outcome.mean(dim=(1, 2))
 
 
-def _rewards(ctx: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _rewards(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor] | None:
     if ctx.gold_reward is not None:
         return ctx.gold_rewards, ctx.reference_gold_rewards
-    policy = eval_reward_model.scores(ctx)
+    policy = ctx.reward_model_scores
     if policy is None:
         return None
-    return policy, eval_reward_model.scores(ctx, reference=True)
+    return policy, ctx.reference_reward_model_scores
 
 
-def evaluate(ctx: Any) -> dict[str, float]:
+def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``win_rate`` and ``win_rate_se`` against the reference's samples, or {} with no reward to compare by."""
     if ctx.is_reference:  # the reference against its own samples: every comparison is a tie
-        has_reward = ctx.gold_reward is not None or eval_reward_model.configured_path(ctx.eval_cfg)
+        has_reward = ctx.gold_reward is not None or ctx.reward_model_path
         return {"win_rate": 0.5, "win_rate_se": 0.0} if has_reward else {}
     rewards = _rewards(ctx)
     if rewards is None:
@@ -53,5 +54,9 @@ def evaluate(ctx: Any) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The win-rate evaluator."""
-    return [EvaluatorSpec(name="win_rate", evaluate=evaluate,
-                          description="win rate of policy samples over the reference's (gold reward, else reward model)")]
+    return [EvaluatorSpec(
+        name="win_rate", evaluate=evaluate,
+        description="win rate of policy samples over the reference's (gold reward, else reward model)",
+        metrics=[Metric("win_rate", "fraction of prompts where the policy's completion beats the reference's (gold "
+                        "reward, else reward model; ties 1/2)", "maximize", headline=True, se="win_rate_se"),
+                 Metric("win_rate_se", "standard error of win_rate")])]

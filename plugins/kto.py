@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
-from harness_plugins._defaults import method_defaults
 from harness_plugins.dpo import policy_and_reference
 
-from harness import MethodSpec, hookimpl
+from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
+
+    from harness.plugin import TrainContext
 
 
 def kto_loss(
@@ -31,28 +35,32 @@ def kto_loss(
     return torch.cat([chosen, rejected]).nanmean()
 
 
-def build_trainer(ctx: Any) -> Any:
+def build_trainer(ctx: TrainContext) -> Trainer:
     """TRL's KTOTrainer for ``ctx``. The data is shuffled first (seeded): KTO samples sequentially and takes
     the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit together."""
-    from trl import KTOConfig, KTOTrainer
-
-    return ctx.trl_trainer(KTOTrainer, KTOConfig, ref_model=ctx.reference,
-                           train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
+    return ctx.trl_trainer(ref_model=ctx.reference, train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
 
 
-def train(ctx: Any) -> torch.nn.Module:
+def train(ctx: TrainContext) -> PreTrainedModel:
     """Train with KTOTrainer; returns the trained model."""
     return ctx.run_trainer(build_trainer(ctx))
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
-    """KTO: Kahneman-Tversky Optimization."""
+    """KTO: Kahneman-Tversky Optimization (Ethayarajh et al. 2024)."""
     return [
         MethodSpec(
             name="kto", train=train, data_kind="unpaired", models_in_memory=policy_and_reference, needs_reference=True,
-            defaults=method_defaults("kto"), lr_range=(5e-7, 5e-6), config_class="trl:KTOConfig",
+            trainer="trl:KTOTrainer", lr_range=(5e-7, 5e-6),
             description="Kahneman-Tversky Optimization (unpaired thumbs up/down)",
+            hyperparameters=[Hyperparameter("beta", 0.3, "KL strength; real models: 0.05 to 0.5", bounds="(0, inf)",
+                                            field="beta")],
+            # The toy world's defaults. Pairwise data gives two unpaired examples per pair.
+            defaults={"learning_rate": 2e-4, "epochs": 2,
+                      "trl": {"desirable_weight": 1.0,  # raise it if desirable examples are rarer than undesirable
+                              "undesirable_weight": 1.0,
+                              "max_length": 64}},  # prompt + completion tokens; real models: 1024+
             search_space={"beta": "tag(log, interval(0.02, 0.5))",
                           "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
         )

@@ -11,21 +11,29 @@ without it KL drifts freely, which the seed's health checks flag).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from harness_plugins._defaults import method_defaults
+from omegaconf import DictConfig
 
-from harness import MethodSpec, hookimpl
-from harness.errors import ConfigError
-from harness.plugin.specs import separate_reference
+from harness.plugin import (
+    ConfigError,
+    Hyperparameter,
+    MethodSpec,
+    check_reward_model,
+    hookimpl,
+    separate_reference,
+)
+from harness.plugin import gold_reward as data_gold_reward
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
+
+    from harness.plugin import TrainContext
 
 
-def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
+def reward_function(cfg: DictConfig) -> Callable[..., list[float]] | str:
     """The reward TRL should optimise for ``cfg``: the gold reward as a TRL reward function
     (``f(prompts, completions, **columns) -> list[float]``), or the reward model's path or Hub id."""
-    from harness.plugin.manager import get_plugin_manager
-
     name = str(cfg.method.reward)
     if name == "trained":
         from harness_plugins.reward import trained_reward_model
@@ -33,7 +41,7 @@ def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
         return trained_reward_model(cfg)
     if name != "gold":
         return name
-    gold = get_plugin_manager(list(cfg.get("plugins") or [])).hook.harness_gold_reward(cfg=cfg)
+    gold = data_gold_reward(cfg)
     if gold is None:
         raise ConfigError(f"method.reward=gold but data.source={cfg.data.source!r} defines no gold reward; set "
                           "method.reward to a reward model (a local directory or Hub id).")
@@ -45,7 +53,7 @@ def reward_function(cfg: Any) -> Callable[..., list[float]] | str:
 
 
 @hookimpl
-def harness_config_validate(cfg: Any) -> None:
+def harness_config_validate(cfg: DictConfig) -> None:
     """A method trained on ``method.reward`` (GRPO, RLOO, PPO) gets a reward that exists: the data's gold reward
     for ``gold``, else a loadable one-output reward model."""
     reward = cfg.method.get("reward")
@@ -56,13 +64,11 @@ def harness_config_validate(cfg: Any) -> None:
         return
     if reward == "trained":
         return  # the reward stage's own config is validated when it runs
-    from harness_plugins.eval_reward_model import check_reward_model
-
     check_reward_model(reward, key="method.reward", alternative=", or use method.reward=gold")
 
 
 @hookimpl
-def harness_default_reward_model(cfg: Any) -> str | None:
+def harness_default_reward_model(cfg: DictConfig) -> str | None:
     """A method trained on a reward model is also evaluated with it (its score beside the gold reward)."""
     reward = cfg.method.get("reward")
     if not isinstance(reward, str) or reward == "gold":
@@ -71,14 +77,14 @@ def harness_default_reward_model(cfg: Any) -> str | None:
     return result if isinstance(result, str) else None
 
 
-def check_reward_is_set(method_cfg: Any) -> None:
+def check_reward_is_set(method_cfg: DictConfig) -> None:
     """Raise a one-line ConfigError when ``method.reward`` is empty (every method trained on a reward)."""
     if not method_cfg.get("reward"):
         raise ConfigError(f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
                           "reward) or a reward model's directory or Hub id.")
 
 
-def _validate(method_cfg: Any) -> None:
+def _validate(method_cfg: DictConfig) -> None:
     check_reward_is_set(method_cfg)
     generations = int((method_cfg.get("trl") or {}).get("num_generations", 8))
     if generations < 2:
@@ -89,45 +95,63 @@ def _validate(method_cfg: Any) -> None:
                           "completions share a batch.")
 
 
-def _trainer(ctx: Any, trainer_cls: Any, config_cls: Any) -> Any:
-    return ctx.trl_trainer(trainer_cls, config_cls, reward_funcs=reward_function(ctx.cfg),
+def build_trainer(ctx: TrainContext) -> Trainer:
+    """The method's TRL trainer (GRPOTrainer or RLOOTrainer) on the shuffled prompts, rewarded by ``method.reward``."""
+    return ctx.trl_trainer(reward_funcs=reward_function(ctx.cfg),
                            train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
 
 
-def train_grpo(ctx: Any) -> torch.nn.Module:
-    """Train with TRL's GRPOTrainer; returns the trained model."""
-    from trl import GRPOConfig, GRPOTrainer
-
-    return ctx.run_trainer(_trainer(ctx, GRPOTrainer, GRPOConfig))
+def train(ctx: TrainContext) -> PreTrainedModel:
+    """Train with the method's TRL trainer; returns the trained model."""
+    return ctx.run_trainer(build_trainer(ctx))
 
 
-def train_rloo(ctx: Any) -> torch.nn.Module:
-    """Train with TRL's RLOOTrainer; returns the trained model."""
-    from trl import RLOOConfig, RLOOTrainer
-
-    return ctx.run_trainer(_trainer(ctx, RLOOTrainer, RLOOConfig))
-
-
-def reward_models(cfg: Any) -> int:
+def reward_models(cfg: DictConfig) -> int:
     """1 when the method trains on a reward model (``method.reward`` other than gold), else 0."""
     return 0 if str(cfg.method.get("reward")) == "gold" else 1
 
 
-def _models(cfg: Any) -> int:
+def _models(cfg: DictConfig) -> int:
     # TRL loads a reference only for a KL term (beta > 0), and with LoRA disables the adapter instead.
     return 1 + (separate_reference(cfg) if float(cfg.method.beta) > 0 else 0) + reward_models(cfg)
+
+
+# The knobs of every method trained on method.reward (GRPO, RLOO, PPO).
+REWARD_KNOBS = [
+    Hyperparameter("reward", "gold", "gold (the data's programmatic reward) | trained (the reward stage, trained once "
+                   "and cached) | a reward model's directory or Hub id"),
+    Hyperparameter("reward_stage", {}, "with reward=trained: method=reward settings to change, e.g. "
+                   "{learning_rate: 2e-4}"),
+]
+# The toy world's defaults (gold 0.012 -> 0.54 at KL 6.1 nats for GRPO); real models: learning rate 1e-7 to 1e-5.
+_DEFAULTS = {"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_size": 16, "warmup": 0.0,
+             "scheduler": "constant"}
+_TRL = {"max_completion_length": 24,  # tokens per completion; eval.max_new_tokens on the toy world
+        "temperature": 1.0}  # sampling temperature during training
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
-    common = dict(data_kind="prompts", models_in_memory=_models, needs_reference=False, validate=_validate,
-                  lr_range=(1e-7, 1e-5),
+    common = dict(train=train, data_kind="prompts", models_in_memory=_models, needs_reference=False,
+                  validate=_validate, lr_range=(1e-7, 1e-5),
                   search_space={"beta": "tag(log, interval(0.01, 0.2))",
                                 "learning_rate": "tag(log, interval(3e-5, 1e-3))"})
     return [
-        MethodSpec(name="grpo", train=train_grpo, defaults=method_defaults("grpo"), config_class="trl:GRPOConfig",
-                   description="Group Relative Policy Optimization (online, group-normalised rewards)", **common),
-        MethodSpec(name="rloo", train=train_rloo, defaults=method_defaults("rloo"), config_class="trl:RLOOConfig",
-                   description="REINFORCE Leave-One-Out (online, leave-one-out baseline)", **common),
+        MethodSpec(name="grpo", trainer="trl:GRPOTrainer",
+                   description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
+                   hyperparameters=[*REWARD_KNOBS, Hyperparameter(
+                       "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
+                       "unchecked)", bounds="[0, inf)", field="beta")],
+                   defaults={**_DEFAULTS, "trl": {"num_generations": 8,  # completions per prompt; real: 8 to 16
+                                                  **_TRL}},
+                   **common),
+        MethodSpec(name="rloo", trainer="trl:RLOOTrainer",
+                   description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
+                   hyperparameters=[*REWARD_KNOBS, Hyperparameter(
+                       "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1", bounds="[0, inf)",
+                       field="beta")],
+                   defaults={**_DEFAULTS, "trl": {"num_generations": 8,  # completions per prompt; real: 2 to 8
+                                                  **_TRL}},
+                   **common),
     ]

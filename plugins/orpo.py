@@ -7,13 +7,17 @@ uses the completion only; the loss-fidelity test pins TRL's behaviour so a chang
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from harness_plugins._defaults import method_defaults
 
-from harness import MethodSpec, hookimpl
+from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
+
+    from harness.plugin import TrainContext
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # we use trl.experimental on purpose
 
@@ -33,27 +37,30 @@ def orpo_loss(
     return chosen_nll - beta * F.logsigmoid(log_odds).mean()
 
 
-def build_trainer(ctx: Any) -> Any:
+def build_trainer(ctx: TrainContext) -> Trainer:
     """TRL's ORPOTrainer for ``ctx`` (policy only)."""
-    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
-    return ctx.trl_trainer(ORPOTrainer, ORPOConfig)
+    return ctx.trl_trainer()
 
 
-def train(ctx: Any) -> torch.nn.Module:
+def train(ctx: TrainContext) -> PreTrainedModel:
     """Train with ORPOTrainer; returns the trained model."""
     return ctx.run_trainer(build_trainer(ctx))
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
-    """ORPO: Odds Ratio Preference Optimization."""
+    """ORPO: Odds Ratio Preference Optimization (Hong et al. 2024)."""
     return [
         MethodSpec(
             name="orpo", train=train, data_kind="pairwise", models_in_memory=1, needs_reference=False,
-            defaults=method_defaults("orpo"), lr_range=(1e-6, 1e-5),
-            config_class="trl.experimental.orpo:ORPOConfig",
+            trainer="trl.experimental.orpo:ORPOTrainer", lr_range=(1e-6, 1e-5),
             description="Odds Ratio Preference Optimization (reference-free, SFT + preference)",
+            hyperparameters=[Hyperparameter(
+                "beta", 1.0, "weight lambda of the odds-ratio term against the SFT (NLL) term; toy world 1.0; real "
+                "models: 0.05 to 0.5", bounds="(0, inf)", field="beta")],
+            # The toy world's defaults (ORPO trains from the base model, like SFT).
+            defaults={"learning_rate": 1e-3, "epochs": 3,
+                      "trl": {"max_length": 64}},  # prompt + completion tokens; real models: 1024+
             search_space={"beta": "tag(log, interval(0.02, 1.0))",
                           "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
         )

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from harness_plugins._defaults import method_defaults
-from harness_plugins.online_rl import check_reward_is_set, reward_function, reward_models
+from harness_plugins.online_rl import REWARD_KNOBS, check_reward_is_set, reward_function, reward_models
 from harness_plugins.ppo_math import (
     AdaptiveKLController,
     FixedKLController,
@@ -32,10 +31,21 @@ from harness_plugins.ppo_math import (
     value_loss,
     whiten,
 )
+from omegaconf import DictConfig
 
-from harness import MethodSpec, hookimpl
-from harness.errors import ConfigError
-from harness.plugin.specs import separate_reference
+from harness.plugin import (
+    ConfigError,
+    Hyperparameter,
+    MethodSpec,
+    hookimpl,
+    load_reward_model,
+    sample,
+    score_texts,
+    separate_reference,
+)
+
+if TYPE_CHECKING:
+    from harness.plugin import TrainContext
 
 KL_PENALTIES = ("kl", "abs", "mse", "full")
 REWARD_NORMS = ("whiten", "running", "none")
@@ -44,16 +54,14 @@ REWARD_NORMS = ("whiten", "running", "none")
 def make_scorer(cfg: Any, device: torch.device) -> Callable[[Sequence[str], Sequence[str]], torch.Tensor]:
     """``score(prompts, completions) -> tensor [n]`` for ``method.reward``: the gold reward, or a reward model
     (scored on prompt + completion)."""
-    from harness_plugins import eval_reward_model
-
     reward = reward_function(cfg)
     if callable(reward):
         return lambda prompts, completions: torch.tensor(reward(prompts, completions), dtype=torch.float32)
-    model, tokenizer = eval_reward_model.load_reward_model(reward, str(device))
+    model, tokenizer = load_reward_model(reward, str(device))
 
     def score(prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
         texts = [p + c for p, c in zip(prompts, completions, strict=True)]
-        return eval_reward_model.score_texts(model, tokenizer, texts).float().cpu()
+        return score_texts(model, tokenizer, texts).float().cpu()
 
     return score
 
@@ -112,19 +120,14 @@ def load_value_model(policy: torch.nn.Module, device: torch.device) -> torch.nn.
     return model.to(device)
 
 
-def _settings(m: Any) -> dict[str, Any]:
-    return {k: m[k] for k in ("kl_penalty", "init_kl_coef", "adaptive_kl", "target_kl", "horizon", "cliprange",
-                              "cliprange_value", "vf_coef", "gamma", "lam", "ppo_epochs", "mini_batch_size",
-                              "reward_norm", "response_length", "temperature", "max_grad_norm",
-                              "missing_eos_penalty")}
+def _settings(m: DictConfig) -> dict[str, Any]:
+    return {h.name: m[h.name] for h in HYPERPARAMETERS if h.name not in ("reward", "reward_stage")}
 
 
-def train(ctx: Any) -> torch.nn.Module:
+def train(ctx: TrainContext) -> torch.nn.Module:
     """Train the policy with PPO; returns the trained policy (a peft model with LoRA)."""
     from tqdm.auto import tqdm
     from transformers import get_scheduler
-
-    from harness.evaluation.sampling import sample
 
     m, s = ctx.method_cfg, _settings(ctx.method_cfg)
     device, tokenizer, seed = ctx.device, ctx.tokenizer, int(ctx.cfg.seed)
@@ -245,22 +248,10 @@ def _normalise(raw: torch.Tensor, how: str, moments: RunningMoments) -> torch.Te
     return raw
 
 
-def _validate(m: Any) -> None:
+def _validate(m: DictConfig) -> None:
     check_reward_is_set(m)
-    if m.kl_penalty not in KL_PENALTIES:
-        raise ConfigError(f"method.kl_penalty={m.kl_penalty!r} is invalid; use one of {', '.join(KL_PENALTIES)}.")
-    if m.reward_norm not in REWARD_NORMS:
-        raise ConfigError(f"method.reward_norm={m.reward_norm!r} is invalid; use one of {', '.join(REWARD_NORMS)}.")
-    for key in ("init_kl_coef", "cliprange", "cliprange_value", "vf_coef", "target_kl", "temperature"):
-        if not (isinstance(m[key], (int, float)) and m[key] >= 0) or (key in ("target_kl", "temperature") and m[key] <= 0):
-            raise ConfigError(f"method.{key}={m[key]!r} is invalid for method ppo: it must be a number > 0 "
-                              "(>= 0 for init_kl_coef, the clip ranges and vf_coef).")
-    if not 0 <= m.gamma <= 1 or not 0 <= m.lam <= 1:
-        raise ConfigError(f"method.gamma={m.gamma} and method.lam={m.lam} must lie in [0, 1] (the recipe uses 1 and 0.95).")
-    if int(m.mini_batch_size) < 1 or int(m.batch_size) % int(m.mini_batch_size):
+    if int(m.batch_size) % int(m.mini_batch_size):
         raise ConfigError(f"method.mini_batch_size={m.mini_batch_size} must divide method.batch_size={m.batch_size}.")
-    if int(m.ppo_epochs) < 1 or int(m.response_length) < 1:
-        raise ConfigError("method.ppo_epochs and method.response_length must be >= 1.")
 
 
 def _models(cfg: Any) -> int:
@@ -268,13 +259,44 @@ def _models(cfg: Any) -> int:
     return 2 + separate_reference(cfg) + reward_models(cfg)
 
 
+HYPERPARAMETERS = [
+    *REWARD_KNOBS,
+    Hyperparameter("kl_penalty", "kl", "per-token KL penalty: kl (log-ratio) | abs | mse | full (exact over the "
+                   "vocabulary)", choices=KL_PENALTIES),
+    Hyperparameter("init_kl_coef", 0.05, "KL coefficient; real models: 0.02 to 0.2 (the seed: too low -> reward "
+                   "hacking)", bounds="[0, inf)"),
+    Hyperparameter("adaptive_kl", True, "adapt the coefficient toward target_kl (Ziegler et al. 2019)"),
+    Hyperparameter("target_kl", 4.0, "nats per sequence the adaptive controller aims for (the seed's healthy band "
+                   "is 0.5 to 10)", bounds="(0, inf)"),
+    Hyperparameter("horizon", 10000, "samples over which the controller corrects a full error", bounds="[1, inf)"),
+    Hyperparameter("cliprange", 0.2, "PPO policy ratio clip", bounds="[0, inf)"),
+    Hyperparameter("cliprange_value", 0.2, "value-function clip", bounds="[0, inf)"),
+    Hyperparameter("vf_coef", 0.1, "weight of the value loss", bounds="[0, inf)"),
+    Hyperparameter("gamma", 1.0, "discount (the recipe uses 1)", bounds="[0, 1]"),
+    Hyperparameter("lam", 0.95, "GAE lambda (the recipe uses 0.95)", bounds="[0, 1]"),
+    Hyperparameter("ppo_epochs", 4, "passes over each batch of rollouts", bounds="[1, inf)"),
+    Hyperparameter("mini_batch_size", 16, "responses per gradient update (divides batch_size)", bounds="[1, inf)"),
+    Hyperparameter("reward_norm", "whiten", "whiten (per batch) | running (running mean/std) | none; the seed: "
+                   "unnormalised PPO is unstable", choices=REWARD_NORMS),
+    Hyperparameter("response_length", 24, "tokens sampled per response (eval.max_new_tokens on the toy world)",
+                   bounds="[1, inf)"),
+    Hyperparameter("temperature", 1.0, "sampling temperature during rollouts", bounds="(0, inf)"),
+    Hyperparameter("max_grad_norm", 1.0, "gradient clipping", bounds="(0, inf)"),
+    Hyperparameter("missing_eos_penalty", None, "subtract this from the score of responses that hit "
+                   "response_length without EOS (null: none)", types=(int, float), nullable=True, bounds="[0, inf)"),
+]
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """RLHF-PPO."""
     return [MethodSpec(
         name="ppo", train=train, data_kind="prompts", models_in_memory=_models, needs_reference=True,
-        defaults=method_defaults("ppo"), lr_range=(1e-7, 1e-5), config_class=None, validate=_validate,
+        hyperparameters=HYPERPARAMETERS, lr_range=(1e-7, 1e-5), validate=_validate,
         description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
+        # The toy world's defaults; real models: learning rate 1e-6 to 3e-6, batch 64 to 512.
+        defaults={"learning_rate": 1e-4, "epochs": 1, "max_steps": 60, "batch_size": 64, "warmup": 0.0,
+                  "scheduler": "constant"},
         search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",
                       "learning_rate": "tag(log, interval(1e-5, 1e-3))"},
     )]

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness import hookimpl
+from harness.plugin import DataFormat, PreferenceData, ValidationReport, hookimpl
 
 NAME = "toyworld"
 
@@ -61,13 +61,11 @@ def harness_model_resolve(name_or_path: str, cfg: DictConfig, dry_run: bool) -> 
 
 
 @hookimpl
-def harness_data_load(cfg: DictConfig) -> Any:
+def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
     """The toy world's train pairs, held-out pairs and held-out prompts."""
     if cfg.data.source != NAME:
         return None
     from datasets import load_dataset
-
-    from harness.data import DataFormat, PreferenceData, ValidationReport
 
     w = world(cfg)
     files = {"train": str(w.train_pairs_path), "eval": str(w.eval_pairs_path)}

@@ -11,12 +11,25 @@ from tests.conftest import REPO, run_cli
     (["method=dpp"], "Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, grpo, ipo, kto, orpo, ppo, "
                      "reward, rloo, simpo."),
     (["method.bta=0.1"], "Unknown option 'method.bta'. Did you mean: method.beta?"),
-    (["method.beta=-0.1"], "method.beta=-0.1 is invalid for method dpo: it must be a number > 0."),
+    (["method.beta=-0.1"], "method.beta=-0.1 is invalid for method dpo (KL strength; "),
+    (["method.beta=-0.1"], "it must lie in (0, inf)."),
     (["method.learning_rate=0"], "method.learning_rate=0 is invalid"),
+    (["method.learning_rate=inf"], "method.learning_rate=inf is invalid for method dpo: it must be a finite number."),
+    (["method.batch_size=2.5"], "method.batch_size=2.5 is invalid for method dpo: it must be an integer."),
     (["method.trl.max_lenght=64"], "Unknown DPOConfig option (method.trl) 'max_lenght'. Did you mean: max_length?"),
-    (["method.trl.learning_rate=1e-5"], "method.trl.learning_rate is managed by the harness; set method.learning_rate"),
+    (["method.trl.learning_rate=1e-5"], "method.trl.learning_rate sets the same DPOConfig field as "
+                                        "method.learning_rate; set method.learning_rate only."),
+    (["method=simpo", "method.trl.simpo_gamma=1.0"], "method.trl.simpo_gamma sets the same CPOConfig field as "
+                                                     "method.gamma; set method.gamma only."),
+    (["method.trl.output_dir=x"], "method.trl.output_dir is managed by the harness"),
     (["method=ipo", "method.trl.loss_type=sigmoid"], "method ipo trains with loss_type ipo"),
-    (["method=simpo", "method.gamma=-1"], "SimPO's target margin must be >= 0"),
+    (["method=simpo", "method.gamma=-1"], "method.gamma=-1 is invalid for method simpo (target reward margin"),
+    (["method=ppo", "method.kl_penalty=l2"], "method.kl_penalty='l2' is invalid for method ppo"),
+    (["leaderboard.objective=gold_rewrd"], "Unknown metric for leaderboard.objective 'gold_rewrd'. Did you mean: "
+                                           "gold_reward?"),
+    (["leaderboard.objective=length"], "leaderboard.objective=length names a descriptive metric"),
+    (["eval.extra=[kll]"], "Unknown evaluator 'kll'. Did you mean: kl?"),
+    (["eval.reward_model.name_or_path=5"], "eval.reward_model.name_or_path=5 is invalid"),
     (["method.beta=0.1,0.2"], "A sweep (a,b or range/choice) needs multirun: add -m"),
     (["eval.evaluators=[gold_reward,kll]"], "Unknown evaluator 'kll'. Did you mean: kl?"),
     (["model=hf", "model.name_or_path=/does/not/exist"], "is not a model directory"),

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 from omegaconf import OmegaConf
 
+from harness.config.store import method_config
 from harness.errors import PluginError, UnknownNameError
 from harness.plugin.manager import get_plugin_manager, reset_plugin_manager
 
@@ -42,7 +43,8 @@ def test_builtin_methods_and_evaluators_come_from_entry_points():
     for name in BUILTIN_METHODS:
         spec = pm.method(name)
         assert spec.data_kind in ("pairwise", "unpaired", "prompts")
-        assert spec.defaults["name"] == name and spec.search_space
+        assert method_config(spec)["name"] == name and spec.search_space
+        assert set(spec.search_space) <= set(method_config(spec))  # every suggested dimension is a knob
 
 
 def test_method_registry_declares_what_the_seed_says():
@@ -127,7 +129,7 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
         def harness_methods_register():
             return [MethodSpec(name="dpo", train=lambda ctx: None)]
     """)
-    with pytest.raises(PluginError, match="Two plugins register the method 'dpo'"):
+    with pytest.raises(PluginError, match="Two plugins register the method 'dpo': plugin 'dpo' .* and plugin 'dup_plugin'"):
         _ = get_plugin_manager([name]).methods
 
 

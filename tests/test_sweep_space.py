@@ -130,6 +130,10 @@ def test_every_shipped_sampler_and_pruner_config_builds_its_optuna_object(sample
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from harness.config.store import register_configs
+    from harness.plugin.manager import get_plugin_manager
+
+    register_configs(get_plugin_manager())  # the methods' config nodes, as python -m harness registers them
     with initialize_config_module(config_module="harness_conf", version_base="1.3"):
         cfg = compose("config", overrides=["hydra/sweeper=optuna", f"hydra/sweeper/sampler={sampler}",
                                            f"hydra/sweeper/pruner={pruner}"], return_hydra_config=True)

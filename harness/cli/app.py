@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.config.store import CONFIG_MODULE, CONFIG_NAME
 from harness.errors import UserError
 
 # Nothing reaches for the network unless the user asks (export HF_HUB_OFFLINE=0 to allow downloads).
@@ -23,8 +24,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CONFIG_MODULE = "harness_conf"
-CONFIG_NAME = "config"
 # Hydra flags after which the user inspects rather than runs: pass through without validation.
 _INSPECT_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion",
                   "--resolve", "--experimental-rerun", "--config-path", "-cp"}
@@ -52,34 +51,6 @@ def split_cli(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, boo
     return overrides, flags, multirun, inspect
 
 
-def plugin_modules(overrides: Sequence[str]) -> list[str]:
-    """Module names given on the command line as ``plugins=[a.b,c.d]`` (needed before composing)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    modules: list[str] = []
-    for o in OverridesParser.create().parse_overrides([a for a in overrides if a.lstrip("+~").startswith("plugins=")]):
-        value = o.value()
-        modules.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
-    return modules
-
-
-def register_method_configs(pm: Any) -> None:
-    """Make every registered method selectable as ``method=<name>``.
-
-    Built-in methods ship ``conf/method/<name>.yaml``; a plugin method without a YAML file gets its
-    ``MethodSpec.defaults`` stored in Hydra's ConfigStore under the same group.
-    """
-    from importlib.resources import files
-
-    from hydra.core.config_store import ConfigStore
-
-    shipped = files(CONFIG_MODULE).joinpath("method")
-    store = ConfigStore.instance()
-    for name, spec in pm.methods.items():
-        if not shipped.joinpath(f"{name}.yaml").is_file():
-            store.store(group="method", name=name, node={"name": name, **dict(spec.defaults)}, provider=name)
-
-
 def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool) -> list[str]:
     """``args`` with a stable ``sweep_name`` added for an Optuna sweep that has none, so that running the same
     command again resumes its study (the default name is a timestamp)."""
@@ -92,16 +63,17 @@ def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
-    from harness.config.compose import open_free_form
+    from harness.config.compose import open_free_form, plugin_modules
 
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
     try:
+        from harness.config.store import register_configs
         from harness.plugin.manager import get_plugin_manager
 
         overrides, flags, multirun, inspect = split_cli(args)
         args = name_optuna_sweep(args, overrides, multirun)
         pm = get_plugin_manager(plugin_modules(overrides))
-        register_method_configs(pm)
+        register_configs(pm)
         if not inspect:
             from harness.config.compose import validate_jobs
 

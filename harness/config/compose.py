@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.store import BASE_METHOD_CONFIG
 from harness.errors import ConfigError, UnknownNameError
 
 _GROUPS_NOT_VALIDATED = ("hydra",)
@@ -64,6 +65,8 @@ def _check_groups(loader: Any, overrides: list[Any]) -> None:
         options = loader.get_group_options(o.key_or_group)
         if not options or o.is_delete():
             continue
+        if o.key_or_group == "method":  # method/base is what every method extends, not a method
+            options = [name for name in options if name != BASE_METHOD_CONFIG]
         value = o.value()
         if isinstance(value, str) and value not in options:
             raise UnknownNameError(o.key_or_group, value, options)
@@ -82,15 +85,30 @@ def _check_keys(base: DictConfig, overrides: list[Any]) -> None:
             raise UnknownNameError("option", key, siblings, hint=f"To add a new key use +{key}=<value>.")
 
 
+def plugin_modules(overrides: Sequence[str]) -> list[str]:
+    """Module names given on the command line as ``plugins=[a.b,c.d]`` (needed before composing)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    modules: list[str] = []
+    for o in OverridesParser.create().parse_overrides([a for a in overrides if a.lstrip("+~").startswith("plugins=")]):
+        value = o.value()
+        modules.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
+    return modules
+
+
 def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
-    """Compose one job's config with Hydra's compose API; Hydra's errors become one-line ConfigErrors."""
+    """Compose one job's config with Hydra's compose API; Hydra's errors become one-line ConfigErrors.
+
+    The plugins' config nodes (every method, the evaluators' options) are registered first."""
     from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.cli.app import CONFIG_MODULE, CONFIG_NAME
+    from harness.config.store import CONFIG_MODULE, CONFIG_NAME, register_configs
+    from harness.plugin.manager import get_plugin_manager
 
+    register_configs(get_plugin_manager(plugin_modules(job)))
     name = flags.get("--config-name") or flags.get("-cn") or CONFIG_NAME
     config_dir = flags.get("--config-dir") or flags.get("-cd")
     init = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir \

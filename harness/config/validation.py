@@ -9,57 +9,60 @@ one-line :class:`harness.errors.UserError`.
 from __future__ import annotations
 
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from harness.config.metrics import resolve_metric
+from harness.config.trainer_config import check_method_values, check_trl_fields
 from harness.errors import ConfigError
 from harness.trial import models
-from harness.trial.context import check_trl_fields
 
 if TYPE_CHECKING:
     from harness.plugin.manager import HarnessPluginManager
-
-
-def _number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool = False,
-            hint: str = "") -> None:
-    value: Any = cfg.method.get(key)
-    if value is None:
-        return
-    ok_type = isinstance(value, int) if integer else isinstance(value, Real)
-    ok = ok_type and not isinstance(value, bool) and (value > minimum if strict else value >= minimum)
-    if not ok:
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"method.{key}={value!r} is invalid for method {cfg.method.name}: it must be {kind} "
-                          f"{bound}.{(' ' + hint) if hint else ''}")
+    from harness.plugin.specs import EvaluatorSpec
 
 
 def validate_method(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """Method known, its knobs in range, its ``method.trl`` keys known; then the method's own checks."""
+    """Method known, each knob valid against its declaration, its ``method.trl`` keys known and not set twice;
+    then the method's own checks of settings that are wrong together."""
     spec = pm.method(str(cfg.method.name))
-    _number(cfg, "beta", minimum=0, strict=True, hint="Try 0.1 (the seed's standard value).")
-    _number(cfg, "learning_rate", minimum=0, strict=True, hint="Real models use 5e-7 to 5e-6.")
-    _number(cfg, "epochs", minimum=0, strict=True)
-    _number(cfg, "batch_size", minimum=1, strict=False, integer=True)
-    _number(cfg, "grad_accum", minimum=1, strict=False, integer=True)
-    _number(cfg, "warmup", minimum=0, strict=False)
-    max_steps = cfg.method.get("max_steps", -1)
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps == 0 or max_steps < -1:
-        raise ConfigError(f"method.max_steps={max_steps!r} is invalid: use -1 (train for method.epochs) or a "
-                          "positive number of steps.")
-    check_trl_fields(cfg.method, spec.config_class)
+    check_method_values(spec, cfg.method)
+    check_trl_fields(spec, cfg.method)
     if spec.validate is not None:
         spec.validate(cfg.method)
 
 
+def evaluator_names(cfg: DictConfig) -> list[str]:
+    """The evaluators a policy trial runs: ``eval.evaluators`` then ``eval.extra`` (each once, in order)."""
+    names = [str(n) for n in [*(cfg.eval.get("evaluators") or []), *(cfg.eval.get("extra") or [])]]
+    return list(dict.fromkeys(names))
+
+
+def trial_evaluators(cfg: DictConfig, pm: HarnessPluginManager) -> list[EvaluatorSpec]:
+    """The evaluators that run on the trial's checkpoints: those listed for a policy, or every evaluator that
+    applies to what the method produces (a reward model)."""
+    produces = pm.method(str(cfg.method.name)).produces
+    if produces == "policy":
+        return [pm.evaluator(name) for name in evaluator_names(cfg)]
+    return [e for e in pm.evaluators.values() if e.applies_to == produces]
+
+
 def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """Evaluators known and sampling settings in range."""
-    for name in cfg.eval.evaluators:
-        spec = pm.evaluator(str(name))
+    """Evaluators known and for policies, their options valid, sampling settings in range."""
+    for name in evaluator_names(cfg):
+        spec = pm.evaluator(name)
         if spec.applies_to != "policy":
             raise ConfigError(f"eval.evaluators lists {name}, which evaluates {spec.applies_to.replace('_', ' ')}s, "
                               "not policies; remove it (it runs by itself on the checkpoints it applies to).")
+    for spec in pm.evaluators.values():
+        options = cfg.eval.get(spec.name)
+        for option in spec.options:
+            value = options.get(option.name) if options is not None else option.default
+            problem = option.problem(value)
+            if problem is not None:
+                meaning = f" ({option.help})" if option.help else ""
+                raise ConfigError(f"eval.{spec.name}.{option.name}={value!r} is invalid{meaning}: {problem}.")
     e = cfg.eval
     if e.checkpoints not in ("all", "final"):
         raise ConfigError(f"eval.checkpoints={e.checkpoints!r} is invalid; use all or final.")
@@ -70,6 +73,13 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
         raise ConfigError(f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all).")
     if not isinstance(e.temperature, Real) or e.temperature <= 0:
         raise ConfigError(f"eval.temperature={e.temperature!r} is invalid; it must be > 0 (1.0 is unbiased).")
+
+
+def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """``leaderboard.objective`` is ``auto`` or a metric the trial's evaluators declare with a direction."""
+    objective = (cfg.get("leaderboard") or {}).get("objective", "auto")
+    if objective not in (None, "auto"):
+        resolve_metric(str(objective), trial_evaluators(cfg, pm), "leaderboard.objective")
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -94,5 +104,6 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_method(cfg, pm)
     validate_train(cfg)
     validate_eval(cfg, pm)
+    validate_objective(cfg, pm)
     models.resolve_model_path(pm, cfg, dry_run=True)
     pm.hook.harness_config_validate(cfg=cfg)

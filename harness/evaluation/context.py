@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import torch
 from omegaconf import DictConfig
 
+from harness.evaluation import reward_models
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
@@ -96,7 +97,15 @@ class EvalContext:
         self.is_reference = is_reference  # step 0: the policy is the reference model itself
         self.preference_pairs = preference_pairs  # held-out pairwise rows (prompt/chosen/rejected), or None
         self.refcache = refcache if refcache is not None else RefCache("in-memory")
+        self.evaluator: EvaluatorSpec | None = None  # the evaluator running now (set by evaluate_checkpoint)
         self._memo: dict[str, Any] = {}
+
+    @property
+    def options(self) -> DictConfig:
+        """The running evaluator's options, ``eval.<evaluator name>`` (its declared defaults, as overridden)."""
+        if self.evaluator is None or self.eval_cfg.get(self.evaluator.name) is None:
+            return DictConfig({})
+        return self.eval_cfg[self.evaluator.name]
 
     def memo(self, name: str, compute: Callable[[], T]) -> T:
         """``compute()``, run at most once per checkpoint under ``name`` (for quantities evaluators share)."""
@@ -188,6 +197,35 @@ class EvalContext:
         return self._gold(self.policy_samples)
 
 
+    @property
+    def reward_model_path(self) -> str | None:
+        """The configured reward model (``eval.reward_model.name_or_path``), or None."""
+        return reward_models.configured_path(self.eval_cfg)
+
+    def _reward_model_scores(self, samples: Samples) -> torch.Tensor:
+        assert self.reward_model_path is not None
+        model, tokenizer = reward_models.load_reward_model(self.reward_model_path,
+                                                           str(next(self.policy.parameters()).device))
+        texts = [p + c for p, c in zip(samples.prompts, samples.completions, strict=True)]
+        return reward_models.score_texts(model, tokenizer, texts, batch_size=int(self.eval_cfg.batch_size))
+
+    @cached_property
+    def reference_reward_model_scores(self) -> torch.Tensor | None:
+        """The reward model's score of each reference sample (cached), or None without a reward model."""
+        if self.reward_model_path is None:
+            return None
+        return self.reference_tensor("reward_model_scores", lambda: self._reward_model_scores(self.reference_samples))
+
+    @cached_property
+    def reward_model_scores(self) -> torch.Tensor | None:
+        """The reward model's score of each policy sample, or None when no reward model is configured."""
+        if self.reward_model_path is None:
+            return None
+        if self.is_reference:
+            return self.reference_reward_model_scores
+        return self._reward_model_scores(self.policy_samples)
+
+
 def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
     """Prompts as text: strings as they are, message lists through the tokenizer's chat template.
 
@@ -196,14 +234,6 @@ def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], b
     if not prompts or isinstance(prompts[0], str):
         return [str(p) for p in prompts], False
     return [tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in prompts], True
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of the mean of a 1-D tensor."""
-    values = values.double()
-    n = values.numel()
-    se = float(values.std(unbiased=True) / n**0.5) if n > 1 else float("nan")
-    return float(values.mean()), se
 
 
 def evaluate_checkpoint(
@@ -219,6 +249,7 @@ def evaluate_checkpoint(
     seconds: dict[str, float] = {}
     cached = ctx.refcache.metrics() if ctx.is_reference else {}
     for spec in evaluators:
+        ctx.evaluator = spec
         start = time.perf_counter()
         if spec.name in cached:
             result = cached[spec.name]

@@ -40,7 +40,7 @@ from harness.records import atomic_write_text
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = 1
 #: ``eval`` keys that do not change what evaluating the reference yields.
-_NOT_IN_KEY = ("evaluators", "checkpoints", "cache", "cache_dir")
+_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir")
 _SAMPLES = "samples.safetensors"
 _METRICS = "metrics.json"
 _KEY = "key.json"

@@ -181,6 +181,21 @@ def _pad_right(rows: list[torch.Tensor], width: int) -> torch.Tensor:
     return torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[1])) for r in rows])
 
 
+def _completion_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int,
+                            temperature: float, keep_logits: bool) -> torch.Tensor:
+    """Log-softmax of the next-token distributions at the completion positions ([batch, length - width, vocab]),
+    with the left padding and position ids of generation."""
+    length = ids.shape[1]
+    positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
+    extra = {"logits_to_keep": length - width + 1} if keep_logits else {}
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, **extra).logits
+    # logits[:, j] predicts token j+1: the completion tokens width..length-1 need width-1..length-2.
+    logits = logits[:, -(length - width + 1) : -1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1)
+
+
 @torch.no_grad()
 def token_logprobs(
     model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32,
@@ -200,18 +215,10 @@ def token_logprobs(
     logps, masks, entropies = [], [], []
     for batch in samples.batches:
         width = batch.prompt_width
-        length = batch.input_ids.shape[1]
         for start in range(0, batch.input_ids.shape[0], chunk_size):
             ids = batch.input_ids[start : start + chunk_size].to(device)
             attn = batch.attention_mask[start : start + chunk_size].to(device)
-            positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
-            extra = {"logits_to_keep": length - width + 1} if keep_logits else {}
-            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, **extra).logits
-            # logits[:, j] predicts token j+1: the completion tokens width..length-1 need width-1..length-2.
-            logits = logits[:, -(length - width + 1) : -1].float()
-            if temperature != 1.0:
-                logits = logits / temperature
-            logp = torch.log_softmax(logits, dim=-1)
+            logp = _completion_log_softmax(model, ids, attn, width, temperature, keep_logits)
             mask = batch.completion_mask[start : start + chunk_size, width:].to(device).float()
             logps.append((logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1) * mask).cpu())
             masks.append(mask.cpu())
@@ -235,6 +242,27 @@ def sequence_logprobs(
     estimate of KL(policy || reference) for the sampling distributions (see :func:`token_logprobs`).
     """
     return token_logprobs(model, samples, temperature=temperature, chunk_size=chunk_size).sequence()
+
+
+def completion_logprobs(model: torch.nn.Module, tokenizer, prompts: Sequence[str], completions: Sequence[str], *,
+                        add_special_tokens: bool = True) -> torch.Tensor:
+    """Summed log-probability of each completion given its prompt under ``model`` (shape [n], on the model's
+    device), differentiable: the building block of a method's own preference loss.
+
+    The texts are laid out as :func:`encode_completions` does (as TRL's trainers tokenize them, EOS appended);
+    wrap the call in ``torch.no_grad()`` for a frozen reference model.
+    """
+    encoded = encode_completions(tokenizer, prompts, completions, batch_size=max(len(prompts), 1),
+                                 add_special_tokens=add_special_tokens)
+    device = next(model.parameters()).device
+    keep_logits = _accepts_logits_to_keep(model)
+    sums = []
+    for batch in encoded.batches:
+        ids, width = batch.input_ids.to(device), batch.prompt_width
+        logp = _completion_log_softmax(model, ids, batch.attention_mask.to(device), width, 1.0, keep_logits)
+        token = logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
+        sums.append((token * batch.completion_mask[:, width:].to(device)).sum(dim=1))
+    return torch.cat(sums) if sums else torch.zeros(0, device=device)
 
 
 def encode_completions(

@@ -13,10 +13,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-# Config sections that define the comparison; "eval.evaluators" and "eval.checkpoints" only choose what is
-# reported and when, "eval.cache*" only how, so they may differ between merged sweeps.
+# Config sections that define the comparison; "eval.evaluators", "eval.extra" and "eval.checkpoints" only choose
+# what is reported and when, "eval.cache*" only how, so they may differ between merged sweeps.
 COMPARED = ("model", "data", "toyworld", "eval")
-NOT_COMPARED = {("eval", "evaluators"), ("eval", "checkpoints"), ("eval", "cache"), ("eval", "cache_dir"),
+NOT_COMPARED = {("eval", "evaluators"), ("eval", "extra"), ("eval", "checkpoints"), ("eval", "cache"), ("eval", "cache_dir"),
                 ("toyworld", "cache_dir"), ("eval", "logprob_batch_size"), ("eval", "batch_size")}
 
 

@@ -1,0 +1,83 @@
+"""The public plugin API: everything a method, evaluator or data plugin may use from the harness.
+
+Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only this module (a test reads their
+imports), so they are examples a third party can copy. Names that pull in torch or transformers are imported
+on first use, so a plugin module that only registers specs stays cheap to import.
+
+Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter`, :class:`EvaluatorSpec` with
+:class:`Metric` and :class:`Option`, :func:`separate_reference`. Training: :class:`TrainContext`,
+:func:`completion_logprobs`. Evaluating: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`,
+:func:`mean_and_se`, :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`, reward models
+(:func:`load_reward_model`, :func:`score_texts`, :func:`check_reward_model`). Data: :class:`PreferenceData`,
+:class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`. Resources: :func:`gold_reward`,
+:func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`. Errors: :class:`ConfigError` (a user's config
+mistake: one line with the fix), :class:`DataError`, :class:`UnknownNameError`, :class:`TrialFailed`,
+:class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from harness.cache import cache_dir, file_lock
+from harness.data import DataFormat, PreferenceData, ValidationReport, load_preference_data
+from harness.errors import (
+    ConfigError,
+    DataError,
+    PluginError,
+    TrialFailed,
+    TrialPruned,
+    UnknownNameError,
+    UserError,
+)
+from harness.evaluation.stats import mean_and_se
+from harness.plugin.hookspecs import RewardFunction, hookimpl
+from harness.plugin.manager import gold_reward, method_defaults
+from harness.plugin.settings import Hyperparameter, Option
+from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, separate_reference
+
+if TYPE_CHECKING:
+    from harness.evaluation.context import EvalContext
+    from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
+    from harness.evaluation.sampling import (
+        Samples,
+        TokenLogprobs,
+        completion_logprobs,
+        encode_completions,
+        sample,
+        token_logprobs,
+    )
+    from harness.trial.context import TrainContext
+
+# Imported on first use (torch, transformers): name -> module.
+_LAZY = {
+    "TrainContext": "harness.trial.context",
+    "EvalContext": "harness.evaluation.context",
+    "Samples": "harness.evaluation.sampling",
+    "TokenLogprobs": "harness.evaluation.sampling",
+    "sample": "harness.evaluation.sampling",
+    "token_logprobs": "harness.evaluation.sampling",
+    "encode_completions": "harness.evaluation.sampling",
+    "completion_logprobs": "harness.evaluation.sampling",
+    "load_reward_model": "harness.evaluation.reward_models",
+    "score_texts": "harness.evaluation.reward_models",
+    "check_reward_model": "harness.evaluation.reward_models",
+}
+
+__all__ = [
+    "ConfigError", "DataError", "DataFormat", "EvalContext", "EvaluatorSpec", "Hyperparameter", "MethodSpec",
+    "Metric", "Option", "PluginError", "PreferenceData", "RewardFunction", "Samples", "TokenLogprobs",
+    "TrainContext", "TrialFailed", "TrialPruned", "UnknownNameError", "UserError", "ValidationReport",
+    "cache_dir", "check_reward_model", "completion_logprobs", "encode_completions", "file_lock", "gold_reward",
+    "hookimpl", "load_preference_data", "load_reward_model", "mean_and_se", "method_defaults", "sample",
+    "score_texts", "separate_reference", "token_logprobs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness.plugin' has no attribute {name!r}")

@@ -43,7 +43,8 @@ def harness_methods_register() -> Sequence[MethodSpec]:
     be selected with ``method=<name>``.
 
     :returns: a sequence of :class:`harness.plugin.specs.MethodSpec`; results of all plugins are concatenated.
-        Two plugins registering the same name is an error naming both.
+        Two plugins registering the same name is an error naming both; a spec that breaks the contract (see
+        :class:`~harness.plugin.specs.MethodSpec`) is an error naming the plugin.
     """
 
 
@@ -51,9 +52,23 @@ def harness_methods_register() -> Sequence[MethodSpec]:
 def harness_evaluators_register() -> Sequence[EvaluatorSpec]:
     """Return the checkpoint evaluators this plugin provides.
 
-    Called once when the plugin manager starts. Evaluators are selected by name in ``eval.evaluators``.
+    Called once when the plugin manager starts. Evaluators are selected by name in ``eval.evaluators`` (or
+    added to the default list with ``eval.extra``).
 
     :returns: a sequence of :class:`harness.plugin.specs.EvaluatorSpec`; results of all plugins are concatenated.
+        Two plugins registering the same name is an error naming both.
+    """
+
+
+@hookspec
+def harness_config_searchpath() -> Sequence[str]:
+    """Return config folders to add to Hydra's search path.
+
+    Called once when the plugin manager starts. A folder holds config groups like ``conf/``: for example
+    ``method/<name>.yaml``, a commented config file for the plugin's method (it must start with
+    ``defaults: [base, _self_]`` and agree with the method's spec), or presets such as ``eval/<name>.yaml``.
+
+    :returns: ``pkg://<importable package>`` or directory paths; results of all plugins are concatenated.
     """
 
 
@@ -148,12 +163,13 @@ def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
 
 @hookspec
 def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any]) -> None:
-    """Called after a checkpoint has been evaluated, from the trial's own process.
+    """Called after a checkpoint of the trained model has been evaluated, from the trial's own process.
 
-    A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner).
+    A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner). The
+    reference model's evaluation (step 0) is not reported here; it is ``record["reference"]``.
 
     :param cfg: the trial config.
-    :param step: the optimizer step of the checkpoint (0 is the reference model).
+    :param step: the optimizer step of the checkpoint (>= 1).
     :param metrics: the evaluators' metrics for that checkpoint.
     """
 

@@ -8,9 +8,10 @@ name or signature, stops the run with one line naming the plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import cached_property
 from types import ModuleType
 from typing import Any
@@ -81,24 +82,47 @@ class HarnessPluginManager(pluggy.PluginManager):
 
     # -- registries ---------------------------------------------------------------------------------
 
-    def _collect(self, hook_results: list[Sequence[Any]], kind: str) -> dict[str, Any]:
+    def describe(self, plugin_name: str) -> str:
+        """``plugin 'name' (where it came from)``, for messages."""
+        return f"plugin '{plugin_name}' ({self._sources.get(plugin_name, 'registered directly')})"
+
+    def _owner(self, plugin_name: str) -> str:
+        text = self.describe(plugin_name)
+        return text[0].upper() + text[1:]
+
+    def _collect(self, hook: Any, kind: str, spec_class: type) -> dict[str, Any]:
+        """Call one registration hook plugin by plugin, so that every problem names the plugin responsible."""
         found: dict[str, Any] = {}
-        for specs in hook_results:
+        owners: dict[str, str] = {}
+        for impl in hook.get_hookimpls():  # registration order
+            owner = self._owner(impl.plugin_name)
+            try:
+                specs = list(impl.function() or [])
+            except PluginError as exc:
+                raise PluginError(f"{owner} registers an invalid {kind}: {exc}") from None
+            except Exception as exc:
+                raise PluginError(f"{owner} failed to register its {kind}s: "
+                                  f"{type(exc).__name__}: {exc}") from exc
             for spec in specs:
+                if not isinstance(spec, spec_class):
+                    raise PluginError(f"{owner} returned {spec!r} from {hook.name}; return "
+                                      f"{spec_class.__name__} objects.")
                 if spec.name in found:
-                    raise PluginError(f"Two plugins register the {kind} '{spec.name}'; uninstall or rename one.")
-                found[spec.name] = spec
+                    raise PluginError(f"Two plugins register the {kind} '{spec.name}': {owners[spec.name]} and "
+                                      f"{self.describe(impl.plugin_name)}; uninstall or rename one.")
+                owners[spec.name] = self.describe(impl.plugin_name)
+                found[spec.name] = dataclasses.replace(spec, origin=owners[spec.name])
         return dict(sorted(found.items()))
 
     @cached_property
     def methods(self) -> dict[str, MethodSpec]:
-        """All registered methods by name."""
-        return self._collect(self.hook.harness_methods_register(), "method")
+        """All registered methods by name (each stamped with the plugin that registered it)."""
+        return self._collect(self.hook.harness_methods_register, "method", MethodSpec)
 
     @cached_property
     def evaluators(self) -> dict[str, EvaluatorSpec]:
-        """All registered evaluators by name."""
-        return self._collect(self.hook.harness_evaluators_register(), "evaluator")
+        """All registered evaluators by name (each stamped with the plugin that registered it)."""
+        return self._collect(self.hook.harness_evaluators_register, "evaluator", EvaluatorSpec)
 
     def method(self, name: str) -> MethodSpec:
         """The method registered as ``name``; an UnknownNameError with suggestions otherwise."""
@@ -147,3 +171,23 @@ def reset_plugin_manager() -> None:
     """Drop the process-wide manager (tests use this to start from a clean registry)."""
     global _MANAGER
     _MANAGER = None
+
+
+def plugin_manager_for(cfg: Any) -> HarnessPluginManager:
+    """The process-wide plugin manager with the trial config's ``plugins=[...]`` modules registered."""
+    return get_plugin_manager(list(cfg.get("plugins") or []))
+
+
+def gold_reward(cfg: Any) -> Any:
+    """The data source's programmatic reward for the trial config ``cfg`` (``reward(prompts, completions) ->
+    scores``), or None when the data defines none (see the ``harness_gold_reward`` hook)."""
+    return plugin_manager_for(cfg).hook.harness_gold_reward(cfg=cfg)
+
+
+def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
+    """The default config of ``method=<name>`` (base knobs, hyperparameters, the method's defaults) as plain
+    values; ``cfg`` names extra plugin modules to load (its ``plugins``)."""
+    from harness.config.store import method_config
+
+    pm = plugin_manager_for(cfg) if cfg is not None else get_plugin_manager()
+    return method_config(pm.method(name))

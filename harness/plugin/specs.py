@@ -1,14 +1,26 @@
-"""What a plugin hands to the harness: the description of a method or an evaluator.
+"""What a plugin hands to the harness: the description of a method or an evaluator, checked on creation.
 
-Plugins return these from the registration hooks in :mod:`harness.plugin.hookspecs`. They are plain frozen
-dataclasses so that the core can list, validate and document them without knowing any method by name.
+Plugins return :class:`MethodSpec` and :class:`EvaluatorSpec` from the registration hooks in
+:mod:`harness.plugin.hookspecs`. They are frozen dataclasses, so the core can list, validate and document them
+without knowing any method by name. Like TRL's configs, each checks its own fields when it is created
+(``__post_init__``) and raises :class:`harness.errors.PluginError` naming the field, the value and the fix; the
+plugin manager adds the plugin's name and source to the message.
+
+A method declares its own knobs (:class:`Hyperparameter`: ``method.<name>`` with its default, help, bounds and the
+trainer-config field it sets); an evaluator declares the metrics it returns (:class:`Metric`: direction,
+leaderboard column, headline or not) and its settings (:class:`Option`: ``eval.<evaluator>.<name>``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
+
+from harness.plugin.settings import COMMON_KNOBS, Hyperparameter, Option, check_name, reject
 
 if TYPE_CHECKING:
     from harness.evaluation.context import EvalContext
@@ -16,6 +28,75 @@ if TYPE_CHECKING:
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
 ModelKind = Literal["policy", "reward_model"]
+Direction = Literal["maximize", "minimize"]
+DATA_KINDS = ("pairwise", "unpaired", "prompts")
+MODEL_KINDS = ("policy", "reward_model")
+DIRECTIONS = ("maximize", "minimize")
+
+_METRIC = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_./*-]*$")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A value an evaluator returns for each checkpoint.
+
+    Attributes:
+        name: the key in the evaluator's result; ``*`` matches any text, for metrics named after their
+            settings (``lm_eval/*/acc``).
+        help: one line: what it measures and its unit (the report's glossary and column tooltips).
+        direction: ``"maximize"`` or ``"minimize"`` when higher or lower is better (it may then be the
+            leaderboard's or Optuna's objective); ``None`` for a descriptive value (length, entropy).
+        column: its leaderboard column (default: the name).
+        headline: shown as a column of the leaderboard's ranked tables; every metric is in ``checkpoints.csv``.
+        se: the key of its standard error, when the evaluator returns one.
+        objective_priority: when the objective is ``auto``, the leaderboard ranks by the metric with the
+            lowest priority among those the checkpoints have (``None``: never chosen automatically).
+    """
+
+    name: str
+    help: str = ""
+    direction: Direction | None = None
+    column: str | None = None
+    headline: bool = False
+    se: str | None = None
+    objective_priority: int | None = None
+
+    def __post_init__(self) -> None:
+        owner = f"Metric {self.name!r}"
+        check_name(owner, "name", self.name, _METRIC)
+        if self.direction not in (*DIRECTIONS, None):
+            reject(owner, f"direction {self.direction!r} is invalid; use 'maximize', 'minimize' or None.")
+        if self.column is not None:
+            check_name(owner, "column", self.column, _METRIC)
+        if self.objective_priority is not None and self.direction is None:
+            reject(owner, "an objective_priority needs a direction (maximize or minimize).")
+
+    @property
+    def label(self) -> str:
+        """The leaderboard column."""
+        return self.column or self.name
+
+    def matches(self, key: str) -> bool:
+        """Whether the metric key (or column name) ``key`` is this metric."""
+        return fnmatchcase(key, self.name) or (self.column is not None and fnmatchcase(key, self.column))
+
+    def to_record(self, evaluator: str) -> dict[str, Any]:
+        """The declaration as stored in trial records (the leaderboard reads it from there)."""
+        return {"evaluator": evaluator, "help": self.help, "direction": self.direction, "column": self.label,
+                "headline": self.headline, "se": self.se, "objective_priority": self.objective_priority}
+
+
+def _callable_or_none(owner: str, what: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        reject(owner, f"{what} must be a function or None, got {type(value).__name__}.")
+
+
+def _class_path(owner: str, what: str, value: Any) -> None:
+    if value is None or isinstance(value, type):
+        return
+    if not isinstance(value, str) or ":" not in value or not all(value.partition(":")[::2]):
+        reject(owner, f"{what} {value!r} is invalid; give the class itself or its 'package.module:Class' path "
+                     "(imported when a trial is validated, not at registration).")
 
 
 @dataclass(frozen=True)
@@ -24,50 +105,121 @@ class MethodSpec:
 
     Attributes:
         name: the value users pass as ``method=<name>``.
-        train: ``train(ctx) -> None``; trains ``ctx.policy`` on ``ctx.train_data`` and calls
-            ``ctx.callbacks`` (checkpointing, NaN detection, progress) through the trainer it builds.
+        train: ``train(ctx: TrainContext) -> model``; trains ``ctx.policy`` on ``ctx.train_data`` and returns the
+            trained model (a TRL trainer gets ``ctx.trainer_callbacks()``; an own loop calls ``ctx.step``).
         data_kind: "pairwise" (prompt/chosen/rejected), "unpaired" (prompt/completion/label) or "prompts"
             (online methods that sample their own completions: the distinct prompts of the data). Pairwise data
             is converted automatically for unpaired and prompt-only methods.
+        hyperparameters: the method's own knobs (``method.<name>``), each with its default, help, bounds and
+            the trainer-config field it sets.
+        defaults: the method's values for the harness's common training knobs (``learning_rate``, ``epochs``,
+            ``max_steps``, ``batch_size``, ``grad_accum``, ``warmup``, ``scheduler``: ``conf/method/base.yaml``)
+            and for its trainer-config fields under ``"trl"``; the method's config is the base config, its
+            hyperparameters' defaults, then these.
         models_in_memory: how many full models the method holds while training (policy, reference,
             reward, value): the seed's "Compute" column, checked by the measured peak memory. A number, or
             ``models_in_memory(cfg) -> int`` of the trial's config when it depends on it (fewer with LoRA, whose
             reference is the policy with its adapter disabled: see :func:`separate_reference`).
-        needs_reference: whether a frozen reference model must be loaded for training.
-        defaults: the method's default config (``conf/method/<name>.yaml`` for built-ins). Used to
-            register the config group entry when no YAML file provides one.
-        search_space: suggested sweep space in Hydra's sweeper syntax, e.g.
-            ``{"beta": "tag(log, interval(0.01, 0.5))"}`` (keys are relative to ``method``).
-        lr_range: sane learning-rate range for real models (from the seed), used by health checks.
-        config_class: import path (``"package.module:Class"``) of the config dataclass whose fields may be
-            set under ``method.trl``; unknown keys there are rejected before any compute. A path rather than
-            the class so that registering a method does not import its trainer library. ``None``: no such
-            class (``method.trl`` must then be empty).
-        validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for a
-            value out of range. Called before any compute.
+        needs_reference: whether a frozen reference model must be loaded for training (``ctx.reference``).
+        search_space: suggested sweep space in Hydra's sweeper syntax, keys relative to ``method``: a
+            hyperparameter, a common knob or ``trl.<field>``, e.g. ``{"beta": "tag(log, interval(0.01, 0.5))"}``.
+        lr_range: the sane learning-rate range for real models (about 1e9 parameters; from the seed); health
+            checks scale it to the model's size and flag rates far outside it.
+        trainer: the transformers/TRL trainer class the method trains with, or its ``"module:Class"`` path;
+            :meth:`TrainContext.trl_trainer` builds it, and the config class is derived from its ``args``.
+        config_class: the trainer config class (or ``"module:Class"``) whose fields ``method.trl.*`` may set,
+            when it is not derived from ``trainer``; ``None`` with no trainer: ``method.trl`` must stay empty.
+        validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for settings
+            that are wrong together. Called before any compute, after each value is checked on its own.
         description: one line shown in listings and the leaderboard.
         produces: what ``train`` returns: a ``"policy"`` (a causal LM, evaluated by ``eval.evaluators`` against
             the reference model) or a ``"reward_model"`` (a one-output sequence classifier, evaluated by the
             evaluators that apply to reward models, with no reference baseline).
+        origin: which plugin registered it (set by the plugin manager, for error messages).
     """
 
     name: str
-    train: Callable[[TrainContext], None]
+    train: Callable[[TrainContext], Any]
     data_kind: DataKind = "pairwise"
+    hyperparameters: Sequence[Hyperparameter] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     models_in_memory: int | Callable[[Any], int] = 2
     needs_reference: bool = True
-    defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, str] = field(default_factory=dict)
     lr_range: tuple[float, float] = (5e-7, 5e-6)
-    config_class: str | None = None
+    trainer: str | type | None = None
+    config_class: str | type | None = None
     validate: Callable[[Any], None] | None = None
     description: str = ""
     produces: ModelKind = "policy"
+    origin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        owner = f"MethodSpec {self.name!r}"
+        check_name(owner, "name", self.name)
+        if not callable(self.train):
+            reject(owner, f"train must be a function train(ctx) -> model, got {type(self.train).__name__}.")
+        if self.data_kind not in DATA_KINDS:
+            reject(owner, f"data_kind {self.data_kind!r} is invalid; use one of {', '.join(DATA_KINDS)}.")
+        if self.produces not in MODEL_KINDS:
+            reject(owner, f"produces {self.produces!r} is invalid; use one of {', '.join(MODEL_KINDS)}.")
+        n = self.models_in_memory
+        if not callable(n) and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            reject(owner, f"models_in_memory {n!r} is invalid; give a positive integer or a function of the config.")
+        _callable_or_none(owner, "validate", self.validate)
+        _class_path(owner, "trainer", self.trainer)
+        _class_path(owner, "config_class", self.config_class)
+        self._check_lr_range(owner)
+        self._check_knobs(owner)
+
+    def _check_lr_range(self, owner: str) -> None:
+        r = self.lr_range
+        ok = (isinstance(r, (tuple, list)) and len(r) == 2
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in r)
+              and r[0] <= r[1])
+        if not ok:
+            reject(owner, f"lr_range {r!r} is invalid; give (low, high) with 0 < low <= high, e.g. (5e-7, 5e-6).")
+
+    def _check_knobs(self, owner: str) -> None:
+        object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
+        names = [h.name for h in self.hyperparameters]
+        if any(not isinstance(h, Hyperparameter) for h in self.hyperparameters):
+            reject(owner, "hyperparameters must be Hyperparameter(...) declarations.")
+        if len(set(names)) != len(names):
+            reject(owner, f"hyperparameter names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}.")
+        if not isinstance(self.defaults, Mapping):
+            reject(owner, f"defaults must be a mapping, got {type(self.defaults).__name__}.")
+        for key, value in self.defaults.items():
+            if key == "trl":
+                if not isinstance(value, Mapping):
+                    reject(owner, f"defaults['trl'] must be a mapping of trainer-config fields, got {value!r}.")
+            elif key in names:
+                reject(owner, f"defaults[{key!r}] repeats hyperparameter {key!r}; its default is declared there.")
+            elif key not in COMMON_KNOBS:
+                reject(owner, f"defaults[{key!r}] is not a common training knob ({', '.join(COMMON_KNOBS)}) or 'trl'; "
+                             f"declare it as Hyperparameter({key!r}, default, help).")
+            elif (problem := COMMON_KNOBS[key].problem(value)) is not None:
+                reject(owner, f"defaults[{key!r}]={value!r} is invalid: {problem}.")
+        trl = dict(self.defaults.get("trl") or {})
+        for key, spec in self.search_space.items():
+            known = key in names or key in COMMON_KNOBS or (key.startswith("trl.") and key[4:] in trl)
+            if not known:
+                reject(owner, f"search_space key {key!r} is neither a hyperparameter ({', '.join(names) or 'none'}), "
+                             f"a common knob, nor a trl.<field> set in defaults['trl'].")
+            if not isinstance(spec, str):
+                reject(owner, f"search_space[{key!r}] must be a string in Hydra's sweep syntax, got {spec!r}.")
+        for h in self.hyperparameters:
+            if h.field is not None and h.field in trl:
+                reject(owner, f"defaults['trl'][{h.field!r}] is set by hyperparameter {h.name!r}; set its default there.")
 
     def count_models(self, cfg: Any) -> int:
         """How many full models the method holds in memory for the trial configured by ``cfg``."""
         n = self.models_in_memory
         return int(n(cfg) if callable(n) else n)
+
+    def hyperparameter(self, name: str) -> Hyperparameter | None:
+        """The declared hyperparameter ``name`` (None if there is none)."""
+        return next((h for h in self.hyperparameters if h.name == name), None)
 
 
 def separate_reference(cfg: Any) -> int:
@@ -81,16 +233,51 @@ class EvaluatorSpec:
     """A checkpoint evaluator, as registered by a plugin.
 
     Attributes:
-        name: the value listed in ``eval.evaluators``.
-        evaluate: ``evaluate(ctx) -> dict[str, float]``; metrics for the checkpoint in ``ctx``. Shared,
-            expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
-            computes each once per checkpoint.
+        name: the value listed in ``eval.evaluators`` (or added with ``eval.extra=[<name>]``).
+        evaluate: ``evaluate(ctx: EvalContext) -> dict[str, float]``; metrics for the checkpoint in ``ctx``.
+            Shared, expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
+            computes each once per checkpoint; the evaluator's options are ``ctx.options``.
+        metrics: the metrics it returns, declared (a returned key no declaration matches is kept in the records
+            and ``checkpoints.csv`` but is never a column or an objective).
+        options: its settings, ``eval.<name>.<option>`` in the config, with their defaults.
         description: one line for listings.
         applies_to: the kind of model it evaluates: ``"policy"`` (listed in ``eval.evaluators``) or
             ``"reward_model"`` (run on every checkpoint of a method that produces a reward model).
+        origin: which plugin registered it (set by the plugin manager, for error messages).
     """
 
     name: str
     evaluate: Callable[[EvalContext], Mapping[str, float]]
+    metrics: Sequence[Metric] = ()
+    options: Sequence[Option] = ()
     description: str = ""
     applies_to: ModelKind = "policy"
+    origin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        owner = f"EvaluatorSpec {self.name!r}"
+        check_name(owner, "name", self.name)
+        if not callable(self.evaluate):
+            reject(owner, f"evaluate must be a function evaluate(ctx) -> dict, got {type(self.evaluate).__name__}.")
+        if self.applies_to not in MODEL_KINDS:
+            reject(owner, f"applies_to {self.applies_to!r} is invalid; use one of {', '.join(MODEL_KINDS)}.")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "options", tuple(self.options))
+        if any(not isinstance(m, Metric) for m in self.metrics):
+            reject(owner, "metrics must be Metric(...) declarations.")
+        if any(not isinstance(o, Option) for o in self.options):
+            reject(owner, "options must be Option(...) declarations.")
+        for what, names in (("metric", [m.name for m in self.metrics]), ("option", [o.name for o in self.options])):
+            if len(set(names)) != len(names):
+                reject(owner, f"{what} names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}.")
+        labels = [m.label for m in self.metrics]
+        if len(set(labels)) != len(labels):
+            reject(owner, f"metric columns repeat: {sorted(n for n in set(labels) if labels.count(n) > 1)}.")
+
+    def metric(self, key: str) -> Metric | None:
+        """The declaration matching the metric key or column ``key`` (None if none does)."""
+        return next((m for m in self.metrics if m.matches(key)), None)
+
+    def option_defaults(self) -> dict[str, Any]:
+        """``{option: default}``: the evaluator's node under ``eval.<name>``."""
+        return {o.name: o.default for o in self.options}

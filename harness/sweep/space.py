@@ -350,5 +350,8 @@ def _format(value: Any) -> str:
 
 
 def method_default_configs(names: Iterable[str], pm: Any) -> dict[str, dict[str, Any]]:
-    """Each registered method's default config (its ``defaults``), for checking which keys a method has."""
-    return {name: dict(pm.methods[name].defaults) for name in names}
+    """Each registered method's default config (what ``method=<name>`` composes), for checking which keys a
+    method has."""
+    from harness.config.store import method_config
+
+    return {name: method_config(pm.methods[name]) for name in names}

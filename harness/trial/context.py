@@ -1,48 +1,48 @@
-"""What a method plugin gets to train with, and the bridge from TRL/transformers trainers to the harness.
+"""What a method plugin trains with: :class:`TrainContext`, one per trial.
 
-:class:`TrainContext` holds the loaded policy, reference, tokenizer and data of one trial. Method plugins on
-TRL build their trainer config with :meth:`TrainContext.trl_config` (common knobs from ``method.*`` plus the
-verbatim ``method.trl`` fields) and pass :meth:`TrainContext.trainer_callbacks` to the trainer; a method
-with its own loop calls :meth:`TrainContext.step` after every optimizer step instead.
+It holds the loaded policy, reference, tokenizer and data of the trial. A method on a transformers/TRL trainer
+builds it with :meth:`TrainContext.trl_trainer` (the spec's trainer and config class, the common knobs, the
+hyperparameters' fields and ``method.trl``, the harness callbacks) and trains it with
+:meth:`TrainContext.run_trainer`; a method with its own loop calls :meth:`TrainContext.plan` once and
+:meth:`TrainContext.step` after every optimizer step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from harness.errors import ConfigError
+from harness.config.trainer_config import hyperparameter_fields, trainer_classes, trl_overrides
+from harness.plugin.settings import TRAINING_ARGUMENTS
 from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
-
-# method.* keys the harness maps onto transformers.TrainingArguments; the same fields under method.trl are
-# rejected so that each knob has one home.
-COMMON_KEYS = {
-    "learning_rate": "learning_rate",
-    "epochs": "num_train_epochs",
-    "max_steps": "max_steps",
-    "batch_size": "per_device_train_batch_size",
-    "grad_accum": "gradient_accumulation_steps",
-    "warmup": "warmup_steps",
-    "scheduler": "lr_scheduler_type",
-}
-MANAGED_TRL_FIELDS = set(COMMON_KEYS.values()) | {
-    "output_dir", "seed", "data_seed", "logging_steps", "save_strategy", "eval_strategy", "report_to",
-    "bf16", "fp16", "use_cpu", "gradient_checkpointing", "activation_checkpointing", "disable_tqdm",
-}
 
 
 @dataclass
 class TrainContext:
-    """Everything one trial's training needs; built by the trial runner, consumed by a method plugin."""
+    """Everything one trial's training needs; built by the trial runner, consumed by a method plugin.
+
+    Attributes:
+        cfg: the trial's composed config (``cfg.method`` is :attr:`method_cfg`).
+        spec: the method's :class:`~harness.plugin.specs.MethodSpec`.
+        tokenizer: the model's tokenizer (a pad token set, left padding).
+        policy: the model to train (a peft model with LoRA).
+        reference: the frozen reference model when ``spec.needs_reference`` and no LoRA; else None (with LoRA the
+            reference is the policy with its adapter disabled, which TRL trainers handle themselves).
+        peft_config: the LoRA config (``model.lora``), or None.
+        train_data, eval_data: ``datasets.Dataset`` objects in the method's ``data_kind`` (eval_data may be None).
+        output_dir: a scratch directory for the trainer (the harness saves checkpoints elsewhere).
+        device, precision: where and in which precision to train (``"fp32"``, ``"bf16"``, ``"fp16"``).
+        checkpointer: takes and evaluates checkpoints (driven by the callbacks or by :meth:`step`).
+        log_history: the logged losses (``{"step", "loss", ...}``), written to the trial record.
+        steps_done: optimizer steps taken so far.
+    """
 
     cfg: DictConfig
     spec: MethodSpec
@@ -65,9 +65,10 @@ class TrainContext:
         return self.cfg.method
 
     def training_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for any ``transformers.TrainingArguments`` subclass (TRL configs included)."""
+        """Keyword arguments for any ``transformers.TrainingArguments`` subclass (TRL configs included): the common
+        knobs, and what the harness manages (output directory, seeds, logging, precision, no saving or eval)."""
         m = self.method_cfg
-        args = {target: m[key] for key, target in COMMON_KEYS.items()}
+        args = {target: m[key] for key, target in TRAINING_ARGUMENTS.items()}
         args.update(
             output_dir=str(self.output_dir),
             seed=int(self.cfg.seed),
@@ -85,26 +86,31 @@ class TrainContext:
         args[checkpointing_field()] = bool(self.cfg.train.gradient_checkpointing)
         return args
 
-    def trl_config(self, config_class: type, renames: Mapping[str, str] | None = None, **fixed: Any) -> Any:
-        """Build ``config_class`` from the common knobs, ``method.<key>`` renamed per ``renames``
-        (e.g. ``{"beta": "beta", "gamma": "simpo_gamma"}``), ``fixed`` values, then ``method.trl``."""
+    def trl_config(self, config_class: type | None = None, **fixed: Any) -> Any:
+        """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields
+        (``method.gamma`` -> ``simpo_gamma``), ``fixed`` values, then ``method.trl``. ``config_class`` defaults to
+        the spec's (``MethodSpec.config_class``, or the config class of ``MethodSpec.trainer``)."""
+        cls = config_class or trainer_classes(self.spec)[1]
+        if cls is None:
+            raise TypeError(f"method {self.spec.name} declares no trainer or config_class; pass config_class")
         kwargs = self.training_arguments()
-        for key, target in (renames if renames is not None else {"beta": "beta"}).items():
-            kwargs[target] = self.method_cfg[key]
+        kwargs.update(hyperparameter_fields(self.spec, self.method_cfg))
         kwargs.update(fixed)
         kwargs.update(trl_overrides(self.method_cfg))
-        return config_class(**kwargs)
+        return cls(**kwargs)
 
-    def trl_trainer(self, trainer_class: type, config_class: type, renames: Mapping[str, str] | None = None,
+    def trl_trainer(self, trainer_class: type | None = None, config_class: type | None = None,
                     **arguments: Any) -> Any:
-        """``trainer_class`` built as a transformers/TRL trainer usually is here: the policy,
-        ``trl_config(config_class, renames)``, the training data, the tokenizer, the LoRA config and the harness
-        callbacks; ``arguments`` add or replace any of them (``ref_model=``, ``reward_funcs=``, a shuffled
-        ``train_dataset=``). Returns the trainer, ready for :meth:`run_trainer`."""
-        return trainer_class(**{"model": self.policy, "args": self.trl_config(config_class, renames),
-                                "train_dataset": self.train_data, "processing_class": self.tokenizer,
-                                "peft_config": self.peft_config, "callbacks": self.trainer_callbacks(),
-                                **arguments})
+        """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
+        tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
+        (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
+        ``MethodSpec.trainer``. Returns the trainer, ready for :meth:`run_trainer`."""
+        cls = trainer_class or trainer_classes(self.spec)[0]
+        if cls is None:
+            raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
+        return cls(**{"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
+                      "processing_class": self.tokenizer, "peft_config": self.peft_config,
+                      "callbacks": self.trainer_callbacks(), **arguments})
 
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
@@ -142,40 +148,3 @@ def checkpointing_field() -> str:
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-
-
-def trl_overrides(method_cfg: DictConfig) -> dict[str, Any]:
-    """The ``method.trl`` mapping as plain Python values ({} when absent)."""
-    trl = method_cfg.get("trl")
-    if not trl:
-        return {}
-    if not isinstance(trl, DictConfig):
-        raise ConfigError(f"method.trl must be a mapping of TRL config fields, got {trl!r}; set fields one by one, "
-                          "e.g. method.trl.max_length=64.")
-    return OmegaConf.to_container(trl, resolve=True)  # type: ignore[return-value]
-
-
-def import_object(path: str) -> Any:
-    """The object at ``"package.module:attribute"``."""
-    module, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def check_trl_fields(method_cfg: DictConfig, config_class: str | None) -> None:
-    """Reject ``method.trl`` keys that ``config_class`` does not have, or that the harness manages."""
-    overrides = trl_overrides(method_cfg)
-    if not overrides:
-        return
-    if config_class is None:
-        raise ConfigError(f"method {method_cfg.name} takes no method.trl options; remove {sorted(overrides)}.")
-    from harness.errors import UnknownNameError
-
-    cls = import_object(config_class)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    for key in overrides:
-        if key in MANAGED_TRL_FIELDS:
-            home = next((k for k, v in COMMON_KEYS.items() if v == key), None)
-            fix = f"set method.{home} instead" if home else "the harness sets it (see README, 'Config')"
-            raise ConfigError(f"method.trl.{key} is managed by the harness; {fix}.")
-        if key not in fields:
-            raise UnknownNameError(f"{cls.__name__} option (method.trl)", key, fields)

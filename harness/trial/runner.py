@@ -14,6 +14,7 @@ import socket
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,17 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.config.validation import validate_trial_config
+from harness.config.validation import evaluator_names, trial_evaluators, validate_trial_config
 from harness.data import PreferenceData, to_prompts, to_unpaired
 from harness.errors import DataError, TrialPruned
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.health import annotate_trial, learning_rate_flag
-from harness.evaluation.refcache import open_reference_cache
+from harness.evaluation.refcache import RefCache, open_reference_cache
 from harness.plugin.manager import HarnessPluginManager, get_plugin_manager
 from harness.plugin.specs import MethodSpec
 from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.trial import models
-from harness.trial.checkpoints import Checkpointer, preserved_rng
+from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
 from harness.trial.memory import MemoryMonitor
 from harness.verbosity import set_library_verbosity
@@ -68,6 +69,19 @@ def data_for_method(data: PreferenceData, spec: MethodSpec) -> tuple[Any, Any]:
         return to_unpaired(data.train), (to_unpaired(data.eval) if data.eval is not None else None)
     raise DataError(f"method {spec.name} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "
                     "(prompt/completion/label); use an unpaired method such as method=kto, or pairwise data.")
+
+
+@dataclass
+class LoadedModels:
+    """What a trial loads: the model's path and dtype, its tokenizer, the policy and its reference."""
+
+    path: str
+    dtype: torch.dtype
+    tokenizer: Any
+    policy: torch.nn.Module
+    peft_config: Any
+    train_reference: torch.nn.Module | None  # the reference the method trains against, if it holds one
+    reference: Reference  # the reference for evaluation
 
 
 class TrialRun:
@@ -163,33 +177,59 @@ class TrialRun:
 
     def prepare(self, evaluate_reference: bool = True) -> TrainContext:
         """Validate, load data and models, evaluate the reference model; returns the method's context."""
-        cfg, spec, pm = self.cfg, self.spec, self.pm
         t = time.perf_counter()
+        device, precision = self._setup_process()
+        data = load_data(self.pm, self.cfg)
+        train_data, eval_data = data_for_method(data, self.spec)
+        self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
+                               "format": str(data.format), "rows_in": data.report.rows_in,
+                               "ties_dropped": data.report.ties_dropped}
+        models_ = self._load_models(device, precision)
+        evaluate, refcache = self._evaluation(data, models_, device)
+        self.timings["setup_s"] = round(time.perf_counter() - t, 3)
+        if evaluate_reference and self.spec.produces == "policy":  # a reward model has no reference baseline
+            self._evaluate_reference(evaluate, models_.policy, refcache)
+        cfg = self.cfg
+        self.checkpointer = Checkpointer(
+            every=int(cfg.train.checkpoint_every), num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
+            directory=self.trial_dir / "checkpoints",
+            save=bool(cfg.train.save_checkpoints), tokenizer=models_.tokenizer, evaluate=evaluate,
+            evaluate_intermediate=cfg.eval.checkpoints == "all",
+            evaluated=lambda step, metrics: self.pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step,
+                                                                                      metrics=metrics),
+        )
+        return TrainContext(cfg=cfg, spec=self.spec, tokenizer=models_.tokenizer, policy=models_.policy,
+                            reference=models_.train_reference, peft_config=models_.peft_config,
+                            train_data=train_data, eval_data=eval_data, output_dir=self.trial_dir / "trainer",
+                            device=device, precision=precision, checkpointer=self.checkpointer)
+
+    def _setup_process(self) -> tuple[torch.device, str]:
+        """Validate the config, announce the trial, set threads and seed; returns the device and precision."""
+        cfg = self.cfg
         set_library_verbosity(bool(cfg.get("verbose", False)))
-        validate_trial_config(cfg, pm)
-        pm.hook.harness_trial_start(cfg=cfg, trial_dir=self.trial_dir)
+        validate_trial_config(cfg, self.pm)
+        self.pm.hook.harness_trial_start(cfg=cfg, trial_dir=self.trial_dir)
         if int(cfg.train.num_threads) > 0:
             torch.set_num_threads(int(cfg.train.num_threads))
         torch.manual_seed(int(cfg.seed))
         device = models.resolve_device(cfg.train.device)
         precision = models.resolve_precision(cfg.train.precision, device)
         self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads())
+        return device, precision
 
-        data = load_data(pm, cfg)
-        train_data, eval_data = data_for_method(data, spec)
-        self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
-                               "format": str(data.format), "rows_in": data.report.rows_in,
-                               "ties_dropped": data.report.ties_dropped}
-        model_path = models.resolve_model_path(pm, cfg)
-        tokenizer = models.load_tokenizer(model_path, cfg.model)
+    def _load_models(self, device: torch.device, precision: str) -> LoadedModels:
+        """The tokenizer, the policy, the LoRA config and the reference: a model of its own when the method trains
+        against one, the adapter-disabled policy with LoRA, else loaded only while evaluating."""
+        cfg = self.cfg
+        path = models.resolve_model_path(self.pm, cfg)
         dtype = models.weights_dtype(cfg.model, precision)
-        policy = models.load_causal_lm(model_path, cfg.model, dtype, device)
+        policy = models.load_causal_lm(path, cfg.model, dtype, device)
         peft_config = models.lora_config(cfg.model)
 
         def load_reference() -> torch.nn.Module:
-            return models.load_causal_lm(model_path, cfg.model, dtype, device)
+            return models.load_causal_lm(path, cfg.model, dtype, device)
 
-        train_reference = load_reference() if spec.needs_reference and peft_config is None else None
+        train_reference = load_reference() if self.spec.needs_reference and peft_config is None else None
         if train_reference is not None:
             reference = Reference(model=train_reference)
         elif peft_config is not None:
@@ -197,13 +237,17 @@ class TrialRun:
         else:
             reference = Reference(loader=load_reference)  # loaded only while evaluating
         self.record["train"]["parameters"] = models.count_parameters(policy)
+        return LoadedModels(path, dtype, models.load_tokenizer(path, cfg.model), policy, peft_config,
+                            train_reference, reference)
 
-        if spec.produces == "policy":
-            evaluators = [pm.evaluator(name) for name in cfg.eval.evaluators]
+    def _evaluation(self, data: PreferenceData, loaded: LoadedModels, device: torch.device) -> tuple[Evaluate, RefCache]:
+        """``evaluate(model, step, is_reference=False) -> (metrics, seconds per evaluator)`` for this trial (its
+        evaluators on the held-out prompts and pairs) and the reference-evaluation cache it shares."""
+        cfg, pm = self.cfg, self.pm
+        evaluators = trial_evaluators(cfg, pm)
+        self.record["metric_declarations"] = {m.name: m.to_record(e.name) for e in evaluators for m in e.metrics}
+        if self.spec.produces == "policy":
             self._default_reward_model()
-        else:  # e.g. a reward model: its own evaluators, and no reference baseline to compare with
-            evaluators = [e for e in pm.evaluators.values() if e.applies_to == spec.produces]
-            evaluate_reference = False
         gold = pm.hook.harness_gold_reward(cfg=cfg)
         num_prompts = cfg.eval.num_prompts
         prompts = data.eval_prompts[: int(num_prompts)] if num_prompts else data.eval_prompts
@@ -211,41 +255,30 @@ class TrialRun:
         # Held-out pairs for preference accuracy: the pairwise eval split, before any unpairing for KTO.
         pairs = (data.eval.select(range(min(len(data.eval), int(cfg.eval.get("preference_pairs", 256)))))
                  .to_list() if data.eval is not None and data.format.kind == "pairwise" else None)
-        refcache = open_reference_cache(cfg, model_path=model_path, tokenizer=tokenizer, prompts=prompts,
-                                        pairs=pairs, gold_reward=gold, device=str(device), dtype=dtype)
+        refcache = open_reference_cache(cfg, model_path=loaded.path, tokenizer=loaded.tokenizer, prompts=prompts,
+                                        pairs=pairs, gold_reward=gold, device=str(device), dtype=loaded.dtype)
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False):
-            with self.monitor.paused(), reference.held():
-                ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=reference, tokenizer=tokenizer,
-                                  prompts=prompts, gold_reward=gold, is_reference=is_reference,
-                                  preference_pairs=pairs, refcache=refcache)
-                metrics, seconds = evaluate_checkpoint(evaluators, ctx)
-            return metrics, seconds
+            with self.monitor.paused(), loaded.reference.held():
+                ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=loaded.reference,
+                                  tokenizer=loaded.tokenizer, prompts=prompts, gold_reward=gold,
+                                  is_reference=is_reference, preference_pairs=pairs, refcache=refcache)
+                return evaluate_checkpoint(evaluators, ctx)
 
-        self.timings["setup_s"] = round(time.perf_counter() - t, 3)
-        if evaluate_reference:
-            t = time.perf_counter()
-            with refcache.locked(), preserved_rng():  # trials started together compute it once
-                cached = set(refcache.metrics())
-                ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
-            self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
-            self.record["reference"] = {
-                "metrics": ref_metrics, "eval_breakdown_s": ref_seconds,
-                "cached": all(str(name) in cached for name in cfg.eval.evaluators),
-                "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
-                "cache_dir": str(refcache.directory) if refcache.directory is not None else None}
+        return evaluate, refcache
 
-        self.checkpointer = Checkpointer(
-            every=int(cfg.train.checkpoint_every), num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
-            directory=self.trial_dir / "checkpoints",
-            save=bool(cfg.train.save_checkpoints), tokenizer=tokenizer, evaluate=evaluate,
-            evaluate_intermediate=cfg.eval.checkpoints == "all",
-            evaluated=lambda step, metrics: pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step, metrics=metrics),
-        )
-        return TrainContext(cfg=cfg, spec=spec, tokenizer=tokenizer, policy=policy, reference=train_reference,
-                            peft_config=peft_config, train_data=train_data, eval_data=eval_data,
-                            output_dir=self.trial_dir / "trainer", device=device, precision=precision,
-                            checkpointer=self.checkpointer)
+    def _evaluate_reference(self, evaluate: Evaluate, policy: torch.nn.Module, refcache: RefCache) -> None:
+        """Evaluate the untrained policy (step 0, the baseline), from the reference-evaluation cache if it can."""
+        t = time.perf_counter()
+        with refcache.locked(), preserved_rng():  # trials started together compute it once
+            cached = set(refcache.metrics())
+            ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
+        self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
+        self.record["reference"] = {
+            "metrics": ref_metrics, "eval_breakdown_s": ref_seconds,
+            "cached": all(name in cached for name in evaluator_names(self.cfg)),
+            "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
+            "cache_dir": str(refcache.directory) if refcache.directory is not None else None}
 
     def _run(self) -> None:
         ctx = self.prepare()

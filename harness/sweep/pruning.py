@@ -1,8 +1,8 @@
-"""Optuna pruning from inside a trial: reports each evaluated checkpoint to the sweep's study.
+"""Optuna pruning from inside a trial: the sweep's in-trial half, a plugin of the trial lifecycle hooks.
 
-Active only in trials launched by the Optuna sweeper (``hydra/sweeper=optuna``), which names the study and the
-trial in the job's environment; elsewhere every hook returns at once. The logic is in
-:mod:`harness.sweep.reporter`.
+Registered through the ``harness.plugins`` entry points like any plugin (``optuna_pruning``). Active only in
+trials launched by the Optuna sweeper (``hydra/sweeper=optuna``), which names the study and the trial in the
+job's environment; elsewhere every hook returns at once. The logic is in :mod:`harness.sweep.reporter`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness import hookimpl
+from harness.plugin.hookspecs import hookimpl
 from harness.sweep.reporter import TrialReporter
 
 _current: TrialReporter | None = None

@@ -1,0 +1,41 @@
+"""Metric names as objectives: resolved against the metrics the trial's evaluators declare, before any compute.
+
+The leaderboard's objective (``leaderboard.objective``) and an Optuna study's objectives may name any metric an
+evaluator declares with a direction, by its key (``reward_model_score``) or its leaderboard column
+(``rm_score``); ``*`` in a declared name matches any text (``lm_eval/*/acc`` covers ``lm_eval/hellaswag/acc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from harness.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from harness.plugin.specs import EvaluatorSpec, Metric
+
+
+def objective_candidates(evaluators: Sequence[EvaluatorSpec]) -> list[str]:
+    """The metric names (columns) that may be objectives: declared with a direction."""
+    return [m.label for e in evaluators for m in e.metrics if m.direction is not None]
+
+
+def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str) -> Metric:
+    """The declaration of metric ``name`` among ``evaluators``' metrics, usable as an objective.
+
+    :raises UnknownNameError: no evaluator of the trial declares it (the message lists those that exist and how
+        to add an evaluator).
+    :raises ConfigError: the metric has no direction (a descriptive value such as a length).
+    """
+    for evaluator in evaluators:
+        metric = evaluator.metric(name)
+        if metric is None:
+            continue
+        if metric.direction is None:
+            raise ConfigError(f"{key}={name} names a descriptive metric of evaluator {evaluator.name} (no better or "
+                              f"worse direction); choose one of: {', '.join(objective_candidates(evaluators))}.")
+        return metric
+    running = ", ".join(e.name for e in evaluators) or "none"
+    raise UnknownNameError(f"metric for {key}", name, objective_candidates(evaluators),
+                           hint=f"(Evaluators of this trial: {running}; add another with eval.extra=[<name>].)")

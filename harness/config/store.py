@@ -1,0 +1,141 @@
+"""The config nodes plugins contribute: ``method=<name>`` for every method, ``eval.<evaluator>`` options.
+
+A method's config is the base method config (``conf/method/base.yaml``: the common training knobs, with their
+comments), its :class:`~harness.plugin.settings.Hyperparameter` defaults, then its ``MethodSpec.defaults``. It is
+stored in Hydra's ConfigStore as ``method/<name>``, extending ``base``, so every method is selected, overridden
+and swept the same way. A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in
+a config folder it names through ``harness_config_searchpath``; that file is then the method's config, and it
+must agree with the spec (checked here, at start-up). Evaluator options are stored as one node,
+``evaluator_options``, that the primary config lists before ``eval``, so eval presets can override them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
+
+from harness.errors import PluginError
+from harness.plugin.settings import COMMON_KNOBS
+
+if TYPE_CHECKING:
+    from harness.plugin.manager import HarnessPluginManager
+    from harness.plugin.specs import MethodSpec
+
+CONFIG_MODULE = "harness_conf"  # the installed conf/ tree
+CONFIG_NAME = "config"
+EVALUATOR_OPTIONS = "evaluator_options"
+BASE_METHOD_CONFIG = "base"  # conf/method/base.yaml, which every method config extends
+
+
+def base_method_config() -> dict[str, Any]:
+    """The common knobs every method has, with their defaults (``conf/method/base.yaml``)."""
+    text = files(CONFIG_MODULE).joinpath("method", f"{BASE_METHOD_CONFIG}.yaml").read_text(encoding="utf-8")
+    return OmegaConf.to_container(OmegaConf.create(text))  # type: ignore[return-value]
+
+
+def method_node(spec: MethodSpec) -> dict[str, Any]:
+    """What ``method=<name>`` adds to the base config: name, hyperparameter defaults, then the spec's defaults."""
+    node: dict[str, Any] = {"name": spec.name, **{h.name: h.default for h in spec.hyperparameters}}
+    node.update({k: (dict(v) if isinstance(v, Mapping) else v) for k, v in spec.defaults.items()})
+    return node
+
+
+def method_config(spec: MethodSpec) -> dict[str, Any]:
+    """The method's full default config (base config merged with :func:`method_node`), as plain values."""
+    merged = OmegaConf.merge(base_method_config(), method_node(spec))
+    return OmegaConf.to_container(merged)  # type: ignore[return-value]
+
+
+def search_path(pm: HarnessPluginManager) -> list[str]:
+    """Config folders the plugins add to Hydra's search path (``pkg://module`` or a directory)."""
+    return [str(p) for paths in pm.hook.harness_config_searchpath() for p in paths or ()]
+
+
+def _shipped_file(path: str, relative: str) -> Any | None:
+    """The file ``relative`` inside a search-path entry, or None when it is not there."""
+    if path.startswith("pkg://"):
+        try:
+            candidate = files(path[len("pkg://"):]).joinpath(*relative.split("/"))
+        except ModuleNotFoundError:
+            return None
+    else:
+        candidate = Path(path.removeprefix("file://")) / relative
+    return candidate if candidate.is_file() else None
+
+
+def shipped_method_yaml(pm: HarnessPluginManager, name: str) -> tuple[str, Any] | None:
+    """``(where, file)`` of a YAML file that defines ``method=<name>``, if the harness or a plugin ships one."""
+    for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
+        found = _shipped_file(path, f"method/{name}.yaml")
+        if found is not None:
+            return path, found
+    return None
+
+
+def _flat(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in mapping.items():
+        if isinstance(value, Mapping) and value and key == "trl":
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
+    """A shipped method YAML must extend ``base`` and agree with the spec: the same keys, the same defaults."""
+    loaded = OmegaConf.to_container(OmegaConf.create(text))
+    assert isinstance(loaded, dict)
+    owner = f"method/{spec.name}.yaml (from {where}, for MethodSpec {spec.name!r} of {spec.origin or 'a plugin'})"
+    if "base" not in (loaded.pop("defaults", None) or []):
+        raise PluginError(f"{owner} must start with `defaults: [base, _self_]` to extend the common training knobs.")
+    declared = dict(_flat(method_node(spec)))
+    for key, value in _flat(loaded):
+        top = key.split(".", 1)[0]
+        if top not in declared and top not in COMMON_KNOBS and top != "trl":
+            raise PluginError(f"{owner} sets {key}, which the spec does not declare; declare it as a Hyperparameter.")
+        if key in declared and declared[key] != value:
+            raise PluginError(f"{owner} sets {key}={value!r} but the spec's default is {declared[key]!r}; keep one "
+                              "value (the spec is the source; the YAML only documents it).")
+
+
+def register_configs(pm: HarnessPluginManager) -> None:
+    """Store every method's config node and the evaluators' options in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, spec in pm.methods.items():
+        shipped = shipped_method_yaml(pm, name)
+        if shipped is not None:
+            check_method_yaml(spec, shipped[0], shipped[1].read_text(encoding="utf-8"))
+            continue
+        store.store(group="method", name=name, node={"defaults": [BASE_METHOD_CONFIG, "_self_"], **method_node(spec)},
+                    provider=spec.origin or name)
+    options = {name: spec.option_defaults() for name, spec in pm.evaluators.items() if spec.options}
+    store.store(name=EVALUATOR_OPTIONS, node={"eval": options}, provider="harness")
+    _register_search_path(search_path(pm))
+
+
+_SEARCH_PATH: list[str] = []  # the folders the registered SearchPathPlugin adds (filled once per process)
+
+
+def _register_search_path(paths: list[str]) -> None:
+    """Add the plugins' config folders to Hydra's search path (a SearchPathPlugin, as Hydra's own plugins do)."""
+    new = [p for p in paths if p not in _SEARCH_PATH]
+    if not new:
+        return
+    first = not _SEARCH_PATH
+    _SEARCH_PATH.extend(new)
+    if not first:
+        return
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    class PluginConfigFolders(SearchPathPlugin):
+        def manipulate_search_path(self, search_path: Any) -> None:
+            for path in _SEARCH_PATH:
+                search_path.append(provider="harness-plugin", path=path if "://" in path else f"file://{path}")
+
+    Plugins.instance().register(PluginConfigFolders)
