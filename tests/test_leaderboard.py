@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from harness import leaderboard
+from harness.errors import ConfigError
+from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, write_record
+
+pytestmark = pytest.mark.unit
+
+# What records written by trials declare: the built-in evaluators' metrics (see harness.trial.runner).
+BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.values() for m in e.metrics}
 
 
 def record(method, beta, gold, kl, status="completed", error=None, job=0):
@@ -19,7 +26,7 @@ def record(method, beta, gold, kl, status="completed", error=None, job=0):
         [{"step": 5, "final": False, "metrics": {"gold_reward": gold - 0.1, "kl": kl / 2}},
          {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": 0.01, "kl": kl}}],
         "timings": {"train_s": 3.0}, "peak_memory": {"rss_peak_mb": 900.0}, "models_in_memory": 2,
-        "eval_prompts": 128,
+        "eval_prompts": 128, "metric_declarations": BUILTIN,
     }
 
 
@@ -38,7 +45,7 @@ def test_ranks_completed_by_gold_reward_and_lists_failures(tmp_path):
     assert list(df["method"]) == ["simpo", "dpo", "orpo", "kto"]
     assert list(df["rank"][:3]) == [1, 2, 3] and pd.isna(df["rank"].iloc[3])
     assert df.loc[df.method == "dpo", "gold_reward"].item() == 0.4  # the final checkpoint, not the first
-    assert df.loc[df.method == "dpo", "base_gold"].item() == -0.2
+    assert df.loc[df.method == "dpo", "base_gold_reward"].item() == -0.2  # the reference's value of the objective
     assert "beta" in df.columns and "learning_rate" not in df.columns  # only varying hyperparameters
     assert df.loc[df.method == "kto", "reason"].item().startswith("training loss became nan")
 
@@ -90,6 +97,7 @@ def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed"
                          "metrics": {"gold_reward": g, "gold_reward_se": 0.02, "kl": k}}
                         for i, (s, g, k) in enumerate(checkpoints)],
         "timings": {"train_s": 10.0}, "peak_memory": {"rss_peak_mb": 500.0}, "models_in_memory": 2,
+        "metric_declarations": BUILTIN,
     }
 
 
@@ -204,3 +212,67 @@ def test_a_value_set_on_the_command_line_is_a_column_even_when_each_method_has_o
         write_record(tmp_path / str(i) / RECORD_NAME, r)
     board = leaderboard.load_leaderboard([tmp_path])
     assert board.swept == ["beta"] and list(board.trials["beta"]) == [0.1, 0.3]
+
+
+# --- metrics declared by plugins --------------------------------------------------------------------------------
+
+REPETITION = {"rep_ngram": {"evaluator": "repetition", "help": "repeated n-grams per completion", "direction": "minimize",
+                            "column": "rep_ngram", "headline": True, "se": None, "objective_priority": None},
+              "rep_detail": {"evaluator": "repetition", "help": "a detail", "direction": None, "column": "rep_detail",
+                             "headline": False, "se": None, "objective_priority": None}}
+
+
+def plugin_trial(method, steps, seed=0):
+    """A record whose checkpoints also carry a plugin evaluator's metrics: (step, gold, kl, rep_ngram)."""
+    r = trial(method, [(s, g, k) for s, g, k, _ in steps], seed=seed)
+    for entry, (_, _, _, rep) in zip(r["checkpoints"], steps, strict=True):
+        entry["metrics"].update(rep_ngram=rep, rep_detail=1.0)
+    r["reference"]["metrics"].update(rep_ngram=0.5, rep_detail=1.0)
+    r["metric_declarations"] = {**BUILTIN, **REPETITION}
+    return r
+
+
+def test_a_plugin_metric_is_a_column_of_every_report(tmp_path):
+    for i, r in enumerate([plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)]), plugin_trial("ipo", [(10, 0.4, 1.0, 0.1)])]):
+        write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
+    board = leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out")
+    assert "rep_ngram" in board.shown(board.trials).columns  # a headline metric: a column of the ranked table
+    assert "rep_detail" not in board.shown(board.trials).columns and "rep_detail" in board.checkpoints.columns
+    out = tmp_path / "out"
+    md, html = (out / "leaderboard.md").read_text(), (out / "leaderboard.html").read_text()
+    assert "rep_ngram" in md.split("## ")[0] and "`rep_ngram`: repeated n-grams per completion" in md
+    assert ">rep_ngram</th>" in html and "repeated n-grams per completion" in html
+    assert "rep_ngram" in pd.read_csv(out / "leaderboard.csv").columns
+    assert "rep_ngram" in pd.read_csv(out / "checkpoints.csv").columns
+
+
+def test_a_minimised_objective_ranks_and_chooses_checkpoints_lowest_first():
+    records = [plugin_trial("dpo", [(10, 0.3, 1.0, 0.30), (20, 0.5, 2.0, 0.10), (30, 0.6, 3.0, 0.20)]),
+               plugin_trial("ipo", [(10, 0.4, 1.0, 0.15)])]
+    board = leaderboard.build(records, objective="rep_ngram")
+    assert board.objective_name == "rep_ngram" and board.objective_direction == "minimize"
+    assert list(board.trials["method"]) == ["dpo", "ipo"]  # 0.10 beats 0.15
+    assert board.trials.set_index("method").loc["dpo", "step"] == 20  # its lowest repetition
+    assert board.trials.set_index("method").loc["dpo", "base_rep_ngram"] == 0.5
+    seeded = [plugin_trial(m, [(10, 0.3, 1.0, r)], seed=s) for m, rs in (("a", (0.3, 0.31)), ("b", (0.1, 0.11)))
+              for s, r in enumerate(rs)]
+    assert list(leaderboard.build(seeded, objective="rep_ngram").seeds["method"]) == ["b", "a"]
+
+
+def test_an_objective_is_any_declared_metric_by_name_or_column_and_nothing_else():
+    records = [plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)])]
+    with pytest.raises(ConfigError, match="'pref_acc' has no value in any checkpoint"):  # declared, not measured
+        leaderboard.build(records, objective="pref_acc")
+    with pytest.raises(ConfigError, match="Unknown leaderboard objective 'rep_ngrm'. Did you mean: rep_ngram"):
+        leaderboard.build(records, objective="rep_ngrm")
+    with pytest.raises(ConfigError, match="descriptive metric"):
+        leaderboard.build(records, objective="rep_detail")
+    assert leaderboard.build(records, objective="gold_reward").objective_name == "gold_reward"
+
+
+def test_records_without_declarations_show_their_metrics_by_key():
+    old = trial("dpo", [(10, 0.3, 1.0)])
+    old.pop("metric_declarations")
+    board = leaderboard.build([old])
+    assert board.objective_name == "gold_reward" and {"gold_reward", "gold_reward_se", "kl"} <= set(
+        board.shown(board.trials).columns)

@@ -6,21 +6,22 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from types import SimpleNamespace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness.leaderboard import plots
+from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html import format_value, render_html
 
 EVIL = "<b>x</b>"
 BUDGET = 2.0
 
 
-def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> SimpleNamespace:
-    """A leaderboard-shaped object: each method swept over beta x learning_rate x seed, four checkpoints per
+def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> Leaderboard:
+    """A leaderboard with synthetic tables: each method swept over beta x learning_rate x seed, four checkpoints per
     trial, plus one failed and one pruned trial; the tables follow the Leaderboard contract."""
     rng = np.random.default_rng(0)
     checkpoints, info = [], []
@@ -37,7 +38,7 @@ def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> SimpleNames
                             "beta": beta, "learning_rate": lr, "seed": seed,
                             "gold_reward": float(0.3 * np.log1p(kl) - 0.1 * kl + 0.1 * (m == 1) - 0.2 * beta
                                                  + rng.normal(0, 0.03)),
-                            "gold_se": 0.03, "kl": kl, "kl_se": 0.1, "win_rate": 0.6, "base_gold": 0.01})
+                            "gold_se": 0.03, "kl": kl, "kl_se": 0.1, "win_rate": 0.6, "base_gold_reward": 0.01})
                     info.append({"trial_id": tid, "status": "completed", "reason": None,
                                  "overrides": f"method={method} method.beta={beta} seed={seed}",
                                  "health": "kl_explosion" if len(info) == 3 else "",
@@ -70,8 +71,8 @@ def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> SimpleNames
                               kl_ci95=("kl", "std")).reset_index()
     cost = done.groupby("method").agg({"train_s": ["mean", "max"], "peak_mem_mb": ["mean", "max"],
                                        "models": ["mean", "max"]})
-    return SimpleNamespace(
-        title="synthetic <sweep>", trials=trials, checkpoints=cp,
+    return Leaderboard(
+        title="synthetic <sweep>", records=[], trials=trials, checkpoints=cp,
         methods=done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True),
         seeds=seeds_table, cost=cost, swept=["beta", "learning_rate", "seed"], objective_name="gold_reward",
         kl_budget=BUDGET)
@@ -101,6 +102,7 @@ def gids(fig, prefix):
 # --- plots ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_method_colors_are_fixed_by_sorted_name():
     a = plots.method_colors(["simpo", "dpo", "orpo"])
     b = plots.method_colors(["orpo", "simpo", "dpo", "dpo"])
@@ -108,6 +110,7 @@ def test_method_colors_are_fixed_by_sorted_name():
     assert plots.method_colors(["dpo", "orpo"])["dpo"] == a["dpo"]  # the first name keeps the first colour
 
 
+@pytest.mark.unit
 def test_upper_envelope_is_the_running_max():
     kl = [3.0, 1.0, 2.0, 0.5, 4.0, np.nan]
     reward = [0.2, 0.4, 0.3, 0.1, 0.5, 9.0]
@@ -117,6 +120,7 @@ def test_upper_envelope_is_the_running_max():
     assert list(x) == [1.0] and list(y) == [0.5]
 
 
+@pytest.mark.unit
 def test_frontier_plot_has_points_and_a_monotone_envelope_per_method(board):
     cp = board.checkpoints
     fig = plots.frontier_plot(cp, "gold_reward", kl_budget=BUDGET)
@@ -137,6 +141,7 @@ def test_frontier_plot_has_points_and_a_monotone_envelope_per_method(board):
     assert tuple(reference.get_offsets()[0]) == (0.0, pytest.approx(0.01))
 
 
+@pytest.mark.unit
 def test_training_curves_have_one_line_per_trial_and_panel(board):
     cp = board.checkpoints
     fig = plots.training_curves(cp, "gold_reward")
@@ -150,6 +155,7 @@ def test_training_curves_have_one_line_per_trial_and_panel(board):
             assert list(line.get_xdata()) == [25, 50, 75, 100]
 
 
+@pytest.mark.unit
 def test_sensitivity_plot_panels_and_log_axis(board):
     fig = plots.sensitivity_plot(board.trials, board.swept, "gold_reward")
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -164,17 +170,19 @@ def test_sensitivity_plot_panels_and_log_axis(board):
     assert plots.sensitivity_plot(board.trials, ["seed"], "gold_reward") is None
 
 
+@pytest.mark.unit
 def test_sensitivity_plot_skips_per_method_defaults():
     # beta differs between the trials only because each method has its own default: nothing to plot.
     trials = pd.DataFrame({"method": ["dpo", "dpo", "orpo"], "beta": [0.1, 0.1, 1.0], "seed": [0, 1, 0],
                            "gold_reward": [0.1, 0.2, 0.3], "status": "completed"})
     assert plots.sensitivity_plot(trials, ["beta", "seed"], "gold_reward") is None
-    page = render_html(SimpleNamespace(trials=trials.assign(kl=1.0, step=10, trial_id=["a", "b", "c"]),
-                                       checkpoints=trials.assign(kl=1.0, step=10, trial_id=["a", "b", "c"]),
-                                       swept=["beta", "seed"], objective_name="gold_reward", kl_budget=None))
+    table = trials.assign(kl=1.0, step=10, trial_id=["a", "b", "c"])
+    empty = pd.DataFrame()
+    page = render_html(Leaderboard("t", [], table, table, empty, empty, empty, ["beta", "seed"], "gold_reward", None))
     assert page.count("<img") == 2 and "No sensitivity plot" in page
 
 
+@pytest.mark.unit
 def test_sensitivity_plot_handles_categorical_settings():
     trials = pd.DataFrame({"method": ["dpo", "dpo", "ipo"], "trl.loss_type": ["sigmoid", "hinge", "ipo"],
                            "gold_reward": [0.1, 0.2, 0.3], "status": "completed"})
@@ -182,6 +190,7 @@ def test_sensitivity_plot_handles_categorical_settings():
     assert sorted(gids(fig, "points:trl.loss_type:")) == ["dpo", "ipo"]
 
 
+@pytest.mark.unit
 def test_save_plots_writes_pngs(board, tmp_path):
     paths = plots.save_plots(board, tmp_path / "out")
     assert sorted(paths) == ["frontier", "sensitivity", "training"]
@@ -189,11 +198,12 @@ def test_save_plots_writes_pngs(board, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frontier.png", "sensitivity.png",
                                                                     "training.png"]  # no temp files left
-    board_without_sweep = SimpleNamespace(**{**vars(board), "swept": ["seed"]})
+    board_without_sweep = replace(board, swept=["seed"])
     assert sorted(plots.save_plots(board_without_sweep, tmp_path / "out")) == ["frontier", "training"]
     assert not (tmp_path / "out" / "sensitivity.png").exists()  # a stale plot is not left behind
 
 
+@pytest.mark.unit
 def test_plots_tolerate_empty_and_failed_only_tables():
     empty = pd.DataFrame(columns=["trial_id", "method", "step", "gold_reward", "kl"])
     assert plots.figure_png(plots.frontier_plot(empty, kl_budget=10.0))[:4] == b"\x89PNG"
@@ -205,6 +215,7 @@ def test_plots_tolerate_empty_and_failed_only_tables():
 # --- HTML -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_html_is_self_contained(page):
     references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page, flags=re.IGNORECASE)
     assert references and not [r for r in references if not r.startswith(("#", "data:image/png;base64,"))]
@@ -212,6 +223,7 @@ def test_html_is_self_contained(page):
     assert "<link" not in page and "@import" not in page
 
 
+@pytest.mark.unit
 def test_html_has_every_table_and_the_plots(page, board):
     for table in ("trials", "failed", "methods", "seeds", "cost"):
         assert f'<table id="{table}" class="sortable">' in page
@@ -226,30 +238,35 @@ def test_html_has_every_table_and_the_plots(page, board):
     assert "cost" in page and "train_s mean" in page  # MultiIndex columns flattened
 
 
+@pytest.mark.unit
 def test_html_escapes_record_text(page):
     assert EVIL not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert "Leaderboard: synthetic &lt;sweep&gt;" in page
 
 
+@pytest.mark.unit
 def test_html_lists_every_reproduce_command(page, board):
     commands = re.findall(r"<code>(python -m harness [^<]*)</code>", page)
     assert len(commands) == len(board.trials)
     assert "python -m harness method=kto method.learning_rate=0.001" in commands
 
 
+@pytest.mark.unit
 def test_html_marks_kl_over_the_budget(board):
     trials = board.trials.copy()
     trials.loc[0, "kl"] = BUDGET + 1
-    page = render_html(SimpleNamespace(**{**vars(board), "trials": trials}), plots={})
+    page = render_html(replace(board, trials=trials), plots={})
     assert page.count('class="num over"') >= 1
 
 
+@pytest.mark.unit
 def test_html_seeds_table_only_with_several_seeds():
     board = synthetic_board(methods=("dpo",), seeds=(0,))
     page = render_html(board, plots={})
     assert 'id="seeds"' not in page and 'id="trials"' in page and "<img" not in page
 
 
+@pytest.mark.unit
 def test_format_value():
     assert [format_value(v) for v in (None, np.nan, pd.NA, 3, 0.30000001, 1e-5, True, "a")] == \
         ["", "", "", "3", "0.3", "1e-05", "yes", "a"]

@@ -1,7 +1,7 @@
-"""``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+"""``python -m harness.leaderboard DIR... [--out DIR]``: see :mod:`harness.leaderboard.cli`."""
 
 import sys
 
-from harness.leaderboard.board import main
+from harness.leaderboard.cli import main
 
 sys.exit(main())

@@ -13,21 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-# Record metric keys shown as columns, in this order: (metric key, column name).
-METRIC_COLUMNS = [
-    ("gold_reward", "gold_reward"),
-    ("gold_reward_se", "gold_se"),
-    ("reward_model_score", "rm_score"),
-    ("kl", "kl"),
-    ("kl_se", "kl_se"),
-    ("win_rate", "win_rate"),
-    ("preference_accuracy", "pref_acc"),
-    ("reward_accuracy", "rm_acc"),
-    ("length", "length"),
-    ("distinct_2", "distinct_2"),
-]
-# lm-eval scores (lm_eval/<task>/<metric>) shown as columns: the main metrics, not their standard errors.
-LM_EVAL_METRICS = ("acc", "acc_norm", "exact_match", "f1")
+from harness.leaderboard import columns
 
 
 def trial_id(record: dict[str, Any]) -> str:
@@ -79,18 +65,10 @@ def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> 
     return pd.DataFrame(rows)
 
 
-def metric_columns(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The displayed columns of one checkpoint's ``metrics`` (renamed; lm-eval scores kept by their key)."""
-    row = {column: metrics.get(key) for key, column in METRIC_COLUMNS}
-    for key in sorted(k for k in metrics if k.startswith("lm_eval/")):
-        parts = key.split("/")
-        if len(parts) >= 3 and parts[2] in LM_EVAL_METRICS:
-            row[key] = metrics[key]
-    return row
-
-
-def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> pd.DataFrame:
-    """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, metrics."""
+def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str],
+                      declared: columns.Declarations) -> pd.DataFrame:
+    """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every metric
+    (by its column, see :mod:`harness.leaderboard.columns`), health flags."""
     rows = []
     for r in records:
         hp = r.get("hyperparameters") or {}
@@ -99,13 +77,13 @@ def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str]) -
                 continue
             rows.append({"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
                          "final": bool(c.get("final")), **{k: hp.get(k) for k in swept},
-                         **metric_columns(c["metrics"]), "health": ", ".join(c.get("health") or [])})
+                         **columns.metric_row(c["metrics"], declared), "health": ", ".join(c.get("health") or [])})
     return pd.DataFrame(rows)
 
 
 def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
-    """The per-trial columns that do not depend on which checkpoint is chosen (baseline, cost, status, how
-    to reproduce it)."""
+    """The per-trial values that do not depend on which checkpoint is chosen (the reference's metrics, cost,
+    status, how to reproduce it)."""
     hp = record.get("hyperparameters") or {}
     reference = (record.get("reference") or {}).get("metrics") or {}
     memory = record.get("peak_memory") or {}
@@ -113,8 +91,7 @@ def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
         "trial_id": trial_id(record),
         "method": record.get("method"),
         **{k: hp.get(k) for k in swept},
-        "base_gold": reference.get("gold_reward"),
-        "base_rm_score": reference.get("reward_model_score"),
+        "base": reference,  # the reference model's metrics: the objective's becomes base_<objective>
         "health": ", ".join(f["flag"] for f in record.get("health") or []),
         "train_s": (record.get("timings") or {}).get("train_s"),
         "peak_mem_mb": memory.get("cuda_peak_mb") or memory.get("rss_peak_mb"),

@@ -10,35 +10,24 @@ import base64
 import html
 import json
 from collections.abc import Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness.leaderboard import plots as plotting
+from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.frames import format_value, is_missing, is_number
 from harness.records import atomic_write_text
 
-# Shown as header tooltips and in the glossary, for the columns present.
+# The meaning of the columns that are not metrics (metrics explain themselves: their declarations' help).
 COLUMN_NOTES = {
     "rank": "position by the objective (completed trials within the KL budget first)",
-    "pareto": "★: on the reward-vs-KL Pareto front (no other trial has at least as much reward with less KL)",
+    "pareto": "★: on the objective-vs-KL Pareto front (no other trial is at least as good with less KL)",
     "method": "alignment method",
-    "gold_reward": "mean gold (true) reward of sampled completions on held-out prompts",
-    "gold_se": "standard error of gold_reward",
-    "rm_score": "mean score of the reward model on sampled completions",
-    "kl": "KL(policy ‖ reference) in nats per sequence, estimated on sampled completions",
-    "kl_se": "standard error of kl",
-    "win_rate": "fraction of prompts where the policy's completion beats the reference's (gold reward)",
-    "pref_acc": "fraction of held-out preference pairs the policy's implicit reward orders correctly",
-    "length": "mean completion length in tokens",
-    "distinct_2": "distinct bigrams / all bigrams of completions (diversity)",
-    "base_gold": "gold reward of the reference (untrained) model",
     "health": "warnings raised during training or evaluation",
     "step": "training step of the checkpoint shown",
-    "final": "whether the checkpoint shown is the trial's last one",
-    "base_rm_score": "reward-model score of the reference (untrained) model",
-    "objective": "the value trials are ranked by",
     "trials": "number of completed trials",
     "train_s": "training wall time in seconds",
     "train_s_mean": "mean training wall time in seconds",
@@ -47,11 +36,13 @@ COLUMN_NOTES = {
     "models": "models held in memory while training (policy, reference, ...)",
     "models_in_memory": "models held in memory while training (policy, reference, ...)",
     "n_seeds": "number of seeds run with this setting",
+    "objective_mean": "mean of the objective over seeds",
+    "objective_ci95": "half-width of the 95% t confidence interval of objective_mean",
+    "kl_mean": "mean KL over seeds",
+    "kl_ci95": "half-width of the 95% t confidence interval of kl_mean",
     "p_vs_best": "Welch t-test p-value against the best setting",
     "same_as_best": "not significantly different from the best setting (p ≥ 0.05)",
 }
-# Columns that are never table cells: the row marks, reasons and commands have their own places.
-_HIDDEN = ("status", "reason", "overrides", "record", "eval_prompts", "within_budget", "records")
 _SECTIONS = (("trials", "Ranked trials"), ("failed", "Failed and pruned trials"), ("methods", "Best per method"),
              ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
              ("reproduce", "Reproduce"))
@@ -61,89 +52,6 @@ _PLOT_CAPTIONS = {
     "training": "Reward and KL over training, one line per trial.",
     "sensitivity": "Objective against each swept hyperparameter; lines: mean over seeds and the other swept settings, per value.",
 }
-
-CSS = """
-:root { --fg: #1d2330; --muted: #5b6475; --line: #d9dee7; --head: #f2f4f8; --pareto: #fff7d6; --bad: #b42318; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
-       margin: 0 auto; padding: 24px 32px 64px; max-width: 1600px; }
-h1 { font-size: 24px; margin: 0 0 8px; }
-h2 { font-size: 18px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-p.lead { max-width: 1100px; }
-nav a { margin-right: 14px; color: #2456c7; text-decoration: none; }
-.muted { color: var(--muted); }
-.scroll { display: inline-block; max-width: 100%; overflow-x: auto; border: 1px solid var(--line);
-          border-radius: 6px; vertical-align: top; }
-table { border-collapse: collapse; }
-th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
-th { background: var(--head); font-weight: 600; position: relative; }
-table.sortable th { cursor: pointer; user-select: none; padding-right: 20px; }
-table.sortable th::after { content: "↕"; position: absolute; right: 6px; color: #a0a7b4; font-size: 11px; }
-table.sortable th[aria-sort="ascending"]::after { content: "▲"; color: var(--fg); }
-table.sortable th[aria-sort="descending"]::after { content: "▼"; color: var(--fg); }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.wrap { white-space: normal; min-width: 280px; max-width: 640px; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-tr.pareto { background: var(--pareto) !important; }
-td.star { color: #b7791f; text-align: center; }
-td.over { color: var(--bad); font-weight: 600; }
-.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px;
-          vertical-align: baseline; }
-.flag { display: inline-block; background: #fde8e6; color: var(--bad); border: 1px solid #f4b5ae;
-        border-radius: 10px; padding: 0 7px; margin-right: 4px; font-size: 12px; }
-figure { margin: 16px 0 28px; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
-figcaption { color: var(--muted); margin-top: 4px; }
-ol.commands li { margin: 6px 0; }
-ul.settings li { margin: 6px 0; max-width: 1100px; }
-ul.settings code { white-space: normal; word-break: break-word; }
-code { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f2f4f8;
-       border-radius: 4px; padding: 2px 6px; user-select: all; word-break: break-all; }
-.hint { display: none; }
-.js .hint { display: inline; }
-dl.glossary { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
-dl.glossary dt { font-weight: 600; } dl.glossary dd { margin: 0; }
-"""
-
-# Sorts a table.sortable by the clicked header: numbers numerically (cells' data-sort hold the raw values),
-# text naturally, blank cells last in either direction.
-JS = """
-(function () {
-  document.documentElement.classList.add("js");
-  function key(cell) {
-    var v = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent.trim();
-    if (v === "") return null;
-    var n = Number(v);
-    return isNaN(n) ? v : n;
-  }
-  function compare(x, y) {
-    if (typeof x === "number" && typeof y === "number") return x - y;
-    return String(x).localeCompare(String(y), undefined, {numeric: true});
-  }
-  function sortBy(table, th) {
-    var col = th.cellIndex;
-    var asc = th.getAttribute("aria-sort") !== "ascending";
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = key(a.cells[col]), y = key(b.cells[col]);
-      if (x === null || y === null) return (x === null) - (y === null);
-      return asc ? compare(x, y) : compare(y, x);
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-  }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
-      th.tabIndex = 0;
-      th.addEventListener("click", function () { sortBy(table, th); });
-      th.addEventListener("keydown", function (e) { if (e.key === "Enter") sortBy(table, th); });
-    });
-  });
-})();
-"""
-
 
 def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
     """``df`` with a plain column list (MultiIndex columns joined by spaces) and its index as columns when
@@ -156,6 +64,11 @@ def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
     if not isinstance(out.index, pd.RangeIndex):
         out = out.reset_index()
     return out
+
+
+def _static(name: str) -> str:
+    """A file of ``harness/leaderboard/static`` (the page's CSS and script), read from the installed package."""
+    return files("harness.leaderboard").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str, str]) -> str:
@@ -183,14 +96,15 @@ def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str,
 
 
 def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
-               colors: Mapping[str, str] | None = None) -> str:
+               colors: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None) -> str:
     """``df`` as a sortable ``<table>`` (escaped; numbers right-aligned with their raw value in
     ``data-sort``; Pareto rows and KL over the budget marked); an "empty" note when ``df`` has no rows."""
     if df.empty:
         return '<p class="muted">(none)</p>'
     colors = colors or {}
+    notes = {**COLUMN_NOTES, **(notes or {})}
     head = "".join(
-        f'<th scope="col" title="{html.escape(COLUMN_NOTES.get(c, c))}">{html.escape(str(c))}</th>'
+        f'<th scope="col" title="{html.escape(notes.get(str(c), str(c)))}">{html.escape(str(c))}</th>'
         for c in df.columns)
     rows = []
     for record in df.to_dict("records"):
@@ -202,22 +116,6 @@ def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
         rows.append(f"<tr{attr}>{cells}</tr>")
     return (f'<div class="scroll"><table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
-
-
-def _shown(df: pd.DataFrame, objective: str | None, swept: Sequence[str] = ()) -> pd.DataFrame:
-    """The displayed columns of a trials-like table, without bookkeeping columns, all-empty columns and the
-    ``objective`` column when it duplicates the named objective's; ordered rank, pareto, method, the swept
-    hyperparameters, the objective, the other metrics, ..., trial_id."""
-    if df.empty:
-        return df
-    hidden = set(_HIDDEN)
-    if objective and objective in df.columns:
-        hidden.add("objective")
-    out = df.drop(columns=[c for c in df.columns if c in hidden]).dropna(axis=1, how="all")
-    first = [c for c in ("rank", "pareto", "method", *swept, objective or "objective") if c in out.columns]
-    last = [c for c in ("trial_id",) if c in out.columns and c not in first]
-    middle = [c for c in out.columns if c not in first and c not in last]
-    return out[list(dict.fromkeys([*first, *middle, *last]))]
 
 
 def _split(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -236,11 +134,14 @@ def _intro(board: Any, trials: pd.DataFrame) -> str:
     budget_text = (f"among those within the KL budget of <b>{html.escape(format_value(budget))} nats</b> "
                    "(its final checkpoint when none is)" if budget is not None else "with no KL budget")
     if objective:
+        better = "lower" if getattr(board, "objective_direction", "maximize") == "minimize" else "higher"
+        best = "lowest" if better == "lower" else "highest"
         ranking = (f"Each trial is shown at its best evaluated checkpoint (column <code>step</code>): the one "
-                   f"with the highest <b>{html.escape(objective)}</b> {budget_text}. Completed trials are "
-                   f"ranked by that {html.escape(objective)}, higher is better, evaluated{where}.")
+                   f"with the {best} <b>{html.escape(objective)}</b> {budget_text}. Completed trials are "
+                   f"ranked by that {html.escape(objective)}, {better} is better, evaluated{where}; "
+                   f"<code>base_{html.escape(objective)}</code> is the reference (untrained) model's value.")
     else:
-        ranking = "No reward metric was evaluated, so the trials are not ranked."
+        ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
     return (f"<p class=\"lead\">{len(trials)} trials: {len(done)} completed, {len(others)} failed or pruned. "
             f"{ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red when over "
             "the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the reward-vs-KL "
@@ -248,10 +149,9 @@ def _intro(board: Any, trials: pd.DataFrame) -> str:
             "<span class=\"hint\">, click it to sort</span>.</p>")
 
 
-def _glossary(columns: Sequence[str]) -> str:
-    items = [(c, COLUMN_NOTES[c]) for c in dict.fromkeys(columns) if c in COLUMN_NOTES]
-    items += [(c, "lm-eval benchmark score of the checkpoint") for c in dict.fromkeys(columns)
-              if c.startswith("lm_eval/")]
+def _glossary(columns: Sequence[str], notes: Mapping[str, str]) -> str:
+    notes = {**COLUMN_NOTES, **notes}
+    items = [(c, notes[c]) for c in dict.fromkeys(columns) if c in notes]
     body = "".join(f"<dt>{html.escape(c)}</dt><dd>{html.escape(t)}</dd>" for c, t in items)
     return f'<details><summary>Columns</summary><dl class="glossary">{body}</dl></details>' if items else ""
 
@@ -325,34 +225,33 @@ def _optuna(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
     return f"<ul>{items}</ul>{note}"
 
 
-def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
+def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) -> str:
     """The leaderboard ``board`` (a :class:`harness.leaderboard.Leaderboard`, or any object with its
     DataFrames) as one self-contained HTML page: explanation, ranked trials, failed and pruned trials, best
     per method, seeds (when several), cost, the plots (``plots``: PNGs from
     :func:`harness.leaderboard.plots.render_plots`, rendered here when None) and each trial's reproduce command."""
-    title = str(getattr(board, "title", None) or "leaderboard")
-    objective = getattr(board, "objective_name", None)
-    budget = getattr(board, "kl_budget", None)
-    trials = _flat(getattr(board, "trials", None))
+    title = board.title or "leaderboard"
+    budget = board.kl_budget
+    trials = _flat(board.trials)
     done, others = _split(trials)
     colors = plotting.board_colors(board)
     if plots is None:
         plots = plotting.render_plots(board) if not _flat(board.checkpoints).empty else {}
-    seeds = _flat(getattr(board, "seeds", None))
+    seeds = _flat(board.seeds)
     several_seeds = not seeds.empty and "n_seeds" in seeds.columns and (seeds["n_seeds"] > 1).any()
-    swept = list(getattr(board, "swept", None) or [])
-    shown_trials = _shown(done, objective, swept)
+    swept = list(board.swept)
+    notes = board.notes()
+    shown_trials = board.shown(done)
     failed = others[[c for c in ("method", "status", "reason", *swept, "trial_id")
                      if c in others.columns]] if not others.empty else others
     sections = {
-        "trials": html_table(shown_trials, "trials", budget, colors),
-        "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors),
-        "methods": html_table(_shown(_flat(getattr(board, "methods", None)), objective, swept), "methods", budget,
-                              colors),
-        "seeds": html_table(seeds, "seeds", budget, colors) if several_seeds else "",
-        "settings": _settings(_flat(getattr(board, "settings", None))),
+        "trials": html_table(shown_trials, "trials", budget, colors, notes),
+        "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors, notes),
+        "methods": html_table(board.shown(_flat(board.methods)), "methods", budget, colors, notes),
+        "seeds": html_table(seeds, "seeds", budget, colors, notes) if several_seeds else "",
+        "settings": _settings(_flat(board.settings)),
         "optuna": _optuna(board, budget, colors),
-        "cost": html_table(_flat(getattr(board, "cost", None)), "cost", budget, colors),
+        "cost": html_table(_flat(board.cost), "cost", budget, colors),
         "plots": _plots(plots),
         "reproduce": _reproduce(trials),
     }
@@ -361,17 +260,17 @@ def render_html(board: Any, plots: Mapping[str, bytes] | None = None) -> str:
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name in _SECTIONS if sections[key])
     body = "".join(f'<h2 id="{key}">{html.escape(name)}</h2>{sections[key]}'
                    for key, name in _SECTIONS if sections[key])
-    columns = [*shown_trials.columns, *_flat(getattr(board, "cost", None)).columns, *seeds.columns]
+    columns = [*shown_trials.columns, *_flat(board.cost).columns, *seeds.columns]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>Leaderboard: {html.escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>Leaderboard: {html.escape(title)}</h1>{_intro(board, trials)}{_glossary(columns)}"
-        f"<nav>{nav}</nav>{_groups(board)}{body}<script>{JS}</script></body></html>\n"
+        f"<title>Leaderboard: {html.escape(title)}</title><style>{_static('report.css')}</style></head><body>"
+        f"<h1>Leaderboard: {html.escape(title)}</h1>{_intro(board, trials)}{_glossary(columns, notes)}"
+        f"<nav>{nav}</nav>{_groups(board)}{body}<script>{_static('report.js')}</script></body></html>\n"
     )
 
 
-def write_html(board: Any, path: Path | str, plots: Mapping[str, bytes] | None = None) -> Path:
+def write_html(board: Leaderboard, path: Path | str, plots: Mapping[str, bytes] | None = None) -> Path:
     """Write :func:`render_html` of ``board`` to ``path`` atomically; returns the path."""
     path = Path(path)
     atomic_write_text(path, render_html(board, plots))

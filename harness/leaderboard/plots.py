@@ -27,8 +27,6 @@ from matplotlib.lines import Line2D
 
 DPI = 110
 KL_LABEL = "KL(policy ‖ reference) [nats per sequence]"
-# Objectives whose reference-model value is a column of the checkpoints table.
-BASE_COLUMNS = {"gold_reward": "base_gold"}
 OBJECTIVE_LABELS = {"gold_reward": "gold reward", "rm_score": "reward-model score"}
 PLOT_NAMES = ("frontier", "training", "sensitivity")
 
@@ -41,9 +39,10 @@ def method_colors(methods: Iterable[str]) -> dict[str, str]:
     return {name: to_hex(cmap(i % cmap.N)) for i, name in enumerate(names)}
 
 
-def objective_label(objective: str) -> str:
+def objective_label(objective: str, direction: str = "maximize") -> str:
     """A readable axis label for an objective column, e.g. ``gold reward (higher is better)``."""
-    return f"{OBJECTIVE_LABELS.get(objective, objective)} (higher is better)"
+    better = "lower" if direction == "minimize" else "higher"
+    return f"{OBJECTIVE_LABELS.get(objective, objective)} ({better} is better)"
 
 
 def upper_envelope(kl: Iterable[float], reward: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +84,11 @@ def _empty_note(ax: Any, text: str) -> None:
 
 
 def reference_value(objective: str, *frames: pd.DataFrame | None) -> float | None:
-    """The reference model's ``objective`` (e.g. ``base_gold`` for the gold reward): the median of its
-    column in the first of ``frames`` that has one, else None."""
-    column = BASE_COLUMNS.get(objective)
+    """The reference model's ``objective`` (the ``base_<objective>`` column): the median of that column in the
+    first of ``frames`` that has one, else None."""
+    column = f"base_{objective}"
     for frame in frames:
-        if column is None or frame is None or column not in getattr(frame, "columns", ()):
+        if frame is None or column not in getattr(frame, "columns", ()):
             continue
         values = pd.to_numeric(frame[column], errors="coerce").dropna()
         if len(values):
@@ -99,18 +98,18 @@ def reference_value(objective: str, *frames: pd.DataFrame | None) -> float | Non
 
 def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl: str = "kl",
                   kl_budget: float | None = None, reference: float | None = None,
-                  colors: Mapping[str, str] | None = None) -> Figure:
-    """Reward against KL for every evaluated checkpoint, one colour per method, with each method's upper
-    envelope (its reward-vs-KL Pareto frontier) as a line, the KL budget as a dashed vertical line and the
-    reference model at (0, base reward). ``reference`` defaults to the median ``base_gold`` for the gold
-    reward; being every trial's starting point, it is part of each envelope. Final checkpoints have a black
-    edge. Returns the figure."""
+                  colors: Mapping[str, str] | None = None, direction: str = "maximize") -> Figure:
+    """The objective against KL for every evaluated checkpoint, one colour per method, with each method's
+    envelope (its objective-vs-KL Pareto frontier: the best value so far as KL grows, in ``direction``) as a
+    line, the KL budget as a dashed vertical line and the reference model at (0, its value). ``reference``
+    defaults to the median ``base_<objective>``; being every trial's starting point, it is part of each envelope.
+    Final checkpoints have a black edge. Returns the figure."""
     fig = _new_figure(8.0, 5.0)
     ax = fig.add_subplot()
     points = _usable(checkpoints, objective, kl)
     colors = dict(colors or method_colors(points.get("method", [])))
     ax.set_xlabel(KL_LABEL)
-    ax.set_ylabel(objective_label(objective))
+    ax.set_ylabel(objective_label(objective, direction))
     ax.set_title(f"{OBJECTIVE_LABELS.get(objective, objective)} vs KL: every evaluated checkpoint")
     ax.grid(True, alpha=0.3)
     handles: list[Any] = []
@@ -127,8 +126,9 @@ def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl:
         edges = [(0.0, 0.0, 0.0, 1.0) if f else face for f in final]  # black edges mark final checkpoints
         ax.scatter(group[kl], group[objective], facecolors=[face], s=np.where(final, 46, 20),
                    edgecolors=edges, linewidths=0.9, zorder=3, gid=f"points:{method}")
-        ex, ey = upper_envelope([*start[0], *group[kl]], [*start[1], *group[objective]])
-        ax.plot(ex, ey, color=colors[method], linewidth=1.8, zorder=2, gid=f"envelope:{method}")
+        sign = -1.0 if direction == "minimize" else 1.0  # the envelope of the best values so far
+        ex, ey = upper_envelope([*start[0], *group[kl]], [sign * y for y in [*start[1], *group[objective]]])
+        ax.plot(ex, sign * ey, color=colors[method], linewidth=1.8, zorder=2, gid=f"envelope:{method}")
     handles += _method_handles(points["method"], colors) if not points.empty else []
     if reference is not None:
         ax.scatter([0.0], [reference], marker="*", s=160, color="black", zorder=4, gid="reference")
@@ -184,16 +184,17 @@ def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
 
 
 def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl: str = "kl",
-                    reference: float | None = None, colors: Mapping[str, str] | None = None) -> Figure:
+                    direction: str = "maximize", reference: float | None = None,
+                    colors: Mapping[str, str] | None = None) -> Figure:
     """Two panels over training steps, reward (top) and KL (bottom), with one line per trial coloured by its
-    method; the reference model's reward (``reference``, by default from ``base_gold``) as a dotted line
+    method; the reference model's reward (``reference``, by default from ``base_<objective>``) as a dotted line
     when known. Returns the figure."""
     fig = _new_figure(8.0, 6.2)
     top, bottom = fig.subplots(2, 1, sharex=True)
     frame = checkpoints if checkpoints is not None else pd.DataFrame()
     colors = dict(colors or method_colors(frame.get("method", [])))
     methods: set[str] = set()
-    for panel, ax, column, label in (("reward", top, objective, objective_label(objective)),
+    for panel, ax, column, label in (("reward", top, objective, objective_label(objective, direction)),
                                      ("kl", bottom, kl, KL_LABEL)):
         data = _usable(frame, "step", column)
         ax.set_ylabel(label)
@@ -228,7 +229,7 @@ def _numeric(values: pd.Series) -> pd.Series | None:
     return converted.reindex(values.index) if converted.notna().all() else None
 
 
-def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
+def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str, direction: str = "maximize",
                      colors: Mapping[str, str] | None = None) -> Figure | None:
     """One panel per swept hyperparameter (the seed excluded) that takes several values within at least one
     method: the ``objective`` of each completed trial against the value, one colour per method, with a line
@@ -263,7 +264,7 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
             if (present > 0).all() and present.max() > 10 * present.min():
                 ax.set_xscale("log")
         ax.set_xlabel(param)
-        ax.set_ylabel(objective_label(objective))
+        ax.set_ylabel(objective_label(objective, direction))
         ax.set_title(f"sensitivity to {param}", fontsize=10)
         ax.grid(True, alpha=0.3)
     for ax in axes[len(params):]:
@@ -297,14 +298,16 @@ def render_plots(board: Any) -> dict[str, bytes]:
     hyperparameter other than the seed varies within a method). ``board`` needs ``checkpoints``, ``trials``, ``swept``,
     ``objective_name`` and ``kl_budget`` (a :class:`harness.leaderboard.Leaderboard`)."""
     objective = getattr(board, "objective_name", None) or "gold_reward"
+    direction = getattr(board, "objective_direction", "maximize")
     colors = board_colors(board)
     checkpoints = board.checkpoints if board.checkpoints is not None else pd.DataFrame()
     reference = reference_value(objective, checkpoints, getattr(board, "trials", None))
     figures: dict[str, Figure | None] = {
         "frontier": frontier_plot(checkpoints, objective, kl_budget=getattr(board, "kl_budget", None),
-                                  reference=reference, colors=colors),
-        "training": training_curves(checkpoints, objective, reference=reference, colors=colors),
-        "sensitivity": sensitivity_plot(board.trials, getattr(board, "swept", []) or [], objective, colors=colors),
+                                  reference=reference, colors=colors, direction=direction),
+        "training": training_curves(checkpoints, objective, direction=direction, reference=reference, colors=colors),
+        "sensitivity": sensitivity_plot(board.trials, getattr(board, "swept", []) or [], objective, direction,
+                                        colors=colors),
     }
     return {name: figure_png(fig) for name, fig in figures.items() if fig is not None}
 

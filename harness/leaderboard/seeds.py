@@ -38,10 +38,11 @@ def welch_p(a: pd.Series, b: pd.Series) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def aggregate_seeds(trials: pd.DataFrame, swept: Sequence[str]) -> pd.DataFrame:
+def aggregate_seeds(trials: pd.DataFrame, swept: Sequence[str], direction: str = "maximize") -> pd.DataFrame:
     """One row per setting (method + swept hyperparameters but the seed) of the completed ``trials``, with
     ``n_seeds``, ``objective_mean``/``objective_ci95``, ``kl_mean``/``kl_ci95``, ``p_vs_best`` and
-    ``same_as_best``, ranked by mean objective; empty when no setting was run with more than one seed."""
+    ``same_as_best``, ranked by mean objective in its ``direction`` (best first); empty when no setting was run
+    with more than one seed."""
     done = trials[trials["status"] == "completed"] if not trials.empty else trials
     keys = ["method", *[k for k in swept if k != "seed" and k in done.columns]]
     if done.empty or "seed" not in done.columns:
@@ -59,7 +60,8 @@ def aggregate_seeds(trials: pd.DataFrame, swept: Sequence[str]) -> pd.DataFrame:
             row["kl_mean"], row["kl_ci95"] = mean_ci95(group["kl"])
         row["_values"] = group["objective"]
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values("objective_mean", ascending=False, kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values("objective_mean", ascending=direction == "minimize",
+                                           kind="stable").reset_index(drop=True)
     best = table.loc[0, "_values"]
     table["p_vs_best"] = [math.nan if i == 0 else welch_p(best, v) for i, v in enumerate(table["_values"])]
     table["same_as_best"] = [i == 0 or (not math.isnan(p) and p >= ALPHA) for i, p in enumerate(table["p_vs_best"])]

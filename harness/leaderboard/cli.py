@@ -1,0 +1,51 @@
+"""``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.leaderboard import ranking
+from harness.leaderboard.markdown import console_table
+from harness.leaderboard.reports import write_leaderboard
+
+
+def _budget(value: str) -> float | None:
+    return None if value.lower() in ("none", "null", "off") else float(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+    parser = argparse.ArgumentParser(prog="python -m harness.leaderboard", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="multirun directories, trial.json files, or an Optuna storage "
+                        "(a journal file such as multirun/<sweep>/optuna.journal, or a storage URL)")
+    parser.add_argument("--study", default=None, help="with a storage holding several studies: the study to report")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: leaderboards/<name of the first path>)")
+    parser.add_argument("--title", default=None, help="report title (default: the output directory's name)")
+    parser.add_argument("--objective", default="auto", help="metric to rank by: any metric the trials' evaluators "
+                        "declare with a direction, by name or column (default auto: gold reward, else reward-model "
+                        "score, ...)")
+    parser.add_argument("--kl-budget", type=_budget, default=ranking.DEFAULT_KL_BUDGET,
+                        help="KL budget in nats per sequence, or none (default: 10)")
+    args = parser.parse_args(argv)
+    from harness.sweep.results import is_storage
+
+    missing = [p for p in args.paths if not Path(p).exists() and not (is_storage(p) and "://" in p)]
+    if missing:
+        print(f"harness.leaderboard: error: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    first = Path(args.paths[0])
+    name = first.resolve().parent.name if is_storage(args.paths[0]) and "://" not in args.paths[0] else first.resolve().name
+    out = args.out or Path("leaderboards") / (args.study or name)
+    try:
+        board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget, args.study)
+    except ConfigError as exc:
+        print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    print(console_table(board))
+    print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv and checkpoints.csv")
+    return 3 if board.groups else 0

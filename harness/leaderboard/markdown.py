@@ -1,0 +1,130 @@
+"""The leaderboard as Markdown (``leaderboard.md``) and as the table printed when a multirun ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from harness.leaderboard.board import Leaderboard
+from harness.leaderboard.frames import format_value
+
+
+def _table(board: Leaderboard, df: pd.DataFrame) -> str:
+    shown = board.shown(df).drop(columns=["trial_id"], errors="ignore")
+    if "pareto" in shown:
+        shown = shown.assign(pareto=shown["pareto"].map(lambda v: "★" if v is True else ""))
+    return shown.map(format_value).to_markdown(index=False)
+
+
+def _intro(board: Leaderboard, n_done: int, prompts: int | None) -> str:
+    """What the tables show: how trials are ranked, on how many prompts, what the marks mean."""
+    head = f"{len(board.trials)} trials ({n_done} completed)."
+    if board.objective_name is None:
+        return f"{head} No metric that ranks trials was evaluated, so the trials are not ranked."
+    better = "lower" if board.objective_direction == "minimize" else "higher"
+    budget = f"within a KL budget of {board.kl_budget:g} nats" if board.kl_budget is not None else "(no KL budget)"
+    return (f"{head} Ranked by **{board.objective_name}** ({better} is better): each trial is shown at its best "
+            f"checkpoint {budget} (a trial with none inside the budget keeps its final checkpoint and ranks after "
+            f"the others), on {prompts if prompts is not None else '?'} held-out prompts. `{board.base_column}` is "
+            "the reference (untrained) model's value, the bar to beat; `kl` is KL(policy || reference) in nats per "
+            "sequence; `*_se` columns are standard errors; ★ marks the Pareto front (no other trial is as good at a "
+            "lower KL); `health` lists flags raised at any checkpoint. The columns are explained under **Columns**.")
+
+
+def column_lines(board: Leaderboard) -> list[str]:
+    """A glossary of the metric columns the tables show (each metric's declared meaning)."""
+    shown = board.shown(board.completed).columns if not board.completed.empty else []
+    notes = board.notes()
+    items = [f"- `{c}`: {notes[c]}" for c in shown if c in notes]
+    return ["## Columns", "", *items, ""] if items else []
+
+
+def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
+    """The leaderboard as Markdown: ranked trials, per-method best, seeds, cost, failures, plots, reproduce."""
+    lines = [f"# Leaderboard: {board.title}", ""]
+    if board.groups:
+        return "\n".join([*lines, *incompatible_lines(board), ""])
+    df = board.trials
+    if df.empty:
+        return "\n".join([*lines, "No trial records found.", ""])
+    n_done = int((df["status"] == "completed").sum())
+    prompts = df["eval_prompts"].dropna()
+    lines += [_intro(board, n_done, int(prompts.iloc[0]) if len(prompts) else None), ""]
+    if not board.completed.empty:
+        lines += [_table(board, board.completed), ""]
+    if len(board.methods) > 1:
+        lines += ["## Best per method", "", _table(board, board.methods), ""]
+    if not board.seeds.empty:
+        lines += ["## Over seeds", "", f"Mean and 95% confidence interval over seeds of **{board.objective_name}** "
+                  "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
+                  "difference from the best is not significant (p >= 0.05).", "",
+                  board.seeds.map(format_value).to_markdown(index=False), ""]
+    if not board.settings.empty:
+        lines += ["## Method settings", "", "Each method's hyperparameters that are the same in all its trials (the "
+                  "swept ones are columns of the tables above):", "", board.settings.to_markdown(index=False), ""]
+    lines += optuna_lines(board)
+    if not board.cost.empty:
+        lines += ["## Compute cost per method (measured)", "", board.cost.map(format_value).to_markdown(index=False), ""]
+    others = df[df["status"] != "completed"]
+    if not others.empty:
+        lines += ["## Failed and pruned trials", ""]
+        for _, row in others.iterrows():
+            step = f" at step {format_value(row.get('step'))}" if row["status"] == "pruned" and format_value(row.get("step")) else ""
+            lines.append(f"- **{row['method']}** ({row['status']}{step}): {row['reason'] or 'no reason recorded'}"
+                         f"  \n  `{row['overrides']}`")
+        lines.append("")
+    lines += column_lines(board)
+    if plots:
+        lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]
+    lines += ["## Reproduce", "", "Each trial's exact overrides:", ""]
+    for _, row in df.iterrows():
+        lines.append(f"- rank {format_value(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def optuna_lines(board: Leaderboard) -> list[str]:
+    """Markdown lines for the Optuna studies behind the board: trial counts and parameter importances."""
+    from harness.sweep.study import goal_text
+
+    if not board.studies:
+        return []
+    lines = ["## Optuna study", ""]
+    for info in board.studies:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(info["counts"].items()))
+        goal = goal_text(info["objectives"], info["directions"])
+        lines += [f"- `{info['study']}` ({goal}): {counts}. Open it with `optuna-dashboard {info['storage']}`."]
+    from harness.sweep.results import importance_table
+
+    table = importance_table(board.importances)
+    if not table.empty:
+        lines += ["", "Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums "
+                  "to 1; a blank: the method has no such parameter):", "",
+                  table.map(format_value).to_markdown(index=False)]
+    return [*lines, ""]
+
+
+def incompatible_lines(board: Leaderboard) -> list[str]:
+    """Markdown lines explaining why records from several setups were not merged."""
+    g = board.groups
+    lines = [f"These {len(board.records)} trial records come from {len(g['counts'])} different setups (model, data "
+             "or evaluation settings), so they are not ranked together. Rebuild the leaderboard from the "
+             "directories of one setup at a time.", "", "Settings that differ (one value per setup):", ""]
+    lines += [f"- `{key}`: {', '.join(repr(v) for v in values)}" for key, values in g["differ"].items()]
+    lines += ["", "Setups:", ""]
+    lines += [f"- `{key}`: {count} trials ({', '.join(g['trials'][key][:5])}{' ...' if count > 5 else ''})"
+              for key, count in g["counts"].items()]
+    return lines
+
+
+def console_table(board: Leaderboard) -> str:
+    """A compact text table for the terminal."""
+    if board.groups:
+        return "\n".join(incompatible_lines(board))
+    if board.trials.empty:
+        return "(no trial records)"
+    return _table(board, board.trials)
+
+

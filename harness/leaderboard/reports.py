@@ -1,0 +1,45 @@
+"""Writing a leaderboard's files: Markdown, CSV, the plots and the self-contained HTML page, each atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.leaderboard import ranking
+from harness.leaderboard.board import Leaderboard, load_leaderboard
+from harness.leaderboard.markdown import to_markdown
+from harness.records import atomic_write_text
+
+
+def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, the plots and ``leaderboard.html``
+    to ``out_dir`` (atomically, each); returns the paths written."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    pngs: dict[str, bytes] = {}
+    if not board.trials.empty and not board.checkpoints.empty:
+        from harness.leaderboard import plots as plotting
+
+        pngs = plotting.render_plots(board)
+        written += list(plotting.save_plots(board, out, pngs).values())
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, [str(p) for p in written]))
+    atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
+    atomic_write_text(out / "checkpoints.csv", board.checkpoints.to_csv(index=False))
+    written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
+    if not board.importances.empty:
+        atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
+        written.append(out / "importances.csv")
+    from harness.leaderboard.html import write_html
+
+    written.append(write_html(board, out / "leaderboard.html", pngs))
+    return written
+
+
+def write_leaderboard(paths: Iterable[Path | str], out_dir: Path | str, title: str | None = None,
+                      objective: str = "auto", kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
+                      study_name: str | None = None) -> Leaderboard:
+    """Build the leaderboard of ``paths`` and write its reports to ``out_dir`` (see :func:`write_reports`)."""
+    out = Path(out_dir)
+    board = load_leaderboard(paths, title or out.name, objective, kl_budget, study_name)
+    write_reports(board, out)
+    return board
