@@ -261,7 +261,7 @@ def summarize(search: Search, workdir: Path) -> Summary:
         distinct=len({setting_text(r) for r in records.values()}), steps=sum(map(trial_steps, records.values())),
         best=None if best is None else float(best["objective"]),
         best_setting=setting_text(best_record) + (f" (step {int(best['step'])})" if best is not None else ""),
-        best_base=None if best is None or "base_gold" not in best else float(best["base_gold"]),
+        best_base=None if best is None or "base_gold_reward" not in best else float(best["base_gold_reward"]),
         wall_s=wall, wall_note=note)
 
 

@@ -8,7 +8,6 @@ before any compute; the result is memoised, so each trial of a sweep does not re
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -48,7 +47,7 @@ def harness_config_validate(cfg: DictConfig) -> None:
 
 
 @hookimpl
-def harness_data_load(cfg: DictConfig) -> Any:
+def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
     """The configured file's preference data, or None if ``data.source`` is not ``files``."""
     if cfg.data.source != SOURCE:
         return None

@@ -7,10 +7,11 @@ or ``ipo`` can never silently train as sigmoid DPO.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
 from harness.plugin import ConfigError, Hyperparameter, MethodSpec, hookimpl, separate_reference
 
@@ -67,18 +68,18 @@ def train(ctx: TrainContext) -> PreTrainedModel:
     return ctx.run_trainer(build_trainer(ctx))
 
 
-def _loss_types(method_cfg: Any) -> list[str]:
+def _loss_types(method_cfg: DictConfig) -> list[str]:
     value = (method_cfg.get("trl") or {}).get("loss_type", "sigmoid")
     return [value] if isinstance(value, str) else list(value)
 
 
-def _validate_ipo(method_cfg: Any) -> None:
+def _validate_ipo(method_cfg: DictConfig) -> None:
     if _loss_types(method_cfg) != ["ipo"]:
         raise ConfigError(f"method ipo trains with loss_type ipo, not {_loss_types(method_cfg)}; drop "
                           "method.trl.loss_type, or use method=dpo method.trl.loss_type=<type> for other losses.")
 
 
-def policy_and_reference(cfg: Any) -> int:
+def policy_and_reference(cfg: DictConfig) -> int:
     """The policy and, without LoRA, the frozen reference: the models DPO-style methods hold."""
     return 1 + separate_reference(cfg)
 

@@ -123,7 +123,7 @@ REWARD_KNOBS = [
     Hyperparameter("reward_stage", {}, "with reward=trained: method=reward settings to change, e.g. "
                    "{learning_rate: 2e-4}"),
 ]
-# The toy world's defaults (gold 0.012 -> 0.54 at KL 6.1 nats for GRPO); real models: learning rate 1e-7 to 1e-5.
+# The toy world's defaults (gold 0.012 -> 0.54 at KL 6.1 nats for GRPO); the sane learning rates are lr_range.
 _DEFAULTS = {"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_size": 16, "warmup": 0.0,
              "scheduler": "constant"}
 _TRL = {"max_completion_length": 24,  # tokens per completion; eval.max_new_tokens on the toy world

@@ -51,7 +51,7 @@ KL_PENALTIES = ("kl", "abs", "mse", "full")
 REWARD_NORMS = ("whiten", "running", "none")
 
 
-def make_scorer(cfg: Any, device: torch.device) -> Callable[[Sequence[str], Sequence[str]], torch.Tensor]:
+def make_scorer(cfg: DictConfig, device: torch.device) -> Callable[[Sequence[str], Sequence[str]], torch.Tensor]:
     """``score(prompts, completions) -> tensor [n]`` for ``method.reward``: the gold reward, or a reward model
     (scored on prompt + completion)."""
     reward = reward_function(cfg)
@@ -254,7 +254,7 @@ def _validate(m: DictConfig) -> None:
         raise ConfigError(f"method.mini_batch_size={m.mini_batch_size} must divide method.batch_size={m.batch_size}.")
 
 
-def _models(cfg: Any) -> int:
+def _models(cfg: DictConfig) -> int:
     """Policy and value model, the reference unless LoRA provides it, the reward model unless the reward is gold."""
     return 2 + separate_reference(cfg) + reward_models(cfg)
 
@@ -294,7 +294,7 @@ def harness_methods_register() -> list[MethodSpec]:
         name="ppo", train=train, data_kind="prompts", models_in_memory=_models, needs_reference=True,
         hyperparameters=HYPERPARAMETERS, lr_range=(1e-7, 1e-5), validate=_validate,
         description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
-        # The toy world's defaults; real models: learning rate 1e-6 to 3e-6, batch 64 to 512.
+        # The toy world's defaults (the sane learning rates are lr_range); real models: batch 64 to 512.
         defaults={"learning_rate": 1e-4, "epochs": 1, "max_steps": 60, "batch_size": 64, "warmup": 0.0,
                   "scheduler": "constant"},
         search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",

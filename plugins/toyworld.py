@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.plugin import DataFormat, PreferenceData, ValidationReport, hookimpl
+from harness.plugin import DataFormat, PreferenceData, RewardFunction, ValidationReport, hookimpl
 
 NAME = "toyworld"
 
@@ -81,7 +81,7 @@ def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
 
 
 @hookimpl
-def harness_gold_reward(cfg: DictConfig) -> Any:
+def harness_gold_reward(cfg: DictConfig) -> RewardFunction | None:
     """The toy world's exact gold reward (it scores the completion; the prompt is not needed)."""
     if cfg.data.source != NAME:
         return None

@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from harness.sweep import study as st
-from harness.sweep.sweeper import counted_trials
+from harness.sweep.trials import counted_trials
 from tests.conftest import run_cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -227,10 +227,23 @@ def test_a_two_objective_study_and_the_leaderboard_agree_on_the_pareto_front(tin
     (["method=dpo,simpo", "hydra/sweeper/sampler=grid"], "grid sampler cannot search a conditional space"),
     (["method=dpo", "eval.checkpoints=final"], "Pruning needs every checkpoint evaluated"),
     (["method=dpo", "method.bta=interval(0.1, 0.5)"], "has the option method.bta"),
+    (["method=dpo", "hydra.sweeper.objectives=[rep_token]"], "Unknown metric for hydra.sweeper.objectives 'rep_token'"),
+    (["method=dpo", "hydra.sweeper.objectives=[kl,auto]"], "'auto' may only be the first objective"),
 ])
 def test_bad_sweeps_stop_before_any_compute_with_one_line(tiny_world, tmp_path, extra, message):
     result = run_cli([*sweep_args(tiny_world, *extra)], cwd=tmp_path)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("harness: error: ") and message in last
+    assert result.stderr.count("harness: error: ") == 1
     assert not list(tmp_path.glob("multirun/*/0"))
+
+
+def test_an_objective_alone_is_optimised_in_its_declared_direction(tiny_world, tmp_path):
+    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=1", "hydra/sweeper/pruner=none",
+                      "hydra.sweeper.objectives=[kl]", "sweep_name=kl")
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "minimize kl" in result.stdout
+    assert st.StudySettings.load(tmp_path / "multirun" / "kl" / st.SETTINGS_NAME).directions == ["minimize"]
+    assert [d.name for d in load(tmp_path / "multirun" / "kl").directions] == ["MINIMIZE"]

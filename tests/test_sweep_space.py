@@ -23,6 +23,7 @@ def space(overrides, params=None, method_params=None, use_suggested=True):
     return build_space(overrides, params, method_params, CONFIGS, SUGGESTED, "dpo", use_suggested)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("text", "expected"), [
     ("choice(a, b)", D.CategoricalDistribution(["a", "b"])),
     ("0.05,0.1", D.CategoricalDistribution([0.05, 0.1])),
@@ -36,6 +37,7 @@ def test_hydra_sweep_syntax_maps_to_optuna_distributions(text, expected):
     assert parse_dimension("x", text) == expected
 
 
+@pytest.mark.unit
 def test_a_fixed_value_is_no_dimension_and_bad_syntax_is_one_clear_error():
     assert parse_dimension("x", "0.3") is None
     for bad, words in [("interval(0.5, 0.1)", "low < high"), ("tag(log, interval(0, 1))", "low > 0"),
@@ -44,6 +46,7 @@ def test_a_fixed_value_is_no_dimension_and_bad_syntax_is_one_clear_error():
             parse_dimension("x", bad)
 
 
+@pytest.mark.unit
 def test_one_method_searches_its_plugins_suggested_space():
     s = space(["method=dpo"])
     assert s.methods == ["dpo"] and not s.conditional
@@ -51,6 +54,7 @@ def test_one_method_searches_its_plugins_suggested_space():
                                  "dpo.learning_rate": D.FloatDistribution(1e-5, 3e-4, log=True)}
 
 
+@pytest.mark.unit
 def test_several_methods_bring_their_own_conditional_dimensions():
     s = space(["method=dpo,simpo", "method.learning_rate=tag(log, interval(1e-5, 1e-3))", "seed=1,2"])
     assert s.methods == ["dpo", "simpo"] and s.conditional
@@ -72,6 +76,7 @@ def test_several_methods_bring_their_own_conditional_dimensions():
     assert seen == {"dpo", "simpo"}
 
 
+@pytest.mark.unit
 def test_overrides_config_params_and_fixed_values_shape_the_space():
     s = space(["method=dpo,simpo", "method.beta=0.2"], params={"method.epochs": "choice(1, 2)"},
               method_params={"simpo": {"gamma": "interval(0.5, 2.0)"}})
@@ -83,6 +88,7 @@ def test_overrides_config_params_and_fixed_values_shape_the_space():
     assert only_given.distributions() == {"dpo.beta": D.CategoricalDistribution([0.1, 0.2])}
 
 
+@pytest.mark.unit
 def test_method_prefixed_overrides_search_one_methods_parameter():
     s = space(["method=dpo,simpo", "dpo.beta=0.05,0.1", "simpo.beta=interval(1.0, 4.0)"])
     assert s.per_method["dpo"]["beta"] == D.CategoricalDistribution([0.05, 0.1])
@@ -92,6 +98,7 @@ def test_method_prefixed_overrides_search_one_methods_parameter():
         space(["method=dpo", "simpo.gamma=interval(0.5, 1.0)"])
 
 
+@pytest.mark.unit
 def test_unknown_methods_and_options_stop_before_any_trial():
     with pytest.raises(UnknownNameError, match="Unknown method 'dop'.*Did you mean: dpo"):
         space(["method=dop,simpo"])
@@ -103,6 +110,7 @@ def test_unknown_methods_and_options_stop_before_any_trial():
         space(["method=dpo"], use_suggested=False)
 
 
+@pytest.mark.unit
 def test_grid_needs_discrete_unconditional_dimensions():
     s = space(["method=dpo", "method.beta=0.05,0.1,0.3", "method.learning_rate=range(1, 4)"], use_suggested=False)
     assert s.grid() == {"dpo.beta": [0.05, 0.1, 0.3], "dpo.learning_rate": [1, 2, 3]}
@@ -112,6 +120,7 @@ def test_grid_needs_discrete_unconditional_dimensions():
         space(["method=dpo,simpo"]).grid()
 
 
+@pytest.mark.unit
 def test_sampled_values_become_hydra_overrides_that_round_trip():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from harness.records import read_record, write_record
 from harness.sweep import study as st
 from harness.sweep.liveness import lost_reason, this_process
-from harness.sweep.sweeper import counted_trials, finish_trial, recover_lost_trials
+from harness.sweep.trials import counted_trials, finish_trial, recover_lost_trials, reuse_twin
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,6 +32,7 @@ def settings(tmp_path, **kw):
                             directions=["maximize"], **kw)
 
 
+@pytest.mark.unit
 def test_a_trials_value_is_its_best_checkpoint_within_the_kl_budget(tmp_path):
     cps = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.5, 4.0), checkpoint(30, 0.9, 12.0, final=True)]
     assert st.objective_values(cps, settings(tmp_path, kl_budget=10.0)) == ([0.5], 20)
@@ -42,6 +43,26 @@ def test_a_trials_value_is_its_best_checkpoint_within_the_kl_budget(tmp_path):
     assert st.objective_values([], two) == (None, None)
     with pytest.raises(Exception, match="give one direction per objective"):
         st.check_objectives(["auto", "kl", "win_rate"], ["maximize", "minimize"])
+
+
+@pytest.mark.unit
+def test_objectives_take_their_declared_direction_unless_directions_are_given():
+    from harness.errors import UnknownNameError
+    from harness.plugin.manager import get_plugin_manager
+    from harness.sweep.preflight import declared_directions
+
+    pm = get_plugin_manager([])
+    evaluators = [pm.evaluator("gold_reward"), pm.evaluator("kl"), pm.evaluator("preference_accuracy")]
+    assert declared_directions(["kl"], evaluators) == ["minimize"]
+    assert declared_directions(["gold_reward", "pref_acc"], evaluators) == ["maximize", "maximize"]  # by column
+    assert st.check_objectives(["kl"], None, ["minimize"]) == (["kl"], ["minimize"])
+    assert st.check_objectives(["kl"], ["maximize"], ["minimize"]) == (["kl"], ["maximize"])  # given wins
+    assert st.check_objectives(["gold_reward", "kl"], [], ["maximize", "minimize"])[1] == ["maximize", "minimize"]
+    with pytest.raises(UnknownNameError, match="Unknown metric for hydra.sweeper.objectives 'rep_token'"):
+        declared_directions(["rep_token"], evaluators)
+    with pytest.raises(Exception, match=r"objectives=\[auto\] means gold_reward here") as info:
+        declared_directions(["gold_reward"], [pm.evaluator("kl")], auto_first=True)
+    assert "\n" not in str(info.value)
 
 
 @pytest.fixture()
@@ -116,6 +137,7 @@ def test_a_dead_trial_whose_record_is_complete_is_told_its_result_not_rerun(tmp_
     assert t.state == TrialState.COMPLETE and t.value == 0.4 and t.user_attrs[st.ATTR_STEP] == 8
 
 
+@pytest.mark.unit
 def test_finish_trial_tells_pruned_failed_and_the_kl_constraint(tmp_path):
     cfg = settings(tmp_path, kl_budget=2.0, kl_constraint=True)
     study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
@@ -133,9 +155,8 @@ def test_finish_trial_tells_pruned_failed_and_the_kl_constraint(tmp_path):
     assert failed.state == TrialState.FAIL and failed.user_attrs[st.ATTR_ERROR] == "loss became nan"
 
 
+@pytest.mark.unit
 def test_parameters_a_completed_trial_had_reuse_its_result_without_training(tmp_path):
-    from harness.sweep.sweeper import OptunaSweep
-
     cfg = settings(tmp_path)
     study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
     first = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
@@ -144,9 +165,9 @@ def test_parameters_a_completed_trial_had_reuse_its_result_without_training(tmp_
     finish_trial(study, first, cfg)
     study.enqueue_trial(first.params)
     again = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
-    assert OptunaSweep._reuse_twin(study, again, cfg)
+    assert reuse_twin(study, again, cfg)
     twin = study.get_trials()[1]
     assert twin.state == TrialState.COMPLETE and twin.value == 0.4 and twin.user_attrs[st.ATTR_SAME_AS] == 0
     study.enqueue_trial({"dpo.beta": 0.1 if first.params["dpo.beta"] == 0.3 else 0.3})
     other = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
-    assert not OptunaSweep._reuse_twin(study, other, cfg)
+    assert not reuse_twin(study, other, cfg)

@@ -1,0 +1,8 @@
+"""Composing and checking trial configs before any compute.
+
+:mod:`~harness.config.store` registers what plugins contribute to the config tree (every ``method=<name>``,
+the evaluators' options); :mod:`~harness.config.compose` expands and composes the jobs of a run;
+:mod:`~harness.config.validation` checks a composed trial config; :mod:`~harness.config.trainer_config` maps a
+method's knobs onto its trainer config and keeps one home per knob; :mod:`~harness.config.metrics` resolves
+metric names used as objectives.
+"""

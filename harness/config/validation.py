@@ -9,7 +9,7 @@ one-line :class:`harness.errors.UserError`.
 from __future__ import annotations
 
 from numbers import Real
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -46,6 +46,11 @@ def trial_evaluators(cfg: DictConfig, pm: HarnessPluginManager) -> list[Evaluato
     if produces == "policy":
         return [pm.evaluator(name) for name in evaluator_names(cfg)]
     return [e for e in pm.evaluators.values() if e.applies_to == produces]
+
+
+def metric_declarations(cfg: DictConfig, pm: HarnessPluginManager) -> dict[str, dict[str, Any]]:
+    """What the trial's evaluators declare about their metrics, as written to its record (name -> declaration)."""
+    return {m.name: m.to_record(e.name) for e in trial_evaluators(cfg, pm) for m in e.metrics}
 
 
 def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:

@@ -22,7 +22,13 @@ def harness_trial_start(cfg: Any, trial_dir: Any) -> None:
     global _current
     if _current is not None:
         _current.close()
-    _current = TrialReporter.from_environment()
+        _current = None
+    if not TrialReporter.in_sweep():
+        return
+    from harness.config.validation import metric_declarations
+    from harness.plugin.manager import plugin_manager_for
+
+    _current = TrialReporter.from_environment(metric_declarations(cfg, plugin_manager_for(cfg)))
 
 
 @hookimpl

@@ -37,13 +37,14 @@ def build_pruner(config: Mapping[str, Any] | None) -> Any:
 class TrialReporter:
     """Reports one trial's checkpoints to Optuna from the trial's process (see the module docstring)."""
 
-    def __init__(self, settings: st.StudySettings, number: int) -> None:
+    def __init__(self, settings: st.StudySettings, number: int, declared: Mapping[str, Any] | None = None) -> None:
         import optuna
 
         from harness.sweep.liveness import this_process
 
         self.settings = settings
         self.number = number
+        self.declared = dict(declared or {})  # the trial's metric declarations: metric keys -> columns, directions
         storage = st.open_storage(settings.storage)
         self.study = optuna.load_study(study_name=settings.study_name, storage=storage,
                                        pruner=build_pruner(settings.pruner))
@@ -55,13 +56,20 @@ class TrialReporter:
         self._thread = threading.Thread(target=self._heartbeat, name="optuna-heartbeat", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def in_sweep() -> bool:
+        """Whether this process runs a trial of an Optuna sweep (the sweeper names it in the environment)."""
+        path = os.environ.get(ENV_STUDY)
+        return bool(path) and os.environ.get(ENV_TRIAL) is not None and Path(str(path)).is_file()
+
     @classmethod
-    def from_environment(cls) -> TrialReporter | None:
-        """A reporter for the trial named in the environment, or None outside an Optuna sweep."""
+    def from_environment(cls, declared: Mapping[str, Any] | None = None) -> TrialReporter | None:
+        """A reporter for the trial named in the environment (``declared``: its metric declarations), or None
+        outside an Optuna sweep."""
         path, number = os.environ.get(ENV_STUDY), os.environ.get(ENV_TRIAL)
         if not path or number is None or not Path(path).is_file():
             return None
-        return cls(st.StudySettings.load(Path(path)), int(number))
+        return cls(st.StudySettings.load(Path(path)), int(number), declared)
 
     def _beat(self) -> None:
         import time
@@ -78,7 +86,7 @@ class TrialReporter:
         self.checkpoints.append({"step": step, "metrics": dict(metrics)})
         if self.settings.multi_objective:
             return  # Optuna neither records intermediate values nor prunes for several objectives
-        values, _ = st.objective_values(self.checkpoints, self.settings)
+        values, _ = st.objective_values(self.checkpoints, self.settings, self.declared)
         if values is None:
             return
         self.trial.report(values[0], step)

@@ -16,83 +16,23 @@ that key (``method.trl.*`` keys apply to all).
 
 Syntax: ``choice(a, b)`` or ``a,b`` (categorical), ``range(start, stop, step)`` (stepped, stop excluded),
 ``interval(low, high)`` (float; int when both ends are ints, e.g. ``int(interval(1, 4))``) and
-``tag(log, interval(low, high))`` (log scale).
+``tag(log, interval(low, high))`` (log scale), parsed by :mod:`harness.sweep.syntax`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnknownNameError
 from harness.records import flatten
+from harness.sweep.syntax import dimension, parse_dimension, show, suggest
 
 METHOD_KEY = "method"
 _PREFIX = "method."
-
-
-def parse_dimension(key: str, spec: Any) -> Any | None:
-    """The Optuna distribution of ``key=spec`` in Hydra's sweep syntax; None for a fixed (non-sweep) value.
-
-    Raises ConfigError for syntax Hydra cannot parse or a sweep Optuna cannot search (``shuffle``, an empty
-    or reversed interval, ``log`` on a non-positive interval or a stepped range).
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    text = spec if isinstance(spec, str) else ",".join(map(str, spec)) if isinstance(spec, (list, tuple)) else str(spec)
-    try:
-        value = OverridesParser.create().parse_override(f"{key}={text}").value()
-    except HydraException as exc:  # OverrideParseException, or the grammar's own syntax errors
-        raise ConfigError(f"Cannot parse the search space of {key}: {text!r} ({str(exc).splitlines()[0]}); use "
-                          "choice(a,b), range(start,stop,step), interval(low,high) or tag(log, interval(low,high)).") from None
-    return dimension(key, value)
-
-
-def dimension(key: str, value: Any) -> Any | None:
-    """The Optuna distribution of an already parsed override value (see :func:`parse_dimension`)."""
-    import optuna.distributions as D
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-
-    log = "log" in getattr(value, "tags", set())
-    if isinstance(value, ChoiceSweep):
-        if value.shuffle:
-            raise ConfigError(f"{key}: shuffle(...) has no meaning for Optuna; use choice(...).")
-        choices = [_plain(v, key) for v in value.list]
-        if not choices:
-            raise ConfigError(f"{key}: choice() needs at least one value.")
-        return D.CategoricalDistribution(choices)
-    if isinstance(value, RangeSweep):
-        start, stop, step = value.start, value.stop, value.step if value.step is not None else 1
-        if log:
-            raise ConfigError(f"{key}: tag(log, ...) cannot apply to range(); use tag(log, interval(low, high)).")
-        count = math.ceil((stop - start) / step) if step else 0
-        if count <= 0:
-            raise ConfigError(f"{key}: range({start}, {stop}, {step}) is empty.")
-        last = start + (count - 1) * step
-        if all(isinstance(x, int) for x in (start, stop, step)):
-            return D.IntDistribution(int(start), int(last), step=int(step))
-        return D.FloatDistribution(float(start), float(round(last, 12)), step=float(step))
-    if isinstance(value, IntervalSweep):
-        low, high = value.start, value.end
-        if low is None or high is None or not low < high:
-            raise ConfigError(f"{key}: interval({low}, {high}) must have low < high.")
-        if log and low <= 0:
-            raise ConfigError(f"{key}: tag(log, interval({low}, {high})) needs low > 0.")
-        if isinstance(low, int) and isinstance(high, int):
-            return D.IntDistribution(low, high, log=log)
-        return D.FloatDistribution(float(low), float(high), log=log)
-    return None
-
-
-def _plain(value: Any, key: str) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise ConfigError(f"{key}: choice values must be numbers, strings, booleans or null, not {value!r}.")
 
 
 def flatten_params(params: Mapping[str, Any] | DictConfig | None, prefix: str = "") -> dict[str, Any]:
@@ -176,32 +116,10 @@ class SearchSpace:
     def describe(self) -> list[str]:
         """One line per dimension, for the sweep's opening message."""
         lines = [f"method: choice({', '.join(self.methods)})"] if len(self.methods) > 1 else []
-        lines += [f"{k}: {_show(d)}" for k, d in self.shared.items()]
+        lines += [f"{k}: {show(d)}" for k, d in self.shared.items()]
         for m in self.methods:
-            lines += [f"{m}: method.{k}: {_show(d)}" for k, d in self.per_method.get(m, {}).items()]
+            lines += [f"{m}: method.{k}: {show(d)}" for k, d in self.per_method.get(m, {}).items()]
         return lines
-
-
-def suggest(trial: Any, name: str, dist: Any) -> Any:
-    """Suggest ``name`` from ``dist`` on an Optuna trial through its public ``suggest_*`` methods."""
-    import optuna.distributions as D
-
-    if isinstance(dist, D.CategoricalDistribution):
-        return trial.suggest_categorical(name, list(dist.choices))
-    if isinstance(dist, D.IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
-
-
-def _show(dist: Any) -> str:
-    import optuna.distributions as D
-
-    if isinstance(dist, D.CategoricalDistribution):
-        return f"choice({', '.join(map(str, dist.choices))})"
-    kind = "int " if isinstance(dist, D.IntDistribution) else ""
-    scale = "log " if dist.log else ""
-    step = f" step {dist.step:g}" if dist.step is not None else ""
-    return f"{scale}{kind}[{dist.low:g}, {dist.high:g}]{step}"
 
 
 def build_space(
@@ -219,14 +137,40 @@ def build_space(
     ``method_configs[m]``: method ``m``'s default config (which keys it has); ``suggested[m]``: its plugin's
     suggested space; ``default_method``: the method when the command line does not choose one.
     """
+    cli = _read_command_line(overrides, method_configs)
+    all_params = {**flatten_params(params), **cli.dims}
+    methods = _searched_methods(cli.methods, all_params, default_method, method_configs)
+    fixed_keys = {line.split("=", 1)[0].lstrip("+~") for line in cli.fixed}
+    space = SearchSpace(methods=methods, fixed=cli.fixed)
+    own = _own_params(method_params, cli.method_dims, space.methods, method_configs)
+    for m in space.methods:
+        dims = _method_dimensions(m, method_configs[m], suggested.get(m, {}) if use_suggested else {}, all_params,
+                                  own.get(m, {}))
+        space.per_method[m] = {k: d for k, d in dims.items() if d is not None and _PREFIX + k not in fixed_keys}
+    space.shared = _shared_dimensions(all_params, space.methods, method_configs, fixed_keys)
+    if not space.shared and not any(space.per_method.values()) and len(space.methods) == 1:
+        raise ConfigError(f"The search space is empty: method {space.methods[0]} suggests no parameters and none "
+                          "are given; sweep some, e.g. method.beta='tag(log, interval(0.01, 0.5))'.")
+    return space
+
+
+@dataclass
+class _CommandLine:
+    """What the command line's overrides give the space: parsed, not yet checked against the methods."""
+
+    methods: list[str] | None = None                                    # method=dpo,simpo (None: not given)
+    dims: dict[str, Any] = field(default_factory=dict)                 # sweeps of full config keys
+    method_dims: dict[str, dict[str, Any]] = field(default_factory=dict)  # <method>.<key> sweeps, by method
+    fixed: list[str] = field(default_factory=list)                     # every non-sweep override, as typed
+
+
+def _read_command_line(overrides: Sequence[str], method_configs: Mapping[str, Any]) -> _CommandLine:
+    """Sort the command line's overrides: the searched methods, sweeps (of every method's keys or of one
+    method's: ``simpo.gamma=...``) and fixed overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    cli_dims: dict[str, Any] = {}
-    cli_method_dims: dict[str, dict[str, Any]] = {}
-    fixed: list[str] = []
-    methods: list[str] | None = None
-    for o in parsed:
+    cli = _CommandLine()
+    for o in OverridesParser.create().parse_overrides(list(overrides)):
         key = o.key_or_group
         if key == METHOD_KEY:
             value = o.value()
@@ -234,18 +178,25 @@ def build_space(
                 dist = dimension(key, value)
                 if not hasattr(dist, "choices"):
                     raise ConfigError("method must be swept as a list: method=dpo,simpo (or choice(dpo,simpo)).")
-                methods = [str(v) for v in dist.choices]
+                cli.methods = [str(v) for v in dist.choices]
             else:
-                methods = [str(value)]
+                cli.methods = [str(value)]
             continue
         head, _, rest = key.partition(".")
         if o.is_sweep_override() and rest and head in method_configs:
-            cli_method_dims.setdefault(head, {})[rest] = o.value()  # simpo.gamma=interval(..): SimPO's only
+            cli.method_dims.setdefault(head, {})[rest] = o.value()  # simpo.gamma=interval(..): SimPO's only
         elif o.is_sweep_override():
-            cli_dims[key] = o.value()
+            cli.dims[key] = o.value()
         else:
-            fixed.append(o.input_line)
-    all_params = {**flatten_params(params), **cli_dims}
+            cli.fixed.append(o.input_line)
+    return cli
+
+
+def _searched_methods(given: list[str] | None, all_params: dict[str, Any], default_method: str,
+                      method_configs: Mapping[str, Any]) -> list[str]:
+    """The searched methods, each once: from the command line or ``params.method`` (taken out of
+    ``all_params``), else the default; each must be registered."""
+    methods = given
     if METHOD_KEY in all_params:
         if methods is not None:
             raise ConfigError("method is given both on the command line and in hydra.sweeper.params; keep one.")
@@ -256,50 +207,58 @@ def build_space(
     methods = methods or [default_method]
     unknown = [m for m in methods if m not in method_configs]
     if unknown:
-        from harness.errors import UnknownNameError
-
         raise UnknownNameError("method", unknown[0], method_configs)
-    fixed_keys = {line.split("=", 1)[0].lstrip("+~") for line in fixed}
+    return list(dict.fromkeys(methods))
 
-    space = SearchSpace(methods=list(dict.fromkeys(methods)), fixed=fixed)
-    per_method_user = {m: flatten_params(v) for m, v in (flatten_params_top(method_params)).items()}
-    stray = [m for m in per_method_user if m not in method_configs]
+
+def _own_params(method_params: Mapping[str, Any] | None, cli_method_dims: Mapping[str, dict[str, Any]],
+                methods: Sequence[str], method_configs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's own dimensions as given: ``hydra.sweeper.method_params``, then ``<method>.<key>`` sweeps
+    of the command line (for searched methods only)."""
+    own = {m: flatten_params(v) for m, v in (flatten_params_top(method_params)).items()}
+    stray = [m for m in own if m not in method_configs]
     if stray:
-        from harness.errors import UnknownNameError
-
         raise UnknownNameError("method in hydra.sweeper.method_params", stray[0], method_configs)
     for m, dims in cli_method_dims.items():
-        if m not in space.methods:
+        if m not in methods:
             raise ConfigError(f"{m}.{next(iter(dims))} is given but method {m} is not searched; add it: "
-                              f"method={','.join([*space.methods, m])}.")
-        per_method_user.setdefault(m, {}).update(dims)
-    for m in space.methods:
-        dims: dict[str, Any] = {}
-        if use_suggested:
-            dims.update({k: parse_dimension(_PREFIX + k, v) for k, v in suggested.get(m, {}).items()})
-        for key, spec in all_params.items():
-            if key.startswith(_PREFIX) and _has_key(method_configs[m], key[len(_PREFIX):]):
-                dims[key[len(_PREFIX):]] = _dim(key, spec)
-        for key, spec in per_method_user.get(m, {}).items():
-            key = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-            if not _has_key(method_configs[m], key):
-                raise ConfigError(f"hydra.sweeper.method_params.{m}.{key}: method {m} has no option {key}; "
-                                  f"its options are {', '.join(sorted(method_configs[m]))}.")
-            dims[key] = _dim(_PREFIX + key, spec)
-        space.per_method[m] = {k: d for k, d in dims.items() if d is not None and _PREFIX + k not in fixed_keys}
+                              f"method={','.join([*methods, m])}.")
+        own.setdefault(m, {}).update(dims)
+    return own
+
+
+def _method_dimensions(method: str, config: Mapping[str, Any], suggested: Mapping[str, str],
+                       all_params: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """Method ``method``'s dimensions, keys relative to ``method`` (None for a fixed value): its ``suggested``
+    space, then the ``method.*`` params its ``config`` has, then its ``own``."""
+    dims: dict[str, Any] = {k: parse_dimension(_PREFIX + k, v) for k, v in suggested.items()}
+    for key, spec in all_params.items():
+        if key.startswith(_PREFIX) and _has_key(config, key[len(_PREFIX):]):
+            dims[key[len(_PREFIX):]] = _dim(key, spec)
+    for key, spec in own.items():
+        key = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
+        if not _has_key(config, key):
+            raise ConfigError(f"hydra.sweeper.method_params.{method}.{key}: method {method} has no option {key}; "
+                              f"its options are {', '.join(sorted(config))}.")
+        dims[key] = _dim(_PREFIX + key, spec)
+    return dims
+
+
+def _shared_dimensions(all_params: Mapping[str, Any], methods: Sequence[str],
+                       method_configs: Mapping[str, Mapping[str, Any]], fixed_keys: set[str]) -> dict[str, Any]:
+    """The dimensions of keys outside ``method`` (every trial's); a ``method.*`` key must exist in some searched
+    method (those are per-method dimensions)."""
+    shared: dict[str, Any] = {}
     for key, spec in all_params.items():
         if key.startswith(_PREFIX):
-            if not any(_has_key(method_configs[m], key[len(_PREFIX):]) for m in space.methods):
-                raise ConfigError(f"None of the searched methods ({', '.join(space.methods)}) has the option {key}; "
+            if not any(_has_key(method_configs[m], key[len(_PREFIX):]) for m in methods):
+                raise ConfigError(f"None of the searched methods ({', '.join(methods)}) has the option {key}; "
                                   "check its spelling (python -m harness --cfg job shows the config).")
             continue
         dist = _dim(key, spec)
         if dist is not None and key not in fixed_keys:
-            space.shared[key] = dist
-    if not space.shared and not any(space.per_method.values()) and len(space.methods) == 1:
-        raise ConfigError(f"The search space is empty: method {space.methods[0]} suggests no parameters and none "
-                          "are given; sweep some, e.g. method.beta='tag(log, interval(0.01, 0.5))'.")
-    return space
+            shared[key] = dist
+    return shared
 
 
 def _dim(key: str, spec: Any) -> Any | None:

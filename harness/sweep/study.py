@@ -73,10 +73,12 @@ class StudySettings:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def check_objectives(objectives: Sequence[str], directions: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Objectives and directions, validated (one direction each; a single direction applies to all)."""
+def check_objectives(objectives: Sequence[str], directions: Sequence[str] | None,
+                     declared: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """Objectives and directions, validated (one direction each; a single direction applies to all). With no
+    directions given, each objective's ``declared`` direction (its metric's ``Metric.direction``), else maximize."""
     objectives = [str(o) for o in objectives] or ["auto"]
-    directions = [str(d).lower() for d in directions] or ["maximize"]
+    directions = [str(d).lower() for d in directions or ()] or [str(d) for d in declared or ()] or ["maximize"]
     if len(directions) == 1 and len(objectives) > 1:
         directions = directions * len(objectives)
     bad = [d for d in directions if d not in ("maximize", "minimize")]
@@ -120,55 +122,52 @@ def trial_handle(study: Any, storage: Any, number: int) -> Any:
 # ---------------------------------------------------------------------------------------------------
 
 
-def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequence[str],
-                      kl_budget: float | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The checkpoint a trial is judged by and the resolved name of its first objective.
+def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequence[str], kl_budget: float | None,
+                      direction: str = "maximize", declared: Mapping[str, Any] | None = None,
+                      ) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint a trial is judged by (its metrics by column) and the column of its first objective.
 
-    ``checkpoints`` are record entries (``{"step", "final", "metrics"}``). The rule is the leaderboard's: the
-    best by the first objective among checkpoints within the KL budget, else the final one.
+    ``checkpoints`` are record entries (``{"step", "final", "metrics"}``); ``declared`` the trial's metric
+    declarations (``record["metric_declarations"]``), which map metric keys to columns. The rule is the
+    leaderboard's: the best by the first objective, in ``direction``, among checkpoints within the KL budget,
+    else the final one.
     """
-    import pandas as pd
-
     from harness.leaderboard import frames as board_frames
     from harness.leaderboard import ranking
 
+    declarations = dict(declared or {})
     record = {"trial_id": "t", "checkpoints": list(checkpoints)}
-    frame = board_frames.checkpoints_frame([record], [])
+    frame = board_frames.checkpoints_frame([record], [], declarations)
     if frame.empty:
         return None, None
-    first = objectives[0]
-    name = ranking.resolve_objective(frame, first if first == "auto" else _column(first))
-    best = ranking.best_checkpoints(ranking.annotate(frame, name, kl_budget))
-    step = best.iloc[0]["step"]
-    chosen = next(c for c in checkpoints if c.get("step") == step and c.get("metrics"))
-    return {"step": int(step), **board_frames.metric_columns(chosen["metrics"]),
-            "within_budget": bool(best.iloc[0]["within_budget"]) if not pd.isna(best.iloc[0]["within_budget"]) else True}, name
+    try:
+        name = ranking.resolve_objective(frame, objectives[0], declarations)
+    except ConfigError:  # not measured (yet): no value
+        return None, None
+    best = ranking.best_checkpoints(ranking.annotate(frame, name, kl_budget, direction)).iloc[0]
+    return {**best.to_dict(), "step": int(best["step"])}, name
 
 
-def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySettings) -> tuple[list[float] | None, int | None]:
-    """The study's objective values for a trial with these evaluated checkpoints, and the chosen step;
-    (None, None) when a value is missing (nothing evaluated, or no such metric)."""
-    chosen, first = choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget)
+def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySettings,
+                     declared: Mapping[str, Any] | None = None) -> tuple[list[float] | None, int | None]:
+    """The study's objective values for a trial with these evaluated checkpoints (``declared``: the trial's
+    metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
+    such metric)."""
+    from harness.leaderboard import columns
+
+    direction = settings.directions[0] if settings.directions else "maximize"
+    chosen, first = choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget, direction, declared)
     if chosen is None:
         return None, None
     values = []
     for i, name in enumerate(settings.objectives):
-        column = first if i == 0 else _column(name)
-        value = chosen.get(column) if column else None
+        if i and name == "auto":
+            raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
+        value = chosen.get(first if i == 0 else columns.column_of(name, dict(declared or {})), chosen.get(name))
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None, chosen["step"]
         values.append(float(value))
     return values, chosen["step"]
-
-
-def _column(name: str) -> str:
-    """The leaderboard column of an objective given as a column or a metric key (reward_model_score -> rm_score)."""
-    from harness.leaderboard import frames as board_frames
-
-    if name == "auto":
-        raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
-    renamed = dict(board_frames.METRIC_COLUMNS)
-    return renamed.get(name, name)
 
 
 def min_kl(checkpoints: Sequence[Mapping[str, Any]]) -> float | None:

@@ -22,7 +22,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.config.validation import evaluator_names, trial_evaluators, validate_trial_config
+from harness.config.validation import (
+    evaluator_names,
+    metric_declarations,
+    trial_evaluators,
+    validate_trial_config,
+)
 from harness.data import PreferenceData, to_prompts, to_unpaired
 from harness.errors import DataError, TrialPruned
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
@@ -245,7 +250,7 @@ class TrialRun:
         evaluators on the held-out prompts and pairs) and the reference-evaluation cache it shares."""
         cfg, pm = self.cfg, self.pm
         evaluators = trial_evaluators(cfg, pm)
-        self.record["metric_declarations"] = {m.name: m.to_record(e.name) for e in evaluators for m in e.metrics}
+        self.record["metric_declarations"] = metric_declarations(cfg, pm)
         if self.spec.produces == "policy":
             self._default_reward_model()
         gold = pm.hook.harness_gold_reward(cfg=cfg)

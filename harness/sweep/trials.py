@@ -1,0 +1,181 @@
+"""Trial bookkeeping of an Optuna sweep: which trials count, and what Optuna is told about each.
+
+A trial's outcome is read from its record and told to the study (:func:`finish_trial`); trials asked after the
+plan was full, and lost trials that were retried, do not count toward the planned number
+(:func:`counted_trials`); trials whose process died are settled at the next start (:func:`recover_lost_trials`);
+a trial whose parameters a completed trial already had is told that trial's result (:func:`reuse_twin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.sweep import study as st
+
+
+def trial_state(name: str) -> Any:
+    """Optuna's ``TrialState`` called ``name`` (imported on use: Optuna is loaded only by sweeps)."""
+    from optuna.trial import TrialState
+
+    return TrialState[name]
+
+
+def unqueued(counted: list[Any]) -> int:
+    """Counted trials minus queued ones (enqueued, not yet asked): those still need a worker to ask them."""
+    return len([t for t in counted if t.state != trial_state("WAITING")])
+
+
+def counted_trials(study: Any) -> list[Any]:
+    """The trials that count toward the planned number, in order: every trial but lost ones that were retried
+    and surplus ones (asked after the plan was full)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if st.ATTR_RETRIED not in t.user_attrs and st.ATTR_SURPLUS not in t.user_attrs]
+
+
+def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return: Any = None,
+                 record: Mapping[str, Any] | None = None) -> str:
+    """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record; returns the record's status.
+
+    Completed: the objective values at the leaderboard's checkpoint (and, with ``kl_constraint``, the KL
+    constraint); pruned: PRUNED (Optuna keeps the last reported value); anything else: FAIL with the reason.
+    """
+    from harness.records import RECORD_NAME, read_record
+
+    if record is None:
+        path = Path(str(trial.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
+        try:
+            record = read_record(path) if path.is_file() else None
+        except Exception:
+            record = None
+    status = str(record.get("status")) if record else "failed"
+    error = (record.get("error") or {}).get("message") if record else None
+    if record is None:
+        error = f"no trial record ({_job_error(job_return) or 'the job did not write one'})"
+    values = None
+    if status == "completed":
+        values, step = st.objective_values(record.get("checkpoints") or [], settings,  # type: ignore[union-attr]
+                                           record.get("metric_declarations"))  # type: ignore[union-attr]
+        trial.set_user_attr(st.ATTR_STEP, step)
+        if values is None:
+            status, error = "failed", f"no value for objective {settings.objectives} in the evaluated checkpoints"
+    elif status == "pruned":
+        trial.set_user_attr(st.ATTR_STEP, (record.get("error") or {}).get("step"))  # type: ignore[union-attr]
+    elif status != "failed":
+        status, error = "failed", f"trial ended with status {status!r}"
+    trial.set_user_attr(st.ATTR_STATUS, status)
+    if error:
+        trial.set_user_attr(st.ATTR_ERROR, str(error)[:500])
+    if status == "completed":
+        if settings.kl_constraint and settings.kl_budget is not None:
+            kl = st.min_kl(record.get("checkpoints") or [])  # type: ignore[union-attr]
+            trial.set_constraint("kl", (kl if kl is not None else float("inf")) - settings.kl_budget)
+        study.tell(trial, values)
+    else:
+        study.tell(trial, state=trial_state("PRUNED" if status == "pruned" else "FAIL"))
+    return status
+
+
+def _job_error(job_return: Any) -> str | None:
+    if job_return is None:
+        return None
+    try:
+        _ = job_return.return_value  # re-raises the job's exception
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: float, max_retries: int) -> list[int]:
+    """Settle RUNNING trials whose process died; returns their numbers.
+
+    A lost trial whose record is complete (the process died after writing it) is told from its record. Any other
+    is marked failed, in Optuna and in its record, and, unless it already was a retry ``max_retries`` deep, is
+    queued again with the same parameters; it then no longer counts toward the plan. When several workers
+    find the same lost trial, only the one whose ``tell`` succeeds queues the retry.
+    """
+    from harness.records import RECORD_NAME, read_record, write_record
+    from harness.sweep.liveness import lost_reason
+
+    settled = []
+    storage = st.open_storage(settings.storage)
+    for frozen in study.get_trials(deepcopy=False, states=(trial_state("RUNNING"),)):
+        reason = lost_reason(frozen, stale_after_s)
+        if reason is None:
+            continue
+        handle = st.trial_handle(study, storage, frozen.number)
+        path = Path(str(frozen.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
+        try:
+            record = read_record(path) if path.is_file() else None
+        except Exception:
+            record = None
+        try:
+            if record is not None and record.get("status") in ("completed", "pruned", "failed"):
+                finish_trial(study, handle, settings, record=record)
+                print(f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
+                      f"Optuna its result ({record['status']}).", flush=True)
+                settled.append(frozen.number)
+                continue
+            depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
+            retry = depth < max_retries
+            handle.set_user_attr(st.ATTR_LOST, reason)
+            handle.set_user_attr(st.ATTR_STATUS, "failed")
+            handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
+            if retry:
+                handle.set_user_attr(st.ATTR_RETRIED, True)
+            study.tell(frozen.number, state=trial_state("FAIL"))
+        except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
+            continue
+        settled.append(frozen.number)
+        if record is not None:
+            record = {**record, "status": "failed",
+                      "error": {"type": "ProcessLost", "message": f"process lost ({reason})"
+                                + ("; retried as a new trial" if retry else "; not retried again")}}
+            write_record(path, record)
+        if retry:
+            study.enqueue_trial(frozen.params, user_attrs={st.ATTR_RETRY_OF: frozen.number,
+                                                           st.ATTR_RETRY_OF + ".depth": depth + 1})
+        print(f"Optuna trial {frozen.number} was lost ({reason}); marked failed"
+              + ("; queued again with the same parameters." if retry else "; not retried again."), flush=True)
+    return settled
+
+
+def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
+    """Tell ``trial`` the result of a completed trial with the same parameters instead of training again
+    (samplers revisit points of discrete spaces; training is deterministic given its config). Returns
+    whether it did."""
+    from harness.records import RECORD_NAME, read_record
+
+    twin = next((t for t in study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),))
+                 if t.params == trial.params and st.ATTR_DIR in t.user_attrs), None)
+    if twin is None:
+        return False
+    try:
+        record = read_record(Path(str(twin.user_attrs[st.ATTR_DIR])) / RECORD_NAME)
+    except Exception:
+        return False
+    for key in (st.ATTR_DIR, st.ATTR_METHOD, st.ATTR_OVERRIDES):
+        if key in twin.user_attrs:
+            trial.set_user_attr(key, twin.user_attrs[key])
+    trial.set_user_attr(st.ATTR_SAME_AS, twin.number)
+    finish_trial(study, trial, settings, record=record)
+    print(f"Optuna trial {trial.number}: same parameters as trial {twin.number}; told its result without "
+          "training again.", flush=True)
+    return True
+
+
+def progress(study: Any, number: int, settings: st.StudySettings) -> None:
+    """Print one line for finished trial ``number``: its status, values, the best so far and the count done."""
+    trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
+    done = len([t for t in counted_trials(study) if t.state.is_finished()])
+    status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())
+    value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))
+    best = ""
+    if not settings.multi_objective:
+        try:
+            b = study.best_trial
+            best = f"; best so far: trial {b.number} ({b.value:.4g})"
+        except ValueError:
+            pass
+    print(f"Optuna trial {number}: {status}{value}{best} [{done} done]", flush=True)
