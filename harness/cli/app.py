@@ -54,7 +54,7 @@ def split_cli(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, boo
 def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool) -> list[str]:
     """``args`` with a stable ``sweep_name`` added for an Optuna sweep that has none, so that running the same
     command again resumes its study (the default name is a timestamp)."""
-    from harness.sweep.sweeper import default_sweep_name, uses_optuna_sweeper
+    from harness.sweep.naming import default_sweep_name, uses_optuna_sweeper
 
     if not multirun or not uses_optuna_sweeper(overrides) or any(o.startswith("sweep_name=") for o in overrides):
         return args

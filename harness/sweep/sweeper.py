@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError, UserError
 from harness.sweep import study as st
-from harness.sweep.naming import SWEEPER_GROUP, default_sweep_name, uses_optuna_sweeper
 from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL, build_pruner
 from harness.sweep.space import SearchSpace, build_space, overrides_for
 from harness.sweep.trials import (
@@ -35,10 +34,6 @@ from harness.sweep.trials import (
     trial_state,
     unqueued,
 )
-
-# Importable from here as before the split (the command line imports the naming helpers from this module).
-__all__ = ["SWEEPER_GROUP", "OptunaSweep", "counted_trials", "default_sweep_name", "finish_trial",
-           "recover_lost_trials", "uses_optuna_sweeper"]
 
 
 class OptunaSweep:
