@@ -10,6 +10,8 @@ import torch
 from harness.errors import TrialFailed
 from harness.trial.checkpoints import Checkpointer
 
+pytestmark = pytest.mark.unit
+
 
 def taken(checkpointer: Checkpointer, total: int) -> list[int]:
     model = torch.nn.Linear(1, 1)

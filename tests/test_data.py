@@ -30,6 +30,8 @@ from harness.data import (  # noqa: E402
 )
 from harness.errors import DataError  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 
 def msgs(user: str, assistant: str | None = None) -> list[dict[str, str]]:
     out = [{"role": "user", "content": user}]

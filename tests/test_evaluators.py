@@ -60,6 +60,7 @@ def models():
     return reference_and_policy()
 
 
+@pytest.mark.unit
 def test_the_new_evaluators_are_registered_through_entry_points():
     names = set(get_plugin_manager([]).evaluators)
     assert {"gold_reward", "kl", "text_stats", "win_rate", "preference_accuracy", "reward_model"} <= names
@@ -68,6 +69,7 @@ def test_the_new_evaluators_are_registered_through_entry_points():
 # --- text statistics --------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_distinct_n_counts_unique_ngrams_over_all_completions():
     seqs = [[1, 2, 1, 2], [1, 2], []]
     assert eval_text_stats.distinct_n(seqs, 1) == pytest.approx(2 / 6)
@@ -75,6 +77,7 @@ def test_distinct_n_counts_unique_ngrams_over_all_completions():
     assert eval_text_stats.distinct_n([[1], []], 2) == 0.0
 
 
+@pytest.mark.unit
 def test_text_stats_measure_length_diversity_and_entropy(models):
     reference, policy = models
     tok = tiny_tokenizer()
@@ -92,6 +95,7 @@ def test_text_stats_measure_length_diversity_and_entropy(models):
     assert stats["policy"]["distinct_2"] < stats["reference"]["distinct_2"]
 
 
+@pytest.mark.unit
 def test_entropy_comes_from_the_forward_pass_the_kl_already_made(models):
     reference, policy = models
     ctx = make_ctx(policy, reference, tiny_tokenizer())
@@ -109,6 +113,7 @@ def test_entropy_comes_from_the_forward_pass_the_kl_already_made(models):
 # --- win rate ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_win_rates_count_ties_half_and_compare_every_pair_within_a_prompt():
     one = eval_win_rate.win_rates(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 2.0, 5.0]), 1)
     assert one.tolist() == [1.0, 0.5, 0.0]
@@ -116,6 +121,7 @@ def test_win_rates_count_ties_half_and_compare_every_pair_within_a_prompt():
     assert two.tolist() == [pytest.approx((0 + 0 + 1 + 0.5) / 4)]
 
 
+@pytest.mark.unit
 def test_win_rate_of_a_better_policy_against_the_reference_samples(models):
     reference, policy = models
     tok = tiny_tokenizer()
@@ -129,6 +135,7 @@ def test_win_rate_of_a_better_policy_against_the_reference_samples(models):
     assert metrics["win_rate"] > 0.7 and 0 < metrics["win_rate_se"] < 0.1
 
 
+@pytest.mark.unit
 def test_win_rate_is_one_half_for_the_reference_and_absent_without_a_reward(models):
     reference, policy = models
     tok = tiny_tokenizer()
@@ -150,6 +157,7 @@ def pairs_for(prompt_of, good: str, bad: str, n: int, flip_every: int = 0):
     return rows
 
 
+@pytest.mark.unit
 def test_encoded_pairs_are_scored_like_an_unpadded_forward_with_eos_appended(models):
     reference, _ = models
     tok = tiny_tokenizer()
@@ -166,6 +174,7 @@ def test_encoded_pairs_are_scored_like_an_unpadded_forward_with_eos_appended(mod
         assert float(scores[i]) == pytest.approx(float(expected), abs=1e-5)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("flip_every, accuracy", [(0, 1.0), (4, 0.75)])
 def test_preference_accuracy_ranks_pairs_by_the_implicit_reward(models, flip_every, accuracy):
     reference, policy = models
@@ -175,6 +184,7 @@ def test_preference_accuracy_ranks_pairs_by_the_implicit_reward(models, flip_eve
     assert (metrics["preference_margin"] > 0) == (accuracy > 0.5)
 
 
+@pytest.mark.unit
 def test_preference_accuracy_on_conversational_pairs():
     reference, policy = reference_and_policy(vocab_size=len(CHAT_VOCAB))
     tok = tiny_tokenizer(CHAT_VOCAB, CHAT_TEMPLATE)
@@ -186,6 +196,7 @@ def test_preference_accuracy_on_conversational_pairs():
     assert metrics["preference_accuracy"] == pytest.approx(0.75)
 
 
+@pytest.mark.unit
 def test_preference_accuracy_limits_pairs_is_one_half_for_the_reference_and_absent_without_pairs(models):
     reference, policy = models
     tok = tiny_tokenizer()
@@ -198,6 +209,7 @@ def test_preference_accuracy_limits_pairs_is_one_half_for_the_reference_and_abse
     assert eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=None)) == {}
 
 
+@pytest.mark.unit
 def test_reference_pair_logprobs_are_computed_once_and_reused(models):
     from harness.evaluation.refcache import RefCache
 
@@ -242,10 +254,10 @@ def reward_model_dir(tmp_path_factory, tiny_world):
     """A tiny random LlamaForSequenceClassification (one output) saved with the toy tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from harness.trial import models as harness_models
+    from harness.config.resources import resolve_model_path
 
     cfg = compose(tiny_world, [])
-    toy_dir = harness_models.resolve_model_path(get_plugin_manager([]), cfg)
+    toy_dir = resolve_model_path(get_plugin_manager([]), cfg)
     tok = AutoTokenizer.from_pretrained(toy_dir)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -298,6 +310,7 @@ def test_win_rate_falls_back_to_the_reward_model_without_a_gold_reward(reward_mo
     assert metrics["win_rate"] == pytest.approx(float(direct.mean()))
 
 
+@pytest.mark.unit
 def test_reward_model_without_a_path_gives_no_metric(models):
     reference, policy = models
     assert eval_reward_model.evaluate(make_ctx(policy, reference, tiny_tokenizer())) == {}
@@ -332,6 +345,7 @@ def test_a_bad_number_of_preference_pairs_is_a_config_error(tiny_world):
         validate_trial_config(cfg, get_plugin_manager([]))
 
 
+@pytest.mark.unit
 def test_a_loaded_on_demand_reference_is_loaded_once_per_checkpoint_evaluation():
     from harness.evaluation.context import Reference
 

@@ -6,6 +6,8 @@ import pytest
 
 from harness.evaluation.health import checkpoint_flags, learning_rate_flag, lr_range_for_size
 
+pytestmark = pytest.mark.unit
+
 REFERENCE = {"kl": 0.0, "gold_reward": 0.0, "gold_reward_se": 0.04, "reward_model_score": 0.1,
              "distinct_2": 0.6, "length": 10.0}
 

@@ -18,6 +18,8 @@ from omegaconf import OmegaConf
 from harness.evaluation.context import EvalContext, Reference
 from harness.evaluation.sampling import sample, sequence_logprobs, token_logprobs
 
+pytestmark = pytest.mark.unit
+
 VOCAB = {"<pad>": 0, "</s>": 1, "a": 2, "b": 3, "c": 4, "d": 5}
 EOS = VOCAB["</s>"]
 

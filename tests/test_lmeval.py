@@ -35,6 +35,7 @@ def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     return builds
 
 
+@pytest.mark.unit
 def test_shipped_task_data_equals_the_generator():
     assert generate.stale_files() == [], "run python -m harness.toyworld.lmeval_tasks.generate and commit data/"
     rows = generate.generate()["toy_grammar.test.jsonl"]

@@ -16,6 +16,8 @@ from harness_plugins.ppo_math import (
     whiten,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_gae_matches_a_hand_computation_and_stops_at_the_end_of_each_response():
     rewards = torch.tensor([[0.0, 0.0, 1.0], [0.5, 2.0, 9.0]])

@@ -16,6 +16,8 @@ from harness.records import (
     write_record,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def make_record(**over):
     record = {"status": "completed", "method": "dpo", "hyperparameters": {"beta": 0.1, "seed": 0},

@@ -89,13 +89,13 @@ def test_with_the_cache_off_nothing_is_written_or_reused(tiny_world, tmp_path, s
 def test_a_changed_model_changes_the_key(tiny_world, tmp_path):
     from transformers import AutoTokenizer
 
+    from harness.config.resources import resolve_model_path
     from harness.plugin.manager import get_plugin_manager
-    from harness.trial import models
 
     cfg = compose(tiny_world, [])
     with open_dict(cfg):
         cfg.eval.cache_dir = str(tmp_path / "refeval")
-    source = models.resolve_model_path(get_plugin_manager([]), cfg)
+    source = resolve_model_path(get_plugin_manager([]), cfg)
     copy = tmp_path / "model"
     shutil.copytree(source, copy)
     tok = AutoTokenizer.from_pretrained(copy)
@@ -118,6 +118,7 @@ def tiny_samples():
     return sample(tiny_lm(scale=0.3), tok, ["a", "b c d"], samples_per_prompt=3, max_new_tokens=4, batch_size=4)
 
 
+@pytest.mark.unit
 def test_entries_round_trip_through_disk(tmp_path):
     samples = tiny_samples()
     writer = RefCache("k", tmp_path / "k", {"what": "test"})
@@ -138,6 +139,7 @@ def test_entries_round_trip_through_disk(tmp_path):
     assert not list((tmp_path / "k").glob("*.tmp"))  # atomic writes leave no temporary files
 
 
+@pytest.mark.unit
 def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path):
     writer = RefCache("k", tmp_path / "k")
     writer.store_samples(tiny_samples())
@@ -147,6 +149,7 @@ def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path):
         assert RefCache("k", tmp_path / "k").samples() is None
 
 
+@pytest.mark.unit
 def test_the_in_memory_cache_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cache = RefCache("k")
@@ -156,11 +159,13 @@ def test_the_in_memory_cache_writes_nothing(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.unit
 def test_default_location_follows_harness_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     assert default_cache_dir() == tmp_path / "refeval"
 
 
+@pytest.mark.unit
 def test_the_entry_lock_makes_a_second_trial_wait_for_the_first(tmp_path):
     import threading
     import time
@@ -184,6 +189,7 @@ def test_the_entry_lock_makes_a_second_trial_wait_for_the_first(tmp_path):
     assert waited >= 0.2
 
 
+@pytest.mark.unit
 def test_an_unwritable_cache_only_warns_and_keeps_the_entry_in_memory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -190,7 +190,6 @@ def test_sensitivity_plot_handles_categorical_settings():
     assert sorted(gids(fig, "points:trl.loss_type:")) == ["dpo", "ipo"]
 
 
-@pytest.mark.unit
 def test_save_plots_writes_pngs(board, tmp_path):
     paths = plots.save_plots(board, tmp_path / "out")
     assert sorted(paths) == ["frontier", "sensitivity", "training"]

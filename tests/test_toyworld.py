@@ -36,6 +36,7 @@ MIX = {"positive": 0.25, "negative": 0.25, "neutral": 0.25, "mixed": 0.25}
 
 # --- gold reward ------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_gold_reward_orders_sentiment() -> None:
     positive, neutral, negative = "great . i loved the acting .", "long . i watched the film .", "dull . i hated the plot ."
     assert gold_reward(positive) > gold_reward(neutral) > gold_reward(negative)
@@ -44,6 +45,7 @@ def test_gold_reward_orders_sentiment() -> None:
     assert gold_rewards([positive, negative]) == [gold_reward(positive), gold_reward(negative)]
 
 
+@pytest.mark.unit
 def test_negation_flips_the_next_adjective_or_verb() -> None:
     assert gold_reward("not bad .") == pytest.approx(gold_reward("good ."))
     assert gold_reward("not very good .") == pytest.approx(gold_reward("bad ."))
@@ -54,6 +56,7 @@ def test_negation_flips_the_next_adjective_or_verb() -> None:
     assert gold_reward_breakdown("it was not , great .").sentiment > 0
 
 
+@pytest.mark.unit
 def test_each_penalty_lowers_the_reward() -> None:
     clean = gold_reward_breakdown("great . i loved the acting .")
     assert (clean.repeat_penalty, clean.unfinished_penalty, clean.grammar_penalty) == (0, 0, 0)
@@ -73,6 +76,7 @@ def test_each_penalty_lowers_the_reward() -> None:
 
 # --- grammar ----------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_grammar_accepts_sampled_reviews_and_flags_shuffles() -> None:
     rng = random.Random(0)
     reviews = [sample_review(rng, TONES[i % 4]) for i in range(400)]
@@ -88,6 +92,7 @@ def test_grammar_accepts_sampled_reviews_and_flags_shuffles() -> None:
     assert flagged >= 0.98 * len(reviews)
 
 
+@pytest.mark.unit
 def test_grammar_counts_transitions_and_judges_completions_mid_sentence() -> None:
     assert check("great . i loved it .").errors == 0  # continues e.g. "the movie was"
     assert check("the the movie was good .", start="sentence").errors == 1
@@ -98,6 +103,7 @@ def test_grammar_counts_transitions_and_judges_completions_mid_sentence() -> Non
     assert not check("i loved the").finished and check("i loved it .").finished
 
 
+@pytest.mark.unit
 def test_prompts_end_inside_a_clause() -> None:
     rng = random.Random(1)
     for _ in range(200):
@@ -122,6 +128,7 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+@pytest.mark.unit
 def test_tokenizer_round_trip(tokenizer) -> None:
     rng = random.Random(2)
     for _ in range(50):
@@ -209,6 +216,7 @@ def test_cpo_orpo_tokenization(tokenizer, tiny_model, tmp_path: Path, family: st
 
 # --- spec and build -------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_spec_from_dict_and_key() -> None:
     assert ToyWorldSpec.from_dict({}) == ToyWorldSpec()
     assert ToyWorldSpec.from_dict({"pretrain_lr": 1}).key() == ToyWorldSpec(pretrain_lr=1.0).key()

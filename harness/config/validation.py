@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from harness.config import resources
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
 from harness.errors import ConfigError
-from harness.trial import models
 
 if TYPE_CHECKING:
     from harness.plugin.manager import HarnessPluginManager
@@ -97,8 +97,8 @@ def validate_train(cfg: DictConfig) -> None:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model "
                           "only).")
-    device = models.resolve_device(str(cfg.train.device))
-    models.resolve_precision(str(cfg.train.precision), device)
+    device = resources.resolve_device(str(cfg.train.device))
+    resources.resolve_precision(str(cfg.train.precision), device)
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed={seed!r} is invalid; it must be an integer.")
@@ -110,5 +110,5 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_train(cfg)
     validate_eval(cfg, pm)
     validate_objective(cfg, pm)
-    models.resolve_model_path(pm, cfg, dry_run=True)
+    resources.resolve_model_path(pm, cfg, dry_run=True)
     pm.hook.harness_config_validate(cfg=cfg)

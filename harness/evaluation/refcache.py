@@ -255,8 +255,6 @@ def key_material(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: S
                  pairs: Sequence[Mapping[str, Any]] | None, gold_reward: Any, device: str,
                  dtype: Any) -> dict[str, Any]:
     """Everything the reference evaluation depends on, as a JSON-able dict (hashed into the cache key)."""
-    from harness import __version__
-
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     assert isinstance(eval_cfg, dict)
     for key in _NOT_IN_KEY:
@@ -268,7 +266,7 @@ def key_material(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: S
     rm_path = (eval_cfg.get("reward_model") or {}).get("name_or_path")
     return {
         "format": CACHE_FORMAT,
-        "harness": __version__,
+        "harness": _version("harness"),
         "torch": torch.__version__,
         "transformers": _version("transformers"),
         "model": {**model_fingerprint(model_path, model_cfg.get("revision")), "settings": model_cfg,

@@ -40,8 +40,9 @@ def annotate(checkpoints: pd.DataFrame, objective: str | None, kl_budget: float 
     higher is better) and ``within_budget`` (KL unknown, or at most ``kl_budget``; all when it is None)."""
     if checkpoints.empty:
         return checkpoints
-    inside = True if kl_budget is None else checkpoints["kl"].isna() | (checkpoints["kl"] <= kl_budget) \
-        if "kl" in checkpoints.columns else True
+    inside: bool | pd.Series = True
+    if kl_budget is not None and "kl" in checkpoints.columns:
+        inside = checkpoints["kl"].isna() | (checkpoints["kl"] <= kl_budget)
     values = checkpoints[objective] if objective else pd.Series(math.nan, index=checkpoints.index)
     sign = -1.0 if direction == "minimize" else 1.0
     return checkpoints.assign(objective=values, score=values * sign, within_budget=inside)

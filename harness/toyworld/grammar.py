@@ -142,9 +142,3 @@ def prefix_states(words: list[str]) -> list[frozenset[str]]:
         out.append(states)
     return out
 
-
-def next_classes(prefix: str | list[str]) -> frozenset[str]:
-    """Word classes that may follow ``prefix`` (a sentence-start parse); empty if the prefix is ungrammatical."""
-    words = tokens(prefix) if isinstance(prefix, str) else list(prefix)
-    states = prefix_states(words)[-1] if words else frozenset({START})
-    return frozenset(cls for s in states for cls in TRANSITIONS[s])

@@ -18,8 +18,6 @@ Properties that TRL and the harness rely on:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
@@ -60,10 +58,3 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         model_max_length=MODEL_MAX_LENGTH,
         chat_template=CHAT_TEMPLATE,
     )
-
-
-def save_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
-    """Build the tokenizer and ``save_pretrained`` it into ``directory``; returns it."""
-    tokenizer = build_tokenizer()
-    tokenizer.save_pretrained(str(directory))
-    return tokenizer

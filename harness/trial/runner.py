@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from harness.config import resources
 from harness.config.validation import (
     evaluator_names,
     metric_declarations,
@@ -217,8 +218,8 @@ class TrialRun:
         if int(cfg.train.num_threads) > 0:
             torch.set_num_threads(int(cfg.train.num_threads))
         torch.manual_seed(int(cfg.seed))
-        device = models.resolve_device(cfg.train.device)
-        precision = models.resolve_precision(cfg.train.precision, device)
+        device = resources.resolve_device(cfg.train.device)
+        precision = resources.resolve_precision(cfg.train.precision, device)
         self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads())
         return device, precision
 
@@ -226,7 +227,7 @@ class TrialRun:
         """The tokenizer, the policy, the LoRA config and the reference: a model of its own when the method trains
         against one, the adapter-disabled policy with LoRA, else loaded only while evaluating."""
         cfg = self.cfg
-        path = models.resolve_model_path(self.pm, cfg)
+        path = resources.resolve_model_path(self.pm, cfg)
         dtype = models.weights_dtype(cfg.model, precision)
         policy = models.load_causal_lm(path, cfg.model, dtype, device)
         peft_config = models.lora_config(cfg.model)
