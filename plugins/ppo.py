@@ -132,10 +132,7 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     m, s = ctx.method_cfg, _settings(ctx.method_cfg)
     device, tokenizer, seed = ctx.device, ctx.tokenizer, int(ctx.cfg.seed)
     policy = ctx.policy
-    if ctx.peft_config is not None:
-        from peft import get_peft_model
-
-        policy = get_peft_model(policy, ctx.peft_config)
+    policy = ctx.trainable_policy()
     reference = ctx.reference
     value_model = load_value_model(policy, device)
     score = make_scorer(ctx.cfg, device)
@@ -160,12 +157,9 @@ def train(ctx: TrainContext) -> torch.nn.Module:
         chunk = [prompts[(start + i) % len(prompts)] for i in range(batch)]  # cycling through the prompts
         stats = _ppo_step(policy, reference, value_model, tokenizer, score, chunk, s, kl_ctl, moments, optimizer,
                           scheduler, params, generator, seed=seed * 1_000_003 + step, sample_fn=sample, device=device)
-        stats["step"] = step
-        ctx.log_history.append(stats)
-        ctx.checkpointer.check_loss(step, stats["loss"])
         bar.update(1)
         bar.set_postfix(reward=f"{stats['reward']:.3g}", kl=f"{stats['kl']:.3g}", refresh=False)
-        ctx.step(step, policy)
+        ctx.step(step, policy, stats.pop("loss"), **stats)  # loss check, log, checkpoints
     bar.close()
     return policy
 

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from harness.config.store import method_config
 from harness.errors import PluginError, UnknownNameError
 from harness.plugin.manager import get_plugin_manager, reset_plugin_manager
+from tests.conftest import REPO
 
 BUILTIN_METHODS = {"dpo", "ipo", "kto", "orpo", "simpo", "cpo", "grpo", "rloo", "ppo"}
 
@@ -34,6 +35,7 @@ def module_dir(tmp_path, monkeypatch):
     return write
 
 
+@pytest.mark.unit
 def test_builtin_methods_and_evaluators_come_from_entry_points():
     pm = get_plugin_manager()
     assert set(pm.methods) >= BUILTIN_METHODS
@@ -47,6 +49,7 @@ def test_builtin_methods_and_evaluators_come_from_entry_points():
         assert set(spec.search_space) <= set(method_config(spec))  # every suggested dimension is a knob
 
 
+@pytest.mark.unit
 def test_method_registry_declares_what_the_seed_says():
     pm = get_plugin_manager()
     assert pm.method("kto").data_kind == "unpaired"
@@ -63,6 +66,7 @@ def test_method_registry_declares_what_the_seed_says():
     assert not pm.method("orpo").needs_reference and pm.method("dpo").needs_reference
 
 
+@pytest.mark.unit
 def test_unknown_method_names_the_closest_choices():
     pm = get_plugin_manager()
     with pytest.raises(UnknownNameError) as err:
@@ -73,6 +77,7 @@ def test_unknown_method_names_the_closest_choices():
     assert "\n" not in message
 
 
+@pytest.mark.unit
 def test_module_named_in_config_registers_a_method(module_dir):
     name = module_dir("my_method_plugin", """
         from harness import MethodSpec, hookimpl
@@ -86,17 +91,20 @@ def test_module_named_in_config_registers_a_method(module_dir):
     assert pm._sources[name] == "named in config"
 
 
+@pytest.mark.unit
 def test_plugin_that_fails_to_import_is_named(module_dir):
     name = module_dir("broken_plugin", "import does_not_exist_anywhere\n")
     with pytest.raises(PluginError, match="Error importing plugin 'broken_plugin'.*does_not_exist_anywhere"):
         get_plugin_manager([name])
 
 
+@pytest.mark.unit
 def test_unknown_module_name_says_how_to_fix():
     with pytest.raises(PluginError, match="Error importing plugin 'no_such_pkg.plugin'.*PYTHONPATH"):
         get_plugin_manager(["no_such_pkg.plugin"])
 
 
+@pytest.mark.unit
 def test_misspelled_hook_is_rejected_naming_the_plugin(module_dir):
     name = module_dir("typo_plugin", """
         from harness import hookimpl
@@ -109,6 +117,7 @@ def test_misspelled_hook_is_rejected_naming_the_plugin(module_dir):
         get_plugin_manager([name])
 
 
+@pytest.mark.unit
 def test_hook_with_wrong_arguments_is_rejected(module_dir):
     name = module_dir("badargs_plugin", """
         from harness import hookimpl
@@ -121,6 +130,7 @@ def test_hook_with_wrong_arguments_is_rejected(module_dir):
         get_plugin_manager([name])
 
 
+@pytest.mark.unit
 def test_two_plugins_registering_one_name_is_an_error(module_dir):
     name = module_dir("dup_plugin", """
         from harness import MethodSpec, hookimpl
@@ -133,24 +143,94 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
         _ = get_plugin_manager([name]).methods
 
 
-def test_third_party_package_installed_from_a_directory_runs_as_a_method(tiny_world, tmp_path):
-    """A separately installed package registers `sft_demo` through the entry-point group; no core change."""
-    import shutil
-    import subprocess
 
-    from tests.conftest import REPO, run_cli
-    from tests.helpers import FAST
+# --- the contract: declarations checked when a plugin registers, values before any compute --------------------
 
-    source = tmp_path / "src"
-    shutil.copytree(REPO / "tests" / "fixtures" / "thirdparty_plugin", source)
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(source)], check=True, capture_output=True, text=True)
-    env = {"PYTHONPATH": str(site)}
-    found = run_cli(["-c", "from harness.plugin.manager import get_plugin_manager as g; print(g()._sources['sft_demo'])"],
-                    cwd=tmp_path, env=env, module="")
-    assert found.stdout.strip() == "entry point from harness-sft-demo", found.stderr
-    result = run_cli(["method=sft_demo", *tiny_world, *FAST], cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "[harness] sft_demo" in result.stdout and "completed" in result.stdout
-    assert "gold_reward" in result.stdout and "kl" in result.stdout
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("spec", "expected"), [
+    ('MethodSpec(name="m", train=None)', "MethodSpec 'm': train must be a function"),
+    ('MethodSpec(name="m", train=lambda c: c, search_space={"lam": "interval(0, 1)"})',
+     "MethodSpec 'm': search_space key 'lam' is neither a hyperparameter"),
+    ('MethodSpec(name="m", train=lambda c: c, data_kind="pairs")', "data_kind 'pairs' is invalid"),
+    ('MethodSpec(name="m", train=lambda c: c, config_class="trl.DPOConfig")', "'package.module:Class'"),
+    ('MethodSpec(name="m", train=lambda c: c, defaults={"lam": 1.0})', "defaults['lam'] is not a common"),
+    ('MethodSpec(name="m", train=lambda c: c, defaults={"learning_rate": -1.0})', "it must lie in (0, inf)"),
+    ('MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("gamma", -1.0, bounds="[0, inf)")])',
+     "Hyperparameter 'gamma': the default -1.0 is invalid: it must lie in [0, inf)"),
+    ('MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("learning_rate", 1.0)])',
+     "method.learning_rate is one of the harness's own keys"),
+    ('MethodSpec(name="my method", train=lambda c: c)', "name 'my method' is invalid"),
+])
+def test_a_method_that_breaks_the_contract_is_refused_naming_the_plugin(module_dir, spec, expected):
+    name = module_dir("contract_plugin", f"""
+        from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+
+        @hookimpl
+        def harness_methods_register():
+            return [{spec}]
+    """)
+    with pytest.raises(PluginError) as err:
+        _ = get_plugin_manager([name]).methods
+    message = str(err.value)
+    assert message.startswith("Plugin 'contract_plugin' (named in config) registers an invalid method: ")
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.unit
+def test_an_evaluator_that_breaks_the_contract_is_refused_naming_the_plugin(module_dir):
+    name = module_dir("bad_evaluator", """
+        from harness.plugin import EvaluatorSpec, Metric, hookimpl
+
+        @hookimpl
+        def harness_evaluators_register():
+            return [EvaluatorSpec(name="e", evaluate=lambda ctx: {}, metrics=[Metric("x", direction="up")])]
+    """)
+    with pytest.raises(PluginError, match="Plugin 'bad_evaluator' .* invalid evaluator: Metric 'x': direction 'up'"):
+        _ = get_plugin_manager([name]).evaluators
+
+
+def _readme_method_example() -> str:
+    """The first Python block of the README's "Writing a plugin" section (the rdpo method)."""
+    section = (REPO / "README.md").read_text().split("## Writing a plugin", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.unit
+def test_the_readme_method_example_registers_and_validates(module_dir):
+    """The README's example plugin is real: it registers, its knobs reach DPOConfig, its values are checked."""
+    from harness.config.compose import compose_job
+    from harness.config.validation import validate_trial_config
+    from harness.errors import ConfigError
+
+    name = module_dir("readme_rdpo", _readme_method_example())
+    pm = get_plugin_manager([name])
+    cfg = compose_job([f"plugins=[{name}]", "method=rdpo", "method.eps=0.2"], {})
+    assert cfg.method.eps == 0.2 and cfg.method.trl.loss_type == "robust" and cfg.method.learning_rate == 1e-4
+    validate_trial_config(cfg, pm)
+    for bad, expected in ((["method.eps=0.5"], "method.eps=0.5 is invalid for method rdpo"),
+                          (["method.trl.label_smoothing=0.3"], "sets the same DPOConfig field as method.eps")):
+        with pytest.raises(ConfigError, match=expected):
+            validate_trial_config(compose_job([f"plugins=[{name}]", "method=rdpo", *bad], {}), pm)
+
+
+@pytest.mark.unit
+def test_a_trainer_path_that_does_not_import_is_refused_before_compute_naming_the_plugin(module_dir):
+    from harness.config.compose import compose_job
+    from harness.config.validation import validate_trial_config
+
+    name = module_dir("bad_trainer_plugin", """
+        from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="badtrainer", train=lambda ctx: ctx.policy, trainer="trl:NoSuchTrainer"),
+                    MethodSpec(name="badfield", train=lambda ctx: ctx.policy, trainer="trl:DPOTrainer",
+                               hyperparameters=[Hyperparameter("lam", 1.0, field="dpop_lambda")])]
+    """)
+    pm = get_plugin_manager([name])
+    for method, expected in (("badtrainer", "trainer 'trl:NoSuchTrainer' cannot be imported"),
+                             ("badfield", "sets DPOConfig.dpop_lambda, which does not exist")):
+        cfg = compose_job([f"plugins=[{name}]", f"method={method}"], {})
+        with pytest.raises(PluginError, match=f"MethodSpec '{method}' of plugin 'bad_trainer_plugin'.*{expected}"):
+            validate_trial_config(cfg, pm)

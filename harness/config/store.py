@@ -92,7 +92,12 @@ def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
     if "base" not in (loaded.pop("defaults", None) or []):
         raise PluginError(f"{owner} must start with `defaults: [base, _self_]` to extend the common training knobs.")
     declared = dict(_flat(method_node(spec)))
-    for key, value in _flat(loaded):
+    given = dict(_flat(loaded))
+    missing = [key for key in declared if key not in given]
+    if missing:
+        raise PluginError(f"{owner} leaves out {', '.join(missing)}; list every key the spec declares, with its "
+                          "default (the file is the method's config).")
+    for key, value in given.items():
         top = key.split(".", 1)[0]
         if top not in declared and top not in COMMON_KNOBS and top != "trl":
             raise PluginError(f"{owner} sets {key}, which the spec does not declare; declare it as a Hyperparameter.")

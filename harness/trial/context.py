@@ -32,7 +32,8 @@ class TrainContext:
         cfg: the trial's composed config (``cfg.method`` is :attr:`method_cfg`).
         spec: the method's :class:`~harness.plugin.specs.MethodSpec`.
         tokenizer: the model's tokenizer (a pad token set, left padding).
-        policy: the model to train (a peft model with LoRA).
+        policy: the model to train, as loaded: with LoRA, TRL trainers apply ``peft_config`` to it, and an own loop
+            trains :meth:`trainable_policy`.
         reference: the frozen reference model when ``spec.needs_reference`` and no LoRA; else None (with LoRA the
             reference is the policy with its adapter disabled, which TRL trainers handle themselves).
         peft_config: the LoRA config (``model.lora``), or None.
@@ -133,12 +134,24 @@ class TrainContext:
         steps, so that ``train.num_checkpoints`` evenly spaced checkpoints are taken (TRL methods need not)."""
         self.checkpointer.plan(total_steps)
 
-    def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
-        """For methods with their own loop: call after each optimizer step (loss check + checkpoints)."""
+    def step(self, step: int, model: torch.nn.Module, loss: float | None = None, **stats: Any) -> None:
+        """For methods with their own loop: call after each optimizer step. The loss is checked (a NaN or inf
+        fails the trial, naming the step) and logged with ``stats`` (other numbers of the step: reward, KL, ...)
+        in the trial record's log history; checkpoints are taken and evaluated when due."""
         self.steps_done = step
-        if loss is not None:
-            self.log_history.append({"step": step, "loss": float(loss)})
+        if loss is not None or stats:
+            self.log_history.append({"step": step, **({"loss": float(loss)} if loss is not None else {}), **stats})
         self.checkpointer.step(step, model, loss)
+
+    def trainable_policy(self) -> torch.nn.Module:
+        """For methods with their own loop: the policy to train, wrapped with its LoRA adapter
+        (``peft.get_peft_model``) when the trial has a LoRA config (TRL trainers do this from ``peft_config``).
+        With LoRA the base model, adapter disabled (``model.disable_adapter()``), is the reference."""
+        if self.peft_config is None:
+            return self.policy
+        from peft import get_peft_model
+
+        return get_peft_model(self.policy, self.peft_config)
 
 
 @functools.cache
