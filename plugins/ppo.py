@@ -244,6 +244,9 @@ def _normalise(raw: torch.Tensor, how: str, moments: RunningMoments) -> torch.Te
 
 def _validate(m: DictConfig) -> None:
     check_reward_is_set(m)
+    if int(m.grad_accum) != 1:
+        raise ConfigError(f"method.grad_accum={m.grad_accum} is not used by PPO (each update is one minibatch of "
+                          "method.mini_batch_size responses); leave it at 1.")
     if int(m.batch_size) % int(m.mini_batch_size):
         raise ConfigError(f"method.mini_batch_size={m.mini_batch_size} must divide method.batch_size={m.batch_size}.")
 

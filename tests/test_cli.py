@@ -25,6 +25,8 @@ from tests.conftest import REPO, run_cli
     (["method=ipo", "method.trl.loss_type=sigmoid"], "method ipo trains with loss_type ipo"),
     (["method=simpo", "method.gamma=-1"], "method.gamma=-1 is invalid for method simpo (target reward margin"),
     (["method=ppo", "method.kl_penalty=l2"], "method.kl_penalty='l2' is invalid for method ppo"),
+    (["method=ppo", "method.grad_accum=2"], "method.grad_accum=2 is not used by PPO"),
+    (["method=base"], "Unknown method 'base'."),
     (["leaderboard.objective=gold_rewrd"], "Unknown metric for leaderboard.objective 'gold_rewrd'. Did you mean: "
                                            "gold_reward?"),
     (["leaderboard.objective=length"], "leaderboard.objective=length names a descriptive metric"),

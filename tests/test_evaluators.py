@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 
 from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
+from harness.evaluation import reward_models
 from harness.evaluation.context import EvalContext, Reference
 from harness.evaluation.sampling import encode_completions, sample, token_logprobs
 from harness.plugin.manager import get_plugin_manager
@@ -279,7 +280,7 @@ def test_reward_model_score_is_the_mean_score_of_each_text_scored_alone(reward_m
     ctx = make_ctx(policy, policy, tok, reward_model={"name_or_path": str(path)}, max_new_tokens=8)
     ctx.prompts = ["that series is", "we felt these costumes were", "i did not"]
     metrics = eval_reward_model.evaluate(ctx)
-    model, rm_tok = eval_reward_model.load_reward_model(str(path), "cpu")
+    model, rm_tok = reward_models.load_reward_model(str(path), "cpu")
     texts = [p + c + rm_tok.eos_token  # scored with EOS appended, as TRL's RewardTrainer trains
              for p, c in zip(ctx.policy_samples.prompts, ctx.policy_samples.completions, strict=True)]
     assert len({len(rm_tok(t)["input_ids"]) for t in texts}) > 1  # padding is exercised
@@ -287,9 +288,9 @@ def test_reward_model_score_is_the_mean_score_of_each_text_scored_alone(reward_m
         alone = [float(model(**rm_tok(t, return_tensors="pt")).logits[0, 0]) for t in texts]
     assert metrics["reward_model_score"] == pytest.approx(sum(alone) / len(alone), abs=1e-5)
     assert metrics["reward_model_score_se"] > 0
-    misses = eval_reward_model.load_reward_model.cache_info().misses
+    misses = reward_models.load_reward_model.cache_info().misses
     eval_reward_model.evaluate(make_ctx(policy, policy, tok, reward_model={"name_or_path": str(path)}))
-    assert eval_reward_model.load_reward_model.cache_info().misses == misses  # loaded once per process
+    assert reward_models.load_reward_model.cache_info().misses == misses  # loaded once per process
 
 
 def test_win_rate_falls_back_to_the_reward_model_without_a_gold_reward(reward_model_dir):
@@ -306,7 +307,7 @@ def test_win_rate_falls_back_to_the_reward_model_without_a_gold_reward(reward_mo
     ctx = make_ctx(policy, reference, tok, reward_model={"name_or_path": str(path)})
     ctx.prompts = ["that series is", "we felt these costumes were", "i did not", "the plot"]
     metrics = eval_win_rate.evaluate(ctx)
-    direct = eval_win_rate.win_rates(eval_reward_model.scores(ctx), eval_reward_model.scores(ctx, reference=True), 2)
+    direct = eval_win_rate.win_rates(ctx.reward_model_scores, ctx.reference_reward_model_scores, 2)
     assert metrics["win_rate"] == pytest.approx(float(direct.mean()))
 
 

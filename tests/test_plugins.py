@@ -161,6 +161,8 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
     ('MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("learning_rate", 1.0)])',
      "method.learning_rate is one of the harness's own keys"),
     ('MethodSpec(name="my method", train=lambda c: c)', "name 'my method' is invalid"),
+    ('MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("lam", 1.0, field="x")])',
+     "declares no trainer or config_class"),
 ])
 def test_a_method_that_breaks_the_contract_is_refused_naming_the_plugin(module_dir, spec, expected):
     name = module_dir("contract_plugin", f"""

@@ -1,7 +1,7 @@
 """Every hook a harness plugin can implement, in one place.
 
 Plugins are modules (or objects) with functions named after these hooks, marked with
-``harness.hookimpl``. Built-in methods and evaluators are plugins of exactly this kind, registered
+``harness.plugin.hookimpl``. Built-in methods and evaluators are plugins of exactly this kind, registered
 through the ``harness.plugins`` entry-point group that third-party packages use too. An implementation
 may accept any subset of a hook's arguments, so adding an argument here is backwards compatible;
 removing one is not.

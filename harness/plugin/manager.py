@@ -2,8 +2,9 @@
 
 Plugins come from two places, handled identically: the ``harness.plugins`` entry-point group (where the
 built-in methods and evaluators are registered too) and module names listed in config
-(``plugins=[my_pkg.my_method]``). A plugin that fails to import, or that implements a hook with a wrong
-name or signature, stops the run with one line naming the plugin.
+(``plugins=[my_pkg.my_method]``). A plugin that fails to import, that implements a hook with a wrong
+name or signature, or whose declarations break the contract (:mod:`harness.plugin.specs`), stops the run with
+one line naming the plugin and where it came from; two plugins registering one name are both named.
 """
 
 from __future__ import annotations

@@ -209,6 +209,9 @@ class MethodSpec:
             if not isinstance(spec, str):
                 reject(owner, f"search_space[{key!r}] must be a string in Hydra's sweep syntax, got {spec!r}.")
         for h in self.hyperparameters:
+            if h.field is not None and self.trainer is None and self.config_class is None:
+                reject(owner, f"hyperparameter {h.name!r} sets the trainer-config field {h.field!r}, but the method "
+                              "declares no trainer or config_class; declare one, or drop the field.")
             if h.field is not None and h.field in trl:
                 reject(owner, f"defaults['trl'][{h.field!r}] is set by hyperparameter {h.name!r}; set its default there.")
 
