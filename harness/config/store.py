@@ -50,6 +50,15 @@ def method_config(spec: MethodSpec) -> dict[str, Any]:
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
 
 
+def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
+    """The default config of ``method=<name>`` (base knobs, hyperparameters, the method's defaults) as plain
+    values; ``cfg`` (a trial config) names extra plugin modules to load (its ``plugins``)."""
+    from harness.plugin.manager import get_plugin_manager, plugin_manager_for
+
+    pm = plugin_manager_for(cfg) if cfg is not None else get_plugin_manager()
+    return method_config(pm.method(name))
+
+
 def search_path(pm: HarnessPluginManager) -> list[str]:
     """Config folders the plugins add to Hydra's search path (``pkg://module`` or a directory)."""
     return [str(p) for paths in pm.hook.harness_config_searchpath() for p in paths or ()]

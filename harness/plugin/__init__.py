@@ -21,6 +21,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from harness.cache import cache_dir, file_lock
+from harness.config.store import method_defaults
 from harness.data import DataFormat, PreferenceData, ValidationReport, load_preference_data
 from harness.errors import (
     ConfigError,
@@ -33,7 +34,7 @@ from harness.errors import (
 )
 from harness.evaluation.stats import mean_and_se
 from harness.plugin.hookspecs import RewardFunction, hookimpl
-from harness.plugin.manager import gold_reward, method_defaults
+from harness.plugin.manager import gold_reward
 from harness.plugin.settings import Hyperparameter, Option
 from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, separate_reference
 

@@ -183,12 +183,3 @@ def gold_reward(cfg: Any) -> Any:
     """The data source's programmatic reward for the trial config ``cfg`` (``reward(prompts, completions) ->
     scores``), or None when the data defines none (see the ``harness_gold_reward`` hook)."""
     return plugin_manager_for(cfg).hook.harness_gold_reward(cfg=cfg)
-
-
-def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
-    """The default config of ``method=<name>`` (base knobs, hyperparameters, the method's defaults) as plain
-    values; ``cfg`` names extra plugin modules to load (its ``plugins``)."""
-    from harness.config.store import method_config
-
-    pm = plugin_manager_for(cfg) if cfg is not None else get_plugin_manager()
-    return method_config(pm.method(name))
