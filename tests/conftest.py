@@ -47,3 +47,11 @@ def tiny_world(cache_dir: Path) -> list[str]:
     build_toy_world(ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache_dir / "toyworld"), progress=False)
     return [f"toyworld.cache_dir={cache_dir / 'toyworld'}",
             *(f"toyworld.spec.{key}={value}" for key, value in TINY_SPEC.items())]
+
+
+@pytest.fixture(scope="session")
+def real_world(tmp_path_factory: pytest.TempPathFactory):
+    """Real-architecture tiny models and real-format preference data (see tests/realworld.py), built once."""
+    from tests.realworld import build_real_world
+
+    return build_real_world(tmp_path_factory.mktemp("real-world"))
