@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from harness.plugin import ConfigError, Hyperparameter, MethodSpec, hookimpl
+from harness.plugin import ConfigError, Hyperparameter, MethodSpec, Profile, hookimpl
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
@@ -81,7 +81,9 @@ def _validate_cpo(method_cfg: DictConfig) -> None:
                           "method.gamma).")
 
 
-_MAX_LENGTH = 64  # prompt + completion tokens on the toy world; real models: 1024+
+_MAX_LENGTH = 1024  # prompt + completion tokens (the toy world's profile: 64)
+_TOY = {"batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
+_TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
 
 
 @hookimpl
@@ -94,26 +96,28 @@ def harness_methods_register() -> list[MethodSpec]:
                    description="Contrastive Preference Optimization (Xu et al. 2024)",
                    hyperparameters=[Hyperparameter("beta", 0.1, "temperature of the preference term; real models: "
                                                    "0.1 to 0.5", bounds="(0, inf)", field="beta")],
-                   defaults={"learning_rate": 1e-3, "epochs": 2,  # the toy world's
+                   defaults={"learning_rate": 5e-7,  # real models (the seed's values)
                              "trl": {"loss_type": "sigmoid",  # sigmoid | hinge | ipo (simpo: use method=simpo)
                                      "cpo_alpha": 1.0,  # weight of the NLL term on chosen completions
                                      "max_length": _MAX_LENGTH}},
+                   profiles={"toy": Profile({**_TOY, "learning_rate": 1e-3, "epochs": 2}, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
-                                 "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                                 "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
                    **common),
         MethodSpec(name="simpo", validate=_validate_simpo, lr_range=(3e-7, 1e-6),
                    description="Simple Preference Optimization (Meng et al. 2024; reference-free, length-normalised)",
                    hyperparameters=[
                        Hyperparameter("beta", 2.0, "reward scale on the average log-probability; real models: 2.0 to "
                                       "10.0", bounds="(0, inf)", field="beta"),
-                       Hyperparameter("gamma", 2.4, "target reward margin; real models: 0.5 to 1.5 (gamma/beta ~ "
-                                      "0.3-0.5); the toy world needs a larger margin", bounds="[0, inf)",
+                       Hyperparameter("gamma", 0.5, "target reward margin; real models: 0.5 to 1.5 (gamma/beta ~ "
+                                      "0.3-0.5); the toy world needs a larger margin (2.4)", bounds="[0, inf)",
                                       field="simpo_gamma")],
-                   defaults={"learning_rate": 1e-4, "epochs": 3,  # the toy world's
+                   defaults={"learning_rate": 5e-7,  # real models (the seed's values)
                              "trl": {"loss_type": "simpo",  # must stay simpo (method=cpo for the CPO losses)
                                      "cpo_alpha": 0.0,  # NLL weight; 0 is SimPO, > 0 is CPO-SimPO
                                      "max_length": _MAX_LENGTH}},
+                   profiles={"toy": Profile({**_TOY, "learning_rate": 1e-4, "epochs": 3, "gamma": 2.4}, _TOY_SPACE)},
                    search_space={"beta": "interval(1.0, 10.0)", "gamma": "interval(0.0, 1.5)",
-                                 "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                                 "learning_rate": "tag(log, interval(1e-7, 3e-6))"},
                    **common),
     ]

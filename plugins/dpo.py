@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from harness.plugin import ConfigError, Hyperparameter, MethodSpec, hookimpl, separate_reference
+from harness.plugin import ConfigError, Hyperparameter, MethodSpec, Profile, hookimpl, separate_reference
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
@@ -84,10 +84,11 @@ def policy_and_reference(cfg: DictConfig) -> int:
     return 1 + separate_reference(cfg)
 
 
-# The toy world's defaults (tuned on it); the seed's ranges for real models are in each help text.
-_TOY = {"learning_rate": 3e-4, "epochs": 3}
-_TRL = {"max_length": 64,  # prompt + completion tokens; real models: 1024+
-        "precompute_ref_log_probs": True}  # the frozen reference's log-probs once, not every epoch (same loss)
+# Real models (the seed's values): full fine-tuning at 5e-7, one epoch, 1024 tokens; the toy world's tuning is
+# its profile. The frozen reference's log-probs are computed once, not every epoch (the same loss).
+_TRL = {"max_length": 1024, "precompute_ref_log_probs": True}
+_TOY = {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
+_TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
 
 
 @hookimpl
@@ -100,16 +101,18 @@ def harness_methods_register() -> list[MethodSpec]:
                    hyperparameters=[Hyperparameter(
                        "beta", 0.1, "KL strength; real models: 0.05 weak, 0.1 standard, 0.3 conservative, 0.5+ very "
                        "conservative", bounds="(0, inf)", field="beta")],
-                   defaults={**_TOY, "trl": {"loss_type": "sigmoid", **_TRL}},
+                   defaults={"learning_rate": 5e-7, "trl": {"loss_type": "sigmoid", **_TRL}},
+                   profiles={"toy": Profile(_TOY, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
-                                 "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                                 "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
                    **common),
         MethodSpec(name="ipo", description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
                    hyperparameters=[Hyperparameter(
-                       "beta", 0.5, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
+                       "beta", 0.1, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
                        "real models: 0.01 to 0.5", bounds="(0, inf)", field="beta")],
-                   defaults={**_TOY, "trl": {"loss_type": "ipo", **_TRL}},
+                   defaults={"learning_rate": 5e-7, "trl": {"loss_type": "ipo", **_TRL}},
+                   profiles={"toy": Profile({**_TOY, "beta": 0.5}, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.01, 1.0))",
-                                 "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                                 "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
                    validate=_validate_ipo, **common),
     ]

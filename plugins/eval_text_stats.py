@@ -27,9 +27,9 @@ def distinct_n(sequences: Sequence[Sequence[int]], n: int) -> float:
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``length``, ``finished``, ``distinct_1``, ``distinct_2`` and ``entropy`` of the policy samples."""
     samples = ctx.policy_samples
-    eos = ctx.tokenizer.eos_token_id
-    finished = samples.finished
-    tokens = [ids[:-1] if ids and ids[-1] == eos else ids for ids in samples.completion_token_ids()]
+    finished = samples.finished  # ended with one of the model's end-of-sequence tokens: not counted in the length
+    tokens = [ids[:-1] if done and ids else ids for ids, done in zip(samples.completion_token_ids(), finished.tolist(),
+                                                                      strict=True)]
     scores = ctx.policy_tokens
     assert scores.entropy is not None
     return {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from harness_plugins.dpo import policy_and_reference
 
-from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+from harness.plugin import Hyperparameter, MethodSpec, Profile, hookimpl
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
@@ -54,14 +54,17 @@ def harness_methods_register() -> list[MethodSpec]:
             name="kto", train=train, data_kind="unpaired", models_in_memory=policy_and_reference, needs_reference=True,
             trainer="trl:KTOTrainer", lr_range=(5e-7, 5e-6),
             description="Kahneman-Tversky Optimization (unpaired thumbs up/down)",
-            hyperparameters=[Hyperparameter("beta", 0.3, "KL strength; real models: 0.05 to 0.5", bounds="(0, inf)",
+            hyperparameters=[Hyperparameter("beta", 0.1, "KL strength; real models: 0.05 to 0.5", bounds="(0, inf)",
                                             field="beta")],
-            # The toy world's defaults. Pairwise data gives two unpaired examples per pair.
-            defaults={"learning_rate": 2e-4, "epochs": 2,
+            # Real models (the seed's values). Pairwise data gives two unpaired examples per pair.
+            defaults={"learning_rate": 5e-7,
                       "trl": {"desirable_weight": 1.0,  # raise it if desirable examples are rarer than undesirable
                               "undesirable_weight": 1.0,
-                              "max_length": 64}},  # prompt + completion tokens; real models: 1024+
+                              "max_length": 1024}},  # prompt + completion tokens
+            profiles={"toy": Profile({"learning_rate": 2e-4, "epochs": 2, "batch_size": 16, "grad_accum": 1,
+                                      "beta": 0.3, "trl": {"max_length": 64}},
+                                     {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})},
             search_space={"beta": "tag(log, interval(0.02, 0.5))",
-                          "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                          "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
         )
     ]

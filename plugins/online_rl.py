@@ -19,6 +19,7 @@ from harness.plugin import (
     ConfigError,
     Hyperparameter,
     MethodSpec,
+    Profile,
     check_reward_model,
     hookimpl,
     separate_reference,
@@ -63,7 +64,10 @@ def harness_config_validate(cfg: DictConfig) -> None:
         reward_function(cfg)  # raises ConfigError when the data defines no gold reward
         return
     if reward == "trained":
-        return  # the reward stage's own config is validated when it runs
+        from harness_plugins.reward import reward_stage
+
+        reward_stage(cfg).check()  # its settings (method.reward_stage) against method=reward, before any compute
+        return
     check_reward_model(reward, key="method.reward", alternative=", or use method.reward=gold")
 
 
@@ -123,35 +127,38 @@ REWARD_KNOBS = [
     Hyperparameter("reward_stage", {}, "with reward=trained: method=reward settings to change, e.g. "
                    "{learning_rate: 2e-4}"),
 ]
-# The toy world's defaults (gold 0.012 -> 0.54 at KL 6.1 nats for GRPO); the sane learning rates are lr_range.
-_DEFAULTS = {"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_size": 16, "warmup": 0.0,
-             "scheduler": "constant"}
-_TRL = {"max_completion_length": 24,  # tokens per completion; eval.max_new_tokens on the toy world
+# Real models: TRL's recipe (learning rate 1e-6, 256-token completions); batch_size x grad_accum must be a multiple
+# of num_generations (each prompt's completions share a batch).
+_TRL = {"max_completion_length": 256,  # tokens per completion
         "temperature": 1.0}  # sampling temperature during training
+# The toy world's tuning (GRPO: gold 0.012 -> 0.54 at KL 6.1 nats).
+_TOY = Profile({"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_size": 16, "grad_accum": 1,
+                "warmup": 0.0, "scheduler": "constant", "trl": {"max_completion_length": 24}},
+               {"learning_rate": "tag(log, interval(3e-5, 1e-3))"})
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
     common = dict(train=train, data_kind="prompts", models_in_memory=_models, needs_reference=False,
-                  validate=_validate, lr_range=(1e-7, 1e-5),
+                  validate=_validate, lr_range=(1e-7, 1e-5), profiles={"toy": _TOY},
                   search_space={"beta": "tag(log, interval(0.01, 0.2))",
-                                "learning_rate": "tag(log, interval(3e-5, 1e-3))"})
+                                "learning_rate": "tag(log, interval(1e-7, 1e-5))"})
     return [
         MethodSpec(name="grpo", trainer="trl:GRPOTrainer",
                    description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
                    hyperparameters=[*REWARD_KNOBS, Hyperparameter(
                        "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
                        "unchecked)", bounds="[0, inf)", field="beta")],
-                   defaults={**_DEFAULTS, "trl": {"num_generations": 8,  # completions per prompt; real: 8 to 16
-                                                  **_TRL}},
+                   defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 8 to 16
+                                                            **_TRL}},
                    **common),
         MethodSpec(name="rloo", trainer="trl:RLOOTrainer",
                    description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
                    hyperparameters=[*REWARD_KNOBS, Hyperparameter(
                        "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1", bounds="[0, inf)",
                        field="beta")],
-                   defaults={**_DEFAULTS, "trl": {"num_generations": 8,  # completions per prompt; real: 2 to 8
-                                                  **_TRL}},
+                   defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 2 to 8
+                                                            **_TRL}},
                    **common),
     ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from harness.plugin import Hyperparameter, MethodSpec, hookimpl
+from harness.plugin import Hyperparameter, MethodSpec, Profile, hookimpl
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
@@ -56,12 +56,14 @@ def harness_methods_register() -> list[MethodSpec]:
             trainer="trl.experimental.orpo:ORPOTrainer", lr_range=(1e-6, 1e-5),
             description="Odds Ratio Preference Optimization (reference-free, SFT + preference)",
             hyperparameters=[Hyperparameter(
-                "beta", 1.0, "weight lambda of the odds-ratio term against the SFT (NLL) term; toy world 1.0; real "
-                "models: 0.05 to 0.5", bounds="(0, inf)", field="beta")],
-            # The toy world's defaults (ORPO trains from the base model, like SFT).
-            defaults={"learning_rate": 1e-3, "epochs": 3,
-                      "trl": {"max_length": 64}},  # prompt + completion tokens; real models: 1024+
+                "beta", 0.1, "weight lambda of the odds-ratio term against the SFT (NLL) term; real models: 0.05 "
+                "to 0.5", bounds="(0, inf)", field="beta")],
+            # Real models (the seed's values; ORPO trains from the base model, like SFT, so its rate is higher).
+            defaults={"learning_rate": 8e-6, "trl": {"max_length": 1024}},
+            profiles={"toy": Profile({"learning_rate": 1e-3, "epochs": 3, "batch_size": 16, "grad_accum": 1,
+                                      "beta": 1.0, "trl": {"max_length": 64}},
+                                     {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})},
             search_space={"beta": "tag(log, interval(0.02, 1.0))",
-                          "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                          "learning_rate": "tag(log, interval(1e-6, 3e-5))"},
         )
     ]

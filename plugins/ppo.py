@@ -14,6 +14,7 @@ model (none with a programmatic reward). The arithmetic is in :mod:`harness_plug
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,10 @@ from harness.plugin import (
     ConfigError,
     Hyperparameter,
     MethodSpec,
+    Profile,
     hookimpl,
     load_reward_model,
+    render_prompts,
     sample,
     score_texts,
     separate_reference,
@@ -139,7 +142,8 @@ def train(ctx: TrainContext) -> torch.nn.Module:
 
     params = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
     optimizer = torch.optim.AdamW(params, lr=float(m.learning_rate), eps=1e-5)
-    prompts = list(ctx.train_data.shuffle(seed=seed)["prompt"])
+    # Message-list prompts through the chat template (its text holds the special tokens: add none when sampling).
+    prompts, chat = render_prompts(tokenizer, list(ctx.train_data.shuffle(seed=seed)["prompt"]))
     batch = int(m.batch_size)
     per_epoch = math.ceil(len(prompts) / batch)
     total = int(m.max_steps) if int(m.max_steps) > 0 else max(1, round(float(m.epochs) * per_epoch))
@@ -156,7 +160,8 @@ def train(ctx: TrainContext) -> torch.nn.Module:
         start = (step - 1) * batch
         chunk = [prompts[(start + i) % len(prompts)] for i in range(batch)]  # cycling through the prompts
         stats = _ppo_step(policy, reference, value_model, tokenizer, score, chunk, s, kl_ctl, moments, optimizer,
-                          scheduler, params, generator, seed=seed * 1_000_003 + step, sample_fn=sample, device=device)
+                          scheduler, params, generator, seed=seed * 1_000_003 + step, device=device,
+                          sample_fn=functools.partial(sample, add_special_tokens=not chat))
         bar.update(1)
         bar.set_postfix(reward=f"{stats['reward']:.3g}", kl=f"{stats['kl']:.3g}", refresh=False)
         ctx.step(step, policy, stats.pop("loss"), **stats)  # loss check, log, checkpoints
@@ -260,10 +265,10 @@ HYPERPARAMETERS = [
     *REWARD_KNOBS,
     Hyperparameter("kl_penalty", "kl", "per-token KL penalty: kl (log-ratio) | abs | mse | full (exact over the "
                    "vocabulary)", choices=KL_PENALTIES),
-    Hyperparameter("init_kl_coef", 0.05, "KL coefficient; real models: 0.02 to 0.2 (the seed: too low -> reward "
+    Hyperparameter("init_kl_coef", 0.2, "KL coefficient; real models: 0.02 to 0.2 (the seed: too low -> reward "
                    "hacking)", bounds="[0, inf)"),
     Hyperparameter("adaptive_kl", True, "adapt the coefficient toward target_kl (Ziegler et al. 2019)"),
-    Hyperparameter("target_kl", 4.0, "nats per sequence the adaptive controller aims for (the seed's healthy band "
+    Hyperparameter("target_kl", 6.0, "nats per sequence the adaptive controller aims for (the seed's healthy band "
                    "is 0.5 to 10)", bounds="(0, inf)"),
     Hyperparameter("horizon", 10000, "samples over which the controller corrects a full error", bounds="[1, inf)"),
     Hyperparameter("cliprange", 0.2, "PPO policy ratio clip", bounds="[0, inf)"),
@@ -272,11 +277,10 @@ HYPERPARAMETERS = [
     Hyperparameter("gamma", 1.0, "discount (the recipe uses 1)", bounds="[0, 1]"),
     Hyperparameter("lam", 0.95, "GAE lambda (the recipe uses 0.95)", bounds="[0, 1]"),
     Hyperparameter("ppo_epochs", 4, "passes over each batch of rollouts", bounds="[1, inf)"),
-    Hyperparameter("mini_batch_size", 16, "responses per gradient update (divides batch_size)", bounds="[1, inf)"),
+    Hyperparameter("mini_batch_size", 8, "responses per gradient update (divides batch_size)", bounds="[1, inf)"),
     Hyperparameter("reward_norm", "whiten", "whiten (per batch) | running (running mean/std) | none; the seed: "
                    "unnormalised PPO is unstable", choices=REWARD_NORMS),
-    Hyperparameter("response_length", 24, "tokens sampled per response (eval.max_new_tokens on the toy world)",
-                   bounds="[1, inf)"),
+    Hyperparameter("response_length", 256, "tokens sampled per response", bounds="[1, inf)"),
     Hyperparameter("temperature", 1.0, "sampling temperature during rollouts", bounds="(0, inf)"),
     Hyperparameter("max_grad_norm", 1.0, "gradient clipping", bounds="(0, inf)"),
     Hyperparameter("missing_eos_penalty", None, "subtract this from the score of responses that hit "
@@ -291,9 +295,11 @@ def harness_methods_register() -> list[MethodSpec]:
         name="ppo", train=train, data_kind="prompts", models_in_memory=_models, needs_reference=True,
         hyperparameters=HYPERPARAMETERS, lr_range=(1e-7, 1e-5), validate=_validate,
         description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
-        # The toy world's defaults (the sane learning rates are lr_range); real models: batch 64 to 512.
-        defaults={"learning_rate": 1e-4, "epochs": 1, "max_steps": 60, "batch_size": 64, "warmup": 0.0,
-                  "scheduler": "constant"},
+        # Real models (the seed's recipe): batch 64 to 512 rollouts per step, one minibatch per update.
+        defaults={"learning_rate": 1e-6, "batch_size": 64, "grad_accum": 1, "warmup": 0.0, "scheduler": "constant"},
+        profiles={"toy": Profile(  # the toy world's tuning: 60 steps, adaptive KL toward 4 nats
+            {"learning_rate": 1e-4, "max_steps": 60, "init_kl_coef": 0.05, "target_kl": 4.0, "mini_batch_size": 16,
+             "response_length": 24}, {"learning_rate": "tag(log, interval(1e-5, 1e-3))"})},
         search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",
-                      "learning_rate": "tag(log, interval(1e-5, 1e-3))"},
+                      "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
     )]

@@ -9,7 +9,7 @@ from tests.conftest import REPO, run_cli
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["method=dpp"], "Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, grpo, ipo, kto, orpo, ppo, "
-                     "reward, rloo, simpo."),
+                     "reward, rloo, sft, simpo."),
     (["method.bta=0.1"], "Unknown option 'method.bta'. Did you mean: method.beta?"),
     (["method.beta=-0.1"], "method.beta=-0.1 is invalid for method dpo (KL strength; "),
     (["method.beta=-0.1"], "it must lie in (0, inf)."),
@@ -40,13 +40,29 @@ from tests.conftest import REPO, run_cli
     (["plugins=[no_such_pkg.plugin]"], "Error importing plugin 'no_such_pkg.plugin'"),
     (["train.device=tpu"], "train.device='tpu' is not valid; use auto, cpu, cuda or mps."),
 ])
-def test_bad_config_is_one_line_before_any_compute(tmp_path, args, expected):
-    result = run_cli(args, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+def test_bad_config_is_one_line_before_any_compute(tmp_path, monkeypatch, capsys, args, expected):
+    """The command line's own code path, in this process (a fresh process per case would cost seconds of imports
+    each; test_a_bad_config_in_a_fresh_process_prints_only_that_line checks a real process)."""
+    from harness.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("harness: error: ") and expected in lines[0], lines[0]
     assert not (tmp_path / "outputs").exists(), "nothing may run before the config is valid"
+
+
+def test_a_bad_config_in_a_fresh_process_prints_only_that_line(tmp_path):
+    result = run_cli(["method=dpp"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "harness: error: Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, grpo, ipo, kto, orpo, ppo, "
+        "reward, rloo, sft, simpo."]
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_every_job_of_a_multirun_is_validated_up_front(tmp_path):

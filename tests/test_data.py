@@ -20,11 +20,13 @@ from harness.data import (  # noqa: E402
     DataWarning,
     PreferenceData,
     build_preference_dataset,
+    data_for_method,
     detect_format,
     extract_prompts,
     load_dataset_from,
     load_preference_data,
     split_common_prefix,
+    split_prompt,
     to_unpaired,
     validate,
 )
@@ -253,6 +255,12 @@ def test_split_common_prefix_cuts_at_words() -> None:
     assert split_common_prefix("The sky is blue", "The sky is blue and green")[0] == "The sky is"
 
 
+def test_split_prompt_hh_transcripts_at_the_last_assistant_marker() -> None:
+    hh = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: more?\n\nAssistant:"
+    assert split_prompt(hh + " Sure, yes", hh + " Sure, no") == (hh, " Sure, yes", " Sure, no")
+    assert split_prompt("Q: hi A: Sure, yes", "Q: hi A: Sure, no") == ("Q: hi A: Sure,", " yes", " no")
+
+
 def test_implicit_prompt_extraction(tmp_path: Path, kw: dict[str, str]) -> None:
     rows = [{"chosen": f"Review {i}: great film", "rejected": f"Review {i}: awful film"} for i in range(4)]
     data = load_preference_data(str(write_jsonl(tmp_path / "i.jsonl", rows)), **kw)
@@ -295,6 +303,18 @@ def test_to_unpaired() -> None:
     implicit = to_unpaired(Dataset.from_list([{"chosen": "Q: a yes", "rejected": "Q: a no"}]))
     assert implicit[0] == {"completion": " yes", "label": True, "prompt": "Q: a"}
     assert to_unpaired(Dataset.from_list(UNPAIRED)).num_rows == len(UNPAIRED)
+
+
+def test_data_for_method_passes_only_the_kinds_columns() -> None:
+    rows = [{**r, "prompt_id": str(i), "score": 1.0} for i, r in enumerate(PAIRS)]
+    data = PreferenceData(train=Dataset.from_list(rows), eval=None, eval_prompts=[],
+                          format=DataFormat("pairwise"), report=None)  # type: ignore[arg-type]
+    train, held_out = data_for_method(data, "pairwise")
+    assert train.column_names == ["prompt", "chosen", "rejected"] and held_out is None
+    assert data_for_method(data, "unpaired")[0].column_names == ["prompt", "completion", "label"]
+    assert data_for_method(data, "prompts")[0].to_dict() == {"prompt": [r["prompt"] for r in PAIRS]}
+    with pytest.raises(DataError, match="method m declares data_kind='pairs'; use one of"):
+        data_for_method(data, "pairs", "m")
 
 
 def test_build_preference_dataset() -> None:

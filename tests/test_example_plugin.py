@@ -217,6 +217,7 @@ def test_installed_package_registers_through_the_entry_point(site, tiny_world, t
     cfg = OmegaConf.create(shown.stdout)
     assert cfg.eval.repetition.n == 3 and list(cfg.eval.extra) == ["repetition"]
     assert (cfg.method.name, cfg.method.beta, cfg.method.lam, cfg.method.learning_rate) == ("dpop", 0.1, 5.0, 3e-4)
+    assert cfg.model.profile == "toy"  # the toy world's profile of the method (3e-4), not its real default (5e-7)
     assert cfg.method.batch_size == 16 and cfg.method.trl == {}  # from base.yaml
 
 

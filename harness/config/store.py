@@ -3,7 +3,9 @@
 A method's config is the base method config (``conf/method/base.yaml``: the common training knobs, with their
 comments), its :class:`~harness.plugin.settings.Hyperparameter` defaults, then its ``MethodSpec.defaults``. It is
 stored in Hydra's ConfigStore as ``method/<name>``, extending ``base``, so every method is selected, overridden
-and swept the same way. A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in
+and swept the same way. Those defaults are for real models; a model config that names a ``profile`` (the toy
+world's: ``profile: toy``) gets each method's values for that profile (``MethodSpec.profiles``) on top, stored as
+``method_profile/<model config>_<method>``, which the primary config selects by the model and method chosen. A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in
 a config folder it names through ``harness_config_searchpath``; that file is then the method's config, and it
 must agree with the spec (checked here, at start-up). Evaluator options are stored as one node,
 ``evaluator_options``, that the primary config lists before ``eval``, so eval presets can override them.
@@ -29,6 +31,7 @@ CONFIG_MODULE = "harness_conf"  # the installed conf/ tree
 CONFIG_NAME = "config"
 EVALUATOR_OPTIONS = "evaluator_options"
 BASE_METHOD_CONFIG = "base"  # conf/method/base.yaml, which every method config extends
+METHOD_PROFILE = "method_profile"  # method values for the model config's profile: method_profile/<model>_<method>
 
 
 def base_method_config() -> dict[str, Any]:
@@ -44,19 +47,47 @@ def method_node(spec: MethodSpec) -> dict[str, Any]:
     return node
 
 
-def method_config(spec: MethodSpec) -> dict[str, Any]:
-    """The method's full default config (base config merged with :func:`method_node`), as plain values."""
-    merged = OmegaConf.merge(base_method_config(), method_node(spec))
+def method_config(spec: MethodSpec, profile: str | None = None) -> dict[str, Any]:
+    """The method's full default config (base config merged with :func:`method_node`, then the values of its
+    ``profile`` when it declares one), as plain values."""
+    chosen = spec.profiles.get(profile or "")
+    merged = OmegaConf.merge(base_method_config(), method_node(spec), dict(chosen.defaults) if chosen else {})
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
 
 
 def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
-    """The default config of ``method=<name>`` (base knobs, hyperparameters, the method's defaults) as plain
-    values; ``cfg`` (a trial config) names extra plugin modules to load (its ``plugins``)."""
+    """The default config of ``method=<name>`` as plain values: base knobs, hyperparameters, the method's
+    defaults, and the values of the model's profile (``cfg.model.profile``: the toy world's tuning on the toy
+    world). ``cfg`` (a trial config) also names extra plugin modules to load (its ``plugins``)."""
     from harness.plugin.manager import get_plugin_manager, plugin_manager_for
 
     pm = plugin_manager_for(cfg) if cfg is not None else get_plugin_manager()
-    return method_config(pm.method(name))
+    profile = (cfg.get("model") or {}).get("profile") if cfg is not None else None
+    return method_config(pm.method(name), profile)
+
+
+def model_profiles(pm: HarnessPluginManager) -> dict[str, str]:
+    """The profile of each model config (``model/<choice>.yaml``: its ``profile`` key, or that of the model config
+    it extends), for the configs that name one: which method values ``method_profile`` selects for it."""
+    found: dict[str, Any] = {}
+    for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
+        for choice, text in _group_files(path, "model").items():
+            found.setdefault(choice, OmegaConf.create(text))
+    profiles: dict[str, str] = {}
+
+    def profile_of(choice: str, seen: tuple[str, ...] = ()) -> str | None:
+        node = found.get(choice)
+        if node is None or choice in seen:
+            return None
+        if node.get("profile"):
+            return str(node.profile)
+        parents = [d for d in (node.get("defaults") or []) if isinstance(d, str) and d != "_self_"]
+        return next((p for p in (profile_of(d, (*seen, choice)) for d in parents) if p), None)
+
+    for choice in found:
+        if (profile := profile_of(choice)) is not None:
+            profiles[choice] = profile
+    return profiles
 
 
 def search_path(pm: HarnessPluginManager) -> list[str]:
@@ -74,6 +105,21 @@ def _shipped_file(path: str, relative: str) -> Any | None:
     else:
         candidate = Path(path.removeprefix("file://")) / relative
     return candidate if candidate.is_file() else None
+
+
+def _group_files(path: str, group: str) -> dict[str, str]:
+    """``{option name: YAML text}`` of the config group folder ``group`` inside a search-path entry."""
+    if path.startswith("pkg://"):
+        try:
+            folder: Any = files(path[len("pkg://"):]).joinpath(group)
+        except ModuleNotFoundError:
+            return {}
+    else:
+        folder = Path(path.removeprefix("file://")) / group
+    if not folder.is_dir():
+        return {}
+    return {entry.name[:-5]: entry.read_text(encoding="utf-8") for entry in folder.iterdir()
+            if entry.name.endswith(".yaml")}
 
 
 def shipped_method_yaml(pm: HarnessPluginManager, name: str) -> tuple[str, Any] | None:
@@ -127,6 +173,11 @@ def register_configs(pm: HarnessPluginManager) -> None:
             continue
         store.store(group="method", name=name, node={"defaults": [BASE_METHOD_CONFIG, "_self_"], **method_node(spec)},
                     provider=spec.origin or name)
+    for choice, profile in model_profiles(pm).items():  # the toy world's tuning when model=toy, ...
+        for name, spec in pm.methods.items():
+            if profile in spec.profiles:
+                store.store(group=METHOD_PROFILE, name=f"{choice}_{name}", package="method",
+                            node=dict(spec.profiles[profile].defaults), provider=spec.origin or name)
     options = {name: spec.option_defaults() for name, spec in pm.evaluators.items() if spec.options}
     store.store(name=EVALUATOR_OPTIONS, node={"eval": options}, provider="harness")
     _register_search_path(search_path(pm))

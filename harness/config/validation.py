@@ -1,7 +1,8 @@
 """Checks of a composed trial config that must pass before any compute.
 
 Core checks cover what every trial shares (method known, training knobs in range, ``method.trl`` fields
-known to the method's TRL config, evaluators known, model reachable); plugins add their own through the
+known to the method's TRL config, evaluators known, ``model.*`` settings valid (see
+:mod:`~harness.config.model_settings`), model reachable); plugins add their own through the
 ``harness_config_validate`` hook (a data plugin reads and validates its file there). Every failure is a
 one-line :class:`harness.errors.UserError`.
 """
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from harness.config import resources
+from harness.config import model_settings, resources
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
 from harness.errors import ConfigError
@@ -104,11 +105,19 @@ def validate_train(cfg: DictConfig) -> None:
         raise ConfigError(f"seed={seed!r} is invalid; it must be an integer.")
 
 
+def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """``model.*``: known keys and valid values (quantization and flash attention on the trial's device), the model
+    reachable, and named LoRA target modules present in it (checked on its meta-device skeleton)."""
+    model_settings.check_model_settings(cfg.model, resources.resolve_device(str(cfg.train.device)))
+    path = resources.resolve_model_path(pm, cfg, dry_run=True)
+    model_settings.check_lora_targets(path, cfg.model)
+
+
 def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """Every check that must pass before a trial loads anything; raises a one-line UserError."""
     validate_method(cfg, pm)
     validate_train(cfg)
     validate_eval(cfg, pm)
     validate_objective(cfg, pm)
-    resources.resolve_model_path(pm, cfg, dry_run=True)
+    validate_model(cfg, pm)
     pm.hook.harness_config_validate(cfg=cfg)

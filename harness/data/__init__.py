@@ -5,19 +5,27 @@ Public API:
 * :func:`load_preference_data` -> :class:`PreferenceData` (what the rest of the harness consumes);
 * :func:`load_dataset_from` (one split of a file, a directory or a Hub dataset id);
 * :func:`detect_format` -> :class:`DataFormat`; :func:`validate` -> (dataset, :class:`ValidationReport`);
-* :func:`extract_prompts`, :func:`to_unpaired`, :func:`to_prompts`, :func:`build_preference_dataset`.
+* :func:`extract_prompts` (:func:`split_prompt`: HH-RLHF transcripts at their last ``Assistant:`` turn),
+  :func:`to_unpaired`, :func:`to_prompts`, :func:`build_preference_dataset`;
+* :func:`data_for_method` (a method's kind of rows, with exactly its trainer's columns), :func:`render_prompts`
+  (message lists through the chat template), :func:`fit_to_length` -> :class:`LengthReport` (rows too long for
+  a method's ``max_length``: truncated, or dropped when the prompt alone fills it).
 
 Importing this package is cheap: ``datasets`` and ``trl`` are imported when first needed.
 """
 
+from harness.data.chat import render_prompts
 from harness.data.convert import (
     build_preference_dataset,
     extract_prompts,
+    is_hh_transcript,
     split_common_prefix,
+    split_prompt,
     to_prompts,
     to_unpaired,
 )
 from harness.data.formats import ACCEPTED_FORMATS, DataFormat, detect_format
+from harness.data.length import LengthReport, count_lengths, fit_to_length
 from harness.data.load import (
     SUPPORTED_EXTENSIONS,
     PreferenceData,
@@ -26,6 +34,7 @@ from harness.data.load import (
     split_by_prompt,
     unique_prompts,
 )
+from harness.data.methods import METHOD_COLUMNS, data_for_method
 from harness.data.validate import ALLOWED_ROLES, DataWarning, ValidationReport, validate
 
 __all__ = [
@@ -34,15 +43,23 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "DataFormat",
     "DataWarning",
+    "LengthReport",
+    "METHOD_COLUMNS",
     "PreferenceData",
     "ValidationReport",
     "build_preference_dataset",
+    "count_lengths",
+    "data_for_method",
     "detect_format",
     "extract_prompts",
+    "fit_to_length",
+    "is_hh_transcript",
     "load_dataset_from",
     "load_preference_data",
+    "render_prompts",
     "split_by_prompt",
     "split_common_prefix",
+    "split_prompt",
     "to_prompts",
     "to_unpaired",
     "unique_prompts",

@@ -1,7 +1,8 @@
 """Reshaping preference data: implicit prompts made explicit, pairwise to unpaired, pairs from completions.
 
 This module owns :func:`extract_prompts` (TRL's ``extract_prompt`` for message lists; for strings a
-word-boundary variant, since TRL's splits at the first differing character, mid-word), :func:`to_unpaired`
+word-boundary variant, since TRL's splits at the first differing character, mid-word, and for HH-RLHF
+transcripts a split after the last ``Assistant:`` turn marker, see :func:`split_prompt`), :func:`to_unpaired`
 (TRL's ``unpair_preference_dataset``, after extracting prompts so that the unpaired rows keep one) and
 :func:`build_preference_dataset` (pairs from two completions per prompt and an ``"a"``/``"b"`` label).
 TRL is imported lazily: it pulls in transformers and torch.
@@ -42,8 +43,33 @@ def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
     return chosen[:cut], chosen[cut:], rejected[cut:]
 
 
+#: The turn markers of Anthropic HH-RLHF transcripts ("\n\nHuman: ...\n\nAssistant: ...").
+HH_HUMAN, HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+
+
+def is_hh_transcript(chosen: str, rejected: str) -> bool:
+    """True when both texts are HH-RLHF-style transcripts (both hold ``\\n\\nHuman:`` and ``\\n\\nAssistant:``)."""
+    return all(HH_HUMAN in text and HH_ASSISTANT in text for text in (chosen, rejected))
+
+
+def split_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """``(prompt, chosen_rest, rejected_rest)`` of an implicit-prompt pair of strings.
+
+    HH-RLHF transcripts (:func:`is_hh_transcript`) split after the last ``\\n\\nAssistant:`` marker the two
+    share, so the prompt is the conversation up to the answer even when both answers start alike; other text
+    splits at the shared prefix (:func:`split_common_prefix`).
+    """
+    if is_hh_transcript(chosen, rejected):
+        shared = os.path.commonprefix([chosen, rejected])
+        end = shared.rfind(HH_ASSISTANT)
+        if end >= 0:
+            cut = end + len(HH_ASSISTANT)
+            return chosen[:cut], chosen[cut:], rejected[cut:]
+    return split_common_prefix(chosen, rejected)
+
+
 def _extract_strings(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    parts = [split_common_prefix(c, r) for c, r in zip(batch["chosen"], batch["rejected"], strict=True)]
+    parts = [split_prompt(c, r) for c, r in zip(batch["chosen"], batch["rejected"], strict=True)]
     return {"prompt": [p for p, _, _ in parts], "chosen": [c for _, c, _ in parts],
             "rejected": [r for _, _, r in parts]}
 
@@ -66,7 +92,9 @@ def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str
 
         dataset = dataset.map(extract_prompt, desc="Extracting prompts")
     else:
-        dataset = dataset.map(_extract_strings, batched=True, desc="Extracting prompts")
+        # Not from datasets' cache: it keys a module-level function by its name, so results of an older split rule
+        # would be reused.
+        dataset = dataset.map(_extract_strings, batched=True, desc="Extracting prompts", load_from_cache_file=False)
     problems = RowProblems()
     for row, example in enumerate(dataset.with_format(None).select_columns(["prompt", "chosen", "rejected"]), 1):
         if not example["prompt"] or (isinstance(example["prompt"], str) and not example["prompt"].strip()):

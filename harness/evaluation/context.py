@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import torch
 from omegaconf import DictConfig
 
+from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
@@ -224,16 +225,6 @@ class EvalContext:
         if self.is_reference:
             return self.reference_reward_model_scores
         return self._reward_model_scores(self.policy_samples)
-
-
-def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
-    """Prompts as text: strings as they are, message lists through the tokenizer's chat template.
-
-    Returns the texts and whether a chat template rendered them (its output already holds special tokens).
-    """
-    if not prompts or isinstance(prompts[0], str):
-        return [str(p) for p in prompts], False
-    return [tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in prompts], True
 
 
 def evaluate_checkpoint(

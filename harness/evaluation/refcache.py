@@ -38,7 +38,7 @@ from harness.evaluation.sampling import SampleBatch, Samples
 from harness.records import atomic_write_text
 
 #: Bumped when what is stored, or how it is computed, changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: completions end at every end-of-sequence id the model declares
 #: ``eval`` keys that do not change what evaluating the reference yields.
 _NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir")
 _SAMPLES = "samples.safetensors"

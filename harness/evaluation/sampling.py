@@ -84,9 +84,29 @@ class TokenLogprobs:
         return (self.logprobs * self.mask).sum(dim=1)
 
 
-def _completion_mask(generated: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask of generated tokens up to and including the first EOS, and whether an EOS occurred."""
-    is_eos = generated == eos_id
+def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS, then each id the model's ``generation_config`` (or,
+    without one, its config) declares as ``eos_token_id`` (instruct models often declare several, e.g. ChatML's
+    ``<|im_end|>`` and ``<|endoftext|>``), each once, in that order."""
+    found: list[int] = []
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        found.append(int(tokenizer.eos_token_id))
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: the wrapped model
+    for source in (getattr(target, "generation_config", None), getattr(target, "config", None)):
+        declared = getattr(source, "eos_token_id", None)
+        if declared is None:
+            continue
+        found.extend(int(i) for i in (declared if isinstance(declared, (list, tuple)) else [declared]))
+        break
+    return list(dict.fromkeys(found))
+
+
+def _completion_mask(generated: torch.Tensor, eos_id: int | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask of generated tokens up to and including the first end-of-sequence token (any of ``eos_id``), and
+    whether one occurred."""
+    ids = torch.as_tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=generated.dtype,
+                          device=generated.device)
+    is_eos = torch.isin(generated, ids)
     # Tokens strictly after the first EOS are padding: cumulative count of EOS before the position > 0.
     after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
     return (~after_eos).long(), is_eos.any(dim=1)
@@ -110,14 +130,17 @@ def sample(
 
     Each batch is seeded with ``seed + batch index``, so the same model, prompts and settings give the same
     samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
+    Generation stops at every end-of-sequence id the model declares (:func:`end_of_sequence_ids`); a completion
+    is finished, and masked after, at the first of them.
     Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
     """
     from transformers import GenerationConfig
 
     device = next(model.parameters()).device
+    eos_ids = end_of_sequence_ids(model, tokenizer)  # read before the model's generation config is hidden
     config = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                               max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=tokenizer.eos_token_id)
+                              eos_token_id=eos_ids or None)
     expanded = [p for p in prompts for _ in range(samples_per_prompt)]
     out = Samples(prompts=expanded, completions=[])
     was_training = model.training
@@ -125,7 +148,7 @@ def sample(
     starts = range(0, len(expanded), batch_size)
     with _without_model_generation_defaults(model):
         batches = [_sample_batch(model, tokenizer, expanded[start : start + batch_size], config, seed + index,
-                                 add_special_tokens, device)
+                                 add_special_tokens, device, eos_ids)
                    for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2))]
     for batch, completions in batches:
         out.batches.append(batch)
@@ -154,14 +177,14 @@ def _without_model_generation_defaults(model: torch.nn.Module) -> Iterator[None]
 
 
 def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, seed: int, add_special_tokens: bool,
-                  device: torch.device) -> tuple[SampleBatch, list[str]]:
+                  device: torch.device, eos_ids: Sequence[int]) -> tuple[SampleBatch, list[str]]:
     """One seeded generation batch and its decoded completions."""
     enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
     torch.manual_seed(seed)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
     sequences = model.generate(**enc, generation_config=config)
     width = enc["input_ids"].shape[1]
     generated = sequences[:, width:]
-    completion_mask, finished = _completion_mask(generated, tokenizer.eos_token_id)
+    completion_mask, finished = _completion_mask(generated, eos_ids)
     completion_full = torch.cat([torch.zeros_like(enc["attention_mask"]), completion_mask], dim=1)
     attention = torch.cat([enc["attention_mask"], completion_mask], dim=1)
     completions = tokenizer.batch_decode(

@@ -22,12 +22,15 @@ def trial_id(record: dict[str, Any]) -> str:
 
 
 def _overridden_keys(record: dict[str, Any]) -> set[str]:
-    """Hyperparameter names the trial's command line set (``method.<key>=...`` or ``seed=...``)."""
+    """Hyperparameter names the trial's command line set (``method.<key>=...``, ``model.lora.<key>=...`` or
+    ``seed=...``)."""
     keys = set()
     for override in record.get("overrides") or []:
         key = str(override).lstrip("+~").split("=", 1)[0]
         if key.startswith("method."):
             keys.add(key[len("method."):])
+        elif key.startswith("model.lora."):
+            keys.add(key[len("model."):])
         elif key == "seed":
             keys.add(key)
     return keys

@@ -1,9 +1,9 @@
 """Whether trial records can share one leaderboard: the same model, data and evaluation settings.
 
 Sweeps run on different days (one per method family, say) merge into one leaderboard when what they were
-compared on is the same: the model, the data (and the toy world's spec), and the evaluation settings. What was
-swept (method, hyperparameters, seed) and how trials were trained may differ. Records that differ in what is
-compared are split into groups and never ranked together.
+compared on is the same: the model (and any stage it was trained in first, such as an SFT stage), the data (and
+the toy world's spec), and the evaluation settings. What was swept (method, hyperparameters, seed) and how trials
+were trained may differ. Records that differ in what is compared are split into groups and never ranked together.
 """
 
 from __future__ import annotations
@@ -14,20 +14,28 @@ from collections.abc import Sequence
 from typing import Any
 
 # Config sections that define the comparison; "eval.evaluators", "eval.extra" and "eval.checkpoints" only choose
-# what is reported and when, "eval.cache*" only how, so they may differ between merged sweeps.
+# what is reported and when, "eval.cache*" only how, so they may differ between merged sweeps. "model.lora" is how
+# the policy trains (an adapter or all weights), a setting to compare like a hyperparameter (the trials' lora.*
+# columns); the base model, and so the reference, is the same either way.
 COMPARED = ("model", "data", "toyworld", "eval")
-NOT_COMPARED = {("eval", "evaluators"), ("eval", "extra"), ("eval", "checkpoints"), ("eval", "cache"), ("eval", "cache_dir"),
-                ("toyworld", "cache_dir"), ("eval", "logprob_batch_size"), ("eval", "batch_size")}
+NOT_COMPARED = {("model", "lora"), ("eval", "evaluators"), ("eval", "extra"), ("eval", "checkpoints"),
+                ("eval", "cache"), ("eval", "cache_dir"), ("toyworld", "cache_dir"), ("eval", "logprob_batch_size"),
+                ("eval", "batch_size")}
 
 
 def comparison_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``record`` that must match for trials to be compared (flattened, dotted keys)."""
+    """The settings of ``record`` that must match for trials to be compared (flattened, dotted keys), including
+    the stages its model was trained in first (``record["stages"]``, e.g. an SFT stage: their method and full
+    settings; not their cache key or directory, which differ between machines)."""
     config = record.get("config") or {}
     flat: dict[str, Any] = {}
     for section in COMPARED:
         for key, value in _flatten(config.get(section) or {}, (section,)).items():
             if key[:2] not in NOT_COMPARED:
                 flat[".".join(key)] = value
+    for name, stage in (record.get("stages") or {}).items():
+        compared = {"method": stage.get("method"), "settings": stage.get("settings") or {}}
+        flat.update({".".join(key): value for key, value in _flatten(compared, ("stages", str(name))).items()})
     return flat
 
 

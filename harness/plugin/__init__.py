@@ -4,13 +4,15 @@ Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only th
 imports), so they are examples a third party can copy. Names that pull in torch or transformers are imported
 on first use, so a plugin module that only registers specs stays cheap to import.
 
-Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter`, :class:`EvaluatorSpec` with
+Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` and :class:`Profile`, :class:`EvaluatorSpec` with
 :class:`Metric` and :class:`Option`, :func:`separate_reference`. Training: :class:`TrainContext`,
 :func:`completion_logprobs`. Evaluating: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`,
 :func:`mean_and_se`, :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`, reward models
 (:func:`load_reward_model`, :func:`score_texts`, :func:`check_reward_model`). Data: :class:`PreferenceData`,
-:class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`. Resources: :func:`gold_reward`,
-:func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`. Errors: :class:`ConfigError` (a user's config
+:class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`, :func:`render_prompts` (message-list
+prompts through the tokenizer's chat template, as every method and evaluator reads them). Resources: :func:`gold_reward`,
+:func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`, :class:`Stage` (a trial of another method
+that a trial needs first: the reward stage, the SFT stage; trained once per settings and cached). Errors: :class:`ConfigError` (a user's config
 mistake: one line with the fix), :class:`DataError`, :class:`UnknownNameError`, :class:`TrialFailed`,
 :class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
 """
@@ -21,8 +23,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from harness.cache import cache_dir, file_lock
+from harness.config.model_settings import separate_reference
 from harness.config.store import method_defaults
-from harness.data import DataFormat, PreferenceData, ValidationReport, load_preference_data
+from harness.data import DataFormat, PreferenceData, ValidationReport, load_preference_data, render_prompts
 from harness.errors import (
     ConfigError,
     DataError,
@@ -36,7 +39,7 @@ from harness.evaluation.stats import mean_and_se
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
 from harness.plugin.settings import Hyperparameter, Option
-from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, separate_reference
+from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
 
 if TYPE_CHECKING:
     from harness.evaluation.context import EvalContext
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
         token_logprobs,
     )
     from harness.trial.context import TrainContext
+    from harness.trial.stages import Stage
 
 # Imported on first use (torch, transformers): name -> module.
 _LAZY = {
@@ -64,14 +68,15 @@ _LAZY = {
     "load_reward_model": "harness.evaluation.reward_models",
     "score_texts": "harness.evaluation.reward_models",
     "check_reward_model": "harness.evaluation.reward_models",
+    "Stage": "harness.trial.stages",
 }
 
 __all__ = [
     "ConfigError", "DataError", "DataFormat", "EvalContext", "EvaluatorSpec", "Hyperparameter", "MethodSpec",
-    "Metric", "Option", "PluginError", "PreferenceData", "RewardFunction", "Samples", "TokenLogprobs",
+    "Metric", "Option", "PluginError", "Profile", "PreferenceData", "RewardFunction", "Samples", "Stage", "TokenLogprobs",
     "TrainContext", "TrialFailed", "TrialPruned", "UnknownNameError", "UserError", "ValidationReport",
     "cache_dir", "check_reward_model", "completion_logprobs", "encode_completions", "file_lock", "gold_reward",
-    "hookimpl", "load_preference_data", "load_reward_model", "mean_and_se", "method_defaults", "sample",
+    "hookimpl", "load_preference_data", "load_reward_model", "mean_and_se", "method_defaults", "render_prompts", "sample",
     "score_texts", "separate_reference", "token_logprobs",
 ]
 

@@ -86,6 +86,21 @@ class Metric:
                 "headline": self.headline, "se": self.se, "objective_priority": self.objective_priority}
 
 
+@dataclass(frozen=True)
+class Profile:
+    """A method's values for a family of models (``"toy"``: the built-in toy world's tuning).
+
+    Attributes:
+        defaults: values that replace the method's defaults: common knobs, hyperparameters, and trainer-config
+            fields under ``"trl"``.
+        search_space: entries that replace the method's suggested sweep space (e.g. learning rates that suit
+            these models).
+    """
+
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, str] = field(default_factory=dict)
+
+
 def _callable_or_none(owner: str, what: str, value: Any) -> None:
     if value is not None and not callable(value):
         reject(owner, f"{what} must be a function or None, got {type(value).__name__}.")
@@ -115,11 +130,14 @@ class MethodSpec:
         defaults: the method's values for the harness's common training knobs (``learning_rate``, ``epochs``,
             ``max_steps``, ``batch_size``, ``grad_accum``, ``warmup``, ``scheduler``: ``conf/method/base.yaml``)
             and for its trainer-config fields under ``"trl"``; the method's config is the base config, its
-            hyperparameters' defaults, then these.
+            hyperparameters' defaults, then these. They are for real models (the seed's values).
+        profiles: by profile name, a :class:`Profile` (values and search ranges that replace the defaults for a
+            family of models); ``"toy"`` is the built-in toy world's tuning, used when the model config's
+            ``profile`` is ``toy`` (``model=toy``).
         models_in_memory: how many full models the method holds while training (policy, reference,
             reward, value): the seed's "Compute" column, checked by the measured peak memory. A number, or
             ``models_in_memory(cfg) -> int`` of the trial's config when it depends on it (fewer with LoRA, whose
-            reference is the policy with its adapter disabled: see :func:`separate_reference`).
+            reference is the policy with its adapter disabled: see :func:`harness.config.model_settings.separate_reference`).
         needs_reference: whether a frozen reference model must be loaded for training (``ctx.reference``).
         search_space: suggested sweep space in Hydra's sweeper syntax, keys relative to ``method``: a
             hyperparameter, a common knob or ``trl.<field>``, e.g. ``{"beta": "tag(log, interval(0.01, 0.5))"}``.
@@ -143,6 +161,7 @@ class MethodSpec:
     data_kind: DataKind = "pairwise"
     hyperparameters: Sequence[Hyperparameter] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
     models_in_memory: int | Callable[[Any], int] = 2
     needs_reference: bool = True
     search_space: Mapping[str, str] = field(default_factory=dict)
@@ -187,33 +206,58 @@ class MethodSpec:
             reject(owner, "hyperparameters must be Hyperparameter(...) declarations.")
         if len(set(names)) != len(names):
             reject(owner, f"hyperparameter names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}.")
-        if not isinstance(self.defaults, Mapping):
-            reject(owner, f"defaults must be a mapping, got {type(self.defaults).__name__}.")
-        for key, value in self.defaults.items():
-            if key == "trl":
-                if not isinstance(value, Mapping):
-                    reject(owner, f"defaults['trl'] must be a mapping of trainer-config fields, got {value!r}.")
-            elif key in names:
-                reject(owner, f"defaults[{key!r}] repeats hyperparameter {key!r}; its default is declared there.")
-            elif key not in COMMON_KNOBS:
-                reject(owner, f"defaults[{key!r}] is not a common training knob ({', '.join(COMMON_KNOBS)}) or 'trl'; "
-                             f"declare it as Hyperparameter({key!r}, default, help).")
-            elif (problem := COMMON_KNOBS[key].problem(value)) is not None:
-                reject(owner, f"defaults[{key!r}]={value!r} is invalid: {problem}.")
+        self._check_values(owner, "defaults", self.defaults, hyperparameters_allowed=False)
+        if not isinstance(self.profiles, Mapping):
+            reject(owner, f"profiles must be a mapping of profile name -> values, got {type(self.profiles).__name__}.")
+        for profile, values in self.profiles.items():
+            check_name(owner, "profile", profile)
+            if not isinstance(values, Profile):
+                reject(owner, f"profiles[{profile!r}] must be a Profile(defaults=..., search_space=...).")
+            self._check_values(owner, f"profiles[{profile!r}]", values.defaults, hyperparameters_allowed=True)
+            self._check_space(owner, values.search_space, names)
+        self._check_space(owner, self.search_space, names)
+        for h in self.hyperparameters:
+            if h.field is not None and self.trainer is None and self.config_class is None:
+                reject(owner, f"hyperparameter {h.name!r} sets the trainer-config field {h.field!r}, but the method "
+                              "declares no trainer or config_class; declare one, or drop the field.")
+
+    def _check_space(self, owner: str, space: Mapping[str, str], names: Sequence[str]) -> None:
         trl = dict(self.defaults.get("trl") or {})
-        for key, spec in self.search_space.items():
+        for key, spec in space.items():
             known = key in names or key in COMMON_KNOBS or (key.startswith("trl.") and key[4:] in trl)
             if not known:
                 reject(owner, f"search_space key {key!r} is neither a hyperparameter ({', '.join(names) or 'none'}), "
                              f"a common knob, nor a trl.<field> set in defaults['trl'].")
             if not isinstance(spec, str):
                 reject(owner, f"search_space[{key!r}] must be a string in Hydra's sweep syntax, got {spec!r}.")
-        for h in self.hyperparameters:
-            if h.field is not None and self.trainer is None and self.config_class is None:
-                reject(owner, f"hyperparameter {h.name!r} sets the trainer-config field {h.field!r}, but the method "
-                              "declares no trainer or config_class; declare one, or drop the field.")
-            if h.field is not None and h.field in trl:
-                reject(owner, f"defaults['trl'][{h.field!r}] is set by hyperparameter {h.name!r}; set its default there.")
+
+    def suggested_space(self, profile: str | None = None) -> dict[str, str]:
+        """The suggested sweep space, with the entries of ``profile`` (when the method declares it) on top."""
+        chosen = self.profiles.get(profile or "")
+        return {**self.search_space, **(dict(chosen.search_space) if chosen else {})}
+
+    def _check_values(self, owner: str, label: str, values: Any, hyperparameters_allowed: bool) -> None:
+        """``defaults`` or a profile: common knobs (and, in a profile, hyperparameters) with valid values, and
+        trainer-config fields under ``trl`` that no hyperparameter sets."""
+        if not isinstance(values, Mapping):
+            reject(owner, f"{label} must be a mapping, got {type(values).__name__}.")
+        fields = {h.field: h.name for h in self.hyperparameters if h.field is not None}
+        for key, value in values.items():
+            declared = self.hyperparameter(key)
+            if key == "trl":
+                if not isinstance(value, Mapping):
+                    reject(owner, f"{label}['trl'] must be a mapping of trainer-config fields, got {value!r}.")
+                clash = sorted(set(value) & set(fields))
+                if clash:
+                    reject(owner, f"{label}['trl'][{clash[0]!r}] is set by hyperparameter {fields[clash[0]]!r}; "
+                                  "set that instead.")
+            elif declared is not None and not hyperparameters_allowed:
+                reject(owner, f"{label}[{key!r}] repeats hyperparameter {key!r}; its default is declared there.")
+            elif declared is None and key not in COMMON_KNOBS:
+                reject(owner, f"{label}[{key!r}] is not a common training knob ({', '.join(COMMON_KNOBS)}), "
+                              f"a hyperparameter or 'trl'; declare it as Hyperparameter({key!r}, default, help).")
+            elif (problem := (declared or COMMON_KNOBS[key]).problem(value)) is not None:
+                reject(owner, f"{label}[{key!r}]={value!r} is invalid: {problem}.")
 
     def count_models(self, cfg: Any) -> int:
         """How many full models the method holds in memory for the trial configured by ``cfg``."""
@@ -223,12 +267,6 @@ class MethodSpec:
     def hyperparameter(self, name: str) -> Hyperparameter | None:
         """The declared hyperparameter ``name`` (None if there is none)."""
         return next((h for h in self.hyperparameters if h.name == name), None)
-
-
-def separate_reference(cfg: Any) -> int:
-    """1 when the trial's reference is a model of its own, 0 with LoRA (the policy with its adapter disabled):
-    a term for :attr:`MethodSpec.models_in_memory` functions."""
-    return 0 if cfg.model.get("lora") else 1
 
 
 @dataclass(frozen=True)

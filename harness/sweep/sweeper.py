@@ -124,7 +124,8 @@ class OptunaSweep:
         assert self.config is not None
         pm = get_plugin_manager(list(self.config.get("plugins") or []))
         configs = method_default_configs(pm.methods, pm)
-        suggested = {name: dict(spec.search_space) for name, spec in pm.methods.items()}
+        profile = self.config.model.get("profile")  # the toy world's learning rates differ from real models'
+        suggested = {name: spec.suggested_space(profile) for name, spec in pm.methods.items()}
         return build_space(arguments, self.params, self.method_params, configs, suggested,
                            default_method=str(self.config.method.name), use_suggested=self.use_suggested)
 

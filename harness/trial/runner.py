@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -23,13 +24,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.config import resources
+from harness.config.model_settings import lora_enabled
+from harness.config.trainer_config import trainer_classes, trl_overrides
 from harness.config.validation import (
     evaluator_names,
     metric_declarations,
     trial_evaluators,
     validate_trial_config,
 )
-from harness.data import PreferenceData, to_prompts, to_unpaired
+from harness.data import PreferenceData, data_for_method, fit_to_length
 from harness.errors import DataError, TrialPruned
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.health import annotate_trial, learning_rate_flag
@@ -45,11 +48,13 @@ from harness.verbosity import set_library_verbosity
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
-    """The trial's hyperparameters: every ``method`` key but its name (dotted), plus the seed."""
+    """The trial's hyperparameters: every ``method`` key but its name (dotted), the LoRA settings when it trains
+    an adapter (``lora.r``, ...: LoRA against full fine-tuning is a setting to compare), plus the seed."""
     method = OmegaConf.to_container(cfg.method, resolve=True)
     assert isinstance(method, dict)
     method.pop("name", None)
-    return {**flatten(method), "seed": int(cfg.seed)}
+    lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if lora_enabled(cfg.model) else {}
+    return {**flatten(method), **flatten(lora, "lora."), "seed": int(cfg.seed)}
 
 
 def _now() -> str:
@@ -65,16 +70,16 @@ def load_data(pm: HarnessPluginManager, cfg: DictConfig) -> PreferenceData:
     return data
 
 
-def data_for_method(data: PreferenceData, spec: MethodSpec) -> tuple[Any, Any]:
-    """Train and eval datasets in the kind the method needs (pairwise data is unpaired for KTO-like methods)."""
-    if spec.data_kind == data.format.kind:
-        return data.train, data.eval
-    if spec.data_kind == "prompts":
-        return to_prompts(data.train), (to_prompts(data.eval) if data.eval is not None else None)
-    if spec.data_kind == "unpaired":
-        return to_unpaired(data.train), (to_unpaired(data.eval) if data.eval is not None else None)
-    raise DataError(f"method {spec.name} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "
-                    "(prompt/completion/label); use an unpaired method such as method=kto, or pairwise data.")
+def max_length(spec: MethodSpec, method_cfg: DictConfig) -> int | None:
+    """The trainer's maximum sequence length (prompt + completion tokens): ``method.trl.max_length``, else the
+    default of the trainer config's ``max_length`` field; None when the method has no such limit."""
+    trl = trl_overrides(method_cfg)
+    if "max_length" in trl:
+        value = trl["max_length"]
+    else:
+        field = getattr(trainer_classes(spec)[1], "__dataclass_fields__", {}).get("max_length")
+        value = getattr(field, "default", None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -186,11 +191,12 @@ class TrialRun:
         t = time.perf_counter()
         device, precision = self._setup_process()
         data = load_data(self.pm, self.cfg)
-        train_data, eval_data = data_for_method(data, self.spec)
+        train_data, eval_data = data_for_method(data, self.spec.data_kind, self.spec.name)
         self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
                                "format": str(data.format), "rows_in": data.report.rows_in,
                                "ties_dropped": data.report.ties_dropped}
         models_ = self._load_models(device, precision)
+        train_data = self._fit_length(train_data, models_.tokenizer)
         evaluate, refcache = self._evaluation(data, models_, device)
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
         if evaluate_reference and self.spec.produces == "policy":  # a reward model has no reference baseline
@@ -208,6 +214,18 @@ class TrialRun:
                             reference=models_.train_reference, peft_config=models_.peft_config,
                             train_data=train_data, eval_data=eval_data, output_dir=self.trial_dir / "trainer",
                             device=device, precision=precision, checkpointer=self.checkpointer)
+
+    def _fit_length(self, train_data: Any, tokenizer: Any) -> Any:
+        """Count the rows the trainer would truncate and drop those whose prompt alone fills its max length (one
+        warning line); ``train_examples`` becomes the rows trained on. Raises DataError if none would be left."""
+        limit = max_length(self.spec, self.cfg.method)
+        train_data, report = fit_to_length(train_data, tokenizer, limit, setting="method.trl.max_length")
+        self.record["data"].update(train_examples=len(train_data), max_length=limit, truncated=report.truncated,
+                                   dropped_long_prompt=report.dropped_long_prompt)
+        warning = report.warning(setting="method.trl.max_length")
+        if warning:
+            print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
+        return train_data
 
     def _setup_process(self) -> tuple[torch.device, str]:
         """Validate the config, announce the trial, set threads and seed; returns the device and precision."""

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.plugin import DataError, Hyperparameter, MethodSpec, completion_logprobs, separate_reference
+from harness.plugin import (
+    DataError,
+    Hyperparameter,
+    MethodSpec,
+    Profile,
+    completion_logprobs,
+    separate_reference,
+)
 from harness_dpop.loss import dpop_loss
 
 if TYPE_CHECKING:
@@ -29,8 +36,11 @@ HYPERPARAMETERS = [
     Hyperparameter("lam", 5.0, "λ, weight of the penalty on the chosen completion losing log-probability against "
                    "the reference (0 is DPO); the paper uses 50 on real models", bounds="[0, inf)"),
 ]
-# The toy world's values for the common knobs (the rest come from the harness's conf/method/base.yaml).
-TOY_DEFAULTS = {"learning_rate": 3e-4, "epochs": 3}
+# Real models: DPO's learning rate (the other common knobs keep the harness's conf/method/base.yaml defaults).
+DEFAULTS = {"learning_rate": 5e-7}
+# The toy world's tuning (model=toy): a higher rate, more epochs, bigger batches without accumulation.
+TOY = Profile({"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1},
+              {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})
 
 
 def training_steps(num_examples: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int) -> int:
@@ -127,9 +137,9 @@ def method_spec() -> MethodSpec:
     """The ``dpop`` method's declaration."""
     return MethodSpec(
         name="dpop", train=train, data_kind="pairwise", needs_reference=True, models_in_memory=models_in_memory,
-        hyperparameters=HYPERPARAMETERS, defaults=TOY_DEFAULTS, lr_range=(5e-7, 5e-6),
+        hyperparameters=HYPERPARAMETERS, defaults=DEFAULTS, profiles={"toy": TOY}, lr_range=(5e-7, 5e-6),
         search_space={"beta": "tag(log, interval(0.02, 0.5))", "lam": "interval(0.0, 50.0)",
-                      "learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                      "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
         description="DPO-Positive (Pal et al. 2024): DPO with a penalty on the chosen completion's likelihood falling "
                     "(example plugin, own torch loop)",
     )

@@ -1,0 +1,241 @@
+"""The ``model.*`` settings: which keys exist, what they mean together, and their checks before any compute.
+
+Every model config (``conf/model/*.yaml``) has the same keys. A key Hydra does not know is refused by Hydra; one
+added with ``+model.<key>`` passes Hydra, so :func:`check_model_settings` refuses it here, with the closest known
+key. LoRA is the ``model.lora`` node, always present: ``r: 0`` is full fine-tuning, ``r > 0`` trains an adapter
+(:func:`lora_enabled`), so ``model.lora.r=16`` turns LoRA on for any model. Quantized loading (bitsandbytes,
+``model.quantization: 4bit | 8bit``) needs a CUDA device, the bitsandbytes package and a LoRA adapter (QLoRA).
+Named LoRA target modules are checked against the model's module names, built on the meta device from its
+config (:func:`check_lora_targets`), so a name the model does not have stops the run before any weights load.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from harness.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    import torch
+
+# The model.<key>s (every conf/model/*.yaml lists exactly these; tests check they agree).
+MODEL_KEYS = ("name_or_path", "profile", "revision", "dtype", "attn_implementation", "device_map", "quantization",
+              "bnb_4bit", "trust_remote_code", "lora", "sft")
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")  # the rest of peft.LoraConfig may be added with +
+BNB_4BIT_KEYS = ("compute_dtype", "quant_type", "use_double_quant")  # BitsAndBytesConfig's bnb_4bit_<key>
+DTYPES = ("float32", "bfloat16", "float16")  # model.dtype names: torch.<name> (imported when loading)
+QUANTIZATIONS = ("4bit", "8bit")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+ALL_LINEAR = "all-linear"
+# LoraConfig fields the harness sets from its own keys (model.lora.<key> -> field).
+_LORA_FIELDS = {"r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules",
+                "task_type": None}
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def lora_enabled(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
+    """Whether the trial trains a LoRA adapter: ``model.lora`` is a mapping with ``r > 0`` (``r: 0`` or a null
+    node is full fine-tuning)."""
+    lora = model_cfg.get("lora")
+    if not isinstance(lora, (Mapping, DictConfig)):
+        return False
+    r = lora.get("r", 0)
+    return isinstance(r, int) and not isinstance(r, bool) and r > 0
+
+
+def separate_reference(cfg: Any) -> int:
+    """1 when the trial's reference is a model of its own, 0 with LoRA (the policy with its adapter disabled):
+    a term for :attr:`MethodSpec.models_in_memory` functions."""
+    return 0 if lora_enabled(cfg.model) else 1
+
+
+def lora_target_modules(model_cfg: Mapping[str, Any] | DictConfig) -> str | list[str]:
+    """``model.lora.target_modules`` as peft takes it: ``"all-linear"`` (every linear layer but the output
+    head; the default), another string (a regular expression peft matches against full module names), or a
+    list of module names (a name matches a module whose dotted name ends with it)."""
+    value = _plain((model_cfg.get("lora") or {}).get("target_modules", ALL_LINEAR))
+    if value is None:
+        return ALL_LINEAR
+    if isinstance(value, str):
+        return value
+    return [str(v) for v in value]
+
+
+def quantization(model_cfg: Mapping[str, Any] | DictConfig) -> str | None:
+    """``"4bit"``, ``"8bit"`` or None (``model.quantization``; unchecked, see :func:`check_model_settings`)."""
+    value = model_cfg.get("quantization")
+    return None if value in (None, False, "none", "null") else str(value)
+
+
+def needs_kbit_preparation(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
+    """Whether the loaded policy goes through peft's ``prepare_model_for_kbit_training`` (QLoRA): quantized
+    weights with a LoRA adapter. (Quantization without LoRA is refused before compute.)"""
+    return quantization(model_cfg) is not None and lora_enabled(model_cfg)
+
+
+def _check_keys(model_cfg: DictConfig) -> None:
+    for key in model_cfg:
+        if key not in MODEL_KEYS:
+            raise UnknownNameError("model option", f"model.{key}", [f"model.{k}" for k in MODEL_KEYS],
+                                   hint="Remove it (every model config lists the keys it has: conf/model/hf.yaml).")
+    bnb = model_cfg.get("bnb_4bit")
+    for key in (bnb or {}):
+        if key not in BNB_4BIT_KEYS:
+            raise UnknownNameError("model option", f"model.bnb_4bit.{key}",
+                                   [f"model.bnb_4bit.{k}" for k in BNB_4BIT_KEYS])
+
+
+def _check_lora(model_cfg: DictConfig) -> None:
+    """The LoRA node's values; keys beyond r/alpha/dropout/target_modules must be peft.LoraConfig fields."""
+    lora = model_cfg.get("lora")
+    if lora is None:
+        return
+    if not isinstance(lora, DictConfig):
+        raise ConfigError(f"model.lora={_plain(lora)!r} is invalid; set model.lora.r (0 = full fine-tuning).")
+    r = lora.get("r", 0)
+    if not isinstance(r, int) or isinstance(r, bool) or r < 0:
+        raise ConfigError(f"model.lora.r={r!r} is invalid; use 0 (no LoRA, full fine-tuning) or a rank such as 16.")
+    if not lora_enabled(model_cfg):
+        return
+    for key in ("alpha", "dropout"):
+        value = lora.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+                                  or (key == "dropout" and value >= 1)):
+            raise ConfigError(f"model.lora.{key}={value!r} is invalid; it must be a number "
+                              f"{'in [0, 1)' if key == 'dropout' else '>= 0'}.")
+    targets = lora_target_modules(model_cfg)
+    if not targets:
+        raise ConfigError("model.lora.target_modules is empty; use all-linear or a list of module names.")
+    extras = [str(k) for k in lora if k not in LORA_KEYS]
+    if extras:
+        import dataclasses
+
+        from peft import LoraConfig
+
+        fields = {f.name for f in dataclasses.fields(LoraConfig)} - set(_LORA_FIELDS.values()) - {"peft_type"}
+        for key in extras:
+            if key in _LORA_FIELDS.values():
+                ours = next(k for k, v in _LORA_FIELDS.items() if v == key)
+                raise ConfigError(f"model.lora.{key} is set by model.lora.{ours}; set that instead.")
+            if key not in fields:
+                raise UnknownNameError("peft.LoraConfig option (model.lora)", key, sorted(fields))
+
+
+def _check_quantization(model_cfg: DictConfig, device: torch.device) -> None:
+    """Quantized loading needs a known mode, a CUDA device, bitsandbytes and a LoRA adapter."""
+    mode = quantization(model_cfg)
+    if mode is None:
+        return
+    if mode not in QUANTIZATIONS:
+        raise ConfigError(f"model.quantization={mode!r} is invalid; use null (full precision), 4bit or 8bit.")
+    if device.type != "cuda":
+        raise ConfigError(f"model.quantization={mode} loads weights with bitsandbytes, which needs a CUDA GPU, and this "
+                          f"trial runs on {device.type}; use model.quantization=null here.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"model.quantization={mode} needs the bitsandbytes package; pip install bitsandbytes "
+                          "(or use model.quantization=null).")
+    if not lora_enabled(model_cfg):
+        raise ConfigError(f"model.quantization={mode} weights cannot be trained directly; add a LoRA adapter "
+                          "(QLoRA), e.g. model.lora.r=16.")
+    bnb = model_cfg.get("bnb_4bit") or {}
+    compute = bnb.get("compute_dtype", "auto")
+    if compute != "auto" and compute not in DTYPES:
+        raise ConfigError(f"model.bnb_4bit.compute_dtype={compute!r} is invalid; use auto, {', '.join(DTYPES)}.")
+    if bnb.get("quant_type", "nf4") not in ("nf4", "fp4"):
+        raise ConfigError(f"model.bnb_4bit.quant_type={bnb.get('quant_type')!r} is invalid; use nf4 or fp4.")
+
+
+def _check_loading(model_cfg: DictConfig, device: torch.device) -> None:
+    """dtype, attention implementation and device map."""
+    dtype = model_cfg.get("dtype", "auto")
+    if dtype != "auto" and dtype not in DTYPES:
+        raise ConfigError(f"model.dtype={dtype!r} is invalid; use auto, {', '.join(DTYPES)}.")
+    attn = model_cfg.get("attn_implementation")
+    if attn is not None and (not isinstance(attn, str) or not attn):
+        raise ConfigError(f"model.attn_implementation={attn!r} is invalid; use null (transformers' default), eager, "
+                          "sdpa or flash_attention_2.")
+    if isinstance(attn, str) and attn.startswith("flash_attention") and device.type != "cuda":
+        raise ConfigError(f"model.attn_implementation={attn} needs a CUDA GPU and this trial runs on {device.type}; "
+                          "use model.attn_implementation=null (sdpa).")
+    if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError("model.attn_implementation=flash_attention_2 needs the flash-attn package; pip install "
+                          "flash-attn, or use model.attn_implementation=null (sdpa).")
+    device_map = model_cfg.get("device_map")
+    if device_map is not None and not isinstance(device_map, DictConfig) and device_map not in DEVICE_MAPS:
+        raise ConfigError(f"model.device_map={device_map!r} is invalid; use null (the whole model on train.device), "
+                          f"{', '.join(DEVICE_MAPS)} or a mapping of module names to devices.")
+
+
+def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
+    """Every ``model.*`` value that can be checked without the model: known keys, dtype, attention, device map,
+    quantization (with what it needs on ``device``) and LoRA. Raises a one-line ConfigError."""
+    _check_keys(model_cfg)
+    _check_loading(model_cfg, device)
+    _check_lora(model_cfg)
+    _check_quantization(model_cfg, device)
+
+
+# --- LoRA target modules against the model's module names ----------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def module_names(path: str, revision: str | None = None, trust_remote_code: bool = False
+                 ) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """``(model type, ((module name, class name), ...))`` of the causal LM at ``path``, built on the meta
+    device from its config (no weights are read); None when its config cannot be read (e.g. a toy world that
+    is not built yet)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return None
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    return str(config.model_type), tuple((name, type(m).__name__) for name, m in model.named_modules() if name)
+
+
+# Module classes peft can put a LoRA adapter on (by class name, so that no import is needed to tell).
+_ADAPTABLE = {"Linear", "Conv1D", "Embedding", "Conv1d", "Conv2d", "Conv3d", "MultiheadAttention"}
+_LINEAR = {"Linear", "Conv1D"}
+
+
+def _matches(target: str, name: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def check_lora_targets(path: str, model_cfg: DictConfig) -> None:
+    """Every named ``model.lora.target_modules`` entry matches an adaptable module of the model (as peft
+    matches: the module's dotted name ends with it; a string other than all-linear is a regular expression
+    over full names). Raises a one-line ConfigError listing the model's linear modules."""
+    if not lora_enabled(model_cfg):
+        return
+    targets = lora_target_modules(model_cfg)
+    if targets == ALL_LINEAR:
+        return
+    found = module_names(path, model_cfg.get("revision"), bool(model_cfg.get("trust_remote_code", False)))
+    if found is None:
+        return
+    model_type, modules = found
+    adaptable = [name for name, cls in modules if cls in _ADAPTABLE]
+    linear = list(dict.fromkeys(name.rsplit(".", 1)[-1] for name, cls in modules if cls in _LINEAR))
+    shown = ", ".join(linear[:12]) + (", ..." if len(linear) > 12 else "")
+    fix = f"its linear modules are {shown}; use one of those, or model.lora.target_modules=all-linear."
+    if isinstance(targets, str):
+        if not any(re.fullmatch(targets, name) for name in adaptable):
+            raise ConfigError(f"LoRA target_modules pattern {targets!r} matches no module of {model_type} ({path}); "
+                              + fix)
+        return
+    for target in targets:
+        if not any(_matches(target, name) for name in adaptable):
+            raise ConfigError(f"LoRA target module {target!r} is not in {model_type} ({path}); " + fix)
