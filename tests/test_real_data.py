@@ -234,3 +234,15 @@ def test_all_prompts_too_long_fails_in_one_line_before_the_reference_evaluation(
     message = record["error"]["message"]
     assert record["error"]["type"] == "DataError" and "\n" not in message
     assert "the longest: " in message and "raise method.trl.max_length above" in message
+
+
+def test_on_the_command_line_an_all_too_long_dataset_is_one_error_line_and_exit_2(real_world, tmp_path):
+    from tests.conftest import run_cli
+
+    result = run_cli(["model=hf", f"model.name_or_path={real_world.qwen2}", "data=files",
+                      f"data.path={real_world.hh_jsonl}", "method.trl.max_length=8", "eval.evaluators=[kl]"],
+                     cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if line.startswith("harness: error: training data: every one")]
+    assert len(result.stderr.strip().splitlines()) == 1

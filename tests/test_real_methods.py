@@ -5,6 +5,7 @@ on HH-RLHF transcripts (tests/realworld.py): 44 two-step trials, run in-process 
 from __future__ import annotations
 
 import pytest
+from omegaconf import OmegaConf
 
 from harness.config.compose import compose_job
 from harness.trial.runner import TrialRun
@@ -44,3 +45,27 @@ def test_every_method_trains_on_a_real_architecture_model_and_real_data(real_wor
     expected = "reward_accuracy" if method == "reward" else "kl"
     assert expected in final["metrics"], final["metrics"]
     assert record["models_in_memory"] >= 1 and record["config"]["model"]["profile"] is None  # real-model defaults
+
+
+# Where each method's length limit lives, for real models and on the toy world.
+LENGTHS = {"grpo": ("trl.max_completion_length", 256, 24), "rloo": ("trl.max_completion_length", 256, 24),
+           "ppo": ("response_length", 256, 24)}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("method", METHODS)
+def test_a_real_model_gets_real_defaults_and_the_toy_world_its_tuning(real_world, method):
+    """No toy-world value reaches a real model: learning rate within the method's range, 1,024-token sequences,
+    256 new tokens, no toy lm-eval task; the toy world keeps its tuned values (its profile)."""
+    from harness.plugin.manager import get_plugin_manager
+
+    spec = get_plugin_manager().method(method)
+    real = compose_job(["model=hf", f"model.name_or_path={real_world.qwen2}", f"method={method}"], {})
+    toy = compose_job([f"method={method}"], {})
+    low, high = spec.lr_range
+    assert low <= real.method.learning_rate <= high, (real.method.learning_rate, spec.lr_range)
+    assert real.eval.max_new_tokens == 256 and list(real.eval.lm_eval.tasks) == []
+    assert toy.eval.max_new_tokens == 24 and list(toy.eval.lm_eval.tasks) == ["toy_grammar"]
+    key, real_length, toy_length = LENGTHS.get(method, ("trl.max_length", 1024, 64))
+    assert (OmegaConf.select(real.method, key), OmegaConf.select(toy.method, key)) == (real_length, toy_length)
+    assert toy.method.learning_rate > real.method.learning_rate  # the toy world is tuned for its tiny model

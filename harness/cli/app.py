@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         register_configs(pm)
         if not inspect:
             from harness.config.compose import validate_jobs
+            from harness.verbosity import set_library_verbosity
 
+            set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
             validate_jobs(overrides, flags, multirun)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
@@ -101,6 +103,12 @@ def _task(cfg: Any) -> Any:
     # sweep_name only places the trial; it is not part of how to reproduce it.
     overrides = [o for o in hc.overrides.task if not o.startswith("sweep_name=")]
     record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep)
+    error = record.get("error") or {}
+    if not multirun and record["status"] == "failed" and error.get("user_error"):
+        # an input problem found when the trial read its data or model, before any training: one line, as at
+        # validation (the record keeps the details)
+        print(f"harness: error: {error['message']}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     print(trial_summary(record), flush=True)
     if not multirun and record["status"] == "failed":
         raise SystemExit(1)

@@ -33,7 +33,7 @@ from harness.config.validation import (
     validate_trial_config,
 )
 from harness.data import PreferenceData, data_for_method, fit_to_length
-from harness.errors import DataError, TrialPruned
+from harness.errors import DataError, TrialPruned, UserError
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.health import annotate_trial, learning_rate_flag
 from harness.evaluation.refcache import RefCache, open_reference_cache
@@ -151,7 +151,8 @@ class TrialRun:
         except Exception as exc:  # a failing trial is recorded as failed; the sweep goes on
             self.record["status"] = "failed"
             self.record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc)
-                                    else type(exc).__name__, "traceback": traceback.format_exc()}
+                                    else type(exc).__name__, "traceback": traceback.format_exc(),
+                                    "user_error": isinstance(exc, UserError)}  # fixable input, e.g. data
         finally:
             if self.monitor._thread is not None and self.record["peak_memory"] is None:
                 self.record["peak_memory"] = self.monitor.stop()
