@@ -47,6 +47,7 @@ def test_shipped_task_data_equals_the_generator():
         assert errors[row["label"]] == 0 and all(e > 0 for i, e in enumerate(errors) if i != row["label"])
 
 
+@pytest.mark.slow
 def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp_path, count_index_builds):
     from harness.trial import run_trial
 

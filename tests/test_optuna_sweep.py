@@ -46,6 +46,7 @@ def records(sweep_dir: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/trial.json")}
 
 
+@pytest.mark.slow
 def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_dashboard(tiny_world, tmp_path):
     args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none",
                       "hydra.sweeper.sampler.seed=0")

@@ -1,6 +1,7 @@
 """Every built-in method on what users bring: a Qwen2-architecture model with a trained BPE tokenizer and a ChatML
 template, trained with and without LoRA, on UltraFeedback-binarized conversational data (save_to_disk splits) and
-on HH-RLHF transcripts (tests/realworld.py): 44 two-step trials, run in-process (about a minute on 2 cores)."""
+on HH-RLHF transcripts (tests/realworld.py): 44 two-step trials, run in-process (about a minute on 2 cores); the
+default tier runs each method in one of the four combinations, the slow tier the rest."""
 
 from __future__ import annotations
 
@@ -31,9 +32,20 @@ def data_overrides(real_world, data: str) -> list[str]:
     return ["data=files", f"data.path={real_world.hh_jsonl}", "data.eval_fraction=0.25"]
 
 
-@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-@pytest.mark.parametrize("data", ["ultrafeedback", "hh"])
-@pytest.mark.parametrize("method", METHODS)
+def _cases() -> list:
+    """Every method x data x LoRA: the default tier runs one combination per method (rotating through the four),
+    the slow tier the other three."""
+    combos = [(data, lora) for data in ("ultrafeedback", "hh") for lora in (False, True)]
+    cases = []
+    for i, method in enumerate(METHODS):
+        for j, (data, lora) in enumerate(combos):
+            marks = [] if j == i % len(combos) else [pytest.mark.slow]
+            cases.append(pytest.param(method, data, lora, marks=marks,
+                                      id=f"{method}-{data}-{'lora' if lora else 'full'}"))
+    return cases
+
+
+@pytest.mark.parametrize(("method", "data", "lora"), _cases())
 def test_every_method_trains_on_a_real_architecture_model_and_real_data(real_world, tmp_path, method, data, lora):
     cfg = compose_job(["model=hf", f"model.name_or_path={real_world.qwen2}", *data_overrides(real_world, data),
                        *method_overrides(method, str(real_world.reward_model)), *SHORT,

@@ -91,6 +91,7 @@ def test_sft_on_conversational_rows_puts_the_loss_on_the_assistant_turn_only(rea
 # -- the SFT stage -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_is_one_command_and_a_sweep_trains_the_stage_once(real_world, tmp_path):
     cache = tmp_path / "cache"
     result = run_cli(["-m", "method=dpo,ipo", STAGE, *_real(real_world), *TINY, "sweep_name=sft-then-dpo"],
