@@ -245,6 +245,7 @@ def test_dpo_and_dpop_side_by_side_report_the_repetition_metric(side_by_side):
     assert "rep_ngram" in html and "dpop" in html
 
 
+@pytest.mark.slow
 def test_optuna_sweep_minimizes_rep_ngram(site, tiny_world, side_by_side, tmp_path):
     """The study is told each trial's rep_ngram. With ``eval.repetition.n=1`` (repeated tokens, common in 12-token
     samples; repeated bigrams are rare there) the values are informative, and the reference's value differs from

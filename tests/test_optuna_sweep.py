@@ -120,6 +120,7 @@ def _check_dashboard(journal: Path, study_name: str, n_trials: int) -> None:
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_mid_trial_resumes_without_duplicates_or_lost_results(tiny_world, tmp_path):
     args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none",
                       "method.max_steps=30", "sweep_name=killed")
@@ -225,11 +226,15 @@ def test_a_two_objective_study_and_the_leaderboard_agree_on_the_pareto_front(tin
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["method=dpo", "method.beta=interval(-1.0, 0.5)"], "method.beta=-1.0 is invalid for method dpo"),
-    (["method=dpo,simpo", "hydra/sweeper/sampler=grid"], "grid sampler cannot search a conditional space"),
-    (["method=dpo", "eval.checkpoints=final"], "Pruning needs every checkpoint evaluated"),
-    (["method=dpo", "method.bta=interval(0.1, 0.5)"], "has the option method.bta"),
+    # the same path in a fresh process each (seconds of imports): the slow tier runs the rest
+    pytest.param(["method=dpo,simpo", "hydra/sweeper/sampler=grid"], "grid sampler cannot search a conditional space",
+                 marks=pytest.mark.slow),
+    pytest.param(["method=dpo", "eval.checkpoints=final"], "Pruning needs every checkpoint evaluated",
+                 marks=pytest.mark.slow),
+    pytest.param(["method=dpo", "method.bta=interval(0.1, 0.5)"], "has the option method.bta", marks=pytest.mark.slow),
     (["method=dpo", "hydra.sweeper.objectives=[rep_token]"], "Unknown metric for hydra.sweeper.objectives 'rep_token'"),
-    (["method=dpo", "hydra.sweeper.objectives=[kl,auto]"], "'auto' may only be the first objective"),
+    pytest.param(["method=dpo", "hydra.sweeper.objectives=[kl,auto]"], "'auto' may only be the first objective",
+                 marks=pytest.mark.slow),
 ])
 def test_bad_sweeps_stop_before_any_compute_with_one_line(tiny_world, tmp_path, extra, message):
     result = run_cli([*sweep_args(tiny_world, *extra)], cwd=tmp_path)
