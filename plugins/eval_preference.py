@@ -110,6 +110,6 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
         description="held-out pairs ranked correctly by the implicit reward log π/π_ref",
         metrics=[Metric("preference_accuracy", "fraction of held-out preference pairs the policy's implicit reward "
                         "log π/π_ref orders correctly (ties 1/2)", "maximize", column="pref_acc", headline=True,
-                        se="preference_accuracy_se"),
+                        se="preference_accuracy_se", objective_priority=30),
                  Metric("preference_accuracy_se", "standard error of preference_accuracy"),
                  Metric("preference_margin", "mean implicit-reward margin chosen − rejected on held-out pairs, nats")])]

@@ -45,6 +45,6 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
         description="held-out pairwise accuracy of a reward model",
         metrics=[Metric("reward_accuracy", "fraction of held-out pairs the reward model scores chosen above rejected "
                         "(ties 1/2)", "maximize", column="rm_acc", headline=True, se="reward_accuracy_se",
-                        objective_priority=20),
+                        objective_priority=40),
                  Metric("reward_accuracy_se", "standard error of rm_acc"),
                  Metric("reward_margin", "mean score margin chosen − rejected on held-out pairs")])]

@@ -96,6 +96,41 @@ def test_unknown_task_is_one_line_before_any_compute(tiny_world, tmp_path, monke
     assert not (tmp_path / "outputs").exists()
 
 
+TASK_ON_THE_HUB = """task: hub_task
+dataset_path: nobody/not-cached-anywhere
+dataset_name: main
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{q}}"
+doc_to_choice: ["a", "b"]
+doc_to_target: 0
+"""
+
+
+def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(tiny_world, tmp_path, monkeypatch,
+                                                                            capsys):
+    from harness.cli.app import main
+
+    build = eval_lmeval._build_task_manager  # the shipped tasks and the user's folder only (see above)
+    monkeypatch.setattr(eval_lmeval, "_build_task_manager", lambda paths, defaults: build(paths, False))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "hub_task.yaml").write_text(TASK_ON_THE_HUB)
+    (tasks / "hub_group.yaml").write_text("group: hub_group\ntask: [hub_task, toy_grammar]\n")
+    monkeypatch.chdir(tmp_path)
+    for task in ("hub_task", "hub_group"):  # a task, and a group that contains it
+        with pytest.raises(SystemExit) as exit_info:
+            main([*tiny_world, "eval.evaluators=[lm_eval]", f"++eval.lm_eval.tasks=[{task}]",
+                  f"++eval.lm_eval.include_path=[{tasks}]"])
+        assert exit_info.value.code == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert ("lm-eval task 'hub_task' reads the dataset nobody/not-cached-anywhere/main, which is not in the local "
+                "Hugging Face cache") in lines[0]
+        assert "datasets.load_dataset('nobody/not-cached-anywhere', 'main')" in lines[0]
+        assert not (tmp_path / "outputs").exists()
+
+
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["++eval.lm_eval.taks=[toy_grammar]"], "Unknown option 'eval.lm_eval.taks'. Did you mean: eval.lm_eval.tasks?"),
     (["++eval.lm_eval.limit=-3"], "eval.lm_eval.limit=-3 is invalid"),
@@ -142,6 +177,14 @@ def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
         disabled = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
     assert disabled == base
     assert adapted < base
+
+
+@pytest.mark.slow
+def test_an_uncached_lm_eval_task_is_refused_before_compute(tmp_path):
+    result = run_cli(["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswag]"], cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "lm-eval task 'hellaswag' reads the dataset Rowan/hellaswag" in lines[0], lines
 
 
 @pytest.mark.slow

@@ -3,12 +3,15 @@
 The leaderboard's objective (``leaderboard.objective``) and an Optuna study's objectives may name any metric an
 evaluator declares with a direction, by its key (``reward_model_score``) or its leaderboard column
 (``rm_score``); ``*`` in a declared name matches any text (``lm_eval/*/acc`` covers ``lm_eval/hellaswag/acc``).
+``auto`` is the declared metric of lowest ``objective_priority`` among the evaluators that are active for the
+config: the gold reward (0) where the data defines one, else a reward model's score (10), else a judge's win rate
+(20), else preference accuracy (30).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, UnknownNameError
 
@@ -39,3 +42,12 @@ def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str) -> 
     running = ", ".join(e.name for e in evaluators) or "none"
     raise UnknownNameError(f"metric for {key}", name, objective_candidates(evaluators),
                            hint=f"(Evaluators of this trial: {running}; add another with eval.extra=[<name>].)")
+
+
+def auto_objective(evaluators: Sequence[EvaluatorSpec], cfg: Any) -> Metric | None:
+    """The metric ``auto`` stands for under trial config ``cfg``: of the evaluators active for it
+    (:attr:`EvaluatorSpec.active`), the declared metric with the lowest ``objective_priority``; None when none
+    has one."""
+    ranked = [(m.objective_priority, i, m) for i, e in enumerate(evaluators) if e.active is None or e.active(cfg)
+              for m in e.metrics if m.objective_priority is not None]
+    return min(ranked, key=lambda item: item[:2])[2] if ranked else None

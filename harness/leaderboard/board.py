@@ -53,6 +53,9 @@ class Leaderboard:
         settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
         declarations: the records' metric declarations (:mod:`harness.leaderboard.columns`).
         objective_direction: ``"maximize"`` or ``"minimize"``: how the objective ranks.
+        objective_auto: whether the objective was chosen by ``auto`` (the best metric available) rather than named.
+        samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
+            every checkpoint that kept some (:func:`harness.leaderboard.frames.samples_frame`), else empty.
     """
 
     title: str
@@ -71,6 +74,8 @@ class Leaderboard:
     settings: pd.DataFrame = field(default_factory=pd.DataFrame)
     declarations: columns.Declarations = field(default_factory=dict)
     objective_direction: str = "maximize"
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+    objective_auto: bool = True
 
     @property
     def table(self) -> pd.DataFrame:
@@ -86,6 +91,27 @@ class Leaderboard:
     def base_column(self) -> str | None:
         """``base_<objective>``: the reference (untrained) model's value of the objective, the bar to beat."""
         return f"base_{self.objective_name}" if self.objective_name else None
+
+    def baseline(self) -> tuple[float | None, float | None]:
+        """The reference (untrained) model's value of the objective and its standard error (from the first record
+        that has them; every trial of one leaderboard shares the reference evaluation); None where unknown."""
+        if not self.objective_name:
+            return None, None
+        declaration = columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
+        se_column = columns.column_of(str(declaration["se"]), self.declarations) if declaration.get("se") else None
+        for record in self.records:
+            row = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, self.declarations)
+            value = row.get(self.objective_name)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                return float(value), (float(row[se_column]) if se_column in row else None)
+        return None, None
+
+    def objective_help(self) -> str | None:
+        """What the objective measures (its declared help), or None."""
+        if not self.objective_name:
+            return None
+        declaration = columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
+        return declaration.get("help")
 
     def notes(self) -> dict[str, str]:
         """The meaning of each metric column, from the declarations (for glossaries and tooltips)."""
@@ -184,7 +210,8 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
     return Leaderboard(title, records, trials, checkpoints, methods,
                        seeds.aggregate_seeds(trials, swept, direction), cost_table(trials), swept, name, kl_budget,
                        settings=board_frames.method_settings(records, swept), declarations=declared,
-                       objective_direction=direction)
+                       objective_direction=direction, objective_auto=objective in (None, "auto"),
+                       samples=board_frames.samples_frame(records))
 
 
 def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",
@@ -204,11 +231,12 @@ def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, obje
         trial_dirs, found = optuna_results.trial_dirs_of_storage(storage, study_name)
         dirs += trial_dirs
         studies += found
-    if objective == "auto" and len({s.objectives[0] for s in studies}) == 1:
-        # the study's first objective; "gold_reward" is what the sweeper makes of auto, so it stays auto
-        objective = "auto" if studies[0].objectives[0] in ("auto", "gold_reward") else studies[0].objectives[0]
+    auto = objective == "auto"
+    if auto and len({s.objectives[0] for s in studies}) == 1:  # rank by the study's (first) objective
+        objective, auto = studies[0].objectives[0], studies[0].auto_objective
     board = build(list(load_records(dirs)), title or (Path(paths[0]).resolve().name if paths else "leaderboard"),
                   objective, kl_budget)
+    board.objective_auto = auto
     frames = []
     for settings in {(s.study_name, s.storage): s for s in studies}.values():
         try:

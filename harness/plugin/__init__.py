@@ -7,7 +7,7 @@ on first use, so a plugin module that only registers specs stays cheap to import
 Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` and :class:`Profile`, :class:`EvaluatorSpec` with
 :class:`Metric` and :class:`Option`, :func:`separate_reference`. Training: :class:`TrainContext`,
 :func:`completion_logprobs`. Evaluating: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`,
-:func:`mean_and_se`, :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`, reward models
+:func:`mean_and_se`, :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`, models (:func:`load_causal_lm`, :func:`load_tokenizer`: the ``model.*`` loader), reward models
 (:func:`load_reward_model`, :func:`score_texts`, :func:`check_reward_model`). Data: :class:`PreferenceData`,
 :class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`, :func:`render_prompts` (message-list
 prompts through the tokenizer's chat template, as every method and evaluator reads them). Resources: :func:`gold_reward`,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         token_logprobs,
     )
     from harness.trial.context import TrainContext
+    from harness.trial.models import load_causal_lm, load_tokenizer
     from harness.trial.stages import Stage
 
 # Imported on first use (torch, transformers): name -> module.
@@ -69,6 +70,8 @@ _LAZY = {
     "score_texts": "harness.evaluation.reward_models",
     "check_reward_model": "harness.evaluation.reward_models",
     "Stage": "harness.trial.stages",
+    "load_causal_lm": "harness.trial.models",
+    "load_tokenizer": "harness.trial.models",
 }
 
 __all__ = [
@@ -76,7 +79,7 @@ __all__ = [
     "Metric", "Option", "PluginError", "Profile", "PreferenceData", "RewardFunction", "Samples", "Stage", "TokenLogprobs",
     "TrainContext", "TrialFailed", "TrialPruned", "UnknownNameError", "UserError", "ValidationReport",
     "cache_dir", "check_reward_model", "completion_logprobs", "encode_completions", "file_lock", "gold_reward",
-    "hookimpl", "load_preference_data", "load_reward_model", "mean_and_se", "method_defaults", "render_prompts", "sample",
+    "hookimpl", "load_causal_lm", "load_preference_data", "load_reward_model", "load_tokenizer", "mean_and_se", "method_defaults", "render_prompts", "sample",
     "score_texts", "separate_reference", "token_logprobs",
 ]
 

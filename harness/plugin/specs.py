@@ -284,6 +284,9 @@ class EvaluatorSpec:
         description: one line for listings.
         applies_to: the kind of model it evaluates: ``"policy"`` (listed in ``eval.evaluators``) or
             ``"reward_model"`` (run on every checkpoint of a method that produces a reward model).
+        active: ``active(cfg) -> bool``: whether it yields its metrics under the trial config ``cfg`` (the
+            reward-model evaluator does only with a reward model configured); read before any compute to resolve
+            the objective ``auto`` of an Optuna sweep. ``None``: always.
         origin: which plugin registered it (set by the plugin manager, for error messages).
     """
 
@@ -293,6 +296,7 @@ class EvaluatorSpec:
     options: Sequence[Option] = ()
     description: str = ""
     applies_to: ModelKind = "policy"
+    active: Callable[[Any], bool] | None = None
     origin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -300,6 +304,7 @@ class EvaluatorSpec:
         check_name(owner, "name", self.name)
         if not callable(self.evaluate):
             reject(owner, f"evaluate must be a function evaluate(ctx) -> dict, got {type(self.evaluate).__name__}.")
+        _callable_or_none(owner, "active", self.active)
         if self.applies_to not in MODEL_KINDS:
             reject(owner, f"applies_to {self.applies_to!r} is invalid; use one of {', '.join(MODEL_KINDS)}.")
         object.__setattr__(self, "metrics", tuple(self.metrics))

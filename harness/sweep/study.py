@@ -47,13 +47,14 @@ class StudySettings:
 
     study_name: str
     storage: str                       # an Optuna storage URL, or a journal file path
-    objectives: list[str]              # leaderboard columns; "auto" = gold reward, else reward-model score
+    objectives: list[str]              # metric names, the first one resolved from "auto" when auto_objective
     directions: list[str]              # "maximize" / "minimize", one per objective
     kl_budget: float | None = 10.0
     kl_constraint: bool = False        # also tell samplers that a trial with no checkpoint within budget is infeasible
     pruner: dict[str, Any] = field(default_factory=dict)  # Hydra config of the pruner (for the trials' processes)
     heartbeat_s: float = 30.0
     sweep_dir: str = ""
+    auto_objective: bool = False       # the first objective is what "auto" resolved to (the best metric available)
 
     @property
     def multi_objective(self) -> bool:

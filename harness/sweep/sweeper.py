@@ -155,11 +155,14 @@ class OptunaSweep:
         pruner = {} if len(objectives) > 1 else (self.pruner_cfg or {})
         return st.StudySettings(study_name=self.study_name or sweep_dir.name, storage=storage, objectives=objectives,
                                 directions=directions, kl_budget=self.kl_budget, kl_constraint=self.kl_constraint,
-                                pruner=pruner, heartbeat_s=self.heartbeat_s, sweep_dir=str(sweep_dir.resolve()))
+                                pruner=pruner, heartbeat_s=self.heartbeat_s, sweep_dir=str(sweep_dir.resolve()),
+                                auto_objective=str((self.objectives or ["auto"])[0]) == "auto")
 
     def _resolve_auto(self, objective: str) -> str:
-        """``auto`` as the leaderboard resolves it: the gold reward when the data defines one, else the
-        reward-model score (when that evaluator runs); named so that Optuna and its dashboard show it."""
+        """``auto`` as the leaderboard resolves it (:func:`harness.config.metrics.auto_objective`: the gold reward
+        when the data defines one, else a reward model's score, a judge's win rate, preference accuracy), named so
+        that Optuna and its dashboard show it."""
+        from harness.config.metrics import auto_objective
         from harness.config.validation import evaluator_names
         from harness.plugin.manager import get_plugin_manager
 
@@ -167,13 +170,14 @@ class OptunaSweep:
         if objective != "auto":
             return objective
         pm = get_plugin_manager(list(self.config.get("plugins") or []))
-        if pm.hook.harness_gold_reward(cfg=self.config) is not None:
-            return "gold_reward"
-        if "reward_model" in evaluator_names(self.config):
-            return "reward_model_score"
-        raise ConfigError("The sweep has nothing to optimise: the data defines no gold reward and the evaluators "
-                          "(eval.evaluators, eval.extra) have no reward_model; add one, or name a metric: "
-                          "hydra.sweeper.objectives=[win_rate].")
+        evaluators = [pm.evaluator(name) for name in evaluator_names(self.config)]
+        metric = auto_objective(evaluators, self.config)
+        if metric is None:
+            raise ConfigError("The sweep has nothing to optimise: no evaluator of eval.evaluators and eval.extra "
+                              "yields a metric that ranks trials under this config (no gold reward, no reward model, "
+                              "...); set eval.reward_model.name_or_path=<dir>, add eval.extra=[judge], or name a "
+                              "metric: hydra.sweeper.objectives=[<metric>].")
+        return metric.name
 
     def validate(self, space: SearchSpace, objectives: Sequence[str]) -> list[str]:
         """Compose and validate each searched method's trial config, at each end of every dimension, and resolve
