@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se
+from harness.plugin import EvaluatorSpec, Metric, gold_reward, hookimpl, mean_and_se
 
 if TYPE_CHECKING:
     from harness.plugin import EvalContext
@@ -19,6 +19,7 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     rewards = ctx.gold_rewards
     if rewards is None:
         return {}
+    ctx.add_sample_scores("gold_reward", rewards.tolist(), ctx.reference_gold_rewards.tolist())
     mean, se = mean_and_se(rewards)
     return {"gold_reward": mean, "gold_reward_se": se}
 
@@ -27,7 +28,7 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The gold-reward evaluator."""
     return [EvaluatorSpec(
-        name="gold_reward", evaluate=evaluate,
+        name="gold_reward", evaluate=evaluate, active=lambda cfg: gold_reward(cfg) is not None,
         description="mean gold (programmatic) reward of policy samples on held-out prompts",
         metrics=[Metric("gold_reward", "mean gold (true, programmatic) reward of sampled completions on held-out "
                         "prompts", "maximize", headline=True, se="gold_reward_se", objective_priority=0),

@@ -26,6 +26,7 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     values = ctx.reward_model_scores
     if values is None:
         return {}
+    ctx.add_sample_scores("reward_model_score", values.tolist(), ctx.reference_reward_model_scores.tolist())
     mean, se = mean_and_se(values)
     return {"reward_model_score": mean, "reward_model_score_se": se}
 
@@ -44,6 +45,7 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The reward-model evaluator."""
     return [EvaluatorSpec(
         name=NAME, evaluate=evaluate, description="mean score of eval.reward_model on policy samples",
+        active=lambda cfg: bool((cfg.eval.get(NAME) or {}).get("name_or_path")),
         options=[Option("name_or_path", None, "a sequence-classification reward model (local directory or Hub id, "
                         "num_labels=1), or null: no metric", types=(str,), nullable=True)],
         metrics=[Metric("reward_model_score", "mean score of the reward model on sampled completions", "maximize",

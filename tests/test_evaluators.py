@@ -243,7 +243,7 @@ def test_kto_trial_measures_preference_accuracy_on_the_pairs_before_unpairing(ti
     with torch.no_grad():
         for weight in policy.parameters():
             weight.add_(torch.randn_like(weight) * 0.05)
-    metrics, _ = run.checkpointer.evaluate(policy, 1)
+    metrics = run.checkpointer.evaluate(policy, 1).metrics
     assert 0.0 <= metrics["preference_accuracy"] <= 1.0 and metrics["preference_margin"] != 0.0
 
 

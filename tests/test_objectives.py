@@ -121,3 +121,18 @@ def test_a_study_that_resolved_auto_is_reported_as_auto(tmp_path):
     assert board.objective_name == "pref_acc" and board.objective_auto
     assert leaderboard.console_table(board).startswith("Objective: pref_acc (higher is better, auto); reference "
                                                        "model 0.5 ± 0.03 (SE).")
+
+
+def test_naming_a_metric_of_an_evaluator_the_trial_does_not_run_says_how_to_add_it():
+    from harness.config.metrics import resolve_metric
+    from harness.errors import ConfigError
+
+    running = [_spec("pref", "preference_accuracy", 30, True)]
+    judge = _spec("judge", "judge_win_rate", 20, True)
+    with pytest.raises(ConfigError) as error:
+        resolve_metric("judge_win_rate", running, "leaderboard.objective", registered=[*running, judge])
+    assert str(error.value) == ("leaderboard.objective=judge_win_rate is a metric of evaluator judge, which this trial "
+                                "does not run; add it with eval.extra=[judge] (and its options, eval.judge.*), or "
+                                "choose one of: preference_accuracy.")
+    with pytest.raises(ConfigError, match="Unknown metric for leaderboard.objective 'judge_wr'"):
+        resolve_metric("judge_wr", running, "leaderboard.objective", registered=[*running, judge])

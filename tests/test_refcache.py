@@ -63,7 +63,7 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     with torch.no_grad():
         for weight in ctx.policy.parameters():
             weight.add_(torch.randn_like(weight) * 0.05)
-    metrics, _ = second.checkpointer.evaluate(ctx.policy, 2)
+    metrics = second.checkpointer.evaluate(ctx.policy, 2).metrics
     assert sample_calls == ["sampling step 2"]
     assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(metrics)
 

@@ -24,9 +24,12 @@ def objective_candidates(evaluators: Sequence[EvaluatorSpec]) -> list[str]:
     return [m.label for e in evaluators for m in e.metrics if m.direction is not None]
 
 
-def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str) -> Metric:
+def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str,
+                   registered: Sequence[EvaluatorSpec] = ()) -> Metric:
     """The declaration of metric ``name`` among ``evaluators``' metrics, usable as an objective.
 
+    :raises ConfigError: the metric belongs to one of the ``registered`` evaluators that the trial does not run
+        (the message says how to add it).
     :raises UnknownNameError: no evaluator of the trial declares it (the message lists those that exist and how
         to add an evaluator).
     :raises ConfigError: the metric has no direction (a descriptive value such as a length).
@@ -39,6 +42,11 @@ def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str) -> 
             raise ConfigError(f"{key}={name} names a descriptive metric of evaluator {evaluator.name} (no better or "
                               f"worse direction); choose one of: {', '.join(objective_candidates(evaluators))}.")
         return metric
+    owner = next((e for e in registered if e.metric(name) is not None and e not in evaluators), None)
+    if owner is not None:
+        raise ConfigError(f"{key}={name} is a metric of evaluator {owner.name}, which this trial does not run; add it "
+                          f"with eval.extra=[{owner.name}] (and its options, eval.{owner.name}.*), or choose one of: "
+                          f"{', '.join(objective_candidates(evaluators))}.")
     running = ", ".join(e.name for e in evaluators) or "none"
     raise UnknownNameError(f"metric for {key}", name, objective_candidates(evaluators),
                            hint=f"(Evaluators of this trial: {running}; add another with eval.extra=[<name>].)")

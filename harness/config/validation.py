@@ -75,6 +75,9 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     for key in ("samples_per_prompt", "max_new_tokens", "batch_size"):
         if not isinstance(e[key], int) or e[key] < 1:
             raise ConfigError(f"eval.{key}={e[key]!r} is invalid; it must be a positive integer.")
+    readable = e.get("readable_samples", 0)
+    if not isinstance(readable, int) or isinstance(readable, bool) or readable < 0:
+        raise ConfigError(f"eval.readable_samples={readable!r} is invalid; use a number of prompts >= 0 (0: none).")
     if e.num_prompts is not None and (not isinstance(e.num_prompts, int) or e.num_prompts < 1):
         raise ConfigError(f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all).")
     if not isinstance(e.temperature, Real) or e.temperature <= 0:
@@ -85,7 +88,8 @@ def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """``leaderboard.objective`` is ``auto`` or a metric the trial's evaluators declare with a direction."""
     objective = (cfg.get("leaderboard") or {}).get("objective", "auto")
     if objective not in (None, "auto"):
-        resolve_metric(str(objective), trial_evaluators(cfg, pm), "leaderboard.objective")
+        resolve_metric(str(objective), trial_evaluators(cfg, pm), "leaderboard.objective",
+                       registered=list(pm.evaluators.values()))
 
 
 def validate_train(cfg: DictConfig) -> None:

@@ -4,6 +4,7 @@ Every checkpoint of every trial is evaluated the same way: the evaluators named 
 in order on one :class:`EvalContext`, which samples the policy once (fixed seed, held-out prompts) and
 computes shared quantities (per-token log-probabilities under the policy and the reference, rewards) at most
 once per checkpoint; quantities of the reference model alone come from the reference-evaluation cache.
+Afterwards the first few prompts' completions are kept as text (:mod:`harness.evaluation.readable`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -19,6 +21,7 @@ from omegaconf import DictConfig
 
 from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
+from harness.evaluation.readable import readable_samples
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
@@ -93,12 +96,14 @@ class EvalContext:
         self.policy = policy
         self.reference = reference
         self.tokenizer = tokenizer
+        self.source_prompts = list(prompts)  # as given (strings or message lists), for readable samples
         self.prompts, self.chat = render_prompts(tokenizer, prompts)
         self.gold_reward = gold_reward
         self.is_reference = is_reference  # step 0: the policy is the reference model itself
         self.preference_pairs = preference_pairs  # held-out pairwise rows (prompt/chosen/rejected), or None
         self.refcache = refcache if refcache is not None else RefCache("in-memory")
         self.evaluator: EvaluatorSpec | None = None  # the evaluator running now (set by evaluate_checkpoint)
+        self.sample_scores: dict[str, dict[str, list[float]]] = {}  # see add_sample_scores
         self._memo: dict[str, Any] = {}
 
     @property
@@ -113,6 +118,20 @@ class EvalContext:
         if name not in self._memo:
             self._memo[name] = compute()
         return self._memo[name]
+
+    def add_sample_scores(self, name: str, policy: Sequence[float],
+                          reference: Sequence[float] | None = None) -> None:
+        """Keep a per-sample score under ``name`` for the readable samples of this checkpoint's record.
+
+        ``policy`` holds one value per policy sample (``policy_samples``, in order); ``reference`` one per
+        reference sample (same prompts and order), when the score has a reference side. A pairwise score (the
+        judge's verdict on policy vs reference) gives ``policy`` only. NaN marks a sample with no score.
+        """
+        n = len(self.policy_samples.completions)
+        if len(policy) != n or (reference is not None and len(reference) != n):
+            raise ValueError(f"add_sample_scores({name!r}): expected {n} values per side, one per sample")
+        self.sample_scores[name] = {"policy": [float(v) for v in policy],
+                                    **({"reference": [float(v) for v in reference]} if reference is not None else {})}
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache, else ``compute()`` and stored."""
@@ -227,14 +246,41 @@ class EvalContext:
         return self._reward_model_scores(self.policy_samples)
 
 
-def evaluate_checkpoint(
-    evaluators: Sequence[EvaluatorSpec], ctx: EvalContext
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Run ``evaluators`` on ``ctx``; returns (metrics, seconds per evaluator).
+@dataclass
+class CheckpointEvaluation:
+    """What evaluating one checkpoint yields (see :func:`evaluate_checkpoint`)."""
+
+    metrics: dict[str, float]
+    seconds: dict[str, float]  # per evaluator, and "readable_samples" when they are kept
+    samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
+
+
+def _run_evaluator(spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]]) -> dict[str, float]:
+    """One evaluator's metrics. At step 0 (``ctx.is_reference``) from the reference cache when it holds them
+    (with the per-sample scores the evaluator reported, when cached), else computed and stored there."""
+    if spec.name in cached:
+        ctx.sample_scores.update(ctx.refcache.sample_scores(spec.name))
+        return cached[spec.name]
+    before = dict(ctx.sample_scores)
+    result = {key: float(value) for key, value in spec.evaluate(ctx).items()}
+    if ctx.is_reference:
+        ctx.refcache.store_metrics(spec.name, result)
+        added = {k: v for k, v in ctx.sample_scores.items() if before.get(k) is not v}
+        if added:
+            ctx.refcache.store_sample_scores(spec.name, added)
+    return result
+
+
+def evaluate_checkpoint(evaluators: Sequence[EvaluatorSpec], ctx: EvalContext,
+                        readable: int = 0) -> CheckpointEvaluation:
+    """Run ``evaluators`` on ``ctx``; returns their metrics, the seconds per evaluator and the readable samples.
 
     Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference
     model (``ctx.is_reference``), an evaluator whose metrics are in ``ctx.refcache`` is not run (0 seconds),
-    and the metrics of those that run are stored there.
+    and the metrics of those that run are stored there (with the per-sample scores they report). Then the texts
+    and per-sample scores of the first ``readable`` prompts are kept (the runner passes ``eval.readable_samples``
+    for a policy, 0 otherwise; see :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling
+    included when no evaluator sampled, are under ``readable_samples``.
     """
     metrics: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -242,12 +288,12 @@ def evaluate_checkpoint(
     for spec in evaluators:
         ctx.evaluator = spec
         start = time.perf_counter()
-        if spec.name in cached:
-            result = cached[spec.name]
-        else:
-            result = {key: float(value) for key, value in spec.evaluate(ctx).items()}
-            if ctx.is_reference:
-                ctx.refcache.store_metrics(spec.name, result)
-        metrics.update(result)
+        metrics.update(_run_evaluator(spec, ctx, cached))
         seconds[spec.name] = time.perf_counter() - start
-    return metrics, seconds
+    ctx.evaluator = None
+    if readable <= 0:
+        return CheckpointEvaluation(metrics, seconds)
+    start = time.perf_counter()
+    samples = readable_samples(ctx, readable)
+    seconds["readable_samples"] = time.perf_counter() - start
+    return CheckpointEvaluation(metrics, seconds, samples)

@@ -1,9 +1,9 @@
 """The reference-evaluation cache: what evaluating the reference model yields, computed once per sweep.
 
 The reference model's samples on the held-out prompts, their rewards, its log-probabilities of the held-out
-pairs and its step-0 metrics depend only on the model, the tokenizer, the data and the evaluation settings,
-never on the method or its hyperparameters. :func:`open_reference_cache` hashes exactly those inputs into a
-key; every trial (and every checkpoint of it) with the same key reads the same entry under
+pairs and its step-0 metrics (and per-sample scores) depend only on the model, the tokenizer, the data and the
+evaluation settings, never on the method or its hyperparameters. :func:`open_reference_cache` hashes exactly
+those inputs into a key; every trial (and every checkpoint of it) with the same key reads the same entry under
 ``eval.cache_dir`` (default ``$HARNESS_CACHE_DIR/refeval`` or ``~/.cache/harness/refeval``) instead of
 recomputing it. Files are written atomically (temporary file, then rename) and read back with safetensors
 and JSON, so concurrent trials see a complete entry or none; a trial holds the entry's lock while it
@@ -40,9 +40,10 @@ from harness.records import atomic_write_text
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = 2  # 2: completions end at every end-of-sequence id the model declares
 #: ``eval`` keys that do not change what evaluating the reference yields.
-_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir")
+_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples")
 _SAMPLES = "samples.safetensors"
 _METRICS = "metrics.json"
+_SAMPLE_SCORES = "sample_scores.json"
 _KEY = "key.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _SAMPLE_FIELDS = ("input_ids", "attention_mask", "completion_mask", "finished")
@@ -161,8 +162,8 @@ class RefCache:
     """One entry of the reference-evaluation cache (on disk, or in memory when ``directory`` is None).
 
     Holds the reference samples, named tensors computed from them (rewards, log-probabilities), and the
-    step-0 metrics of each evaluator. Reads are memoised in memory, so later checkpoints of a trial do not
-    read the disk again.
+    step-0 metrics and per-sample scores of each evaluator. Reads of samples and tensors are memoised in memory,
+    so later checkpoints of a trial do not read the disk again.
     """
 
     def __init__(self, key: str, directory: Path | None = None, material: Mapping[str, Any] | None = None) -> None:
@@ -229,26 +230,44 @@ class RefCache:
             path = self.directory / f"{name}.safetensors"
             self._persist(lambda: _atomic_save_tensors(path, {"value": value.detach().cpu()}))
 
-    def metrics(self) -> dict[str, dict[str, float]]:
-        """Cached step-0 metrics, by evaluator name (empty when none are cached)."""
+    def _read(self, file: str) -> dict[str, Any]:
+        """A JSON file of the entry (by evaluator name), or its in-memory slot; {} when absent or unreadable."""
         if self.directory is None:
-            return dict(self._memory.get("metrics", {}))
+            return dict(self._memory.get(file, {}))
         try:
-            return json.loads((self.directory / _METRICS).read_text(encoding="utf-8"))
+            return json.loads((self.directory / file).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            warnings.warn(f"reference cache: ignoring unreadable {self.directory / _METRICS} ({exc})", stacklevel=2)
+            warnings.warn(f"reference cache: ignoring unreadable {self.directory / file} ({exc})", stacklevel=3)
             return {}
+
+    def _add(self, file: str, evaluator: str, value: Any) -> None:
+        """Set ``evaluator``'s item of a JSON file of the entry (read-modify-write: call it under :meth:`locked`)."""
+        merged = {**self._read(file), evaluator: value}
+        if self.directory is None:
+            self._memory[file] = merged
+        else:
+            path = self.directory / file
+            self._persist(lambda: _write_json(path, merged))
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Cached step-0 metrics, by evaluator name (empty when none are cached)."""
+        return self._read(_METRICS)
 
     def store_metrics(self, evaluator: str, metrics: Mapping[str, float]) -> None:
         """Add one evaluator's step-0 metrics to the entry (read-modify-write: call it under :meth:`locked`)."""
-        merged = {**self.metrics(), evaluator: {k: float(v) for k, v in metrics.items()}}
-        if self.directory is None:
-            self._memory["metrics"] = merged
-        else:
-            path = self.directory / _METRICS
-            self._persist(lambda: _write_json(path, merged))
+        self._add(_METRICS, evaluator, {k: float(v) for k, v in metrics.items()})
+
+    def sample_scores(self, evaluator: str) -> dict[str, dict[str, list[float]]]:
+        """The per-sample scores ``evaluator`` reported at step 0 (``EvalContext.add_sample_scores``), by score
+        name; {} when none are cached (an entry written before they were kept has none)."""
+        return dict(self._read(_SAMPLE_SCORES).get(evaluator) or {})
+
+    def store_sample_scores(self, evaluator: str, scores: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+        """Add one evaluator's step-0 per-sample scores to the entry (call it under :meth:`locked`)."""
+        self._add(_SAMPLE_SCORES, evaluator, {name: {side: [float(v) for v in values] for side, values in sides.items()}
+                                              for name, sides in scores.items()})
 
 
 def key_material(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: Sequence[Any],

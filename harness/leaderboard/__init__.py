@@ -4,8 +4,8 @@
 from Python, :func:`load_leaderboard` returns a :class:`Leaderboard` whose attributes are DataFrames.
 
 Modules: ``board`` (building it), ``frames`` (records as tables), ``columns`` (metric columns from the
-evaluators' declarations), ``ranking``, ``seeds``, ``merging``, ``markdown``, ``html`` (with ``static/``),
-``plots``, ``reports`` (writing the files), ``cli``.
+evaluators' declarations), ``ranking``, ``seeds``, ``merging``, ``markdown``, ``html`` (with ``static/``, and
+``samples_html`` for its Samples section), ``plots``, ``reports`` (writing the files), ``cli``.
 """
 
 from harness.leaderboard.board import Leaderboard, build, load_leaderboard

@@ -47,5 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
         return 2
     print(console_table(board))
-    print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv and checkpoints.csv")
+    samples = ", samples.csv" if not board.samples.empty else ""
+    print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv{samples} and checkpoints.csv")
     return 3 if board.groups else 0

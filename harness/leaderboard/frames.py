@@ -84,6 +84,24 @@ def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str],
     return pd.DataFrame(rows)
 
 
+def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per readable sample of every checkpoint that has them (``checkpoints[i]["samples"]``, see
+    :mod:`harness.evaluation.readable`): trial_id, method, step, prompt_index (the held-out prompt's position),
+    prompt, reference and policy completions, then per score ``reference_<name>`` and ``policy_<name>`` (a side
+    the score does not have is left out). Records without samples give no rows."""
+    rows = []
+    for r in records:
+        for c in r.get("checkpoints") or []:
+            for index, sample in enumerate(c.get("samples") or []):
+                row = {"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
+                       "prompt_index": index, "prompt": sample.get("prompt"), "reference": sample.get("reference"),
+                       "policy": sample.get("policy")}
+                for name, sides in (sample.get("scores") or {}).items():
+                    row.update({f"{side}_{name}": sides[side] for side in ("reference", "policy") if side in sides})
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
     """The per-trial values that do not depend on which checkpoint is chosen (the reference's metrics, cost,
     status, how to reproduce it)."""

@@ -19,6 +19,7 @@ import pandas as pd
 from harness.leaderboard import plots as plotting
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.frames import format_value, is_missing, is_number
+from harness.leaderboard.samples_html import samples_section
 from harness.records import atomic_write_text
 
 # The meaning of the columns that are not metrics (metrics explain themselves: their declarations' help).
@@ -45,7 +46,7 @@ COLUMN_NOTES = {
 }
 _SECTIONS = (("trials", "Ranked trials"), ("failed", "Failed and pruned trials"), ("methods", "Best per method"),
              ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
-             ("reproduce", "Reproduce"))
+             ("samples", "Samples"), ("reproduce", "Reproduce"))
 _PLOT_CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
                 "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
@@ -123,6 +124,27 @@ def _split(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return trials, pd.DataFrame()
     done = trials["status"] == "completed"
     return trials[done], trials[~done]
+
+
+def _objective(board: Any) -> str:
+    """The first lines: the objective (and why that one), the reference model's value of it ± its standard error."""
+    from harness.leaderboard.markdown import AUTO_ORDER, NO_OBJECTIVE_FIX
+
+    objective = getattr(board, "objective_name", None)
+    if not objective:
+        return (f"<p class=\"objective\"><b>No objective</b>: no metric that ranks trials was measured "
+                f"({html.escape(AUTO_ORDER)}), so the trials are listed unranked; {html.escape(NO_OBJECTIVE_FIX)}.</p>")
+    better = "lower" if board.objective_direction == "minimize" else "higher"
+    meaning = board.objective_help()
+    why = (f"chosen by <code>leaderboard.objective=auto</code>: the first measured of {html.escape(AUTO_ORDER)}"
+           if board.objective_auto else "as named (<code>leaderboard.objective</code>, or the Optuna study's objective)")
+    value, se = board.baseline()
+    base = ("The reference (untrained) model was not evaluated on it" if value is None else
+            f"Reference (untrained) model: <b>{html.escape(format_value(value))}"
+            f"{' ± ' + html.escape(format_value(se)) if se is not None else ''}</b>"
+            f"{' (standard error)' if se is not None else ''}, the bar to beat")
+    return (f"<p class=\"objective\">Objective: <b>{html.escape(objective)}</b> "
+            f"({html.escape(meaning + '; ') if meaning else ''}{better} is better), {why}.<br>{base}.</p>")
 
 
 def _intro(board: Any, trials: pd.DataFrame) -> str:
@@ -229,7 +251,8 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
     """The leaderboard ``board`` (a :class:`harness.leaderboard.Leaderboard`, or any object with its
     DataFrames) as one self-contained HTML page: explanation, ranked trials, failed and pruned trials, best
     per method, seeds (when several), cost, the plots (``plots``: PNGs from
-    :func:`harness.leaderboard.plots.render_plots`, rendered here when None) and each trial's reproduce command."""
+    :func:`harness.leaderboard.plots.render_plots`, rendered here when None), readable samples
+    (:mod:`harness.leaderboard.samples_html`) and each trial's reproduce command."""
     title = board.title or "leaderboard"
     budget = board.kl_budget
     trials = _flat(board.trials)
@@ -253,6 +276,7 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
         "optuna": _optuna(board, budget, colors),
         "cost": html_table(_flat(board.cost), "cost", budget, colors),
         "plots": _plots(plots),
+        "samples": samples_section(board, colors),
         "reproduce": _reproduce(trials),
     }
     if others.empty:
@@ -265,7 +289,7 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>Leaderboard: {html.escape(title)}</title><style>{_static('report.css')}</style></head><body>"
-        f"<h1>Leaderboard: {html.escape(title)}</h1>{_intro(board, trials)}{_glossary(columns, notes)}"
+        f"<h1>Leaderboard: {html.escape(title)}</h1>{_objective(board)}{_intro(board, trials)}{_glossary(columns, notes)}"
         f"<nav>{nav}</nav>{_groups(board)}{body}<script>{_static('report.js')}</script></body></html>\n"
     )
 

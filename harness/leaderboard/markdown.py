@@ -18,17 +18,51 @@ def _table(board: Leaderboard, df: pd.DataFrame) -> str:
     return shown.map(format_value).to_markdown(index=False)
 
 
+AUTO_ORDER = "the gold reward, else a reward model's score, else a judge's win rate, else preference accuracy"
+NO_OBJECTIVE_FIX = ("set eval.reward_model.name_or_path=<dir>, add eval.extra=[judge], or name a metric with "
+                    "leaderboard.objective=<metric>")
+
+
+def objective_lines(board: Leaderboard, brief: bool = False) -> list[str]:
+    """The report's first lines: which metric ranks the trials (and why that one), and the reference model's
+    value of it with its standard error: the bar to beat. ``brief``: one plain line for the terminal."""
+    if brief:
+        return [_brief_objective(board)]
+    if board.objective_name is None:
+        return [f"**No objective**: no metric that ranks trials was measured ({AUTO_ORDER}), so the trials are "
+                f"listed unranked; {NO_OBJECTIVE_FIX}."]
+    better = "lower" if board.objective_direction == "minimize" else "higher"
+    meaning = board.objective_help()
+    why = (f"chosen by `leaderboard.objective=auto`: the first measured of {AUTO_ORDER}" if board.objective_auto
+           else "as named (`leaderboard.objective`, or the Optuna study's objective)")
+    line = f"**Objective: `{board.objective_name}`** ({meaning + '; ' if meaning else ''}{better} is better), {why}."
+    value, se = board.baseline()
+    if value is None:
+        return [line, "", "Reference (untrained) model: not evaluated on this objective."]
+    spread = f" ± {format_value(se)} (standard error)" if se is not None else ""
+    return [line, "", f"**Reference (untrained) model: {format_value(value)}{spread}**, the bar to beat "
+                      f"(`{board.base_column}`)."]
+
+
+def _brief_objective(board: Leaderboard) -> str:
+    if board.objective_name is None:
+        return f"No objective: nothing that ranks trials was measured; {NO_OBJECTIVE_FIX}."
+    better = "lower" if board.objective_direction == "minimize" else "higher"
+    value, se = board.baseline()
+    base = "" if value is None else (f"; reference model {format_value(value)}"
+                                     f"{f' ± {format_value(se)} (SE)' if se is not None else ''}")
+    return f"Objective: {board.objective_name} ({better} is better{', auto' if board.objective_auto else ''}){base}."
+
+
 def _intro(board: Leaderboard, n_done: int, prompts: int | None) -> str:
     """What the tables show: how trials are ranked, on how many prompts, what the marks mean."""
     head = f"{len(board.trials)} trials ({n_done} completed)."
     if board.objective_name is None:
-        return f"{head} No metric that ranks trials was evaluated, so the trials are not ranked."
-    better = "lower" if board.objective_direction == "minimize" else "higher"
+        return head
     budget = f"within a KL budget of {board.kl_budget:g} nats" if board.kl_budget is not None else "(no KL budget)"
-    return (f"{head} Ranked by **{board.objective_name}** ({better} is better): each trial is shown at its best "
-            f"checkpoint {budget} (a trial with none inside the budget keeps its final checkpoint and ranks after "
-            f"the others), on {prompts if prompts is not None else '?'} held-out prompts. `{board.base_column}` is "
-            "the reference (untrained) model's value, the bar to beat; `kl` is KL(policy || reference) in nats per "
+    return (f"{head} Each trial is shown at its best checkpoint by **{board.objective_name}** {budget} (a trial with "
+            f"none inside the budget keeps its final checkpoint and ranks after the others), on "
+            f"{prompts if prompts is not None else '?'} held-out prompts. `kl` is KL(policy || reference) in nats per "
             "sequence; `*_se` columns are standard errors; ★ marks the Pareto front (no other trial is as good at a "
             "lower KL); `health` lists flags raised at any checkpoint. The columns are explained under **Columns**.")
 
@@ -51,7 +85,7 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
         return "\n".join([*lines, "No trial records found.", ""])
     n_done = int((df["status"] == "completed").sum())
     prompts = df["eval_prompts"].dropna()
-    lines += [_intro(board, n_done, int(prompts.iloc[0]) if len(prompts) else None), ""]
+    lines += [*objective_lines(board), "", _intro(board, n_done, int(prompts.iloc[0]) if len(prompts) else None), ""]
     if not board.completed.empty:
         lines += [_table(board, board.completed), ""]
     if len(board.methods) > 1:
@@ -76,6 +110,9 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
                          f"  \n  `{row['overrides']}`")
         lines.append("")
     lines += column_lines(board)
+    if not board.samples.empty:
+        lines += ["## Samples", "", "What each trial writes next to the reference model, on the first held-out prompts: "
+                  "`samples.csv` (every evaluated checkpoint) and the **Samples** section of `leaderboard.html`.", ""]
     if plots:
         lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]
     lines += ["## Reproduce", "", "Each trial's exact overrides:", ""]
@@ -120,11 +157,9 @@ def incompatible_lines(board: Leaderboard) -> list[str]:
 
 
 def console_table(board: Leaderboard) -> str:
-    """A compact text table for the terminal."""
+    """A compact text table for the terminal, under the objective and its baseline."""
     if board.groups:
         return "\n".join(incompatible_lines(board))
     if board.trials.empty:
         return "(no trial records)"
-    return _table(board, board.trials)
-
-
+    return f"{objective_lines(board, brief=True)[0]}\n\n{_table(board, board.trials)}"

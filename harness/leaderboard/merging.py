@@ -13,14 +13,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-# Config sections that define the comparison; "eval.evaluators", "eval.extra" and "eval.checkpoints" only choose
-# what is reported and when, "eval.cache*" only how, so they may differ between merged sweeps. "model.lora" is how
-# the policy trains (an adapter or all weights), a setting to compare like a hyperparameter (the trials' lora.*
-# columns); the base model, and so the reference, is the same either way.
+# Config sections that define the comparison; "eval.evaluators", "eval.extra", "eval.checkpoints" and
+# "eval.readable_samples" only choose what is reported and when, "eval.cache*" only how, so they may differ between
+# merged sweeps. "model.lora" is how the policy trains (an adapter or all weights), a setting to compare like a
+# hyperparameter (the trials' lora.* columns); the base model, and so the reference, is the same either way.
 COMPARED = ("model", "data", "toyworld", "eval")
 NOT_COMPARED = {("model", "lora"), ("eval", "evaluators"), ("eval", "extra"), ("eval", "checkpoints"),
                 ("eval", "cache"), ("eval", "cache_dir"), ("toyworld", "cache_dir"), ("eval", "logprob_batch_size"),
-                ("eval", "batch_size")}
+                ("eval", "batch_size"), ("eval", "readable_samples")}
 
 
 def comparison_settings(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,36 @@
-"""Writing a leaderboard's files: Markdown, CSV, the plots and the self-contained HTML page, each atomically."""
+"""Writing a leaderboard's files: Markdown, CSV (readable samples included), the plots and the self-contained
+HTML page, each atomically."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
+
 from harness.leaderboard import ranking
 from harness.leaderboard.board import Leaderboard, load_leaderboard
 from harness.leaderboard.markdown import to_markdown
 from harness.records import atomic_write_text
 
+SAMPLES_CSV = "samples.csv"
+
+
+def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
+    """``board.checkpoints`` with a ``samples`` column: :data:`SAMPLES_CSV` for a checkpoint whose readable samples
+    are there (its rows keyed by ``trial_id`` and ``step``), else blank."""
+    checkpoints = board.checkpoints
+    if checkpoints.empty:
+        return checkpoints
+    kept = set(zip(board.samples["trial_id"], board.samples["step"], strict=True)) if not board.samples.empty else set()
+    return checkpoints.assign(samples=[SAMPLES_CSV if key in kept else None for key in
+                                       zip(checkpoints["trial_id"], checkpoints["step"], strict=True)])
+
 
 def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, the plots and ``leaderboard.html``
-    to ``out_dir`` (atomically, each); returns the paths written."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, ``samples.csv`` (when checkpoints kept
+    readable samples), the plots and ``leaderboard.html`` to ``out_dir`` (atomically, each); returns the paths
+    written."""
     out = Path(out_dir)
     written: list[Path] = []
     pngs: dict[str, bytes] = {}
@@ -24,8 +41,11 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
         written += list(plotting.save_plots(board, out, pngs).values())
     atomic_write_text(out / "leaderboard.md", to_markdown(board, [str(p) for p in written]))
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
-    atomic_write_text(out / "checkpoints.csv", board.checkpoints.to_csv(index=False))
+    atomic_write_text(out / "checkpoints.csv", checkpoints_table(board).to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
+    if not board.samples.empty:
+        atomic_write_text(out / SAMPLES_CSV, board.samples.to_csv(index=False))
+        written.append(out / SAMPLES_CSV)
     if not board.importances.empty:
         atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
         written.append(out / "importances.csv")

@@ -63,21 +63,23 @@ def check_trials(space: SearchSpace, objectives: Sequence[str], *, config: DictC
                 raise ConfigError(f"Pruning needs every checkpoint evaluated, but eval.checkpoints="
                                   f"{cfg.eval.get('checkpoints')}; set eval.checkpoints=all, or "
                                   "hydra/sweeper/pruner=none.")
-            found = declared_directions(objectives, trial_evaluators(cfg, pm), auto_first=auto_first)
+            found = declared_directions(objectives, trial_evaluators(cfg, pm), auto_first=auto_first,
+                                        registered=list(pm.evaluators.values()))
             directions = directions or found
     return directions
 
 
 def declared_directions(objectives: Sequence[str], evaluators: Sequence[EvaluatorSpec],
-                        auto_first: bool = False) -> list[str]:
+                        auto_first: bool = False, registered: Sequence[EvaluatorSpec] = ()) -> list[str]:
     """The declared direction of each objective among ``evaluators``' metrics; a one-line ConfigError (an
-    UnknownNameError listing the candidates) for a name that no evaluator declares with a direction."""
+    UnknownNameError listing the candidates) for a name that no evaluator declares with a direction, naming the
+    ``registered`` evaluator to add when one declares it."""
     from harness.config.metrics import objective_candidates, resolve_metric
 
     directions = []
     for i, name in enumerate(objectives):
         try:
-            metric = resolve_metric(name, evaluators, OBJECTIVES_KEY)
+            metric = resolve_metric(name, evaluators, OBJECTIVES_KEY, registered)
         except UnknownNameError:
             if i or not auto_first:
                 raise

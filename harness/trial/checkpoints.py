@@ -5,7 +5,9 @@ A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods
 when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once the
 method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
 (safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own
-process, so that a pruner can stop the trial between checkpoints.
+process, so that a pruner can stop the trial between checkpoints. An evaluated checkpoint's entry holds its
+metrics, the seconds per evaluator (``eval_breakdown_s``) and its readable samples (``samples``: prompt, reference
+and policy completions with per-sample scores; :mod:`harness.evaluation.readable`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from harness.errors import TrialFailed
 
-# evaluate(model, step) -> (metrics, seconds per evaluator)
-Evaluate = Callable[[torch.nn.Module, int], tuple[dict[str, float], dict[str, float]]]
+if TYPE_CHECKING:
+    from harness.evaluation.context import CheckpointEvaluation
+
+# evaluate(model, step) -> its metrics, seconds per evaluator and readable samples
+Evaluate = Callable[[torch.nn.Module, int], "CheckpointEvaluation"]
 
 
 @contextlib.contextmanager
@@ -112,7 +117,8 @@ class Checkpointer:
             start = time.perf_counter()
             was_training = model.training
             with preserved_rng():
-                entry["metrics"], entry["eval_breakdown_s"] = self.evaluate(model, step)
+                result = self.evaluate(model, step)
+            entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
             model.train(was_training)
             entry["eval_seconds"] = time.perf_counter() - start
             self.eval_seconds += entry["eval_seconds"]

@@ -34,7 +34,7 @@ from harness.config.validation import (
 )
 from harness.data import PreferenceData, data_for_method, fit_to_length
 from harness.errors import DataError, TrialPruned, UserError
-from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
+from harness.evaluation.context import CheckpointEvaluation, EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.health import annotate_trial, learning_rate_flag
 from harness.evaluation.refcache import RefCache, open_reference_cache
 from harness.plugin.manager import HarnessPluginManager, get_plugin_manager
@@ -266,8 +266,9 @@ class TrialRun:
                             train_reference, reference)
 
     def _evaluation(self, data: PreferenceData, loaded: LoadedModels, device: torch.device) -> tuple[Evaluate, RefCache]:
-        """``evaluate(model, step, is_reference=False) -> (metrics, seconds per evaluator)`` for this trial (its
-        evaluators on the held-out prompts and pairs) and the reference-evaluation cache it shares."""
+        """``evaluate(model, step, is_reference=False) -> CheckpointEvaluation`` (metrics, seconds per evaluator,
+        readable samples) for this trial (its evaluators on the held-out prompts and pairs) and the
+        reference-evaluation cache it shares."""
         cfg, pm = self.cfg, self.pm
         evaluators = trial_evaluators(cfg, pm)
         self.record["metric_declarations"] = metric_declarations(cfg, pm)
@@ -282,13 +283,14 @@ class TrialRun:
                  .to_list() if data.eval is not None and data.format.kind == "pairwise" else None)
         refcache = open_reference_cache(cfg, model_path=loaded.path, tokenizer=loaded.tokenizer, prompts=prompts,
                                         pairs=pairs, gold_reward=gold, device=str(device), dtype=loaded.dtype)
+        readable = int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" else 0
 
-        def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False):
+        def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False) -> CheckpointEvaluation:
             with self.monitor.paused(), loaded.reference.held():
                 ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=loaded.reference,
                                   tokenizer=loaded.tokenizer, prompts=prompts, gold_reward=gold,
                                   is_reference=is_reference, preference_pairs=pairs, refcache=refcache)
-                return evaluate_checkpoint(evaluators, ctx)
+                return evaluate_checkpoint(evaluators, ctx, readable)
 
         return evaluate, refcache
 
@@ -297,10 +299,10 @@ class TrialRun:
         t = time.perf_counter()
         with refcache.locked(), preserved_rng():  # trials started together compute it once
             cached = set(refcache.metrics())
-            ref_metrics, ref_seconds = evaluate(policy, 0, is_reference=True)
+            result = evaluate(policy, 0, is_reference=True)
         self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
         self.record["reference"] = {
-            "metrics": ref_metrics, "eval_breakdown_s": ref_seconds,
+            "metrics": result.metrics, "eval_breakdown_s": result.seconds, "samples": result.samples,
             "cached": all(name in cached for name in evaluator_names(self.cfg)),
             "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
             "cache_dir": str(refcache.directory) if refcache.directory is not None else None}

@@ -1,0 +1,264 @@
+"""Evaluator ``judge``: pairwise LLM-as-judge win rate of the policy's completions over the reference model's.
+
+Not in the default list; add it with ``eval.extra=[judge]``. For every evaluation prompt the judge compares the
+policy's completion with the reference model's completion of the same prompt (same sampling seed, from the
+reference-evaluation cache), in both orders: once with the policy's answer as A and once as B, which cancels
+the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and 0
+when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average their
+samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts (``judge_win_rate_se``);
+``judge_unparsed`` counts verdicts that could not be read (they are left out, never guessed). At step 0 the
+policy is the reference: 1/2 with no judge call.
+
+``judge_win_rate_lc`` (``length_controlled: true``) is the win rate at equal length, AlpacaEval-LC style: a
+logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept, read
+at zero difference (:mod:`harness_plugins.judge_stats`), with a delta-method standard error clustered by prompt.
+It is left out when the data cannot determine it (every comparison won, or every one lost).
+
+Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.judge_backends`) and ``local``
+(a causal LM in this process reading the label probabilities after ``[[``; :mod:`harness_plugins.judge_local`).
+Prompts are templates (:mod:`harness_plugins.judge_template`). Verdicts are cached on disk
+(``$HARNESS_CACHE_DIR/judge`` or ``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend,
+model, template text, output settings), the question and both answers, so identical comparisons are judged once
+across checkpoints, trials and sweeps. The API key is only read from the environment variable that
+``api_key_env`` names: the config, records, cache and messages hold that name, never the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from harness_plugins.judge_backends import OpenAIJudge, VerdictCache, cached_run, endpoint_problem
+from harness_plugins.judge_local import (
+    MODEL_KWARG_DEFAULTS,
+    LocalJudge,
+    model_problem,
+    model_settings,
+    verdict_from_probs,
+)
+from harness_plugins.judge_stats import (
+    length_controlled_win_rate,
+    outcome,
+    parse_verdict,
+    prompt_means,
+    sample_outcomes,
+)
+from harness_plugins.judge_template import Template, load_template, question_text
+from omegaconf import DictConfig, OmegaConf
+
+from harness.plugin import ConfigError, EvaluatorSpec, Metric, Option, cache_dir, hookimpl, mean_and_se
+
+if TYPE_CHECKING:
+    from harness.plugin import EvalContext
+
+logger = logging.getLogger(__name__)
+
+NAME = "judge"
+OPTIONS = [
+    Option("backend", "openai", "who judges: openai (an OpenAI-compatible chat endpoint: vLLM, TGI, llama.cpp, a "
+           "hosted API) or local (a causal LM loaded in this process)", choices=("openai", "local")),
+    Option("model", None, "the judge model: the served model's name (openai) or a model directory or Hub id (local)",
+           types=(str,), nullable=True),
+    Option("base_url", None, "openai: the endpoint, e.g. http://127.0.0.1:8000/v1", types=(str,), nullable=True),
+    Option("api_key_env", "OPENAI_API_KEY", "openai: the environment variable holding the API key (sent as a Bearer "
+           "token; unset or null: no key)", types=(str,), nullable=True),
+    Option("max_tokens", 512, "openai: cap on the judge's answer (explanation and verdict), tokens", bounds="[1, inf)"),
+    Option("concurrency", 4, "openai: requests in flight at once", bounds="[1, inf)"),
+    Option("timeout", 120.0, "openai: seconds per request", bounds="(0, inf)"),
+    Option("retries", 3, "openai: retries after HTTP 408/409/429/5xx or a connection error (exponential backoff)",
+           bounds="[0, inf)"),
+    Option("model_kwargs", MODEL_KWARG_DEFAULTS, "local: model.* settings for the judge model (dtype: auto is "
+           "bfloat16 on a GPU that has it, float16 on others, float32 on a CPU; revision, trust_remote_code, "
+           "attn_implementation, device_map, quantization, bnb_4bit)"),
+    Option("batch_size", 4, "local: comparisons per forward pass", bounds="[1, inf)"),
+    Option("min_label_prob", 0.0, "local: a verdict whose labels A, B, C hold less probability than this counts as "
+           "unparsed", bounds="[0, 1]"),
+    Option("template", None, "judge prompt: null (built-in, MT-Bench pairwise) or a text file with {prompt}, "
+           "{answer_a}, {answer_b} (lines <<<system>>> and <<<user>>> split it into messages)", types=(str,),
+           nullable=True),
+    Option("num_prompts", None, "judge only the first N evaluation prompts (bounds API cost); null: all",
+           types=(int,), nullable=True, bounds="[1, inf)"),
+    Option("length_controlled", True, "also report judge_win_rate_lc, the win rate at equal length (AlpacaEval-LC "
+           "style)"),
+    Option("length_unit", "chars", "length for the length control: chars, or tokens of the policy's tokenizer",
+           choices=("chars", "tokens")),
+    Option("cache", True, "reuse verdicts from disk ($HARNESS_CACHE_DIR/judge, else ~/.cache/harness/judge)"),
+]
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``eval.judge`` with defaults filled in and the template loaded."""
+
+    backend: str
+    model: str
+    base_url: str | None
+    api_key_env: str | None
+    max_tokens: int
+    concurrency: int
+    timeout: float
+    retries: int
+    model_kwargs: dict[str, Any]
+    batch_size: int
+    min_label_prob: float
+    template_path: str | None
+    template: Template
+    num_prompts: int | None
+    length_controlled: bool
+    length_unit: str
+    cache: bool
+
+
+def _section(cfg: DictConfig) -> dict[str, Any]:
+    node = cfg.eval.get(NAME) if cfg.get("eval") is not None else None
+    raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    return {**DEFAULTS, **raw}
+
+
+def read_settings(cfg: DictConfig) -> Settings:
+    """``eval.judge`` of ``cfg`` as :class:`Settings`; a one-line ConfigError for what is missing or unusable
+    (the judge model, the endpoint's URL, the template, the judge model's settings). Reaches no server."""
+    values = _section(cfg)
+    backend = str(values["backend"])
+    if not values["model"]:
+        what = ("a model directory or Hub id, e.g. eval.judge.model=Qwen/Qwen2.5-7B-Instruct" if backend == "local"
+                else "the name its server serves it under, e.g. eval.judge.model=Qwen/Qwen2.5-72B-Instruct")
+        raise ConfigError(f"eval.judge.model is not set; name the judge model ({what}).")
+    if backend == "openai" and not values["base_url"]:
+        raise ConfigError("eval.judge.base_url is not set; point it at an OpenAI-compatible server, e.g. "
+                          "eval.judge.base_url=http://127.0.0.1:8000/v1 (vllm serve <model>), or use "
+                          "eval.judge.backend=local.")
+    try:
+        template = load_template(values["template"])
+    except ValueError as exc:
+        raise ConfigError(f"eval.judge.template={values['template']}: {exc}.") from None
+    if backend == "local":
+        try:
+            model_settings(values["model_kwargs"])  # checked here, merged by the judge
+        except ValueError as exc:
+            raise ConfigError(f"eval.judge.model_kwargs: {exc}.") from None
+    return Settings(**{**values, "backend": backend, "model": str(values["model"]), "template_path": values["template"],
+                       "template": template})
+
+
+def make_judge(settings: Settings, device: Any) -> OpenAIJudge | LocalJudge:
+    """The judge ``settings`` describe (a local one on ``device``, the policy's)."""
+    if settings.backend == "local":
+        return LocalJudge(model=settings.model, model_kwargs=settings.model_kwargs, device=device,
+                          batch_size=int(settings.batch_size))
+    return OpenAIJudge(base_url=str(settings.base_url), model=settings.model, api_key_env=settings.api_key_env,
+                       max_tokens=int(settings.max_tokens), timeout=float(settings.timeout),
+                       retries=int(settings.retries), concurrency=int(settings.concurrency))
+
+
+def interpret(answer: dict[str, Any], min_label_prob: float) -> str | None:
+    """The verdict in a raw judge answer: a local judge's label probabilities, or an endpoint's text."""
+    if "probs" in answer:
+        return verdict_from_probs(answer["probs"], min_label_prob)
+    return parse_verdict(answer.get("output"))
+
+
+def judge_pairs(settings: Settings, judge: Any, questions: Sequence[str], policy: Sequence[str],
+                reference: Sequence[str]) -> tuple[list[str | None], list[str | None]]:
+    """Verdicts with the policy's answer as A, and with it as B, for each (question, policy, reference)."""
+    comparisons = [*zip(questions, policy, reference, strict=True), *zip(questions, reference, policy, strict=True)]
+    conversations = [settings.template.render(*c) for c in comparisons]
+    cache = VerdictCache(cache_dir(NAME) if settings.cache else None)
+    answers, asked = cached_run(judge, cache, comparisons, conversations, {"template": settings.template.text})
+    verdicts = [interpret(a, float(settings.min_label_prob)) for a in answers]
+    logger.info("judge: %d comparisons, %d asked (the rest cached), %d unparsed", len(verdicts), asked,
+                sum(v is None for v in verdicts))
+    return verdicts[: len(questions)], verdicts[len(questions):]
+
+
+def summarize(first: Sequence[str | None], second: Sequence[str | None], length_diff: Sequence[float],
+              samples_per_prompt: int, length_controlled: bool) -> dict[str, float]:
+    """The metrics from the verdicts with the policy as A (``first``) and as B (``second``), one per sample,
+    ``samples_per_prompt`` consecutive samples per prompt, and each sample's policy-minus-reference length."""
+    metrics = {"judge_unparsed": float(sum(v is None for v in [*first, *second]))}
+    prompts = prompt_means(sample_outcomes(first, second), samples_per_prompt)
+    if prompts.size:
+        mean, se = mean_and_se(torch.from_numpy(prompts))
+        metrics.update({"judge_win_rate": mean, "judge_win_rate_se": se})
+    if length_controlled:
+        outcomes = [*(outcome(v, True) for v in first), *(outcome(v, False) for v in second)]
+        cluster = [i // samples_per_prompt for i in range(len(first))]
+        lc = length_controlled_win_rate(outcomes, [*length_diff, *length_diff], [*cluster, *cluster])
+        if lc is not None:
+            metrics.update({"judge_win_rate_lc": lc[0], "judge_win_rate_lc_se": lc[1]})
+    return metrics
+
+
+def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
+    policy, reference = ctx.policy_samples, ctx.reference_samples
+    if unit == "tokens":
+        return (policy.completion_lengths[:count] - reference.completion_lengths[:count]).double().tolist()
+    return [float(len(p) - len(r)) for p, r in zip(policy.completions[:count], reference.completions[:count],
+                                                   strict=True)]
+
+
+def evaluate(ctx: EvalContext) -> dict[str, float]:
+    """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of the
+    policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the judge."""
+    settings = read_settings(ctx.cfg)
+    if ctx.is_reference:  # the policy is the reference: every comparison is of a completion with itself
+        tie = {"judge_win_rate": 0.5, "judge_win_rate_se": 0.0, "judge_unparsed": 0.0}
+        return {**tie, **({"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled
+                          else {})}
+    policy, reference = ctx.policy_samples, ctx.reference_samples
+    k = int(ctx.eval_cfg.samples_per_prompt)
+    n = len(policy.completions)
+    count = n if settings.num_prompts is None else min(n, int(settings.num_prompts) * k)
+    questions = [question_text(ctx.source_prompts[i // k]) for i in range(count)]  # sample i: prompt i // k
+    judge = make_judge(settings, next(ctx.policy.parameters()).device)
+    first, second = judge_pairs(settings, judge, questions, policy.completions[:count],
+                                reference.completions[:count])
+    per_sample = sample_outcomes(first, second).tolist()
+    ctx.add_sample_scores(NAME, [*per_sample, *[math.nan] * (n - count)])
+    return summarize(first, second, _length_diff(ctx, count, str(settings.length_unit)), k,
+                     bool(settings.length_controlled))
+
+
+def _listed(cfg: DictConfig) -> bool:
+    e = cfg.get("eval")
+    return e is not None and NAME in [str(n) for n in [*(e.get("evaluators") or []), *(e.get("extra") or [])]]
+
+
+@hookimpl
+def harness_config_validate(cfg: DictConfig) -> None:
+    """When ``judge`` is among the evaluators: the judge is configured, its template usable, and the endpoint
+    reachable (``openai``: ``GET {base_url}/models``) or the judge model present (``local``)."""
+    if not _listed(cfg):
+        return
+    settings = read_settings(cfg)
+    if settings.backend == "openai":
+        problem = endpoint_problem(str(settings.base_url), settings.api_key_env)
+    else:
+        problem = model_problem(settings.model, settings.model_kwargs.get("revision"))
+    if problem:
+        raise ConfigError(problem)
+
+
+@hookimpl
+def harness_evaluators_register() -> list[EvaluatorSpec]:
+    """The LLM-as-judge evaluator."""
+    return [EvaluatorSpec(
+        name=NAME, evaluate=evaluate, options=OPTIONS,
+        description="pairwise LLM-as-judge win rate over the reference's samples (both orders; eval.judge.*)",
+        metrics=[Metric("judge_win_rate", "fraction of prompts where an LLM judge prefers the policy's completion to "
+                        "the reference's (both orders, ties 1/2)", "maximize", column="judge_wr", headline=True,
+                        se="judge_win_rate_se", objective_priority=20),
+                 Metric("judge_win_rate_se", "standard error of judge_wr over prompts", column="judge_wr_se",
+                        headline=True),
+                 Metric("judge_win_rate_lc", "length-controlled judge win rate: predicted at equal length by a "
+                        "logistic regression on the length difference (AlpacaEval-LC style)", "maximize",
+                        column="judge_lc_wr", headline=True, se="judge_win_rate_lc_se"),
+                 Metric("judge_win_rate_lc_se", "standard error of judge_lc_wr (delta method, clustered by prompt)",
+                        column="judge_lc_wr_se"),
+                 Metric("judge_unparsed", "judge verdicts that could not be read (left out of the win rate)",
+                        headline=True)])]
