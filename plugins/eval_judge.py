@@ -180,7 +180,7 @@ def summarize(first: Sequence[str | None], second: Sequence[str | None], length_
               samples_per_prompt: int, length_controlled: bool) -> dict[str, float]:
     """The metrics from the verdicts with the policy as A (``first``) and as B (``second``), one per sample,
     ``samples_per_prompt`` consecutive samples per prompt, and each sample's policy-minus-reference length."""
-    metrics = {"judge_unparsed": float(sum(v is None for v in [*first, *second]))}
+    metrics: dict[str, float] = {}
     prompts = prompt_means(sample_outcomes(first, second), samples_per_prompt)
     if prompts.size:
         mean, se = mean_and_se(torch.from_numpy(prompts))
@@ -191,7 +191,7 @@ def summarize(first: Sequence[str | None], second: Sequence[str | None], length_
         lc = length_controlled_win_rate(outcomes, [*length_diff, *length_diff], [*cluster, *cluster])
         if lc is not None:
             metrics.update({"judge_win_rate_lc": lc[0], "judge_win_rate_lc_se": lc[1]})
-    return metrics
+    return {**metrics, "judge_unparsed": float(sum(v is None for v in [*first, *second]))}
 
 
 def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
@@ -207,9 +207,8 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the judge."""
     settings = read_settings(ctx.cfg)
     if ctx.is_reference:  # the policy is the reference: every comparison is of a completion with itself
-        tie = {"judge_win_rate": 0.5, "judge_win_rate_se": 0.0, "judge_unparsed": 0.0}
-        return {**tie, **({"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled
-                          else {})}
+        lc = {"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled else {}
+        return {"judge_win_rate": 0.5, "judge_win_rate_se": 0.0, **lc, "judge_unparsed": 0.0}
     policy, reference = ctx.policy_samples, ctx.reference_samples
     k = int(ctx.eval_cfg.samples_per_prompt)
     n = len(policy.completions)

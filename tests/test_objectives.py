@@ -136,3 +136,19 @@ def test_naming_a_metric_of_an_evaluator_the_trial_does_not_run_says_how_to_add_
                                 "choose one of: preference_accuracy.")
     with pytest.raises(ConfigError, match="Unknown metric for leaderboard.objective 'judge_wr'"):
         resolve_metric("judge_wr", running, "leaderboard.objective", registered=[*running, judge])
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], "gold_reward"),  # the toy world's data has a gold reward
+    (["data=files", "data.path=/data/prefs.jsonl", "eval.reward_model.name_or_path=/models/rm"], "reward_model_score"),
+    (["data=files", "data.path=/data/prefs.jsonl", "eval.extra=[judge]"], "judge_win_rate"),
+    (["data=files", "data.path=/data/prefs.jsonl"], "preference_accuracy"),
+])
+def test_an_optuna_sweep_resolves_auto_from_the_composed_config_before_any_trial(overrides, expected):
+    """What the sweeper names its study's objective (harness.sweep.sweeper: auto resolved before the first trial)."""
+    from harness.config.compose import compose_job
+    from harness.config.validation import evaluator_names
+
+    cfg = compose_job(["model=hf", "model.name_or_path=/models/any-llm", *overrides], {})  # composed only
+    pm = get_plugin_manager()
+    assert auto_objective([pm.evaluator(n) for n in evaluator_names(cfg)], cfg).name == expected
