@@ -60,3 +60,14 @@ def test_learning_rate_range_scales_with_model_size():
     assert learning_rate_flag(1e-4, (5e-7, 5e-6), 7_000_000_000).flag == "lr_too_high"
     assert learning_rate_flag(1e-9, (5e-7, 5e-6), 7_000_000_000).flag == "lr_too_low"
     assert learning_rate_flag(3e-4, (5e-7, 5e-6), 562_560) is None  # the toy world's DPO default
+
+
+def test_a_small_kl_with_a_clear_reward_gain_is_not_kl_low():
+    """The toy world's ORPO at KL 0.09 nats lifted the gold reward from 0.012 to 0.16 (SE 0.043): it learned."""
+    learned = {"kl": 0.09, "gold_reward": 0.162, "gold_reward_se": 0.043}
+    reference = {"kl": 0.0, "gold_reward": 0.012, "gold_reward_se": 0.043}
+    assert "kl_low" not in names(checkpoint_flags(learned, reference, [], final=True))
+    within_noise = {**learned, "gold_reward": 0.08}  # a gain of 0.068 < 2 x 0.061
+    assert "kl_low" in names(checkpoint_flags(within_noise, reference, [], final=True))
+    no_se = {"kl": 0.09, "reward_model_score": 0.5}  # no standard error: cannot tell, the band applies
+    assert "kl_low" in names(checkpoint_flags(no_se, {"reward_model_score": 0.1}, [], final=True))

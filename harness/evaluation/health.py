@@ -23,7 +23,7 @@ LR_FAR_OUTSIDE = 10.0  # learning rate more than this factor outside the method'
 LR_RANGE_MODEL_SIZE = 1e9  # the seed's learning-rate ranges are for models of about this many parameters
 
 # Metric keys the checks read (written by the built-in evaluators).
-KL, GOLD, GOLD_SE, RM = "kl", "gold_reward", "gold_reward_se", "reward_model_score"
+KL, GOLD, GOLD_SE, RM, RM_SE = "kl", "gold_reward", "gold_reward_se", "reward_model_score", "reward_model_score_se"
 DISTINCT_2, LENGTH = "distinct_2", "length"
 
 
@@ -86,10 +86,10 @@ def checkpoint_flags(metrics: Mapping[str, Any], reference: Mapping[str, Any] | 
     flags: list[HealthFlag] = []
     kl = _get(metrics, KL)
     previous = history[-1] if history else reference
-    if kl is not None and final and kl < KL_LOW:
+    if kl is not None and final and kl < KL_LOW and not _clear_gain(metrics, reference):
         flags.append(HealthFlag("kl_low", f"KL to the reference is {kl:.2f} nats at the end of training (< "
-                                f"{KL_LOW:g}): the policy has barely moved",
-                                "raise the learning rate or lower beta, or train longer"))
+                                f"{KL_LOW:g}) and the reward did not rise beyond its noise: the policy has "
+                                "barely moved", "raise the learning rate or lower beta, or train longer"))
     if kl is not None and kl > KL_HIGH:
         flags.append(HealthFlag("kl_high", f"KL to the reference is {kl:.1f} nats (> {KL_HIGH:g}): the policy has "
                                 "drifted far from the reference",
@@ -117,6 +117,19 @@ def checkpoint_flags(metrics: Mapping[str, Any], reference: Mapping[str, Any] | 
                                 "use a length-normalised method (SimPO, IPO) or a length penalty, and check "
                                 "that chosen responses are not systematically longer"))
     return flags
+
+
+def _clear_gain(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None) -> bool:
+    """Whether the reward (gold, else the reward model's score) rose above the reference's by more than twice the
+    standard error of the difference: a policy that did that has moved, whatever its KL. The seed's KL band is
+    for LLM-length completions; a model with short completions (the toy world) can learn at a smaller KL."""
+    for key, se_key in ((GOLD, GOLD_SE), (RM, RM_SE)):
+        value, base = _get(metrics, key), _get(reference, key)
+        if value is None or base is None:
+            continue
+        se = math.hypot(_get(metrics, se_key) or 0.0, _get(reference, se_key) or 0.0)
+        return se > 0 and value - base > 2 * se
+    return False
 
 
 def _over_optimisation(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None,
