@@ -54,13 +54,20 @@ def main() -> None:
     print(f"eval seconds per checkpoint (mean)        {statistics.mean(eval_each):8.2f}   "
           f"(each: {', '.join(f'{s:.2f}' for s in eval_each)})")
     print(f"eval / train between checkpoints          {statistics.mean(eval_each) / interval_s:8.1%}")
+    selection = [(c.get("selection") or {}).get("eval_seconds") for c in checkpoints]
+    if selection and all(s is not None for s in selection):
+        print(f"  of which on the {first['selection']['num_prompts']:>3} selection prompts    "
+              f"{statistics.mean(selection):8.2f}   (choosing the checkpoint; the rest is the reported evaluation)")
     print("eval seconds per checkpoint, by evaluator (mean; sampling is charged to the first that samples):")
     names = list(checkpoints[0]["eval_breakdown_s"])
     for name in names:
         print(f"  {name:<24}{statistics.mean(c['eval_breakdown_s'][name] for c in checkpoints):8.3f}")
     for label, record in (("first trial", first), ("second trial", second)):
         ref = record["reference"]
-        print(f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} s   cached={ref.get('cached')}")
+        selection = ref.get("selection") or {}
+        of_which = (f"   (selection prompts {selection['eval_seconds']:.3f} s, cached={selection.get('cached')})"
+                    if selection else "")
+        print(f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} s   cached={ref.get('cached')}{of_which}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,14 @@ def _validate_cpo(method_cfg: DictConfig) -> None:
 _MAX_LENGTH = 1024  # prompt + completion tokens (the toy world's profile: 64)
 _TOY = {"batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
 _TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
+# What TRL's CPOTrainer computes (trl/experimental/cpo/cpo_trainer.py: cpo_loss, concatenated_forward,
+# get_batch_loss_metrics).
+CPO_LOSS = ("CPOTrainer, loss_type=sigmoid: -log σ(beta·(log π(y_chosen) − log π(y_rejected))), log-probs summed over "
+            "completion tokens, no reference; plus cpo_alpha × NLL of the chosen completions, a per-token mean over "
+            "the batch's completion tokens (prompt masked).")
+SIMPO_LOSS = ("CPOTrainer, loss_type=simpo, cpo_alpha=0: -log σ(beta·(avg log π(y_chosen) − avg log π(y_rejected)) − "
+              "gamma), log-probs averaged per completion token; no NLL term, no reference. While beta·margin is far "
+              "below gamma the loss is nearly linear in beta, which Adam cancels: such betas train almost the same run.")
 
 
 @hookimpl
@@ -103,7 +111,7 @@ def harness_methods_register() -> list[MethodSpec]:
                    profiles={"toy": Profile({**_TOY, "learning_rate": 1e-3, "epochs": 2}, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
                                  "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-                   **common),
+                   loss_notes=CPO_LOSS, **common),
         MethodSpec(name="simpo", validate=_validate_simpo, lr_range=(3e-7, 1e-6),
                    description="Simple Preference Optimization (Meng et al. 2024; reference-free, length-normalised)",
                    hyperparameters=[
@@ -119,5 +127,5 @@ def harness_methods_register() -> list[MethodSpec]:
                    profiles={"toy": Profile({**_TOY, "learning_rate": 1e-4, "epochs": 3, "gamma": 2.4}, _TOY_SPACE)},
                    search_space={"beta": "interval(1.0, 10.0)", "gamma": "interval(0.0, 1.5)",
                                  "learning_rate": "tag(log, interval(1e-7, 3e-6))"},
-                   **common),
+                   loss_notes=SIMPO_LOSS, **common),
     ]

@@ -89,6 +89,12 @@ def policy_and_reference(cfg: DictConfig) -> int:
 _TRL = {"max_length": 1024, "precompute_ref_log_probs": True}
 _TOY = {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
 _TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
+# What TRL's DPOTrainer computes (trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss).
+DPO_LOSS = ("DPOTrainer, loss_type=sigmoid: -log σ(beta·(Δ_chosen − Δ_rejected)) with Δ = log π − log π_ref "
+            "summed over the completion's tokens (prompt masked); mean over pairs. With precompute_ref_log_probs the "
+            "reference's log-probs are computed once, before training.")
+IPO_LOSS = ("DPOTrainer, loss_type=ipo: (Δ_chosen/|y_chosen| − Δ_rejected/|y_rejected| − 1/(2·beta))², the log-ratios "
+            "averaged per completion token (TRL's normalisation, unlike DPO's sums); beta is the paper's tau.")
 
 
 @hookimpl
@@ -105,7 +111,7 @@ def harness_methods_register() -> list[MethodSpec]:
                    profiles={"toy": Profile(_TOY, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.02, 0.5))",
                                  "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-                   **common),
+                   loss_notes=DPO_LOSS, **common),
         MethodSpec(name="ipo", description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
                    hyperparameters=[Hyperparameter(
                        "beta", 0.1, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
@@ -114,5 +120,5 @@ def harness_methods_register() -> list[MethodSpec]:
                    profiles={"toy": Profile({**_TOY, "beta": 0.5}, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.01, 1.0))",
                                  "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-                   validate=_validate_ipo, **common),
+                   validate=_validate_ipo, loss_notes=IPO_LOSS, **common),
     ]

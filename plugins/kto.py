@@ -66,5 +66,10 @@ def harness_methods_register() -> list[MethodSpec]:
                                      {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})},
             search_space={"beta": "tag(log, interval(0.02, 0.5))",
                           "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
+            # trl/trainer/kto_trainer.py: KTOTrainer.get_batch_loss_metrics
+            loss_notes="KTOTrainer, loss_type=kto: 1 − σ(beta·(r − z0)) per desirable and 1 − σ(beta·(z0 − r)) per "
+                       "undesirable example, r = log π − log π_ref summed over completion tokens, z0 = the batch's "
+                       "mean log-ratio on mismatched prompt/completion pairs (detached, clamped at 0); weighted by "
+                       "desirable_weight / undesirable_weight, mean over examples. One pair gives two examples.",
         )
     ]

@@ -137,6 +137,17 @@ _TOY = Profile({"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_siz
                {"learning_rate": "tag(log, interval(3e-5, 1e-3))"})
 
 
+# What TRL computes (trl/trainer/grpo_trainer.py and rloo_trainer.py: _compute_loss, advantages in
+# _generate_and_score_completions).
+GRPO_LOSS = ("GRPOTrainer, loss_type=dapo (TRL's default): clipped per-token policy-gradient loss, advantage = reward "
+             "minus its group's mean over num_generations completions, divided by the group's std (scale_rewards="
+             "group), plus beta·per-token KL to the reference (k3 estimator); summed over tokens and divided by the "
+             "accumulated batch's completion tokens.")
+RLOO_LOSS = ("RLOOTrainer: clipped sequence-level ratio on completion log-probs summed over tokens, advantage = reward "
+             "minus the mean of the prompt's other completions (leave-one-out; normalize_advantages=false), the "
+             "reward lowered by beta·Σ(log π_old − log π_ref) over completion tokens; mean over completions.")
+
+
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
@@ -152,7 +163,7 @@ def harness_methods_register() -> list[MethodSpec]:
                        "unchecked)", bounds="[0, inf)", field="beta")],
                    defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 8 to 16
                                                             **_TRL}},
-                   **common),
+                   loss_notes=GRPO_LOSS, **common),
         MethodSpec(name="rloo", trainer="trl:RLOOTrainer",
                    description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
                    hyperparameters=[*REWARD_KNOBS, Hyperparameter(
@@ -160,5 +171,5 @@ def harness_methods_register() -> list[MethodSpec]:
                        field="beta")],
                    defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 2 to 8
                                                             **_TRL}},
-                   **common),
+                   loss_notes=RLOO_LOSS, **common),
     ]

@@ -65,5 +65,9 @@ def harness_methods_register() -> list[MethodSpec]:
                                      {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})},
             search_space={"beta": "tag(log, interval(0.02, 1.0))",
                           "learning_rate": "tag(log, interval(1e-6, 3e-5))"},
+            # trl/experimental/orpo/orpo_trainer.py: odds_ratio_loss, concatenated_forward, get_batch_loss_metrics
+            loss_notes="ORPOTrainer: NLL − beta·mean log σ(log odds(y_chosen) − log odds(y_rejected)), the odds from "
+                       "log-probs averaged per completion token; the NLL is a per-token mean over the prompt AND the "
+                       "chosen completion (TRL; the paper's covers the completion only). beta is the paper's lambda.",
         )
     ]

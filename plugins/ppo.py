@@ -302,4 +302,8 @@ def harness_methods_register() -> list[MethodSpec]:
              "response_length": 24}, {"learning_rate": "tag(log, interval(1e-5, 1e-3))"})},
         search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",
                       "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
+        loss_notes="The harness's PPO (plugins/ppo_math.py): the normalised score at the last response token minus "
+                   "kl_coef × per-token KL at every token, GAE advantages (whitened), clipped surrogate averaged per "
+                   "response token, plus vf_coef × clipped value loss; one step = batch_size rollouts and ppo_epochs "
+                   "passes of minibatch updates.",
     )]

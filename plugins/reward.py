@@ -62,6 +62,8 @@ def harness_methods_register() -> list[MethodSpec]:
                                   "trl": {"max_length": 64}}, {"learning_rate": "tag(log, interval(1e-5, 1e-3))"})},
         description="Reward model (Bradley-Terry, TRL RewardTrainer) for RLHF",
         search_space={"learning_rate": "tag(log, interval(1e-6, 3e-5))"},
+        loss_notes="RewardTrainer (trl/trainer/reward_trainer.py, compute_loss): -log σ(r_chosen − r_rejected), mean "
+                   "over pairs (center_rewards_coefficient adds a centring term when set).",
     )]
 
 

@@ -63,6 +63,8 @@ def harness_methods_register() -> list[MethodSpec]:
                                   "trl": {"max_length": 64}},
                                  {"learning_rate": "tag(log, interval(1e-4, 3e-3))"})},
         search_space={"learning_rate": "tag(log, interval(5e-6, 5e-5))", "epochs": "choice(1, 2, 3)"},
+        loss_notes="SFTTrainer, completion_only_loss=true: NLL of the chosen completion's tokens (prompt masked), a "
+                   "per-token mean over the batch.",
     )]
 
 

@@ -36,7 +36,7 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
 # A tiny toy world: small model, few pairs; builds in seconds and is shared by the whole session.
 TINY_SPEC = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2, "pretrain_steps": 80,
              "pretrain_batch_size": 32, "num_train_pairs": 64, "num_eval_pairs": 16, "num_eval_prompts": 16,
-             "stats_samples_per_prompt": 1}
+             "num_selection_pairs": 16, "stats_samples_per_prompt": 1}
 
 
 @pytest.fixture(scope="session")

@@ -300,7 +300,8 @@ def test_a_trial_judged_over_http(real_world, tmp_path, monkeypatch, server):
     _trial(real_world, tmp_path / "trial", ["eval.judge.backend=openai", f"eval.judge.base_url={server.base_url}",
                                             "eval.judge.model=judge-model", "eval.judge.api_key_env=JUDGE_TEST_KEY",
                                             "eval.judge.num_prompts=3"])
-    assert 0 < len(server.posts) <= 6 and server.bad_auth == 0  # 3 prompts x 2 orders, the final checkpoint only
+    # 3 prompts x 2 orders, at the final checkpoint, on the reported prompts and again on the selection prompts
+    assert 0 < len(server.posts) <= 12 and server.bad_auth == 0
     asked_pairs = set()
     for post in server.posts:
         question = post["messages"][-1]["content"].split("## User message\n", 1)[1].split("\n\n## Reply A", 1)[0]

@@ -72,10 +72,13 @@ def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_da
     for t in trials:  # the record is the trial it claims to be, and Optuna's value is the leaderboard's
         assert recs[t.number]["hyperparameters"]["beta"] == t.params["dpo.beta"]
     table = pd.read_csv(tmp_path / "leaderboards" / sweep_dir.name / "leaderboard.csv")
-    by_id = dict(zip(table["trial_id"], table["objective"], strict=True))
+    # Optuna's value is the leaderboard's chosen checkpoint's value on the selection prompts (never a test score);
+    # the leaderboard ranks by the test value of that same checkpoint.
+    by_id = dict(zip(table["trial_id"], table["selection_objective"], strict=True))
     for t in trials:
         assert by_id[f"{sweep_dir.name}/{t.number}"] == pytest.approx(t.value)
-    assert table.loc[table["rank"] == 1, "trial_id"].item() == f"{sweep_dir.name}/{study.best_trial.number}"
+    best = table.loc[table["selection_objective"].idxmax(), "trial_id"]
+    assert best == f"{sweep_dir.name}/{study.best_trial.number}"
 
     md = (tmp_path / "leaderboards" / sweep_dir.name / "leaderboard.md").read_text()
     assert "## Optuna study" in md and "4 complete" in md and "maximize gold_reward" in md
@@ -199,9 +202,13 @@ def test_the_pruner_stops_trials_from_their_own_process(tiny_world, tmp_path):
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     study = load(tmp_path / "multirun" / "pruned")
+    recs = records(tmp_path / "multirun" / "pruned")
     for t in study.get_trials():
         assert t.state == TrialState.PRUNED and list(t.intermediate_values) == [4]
-    for r in records(tmp_path / "multirun" / "pruned").values():
+        # The pruner sees the value on the selection prompts, not the reported (test) one.
+        selection = recs[t.number]["checkpoints"][0]["selection"]["metrics"]["gold_reward"]
+        assert t.intermediate_values[4] == pytest.approx(selection)
+    for r in recs.values():
         assert r["status"] == "pruned" and r["error"]["step"] == 4 and r["train"]["steps"] == 4
         assert [c["step"] for c in r["checkpoints"]] == [4]  # training stopped: no final checkpoint at step 8
     md = (tmp_path / "leaderboards" / "pruned" / "leaderboard.md").read_text()

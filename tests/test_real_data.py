@@ -33,7 +33,8 @@ from tests.realworld import build_tokenizer, hh_rows, kto_rows, ultrafeedback_ro
 ASSISTANT = "\n\nAssistant:"
 # Two tiny steps, few short evaluation samples, the cheap evaluators.
 FAST = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "train.num_checkpoints=1",
-        "eval.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]", "train.num_threads=0"]
+        "eval.num_prompts=4", "eval.selection.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]",
+        "train.num_threads=0"]
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

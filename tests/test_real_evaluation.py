@@ -18,7 +18,8 @@ from tests.judge_server import JudgeServer
 
 # Two tiny steps at a learning rate high enough that the policy's samples differ from the reference's.
 SHORT = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "method.learning_rate=0.05",
-         "train.num_checkpoints=2", "eval.num_prompts=6", "eval.max_new_tokens=8", "eval.readable_samples=3",
+         "train.num_checkpoints=2", "eval.num_prompts=6", "eval.selection.num_prompts=4", "eval.max_new_tokens=8",
+         "eval.readable_samples=3",
          "train.num_threads=0"]
 
 

@@ -13,7 +13,8 @@ from harness.trial.runner import TrialRun
 
 METHODS = ("dpo", "ipo", "kto", "orpo", "simpo", "cpo", "ppo", "grpo", "rloo", "reward", "sft")
 SHORT = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "train.num_checkpoints=1",
-         "eval.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]", "train.num_threads=0"]
+         "eval.num_prompts=4", "eval.selection.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]",
+         "train.num_threads=0"]
 
 
 def method_overrides(method: str, reward_model: str) -> list[str]:

@@ -48,24 +48,29 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     cache_dir = tmp_path / "refeval"
     first, _ = prepared(tiny_world, tmp_path / "a", cache_dir)
     rng_first = torch.rand(3)
-    assert first.record["reference"]["cached"] is False and sample_calls == ["sampling reference"]
+    # The reported prompts and the selection prompts (harness.trial.selection) each have their own entry.
+    assert first.record["reference"]["cached"] is False and first.record["reference"]["selection"]["cached"] is False
+    assert sample_calls == ["sampling reference", "selection: sampling reference"]
 
     sample_calls.clear()
     second, ctx = prepared(tiny_world, tmp_path / "b", cache_dir, ["method.beta=0.3"])  # another trial of a sweep
     rng_second = torch.rand(3)
     ref = second.record["reference"]
-    assert ref["cached"] is True and sample_calls == []
+    assert ref["cached"] is True and ref["selection"]["cached"] is True and sample_calls == []
     assert ref["metrics"] == first.record["reference"]["metrics"]
+    assert ref["selection"]["metrics"] == first.record["reference"]["selection"]["metrics"]
     assert ref["cache_key"] == first.record["reference"]["cache_key"] and ref["eval_s"] >= 0
+    assert ref["selection"]["cache_key"] == first.record["reference"]["selection"]["cache_key"] != ref["cache_key"]
     assert torch.equal(rng_first, rng_second)  # training starts from the same RNG state, hit or miss
 
     # A checkpoint samples only the policy: the win rate's reference samples come from the cache.
     with torch.no_grad():
         for weight in ctx.policy.parameters():
             weight.add_(torch.randn_like(weight) * 0.05)
-    metrics = second.checkpointer.evaluate(ctx.policy, 2).metrics
-    assert sample_calls == ["sampling step 2"]
-    assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(metrics)
+    result = second.checkpointer.evaluate(ctx.policy, 2)
+    assert sample_calls == ["sampling step 2", "selection: sampling step 2"]
+    assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.metrics)
+    assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.selection["metrics"])
 
 
 @pytest.mark.parametrize("override", ["eval.seed=99", "eval.num_prompts=4", "eval.max_new_tokens=6"])
@@ -74,16 +79,32 @@ def test_a_changed_evaluation_setting_misses_the_cache(tiny_world, tmp_path, sam
     first, _ = prepared(tiny_world, tmp_path / "a", cache_dir)
     sample_calls.clear()
     second, _ = prepared(tiny_world, tmp_path / "b", cache_dir, [override])
-    assert second.record["reference"]["cached"] is False and sample_calls == ["sampling reference"]
+    assert second.record["reference"]["cached"] is False
+    assert [c for c in sample_calls if not c.startswith("selection")] == ["sampling reference"]
     assert second.record["reference"]["cache_key"] != first.record["reference"]["cache_key"]
+    # The selection prompts do not depend on eval.num_prompts; their seed (eval.seed + 1) and length settings do.
+    selection_hit = override == "eval.num_prompts=4"
+    assert second.record["reference"]["selection"]["cached"] is selection_hit
+    assert ("selection: sampling reference" in sample_calls) is not selection_hit
+
+
+def test_a_changed_selection_setting_misses_only_the_selection_entry(tiny_world, tmp_path, sample_calls):
+    cache_dir = tmp_path / "refeval"
+    first, _ = prepared(tiny_world, tmp_path / "a", cache_dir)
+    sample_calls.clear()
+    second, _ = prepared(tiny_world, tmp_path / "b", cache_dir, ["eval.selection.seed=7"])
+    ref = second.record["reference"]
+    assert ref["cached"] is True and ref["cache_key"] == first.record["reference"]["cache_key"]
+    assert ref["selection"]["cached"] is False and sample_calls == ["selection: sampling reference"]
+    assert ref["selection"]["cache_key"] != first.record["reference"]["selection"]["cache_key"]
 
 
 def test_with_the_cache_off_nothing_is_written_or_reused(tiny_world, tmp_path, sample_calls):
     cache_dir = tmp_path / "refeval"
     for name in ("a", "b"):
         run, _ = prepared(tiny_world, tmp_path / name, cache_dir, cache=False)
-        assert run.record["reference"]["cached"] is False
-    assert len(sample_calls) == 2 and not cache_dir.exists()
+        assert run.record["reference"]["cached"] is False and run.record["reference"]["selection"]["cached"] is False
+    assert len(sample_calls) == 4 and not cache_dir.exists()  # reported and selection prompts, in each trial
 
 
 def test_a_changed_model_changes_the_key(tiny_world, tmp_path):

@@ -245,6 +245,13 @@ def test_build_is_complete_cached_and_deterministic(tmp_path: Path, monkeypatch:
     assert all(r["chosen"] != r["rejected"] for r in train)
     train_prompts = {r["prompt"] for r in train}
     assert not train_prompts & set(prompts) and not train_prompts & {r["prompt"] for r in eval_pairs}
+    # Selection prompts and pairs (what checkpoints are chosen on): disjoint from every other prompt.
+    selection = [json.loads(line)["prompt"] for line in world.selection_prompts_path.read_text().splitlines()]
+    selection_pairs = [json.loads(line) for line in world.selection_pairs_path.read_text().splitlines()]
+    assert (len(selection), len(set(selection)), len(selection_pairs)) == (64, 64, 128)
+    others = train_prompts | set(prompts) | {r["prompt"] for r in eval_pairs}
+    assert not set(selection) & others and not {r["prompt"] for r in selection_pairs} & (others | set(selection))
+    assert world.meta["num_selection_prompts"] == 64 and world.meta["selection_pairs"]["n"] == 128
     assert world.meta["spec"] == TINY.to_dict() and world.meta["parameters"] == model.num_parameters()
     assert world.gold_reward("great .") == gold_reward("great .")
 

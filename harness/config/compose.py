@@ -8,12 +8,19 @@ composition errors are turned into one line naming the problem and the choices.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config.store import BASE_METHOD_CONFIG
+from harness.config.sweep_checks import (
+    DEFAULT_MATCHED_KL,
+    check_matched_kl,
+    knob_meaning_warning,
+    method_knobs,
+)
 from harness.errors import ConfigError, UnknownNameError
 
 _GROUPS_NOT_VALIDATED = ("hydra",)
@@ -128,12 +135,21 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
 
 
 def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> int:
-    """Compose and validate the config of every job; returns the number of jobs. Raises UserError."""
+    """Compose and validate the config of every job (and ``leaderboard.matched_kl``); returns the number of jobs.
+    Prints one warning line when the grid sets a ``method.<knob>`` that means different things to its methods
+    (:func:`harness.config.sweep_checks.knob_meaning_warning`). Raises UserError."""
     from harness.config.validation import validate_trial_config
     from harness.plugin.manager import get_plugin_manager
 
     jobs = expand_jobs(overrides, multirun)
+    knobs = []
     for job in jobs:
         cfg = compose_job(job, flags)
-        validate_trial_config(cfg, get_plugin_manager(list(cfg.get("plugins") or [])))
+        pm = get_plugin_manager(list(cfg.get("plugins") or []))
+        validate_trial_config(cfg, pm)
+        check_matched_kl((cfg.get("leaderboard") or {}).get("matched_kl", DEFAULT_MATCHED_KL))
+        knobs.append((str(cfg.method.name), method_knobs(job)))
+    warning = knob_meaning_warning(knobs, pm) if len(jobs) > 1 else None
+    if warning:
+        print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
     return len(jobs)

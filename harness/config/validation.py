@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from harness.config import model_settings, resources
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     from harness.plugin.manager import HarnessPluginManager
@@ -82,6 +82,26 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
         raise ConfigError(f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all).")
     if not isinstance(e.temperature, Real) or e.temperature <= 0:
         raise ConfigError(f"eval.temperature={e.temperature!r} is invalid; it must be > 0 (1.0 is unbiased).")
+    validate_selection(cfg, pm)
+
+
+def validate_selection(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """``eval.selection``: a number of prompts >= 0, a seed (an integer or null), known evaluators to exclude."""
+    selection = cfg.eval.get("selection") or {}
+    count = selection.get("num_prompts", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ConfigError(f"eval.selection.num_prompts={count!r} is invalid; use a number of prompts >= 0 (0: choose "
+                          "checkpoints on the reported prompts).")
+    seed = selection.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ConfigError(f"eval.selection.seed={seed!r} is invalid; use an integer, or null (eval.seed + 1).")
+    exclude = selection.get("exclude") or []
+    if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
+        raise ConfigError(f"eval.selection.exclude={exclude!r} is invalid; use a list of evaluator names, e.g. "
+                          "[lm_eval].")
+    unknown = next((name for name in exclude if name not in pm.evaluators), None)
+    if unknown is not None:
+        raise UnknownNameError("evaluator in eval.selection.exclude", unknown, pm.evaluators)
 
 
 def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:

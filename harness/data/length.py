@@ -33,6 +33,9 @@ class LengthReport:
         the prompt alone fits: the trainer truncates their completion.
     :param dropped_long_prompt: rows whose prompt alone has at least ``max_length`` tokens.
     :param longest_prompt: the most tokens of any prompt.
+    :param mean_tokens: the mean number of tokens the trainer reads per kept row: prompt + completion of each of
+        its sequences (both of a pair), each capped at ``max_length``; the prompt alone for prompt-only data (the
+        online methods, whose completions are sampled). None when nothing was counted.
     """
 
     max_length: int | None
@@ -40,6 +43,7 @@ class LengthReport:
     truncated: int = 0
     dropped_long_prompt: int = 0
     longest_prompt: int = 0
+    mean_tokens: float | None = None
 
     def warning(self, setting: str = "max_length", source: str = "training data") -> str | None:
         """One line announcing the dropped rows and the fix, or None when none are dropped."""
@@ -56,8 +60,10 @@ def _token_counts(tokenizer: Any, texts: Sequence[str], special_tokens: bool) ->
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=special_tokens)["input_ids"]]
 
 
-def _batch_lengths(tokenizer: Any, batch: dict[str, list[Any]], columns: Sequence[str]) -> tuple[list[int], list[int]]:
-    """(prompt tokens, longest prompt + completion tokens) of each row of ``batch``."""
+def _batch_lengths(tokenizer: Any, batch: dict[str, list[Any]],
+                   columns: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    """(prompt tokens, prompt + completion tokens of each completion column) of each row of ``batch``: the
+    second is a list per column (empty for prompt-only data)."""
     prompts = batch["prompt"]
     chat = is_conversational(prompts[0])
     if chat:
@@ -72,38 +78,42 @@ def _batch_lengths(tokenizer: Any, batch: dict[str, list[Any]], columns: Sequenc
                  for col in columns]
     prompt_lengths = _token_counts(tokenizer, prompt_texts, not chat)
     full_lengths = [_token_counts(tokenizer, texts, not chat) for texts in fulls]
-    longest = [max(lengths) for lengths in zip(*full_lengths, strict=True)] if full_lengths else prompt_lengths
-    return prompt_lengths, longest
+    return prompt_lengths, full_lengths
 
 
 def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> tuple[LengthReport, list[int]]:
-    """Count ``dataset``'s rows against ``max_length``; returns the report and the rows (0-based) that fit.
+    """Count ``dataset``'s rows against ``max_length``; returns the report and the rows (0-based) that fit. With
+    no ``max_length`` every row fits and only the token counts (``longest_prompt``, ``mean_tokens``) are taken.
 
     ``dataset`` is in a method's kind: ``prompt`` with ``chosen``/``rejected`` (pairwise), with ``completion``
     (unpaired), or alone (prompt-only); strings or message lists.
 
     :raises DataError: message-list data and a tokenizer without a chat template.
     """
-    if max_length is None or len(dataset) == 0:
-        return LengthReport(max_length=max_length, rows=len(dataset)), list(range(len(dataset)))
+    if len(dataset) == 0:
+        return LengthReport(max_length=max_length, rows=0), []
     columns = [c for c in _COMPLETIONS if c in dataset.column_names]
     view = dataset.with_format(None).select_columns(["prompt", *columns])
     if is_conversational(view[0]["prompt"]):
         check_chat_template(tokenizer)
+    limit = max_length if max_length is not None else float("inf")
     keep: list[int] = []
-    truncated = dropped = longest = 0
+    truncated = dropped = longest = total = 0
     row = 0
     for batch in view.iter(batch_size=_BATCH):
-        for prompt_len, full_len in zip(*_batch_lengths(tokenizer, batch, columns), strict=True):
+        prompt_lengths, full_lengths = _batch_lengths(tokenizer, batch, columns)
+        for prompt_len, fulls in zip(prompt_lengths, zip(*full_lengths, strict=True) if columns else
+                                     [()] * len(prompt_lengths), strict=True):
             longest = max(longest, prompt_len)
-            if prompt_len >= max_length:
+            if prompt_len >= limit:
                 dropped += 1
             else:
                 keep.append(row)
-                truncated += full_len > max_length
+                truncated += max(fulls, default=prompt_len) > limit
+                total += sum(min(n, limit) for n in fulls) if fulls else prompt_len
             row += 1
     report = LengthReport(max_length=max_length, rows=len(dataset), truncated=truncated, dropped_long_prompt=dropped,
-                          longest_prompt=longest)
+                          longest_prompt=longest, mean_tokens=round(total / len(keep), 3) if keep else None)
     return report, keep
 
 

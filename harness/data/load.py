@@ -40,6 +40,11 @@ class PreferenceData:
     :param eval_prompts: the held-out prompts (strings or message lists), de-duplicated, in order.
     :param format: the format of ``train``/``eval`` as delivered (``report.format`` is the source's).
     :param report: what validation of the training source found.
+    :param selection_prompts: held-out prompts that checkpoints are chosen on, disjoint from ``eval_prompts``,
+        when the source provides them (the toy world); None: they are split off ``eval_prompts``
+        (:mod:`harness.data.selection`).
+    :param selection_pairs: held-out pairs for the selection split, disjoint from ``eval``, when the source
+        provides them; None: split off ``eval``.
     """
 
     train: Dataset
@@ -47,6 +52,8 @@ class PreferenceData:
     eval_prompts: list[Any]
     format: DataFormat
     report: ValidationReport
+    selection_prompts: list[Any] | None = None
+    selection_pairs: Dataset | None = None
 
 
 def _first_line(exc: BaseException) -> str:

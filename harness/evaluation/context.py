@@ -89,7 +89,7 @@ class EvalContext:
     def __init__(self, *, cfg: DictConfig, step: int, policy: torch.nn.Module, reference: Reference,
                  tokenizer: Any, prompts: Sequence[str], gold_reward: RewardFunction | None,
                  is_reference: bool = False, preference_pairs: Sequence[Mapping[str, Any]] | None = None,
-                 refcache: RefCache | None = None) -> None:
+                 refcache: RefCache | None = None, label: str = "") -> None:
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         self.step = step
@@ -102,6 +102,7 @@ class EvalContext:
         self.is_reference = is_reference  # step 0: the policy is the reference model itself
         self.preference_pairs = preference_pairs  # held-out pairwise rows (prompt/chosen/rejected), or None
         self.refcache = refcache if refcache is not None else RefCache("in-memory")
+        self.label = label  # prefixes progress descriptions, e.g. "selection: " for the selection prompts
         self.evaluator: EvaluatorSpec | None = None  # the evaluator running now (set by evaluate_checkpoint)
         self.sample_scores: dict[str, dict[str, list[float]]] = {}  # see add_sample_scores
         self._memo: dict[str, Any] = {}
@@ -145,7 +146,7 @@ class EvalContext:
         e = self.eval_cfg
         return sample(model, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
                       max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
-                      seed=e.seed, add_special_tokens=not self.chat, desc=desc)
+                      seed=e.seed, add_special_tokens=not self.chat, desc=f"{self.label}{desc}")
 
     def token_logprobs(self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False) -> TokenLogprobs:
         """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
@@ -253,6 +254,8 @@ class CheckpointEvaluation:
     metrics: dict[str, float]
     seconds: dict[str, float]  # per evaluator, and "readable_samples" when they are kept
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
+    # The same checkpoint on the selection prompts ({"metrics", "eval_seconds", "eval_breakdown_s"}), if any.
+    selection: dict[str, Any] | None = None
 
 
 def _run_evaluator(spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]]) -> dict[str, float]:

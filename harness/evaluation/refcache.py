@@ -39,8 +39,9 @@ from harness.records import atomic_write_text
 
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = 2  # 2: completions end at every end-of-sequence id the model declares
-#: ``eval`` keys that do not change what evaluating the reference yields.
-_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples")
+#: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which prompts and
+#: seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as ``eval.seed``).
+_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples", "selection")
 _SAMPLES = "samples.safetensors"
 _METRICS = "metrics.json"
 _SAMPLE_SCORES = "sample_scores.json"

@@ -21,15 +21,19 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.leaderboard import columns, merging, ranking, seeds
+from harness.leaderboard import budgets, caveats, columns, conclusions, merging, ranking, seeds
 from harness.leaderboard import frames as board_frames
+from harness.leaderboard import matched_kl as matched
 from harness.records import load_records
 
 # Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
 HIDDEN = ("reason", "overrides", "record", "eval_prompts", "status", "within_budget", "objective", "score",
-          "final", "base")
+          "final", "base", "selection_objective")
+# Checkpoint columns used only to choose the checkpoint (its values on the selection prompts): not per-trial columns.
+CHOICE_ONLY = ("selection_score", "selection_within")
 # Per-trial columns shown after the metrics: the baseline, flags and measured cost.
 TRAILING = ("pareto", "health", "train_s", "peak_mem_mb", "models", "trial_id")
+HIDDEN += budgets.COLUMNS  # each trial's compute budget: in leaderboard.csv and (per method) the cost table
 
 
 @dataclass
@@ -56,6 +60,9 @@ class Leaderboard:
         objective_auto: whether the objective was chosen by ``auto`` (the best metric available) rather than named.
         samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
             every checkpoint that kept some (:func:`harness.leaderboard.frames.samples_frame`), else empty.
+        method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
+            test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
+            with the best and a verdict (:mod:`harness.leaderboard.conclusions`), else empty.
     """
 
     title: str
@@ -76,6 +83,7 @@ class Leaderboard:
     objective_direction: str = "maximize"
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     objective_auto: bool = True
+    method_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -86,6 +94,23 @@ class Leaderboard:
     def completed(self) -> pd.DataFrame:
         """Rows of completed trials, ranked."""
         return self.trials[self.trials["status"] == "completed"] if not self.trials.empty else self.trials
+
+    @property
+    def matched_kl(self) -> pd.DataFrame:
+        """The objective on each method's reward-vs-KL frontier at common KL values (``leaderboard.matched_kl``),
+        with what each method trained on (:mod:`harness.leaderboard.matched_kl`); empty without an objective."""
+        return matched.matched_kl_table(self.checkpoints, self.records, self.objective_name, self.objective_direction,
+                                        self.declarations)
+
+    @property
+    def no_effect(self) -> pd.DataFrame:
+        """Swept values that gave the same run (:func:`harness.leaderboard.caveats.find_no_effect`)."""
+        return caveats.find_no_effect(self.records, self.checkpoints, self.declarations)
+
+    @property
+    def budget_note(self) -> str | None:
+        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.budgets`)."""
+        return budgets.budget_note(self.cost, self.completed)
 
     @property
     def base_column(self) -> str | None:
@@ -105,6 +130,15 @@ class Leaderboard:
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 return float(value), (float(row[se_column]) if se_column in row else None)
         return None, None
+
+    def objective_se_column(self) -> str | None:
+        """The trials' column of the objective's per-trial standard error (e.g. ``gold_se``), or None."""
+        return seeds.se_column_of(self.objective_name, self.declarations, list(self.trials.columns))
+
+    @property
+    def verdict(self) -> str:
+        """The method-level conclusions in one sentence ('' without seeds; :func:`conclusions.verdict`)."""
+        return conclusions.verdict(self.method_summary, self.objective_se_column())
 
     def objective_help(self) -> str | None:
         """What the objective measures (its declared help), or None."""
@@ -148,20 +182,23 @@ def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, s
                  declared: columns.Declarations, objective: str | None) -> pd.DataFrame:
     """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.ranking.best_checkpoints`;
     the checkpoints are :func:`harness.leaderboard.ranking.annotate`-d) beside the trial's baseline
-    (``base_<objective>``), cost and status; ranked, with the Pareto front marked."""
+    (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on the
+    selection prompts, its metrics are the reported (test) ones; ``selection_objective`` (hidden) is its objective
+    on the selection prompts (the reported one for records without selection metrics)."""
     best = ranking.best_checkpoints(checkpoints)
     by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
     rows = []
     for r in records:
         info = board_frames.trial_info(r, swept)
         chosen = by_trial.get(info["trial_id"], {})
-        metrics = {k: v for k, v in chosen.items() if k not in ("trial_id", "method", "health", *swept)}
+        metrics = {k: v for k, v in chosen.items() if k not in ("trial_id", "method", "health", *swept, *CHOICE_ONLY)
+                   and not str(k).startswith(board_frames.SELECTION_PREFIX)}  # shown: reported (test) values
         base = {f"base_{objective}": columns.metric_row(info["base"], declared).get(objective)} if objective else {}
         rows.append({**{k: info[k] for k in ("trial_id", "method", *swept)}, **metrics, **base,
                      **{k: v for k, v in info.items() if k not in ("trial_id", "method", "base", *swept)}})
     df = pd.DataFrame(rows)
     for column, default in (("objective", math.nan), ("score", math.nan), ("within_budget", False),
-                            ("step", pd.NA), ("kl", math.nan)):
+                            ("step", pd.NA), ("kl", math.nan), ("selection_objective", math.nan)):
         if column not in df.columns:
             df[column] = default
     done = df["status"] == "completed"
@@ -175,9 +212,10 @@ def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame()
     grouped = done.groupby("method", sort=True)
-    return pd.DataFrame({"trials": grouped.size(), "train_s_mean": grouped["train_s"].mean(),
+    cost = pd.DataFrame({"trials": grouped.size(), "train_s_mean": grouped["train_s"].mean(),
                          "peak_mem_mb_max": grouped["peak_mem_mb"].max(),
                          "models_in_memory": grouped["models"].max()}).reset_index()
+    return budgets.add_to_cost(cost, done)  # and each method's mean compute budget
 
 
 def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: str = "auto",
@@ -204,14 +242,20 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
     trials = trials_table(records, checkpoints, swept, declared, name)
+    trials = caveats.flag_trials(budgets.add_to_trials(trials, records),
+                                 caveats.find_no_effect(records, checkpoints, declared))
     done = trials[trials["status"] == "completed"]
     methods = (done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
                if not done.empty else pd.DataFrame())
+    se, kl_se = (seeds.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
+    measured = conclusions.measured_selection(checkpoints, name)
+    summary = conclusions.method_summary(trials, swept, direction, se, measured) if name else pd.DataFrame()
     return Leaderboard(title, records, trials, checkpoints, methods,
-                       seeds.aggregate_seeds(trials, swept, direction), cost_table(trials), swept, name, kl_budget,
-                       settings=board_frames.method_settings(records, swept), declarations=declared,
+                       seeds.aggregate_seeds(trials, swept, direction, se, kl_se), cost_table(trials), swept, name,
+                       kl_budget, settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records), declarations=declared,
                        objective_direction=direction, objective_auto=objective in (None, "auto"),
-                       samples=board_frames.samples_frame(records))
+                       samples=board_frames.samples_frame(records),
+                       method_summary=summary)
 
 
 def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",

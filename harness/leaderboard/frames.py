@@ -15,6 +15,9 @@ import pandas as pd
 
 from harness.leaderboard import columns
 
+#: Prefix of the checkpoint columns measured on the selection prompts (``sel_gold_reward``, ``sel_kl``, ...).
+SELECTION_PREFIX = "sel_"
+
 
 def trial_id(record: dict[str, Any]) -> str:
     """A trial's identifier: its record's trial_id, else its directory."""
@@ -71,16 +74,20 @@ def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> 
 def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str],
                       declared: columns.Declarations) -> pd.DataFrame:
     """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every metric
-    (by its column, see :mod:`harness.leaderboard.columns`), health flags."""
+    (by its column, see :mod:`harness.leaderboard.columns`), every metric on the selection prompts (``sel_<column>``,
+    when the checkpoint has them: ``checkpoints[i]["selection"]``), health flags."""
     rows = []
     for r in records:
         hp = r.get("hyperparameters") or {}
         for c in r.get("checkpoints") or []:
             if not c.get("metrics"):
                 continue
+            selection = columns.metric_row((c.get("selection") or {}).get("metrics") or {}, declared)
             rows.append({"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
                          "final": bool(c.get("final")), **{k: hp.get(k) for k in swept},
-                         **columns.metric_row(c["metrics"], declared), "health": ", ".join(c.get("health") or [])})
+                         **columns.metric_row(c["metrics"], declared),
+                         **{f"{SELECTION_PREFIX}{k}": v for k, v in selection.items()},
+                         "health": ", ".join(c.get("health") or [])})
     return pd.DataFrame(rows)
 
 

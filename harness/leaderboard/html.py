@@ -16,10 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from harness.leaderboard import budgets, caveats, conclusions, matched_kl
 from harness.leaderboard import plots as plotting
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.frames import format_value, is_missing, is_number
 from harness.leaderboard.samples_html import samples_section
+from harness.leaderboard.selection import selection_sentence
 from harness.records import atomic_write_text
 
 # The meaning of the columns that are not metrics (metrics explain themselves: their declarations' help).
@@ -38,20 +40,19 @@ COLUMN_NOTES = {
     "models_in_memory": "models held in memory while training (policy, reference, ...)",
     "n_seeds": "number of seeds run with this setting",
     "objective_mean": "mean of the objective over seeds",
-    "objective_ci95": "half-width of the 95% t confidence interval of objective_mean",
-    "kl_mean": "mean KL over seeds",
-    "kl_ci95": "half-width of the 95% t confidence interval of kl_mean",
-    "p_vs_best": "Welch t-test p-value against the best setting",
-    "same_as_best": "not significantly different from the best setting (p ≥ 0.05)",
+    "kl_ci95": "half-width of the 95% confidence interval of kl_mean, evaluation noise included",
+    **conclusions.NOTES,
 }
-_SECTIONS = (("trials", "Ranked trials"), ("failed", "Failed and pruned trials"), ("methods", "Best per method"),
+_SECTIONS = (("conclusions", "Methods"), ("trials", "Ranked trials"), ("failed", "Failed and pruned trials"),
+             ("methods", "Best per method"), ("matched_kl", "Reward at matched KL"),
+             ("no_effect", "Parameters that changed nothing"),
              ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
              ("samples", "Samples"), ("reproduce", "Reproduce"))
 _PLOT_CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
                 "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
     "training": "Reward and KL over training, one line per trial.",
-    "sensitivity": "Objective against each swept hyperparameter; lines: mean over seeds and the other swept settings, per value.",
+    "sensitivity": "Objective against each swept hyperparameter; lines: median over seeds and the other swept settings, per value.",
 }
 
 def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
@@ -164,6 +165,8 @@ def _intro(board: Any, trials: pd.DataFrame) -> str:
                    f"<code>base_{html.escape(objective)}</code> is the reference (untrained) model's value.")
     else:
         ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
+    chosen = selection_sentence(getattr(board, "records", None) or []) if objective else ""
+    ranking += f" {html.escape(chosen)}" if chosen else ""
     return (f"<p class=\"lead\">{len(trials)} trials: {len(done)} completed, {len(others)} failed or pruned. "
             f"{ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red when over "
             "the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the reward-vs-KL "
@@ -195,10 +198,39 @@ def _settings(settings: pd.DataFrame) -> str:
     """Each method's unswept hyperparameters, one wrapped line per method (too long for a table cell)."""
     if settings.empty or "settings" not in settings.columns:
         return ""
-    items = "".join(f"<li><b>{html.escape(str(row['method']))}</b>: <code>{html.escape(str(row['settings']))}</code></li>"
-                    for row in settings.to_dict("records"))
+    items = "".join(f"<li><b>{html.escape(str(row['method']))}</b>: <code>{html.escape(str(row['settings']))}</code>"
+                    + (f"<br><span class=\"muted\">loss: {html.escape(str(row['loss']))}</span>" if row.get("loss")
+                       else "") + "</li>" for row in settings.to_dict("records"))
     return ("<p>Each method's hyperparameters that are the same in all its trials (the swept ones are columns of the "
-            f"tables above).</p><ul class=\"settings\">{items}</ul>")
+            "tables above), and, where its plugin states it, the loss its trainer computes (what is summed, what is "
+            f"averaged per token, what an NLL term covers).</p><ul class=\"settings\">{items}</ul>")
+
+
+def _matched_kl(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
+    """The objective on each method's frontier at common KL values ('' without it)."""
+    table = getattr(board, "matched_kl", None)
+    if table is None or table.empty:
+        return ""
+    text = matched_kl.explanation(table, board.objective_name).replace("`", "").replace("**", "")
+    return f"<p>{html.escape(text)}</p>{html_table(table, 'matched_kl', budget, colors, matched_kl.NOTES)}"
+
+
+def _no_effect(board: Any) -> str:
+    """Swept values that gave the same run, one line each ('' when there are none)."""
+    findings = getattr(board, "no_effect", None)
+    if findings is None or findings.empty:
+        return ""
+    items = "".join(f"<li><b>{html.escape(str(r['method']))}</b>: {html.escape(str(r['note']))}.</li>"
+                    for r in findings.to_dict("records"))
+    return ("<p>Trials of one method that differ in a single hyperparameter (same seed) but gave the same run at every "
+            f"evaluated checkpoint are one result, not several (flagged {caveats.FLAG}).</p><ul>{items}</ul>")
+
+
+def _cost(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
+    """The cost table, with the budget note when the methods' budgets differ."""
+    note = getattr(board, "budget_note", None)
+    lead = f'<p class="objective"><b>Note:</b> {html.escape(note)}</p>' if note else ""
+    return lead + html_table(_flat(board.cost), "cost", budget, colors, budgets.NOTES)
 
 
 def _reproduce(trials: pd.DataFrame) -> str:
@@ -247,6 +279,17 @@ def _optuna(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
     return f"<ul>{items}</ul>{note}"
 
 
+def _conclusions(board: Any, budget: float | None, colors: Mapping[str, str], notes: Mapping[str, str]) -> str:
+    """The Methods section: the verdict sentence and each method at its best setting ('' without seeds)."""
+    summary = _flat(getattr(board, "method_summary", None))
+    if summary.empty:
+        return ""
+    explanation = conclusions.explanation(board.objective_name, board.objective_se_column())
+    return (f'<p class="lead">{html.escape(board.verdict)}</p>'
+            f"{html_table(conclusions.shown(summary), 'conclusions', budget, colors, notes)}"
+            f'<p class="muted">{html.escape(explanation.replace("`", "").replace("**", ""))}</p>')
+
+
 def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) -> str:
     """The leaderboard ``board`` (a :class:`harness.leaderboard.Leaderboard`, or any object with its
     DataFrames) as one self-contained HTML page: explanation, ranked trials, failed and pruned trials, best
@@ -268,13 +311,16 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
     failed = others[[c for c in ("method", "status", "reason", *swept, "trial_id")
                      if c in others.columns]] if not others.empty else others
     sections = {
+        "conclusions": _conclusions(board, budget, colors, notes),
         "trials": html_table(shown_trials, "trials", budget, colors, notes),
         "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors, notes),
         "methods": html_table(board.shown(_flat(board.methods)), "methods", budget, colors, notes),
+        "matched_kl": _matched_kl(board, budget, colors),
+        "no_effect": _no_effect(board),
         "seeds": html_table(seeds, "seeds", budget, colors, notes) if several_seeds else "",
         "settings": _settings(_flat(board.settings)),
         "optuna": _optuna(board, budget, colors),
-        "cost": html_table(_flat(board.cost), "cost", budget, colors),
+        "cost": _cost(board, budget, colors),
         "plots": _plots(plots),
         "samples": samples_section(board, colors),
         "reproduce": _reproduce(trials),
@@ -284,7 +330,8 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name in _SECTIONS if sections[key])
     body = "".join(f'<h2 id="{key}">{html.escape(name)}</h2>{sections[key]}'
                    for key, name in _SECTIONS if sections[key])
-    columns = [*shown_trials.columns, *_flat(board.cost).columns, *seeds.columns]
+    columns = [*conclusions.shown(_flat(getattr(board, "method_summary", None))).columns, *shown_trials.columns,
+               *_flat(board.cost).columns, *seeds.columns]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

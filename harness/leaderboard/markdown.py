@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.leaderboard import budgets, caveats, conclusions, matched_kl
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.frames import format_value
+from harness.leaderboard.selection import selection_sentence
 
 
 def _table(board: Leaderboard, df: pd.DataFrame) -> str:
@@ -60,9 +62,11 @@ def _intro(board: Leaderboard, n_done: int, prompts: int | None) -> str:
     if board.objective_name is None:
         return head
     budget = f"within a KL budget of {board.kl_budget:g} nats" if board.kl_budget is not None else "(no KL budget)"
+    chosen = selection_sentence(board.records)
     return (f"{head} Each trial is shown at its best checkpoint by **{board.objective_name}** {budget} (a trial with "
             f"none inside the budget keeps its final checkpoint and ranks after the others), on "
-            f"{prompts if prompts is not None else '?'} held-out prompts. `kl` is KL(policy || reference) in nats per "
+            f"{prompts if prompts is not None else '?'} held-out prompts.{' ' + chosen if chosen else ''} "
+            "`kl` is KL(policy || reference) in nats per "
             "sequence; `*_se` columns are standard errors; ★ marks the Pareto front (no other trial is as good at a "
             "lower KL); `health` lists flags raised at any checkpoint. The columns are explained under **Columns**.")
 
@@ -86,21 +90,31 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
     n_done = int((df["status"] == "completed").sum())
     prompts = df["eval_prompts"].dropna()
     lines += [*objective_lines(board), "", _intro(board, n_done, int(prompts.iloc[0]) if len(prompts) else None), ""]
+    if not board.method_summary.empty:
+        lines += ["## Methods", "", board.verdict, "",
+                  conclusions.shown(board.method_summary).map(format_value).to_markdown(index=False), "",
+                  conclusions.explanation(board.objective_name, board.objective_se_column()), "", "## Ranked trials", ""]
     if not board.completed.empty:
         lines += [_table(board, board.completed), ""]
     if len(board.methods) > 1:
         lines += ["## Best per method", "", _table(board, board.methods), ""]
+    lines += matched_kl.markdown_lines(board.matched_kl, board.objective_name)
+    lines += caveats.markdown_lines(board.no_effect)
     if not board.seeds.empty:
-        lines += ["## Over seeds", "", f"Mean and 95% confidence interval over seeds of **{board.objective_name}** "
-                  "and KL; `p_vs_best` is Welch's t-test against rank 1, and `same_as_best` marks settings whose "
-                  "difference from the best is not significant (p >= 0.05).", "",
+        lines += ["## Over seeds", "", f"Mean and 95% confidence interval over the non-diverged seeds of "
+                  f"**{board.objective_name}** and KL, each trial's standard error added to the spread over seeds; "
+                  "`diverged` counts the seeds left out; `p_vs_best` is a Welch-type t-test against rank 1, `p_holm` "
+                  "its Holm adjustment over all comparisons, and `same_as_best` marks settings whose difference from "
+                  "the best is not significant after it (p_holm >= 0.05).", "",
                   board.seeds.map(format_value).to_markdown(index=False), ""]
     if not board.settings.empty:
         lines += ["## Method settings", "", "Each method's hyperparameters that are the same in all its trials (the "
-                  "swept ones are columns of the tables above):", "", board.settings.to_markdown(index=False), ""]
+                  "swept ones are columns of the tables above), and, where its plugin states it, the loss its trainer "
+                  "computes (`loss`: what is summed, what is averaged per token, what an NLL term covers):", "",
+                  board.settings.to_markdown(index=False), ""]
     lines += optuna_lines(board)
     if not board.cost.empty:
-        lines += ["## Compute cost per method (measured)", "", board.cost.map(format_value).to_markdown(index=False), ""]
+        lines += budgets.markdown_lines(board.cost, board.budget_note)
     others = df[df["status"] != "completed"]
     if not others.empty:
         lines += ["## Failed and pruned trials", ""]

@@ -13,7 +13,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
+from harness.leaderboard import plot_scale
 
 DPI = 110
 KL_LABEL = "KL(policy ‖ reference) [nats per sequence]"
@@ -185,10 +187,12 @@ def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
 
 def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl: str = "kl",
                     direction: str = "maximize", reference: float | None = None,
-                    colors: Mapping[str, str] | None = None) -> Figure:
+                    colors: Mapping[str, str] | None = None, label_keys: Sequence[str] = ("seed",)) -> Figure:
     """Two panels over training steps, reward (top) and KL (bottom), with one line per trial coloured by its
     method; the reference model's reward (``reference``, by default from ``base_<objective>``) as a dotted line
-    when known. Returns the figure."""
+    when known. A panel's y axis leaves out a few far outliers (a diverged trial, see
+    :mod:`harness.leaderboard.plot_scale`) and names them, by method and ``label_keys`` settings. Returns the
+    figure."""
     fig = _new_figure(8.0, 6.2)
     top, bottom = fig.subplots(2, 1, sharex=True)
     frame = checkpoints if checkpoints is not None else pd.DataFrame()
@@ -207,6 +211,7 @@ def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", k
             methods.add(method)
             ax.plot(group["step"], group[column], color=colors[method], marker="o", markersize=3.5,
                     linewidth=1.4, alpha=0.8, gid=f"{panel}:{trial}")
+        plot_scale.clip_axis(ax, data, column, label_keys, "KL" if panel == "kl" else OBJECTIVE_LABELS.get(column))
     top.set_title(f"{OBJECTIVE_LABELS.get(objective, objective)} and KL over training (one line per trial)")
     bottom.set_xlabel("training step (optimizer updates)")
     if reference is None:
@@ -233,9 +238,12 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
                      colors: Mapping[str, str] | None = None) -> Figure | None:
     """One panel per swept hyperparameter (the seed excluded) that takes several values within at least one
     method: the ``objective`` of each completed trial against the value, one colour per method, with a line
-    through the mean at each value (over seeds and the other swept settings). The x axis is logarithmic for
-    positive values spanning more than 10x (learning rates); non-numeric values are categories. Returns None
-    when no such hyperparameter exists (e.g. only the seed, or only per-method defaults, differ)."""
+    through the median at each value (over seeds and the other swept settings: one diverged seed does not move
+    it). The x axis is logarithmic for positive values spanning more than 10x (learning rates); non-numeric values
+    are categories. The y axis leaves out a few far outliers and names them (:mod:`harness.leaderboard.plot_scale`);
+    the legend sits below the panels, clear of the title. Returns None when no such hyperparameter exists (e.g.
+    only the seed, or only per-method defaults, differ)."""
+    swept = list(swept)
     params = [p for p in swept if p != "seed" and trials is not None and p in trials.columns]
     data = _usable(trials, objective)
     if "status" in data.columns:
@@ -246,7 +254,7 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
     colors = dict(colors or method_colors(data["method"]))
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
-    fig = _new_figure(4.3 * ncols + 1.6, 3.4 * nrows + 0.4)
+    fig = _new_figure(max(4.3 * ncols + 0.4, 6.4), 3.4 * nrows + 1.1)  # the legend below the panels
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     methods: set[str] = set()
     for ax, param in zip(axes, params, strict=False):
@@ -256,8 +264,8 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
             methods.add(str(method))
             ax.scatter(group["_x"], group[objective], color=colors[method], s=24, alpha=0.7, zorder=3,
                        gid=f"points:{param}:{method}")
-            means = group.groupby("_x", sort=True)[objective].mean()
-            ax.plot(means.index, means.to_numpy(), color=colors[method], linewidth=1.6, zorder=2,
+            medians = group.groupby("_x", sort=True)[objective].median()
+            ax.plot(medians.index, medians.to_numpy(), color=colors[method], linewidth=1.6, zorder=2,
                     gid=f"mean:{param}:{method}")
         if numeric is not None:
             present = numeric.dropna()
@@ -267,11 +275,13 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
         ax.set_ylabel(objective_label(objective, direction))
         ax.set_title(f"sensitivity to {param}", fontsize=10)
         ax.grid(True, alpha=0.3)
+        plot_scale.clip_axis(ax, data, objective, [k for k in swept if k in data.columns],
+                             OBJECTIVE_LABELS.get(objective))
     for ax in axes[len(params):]:
         ax.set_visible(False)
     handles = _method_handles(methods, colors)
-    handles.append(Line2D([], [], color="0.4", label="mean over seeds\nand other settings"))
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    handles.append(Line2D([], [], color="0.4", label="median over seeds and other settings"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=8)
     fig.suptitle(f"{OBJECTIVE_LABELS.get(objective, objective)} vs each swept hyperparameter (completed trials)")
     return fig
 
@@ -305,7 +315,8 @@ def render_plots(board: Any) -> dict[str, bytes]:
     figures: dict[str, Figure | None] = {
         "frontier": frontier_plot(checkpoints, objective, kl_budget=getattr(board, "kl_budget", None),
                                   reference=reference, colors=colors, direction=direction),
-        "training": training_curves(checkpoints, objective, direction=direction, reference=reference, colors=colors),
+        "training": training_curves(checkpoints, objective, direction=direction, reference=reference, colors=colors,
+                                    label_keys=list(getattr(board, "swept", []) or ["seed"])),
         "sensitivity": sensitivity_plot(board.trials, getattr(board, "swept", []) or [], objective, direction,
                                         colors=colors),
     }

@@ -29,7 +29,7 @@ def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
 
 def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, ``samples.csv`` (when checkpoints kept
-    readable samples), the plots and ``leaderboard.html`` to ``out_dir`` (atomically, each); returns the paths
+    readable samples), ``methods.csv`` (the method-level conclusions, with seeds), the plots and ``leaderboard.html`` to ``out_dir`` (atomically, each); returns the paths
     written."""
     out = Path(out_dir)
     written: list[Path] = []
@@ -43,9 +43,16 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
     atomic_write_text(out / "checkpoints.csv", checkpoints_table(board).to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
+    matched = board.matched_kl
+    if not matched.empty:  # each method's objective at common KL values (harness.leaderboard.matched_kl)
+        atomic_write_text(out / "matched_kl.csv", matched.to_csv(index=False))
+        written.append(out / "matched_kl.csv")
     if not board.samples.empty:
         atomic_write_text(out / SAMPLES_CSV, board.samples.to_csv(index=False))
         written.append(out / SAMPLES_CSV)
+    if not board.method_summary.empty:
+        atomic_write_text(out / "methods.csv", board.method_summary.to_csv(index=False))
+        written.append(out / "methods.csv")
     if not board.importances.empty:
         atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
         written.append(out / "importances.csv")

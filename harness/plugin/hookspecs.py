@@ -162,15 +162,19 @@ def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
 
 
 @hookspec
-def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any]) -> None:
+def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any],
+                                 selection: Mapping[str, Any] | None) -> None:
     """Called after a checkpoint of the trained model has been evaluated, from the trial's own process.
 
     A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner). The
-    reference model's evaluation (step 0) is not reported here; it is ``record["reference"]``.
+    reference model's evaluation (step 0) is not reported here; it is ``record["reference"]``. An implementation
+    may leave out parameters it does not use (``selection`` is newer than the others).
 
     :param cfg: the trial config.
     :param step: the optimizer step of the checkpoint (>= 1).
-    :param metrics: the evaluators' metrics for that checkpoint.
+    :param metrics: the evaluators' metrics for that checkpoint, on the reported (test) prompts.
+    :param selection: the same checkpoint's metrics on the selection prompts (``eval.selection``), which a
+        decision about the trial (a pruner) should use rather than ``metrics``; None when selection is off.
     """
 
 

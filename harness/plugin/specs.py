@@ -150,6 +150,10 @@ class MethodSpec:
         validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for settings
             that are wrong together. Called before any compute, after each value is checked on its own.
         description: one line shown in listings and the leaderboard.
+        loss_notes: the loss convention the trainer actually uses, in a sentence or two (what is summed and what
+            is averaged per token, which tokens an NLL term covers, what the knobs scale, naming the trainer-config
+            flag where one decides it): shown next to the method's settings in the leaderboard, so a reader can
+            see why two methods' numbers are not on one scale. Empty: nothing stated.
         produces: what ``train`` returns: a ``"policy"`` (a causal LM, evaluated by ``eval.evaluators`` against
             the reference model) or a ``"reward_model"`` (a one-output sequence classifier, evaluated by the
             evaluators that apply to reward models, with no reference baseline).
@@ -171,11 +175,15 @@ class MethodSpec:
     validate: Callable[[Any], None] | None = None
     description: str = ""
     produces: ModelKind = "policy"
+    loss_notes: str = ""
     origin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         owner = f"MethodSpec {self.name!r}"
         check_name(owner, "name", self.name)
+        if not isinstance(self.loss_notes, str):
+            reject(owner, f"loss_notes must be a string (the loss convention in words), got "
+                          f"{type(self.loss_notes).__name__}.")
         if not callable(self.train):
             reject(owner, f"train must be a function train(ctx) -> model, got {type(self.train).__name__}.")
         if self.data_kind not in DATA_KINDS:

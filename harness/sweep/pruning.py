@@ -32,10 +32,12 @@ def harness_trial_start(cfg: Any, trial_dir: Any) -> None:
 
 
 @hookimpl
-def harness_checkpoint_evaluated(cfg: Any, step: int, metrics: Mapping[str, Any]) -> None:
-    """Report the checkpoint; raises TrialPruned when the study's pruner stops the trial."""
+def harness_checkpoint_evaluated(cfg: Any, step: int, metrics: Mapping[str, Any],
+                                 selection: Mapping[str, Any] | None) -> None:
+    """Report the checkpoint (its selection metrics when it has them); raises TrialPruned when the study's pruner
+    stops the trial."""
     if _current is not None:
-        _current.checkpoint(step, metrics)
+        _current.checkpoint(step, metrics, selection)
 
 
 @hookimpl

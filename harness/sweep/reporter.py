@@ -4,8 +4,10 @@ The sweeper passes two environment variables to each job (through Hydra's ``hydr
 ``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number). When they
 are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by this process,
 keeps a heartbeat, and after every checkpoint reports the trial's objective so far (the leaderboard's rule over
-the checkpoints evaluated up to now, so the last report equals the value the sweeper tells Optuna). When the
-pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
+the checkpoints evaluated up to now, so the last report equals the value the sweeper tells Optuna). Like that
+value, it is measured on the selection prompts (``eval.selection``), never on the reported (test) ones, unless
+selection is off. When the pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is
+recorded as pruned.
 """
 
 from __future__ import annotations
@@ -81,9 +83,13 @@ class TrialReporter:
             with contextlib.suppress(Exception):  # a storage hiccup must not kill the trial; the next beat retries
                 self._beat()
 
-    def checkpoint(self, step: int, metrics: Mapping[str, Any]) -> None:
-        """Report the objective after the checkpoint at ``step``; raise TrialPruned if the pruner says so."""
-        self.checkpoints.append({"step": step, "metrics": dict(metrics)})
+    def checkpoint(self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None = None) -> None:
+        """Report the objective after the checkpoint at ``step`` (``selection``: its metrics on the selection
+        prompts, which decide when given); raise TrialPruned if the pruner says so."""
+        entry: dict[str, Any] = {"step": step, "metrics": dict(metrics)}
+        if selection:
+            entry["selection"] = {"metrics": dict(selection)}
+        self.checkpoints.append(entry)
         if self.settings.multi_objective:
             return  # Optuna neither records intermediate values nor prunes for several objectives
         values, _ = st.objective_values(self.checkpoints, self.settings, self.declared)

@@ -7,7 +7,10 @@ any storage URL (``postgresql://...`` for several machines) works too.
 
 A trial's objective values are read from its record with the leaderboard's own rule
 (:func:`harness.leaderboard.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
-final one. So Optuna's best trial is the leaderboard's first row.
+final one. Both the choice and the values told to Optuna are measured on the selection prompts
+(``eval.selection``, :mod:`harness.trial.selection`), so Optuna never sees a score the leaderboard reports (the
+reported prompts are the test set); records without selection metrics use their reported ones. Optuna's best trial
+is the one whose chosen checkpoint is best on the selection prompts; the leaderboard ranks by the test values.
 """
 
 from __future__ import annotations
@@ -128,10 +131,11 @@ def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequ
                       ) -> tuple[dict[str, Any] | None, str | None]:
     """The checkpoint a trial is judged by (its metrics by column) and the column of its first objective.
 
-    ``checkpoints`` are record entries (``{"step", "final", "metrics"}``); ``declared`` the trial's metric
-    declarations (``record["metric_declarations"]``), which map metric keys to columns. The rule is the
-    leaderboard's: the best by the first objective, in ``direction``, among checkpoints within the KL budget,
-    else the final one.
+    ``checkpoints`` are record entries (``{"step", "final", "metrics", "selection"}``); ``declared`` the trial's
+    metric declarations (``record["metric_declarations"]``), which map metric keys to columns. The rule is the
+    leaderboard's: the best by the first objective on the selection prompts, in ``direction``, among checkpoints
+    within the KL budget there, else the final one. The metrics on the selection prompts are the ``sel_<column>``
+    entries of the result.
     """
     from harness.leaderboard import frames as board_frames
     from harness.leaderboard import ranking
@@ -153,7 +157,8 @@ def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySe
                      declared: Mapping[str, Any] | None = None) -> tuple[list[float] | None, int | None]:
     """The study's objective values for a trial with these evaluated checkpoints (``declared``: the trial's
     metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
-    such metric)."""
+    such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i]["selection"]``;
+    its reported ones when it has none)."""
     from harness.leaderboard import columns
 
     direction = settings.directions[0] if settings.directions else "maximize"
@@ -164,14 +169,34 @@ def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySe
     for i, name in enumerate(settings.objectives):
         if i and name == "auto":
             raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
-        value = chosen.get(first if i == 0 else columns.column_of(name, dict(declared or {})), chosen.get(name))
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        column = first if i == 0 else columns.column_of(name, dict(declared or {}))
+        value = _selection_value(chosen, column)
+        if _missing(value):
+            value = chosen.get(column, chosen.get(name))
+        if _missing(value):
             return None, chosen["step"]
         values.append(float(value))
     return values, chosen["step"]
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _selection_value(chosen: Mapping[str, Any], column: str | None) -> Any:
+    """The chosen checkpoint's value of ``column`` on the selection prompts (None when it has none)."""
+    from harness.leaderboard.frames import SELECTION_PREFIX
+
+    return chosen.get(f"{SELECTION_PREFIX}{column}") if column else None
+
+
 def min_kl(checkpoints: Sequence[Mapping[str, Any]]) -> float | None:
-    """The lowest KL over evaluated checkpoints (None if none has a KL)."""
-    kls = [c["metrics"]["kl"] for c in checkpoints if (c.get("metrics") or {}).get("kl") is not None]
+    """The lowest KL over evaluated checkpoints, on the selection prompts where a checkpoint has them (None if
+    none has a KL)."""
+    kls = []
+    for c in checkpoints:
+        kl = ((c.get("selection") or {}).get("metrics") or {}).get("kl")
+        kl = kl if kl is not None else (c.get("metrics") or {}).get("kl")
+        if kl is not None:
+            kls.append(kl)
     return min(kls) if kls else None

@@ -9,6 +9,8 @@ concurrent processes never build the same world twice and never see a half-writt
     train_pairs.jsonl       {"prompt", "chosen", "rejected"} preference pairs for training
     eval_pairs.jsonl        held-out pairs (for held-out preference accuracy)
     eval_prompts.jsonl      {"prompt"} held-out prompts (for sampling-based evaluation)
+    selection_prompts.jsonl {"prompt"} held-out prompts that checkpoints are chosen on (disjoint from all others)
+    selection_pairs.jsonl   held-out pairs for the selection split (preference accuracy there)
     meta.json               spec, key, build seconds, parameter count, base-model and pair statistics
                             (written last: its presence marks a complete world)
 
@@ -71,6 +73,16 @@ class ToyWorld:
         """JSONL of held-out prompts."""
         return self.root / "eval_prompts.jsonl"
 
+    @property
+    def selection_prompts_path(self) -> Path:
+        """JSONL of held-out selection prompts (checkpoints are chosen on these, reported on the eval prompts)."""
+        return self.root / "selection_prompts.jsonl"
+
+    @property
+    def selection_pairs_path(self) -> Path:
+        """JSONL of held-out selection pairs."""
+        return self.root / "selection_pairs.jsonl"
+
     @classmethod
     def load(cls, root: str | Path) -> ToyWorld:
         """The world in ``root`` (which must contain ``meta.json``)."""
@@ -117,17 +129,34 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
+def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool) -> dict[str, list[Any]]:
+    """The world's prompts and pairs, sampled from the pretrained ``model`` (call it inside a forked RNG)."""
+    from harness.toyworld.pairs import draw_prompts, make_pairs, sample_completions
+
+    rng = random.Random(f"prompts-{spec.seed}")
+    used: set[str] = set()
+    eval_prompts = draw_prompts(rng, spec.num_eval_prompts, spec, used, distinct=True)
+    stats_prompts = [p for p in eval_prompts for _ in range(spec.stats_samples_per_prompt)]
+    base = sample_completions(model, tokenizer, stats_prompts, max_new_tokens=spec.max_new_tokens,
+                              temperature=spec.temperature, batch_size=spec.sample_batch_size,
+                              seed=spec.seed + 1, progress=progress, desc="toy world: base samples")
+    eval_pairs = make_pairs(model, tokenizer, spec, spec.num_eval_pairs, rng, used, spec.seed + 2,
+                            progress, "toy world: eval pairs")
+    train_pairs = make_pairs(model, tokenizer, spec, spec.num_train_pairs, rng, used, spec.seed + 3,
+                             progress, "toy world: train pairs")
+    # Drawn last with the same generator: everything above is the same whatever the selection sizes are.
+    selection_prompts = draw_prompts(rng, spec.num_selection_prompts, spec, used, distinct=True)
+    selection_pairs = make_pairs(model, tokenizer, spec, spec.num_selection_pairs, rng, used, spec.seed + 4,
+                                 progress, "toy world: selection pairs")
+    return {"eval_prompts": eval_prompts, "stats_prompts": stats_prompts, "base": base, "eval_pairs": eval_pairs,
+            "train_pairs": train_pairs, "selection_prompts": selection_prompts, "selection_pairs": selection_pairs}
+
+
 def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
     """Build every artefact of the world into ``directory`` (meta.json last)."""
     import torch
 
-    from harness.toyworld.pairs import (
-        completion_stats,
-        draw_prompts,
-        make_pairs,
-        pair_stats,
-        sample_completions,
-    )
+    from harness.toyworld.pairs import completion_stats, pair_stats
     from harness.toyworld.pretrain import pretrain
     from harness.toyworld.tokenizer import build_tokenizer
 
@@ -139,24 +168,15 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
         timings["pretrain_seconds"] = time.perf_counter() - started
         model.save_pretrained(directory / "model")
         tokenizer.save_pretrained(directory / "model")
-
-        rng = random.Random(f"prompts-{spec.seed}")
-        used: set[str] = set()
-        eval_prompts = draw_prompts(rng, spec.num_eval_prompts, spec, used, distinct=True)
-        stats_prompts = [p for p in eval_prompts for _ in range(spec.stats_samples_per_prompt)]
-        base = sample_completions(model, tokenizer, stats_prompts, max_new_tokens=spec.max_new_tokens,
-                                  temperature=spec.temperature, batch_size=spec.sample_batch_size,
-                                  seed=spec.seed + 1, progress=progress, desc="toy world: base samples")
-        eval_pairs = make_pairs(model, tokenizer, spec, spec.num_eval_pairs, rng, used, spec.seed + 2,
-                                progress, "toy world: eval pairs")
-        train_pairs = make_pairs(model, tokenizer, spec, spec.num_train_pairs, rng, used, spec.seed + 3,
-                                 progress, "toy world: train pairs")
+        data = _sample_data(model, tokenizer, spec, progress)
         timings["sampling_seconds"] = time.perf_counter() - started - timings["pretrain_seconds"]
 
     columns = ("prompt", "chosen", "rejected")
-    _write_jsonl(directory / "train_pairs.jsonl", [{k: r[k] for k in columns} for r in train_pairs])
-    _write_jsonl(directory / "eval_pairs.jsonl", [{k: r[k] for k in columns} for r in eval_pairs])
-    _write_jsonl(directory / "eval_prompts.jsonl", [{"prompt": p} for p in eval_prompts])
+    for name in ("train_pairs", "eval_pairs", "selection_pairs"):
+        _write_jsonl(directory / f"{name}.jsonl", [{k: r[k] for k in columns} for r in data[name]])
+    for name in ("eval_prompts", "selection_prompts"):
+        _write_jsonl(directory / f"{name}.jsonl", [{"prompt": p} for p in data[name]])
+    stats_prompts, base, every = data["stats_prompts"], data["base"], spec.stats_samples_per_prompt
     meta = {
         "version": VERSION,
         "key": spec.key(),
@@ -166,13 +186,19 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
         "build_seconds": time.perf_counter() - started,
         **timings,
         "torch_threads": torch.get_num_threads(),
+        # What the build's floating point depends on: the same spec gives other weights (and so other pairs) under
+        # another torch version or CPU instruction set (e.g. AVX2 against AVX-512 kernels); thread count does not
+        # matter (checked: 1 and 2 threads give identical files).
+        "torch_version": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "base_model": completion_stats(base),
-        "train_pairs": pair_stats(train_pairs),
-        "eval_pairs": pair_stats(eval_pairs),
-        "num_eval_prompts": len(eval_prompts),
+        "train_pairs": pair_stats(data["train_pairs"]),
+        "eval_pairs": pair_stats(data["eval_pairs"]),
+        "num_eval_prompts": len(data["eval_prompts"]),
+        "num_selection_prompts": len(data["selection_prompts"]),
+        "selection_pairs": pair_stats(data["selection_pairs"]),
         "reference_gold_rewards": {text: gold_reward(text) for text in REFERENCE_COMPLETIONS},
         "base_examples": [{"prompt": p, "completion": c, "gold_reward": gold_reward(c)}
-                          for p, c in zip(stats_prompts[:: spec.stats_samples_per_prompt][:8],
-                                          base[:: spec.stats_samples_per_prompt][:8], strict=True)],
+                          for p, c in zip(stats_prompts[::every][:8], base[::every][:8], strict=True)],
     }
     (directory / META).write_text(json.dumps(meta, indent=2) + "\n")

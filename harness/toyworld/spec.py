@@ -18,7 +18,7 @@ from typing import Any
 from harness.errors import ConfigError, UnknownNameError
 
 #: Version of the toy-world code; part of every cache key.
-VERSION = 2
+VERSION = 3  # 3: selection prompts and pairs (drawn after the train pairs; everything else is unchanged)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class ToyWorldSpec:
     num_train_pairs: int = 2000
     num_eval_pairs: int = 256
     num_eval_prompts: int = 128  # held-out prompts for evaluation (disjoint from all pair prompts)
+    # Selection (validation) data: the prompts (and pairs) checkpoints are chosen on, disjoint from all the others
+    # (drawn last, so that the rest of the world is the same whatever these are).
+    num_selection_prompts: int = 64
+    num_selection_pairs: int = 128
     max_new_tokens: int = 24
     temperature: float = 1.0  # sampling temperature of the completions (no top-k, no top-p)
     bt_tau: float = 0.1  # label noise: P(a preferred to b) = sigmoid((r_a - r_b) / bt_tau)

@@ -6,8 +6,9 @@ when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one b
 method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
 (safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own
 process, so that a pruner can stop the trial between checkpoints. An evaluated checkpoint's entry holds its
-metrics, the seconds per evaluator (``eval_breakdown_s``) and its readable samples (``samples``: prompt, reference
-and policy completions with per-sample scores; :mod:`harness.evaluation.readable`).
+metrics, the seconds per evaluator (``eval_breakdown_s``), its readable samples (``samples``: prompt, reference
+and policy completions with per-sample scores; :mod:`harness.evaluation.readable`) and, unless selection is off, its
+evaluation on the selection prompts (``selection``: metrics, seconds; :mod:`harness.trial.selection`).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class Checkpointer:
     tokenizer: Any = None
     evaluate: Evaluate | None = None
     evaluate_intermediate: bool = True
-    # Called with (step, metrics) once a checkpoint's metrics are stored; may raise TrialPruned to stop training.
-    evaluated: Callable[[int, dict[str, float]], None] | None = None
+    # Called with (step, metrics, selection metrics or None) once a checkpoint's metrics are stored; may raise
+    # TrialPruned to stop training.
+    evaluated: Callable[[int, dict[str, float], dict[str, float] | None], None] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     eval_seconds: float = 0.0
     last_loss: float | None = None
@@ -119,9 +121,11 @@ class Checkpointer:
             with preserved_rng():
                 result = self.evaluate(model, step)
             entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
+            if result.selection is not None:
+                entry["selection"] = result.selection
             model.train(was_training)
             entry["eval_seconds"] = time.perf_counter() - start
             self.eval_seconds += entry["eval_seconds"]
             if self.evaluated is not None:
-                self.evaluated(step, entry["metrics"])
+                self.evaluated(step, entry["metrics"], (entry.get("selection") or {}).get("metrics"))
         return entry

@@ -9,6 +9,7 @@ A record with status ``running`` is written first, so a killed process leaves a 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import sys
@@ -44,6 +45,7 @@ from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
 from harness.trial.memory import MemoryMonitor
+from harness.trial.selection import SelectionEvaluation, plan_held_out
 from harness.verbosity import set_library_verbosity
 
 
@@ -112,6 +114,7 @@ class TrialRun:
             "error": None,
             "method": self.spec.name,
             "method_description": self.spec.description,
+            "loss_notes": self.spec.loss_notes,
             "data_kind": self.spec.data_kind,
             "models_in_memory": self.spec.count_models(cfg),
             "hyperparameters": hyperparameters(cfg),
@@ -131,6 +134,7 @@ class TrialRun:
             "finished_at": None,
         }
         self.checkpointer: Checkpointer | None = None
+        self.selection: SelectionEvaluation | None = None  # evaluation on the selection prompts (None: off)
 
     def _write(self) -> None:
         write_record(self.trial_dir / RECORD_NAME, self.record)
@@ -208,8 +212,8 @@ class TrialRun:
             directory=self.trial_dir / "checkpoints",
             save=bool(cfg.train.save_checkpoints), tokenizer=models_.tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
-            evaluated=lambda step, metrics: self.pm.hook.harness_checkpoint_evaluated(cfg=cfg, step=step,
-                                                                                      metrics=metrics),
+            evaluated=lambda step, metrics, selection: self.pm.hook.harness_checkpoint_evaluated(
+                cfg=cfg, step=step, metrics=metrics, selection=selection),
         )
         return TrainContext(cfg=cfg, spec=self.spec, tokenizer=models_.tokenizer, policy=models_.policy,
                             reference=models_.train_reference, peft_config=models_.peft_config,
@@ -222,7 +226,7 @@ class TrialRun:
         limit = max_length(self.spec, self.cfg.method)
         train_data, report = fit_to_length(train_data, tokenizer, limit, setting="method.trl.max_length")
         self.record["data"].update(train_examples=len(train_data), max_length=limit, truncated=report.truncated,
-                                   dropped_long_prompt=report.dropped_long_prompt)
+                                   dropped_long_prompt=report.dropped_long_prompt, mean_tokens=report.mean_tokens)
         warning = report.warning(setting="method.trl.max_length")
         if warning:
             print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
@@ -275,14 +279,17 @@ class TrialRun:
         if self.spec.produces == "policy":
             self._default_reward_model()
         gold = pm.hook.harness_gold_reward(cfg=cfg)
-        num_prompts = cfg.eval.num_prompts
-        prompts = data.eval_prompts[: int(num_prompts)] if num_prompts else data.eval_prompts
+        # Reported prompts and pairs (held-out pairs: the pairwise eval split, before any unpairing for KTO), and the
+        # selection ones checkpoints are chosen on (harness.trial.selection).
+        plan = plan_held_out(data, cfg)
+        prompts, pairs = plan.prompts, plan.pairs
         self.record["eval_prompts"] = len(prompts)
-        # Held-out pairs for preference accuracy: the pairwise eval split, before any unpairing for KTO.
-        pairs = (data.eval.select(range(min(len(data.eval), int(cfg.eval.get("preference_pairs", 256)))))
-                 .to_list() if data.eval is not None and data.format.kind == "pairwise" else None)
+        self.record["selection"] = plan.record
         refcache = open_reference_cache(cfg, model_path=loaded.path, tokenizer=loaded.tokenizer, prompts=prompts,
                                         pairs=pairs, gold_reward=gold, device=str(device), dtype=loaded.dtype)
+        selection = self.selection = SelectionEvaluation.open(
+            plan, cfg, evaluators, model_path=loaded.path, tokenizer=loaded.tokenizer, gold_reward=gold,
+            device=str(device), dtype=loaded.dtype)
         readable = int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" else 0
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False) -> CheckpointEvaluation:
@@ -290,15 +297,25 @@ class TrialRun:
                 ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=loaded.reference,
                                   tokenizer=loaded.tokenizer, prompts=prompts, gold_reward=gold,
                                   is_reference=is_reference, preference_pairs=pairs, refcache=refcache)
-                return evaluate_checkpoint(evaluators, ctx, readable)
+                result = evaluate_checkpoint(evaluators, ctx, readable)
+                if selection is not None:
+                    result.selection = selection.evaluate(model, step, is_reference, loaded.reference,
+                                                          loaded.tokenizer)
+                return result
 
         return evaluate, refcache
 
     def _evaluate_reference(self, evaluate: Evaluate, policy: torch.nn.Module, refcache: RefCache) -> None:
         """Evaluate the untrained policy (step 0, the baseline), from the reference-evaluation cache if it can."""
         t = time.perf_counter()
-        with refcache.locked(), preserved_rng():  # trials started together compute it once
+        selection = self.selection
+        with contextlib.ExitStack() as stack:  # trials started together compute it once
+            stack.enter_context(refcache.locked())
+            if selection is not None and selection.refcache.key != refcache.key:
+                stack.enter_context(selection.refcache.locked())
+            stack.enter_context(preserved_rng())
             cached = set(refcache.metrics())
+            selection_cached = set(selection.refcache.metrics()) if selection is not None else set()
             result = evaluate(policy, 0, is_reference=True)
         self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
         self.record["reference"] = {
@@ -306,6 +323,10 @@ class TrialRun:
             "cached": all(name in cached for name in evaluator_names(self.cfg)),
             "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
             "cache_dir": str(refcache.directory) if refcache.directory is not None else None}
+        if selection is not None and result.selection is not None:
+            self.record["reference"]["selection"] = {
+                **result.selection, "cached": all(name in selection_cached for name in selection.names),
+                "cache_key": selection.refcache.key}
 
     def _run(self) -> None:
         ctx = self.prepare()
@@ -322,7 +343,9 @@ class TrialRun:
         checkpointer.check_loss(ctx.steps_done, checkpointer.last_loss)
         checkpointer.checkpoint(ctx.steps_done, trained, final=True)
         self.timings["train_s"] = round(train_s, 3)
-        self.timings["eval_s"] = round(checkpointer.eval_seconds, 3)
+        self.timings["eval_s"] = round(checkpointer.eval_seconds, 3)  # selection evaluation included
+        self.timings["selection_eval_s"] = round(sum((e.get("selection") or {}).get("eval_seconds", 0.0)
+                                                     for e in checkpointer.entries), 3)
 
 
 def run_trial(cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),

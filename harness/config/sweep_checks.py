@@ -1,0 +1,103 @@
+"""Checks of a whole run that no single job's config shows: a knob that means different things to the methods
+of one grid, and the leaderboard's matched-KL levels.
+
+:func:`knob_meaning_warning` reads each method's :class:`~harness.plugin.settings.Hyperparameter` help: a grid
+such as ``-m method=dpo,ipo,orpo method.beta=0.05,0.1`` sets DPO's KL strength, IPO's tau and ORPO's lambda to the
+same numbers, which is rarely what a comparison wants, so the run is announced with one warning line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.plugin.manager import HarnessPluginManager
+
+MATCHED_KL_KEY = "leaderboard.matched_kl"
+DEFAULT_MATCHED_KL = (1.0, 2.0, 5.0)
+
+
+def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]:
+    """The KL levels (nats per sequence) at which the leaderboard compares methods, sorted; ``null`` or ``[]``:
+    none (no matched-KL table).
+
+    :raises ConfigError: not a list of finite numbers > 0.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigError(f"{key}={value!r} is invalid; give a list of KL values in nats > 0, e.g. [1, 2, 5], or [] "
+                          "for none.")
+    levels = list(value)
+    bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0]
+    if bad:
+        raise ConfigError(f"{key}={levels!r} is invalid: {bad[0]!r} is not a KL value in nats > 0; give a list such "
+                          "as [1, 2, 5].")
+    return tuple(sorted({float(v) for v in levels}))
+
+
+def _meaning(help_text: str) -> str:
+    """The meaning part of a hyperparameter's help: the text before its first ``;`` (the ranges come after)."""
+    return help_text.split(";", 1)[0].strip() or "(no description)"
+
+
+def knob_meanings(jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager) -> dict[str, dict[str, str]]:
+    """For each ``method.<knob>`` that the jobs set (``(method name, knobs set on its command line)`` per job) for
+    several methods that declare it with different meanings: method -> meaning, in the order first seen."""
+    methods_by_knob: dict[str, list[str]] = {}
+    for method, knobs in jobs:
+        for knob in knobs:
+            methods_by_knob.setdefault(knob, [])
+            if method not in methods_by_knob[knob]:
+                methods_by_knob[knob].append(method)
+    found: dict[str, dict[str, str]] = {}
+    for knob, methods in methods_by_knob.items():
+        meanings = {}
+        for method in methods:
+            declared = pm.method(method).hyperparameter(knob)
+            if declared is not None:
+                meanings[method] = _meaning(declared.help)
+        if len(set(meanings.values())) > 1:
+            found[knob] = meanings
+    return found
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def knob_meaning_warning(jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager) -> str | None:
+    """One warning line when a grid sets a knob whose meaning differs between its methods (see
+    :func:`knob_meanings`), naming each method's meaning (methods that share one together) and the fix: one grid
+    per meaning; None when there is none."""
+    found = knob_meanings(jobs, pm)
+    if not found:
+        return None
+    parts, fix = [], ""
+    for knob, meanings in found.items():
+        groups: dict[str, list[str]] = {}
+        for method, meaning in meanings.items():
+            groups.setdefault(meaning, []).append(method)
+        listed = ", ".join(f"{_and(methods)}: {meaning}" for meaning, methods in groups.items())
+        parts.append(f"method.{knob} means different things here: {listed}")
+        if not fix:
+            first, *others = list(groups.values())
+            rest = _and([",".join(group) for group in others])
+            fix = (f"-m method={','.join(first)} method.{knob}=... and "
+                   f"{'a second sweep' if len(others) == 1 else 'one sweep each'} for {rest}")
+    return f"{'; '.join(parts)}; sweep each method's own grid (e.g. {fix})"
+
+
+def method_knobs(job: Sequence[str]) -> set[str]:
+    """The method hyperparameters a job's overrides set (``method.<knob>=...``, not ``method.trl.*``)."""
+    knobs = set()
+    for override in job:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.startswith("method.") and "=" in override and "." not in key[len("method."):]:
+            knobs.add(key[len("method."):])
+    return knobs
