@@ -106,12 +106,6 @@ def compare(a: Estimate, b: Estimate) -> float:
     return float(2 * stats.t.sf(abs(diff) / math.sqrt(var), df))
 
 
-def welch_p(a: pd.Series, b: pd.Series) -> float:
-    """Two-sided Welch t-test p-value between two samples (NaN when either has fewer than two values)."""
-    ea, eb = estimate(a), estimate(b)
-    return compare(ea, eb) if ea.n > 1 and eb.n > 1 else math.nan
-
-
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of ``pvalues`` (NaN entries are not tests and stay NaN): the i-th smallest of
     m becomes max over j <= i of min(1, (m - j + 1) · p_(j))."""
