@@ -115,7 +115,7 @@ def harness_methods_register() -> list[MethodSpec]:
         MethodSpec(name="ipo", description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
                    hyperparameters=[Hyperparameter(
                        "beta", 0.1, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
-                       "real models: 0.01 to 0.5", bounds="(0, inf)", field="beta")],
+                       "real models: 0.01 to 0.5", bounds="(0, inf)", field="beta", paper_name="tau")],
                    defaults={"learning_rate": 5e-7, "trl": {"loss_type": "ipo", **_TRL}},
                    profiles={"toy": Profile({**_TOY, "beta": 0.5}, _TOY_SPACE)},
                    search_space={"beta": "tag(log, interval(0.01, 1.0))",

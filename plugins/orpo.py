@@ -57,7 +57,7 @@ def harness_methods_register() -> list[MethodSpec]:
             description="Odds Ratio Preference Optimization (reference-free, SFT + preference)",
             hyperparameters=[Hyperparameter(
                 "beta", 0.1, "weight lambda of the odds-ratio term against the SFT (NLL) term; real models: 0.05 "
-                "to 0.5", bounds="(0, inf)", field="beta")],
+                "to 0.5", bounds="(0, inf)", field="beta", paper_name="lambda")],
             # Real models (the seed's values; ORPO trains from the base model, like SFT, so its rate is higher).
             defaults={"learning_rate": 8e-6, "trl": {"max_length": 1024}},
             profiles={"toy": Profile({"learning_rate": 1e-3, "epochs": 3, "batch_size": 16, "grad_accum": 1,

@@ -165,3 +165,28 @@ def test_the_standard_error_column_comes_from_the_declarations():
     assert seeds.se_column_of(task, BUILTIN, [task, f"{task}_se"]) == f"{task}_se"  # a pattern declaration
     assert seeds.se_column_of("gold_reward", BUILTIN, ["gold_reward"]) is None  # not measured
     assert seeds.se_column_of("score", {}, ["score", "score_se"]) == "score_se"  # undeclared: <column>_se
+
+
+def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp_path):
+    """One key, three meanings: IPO's beta is its paper's tau and ORPO's is lambda; the reports say so."""
+    from harness.plugin.manager import get_plugin_manager as manager
+
+    names = {m: manager().method(m).paper_names() for m in ("dpo", "ipo", "orpo")}
+    assert names == {"dpo": {}, "ipo": {"beta": "tau"}, "orpo": {"beta": "lambda"}}
+    records = [{**r, "paper_names": names[m]} for m, b in (("dpo", 0.1), ("ipo", 0.5), ("orpo", 1.0))
+               for r in seeded(m, [0.4, 0.41, 0.42], beta=b)]
+    records += [{**r, "paper_names": names["ipo"]} for r in seeded("ipo", [0.1, 0.11, 0.12], beta=0.25)]
+    board = leaderboard.build(records)
+    settings = dict(zip(board.method_summary["method"], board.method_summary["setting"], strict=True))
+    assert settings == {"dpo": "beta=0.1", "ipo": "beta (tau)=0.5", "orpo": "beta (lambda)=1"}
+    assert board.swept_note.startswith("Column `beta` is ipo's tau and orpo's lambda")
+    leaderboard.write_reports(board, tmp_path)
+    assert board.swept_note in (tmp_path / "leaderboard.md").read_text()
+    assert "Column beta is ipo&#x27;s tau and orpo&#x27;s lambda" in (tmp_path / "leaderboard.html").read_text()
+    from harness.leaderboard import knobs, plots
+
+    figure = plots.sensitivity_plot(board.trials, board.swept, "gold_reward",
+                                    paper_names=knobs.paper_names(board.records))
+    assert figure.axes[0].get_xlabel() == "beta (ipo: tau, orpo: lambda)"
+    one = leaderboard.build([r for r in records if r["method"] == "dpo"])
+    assert one.swept_note == ""  # DPO's paper calls it beta too

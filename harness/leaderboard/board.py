@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.leaderboard import budgets, caveats, columns, conclusions, merging, ranking, seeds
+from harness.leaderboard import budgets, caveats, columns, conclusions, knobs, merging, ranking, seeds
 from harness.leaderboard import frames as board_frames
 from harness.leaderboard import matched_kl as matched
 from harness.records import load_records
@@ -147,6 +147,12 @@ class Leaderboard:
         declaration = columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
         return declaration.get("help")
 
+    @property
+    def swept_note(self) -> str:
+        """What the swept hyperparameter columns mean for the methods whose papers name them otherwise ('' when
+        none does; :func:`knobs.columns_note`)."""
+        return knobs.columns_note(knobs.paper_names(self.records), self.swept)
+
     def notes(self) -> dict[str, str]:
         """The meaning of each metric column, from the declarations (for glossaries and tooltips)."""
         metric_columns = [*self.checkpoints.columns, *self.trials.columns]
@@ -249,7 +255,8 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
                if not done.empty else pd.DataFrame())
     se, kl_se = (seeds.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
     measured = conclusions.measured_selection(checkpoints, name)
-    summary = conclusions.method_summary(trials, swept, direction, se, measured) if name else pd.DataFrame()
+    names = knobs.paper_names(records)
+    summary = conclusions.method_summary(trials, swept, direction, se, measured, names) if name else pd.DataFrame()
     return Leaderboard(title, records, trials, checkpoints, methods,
                        seeds.aggregate_seeds(trials, swept, direction, se, kl_se), cost_table(trials), swept, name,
                        kl_budget, settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records), declarations=declared,

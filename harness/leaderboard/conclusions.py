@@ -20,12 +20,12 @@ For a leaderboard whose settings were run with several seeds, :func:`method_summ
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import seeds
+from harness.leaderboard import knobs, seeds
 from harness.leaderboard.frames import SELECTION_PREFIX, format_value
 
 SELECTION = "selection_objective"
@@ -53,9 +53,9 @@ NOTES = {
 }
 
 
-def _setting_text(keys: Sequence[str], key: Any) -> str:
+def _setting_text(keys: Sequence[str], key: Any, names: Mapping[str, str] | None = None) -> str:
     values = key if isinstance(key, tuple) else (key,)
-    parts = [f"{k}={format_value(v)}" for k, v in zip(keys, values, strict=True) if k != "method"]
+    parts = [f"{knobs.label(k, names)}={format_value(v)}" for k, v in zip(keys, values, strict=True) if k != "method"]
     return ", ".join(parts) or "(one setting)"
 
 
@@ -80,11 +80,13 @@ def best_setting(group: pd.DataFrame, keys: Sequence[str], direction: str) -> tu
     return best[1], best[2], ON_SELECTION if column == SELECTION else ON_TEST
 
 
-def _method_row(group: pd.DataFrame, keys: Sequence[str], direction: str, se_column: str | None) -> dict[str, Any]:
+def _method_row(group: pd.DataFrame, keys: Sequence[str], direction: str, se_column: str | None,
+                names: knobs.PaperNames) -> dict[str, Any]:
     key, setting, selected_on = best_setting(group, keys, direction)
     estimate = seeds.setting_estimate(setting, "objective", se_column)
     k = int(setting["_diverged"].sum())
-    return {"method": setting["method"].iloc[0], "setting": _setting_text(keys, key), "selected_on": selected_on,
+    method = setting["method"].iloc[0]
+    return {"method": method, "setting": _setting_text(keys, key, names.get(str(method))), "selected_on": selected_on,
             "selection_mean": _mean_of(setting, SELECTION if selected_on == ON_SELECTION else "objective"),
             "n_seeds": len(setting), "diverged": f"{k} of {len(setting)}",
             "objective_mean": estimate.mean, "objective_ci95": estimate.ci95, "objective_se": math.sqrt(estimate.var),
@@ -113,22 +115,25 @@ def measured_selection(checkpoints: pd.DataFrame, objective: str | None) -> set[
 
 
 def method_summary(trials: pd.DataFrame, swept: Sequence[str], direction: str = "maximize",
-                   se_column: str | None = None, measured: Collection[str] | None = None) -> pd.DataFrame:
+                   se_column: str | None = None, measured: Collection[str] | None = None,
+                   paper_names: knobs.PaperNames | None = None) -> pd.DataFrame:
     """One row per method of ``trials`` (a board's trials table; see the module docstring): ``rank``,
     ``method``, ``setting``, ``selected_on``, ``selection_mean``, ``n_seeds``, ``diverged``,
     ``objective_mean``, ``objective_ci95``, ``objective_se``, ``kl_mean``, ``diff_vs_best``, ``p_vs_best``,
     ``p_holm``, ``verdict``; best first by test mean in ``direction``. ``se_column`` names the per-trial standard
     error of the objective (e.g. ``gold_se``; None: intervals over seeds only). ``measured``: the trials whose
     ``selection_objective`` was measured on selection prompts (:func:`measured_selection`); in the others it
-    stands in with the test value and is not used (None: every value is taken as measured). Empty unless some
-    setting was run with two seeds or more."""
+    stands in with the test value and is not used (None: every value is taken as measured). ``paper_names``
+    (:func:`knobs.paper_names`) labels each setting's keys with the method's paper's names, ``beta (tau)=0.5``.
+    Empty unless some setting was run with two seeds or more."""
     pool = seeds.seeded_pool(trials, swept)
     if measured is not None and SELECTION in pool:
         pool = pool.assign(**{SELECTION: pool[SELECTION].where(pool["trial_id"].isin(list(measured)))})
     if pool.empty:
         return pd.DataFrame()
     keys = seeds.setting_keys(pool, swept)
-    rows = [_method_row(group, keys, direction, se_column) for _, group in pool.groupby("method", sort=False)]
+    rows = [_method_row(group, keys, direction, se_column, paper_names or {})
+            for _, group in pool.groupby("method", sort=False)]
     table = pd.DataFrame(rows).sort_values("objective_mean", ascending=direction == "minimize",
                                            na_position="last", kind="stable").reset_index(drop=True)
     estimates, diverged = list(table.pop("_estimate")), list(table.pop("_diverged"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import columns
+from harness.leaderboard import columns, knobs
 
 #: Prefix of the checkpoint columns measured on the selection prompts (``sel_gold_reward``, ``sel_kl``, ...).
 SELECTION_PREFIX = "sel_"
@@ -61,12 +61,15 @@ def varying_hyperparameters(records: Sequence[dict[str, Any]]) -> list[str]:
 
 def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> pd.DataFrame:
     """One row per method: its hyperparameters that are the same in all its trials (the swept ones are the
-    trials' own columns), as ``key=value`` text, so that methods compared at their defaults show them."""
+    trials' own columns), as ``key=value`` text (``key (paper's name)=value`` where the method's paper names it
+    otherwise), so that methods compared at their defaults show them."""
     by_method: dict[Any, dict[str, Any]] = {}
+    names = knobs.paper_names(records)
     for r in records:
         fixed = {k: v for k, v in (r.get("hyperparameters") or {}).items() if k not in swept}
         by_method.setdefault(r.get("method"), fixed)
-    rows = [{"method": method, "settings": ", ".join(f"{k}={format_value(v)}" for k, v in sorted(fixed.items()))}
+    rows = [{"method": method, "settings": ", ".join(f"{knobs.label(k, names.get(str(method)))}={format_value(v)}"
+                                                     for k, v in sorted(fixed.items()))}
             for method, fixed in sorted(by_method.items(), key=lambda item: str(item[0]))]
     return pd.DataFrame(rows)
 

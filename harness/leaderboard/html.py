@@ -194,6 +194,11 @@ def _groups(board: Any) -> str:
             f"</p><ul>{items}</ul><details><summary>Settings that differ</summary><pre>{differ}</pre></details>")
 
 
+def _note(text: str) -> str:
+    """A muted paragraph under a table ('' for no text); Markdown code marks dropped."""
+    return f'<p class="muted">{html.escape(text.replace("`", ""))}</p>' if text else ""
+
+
 def _settings(settings: pd.DataFrame) -> str:
     """Each method's unswept hyperparameters, one wrapped line per method (too long for a table cell)."""
     if settings.empty or "settings" not in settings.columns:
@@ -312,7 +317,7 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
                      if c in others.columns]] if not others.empty else others
     sections = {
         "conclusions": _conclusions(board, budget, colors, notes),
-        "trials": html_table(shown_trials, "trials", budget, colors, notes),
+        "trials": html_table(shown_trials, "trials", budget, colors, notes) + _note(board.swept_note),
         "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors, notes),
         "methods": html_table(board.shown(_flat(board.methods)), "methods", budget, colors, notes),
         "matched_kl": _matched_kl(board, budget, colors),

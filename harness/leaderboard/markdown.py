@@ -95,7 +95,7 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
                   conclusions.shown(board.method_summary).map(format_value).to_markdown(index=False), "",
                   conclusions.explanation(board.objective_name, board.objective_se_column()), "", "## Ranked trials", ""]
     if not board.completed.empty:
-        lines += [_table(board, board.completed), ""]
+        lines += [_table(board, board.completed), ""] + ([board.swept_note, ""] if board.swept_note else [])
     if len(board.methods) > 1:
         lines += ["## Best per method", "", _table(board, board.methods), ""]
     lines += matched_kl.markdown_lines(board.matched_kl, board.objective_name)

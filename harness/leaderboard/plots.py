@@ -25,7 +25,7 @@ from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.leaderboard import plot_scale
+from harness.leaderboard import knobs, plot_scale
 
 DPI = 110
 KL_LABEL = "KL(policy ‖ reference) [nats per sequence]"
@@ -234,14 +234,23 @@ def _numeric(values: pd.Series) -> pd.Series | None:
     return converted.reindex(values.index) if converted.notna().all() else None
 
 
+def _axis_label(param: str, methods: Sequence[str], paper_names: Mapping[str, Mapping[str, str]] | None) -> str:
+    others = [f"{m}: {paper_names[m][param]}" for m in methods
+              if paper_names and paper_names.get(m, {}).get(param, param) != param]
+    return f"{param} ({', '.join(others)})" if others else param
+
+
 def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str, direction: str = "maximize",
-                     colors: Mapping[str, str] | None = None) -> Figure | None:
+                     colors: Mapping[str, str] | None = None,
+                     paper_names: Mapping[str, Mapping[str, str]] | None = None) -> Figure | None:
     """One panel per swept hyperparameter (the seed excluded) that takes several values within at least one
     method: the ``objective`` of each completed trial against the value, one colour per method, with a line
     through the median at each value (over seeds and the other swept settings: one diverged seed does not move
     it). The x axis is logarithmic for positive values spanning more than 10x (learning rates); non-numeric values
     are categories. The y axis leaves out a few far outliers and names them (:mod:`harness.leaderboard.plot_scale`);
-    the legend sits below the panels, clear of the title. Returns None when no such hyperparameter exists (e.g.
+    the legend sits below the panels, clear of the title. An axis whose key a method's paper names otherwise
+    (``paper_names``: method -> {key: name}) says so, ``beta (ipo: tau, orpo: lambda)``. Returns None when no
+    such hyperparameter exists (e.g.
     only the seed, or only per-method defaults, differ)."""
     swept = list(swept)
     params = [p for p in swept if p != "seed" and trials is not None and p in trials.columns]
@@ -271,7 +280,7 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
             present = numeric.dropna()
             if (present > 0).all() and present.max() > 10 * present.min():
                 ax.set_xscale("log")
-        ax.set_xlabel(param)
+        ax.set_xlabel(_axis_label(param, sorted({str(m) for m in data["method"]}), paper_names))
         ax.set_ylabel(objective_label(objective, direction))
         ax.set_title(f"sensitivity to {param}", fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -318,7 +327,7 @@ def render_plots(board: Any) -> dict[str, bytes]:
         "training": training_curves(checkpoints, objective, direction=direction, reference=reference, colors=colors,
                                     label_keys=list(getattr(board, "swept", []) or ["seed"])),
         "sensitivity": sensitivity_plot(board.trials, getattr(board, "swept", []) or [], objective, direction,
-                                        colors=colors),
+                                        colors=colors, paper_names=knobs.paper_names(getattr(board, "records", []))),
     }
     return {name: figure_png(fig) for name, fig in figures.items() if fig is not None}
 

@@ -134,9 +134,13 @@ class Hyperparameter(Option):
         field: the field of the method's trainer config this knob sets (``TrainContext.trl_config`` passes it,
             and ``method.trl.<field>`` is then refused as a second way to set it); ``None`` when the method
             reads ``ctx.method_cfg.<name>`` itself.
+        paper_name: what the method's paper calls this knob when that differs from ``name`` (IPO's ``beta`` is
+            its paper's ``tau``, ORPO's is ``lambda``): reports show it beside the key, ``beta (tau)=0.5``, so a
+            reader does not take one sweep column for one quantity.
     """
 
     field: str | None = None
+    paper_name: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +150,8 @@ class Hyperparameter(Option):
                          f"MethodSpec.defaults instead of declaring it.")
         if self.field is not None:
             check_name(owner, "field", self.field)
+        if self.paper_name is not None and (not isinstance(self.paper_name, str) or not self.paper_name.strip()):
+            reject(owner, "paper_name must be a non-empty string (or None: the paper calls it by its key).")
 
 
 # The common training knobs: method.<key> -> (the TrainingArguments field it sets, its checks). Their defaults

@@ -276,6 +276,10 @@ class MethodSpec:
         """The declared hyperparameter ``name`` (None if there is none)."""
         return next((h for h in self.hyperparameters if h.name == name), None)
 
+    def paper_names(self) -> dict[str, str]:
+        """Key -> the paper's name, for the hyperparameters whose paper calls them otherwise (``paper_name``)."""
+        return {h.name: h.paper_name for h in self.hyperparameters if h.paper_name and h.paper_name != h.name}
+
 
 @dataclass(frozen=True)
 class EvaluatorSpec:

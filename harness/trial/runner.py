@@ -115,6 +115,7 @@ class TrialRun:
             "method": self.spec.name,
             "method_description": self.spec.description,
             "loss_notes": self.spec.loss_notes,
+            "paper_names": self.spec.paper_names(),
             "data_kind": self.spec.data_kind,
             "models_in_memory": self.spec.count_models(cfg),
             "hyperparameters": hyperparameters(cfg),

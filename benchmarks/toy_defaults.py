@@ -1,0 +1,222 @@
+"""Pick the toy world's per-method defaults with the harness's own Optuna sweeper, on the selection prompts, and
+check the picks on other toy worlds. Writes the study's summary (Markdown and CSV) for the repository.
+
+    python benchmarks/toy_defaults.py [--workdir DIR] [--out leaderboards/toy-defaults] [--trials 10]
+                                      [--methods dpo,ipo,...] [--worlds 1,2] [--top 2] [--reuse] [--tiny]
+
+For each method, one Optuna study (TPE, no pruning) on toy world seed 0 searches the learning rate and the
+method's own knobs in ``SPACE`` at an equal budget for every method (``method.max_steps`` = ``STEPS``). A
+trial's value is the objective on the **selection** prompts at its best checkpoint within the KL budget (what
+the sweeper tells Optuna); the test prompts are never used to choose. The ``--top`` settings with the best
+selection values are then trained on the other world seeds (``--worlds``), and the pick is the setting with the
+best mean selection value over all worlds. Test values (and the reference model's) are reported beside, so a
+reader sees how the pick does on prompts it was not chosen on.
+
+All runs go through the real CLI (``python -m harness -m ...``) in ``--workdir`` (default: a new temporary
+directory, kept); ``--reuse`` skips a sweep whose directory already holds records. The full run takes about
+45 minutes on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smoke test only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruning import TINY_SPEC, command_line, has_records, run_sweep  # noqa: E402  (the sibling benchmark)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+# What each study searches (Hydra sweeper syntax, keys under ``method``); every method's knob by its own name.
+SPACE: dict[str, dict[str, str]] = {
+    "dpo": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "tag(log, interval(0.03, 1.0))"},
+    "ipo": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "tag(log, interval(0.05, 2.0))"},
+    "kto": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "tag(log, interval(0.03, 1.0))"},
+    "orpo": {"learning_rate": "tag(log, interval(1e-4, 3e-3))", "beta": "tag(log, interval(0.1, 3.0))"},
+    "cpo": {"learning_rate": "tag(log, interval(1e-4, 3e-3))", "beta": "tag(log, interval(0.03, 1.0))"},
+    "simpo": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "interval(1.0, 6.0)",
+              "gamma": "interval(0.5, 4.0)"},
+}
+STEPS = 375  # every trial's optimizer steps (the reference leaderboard's budget: 3 epochs of 2,000 pairs at 16)
+STUDY_WORLD = 0
+COMMON = ["eval.evaluators=[gold_reward,kl]", "train.save_checkpoints=false", "leaderboard.print=false"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None, help="where the sweeps run; default: a new temp dir")
+    parser.add_argument("--out", type=Path, default=None, help="write SUMMARY.md and candidates.csv here")
+    parser.add_argument("--trials", type=int, default=10, help="Optuna trials per method (default: 10)")
+    parser.add_argument("--methods", default=",".join(SPACE), help="comma-separated methods (default: all)")
+    parser.add_argument("--worlds", default="1,2", help="world seeds the picks are checked on (default: 1,2)")
+    parser.add_argument("--top", type=int, default=2, help="settings per method checked on the other worlds")
+    parser.add_argument("--seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
+    parser.add_argument("--reuse", action="store_true", help="skip a sweep whose records already exist")
+    parser.add_argument("--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial")
+    return parser.parse_args(argv)
+
+
+def world_overrides(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> tuple[list[str], int]:
+    """The overrides that select the toy world family, and the steps per trial."""
+    if not args.tiny:
+        return [], STEPS
+    env.setdefault("HARNESS_CACHE_DIR", str(workdir / "cache"))
+    spec = [f"toyworld.spec.{k}={v}" for k, v in TINY_SPEC.items()]
+    return [f"toyworld.cache_dir={Path(env['HARNESS_CACHE_DIR']) / 'toyworld'}", *spec], 12
+
+
+def study_argv(method: str, args: argparse.Namespace, common: list[str]) -> list[str]:
+    """The Optuna study of one method on the study world."""
+    space = [f"method.{k}={v}" for k, v in SPACE[method].items()]
+    return ["-m", "hydra/sweeper=optuna", f"method={method}", "hydra.sweeper.use_suggested=false", *space,
+            f"hydra.sweeper.n_trials={args.trials}", "hydra/sweeper/pruner=none",
+            f"hydra.sweeper.sampler.seed={args.seed}", f"toyworld.spec.seed={STUDY_WORLD}", *common]
+
+
+def check_argv(method: str, setting: dict[str, float], worlds: str, common: list[str]) -> list[str]:
+    """A grid over the other worlds for one setting."""
+    return ["-m", f"method={method}", *(f"method.{k}={v!r}" for k, v in setting.items()),
+            f"toyworld.spec.seed={worlds}", *common]
+
+
+def sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse: bool) -> list[dict[str, Any]]:
+    """Run (or reuse) one multirun named ``name``; its trials as leaderboard rows with their settings."""
+    import optuna
+
+    from harness.leaderboard import load_leaderboard
+    from harness.leaderboard.frames import trial_id
+
+    directory = workdir / "multirun" / name
+    if not (reuse and has_records(directory)):
+        run_sweep(name, [*argv, f"sweep_name={name}"], workdir, env, False, set())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    board = load_leaderboard([directory])
+    records = {trial_id(r): r for r in board.records}
+    rows = []
+    for row in board.trials.to_dict("records"):
+        record = records[row["trial_id"]]
+        hp = record.get("hyperparameters") or {}
+        world = (((record.get("config") or {}).get("toyworld") or {}).get("spec") or {}).get("seed", STUDY_WORLD)
+        rows.append({**row, "world": world, "hp": hp})
+    return rows
+
+
+def _setting(method: str, hp: dict[str, Any]) -> dict[str, float]:
+    return {k: float(hp[k]) for k in SPACE[method]}
+
+
+def _ok(row: dict[str, Any]) -> bool:
+    return row.get("status") == "completed" and row.get("selection_objective") == row.get("selection_objective")
+
+
+def pick(method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One candidate row per checked setting: its values per world and the mean selection value over worlds."""
+    out = []
+    for key, rows in checks.items():
+        runs = [r for r in study if _key(method, r["hp"]) == key] + rows
+        sel = [float(r["selection_objective"]) for r in runs if _ok(r)]
+        out.append({"method": method, "setting": key, "worlds": len(runs), "diverged_or_failed": len(runs) - len(sel),
+                    "selection_mean": sum(sel) / len(sel) if sel else float("nan"),
+                    **{f"w{r['world']}_selection": r.get("selection_objective") for r in runs},
+                    **{f"w{r['world']}_test": r.get("objective") for r in runs},
+                    **{f"w{r['world']}_kl": r.get("kl") for r in runs},
+                    **{f"w{r['world']}_base": r.get("base_gold_reward") for r in runs}})
+    out.sort(key=lambda c: (-c["diverged_or_failed"], c["selection_mean"]), reverse=True)
+    for rank, candidate in enumerate(out, 1):
+        candidate["pick"] = rank == 1
+    return out
+
+
+def _key(method: str, hp: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={float(hp[k]):.3g}" for k in SPACE[method])
+
+
+def run_method(method: str, args: argparse.Namespace, workdir: Path, env: dict[str, str],
+               common: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The study and the cross-world checks of one method: (study rows, candidates)."""
+    study = sweep(f"toy-defaults-{method}-study", study_argv(method, args, common), workdir, env, args.reuse)
+    done = sorted((r for r in study if _ok(r)), key=lambda r: float(r["selection_objective"]), reverse=True)
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for rank, row in enumerate(done[:args.top], 1):
+        name = f"toy-defaults-{method}-check{rank}"
+        argv = check_argv(method, _setting(method, row["hp"]), args.worlds, common)
+        checks[_key(method, row["hp"])] = sweep(name, argv, workdir, env, args.reuse)
+    return study, pick(method, study, checks)
+
+
+def _fmt(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if number != number else f"{number:.3f}"
+
+
+def summary_markdown(args: argparse.Namespace, steps: int, studies: dict[str, list[dict[str, Any]]],
+                     candidates: list[dict[str, Any]], commands: list[str]) -> str:
+    """The study's summary: what was searched, each method's candidates over the worlds, and the picks."""
+    worlds = [STUDY_WORLD, *(int(w) for w in args.worlds.split(","))]
+    lines = ["# Toy-world defaults, chosen on the selection prompts", "",
+             f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} trials, the first 5 random; "
+             f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
+             "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
+             f"{args.top} best settings were trained again on world seeds {args.worlds}, and the pick is the best "
+             "mean selection value over the worlds. The test values (128 prompts, their own sampling seed) were "
+             "not used to choose; they are shown beside, with the reference (untrained) model's test value.", "",
+             "| method | searched | setting | " + " | ".join(f"world {w} sel / test / KL (base)" for w in worlds)
+             + " | mean sel | pick |", "|" + "---|" * (len(worlds) + 5)]
+    for c in candidates:
+        cells = [f"{_fmt(c.get(f'w{w}_selection'))} / {_fmt(c.get(f'w{w}_test'))} / {_fmt(c.get(f'w{w}_kl'))} "
+                 f"({_fmt(c.get(f'w{w}_base'))})" for w in worlds]
+        searched = "; ".join(f"{k} {v}" for k, v in SPACE[c["method"]].items())
+        lines.append(f"| {c['method']} | {searched} | {c['setting']} | " + " | ".join(cells)
+                     + f" | {_fmt(c['selection_mean'])} | {'**yes**' if c['pick'] else ''} |")
+    lines += ["", "Trials per study: " + "; ".join(
+        f"{m}: {sum(_ok(r) for r in rows)} completed of {len(rows)}" for m, rows in studies.items()) + ".", "",
+        "Commands (run in the work directory):", "", "```", *commands, "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every method's study and checks (or reuse them) and write the summary."""
+    import pandas as pd
+
+    args = parse_args(argv)
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="harness-toy-defaults-"))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    world, steps = world_overrides(args, workdir, env)
+    common = [*COMMON, *world, f"method.max_steps={steps}"]
+    print(f"workdir: {workdir}  (figures again: --workdir {workdir} --reuse)", flush=True)
+    studies, candidates = {}, []
+    for method in args.methods.split(","):
+        studies[method], picked = run_method(method, args, workdir, env, common)
+        candidates += picked
+        for c in picked:
+            print(f"  {method} {c['setting']}: mean selection {_fmt(c['selection_mean'])} over {c['worlds']} worlds"
+                  + (" <- pick" if c["pick"] else ""), flush=True)
+    commands = [shlex.join(command_line([*study_argv(m, args, common), f"sweep_name=toy-defaults-{m}-study"]))
+                for m in studies]
+    text = summary_markdown(args, steps, studies, candidates, commands)
+    print("\n" + text)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "SUMMARY.md").write_text(text)
+        pd.DataFrame(candidates).to_csv(args.out / "candidates.csv", index=False)
+        rows = [{"method": m, "world": r["world"], "status": r["status"], **{k: r["hp"].get(k) for k in SPACE[m]},
+                 "selection": r.get("selection_objective"), "test": r.get("objective"), "kl": r.get("kl")}
+                for m, rs in studies.items() for r in rs]
+        pd.DataFrame(rows).to_csv(args.out / "trials.csv", index=False)
+        print(f"wrote {args.out / 'SUMMARY.md'}, candidates.csv, trials.csv")
+
+
+if __name__ == "__main__":
+    main()
