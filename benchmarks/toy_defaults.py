@@ -98,14 +98,16 @@ def sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse:
     if not (reuse and has_records(directory)):
         run_sweep(name, [*argv, f"sweep_name={name}"], workdir, env, False, set())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    board = load_leaderboard([directory])
-    records = {trial_id(r): r for r in board.records}
     rows = []
-    for row in board.trials.to_dict("records"):
-        record = records[row["trial_id"]]
-        hp = record.get("hyperparameters") or {}
-        world = (((record.get("config") or {}).get("toyworld") or {}).get("spec") or {}).get("seed", STUDY_WORLD)
-        rows.append({**row, "world": world, "hp": hp})
+    # One board per trial: trials on different worlds are different setups, which one board refuses to rank.
+    for trial_dir in sorted(p.parent for p in directory.glob("*/trial.json")):
+        board = load_leaderboard([trial_dir])
+        records = {trial_id(r): r for r in board.records}
+        for row in board.trials.to_dict("records"):
+            record = records[row["trial_id"]]
+            hp = record.get("hyperparameters") or {}
+            spec = ((record.get("config") or {}).get("toyworld") or {}).get("spec") or {}
+            rows.append({**row, "world": spec.get("seed", STUDY_WORLD), "hp": hp})
     return rows
 
 
@@ -149,6 +151,11 @@ def run_method(method: str, args: argparse.Namespace, workdir: Path, env: dict[s
         name = f"toy-defaults-{method}-check{rank}"
         argv = check_argv(method, _setting(method, row["hp"]), args.worlds, common)
         checks[_key(method, row["hp"])] = sweep(name, argv, workdir, env, args.reuse)
+    # The toy profile's current values, on every world: the bar a pick must clear to replace them.
+    worlds = f"{STUDY_WORLD},{args.worlds}"
+    current = sweep(f"toy-defaults-{method}-current", check_argv(method, {}, worlds, common), workdir, env, args.reuse)
+    if current:
+        checks[f"{_key(method, current[0]['hp'])} (current)"] = current
     return study, pick(method, study, checks)
 
 
@@ -168,8 +175,8 @@ def summary_markdown(args: argparse.Namespace, steps: int, studies: dict[str, li
              f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} trials, the first 5 random; "
              f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
              "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
-             f"{args.top} best settings were trained again on world seeds {args.worlds}, and the pick is the best "
-             "mean selection value over the worlds. The test values (128 prompts, their own sampling seed) were "
+             f"{args.top} best settings were trained again on world seeds {args.worlds}, as was the toy profile's "
+             "setting before this study (current), and the pick is the best mean selection value over the worlds. The test values (128 prompts, their own sampling seed) were "
              "not used to choose; they are shown beside, with the reference (untrained) model's test value.", "",
              "| method | searched | setting | " + " | ".join(f"world {w} sel / test / KL (base)" for w in worlds)
              + " | mean sel | pick |", "|" + "---|" * (len(worlds) + 5)]

@@ -63,3 +63,21 @@ class TrialFailed(HarnessError):
 
 class TrialPruned(HarnessError):
     """Raised from ``harness_checkpoint_evaluated`` to stop a trial early; it is recorded as pruned."""
+
+
+class TrialInterrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM arrived while a trial ran: it is recorded as interrupted, the leaderboard of what
+    is complete is written, and the run exits with ``128 + signum`` (130 or 143). A ``BaseException``, like
+    ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        self.signal_name = signal.Signals(self.signum).name
+        super().__init__(self.signal_name)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's exit status for a process ended by this signal."""
+        return 128 + self.signum

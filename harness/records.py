@@ -19,7 +19,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "trial.json"
-STATUSES = ("running", "completed", "failed", "pruned")
+STATUSES = ("running", "completed", "failed", "pruned", "interrupted")
 _LIBRARIES = ("harness", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "hydra-core",
               "omegaconf", "pluggy", "optuna", "lm_eval")
 

@@ -189,7 +189,7 @@ def test_empty_and_missing_fields_name_rows() -> None:
     message = str(err.value)
     assert message.startswith("prefs.jsonl: invalid preference data")
     assert "column 'chosen' is empty or whitespace-only in rows 2, 5" in message
-    assert "column 'rejected' is missing in row 7" in message
+    assert "column 'rejected' is null in row 7" in message  # a None in a dataset is a null, not a missing key
     assert "\n" not in message
 
 

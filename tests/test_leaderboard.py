@@ -56,7 +56,7 @@ def test_writes_markdown_and_csv(tmp_path):
     leaderboard.write_leaderboard([tmp_path / "sweep"], out)
     md = (out / "leaderboard.md").read_text()
     assert "| simpo" in md.replace("|  ", "| ") or "simpo" in md.split("## Failed")[0]
-    assert "## Failed and pruned trials" in md and "training loss became nan" in md
+    assert "## Failed, pruned and interrupted trials" in md and "training loss became nan" in md
     assert "python -m harness method=dpo method.beta=0.1" in md
     csv = pd.read_csv(out / "leaderboard.csv")
     assert len(csv) == 4 and set(csv["status"]) == {"completed", "failed"}

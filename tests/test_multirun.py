@@ -30,7 +30,7 @@ def test_multirun_records_a_failing_trial_and_goes_on(tiny_world, tmp_path):
 
     board = tmp_path / "leaderboards" / "with-failure"
     md = (board / "leaderboard.md").read_text()
-    assert "## Failed and pruned trials" in md and "nan_demo" in md and "training loss became nan" in md
+    assert "## Failed, pruned and interrupted trials" in md and "nan_demo" in md and "training loss became nan" in md
     table = pd.read_csv(board / "leaderboard.csv")
     assert sorted(table["method"]) == ["dpo", "nan_demo", "orpo"]
     assert "Leaderboard (3 trials)" in result.stdout

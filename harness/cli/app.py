@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from harness.config.store import CONFIG_MODULE, CONFIG_NAME
@@ -66,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from harness.config.compose import open_free_form, plugin_modules
 
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
+    if "--force" in args:  # run every trial of a multirun again, completed ones included
+        args = [a for a in args if a != "--force"] + ["rerun=all"]
     try:
         from harness.config.store import register_configs
         from harness.plugin.manager import get_plugin_manager
@@ -75,44 +76,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         pm = get_plugin_manager(plugin_modules(overrides))
         register_configs(pm)
         if not inspect:
-            from harness.config.compose import validate_jobs
+            from harness.config.compose import validated_jobs
+            from harness.sweep.naming import uses_optuna_sweeper
             from harness.verbosity import set_library_verbosity
 
             set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
-            validate_jobs(overrides, flags, multirun)
+            configs = validated_jobs(overrides, flags, multirun)
+            if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
+                from harness.sweep.resume import prepare_grid
+
+                prepare_grid(configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing")
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("harness: interrupted before any trial started; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
     sys.argv = [sys.argv[0], *args]
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:  # between trials (a trial's own interruption ends in SystemExit, with its record)
+        print("harness: interrupted between trials; every finished trial is recorded; run the same command again "
+              "to resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _task(cfg: Any) -> Any:
-    """The Hydra task: one trial in the job's output directory; returns its objective value."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    """The Hydra task (:func:`harness.cli.task.run_task`)."""
+    from harness.cli.task import run_task
 
-    from harness.cli.summary import trial_summary
-    from harness.trial import run_trial
-
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    output_dir = Path(hc.runtime.output_dir)
-    # The job's directory names it (the job number, or an Optuna sweep's trial number).
-    sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": output_dir.name} if multirun else None
-    # sweep_name only places the trial; it is not part of how to reproduce it.
-    overrides = [o for o in hc.overrides.task if not o.startswith("sweep_name=")]
-    record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep)
-    error = record.get("error") or {}
-    if not multirun and record["status"] == "failed" and error.get("user_error"):
-        # an input problem found when the trial read its data or model, before any training: one line, as at
-        # validation (the record keeps the details)
-        print(f"harness: error: {error['message']}", file=sys.stderr, flush=True)
-        raise SystemExit(2)
-    print(trial_summary(record), flush=True)
-    if not multirun and record["status"] == "failed":
-        raise SystemExit(1)
-    return record.get("objective")
+    return run_task(cfg)
 
 
 def _hydra_main() -> None:

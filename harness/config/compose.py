@@ -135,21 +135,31 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
 
 
 def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> int:
-    """Compose and validate the config of every job (and ``leaderboard.matched_kl``); returns the number of jobs.
-    Prints one warning line when the grid sets a ``method.<knob>`` that means different things to its methods
+    """Compose and validate the config of every job (:func:`validated_jobs`); returns the number of jobs."""
+    return len(validated_jobs(overrides, flags, multirun))
+
+
+def validated_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> list[dict[str, Any]]:
+    """Compose and validate the config of every job (and ``leaderboard.matched_kl``, and a multirun's
+    ``sweep_name``); returns the jobs' resolved configs, in Hydra's job order. Prints one warning line when the grid
+    sets a ``method.<knob>`` that means different things to its methods
     (:func:`harness.config.sweep_checks.knob_meaning_warning`). Raises UserError."""
+    from harness.config.sweep_checks import check_sweep_name
     from harness.config.validation import validate_trial_config
     from harness.plugin.manager import get_plugin_manager
 
     jobs = expand_jobs(overrides, multirun)
-    knobs = []
+    knobs, configs = [], []
     for job in jobs:
         cfg = compose_job(job, flags)
         pm = get_plugin_manager(list(cfg.get("plugins") or []))
         validate_trial_config(cfg, pm)
         check_matched_kl((cfg.get("leaderboard") or {}).get("matched_kl", DEFAULT_MATCHED_KL))
+        if multirun:
+            check_sweep_name(cfg.sweep_name)
         knobs.append((str(cfg.method.name), method_knobs(job)))
+        configs.append(OmegaConf.to_container(cfg, resolve=True))
     warning = knob_meaning_warning(knobs, pm) if len(jobs) > 1 else None
     if warning:
         print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
-    return len(jobs)
+    return configs

@@ -9,6 +9,7 @@ same numbers, which is rarely what a comparison wants, so the run is announced w
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from numbers import Real
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 MATCHED_KL_KEY = "leaderboard.matched_kl"
 DEFAULT_MATCHED_KL = (1.0, 2.0, 5.0)
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]{0,199}")  # one path component, never .. or absolute
 
 
 def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]:
@@ -101,3 +103,14 @@ def method_knobs(job: Sequence[str]) -> set[str]:
         if key.startswith("method.") and "=" in override and "." not in key[len("method."):]:
             knobs.add(key[len("method."):])
     return knobs
+
+
+def check_sweep_name(name: Any) -> str:
+    """``sweep_name`` as given, if it is one safe directory name (letters, digits, ``_.=,+-``; not starting with a
+    dot; at most 200 characters). :raises ConfigError: anything that could place files elsewhere (``../x``,
+    ``/tmp/x``, ``a/b``)."""
+    text = str(name)
+    if not SWEEP_NAME.fullmatch(text) or ".." in text:
+        raise ConfigError(f"sweep_name={text!r} is not a plain directory name (it becomes multirun/<sweep_name>); use "
+                          "letters, digits and _ . = , + - only, e.g. sweep_name=dpo-vs-simpo.")
+    return text

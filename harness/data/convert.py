@@ -74,12 +74,15 @@ def _extract_strings(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
             "rejected": [r for _, _, r in parts]}
 
 
-def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str = "data") -> Dataset:
+def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str = "data",
+                    rows: Sequence[int] | None = None) -> Dataset:
     """Pairwise data with an explicit ``prompt`` column (implicit prompts extracted; others unchanged).
 
     :param dataset: pairwise data, validated.
     :param fmt: its format (detected from the first row if None).
     :param source: for messages.
+    :param rows: the 1-based row of each of ``dataset``'s rows in the source, for messages (None: 1, 2, ...;
+        after ties are dropped, :meth:`ValidationReport.source_rows`).
     :raises DataError: rows whose chosen and rejected share no prefix, or where one is the prompt itself.
     """
     fmt = fmt or detect_format(dataset.column_names, dataset[0] if len(dataset) else {}, source=source)
@@ -96,7 +99,8 @@ def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str
         # would be reused.
         dataset = dataset.map(_extract_strings, batched=True, desc="Extracting prompts", load_from_cache_file=False)
     problems = RowProblems()
-    for row, example in enumerate(dataset.with_format(None).select_columns(["prompt", "chosen", "rejected"]), 1):
+    view = dataset.with_format(None).select_columns(["prompt", "chosen", "rejected"])
+    for row, example in zip(rows or range(1, len(dataset) + 1), view, strict=True):
         if not example["prompt"] or (isinstance(example["prompt"], str) and not example["prompt"].strip()):
             problems.add(row, "prompt", "cannot be extracted (chosen and rejected share no prefix)")
         for column in ("chosen", "rejected"):

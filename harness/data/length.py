@@ -46,12 +46,27 @@ class LengthReport:
     mean_tokens: float | None = None
 
     def warning(self, setting: str = "max_length", source: str = "training data") -> str | None:
-        """One line announcing the dropped rows and the fix, or None when none are dropped."""
-        if not self.dropped_long_prompt:
+        """One line announcing the rows that will be truncated and those dropped (each a count and a share of the
+        rows), and the fix; None when there are none."""
+        parts = []
+        if self.truncated:
+            parts.append(f"{self.truncated} of {self.rows} rows ({_percent(self.truncated, self.rows)}) have a "
+                         f"prompt + completion longer than {setting}={self.max_length} tokens and will be truncated "
+                         "to it")
+        if self.dropped_long_prompt:
+            parts.append(f"dropped {self.dropped_long_prompt} of {self.rows} rows "
+                         f"({_percent(self.dropped_long_prompt, self.rows)}) whose prompt alone has at least "
+                         f"{setting}={self.max_length} tokens (the longest: {self.longest_prompt}), leaving no room "
+                         "for a completion")
+        if not parts:
             return None
-        return (f"{source}: dropped {self.dropped_long_prompt} of {self.rows} rows whose prompt alone has at least "
-                f"{setting}={self.max_length} tokens (the longest: {self.longest_prompt}), leaving no room for a "
-                f"completion; raise {setting} or filter out long prompts to keep them.")
+        return f"{source}: {'; '.join(parts)}; raise {setting} or filter the long rows out of the data."
+
+
+def _percent(part: int, whole: int) -> str:
+    """``part`` as a percentage of ``whole``, to one decimal (``"<0.1%"`` rather than ``"0.0%"``)."""
+    share = 100 * part / whole
+    return "<0.1%" if 0 < share < 0.1 else f"{share:.1f}%"
 
 
 def _token_counts(tokenizer: Any, texts: Sequence[str], special_tokens: bool) -> list[int]:

@@ -3,8 +3,10 @@
 This module owns :func:`load_dataset_from` (one split of a local ``.jsonl``/``.json``/``.csv``/``.parquet``
 file, a directory saved with ``save_to_disk`` or holding data files, or a Hub dataset id; every failure is a
 one-line :class:`~harness.errors.DataError`), :func:`load_preference_data` (load, detect the format,
-validate, drop ties, extract implicit prompts, hold out an eval split) and :class:`PreferenceData`. Reading
-is done by the ``datasets`` library; ``datasets`` is imported lazily so that importing this package is cheap.
+validate, drop ties, extract implicit prompts, hold out an eval split by prompt) and :class:`PreferenceData`.
+Reading is done by the ``datasets`` library, after :mod:`harness.data.files` has refused an empty or non-UTF-8
+file; ``datasets`` is imported lazily so that importing this package is cheap. Rows and lines in messages count
+from 1.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data.convert import extract_prompts
+from harness.data.files import check_data_file, json_keys, json_problem
 from harness.data.formats import DataFormat, detect_format
-from harness.data.validate import ValidationReport, validate
+from harness.data.validate import NULL, ValidationReport, validate
 from harness.errors import DataError
 
 if TYPE_CHECKING:
@@ -92,19 +98,55 @@ def _from_disk(path: Path, split: str) -> Dataset:
     return data[split]
 
 
-def _read(args: tuple[str, ...], source: str, split: str, what: str, fix: str, **kw: Any) -> Dataset:
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """``datasets`` logs a failed read before raising it; the DataError says it, in one line."""
+    from datasets.utils import logging as datasets_logging
+
+    level = datasets_logging.get_verbosity()
+    datasets_logging.set_verbosity(datasets_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        datasets_logging.set_verbosity(level)
+
+
+def _reason(exc: BaseException, path: Path | None) -> str:
+    """Why reading failed: for a JSON file, where Python's parser finds it breaks (line and column from 1); else
+    the library's first line, without pyarrow's "in row N" (counted from 0, within a block of the file) and with
+    lines counted from 1."""
+    if path is not None and path.suffix.lower() in (".json", ".jsonl"):
+        try:
+            located = json_problem(path, lines=path.suffix.lower() == ".jsonl")
+        except (OSError, ValueError):
+            located = None
+        if located:
+            return located
+    text = re.sub(r" in row \d+", "", _first_line(exc))
+    # pandas counts a CSV file's lines from 1 ("in line 4") but an unclosed quote's from 0 ("starting at row 3")
+    return re.sub(r"starting at row (\d+)", lambda m: f"starting at line {int(m.group(1)) + 1}", text)
+
+
+def _read(args: tuple[str, ...], source: str, split: str, what: str, fix: str, path: Path | None = None,
+          **kw: Any) -> Dataset:
     import pyarrow as pa
     from datasets import load_dataset
     from datasets.exceptions import DatasetsError
 
     try:
-        return load_dataset(*args, split=split, **kw)
+        with _quiet_datasets():
+            return load_dataset(*args, split=split, **kw)
+    except StopIteration as exc:  # datasets' JSON reader on a file with nothing in it
+        raise DataError(f"{source} holds no records; write the preference data into it.") from exc
     except ValueError as exc:
         if (err := _unknown_split(exc, source, split)) is not None:
             raise err from exc
-        raise DataError(f"Could not read {source} as {what}: {_first_line(exc)}; {fix}.") from exc
+        if "corresponds to no data" in str(exc):
+            raise DataError(f"{source} holds no records (e.g. an empty JSON array, or a CSV header alone); write "
+                            "the preference data into it.") from exc
+        raise DataError(f"Could not read {source} as {what}: {_reason(exc, path)}; {fix}.") from exc
     except (DatasetsError, pa.ArrowException, OSError) as exc:
-        raise DataError(f"Could not read {source} as {what}: {_first_line(exc)}; {fix}.") from exc
+        raise DataError(f"Could not read {source} as {what}: {_reason(exc, path)}; {fix}.") from exc
 
 
 def _from_hub(dataset_id: str, split: str, **kw: Any) -> Dataset:
@@ -149,12 +191,15 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
         if builder is None:
             raise DataError(f"Unsupported data file {str(path)!r} (extension {path.suffix or 'none'!r}): use a "
                             f"{', '.join(SUPPORTED_EXTENSIONS)} file, a dataset directory or a Hub dataset id.")
+        check_data_file(path, kw.get("encoding"))
         kind = _FILE_KINDS[path.suffix.lower()]
-        return _read((builder,), str(path), split, kind, f"fix the file so that it is valid {kind}",
+        return _read((builder,), str(path), split, kind, f"fix the file so that it is valid {kind}", path,
                      data_files=str(path), **kw)
     if path.is_dir():
-        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        if _is_saved(path):
             return _from_disk(path, split)
+        for file in _data_files(path):
+            check_data_file(file, kw.get("encoding"))
         return _read((str(path),), str(path), split, "a data directory", f"put {_SUPPORTED} files in it (e.g. "
                      "train.jsonl, test.jsonl) or save a dataset there with save_to_disk", **kw)
     looks_local = (path.suffix.lower() in SUPPORTED_EXTENSIONS or path_or_id.startswith((".", "/", "~"))
@@ -163,6 +208,38 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
         raise DataError(f"Data path {str(path)!r} not found; check data.path (relative paths are resolved from "
                         f"{Path.cwd()}).")
     return _from_hub(path_or_id, split, **kw)
+
+
+def _is_saved(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _data_files(directory: Path) -> list[Path]:
+    """The files of a data directory (not hidden) in a format :func:`load_dataset_from` reads."""
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in SUPPORTED_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+
+
+def _describe_nulls(path_or_id: str, split: str, rows: int, memo: dict[str, Any], column: str,
+                    found: list[int]) -> dict[str, list[int]]:
+    """What the None values of ``column`` in rows ``found`` are: a missing key or a ``null`` in a JSON file (both
+    load as None), an empty cell in a CSV file, else a null (Parquet, a saved dataset, the Hub). ``memo`` keeps
+    the JSON file's keys between columns."""
+    path = Path(path_or_id).expanduser()
+    files = [path] if path.is_file() else _data_files(path) if path.is_dir() and not _is_saved(path) else []
+    suffixes = {f.suffix.lower() for f in files}
+    if suffixes and suffixes <= {".csv"}:
+        return {"is an empty cell": found}
+    if not suffixes & {".json", ".jsonl"}:
+        return {NULL: found}
+    if path.is_file() and split == "train":  # else which record of which file a row is, is not known
+        if "keys" not in memo:
+            memo["keys"] = json_keys(path, rows)
+        known = memo["keys"]
+        if known is not None:
+            return {NULL: [r for r in found if column in known[r - 1]],
+                    "is missing": [r for r in found if column not in known[r - 1]]}
+    return {"is null or missing": found}
 
 
 def _prompt_key(prompt: Any) -> str:
@@ -177,18 +254,39 @@ def unique_prompts(dataset: Dataset) -> list[Any]:
     return list(seen.values())
 
 
-def split_by_prompt(dataset: Dataset, fraction: float, seed: int, source: str = "data") -> tuple[Dataset, Dataset]:
-    """``(train, eval)``: a seeded ``fraction`` of the distinct prompts, with all their rows, held out.
+def _held_out(sizes: dict[str, int], fraction: float, seed: int) -> set[str]:
+    """The prompts to hold out, from their numbers of rows: in a seeded order, each prompt whose rows bring the
+    held-out rows closer to ``fraction`` of all rows; at least one, and never all."""
+    order = list(sizes)
+    random.Random(seed).shuffle(order)
+    target = fraction * sum(sizes.values())
+    held: list[str] = []
+    count = 0
+    for key in order:
+        if len(held) + 1 < len(order) and abs(count + sizes[key] - target) < abs(count - target):
+            held.append(key)
+            count += sizes[key]
+    return set(held) or {min(order, key=sizes.__getitem__)}
 
-    Splitting by prompt keeps held-out prompts out of training (pairs often share prompts).
+
+def split_by_prompt(dataset: Dataset, fraction: float, seed: int, source: str = "data") -> tuple[Dataset, Dataset]:
+    """``(train, eval)``: whole prompts held out, with all their rows, so that no prompt is on both sides.
+
+    The held-out prompts are chosen (seeded) so that their rows come as close to ``fraction`` of the rows as whole
+    prompts allow: ``round(fraction * prompts)`` of them when every prompt has as many rows; at least one prompt is
+    held out and one kept for training, however few there are.
+
+    :raises DataError: every row has the same prompt (one line, with the fix).
     """
     keys = [_prompt_key(p) for p in dataset.with_format(None)["prompt"]]
-    distinct = list(dict.fromkeys(keys))
-    n_eval = max(1, round(fraction * len(distinct)))
-    if n_eval >= len(distinct):
-        raise DataError(f"{source}: cannot hold out eval_fraction={fraction} of {len(distinct)} distinct prompts "
-                        "and keep some for training; lower data.eval_fraction or set data.eval_split.")
-    held = set(random.Random(seed).sample(distinct, n_eval))
+    sizes: dict[str, int] = {}
+    for key in keys:
+        sizes[key] = sizes.get(key, 0) + 1
+    if len(sizes) < 2:
+        raise DataError(f"{source}: all {len(keys)} rows have the same prompt, so eval_fraction={fraction} cannot "
+                        "hold out a prompt that training does not see; add rows with other prompts, or set "
+                        "data.eval_split to a held-out split.")
+    held = _held_out(sizes, fraction, seed)
     eval_rows = [i for i, k in enumerate(keys) if k in held]
     train_rows = [i for i, k in enumerate(keys) if k not in held]
     return dataset.select(train_rows), dataset.select(eval_rows)
@@ -201,8 +299,9 @@ def _prepare(path_or_id: str, split: str, source: str, **kw: Any) -> tuple[Datas
     head = dataset.with_format(None).select(range(min(len(dataset), 100)))
     row = next((r for r in head if all(v is not None for v in r.values())), head[0])
     fmt = detect_format(dataset.column_names, row, source=source)
-    dataset, report = validate(dataset, fmt, source)
-    return extract_prompts(dataset, fmt, source), fmt, report
+    explain = partial(_describe_nulls, path_or_id, split, len(dataset), {})
+    dataset, report = validate(dataset, fmt, source, explain_nulls=explain)
+    return extract_prompts(dataset, fmt, source, rows=report.source_rows()), fmt, report
 
 
 def load_preference_data(path_or_id: str, split: str = "train", eval_split: str | None = None,

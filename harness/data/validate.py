@@ -2,16 +2,17 @@
 
 This module owns :func:`validate` and :class:`ValidationReport`. Every row is checked against its
 :class:`~harness.data.formats.DataFormat`: required fields present, strings non-empty, message lists well
-formed (dicts with string ``role`` and ``content``, a known role), labels boolean. All problems are
-gathered and raised as one :class:`~harness.errors.DataError` line naming the columns and the 1-based row
-numbers. Ties (chosen equal to rejected after stripping whitespace) are not errors: they carry no preference
-signal, so they are dropped, counted in the report and announced with a :class:`DataWarning`.
+formed (dicts with string ``role`` and ``content``, a known role), labels boolean, no value null. All
+problems are gathered and raised as one :class:`~harness.errors.DataError` line naming the columns and the
+1-based row numbers; a null value is told from a missing key where the source can tell them apart (in a JSON
+file both load as None). Ties (chosen equal to rejected after stripping whitespace) are not errors: they carry
+no preference signal, so they are dropped, counted in the report and announced with a :class:`DataWarning`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ ALLOWED_ROLES = ("system", "developer", "user", "assistant", "tool")
 _MAX_ROWS_SHOWN = 5
 _MAX_PROBLEMS_SHOWN = 3
 _BATCH = 1000
+#: What the checks say of a None value; :func:`validate`'s ``explain_nulls`` may say more (a missing key).
+NULL = "is null"
 
 
 class DataWarning(UserWarning):
@@ -35,12 +38,21 @@ class DataWarning(UserWarning):
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What validation found: rows read, rows kept, tied pairs dropped, and the detected format."""
+    """What validation found: rows read, rows kept, tied pairs dropped (``tie_rows``: their 1-based rows), and the
+    detected format."""
 
     rows_in: int
     rows_out: int
     ties_dropped: int
     format: DataFormat
+    tie_rows: tuple[int, ...] = ()
+
+    def source_rows(self) -> list[int] | None:
+        """The 1-based source row of each kept row, or None when none was dropped (row i is row i)."""
+        if not self.tie_rows:
+            return None
+        tied = set(self.tie_rows)
+        return [r for r in range(1, self.rows_in + 1) if r not in tied]
 
     def describe(self) -> str:
         """One line for logs, e.g. ``1000 rows, 3 ties dropped, 997 kept (pairwise standard)``."""
@@ -68,7 +80,7 @@ def tie_key(value: Any) -> Any:
 def check_text(value: Any) -> str | None:
     """Why ``value`` is not a usable text field, or None if it is."""
     if value is None:
-        return "is missing"
+        return NULL
     if not isinstance(value, str):
         return "is not a string"
     if not value.strip():
@@ -79,7 +91,7 @@ def check_text(value: Any) -> str | None:
 def check_messages(value: Any) -> str | None:
     """Why ``value`` is not a usable message list ``[{"role": str, "content": str}, ...]``, or None."""
     if value is None:
-        return "is missing"
+        return NULL
     if not isinstance(value, list):
         return "is not a message list"
     if not value:
@@ -98,7 +110,7 @@ def check_messages(value: Any) -> str | None:
 def check_label(value: Any) -> str | None:
     """Why ``value`` is not a usable unpaired label, or None if it is a bool."""
     if value is None:
-        return "is missing"
+        return NULL
     return None if isinstance(value, bool) else "is not a boolean (use true/false)"
 
 
@@ -118,6 +130,17 @@ class RowProblems:
     def __bool__(self) -> bool:
         return bool(self.rows)
 
+    def refine(self, problem: str, explain: Callable[[str, list[int]], dict[str, list[int]]]) -> None:
+        """Replace each column's ``problem`` by what ``explain(column, rows)`` says of its rows ({problem: rows}),
+        in place (e.g. a null value told from a missing key)."""
+        refined: dict[tuple[str, str], list[int]] = {}
+        for (column, found), rows in self.rows.items():
+            parts = explain(column, rows) if found == problem else {found: rows}
+            for text, part in parts.items():
+                if part:
+                    refined.setdefault((column, text), []).extend(part)
+        self.rows = refined
+
     def error(self, source: str, fix: str = "fix or remove these rows (rows are numbered from 1)") -> DataError:
         """One-line DataError listing the problems (the first few) with their rows, then ``fix``."""
         parts = [f"column '{column}' {problem} in {format_rows(rows)}"
@@ -127,12 +150,16 @@ class RowProblems:
         return DataError(f"{source}: invalid preference data: {text}; {fix}.")
 
 
-def validate(dataset: Dataset, fmt: DataFormat, source: str) -> tuple[Dataset, ValidationReport]:
+def validate(dataset: Dataset, fmt: DataFormat, source: str, *,
+             explain_nulls: Callable[[str, list[int]], dict[str, list[int]]] | None = None,
+             ) -> tuple[Dataset, ValidationReport]:
     """Check every row of ``dataset`` against ``fmt``; drop tied pairs.
 
     :param dataset: the loaded data (extra columns are kept untouched).
     :param fmt: its format, from :func:`harness.data.formats.detect_format`.
     :param source: the file or dataset id, for messages.
+    :param explain_nulls: ``(column, rows) -> {problem: rows}``, what the source's None values are (e.g. ``"is
+        missing"`` for a JSON record without the key, ``"is null"`` for one with ``null``); None: ``"is null"``.
     :returns: the dataset without ties, and a :class:`ValidationReport`.
     :raises DataError: one line naming every problem's column and rows (1-based), or no rows left.
     """
@@ -160,6 +187,8 @@ def validate(dataset: Dataset, fmt: DataFormat, source: str) -> tuple[Dataset, V
             elif not bad and tie_key(fields["chosen"]) == tie_key(fields["rejected"]):
                 ties.append(row)
     if problems:
+        if explain_nulls is not None:
+            problems.refine(NULL, explain_nulls)
         raise problems.error(source)
     if ties and len(ties) == rows_in:
         raise DataError(f"{source}: all {rows_in} pairs are ties (chosen == rejected), so there is no preference "
@@ -169,5 +198,6 @@ def validate(dataset: Dataset, fmt: DataFormat, source: str) -> tuple[Dataset, V
         dataset = dataset.select([i for i in range(rows_in) if i not in tied])
         warnings.warn(f"{source}: dropped {len(ties)} tied pairs (chosen == rejected) of {rows_in}, "
                       f"{len(dataset)} remain ({format_rows(ties)}).", DataWarning, stacklevel=2)
-    report = ValidationReport(rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt)
+    report = ValidationReport(rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt,
+                              tie_rows=tuple(ties))
     return dataset, report

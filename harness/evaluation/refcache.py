@@ -10,6 +10,11 @@ and JSON, so concurrent trials see a complete entry or none; a trial holds the e
 evaluates the reference, so trials started together compute it once. With ``eval.cache=false`` the entry
 lives in memory for one trial only.
 
+Every file of an entry carries a SHA-256 of its contents (a JSON file: ``{"sha256", "data"}``, the hash of
+``data`` as canonical JSON; a safetensors file: ``sha256`` in its metadata, the hash of its tensors and other
+metadata), checked on every read. A file that is unreadable, has no checksum or does not match it (damaged, or
+edited to other valid numbers) is reported in one warning naming it, ignored, recomputed and rewritten.
+
 What an evaluator computes must be a function of the hashed inputs for its step-0 metrics to be cached: the
 whole ``eval`` config (but the evaluator list and the checkpoint schedule) is part of the key for that reason.
 Changing the code of a gold reward or an evaluator without changing the harness version is not detected:
@@ -38,7 +43,7 @@ from harness.evaluation.sampling import SampleBatch, Samples
 from harness.records import atomic_write_text
 
 #: Bumped when what is stored, or how it is computed, changes.
-CACHE_FORMAT = 2  # 2: completions end at every end-of-sequence id the model declares
+CACHE_FORMAT = 3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
 #: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which prompts and
 #: seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as ``eval.seed``).
 _NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples", "selection")
@@ -125,9 +130,20 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
                    getattr(tokenizer, "padding_side", None), type(tokenizer).__name__])
 
 
+def _tensors_sha256(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """SHA-256 (hex) of named tensors (name, dtype, shape and bytes of each) and of string ``metadata``."""
+    hasher = hashlib.sha256(digest(dict(metadata)).encode())
+    for name in sorted(tensors):
+        value = tensors[name].detach().cpu().contiguous()
+        hasher.update(f"{name}|{value.dtype}|{list(value.shape)}|".encode())
+        hasher.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()
+
+
 def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
+    metadata = {**(metadata or {}), "sha256": _tensors_sha256(tensors, metadata or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -146,17 +162,34 @@ def _write_json(path: Path, value: Any) -> None:
         os.chmod(path, 0o644)
 
 
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+_NO_CHECKSUM = "it has no checksum (written by an earlier harness version, or edited)"
+_MISMATCH = "its contents do not match its checksum (edited or damaged)"
+
+
+def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | str | None:
+    """A safetensors file's tensors and metadata (its checksum checked and removed); None when absent; a
+    string saying what is wrong when it is unreadable, has no checksum or does not match it."""
     if not path.is_file():
         return None
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})  # noqa: SIM118 (not iterable)
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not iterable)
+            metadata = dict(fh.metadata() or {})
     except Exception as exc:  # a damaged entry is a miss, not a failed trial
-        warnings.warn(f"reference cache: ignoring unreadable {path} ({exc})", stacklevel=2)
-        return None
+        return f"it is unreadable ({exc})".splitlines()[0]
+    checksum = metadata.pop("sha256", None)
+    if checksum is None:
+        return _NO_CHECKSUM
+    return (tensors, metadata) if checksum == _tensors_sha256(tensors, metadata) else _MISMATCH
+
+
+def _json_data(stored: Any) -> dict[str, Any] | str:
+    """The ``data`` of a checksummed JSON file's contents, or a string saying what is wrong with them."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict) or "sha256" not in stored:
+        return _NO_CHECKSUM
+    return stored["data"] if stored["sha256"] == digest(stored["data"]) else _MISMATCH
 
 
 class RefCache:
@@ -171,6 +204,7 @@ class RefCache:
         self.key = key
         self.directory = directory
         self._memory: dict[str, Any] = {}
+        self._warned: set[Path] = set()
         if directory is not None and material is not None and not (directory / _KEY).is_file():
             self._persist(lambda: _write_json(directory / _KEY, material))
 
@@ -184,6 +218,21 @@ class RefCache:
             warnings.warn(f"reference cache: cannot write to {self.directory} ({exc}); the reference evaluation "
                           "will not be reused by other trials", stacklevel=3)
 
+    def _ignore(self, path: Path, problem: str) -> None:
+        """Warn (once per file and cache object) that the entry file ``path`` is ignored and recomputed."""
+        if path not in self._warned:
+            self._warned.add(path)
+            warnings.warn(f"reference cache: ignoring {path}: {problem}; recomputing it", stacklevel=4)
+
+    def _tensors(self, file: str) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+        """A safetensors file of the entry, checked; None (with a warning when it is damaged) on a miss."""
+        assert self.directory is not None
+        loaded = _load_tensors(self.directory / file)
+        if isinstance(loaded, str):
+            self._ignore(self.directory / file, loaded)
+            return None
+        return loaded
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the entry's inter-process lock (a no-op in memory); do not nest it within one process."""
@@ -196,7 +245,7 @@ class RefCache:
     def samples(self) -> Samples | None:
         """The cached reference samples, or None."""
         if "samples" not in self._memory and self.directory is not None:
-            loaded = _load_tensors(self.directory / _SAMPLES)
+            loaded = self._tensors(_SAMPLES)
             if loaded is not None:
                 tensors, meta = loaded
                 self._memory["samples"] = Samples(
@@ -219,7 +268,7 @@ class RefCache:
         """The cached tensor ``name``, or None."""
         slot = f"tensor:{name}"
         if slot not in self._memory and self.directory is not None:
-            loaded = _load_tensors(self.directory / f"{name}.safetensors")
+            loaded = self._tensors(f"{name}.safetensors")
             if loaded is not None:
                 self._memory[slot] = loaded[0]["value"]
         return self._memory.get(slot)
@@ -232,16 +281,21 @@ class RefCache:
             self._persist(lambda: _atomic_save_tensors(path, {"value": value.detach().cpu()}))
 
     def _read(self, file: str) -> dict[str, Any]:
-        """A JSON file of the entry (by evaluator name), or its in-memory slot; {} when absent or unreadable."""
+        """A JSON file of the entry (by evaluator name), or its in-memory slot; {} when absent, and {} with a
+        warning when unreadable, without a checksum or not matching it."""
         if self.directory is None:
             return dict(self._memory.get(file, {}))
+        path = self.directory / file
         try:
-            return json.loads((self.directory / file).read_text(encoding="utf-8"))
+            data = _json_data(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            warnings.warn(f"reference cache: ignoring unreadable {self.directory / file} ({exc})", stacklevel=3)
+            data = f"it is unreadable ({exc})".splitlines()[0]
+        if isinstance(data, str):
+            self._ignore(path, data)
             return {}
+        return data
 
     def _add(self, file: str, evaluator: str, value: Any) -> None:
         """Set ``evaluator``'s item of a JSON file of the entry (read-modify-write: call it under :meth:`locked`)."""
@@ -250,7 +304,7 @@ class RefCache:
             self._memory[file] = merged
         else:
             path = self.directory / file
-            self._persist(lambda: _write_json(path, merged))
+            self._persist(lambda: _write_json(path, {"sha256": digest(merged), "data": merged}))
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Cached step-0 metrics, by evaluator name (empty when none are cached)."""

@@ -153,6 +153,18 @@ class Leaderboard:
         none does; :func:`knobs.columns_note`)."""
         return knobs.columns_note(knobs.paper_names(self.records), self.swept)
 
+    @property
+    def table_notes(self) -> list[str]:
+        """Sentences that belong under the ranked trials: :attr:`swept_note`, and what a negative KL means when
+        a completed trial shows one."""
+        kl = pd.to_numeric(self.completed["kl"], errors="coerce") if "kl" in self.completed else pd.Series()
+        negative = kl[kl < 0]
+        note = (f"A negative `kl` ({len(negative)} trial{'s' if len(negative) > 1 else ''}, down to "
+                f"{negative.min():.3g}) is sampling noise around 0: the estimate (the mean log-ratio of the policy's "
+                "sampled completions) is unbiased, not non-negative; read it as no measurable change from the "
+                "reference." if len(negative) else "")
+        return [n for n in (self.swept_note, note) if n]
+
     def notes(self) -> dict[str, str]:
         """The meaning of each metric column, from the declarations (for glossaries and tooltips)."""
         metric_columns = [*self.checkpoints.columns, *self.trials.columns]

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard.frames import format_value, trial_id
+from harness.leaderboard.frames import format_value, markdown_table, trial_id
 
 COLUMNS = ("steps", "examples", "tokens", "flops_est")
 NOTES = {
@@ -149,4 +149,4 @@ def markdown_lines(cost: pd.DataFrame, note: str | None) -> list[str]:
     budget = [f"`{c}`: {NOTES[c]}." for c in COLUMNS if c in cost.columns]
     return ["## Compute cost per method", "", "Measured wall time and memory; each method's mean budget over its "
             "completed trials. " + " ".join(budget), "", *([f"**Note:** {note}", ""] if note else []),
-            cost.map(format_value).to_markdown(index=False), ""]
+            markdown_table(cost), ""]

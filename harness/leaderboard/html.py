@@ -43,7 +43,7 @@ COLUMN_NOTES = {
     "kl_ci95": "half-width of the 95% confidence interval of kl_mean, evaluation noise included",
     **conclusions.NOTES,
 }
-_SECTIONS = (("conclusions", "Methods"), ("trials", "Ranked trials"), ("failed", "Failed and pruned trials"),
+_SECTIONS = (("conclusions", "Methods"), ("trials", "Ranked trials"), ("failed", "Failed, pruned and interrupted trials"),
              ("methods", "Best per method"), ("matched_kl", "Reward at matched KL"),
              ("no_effect", "Parameters that changed nothing"),
              ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
@@ -317,7 +317,7 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
                      if c in others.columns]] if not others.empty else others
     sections = {
         "conclusions": _conclusions(board, budget, colors, notes),
-        "trials": html_table(shown_trials, "trials", budget, colors, notes) + _note(board.swept_note),
+        "trials": html_table(shown_trials, "trials", budget, colors, notes) + "".join(map(_note, board.table_notes)),
         "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors, notes),
         "methods": html_table(board.shown(_flat(board.methods)), "methods", budget, colors, notes),
         "matched_kl": _matched_kl(board, budget, colors),

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.leaderboard import budgets, caveats, conclusions, matched_kl
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.frames import format_value
+from harness.leaderboard.frames import format_value, markdown_table, markdown_text
 from harness.leaderboard.selection import selection_sentence
 
 
@@ -17,7 +17,7 @@ def _table(board: Leaderboard, df: pd.DataFrame) -> str:
     shown = board.shown(df).drop(columns=["trial_id"], errors="ignore")
     if "pareto" in shown:
         shown = shown.assign(pareto=shown["pareto"].map(lambda v: "★" if v is True else ""))
-    return shown.map(format_value).to_markdown(index=False)
+    return markdown_table(shown)
 
 
 AUTO_ORDER = "the gold reward, else a reward model's score, else a judge's win rate, else preference accuracy"
@@ -81,7 +81,7 @@ def column_lines(board: Leaderboard) -> list[str]:
 
 def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
     """The leaderboard as Markdown: ranked trials, per-method best, seeds, cost, failures, plots, reproduce."""
-    lines = [f"# Leaderboard: {board.title}", ""]
+    lines = [f"# Leaderboard: {markdown_text(board.title)}", ""]
     if board.groups:
         return "\n".join([*lines, *incompatible_lines(board), ""])
     df = board.trials
@@ -91,11 +91,11 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
     prompts = df["eval_prompts"].dropna()
     lines += [*objective_lines(board), "", _intro(board, n_done, int(prompts.iloc[0]) if len(prompts) else None), ""]
     if not board.method_summary.empty:
-        lines += ["## Methods", "", board.verdict, "",
-                  conclusions.shown(board.method_summary).map(format_value).to_markdown(index=False), "",
+        lines += ["## Methods", "", markdown_text(board.verdict), "",
+                  markdown_table(conclusions.shown(board.method_summary)), "",
                   conclusions.explanation(board.objective_name, board.objective_se_column()), "", "## Ranked trials", ""]
     if not board.completed.empty:
-        lines += [_table(board, board.completed), ""] + ([board.swept_note, ""] if board.swept_note else [])
+        lines += [_table(board, board.completed), ""] + [x for note in board.table_notes for x in (note, "")]
     if len(board.methods) > 1:
         lines += ["## Best per method", "", _table(board, board.methods), ""]
     lines += matched_kl.markdown_lines(board.matched_kl, board.objective_name)
@@ -106,21 +106,22 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
                   "`diverged` counts the seeds left out; `p_vs_best` is a Welch-type t-test against rank 1, `p_holm` "
                   "its Holm adjustment over all comparisons, and `same_as_best` marks settings whose difference from "
                   "the best is not significant after it (p_holm >= 0.05).", "",
-                  board.seeds.map(format_value).to_markdown(index=False), ""]
+                  markdown_table(board.seeds), ""]
     if not board.settings.empty:
         lines += ["## Method settings", "", "Each method's hyperparameters that are the same in all its trials (the "
                   "swept ones are columns of the tables above), and, where its plugin states it, the loss its trainer "
                   "computes (`loss`: what is summed, what is averaged per token, what an NLL term covers):", "",
-                  board.settings.to_markdown(index=False), ""]
+                  markdown_table(board.settings), ""]
     lines += optuna_lines(board)
     if not board.cost.empty:
         lines += budgets.markdown_lines(board.cost, board.budget_note)
     others = df[df["status"] != "completed"]
     if not others.empty:
-        lines += ["## Failed and pruned trials", ""]
+        lines += ["## Failed, pruned and interrupted trials", ""]
         for _, row in others.iterrows():
             step = f" at step {format_value(row.get('step'))}" if row["status"] == "pruned" and format_value(row.get("step")) else ""
-            lines.append(f"- **{row['method']}** ({row['status']}{step}): {row['reason'] or 'no reason recorded'}"
+            reason = markdown_text(row["reason"] or "no reason recorded")
+            lines.append(f"- **{markdown_text(row['method'])}** ({row['status']}{step}): {reason}"
                          f"  \n  `{row['overrides']}`")
         lines.append("")
     lines += column_lines(board)
@@ -131,7 +132,8 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
         lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]
     lines += ["## Reproduce", "", "Each trial's exact overrides:", ""]
     for _, row in df.iterrows():
-        lines.append(f"- rank {format_value(row['rank']) or '-'} {row['method']}: `python -m harness {row['overrides']}`")
+        lines.append(f"- rank {format_value(row['rank']) or '-'} {markdown_text(row['method'])}: "
+                     f"`python -m harness {row['overrides']}`")
     lines.append("")
     return "\n".join(lines)
 
@@ -153,7 +155,7 @@ def optuna_lines(board: Leaderboard) -> list[str]:
     if not table.empty:
         lines += ["", "Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums "
                   "to 1; a blank: the method has no such parameter):", "",
-                  table.map(format_value).to_markdown(index=False)]
+                  markdown_table(table)]
     return [*lines, ""]
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from harness.config.sweep_checks import DEFAULT_MATCHED_KL, MATCHED_KL_KEY, check_matched_kl
 from harness.evaluation.health import KL_HIGH
 from harness.leaderboard import columns
-from harness.leaderboard.frames import format_value
+from harness.leaderboard.frames import markdown_table
 
 PREFIX = "at_kl_"
 NOTES = {
@@ -157,4 +157,4 @@ def markdown_lines(table: pd.DataFrame, objective: str | None) -> list[str]:
     if table.empty:
         return []
     return ["## Reward at matched KL", "", explanation(table, objective), "",
-            table.map(format_value).to_markdown(index=False), ""]
+            markdown_table(table), ""]

@@ -1,9 +1,11 @@
 """Building the toy world once per spec, and finding it again in the on-disk cache.
 
 This module owns the cache and the build sequence. ``build_toy_world(spec)`` returns the world in
-``<cache_dir>/<spec.key()>/`` if it is complete; otherwise it builds it into a temporary directory next to
-it and renames that into place (``os.replace``), under an exclusive file lock (``<key>.lock``), so that
-concurrent processes never build the same world twice and never see a half-written one. A world directory:
+``<cache_dir>/<spec.key()>/`` if it is complete and intact; otherwise it builds it into a temporary directory
+next to it and renames that into place (``os.replace``), under an exclusive file lock (``<key>.lock``), so that
+concurrent processes never build the same world twice and never see a half-written one. A damaged world (a
+file missing, truncated or edited) is reported in one line naming the directory and the file, moved aside by
+one rename and rebuilt the same way, so the directory is never half-deleted. A world directory:
 
     model/                  the pretrained toy model + tokenizer (save_pretrained; safetensors)
     train_pairs.jsonl       {"prompt", "chosen", "rejected"} preference pairs for training
@@ -12,17 +14,25 @@ concurrent processes never build the same world twice and never see a half-writt
     selection_prompts.jsonl {"prompt"} held-out prompts that checkpoints are chosen on (disjoint from all others)
     selection_pairs.jsonl   held-out pairs for the selection split (preference accuracy there)
     meta.json               spec, key, build seconds, parameter count, base-model and pair statistics
-                            (written last: its presence marks a complete world)
+    manifest.json           every other file's path, size and SHA-256 (written last, atomically: its presence
+                            marks a complete world; each load checks sizes and checksums against it, ~3 ms)
+
+A world built before manifests existed (``meta.json``, no ``manifest.json``) is checked once instead (every
+required file there, every file loads, the line counts match ``meta.json``) and, if healthy, given a manifest
+rather than rebuilt: a rebuild under another torch version or CPU would give other weights than the ones that
+earlier results were computed with.
 
 The default cache directory is ``$HARNESS_CACHE_DIR/toyworld``, else ``~/.cache/harness/toyworld``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,11 +40,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import MANIFEST, cache_dir, file_lock, verify_manifest, write_manifest
 from harness.toyworld.reward import gold_reward
 from harness.toyworld.spec import VERSION, ToyWorldSpec
 
 META = "meta.json"
+# Files every complete world has (what a world built before manifests existed is checked for).
+REQUIRED = (META, "model/config.json", "model/model.safetensors", "model/tokenizer.json", "train_pairs.jsonl",
+            "eval_pairs.jsonl", "eval_prompts.jsonl", "selection_prompts.jsonl", "selection_pairs.jsonl")
+# The line count of each JSON-lines file, as meta.json records it.
+_COUNTS = {"train_pairs.jsonl": ("train_pairs", "n"), "eval_pairs.jsonl": ("eval_pairs", "n"),
+           "selection_pairs.jsonl": ("selection_pairs", "n"), "eval_prompts.jsonl": ("num_eval_prompts",),
+           "selection_prompts.jsonl": ("num_selection_prompts",)}
 # Completions whose gold reward meta.json records, to read the base model's mean against.
 REFERENCE_COMPLETIONS = (
     "great . i loved the acting .",  # a good positive completion
@@ -99,28 +116,118 @@ def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | No
                     progress: bool = True) -> ToyWorld:
     """The toy world of ``spec`` (default: ``ToyWorldSpec()``), from the cache or built now (about a minute).
 
+    A cached world is verified first (sizes and SHA-256 checksums against its manifest); a damaged one is
+    reported in one line on stderr (the directory and the bad file) and rebuilt in place. A healthy world
+    built before manifests existed is given one.
+
     :param cache_dir: parent of the per-spec world directories (default: :func:`default_cache_dir`).
     :param progress: show progress bars while building.
     """
     spec = spec or ToyWorldSpec()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    root = cache / spec.key()
-    if (root / META).is_file():
+    key = spec.key()
+    root = cache / key
+    if world_problem(root, key) is None:
+        if not (root / MANIFEST).is_file():
+            _adopt(root, cache / f"{key}.lock")
         return ToyWorld.load(root)
     cache.mkdir(parents=True, exist_ok=True)
-    with file_lock(cache / f"{spec.key()}.lock"):
-        if (root / META).is_file():  # another process built it while we waited
-            return ToyWorld.load(root)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key()}.", suffix=".tmp", dir=cache))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the world is an ordinary cache directory
-        try:
-            _build_into(tmp, spec, progress)
-            if root.exists():  # an incomplete leftover (no meta.json) from a crashed build
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with file_lock(cache / f"{key}.lock"):
+        problem = world_problem(root, key)  # another process may have built or repaired it while we waited
+        if problem is not None:
+            if root.exists():
+                print(f"harness: warning: toy world cache {root} is damaged ({problem}); rebuilding it",
+                      file=sys.stderr, flush=True)
+            _rebuild(cache, root, spec, progress)
     return ToyWorld.load(root)
+
+
+def world_problem(root: Path, key: str) -> str | None:
+    """What is wrong with the world directory ``root`` (of spec key ``key``), or None when it is complete and
+    intact: checked against its manifest, or, for a world built before manifests existed, by
+    :func:`_legacy_problem`. The answer names the file (relative to ``root``)."""
+    if not root.is_dir():
+        return "not built"
+    if (root / MANIFEST).is_file():
+        return verify_manifest(root)
+    return _legacy_problem(root, key)
+
+
+def _load_file(path: Path) -> int:
+    """Read ``path`` as what its suffix says (JSON, JSON lines, safetensors, else bytes); returns its rows
+    (JSON lines) or 0. Raises what the reader raises on a damaged file."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 (not iterable)
+                handle.get_tensor(name)
+        return 0
+    if path.suffix not in (".json", ".jsonl"):
+        path.read_bytes()
+        return 0
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        json.loads(text)
+        return 0
+    lines = text.splitlines()
+    for line in lines:
+        json.loads(line)
+    return len(lines)
+
+
+def _legacy_problem(root: Path, key: str) -> str | None:
+    """What is wrong with a world built before manifests existed, or None: every :data:`REQUIRED` file is
+    there, every file loads, ``meta.json`` names ``key`` and the JSON-lines files have the rows it counts."""
+    for name in REQUIRED:
+        if not (root / name).is_file():
+            return f"{name} is missing"
+    rows: dict[str, int] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        name = path.relative_to(root).as_posix()
+        try:
+            rows[name] = _load_file(path)
+        except Exception as exc:  # what a damaged file raises depends on its reader (JSON, safetensors, OS)
+            return f"{name} does not load ({type(exc).__name__}: {exc})".splitlines()[0]
+    meta = json.loads((root / META).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        return f"{META} does not name this world's key {key}"
+    for name, where in _COUNTS.items():
+        expected: Any = meta
+        for part in where:
+            expected = expected.get(part) if isinstance(expected, dict) else None
+        if rows[name] != expected:
+            return f"{name} has {rows[name]} rows, {META} says {expected}"
+    return None
+
+
+def _adopt(root: Path, lock: Path) -> None:
+    """Give a healthy world built before manifests existed its manifest (skipped on a read-only cache)."""
+    with contextlib.suppress(OSError), file_lock(lock):
+        if root.is_dir() and not (root / MANIFEST).is_file():
+            write_manifest(root)
+
+
+def _rebuild(cache: Path, root: Path, spec: ToyWorldSpec, progress: bool) -> None:
+    """Build the world into a temporary directory and rename it to ``root``; a damaged ``root`` is first moved
+    aside by one rename (then deleted), so it is never half-deleted. Call it holding the world's lock."""
+    key = spec.key()
+    for leftover in cache.glob(f".{key}.*"):  # from a build or a swap that crashed (no builder runs: we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=cache))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the world is an ordinary cache directory
+    old: Path | None = None
+    try:
+        _build_into(tmp, spec, progress)
+        write_manifest(tmp)  # last: a directory with a manifest is a complete world
+        if root.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".old", dir=cache))
+            os.replace(root, old / key)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -153,7 +260,7 @@ def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool)
 
 
 def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
-    """Build every artefact of the world into ``directory`` (meta.json last)."""
+    """Build every artefact of the world into ``directory`` (meta.json last; the caller writes the manifest)."""
     import torch
 
     from harness.toyworld.pairs import completion_stats, pair_stats

@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,15 +49,20 @@ def preserved_rng() -> Iterator[None]:
 
 
 def save_weights(model: torch.nn.Module, tokenizer: Any, directory: Path) -> Path:
-    """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+    """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``: into a
+    temporary directory of this process's own (``.step-N.<random>.tmp``), removed if saving fails (e.g. a full
+    disk), then renamed."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
@@ -99,6 +105,17 @@ class Checkpointer:
         if not math.isfinite(loss):
             raise TrialFailed(f"training loss became {loss} at step {step}; lower the learning rate or check the data")
 
+    def check_weights(self, step: int, model: torch.nn.Module) -> None:
+        """Fail the trial when a trainable weight is NaN or infinite (a divergence between two logged losses, which
+        would otherwise surface as the sampler's error about invalid probabilities)."""
+        with torch.no_grad():
+            bad = next((name for name, p in model.named_parameters()
+                        if p.requires_grad and not bool(torch.isfinite(p).all())), None)
+        if bad is not None:
+            loss = f"; the last logged loss was {self.last_loss:.4g}" if self.last_loss is not None else ""
+            raise TrialFailed(f"training diverged: the weights became NaN/inf by step {step} (first: {bad}){loss}; "
+                              "lower the learning rate or check the data")
+
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
         """Called after optimizer step ``step``: checks the loss and checkpoints on the interval."""
         self.check_loss(step, loss)
@@ -110,6 +127,7 @@ class Checkpointer:
         """Save (and evaluate) the model at ``step``; a step already taken is only completed, not redone."""
         entry = next((e for e in self.entries if e["step"] == step), None)
         if entry is None:
+            self.check_weights(step, model)
             entry = {"step": step, "final": final, "path": None, "metrics": {}}
             self.entries.append(entry)
             if self.save:

@@ -9,6 +9,10 @@ settings become a ``peft.LoraConfig`` that the TRL trainers apply (:func:`lora_c
 
 from __future__ import annotations
 
+import json
+import struct
+import zipfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -103,8 +107,11 @@ def load_causal_lm(path: str, model_cfg: DictConfig, dtype: torch.dtype, device:
     kwargs = from_pretrained_kwargs(model_cfg, dtype, device)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as exc:
-        raise ModelError(f"Cannot load a causal LM from {path!r}: {exc}".splitlines()[0]) from exc
+    except Exception as exc:  # a damaged weights file, or a model that is not there: one line; else as raised
+        error = _load_error(path, model_cfg.get("revision"), exc)
+        if error is None:
+            raise
+        raise error from exc
     if "device_map" not in kwargs:
         model = model.to(device)
     if needs_kbit_preparation(model_cfg):
@@ -113,6 +120,55 @@ def load_causal_lm(path: str, model_cfg: DictConfig, dtype: torch.dtype, device:
         # Gradient checkpointing stays train.gradient_checkpointing's (the trainers enable it, and input grads).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model.eval()
+
+
+def _weights_problem(path: Path) -> str | None:
+    """What is wrong with a weights file, from its structure alone (no tensor is read), or None: a safetensors
+    file must hold its header and exactly the bytes that header lists, a PyTorch (zip) file its central directory."""
+    try:
+        size = path.stat().st_size
+        if path.suffix != ".safetensors":  # torch.save's zip format; an old pickle (no zip) is not checked
+            with open(path, "rb") as handle:
+                pickled = handle.read(1) == b"\x80"
+            return None if pickled or zipfile.is_zipfile(path) else "not a complete zip archive"
+        if size < 8:
+            return f"{size} bytes, too short to hold a header"
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if 8 + length > size:
+                return f"{size} bytes, shorter than its {length}-byte header"
+            header = json.loads(handle.read(length))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, struct.error, ValueError, TypeError, KeyError, IndexError) as exc:
+        return f"unreadable header ({type(exc).__name__})"
+    return None if 8 + length + end == size else f"{size} bytes, its header lists {8 + length + end}"
+
+
+def _load_error(path: str, revision: str | None, exc: BaseException) -> ModelError | None:
+    """The one-line :class:`ModelError` for ``exc``, raised while loading the model at ``path``, or None to let
+    ``exc`` through: a truncated or corrupt weights file (named, with the fix), or any OSError (not found)."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(path, "config.json", revision=revision)
+        except Exception:  # not a valid repo id
+            found = None
+        directory = Path(found).parent if isinstance(found, str) else directory
+    fix = "re-download the model, or save it again with save_pretrained"
+    damaged = type(exc).__name__ == "SafetensorError" or isinstance(exc, EOFError)
+    if damaged or isinstance(exc, (OSError, RuntimeError, ValueError)):
+        for weights_file in sorted(p for p in directory.glob("*") if p.suffix in (".safetensors", ".bin", ".pth")):
+            problem = _weights_problem(weights_file)
+            if problem is not None:
+                return ModelError(f"The weights file {weights_file} is truncated or corrupt ({problem}); {fix}.")
+    message = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if damaged:
+        return ModelError(f"Cannot read the weights of {path!r} ({message}): a weights file is corrupt; {fix}.")
+    if isinstance(exc, OSError):
+        return ModelError(f"Cannot load a causal LM from {path!r}: {message}")
+    return None
 
 
 def lora_config(model_cfg: DictConfig) -> LoraConfig | None:

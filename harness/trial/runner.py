@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +34,7 @@ from harness.config.validation import (
     validate_trial_config,
 )
 from harness.data import PreferenceData, data_for_method, fit_to_length
-from harness.errors import DataError, TrialPruned, UserError
+from harness.errors import DataError, TrialInterrupted, TrialPruned
 from harness.evaluation.context import CheckpointEvaluation, EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.health import annotate_trial, learning_rate_flag
 from harness.evaluation.refcache import RefCache, open_reference_cache
@@ -44,6 +44,7 @@ from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
+from harness.trial.lifecycle import call_hook, disk_full, failure
 from harness.trial.memory import MemoryMonitor
 from harness.trial.selection import SelectionEvaluation, plan_held_out
 from harness.verbosity import set_library_verbosity
@@ -135,16 +136,20 @@ class TrialRun:
             "finished_at": None,
         }
         self.checkpointer: Checkpointer | None = None
+        self.ctx: TrainContext | None = None  # set once training starts (the step reached, when interrupted)
         self.selection: SelectionEvaluation | None = None  # evaluation on the selection prompts (None: off)
 
     def _write(self) -> None:
         write_record(self.trial_dir / RECORD_NAME, self.record)
 
     def run(self) -> dict[str, Any]:
-        """Run the trial to completion, failure or pruning; write and return its record."""
+        """Run the trial to completion, failure, pruning or interruption; write and return its record.
+
+        :raises TrialInterrupted: after recording the trial as interrupted (SIGINT/SIGTERM, or Ctrl-C)."""
         self.trial_dir.mkdir(parents=True, exist_ok=True)
         self._write()
         start = time.perf_counter()
+        interrupted: TrialInterrupted | None = None
         try:
             self._run()
             self.record["status"] = "completed"
@@ -153,23 +158,47 @@ class TrialRun:
             self.record["status"] = "pruned"
             self.record["error"] = {"type": "TrialPruned", "message": str(exc) or "pruned", "step": step}
             self.record["train"]["steps"] = step  # the optimizer steps actually spent
+        except (TrialInterrupted, KeyboardInterrupt) as exc:
+            interrupted = exc if isinstance(exc, TrialInterrupted) else TrialInterrupted(signal.SIGINT)
+            step = self.ctx.steps_done if self.ctx is not None else 0
+            self.record["status"] = "interrupted"
+            self.record["error"] = {"type": "TrialInterrupted", "step": step, "signal": interrupted.signal_name,
+                                    "message": f"interrupted by {interrupted.signal_name} at step {step}"}
         except Exception as exc:  # a failing trial is recorded as failed; the sweep goes on
             self.record["status"] = "failed"
-            self.record["error"] = {"type": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc)
-                                    else type(exc).__name__, "traceback": traceback.format_exc(),
-                                    "user_error": isinstance(exc, UserError)}  # fixable input, e.g. data
+            self.record["error"] = failure(exc)
         finally:
-            if self.monitor._thread is not None and self.record["peak_memory"] is None:
-                self.record["peak_memory"] = self.monitor.stop()
-            if self.checkpointer is not None:
-                self.record["checkpoints"] = self.checkpointer.entries
-                self.record["health"] = self._health()
-            self.timings["total_s"] = round(time.perf_counter() - start, 3)
-            self.record["finished_at"] = _now()
-            self._write()
-            self.pm.hook.harness_trial_end(record=self.record)
-            gc.collect()
+            self._finish(start)
+        if interrupted is not None:
+            raise interrupted
         return self.record
+
+    def _finish(self, start: float) -> None:
+        """Complete and write the record (a full disk is noted on it when it can still be written), then call the
+        plugins' ``harness_trial_end`` (a failing plugin is recorded, and the record written again)."""
+        if self.monitor._thread is not None and self.record["peak_memory"] is None:
+            self.record["peak_memory"] = self.monitor.stop()
+        if self.checkpointer is not None:
+            self.record["checkpoints"] = self.checkpointer.entries
+            self.record["health"] = self._health()
+        self.timings["total_s"] = round(time.perf_counter() - start, 3)
+        self.record["finished_at"] = _now()
+        try:
+            self._write()
+            errors = len(self.record.get("plugin_errors") or [])
+            call_hook(self.pm, "harness_trial_end", self.record, record=self.record)
+            if len(self.record.get("plugin_errors") or []) > errors:
+                self._write()
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            self.record["error"] = {**(self.record.get("error") or {}), **failure(exc)}
+            if self.record["status"] != "interrupted":
+                self.record["status"] = "failed"
+            with contextlib.suppress(OSError):  # the smaller record may still fit; else the last one stays
+                self._write()
+        finally:
+            gc.collect()
 
     def _health(self) -> list[dict[str, Any]]:
         """Health flags of the evaluated checkpoints (also set on each checkpoint entry)."""
@@ -213,8 +242,9 @@ class TrialRun:
             directory=self.trial_dir / "checkpoints",
             save=bool(cfg.train.save_checkpoints), tokenizer=models_.tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
-            evaluated=lambda step, metrics, selection: self.pm.hook.harness_checkpoint_evaluated(
-                cfg=cfg, step=step, metrics=metrics, selection=selection),
+            evaluated=lambda step, metrics, selection: call_hook(
+                self.pm, "harness_checkpoint_evaluated", self.record, cfg=cfg, step=step, metrics=metrics,
+                selection=selection),
         )
         return TrainContext(cfg=cfg, spec=self.spec, tokenizer=models_.tokenizer, policy=models_.policy,
                             reference=models_.train_reference, peft_config=models_.peft_config,
@@ -238,7 +268,7 @@ class TrialRun:
         cfg = self.cfg
         set_library_verbosity(bool(cfg.get("verbose", False)))
         validate_trial_config(cfg, self.pm)
-        self.pm.hook.harness_trial_start(cfg=cfg, trial_dir=self.trial_dir)
+        call_hook(self.pm, "harness_trial_start", self.record, cfg=cfg, trial_dir=self.trial_dir)
         if int(cfg.train.num_threads) > 0:
             torch.set_num_threads(int(cfg.train.num_threads))
         torch.manual_seed(int(cfg.seed))
@@ -330,7 +360,7 @@ class TrialRun:
                 "cache_key": selection.refcache.key}
 
     def _run(self) -> None:
-        ctx = self.prepare()
+        ctx = self.ctx = self.prepare()
         checkpointer = ctx.checkpointer
         t = time.perf_counter()
         self.monitor.start()
@@ -350,6 +380,10 @@ class TrialRun:
 
 
 def run_trial(cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),
-              sweep: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one trial and return its record (also written to ``trial_dir/trial.json``)."""
-    return TrialRun(cfg, trial_dir, overrides, sweep).run()
+              sweep: dict[str, Any] | None = None, attempt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempt``: what an earlier,
+    unfinished run of this trial left (:func:`harness.sweep.resume.earlier_attempt`), kept in ``attempts``."""
+    run = TrialRun(cfg, trial_dir, overrides, sweep)
+    if attempt is not None:
+        run.record["attempts"] = [attempt]
+    return run.run()

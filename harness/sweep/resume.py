@@ -1,0 +1,168 @@
+"""Re-running a grid multirun resumes it, and two processes never write one trial.
+
+A trial's identity is the hash of its resolved config without the keys that only place or present it
+(:data:`NOT_IN_HASH`). Re-running the same ``python -m harness -m ...`` command (same ``sweep_name``) skips every
+job whose ``trial.json`` is completed with the same hash, runs again the failed, interrupted, pruned and
+never-finished ones (their earlier outcomes kept in the new record's ``attempts``), and never overwrites a
+completed record of another config: that is refused before any compute, with the fix (another ``sweep_name``,
+or ``--force``, which runs every trial again). ``--force`` is the command line's spelling of ``rerun=all``.
+
+Locks: the launching process holds ``<sweep dir>/.sweep.lock`` for the whole multirun (a second multirun on
+the same directory stops with one line naming the first one's pid), and each trial's process holds
+``<trial dir>/trial.lock`` while it runs. Both are ``flock`` locks, released by the kernel when a process dies,
+so a killed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from harness.config.sweep_checks import check_sweep_name
+from harness.errors import ConfigError, UserError
+from harness.records import RECORD_NAME, RecordError, read_record
+
+NOT_IN_HASH = ("sweep_name", "leaderboard", "verbose", "rerun")  # keys that place or present a trial only
+SWEEP_LOCK = ".sweep.lock"
+TRIAL_LOCK = "trial.lock"
+RERUN_CHOICES = ("missing", "all")
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows: no locking)
+    fcntl = None  # type: ignore[assignment]
+
+
+class Locked(UserError):
+    """Another live process holds the lock of a sweep or trial directory."""
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of a resolved trial config (a record's ``config``), the keys in :data:`NOT_IN_HASH` left out."""
+    kept = {k: v for k, v in config.items() if k not in NOT_IN_HASH}
+    text = json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def completed_record(trial_dir: Path) -> dict[str, Any] | None:
+    """The trial record in ``trial_dir`` if it is readable and completed, else None."""
+    try:
+        record = read_record(trial_dir / RECORD_NAME)
+    except RecordError:
+        return None
+    return record if record.get("status") == "completed" else None
+
+
+def earlier_attempt(trial_dir: Path) -> dict[str, Any] | None:
+    """What an earlier, unfinished run of this trial left (status, reason, times), for the new record's
+    ``attempts``; None when there is no readable record."""
+    try:
+        record = read_record(trial_dir / RECORD_NAME)
+    except RecordError:
+        return None
+    error = record.get("error") or {}
+    return {"status": record.get("status"), "reason": error.get("message"), "step": error.get("step"),
+            "started_at": record.get("started_at"), "finished_at": record.get("finished_at")}
+
+
+def _describe(config: Mapping[str, Any]) -> str:
+    method = (config.get("method") or {}).get("name")
+    return f"method={method} seed={config.get('seed')}"
+
+
+def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun: str) -> int:
+    """Before a grid multirun: the number of its jobs already completed with the same config (to be skipped).
+
+    :raises ConfigError: job ``i``'s directory holds a completed record of another config (``rerun=missing``):
+        running would replace a finished result.
+    """
+    done = 0
+    for num, config in enumerate(configs):
+        record = completed_record(sweep_dir / str(num))
+        if record is None:
+            continue
+        if config_hash(record.get("config") or {}) == config_hash(config):
+            done += 1
+        elif rerun != "all":
+            raise ConfigError(
+                f"{sweep_dir / str(num) / RECORD_NAME} is a completed trial of another config "
+                f"({_describe(record.get('config') or {})}; job {num} is now {_describe(config)}); use another "
+                "sweep_name=..., or add --force to run every trial again and replace it.")
+    return done
+
+
+def _hold(path: Path, what: str) -> IO[str]:
+    """Open and ``flock`` ``path`` (non-blocking), writing our pid into it; raises Locked naming the holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise Locked(f"{what} is being written by another harness process (pid {holder}); wait for it to end, or "
+                     "use another sweep_name=...") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+_HELD: list[IO[str]] = []  # sweep locks held for the life of this process
+
+
+def claim_sweep(sweep_dir: Path) -> None:
+    """Hold ``<sweep_dir>/.sweep.lock`` until this process exits (no-op without ``fcntl``).
+
+    :raises Locked: another live process holds it."""
+    if fcntl is not None:
+        _HELD.append(_hold(sweep_dir / SWEEP_LOCK, f"multirun directory {sweep_dir}"))
+
+
+@contextlib.contextmanager
+def trial_lock(trial_dir: Path) -> Iterator[None]:
+    """Hold ``<trial_dir>/trial.lock`` for the block. :raises Locked: another live process holds it."""
+    if fcntl is None:
+        yield
+        return
+    handle = _hold(trial_dir / TRIAL_LOCK, f"trial directory {trial_dir}")
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _given(overrides: Sequence[str], key: str) -> str | None:
+    return next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
+
+
+def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str], rerun: str) -> Path | None:
+    """Before a grid multirun whose directory the command names (``sweep_name=`` or ``hydra.sweep.dir=``): check it
+    (:func:`check_sweep_dir`), hold its lock for this process, and say how many jobs will be skipped; returns the
+    directory (None when it is a fresh timestamped one, or not known before Hydra resolves it).
+
+    :raises ConfigError: a completed record of another config is in the way. :raises Locked: another run is live.
+    """
+    if rerun not in RERUN_CHOICES:
+        raise ConfigError(f"rerun={rerun!r} is invalid; use rerun=missing (skip completed trials) or rerun=all.")
+    given_dir, name = _given(overrides, "hydra.sweep.dir"), _given(overrides, "sweep_name")
+    if given_dir is not None and "${" not in given_dir:
+        sweep_dir = Path(given_dir)
+    elif given_dir is None and name is not None:
+        sweep_dir = Path("multirun") / check_sweep_name(name)
+    else:
+        return None
+    if _given(overrides, "hydra.sweep.subdir") is None:
+        done = check_sweep_dir(sweep_dir, configs, rerun)
+        if done:
+            print(f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the same config "
+                  "are skipped (--force runs them again)", flush=True)
+    claim_sweep(sweep_dir)
+    return sweep_dir

@@ -1,0 +1,271 @@
+"""Caches verify themselves: a damaged toy world is reported and rebuilt, a damaged or edited reference-evaluation
+entry is reported and recomputed, and a truncated weights file of a user's model is one line naming the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from harness.cache import MANIFEST, file_sha256, verify_manifest
+from harness.errors import ModelError, UserError
+from harness.evaluation.refcache import RefCache
+from harness.toyworld import ToyWorldSpec, build_toy_world
+from harness.toyworld import build as build_module
+from tests.conftest import REPO
+from tests.test_kl import one_thread  # noqa: F401 (autouse: tiny models run fastest on one thread)
+from tests.test_refcache import prepared, tiny_samples
+
+# The smallest world that has every file (builds in about a second).
+SPEC = ToyWorldSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, pretrain_steps=5,
+                    pretrain_batch_size=8, pretrain_warmup_steps=1, num_train_pairs=4, num_eval_pairs=4,
+                    num_eval_prompts=4, num_selection_prompts=4, num_selection_pairs=4, max_new_tokens=8,
+                    stats_samples_per_prompt=1, sample_batch_size=64)
+WEIGHTS = "model/model.safetensors"
+TIMINGS = ("build_seconds", "pretrain_seconds", "sampling_seconds")  # what differs between two builds
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly built world of SPEC (never modified: tests damage copies of it)."""
+    return build_toy_world(SPEC, cache_dir=tmp_path_factory.mktemp("pristine"), progress=False).root
+
+
+@pytest.fixture
+def cache(pristine: Path, tmp_path: Path) -> Path:
+    """A cache directory holding a copy of the pristine world."""
+    shutil.copytree(pristine, tmp_path / "cache" / SPEC.key())
+    return tmp_path / "cache"
+
+
+def fingerprint(root: Path) -> dict[str, object]:
+    """What two builds of one spec share: every file's checksum but meta.json's, and meta.json but its timings."""
+    files = {p.relative_to(root).as_posix(): file_sha256(p) for p in root.rglob("*")
+             if p.is_file() and p.name not in ("meta.json", MANIFEST)}
+    meta = {k: v for k, v in json.loads((root / "meta.json").read_text()).items() if k not in TIMINGS}
+    return {"files": files, "meta": meta}
+
+
+def rebuilt(cache: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, list[str]]:
+    """Load the world from ``cache``; returns its root and the lines the harness printed on stderr (not the
+    libraries' progress bars, e.g. save_pretrained's while rebuilding)."""
+    root = build_toy_world(SPEC, cache_dir=cache, progress=False).root
+    return root, [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness")]
+
+
+# --- the toy world ------------------------------------------------------------------------------------------
+
+
+def test_a_built_world_has_a_manifest_of_every_file(pristine: Path) -> None:
+    manifest = json.loads((pristine / MANIFEST).read_text())
+    listed = set(manifest["files"])
+    assert listed == {p.relative_to(pristine).as_posix() for p in pristine.rglob("*")
+                      if p.is_file() and p.name != MANIFEST}
+    assert {WEIGHTS, "meta.json", "train_pairs.jsonl", "selection_pairs.jsonl"} <= listed
+    assert manifest["files"][WEIGHTS] == {"size": (pristine / WEIGHTS).stat().st_size,
+                                          "sha256": file_sha256(pristine / WEIGHTS)}
+    assert verify_manifest(pristine) is None
+
+
+def test_truncated_weights_are_reported_and_rebuilt_to_the_same_world(cache: Path, pristine: Path, capsys) -> None:
+    root = cache / SPEC.key()
+    weights = root / WEIGHTS
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
+    root_again, lines = rebuilt(cache, capsys)
+    assert lines == [f"harness: warning: toy world cache {root} is damaged ({WEIGHTS} has {size // 2} bytes, "
+                     f"{MANIFEST} says {size}); rebuilding it"]
+    assert root_again == root and verify_manifest(root) is None
+    assert fingerprint(root) == fingerprint(pristine)
+    # Rebuilt in place, through a temporary directory: nothing else is left in the cache.
+    assert sorted(p.name for p in cache.iterdir()) == sorted([SPEC.key(), f"{SPEC.key()}.lock"])
+    # Verified now: the next call neither warns nor builds.
+    assert rebuilt(cache, capsys)[1] == []
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("edit_meta", "meta.json does not match its SHA-256 in manifest.json (edited or damaged)"),
+    ("truncate_meta", "meta.json has"),
+    ("delete", "eval_prompts.jsonl is missing"),
+    ("bad_manifest", "manifest.json is unreadable"),
+], ids=["edit_meta", "truncate_meta", "delete", "bad_manifest"])
+def test_an_edited_truncated_or_missing_file_is_detected(cache: Path, capsys, monkeypatch, damage: str,
+                                                         expected: str) -> None:
+    root = cache / SPEC.key()
+    meta = root / "meta.json"
+    if damage == "edit_meta":  # other valid JSON of the same length
+        meta.write_text(meta.read_text().replace('"version": 3', '"version": 4'))
+    elif damage == "truncate_meta":
+        meta.write_bytes(meta.read_bytes()[:100])
+    elif damage == "delete":
+        (root / "eval_prompts.jsonl").unlink()
+    else:
+        (root / MANIFEST).write_text('{"files": ')
+    assert expected in (build_module.world_problem(root, SPEC.key()) or "")
+    builds: list[Path] = []
+    real_build = build_module._build_into
+    monkeypatch.setattr(build_module, "_build_into", lambda d, *a: builds.append(d) or real_build(d, *a))
+    _, lines = rebuilt(cache, capsys)
+    assert len(builds) == 1 and len(lines) == 1
+    assert lines[0].startswith(f"harness: warning: toy world cache {root} is damaged (") and expected in lines[0]
+    assert build_module.world_problem(root, SPEC.key()) is None
+
+
+def test_a_healthy_world_built_before_manifests_is_adopted_not_rebuilt(cache: Path, pristine: Path, capsys,
+                                                                       monkeypatch) -> None:
+    root = cache / SPEC.key()
+    (root / MANIFEST).unlink()
+    monkeypatch.setattr(build_module, "_build_into", lambda *a, **k: pytest.fail("rebuilt a healthy older world"))
+    _, lines = rebuilt(cache, capsys)
+    assert lines == []
+    assert json.loads((root / MANIFEST).read_text()) == json.loads((pristine / MANIFEST).read_text())
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("truncate", f"{WEIGHTS} does not load (SafetensorError"),
+    ("drop_rows", "train_pairs.jsonl has 3 rows, meta.json says 4"),
+    ("delete", "model/config.json is missing"),
+], ids=["truncate", "drop_rows", "delete"])
+def test_a_damaged_world_built_before_manifests_is_rebuilt(cache: Path, pristine: Path, capsys, damage: str,
+                                                           expected: str) -> None:
+    root = cache / SPEC.key()
+    (root / MANIFEST).unlink()
+    if damage == "truncate":
+        (root / WEIGHTS).write_bytes((root / WEIGHTS).read_bytes()[:1000])
+    elif damage == "drop_rows":
+        pairs = root / "train_pairs.jsonl"
+        pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
+    else:
+        (root / "model" / "config.json").unlink()
+    _, lines = rebuilt(cache, capsys)
+    assert len(lines) == 1 and expected in lines[0] and str(root) in lines[0], lines
+    assert fingerprint(root) == fingerprint(pristine) and verify_manifest(root) is None
+
+
+def test_verifying_a_world_is_cheap(pristine: Path) -> None:
+    import time
+
+    start = time.perf_counter()
+    for _ in range(10):
+        assert build_module.world_problem(pristine, SPEC.key()) is None
+    assert (time.perf_counter() - start) / 10 < 0.5  # milliseconds in practice (about 3 ms for the default world)
+
+
+# --- the reference-evaluation cache ---------------------------------------------------------------------------
+
+
+def test_an_entry_edited_to_other_valid_numbers_is_detected_and_recomputed(tiny_world, tmp_path) -> None:
+    cache_dir = tmp_path / "refeval"
+    first, _ = prepared(tiny_world, tmp_path / "a", cache_dir)
+    original = first.record["reference"]["metrics"]["gold_reward"]
+    path = cache_dir / first.record["reference"]["cache_key"] / "metrics.json"
+    stored = json.loads(path.read_text())
+    stored["data"]["gold_reward"]["gold_reward"] = original + 0.5  # valid JSON, a plausible number, old checksum
+    path.write_text(json.dumps(stored))
+
+    with pytest.warns(UserWarning, match=rf"ignoring {path}: its contents do not match its checksum") as caught:
+        second, _ = prepared(tiny_world, tmp_path / "b", cache_dir)
+    assert len([w for w in caught if "reference cache" in str(w.message)]) == 1
+    ref = second.record["reference"]
+    assert ref["cached"] is False and ref["metrics"]["gold_reward"] == original
+    # Rewritten with a matching checksum: the next trial reads it back, silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert RefCache(path.parent.name, path.parent).metrics()["gold_reward"]["gold_reward"] == original
+
+
+@pytest.mark.unit
+def test_edited_tensors_truncated_json_and_entries_without_checksums_are_misses(tmp_path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    entry = tmp_path / "k"
+    writer = RefCache("k", entry)
+    writer.store_tensor("gold_rewards", torch.tensor([1.0, -0.5], dtype=torch.float64))
+    writer.store_metrics("kl", {"kl": 0.25})
+    writer.store_samples(tiny_samples())
+    assert RefCache("k", entry).tensor("gold_rewards") is not None and RefCache("k", entry).samples() is not None
+
+    tensor_file = entry / "gold_rewards.safetensors"
+    with safe_open(str(tensor_file), framework="pt") as handle:  # keep the stored checksum, change the numbers
+        metadata = handle.metadata()
+    save_file({"value": load_file(tensor_file)["value"] * 2}, tensor_file, metadata=metadata)
+    with pytest.warns(UserWarning, match="gold_rewards.safetensors: its contents do not match its checksum"):
+        assert RefCache("k", entry).tensor("gold_rewards") is None
+
+    metrics = entry / "metrics.json"
+    metrics.write_text(json.dumps({"kl": {"kl": 0.25}}))  # the previous version's format: no checksum
+    with pytest.warns(UserWarning, match="metrics.json: it has no checksum .written by an earlier harness version"):
+        assert RefCache("k", entry).metrics() == {}
+    metrics.write_text('{"sha256": "0", "da')  # truncated
+    with pytest.warns(UserWarning, match="metrics.json: it is unreadable"):
+        assert RefCache("k", entry).metrics() == {}
+    repaired = RefCache("k", entry)
+    with pytest.warns(UserWarning, match="unreadable"):
+        repaired.store_metrics("kl", {"kl": 0.25})  # recomputed: rewritten whole, with its checksum
+    assert RefCache("k", entry).metrics() == {"kl": {"kl": 0.25}}
+
+
+# --- a user's model --------------------------------------------------------------------------------------------
+
+
+def tiny_llama(directory: Path) -> Path:
+    """A randomly initialised Llama of hidden size 16, saved with save_pretrained (safetensors)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def test_a_truncated_weights_file_is_one_line_naming_it(tmp_path, monkeypatch) -> None:
+    from harness.trial import models
+
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "hf.yaml")
+    directory = tiny_llama(tmp_path / "model")
+    assert models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu")) is not None
+    weights = directory / "model.safetensors"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
+    with pytest.raises(ModelError) as raised:
+        models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu"))
+    message = str(raised.value)
+    assert isinstance(raised.value, UserError) and "\n" not in message
+    assert message == (f"The weights file {weights} is truncated or corrupt ({size // 2} bytes, its header lists "
+                       f"{size}); re-download the model, or save it again with save_pretrained.")
+
+    # Other failures of a healthy model pass through untouched.
+    weights.unlink()
+    tiny_llama(directory)
+    from transformers import AutoModelForCausalLM
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", boom)
+    with pytest.raises(RuntimeError, match="^boom$"):
+        models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu"))
+
+
+def test_the_command_line_prints_the_truncated_file_in_one_line(real_world, tmp_path, monkeypatch, capsys) -> None:
+    from harness.cli.app import main
+    from tests.test_models import real
+
+    model = tmp_path / "gpt2"
+    shutil.copytree(real_world.gpt2, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(real(dataclasses.replace(real_world, gpt2=model)))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exited.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"harness: error: The weights file {weights} is truncated or corrupt (")
+    assert lines[0].endswith("re-download the model, or save it again with save_pretrained.")
