@@ -13,8 +13,9 @@ best mean selection value over all worlds. Test values (and the reference model'
 reader sees how the pick does on prompts it was not chosen on.
 
 All runs go through the real CLI (``python -m harness -m ...``) in ``--workdir`` (default: a new temporary
-directory, kept); ``--reuse`` skips a sweep whose directory already holds records. The full run takes about
-45 minutes on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smoke test only).
+directory, kept). Running the script again with the same ``--workdir`` resumes every sweep (the harness skips
+what is complete); ``--reuse`` runs nothing and only summarises the records there. The full run takes about an hour
+on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smoke test only).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pruning import TINY_SPEC, command_line, has_records, run_sweep  # noqa: E402  (the sibling benchmark)
+from pruning import TINY_SPEC, command_line, run_sweep  # noqa: E402  (the sibling benchmark)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worlds", default="1,2", help="world seeds the picks are checked on (default: 1,2)")
     parser.add_argument("--top", type=int, default=2, help="settings per method checked on the other worlds")
     parser.add_argument("--seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
-    parser.add_argument("--reuse", action="store_true", help="skip a sweep whose records already exist")
+    parser.add_argument("--reuse", action="store_true", help="run nothing: summarise the records already in --workdir")
     parser.add_argument("--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial")
     return parser.parse_args(argv)
 
@@ -95,7 +96,7 @@ def sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse:
     from harness.leaderboard.frames import trial_id
 
     directory = workdir / "multirun" / name
-    if not (reuse and has_records(directory)):
+    if not reuse:  # running the command again resumes it: a study runs its missing trials, a grid its unfinished
         run_sweep(name, [*argv, f"sweep_name={name}"], workdir, env, False, set())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
@@ -172,7 +173,7 @@ def summary_markdown(args: argparse.Namespace, steps: int, studies: dict[str, li
     """The study's summary: what was searched, each method's candidates over the worlds, and the picks."""
     worlds = [STUDY_WORLD, *(int(w) for w in args.worlds.split(","))]
     lines = ["# Toy-world defaults, chosen on the selection prompts", "",
-             f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} trials, the first 5 random; "
+             f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} or more trials, the first 5 random; "
              f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
              "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
              f"{args.top} best settings were trained again on world seeds {args.worlds}, as was the toy profile's "

@@ -156,3 +156,22 @@ def test_markdown_shows_names_instead_of_running_them_and_explains_a_negative_kl
     assert "A negative `kl` (1 trial, down to -0.02) is sampling noise around 0" in md
     assert "- **kto** (interrupted): interrupted by SIGTERM at step 3" in md
     assert "<script>x" not in (tmp_path / "leaderboard.html").read_text()
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_comes_with_verbose(monkeypatch, capsys, tmp_path):
+    import harness.config.compose as compose
+    from harness.cli import app
+
+    def broken(*args):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compose, "validated_jobs", broken)
+    with pytest.raises(SystemExit) as exited:
+        app.main(["method=dpo"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "harness: internal error: RuntimeError: boom (a bug in the harness or a plugin; run again with verbose=true "
+        "for the traceback, and report it)"]
+    with pytest.raises(RuntimeError, match="boom"):
+        app.main(["method=dpo", "verbose=true"])

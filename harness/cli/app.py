@@ -92,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("harness: interrupted before any trial started; nothing was written", file=sys.stderr)
         raise SystemExit(130) from None
+    except Exception as exc:  # a bug, not the user's input: one line, the traceback with verbose=true
+        if "verbose=true" in args:
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        print(f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run again "
+              "with verbose=true for the traceback, and report it)", file=sys.stderr)
+        raise SystemExit(1) from None
     sys.argv = [sys.argv[0], *args]
     try:
         _hydra_main()
