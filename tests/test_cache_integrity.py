@@ -269,3 +269,16 @@ def test_the_command_line_prints_the_truncated_file_in_one_line(real_world, tmp_
     assert exited.value.code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"harness: error: The weights file {weights} is truncated or corrupt (")
     assert lines[0].endswith("re-download the model, or save it again with save_pretrained.")
+
+
+def test_a_truncated_reward_model_is_named_with_the_fix(real_world, tmp_path) -> None:
+    from harness.errors import ConfigError
+    from harness.evaluation.reward_models import load_reward_model
+
+    model = tmp_path / "rm"
+    shutil.copytree(real_world.reward_model, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    with pytest.raises(ConfigError, match=rf"the weights file {weights} is truncated or corrupt \(5000 bytes, its "
+                                          r"header lists \d+\); train or save the reward model again\."):
+        load_reward_model(str(model))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from harness.errors import ConfigError
+from harness.evaluation.model_files import damaged_weights
 
 
 def configured_path(eval_cfg: Any) -> str | None:
@@ -73,7 +74,13 @@ def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
             name_or_path, dtype=torch.float32 if device == "cpu" else "auto")
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # a damaged weights file is named; other load errors keep their one line
+        damaged = damaged_weights(Path(name_or_path)) if Path(name_or_path).is_dir() else None
+        if damaged is not None:
+            raise ConfigError(f"eval.reward_model.name_or_path={name_or_path!r}: the weights file {damaged[0]} is "
+                              f"truncated or corrupt ({damaged[1]}); train or save the reward model again.") from None
+        if not isinstance(exc, (OSError, ValueError, KeyError)):
+            raise
         raise ConfigError(f"Cannot load eval.reward_model.name_or_path={name_or_path!r} ({_first_line(exc)}); "
                           f"{_FIX}.") from None
     if tokenizer.pad_token is None:

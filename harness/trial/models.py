@@ -9,9 +9,6 @@ settings become a ``peft.LoraConfig`` that the TRL trainers apply (:func:`lora_c
 
 from __future__ import annotations
 
-import json
-import struct
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +24,7 @@ from harness.config.model_settings import (
     quantization,
 )
 from harness.errors import ConfigError, ModelError
+from harness.evaluation.model_files import damaged_weights
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -122,28 +120,6 @@ def load_causal_lm(path: str, model_cfg: DictConfig, dtype: torch.dtype, device:
     return model.eval()
 
 
-def _weights_problem(path: Path) -> str | None:
-    """What is wrong with a weights file, from its structure alone (no tensor is read), or None: a safetensors
-    file must hold its header and exactly the bytes that header lists, a PyTorch (zip) file its central directory."""
-    try:
-        size = path.stat().st_size
-        if path.suffix != ".safetensors":  # torch.save's zip format; an old pickle (no zip) is not checked
-            with open(path, "rb") as handle:
-                pickled = handle.read(1) == b"\x80"
-            return None if pickled or zipfile.is_zipfile(path) else "not a complete zip archive"
-        if size < 8:
-            return f"{size} bytes, too short to hold a header"
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if 8 + length > size:
-                return f"{size} bytes, shorter than its {length}-byte header"
-            header = json.loads(handle.read(length))
-        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
-    except (OSError, struct.error, ValueError, TypeError, KeyError, IndexError) as exc:
-        return f"unreadable header ({type(exc).__name__})"
-    return None if 8 + length + end == size else f"{size} bytes, its header lists {8 + length + end}"
-
-
 def _load_error(path: str, revision: str | None, exc: BaseException) -> ModelError | None:
     """The one-line :class:`ModelError` for ``exc``, raised while loading the model at ``path``, or None to let
     ``exc`` through: a truncated or corrupt weights file (named, with the fix), or any OSError (not found)."""
@@ -159,10 +135,9 @@ def _load_error(path: str, revision: str | None, exc: BaseException) -> ModelErr
     fix = "re-download the model, or save it again with save_pretrained"
     damaged = type(exc).__name__ == "SafetensorError" or isinstance(exc, EOFError)
     if damaged or isinstance(exc, (OSError, RuntimeError, ValueError)):
-        for weights_file in sorted(p for p in directory.glob("*") if p.suffix in (".safetensors", ".bin", ".pth")):
-            problem = _weights_problem(weights_file)
-            if problem is not None:
-                return ModelError(f"The weights file {weights_file} is truncated or corrupt ({problem}); {fix}.")
+        damaged = damaged_weights(directory)
+        if damaged is not None:
+            return ModelError(f"The weights file {damaged[0]} is truncated or corrupt ({damaged[1]}); {fix}.")
     message = (str(exc).splitlines() or [type(exc).__name__])[0]
     if damaged:
         return ModelError(f"Cannot read the weights of {path!r} ({message}): a weights file is corrupt; {fix}.")
