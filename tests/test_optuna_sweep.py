@@ -213,7 +213,18 @@ def test_the_pruner_stops_trials_from_their_own_process(tiny_world, tmp_path):
         assert r["status"] == "pruned" and r["error"]["step"] == 4 and r["train"]["steps"] == 4
         assert [c["step"] for c in r["checkpoints"]] == [4]  # training stopped: no final checkpoint at step 8
     md = (tmp_path / "leaderboards" / "pruned" / "leaderboard.md").read_text()
-    assert "(pruned at step 4): pruned by ThresholdPruner" in md
+    assert "(pruned): pruned at step 4 by ThresholdPruner (objective so far" in md
+
+
+@pytest.mark.slow
+def test_a_step_budget_stops_the_search_before_n_trials(tiny_world, tmp_path):
+    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=10", "hydra.sweeper.budget_steps=12",
+                      "hydra/sweeper/pruner=none", "sweep_name=budget")
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the budget of 12 training steps is spent (16 steps)" in result.stdout
+    study = load(tmp_path / "multirun" / "budget")
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2  # 8 + 8 steps: the budget is spent
 
 
 @pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
@@ -247,6 +258,8 @@ def test_a_two_objective_study_s_pareto_front_is_the_front_of_the_selection_valu
     pytest.param(["method=dpo", "method.bta=interval(0.1, 0.5)"], "has the option method.bta", marks=pytest.mark.slow),
     (["method=dpo", "hydra.sweeper.objectives=[rep_token]"], "Unknown metric for hydra.sweeper.objectives 'rep_token'"),
     pytest.param(["method=dpo", "hydra.sweeper.objectives=[kl,auto]"], "'auto' may only be the first objective",
+                 marks=pytest.mark.slow),
+    pytest.param(["method=dpo", "hydra.sweeper.prune_warmup=1.5"], "hydra.sweeper.prune_warmup=1.5 is invalid",
                  marks=pytest.mark.slow),
 ])
 def test_bad_sweeps_stop_before_any_compute_with_one_line(tiny_world, tmp_path, extra, message):

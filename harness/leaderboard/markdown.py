@@ -119,7 +119,9 @@ def to_markdown(board: Leaderboard, plots: Sequence[str] = ()) -> str:
     if not others.empty:
         lines += ["## Failed, pruned and interrupted trials", ""]
         for _, row in others.iterrows():
-            step = f" at step {format_value(row.get('step'))}" if row["status"] == "pruned" and format_value(row.get("step")) else ""
+            said = "at step" in str(row["reason"] or "")  # a pruner's reason names its step
+            step = (f" at step {format_value(row.get('step'))}" if row["status"] == "pruned" and not said
+                    and format_value(row.get("step")) else "")
             reason = markdown_text(row["reason"] or "no reason recorded")
             lines.append(f"- **{markdown_text(row['method'])}** ({row['status']}{step}): {reason}"
                          f"  \n  `{row['overrides']}`")

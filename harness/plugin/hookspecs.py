@@ -163,7 +163,7 @@ def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
 
 @hookspec
 def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any],
-                                 selection: Mapping[str, Any] | None) -> None:
+                                 selection: Mapping[str, Any] | None, planned_steps: int | None) -> None:
     """Called after a checkpoint of the trained model has been evaluated, from the trial's own process.
 
     A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner). The
@@ -175,6 +175,8 @@ def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[st
     :param metrics: the evaluators' metrics for that checkpoint, on the reported (test) prompts.
     :param selection: the same checkpoint's metrics on the selection prompts (``eval.selection``), which a
         decision about the trial (a pruner) should use rather than ``metrics``; None when selection is off.
+    :param planned_steps: the optimizer steps the trial will take in all (None when the method did not say), so
+        that a pruner can wait for a share of training (``step / planned_steps``).
     """
 
 

@@ -26,14 +26,17 @@ ENV_STUDY = "HARNESS_OPTUNA_STUDY"
 ENV_TRIAL = "HARNESS_OPTUNA_TRIAL"
 
 
-def build_pruner(config: Mapping[str, Any] | None) -> Any:
-    """Instantiate a pruner from its Hydra config (``{"_target_": "optuna.pruners.MedianPruner", ...}``)."""
+def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_method: bool = False) -> Any:
+    """Instantiate a pruner from its Hydra config (``{"_target_": "optuna.pruners.MedianPruner", ...}``), wrapped
+    to wait for ``warmup`` of a trial's steps and compare within its method (:mod:`harness.sweep.pruners`)."""
     import optuna
     from hydra.utils import instantiate
 
+    from harness.sweep.pruners import wrap
+
     if not config:
         return optuna.pruners.NopPruner()
-    return instantiate(dict(config))
+    return wrap(instantiate(dict(config)), warmup, by_method)
 
 
 class TrialReporter:
@@ -49,7 +52,8 @@ class TrialReporter:
         self.declared = dict(declared or {})  # the trial's metric declarations: metric keys -> columns, directions
         storage = st.open_storage(settings.storage)
         self.study = optuna.load_study(study_name=settings.study_name, storage=storage,
-                                       pruner=build_pruner(settings.pruner))
+                                       pruner=build_pruner(settings.pruner, settings.prune_warmup,
+                                                           settings.prune_by_method))
         self.trial = st.trial_handle(self.study, storage, number)
         self.trial.set_user_attr(st.ATTR_RUNNER, this_process())
         self.checkpoints: list[dict[str, Any]] = []
@@ -83,9 +87,13 @@ class TrialReporter:
             with contextlib.suppress(Exception):  # a storage hiccup must not kill the trial; the next beat retries
                 self._beat()
 
-    def checkpoint(self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None = None) -> None:
+    def checkpoint(self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None = None,
+                   planned_steps: int | None = None) -> None:
         """Report the objective after the checkpoint at ``step`` (``selection``: its metrics on the selection
-        prompts, which decide when given); raise TrialPruned if the pruner says so."""
+        prompts, which decide when given; ``planned_steps``: the trial's total, for the pruner's warm-up); raise
+        TrialPruned if the pruner says so."""
+        if planned_steps and not self.checkpoints:
+            self.trial.set_user_attr(st.ATTR_PLANNED, int(planned_steps))
         entry: dict[str, Any] = {"step": step, "metrics": dict(metrics)}
         if selection:
             entry["selection"] = {"metrics": dict(selection)}
@@ -97,8 +105,14 @@ class TrialReporter:
             return
         self.trial.report(values[0], step)
         if self.trial.should_prune():
-            raise TrialPruned(f"pruned by {type(self.study.pruner).__name__} at step {step} "
-                              f"(objective so far {values[0]:.4g})")
+            import optuna
+
+            pruner = self.study.pruner
+            inner = getattr(pruner, "pruner", pruner)
+            compares = isinstance(inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner))
+            within = " among its method's trials" if compares and getattr(pruner, "by_method", False) else ""
+            raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} (objective so far "
+                              f"{values[0]:.4g})")
 
     def close(self) -> None:
         """Stop the heartbeat."""

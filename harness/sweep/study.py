@@ -42,6 +42,7 @@ ATTR_RETRIED = "harness.retried_as"   # set on a lost trial once a retry is queu
 ATTR_SURPLUS = "harness.surplus"      # asked by a worker after the planned number was reached: not counted
 ATTR_METHOD = "harness.method"        # the method the trial trains
 ATTR_SAME_AS = "harness.same_as"      # not trained: told the result of this completed trial with equal parameters
+ATTR_PLANNED = "harness.planned_steps"  # the optimizer steps the trial's method announced (the pruner's warm-up)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class StudySettings:
     kl_budget: float | None = 10.0
     kl_constraint: bool = False        # also tell samplers that a trial with no checkpoint within budget is infeasible
     pruner: dict[str, Any] = field(default_factory=dict)  # Hydra config of the pruner (for the trials' processes)
+    prune_warmup: float = 1 / 3        # no pruning before this share of a trial's planned steps
+    prune_by_method: bool = True       # the pruner compares a trial with trials of its own method only
     heartbeat_s: float = 30.0
     sweep_dir: str = ""
     auto_objective: bool = False       # the first objective is what "auto" resolved to (the best metric available)

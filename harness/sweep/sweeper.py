@@ -31,6 +31,7 @@ from harness.sweep.trials import (
     progress,
     recover_lost_trials,
     reuse_twin,
+    steps_spent,
     trial_state,
     unqueued,
 )
@@ -47,7 +48,8 @@ class OptunaSweep:
                  directions: Sequence[str] | None = None, kl_budget: float | None = 10.0,
                  kl_constraint: bool = False, params: Mapping[str, Any] | None = None,
                  method_params: Mapping[str, Any] | None = None, use_suggested: bool = True,
-                 heartbeat_s: float = 30.0, stale_after_s: float = 600.0, max_retries: int = 1) -> None:
+                 heartbeat_s: float = 30.0, stale_after_s: float = 600.0, max_retries: int = 1,
+                 prune_warmup: float = 1 / 3, prune_by_method: bool = True, budget_steps: int | None = None) -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
         self.study_name, self.storage = study_name, storage
@@ -56,6 +58,9 @@ class OptunaSweep:
         self.kl_budget, self.kl_constraint = kl_budget, bool(kl_constraint)
         self.params, self.method_params, self.use_suggested = params, method_params, bool(use_suggested)
         self.heartbeat_s, self.stale_after_s, self.max_retries = float(heartbeat_s), float(stale_after_s), int(max_retries)
+        self.prune_warmup, self.prune_by_method = float(prune_warmup), bool(prune_by_method)
+        self.budget_steps = None if budget_steps is None else int(budget_steps)
+        self._said_spent = False
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: Any = None
@@ -145,6 +150,12 @@ class OptunaSweep:
             raise ConfigError("hydra.sweeper.kl_constraint=true needs a KL budget; set hydra.sweeper.kl_budget.")
         if self.n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials={self.n_trials} is invalid; plan at least one trial.")
+        if not 0 <= self.prune_warmup < 1:
+            raise ConfigError(f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
+                              "steps before which it is never pruned, in [0, 1), e.g. 0.33.")
+        if self.budget_steps is not None and self.budget_steps < 1:
+            raise ConfigError(f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
+                              "or null for no budget.")
         return objectives
 
     def settings(self, sweep_dir: Path, objectives: Sequence[str], declared: Sequence[str]) -> st.StudySettings:
@@ -155,7 +166,8 @@ class OptunaSweep:
         pruner = {} if len(objectives) > 1 else (self.pruner_cfg or {})
         return st.StudySettings(study_name=self.study_name or sweep_dir.name, storage=storage, objectives=objectives,
                                 directions=directions, kl_budget=self.kl_budget, kl_constraint=self.kl_constraint,
-                                pruner=pruner, heartbeat_s=self.heartbeat_s, sweep_dir=str(sweep_dir.resolve()),
+                                pruner=pruner, prune_warmup=self.prune_warmup, prune_by_method=self.prune_by_method,
+                                heartbeat_s=self.heartbeat_s, sweep_dir=str(sweep_dir.resolve()),
                                 auto_objective=str((self.objectives or ["auto"])[0]) == "auto")
 
     def _resolve_auto(self, objective: str) -> str:
@@ -220,7 +232,7 @@ class OptunaSweep:
         from harness.sweep.liveness import this_process
 
         batch: list[tuple[Any, list[str]]] = []
-        while len(batch) < self.n_jobs and unqueued(counted_trials(study)) < self.n_trials:
+        while len(batch) < self.n_jobs and unqueued(counted_trials(study)) < self.n_trials and not self._spent(study):
             trial = study.ask()
             counted = [t.number for t in counted_trials(study)]
             if trial.number not in counted[: self.n_trials]:  # another worker took the last planned slot
@@ -237,6 +249,17 @@ class OptunaSweep:
             trial.set_user_attr(st.ATTR_OVERRIDES, " ".join([*space.fixed, *job]))
             batch.append((trial, job))
         return batch
+
+    def _spent(self, study: Any) -> bool:
+        """Whether the training-step budget (``budget_steps``) is spent by the finished trials (said once)."""
+        if self.budget_steps is None:
+            return False
+        spent = steps_spent(counted_trials(study))
+        if spent >= self.budget_steps and not self._said_spent:
+            self._said_spent = True
+            print(f"Optuna study: the budget of {self.budget_steps} training steps is spent ({spent} steps); no "
+                  "further trials are started.", flush=True)
+        return spent >= self.budget_steps
 
     def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study) if t.state.is_finished()])

@@ -34,6 +34,19 @@ def counted_trials(study: Any) -> list[Any]:
             if st.ATTR_RETRIED not in t.user_attrs and st.ATTR_SURPLUS not in t.user_attrs]
 
 
+def steps_spent(trials: list[Any]) -> int:
+    """Optimizer steps the finished ``trials`` trained: a completed trial its planned steps (``harness.planned_steps``,
+    else its last reported step), a pruned or failed one the last step it reported; a trial told a twin's result
+    (``harness.same_as``) none."""
+    spent = 0
+    for t in trials:
+        if not t.state.is_finished() or st.ATTR_SAME_AS in t.user_attrs:
+            continue
+        planned = t.user_attrs.get(st.ATTR_PLANNED) if t.state == trial_state("COMPLETE") else None
+        spent += int(planned or t.last_step or 0)
+    return spent
+
+
 def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return: Any = None,
                  record: Mapping[str, Any] | None = None) -> str:
     """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record; returns the record's status.

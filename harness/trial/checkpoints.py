@@ -84,6 +84,7 @@ class Checkpointer:
     eval_seconds: float = 0.0
     last_loss: float | None = None
     planned_steps: set[int] = field(default_factory=set)
+    total_steps: int | None = None  # the optimizer steps the method announced (plan), None until it does
 
     def plan(self, total_steps: int) -> None:
         """Announce the number of optimizer steps the method will take; spaces ``num_checkpoints`` over them.
@@ -92,6 +93,7 @@ class Checkpointer:
         k = 1 .. n-1, and the final model is the n-th.
         """
         n = self.num_checkpoints
+        self.total_steps = int(total_steps)
         if self.every > 0 or n <= 1 or total_steps <= 1:
             self.planned_steps = set()
             return

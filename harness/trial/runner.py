@@ -244,7 +244,7 @@ class TrialRun:
             evaluate_intermediate=cfg.eval.checkpoints == "all",
             evaluated=lambda step, metrics, selection: call_hook(
                 self.pm, "harness_checkpoint_evaluated", self.record, cfg=cfg, step=step, metrics=metrics,
-                selection=selection),
+                selection=selection, planned_steps=self.checkpointer.total_steps if self.checkpointer else None),
         )
         return TrainContext(cfg=cfg, spec=self.spec, tokenizer=models_.tokenizer, policy=models_.policy,
                             reference=models_.train_reference, peft_config=models_.peft_config,
