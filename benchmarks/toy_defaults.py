@@ -21,6 +21,7 @@ on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -133,10 +134,11 @@ def pick(method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[s
     for key, rows in checks.items():
         # the study's completed run of this setting (a lost trial's retry is the same setting) and the checks
         runs = [*[r for r in study if _key(method, r["hp"]) == key and _ok(r)][:1], *rows]
+        runs = [r for r in runs if r.get("status") != "interrupted"]  # stopped by hand: not a result either way
         sel = [float(r["selection_objective"]) for r in runs if _ok(r)]
         out.append({"method": method, "setting": key, "worlds": len(runs), "diverged_or_failed": len(runs) - len(sel),
                     "selection_mean": sum(sel) / len(sel) if sel else float("nan"),
-                    "selection_worst": min(sel) if sel else float("nan"),
+                    "selection_worst": min(sel) if sel else float("-inf"),
                     **{f"w{r['world']}_selection": r.get("selection_objective") for r in runs},
                     **{f"w{r['world']}_test": r.get("objective") for r in runs},
                     **{f"w{r['world']}_kl": r.get("kl") for r in runs},
@@ -185,7 +187,7 @@ def _fmt(value: Any) -> str:
         number = float(value)
     except (TypeError, ValueError):
         return "-"
-    return "-" if number != number else f"{number:.3f}"
+    return f"{number:.3f}" if math.isfinite(number) else "-"
 
 
 def summary_markdown(args: argparse.Namespace, steps: int, studies: dict[str, list[dict[str, Any]]],
