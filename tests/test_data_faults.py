@@ -58,16 +58,26 @@ def cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 
 # -- 1. an empty file ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("ext", ["jsonl", "json", "csv", "parquet"])
-@pytest.mark.parametrize(("content", "why"), [(b"", "(0 bytes)"), (b" \n\t\n  ", "(6 bytes of whitespace only)")])
-def test_an_empty_file_is_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, capsys, ext, content, why):
-    path = tmp_path / f"prefs.{ext}"
-    path.write_bytes(content)
+def test_an_empty_file_is_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, capsys):
+    """Through the command line once (one line, exit 2, nothing run); every format and kind of emptiness through
+    the check the command line calls (composing a config per case would cost the unit tier seconds)."""
+    from harness.data.files import check_data_file
+    from harness.errors import DataError
+
+    path = tmp_path / "prefs.jsonl"
+    path.write_bytes(b"")
     message = cli_error(tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}"])
-    assert message.startswith(f"Data file {path} is empty {why}; fill it with preference data (")
-    assert message.endswith("or point data.path at the file that holds it.")
-    if ext == "jsonl":
-        assert 'one JSON object per line, e.g. {"prompt": "...", "chosen": "...", "rejected": "..."}' in message
+    assert message.startswith(f"Data file {path} is empty (0 bytes); fill it with preference data (")
+    assert 'one JSON object per line, e.g. {"prompt": "...", "chosen": "...", "rejected": "..."}' in message
+    for ext in ("jsonl", "json", "csv", "parquet"):
+        for content, why in ((b"", "(0 bytes)"), (b" \n\t\n  ", "(6 bytes of whitespace only)")):
+            path = tmp_path / f"prefs.{ext}"
+            path.write_bytes(content)
+            with pytest.raises(DataError) as raised:
+                check_data_file(path)
+            text = str(raised.value)
+            assert text.startswith(f"Data file {path} is empty {why}; fill it with preference data (")
+            assert text.endswith("or point data.path at the file that holds it.")
 
 
 @pytest.mark.parametrize(("name", "content"), [("prefs.json", "[]"), ("prefs.csv", "prompt,chosen,rejected\n")])
