@@ -22,3 +22,22 @@ def train_context(world_overrides: list[str], trial_dir: Path, overrides: list[s
     """A prepared TrainContext (data, models loaded; reference not evaluated) for ``overrides``."""
     cfg = compose(world_overrides, overrides)
     return TrialRun(cfg, trial_dir).prepare(evaluate_reference=False)
+
+
+def cli_error_line(tmp_path: Path, monkeypatch, capsys, args: list[str]) -> str:
+    """The one stderr line of ``python -m harness args``, run in this process in ``tmp_path``: it must exit with
+    status 2, print exactly one ``harness: error: ...`` line and run nothing (no ``outputs/``)."""
+    import pytest
+
+    from harness.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("harness: error: "), lines[0]
+    assert not (tmp_path / "outputs").exists(), "nothing may run before the input is valid"
+    return lines[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import REPO, run_cli
+from tests.helpers import cli_error_line
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -43,17 +44,8 @@ from tests.conftest import REPO, run_cli
 def test_bad_config_is_one_line_before_any_compute(tmp_path, monkeypatch, capsys, args, expected):
     """The command line's own code path, in this process (a fresh process per case would cost seconds of imports
     each; test_a_bad_config_in_a_fresh_process_prints_only_that_line checks a real process)."""
-    from harness.cli.app import main
-
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exited:
-        main(args)
-    assert exited.value.code == 2
-    stderr = capsys.readouterr().err
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("harness: error: ") and expected in lines[0], lines[0]
-    assert not (tmp_path / "outputs").exists(), "nothing may run before the config is valid"
+    line = cli_error_line(tmp_path, monkeypatch, capsys, args)
+    assert expected in line, line
 
 
 def test_a_bad_config_in_a_fresh_process_prints_only_that_line(tmp_path):

@@ -21,6 +21,7 @@ from datasets import Dataset  # noqa: E402
 from harness.data import count_lengths, fit_to_length, load_preference_data  # noqa: E402
 from harness.data import files as data_files  # noqa: E402
 from harness.errors import DataError  # noqa: E402
+from tests.helpers import cli_error_line  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -40,20 +41,9 @@ def kw(tmp_path: Path) -> dict[str, str]:
 
 def cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
               args: list[str]) -> str:
-    """The one stderr line of ``python -m harness args`` (run in this process), which must exit with status 2
-    before anything runs."""
-    from harness.cli.app import main
-
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exited:
-        main(args)
-    assert exited.value.code == 2
-    stderr = capsys.readouterr().err
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("harness: error: "), lines[0]
-    assert not (tmp_path / "outputs").exists(), "nothing may run on bad data"
-    return lines[0].removeprefix("harness: error: ")
+    """The one error line of ``python -m harness args`` (see :func:`tests.helpers.cli_error_line`), without its
+    ``harness: error:`` prefix."""
+    return cli_error_line(tmp_path, monkeypatch, capsys, args).removeprefix("harness: error: ")
 
 
 # -- 1. an empty file ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from harness_plugins.judge_local import verdict_from_probs
 from harness_plugins.judge_stats import length_controlled_win_rate, parse_verdict, sample_outcomes
 from harness_plugins.judge_template import BUILTIN, load_template, parse_template, question_text
 
+from tests.helpers import cli_error_line
 from tests.judge_server import ANSWER as _ANSWER
 from tests.judge_server import JudgeServer, closed_port
 
@@ -238,16 +239,7 @@ def test_endpoint_checks_before_compute(server, monkeypatch):
 
 
 def _cli_error(tmp_path, monkeypatch, capsys, args: list[str]) -> str:
-    from harness.cli.app import main
-
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exited:
-        main(args)
-    assert exited.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert not (tmp_path / "outputs").exists(), "nothing may run before the config is valid"
-    return lines[0]
+    return cli_error_line(tmp_path, monkeypatch, capsys, args)
 
 
 def test_bad_judge_settings_stop_before_compute_with_one_line(tmp_path, monkeypatch, capsys, server):
