@@ -22,6 +22,12 @@ from harness.config.trainer_config import hyperparameter_fields, trainer_classes
 from harness.plugin.settings import TRAINING_ARGUMENTS
 from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
+from harness.trial.reference_pass import (
+    ReferencePass,
+    in_memory,
+    precomputes_reference,
+    shared_reference_pass,
+)
 
 
 @dataclass
@@ -43,6 +49,8 @@ class TrainContext:
         checkpointer: takes and evaluates checkpoints (driven by the callbacks or by :meth:`step`).
         log_history: the logged losses (``{"step", "loss", ...}``), written to the trial record.
         steps_done: optimizer steps taken so far.
+        reference_pass: for a trainer that precomputes the reference's log-probs, whether :meth:`trl_trainer`
+            computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), else None.
     """
 
     cfg: DictConfig
@@ -59,6 +67,7 @@ class TrainContext:
     checkpointer: Checkpointer
     log_history: list[dict[str, Any]] = field(default_factory=list)
     steps_done: int = 0
+    reference_pass: dict[str, Any] | None = None
 
     @property
     def method_cfg(self) -> DictConfig:
@@ -105,13 +114,22 @@ class TrainContext:
         """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
         tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
-        ``MethodSpec.trainer``. Returns the trainer, ready for :meth:`run_trainer`."""
+        ``MethodSpec.trainer``. A trainer that precomputes the reference's log-probs reads them from the harness
+        cache when an earlier trial computed them, and stores them there otherwise
+        (:mod:`harness.trial.reference_pass`). Returns the trainer, ready for :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
-        return cls(**{"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
-                      "processing_class": self.tokenizer, "peft_config": self.peft_config,
-                      "callbacks": self.trainer_callbacks(), **arguments})
+        kwargs = {"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
+                  "processing_class": self.tokenizer, "peft_config": self.peft_config,
+                  "callbacks": self.trainer_callbacks(), **arguments}
+        if not precomputes_reference(cls, kwargs["args"]):
+            return cls(**kwargs)
+        outcome = ReferencePass()
+        shared = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, outcome)
+        trainer = shared(**{**kwargs, "train_dataset": in_memory(kwargs["train_dataset"])})
+        self.reference_pass = outcome.summary()
+        return trainer
 
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""

@@ -369,6 +369,8 @@ class TrialRun:
         train_s = time.perf_counter() - t - checkpointer.eval_seconds  # minus intermediate evaluations
         self.record["train"].update(steps=ctx.steps_done, final_loss=checkpointer.last_loss,
                                     log_history=ctx.log_history)
+        if ctx.reference_pass is not None:
+            self.record["train"]["reference_logprobs"] = ctx.reference_pass
         if trained is None:
             raise RuntimeError(f"method {self.spec.name} returned no model from train(ctx)")
         checkpointer.check_loss(ctx.steps_done, checkpointer.last_loss)

@@ -1,0 +1,64 @@
+"""The reference pass (TRL's precomputed reference log-probs) is computed once per key and shared by later trials,
+bit-identically; a changed setting that matters, or a damaged entry, computes it again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.trial import run_trial
+from harness.trial.reference_pass import CACHE_FOLDER
+from tests.helpers import compose
+
+EVAL = ["eval.evaluators=[gold_reward]", "eval.selection.num_prompts=0", "train.logging_steps=1"]
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A harness cache of this test's own (the toy world stays where tiny_world built it)."""
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / CACHE_FOLDER
+
+
+def trial(tiny_world, directory: Path, *overrides: str) -> dict:
+    record = run_trial(compose(tiny_world, ["method=dpo", *EVAL, *overrides]), directory)
+    assert record["status"] == "completed", record["error"]
+    return record
+
+
+def losses(record: dict) -> list[float]:
+    return [entry["loss"] for entry in record["train"]["log_history"] if "loss" in entry]
+
+
+def test_a_three_trial_sweep_computes_the_reference_pass_once(tiny_world, tmp_path, private_cache):
+    records = [trial(tiny_world, tmp_path / str(n), f"method.beta={beta}", f"seed={n}")
+               for n, beta in enumerate([0.05, 0.1, 0.3])]
+    passes = [r["train"]["reference_logprobs"] for r in records]
+    assert [p["computed"] for p in passes] == [True, False, False]
+    assert len({p["cache"] for p in passes}) == 1
+    assert len(list(private_cache.glob("*.arrow"))) == 1  # one pass stored, nothing else left there
+
+
+def test_a_cached_pass_trains_bit_identically(tiny_world, tmp_path, private_cache):
+    computed = trial(tiny_world, tmp_path / "a", "method.beta=0.3")
+    read = trial(tiny_world, tmp_path / "b", "method.beta=0.3")
+    assert computed["train"]["reference_logprobs"]["computed"] is True
+    assert read["train"]["reference_logprobs"]["computed"] is False
+    assert losses(read) == losses(computed) and len(losses(read)) >= 1
+    assert read["checkpoints"][-1]["metrics"] == computed["checkpoints"][-1]["metrics"]
+
+
+def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, tmp_path, private_cache):
+    first = trial(tiny_world, tmp_path / "a")
+    shorter = trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # truncation changes the log-probs
+    assert shorter["train"]["reference_logprobs"]["computed"] is True
+    assert shorter["train"]["reference_logprobs"]["cache"] != first["train"]["reference_logprobs"]["cache"]
+
+    entry = Path(first["train"]["reference_logprobs"]["cache"])
+    data = bytearray(entry.read_bytes())
+    data[-64] ^= 0xFF  # one flipped byte in the stored log-probs
+    entry.write_bytes(bytes(data))
+    again = trial(tiny_world, tmp_path / "c")
+    assert again["train"]["reference_logprobs"]["computed"] is True
+    assert losses(again) == losses(first)
