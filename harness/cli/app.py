@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from harness.cli.task import SWEEP_JOBS_ENV
 from harness.config.store import CONFIG_MODULE, CONFIG_NAME
 from harness.errors import UserError
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
             configs = validated_jobs(overrides, flags, multirun)
             if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
+                os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it
                 from harness.sweep.resume import prepare_grid
 
                 prepare_grid(configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing")

@@ -10,6 +10,7 @@ fail too.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,31 @@ def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], Dict
     output_dir = Path(hc.runtime.output_dir)
     # The job's directory names it (the job number, or an Optuna sweep's trial number).
     sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": output_dir.name} if multirun else None
+    if sweep is not None:
+        trials = concurrent_trials(hc.launcher)
+        if trials > 1:  # the trials share the machine: the runner splits its cores (and GPUs) between them
+            sweep["parallel"] = {"trials": trials, "slot": int(hc.job.num) % trials}
     # sweep_name only places the trial; it is not part of how to reproduce it.
     overrides = [o for o in hc.overrides.task if not o.startswith("sweep_name=")]
     return multirun, output_dir, sweep, overrides, hc
+
+
+#: Set by the command line before Hydra launches: how many jobs the sweep has (a launcher never runs more at once).
+SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
+
+
+def concurrent_trials(launcher: Any) -> int:
+    """How many trials the launcher runs at once on this machine: a pool launcher's ``n_jobs`` (joblib's -1: one per
+    core), at most the sweep's jobs (``$HARNESS_SWEEP_JOBS``); 1 for launchers that run one trial per machine or one
+    after another (basic, submitit, ray)."""
+    from harness.config.resources import cpu_cores
+
+    n_jobs = (launcher or {}).get("n_jobs") if "joblib" in str((launcher or {}).get("_target_", "")).lower() else None
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    trials = cpu_cores() if n_jobs < 0 else n_jobs
+    jobs = os.environ.get(SWEEP_JOBS_ENV, "")
+    return max(1, min(trials, int(jobs)) if jobs.isdigit() else trials)
 
 
 def _write_partial_leaderboard(cfg: DictConfig, sweep: dict[str, Any]) -> Path | None:

@@ -36,6 +36,35 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def trial_threads(setting: int, concurrent: int) -> int | None:
+    """Torch CPU threads for one trial: ``train.num_threads`` when positive; with 0, the machine's cores split
+    between the ``concurrent`` trials a launcher runs on it at once (``cores // concurrent``, at least 1), or None
+    (torch's default, every core) when the trial runs alone."""
+    if setting > 0:
+        return setting
+    if concurrent > 1:
+        return max(1, cpu_cores() // concurrent)
+    return None
+
+
+def trial_device(device: torch.device, slot: int) -> torch.device:
+    """The device of the trial in launcher slot ``slot`` (its job number modulo the concurrent trials): with
+    several GPUs the trials are spread over them round-robin, more trials than GPUs sharing one; else ``device``."""
+    if device.type != "cuda" or device.index is not None or torch.cuda.device_count() < 2:
+        return device
+    index = slot % torch.cuda.device_count()
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
 def resolve_precision(setting: str, device: torch.device) -> str:
     """``fp32``, ``bf16`` or ``fp16`` for ``train.precision`` (auto: bf16 on a GPU that supports it)."""
     if setting == "auto":

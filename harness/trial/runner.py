@@ -264,15 +264,18 @@ class TrialRun:
         return train_data
 
     def _setup_process(self) -> tuple[torch.device, str]:
-        """Validate the config, announce the trial, set threads and seed; returns the device and precision."""
+        """Validate the config, announce the trial, set threads (the cores split between the trials a launcher runs
+        at once, see ``sweep["parallel"]``) and seed; returns the device and precision."""
         cfg = self.cfg
         set_library_verbosity(bool(cfg.get("verbose", False)))
         validate_trial_config(cfg, self.pm)
         call_hook(self.pm, "harness_trial_start", self.record, cfg=cfg, trial_dir=self.trial_dir)
-        if int(cfg.train.num_threads) > 0:
-            torch.set_num_threads(int(cfg.train.num_threads))
+        parallel = (self.record.get("sweep") or {}).get("parallel") or {}
+        threads = resources.trial_threads(int(cfg.train.num_threads), int(parallel.get("trials", 1)))
+        if threads is not None:
+            torch.set_num_threads(threads)
         torch.manual_seed(int(cfg.seed))
-        device = resources.resolve_device(cfg.train.device)
+        device = resources.trial_device(resources.resolve_device(cfg.train.device), int(parallel.get("slot", 0)))
         precision = resources.resolve_precision(cfg.train.precision, device)
         self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads())
         return device, precision
