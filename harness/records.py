@@ -121,3 +121,11 @@ def load_records(paths: Iterable[Path | str]) -> Iterator[dict[str, Any]]:
             continue
         record["_path"] = str(path)
         yield record
+
+
+def final_checkpoint(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's final checkpoint entry (the last evaluated one if none is marked final; {} if none)."""
+    checkpoints = record.get("checkpoints") or []
+    final = [c for c in checkpoints if c.get("final")]
+    evaluated = [c for c in checkpoints if c.get("metrics")]
+    return (final or evaluated or [{}])[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.leaderboard.frames import final_checkpoint
+from harness.records import final_checkpoint
 
 
 def _num(value: Any) -> str:

@@ -140,14 +140,6 @@ def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def final_checkpoint(record: dict[str, Any]) -> dict[str, Any]:
-    """The record's final checkpoint entry (the last evaluated one if none is marked final; {} if none)."""
-    checkpoints = record.get("checkpoints") or []
-    final = [c for c in checkpoints if c.get("final")]
-    evaluated = [c for c in checkpoints if c.get("metrics")]
-    return (final or evaluated or [{}])[-1]
-
-
 def is_missing(value: Any) -> bool:
     """Whether a table cell is empty (None, NaN, NA); strings and containers never are."""
     if value is None or isinstance(value, (str, bytes, list, tuple, dict)):

@@ -60,6 +60,13 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     return {**flatten(method), **flatten(lora, "lora."), "seed": int(cfg.seed)}
 
 
+def process_age() -> float:
+    """Seconds since this process started (its start-up shows in the first trial's record)."""
+    import psutil
+
+    return round(time.time() - psutil.Process().create_time(), 3)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -363,8 +370,10 @@ class TrialRun:
                 "cache_key": selection.refcache.key}
 
     def _run(self) -> None:
+        self.timings["process_s_at_trial_start"] = process_age()  # the first trial: start-up (imports, config)
         ctx = self.ctx = self.prepare()
         checkpointer = ctx.checkpointer
+        self.timings["process_s_at_training_start"] = process_age()  # ... then loading, reference evaluation
         t = time.perf_counter()
         self.monitor.start()
         trained = self.spec.train(ctx)
