@@ -9,7 +9,7 @@ import pytest
 
 from harness.trial import run_trial
 from harness.trial.reference_pass import CACHE_FOLDER
-from tests.helpers import compose
+from tests.helpers import compose, train_context
 
 EVAL = ["eval.evaluators=[gold_reward]", "eval.selection.num_prompts=0", "train.logging_steps=1"]
 
@@ -62,3 +62,15 @@ def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, 
     again = trial(tiny_world, tmp_path / "c")
     assert again["train"]["reference_logprobs"]["computed"] is True
     assert losses(again) == losses(first)
+
+
+@pytest.mark.parametrize("method", ["dpo", "simpo"])
+def test_building_a_trainer_leaves_no_files_beside_the_data(tiny_world, tmp_path, private_cache, method):
+    ctx = train_context(tiny_world, tmp_path / "t", [f"method={method}", *EVAL])
+    files = ctx.train_data.cache_files
+    assert files, "the toy world's pairs are read from a file"
+    beside = Path(files[0]["filename"]).parent
+    before = set(beside.glob("cache-*.arrow"))
+    trainer = ctx.trl_trainer(ref_model=ctx.reference) if method == "dpo" else ctx.trl_trainer()
+    assert len(trainer.train_dataset) == len(ctx.train_data)
+    assert set(beside.glob("cache-*.arrow")) == before

@@ -24,9 +24,9 @@ from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
 from harness.trial.reference_pass import (
     ReferencePass,
-    in_memory,
     precomputes_reference,
     shared_reference_pass,
+    temporary_dataset_files,
 )
 
 
@@ -116,18 +116,19 @@ class TrainContext:
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
         ``MethodSpec.trainer``. A trainer that precomputes the reference's log-probs reads them from the harness
         cache when an earlier trial computed them, and stores them there otherwise
-        (:mod:`harness.trial.reference_pass`). Returns the trainer, ready for :meth:`run_trainer`."""
+        (:mod:`harness.trial.reference_pass`). The files ``datasets`` writes while the trainer prepares its data
+        go to a temporary directory, deleted when the process ends, not beside the source data. Returns the trainer, ready for :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
         kwargs = {"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
                   "processing_class": self.tokenizer, "peft_config": self.peft_config,
                   "callbacks": self.trainer_callbacks(), **arguments}
-        if not precomputes_reference(cls, kwargs["args"]):
-            return cls(**kwargs)
-        outcome = ReferencePass()
-        shared = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, outcome)
-        trainer = shared(**{**kwargs, "train_dataset": in_memory(kwargs["train_dataset"])})
+        with temporary_dataset_files():
+            if not precomputes_reference(cls, kwargs["args"]):
+                return cls(**kwargs)
+            outcome = ReferencePass()
+            trainer = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, outcome)(**kwargs)
         self.reference_pass = outcome.summary()
         return trainer
 

@@ -15,8 +15,8 @@ same key reads them exactly as TRL reads its own cache, so losses are bit-identi
 pass depends on: the training rows (their content, in order), TRL's hash of the reference weights, the tokenizer,
 every trainer setting except the ones that only shape the optimisation (:data:`OPTIMISATION_ONLY`: an unknown
 setting costs a reuse but never gives a wrong one), the device and the library versions. Trials started together
-hold one lock per key: the first computes, the others wait and read. The trainer gets its rows in memory, so
-``datasets`` writes no cache files of its own.
+hold one lock per key: the first computes, the others wait and read. While a trainer is built,
+:func:`temporary_dataset_files` keeps ``datasets``' own files in a temporary directory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -116,6 +117,22 @@ def in_memory(dataset: Any) -> Any:
     if dataset._indices is not None:
         dataset = dataset.flatten_indices(keep_in_memory=True)
     return Dataset(InMemoryTable(dataset.data.table), info=dataset.info.copy(), split=dataset.split)
+
+
+@contextlib.contextmanager
+def temporary_dataset_files() -> Iterator[None]:
+    """Within this block ``datasets`` writes the results of maps to a temporary directory, deleted when the process
+    ends, instead of beside the source data under fingerprints that a trainer's config makes unique per trial
+    (files never read again). Build a trainer in it."""
+    import datasets
+
+    enabled = datasets.is_caching_enabled()
+    datasets.disable_caching()
+    try:
+        yield
+    finally:
+        if enabled:
+            datasets.enable_caching()
 
 
 def _read(path: Path, rows: int) -> Any:
