@@ -56,8 +56,10 @@ def main() -> None:
     print(f"eval / train between checkpoints          {statistics.mean(eval_each) / interval_s:8.1%}")
     selection = [(c.get("selection") or {}).get("eval_seconds") for c in checkpoints]
     if selection and all(s is not None for s in selection):
+        chosen_by = ", ".join(first["selection"].get("evaluators") or []) or "every evaluator"
         print(f"  of which on the {first['selection']['num_prompts']:>3} selection prompts    "
-              f"{statistics.mean(selection):8.2f}   (choosing the checkpoint; the rest is the reported evaluation)")
+              f"{statistics.mean(selection):8.2f}   ({chosen_by}: choosing the checkpoint; the rest is the reported "
+              "evaluation)")
     print("eval seconds per checkpoint, by evaluator (mean; sampling is charged to the first that samples):")
     names = list(checkpoints[0]["eval_breakdown_s"])
     for name in names:

@@ -16,7 +16,12 @@ Group scores appear under the group's name.
 
 Indexing lm-eval's ~15,000 task files takes about 11 s, so task managers are built once per process and
 reused for every checkpoint; when every task named is in the include paths (the default), lm-eval's own
-tasks are not indexed at all (about 0.1 s). Task names are checked before any compute
+tasks are not indexed at all (about 0.1 s). The task objects too are loaded once per process and task settings
+(tasks, include paths, limit, few-shot count; :func:`prepared_tasks`), configured as ``simple_evaluate``
+configures them, and each task's requests (its documents rendered into prompts, then tokenized) are built once
+and reused, so a checkpoint only runs the model on them: :func:`run_lm_eval` does what ``simple_evaluate`` does (same seeds, same
+settings) minus the loading and the run report (an environment report that runs ``pip list``; the trial record
+holds the library versions instead), and scores the same. Task names are checked before any compute
 (``harness_config_validate``), with suggestions for a misspelt name.
 """
 
@@ -28,9 +33,9 @@ import io
 import logging
 import random
 import sys
-import unittest.mock
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,7 +125,7 @@ def read_settings(cfg: DictConfig) -> Settings:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Task managers: indexing is slow, so one per (include paths, with lm-eval's own tasks?) per process.
+# Task managers (indexing is slow) and task objects: one per set of settings per process.
 # ---------------------------------------------------------------------------------------------------
 
 _MANAGERS: dict[tuple[tuple[str, ...], bool], TaskManager] = {}
@@ -159,6 +164,74 @@ def manager_for(settings: Settings) -> TaskManager:
             raise ConfigError(f"Unknown lm-eval task '{task}' in eval.{NAME}.tasks.{hint} List them with "
                               f"`lm_eval ls tasks`, or add the task's folder to eval.{NAME}.include_path.")
     return full
+
+
+@dataclass
+class PreparedTasks:
+    """lm-eval's task objects for one set of task settings (``TaskManager.load``'s ``{"tasks", "groups",
+    "group_map"}``), configured as ``simple_evaluate`` configures them, and each task's requests once built."""
+
+    loaded: dict[str, Any]
+    requests: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    # tokenizer -> (context, continuation, HFLM's encoding settings) -> token ids, while the tokenizer lives
+    encodings: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = field(
+        default_factory=weakref.WeakKeyDictionary)
+
+    def remember_encodings(self, lm: Any, tokenizer: Any) -> None:
+        """Make ``lm`` (an HFLM) tokenize each request once per tokenizer: later checkpoints reuse the token ids."""
+        known = self.encodings.setdefault(tokenizer, {})
+        encode, how = lm._encode_pair, (getattr(lm, "backend", None), getattr(lm, "add_bos_token", None))
+
+        def encode_pair(context: str, continuation: str) -> Any:
+            key = (context, continuation, how)
+            return known[key] if key in known else known.setdefault(key, encode(context, continuation))
+
+        lm._encode_pair = encode_pair
+
+    def reuse_requests(self, name: str, task: Any) -> None:
+        """Make ``task`` build its requests once: a later build hands back the same requests (lm-eval ``Instance``
+        objects: a document, its prompt and continuations), the model's answers cleared."""
+        build = task.build_all_requests
+
+        def build_all_requests(**kwargs: Any) -> None:
+            key = (name, repr(sorted(kwargs.items())))
+            if key not in self.requests:
+                build(**kwargs)
+                self.requests[key] = list(task.instances)
+            for request in self.requests[key]:
+                request.resps, request.filtered_resps = [], {}
+            task._instances = list(self.requests[key])  # what build_all_requests sets
+
+        task.build_all_requests = build_all_requests
+
+
+_PREPARED: dict[tuple[Any, ...], PreparedTasks] = {}
+
+
+def _load_tasks(manager: TaskManager, settings: Settings) -> dict[str, Any]:
+    """``settings.tasks`` loaded by ``manager``, configured as ``simple_evaluate`` does (few-shot count and seed)."""
+    from lm_eval.defaults import DEFAULT_OTHER_SEED
+
+    loaded = manager.load(list(settings.tasks))
+    for task in loaded["tasks"].values():
+        if settings.num_fewshot is not None:
+            if task.get_config("num_fewshot") != 0:  # a task fixed at 0 shots keeps 0
+                task.set_config(key="num_fewshot", value=settings.num_fewshot)
+        elif task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=DEFAULT_OTHER_SEED)
+    return loaded
+
+
+def prepared_tasks(settings: Settings) -> PreparedTasks:
+    """This process's task objects for ``settings`` (its tasks, include paths, limit and few-shot count), loaded
+    on first use; every checkpoint of every trial with the same task settings reuses them and their requests."""
+    key = (settings.tasks, settings.include_path, settings.limit, settings.num_fewshot)
+    if key not in _PREPARED:
+        prepared = _PREPARED[key] = PreparedTasks(_load_tasks(manager_for(settings), settings))
+        for name, task in prepared.loaded["tasks"].items():
+            prepared.reuse_requests(name, task)
+    return _PREPARED[key]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -205,20 +278,6 @@ def preserved_random_state() -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-@contextlib.contextmanager
-def without_run_report() -> Iterator[None]:
-    """Skip the run report ``simple_evaluate`` adds to its results: an environment report that runs ``pip list``
-    (about 1.2 s per checkpoint) and the git hash of the working directory (``git`` prints to the terminal
-    outside a repository). The trial record holds the library versions instead."""
-    import lm_eval.evaluator
-
-    names = [n for n in ("add_env_info", "get_git_commit_hash") if hasattr(lm_eval.evaluator, n)]
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            stack.enter_context(unittest.mock.patch.object(lm_eval.evaluator, name, lambda *args: None))
-        yield
-
-
 def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
     """lm-eval's ``results["results"]`` as flat ``lm_eval/<task>/<metric>[/<filter>]`` numbers (``acc_stderr``
     becomes ``acc_se``)."""
@@ -236,19 +295,26 @@ def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
 
 
 def run_lm_eval(model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False) -> dict[str, Any]:
-    """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval; returns lm-eval's results dict."""
-    manager = manager_for(settings)
+    """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval as ``simple_evaluate`` would (its seeds and
+    settings), on this process's task objects and requests (:func:`prepared_tasks`); returns lm-eval's results
+    dict (``results``, ``groups``, ``configs``, ...: no run report)."""
     with quiet_lm_eval(verbose):
-        import lm_eval
+        from lm_eval.defaults import DEFAULT_OTHER_SEED, DEFAULT_RANDOM_SEED
+        from lm_eval.evaluator import evaluate as lm_eval_evaluate
         from lm_eval.models.huggingface import HFLM
 
         was_training = model.training
         try:
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
-            with preserved_random_state(), without_run_report():
-                results = lm_eval.simple_evaluate(
-                    model=lm, tasks=list(settings.tasks), num_fewshot=settings.num_fewshot, limit=settings.limit,
-                    task_manager=manager, log_samples=False, bootstrap_iters=settings.bootstrap_iters)
+            with preserved_random_state():
+                random.seed(DEFAULT_RANDOM_SEED)  # simple_evaluate's seeds, set before its tasks are loaded
+                np.random.seed(DEFAULT_OTHER_SEED)
+                torch.manual_seed(DEFAULT_OTHER_SEED)
+                tasks = prepared_tasks(settings)
+                tasks.remember_encodings(lm, tokenizer)
+                results = lm_eval_evaluate(lm=lm, task_dict=tasks.loaded, limit=settings.limit,
+                                           bootstrap_iters=settings.bootstrap_iters, log_samples=False,
+                                           fewshot_as_multiturn=True, verbosity=None)
         finally:
             model.train(was_training)
     return dict(results or {})

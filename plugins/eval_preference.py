@@ -5,8 +5,11 @@ The implicit reward of a completion is log π(y|x) − log π_ref(y|x) (DPO's, u
 pairs before unpairing), ``preference_accuracy`` is the fraction whose chosen completion gets the higher
 implicit reward (ties 1/2), with ``preference_accuracy_se``; ``preference_margin`` is the mean difference
 chosen − rejected, in nats. Completions are tokenized as TRL's DPO trainer does (EOS appended to standard
-completions). The reference's log-probabilities come from the reference-evaluation cache. For the reference
-itself every margin is 0, so the accuracy is 0.5 by definition. No held-out pairs: no metric.
+completions), once per trial; each checkpoint scores the chosen and the rejected completions together in
+length-sorted batches of ``eval.logprob_batch_size`` (null: ``eval.batch_size``), one forward pass per batch. The
+reference's log-probabilities are computed when the reference itself is evaluated (step 0) and kept in the
+reference-evaluation cache. For the reference every margin is 0, so the accuracy is 0.5 by definition. No held-out
+pairs: no metric.
 """
 
 from __future__ import annotations
@@ -57,9 +60,17 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[Mapping[str, Any]], batch_size:
     return encoded[0], encoded[1]
 
 
-def pair_logprobs(ctx: EvalContext, model: torch.nn.Module, encoded: tuple[Samples, Samples]) -> torch.Tensor:
-    """log π(chosen|x) and log π(rejected|x) under ``model``, shape [2, pairs]."""
-    return torch.stack([ctx.token_logprobs(model, samples).sequence() for samples in encoded]).double()
+def encoded_pairs(ctx: EvalContext, pairs: Sequence[Mapping[str, Any]]) -> Samples:
+    """The chosen completions of ``pairs`` then the rejected ones, as one :class:`Samples`: encoded once per trial
+    (and prompt set), then reused by every checkpoint."""
+    return ctx.trial_memo(f"preference_accuracy/pairs/{len(pairs)}", lambda: Samples.concat(
+        *encode_pairs(ctx.tokenizer, pairs, int(ctx.eval_cfg.batch_size))))
+
+
+def pair_logprobs(ctx: EvalContext, model: torch.nn.Module, encoded: Samples) -> torch.Tensor:
+    """log π(chosen|x) and log π(rejected|x) under ``model``, shape [2, pairs], from one pass over ``encoded``
+    (:func:`encoded_pairs`) in length-sorted batches of ``eval.logprob_batch_size``."""
+    return ctx.token_logprobs(model, encoded).sequence().double().view(2, -1)
 
 
 def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
@@ -70,22 +81,28 @@ def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
     return list(pairs[: int(ctx.eval_cfg.get("preference_pairs", DEFAULT_PAIRS))])
 
 
+def reference_pair_logprobs(ctx: EvalContext, encoded: Samples) -> torch.Tensor:
+    """The reference's :func:`pair_logprobs`, from the reference cache, else computed and stored there (at step 0
+    the policy is the reference: computed then, so that no checkpoint pays for it)."""
+    def compute() -> torch.Tensor:
+        if ctx.is_reference:
+            return pair_logprobs(ctx, ctx.policy, encoded)
+        with ctx.reference.use(ctx.policy) as ref:
+            return pair_logprobs(ctx, ref, encoded)
+
+    return ctx.reference_tensor("pair_logprobs", compute)
+
+
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``preference_accuracy``, ``preference_accuracy_se`` and ``preference_margin``; {} without pairs."""
     pairs = held_out_pairs(ctx)
     if not pairs:
         return {}
+    encoded = encoded_pairs(ctx, pairs)
+    reference = reference_pair_logprobs(ctx, encoded)
     if ctx.is_reference:
         return {"preference_accuracy": 0.5, "preference_accuracy_se": 0.0, "preference_margin": 0.0}
-    encoded = encode_pairs(ctx.tokenizer, pairs, int(ctx.eval_cfg.batch_size))
-    policy = pair_logprobs(ctx, ctx.policy, encoded)
-
-    def reference_logprobs() -> torch.Tensor:
-        with ctx.reference.use(ctx.policy) as ref:
-            return pair_logprobs(ctx, ref, encoded)
-
-    reference = ctx.reference_tensor("pair_logprobs", reference_logprobs)
-    implicit = policy - reference  # [2, pairs]
+    implicit = pair_logprobs(ctx, ctx.policy, encoded) - reference  # [2, pairs]
     margin = implicit[0] - implicit[1]
     correct = (margin > 0).double() + 0.5 * (margin == 0).double()
     accuracy, se = mean_and_se(correct)

@@ -7,6 +7,7 @@ logit for "c" is raised at every position), so the direction of every metric is 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
@@ -18,7 +19,7 @@ from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
 from harness.evaluation import reward_models
 from harness.evaluation.context import EvalContext, Reference
-from harness.evaluation.sampling import encode_completions, sample, token_logprobs
+from harness.evaluation.sampling import Samples, encode_completions, sample, token_logprobs
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import compose
 from tests.test_kl import EOS, VOCAB, one_thread, tiny_lm, tiny_tokenizer  # noqa: F401 (one_thread: autouse)
@@ -176,6 +177,20 @@ def test_encoded_pairs_are_scored_like_an_unpadded_forward_with_eos_appended(mod
 
 
 @pytest.mark.unit
+def test_length_sorted_scoring_keeps_the_order_and_gives_an_empty_completion_nothing(models):
+    reference, _ = models
+    tok = tiny_tokenizer()
+    prompts, completions = ["a", "b a d a b", "d", "a b"], [" c d d a", " c", "", " d"]
+    encoded = encode_completions(tok, prompts, completions, append_eos=False)
+    scores = token_logprobs(reference, encoded, chunk_size=2)  # sorted by length: batches mix the rows
+    assert scores.mask.sum(dim=1).tolist() == [4, 1, 0, 1] and scores.logprobs.shape == (4, 4)
+    assert float(scores.sequence()[2]) == 0.0
+    for i in (0, 1, 3):
+        alone = token_logprobs(reference, encode_completions(tok, [prompts[i]], [completions[i]], append_eos=False))
+        assert torch.allclose(scores.logprobs[i, : int(scores.mask[i].sum())], alone.logprobs[0], atol=1e-6)
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("flip_every, accuracy", [(0, 1.0), (4, 0.75)])
 def test_preference_accuracy_ranks_pairs_by_the_implicit_reward(models, flip_every, accuracy):
     reference, policy = models
@@ -230,6 +245,61 @@ def test_reference_pair_logprobs_are_computed_once_and_reused(models):
         ctx.reference = Reference(loader=loader)
         results.append(eval_preference.evaluate(ctx))
     assert len(loads) == 1 and results[0] == results[1]
+
+
+@pytest.mark.unit
+def test_the_reference_pair_logprobs_are_computed_at_step_0_not_at_a_checkpoint(models):
+    from harness.evaluation.refcache import RefCache
+
+    reference, policy = models
+    tok = tiny_tokenizer()
+    pairs = pairs_for(lambda i: "a b", " c", " d d", 6)
+    cache = RefCache("test")
+    assert eval_preference.evaluate(make_ctx(reference, reference, tok, pairs=pairs, refcache=cache,
+                                             is_reference=True))["preference_accuracy"] == 0.5
+    stored = cache.tensor("pair_logprobs")
+    assert stored is not None and stored.shape == (2, 6)
+    ctx = make_ctx(policy, reference, tok, pairs=pairs, refcache=cache)
+    ctx.reference = Reference(loader=lambda: pytest.fail("a checkpoint loaded the reference"))
+    assert eval_preference.evaluate(ctx) == eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs))
+
+
+@pytest.mark.unit
+def test_held_out_pairs_are_encoded_once_per_trial_and_scored_in_one_pass(models, monkeypatch):
+    from harness.evaluation.refcache import RefCache
+
+    reference, policy = models
+    tok = tiny_tokenizer()
+    encodes, forwards = [], []
+    real_encode = eval_preference.encode_pairs
+    monkeypatch.setattr(eval_preference, "encode_pairs", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+
+    @functools.wraps(policy.forward)
+    def counted_forward(*args, **kwargs):
+        forwards.append(kwargs["input_ids"].shape[0])
+        return counted_forward.__wrapped__(*args, **kwargs)
+
+    monkeypatch.setattr(policy, "forward", counted_forward)
+    pairs = [{"prompt": PROMPTS[n % len(PROMPTS)], "chosen": " c c" if n % 4 else " d",
+              "rejected": " d" * (1 + n % 3)} for n in range(12)]  # completions of several lengths
+    cache = RefCache("test")  # one trial's reference cache: the checkpoints share it
+    results = [eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs, refcache=cache,
+                                                 logprob_batch_size=batch)) for batch in (64, 64, 5)]
+    assert encodes == [1]  # three checkpoints, one encoding
+    # Chosen and rejected together: one forward pass of all 24 sequences per checkpoint, or 5 at a time.
+    assert forwards == [24, 24, 5, 5, 5, 5, 4]
+    assert results[0] == results[1]
+    for key, value in results[0].items():  # the batching changes nothing but float rounding
+        assert results[2][key] == pytest.approx(value, abs=1e-6)
+    # The values are those of each pair scored alone, without padding.
+    chosen, rejected = eval_preference.encode_pairs(tok, pairs, 64)
+    alone = torch.tensor([[float(token_logprobs(policy, encode_completions(tok, [row["prompt"]], [row[column]]))
+                                 .sequence()[0]) for row in pairs] for column in ("chosen", "rejected")])
+    both = Samples.concat(chosen, rejected)
+    joined = eval_preference.pair_logprobs(make_ctx(policy, reference, tok), policy, both)
+    assert torch.allclose(joined.float(), alone, atol=1e-5)
+    implicit = joined - eval_preference.pair_logprobs(make_ctx(policy, reference, tok), reference, both)
+    assert results[0]["preference_margin"] == pytest.approx(float((implicit[0] - implicit[1]).mean()), abs=1e-6)
 
 
 def test_kto_trial_measures_preference_accuracy_on_the_pairs_before_unpairing(tiny_world, tmp_path):

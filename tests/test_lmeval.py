@@ -1,8 +1,9 @@
 """The lm_eval evaluator and the toy world's lm-eval tasks.
 
 The harness's in-memory scores must equal what lm-eval's own command line reports for the same saved
-checkpoint; task data must be what the generator produces; task names are checked before any compute; the
-task index is built once per process.
+checkpoint, and what ``simple_evaluate`` reports in memory; task data must be what the generator produces; task
+names are checked before any compute; the task index, the task objects and their requests are built once per
+process.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ LIMIT = 120  # documents per task in the fast tests
 
 @pytest.fixture
 def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """Start from an empty task-manager cache and record every task-index build."""
+    """Start from empty task-manager and task caches and record every task-index build."""
     monkeypatch.setattr(eval_lmeval, "_MANAGERS", {})
+    monkeypatch.setattr(eval_lmeval, "_PREPARED", {})
     builds: list[tuple] = []
     build = eval_lmeval._build_task_manager
 
@@ -177,6 +179,41 @@ def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
         disabled = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
     assert disabled == base
     assert adapted < base
+
+
+def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(tiny_world, monkeypatch, count_index_builds):
+    import lm_eval
+    import lm_eval.evaluator
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.config.resources import resolve_model_path
+    from harness.plugin.manager import get_plugin_manager
+
+    path = resolve_model_path(get_plugin_manager([]), compose(tiny_world, []))
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    loads = []
+    load = eval_lmeval._load_tasks
+    monkeypatch.setattr(eval_lmeval, "_load_tasks", lambda manager, s: loads.append(s.tasks) or load(manager, s))
+    for name in ("add_env_info", "get_git_commit_hash"):  # simple_evaluate's run report: pip list, git
+        monkeypatch.setattr(lm_eval.evaluator, name, lambda *args: None)
+    settings = eval_lmeval.Settings(tasks=("toy_grammar", "toy_sentiment"), include_path=(str(TASKS_DIR),),
+                                    limit=30, batch_size=16, num_fewshot=1, bootstrap_iters=100)
+    torch.manual_seed(0)
+    for _ in range(3):  # three checkpoints of a trial: one load, the same requests, each checkpoint's own scores
+        with torch.no_grad():
+            for weight in model.parameters():
+                weight.add_(torch.randn_like(weight) * 0.1)
+        ours = eval_lmeval.metrics_from_results(eval_lmeval.run_lm_eval(model, tokenizer, settings))
+        with eval_lmeval.quiet_lm_eval(False):
+            theirs = lm_eval.simple_evaluate(
+                model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16), tasks=list(settings.tasks),
+                num_fewshot=1, limit=30, task_manager=eval_lmeval.manager_for(settings), log_samples=False,
+                bootstrap_iters=100)
+        assert ours == eval_lmeval.metrics_from_results(theirs)
+        assert {"lm_eval/toy_grammar/acc", "lm_eval/toy_sentiment/acc_norm"} <= set(ours)
+    assert loads == [settings.tasks] and count_index_builds == [((str(TASKS_DIR),), False)]
 
 
 @pytest.mark.slow

@@ -70,7 +70,8 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     result = second.checkpointer.evaluate(ctx.policy, 2)
     assert sample_calls == ["sampling step 2", "selection: sampling step 2"]
     assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.metrics)
-    assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.selection["metrics"])
+    # The selection prompts measure what chooses the checkpoint: the objective (the gold reward) and the KL.
+    assert set(result.selection["metrics"]) == {"gold_reward", "gold_reward_se", "kl", "kl_se", "kl_k3", "kl_k3_se"}
 
 
 @pytest.mark.parametrize("override", ["eval.seed=99", "eval.num_prompts=4", "eval.max_new_tokens=6"])

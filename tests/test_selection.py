@@ -96,6 +96,53 @@ def test_optuna_gets_the_selection_values(tmp_path):
     assert st.objective_values(old, one, BUILTIN) == ([0.3], 10)  # no selection metrics: the reported ones
 
 
+# --- which evaluators run on the selection prompts -----------------------------------------------------------
+
+ALL = ["gold_reward", "reward_model", "kl", "win_rate", "preference_accuracy", "text_stats", "lm_eval", "judge"]
+
+
+def chosen_by(monkeypatch, data="toyworld", objective="auto", exclude=("lm_eval",), study=None, rm=None):
+    """The names of the evaluators the selection prompts run for this config (``study``: the Optuna study's
+    settings file named in the environment, as the sweeper does)."""
+    from harness.trial.selection import STUDY_ENV, selection_evaluators
+
+    if study is None:
+        monkeypatch.delenv(STUDY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(STUDY_ENV, str(study))
+    cfg = OmegaConf.create({"data": {"source": data}, "plugins": [], "leaderboard": {"objective": objective},
+                            "eval": {"evaluators": ALL, "reward_model": {"name_or_path": rm},
+                                     "selection": {"exclude": list(exclude)}}})
+    pm = get_plugin_manager([])
+    return [e.name for e in selection_evaluators(cfg, [pm.evaluator(n) for n in ALL])]
+
+
+@pytest.mark.unit
+def test_only_the_evaluators_that_choose_the_checkpoint_run_on_the_selection_prompts(monkeypatch, tmp_path):
+    # auto: the gold reward where the data defines one, else the reward model's score, the judge, ...; kl always.
+    assert chosen_by(monkeypatch) == ["gold_reward", "kl"]
+    assert chosen_by(monkeypatch, data="files", rm="/some/rm") == ["reward_model", "kl"]
+    assert chosen_by(monkeypatch, data="files") == ["kl", "judge"]
+    assert chosen_by(monkeypatch, objective="pref_acc") == ["kl", "preference_accuracy"]  # a column names it too
+    assert chosen_by(monkeypatch, objective="lm_eval/toy_grammar/acc", exclude=[]) == ["kl", "lm_eval"]
+    assert chosen_by(monkeypatch, objective="lm_eval/toy_grammar/acc") == ["kl"]  # excluded all the same
+    assert chosen_by(monkeypatch, exclude=["kl"]) == ["gold_reward"]
+    # An Optuna trial also measures the study's objectives there (the sweeper's settings file).
+    study = tmp_path / "study.json"
+    st.StudySettings("s", "j", ["gold_reward", "distinct_2"], ["maximize", "maximize"]).save(tmp_path)
+    assert chosen_by(monkeypatch, study=study) == ["gold_reward", "kl", "text_stats"]
+    study.write_text("not json")
+    assert chosen_by(monkeypatch, study=study) == ["gold_reward", "kl"]
+
+
+@pytest.mark.unit
+def test_the_study_environment_is_the_sweepers():
+    from harness.sweep.reporter import ENV_STUDY
+    from harness.trial.selection import STUDY_ENV
+
+    assert STUDY_ENV == ENV_STUDY
+
+
 # --- the split of held-out data ------------------------------------------------------------------------------
 
 
@@ -202,10 +249,13 @@ def test_a_trial_is_evaluated_on_disjoint_selection_prompts_at_every_checkpoint(
     assert selection["num_prompts"] == 8 and selection["seed"] == cfg.eval.seed + 1
     assert selection["disjoint"] and selection["pairs_disjoint"] and selection["source"] == "data source"
     assert selection["warning"] is None
+    assert selection["evaluators"] == ["gold_reward", "kl"]  # what chooses the checkpoint, not preference accuracy
     assert len(record["checkpoints"]) == 2
     for entry in [*record["checkpoints"], record["reference"]]:
         sel = entry["selection"]
-        assert {"gold_reward", "kl", "preference_accuracy"} <= set(sel["metrics"]) and sel["eval_seconds"] > 0
+        assert set(sel["eval_breakdown_s"]) == {"gold_reward", "kl"} and sel["eval_seconds"] > 0
+        assert {"gold_reward", "kl"} <= set(sel["metrics"]) and "preference_accuracy" not in sel["metrics"]
+        assert "preference_accuracy" in entry["metrics"]  # reported as before
         assert math.isfinite(sel["metrics"]["gold_reward"])
     assert record["reference"]["selection"]["metrics"]["kl"] == 0.0
     assert record["timings"]["selection_eval_s"] > 0

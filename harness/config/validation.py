@@ -113,7 +113,7 @@ def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
 
 
 def validate_train(cfg: DictConfig) -> None:
-    """Trial-level training settings (checkpoint interval, device, precision)."""
+    """Trial-level training settings (checkpoint interval, which checkpoints are saved, device, precision)."""
     every = cfg.train.checkpoint_every
     if not isinstance(every, int) or every < 0:
         raise ConfigError(f"train.checkpoint_every={every!r} is invalid; use 0 (train.num_checkpoints evenly "
@@ -122,6 +122,10 @@ def validate_train(cfg: DictConfig) -> None:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model "
                           "only).")
+    save = cfg.train.get("save_checkpoints", True)
+    if not isinstance(save, bool) and save != "all":
+        raise ConfigError(f"train.save_checkpoints={save!r} is invalid; use true (the evaluated checkpoints), all "
+                          "(every checkpoint) or false (none).")
     device = resources.resolve_device(str(cfg.train.device))
     resources.resolve_precision(str(cfg.train.precision), device)
     seed = cfg.get("seed")

@@ -120,6 +120,12 @@ class EvalContext:
             self._memo[name] = compute()
         return self._memo[name]
 
+    def trial_memo(self, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, run at most once per trial and prompt set under ``name``: for quantities of the held-out
+        data alone that every checkpoint uses (the encoded preference pairs). Kept in memory with the reference
+        cache (:meth:`harness.evaluation.refcache.RefCache.shared`), so the selection prompts have their own."""
+        return self.refcache.shared(name, compute)
+
     def add_sample_scores(self, name: str, policy: Sequence[float],
                           reference: Sequence[float] | None = None) -> None:
         """Keep a per-sample score under ``name`` for the readable samples of this checkpoint's record.

@@ -197,13 +197,15 @@ class RefCache:
 
     Holds the reference samples, named tensors computed from them (rewards, log-probabilities), and the
     step-0 metrics and per-sample scores of each evaluator. Reads of samples and tensors are memoised in memory,
-    so later checkpoints of a trial do not read the disk again.
+    so later checkpoints of a trial do not read the disk again. :meth:`shared` keeps what evaluators derive
+    from the held-out data alone (e.g. the encoded pairs) for the object's lifetime (one trial), never on disk.
     """
 
     def __init__(self, key: str, directory: Path | None = None, material: Mapping[str, Any] | None = None) -> None:
         self.key = key
         self.directory = directory
         self._memory: dict[str, Any] = {}
+        self._shared: dict[str, Any] = {}
         self._warned: set[Path] = set()
         if directory is not None and material is not None and not (directory / _KEY).is_file():
             self._persist(lambda: _write_json(directory / _KEY, material))
@@ -232,6 +234,13 @@ class RefCache:
             self._ignore(self.directory / file, loaded)
             return None
         return loaded
+
+    def shared(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, run at most once per cache object under ``name`` (in memory only): for quantities of the
+        held-out prompts and pairs that every checkpoint of the trial uses."""
+        if name not in self._shared:
+            self._shared[name] = compute()
+        return self._shared[name]
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

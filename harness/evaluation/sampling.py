@@ -2,19 +2,24 @@
 
 Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation.context`). Samples keep their
 token ids and masks so that log-probabilities under any other model (the reference, for KL) are computed on
-exactly the tokens that were sampled, with the same left padding and position ids as at generation time.
-Given completions (held-out preference pairs) are laid out the same way by :func:`encode_completions`.
+exactly the tokens that were sampled, with the position ids of generation time (:func:`token_logprobs`, in
+length-sorted batches: :mod:`harness.evaluation.scoring`). Given completions (held-out preference pairs) are laid
+out the same way by :func:`encode_completions`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
+
+from harness.evaluation.scoring import Row, TokenLogprobs, accepts_logits_to_keep, score_rows
+
+__all__ = ["SampleBatch", "Samples", "TokenLogprobs", "completion_logprobs", "encode_completions",
+           "end_of_sequence_ids", "sample", "sequence_logprobs", "token_logprobs"]
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Samples:
     prompts: list[str]
     completions: list[str]
     batches: list[SampleBatch] = field(default_factory=list)
+    _rows: list[Row] | None = field(default=None, repr=False, compare=False)
 
     @property
     def completion_lengths(self) -> torch.Tensor:
@@ -65,23 +71,24 @@ class Samples:
                 out.append(ids[mask.bool()].tolist())
         return out
 
+    def rows(self) -> list[Row]:
+        """Each sample's real tokens, prompt then completion, and its prompt length (for
+        :func:`harness.evaluation.scoring.score_rows`); computed once per :class:`Samples`."""
+        if self._rows is None:
+            rows: list[Row] = []
+            for b in self.batches:  # attention covers exactly the real prompt and completion tokens, in order
+                real = b.attention_mask.bool()
+                tokens = torch.split(b.input_ids[real], real.sum(dim=1).tolist())
+                rows.extend(zip(tokens, real[:, : b.prompt_width].sum(dim=1).tolist(), strict=True))
+            self._rows = rows
+        return self._rows
 
-@dataclass
-class TokenLogprobs:
-    """Per-token quantities of completion tokens, right-padded to the longest completion ([n, T]).
-
-    ``logprobs[i, t]`` is log p(token t of completion i | everything before it); ``mask`` is 1 on real
-    completion tokens (EOS included) and 0 on padding; ``entropy`` (when asked for) is the entropy in nats of
-    the next-token distribution the token was drawn from. Padding positions hold 0.
-    """
-
-    logprobs: torch.Tensor
-    mask: torch.Tensor
-    entropy: torch.Tensor | None = None
-
-    def sequence(self) -> torch.Tensor:
-        """Sum of the completion tokens' log-probabilities, one per sample (shape [n])."""
-        return (self.logprobs * self.mask).sum(dim=1)
+    @classmethod
+    def concat(cls, *parts: Samples) -> Samples:
+        """One :class:`Samples` holding ``parts``' samples in order (to score them in one length-sorted pass)."""
+        return cls(prompts=[p for part in parts for p in part.prompts],
+                   completions=[c for part in parts for c in part.completions],
+                   batches=[b for part in parts for b in part.batches])
 
 
 def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
@@ -192,18 +199,6 @@ def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, s
     return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions
 
 
-def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps forward(**kwargs)
-    try:
-        return "logits_to_keep" in inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _pad_right(rows: list[torch.Tensor], width: int) -> torch.Tensor:
-    return torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[1])) for r in rows])
-
-
 def _completion_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int,
                             temperature: float, keep_logits: bool) -> torch.Tensor:
     """Log-softmax of the next-token distributions at the completion positions ([batch, length - width, vocab]),
@@ -219,41 +214,20 @@ def _completion_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attn: tor
     return torch.log_softmax(logits, dim=-1)
 
 
-@torch.no_grad()
 def token_logprobs(
     model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32,
     with_entropy: bool = False,
 ) -> TokenLogprobs:
     """Log-probabilities of each completion token under ``model`` (and optionally the entropy of each step).
 
-    Uses the same left padding and position ids as generation, and the same temperature as sampling, so that
-    the values are those of the distribution the samples were drawn from (when ``model`` is the sampler).
-    Only the completion positions' logits are computed when the model supports ``logits_to_keep``.
+    Uses the position ids of generation and the same temperature as sampling, so that the values are those of
+    the distribution the samples were drawn from (when ``model`` is the sampler). The samples are scored in
+    length-sorted batches of ``chunk_size`` (:func:`harness.evaluation.scoring.score_rows`: little padding, and
+    only the completion positions' logits when the model supports ``logits_to_keep``).
     Returns :class:`TokenLogprobs` with tensors of shape [n, longest completion] (float32, on the CPU).
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    keep_logits = _accepts_logits_to_keep(model)
-    logps, masks, entropies = [], [], []
-    for batch in samples.batches:
-        width = batch.prompt_width
-        for start in range(0, batch.input_ids.shape[0], chunk_size):
-            ids = batch.input_ids[start : start + chunk_size].to(device)
-            attn = batch.attention_mask[start : start + chunk_size].to(device)
-            logp = _completion_log_softmax(model, ids, attn, width, temperature, keep_logits)
-            mask = batch.completion_mask[start : start + chunk_size, width:].to(device).float()
-            logps.append((logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1) * mask).cpu())
-            masks.append(mask.cpu())
-            if with_entropy:
-                entropies.append((torch.special.entr(logp.exp()).sum(dim=-1) * mask).cpu())
-    model.train(was_training)
-    width = max((m.shape[1] for m in masks), default=0)
-    return TokenLogprobs(
-        logprobs=_pad_right(logps, width) if logps else torch.zeros(0, 0),
-        mask=_pad_right(masks, width) if masks else torch.zeros(0, 0),
-        entropy=(_pad_right(entropies, width) if entropies else torch.zeros(0, 0)) if with_entropy else None,
-    )
+    return score_rows(model, samples.rows(), temperature=temperature, batch_size=chunk_size,
+                      with_entropy=with_entropy)
 
 
 def sequence_logprobs(
@@ -278,7 +252,7 @@ def completion_logprobs(model: torch.nn.Module, tokenizer, prompts: Sequence[str
     encoded = encode_completions(tokenizer, prompts, completions, batch_size=max(len(prompts), 1),
                                  add_special_tokens=add_special_tokens)
     device = next(model.parameters()).device
-    keep_logits = _accepts_logits_to_keep(model)
+    keep_logits = accepts_logits_to_keep(model)
     sums = []
     for batch in encoded.batches:
         ids, width = batch.input_ids.to(device), batch.prompt_width

@@ -4,7 +4,9 @@ A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods
 :class:`harness.trial.context.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps, or,
 when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once the
 method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
-(safetensors, written to a temporary directory then renamed) and, if configured, evaluated in the trial's own
+(safetensors, written to a temporary directory then renamed) if ``train.save_checkpoints`` asks for it (``true``:
+the checkpoints that are evaluated, i.e. the final model and, with ``eval.checkpoints=all``, every other one;
+``all``: every checkpoint; ``false``: none; :func:`save_policy`) and, if configured, evaluated in the trial's own
 process, so that a pruner can stop the trial between checkpoints. An evaluated checkpoint's entry holds its
 metrics, the seconds per evaluator (``eval_breakdown_s``), its readable samples (``samples``: prompt, reference
 and policy completions with per-sample scores; :mod:`harness.evaluation.readable`) and, unless selection is off, its
@@ -66,14 +68,34 @@ def save_weights(model: torch.nn.Module, tokenizer: Any, directory: Path) -> Pat
     return directory
 
 
+#: ``train.save_checkpoints``: which checkpoints' weights are written (see :func:`save_policy`).
+SAVE_POLICIES = ("evaluated", "all", "none")
+
+
+def save_policy(value: Any) -> str:
+    """``train.save_checkpoints`` as one of :data:`SAVE_POLICIES`: ``true`` saves the checkpoints that are evaluated,
+    ``all`` every checkpoint, ``false`` none. Raises ValueError for anything else (the config validation names the
+    setting before any compute: :func:`harness.config.validation.validate_train`)."""
+    if isinstance(value, bool):
+        return "evaluated" if value else "none"
+    if value == "all":
+        return "all"
+    raise ValueError(f"train.save_checkpoints={value!r} is invalid; use true (the evaluated checkpoints), all "
+                     "(every checkpoint) or false (none).")
+
+
 @dataclass
 class Checkpointer:
-    """Saves and evaluates checkpoints; collects one entry per checkpoint for the trial record."""
+    """Saves and evaluates checkpoints; collects one entry per checkpoint for the trial record.
+
+    ``save`` is ``train.save_checkpoints`` (:func:`save_policy`): ``True`` saves the checkpoints that are evaluated
+    (the final one, and the others when ``evaluate_intermediate``), ``"all"`` every one, ``False`` none.
+    """
 
     every: int
     directory: Path
     num_checkpoints: int = 1
-    save: bool = True
+    save: bool | str = True
     tokenizer: Any = None
     evaluate: Evaluate | None = None
     evaluate_intermediate: bool = True
@@ -125,16 +147,22 @@ class Checkpointer:
         if step > 0 and due:
             self.checkpoint(step, model, final=False)
 
+    def saves(self, final: bool) -> bool:
+        """Whether a checkpoint (the final model when ``final``) has its weights written."""
+        policy = save_policy(self.save)
+        return policy == "all" or (policy == "evaluated" and (final or self.evaluate_intermediate))
+
     def checkpoint(self, step: int, model: torch.nn.Module, final: bool) -> dict[str, Any]:
-        """Save (and evaluate) the model at ``step``; a step already taken is only completed, not redone."""
+        """Save (and evaluate) the model at ``step``; a step already taken is only completed, not redone (an
+        intermediate checkpoint that turns out to be the final one is saved then, if it was not)."""
         entry = next((e for e in self.entries if e["step"] == step), None)
         if entry is None:
             self.check_weights(step, model)
             entry = {"step": step, "final": final, "path": None, "metrics": {}}
             self.entries.append(entry)
-            if self.save:
-                entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
         entry["final"] = entry["final"] or final
+        if entry["path"] is None and self.saves(entry["final"]):
+            entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
         if self.evaluate is not None and not entry["metrics"] and (final or self.evaluate_intermediate):
             start = time.perf_counter()
             was_training = model.training

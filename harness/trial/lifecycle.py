@@ -16,6 +16,7 @@ import errno
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -94,3 +95,10 @@ def failure(exc: BaseException) -> dict[str, Any]:
                    "write less (train.save_checkpoints=false), then run the same command again to resume")
     return {"type": type(exc).__name__, "message": message, "traceback": traceback.format_exc(),
             "user_error": isinstance(exc, UserError), "disk_full": full}
+
+
+def process_age() -> float:
+    """Seconds since this process started (the first trial's record shows the start-up in its timings)."""
+    import psutil
+
+    return round(time.time() - psutil.Process().create_time(), 3)

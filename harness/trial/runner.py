@@ -44,7 +44,7 @@ from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
-from harness.trial.lifecycle import call_hook, disk_full, failure
+from harness.trial.lifecycle import call_hook, disk_full, failure, process_age
 from harness.trial.memory import MemoryMonitor
 from harness.trial.selection import SelectionEvaluation, plan_held_out
 from harness.verbosity import set_library_verbosity
@@ -58,13 +58,6 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     method.pop("name", None)
     lora = OmegaConf.to_container(cfg.model.lora, resolve=True) if lora_enabled(cfg.model) else {}
     return {**flatten(method), **flatten(lora, "lora."), "seed": int(cfg.seed)}
-
-
-def process_age() -> float:
-    """Seconds since this process started (its start-up shows in the first trial's record)."""
-    import psutil
-
-    return round(time.time() - psutil.Process().create_time(), 3)
 
 
 def _now() -> str:
@@ -247,7 +240,7 @@ class TrialRun:
         self.checkpointer = Checkpointer(
             every=int(cfg.train.checkpoint_every), num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
             directory=self.trial_dir / "checkpoints",
-            save=bool(cfg.train.save_checkpoints), tokenizer=models_.tokenizer, evaluate=evaluate,
+            save=cfg.train.save_checkpoints, tokenizer=models_.tokenizer, evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
             evaluated=lambda step, metrics, selection: call_hook(
                 self.pm, "harness_checkpoint_evaluated", self.record, cfg=cfg, step=step, metrics=metrics,
@@ -331,7 +324,8 @@ class TrialRun:
         selection = self.selection = SelectionEvaluation.open(
             plan, cfg, evaluators, model_path=loaded.path, tokenizer=loaded.tokenizer, gold_reward=gold,
             device=str(device), dtype=loaded.dtype)
-        readable = int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" else 0
+        # Readable samples come from the evaluators' samples; with no evaluators nothing is sampled.
+        readable = int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" and evaluators else 0
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False) -> CheckpointEvaluation:
             with self.monitor.paused(), loaded.reference.held():

@@ -3,25 +3,41 @@
 A trial's checkpoint is chosen (the leaderboard's best within the KL budget, Optuna's value and its pruner's
 reports) on *selection* prompts with their own sampling seed (``eval.selection``); the scores reported come from
 the reported (test) prompts, disjoint from them (:mod:`harness.data.selection` says where each part comes from).
-:func:`plan_held_out` splits the data; :class:`SelectionEvaluation` runs the trial's evaluators (but those in
-``eval.selection.exclude``, and no readable samples) on the selection prompts, with a reference-evaluation cache
-entry of its own (its prompts and seed are part of the key). The record gets ``record["selection"]`` (what was
-used), ``checkpoints[i]["selection"]`` and ``reference["selection"]`` (``{"metrics", "eval_seconds",
-"eval_breakdown_s"}``).
+:func:`plan_held_out` splits the data; :class:`SelectionEvaluation` runs, on the selection prompts, only the
+evaluators whose metrics choose the checkpoint (:func:`selection_evaluators`), with no readable samples and a
+reference-evaluation cache entry of its own (its prompts and seed are part of the key).
+
+**Which evaluators run on the selection prompts.** Those that measure a metric the choice reads: the
+leaderboard's objective (``leaderboard.objective``; ``auto`` resolved as the sweeper resolves it, the declared
+metric of lowest objective priority among the evaluators active for the config: the gold reward on the toy world),
+each objective of the Optuna study the trial belongs to (its ``study.json``, named in the job's environment by
+the sweeper), and ``kl`` (the KL budget), each once, in the trial's evaluator order, less those in
+``eval.selection.exclude``. Every other evaluator (text statistics, win rate, preference accuracy, lm-eval, ...)
+runs on the reported prompts only: their selection values chose nothing. A leaderboard later ranked by another
+objective chooses on that objective's reported values (its ``sel_`` column is missing), as for records without
+selection metrics.
+
+The record gets ``record["selection"]`` (what was used, ``evaluators`` included), ``checkpoints[i]["selection"]``
+and ``reference["selection"]`` (``{"metrics", "eval_seconds", "eval_breakdown_s"}``); records written before this
+rule hold every evaluator's selection metrics, and read the same way.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, open_dict
 
+from harness.config.metrics import auto_objective
 from harness.data import PreferenceData
 from harness.data.selection import split_held_out
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
@@ -30,6 +46,9 @@ from harness.plugin.specs import EvaluatorSpec
 
 #: Prefix of the selection evaluation's progress descriptions ("selection: sampling step 10").
 LABEL = "selection: "
+#: Set by the Optuna sweeper in its trials' environment (``harness.sweep.reporter.ENV_STUDY``, not imported: the sweep
+#: layer sits above this one): the study's settings file, whose ``objectives`` the selection prompts must measure.
+STUDY_ENV = "HARNESS_OPTUNA_STUDY"
 
 
 def selection_settings(cfg: DictConfig) -> tuple[int, int]:
@@ -85,6 +104,42 @@ def excluded(cfg: DictConfig) -> list[str]:
     return [str(name) for name in ((cfg.eval.get("selection") or {}).get("exclude") or [])]
 
 
+def study_objectives() -> list[str]:
+    """The objectives of the Optuna study this process runs a trial of ([] outside one, or when its settings file
+    cannot be read: the study then falls back to reported values, as for records without selection metrics)."""
+    path = os.environ.get(STUDY_ENV)
+    if not path:
+        return []
+    try:
+        settings = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(name) for name in (settings.get("objectives") or [])] if isinstance(settings, dict) else []
+
+
+def selection_metrics(cfg: DictConfig) -> list[str]:
+    """The metrics the checkpoint is chosen on: the leaderboard's objective (maybe ``auto``), the Optuna study's
+    objectives, and ``kl`` (the KL budget); each once."""
+    objective = str((cfg.get("leaderboard") or {}).get("objective") or "auto")
+    return list(dict.fromkeys([objective, *study_objectives(), "kl"]))
+
+
+def selection_evaluators(cfg: DictConfig, evaluators: Sequence[EvaluatorSpec]) -> list[EvaluatorSpec]:
+    """The evaluators of ``evaluators`` that measure a metric of :func:`selection_metrics` (``auto``: the metric
+    the sweeper resolves it to), less those in ``eval.selection.exclude``, in their order."""
+    wanted: set[str] = set()
+    for name in selection_metrics(cfg):
+        if name == "auto":
+            metric = auto_objective(evaluators, cfg)
+            owner = next((e for e in evaluators if any(m is metric for m in e.metrics)), None)
+        else:
+            owner = next((e for e in evaluators if e.metric(name) is not None), None)
+        if owner is not None:
+            wanted.add(owner.name)
+    skip = set(excluded(cfg))
+    return [e for e in evaluators if e.name in wanted and e.name not in skip]
+
+
 def selection_config(cfg: DictConfig, num_prompts: int) -> DictConfig:
     """A copy of ``cfg`` for the selection prompts: ``eval.seed`` is the selection seed, ``eval.num_prompts`` their
     number (so that their reference cache entry does not depend on how many prompts are reported), no readable
@@ -98,7 +153,8 @@ def selection_config(cfg: DictConfig, num_prompts: int) -> DictConfig:
 
 
 class SelectionEvaluation:
-    """The trial's evaluators (but the excluded ones) on the selection prompts, with their own reference cache."""
+    """The evaluators that choose the checkpoint (:func:`selection_evaluators`) on the selection prompts, with
+    their own reference cache."""
 
     def __init__(self, cfg: DictConfig, evaluators: Sequence[EvaluatorSpec], prompts: Sequence[Any],
                  pairs: Sequence[dict[str, Any]] | None, refcache: RefCache, gold_reward: Any) -> None:
@@ -112,16 +168,17 @@ class SelectionEvaluation:
     @classmethod
     def open(cls, plan: HeldOutPlan, cfg: DictConfig, evaluators: Sequence[EvaluatorSpec], *, model_path: str,
              tokenizer: Any, gold_reward: Any, device: str, dtype: Any) -> SelectionEvaluation | None:
-        """The selection evaluation of ``plan`` (None when selection is off)."""
+        """The selection evaluation of ``plan`` (None when selection is off); names its evaluators in
+        ``plan.record["evaluators"]``."""
         if plan.selection_prompts is None:
             return None
         sel_cfg = selection_config(cfg, len(plan.selection_prompts))
-        skip = set(excluded(cfg))
+        chosen_by = selection_evaluators(cfg, evaluators)
+        plan.record["evaluators"] = [e.name for e in chosen_by]
         refcache = open_reference_cache(sel_cfg, model_path=model_path, tokenizer=tokenizer,
                                         prompts=plan.selection_prompts, pairs=plan.selection_pairs,
                                         gold_reward=gold_reward, device=device, dtype=dtype)
-        return cls(sel_cfg, [e for e in evaluators if e.name not in skip], plan.selection_prompts,
-                   plan.selection_pairs, refcache, gold_reward)
+        return cls(sel_cfg, chosen_by, plan.selection_prompts, plan.selection_pairs, refcache, gold_reward)
 
     @property
     def names(self) -> list[str]:
