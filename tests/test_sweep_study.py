@@ -171,3 +171,16 @@ def test_parameters_a_completed_trial_had_reuse_its_result_without_training(tmp_
     study.enqueue_trial({"dpo.beta": 0.1 if first.params["dpo.beta"] == 0.3 else 0.3})
     other = study.ask({"dpo.beta": optuna.distributions.CategoricalDistribution([0.1, 0.3])})
     assert not reuse_twin(study, other, cfg)
+
+
+@pytest.mark.unit
+def test_repeats_do_not_count_toward_the_plan_up_to_as_many_as_planned(tmp_path):
+    study = optuna.create_study(study_name="r", storage=st.open_storage(settings(tmp_path).storage))
+    for number, repeat in enumerate([False, True, False, True, True]):
+        trial = study.ask()
+        if repeat:
+            trial.set_user_attr(st.ATTR_SAME_AS, 0)
+        study.tell(trial, float(number))
+    assert [t.number for t in counted_trials(study)] == [0, 1, 2, 3, 4]  # the plain count: every trial
+    assert [t.number for t in counted_trials(study, 5)] == [0, 2]  # trained settings only
+    assert [t.number for t in counted_trials(study, 2)] == [0, 2, 4]  # the third repeat counts: space exhausted

@@ -232,9 +232,9 @@ class OptunaSweep:
         from harness.sweep.liveness import this_process
 
         batch: list[tuple[Any, list[str]]] = []
-        while len(batch) < self.n_jobs and unqueued(counted_trials(study)) < self.n_trials and not self._spent(study):
+        while len(batch) < self.n_jobs and unqueued(counted_trials(study, self.n_trials)) < self.n_trials and not self._spent(study):
             trial = study.ask()
-            counted = [t.number for t in counted_trials(study)]
+            counted = [t.number for t in counted_trials(study, self.n_trials)]
             if trial.number not in counted[: self.n_trials]:  # another worker took the last planned slot
                 trial.set_user_attr(st.ATTR_SURPLUS, True)
                 study.tell(trial, state=trial_state("FAIL"))
@@ -254,7 +254,7 @@ class OptunaSweep:
         """Whether the training-step budget (``budget_steps``) is spent by the finished trials (said once)."""
         if self.budget_steps is None:
             return False
-        spent = steps_spent(counted_trials(study))
+        spent = steps_spent(counted_trials(study, self.n_trials))
         if spent >= self.budget_steps and not self._said_spent:
             self._said_spent = True
             print(f"Optuna study: the budget of {self.budget_steps} training steps is spent ({spent} steps); no "
@@ -262,7 +262,7 @@ class OptunaSweep:
         return spent >= self.budget_steps
 
     def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
-        done = len([t for t in counted_trials(study) if t.state.is_finished()])
+        done = len([t for t in counted_trials(study, self.n_trials) if t.state.is_finished()])
         print(f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
               f"done; {st.goal_text(settings.objectives, settings.directions)}; sampler "
               f"{type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run the same command again "

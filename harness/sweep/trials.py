@@ -8,6 +8,7 @@ a trial whose parameters a completed trial already had is told that trial's resu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,20 @@ def unqueued(counted: list[Any]) -> int:
     return len([t for t in counted if t.state != trial_state("WAITING")])
 
 
-def counted_trials(study: Any) -> list[Any]:
-    """The trials that count toward the planned number, in order: every trial but lost ones that were retried
-    and surplus ones (asked after the plan was full)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if st.ATTR_RETRIED not in t.user_attrs and st.ATTR_SURPLUS not in t.user_attrs]
+def counted_trials(study: Any, free_repeats: int = 0) -> list[Any]:
+    """The trials that count toward the planned number, in order: every trial but lost ones that were retried,
+    surplus ones (asked after the plan was full) and the first ``free_repeats`` repeats (trials told a completed
+    twin's result, :func:`reuse_twin`: they trained nothing, so the plan is of settings trained; past that many, a
+    discrete space the sampler has exhausted ends the study)."""
+    counted, repeats = [], 0
+    for t in study.get_trials(deepcopy=False):
+        if st.ATTR_RETRIED in t.user_attrs or st.ATTR_SURPLUS in t.user_attrs:
+            continue
+        if st.ATTR_SAME_AS in t.user_attrs and repeats < free_repeats:
+            repeats += 1
+            continue
+        counted.append(t)
+    return counted
 
 
 def steps_spent(trials: list[Any]) -> int:
@@ -181,7 +191,7 @@ def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
 def progress(study: Any, number: int, settings: st.StudySettings) -> None:
     """Print one line for finished trial ``number``: its status, values, the best so far and the count done."""
     trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
-    done = len([t for t in counted_trials(study) if t.state.is_finished()])
+    done = len([t for t in counted_trials(study, sys.maxsize) if t.state.is_finished()])  # settings trained
     status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())
     value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))
     best = ""
