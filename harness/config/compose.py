@@ -127,8 +127,11 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
         _check_groups(loader, parsed)
         groups_only = [o.input_line for o in parsed if loader.get_group_options(o.key_or_group)]
         try:
-            _check_keys(compose(name, overrides=groups_only), parsed)
-            return compose(name, overrides=job)
+            try:
+                return compose(name, overrides=job)
+            except (HydraException, OmegaConfBaseException):  # say which key is unknown, with its siblings
+                _check_keys(compose(name, overrides=groups_only), parsed)
+                raise
         except (HydraException, OmegaConfBaseException) as exc:
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise ConfigError(f"Invalid config ({' '.join(job) or 'defaults'}): {first}") from None
