@@ -49,6 +49,7 @@ def test_a_cached_pass_trains_bit_identically(tiny_world, tmp_path, private_cach
     assert read["checkpoints"][-1]["metrics"] == computed["checkpoints"][-1]["metrics"]
 
 
+@pytest.mark.slow
 def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, tmp_path, private_cache):
     first = trial(tiny_world, tmp_path / "a")
     shorter = trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # truncation changes the log-probs
