@@ -236,3 +236,18 @@ def test_a_trainer_path_that_does_not_import_is_refused_before_compute_naming_th
         cfg = compose_job([f"plugins=[{name}]", f"method={method}"], {})
         with pytest.raises(PluginError, match=f"MethodSpec '{method}' of plugin 'bad_trainer_plugin'.*{expected}"):
             validate_trial_config(cfg, pm)
+
+
+@pytest.mark.unit
+def test_no_hook_implementation_has_a_parameter_pluggy_would_never_pass():
+    # pluggy passes an implementation only its parameters without defaults: a defaulted one silently stays at its
+    # default (the pruner's planned_steps did, so its warm-up never applied).
+    import harness.sweep.pruning
+
+    pm = get_plugin_manager()
+    if not pm.is_registered(harness.sweep.pruning):  # registered by the Optuna sweeper's trials only
+        pm.register(harness.sweep.pruning)
+    defaulted = [f"{impl.plugin_name}.{name}: {impl.kwargnames}"
+                 for name, caller in vars(pm.hook).items() if not name.startswith("_")
+                 for impl in caller.get_hookimpls() if impl.kwargnames]
+    assert defaulted == []
