@@ -40,6 +40,7 @@ def test_a_three_trial_sweep_computes_the_reference_pass_once(tiny_world, tmp_pa
     assert len(list(private_cache.glob("*.arrow"))) == 1  # one pass stored, nothing else left there
 
 
+@pytest.mark.slow
 def test_a_cached_pass_trains_bit_identically(tiny_world, tmp_path, private_cache):
     computed = trial(tiny_world, tmp_path / "a", "method.beta=0.3")
     read = trial(tiny_world, tmp_path / "b", "method.beta=0.3")
