@@ -117,7 +117,8 @@ class TrainContext:
         ``MethodSpec.trainer``. A trainer that precomputes the reference's log-probs reads them from the harness
         cache when an earlier trial computed them, and stores them there otherwise
         (:mod:`harness.trial.reference_pass`). The files ``datasets`` writes while the trainer prepares its data
-        go to a temporary directory, deleted when the process ends, not beside the source data. Returns the trainer, ready for :meth:`run_trainer`."""
+        go to a temporary directory, deleted when the process ends, not beside the source data. Returns the
+        trainer, ready for :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")

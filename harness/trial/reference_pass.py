@@ -27,12 +27,11 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.cache import cache_dir, file_lock, file_sha256
-from harness.records import atomic_write_text
+from harness.records import atomic_write_text, library_versions
 
 CACHE_FOLDER = "reflogps"
 FORMAT = 1  # part of every key: bump it when what is cached here changes
@@ -47,7 +46,6 @@ OPTIMISATION_ONLY = frozenset({
     "logging_strategy", "logging_first_step", "disable_tqdm", "report_to", "save_strategy", "save_steps",
     "save_total_limit", "eval_strategy", "eval_steps", "activation_checkpointing", "gradient_checkpointing",
     "gradient_checkpointing_kwargs", "push_to_hub", "hub_model_id"})
-_VERSIONED = ("torch", "transformers", "trl", "datasets")
 _PRECOMPUTE = "_precompute_ref_logps"  # TRL's method (DPOTrainer, KTOTrainer): (dataset, name, batch size) -> dataset
 
 
@@ -72,14 +70,6 @@ class ReferencePass:
                 "cache": str(self.path) if self.path else None}
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in _VERSIONED:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
 def _tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     """What names a tokenizer's behaviour: its path, vocabulary, special tokens and chat template."""
     template = getattr(tokenizer, "chat_template", None)
@@ -94,29 +84,25 @@ def settings_key(args: Any, tokenizer: Any, device: str) -> dict[str, Any]:
     tokenizer, the device and the library versions."""
     settings = {k: v for k, v in args.to_dict().items() if k not in OPTIMISATION_ONLY}
     return {"format": FORMAT, "config": type(args).__name__, "settings": settings,
-            "tokenizer": _tokenizer_identity(tokenizer), "device": device, "versions": _versions()}
+            "tokenizer": _tokenizer_identity(tokenizer), "device": device, "versions": library_versions()}
 
 
 def rows_digest(dataset: Any) -> str:
     """SHA-256 of the dataset's rows, in order (their Arrow IPC serialisation, without the schema's metadata)."""
     import pyarrow as pa
 
-    table = in_memory(dataset).data.table.combine_chunks().replace_schema_metadata(None)  # no fingerprint
+    table = _table(dataset).combine_chunks().replace_schema_metadata(None)  # no fingerprint
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return hashlib.sha256(memoryview(sink.getvalue())).hexdigest()
 
 
-def in_memory(dataset: Any) -> Any:
-    """``dataset``'s rows, in order, as an in-memory dataset (no indices mapping, no cache files: the maps a
-    trainer runs on it keep their results in memory instead of writing files beside the source)."""
-    from datasets import Dataset
-    from datasets.table import InMemoryTable
-
+def _table(dataset: Any) -> Any:
+    """``dataset``'s rows, in order, as one Arrow table (its indices mapping applied)."""
     if dataset._indices is not None:
         dataset = dataset.flatten_indices(keep_in_memory=True)
-    return Dataset(InMemoryTable(dataset.data.table), info=dataset.info.copy(), split=dataset.split)
+    return dataset.data.table
 
 
 @contextlib.contextmanager
@@ -156,7 +142,7 @@ def _write(path: Path, columns: Any, seconds: float) -> None:
     last, marks a complete entry."""
     import pyarrow as pa
 
-    table = in_memory(columns).data.table
+    table = _table(columns)
     tmp = path.with_name(f".{path.name}.{time.monotonic_ns()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
