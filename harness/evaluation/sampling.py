@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from harness.evaluation.scoring import Row, TokenLogprobs, accepts_logits_to_keep, score_rows
+from harness.evaluation.scoring import (
+    Row,
+    TokenLogprobs,
+    accepts_logits_to_keep,
+    last_tokens_log_softmax,
+    score_rows,
+)
 
 __all__ = ["SampleBatch", "Samples", "TokenLogprobs", "completion_logprobs", "encode_completions",
            "end_of_sequence_ids", "sample", "sequence_logprobs", "token_logprobs"]
@@ -199,21 +205,6 @@ def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, s
     return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions
 
 
-def _completion_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int,
-                            temperature: float, keep_logits: bool) -> torch.Tensor:
-    """Log-softmax of the next-token distributions at the completion positions ([batch, length - width, vocab]),
-    with the left padding and position ids of generation."""
-    length = ids.shape[1]
-    positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
-    extra = {"logits_to_keep": length - width + 1} if keep_logits else {}
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, **extra).logits
-    # logits[:, j] predicts token j+1: the completion tokens width..length-1 need width-1..length-2.
-    logits = logits[:, -(length - width + 1) : -1].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return torch.log_softmax(logits, dim=-1)
-
-
 def token_logprobs(
     model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32,
     with_entropy: bool = False,
@@ -256,7 +247,8 @@ def completion_logprobs(model: torch.nn.Module, tokenizer, prompts: Sequence[str
     sums = []
     for batch in encoded.batches:
         ids, width = batch.input_ids.to(device), batch.prompt_width
-        logp = _completion_log_softmax(model, ids, batch.attention_mask.to(device), width, 1.0, keep_logits)
+        logp = last_tokens_log_softmax(model, ids, batch.attention_mask.to(device), ids.shape[1] - width, 1.0,
+                                       keep_logits)
         token = logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
         sums.append((token * batch.completion_mask[:, width:].to(device)).sum(dim=1))
     return torch.cat(sums) if sums else torch.zeros(0, device=device)

@@ -50,6 +50,21 @@ def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
         return False
 
 
+def last_tokens_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attention: torch.Tensor, keep: int,
+                            temperature: float, keep_logits: bool) -> torch.Tensor:
+    """Log-softmax of the next-token distributions that predict the last ``keep`` tokens of left-padded ``ids``
+    ([batch, keep, vocab]), with the position ids of generation (real tokens counted from 0) and ``temperature``;
+    ``keep_logits``: ask the model for those positions' logits only (``logits_to_keep``)."""
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+    extra = {"logits_to_keep": keep + 1} if keep_logits else {}
+    logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, **extra).logits
+    # logits[:, j] predicts token j+1: the last `keep` tokens need the `keep` positions before the last one.
+    logits = logits[:, -(keep + 1) : -1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1)
+
+
 def _pack(rows: Sequence[Row], keep: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Input ids and attention mask of ``rows`` left-padded to a common width (at least ``keep + 1`` columns, so
     that the first completion token of every row has a position before it)."""
@@ -75,14 +90,7 @@ def _score_batch(model: torch.nn.Module, rows: Sequence[Row], temperature: float
     keep = int(lengths.max())
     ids, attention = _pack(rows, keep)
     ids, attention = ids.to(device), attention.to(device)
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    extra = {"logits_to_keep": keep + 1} if keep_logits else {}
-    logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, **extra).logits
-    # logits[:, j] predicts token j+1: the last `keep` tokens need the `keep` positions before the last one.
-    logits = logits[:, -(keep + 1) : -1].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    logp = torch.log_softmax(logits, dim=-1)
+    logp = last_tokens_log_softmax(model, ids, attention, keep, temperature, keep_logits)
     # Completions end at the last column: row i's t-th completion token is at column keep - length_i + t.
     columns = torch.arange(keep)
     index = (columns.unsqueeze(0) + (keep - lengths).unsqueeze(1)).clamp(max=keep - 1).to(device)
