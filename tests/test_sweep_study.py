@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 from harness.records import read_record, write_record
 from harness.sweep import study as st
 from harness.sweep.liveness import lost_reason, this_process
+from harness.sweep.stored import decode_record
 from harness.sweep.trials import counted_trials, finish_trial, recover_lost_trials, reuse_twin
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -115,6 +117,7 @@ def test_a_lost_trial_is_failed_retried_once_with_its_parameters_and_never_dupli
     assert [t.number for t in counted_trials(study)] == [1]  # the lost one no longer counts toward the plan
     rewritten = read_record(tmp_path / "0" / "trial.json")
     assert rewritten["status"] == "failed" and "retried" in rewritten["error"]["message"]
+    assert decode_record(trials[0].system_attrs) == rewritten  # the failed record travels with the study
 
     retry = study.ask()
     assert retry.number == 1 and retry.suggest_float("dpo.beta", 0.01, 1.0) == lost.params["dpo.beta"]
@@ -184,3 +187,110 @@ def test_repeats_do_not_count_toward_the_plan_up_to_as_many_as_planned(tmp_path)
     assert [t.number for t in counted_trials(study)] == [0, 1, 2, 3, 4]  # the plain count: every trial
     assert [t.number for t in counted_trials(study, 5)] == [0, 2]  # trained settings only
     assert [t.number for t in counted_trials(study, 2)] == [0, 2, 4]  # the third repeat counts: space exhausted
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared studies: records in the storage, the report from the storage alone, waiting for other workers.
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_finished_trial_s_record_travels_with_the_study_in_parts(tmp_path, monkeypatch):
+    from harness.sweep import stored
+
+    monkeypatch.setattr(stored, "PART_CHARS", 50)  # MySQL's TEXT holds 64 KiB: a record is kept in parts
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    rec = record("completed", [checkpoint(8, 0.4, 2.0, final=True)], trial_id="s/0", notes="x" * 2000)
+    finish_trial(study, study.ask(), cfg, record=rec)
+    (t,) = study.get_trials()
+    assert t.system_attrs[stored.ATTR_RECORD]["parts"] > 1 and stored.decode_record(t.system_attrs) == rec
+    assert not any(k.startswith("harness.record") for k in t.user_attrs)  # out of optuna-dashboard's view
+    settings_back = stored.store_settings(study, cfg) or stored.stored_settings(study)
+    assert settings_back == cfg
+
+
+def _finished(study, number_dir, rec, cfg, runner=None):
+    trial = study.ask()
+    trial.set_user_attr(st.ATTR_DIR, str(number_dir))
+    if runner:
+        trial.set_user_attr(st.ATTR_RUNNER, runner)
+    if rec is None:
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        finish_trial(study, trial, cfg, record=rec)
+
+
+@pytest.mark.unit
+def test_the_report_reads_records_from_the_storage_and_names_missing_ones(tmp_path):
+    from harness.sweep.collect import collect
+
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    done = record("completed", [checkpoint(8, 0.4, 2.0, final=True)])
+    write_record(tmp_path / "0" / "trial.json", {**done, "trial_id": "s/0", "notes": "on disk"})
+    _finished(study, tmp_path / "0", {**done, "trial_id": "s/0"}, cfg)
+    elsewhere = {"host": "machine-b", "pid": 1, "started": 0.0}
+    _finished(study, "/elsewhere/s/1", {**done, "trial_id": "s/1", "host": {"hostname": "machine-b"}}, cfg, elsewhere)
+    _finished(study, "/elsewhere/s/2", None, cfg, elsewhere)  # finished, its record nowhere to be found
+    with pytest.warns(UserWarning, match=r"3 finished trials but only 2 records.*trial 2 \(machine-b:/elsewhere/s/2"):
+        found = collect([cfg.storage])
+    by_id = {r["trial_id"]: r for r in found.records}
+    assert sorted(by_id) == ["s/0", "s/1"] and by_id["s/0"]["notes"] == "on disk"  # the disk's record first
+    assert by_id["s/1"]["_path"] == "/elsewhere/s/1/trial.json"
+    (summary,) = found.summaries
+    assert [(r["trial"], r["host"], r["dir"]) for r in summary["remote"]] == [("s/1", "machine-b", "/elsewhere/s/1")]
+    assert [m["number"] for m in summary["missing"]] == [2] and summary["counts"] == {"complete": 2, "fail": 1}
+
+
+@pytest.mark.unit
+def test_storage_urls_hide_their_password_and_name_the_missing_driver(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from harness.errors import ConfigError
+    from harness.sweep import storage as pg
+    from harness.sweep.sweeper import OptunaSweep
+
+    url = "postgresql://me:s3cret@db.example:5432/studies"
+    assert pg.redact(url) == "postgresql://me:***@db.example:5432/studies" and pg.label(url) == "studies"
+    assert pg.dashboard_form(url) == "postgresql://me@db.example:5432/studies"
+    assert pg.scrub(f"failed: {url} (password s3cret)", url) == f"failed: {pg.redact(url)} (password ***)"
+    monkeypatch.setattr(pg, "_known", {})
+    monkeypatch.delenv(pg.ENV_STORAGE, raising=False)
+    assert pg.connect_url(pg.redact(url)).endswith("://me@db.example:5432/studies")  # libpq: PGPASSWORD/.pgpass
+    monkeypatch.setenv(pg.ENV_STORAGE, url)  # a trial's process: the full URL from the sweeper's environment
+    assert "me:s3cret@" in pg.connect_url(pg.redact(url))
+    monkeypatch.setattr(pg, "_POSTGRES_DRIVERS", (("psycopg", "no_such_psycopg"), ("psycopg2", "no_such_psycopg2")))
+    with pytest.raises(ConfigError, match=r"needs a PostgreSQL driver and none is installed; run pip install "
+                                          r"'harness\[postgres\]'") as info:
+        pg.check_storage(url)
+    assert "s3cret" not in str(info.value)
+
+    sweep = OptunaSweep(sampler=None, pruner=None, storage=url)  # what Hydra writes gets the redacted URL
+    sweep.config = OmegaConf.create({"hydra": {"sweeper": {"storage": url}, "overrides": {
+        "hydra": [f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=3"]}}})
+    OmegaConf.set_readonly(sweep.config.hydra, True)
+    sweep._hide_password()
+    assert "s3cret" not in OmegaConf.to_yaml(sweep.config) and sweep.config.hydra.sweeper.storage == pg.redact(url)
+    assert sweep.config.hydra.overrides.hydra[0] == f"hydra.sweeper.storage='{pg.redact(url)}'"
+    assert os.environ[pg.ENV_STORAGE] == url  # the trials' processes inherit it; Hydra never writes it
+
+
+def test_a_worker_waits_for_other_workers_trials_and_runs_the_retry_of_a_lost_one(tmp_path, dead_process, capsys):
+    import threading
+
+    from harness.sweep.sweeper import OptunaSweep
+
+    cfg = settings(tmp_path)
+    study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
+    sweep = OptunaSweep(sampler=None, pruner=None, n_trials=2, heartbeat_s=0.2)
+    study.tell(study.ask(), 0.1)
+    _running_trial(study, tmp_path / "1", this_process())  # alive: waited for until it ends
+    threading.Timer(0.6, lambda: study.tell(1, 0.2)).start()
+    assert sweep._wait_for_others(study, cfg) is False  # the plan is complete once it has ended
+    assert capsys.readouterr().out.count("waiting for 1 trial(s) running in other workers (1)") == 1
+
+    sweep.n_trials = 3
+    _running_trial(study, tmp_path / "2", dead_process)  # its worker was killed: settled, and queued again here
+    assert sweep._wait_for_others(study, cfg) is True
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.WAITING]

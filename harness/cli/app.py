@@ -61,6 +61,54 @@ def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool)
     return [*args, f"sweep_name={default_sweep_name(overrides)}"]
 
 
+def join_trial_processes(args: list[str], overrides: Sequence[str], multirun: bool) -> list[str]:
+    """Under a distributed launcher (torchrun, accelerate launch): join the trial's process group and return ``args``
+    with the main process's run directory (``hydra.run.dir``, unless given), so that every process works in one
+    directory, and, for the other processes, Hydra's own output (``.hydra/``) left to the main one. A multirun is
+    refused: each trial is one distributed launch (:mod:`harness.config.distributed`)."""
+    import time
+
+    from harness.config import distributed
+    from harness.errors import ConfigError
+
+    if not distributed.launched():
+        return args
+    if multirun:
+        raise ConfigError("-m (a sweep) under torchrun/accelerate launch is not supported: launch one trial per "
+                          "torchrun command, or sweep with one process per trial (e.g. hydra/launcher=submitit_slurm).")
+    distributed.join()
+    if not any(o.startswith("hydra.run.dir=") for o in overrides):
+        run_dir = distributed.broadcast(f"outputs/{time.strftime('%Y-%m-%d_%H-%M-%S')}")  # Hydra's default pattern
+        args = [*args, f"hydra.run.dir={run_dir}"]
+    return args if distributed.is_main() else [*args, "hydra.output_subdir=null"]
+
+
+def with_slurm_resources(args: list[str], overrides: Sequence[str], configs: Sequence[dict[str, Any]]) -> list[str]:
+    """``args`` with the resources each trial of a ``hydra/launcher=submitit_slurm`` sweep needs and the command left
+    unset (one GPU, cores, host memory from the largest trial's estimate: :mod:`harness.config.footprint`), and one
+    line saying what each job asks for; other launchers: ``args`` unchanged."""
+    from omegaconf import OmegaConf
+
+    from harness.config.footprint import slurm_resources, trial_footprint
+    from harness.plugin.manager import get_plugin_manager
+
+    if "hydra/launcher=submitit_slurm" not in overrides or not configs:
+        return args
+    given = {o.split("=", 1)[0].removeprefix("hydra.launcher."): True for o in overrides
+             if o.startswith("hydra.launcher.")}
+    footprints = {}
+    for config in configs:
+        cfg = OmegaConf.create(config)
+        fp = trial_footprint(cfg, get_plugin_manager(list(cfg.get("plugins") or [])))
+        if fp.method not in footprints or (fp.gpu_gib or 0) > (footprints[fp.method].gpu_gib or 0):
+            footprints[fp.method] = fp
+    added = slurm_resources(list(footprints.values()), {key: 1 for key in given})
+    asks = ", ".join(f"{key}={value}" for key, value in added.items()) or "as given"
+    print(f"harness: SLURM: each trial asks for {asks} (set hydra.launcher.<key> to change; timeout_min too); "
+          f"estimated {'; '.join(fp.text() for fp in footprints.values())}", flush=True)
+    return [*args, *(f"hydra.launcher.{key}={value}" for key, value in added.items())]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
     from harness.config.compose import open_free_form, plugin_modules
@@ -74,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         overrides, flags, multirun, inspect = split_cli(args)
         args = name_optuna_sweep(args, overrides, multirun)
+        args = join_trial_processes(args, overrides, multirun)
         pm = get_plugin_manager(plugin_modules(overrides))
         register_configs(pm)
         if not inspect:
@@ -83,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
             configs = validated_jobs(overrides, flags, multirun)
+            args = with_slurm_resources(args, overrides, configs)
             if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
                 os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it
                 from harness.sweep.resume import prepare_grid

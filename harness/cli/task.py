@@ -10,6 +10,7 @@ fail too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -79,6 +80,7 @@ def _stop(cfg: DictConfig, sweep: dict[str, Any] | None, record_path: Path, what
 def run_task(cfg: DictConfig) -> Any:
     """Run the job's trial (or skip it, when resuming); returns its objective value."""
     from harness.cli.summary import trial_summary
+    from harness.config import distributed
     from harness.records import RECORD_NAME
     from harness.sweep import resume
     from harness.trial import run_trial
@@ -93,8 +95,9 @@ def run_task(cfg: DictConfig) -> Any:
             print(f"[harness] {output_dir}: completed earlier, skipped (--force runs it again)", flush=True)
             return done.get("objective")
     attempt = resume.earlier_attempt(output_dir) if multirun else None
+    main = distributed.is_main()  # a multi-process trial: one lock, one summary, for its main process
     try:
-        with resume.trial_lock(output_dir), interrupts_raise():
+        with resume.trial_lock(output_dir) if main else contextlib.nullcontext(), interrupts_raise():
             record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep, attempt=attempt)
     except TrialInterrupted as exc:
         _stop(cfg, sweep, record_path, f"interrupted by {exc.signal_name}; the trial is recorded as interrupted",
@@ -108,6 +111,8 @@ def run_task(cfg: DictConfig) -> Any:
         # validation (the record keeps the details)
         print(f"harness: error: {error['message']}", file=sys.stderr, flush=True)
         raise SystemExit(2)
+    if not main:
+        return None
     print(trial_summary(record), flush=True)
     if error.get("disk_full"):
         _stop(cfg, sweep, record_path, f"stopped: {error['message']}", 1)

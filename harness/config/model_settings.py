@@ -188,11 +188,9 @@ def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def module_names(path: str, revision: str | None = None, trust_remote_code: bool = False
-                 ) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-    """``(model type, ((module name, class name), ...))`` of the causal LM at ``path``, built on the meta
-    device from its config (no weights are read); None when its config cannot be read (e.g. a toy world that
-    is not built yet)."""
+def meta_skeleton(path: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """The causal LM at ``path`` built on the meta device from its config (no weights are read); None when its
+    config cannot be read (e.g. a toy world that is not built yet)."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -201,8 +199,17 @@ def module_names(path: str, revision: str | None = None, trust_remote_code: bool
     except (OSError, ValueError):
         return None
     with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    return str(config.model_type), tuple((name, type(m).__name__) for name, m in model.named_modules() if name)
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def module_names(path: str, revision: str | None = None, trust_remote_code: bool = False
+                 ) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """``(model type, ((module name, class name), ...))`` of the causal LM at ``path``, from its
+    :func:`meta_skeleton`; None when its config cannot be read."""
+    model = meta_skeleton(path, revision, trust_remote_code)
+    if model is None:
+        return None
+    return str(model.config.model_type), tuple((name, type(m).__name__) for name, m in model.named_modules() if name)
 
 
 # Module classes peft can put a LoRA adapter on (by class name, so that no import is needed to tell).

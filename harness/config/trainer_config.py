@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError, PluginError, UnknownNameError
-from harness.plugin.settings import COMMON_KNOBS, MANAGED_TRL_FIELDS, TRAINING_ARGUMENTS
+from harness.plugin.settings import COMMON_KNOBS, MANAGED_TRL_FIELDS, MANAGED_TRL_HOMES, TRAINING_ARGUMENTS
 
 if TYPE_CHECKING:
     from harness.plugin.specs import MethodSpec
@@ -117,8 +117,23 @@ def check_trl_fields(spec: MethodSpec, method_cfg: DictConfig) -> None:
         if key in by_field:
             raise ConfigError(f"method.trl.{key} sets the same {config_class.__name__} field as {by_field[key]}; "
                               f"set {by_field[key]} only.")
+        if key in MANAGED_TRL_HOMES:
+            raise ConfigError(f"method.trl.{key} is managed by the harness for every method; set "
+                              f"{MANAGED_TRL_HOMES[key]} instead (README: Experiment trackers).")
         if key in MANAGED_TRL_FIELDS:
             raise ConfigError(f"method.trl.{key} is managed by the harness (trial directory, seeds, logging, "
                               "precision come from the trial's config); remove it.")
         if key not in fields:
             raise UnknownNameError(f"{config_class.__name__} option (method.trl)", key, fields)
+
+
+def max_length(spec: MethodSpec, method_cfg: DictConfig) -> int | None:
+    """The trainer's maximum sequence length (prompt + completion tokens): ``method.trl.max_length``, else the
+    default of the trainer config's ``max_length`` field; None when the method has no such limit."""
+    trl = trl_overrides(method_cfg)
+    if "max_length" in trl:
+        value = trl["max_length"]
+    else:
+        field = getattr(trainer_classes(spec)[1], "__dataclass_fields__", {}).get("max_length")
+        value = getattr(field, "default", None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from harness.config import model_settings, resources
+from harness.config import distributed, model_settings, resources
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
 from harness.errors import ConfigError, UnknownNameError
@@ -141,6 +141,11 @@ def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     model_settings.check_lora_targets(path, cfg.model)
 
 
+def validate_processes(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """Multi-process training (torchrun/accelerate launch, FSDP, DeepSpeed): :func:`distributed.check_distributed`."""
+    distributed.check_distributed(cfg, trains_with_trainer=pm.method(cfg.method.name).trainer is not None)
+
+
 def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """Every check that must pass before a trial loads anything; raises a one-line UserError."""
     validate_method(cfg, pm)
@@ -148,4 +153,5 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_eval(cfg, pm)
     validate_objective(cfg, pm)
     validate_model(cfg, pm)
+    validate_processes(cfg, pm)
     pm.hook.harness_config_validate(cfg=cfg)

@@ -12,7 +12,6 @@ by :mod:`harness.leaderboard.reports`.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ from harness.errors import ConfigError
 from harness.leaderboard import budgets, caveats, columns, conclusions, knobs, merging, ranking, seeds
 from harness.leaderboard import frames as board_frames
 from harness.leaderboard import matched_kl as matched
-from harness.records import load_records
 
 # Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
 HIDDEN = ("reason", "overrides", "record", "eval_prompts", "status", "within_budget", "objective", "score",
@@ -282,33 +280,33 @@ def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, obje
     """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard.
 
     A path may also name an Optuna storage (a journal file or a storage URL; ``study_name`` picks one of its
-    studies): its trials' directories are read. For Optuna sweeps the board gets the study's parameter
+    studies): its trials' records are read from their directories, or from the storage for trials whose directory
+    is on another machine (:mod:`harness.sweep.collect`). For Optuna sweeps the board gets the study's parameter
     importances, and ranks by the study's objective when ``objective`` is ``auto``.
     """
-    from harness.sweep import results as optuna_results
+    from harness.sweep.collect import collect
 
     paths = [str(p) for p in paths]
-    dirs = [Path(p) for p in paths if not optuna_results.is_storage(p)]
-    studies = optuna_results.find_study_settings(dirs)
-    for storage in (p for p in paths if optuna_results.is_storage(p)):
-        trial_dirs, found = optuna_results.trial_dirs_of_storage(storage, study_name)
-        dirs += trial_dirs
-        studies += found
+    found = collect(paths, study_name)
+    studies = found.settings
     auto = objective == "auto"
     if auto and len({s.objectives[0] for s in studies}) == 1:  # rank by the study's (first) objective
         objective, auto = studies[0].objectives[0], studies[0].auto_objective
-    board = build(list(load_records(dirs)), title or (Path(paths[0]).resolve().name if paths else "leaderboard"),
-                  objective, kl_budget)
+    board = build(found.records, title or _title(paths), objective, kl_budget)
     board.objective_auto = auto
-    frames = []
-    for settings in {(s.study_name, s.storage): s for s in studies}.values():
-        try:
-            study = optuna_results.open_study(settings)
-        except Exception as exc:  # a moved or unreachable storage must not cost the rest of the report
-            warnings.warn(f"cannot open Optuna study {settings.study_name!r} ({settings.storage}): {exc}", stacklevel=2)
-            continue
-        board.studies.append(optuna_results.study_summary(study, settings))
-        frames.append(optuna_results.param_importances(study))
+    board.studies = found.summaries
+    frames = [f for f in found.importances if not f.empty]
     if frames:
         board.importances = pd.concat(frames, ignore_index=True)
     return board
+
+
+def _title(paths: Sequence[str]) -> str:
+    """The default title: the first path's name (a storage URL's database, password never shown)."""
+    if not paths:
+        return "leaderboard"
+    if "://" in paths[0]:
+        from harness.sweep.storage import label
+
+        return label(paths[0])
+    return Path(paths[0]).resolve().name

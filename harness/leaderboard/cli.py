@@ -1,4 +1,9 @@
-"""``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+"""``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records.
+
+An Optuna study's storage (a journal file or a URL such as ``postgresql://user@host/db``) may stand for its sweep
+directories: the records of trials whose directories are not on this machine are read from the storage, and
+the report says where those trials' checkpoints are. The password of a URL is never written or printed.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"harness.leaderboard: error: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    first = Path(args.paths[0])
-    name = first.resolve().parent.name if is_storage(args.paths[0]) and "://" not in args.paths[0] else first.resolve().name
+    from harness.sweep.storage import label
+
+    first = args.paths[0]  # a storage is named after its database or its journal's directory, never its password
+    name = label(first) if is_storage(first) else Path(first).resolve().name
     out = args.out or Path("leaderboards") / (args.study or name)
     try:
         board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget, args.study)

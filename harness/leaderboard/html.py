@@ -268,20 +268,37 @@ def _plots(pngs: Mapping[str, bytes]) -> str:
 def _optuna(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
     """The Optuna section: each study's trial counts and the parameter-importance table ('' without a study)."""
     from harness.sweep.results import importance_table
+    from harness.sweep.storage import dashboard_form
     from harness.sweep.study import goal_text
 
     studies = getattr(board, "studies", None) or []
     if not studies:
         return ""
     items = "".join(
-        f"<li><code>{html.escape(i['study'])}</code> "
+        f"<li><code>{html.escape(i['study'])}</code> in <code>{html.escape(str(i['storage']))}</code> "
         f"({html.escape(goal_text(i['objectives'], i['directions']))}): "
         f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(i['counts'].items())))}; "
-        f"<code>optuna-dashboard {html.escape(str(i['storage']))}</code></li>" for i in studies)
+        f"<code>optuna-dashboard {html.escape(dashboard_form(str(i['storage'])))}</code>{_whereabouts(i)}</li>"
+        for i in studies)
     table = importance_table(getattr(board, "importances", None))
     note = ("<p>Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums to 1)."
             "</p>" + html_table(table, "importances", budget, colors)) if not table.empty else ""
     return f"<ul>{items}</ul>{note}"
+
+
+def _whereabouts(info: Mapping[str, Any]) -> str:
+    """A study's missing records (a warning) and the trials whose directories are not on this machine (HTML)."""
+    from harness.sweep.collect import missing_text
+
+    parts = []
+    if info.get("missing"):
+        parts.append(f'<p class="warn"><strong>Warning:</strong> {html.escape(missing_text(info))}</p>')
+    if info.get("remote"):
+        rows = "".join(f"<li><code>{html.escape(str(r['trial']))}</code>: {html.escape(str(r['host']))}:"
+                       f"<code>{html.escape(str(r['dir']))}</code></li>" for r in info["remote"])
+        parts.append("<p>Trials whose directories (checkpoints, samples) are not on this machine; their records were "
+                     f"read from the study's storage:</p><ul>{rows}</ul>")
+    return "".join(parts)
 
 
 def _conclusions(board: Any, budget: float | None, colors: Mapping[str, str], notes: Mapping[str, str]) -> str:

@@ -146,11 +146,21 @@ def optuna_lines(board: Leaderboard) -> list[str]:
 
     if not board.studies:
         return []
+    from harness.sweep.collect import missing_text
+    from harness.sweep.storage import dashboard_form
+
     lines = ["## Optuna study", ""]
     for info in board.studies:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(info["counts"].items()))
         goal = goal_text(info["objectives"], info["directions"])
-        lines += [f"- `{info['study']}` ({goal}): {counts}. Open it with `optuna-dashboard {info['storage']}`."]
+        lines += [f"- `{info['study']}` in `{info['storage']}` ({goal}): {counts}. Open it with "
+                  f"`optuna-dashboard {dashboard_form(info['storage'])}`."]
+        if info.get("missing"):
+            lines += [f"  - **Warning:** {missing_text(info)}"]
+        if info.get("remote"):
+            lines += ["  - Trials whose directories (checkpoints, samples) are not on this machine; their records "
+                      "were read from the study's storage:"]
+            lines += [f"    - `{r['trial']}`: {r['host']}:`{r['dir']}`" for r in info["remote"]]
     from harness.sweep.results import importance_table
 
     table = importance_table(board.importances)

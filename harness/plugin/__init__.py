@@ -12,7 +12,9 @@ Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` an
 :class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`, :func:`render_prompts` (message-list
 prompts through the tokenizer's chat template, as every method and evaluator reads them). Resources: :func:`gold_reward`,
 :func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`, :class:`Stage` (a trial of another method
-that a trial needs first: the reward stage, the SFT stage; trained once per settings and cached). Errors: :class:`ConfigError` (a user's config
+that a trial needs first: the reward stage, the SFT stage; trained once per settings and cached). Tracking: :func:`hyperparameters`
+(a trial's, as its record and the leaderboard name them), :func:`tracking_report_to` and :class:`TrackingRun` (the run
+a trial logs to in experiment trackers, ``tracking.*``). Errors: :class:`ConfigError` (a user's config
 mistake: one line with the fix), :class:`DataError`, :class:`UnknownNameError`, :class:`TrialFailed`,
 :class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
 """
@@ -38,7 +40,7 @@ from harness.errors import (
 from harness.evaluation.stats import mean_and_se
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
-from harness.plugin.settings import Hyperparameter, Option
+from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
 from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     )
     from harness.trial.context import TrainContext
     from harness.trial.models import load_causal_lm, load_tokenizer
+    from harness.trial.runner import hyperparameters
     from harness.trial.stages import Stage
 
 # Imported on first use (torch, transformers): name -> module.
@@ -72,15 +75,16 @@ _LAZY = {
     "Stage": "harness.trial.stages",
     "load_causal_lm": "harness.trial.models",
     "load_tokenizer": "harness.trial.models",
+    "hyperparameters": "harness.trial.runner",
 }
 
 __all__ = [
     "ConfigError", "DataError", "DataFormat", "EvalContext", "EvaluatorSpec", "Hyperparameter", "MethodSpec",
     "Metric", "Option", "PluginError", "Profile", "PreferenceData", "RewardFunction", "Samples", "Stage", "TokenLogprobs",
-    "TrainContext", "TrialFailed", "TrialPruned", "UnknownNameError", "UserError", "ValidationReport",
+    "TrackingRun", "TrainContext", "TrialFailed", "TrialPruned", "UnknownNameError", "UserError", "ValidationReport",
     "cache_dir", "check_reward_model", "completion_logprobs", "encode_completions", "file_lock", "gold_reward",
-    "hookimpl", "load_causal_lm", "load_preference_data", "load_reward_model", "load_tokenizer", "mean_and_se", "method_defaults", "render_prompts", "sample",
-    "score_texts", "separate_reference", "token_logprobs",
+    "hookimpl", "hyperparameters", "load_causal_lm", "load_preference_data", "load_reward_model", "load_tokenizer", "mean_and_se", "method_defaults", "render_prompts", "sample",
+    "score_texts", "separate_reference", "token_logprobs", "tracking_report_to",
 ]
 
 

@@ -162,13 +162,28 @@ def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
 
 
 @hookspec
+def harness_reference_evaluated(cfg: DictConfig, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None) -> None:
+    """Called after the reference model (the untrained policy: step 0, the baseline) has been evaluated, from the
+    trial's own process, before training starts; not called when a trial evaluates no reference (a reward model).
+
+    For a plugin that follows a trial's metrics over its steps (an experiment tracker): step 0 comes here, every
+    later checkpoint through ``harness_checkpoint_evaluated``. The same figures are ``record["reference"]``.
+
+    :param cfg: the trial config.
+    :param metrics: the evaluators' metrics of the reference model, on the reported (test) prompts.
+    :param selection: its metrics on the selection prompts (``eval.selection``); None when selection is off.
+    """
+
+
+@hookspec
 def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any],
                                  selection: Mapping[str, Any] | None, planned_steps: int | None) -> None:
     """Called after a checkpoint of the trained model has been evaluated, from the trial's own process.
 
     A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner). The
-    reference model's evaluation (step 0) is not reported here; it is ``record["reference"]``. An implementation
-    may leave out parameters it does not use (``selection`` is newer than the others).
+    reference model's evaluation (step 0) is not reported here but through ``harness_reference_evaluated`` (and it
+    is ``record["reference"]``). An implementation may leave out parameters it does not use (``selection`` is newer
+    than the others).
 
     :param cfg: the trial config.
     :param step: the optimizer step of the checkpoint (>= 1).

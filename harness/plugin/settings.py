@@ -4,17 +4,20 @@ Every method has the common knobs of :data:`COMMON_KNOBS` (``method.learning_rat
 their defaults and comments are ``conf/method/base.yaml``); each maps onto one ``transformers.TrainingArguments``
 field, so ``method.trl.<that field>`` is refused (one home per knob). A method's own knobs are
 :class:`Hyperparameter` declarations in its :class:`harness.plugin.specs.MethodSpec`; an evaluator's settings are
-:class:`Option` declarations. A value is checked against its declaration before any compute.
+:class:`Option` declarations. A value is checked against its declaration before any compute. The trackers a trainer
+reports to and the run a trial logs to are ``tracking.*`` (:func:`tracking_report_to`, :class:`TrackingRun`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from harness.errors import PluginError
+from harness.errors import ConfigError, PluginError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOUNDS = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$")
@@ -178,4 +181,50 @@ TRAINING_ARGUMENTS = {
 MANAGED_TRL_FIELDS = set(TRAINING_ARGUMENTS.values()) | {
     "output_dir", "seed", "data_seed", "logging_steps", "save_strategy", "eval_strategy", "report_to",
     "bf16", "fp16", "use_cpu", "gradient_checkpointing", "activation_checkpointing", "disable_tqdm",
+    "run_name", "project", "logging_dir",
 }
+# The harness's config key for a managed field that a user sets through it (named when method.trl sets the field).
+MANAGED_TRL_HOMES = {"report_to": "tracking.report_to", "project": "tracking.project", "logging_dir": "tracking.dir"}
+
+
+# Experiment tracking (``tracking.*``): the trackers the trainer reports to, and the run each trial logs to. The
+# core passes them to the trainer; a plugin (the built-in ``trackers``) opens, fills and closes the runs.
+
+
+def tracking_report_to(value: Any) -> list[str]:
+    """``tracking.report_to`` as a list of tracker names: one name or a list; ``none``, null and ``[]`` mean none."""
+    if value is None or isinstance(value, str):
+        names = [] if value in (None, "", "none") else [value]
+    elif isinstance(value, Sequence):  # a list, or OmegaConf's ListConfig
+        names = [str(name) for name in value if str(name) != "none"]
+    else:
+        raise ConfigError(f"tracking.report_to={value!r} is invalid; give a tracker or a list of trackers, "
+                          "e.g. tracking.report_to=[tensorboard,mlflow] (none: no tracker).")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class TrackingRun:
+    """The run a trial logs to, in every tracker.
+
+    Attributes:
+        name: ``<sweep>/<trial number>`` for a multirun's trial (its directory ``multirun/<sweep>/<n>``); in general
+            the trial directory's last two parts (``outputs/<time>`` for a single run).
+        directory: its local files (TensorBoard's event files, W&B's ``wandb/`` folder): ``<tracking.dir>/<name>``,
+            or ``<trial dir>/tracking`` when ``tracking.dir`` is null.
+        project: ``tracking.project`` (the W&B project, MLflow experiment, trackio project).
+    """
+
+    name: str
+    directory: Path
+    project: str
+
+    @classmethod
+    def of(cls, tracking: Any, trial_dir: str | Path) -> TrackingRun:
+        """The run of the trial in ``trial_dir`` under the ``tracking`` config node (a mapping; None: defaults)."""
+        tracking = tracking or {}
+        path = Path(trial_dir).absolute()
+        name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+        root = tracking.get("dir")
+        return cls(name=name, directory=Path(root) / name if root else path / "tracking",
+                   project=str(tracking.get("project") or "harness"))

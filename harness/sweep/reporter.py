@@ -1,13 +1,14 @@
 """Inside a trial's own process: report each evaluated checkpoint to the Optuna trial and ask its pruner.
 
 The sweeper passes two environment variables to each job (through Hydra's ``hydra.job.env_set``):
-``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number). When they
+``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number); a storage
+URL's password travels only in the process environment (:data:`harness.sweep.storage.ENV_STORAGE`). When they
 are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by this process,
-keeps a heartbeat, and after every checkpoint reports the trial's objective so far (the leaderboard's rule over
-the checkpoints evaluated up to now, so the last report equals the value the sweeper tells Optuna). Like that
-value, it is measured on the selection prompts (``eval.selection``), never on the reported (test) ones, unless
-selection is off. When the pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is
-recorded as pruned.
+keeps a heartbeat (and, every few beats, settles other trials whose process died), and after every checkpoint
+reports the trial's objective so far (the leaderboard's rule over the checkpoints evaluated up to now, so the
+last report equals the value the sweeper tells Optuna). Like that value, it is measured on the selection prompts
+(``eval.selection``), never on the reported (test) ones, unless selection is off. When the pruner says so it
+raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.sweep import study as st
 
 ENV_STUDY = "HARNESS_OPTUNA_STUDY"
 ENV_TRIAL = "HARNESS_OPTUNA_TRIAL"
+RECOVER_EVERY = 5  # heartbeats between two looks for lost trials from a running trial's process
 
 
 def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_method: bool = False) -> Any:
@@ -83,9 +85,19 @@ class TrialReporter:
         self.trial.set_user_attr(st.ATTR_HEARTBEAT, round(time.time(), 1))
 
     def _heartbeat(self) -> None:
+        """Refresh the heartbeat every ``heartbeat_s``; every :data:`RECOVER_EVERY` beats, also settle other
+        trials whose process died (any live process of the study finds them, not only a worker's start)."""
+        from harness.sweep.trials import recover_lost_trials
+
+        beats = 0
         while not self._stop.wait(self.settings.heartbeat_s):
+            beats += 1
             with contextlib.suppress(Exception):  # a storage hiccup must not kill the trial; the next beat retries
                 self._beat()
+            if beats % RECOVER_EVERY == 0:
+                with contextlib.suppress(Exception):
+                    recover_lost_trials(self.study, self.settings, self.settings.stale_after_s,
+                                        self.settings.max_retries)
 
     def checkpoint(self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None = None,
                    planned_steps: int | None = None) -> None:

@@ -2,7 +2,7 @@
 
 A sweep directory holds ``study.json`` (:class:`harness.sweep.study.StudySettings`), so a leaderboard built from
 the directory finds the study; a study can also be named by its storage (a journal file or a URL), whose trials
-point to their directories. Importances are Optuna's (fANOVA by default), computed per method over completed
+point to their directories and keep their records (:mod:`harness.sweep.collect` gathers them). Importances are Optuna's (fANOVA by default), computed per method over completed
 trials, because each method has its own parameters (``dpo.beta`` and ``simpo.beta`` are different dimensions);
 across methods, only ``method`` and the shared dimensions are compared.
 """
@@ -35,24 +35,6 @@ def find_study_settings(paths: Iterable[Path | str]) -> list[st.StudySettings]:
 def is_storage(arg: str) -> bool:
     """Whether a command-line argument names an Optuna storage (a URL or a journal file) rather than records."""
     return "://" in arg or arg.endswith((".journal", ".log"))
-
-
-def trial_dirs_of_storage(storage: str, study_name: str | None = None) -> tuple[list[Path], list[st.StudySettings]]:
-    """The trial directories recorded in a storage's studies (all of them, or ``study_name``), and the settings
-    of those studies (from the ``study.json`` beside their trials)."""
-    import optuna
-
-    backend = st.open_storage(storage)
-    names = [study_name] if study_name else [s.study_name for s in optuna.get_all_study_summaries(backend)]
-    dirs: list[Path] = []
-    settings: list[st.StudySettings] = []
-    for name in names:
-        study = optuna.load_study(study_name=name, storage=backend)
-        trial_dirs = [Path(str(t.user_attrs[st.ATTR_DIR])) for t in study.get_trials(deepcopy=False)
-                      if st.ATTR_DIR in t.user_attrs]
-        dirs += [d for d in trial_dirs if d.is_dir()]
-        settings += find_study_settings({d.parent for d in trial_dirs})
-    return dirs, settings
 
 
 def open_study(settings: st.StudySettings) -> Any:
@@ -110,14 +92,17 @@ def param_importances(study: Any, objective_index: int = 0) -> pd.DataFrame:
 
 
 def study_summary(study: Any, settings: st.StudySettings) -> dict[str, Any]:
-    """Counts of the study's trials by state and its best value(s), for the report's header."""
+    """Counts of the study's trials by state, its name, storage (password hidden) and objectives, for the
+    report's header."""
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         if st.ATTR_SURPLUS in t.user_attrs:
             continue
         state = "lost (retried)" if st.ATTR_RETRIED in t.user_attrs else t.state.name.lower()
         counts[state] = counts.get(state, 0) + 1
-    return {"study": settings.study_name, "storage": settings.storage, "objectives": settings.objectives,
+    from harness.sweep.storage import redact
+
+    return {"study": settings.study_name, "storage": redact(settings.storage), "objectives": settings.objectives,
             "directions": settings.directions, "counts": counts}
 
 

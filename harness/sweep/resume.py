@@ -27,7 +27,7 @@ from harness.config.sweep_checks import check_sweep_name
 from harness.errors import ConfigError, UserError
 from harness.records import RECORD_NAME, RecordError, read_record
 
-NOT_IN_HASH = ("sweep_name", "leaderboard", "verbose", "rerun")  # keys that place or present a trial only
+NOT_IN_HASH = ("sweep_name", "leaderboard", "verbose", "rerun", "tracking")  # keys that place, present or watch a trial
 SWEEP_LOCK = ".sweep.lock"
 TRIAL_LOCK = "trial.lock"
 RERUN_CHOICES = ("missing", "all")

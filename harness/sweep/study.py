@@ -1,9 +1,11 @@
 """The Optuna study of a sweep: where it is stored, what it optimises, and what a trial's record tells it.
 
-The sweep's settings are written to ``<sweep dir>/study.json`` so that each trial's own process (which reports
-intermediate values and asks the pruner) and ``python -m harness.leaderboard`` open the same study. Storage is
-an Optuna journal file in the sweep directory by default (Optuna advises against SQLite for parallel workers);
-any storage URL (``postgresql://...`` for several machines) works too.
+The sweep's settings are written to ``<sweep dir>/study.json`` (and kept on the study itself, with each finished
+trial's record: :mod:`harness.sweep.stored`) so that each trial's own process (which reports intermediate values
+and asks the pruner) and ``python -m harness.leaderboard`` open the same study. Storage is an Optuna journal file
+in the sweep directory by default (Optuna advises against SQLite for parallel workers); any storage URL
+(``postgresql://...`` for several machines) works too (:mod:`harness.sweep.storage`: drivers, passwords, the
+schema race). A URL's password is never written: the settings hold its redacted form.
 
 A trial's objective values are read from its record with the leaderboard's own rule
 (:func:`harness.leaderboard.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
@@ -59,6 +61,8 @@ class StudySettings:
     prune_warmup: float = 1 / 3        # no pruning before this share of a trial's planned steps
     prune_by_method: bool = True       # the pruner compares a trial with trials of its own method only
     heartbeat_s: float = 30.0
+    stale_after_s: float = 600.0       # a RUNNING trial with no heartbeat for this long is lost (any host)
+    max_retries: int = 1               # how many times a lost trial is run again
     sweep_dir: str = ""
     auto_objective: bool = False       # the first objective is what "auto" resolved to (the best metric available)
 
@@ -68,16 +72,27 @@ class StudySettings:
         return len(self.objectives) > 1
 
     def save(self, sweep_dir: Path) -> Path:
-        """Write the settings to ``<sweep_dir>/study.json`` (atomically); returns the path."""
+        """Write the settings to ``<sweep_dir>/study.json`` (atomically, a storage URL's password hidden);
+        returns the path."""
         path = Path(sweep_dir) / SETTINGS_NAME
-        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (``study.json``'s content), a storage URL's password hidden."""
+        from harness.sweep.storage import redact
+
+        return {**asdict(self), "storage": redact(self.storage)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudySettings:
+        """Settings from :meth:`to_dict`'s data (unknown keys ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     @classmethod
     def load(cls, path: Path) -> StudySettings:
         """Read settings written by :meth:`save`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def check_objectives(objectives: Sequence[str], directions: Sequence[str] | None,
@@ -104,15 +119,11 @@ def goal_text(objectives: Sequence[str], directions: Sequence[str]) -> str:
 
 def open_storage(storage: str) -> Any:
     """An Optuna storage for ``storage``: a journal file for a path (``*.journal``/``*.log`` or no scheme),
-    else the URL as Optuna reads it (``sqlite:///...``, ``postgresql://...``)."""
-    import optuna
+    else the URL as Optuna reads it (``sqlite:///...``, ``postgresql://...``, its password possibly redacted);
+    see :func:`harness.sweep.storage.open_storage`."""
+    from harness.sweep.storage import open_storage as opened
 
-    if "://" not in storage:
-        from optuna.storages.journal import JournalFileBackend
-
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
-    return optuna.storages.get_storage(storage)
+    return opened(storage)
 
 
 def trial_handle(study: Any, storage: Any, number: int) -> Any:

@@ -8,13 +8,18 @@ process: running the same command again resumes the study, and several processes
 
 Before the first trial: the space is checked, every searched method's config (with each end of every
 dimension) is composed and validated and the objectives are resolved among the metrics its evaluators declare
-(:mod:`harness.sweep.preflight`), and trials whose process died are recovered from their record or marked
-failed and retried once (:mod:`harness.sweep.liveness`). Sweep names live in :mod:`harness.sweep.naming`.
+(:mod:`harness.sweep.preflight`). Trials whose process died are recovered from their record or marked failed and
+retried once (:mod:`harness.sweep.liveness`), at the start, between batches, and while a worker whose plan is
+not yet complete waits for other workers' running trials (it runs the retries instead of exiting with the plan
+short). A storage URL's password is hidden in everything written (``multirun.yaml``, ``study.json``, Hydra's
+``.hydra/`` files of each trial) and reaches the trials through the process environment
+(:mod:`harness.sweep.storage`). Sweep names live in :mod:`harness.sweep.naming`.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from harness.errors import ConfigError, UserError
 from harness.sweep import study as st
 from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL, build_pruner
 from harness.sweep.space import SearchSpace, build_space, overrides_for
+from harness.sweep.storage import check_storage, redact, remember, retry_schema_race
 from harness.sweep.trials import (
     counted_trials,
     finish_trial,
@@ -93,6 +99,8 @@ class OptunaSweep:
         # TPE's multivariate/group options and metric names are stable in use but flagged experimental.
         warnings.filterwarnings("ignore", category=ExperimentalWarning)
         assert self.config is not None
+        check_storage(self.storage)  # a missing database driver stops the sweep before any compute
+        self._hide_password()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         space = self.search_space(arguments)
         objectives = self.objective_names()
@@ -105,11 +113,13 @@ class OptunaSweep:
         study = self.open_study(settings, space)
         settings_path = settings.save(sweep_dir)
         self._announce(study, settings, space)
-        recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
         returns: list[Any] = []
         while True:
+            recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
             batch = self._ask_batch(study, space, sweep_dir, settings)
             if not batch:
+                if self._wait_for_others(study, settings):
+                    continue  # a lost trial was queued again: run it here
                 break
             overrides = [[*space.fixed, *job, f"hydra.sweep.subdir={trial.number}",
                           f"++hydra.job.env_set.{ENV_STUDY}={_quote(str(settings_path.resolve()))}",
@@ -162,12 +172,13 @@ class OptunaSweep:
         """The study's settings (name, storage, objectives, pruner) for ``sweep_dir``; the directions are the
         configured ones, else the objectives' ``declared`` directions."""
         objectives, directions = st.check_objectives(objectives, self.directions, declared)
-        storage = self.storage or str((sweep_dir / st.JOURNAL_NAME).resolve())
+        storage = redact(self.storage) if self.storage else str((sweep_dir / st.JOURNAL_NAME).resolve())
         pruner = {} if len(objectives) > 1 else (self.pruner_cfg or {})
         return st.StudySettings(study_name=self.study_name or sweep_dir.name, storage=storage, objectives=objectives,
                                 directions=directions, kl_budget=self.kl_budget, kl_constraint=self.kl_constraint,
                                 pruner=pruner, prune_warmup=self.prune_warmup, prune_by_method=self.prune_by_method,
-                                heartbeat_s=self.heartbeat_s, sweep_dir=str(sweep_dir.resolve()),
+                                heartbeat_s=self.heartbeat_s, stale_after_s=self.stale_after_s,
+                                max_retries=self.max_retries, sweep_dir=str(sweep_dir.resolve()),
                                 auto_objective=str((self.objectives or ["auto"])[0]) == "auto")
 
     def _resolve_auto(self, objective: str) -> str:
@@ -203,7 +214,20 @@ class OptunaSweep:
                             auto_first=str((self.objectives or ["auto"])[0]) == "auto")
 
     def open_study(self, settings: st.StudySettings, space: SearchSpace) -> Any:
-        """Create the study, or load it when it exists (resume); its directions must match."""
+        """Create the study, or load it when it exists (resume; several workers may create it at the same moment:
+        :func:`harness.sweep.storage.retry_schema_race`); its directions must match. The settings are kept on it."""
+        from harness.sweep.stored import store_settings
+
+        study = retry_schema_race(lambda: self._create_study(settings, space))
+        have = [d.name.lower() for d in study.directions]
+        if have != settings.directions:
+            raise ConfigError(f"Study {settings.study_name!r} in {settings.storage} optimises {have}, not "
+                              f"{settings.directions}; use another sweep_name (or hydra.sweeper.study_name).")
+        study.set_metric_names(settings.objectives)
+        store_settings(study, settings)
+        return study
+
+    def _create_study(self, settings: st.StudySettings, space: SearchSpace) -> Any:
         import optuna
         from hydra.utils import instantiate
 
@@ -217,15 +241,48 @@ class OptunaSweep:
             done = len(optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False))
             sampler_cfg["seed"] = int(sampler_cfg["seed"]) + done
         sampler = instantiate(sampler_cfg)
-        study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler,
-                                    pruner=build_pruner(settings.pruner), directions=settings.directions,
-                                    load_if_exists=True)
-        have = [d.name.lower() for d in study.directions]
-        if have != settings.directions:
-            raise ConfigError(f"Study {settings.study_name!r} in {settings.storage} optimises {have}, not "
-                              f"{settings.directions}; use another sweep_name (or hydra.sweeper.study_name).")
-        study.set_metric_names(settings.objectives)
-        return study
+        return optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler,
+                                   pruner=build_pruner(settings.pruner), directions=settings.directions,
+                                   load_if_exists=True)
+
+    def _hide_password(self) -> None:
+        """Keep a storage URL's password in this process (and its environment, for the trials) only: the config
+        Hydra writes (``multirun.yaml``, each trial's ``.hydra/``, composed from the command line's Hydra
+        overrides) gets the redacted URL."""
+        from omegaconf import open_dict, read_write
+
+        assert self.config is not None
+        if not self.storage or remember(self.storage) == self.storage:
+            return
+        shown = redact(self.storage)
+        hydra_cfg = self.config.hydra
+        with read_write(hydra_cfg), open_dict(hydra_cfg):
+            hydra_cfg.sweeper.storage = shown
+            hydra_cfg.overrides.hydra = [
+                f"{o[:len(o) - len(o.lstrip('+~'))]}{_STORAGE_KEY}={_quote(shown)}"
+                if o.lstrip("+~").split("=", 1)[0] == _STORAGE_KEY else o for o in hydra_cfg.overrides.hydra]
+
+    def _wait_for_others(self, study: Any, settings: st.StudySettings) -> bool:
+        """With nothing left to ask but the plan not complete: wait while other workers' trials run, settling
+        those that are lost; returns True when a slot opened (a lost trial was queued again), False when the
+        study is done (its plan complete, its budget spent, or nothing left running)."""
+        poll = max(0.2, min(self.heartbeat_s, 10.0))
+        said = False
+        while not self._spent(study):
+            counted = counted_trials(study, self.n_trials)
+            if unqueued(counted) < self.n_trials:
+                return True
+            running = [t for t in counted[: self.n_trials] if t.state == trial_state("RUNNING")]
+            if not running:
+                return False
+            if not said:
+                said = True
+                print(f"Optuna study {settings.study_name!r}: waiting for {len(running)} trial(s) running in other "
+                      f"workers ({', '.join(str(t.number) for t in running)}); a lost one is retried here.",
+                      flush=True)
+            time.sleep(poll)
+            recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
+        return False
 
     def _ask_batch(self, study: Any, space: SearchSpace, sweep_dir: Path,
                    settings: st.StudySettings) -> list[tuple[Any, list[str]]]:
@@ -282,6 +339,9 @@ def _plain(node: Any) -> dict[str, Any] | None:
 def _prunes(pruner: Mapping[str, Any] | None) -> bool:
     """Whether the pruner config configures one that may prune (not none)."""
     return bool(pruner) and "NopPruner" not in str(pruner.get("_target_"))  # type: ignore[union-attr]
+
+
+_STORAGE_KEY = "hydra.sweeper.storage"
 
 
 def _quote(text: str) -> str:

@@ -1,9 +1,11 @@
 """Trial bookkeeping of an Optuna sweep: which trials count, and what Optuna is told about each.
 
-A trial's outcome is read from its record and told to the study (:func:`finish_trial`); trials asked after the
-plan was full, and lost trials that were retried, do not count toward the planned number
-(:func:`counted_trials`); trials whose process died are settled at the next start (:func:`recover_lost_trials`);
-a trial whose parameters a completed trial already had is told that trial's result (:func:`reuse_twin`).
+A trial's outcome is read from its record and told to the study (:func:`finish_trial`), the record kept in the
+study's storage too (:mod:`harness.sweep.stored`); trials asked after the plan was full, and lost trials that were
+retried, do not count toward the planned number (:func:`counted_trials`); trials whose process died are settled
+by any live worker (:func:`recover_lost_trials`: at its start, between batches, while it waits for other
+workers' trials, and from running trials' heartbeats); a trial whose parameters a completed trial already had is
+told that trial's result (:func:`reuse_twin`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def steps_spent(trials: list[Any]) -> int:
 
 def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return: Any = None,
                  record: Mapping[str, Any] | None = None) -> str:
-    """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record; returns the record's status.
+    """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the study's
+    storage (:func:`harness.sweep.stored.store_record`); returns the record's status.
 
     Completed: the objective values at the leaderboard's checkpoint (and, with ``kl_constraint``, the KL
     constraint); pruned: PRUNED (Optuna keeps the last reported value); anything else: FAIL with the reason.
@@ -90,6 +93,8 @@ def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return:
     trial.set_user_attr(st.ATTR_STATUS, status)
     if error:
         trial.set_user_attr(st.ATTR_ERROR, str(error)[:500])
+    if record is not None:
+        keep_record(study, trial.number, record, settings)
     if status == "completed":
         if settings.kl_constraint and settings.kl_budget is not None:
             kl = st.min_kl(record.get("checkpoints") or [])  # type: ignore[union-attr]
@@ -98,6 +103,22 @@ def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return:
     else:
         study.tell(trial, state=trial_state("PRUNED" if status == "pruned" else "FAIL"))
     return status
+
+
+def keep_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
+    """Store ``record`` on trial ``number`` in the study's storage (before it is told); a storage error other
+    than the trial being finished already is a warning, never the end of the sweep."""
+    from harness.sweep.storage import scrub
+    from harness.sweep.stored import store_record
+
+    try:
+        store_record(study, number, record, settings)
+    except RuntimeError:  # the trial is finished already (another worker told it): the tell says so
+        raise
+    except Exception as exc:
+        print(f"harness: warning: Optuna trial {number}: its record could not be kept in the study's storage "
+              f"({type(exc).__name__}: {scrub(str(exc).splitlines()[0] if str(exc) else '', settings.storage)}); "
+              "the leaderboard needs its directory.", file=sys.stderr, flush=True)
 
 
 def _job_error(job_return: Any) -> str | None:
@@ -147,14 +168,16 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
             handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
             if retry:
                 handle.set_user_attr(st.ATTR_RETRIED, True)
+            if record is not None:
+                record = {**record, "status": "failed",
+                          "error": {"type": "ProcessLost", "message": f"process lost ({reason})"
+                                    + ("; retried as a new trial" if retry else "; not retried again")}}
+                keep_record(study, frozen.number, record, settings)
             study.tell(frozen.number, state=trial_state("FAIL"))
         except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
             continue
         settled.append(frozen.number)
         if record is not None:
-            record = {**record, "status": "failed",
-                      "error": {"type": "ProcessLost", "message": f"process lost ({reason})"
-                                + ("; retried as a new trial" if retry else "; not retried again")}}
             write_record(path, record)
         if retry:
             study.enqueue_trial(frozen.params, user_attrs={st.ATTR_RETRY_OF: frozen.number,
@@ -166,8 +189,8 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
 
 def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
     """Tell ``trial`` the result of a completed trial with the same parameters instead of training again
-    (samplers revisit points of discrete spaces; training is deterministic given its config). Returns
-    whether it did."""
+    (samplers revisit points of discrete spaces; training is deterministic given its config), read from the
+    twin's directory or, when that is on another machine, from the study's storage. Returns whether it did."""
     from harness.records import RECORD_NAME, read_record
 
     twin = next((t for t in study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),))
@@ -177,6 +200,10 @@ def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
     try:
         record = read_record(Path(str(twin.user_attrs[st.ATTR_DIR])) / RECORD_NAME)
     except Exception:
+        from harness.sweep.stored import decode_record
+
+        record = decode_record(twin.system_attrs)  # the twin ran on another machine: its stored record
+    if record is None:
         return False
     for key in (st.ATTR_DIR, st.ATTR_METHOD, st.ATTR_OVERRIDES):
         if key in twin.user_attrs:

@@ -12,6 +12,8 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from harness.config import distributed
+
 if TYPE_CHECKING:
     from harness.trial.context import TrainContext
 
@@ -31,7 +33,8 @@ class HarnessCallback(TrainerCallback):
         from tqdm.auto import tqdm
 
         self.ctx.checkpointer.plan(state.max_steps)
-        self.bar = tqdm(total=state.max_steps, desc=f"train {self.ctx.spec.name}", unit="step", leave=False)
+        self.bar = tqdm(total=state.max_steps, desc=f"train {self.ctx.spec.name}", unit="step", leave=False,
+                        disable=not distributed.is_main())  # one bar for a multi-process trial
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)
         if logs:

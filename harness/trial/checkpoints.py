@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.errors import TrialFailed
+from harness.config import distributed
+from harness.errors import TrialFailed, TrialPruned
 
 if TYPE_CHECKING:
     from harness.evaluation.context import CheckpointEvaluation
@@ -107,6 +108,7 @@ class Checkpointer:
     last_loss: float | None = None
     planned_steps: set[int] = field(default_factory=set)
     total_steps: int | None = None  # the optimizer steps the method announced (plan), None until it does
+    evaluated_steps: set[int] = field(default_factory=set)
 
     def plan(self, total_steps: int) -> None:
         """Announce the number of optimizer steps the method will take; spaces ``num_checkpoints`` over them.
@@ -161,19 +163,46 @@ class Checkpointer:
             entry = {"step": step, "final": final, "path": None, "metrics": {}}
             self.entries.append(entry)
         entry["final"] = entry["final"] or final
-        if entry["path"] is None and self.saves(entry["final"]):
+        if entry["path"] is None and self.saves(entry["final"]) and distributed.is_main():
             entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
-        if self.evaluate is not None and not entry["metrics"] and (final or self.evaluate_intermediate):
-            start = time.perf_counter()
-            was_training = model.training
-            with preserved_rng():
-                result = self.evaluate(model, step)
-            entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
-            if result.selection is not None:
-                entry["selection"] = result.selection
-            model.train(was_training)
-            entry["eval_seconds"] = time.perf_counter() - start
-            self.eval_seconds += entry["eval_seconds"]
-            if self.evaluated is not None:
-                self.evaluated(step, entry["metrics"], (entry.get("selection") or {}).get("metrics"))
+        if self.evaluate is not None and step not in self.evaluated_steps and (final or self.evaluate_intermediate):
+            self.evaluated_steps.add(step)  # in every process of a multi-process trial, so that they stay in step
+            on_main_process(lambda: self._evaluate(entry, step, model))
         return entry
+
+    def _evaluate(self, entry: dict[str, Any], step: int, model: torch.nn.Module) -> None:
+        """Evaluate the checkpoint into ``entry`` and tell ``evaluated`` (which may raise TrialPruned)."""
+        start = time.perf_counter()
+        was_training = model.training
+        with preserved_rng():
+            result = self.evaluate(model, step)
+        entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
+        if result.selection is not None:
+            entry["selection"] = result.selection
+        model.train(was_training)
+        entry["eval_seconds"] = time.perf_counter() - start
+        self.eval_seconds += entry["eval_seconds"]
+        if self.evaluated is not None:
+            self.evaluated(step, entry["metrics"], (entry.get("selection") or {}).get("metrics"))
+
+
+def on_main_process(work: Callable[[], None]) -> None:
+    """Run ``work`` in the main process of a multi-process trial only (everywhere in a single process); the others
+    wait for it and stop the same way when it raises (pruned, or failed with its message)."""
+    if not distributed.launched():
+        work()
+        return
+    outcome: tuple[str, str] | None = None
+    error: BaseException | None = None
+    if distributed.is_main():
+        try:
+            work()
+        except Exception as exc:
+            error = exc
+            outcome = ("pruned" if isinstance(exc, TrialPruned) else "failed", f"{type(exc).__name__}: {exc}")
+    outcome = distributed.broadcast(outcome)
+    if error is not None:
+        raise error
+    if outcome is not None:
+        raise TrialPruned(outcome[1]) if outcome[0] == "pruned" else TrialFailed(
+            f"the main process failed: {outcome[1]}")

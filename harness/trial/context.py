@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from harness.config import distributed
 from harness.config.trainer_config import hyperparameter_fields, trainer_classes, trl_overrides
-from harness.plugin.settings import TRAINING_ARGUMENTS
+from harness.plugin.settings import TRAINING_ARGUMENTS, TrackingRun, tracking_report_to
 from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
 from harness.trial.reference_pass import (
@@ -76,7 +77,8 @@ class TrainContext:
 
     def training_arguments(self) -> dict[str, Any]:
         """Keyword arguments for any ``transformers.TrainingArguments`` subclass (TRL configs included): the common
-        knobs, and what the harness manages (output directory, seeds, logging, precision, no saving or eval)."""
+        knobs, and what the harness manages (output directory, seeds, logging, precision, no saving or eval). Under a
+        distributed launcher each process takes ``batch_size / N`` rows per step (:mod:`harness.config.distributed`)."""
         m = self.method_cfg
         args = {target: m[key] for key, target in TRAINING_ARGUMENTS.items()}
         args.update(
@@ -86,15 +88,29 @@ class TrainContext:
             logging_steps=int(self.cfg.train.logging_steps),
             save_strategy="no",  # the harness saves checkpoints itself (weights only, safetensors)
             eval_strategy="no",  # and evaluates them itself, the same way for every method
-            report_to=[],
+            **self.tracking_arguments(),  # report_to (tracking.report_to) and the trial's run
             bf16=self.precision == "bf16",
             fp16=self.precision == "fp16",
             use_cpu=self.device.type == "cpu",
             disable_tqdm=True,  # HarnessCallback draws the progress bar (see run_trainer)
         )
+        if distributed.launched():  # the trial's batch is split over its processes (validated to divide evenly)
+            args["per_device_train_batch_size"] = int(args["per_device_train_batch_size"]) // distributed.world_size()
         # transformers 5 renamed gradient_checkpointing; pass the knob under the name this version knows.
         args[checkpointing_field()] = bool(self.cfg.train.gradient_checkpointing)
         return args
+
+    def tracking_arguments(self) -> dict[str, Any]:
+        """The trainer's ``report_to`` (``tracking.report_to``) and, when it reports anywhere, the trial's run
+        (:class:`~harness.plugin.settings.TrackingRun`: name, local directory, project) that plugins log to as well."""
+        tracking = self.cfg.get("tracking")
+        report_to = tracking_report_to(tracking.get("report_to") if tracking else None)
+        if not report_to:
+            return {"report_to": []}
+        run = TrackingRun.of(tracking, self.output_dir.parent)  # output_dir is <trial dir>/trainer
+        optional = {"logging_dir": str(run.directory), "project": run.project}  # fields of some transformers versions
+        names = training_argument_names()
+        return {"report_to": report_to, "run_name": run.name, **{k: v for k, v in optional.items() if k in names}}
 
     def trl_config(self, config_class: type | None = None, **fixed: Any) -> Any:
         """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields
@@ -125,6 +141,8 @@ class TrainContext:
         kwargs = {"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
                   "processing_class": self.tokenizer, "peft_config": self.peft_config,
                   "callbacks": self.trainer_callbacks(), **arguments}
+        if distributed.launched():  # the processes share TRL's own files (its reference pass writes one they all read)
+            return cls(**kwargs)
         with temporary_dataset_files():
             if not precomputes_reference(cls, kwargs["args"]):
                 return cls(**kwargs)
@@ -172,6 +190,14 @@ class TrainContext:
         from peft import get_peft_model
 
         return get_peft_model(self.policy, self.peft_config)
+
+
+@functools.cache
+def training_argument_names() -> frozenset[str]:
+    """The fields of this transformers version's ``TrainingArguments``."""
+    from transformers import TrainingArguments
+
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments))
 
 
 @functools.cache

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from harness.config import distributed
 from harness.errors import TrialInterrupted, TrialPruned, UserError
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
@@ -50,8 +51,11 @@ def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) ->
     non-None results. An implementation that raises is reported as one warning line naming the plugin and
     appended to the trial record ``into["plugin_errors"]`` (``plugin``, ``hook``, ``type``, ``message``); the
     others still run.
-    TrialPruned and TrialInterrupted propagate (they are how a trial is meant to stop)."""
+    TrialPruned and TrialInterrupted propagate (they are how a trial is meant to stop). In a multi-process trial
+    only the main process calls the plugins (:mod:`harness.config.distributed`)."""
     results = []
+    if not distributed.is_main():
+        return results
     for impl in reversed(getattr(pm.hook, name).get_hookimpls()):  # pluggy calls the last registered first
         try:
             result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames if arg in kwargs})

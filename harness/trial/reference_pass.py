@@ -45,7 +45,7 @@ OPTIMISATION_ONLY = frozenset({
     "f_alpha_divergence_coef", "use_weighting", "desirable_weight", "undesirable_weight", "logging_steps",
     "logging_strategy", "logging_first_step", "disable_tqdm", "report_to", "save_strategy", "save_steps",
     "save_total_limit", "eval_strategy", "eval_steps", "activation_checkpointing", "gradient_checkpointing",
-    "gradient_checkpointing_kwargs", "push_to_hub", "hub_model_id"})
+    "gradient_checkpointing_kwargs", "push_to_hub", "hub_model_id", "project"})
 _PRECOMPUTE = "_precompute_ref_logps"  # TRL's method (DPOTrainer, KTOTrainer): (dataset, name, batch size) -> dataset
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.config import resources
+from harness.config import distributed, resources
 from harness.config.model_settings import lora_enabled
-from harness.config.trainer_config import trainer_classes, trl_overrides
+from harness.config.trainer_config import max_length
 from harness.config.validation import (
     evaluator_names,
     metric_declarations,
@@ -39,7 +39,6 @@ from harness.evaluation.context import CheckpointEvaluation, EvalContext, Refere
 from harness.evaluation.health import annotate_trial, learning_rate_flag
 from harness.evaluation.refcache import RefCache, open_reference_cache
 from harness.plugin.manager import HarnessPluginManager, get_plugin_manager
-from harness.plugin.specs import MethodSpec
 from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
@@ -71,18 +70,6 @@ def load_data(pm: HarnessPluginManager, cfg: DictConfig) -> PreferenceData:
         raise DataError(f"No plugin loads data.source={cfg.data.source!r}; use data=toy or data=files, "
                         "or install the plugin that provides it.")
     return data
-
-
-def max_length(spec: MethodSpec, method_cfg: DictConfig) -> int | None:
-    """The trainer's maximum sequence length (prompt + completion tokens): ``method.trl.max_length``, else the
-    default of the trainer config's ``max_length`` field; None when the method has no such limit."""
-    trl = trl_overrides(method_cfg)
-    if "max_length" in trl:
-        value = trl["max_length"]
-    else:
-        field = getattr(trainer_classes(spec)[1], "__dataclass_fields__", {}).get("max_length")
-        value = getattr(field, "default", None)
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -140,7 +127,8 @@ class TrialRun:
         self.selection: SelectionEvaluation | None = None  # evaluation on the selection prompts (None: off)
 
     def _write(self) -> None:
-        write_record(self.trial_dir / RECORD_NAME, self.record)
+        if distributed.is_main():  # the other processes of a multi-process trial train and wait
+            write_record(self.trial_dir / RECORD_NAME, self.record)
 
     def run(self) -> dict[str, Any]:
         """Run the trial to completion, failure, pruning or interruption; write and return its record.
@@ -234,7 +222,7 @@ class TrialRun:
         train_data = self._fit_length(train_data, models_.tokenizer)
         evaluate, refcache = self._evaluation(data, models_, device)
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
-        if evaluate_reference and self.spec.produces == "policy":  # a reward model has no reference baseline
+        if evaluate_reference and self.spec.produces == "policy" and distributed.is_main():  # a reward model has none
             self._evaluate_reference(evaluate, models_.policy, refcache)
         cfg = self.cfg
         self.checkpointer = Checkpointer(
@@ -271,13 +259,16 @@ class TrialRun:
         validate_trial_config(cfg, self.pm)
         call_hook(self.pm, "harness_trial_start", self.record, cfg=cfg, trial_dir=self.trial_dir)
         parallel = (self.record.get("sweep") or {}).get("parallel") or {}
-        threads = resources.trial_threads(int(cfg.train.num_threads), int(parallel.get("trials", 1)))
+        threads = resources.trial_threads(int(cfg.train.num_threads), int(parallel.get("trials", 1))
+                                          * distributed.local_world_size())
         if threads is not None:
             torch.set_num_threads(threads)
         torch.manual_seed(int(cfg.seed))
-        device = resources.trial_device(resources.resolve_device(cfg.train.device), int(parallel.get("slot", 0)))
+        slot = distributed.local_rank() if distributed.launched() else int(parallel.get("slot", 0))
+        device = resources.trial_device(resources.resolve_device(cfg.train.device), slot)
         precision = resources.resolve_precision(cfg.train.precision, device)
-        self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads())
+        self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads(),
+                                   processes=distributed.world_size())  # > 1: one trial trained by several (DDP)
         return device, precision
 
     def _load_models(self, device: torch.device, precision: str) -> LoadedModels:
@@ -341,7 +332,8 @@ class TrialRun:
         return evaluate, refcache
 
     def _evaluate_reference(self, evaluate: Evaluate, policy: torch.nn.Module, refcache: RefCache) -> None:
-        """Evaluate the untrained policy (step 0, the baseline), from the reference-evaluation cache if it can."""
+        """Evaluate the untrained policy (step 0, the baseline), from the reference-evaluation cache if it can; then
+        the plugins' ``harness_reference_evaluated``."""
         t = time.perf_counter()
         selection = self.selection
         with contextlib.ExitStack() as stack:  # trials started together compute it once
@@ -362,6 +354,8 @@ class TrialRun:
             self.record["reference"]["selection"] = {
                 **result.selection, "cached": all(name in selection_cached for name in selection.names),
                 "cache_key": selection.refcache.key}
+        call_hook(self.pm, "harness_reference_evaluated", self.record, cfg=self.cfg, metrics=result.metrics,
+                  selection=(result.selection or {}).get("metrics"))
 
     def _run(self) -> None:
         self.timings["process_s_at_trial_start"] = process_age()  # the first trial: start-up (imports, config)

@@ -1,0 +1,85 @@
+"""Trial records and study settings kept in the study's storage, so that they travel with the study.
+
+A trial's directory (its ``trial.json``, checkpoints and samples) lives on the machine that ran it; the study's
+storage is shared. When a trial finishes, its record is stored on the Optuna trial as well (system attributes,
+out of optuna-dashboard's view): the JSON, zlib-compressed and base64-encoded, in parts of at most
+:data:`PART_CHARS` characters (Optuna's RDB schema keeps attribute values as TEXT, which MySQL caps at 64 KiB;
+PostgreSQL and journal files have no such limit). The study's settings (``study.json``'s content) are a user
+attribute of the study. ``python -m harness.leaderboard <storage URL>`` rebuilds the report from these alone
+(:mod:`harness.sweep.results`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from harness.sweep import study as st
+
+ATTR_RECORD = "harness.record"      # system attr: {"encoding", "parts", "chars"}; the parts in "harness.record.<i>"
+ATTR_SETTINGS = "harness.settings"  # study user attr: the study's settings (study.json's content)
+PART_CHARS = 60_000
+ENCODING = "zlib+base64"
+MAX_CHARS = 16_000_000  # a record larger than this (encoded) is stored without its readable samples
+
+
+def _encode(record: Mapping[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in record.items() if not str(k).startswith("_")}, default=str)
+    return base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
+
+
+def encode_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The system attributes that hold ``record`` (see the module docstring), by key; a record too large even
+    compressed is stored without its checkpoints' readable samples (marked ``"samples_left_out": true``)."""
+    encoded = _encode(record)
+    if len(encoded) > MAX_CHARS:
+        checkpoints = [{k: v for k, v in c.items() if k != "samples"} for c in record.get("checkpoints") or []]
+        encoded = _encode({**record, "checkpoints": checkpoints, "samples_left_out": True})
+    parts = [encoded[i:i + PART_CHARS] for i in range(0, len(encoded), PART_CHARS)] or [""]
+    attrs: dict[str, Any] = {f"{ATTR_RECORD}.{i}": part for i, part in enumerate(parts)}
+    attrs[ATTR_RECORD] = {"encoding": ENCODING, "parts": len(parts), "chars": len(encoded)}
+    return attrs
+
+
+def decode_record(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable)."""
+    meta = system_attrs.get(ATTR_RECORD)
+    if not isinstance(meta, Mapping) or meta.get("encoding") != ENCODING:
+        return None
+    try:
+        encoded = "".join(str(system_attrs[f"{ATTR_RECORD}.{i}"]) for i in range(int(meta["parts"])))
+        record = json.loads(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
+    except (KeyError, ValueError, TypeError, zlib.error):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def store_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
+    """Keep ``record`` on trial ``number`` of ``study`` (whose storage ``settings`` name), before the trial is
+    told: Optuna refuses attributes on finished trials."""
+    storage = st.open_storage(settings.storage)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    for key, value in encode_record(record).items():
+        storage.set_trial_system_attr(trial_id, key, value)
+
+
+def store_settings(study: Any, settings: st.StudySettings) -> None:
+    """Keep the study's settings (``study.json``'s content, password hidden) on the study."""
+    data = settings.to_dict()
+    if study.user_attrs.get(ATTR_SETTINGS) != data:
+        study.set_user_attr(ATTR_SETTINGS, data)
+
+
+def stored_settings(study: Any) -> st.StudySettings | None:
+    """The settings :func:`store_settings` kept on ``study`` (None for a study without them)."""
+    data = study.user_attrs.get(ATTR_SETTINGS)
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return st.StudySettings.from_dict(data)
+    except TypeError:
+        return None
