@@ -261,6 +261,8 @@ def test_a_two_objective_study_s_pareto_front_is_the_front_of_the_selection_valu
                  marks=pytest.mark.slow),
     pytest.param(["method=dpo", "hydra.sweeper.prune_warmup=1.5"], "hydra.sweeper.prune_warmup=1.5 is invalid",
                  marks=pytest.mark.slow),
+    pytest.param(["method=dpo", "hydra.sweeper.prune_value=median"], "hydra.sweeper.prune_value='median' is invalid",
+                 marks=pytest.mark.slow),
     # a database driver that is not installed: named with the fix, the URL's password hidden
     pytest.param(["method=dpo", "hydra.sweeper.storage=postgresql+pg8000://me:s3cret@127.0.0.1:1/db"],
                  "storage postgresql+pg8000://me:***@127.0.0.1:1/db needs the pg8000 driver", marks=pytest.mark.slow),

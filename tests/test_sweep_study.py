@@ -294,3 +294,21 @@ def test_a_worker_waits_for_other_workers_trials_and_runs_the_retry_of_a_lost_on
     _running_trial(study, tmp_path / "2", dead_process)  # its worker was killed: settled, and queued again here
     assert sweep._wait_for_others(study, cfg) is True
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.WAITING]
+
+
+@pytest.mark.unit
+def test_the_pruner_sees_the_value_so_far_the_latest_or_a_moving_average(tmp_path):
+    from harness.sweep.reporter import pruning_value
+
+    cps = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.8, 4.0), checkpoint(30, 0.4, 12.0)]  # the last over budget
+
+    def reports(kind):
+        seen, previous = [], None
+        for i in range(len(cps)):
+            previous = pruning_value(cps[: i + 1], settings(tmp_path, kl_budget=10.0, prune_value=kind), {}, previous)
+            seen.append(previous)
+        return seen
+
+    assert reports("best") == pytest.approx([0.2, 0.8, 0.8])  # the leaderboard's value so far: never falls
+    assert reports("last") == pytest.approx([0.2, 0.8, 0.4])
+    assert reports("ema") == pytest.approx([0.2, 0.5, 0.45])  # half on the latest checkpoint

@@ -41,6 +41,21 @@ def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_metho
     return wrap(instantiate(dict(config)), warmup, by_method)
 
 
+def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings, declared: Mapping[str, Any],
+                  previous: float | None) -> float | None:
+    """The value a trial reports to the pruner after its latest checkpoint (``settings.prune_value``:
+    :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the latest
+    checkpoint's objective (last), or its exponential moving average with ``previous`` (ema); None when the
+    objective is not measured."""
+    kind = getattr(settings, "prune_value", "best")
+    values, _ = st.objective_values(checkpoints if kind == "best" else checkpoints[-1:], settings, declared)
+    if values is None:
+        return None
+    if kind == "ema" and previous is not None:
+        return st.PRUNE_EMA * values[0] + (1 - st.PRUNE_EMA) * previous
+    return values[0]
+
+
 class TrialReporter:
     """Reports one trial's checkpoints to Optuna from the trial's process (see the module docstring)."""
 
@@ -59,6 +74,7 @@ class TrialReporter:
         self.trial = st.trial_handle(self.study, storage, number)
         self.trial.set_user_attr(st.ATTR_RUNNER, this_process())
         self.checkpoints: list[dict[str, Any]] = []
+        self.reported: float | None = None  # the last value reported to the pruner
         self._stop = threading.Event()
         self._beat()
         self._thread = threading.Thread(target=self._heartbeat, name="optuna-heartbeat", daemon=True)
@@ -112,10 +128,11 @@ class TrialReporter:
         self.checkpoints.append(entry)
         if self.settings.multi_objective:
             return  # Optuna neither records intermediate values nor prunes for several objectives
-        values, _ = st.objective_values(self.checkpoints, self.settings, self.declared)
-        if values is None:
+        value = pruning_value(self.checkpoints, self.settings, self.declared, self.reported)
+        if value is None:
             return
-        self.trial.report(values[0], step)
+        self.reported = value
+        self.trial.report(value, step)
         if self.trial.should_prune():
             import optuna
 
@@ -123,8 +140,9 @@ class TrialReporter:
             inner = getattr(pruner, "pruner", pruner)
             compares = isinstance(inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner))
             within = " among its method's trials" if compares and getattr(pruner, "by_method", False) else ""
-            raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} (objective so far "
-                              f"{values[0]:.4g})")
+            what = {"best": "objective so far", "last": "objective", "ema": "moving average of the objective"}
+            raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} "
+                              f"({what[self.settings.prune_value]} {value:.4g})")
 
     def close(self) -> None:
         """Stop the heartbeat."""

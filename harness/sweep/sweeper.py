@@ -55,7 +55,8 @@ class OptunaSweep:
                  kl_constraint: bool = False, params: Mapping[str, Any] | None = None,
                  method_params: Mapping[str, Any] | None = None, use_suggested: bool = True,
                  heartbeat_s: float = 30.0, stale_after_s: float = 600.0, max_retries: int = 1,
-                 prune_warmup: float = 1 / 3, prune_by_method: bool = True, budget_steps: int | None = None) -> None:
+                 prune_warmup: float = 1 / 3, prune_by_method: bool = True, budget_steps: int | None = None,
+                 prune_value: str = "best") -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
         self.study_name, self.storage = study_name, storage
@@ -65,6 +66,7 @@ class OptunaSweep:
         self.params, self.method_params, self.use_suggested = params, method_params, bool(use_suggested)
         self.heartbeat_s, self.stale_after_s, self.max_retries = float(heartbeat_s), float(stale_after_s), int(max_retries)
         self.prune_warmup, self.prune_by_method = float(prune_warmup), bool(prune_by_method)
+        self.prune_value = str(prune_value)
         self.budget_steps = None if budget_steps is None else int(budget_steps)
         self._said_spent = False
         self.config: DictConfig | None = None
@@ -163,6 +165,9 @@ class OptunaSweep:
         if not 0 <= self.prune_warmup < 1:
             raise ConfigError(f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
                               "steps before which it is never pruned, in [0, 1), e.g. 0.33.")
+        if self.prune_value not in st.PRUNE_VALUES:
+            raise ConfigError(f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use best (the trial's value so "
+                              "far, KL-aware), last (the latest checkpoint's) or ema (a moving average).")
         if self.budget_steps is not None and self.budget_steps < 1:
             raise ConfigError(f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
                               "or null for no budget.")
@@ -177,6 +182,7 @@ class OptunaSweep:
         return st.StudySettings(study_name=self.study_name or sweep_dir.name, storage=storage, objectives=objectives,
                                 directions=directions, kl_budget=self.kl_budget, kl_constraint=self.kl_constraint,
                                 pruner=pruner, prune_warmup=self.prune_warmup, prune_by_method=self.prune_by_method,
+                                prune_value=self.prune_value,
                                 heartbeat_s=self.heartbeat_s, stale_after_s=self.stale_after_s,
                                 max_retries=self.max_retries, sweep_dir=str(sweep_dir.resolve()),
                                 auto_objective=str((self.objectives or ["auto"])[0]) == "auto")
