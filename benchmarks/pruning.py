@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     for search in chosen:
         run_search(search, workdir, env, args)
     summaries = [summarize(s, workdir) for s in chosen]
-    print(f"\n{'tiny' if args.tiny else 'default'} toy world; objective: gold reward at each trial's best "
+    world = ("tiny" if args.tiny else "default") + (f", seed {args.world_seed}" if args.world_seed else "")
+    print(f"\n{world} toy world; objective: gold reward at each trial's best "
           "checkpoint with KL <= 10 nats (the leaderboard's rule); space:")
     for method, dims in SPACE.items():
         print(f"  {method}: " + ", ".join(f"{k} in {{{_values(v)}}}" for k, v in dims.items()))
