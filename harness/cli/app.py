@@ -94,15 +94,15 @@ def with_slurm_resources(args: list[str], overrides: Sequence[str], configs: Seq
 
     if "hydra/launcher=submitit_slurm" not in overrides or not configs:
         return args
-    given = {o.split("=", 1)[0].removeprefix("hydra.launcher."): True for o in overrides
-             if o.startswith("hydra.launcher.")}
+    given = {o.split("=", 1)[0].removeprefix("hydra.launcher."): o.split("=", 1)[1] for o in overrides
+             if o.startswith("hydra.launcher.") and "=" in o}
     footprints = {}
     for config in configs:
         cfg = OmegaConf.create(config)
         fp = trial_footprint(cfg, get_plugin_manager(list(cfg.get("plugins") or [])))
         if fp.method not in footprints or (fp.gpu_gib or 0) > (footprints[fp.method].gpu_gib or 0):
             footprints[fp.method] = fp
-    added = slurm_resources(list(footprints.values()), {key: 1 for key in given})
+    added = slurm_resources(list(footprints.values()), given)
     asks = ", ".join(f"{key}={value}" for key, value in added.items()) or "as given"
     print(f"harness: SLURM: each trial asks for {asks} (set hydra.launcher.<key> to change; timeout_min too); "
           f"estimated {'; '.join(fp.text() for fp in footprints.values())}", flush=True)

@@ -70,8 +70,9 @@ def trial_footprint(cfg: Any, pm: Any) -> Footprint:
         return Footprint(spec.name, models, None, None, None)
     dtype = str(cfg.model.get("dtype", "auto"))
     size = BYTES.get(dtype, 4)  # auto: fp32 master weights under mixed precision
-    if quantization(cfg.model):
-        size = 0.5 if quantization(cfg.model) == "4bit" else 1
+    bits = quantization(cfg.model)
+    if bits:
+        size = 0.5 if bits == "4bit" else 1
     trained = params * (LORA_TRAINED_SHARE if lora_enabled(cfg.model) else 1.0)
     weights = models * params * size
     state = trained * TRAINING_COPIES * (4 if lora_enabled(cfg.model) else size)

@@ -203,7 +203,5 @@ def training_argument_names() -> frozenset[str]:
 @functools.cache
 def checkpointing_field() -> str:
     """``activation_checkpointing`` (transformers >= 5) or ``gradient_checkpointing`` (older)."""
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    names = training_argument_names()
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
