@@ -82,3 +82,32 @@ def test_steps_spent_counts_completed_trials_at_their_plan_and_pruned_ones_where
     twin.set_user_attr(st.ATTR_SAME_AS, 0)
     study.tell(twin, 0.45)  # told a twin's result: no steps
     assert steps_spent(study.get_trials()) == 8
+
+
+def test_a_trial_that_reached_its_planned_steps_is_never_pruned():
+    fair = _study(LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=1), warmup=0.9, by_method=False))
+    hopeless = [-5.0] * PLANNED  # only the last step is past the warm-up: it has cost every step, it completes
+    assert _first_pruned_step(fair, "simpo", hopeless) is None
+
+
+def test_successive_halvings_first_rung_is_the_warm_up_step():
+    pruner = LikeForLikePruner(optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=2),
+                               warmup=1 / 3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def run(level):  # a DPO-like curve at ``level``; where the pruner stops it (None: it completed)
+        trial = study.ask()
+        trial.set_user_attr(st.ATTR_METHOD, "dpo")
+        trial.set_user_attr(st.ATTR_PLANNED, PLANNED)
+        for step, value in enumerate(DIPS_FIRST, start=1):
+            trial.report(value + level, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return step
+        study.tell(trial, DIPS_FIRST[-1] + level)
+        return None
+
+    assert [run(level) for level in (0.1, 0.3)] == [None, None]  # each the best at its rung so far
+    assert pruner.pruner._min_resource == 2  # a third of 6 steps, not Optuna's guess of 1 (a hundredth)
+    assert run(-0.5) == 2  # the bottom half at the first rung, cut there (its first chance)
+    assert run(0.5) is None  # the top half goes on; the second rung (step 4) promotes it, the last step never prunes

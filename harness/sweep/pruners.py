@@ -10,7 +10,11 @@ keeps the configured pruner and changes only what it sees and when it is asked:
   ``n_startup_trials`` then counts that method's finished trials;
 - **after a warm-up share of training**: no trial is pruned before ``warmup`` of its planned optimizer steps (the
   steps its method announced, kept on the trial as ``harness.planned_steps``); its values are still reported, so
-  later trials can be compared with them.
+  later trials can be compared with them;
+- **never at its last checkpoint**: a trial that reached its planned steps has cost them all; it completes;
+- **successive halving's first rung at the warm-up**: with ``min_resource: auto`` Optuna guesses the first rung
+  from the first completed trial (a hundredth of its steps, far inside the warm-up); here the first rung is the
+  warm-up's step, so a trial's first comparison is its first chance to be pruned.
 
 Optuna's Hyperband builds its own bracket studies from the storage and would drop the method filter, so it is
 used as it is (the warm-up still applies).
@@ -18,6 +22,7 @@ used as it is (the warm-up still applies).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -54,8 +59,11 @@ class LikeForLikePruner(optuna.pruners.BasePruner):
         if step is None:
             return False
         planned = trial.user_attrs.get(st.ATTR_PLANNED)
-        if planned and step < self.warmup * float(planned):
+        if planned and (step < self.warmup * float(planned) or step >= int(planned)):
             return False
+        if planned and isinstance(self.pruner, optuna.pruners.SuccessiveHalvingPruner) \
+                and getattr(self.pruner, "_min_resource", 0) is None and self.warmup > 0:  # Optuna keeps "auto" as None
+            self.pruner._min_resource = max(1, math.ceil(self.warmup * float(planned)))
         method = trial.user_attrs.get(st.ATTR_METHOD)
         if self.by_method and method is not None and not isinstance(self.pruner, optuna.pruners.HyperbandPruner):
             study = _MethodStudy(study, method)
@@ -64,6 +72,6 @@ class LikeForLikePruner(optuna.pruners.BasePruner):
 
 def wrap(pruner: optuna.pruners.BasePruner, warmup: float, by_method: bool) -> optuna.pruners.BasePruner:
     """``pruner`` inside a :class:`LikeForLikePruner` (a NopPruner as it is: it never prunes)."""
-    if isinstance(pruner, optuna.pruners.NopPruner) or (not by_method and warmup <= 0):
+    if isinstance(pruner, optuna.pruners.NopPruner):
         return pruner
     return LikeForLikePruner(pruner, warmup, by_method)

@@ -44,11 +44,15 @@ def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_metho
 def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings, declared: Mapping[str, Any],
                   previous: float | None) -> float | None:
     """The value a trial reports to the pruner after its latest checkpoint (``settings.prune_value``:
-    :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the latest
-    checkpoint's objective (last), or its exponential moving average with ``previous`` (ema); None when the
-    objective is not measured."""
+    :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the same
+    with no KL budget (peak), the latest checkpoint's objective (last), or its exponential moving average with
+    ``previous`` (ema); None when the objective is not measured."""
+    import dataclasses
+
     kind = getattr(settings, "prune_value", "best")
-    values, _ = st.objective_values(checkpoints if kind == "best" else checkpoints[-1:], settings, declared)
+    if kind == "peak":
+        settings = dataclasses.replace(settings, kl_budget=None)
+    values, _ = st.objective_values(checkpoints if kind in ("best", "peak") else checkpoints[-1:], settings, declared)
     if values is None:
         return None
     if kind == "ema" and previous is not None:
@@ -140,7 +144,8 @@ class TrialReporter:
             inner = getattr(pruner, "pruner", pruner)
             compares = isinstance(inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner))
             within = " among its method's trials" if compares and getattr(pruner, "by_method", False) else ""
-            what = {"best": "objective so far", "last": "objective", "ema": "moving average of the objective"}
+            what = {"best": "objective so far", "last": "objective", "ema": "moving average of the objective",
+                    "peak": "objective so far at any KL"}
             raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} "
                               f"({what[self.settings.prune_value]} {value:.4g})")
 

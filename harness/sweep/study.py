@@ -50,8 +50,9 @@ ATTR_PLANNED = "harness.planned_steps"  # the optimizer steps the trial's method
 # What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``): ``best``, its value so far
 # by the leaderboard's rule (its best checkpoint within the KL budget: KL-aware, and it never falls); ``last``, the
 # latest checkpoint's objective; ``ema``, an exponential moving average of the checkpoints' objectives (PRUNE_EMA on
-# the latest), which smooths noisy evaluations.
-PRUNE_VALUES = ("best", "last", "ema")
+# the latest), which smooths noisy evaluations; ``peak``, its best value so far at any KL (optimistic: a trial whose
+# KL rose above the budget may come back under it, as DPO at a high learning rate does, so it is not cut for that).
+PRUNE_VALUES = ("best", "last", "ema", "peak")
 PRUNE_EMA = 0.5
 
 
@@ -68,7 +69,7 @@ class StudySettings:
     pruner: dict[str, Any] = field(default_factory=dict)  # Hydra config of the pruner (for the trials' processes)
     prune_warmup: float = 1 / 3        # no pruning before this share of a trial's planned steps
     prune_by_method: bool = True       # the pruner compares a trial with trials of its own method only
-    prune_value: str = "best"          # what each checkpoint reports to the pruner (PRUNE_VALUES)
+    prune_value: str = "peak"          # what each checkpoint reports to the pruner (PRUNE_VALUES)
     heartbeat_s: float = 30.0
     stale_after_s: float = 600.0       # a RUNNING trial with no heartbeat for this long is lost (any host)
     max_retries: int = 1               # how many times a lost trial is run again

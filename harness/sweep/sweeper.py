@@ -56,7 +56,7 @@ class OptunaSweep:
                  method_params: Mapping[str, Any] | None = None, use_suggested: bool = True,
                  heartbeat_s: float = 30.0, stale_after_s: float = 600.0, max_retries: int = 1,
                  prune_warmup: float = 1 / 3, prune_by_method: bool = True, budget_steps: int | None = None,
-                 prune_value: str = "best") -> None:
+                 prune_value: str = "peak") -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
         self.study_name, self.storage = study_name, storage
@@ -167,7 +167,8 @@ class OptunaSweep:
                               "steps before which it is never pruned, in [0, 1), e.g. 0.33.")
         if self.prune_value not in st.PRUNE_VALUES:
             raise ConfigError(f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use best (the trial's value so "
-                              "far, KL-aware), last (the latest checkpoint's) or ema (a moving average).")
+                              "far, KL-aware), peak (its value so far at any KL), last (the latest checkpoint's) or ema "
+                              "(a moving average).")
         if self.budget_steps is not None and self.budget_steps < 1:
             raise ConfigError(f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
                               "or null for no budget.")
