@@ -363,11 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"workdir: {workdir}  (figures again: --workdir {workdir} --reuse)", flush=True)
     if args.only != "optuna":
         run_search(grid, workdir, env, args)
-    budget = step_budget(args, grid, workdir) if args.budget_share > 0 else None
-    searches = [grid, *(optuna_search(args, common, seed, budget) for seed in seeds)]
-    chosen = [s for s in searches if args.only is None or s.label.startswith(args.only)]
-    for search in chosen[1 if args.only != "optuna" else 0:]:
+    budget = step_budget(args, grid, workdir) if args.budget_share > 0 else None  # after the grid: its records
+    pruned = [] if args.only == "grid" else [optuna_search(args, common, seed, budget) for seed in seeds]
+    for search in pruned:
         run_search(search, workdir, env, args)
+    chosen = ([] if args.only == "optuna" else [grid]) + pruned
     summaries = [summarize(s, workdir) for s in chosen]
     world = ("tiny" if args.tiny else "default") + (f", seed {args.world_seed}" if args.world_seed else "")
     print(f"\n{world} toy world; objective: gold reward at each trial's best "

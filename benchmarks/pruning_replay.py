@@ -48,11 +48,12 @@ def load_grid(dirs: list[Path]) -> dict[tuple[Any, ...], dict[str, Any]]:
 
 def chosen(record: dict[str, Any], checkpoints: list[dict[str, Any]], settings: Any) -> tuple[float, float]:
     """(selection value, test value) of the checkpoint the leaderboard's rule picks among ``checkpoints``."""
+    from harness.leaderboard.frames import SELECTION_PREFIX
     from harness.sweep import study as st
 
     row, column = st.choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget, "maximize",
                                        record.get("metric_declarations"))
-    return float(row[f"sel_{column}"]), float(row[column])
+    return float(row[f"{SELECTION_PREFIX}{column}"]), float(row[column])
 
 
 def replay(grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argparse.Namespace) -> tuple[float, int]:
@@ -71,8 +72,7 @@ def replay(grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argpars
                       "learning_rate": D.CategoricalDistribution(sorted({k[2] for k in grid if k[0] == m}))}
                   for m in methods}
     space = SearchSpace(methods=methods, per_method=per_method)
-    settings = st.StudySettings(study_name="replay", storage="", objectives=["gold_reward"],
-                                directions=["maximize"], prune_warmup=args.warmup, prune_value=args.prune_value)
+    settings = study_settings(args)
     pruner = build_pruner(_config("pruner", args.pruner, args.pruner_set), settings.prune_warmup, True)
     sampler = instantiate({**_config("sampler", args.sampler, args.sampler_set), "seed": seed})
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -132,7 +132,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
 
     grid = load_grid(args.grid_dirs)
-    scored = {k: chosen(r, r["checkpoints"], _settings()) for k, r in grid.items()}
+    scored = {k: chosen(r, r["checkpoints"], study_settings(args)) for k, r in grid.items()}
     best_key = max(scored, key=lambda k: scored[k][0])
     grid_best = scored[best_key][1]
     grid_steps = sum(int(r["train"]["steps"]) for r in grid.values())
@@ -165,10 +165,12 @@ def _config(group: str, name: str, overrides: list[str]) -> dict[str, Any]:
     return config
 
 
-def _settings() -> Any:
+def study_settings(args: argparse.Namespace) -> Any:
+    """The replayed study's settings: the gold reward, maximised, within the default KL budget."""
     from harness.sweep import study as st
 
-    return st.StudySettings(study_name="replay", storage="", objectives=["gold_reward"], directions=["maximize"])
+    return st.StudySettings(study_name="replay", storage="", objectives=["gold_reward"], directions=["maximize"],
+                            prune_warmup=args.warmup, prune_value=args.prune_value)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ The sweeper passes two environment variables to each job (through Hydra's ``hydr
 URL's password travels only in the process environment (:data:`harness.sweep.storage.ENV_STORAGE`). When they
 are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by this process,
 keeps a heartbeat (and, every few beats, settles other trials whose process died), and after every checkpoint
-reports the trial's objective so far (the leaderboard's rule over the checkpoints evaluated up to now, so the
-last report equals the value the sweeper tells Optuna). Like that value, it is measured on the selection prompts
+reports the value ``hydra.sweeper.prune_value`` names (:func:`pruning_value`; by default the trial's best objective
+so far at any KL). Like the value the sweeper tells Optuna, it is measured on the selection prompts
 (``eval.selection``), never on the reported (test) ones, unless selection is off. When the pruner says so it
 raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
 """
@@ -14,6 +14,7 @@ raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Mapping
@@ -47,9 +48,7 @@ def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings,
     :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the same
     with no KL budget (peak), the latest checkpoint's objective (last), or its exponential moving average with
     ``previous`` (ema); None when the objective is not measured."""
-    import dataclasses
-
-    kind = getattr(settings, "prune_value", "best")
+    kind = settings.prune_value
     if kind == "peak":
         settings = dataclasses.replace(settings, kl_budget=None)
     values, _ = st.objective_values(checkpoints if kind in ("best", "peak") else checkpoints[-1:], settings, declared)
@@ -144,10 +143,8 @@ class TrialReporter:
             inner = getattr(pruner, "pruner", pruner)
             compares = isinstance(inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner))
             within = " among its method's trials" if compares and getattr(pruner, "by_method", False) else ""
-            what = {"best": "objective so far", "last": "objective", "ema": "moving average of the objective",
-                    "peak": "objective so far at any KL"}
             raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} "
-                              f"({what[self.settings.prune_value]} {value:.4g})")
+                              f"({st.PRUNE_VALUES[self.settings.prune_value]} {value:.4g})")
 
     def close(self) -> None:
         """Stop the heartbeat."""

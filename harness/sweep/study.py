@@ -47,12 +47,14 @@ ATTR_SAME_AS = "harness.same_as"      # not trained: told the result of this com
 ATTR_PLANNED = "harness.planned_steps"  # the optimizer steps the trial's method announced (the pruner's warm-up)
 
 
-# What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``): ``best``, its value so far
-# by the leaderboard's rule (its best checkpoint within the KL budget: KL-aware, and it never falls); ``last``, the
-# latest checkpoint's objective; ``ema``, an exponential moving average of the checkpoints' objectives (PRUNE_EMA on
-# the latest), which smooths noisy evaluations; ``peak``, its best value so far at any KL (optimistic: a trial whose
-# KL rose above the budget may come back under it, as DPO at a high learning rate does, so it is not cut for that).
-PRUNE_VALUES = ("best", "last", "ema", "peak")
+# What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``), with the words a pruned
+# trial's reason uses for it: ``peak``, its best value so far at any KL (optimistic: a trial whose KL rose above the
+# budget may come back under it, as DPO at a high learning rate does, so it is not cut for that); ``best``, its value
+# so far by the leaderboard's rule (its best checkpoint within the KL budget; it never falls); ``last``, the latest
+# checkpoint's objective; ``ema``, an exponential moving average of the checkpoints' objectives (PRUNE_EMA on the
+# latest), which smooths noisy evaluations.
+PRUNE_VALUES = {"peak": "objective so far at any KL", "best": "objective so far", "last": "objective",
+                "ema": "moving average of the objective"}
 PRUNE_EMA = 0.5
 
 

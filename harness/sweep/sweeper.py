@@ -166,9 +166,8 @@ class OptunaSweep:
             raise ConfigError(f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
                               "steps before which it is never pruned, in [0, 1), e.g. 0.33.")
         if self.prune_value not in st.PRUNE_VALUES:
-            raise ConfigError(f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use best (the trial's value so "
-                              "far, KL-aware), peak (its value so far at any KL), last (the latest checkpoint's) or ema "
-                              "(a moving average).")
+            raise ConfigError(f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use one of "
+                              f"{', '.join(st.PRUNE_VALUES)} (see conf/hydra/sweeper/optuna.yaml).")
         if self.budget_steps is not None and self.budget_steps < 1:
             raise ConfigError(f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
                               "or null for no budget.")
