@@ -148,11 +148,12 @@ class EvalContext:
             self.refcache.store_tensor(name, cached)
         return cached
 
-    def _sample(self, model: torch.nn.Module, desc: str) -> Samples:
+    def _sample(self, model: torch.nn.Module, desc: str, keep_logprobs: bool = False) -> Samples:
         e = self.eval_cfg
         return sample(model, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
                       max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
-                      seed=e.seed, add_special_tokens=not self.chat, desc=f"{self.label}{desc}")
+                      seed=e.seed, add_special_tokens=not self.chat, desc=f"{self.label}{desc}",
+                      keep_logprobs=keep_logprobs)
 
     def token_logprobs(self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False) -> TokenLogprobs:
         """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
@@ -175,14 +176,19 @@ class EvalContext:
 
     @cached_property
     def policy_samples(self) -> Samples:
-        """Completions sampled from the policy on the held-out prompts (fixed seed)."""
+        """Completions sampled from the policy on the held-out prompts (fixed seed), with the sampler's own
+        log-probabilities (:attr:`policy_tokens`)."""
         if self.is_reference:
             return self.reference_samples
-        return self._sample(self.policy, f"sampling step {self.step}")
+        return self._sample(self.policy, f"sampling step {self.step}", keep_logprobs=True)
 
     @cached_property
     def policy_tokens(self) -> TokenLogprobs:
-        """Per-token log-probabilities and sampling entropies of the policy samples under the policy."""
+        """Per-token log-probabilities and sampling entropies of the policy samples under the policy: those kept
+        while sampling them (no second pass over the samples), else computed."""
+        kept = self.policy_samples.sampler_tokens
+        if kept is not None:
+            return kept
         return self.token_logprobs(self.policy, self.policy_samples, with_entropy=True)
 
     @cached_property

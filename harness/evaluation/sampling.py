@@ -3,7 +3,9 @@
 Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation.context`). Samples keep their
 token ids and masks so that log-probabilities under any other model (the reference, for KL) are computed on
 exactly the tokens that were sampled, with the position ids of generation time (:func:`token_logprobs`, in
-length-sorted batches: :mod:`harness.evaluation.scoring`). Given completions (held-out preference pairs) are laid
+length-sorted batches: :mod:`harness.evaluation.scoring`). The sampler's own log-probabilities (and entropies) can
+be kept while sampling (``sample(..., keep_logprobs=True)``, from the distributions the tokens were drawn from), so
+that the policy is not run over its samples a second time. Given completions (held-out preference pairs) are laid
 out the same way by :func:`encode_completions`.
 """
 
@@ -56,6 +58,8 @@ class Samples:
     prompts: list[str]
     completions: list[str]
     batches: list[SampleBatch] = field(default_factory=list)
+    # The sampler's log-probabilities and entropies of these completions, when kept (``sample(keep_logprobs=True)``).
+    sampler_tokens: TokenLogprobs | None = field(default=None, repr=False, compare=False)
     _rows: list[Row] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -138,14 +142,17 @@ def sample(
     seed: int = 0,
     add_special_tokens: bool = True,
     desc: str = "sampling",
+    keep_logprobs: bool = False,
 ) -> Samples:
     """Sample completions for ``prompts`` with plain ancestral sampling (no top-k, no top-p).
 
     Each batch is seeded with ``seed + batch index``, so the same model, prompts and settings give the same
     samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
     Generation stops at every end-of-sequence id the model declares (:func:`end_of_sequence_ids`); a completion
-    is finished, and masked after, at the first of them.
-    Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
+    is finished, and masked after, at the first of them. ``keep_logprobs``: also keep, in ``sampler_tokens``, each
+    completion token's log-probability under the distribution it was drawn from and that distribution's entropy
+    (:class:`StepLogprobs`; what :func:`token_logprobs` of ``model`` gives, up to float rounding, without a second
+    forward pass). Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
     """
     from transformers import GenerationConfig
 
@@ -161,13 +168,69 @@ def sample(
     starts = range(0, len(expanded), batch_size)
     with _without_model_generation_defaults(model):
         batches = [_sample_batch(model, tokenizer, expanded[start : start + batch_size], config, seed + index,
-                                 add_special_tokens, device, eos_ids)
+                                 add_special_tokens, device, eos_ids, StepLogprobs(temperature) if keep_logprobs else None)
                    for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2))]
-    for batch, completions in batches:
+    kept = []
+    for batch, completions, tokens in batches:
         out.batches.append(batch)
         out.completions.extend(completions)
+        kept.append(tokens)
+    if keep_logprobs:
+        out.sampler_tokens = _concat_tokens(kept)
     model.train(was_training)
     return out
+
+
+class StepLogprobs:
+    """A logits processor that keeps, at each generation step, the log-probability of the token sampled at the
+    step before and the entropy of the distribution it was drawn from (softmax of the logits at ``temperature``),
+    holding one step's log-softmax at a time; :meth:`finish` adds the last token's. It returns the scores unchanged.
+
+    ``generate`` runs a given processor after its own processors and before its sampling warpers, so it sees the raw
+    logits and applies the temperature itself; :func:`sample` asks for no other warper (no top-k, no top-p), and
+    hides the model's generation defaults that could add one, so softmax(logits / temperature) is the distribution
+    sampled from."""
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+        self._last: torch.Tensor | None = None  # log-softmax of the latest step [batch, vocab]
+        self.logprobs: list[torch.Tensor] = []
+        self.entropy: list[torch.Tensor] = []
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self._last is not None:
+            self.logprobs.append(self._last.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).cpu())
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # noqa: D102 (processor)
+        self._take(input_ids[:, -1])
+        logits = scores.float()
+        self._last = torch.log_softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=-1)
+        self.entropy.append(torch.special.entr(self._last.exp()).sum(dim=-1).cpu())
+        return scores
+
+    def finish(self, generated: torch.Tensor, completion_mask: torch.Tensor) -> TokenLogprobs:
+        """The kept values of ``generated`` ([batch, steps]) as :class:`TokenLogprobs` (0 after each completion)."""
+        if generated.shape[1] > len(self.logprobs):
+            self._take(generated[:, len(self.logprobs)])
+        self._last = None
+        width = generated.shape[1]
+        empty = torch.zeros(generated.shape[0], 0)
+        mask = completion_mask.float().cpu()
+        logprobs = torch.stack(self.logprobs[:width], dim=1) if width else empty
+        entropy = torch.stack(self.entropy[:width], dim=1) if width else empty
+        return TokenLogprobs(logprobs=logprobs * mask, mask=mask, entropy=entropy * mask)
+
+
+def _concat_tokens(parts: Sequence[TokenLogprobs]) -> TokenLogprobs:
+    """The batches' :class:`TokenLogprobs` as one, right-padded to the longest completion."""
+    width = max((p.logprobs.shape[1] for p in parts), default=0)
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]))
+
+    return TokenLogprobs(logprobs=torch.cat([pad(p.logprobs) for p in parts]) if parts else torch.zeros(0, 0),
+                         mask=torch.cat([pad(p.mask) for p in parts]) if parts else torch.zeros(0, 0),
+                         entropy=torch.cat([pad(p.entropy) for p in parts]) if parts else torch.zeros(0, 0))
 
 
 @contextlib.contextmanager
@@ -190,11 +253,15 @@ def _without_model_generation_defaults(model: torch.nn.Module) -> Iterator[None]
 
 
 def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, seed: int, add_special_tokens: bool,
-                  device: torch.device, eos_ids: Sequence[int]) -> tuple[SampleBatch, list[str]]:
-    """One seeded generation batch and its decoded completions."""
+                  device: torch.device, eos_ids: Sequence[int], kept: StepLogprobs | None = None,
+                  ) -> tuple[SampleBatch, list[str], TokenLogprobs | None]:
+    """One seeded generation batch, its decoded completions and (with ``kept``) the sampler's log-probabilities."""
+    from transformers import LogitsProcessorList
+
     enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
     torch.manual_seed(seed)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
-    sequences = model.generate(**enc, generation_config=config)
+    processors = LogitsProcessorList([kept] if kept is not None else [])
+    sequences = model.generate(**enc, generation_config=config, logits_processor=processors)
     width = enc["input_ids"].shape[1]
     generated = sequences[:, width:]
     completion_mask, finished = _completion_mask(generated, eos_ids)
@@ -202,7 +269,8 @@ def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, s
     attention = torch.cat([enc["attention_mask"], completion_mask], dim=1)
     completions = tokenizer.batch_decode(
         generated * completion_mask + tokenizer.pad_token_id * (1 - completion_mask), skip_special_tokens=True)
-    return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions
+    tokens = kept.finish(generated, completion_mask) if kept is not None else None
+    return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions, tokens
 
 
 def token_logprobs(

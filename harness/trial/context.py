@@ -23,12 +23,9 @@ from harness.config.trainer_config import hyperparameter_fields, trainer_classes
 from harness.plugin.settings import TRAINING_ARGUMENTS, TrackingRun, tracking_report_to
 from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
-from harness.trial.reference_pass import (
-    ReferencePass,
-    precomputes_reference,
-    shared_reference_pass,
-    temporary_dataset_files,
-)
+from harness.trial.prepared_data import prepares_data, shared_preparation
+from harness.trial.reference_pass import precomputes_reference, shared_reference_pass
+from harness.trial.trainer_cache import CacheUse, temporary_dataset_files
 
 
 @dataclass
@@ -50,6 +47,9 @@ class TrainContext:
         checkpointer: takes and evaluates checkpoints (driven by the callbacks or by :meth:`step`).
         log_history: the logged losses (``{"step", "loss", ...}``), written to the trial record.
         steps_done: optimizer steps taken so far.
+        prepared_data: for a trainer that prepares (tokenizes) its data with TRL's method, whether
+            :meth:`trl_trainer` prepared it or read it from the harness cache (:mod:`harness.trial.prepared_data`),
+            else None.
         reference_pass: for a trainer that precomputes the reference's log-probs, whether :meth:`trl_trainer`
             computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), else None.
     """
@@ -68,6 +68,7 @@ class TrainContext:
     checkpointer: Checkpointer
     log_history: list[dict[str, Any]] = field(default_factory=list)
     steps_done: int = 0
+    prepared_data: dict[str, Any] | None = None
     reference_pass: dict[str, Any] | None = None
 
     @property
@@ -130,11 +131,11 @@ class TrainContext:
         """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
         tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
-        ``MethodSpec.trainer``. A trainer that precomputes the reference's log-probs reads them from the harness
-        cache when an earlier trial computed them, and stores them there otherwise
-        (:mod:`harness.trial.reference_pass`). The files ``datasets`` writes while the trainer prepares its data
-        go to a temporary directory, deleted when the process ends, not beside the source data. Returns the
-        trainer, ready for :meth:`run_trainer`."""
+        ``MethodSpec.trainer``. A trainer reads its prepared (tokenized) data, and a trainer that precomputes the
+        reference's log-probs reads them, from the harness cache when an earlier trial computed them, and stores
+        them there otherwise (:mod:`harness.trial.prepared_data`, :mod:`harness.trial.reference_pass`). The files
+        ``datasets`` writes while the trainer prepares its data go to a temporary directory, deleted when the
+        process ends, not beside the source data. Returns the trainer, ready for :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
@@ -143,12 +144,14 @@ class TrainContext:
                   "callbacks": self.trainer_callbacks(), **arguments}
         if distributed.launched():  # the processes share TRL's own files (its reference pass writes one they all read)
             return cls(**kwargs)
+        prepared, reference = CacheUse(), CacheUse()
+        if prepares_data(cls):
+            cls = shared_preparation(cls, self.device.type, prepared)
+        if precomputes_reference(cls, kwargs["args"]):
+            cls = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, reference)
         with temporary_dataset_files():
-            if not precomputes_reference(cls, kwargs["args"]):
-                return cls(**kwargs)
-            outcome = ReferencePass()
-            trainer = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, outcome)(**kwargs)
-        self.reference_pass = outcome.summary()
+            trainer = cls(**kwargs)
+        self.prepared_data, self.reference_pass = prepared.summary(), reference.summary()
         return trainer
 
     def trainer_callbacks(self) -> list[Any]:

@@ -369,6 +369,8 @@ class TrialRun:
         train_s = time.perf_counter() - t - checkpointer.eval_seconds  # minus intermediate evaluations
         self.record["train"].update(steps=ctx.steps_done, final_loss=checkpointer.last_loss,
                                     log_history=ctx.log_history)
+        if ctx.prepared_data is not None:
+            self.record["train"]["prepared_data"] = ctx.prepared_data
         if ctx.reference_pass is not None:
             self.record["train"]["reference_logprobs"] = ctx.reference_pass
         if trained is None:
