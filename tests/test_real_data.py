@@ -142,6 +142,34 @@ def test_lengths_are_counted_with_the_chat_template_and_long_prompts_dropped(ult
 
 
 @pytest.mark.unit
+def test_the_length_count_is_read_from_the_cache_by_later_trials(ultrafeedback, tokenizer, tmp_path, monkeypatch):
+    from harness.trial import length_cache
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    train, _ = data_for_method(ultrafeedback, "pairwise")
+    limit = sorted(p for p, _ in _chat_lengths(tokenizer, train.to_list()))[len(train) // 2]
+    counted = count_lengths(train, tokenizer, limit)
+    assert counted[0].dropped_long_prompt > 0  # the stored answer includes dropped rows
+    assert length_cache.cached_count(train, tokenizer, limit) == counted  # counted, stored
+    entries = list((tmp_path / length_cache.CACHE_FOLDER).glob("*.json"))
+    assert len(entries) == 1
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr(length_cache, "count_lengths", no_counting)
+    assert length_cache.cached_count(train, tokenizer, limit) == counted  # read
+    kept, report = fit_to_length(train, tokenizer, limit, count=length_cache.cached_count)
+    assert report == counted[0] and len(kept) == len(counted[1])
+    with pytest.raises(AssertionError, match="counted again"):  # another limit: another key
+        length_cache.cached_count(train, tokenizer, limit + 1)
+    monkeypatch.setattr(length_cache, "count_lengths", count_lengths)
+    entries[0].write_text('{"report": {"rows": 1}')  # damaged: counted again and rewritten
+    assert length_cache.cached_count(train, tokenizer, limit) == counted
+    assert json.loads(entries[0].read_text())["report"]["rows"] == len(train)
+
+
+@pytest.mark.unit
 def test_standard_text_counts_the_eos_trl_appends(tokenizer):
     rows = Dataset.from_list([{"prompt": "How do I fix a roof?", "chosen": " Slowly.", "rejected": " No."}])
     prompt = len(tokenizer("How do I fix a roof?")["input_ids"])

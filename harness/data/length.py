@@ -10,8 +10,8 @@ completion as one conversation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import check_chat_template, is_conversational
@@ -132,14 +132,29 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
     return report, keep
 
 
+#: A counter of token lengths: ``count_lengths`` itself, or one that reads its answers from a cache.
+Counter = Callable[["Dataset", Any, "int | None"], tuple[LengthReport, list[int]]]
+
+
+def report_to_dict(report: LengthReport) -> dict[str, Any]:
+    """``report`` as plain JSON values (:func:`report_from_dict` reads it back)."""
+    return asdict(report)
+
+
+def report_from_dict(values: dict[str, Any]) -> LengthReport:
+    """The :class:`LengthReport` that :func:`report_to_dict` wrote."""
+    return LengthReport(**values)
+
+
 def fit_to_length(dataset: Dataset, tokenizer: Any, max_length: int | None, *, setting: str = "max_length",
-                  source: str = "training data") -> tuple[Dataset, LengthReport]:
+                  source: str = "training data", count: Counter = count_lengths) -> tuple[Dataset, LengthReport]:
     """``dataset`` without the rows whose prompt alone has ``max_length`` tokens or more, and a :class:`LengthReport`
-    (rows truncated, rows dropped). ``setting`` names the knob in messages (e.g. ``method.trl.max_length``).
+    (rows truncated, rows dropped). ``setting`` names the knob in messages (e.g. ``method.trl.max_length``);
+    ``count`` counts the tokens (:func:`count_lengths`, or a cached one with the same answers).
 
     :raises DataError: every row's prompt is too long (one line naming the longest prompt and the fix).
     """
-    report, keep = count_lengths(dataset, tokenizer, max_length)
+    report, keep = count(dataset, tokenizer, max_length)
     if report.rows and not keep:
         raise DataError(f"{source}: every one of the {report.rows} rows has a prompt of at least {setting}="
                         f"{max_length} tokens (the longest: {report.longest_prompt}), leaving no room for a "

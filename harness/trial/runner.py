@@ -43,6 +43,7 @@ from harness.records import RECORD_NAME, flatten, library_versions, write_record
 from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
+from harness.trial.length_cache import cached_count
 from harness.trial.lifecycle import call_hook, disk_full, failure, process_age
 from harness.trial.memory import MemoryMonitor
 from harness.trial.selection import SelectionEvaluation, plan_held_out
@@ -241,9 +242,11 @@ class TrialRun:
 
     def _fit_length(self, train_data: Any, tokenizer: Any) -> Any:
         """Count the rows the trainer would truncate and drop those whose prompt alone fills its max length (one
-        warning line); ``train_examples`` becomes the rows trained on. Raises DataError if none would be left."""
+        warning line; the count is cached, :mod:`harness.trial.length_cache`); ``train_examples`` becomes the rows
+        trained on. Raises DataError if none would be left."""
         limit = max_length(self.spec, self.cfg.method)
-        train_data, report = fit_to_length(train_data, tokenizer, limit, setting="method.trl.max_length")
+        train_data, report = fit_to_length(train_data, tokenizer, limit, setting="method.trl.max_length",
+                                           count=cached_count)
         self.record["data"].update(train_examples=len(train_data), max_length=limit, truncated=report.truncated,
                                    dropped_long_prompt=report.dropped_long_prompt, mean_tokens=report.mean_tokens)
         warning = report.warning(setting="method.trl.max_length")
