@@ -18,6 +18,24 @@ def compose(world_overrides: list[str], overrides: list[str]):
     return compose_job([*world_overrides, *FAST, *overrides], {})
 
 
+#: Evaluation for tests of training itself: the gold reward only, no selection prompts, every loss logged.
+TRAIN_ONLY_EVAL = ["eval.evaluators=[gold_reward]", "eval.selection.num_prompts=0", "train.logging_steps=1"]
+
+
+def dpo_trial(world_overrides: list[str], directory: Path, *overrides: str) -> dict:
+    """The record of a completed DPO trial on the tiny world (:data:`TRAIN_ONLY_EVAL`, then ``overrides``)."""
+    from harness.trial import run_trial
+
+    record = run_trial(compose(world_overrides, ["method=dpo", *TRAIN_ONLY_EVAL, *overrides]), directory)
+    assert record["status"] == "completed", record["error"]
+    return record
+
+
+def logged_losses(record: dict) -> list[float]:
+    """The training losses a trial record logged, in order."""
+    return [entry["loss"] for entry in record["train"]["log_history"] if "loss" in entry]
+
+
 def train_context(world_overrides: list[str], trial_dir: Path, overrides: list[str]) -> TrainContext:
     """A prepared TrainContext (data, models loaded; reference not evaluated) for ``overrides``."""
     cfg = compose(world_overrides, overrides)

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.trial import run_trial
 from harness.trial.prepared_data import CACHE_FOLDER, prepares_data
 from harness.trial.trainer_cache import read_entry, rows_digest, write_entry
-from tests.helpers import compose, train_context
-
-EVAL = ["eval.evaluators=[gold_reward]", "eval.selection.num_prompts=0", "train.logging_steps=1"]
+from tests.helpers import TRAIN_ONLY_EVAL, dpo_trial, logged_losses, train_context
 
 
 @pytest.fixture
@@ -27,16 +24,6 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 def uncached(monkeypatch):
     """A switch: ``uncached()`` makes every later trainer prepare its data itself, as TRL does."""
     return lambda: monkeypatch.setattr("harness.trial.context.prepares_data", lambda trainer_class: False)
-
-
-def trial(tiny_world, directory: Path, *overrides: str) -> dict:
-    record = run_trial(compose(tiny_world, ["method=dpo", *EVAL, *overrides]), directory)
-    assert record["status"] == "completed", record["error"]
-    return record
-
-
-def losses(record: dict) -> list[float]:
-    return [entry["loss"] for entry in record["train"]["log_history"] if "loss" in entry]
 
 
 # --- unit -----------------------------------------------------------------------------------------------------
@@ -96,7 +83,7 @@ def build(ctx, method: str):
 
 @pytest.mark.parametrize("method", ["dpo", "kto", "sft", "reward"])
 def test_each_trainer_reads_the_data_it_prepared(tiny_world, tmp_path, private_cache, uncached, method):
-    ctx = train_context(tiny_world, tmp_path / "t", [f"method={method}", *EVAL])
+    ctx = train_context(tiny_world, tmp_path / "t", [f"method={method}", *TRAIN_ONLY_EVAL])
     first = build(ctx, method)
     assert ctx.prepared_data["computed"] is True and ctx.prepared_data["cache"].startswith(str(private_cache))
     second = build(ctx, method)
@@ -110,7 +97,7 @@ def test_each_trainer_reads_the_data_it_prepared(tiny_world, tmp_path, private_c
 
 
 def test_a_change_that_matters_prepares_the_data_again(tiny_world, tmp_path, private_cache):
-    ctx = train_context(tiny_world, tmp_path / "t", ["method=dpo", *EVAL])
+    ctx = train_context(tiny_world, tmp_path / "t", ["method=dpo", *TRAIN_ONLY_EVAL])
     build(ctx, "dpo")
     assert ctx.prepared_data["computed"] is True
     ctx.tokenizer.eos_token = ctx.tokenizer.unk_token  # another EOS appended to every completion
@@ -126,23 +113,23 @@ def test_a_change_that_matters_prepares_the_data_again(tiny_world, tmp_path, pri
 @pytest.mark.slow
 def test_a_later_trial_reads_the_prepared_data_and_trains_bit_identically(tiny_world, tmp_path, private_cache,
                                                                          uncached):
-    first = trial(tiny_world, tmp_path / "a", "method.learning_rate=1e-3")
-    read = trial(tiny_world, tmp_path / "b", "method.learning_rate=2e-3")
+    first = dpo_trial(tiny_world, tmp_path / "a", "method.learning_rate=1e-3")
+    read = dpo_trial(tiny_world, tmp_path / "b", "method.learning_rate=2e-3")
     assert first["train"]["prepared_data"]["computed"] is True
     assert read["train"]["prepared_data"]["computed"] is False
     assert read["train"]["prepared_data"]["cache"] == first["train"]["prepared_data"]["cache"]
     assert read["train"]["reference_logprobs"]["computed"] is False
     uncached()  # TRL prepares the data itself (and the reference pass is keyed on its rows: computed again)
-    own = trial(tiny_world, tmp_path / "c", "method.learning_rate=2e-3")
+    own = dpo_trial(tiny_world, tmp_path / "c", "method.learning_rate=2e-3")
     assert "prepared_data" not in own["train"] and own["train"]["reference_logprobs"]["computed"] is True
-    assert losses(read) == losses(own) and len(losses(read)) >= 1
+    assert logged_losses(read) == logged_losses(own) and len(logged_losses(read)) >= 1
     assert read["checkpoints"][-1]["metrics"] == own["checkpoints"][-1]["metrics"]
 
 
 @pytest.mark.slow
 def test_a_setting_of_the_preparation_or_a_damaged_entry_prepares_it_again(tiny_world, tmp_path, private_cache):
-    first = trial(tiny_world, tmp_path / "a")
-    shorter = trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # drops rows whose prompt fills it
+    first = dpo_trial(tiny_world, tmp_path / "a")
+    shorter = dpo_trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # drops rows whose prompt fills it
     assert shorter["train"]["prepared_data"]["computed"] is True
     assert shorter["train"]["prepared_data"]["cache"] != first["train"]["prepared_data"]["cache"]
 
@@ -150,7 +137,7 @@ def test_a_setting_of_the_preparation_or_a_damaged_entry_prepares_it_again(tiny_
     data = bytearray(entry.read_bytes())
     data[-64] ^= 0xFF  # one flipped byte in the stored token ids
     entry.write_bytes(bytes(data))
-    again = trial(tiny_world, tmp_path / "c")
+    again = dpo_trial(tiny_world, tmp_path / "c")
     assert again["train"]["prepared_data"]["computed"] is True
     assert again["train"]["reference_logprobs"]["computed"] is False  # the same rows: the same pass
-    assert losses(again) == losses(first)
+    assert logged_losses(again) == logged_losses(first)

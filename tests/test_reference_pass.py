@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.trial import run_trial
 from harness.trial.reference_pass import CACHE_FOLDER
-from tests.helpers import compose, train_context
-
-EVAL = ["eval.evaluators=[gold_reward]", "eval.selection.num_prompts=0", "train.logging_steps=1"]
+from tests.helpers import TRAIN_ONLY_EVAL, dpo_trial, logged_losses, train_context
 
 
 @pytest.fixture
@@ -21,18 +18,8 @@ def private_cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache" / CACHE_FOLDER
 
 
-def trial(tiny_world, directory: Path, *overrides: str) -> dict:
-    record = run_trial(compose(tiny_world, ["method=dpo", *EVAL, *overrides]), directory)
-    assert record["status"] == "completed", record["error"]
-    return record
-
-
-def losses(record: dict) -> list[float]:
-    return [entry["loss"] for entry in record["train"]["log_history"] if "loss" in entry]
-
-
 def test_a_three_trial_sweep_computes_the_reference_pass_once(tiny_world, tmp_path, private_cache):
-    records = [trial(tiny_world, tmp_path / str(n), f"method.beta={beta}", f"seed={n}")
+    records = [dpo_trial(tiny_world, tmp_path / str(n), f"method.beta={beta}", f"seed={n}")
                for n, beta in enumerate([0.05, 0.1, 0.3])]
     passes = [r["train"]["reference_logprobs"] for r in records]
     assert [p["computed"] for p in passes] == [True, False, False]
@@ -42,18 +29,18 @@ def test_a_three_trial_sweep_computes_the_reference_pass_once(tiny_world, tmp_pa
 
 @pytest.mark.slow
 def test_a_cached_pass_trains_bit_identically(tiny_world, tmp_path, private_cache):
-    computed = trial(tiny_world, tmp_path / "a", "method.beta=0.3")
-    read = trial(tiny_world, tmp_path / "b", "method.beta=0.3")
+    computed = dpo_trial(tiny_world, tmp_path / "a", "method.beta=0.3")
+    read = dpo_trial(tiny_world, tmp_path / "b", "method.beta=0.3")
     assert computed["train"]["reference_logprobs"]["computed"] is True
     assert read["train"]["reference_logprobs"]["computed"] is False
-    assert losses(read) == losses(computed) and len(losses(read)) >= 1
+    assert logged_losses(read) == logged_losses(computed) and len(logged_losses(read)) >= 1
     assert read["checkpoints"][-1]["metrics"] == computed["checkpoints"][-1]["metrics"]
 
 
 @pytest.mark.slow
 def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, tmp_path, private_cache):
-    first = trial(tiny_world, tmp_path / "a")
-    shorter = trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # truncation changes the log-probs
+    first = dpo_trial(tiny_world, tmp_path / "a")
+    shorter = dpo_trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # truncation changes the log-probs
     assert shorter["train"]["reference_logprobs"]["computed"] is True
     assert shorter["train"]["reference_logprobs"]["cache"] != first["train"]["reference_logprobs"]["cache"]
 
@@ -61,14 +48,14 @@ def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, 
     data = bytearray(entry.read_bytes())
     data[-64] ^= 0xFF  # one flipped byte in the stored log-probs
     entry.write_bytes(bytes(data))
-    again = trial(tiny_world, tmp_path / "c")
+    again = dpo_trial(tiny_world, tmp_path / "c")
     assert again["train"]["reference_logprobs"]["computed"] is True
-    assert losses(again) == losses(first)
+    assert logged_losses(again) == logged_losses(first)
 
 
 @pytest.mark.parametrize("method", ["dpo", "simpo"])
 def test_building_a_trainer_leaves_no_files_beside_the_data(tiny_world, tmp_path, private_cache, method):
-    ctx = train_context(tiny_world, tmp_path / "t", [f"method={method}", *EVAL])
+    ctx = train_context(tiny_world, tmp_path / "t", [f"method={method}", *TRAIN_ONLY_EVAL])
     files = ctx.train_data.cache_files
     assert files, "the toy world's pairs are read from a file"
     beside = Path(files[0]["filename"]).parent

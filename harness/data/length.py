@@ -11,7 +11,7 @@ completion as one conversation).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import check_chat_template, is_conversational
@@ -134,16 +134,6 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
 
 #: A counter of token lengths: ``count_lengths`` itself, or one that reads its answers from a cache.
 Counter = Callable[["Dataset", Any, "int | None"], tuple[LengthReport, list[int]]]
-
-
-def report_to_dict(report: LengthReport) -> dict[str, Any]:
-    """``report`` as plain JSON values (:func:`report_from_dict` reads it back)."""
-    return asdict(report)
-
-
-def report_from_dict(values: dict[str, Any]) -> LengthReport:
-    """The :class:`LengthReport` that :func:`report_to_dict` wrote."""
-    return LengthReport(**values)
 
 
 def fit_to_length(dataset: Dataset, tokenizer: Any, max_length: int | None, *, setting: str = "max_length",

@@ -13,12 +13,13 @@ these rows, is counted again and rewritten.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from harness.cache import cache_dir, file_lock
-from harness.data.length import LengthReport, count_lengths, report_from_dict, report_to_dict
+from harness.data.length import LengthReport, count_lengths
 from harness.records import atomic_write_text
 from harness.trial.trainer_cache import cache_path, rows_digest, tokenizer_identity
 
@@ -30,7 +31,7 @@ def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
     """The count stored at ``path`` for a dataset of ``rows`` rows, or None when it is missing or not usable."""
     try:
         stored = json.loads(path.read_text())
-        report = report_from_dict(stored["report"])
+        report = LengthReport(**stored["report"])
         dropped = {int(i) for i in stored["dropped"]}
         if report.rows != rows or len(dropped) != report.dropped_long_prompt or not dropped <= set(range(rows)):
             return None
@@ -55,5 +56,5 @@ def cached_count(dataset: Any, tokenizer: Any, max_length: int | None) -> tuple[
         report, keep = count_lengths(dataset, tokenizer, max_length)
         kept = set(keep)
         dropped = [i for i in range(len(dataset)) if i not in kept]
-        atomic_write_text(path, json.dumps({"report": report_to_dict(report), "dropped": dropped}) + "\n")
+        atomic_write_text(path, json.dumps({"report": dataclasses.asdict(report), "dropped": dropped}) + "\n")
         return report, keep
