@@ -28,7 +28,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="dpo")
-    parser.add_argument("--toyworld-cache", default=None, help="toy-world cache dir (default: the user cache)")
+    parser.add_argument(
+        "--toyworld-cache", default=None, help="toy-world cache dir (default: the user cache)"
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
@@ -47,19 +49,25 @@ def main() -> None:
     steps = first["train"]["steps"]
     eval_each = [c["eval_seconds"] for c in checkpoints]
     interval_s = train_s / max(len(checkpoints), 1)
-    print(f"method {first['method']}: {steps} steps, {len(checkpoints)} evaluated checkpoints, "
-          f"{first['eval_prompts']} held-out prompts")
+    print(
+        f"method {first['method']}: {steps} steps, {len(checkpoints)} evaluated checkpoints, "
+        f"{first['eval_prompts']} held-out prompts"
+    )
     print(f"train seconds (evaluation excluded)       {train_s:8.2f}")
     print(f"train seconds between two checkpoints     {interval_s:8.2f}")
-    print(f"eval seconds per checkpoint (mean)        {statistics.mean(eval_each):8.2f}   "
-          f"(each: {', '.join(f'{s:.2f}' for s in eval_each)})")
+    print(
+        f"eval seconds per checkpoint (mean)        {statistics.mean(eval_each):8.2f}   "
+        f"(each: {', '.join(f'{s:.2f}' for s in eval_each)})"
+    )
     print(f"eval / train between checkpoints          {statistics.mean(eval_each) / interval_s:8.1%}")
     selection = [(c.get("selection") or {}).get("eval_seconds") for c in checkpoints]
     if selection and all(s is not None for s in selection):
         chosen_by = ", ".join(first["selection"].get("evaluators") or []) or "every evaluator"
-        print(f"  of which on the {first['selection']['num_prompts']:>3} selection prompts    "
-              f"{statistics.mean(selection):8.2f}   ({chosen_by}: choosing the checkpoint; the rest is the reported "
-              "evaluation)")
+        print(
+            f"  of which on the {first['selection']['num_prompts']:>3} selection prompts    "
+            f"{statistics.mean(selection):8.2f}   ({chosen_by}: choosing the checkpoint; the rest is the reported "
+            "evaluation)"
+        )
     print("eval seconds per checkpoint, by evaluator (mean; sampling is charged to the first that samples):")
     names = list(checkpoints[0]["eval_breakdown_s"])
     for name in names:
@@ -67,9 +75,14 @@ def main() -> None:
     for label, record in (("first trial", first), ("second trial", second)):
         ref = record["reference"]
         selection = ref.get("selection") or {}
-        of_which = (f"   (selection prompts {selection['eval_seconds']:.3f} s, cached={selection.get('cached')})"
-                    if selection else "")
-        print(f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} s   cached={ref.get('cached')}{of_which}")
+        of_which = (
+            f"   (selection prompts {selection['eval_seconds']:.3f} s, cached={selection.get('cached')})"
+            if selection
+            else ""
+        )
+        print(
+            f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} s   cached={ref.get('cached')}{of_which}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,22 +34,46 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ("dpo", "ipo", "kto", "orpo", "simpo", "cpo", "ppo", "grpo", "rloo", "reward", "sft")
 ONLINE = ("ppo", "grpo", "rloo")
 # ~0.5B parameters with a small vocabulary (Qwen2-0.5B's shape is 896 x 24 with a 151k vocabulary).
-BIG = {"hidden_size": 1024, "intermediate_size": 4352, "num_hidden_layers": 28, "num_attention_heads": 16,
-       "num_key_value_heads": 4}
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 1}
-TOY_SPEC = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2, "pretrain_steps": 80,
-            "num_train_pairs": 128, "num_eval_pairs": 16, "num_eval_prompts": 16}
+BIG = {
+    "hidden_size": 1024,
+    "intermediate_size": 4352,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+}
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+}
+TOY_SPEC = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_layers": 2,
+    "num_heads": 2,
+    "pretrain_steps": 80,
+    "num_train_pairs": 128,
+    "num_eval_pairs": 16,
+    "num_eval_prompts": 16,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default=None, help="comma-separated methods (default: every built-in one)")
+    parser.add_argument(
+        "--methods", default=None, help="comma-separated methods (default: every built-in one)"
+    )
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps per method (default 6)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs go (default: a temp dir)")
-    parser.add_argument("--override", action="append", default=[], help="a Hydra override for every model run")
-    parser.add_argument("--tiny", action="store_true", help="CPU smoke run: a tiny model, fp32, no GPU needed")
+    parser.add_argument(
+        "--override", action="append", default=[], help="a Hydra override for every model run"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="CPU smoke run: a tiny model, fp32, no GPU needed"
+    )
     parser.add_argument("--no-toy", dest="toy", action="store_false", help="skip the toy-world multirun")
     parser.add_argument("--timeout", type=int, default=240, help="seconds per process (default 240)")
     return parser.parse_args(argv)
@@ -80,40 +104,67 @@ def build_model(root: Path, shape: dict, device: str) -> tuple[Path, Path, Path,
     set_library_verbosity(False)
     world = build_real_world(root / "fixture")
     tokenizer = AutoTokenizer.from_pretrained(world.qwen2)
-    ids = {"bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"), "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id}
-    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True,
-                         **shape, **ids)
+    ids = {
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True, **shape, **ids
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(config)
     params = sum(p.numel() for p in model.parameters())
-    directory = _save_model(model.to(torch.bfloat16 if device == "cuda" else torch.float32), tokenizer,
-                            root / "model")
+    directory = _save_model(
+        model.to(torch.bfloat16 if device == "cuda" else torch.float32), tokenizer, root / "model"
+    )
     del model
     return directory, world.ultrafeedback, world.reward_model, params
 
 
 def method_overrides(method: str, reward_model: Path, steps: int) -> list[str]:
     """Small, fast settings for ``method`` on the fixture's data (batch 8, short completions)."""
-    common = [f"method={method}", f"method.max_steps={steps}", "method.batch_size=8", "method.grad_accum=1",
-              "method.learning_rate=2e-5", "method.warmup=0"]
+    common = [
+        f"method={method}",
+        f"method.max_steps={steps}",
+        "method.batch_size=8",
+        "method.grad_accum=1",
+        "method.learning_rate=2e-5",
+        "method.warmup=0",
+    ]
     if method == "ppo":
-        return [*common, f"method.reward={reward_model}", "method.response_length=32", "method.mini_batch_size=8"]
+        return [
+            *common,
+            f"method.reward={reward_model}",
+            "method.response_length=32",
+            "method.mini_batch_size=8",
+        ]
     if method in ("grpo", "rloo"):
-        return [*common, f"method.reward={reward_model}", "method.trl.max_completion_length=32",
-                "method.trl.num_generations=4"]
+        return [
+            *common,
+            f"method.reward={reward_model}",
+            "method.trl.max_completion_length=32",
+            "method.trl.num_generations=4",
+        ]
     return common
 
 
 def _env(work: Path) -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HARNESS_CACHE_DIR": str(work / "cache")}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HARNESS_CACHE_DIR": str(work / "cache"),
+    }
 
 
 def run(command: list[str], cwd: Path, timeout: int) -> tuple[int, str]:
     """Run ``command``; returns its exit status and the end of its stderr."""
     try:
-        result = subprocess.run(command, cwd=cwd, env=_env(cwd), capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command, cwd=cwd, env=_env(cwd), capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return 124, f"timed out after {timeout} s"
     return result.returncode, result.stderr[-2000:]
@@ -125,17 +176,29 @@ def summary(record: dict, prompt_tokens: float) -> dict:
     history = [e for e in train.get("log_history") or [] if "loss" in e]
     losses = [float(e["loss"]) for e in history]
     train_s = (record.get("timings") or {}).get("train_s") or 0.0
-    tokens = max((float(e["num_tokens"]) for e in train.get("log_history") or [] if "num_tokens" in e), default=0.0)
+    tokens = max(
+        (float(e["num_tokens"]) for e in train.get("log_history") or [] if "num_tokens" in e), default=0.0
+    )
     estimated = False
     if not tokens and record.get("method") == "ppo":  # rollouts: batch x (prompt + response) per step
         hp = record.get("hyperparameters") or {}
-        tokens = (train.get("steps") or 0) * hp.get("batch_size", 0) * (prompt_tokens + hp.get("response_length", 0))
+        tokens = (
+            (train.get("steps") or 0)
+            * hp.get("batch_size", 0)
+            * (prompt_tokens + hp.get("response_length", 0))
+        )
         estimated = True
-    return {"method": record.get("method"), "status": record.get("status"), "steps": train.get("steps"),
-            "train_s": train_s, "tokens_s": (tokens / train_s if tokens and train_s else None), "estimated": estimated,
-            "cuda_mb": (record.get("peak_memory") or {}).get("cuda_peak_mb"),
-            "loss": (losses[0], losses[-1]) if losses else None,
-            "error": (record.get("error") or {}).get("message")}
+    return {
+        "method": record.get("method"),
+        "status": record.get("status"),
+        "steps": train.get("steps"),
+        "train_s": train_s,
+        "tokens_s": (tokens / train_s if tokens and train_s else None),
+        "estimated": estimated,
+        "cuda_mb": (record.get("peak_memory") or {}).get("cuda_peak_mb"),
+        "loss": (losses[0], losses[-1]) if losses else None,
+        "error": (record.get("error") or {}).get("message"),
+    }
 
 
 def mean_prompt_tokens(data: Path, model: Path) -> float:
@@ -145,8 +208,10 @@ def mean_prompt_tokens(data: Path, model: Path) -> float:
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     rows = load_from_disk(str(data))["train_prefs"]
-    lengths = [len(tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True))
-               for p in rows["prompt"]]
+    lengths = [
+        len(tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True))
+        for p in rows["prompt"]
+    ]
     return sum(lengths) / max(len(lengths), 1)
 
 
@@ -154,18 +219,36 @@ def run_model_methods(args: argparse.Namespace, methods: list[str], work: Path, 
     """Each method in its own process on the built model; one row per method."""
     model, data, reward_model, params = build_model(work, TINY if args.tiny else BIG, device)
     print(f"model: random Qwen2, {params:,} parameters ({model})", flush=True)
-    print(f"  {'world':<5} {'method':<7} {'status':<10} {'train':>9} {'throughput':>18} {'peak CUDA':>12}  training loss",
-          flush=True)
+    print(
+        f"  {'world':<5} {'method':<7} {'status':<10} {'train':>9} {'throughput':>18} {'peak CUDA':>12}  training loss",
+        flush=True,
+    )
     prompt_tokens = mean_prompt_tokens(data, model)
     precision = ["train.device=cpu", "train.precision=fp32"] if args.tiny else ["train.precision=bf16"]
     rows = []
     for method in methods:
         out = work / "runs" / method
-        command = [sys.executable, "-m", "harness", "model=hf", f"model.name_or_path={model}", "data=files",
-                   f"data.path={data}", "data.split=train_prefs", "data.eval_split=test_prefs",
-                   *method_overrides(method, reward_model, args.steps), *precision, "train.logging_steps=1",
-                   "train.num_checkpoints=1", "train.save_checkpoints=false", "eval.evaluators=[kl]",
-                   "eval.num_prompts=8", "eval.max_new_tokens=32", *args.override, f"hydra.run.dir={out}"]
+        command = [
+            sys.executable,
+            "-m",
+            "harness",
+            "model=hf",
+            f"model.name_or_path={model}",
+            "data=files",
+            f"data.path={data}",
+            "data.split=train_prefs",
+            "data.eval_split=test_prefs",
+            *method_overrides(method, reward_model, args.steps),
+            *precision,
+            "train.logging_steps=1",
+            "train.num_checkpoints=1",
+            "train.save_checkpoints=false",
+            "eval.evaluators=[kl]",
+            "eval.num_prompts=8",
+            "eval.max_new_tokens=32",
+            *args.override,
+            f"hydra.run.dir={out}",
+        ]
         start = time.perf_counter()
         code, stderr = run(command, work, args.timeout)
         record_path = out / "trial.json"
@@ -185,12 +268,28 @@ def start_toy_world(args: argparse.Namespace, methods: list[str], work: Path) ->
     models are tiny; it runs beside the model runs, and each trial's CUDA peak is its own)."""
     precision = ["train.device=cpu", "train.precision=fp32"] if args.tiny else ["train.precision=bf16"]
     spec = [f"toyworld.spec.{k}={v}" for k, v in TOY_SPEC.items()]
-    command = [sys.executable, "-m", "harness", "-m", f"method={','.join(methods)}", *spec,
-               f"toyworld.cache_dir={work / 'toyworld'}", f"method.max_steps={args.steps}", *precision,
-               "train.logging_steps=1", "train.num_checkpoints=1", "train.save_checkpoints=false",
-               "eval.num_prompts=8", "sweep_name=toy", f"hydra.sweep.dir={work / 'toy'}", "leaderboard.print=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "-m",
+        f"method={','.join(methods)}",
+        *spec,
+        f"toyworld.cache_dir={work / 'toyworld'}",
+        f"method.max_steps={args.steps}",
+        *precision,
+        "train.logging_steps=1",
+        "train.num_checkpoints=1",
+        "train.save_checkpoints=false",
+        "eval.num_prompts=8",
+        "sweep_name=toy",
+        f"hydra.sweep.dir={work / 'toy'}",
+        "leaderboard.print=false",
+    ]
     log = (work / "toy.log").open("w")
-    return subprocess.Popen(command, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def finish_toy_world(process: subprocess.Popen, work: Path, timeout: int) -> list[dict]:
@@ -216,9 +315,12 @@ def print_row(row: dict) -> None:
         fell += " (online)"
     loss_text = f"{loss[0]:.4g} -> {loss[1]:.4g}" if loss else "-"
     memory = f"{row['cuda_mb']:,.0f}" if row.get("cuda_mb") is not None else "-"
-    print(f"  {row['world']:<5} {row['method']:<7} {str(row['status']):<10} {row.get('train_s') or 0:>7.1f} s "
-          f"{tokens:>12} tok/s {memory:>9} MB  loss {loss_text:<20} fell {fell}"
-          + (f"  error: {row['error']}" if row.get("error") else ""), flush=True)
+    print(
+        f"  {row['world']:<5} {row['method']:<7} {str(row['status']):<10} {row.get('train_s') or 0:>7.1f} s "
+        f"{tokens:>12} tok/s {memory:>9} MB  loss {loss_text:<20} fell {fell}"
+        + (f"  error: {row['error']}" if row.get("error") else ""),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,15 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not args.tiny and not torch.cuda.is_available():
-        print("gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False): nothing to check here. Run it "
-              "on a GPU machine, or with --tiny for a CPU smoke run of the same steps.")
+        print(
+            "gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False): nothing to check here. Run it "
+            "on a GPU machine, or with --tiny for a CPU smoke run of the same steps."
+        )
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="harness-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     methods = registered_methods(args.methods)
     device = "cpu" if args.tiny else "cuda"
     if not args.tiny:
-        print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; work directory {work}", flush=True)
+        print(
+            f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; work directory {work}",
+            flush=True,
+        )
     start = time.perf_counter()
     toy = start_toy_world(args, methods, work) if args.toy else None
     rows = run_model_methods(args, methods, work, device)
@@ -245,8 +352,10 @@ def main(argv: list[str] | None = None) -> int:
             print_row(row)
         rows += toy_rows
     failed = [f"{r['world']}/{r['method']}" for r in rows if r.get("status") != "completed"]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} trials completed in {time.perf_counter() - start:.0f} s"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\n{len(rows) - len(failed)} of {len(rows)} trials completed in {time.perf_counter() - start:.0f} s"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -34,8 +34,13 @@ def timed(args: list[str], cwd: Path, cache: Path, toyworld: str, log: Path) -> 
     """Seconds ``python -m harness args`` took in ``cwd`` with ``HARNESS_CACHE_DIR=cache``; exits on failure."""
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", *args, f"toyworld.cache_dir={toyworld}",
-                           "leaderboard.print=false"], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", *args, f"toyworld.cache_dir={toyworld}", "leaderboard.print=false"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -51,11 +56,20 @@ def main_job(workdir: Path, reps: int, toyworld: str) -> None:
         shutil.rmtree(cache, ignore_errors=True)
         for label, runs in (("cold", cold), ("warm", warm)):
             name = f"main-{rep}-{label}"
-            runs.append(timed(["-m", "method=dpo,simpo,orpo", f"sweep_name={name}"], workdir, cache, toyworld,
-                              workdir / f"{name}.log"))
+            runs.append(
+                timed(
+                    ["-m", "method=dpo,simpo,orpo", f"sweep_name={name}"],
+                    workdir,
+                    cache,
+                    toyworld,
+                    workdir / f"{name}.log",
+                )
+            )
             print(f"  main job {label}: {runs[-1]:6.1f} s", flush=True)
-    print(f"main job (3 trials, 375 steps each): cold {statistics.median(cold):.1f} s, warm "
-          f"{statistics.median(warm):.1f} s (medians of {reps})")
+    print(
+        f"main job (3 trials, 375 steps each): cold {statistics.median(cold):.1f} s, warm "
+        f"{statistics.median(warm):.1f} s (medians of {reps})"
+    )
 
 
 def parallel(workdir: Path, reps: int, toyworld: str) -> None:
@@ -65,21 +79,36 @@ def parallel(workdir: Path, reps: int, toyworld: str) -> None:
     timed([*common, "sweep_name=warmup"], workdir, cache, toyworld, workdir / "warmup.log")
     sequential, side_by_side = [], []
     for rep in range(reps):
-        sequential.append(timed([*common, f"sweep_name=seq-{rep}"], workdir, cache, toyworld, workdir / f"seq-{rep}.log"))
-        side_by_side.append(timed([*common, f"sweep_name=par-{rep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-                                  workdir, cache, toyworld, workdir / f"par-{rep}.log"))
-        print(f"  two trials: one after another {sequential[-1]:6.1f} s, side by side {side_by_side[-1]:6.1f} s",
-              flush=True)
+        sequential.append(
+            timed([*common, f"sweep_name=seq-{rep}"], workdir, cache, toyworld, workdir / f"seq-{rep}.log")
+        )
+        side_by_side.append(
+            timed(
+                [*common, f"sweep_name=par-{rep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                workdir,
+                cache,
+                toyworld,
+                workdir / f"par-{rep}.log",
+            )
+        )
+        print(
+            f"  two trials: one after another {sequential[-1]:6.1f} s, side by side {side_by_side[-1]:6.1f} s",
+            flush=True,
+        )
     ratio = statistics.median(sequential) / statistics.median(side_by_side)
-    print(f"two DPO trials side by side: throughput {ratio:.2f}x one after another "
-          f"({statistics.median(side_by_side):.1f} s against {statistics.median(sequential):.1f} s, medians of {reps})")
+    print(
+        f"two DPO trials side by side: throughput {ratio:.2f}x one after another "
+        f"({statistics.median(side_by_side):.1f} s against {statistics.median(sequential):.1f} s, medians of {reps})"
+    )
 
 
 def main() -> None:
     """Parse the command line and run the chosen measurements."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory (kept)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="default: a new temporary directory (kept)"
+    )
     parser.add_argument("--only", choices=["main", "parallel"], default=None)
     args = parser.parse_args()
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="main-job-"))).resolve()

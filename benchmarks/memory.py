@@ -39,8 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def world_overrides(args: argparse.Namespace) -> list[str]:
     """Overrides selecting the wide toy world."""
     heads = max(1, args.hidden // 64)
-    spec = {"hidden_size": args.hidden, "intermediate_size": 4 * args.hidden, "num_layers": args.layers,
-            "num_heads": heads, "pretrain_steps": 1}
+    spec = {
+        "hidden_size": args.hidden,
+        "intermediate_size": 4 * args.hidden,
+        "num_layers": args.layers,
+        "num_heads": heads,
+        "pretrain_steps": 1,
+    }
     return [f"toyworld.spec.{k}={v}" for k, v in spec.items()]
 
 
@@ -48,9 +53,19 @@ def run_method(method: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Train ``method`` a few steps in a fresh process; returns its trial record."""
     out = workdir / method
     # The method's own batch settings, but the same small number of steps and a minimal evaluation.
-    command = [sys.executable, "-m", "harness", f"method={method}", *world_overrides(args),
-               f"method.max_steps={args.steps}", "train.num_checkpoints=1", "train.save_checkpoints=false",
-               "eval.evaluators=[kl]", "eval.num_prompts=8", f"hydra.run.dir={out}"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        f"method={method}",
+        *world_overrides(args),
+        f"method.max_steps={args.steps}",
+        "train.num_checkpoints=1",
+        "train.save_checkpoints=false",
+        "eval.evaluators=[kl]",
+        "eval.num_prompts=8",
+        f"hydra.run.dir={out}",
+    ]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     record_path = out / "trial.json"
     if result.returncode != 0 or not record_path.is_file():
@@ -72,15 +87,29 @@ def main(argv: list[str] | None = None) -> None:
     for method in args.methods.split(","):
         record = run_method(method, args, workdir)
         memory = record["peak_memory"] or {}
-        rows.append((method, record["models_in_memory"], record["train"].get("parameters"),
-                     memory.get("rss_peak_mb"), memory.get("cuda_peak_mb"), record["status"]))
+        rows.append(
+            (
+                method,
+                record["models_in_memory"],
+                record["train"].get("parameters"),
+                memory.get("rss_peak_mb"),
+                memory.get("cuda_peak_mb"),
+                record["status"],
+            )
+        )
         print(f"  {method}: {memory.get('rss_peak_mb')} MB peak RSS", flush=True)
     lightest = min(r[3] for r in rows if r[3] is not None)
-    print(f"\n{'method':<8} {'models':>6} {'params/model':>13} {'peak RSS MB':>12} {'over lightest':>14} {'CUDA MB':>8}")
+    print(
+        f"\n{'method':<8} {'models':>6} {'params/model':>13} {'peak RSS MB':>12} {'over lightest':>14} {'CUDA MB':>8}"
+    )
     for method, models, params, rss, cuda, status in rows:
-        print(f"{method:<8} {models:>6} {params or 0:>13,} {rss or 0:>12.1f} {(rss or 0) - lightest:>14.1f} "
-              f"{cuda if cuda is not None else '-':>8}  {status}")
-    print(f"\none model's fp32 weights: {rows[0][2] * 4 / 2**20:.1f} MB (Adam adds two more copies for a trained one)")
+        print(
+            f"{method:<8} {models:>6} {params or 0:>13,} {rss or 0:>12.1f} {(rss or 0) - lightest:>14.1f} "
+            f"{cuda if cuda is not None else '-':>8}  {status}"
+        )
+    print(
+        f"\none model's fp32 weights: {rows[0][2] * 4 / 2**20:.1f} MB (Adam adds two more copies for a trained one)"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,13 @@ def main() -> None:
     reference = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32)
     rows = load_dataset("json", data_files=job["rows"], split="train")
     started = time.time() - psutil.Process().create_time()
-    trainer = DPOTrainer(model=model, ref_model=reference, args=DPOConfig(**job["config"]), train_dataset=rows,
-                         processing_class=tokenizer)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=DPOConfig(**job["config"]),
+        train_dataset=rows,
+        processing_class=tokenizer,
+    )
     trainer.train()
     with open(sys.argv[2], "w") as out:
         json.dump({"log_history": trainer.state.log_history, "process_s_at_training_start": started}, out)

@@ -56,15 +56,29 @@ SPACE: dict[str, dict[str, list[float]]] = {
     "simpo": {"beta": [1.0, 2.0, 4.0], "learning_rate": [3e-5, 1e-4, 3e-4]},
 }
 # Both searches: cheap evaluation, and enough evaluated checkpoints for the pruner to act between them.
-COMMON_OVERRIDES = ["eval.evaluators=[gold_reward,kl]", "eval.checkpoints=all", "train.num_checkpoints=6",
-                    "train.save_checkpoints=false", "leaderboard.print=false"]
+COMMON_OVERRIDES = [
+    "eval.evaluators=[gold_reward,kl]",
+    "eval.checkpoints=all",
+    "train.num_checkpoints=6",
+    "train.save_checkpoints=false",
+    "leaderboard.print=false",
+]
 AIM_GAP = 0.02  # the pruned search's best objective within this fraction of the grid's (median over seeds)
 AIM_WORST_GAP = 0.05  # and within this fraction for the worst seed
 AIM_STEPS = 0.50  # with at most this fraction of the grid's training steps (median over seeds)
 # The tests' tiny toy world (tests/conftest.py, TINY_SPEC): builds in seconds; --tiny also caps the steps.
-TINY_SPEC: dict[str, int] = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2,
-                             "pretrain_steps": 80, "pretrain_batch_size": 32, "num_train_pairs": 64,
-                             "num_eval_pairs": 16, "num_eval_prompts": 16, "stats_samples_per_prompt": 1}
+TINY_SPEC: dict[str, int] = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_layers": 1,
+    "num_heads": 2,
+    "pretrain_steps": 80,
+    "pretrain_batch_size": 32,
+    "num_train_pairs": 64,
+    "num_eval_pairs": 16,
+    "num_eval_prompts": 16,
+    "stats_samples_per_prompt": 1,
+}
 TINY_MAX_STEPS = 12
 TOY_STEPS = 375  # a trial's optimizer steps on the default toy world (2,000 pairs, batch 16, 3 epochs)
 # Lines of the CLI's output echoed while a sweep runs (everything goes to <workdir>/logs/).
@@ -101,21 +115,40 @@ class Summary:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the sweeps run (multirun/, leaderboards/, logs/); default: a new temp dir")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the sweeps run (multirun/, leaderboards/, logs/); default: a new temp dir",
+    )
     parser.add_argument("--name", default="pruning", help="sweep name prefix (default: pruning)")
     parser.add_argument("--trials", type=int, default=18, help="Optuna trials at most (default: 18)")
-    parser.add_argument("--budget-share", type=float, default=0.5,
-                        help="Optuna's step budget as a share of the grid's planned steps (default 0.5; 0: none)")
-    parser.add_argument("--pruner", default="successive_halving",
-                        choices=["median", "successive_halving", "hyperband", "none"])
-    parser.add_argument("--startup", type=int, default=10, help="TPE's random trials before its model (default 10)")
-    parser.add_argument("--seeds", default="0,1,2,3,4", help="Optuna sampler seeds, one study each (default 0-4)")
-    parser.add_argument("--world-seed", type=int, default=0, help="toy world seed (default: 0, the standard world)")
+    parser.add_argument(
+        "--budget-share",
+        type=float,
+        default=0.5,
+        help="Optuna's step budget as a share of the grid's planned steps (default 0.5; 0: none)",
+    )
+    parser.add_argument(
+        "--pruner",
+        default="successive_halving",
+        choices=["median", "successive_halving", "hyperband", "none"],
+    )
+    parser.add_argument(
+        "--startup", type=int, default=10, help="TPE's random trials before its model (default 10)"
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2,3,4", help="Optuna sampler seeds, one study each (default 0-4)"
+    )
+    parser.add_argument(
+        "--world-seed", type=int, default=0, help="toy world seed (default: 0, the standard world)"
+    )
     parser.add_argument("--prompts", type=int, default=None, help="eval.num_prompts (default: the config's)")
     parser.add_argument("--only", choices=["grid", "optuna"], default=None, help="run one search only")
     parser.add_argument("--reuse", action="store_true", help="skip a search whose records already exist")
-    parser.add_argument("--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial")
+    parser.add_argument(
+        "--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial"
+    )
     parser.add_argument("--verbose", action="store_true", help="echo all of the CLI's output")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both searches")
     return parser.parse_args(argv)
@@ -134,8 +167,11 @@ def prepare_world(args: argparse.Namespace, workdir: Path, env: dict[str, str]) 
     env.setdefault("HARNESS_CACHE_DIR", str(workdir / "cache"))
     cache = Path(env["HARNESS_CACHE_DIR"]) / "toyworld"
     build_toy_world(ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache), progress=False)
-    return [f"toyworld.cache_dir={cache}", *(f"toyworld.spec.{k}={v}" for k, v in TINY_SPEC.items()),
-            f"method.max_steps={TINY_MAX_STEPS}"]
+    return [
+        f"toyworld.cache_dir={cache}",
+        *(f"toyworld.spec.{k}={v}" for k, v in TINY_SPEC.items()),
+        f"method.max_steps={TINY_MAX_STEPS}",
+    ]
 
 
 def common_overrides(args: argparse.Namespace, world: list[str]) -> list[str]:
@@ -158,8 +194,13 @@ def grid_search(args: argparse.Namespace, common: list[str]) -> Search:
     sweeps = []
     for method, dims in SPACE.items():
         name = f"{_prefix(args)}-grid-{method}"
-        argv = ["-m", f"method={method}", *(f"method.{k}={_values(v)}" for k, v in dims.items()),
-                f"sweep_name={name}", *common]
+        argv = [
+            "-m",
+            f"method={method}",
+            *(f"method.{k}={_values(v)}" for k, v in dims.items()),
+            f"sweep_name={name}",
+            *common,
+        ]
         sweeps.append((name, argv))
     return Search("grid", sweeps)
 
@@ -169,14 +210,26 @@ def optuna_search(args: argparse.Namespace, common: list[str], seed: int, budget
     name = f"{_prefix(args)}-optuna-s{seed}"
     # <method>.<key>=... searches that method's parameter only (DPO's and SimPO's betas differ in scale).
     space = [f"{m}.{k}=choice({_values(v)})" for m, dims in SPACE.items() for k, v in dims.items()]
-    argv = ["-m", "hydra/sweeper=optuna", f"method={','.join(SPACE)}", "hydra.sweeper.use_suggested=false", *space,
-            f"hydra.sweeper.n_trials={args.trials}", f"hydra/sweeper/pruner={args.pruner}",
-            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.sampler.n_startup_trials={args.startup}",
-            *([f"hydra.sweeper.budget_steps={budget}"] if budget else []),
-            f"sweep_name={name}", *common]
+    argv = [
+        "-m",
+        "hydra/sweeper=optuna",
+        f"method={','.join(SPACE)}",
+        "hydra.sweeper.use_suggested=false",
+        *space,
+        f"hydra.sweeper.n_trials={args.trials}",
+        f"hydra/sweeper/pruner={args.pruner}",
+        f"hydra.sweeper.sampler.seed={seed}",
+        f"hydra.sweeper.sampler.n_startup_trials={args.startup}",
+        *([f"hydra.sweeper.budget_steps={budget}"] if budget else []),
+        f"sweep_name={name}",
+        *common,
+    ]
     expected = {f"method: choice({', '.join(SPACE)})"} if len(SPACE) > 1 else set()
-    expected |= {f"{m}: method.{k}: choice({', '.join(str(x) for x in v)})"
-                 for m, dims in SPACE.items() for k, v in dims.items()}
+    expected |= {
+        f"{m}: method.{k}: choice({', '.join(str(x) for x in v)})"
+        for m, dims in SPACE.items()
+        for k, v in dims.items()
+    }
     return Search(f"optuna seed {seed}", [(name, argv)], expected)
 
 
@@ -202,8 +255,9 @@ def has_records(sweep_dir: Path) -> bool:
     return any(sweep_dir.glob("*/trial.json"))
 
 
-def run_sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], verbose: bool,
-              expected_search: set[str]) -> None:
+def run_sweep(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str], verbose: bool, expected_search: set[str]
+) -> None:
     """Run one multirun, echoing its progress lines; stdout and stderr go to ``workdir/logs/<name>.*``.
 
     When ``expected_search`` is given, the sweeper's opening "search ..." lines must match it exactly, else the
@@ -214,18 +268,21 @@ def run_sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], ve
     print(f"[{name}] {shlex.join(command_line(argv))}", flush=True)
     search: list[str] = []
     with out_path.open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen(command_line(argv), cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=err,
-                                text=True, bufsize=1)
+        proc = subprocess.Popen(
+            command_line(argv), cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
             if line.startswith("  search "):
-                search.append(line.strip()[len("search "):])
+                search.append(line.strip()[len("search ") :])
             elif search and expected_search and set(search) != expected_search:
                 proc.terminate()
                 proc.wait()
-                raise SystemExit(f"[{name}] the sweeper searches {sorted(search)}, not the intended "
-                                 f"{sorted(expected_search)}; stopped.")
+                raise SystemExit(
+                    f"[{name}] the sweeper searches {sorted(search)}, not the intended "
+                    f"{sorted(expected_search)}; stopped."
+                )
             if verbose or line.startswith(_ECHO):
                 print(f"  | {line.rstrip()}", flush=True)
         rc = proc.wait()
@@ -289,25 +346,40 @@ def summarize(search: Search, workdir: Path) -> Summary:
     records = {trial_id(r): r for r in board.records}
     trials = board.trials
     status = trials["status"].value_counts() if not trials.empty else {}
-    ranked = trials[(trials["status"] == "completed") & trials["within_budget"].astype(bool)
-                    & trials["objective"].notna()] if not trials.empty else trials
+    ranked = (
+        trials[
+            (trials["status"] == "completed")
+            & trials["within_budget"].astype(bool)
+            & trials["objective"].notna()
+        ]
+        if not trials.empty
+        else trials
+    )
     # The search's pick is its best completed trial on the selection prompts (what Optuna sees); its test value
     # is the figure compared (a pruned trial's value is never a result).
-    by = "selection_objective" if "selection_objective" in ranked and ranked["selection_objective"].notna().any() \
+    by = (
+        "selection_objective"
+        if "selection_objective" in ranked and ranked["selection_objective"].notna().any()
         else "objective"
+    )
     best = ranked.sort_values(by, ascending=False).iloc[0] if not ranked.empty else None
     best_record = records[best["trial_id"]] if best is not None else {}
     wall, note = search.wall_s, ""
     if wall is None:
         wall, note = records_span_s(list(records.values())), " (from records)"
     return Summary(
-        trials=len(trials), completed=int(status.get("completed", 0)), pruned=int(status.get("pruned", 0)),
+        trials=len(trials),
+        completed=int(status.get("completed", 0)),
+        pruned=int(status.get("pruned", 0)),
         failed=len(trials) - int(status.get("completed", 0)) - int(status.get("pruned", 0)),
-        distinct=len({setting_text(r) for r in records.values()}), steps=sum(map(trial_steps, records.values())),
+        distinct=len({setting_text(r) for r in records.values()}),
+        steps=sum(map(trial_steps, records.values())),
         best=None if best is None else float(best["objective"]),
         best_setting=setting_text(best_record) + (f" (step {int(best['step'])})" if best is not None else ""),
         best_base=None if best is None or "base_gold_reward" not in best else float(best["base_gold_reward"]),
-        wall_s=wall, wall_note=note)
+        wall_s=wall,
+        wall_note=note,
+    )
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:
@@ -320,12 +392,14 @@ def print_figures(searches: list[Search], summaries: list[Summary]) -> None:
     width = 16
     print()
     print(f"{'':<26}" + "".join(f"{s.label:>{width}}" for s in searches))
-    rows = [("trials", lambda m: str(m.trials)),
-            ("  completed/pruned/failed", lambda m: f"{m.completed}/{m.pruned}/{m.failed}"),
-            ("  distinct settings", lambda m: str(m.distinct)),
-            ("best objective (test)", lambda m: _fmt(m.best)),
-            ("training steps", lambda m: str(m.steps)),
-            ("wall time (s)", lambda m: _fmt(m.wall_s, ".1f"))]
+    rows = [
+        ("trials", lambda m: str(m.trials)),
+        ("  completed/pruned/failed", lambda m: f"{m.completed}/{m.pruned}/{m.failed}"),
+        ("  distinct settings", lambda m: str(m.distinct)),
+        ("best objective (test)", lambda m: _fmt(m.best)),
+        ("training steps", lambda m: str(m.steps)),
+        ("wall time (s)", lambda m: _fmt(m.wall_s, ".1f")),
+    ]
     for label, cell in rows:
         print(f"{label:<26}" + "".join(f"{cell(m):>{width}}" for m in summaries))
     for search, m in zip(searches, summaries, strict=True):
@@ -340,14 +414,18 @@ def print_figures(searches: list[Search], summaries: list[Summary]) -> None:
         print(f"{search.label}: gap {gap:+.2%} of |grid best|, {share:.1%} of the grid's training steps")
     median_gap, worst_gap = statistics.median(gaps), max(gaps)
     median_share = statistics.median(shares)
-    print(f"\nover {len(pruned)} sampler seeds: median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}): "
-          f"{'met' if median_gap <= AIM_GAP else 'NOT met'}; worst gap {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}): "
-          f"{'met' if worst_gap <= AIM_WORST_GAP else 'NOT met'}; median share of the grid's steps "
-          f"{median_share:.1%} (aim <= {AIM_STEPS:.0%}): {'met' if median_share <= AIM_STEPS else 'NOT met'}")
+    print(
+        f"\nover {len(pruned)} sampler seeds: median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}): "
+        f"{'met' if median_gap <= AIM_GAP else 'NOT met'}; worst gap {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}): "
+        f"{'met' if worst_gap <= AIM_WORST_GAP else 'NOT met'}; median share of the grid's steps "
+        f"{median_share:.1%} (aim <= {AIM_STEPS:.0%}): {'met' if median_share <= AIM_STEPS else 'NOT met'}"
+    )
     if grid.best_base is not None and grid.best != grid.best_base:
         gain = grid.best - grid.best_base
-        print(f"  the median gap is {median_gap * abs(grid.best) / gain:+.1%} of the grid best's gain over the "
-              f"reference model ({grid.best_base:.4f} -> {grid.best:.4f})")
+        print(
+            f"  the median gap is {median_gap * abs(grid.best) / gain:+.1%} of the grid best's gain over the "
+            f"reference model ({grid.best_base:.4f} -> {grid.best:.4f})"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -363,20 +441,27 @@ def main(argv: list[str] | None = None) -> None:
     print(f"workdir: {workdir}  (figures again: --workdir {workdir} --reuse)", flush=True)
     if args.only != "optuna":
         run_search(grid, workdir, env, args)
-    budget = step_budget(args, grid, workdir) if args.budget_share > 0 else None  # after the grid: its records
+    budget = (
+        step_budget(args, grid, workdir) if args.budget_share > 0 else None
+    )  # after the grid: its records
     pruned = [] if args.only == "grid" else [optuna_search(args, common, seed, budget) for seed in seeds]
     for search in pruned:
         run_search(search, workdir, env, args)
     chosen = ([] if args.only == "optuna" else [grid]) + pruned
     summaries = [summarize(s, workdir) for s in chosen]
     world = ("tiny" if args.tiny else "default") + (f", seed {args.world_seed}" if args.world_seed else "")
-    print(f"\n{world} toy world; objective: gold reward at each trial's best "
-          "checkpoint with KL <= 10 nats (the leaderboard's rule); space:")
+    print(
+        f"\n{world} toy world; objective: gold reward at each trial's best "
+        "checkpoint with KL <= 10 nats (the leaderboard's rule); space:"
+    )
     for method, dims in SPACE.items():
         print(f"  {method}: " + ", ".join(f"{k} in {{{_values(v)}}}" for k, v in dims.items()))
     print_figures(chosen, summaries)
-    print(f"\ncommands (run in {workdir}" + (f", HARNESS_CACHE_DIR={env['HARNESS_CACHE_DIR']}" if args.tiny else "")
-          + "):")
+    print(
+        f"\ncommands (run in {workdir}"
+        + (f", HARNESS_CACHE_DIR={env['HARNESS_CACHE_DIR']}" if args.tiny else "")
+        + "):"
+    )
     for search in chosen:
         for _, sweep_argv in search.sweeps:
             print(f"  {shlex.join(command_line(sweep_argv))}")

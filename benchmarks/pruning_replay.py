@@ -51,12 +51,15 @@ def chosen(record: dict[str, Any], checkpoints: list[dict[str, Any]], settings: 
     from harness.leaderboard.frames import SELECTION_PREFIX
     from harness.sweep import study as st
 
-    row, column = st.choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget, "maximize",
-                                       record.get("metric_declarations"))
+    row, column = st.choose_checkpoint(
+        checkpoints, settings.objectives, settings.kl_budget, "maximize", record.get("metric_declarations")
+    )
     return float(row[f"{SELECTION_PREFIX}{column}"]), float(row[column])
 
 
-def replay(grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argparse.Namespace) -> tuple[float, int]:
+def replay(
+    grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argparse.Namespace
+) -> tuple[float, int]:
     """One search: (test value of its pick, training steps spent)."""
     import optuna
     import optuna.distributions as D
@@ -68,9 +71,13 @@ def replay(grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argpars
     from harness.sweep.trials import counted_trials, steps_spent
 
     methods = sorted({k[0] for k in grid})
-    per_method = {m: {"beta": D.CategoricalDistribution(sorted({k[1] for k in grid if k[0] == m})),
-                      "learning_rate": D.CategoricalDistribution(sorted({k[2] for k in grid if k[0] == m}))}
-                  for m in methods}
+    per_method = {
+        m: {
+            "beta": D.CategoricalDistribution(sorted({k[1] for k in grid if k[0] == m})),
+            "learning_rate": D.CategoricalDistribution(sorted({k[2] for k in grid if k[0] == m})),
+        }
+        for m in methods
+    }
     space = SearchSpace(methods=methods, per_method=per_method)
     settings = study_settings(args)
     pruner = build_pruner(_config("pruner", args.pruner, args.pruner_set), settings.prune_warmup, True)
@@ -78,13 +85,20 @@ def replay(grid: dict[tuple[Any, ...], dict[str, Any]], seed: int, args: argpars
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     tested: dict[int, float] = {}
     while len(counted_trials(study, args.trials)) < args.trials and (
-            args.budget_steps is None or steps_spent(study.trials) < args.budget_steps):
+        args.budget_steps is None or steps_spent(study.trials) < args.budget_steps
+    ):
         trial = study.ask()
         values = space.sample(trial)
         key = (values["method"], values["method.beta"], values["method.learning_rate"])
         record = grid[key]
-        twin = next((t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-                     if t.params == trial.params), None)
+        twin = next(
+            (
+                t
+                for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                if t.params == trial.params
+            ),
+            None,
+        )
         if twin is not None:
             trial.set_user_attr(st.ATTR_SAME_AS, twin.number)
             study.tell(trial, twin.value)
@@ -116,15 +130,27 @@ def main() -> None:
     import optuna
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("grid_dirs", nargs="+", type=Path, help="the grid sweeps' directories (trial records)")
+    parser.add_argument(
+        "grid_dirs", nargs="+", type=Path, help="the grid sweeps' directories (trial records)"
+    )
     parser.add_argument("--seeds", type=int, default=100, help="sampler seeds 0..N-1 (default 100)")
     parser.add_argument("--trials", type=int, default=18, help="hydra.sweeper.n_trials (default 18)")
-    parser.add_argument("--budget-share", type=float, default=0.5,
-                        help="hydra.sweeper.budget_steps as a share of the grid's steps (default 0.5; 0: none)")
+    parser.add_argument(
+        "--budget-share",
+        type=float,
+        default=0.5,
+        help="hydra.sweeper.budget_steps as a share of the grid's steps (default 0.5; 0: none)",
+    )
     parser.add_argument("--sampler", default="tpe", help="a config in conf/hydra/sweeper/sampler")
-    parser.add_argument("--sampler-set", nargs="*", default=[], help="key=value overrides of the sampler's config")
-    parser.add_argument("--pruner", default="successive_halving", help="a config in conf/hydra/sweeper/pruner")
-    parser.add_argument("--pruner-set", nargs="*", default=[], help="key=value overrides of the pruner's config")
+    parser.add_argument(
+        "--sampler-set", nargs="*", default=[], help="key=value overrides of the sampler's config"
+    )
+    parser.add_argument(
+        "--pruner", default="successive_halving", help="a config in conf/hydra/sweeper/pruner"
+    )
+    parser.add_argument(
+        "--pruner-set", nargs="*", default=[], help="key=value overrides of the pruner's config"
+    )
     parser.add_argument("--warmup", type=float, default=0.33, help="hydra.sweeper.prune_warmup")
     parser.add_argument("--prune-value", default="peak", help="hydra.sweeper.prune_value")
     args = parser.parse_args()
@@ -143,14 +169,21 @@ def main() -> None:
         gaps.append((grid_best - test) / abs(grid_best))
         shares.append(steps / grid_steps)
     print(f"grid: {len(grid)} settings, {grid_steps} steps; best {best_key} test {grid_best:.4f}")
-    print(f"replayed {args.seeds} seeds: trials {args.trials}, budget_steps {args.budget_steps}, sampler "
-          f"{args.sampler} {args.sampler_set}, pruner {args.pruner} {args.pruner_set}, warm-up {args.warmup}, "
-          f"prune value {args.prune_value}")
+    print(
+        f"replayed {args.seeds} seeds: trials {args.trials}, budget_steps {args.budget_steps}, sampler "
+        f"{args.sampler} {args.sampler_set}, pruner {args.pruner} {args.pruner_set}, warm-up {args.warmup}, "
+        f"prune value {args.prune_value}"
+    )
     median_gap, worst_gap, median_share = statistics.median(gaps), max(gaps), statistics.median(shares)
-    print(f"median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}); worst {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}); "
-          f"seeds over 5%: {sum(g > AIM_WORST_GAP for g in gaps)} of {len(gaps)}; median share {median_share:.1%} "
-          f"(aim <= {AIM_SHARE:.0%}), worst share {max(shares):.1%}")
-    print("seeds 0-4: " + ", ".join(f"gap {g:+.2%} share {s:.1%}" for g, s in zip(gaps[:5], shares[:5], strict=False)))
+    print(
+        f"median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}); worst {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}); "
+        f"seeds over 5%: {sum(g > AIM_WORST_GAP for g in gaps)} of {len(gaps)}; median share {median_share:.1%} "
+        f"(aim <= {AIM_SHARE:.0%}), worst share {max(shares):.1%}"
+    )
+    print(
+        "seeds 0-4: "
+        + ", ".join(f"gap {g:+.2%} share {s:.1%}" for g, s in zip(gaps[:5], shares[:5], strict=False))
+    )
 
 
 def _config(group: str, name: str, overrides: list[str]) -> dict[str, Any]:
@@ -169,8 +202,14 @@ def study_settings(args: argparse.Namespace) -> Any:
     """The replayed study's settings: the gold reward, maximised, within the default KL budget."""
     from harness.sweep import study as st
 
-    return st.StudySettings(study_name="replay", storage="", objectives=["gold_reward"], directions=["maximize"],
-                            prune_warmup=args.warmup, prune_value=args.prune_value)
+    return st.StudySettings(
+        study_name="replay",
+        storage="",
+        objectives=["gold_reward"],
+        directions=["maximize"],
+        prune_warmup=args.warmup,
+        prune_value=args.prune_value,
+    )
 
 
 if __name__ == "__main__":

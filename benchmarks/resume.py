@@ -33,7 +33,9 @@ COMMON = ["eval.evaluators=[gold_reward,kl]", "train.save_checkpoints=false", "l
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None, help="where the runs go (default: a new temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the runs go (default: a new temp dir)"
+    )
     parser.add_argument("--trials", type=int, default=6, help="trials in the grid (seeds 1..N; default 6)")
     parser.add_argument("--kill-after", type=int, default=4, help="SIGKILL once this many trials completed")
     parser.add_argument("--steps", type=int, default=60, help="method.max_steps per trial (default 60)")
@@ -43,8 +45,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _command(name: str, args: argparse.Namespace) -> list[str]:
     seeds = ",".join(str(s) for s in range(1, args.trials + 1))
-    return [sys.executable, "-m", "harness", "-m", "method=dpo", f"seed={seeds}", f"method.max_steps={args.steps}",
-            f"sweep_name={name}", *COMMON, *args.overrides]
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "-m",
+        "method=dpo",
+        f"seed={seeds}",
+        f"method.max_steps={args.steps}",
+        f"sweep_name={name}",
+        *COMMON,
+        *args.overrides,
+    ]
 
 
 def _completed(sweep: Path) -> dict[str, str]:
@@ -81,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     full_s = _run(_command("resume-full", args), workdir)
     killed = workdir / "multirun" / "resume-killed"
-    killed_s = _run(_command("resume-killed", args), workdir,
-                    kill_when=lambda: len(_completed(killed)) >= args.kill_after)
+    killed_s = _run(
+        _command("resume-killed", args), workdir, kill_when=lambda: len(_completed(killed)) >= args.kill_after
+    )
     before = _completed(killed)
     rerun_s = _run(_command("resume-killed", args), workdir)
     after = _completed(killed)
@@ -92,10 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"grid of {args.trials} DPO trials, {args.steps} steps each, toy world")
     print(f"full grid, uninterrupted:      {args.trials} trials trained, {full_s:.1f} s")
     print(f"killed run:                    {len(before)} trials completed before SIGKILL at {killed_s:.1f} s")
-    print(f"re-run of the same command:    {trained} trials trained ({len(before)} skipped), {rerun_s:.1f} s = "
-          f"{rerun_s / full_s:.0%} of the full grid's time (saved {full_s - rerun_s:.1f} s)")
-    print(f"completed records untouched by the re-run: {'yes' if untouched else 'NO'}; all {len(after)} of "
-          f"{args.trials} completed: {'yes' if len(after) == args.trials else 'NO'}")
+    print(
+        f"re-run of the same command:    {trained} trials trained ({len(before)} skipped), {rerun_s:.1f} s = "
+        f"{rerun_s / full_s:.0%} of the full grid's time (saved {full_s - rerun_s:.1f} s)"
+    )
+    print(
+        f"completed records untouched by the re-run: {'yes' if untouched else 'NO'}; all {len(after)} of "
+        f"{args.trials} completed: {'yes' if len(after) == args.trials else 'NO'}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,10 +43,15 @@ SPACE: dict[str, dict[str, str]] = {
     "kto": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "tag(log, interval(0.03, 1.0))"},
     "orpo": {"learning_rate": "tag(log, interval(1e-4, 3e-3))", "beta": "tag(log, interval(0.1, 3.0))"},
     "cpo": {"learning_rate": "tag(log, interval(1e-4, 3e-3))", "beta": "tag(log, interval(0.03, 1.0))"},
-    "simpo": {"learning_rate": "tag(log, interval(3e-5, 1e-3))", "beta": "interval(1.0, 6.0)",
-              "gamma": "interval(0.5, 4.0)"},
+    "simpo": {
+        "learning_rate": "tag(log, interval(3e-5, 1e-3))",
+        "beta": "interval(1.0, 6.0)",
+        "gamma": "interval(0.5, 4.0)",
+    },
 }
-STEPS = 375  # every trial's optimizer steps (the reference leaderboard's budget: 3 epochs of 2,000 pairs at 16)
+STEPS = (
+    375  # every trial's optimizer steps (the reference leaderboard's budget: 3 epochs of 2,000 pairs at 16)
+)
 STUDY_WORLD = 0
 # A new default must raise the worst world's selection value by more than this (about one standard error of a
 # gold-reward mean over the 64 selection prompts), else the current one stays.
@@ -57,17 +62,28 @@ COMMON = ["eval.evaluators=[gold_reward,kl]", "train.save_checkpoints=false", "l
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None, help="where the sweeps run; default: a new temp dir")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the sweeps run; default: a new temp dir"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write SUMMARY.md and candidates.csv here")
     parser.add_argument("--trials", type=int, default=10, help="Optuna trials per method (default: 10)")
     parser.add_argument("--methods", default=",".join(SPACE), help="comma-separated methods (default: all)")
     parser.add_argument("--worlds", default="1,2", help="world seeds the picks are checked on (default: 1,2)")
     parser.add_argument("--top", type=int, default=2, help="settings per method checked on the other worlds")
     parser.add_argument("--seed", type=int, default=0, help="Optuna sampler seed (default: 0)")
-    parser.add_argument("--extra", action="append", default=[], metavar="METHOD:K=V,K=V",
-                        help="also check this setting on every world, e.g. simpo:learning_rate=2e-4,beta=2,gamma=2.4")
-    parser.add_argument("--reuse", action="store_true", help="run nothing: summarise the records already in --workdir")
-    parser.add_argument("--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="METHOD:K=V,K=V",
+        help="also check this setting on every world, e.g. simpo:learning_rate=2e-4,beta=2,gamma=2.4",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="run nothing: summarise the records already in --workdir"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="smoke mode: the tests' tiny world, 12 steps a trial"
+    )
     return parser.parse_args(argv)
 
 
@@ -83,18 +99,34 @@ def world_overrides(args: argparse.Namespace, workdir: Path, env: dict[str, str]
 def study_argv(method: str, args: argparse.Namespace, common: list[str]) -> list[str]:
     """The Optuna study of one method on the study world."""
     space = [f"method.{k}={v}" for k, v in SPACE[method].items()]
-    return ["-m", "hydra/sweeper=optuna", f"method={method}", "hydra.sweeper.use_suggested=false", *space,
-            f"hydra.sweeper.n_trials={args.trials}", "hydra/sweeper/pruner=none",
-            f"hydra.sweeper.sampler.seed={args.seed}", f"toyworld.spec.seed={STUDY_WORLD}", *common]
+    return [
+        "-m",
+        "hydra/sweeper=optuna",
+        f"method={method}",
+        "hydra.sweeper.use_suggested=false",
+        *space,
+        f"hydra.sweeper.n_trials={args.trials}",
+        "hydra/sweeper/pruner=none",
+        f"hydra.sweeper.sampler.seed={args.seed}",
+        f"toyworld.spec.seed={STUDY_WORLD}",
+        *common,
+    ]
 
 
 def check_argv(method: str, setting: dict[str, float], worlds: str, common: list[str]) -> list[str]:
     """A grid over the other worlds for one setting."""
-    return ["-m", f"method={method}", *(f"method.{k}={v!r}" for k, v in setting.items()),
-            f"toyworld.spec.seed={worlds}", *common]
+    return [
+        "-m",
+        f"method={method}",
+        *(f"method.{k}={v!r}" for k, v in setting.items()),
+        f"toyworld.spec.seed={worlds}",
+        *common,
+    ]
 
 
-def sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse: bool) -> list[dict[str, Any]]:
+def sweep(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse: bool
+) -> list[dict[str, Any]]:
     """Run (or reuse) one multirun named ``name``; its trials as leaderboard rows with their settings."""
     import optuna
 
@@ -102,7 +134,9 @@ def sweep(name: str, argv: list[str], workdir: Path, env: dict[str, str], reuse:
     from harness.leaderboard.frames import trial_id
 
     directory = workdir / "multirun" / name
-    if not reuse:  # running the command again resumes it: a study runs its missing trials, a grid its unfinished
+    if (
+        not reuse
+    ):  # running the command again resumes it: a study runs its missing trials, a grid its unfinished
         run_sweep(name, [*argv, f"sweep_name={name}"], workdir, env, False, set())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
@@ -123,10 +157,14 @@ def _setting(method: str, hp: dict[str, Any]) -> dict[str, float]:
 
 
 def _ok(row: dict[str, Any]) -> bool:
-    return row.get("status") == "completed" and row.get("selection_objective") == row.get("selection_objective")
+    return row.get("status") == "completed" and row.get("selection_objective") == row.get(
+        "selection_objective"
+    )
 
 
-def pick(method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def pick(
+    method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     """One candidate row per checked setting: its values per world, the worst and the mean selection value over
     the worlds; the pick is the setting whose worst world is best (a default must hold on every world), then the
     best mean."""
@@ -134,20 +172,34 @@ def pick(method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[s
     for key, rows in checks.items():
         # the study's completed run of this setting (a lost trial's retry is the same setting) and the checks
         runs = [*[r for r in study if _key(method, r["hp"]) == key and _ok(r)][:1], *rows]
-        runs = [r for r in runs if r.get("status") != "interrupted"]  # stopped by hand: not a result either way
+        runs = [
+            r for r in runs if r.get("status") != "interrupted"
+        ]  # stopped by hand: not a result either way
         sel = [float(r["selection_objective"]) for r in runs if _ok(r)]
-        out.append({"method": method, "setting": key, "worlds": len(runs), "diverged_or_failed": len(runs) - len(sel),
-                    "selection_mean": sum(sel) / len(sel) if sel else float("nan"),
-                    "selection_worst": min(sel) if sel else float("-inf"),
-                    **{f"w{r['world']}_selection": r.get("selection_objective") for r in runs},
-                    **{f"w{r['world']}_test": r.get("objective") for r in runs},
-                    **{f"w{r['world']}_kl": r.get("kl") for r in runs},
-                    **{f"w{r['world']}_base": r.get("base_gold_reward") for r in runs}})
-    out.sort(key=lambda c: (-c["diverged_or_failed"], c["selection_worst"], c["selection_mean"]), reverse=True)
+        out.append(
+            {
+                "method": method,
+                "setting": key,
+                "worlds": len(runs),
+                "diverged_or_failed": len(runs) - len(sel),
+                "selection_mean": sum(sel) / len(sel) if sel else float("nan"),
+                "selection_worst": min(sel) if sel else float("-inf"),
+                **{f"w{r['world']}_selection": r.get("selection_objective") for r in runs},
+                **{f"w{r['world']}_test": r.get("objective") for r in runs},
+                **{f"w{r['world']}_kl": r.get("kl") for r in runs},
+                **{f"w{r['world']}_base": r.get("base_gold_reward") for r in runs},
+            }
+        )
+    out.sort(
+        key=lambda c: (-c["diverged_or_failed"], c["selection_worst"], c["selection_mean"]), reverse=True
+    )
     current = next((c for c in out if c["setting"].endswith("(current)")), None)
     chosen = out[0] if out else None
-    if current is not None and chosen is not current and not (
-            chosen["selection_worst"] - current["selection_worst"] > MARGIN):
+    if (
+        current is not None
+        and chosen is not current
+        and not (chosen["selection_worst"] - current["selection_worst"] > MARGIN)
+    ):
         chosen = current  # not a material improvement: the default stays
     for candidate in out:
         candidate["pick"] = candidate is chosen
@@ -158,25 +210,35 @@ def _key(method: str, hp: dict[str, Any]) -> str:
     return ", ".join(f"{k}={float(hp[k]):.3g}" for k in SPACE[method])
 
 
-def run_method(method: str, args: argparse.Namespace, workdir: Path, env: dict[str, str],
-               common: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def run_method(
+    method: str, args: argparse.Namespace, workdir: Path, env: dict[str, str], common: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The study and the cross-world checks of one method: (study rows, candidates)."""
     study = sweep(f"toy-defaults-{method}-study", study_argv(method, args, common), workdir, env, args.reuse)
     done = sorted((r for r in study if _ok(r)), key=lambda r: float(r["selection_objective"]), reverse=True)
     checks: dict[str, list[dict[str, Any]]] = {}
-    for rank, row in enumerate(done[:args.top], 1):
+    for rank, row in enumerate(done[: args.top], 1):
         name = f"toy-defaults-{method}-check{rank}"
         argv = check_argv(method, _setting(method, row["hp"]), args.worlds, common)
         checks[_key(method, row["hp"])] = sweep(name, argv, workdir, env, args.reuse)
     # The toy profile's current values, on every world: the bar a pick must clear to replace them.
     worlds = f"{STUDY_WORLD},{args.worlds}"
-    current = sweep(f"toy-defaults-{method}-current", check_argv(method, {}, worlds, common), workdir, env, args.reuse)
+    current = sweep(
+        f"toy-defaults-{method}-current", check_argv(method, {}, worlds, common), workdir, env, args.reuse
+    )
     if current:
         checks[f"{_key(method, current[0]['hp'])} (current)"] = current
-    for number, text in enumerate((e.split(":", 1)[1] for e in args.extra if e.split(":", 1)[0] == method), 1):
+    for number, text in enumerate(
+        (e.split(":", 1)[1] for e in args.extra if e.split(":", 1)[0] == method), 1
+    ):
         setting = {k: float(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
-        rows = sweep(f"toy-defaults-{method}-proposed{number}", check_argv(method, setting, worlds, common), workdir,
-                     env, args.reuse)
+        rows = sweep(
+            f"toy-defaults-{method}-proposed{number}",
+            check_argv(method, setting, worlds, common),
+            workdir,
+            env,
+            args.reuse,
+        )
         if rows:
             checks[f"{_key(method, rows[0]['hp'])} (proposed)"] = rows
     return study, pick(method, study, checks)
@@ -190,32 +252,61 @@ def _fmt(value: Any) -> str:
     return f"{number:.3f}" if math.isfinite(number) else "-"
 
 
-def summary_markdown(args: argparse.Namespace, steps: int, studies: dict[str, list[dict[str, Any]]],
-                     candidates: list[dict[str, Any]], commands: list[str]) -> str:
+def summary_markdown(
+    args: argparse.Namespace,
+    steps: int,
+    studies: dict[str, list[dict[str, Any]]],
+    candidates: list[dict[str, Any]],
+    commands: list[str],
+) -> str:
     """The study's summary: what was searched, each method's candidates over the worlds, and the picks."""
     worlds = [STUDY_WORLD, *(int(w) for w in args.worlds.split(","))]
-    lines = ["# Toy-world defaults, chosen on the selection prompts", "",
-             f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} or more trials, the first 5 random; "
-             f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
-             "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
-             f"{args.top} best settings were trained again on world seeds {args.worlds}, as was the toy profile's "
-             "setting before this study (current) and any proposed by hand (proposed, `--extra`); the pick is the "
-             "setting whose worst world has the best selection value (a default must hold on every world), then "
-             f"the best mean, and it replaces the current value only if it raises the worst world by more than "
-             f"{MARGIN} (about one standard error of a 64-prompt mean). The test values (128 prompts, their own sampling seed) were "
-             "not used to choose; they are shown beside, with the reference (untrained) model's test value.", "",
-             "| method | searched | setting | " + " | ".join(f"world {w} sel / test / KL (base)" for w in worlds)
-             + " | worst sel | mean sel | pick |", "|" + "---|" * (len(worlds) + 6)]
+    lines = [
+        "# Toy-world defaults, chosen on the selection prompts",
+        "",
+        f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} or more trials, the first 5 random; "
+        f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
+        "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
+        f"{args.top} best settings were trained again on world seeds {args.worlds}, as was the toy profile's "
+        "setting before this study (current) and any proposed by hand (proposed, `--extra`); the pick is the "
+        "setting whose worst world has the best selection value (a default must hold on every world), then "
+        f"the best mean, and it replaces the current value only if it raises the worst world by more than "
+        f"{MARGIN} (about one standard error of a 64-prompt mean). The test values (128 prompts, their own sampling seed) were "
+        "not used to choose; they are shown beside, with the reference (untrained) model's test value.",
+        "",
+        "| method | searched | setting | "
+        + " | ".join(f"world {w} sel / test / KL (base)" for w in worlds)
+        + " | worst sel | mean sel | pick |",
+        "|" + "---|" * (len(worlds) + 6),
+    ]
     for c in candidates:
-        cells = [f"{_fmt(c.get(f'w{w}_selection'))} / {_fmt(c.get(f'w{w}_test'))} / {_fmt(c.get(f'w{w}_kl'))} "
-                 f"({_fmt(c.get(f'w{w}_base'))})" for w in worlds]
+        cells = [
+            f"{_fmt(c.get(f'w{w}_selection'))} / {_fmt(c.get(f'w{w}_test'))} / {_fmt(c.get(f'w{w}_kl'))} "
+            f"({_fmt(c.get(f'w{w}_base'))})"
+            for w in worlds
+        ]
         searched = "; ".join(f"{k} {v}" for k, v in SPACE[c["method"]].items())
-        lines.append(f"| {c['method']} | {searched} | {c['setting']} | " + " | ".join(cells)
-                     + f" | {_fmt(c['selection_worst'])} | {_fmt(c['selection_mean'])} | "
-                     f"{'**yes**' if c['pick'] else ''} |")
-    lines += ["", "Trials per study: " + "; ".join(
-        f"{m}: {sum(_ok(r) for r in rows)} completed of {len(rows)}" for m, rows in studies.items()) + ".", "",
-        "Commands (run in the work directory):", "", "```", *commands, "```", ""]
+        lines.append(
+            f"| {c['method']} | {searched} | {c['setting']} | "
+            + " | ".join(cells)
+            + f" | {_fmt(c['selection_worst'])} | {_fmt(c['selection_mean'])} | "
+            f"{'**yes**' if c['pick'] else ''} |"
+        )
+    lines += [
+        "",
+        "Trials per study: "
+        + "; ".join(
+            f"{m}: {sum(_ok(r) for r in rows)} completed of {len(rows)}" for m, rows in studies.items()
+        )
+        + ".",
+        "",
+        "Commands (run in the work directory):",
+        "",
+        "```",
+        *commands,
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -235,19 +326,34 @@ def main(argv: list[str] | None = None) -> None:
         studies[method], picked = run_method(method, args, workdir, env, common)
         candidates += picked
         for c in picked:
-            print(f"  {method} {c['setting']}: mean selection {_fmt(c['selection_mean'])} over {c['worlds']} worlds"
-                  + (" <- pick" if c["pick"] else ""), flush=True)
-    commands = [shlex.join(command_line([*study_argv(m, args, common), f"sweep_name=toy-defaults-{m}-study"]))
-                for m in studies]
+            print(
+                f"  {method} {c['setting']}: mean selection {_fmt(c['selection_mean'])} over {c['worlds']} worlds"
+                + (" <- pick" if c["pick"] else ""),
+                flush=True,
+            )
+    commands = [
+        shlex.join(command_line([*study_argv(m, args, common), f"sweep_name=toy-defaults-{m}-study"]))
+        for m in studies
+    ]
     text = summary_markdown(args, steps, studies, candidates, commands)
     print("\n" + text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "SUMMARY.md").write_text(text)
         pd.DataFrame(candidates).to_csv(args.out / "candidates.csv", index=False)
-        rows = [{"method": m, "world": r["world"], "status": r["status"], **{k: r["hp"].get(k) for k in SPACE[m]},
-                 "selection": r.get("selection_objective"), "test": r.get("objective"), "kl": r.get("kl")}
-                for m, rs in studies.items() for r in rs]
+        rows = [
+            {
+                "method": m,
+                "world": r["world"],
+                "status": r["status"],
+                **{k: r["hp"].get(k) for k in SPACE[m]},
+                "selection": r.get("selection_objective"),
+                "test": r.get("objective"),
+                "kl": r.get("kl"),
+            }
+            for m, rs in studies.items()
+            for r in rs
+        ]
         pd.DataFrame(rows).to_csv(args.out / "trials.csv", index=False)
         print(f"wrote {args.out / 'SUMMARY.md'}, candidates.csv, trials.csv")
 

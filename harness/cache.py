@@ -58,8 +58,11 @@ def file_sha256(path: Path) -> str:
 
 def _listed_files(directory: Path) -> list[str]:
     """Relative POSIX paths of the files under ``directory`` (sorted), but the manifest and hidden files."""
-    return sorted(path.relative_to(directory).as_posix() for path in directory.rglob("*")
-                  if path.is_file() and path.name != MANIFEST and not path.name.startswith("."))
+    return sorted(
+        path.relative_to(directory).as_posix()
+        for path in directory.rglob("*")
+        if path.is_file() and path.name != MANIFEST and not path.name.startswith(".")
+    )
 
 
 def write_manifest(directory: Path) -> None:
@@ -67,9 +70,13 @@ def write_manifest(directory: Path) -> None:
 
     Call it last, once every other file is complete: a directory with a manifest is a finished one.
     """
-    files = {name: {"size": (directory / name).stat().st_size, "sha256": file_sha256(directory / name)}
-             for name in _listed_files(directory)}
-    atomic_write_text(directory / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n")
+    files = {
+        name: {"size": (directory / name).stat().st_size, "sha256": file_sha256(directory / name)}
+        for name in _listed_files(directory)
+    }
+    atomic_write_text(
+        directory / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n"
+    )
 
 
 def verify_manifest(directory: Path, checksums: bool = True) -> str | None:

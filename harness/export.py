@@ -88,12 +88,16 @@ def choose_checkpoint(record: dict[str, Any], record_path: Path, step: str | int
         status, reason = record.get("status"), (record.get("error") or {}).get("message")
         why = f"status {status}" + (f": {reason}" if reason else "")
         save_off = ((record.get("config") or {}).get("train") or {}).get("save_checkpoints") is False
-        fix = "rerun it with train.save_checkpoints=true" if save_off else "rerun it (or export another trial)"
+        fix = (
+            "rerun it with train.save_checkpoints=true" if save_off else "rerun it (or export another trial)"
+        )
         raise ExportError(f"trial {name} has no saved checkpoint to export ({why}); {fix}.")
     wanted = _final_step(record) if step == "final" else int(step)
     if wanted not in saved:
-        raise ExportError(f"trial {name} has no saved checkpoint at step {wanted}; saved steps: "
-                          f"{', '.join(map(str, sorted(saved)))} (--step final or one of those).")
+        raise ExportError(
+            f"trial {name} has no saved checkpoint at step {wanted}; saved steps: "
+            f"{', '.join(map(str, sorted(saved)))} (--step final or one of those)."
+        )
     return Chosen(record, record_path, wanted, saved[wanted])
 
 
@@ -104,8 +108,10 @@ def choose_from_sweep(path: Path, rank: int, step: str) -> Chosen:
 
     board = load_leaderboard([path])
     if board.groups:
-        raise ExportError(f"the trials under {path} ran on different model, data or evaluation settings and are not "
-                          "ranked together; export one trial directory instead.")
+        raise ExportError(
+            f"the trials under {path} ran on different model, data or evaluation settings and are not "
+            "ranked together; export one trial directory instead."
+        )
     done = board.completed
     if done.empty:
         raise ExportError(f"no completed trial under {path} to export.")
@@ -128,9 +134,13 @@ def choose(path: Path, rank: int = 1, step: str | None = None) -> Chosen:
     if record_file.is_file():
         if rank != 1:
             raise ExportError(f"{path} is one trial; --rank applies to a sweep's directory.")
-        return choose_checkpoint(_read(record_file), record_file, "final" if step in (None, "ranked") else step)
+        return choose_checkpoint(
+            _read(record_file), record_file, "final" if step in (None, "ranked") else step
+        )
     if not find_record_files([path]):
-        raise ExportError(f"{path} holds no trial record ({RECORD_NAME}); pass a trial or a multirun directory.")
+        raise ExportError(
+            f"{path} holds no trial record ({RECORD_NAME}); pass a trial or a multirun directory."
+        )
     return choose_from_sweep(path, rank, step or "ranked")
 
 
@@ -164,8 +174,12 @@ def _write_merged(chosen: Chosen, target: Path) -> None:
     base_path, model_cfg = _base_model_path(chosen)
     name = str(model_cfg.get("dtype"))
     dtype = getattr(torch, name) if name in DTYPES else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(base_path, revision=model_cfg.get("revision"), dtype=dtype,
-                                                trust_remote_code=bool(model_cfg.get("trust_remote_code", False)))
+    base = AutoModelForCausalLM.from_pretrained(
+        base_path,
+        revision=model_cfg.get("revision"),
+        dtype=dtype,
+        trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+    )
     merged = PeftModel.from_pretrained(base, str(chosen.directory)).merge_and_unload()
     merged.save_pretrained(target)
     AutoTokenizer.from_pretrained(str(chosen.directory)).save_pretrained(target)
@@ -175,9 +189,13 @@ def export(chosen: Chosen, out: Path, adapter: bool = False) -> str:
     """Write ``chosen`` to ``out`` (merged weights, or the adapter alone with ``adapter``); returns what was
     written, in words. ``out`` must not exist or be empty; it is written to a temporary directory first."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"--out {out} already exists and is not empty; choose a new directory or remove it.")
+        raise ExportError(
+            f"--out {out} already exists and is not empty; choose a new directory or remove it."
+        )
     if adapter and not chosen.is_adapter:
-        raise ExportError(f"trial {chosen.name} trained all weights (no LoRA adapter); export it without --adapter.")
+        raise ExportError(
+            f"trial {chosen.name} trained all weights (no LoRA adapter); export it without --adapter."
+        )
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if chosen.is_adapter and not adapter:
@@ -195,15 +213,29 @@ def export(chosen: Chosen, out: Path, adapter: bool = False) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.export PATH --out DIR [--rank N] [--step final|N] [--adapter | --merged]``."""
     parser = argparse.ArgumentParser(prog="python -m harness.export", description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="a trial directory (or its trial.json), or a sweep's directory "
-                        "(multirun/<sweep>): its leaderboard's trial at --rank")
+    parser.add_argument(
+        "path",
+        type=Path,
+        help="a trial directory (or its trial.json), or a sweep's directory "
+        "(multirun/<sweep>): its leaderboard's trial at --rank",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the model directory to write (new or empty)")
-    parser.add_argument("--rank", type=int, default=1, help="with a sweep: the leaderboard rank to export (default 1)")
-    parser.add_argument("--step", default=None, help="final, or a step with saved weights (default: a trial's "
-                        "final checkpoint; a sweep's trial at the checkpoint the leaderboard ranked)")
+    parser.add_argument(
+        "--rank", type=int, default=1, help="with a sweep: the leaderboard rank to export (default 1)"
+    )
+    parser.add_argument(
+        "--step",
+        default=None,
+        help="final, or a step with saved weights (default: a trial's "
+        "final checkpoint; a sweep's trial at the checkpoint the leaderboard ranked)",
+    )
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--merged", dest="adapter", action="store_false", help="merge a LoRA adapter into the base "
-                      "weights (the default)")
+    kind.add_argument(
+        "--merged",
+        dest="adapter",
+        action="store_false",
+        help="merge a LoRA adapter into the base weights (the default)",
+    )
     kind.add_argument("--adapter", dest="adapter", action="store_true", help="export a LoRA adapter alone")
     parser.set_defaults(adapter=False)
     args = parser.parse_args(argv)
@@ -215,8 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"harness.export: error: {exc}", file=sys.stderr)
         return 2
-    print(f"exported trial {chosen.name} ({chosen.record.get('method')}), step {chosen.step}: {what}, with its "
-          f"tokenizer, to {args.out}")
+    print(
+        f"exported trial {chosen.name} ({chosen.record.get('method')}), step {chosen.step}: {what}, with its "
+        f"tokenizer, to {args.out}"
+    )
     return 0
 
 

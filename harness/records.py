@@ -20,8 +20,20 @@ from typing import Any
 SCHEMA_VERSION = 1
 RECORD_NAME = "trial.json"
 STATUSES = ("running", "completed", "failed", "pruned", "interrupted")
-_LIBRARIES = ("harness", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "hydra-core",
-              "omegaconf", "pluggy", "optuna", "lm_eval")
+_LIBRARIES = (
+    "harness",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "hydra-core",
+    "omegaconf",
+    "pluggy",
+    "optuna",
+    "lm_eval",
+)
 
 
 def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:

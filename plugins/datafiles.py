@@ -18,21 +18,30 @@ SOURCE = "files"
 
 @lru_cache(maxsize=8)
 def _load(path: str, split: str, eval_split: str | None, eval_fraction: float, seed: int) -> PreferenceData:
-    return load_preference_data(path, split=split, eval_split=eval_split, eval_fraction=eval_fraction, seed=seed)
+    return load_preference_data(
+        path, split=split, eval_split=eval_split, eval_fraction=eval_fraction, seed=seed
+    )
 
 
 def _load_cfg(cfg: DictConfig) -> PreferenceData:
     d = cfg.data
     if d.get("path") in (None, "", "???"):
-        raise ConfigError("data=files needs data.path=<.jsonl/.json/.csv/.parquet file, dataset dir or Hub id>.")
+        raise ConfigError(
+            "data=files needs data.path=<.jsonl/.json/.csv/.parquet file, dataset dir or Hub id>."
+        )
     fraction = float(d.get("eval_fraction") or 0.0)
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"data.eval_fraction={fraction} is invalid; use a fraction in [0, 1).")
     data = _load(str(d.path), str(d.get("split") or "train"), d.get("eval_split"), fraction, int(cfg.seed))
     limit = d.get("max_train_examples")
     if limit:
-        data = PreferenceData(train=data.train.select(range(min(int(limit), len(data.train)))), eval=data.eval,
-                              eval_prompts=data.eval_prompts, format=data.format, report=data.report)
+        data = PreferenceData(
+            train=data.train.select(range(min(int(limit), len(data.train)))),
+            eval=data.eval,
+            eval_prompts=data.eval_prompts,
+            format=data.format,
+            report=data.report,
+        )
     return data
 
 
@@ -42,8 +51,10 @@ def harness_config_validate(cfg: DictConfig) -> None:
     if cfg.data.source == SOURCE:
         data = _load_cfg(cfg)
         if not data.eval_prompts:
-            raise ConfigError(f"data {cfg.data.path!r} has no held-out prompts to evaluate on; set "
-                              "data.eval_split=<split> or data.eval_fraction=0.05.")
+            raise ConfigError(
+                f"data {cfg.data.path!r} has no held-out prompts to evaluate on; set "
+                "data.eval_split=<split> or data.eval_fraction=0.05."
+            )
 
 
 @hookimpl

@@ -75,8 +75,10 @@ def _loss_types(method_cfg: DictConfig) -> list[str]:
 
 def _validate_ipo(method_cfg: DictConfig) -> None:
     if _loss_types(method_cfg) != ["ipo"]:
-        raise ConfigError(f"method ipo trains with loss_type ipo, not {_loss_types(method_cfg)}; drop "
-                          "method.trl.loss_type, or use method=dpo method.trl.loss_type=<type> for other losses.")
+        raise ConfigError(
+            f"method ipo trains with loss_type ipo, not {_loss_types(method_cfg)}; drop "
+            "method.trl.loss_type, or use method=dpo method.trl.loss_type=<type> for other losses."
+        )
 
 
 def policy_and_reference(cfg: DictConfig) -> int:
@@ -90,35 +92,73 @@ _TRL = {"max_length": 1024, "precompute_ref_log_probs": True}
 _TOY = {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
 _TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
 # What TRL's DPOTrainer computes (trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss).
-DPO_LOSS = ("DPOTrainer, loss_type=sigmoid: -log σ(beta·(Δ_chosen − Δ_rejected)) with Δ = log π − log π_ref "
-            "summed over the completion's tokens (prompt masked); mean over pairs. With precompute_ref_log_probs the "
-            "reference's log-probs are computed once, before training.")
-IPO_LOSS = ("DPOTrainer, loss_type=ipo: (Δ_chosen/|y_chosen| − Δ_rejected/|y_rejected| − 1/(2·beta))², the log-ratios "
-            "averaged per completion token (TRL's normalisation, unlike DPO's sums); beta is the paper's tau.")
+DPO_LOSS = (
+    "DPOTrainer, loss_type=sigmoid: -log σ(beta·(Δ_chosen − Δ_rejected)) with Δ = log π − log π_ref "
+    "summed over the completion's tokens (prompt masked); mean over pairs. With precompute_ref_log_probs the "
+    "reference's log-probs are computed once, before training."
+)
+IPO_LOSS = (
+    "DPOTrainer, loss_type=ipo: (Δ_chosen/|y_chosen| − Δ_rejected/|y_rejected| − 1/(2·beta))², the log-ratios "
+    "averaged per completion token (TRL's normalisation, unlike DPO's sums); beta is the paper's tau."
+)
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """DPO (sigmoid loss by default; any TRL DPO loss via method.trl.loss_type) and IPO."""
-    common = dict(train=train, data_kind="pairwise", models_in_memory=policy_and_reference, needs_reference=True,
-                  lr_range=(5e-7, 5e-6), trainer="trl:DPOTrainer")
+    common = dict(
+        train=train,
+        data_kind="pairwise",
+        models_in_memory=policy_and_reference,
+        needs_reference=True,
+        lr_range=(5e-7, 5e-6),
+        trainer="trl:DPOTrainer",
+    )
     return [
-        MethodSpec(name="dpo", description="Direct Preference Optimization (Rafailov et al. 2023)",
-                   hyperparameters=[Hyperparameter(
-                       "beta", 0.1, "KL strength; real models: 0.05 weak, 0.1 standard, 0.3 conservative, 0.5+ very "
-                       "conservative", bounds="(0, inf)", field="beta")],
-                   defaults={"learning_rate": 5e-7, "trl": {"loss_type": "sigmoid", **_TRL}},
-                   profiles={"toy": Profile(_TOY, _TOY_SPACE)},
-                   search_space={"beta": "tag(log, interval(0.02, 0.5))",
-                                 "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-                   loss_notes=DPO_LOSS, **common),
-        MethodSpec(name="ipo", description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
-                   hyperparameters=[Hyperparameter(
-                       "beta", 0.1, "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
-                       "real models: 0.01 to 0.5", bounds="(0, inf)", field="beta", paper_name="tau")],
-                   defaults={"learning_rate": 5e-7, "trl": {"loss_type": "ipo", **_TRL}},
-                   profiles={"toy": Profile({**_TOY, "beta": 0.5}, _TOY_SPACE)},
-                   search_space={"beta": "tag(log, interval(0.01, 1.0))",
-                                 "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-                   validate=_validate_ipo, loss_notes=IPO_LOSS, **common),
+        MethodSpec(
+            name="dpo",
+            description="Direct Preference Optimization (Rafailov et al. 2023)",
+            hyperparameters=[
+                Hyperparameter(
+                    "beta",
+                    0.1,
+                    "KL strength; real models: 0.05 weak, 0.1 standard, 0.3 conservative, 0.5+ very "
+                    "conservative",
+                    bounds="(0, inf)",
+                    field="beta",
+                )
+            ],
+            defaults={"learning_rate": 5e-7, "trl": {"loss_type": "sigmoid", **_TRL}},
+            profiles={"toy": Profile(_TOY, _TOY_SPACE)},
+            search_space={
+                "beta": "tag(log, interval(0.02, 0.5))",
+                "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+            },
+            loss_notes=DPO_LOSS,
+            **common,
+        ),
+        MethodSpec(
+            name="ipo",
+            description="Identity Preference Optimization (Azar et al. 2023; DPOTrainer, loss ipo)",
+            hyperparameters=[
+                Hyperparameter(
+                    "beta",
+                    0.1,
+                    "regularisation tau of the IPO paper (the loss targets a margin of 1/(2 tau)); "
+                    "real models: 0.01 to 0.5",
+                    bounds="(0, inf)",
+                    field="beta",
+                    paper_name="tau",
+                )
+            ],
+            defaults={"learning_rate": 5e-7, "trl": {"loss_type": "ipo", **_TRL}},
+            profiles={"toy": Profile({**_TOY, "beta": 0.5}, _TOY_SPACE)},
+            search_space={
+                "beta": "tag(log, interval(0.01, 1.0))",
+                "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+            },
+            validate=_validate_ipo,
+            loss_notes=IPO_LOSS,
+            **common,
+        ),
     ]

@@ -27,9 +27,22 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The gold-reward evaluator."""
-    return [EvaluatorSpec(
-        name="gold_reward", evaluate=evaluate, active=lambda cfg: gold_reward(cfg) is not None,
-        description="mean gold (programmatic) reward of policy samples on held-out prompts",
-        metrics=[Metric("gold_reward", "mean gold (true, programmatic) reward of sampled completions on held-out "
-                        "prompts", "maximize", headline=True, se="gold_reward_se", objective_priority=0),
-                 Metric("gold_reward_se", "standard error of gold_reward", column="gold_se", headline=True)])]
+    return [
+        EvaluatorSpec(
+            name="gold_reward",
+            evaluate=evaluate,
+            active=lambda cfg: gold_reward(cfg) is not None,
+            description="mean gold (programmatic) reward of policy samples on held-out prompts",
+            metrics=[
+                Metric(
+                    "gold_reward",
+                    "mean gold (true, programmatic) reward of sampled completions on held-out prompts",
+                    "maximize",
+                    headline=True,
+                    se="gold_reward_se",
+                    objective_priority=0,
+                ),
+                Metric("gold_reward_se", "standard error of gold_reward", column="gold_se", headline=True),
+            ],
+        )
+    ]

@@ -59,33 +59,86 @@ logger = logging.getLogger(__name__)
 
 NAME = "judge"
 OPTIONS = [
-    Option("backend", "openai", "who judges: openai (an OpenAI-compatible chat endpoint: vLLM, TGI, llama.cpp, a "
-           "hosted API) or local (a causal LM loaded in this process)", choices=("openai", "local")),
-    Option("model", None, "the judge model: the served model's name (openai) or a model directory or Hub id (local)",
-           types=(str,), nullable=True),
-    Option("base_url", None, "openai: the endpoint, e.g. http://127.0.0.1:8000/v1", types=(str,), nullable=True),
-    Option("api_key_env", "OPENAI_API_KEY", "openai: the environment variable holding the API key (sent as a Bearer "
-           "token; unset or null: no key)", types=(str,), nullable=True),
-    Option("max_tokens", 512, "openai: cap on the judge's answer (explanation and verdict), tokens", bounds="[1, inf)"),
+    Option(
+        "backend",
+        "openai",
+        "who judges: openai (an OpenAI-compatible chat endpoint: vLLM, TGI, llama.cpp, a "
+        "hosted API) or local (a causal LM loaded in this process)",
+        choices=("openai", "local"),
+    ),
+    Option(
+        "model",
+        None,
+        "the judge model: the served model's name (openai) or a model directory or Hub id (local)",
+        types=(str,),
+        nullable=True,
+    ),
+    Option(
+        "base_url", None, "openai: the endpoint, e.g. http://127.0.0.1:8000/v1", types=(str,), nullable=True
+    ),
+    Option(
+        "api_key_env",
+        "OPENAI_API_KEY",
+        "openai: the environment variable holding the API key (sent as a Bearer "
+        "token; unset or null: no key)",
+        types=(str,),
+        nullable=True,
+    ),
+    Option(
+        "max_tokens",
+        512,
+        "openai: cap on the judge's answer (explanation and verdict), tokens",
+        bounds="[1, inf)",
+    ),
     Option("concurrency", 4, "openai: requests in flight at once", bounds="[1, inf)"),
     Option("timeout", 120.0, "openai: seconds per request", bounds="(0, inf)"),
-    Option("retries", 3, "openai: retries after HTTP 408/409/429/5xx or a connection error (exponential backoff)",
-           bounds="[0, inf)"),
-    Option("model_kwargs", MODEL_KWARG_DEFAULTS, "local: model.* settings for the judge model (dtype: auto is "
-           "bfloat16 on a GPU that has it, float16 on others, float32 on a CPU; revision, trust_remote_code, "
-           "attn_implementation, device_map, quantization, bnb_4bit)"),
+    Option(
+        "retries",
+        3,
+        "openai: retries after HTTP 408/409/429/5xx or a connection error (exponential backoff)",
+        bounds="[0, inf)",
+    ),
+    Option(
+        "model_kwargs",
+        MODEL_KWARG_DEFAULTS,
+        "local: model.* settings for the judge model (dtype: auto is "
+        "bfloat16 on a GPU that has it, float16 on others, float32 on a CPU; revision, trust_remote_code, "
+        "attn_implementation, device_map, quantization, bnb_4bit)",
+    ),
     Option("batch_size", 4, "local: comparisons per forward pass", bounds="[1, inf)"),
-    Option("min_label_prob", 0.0, "local: a verdict whose labels A, B, C hold less probability than this counts as "
-           "unparsed", bounds="[0, 1]"),
-    Option("template", None, "judge prompt: null (built-in, MT-Bench pairwise) or a text file with {prompt}, "
-           "{answer_a}, {answer_b} (lines <<<system>>> and <<<user>>> split it into messages)", types=(str,),
-           nullable=True),
-    Option("num_prompts", None, "judge only the first N evaluation prompts (bounds API cost); null: all",
-           types=(int,), nullable=True, bounds="[1, inf)"),
-    Option("length_controlled", True, "also report judge_win_rate_lc, the win rate at equal length (AlpacaEval-LC "
-           "style)"),
-    Option("length_unit", "chars", "length for the length control: chars, or tokens of the policy's tokenizer",
-           choices=("chars", "tokens")),
+    Option(
+        "min_label_prob",
+        0.0,
+        "local: a verdict whose labels A, B, C hold less probability than this counts as unparsed",
+        bounds="[0, 1]",
+    ),
+    Option(
+        "template",
+        None,
+        "judge prompt: null (built-in, MT-Bench pairwise) or a text file with {prompt}, "
+        "{answer_a}, {answer_b} (lines <<<system>>> and <<<user>>> split it into messages)",
+        types=(str,),
+        nullable=True,
+    ),
+    Option(
+        "num_prompts",
+        None,
+        "judge only the first N evaluation prompts (bounds API cost); null: all",
+        types=(int,),
+        nullable=True,
+        bounds="[1, inf)",
+    ),
+    Option(
+        "length_controlled",
+        True,
+        "also report judge_win_rate_lc, the win rate at equal length (AlpacaEval-LC style)",
+    ),
+    Option(
+        "length_unit",
+        "chars",
+        "length for the length control: chars, or tokens of the policy's tokenizer",
+        choices=("chars", "tokens"),
+    ),
     Option("cache", True, "reuse verdicts from disk ($HARNESS_CACHE_DIR/judge, else ~/.cache/harness/judge)"),
 ]
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
@@ -126,13 +179,18 @@ def read_settings(cfg: DictConfig) -> Settings:
     values = _section(cfg)
     backend = str(values["backend"])
     if not values["model"]:
-        what = ("a model directory or Hub id, e.g. eval.judge.model=Qwen/Qwen2.5-7B-Instruct" if backend == "local"
-                else "the name its server serves it under, e.g. eval.judge.model=Qwen/Qwen2.5-72B-Instruct")
+        what = (
+            "a model directory or Hub id, e.g. eval.judge.model=Qwen/Qwen2.5-7B-Instruct"
+            if backend == "local"
+            else "the name its server serves it under, e.g. eval.judge.model=Qwen/Qwen2.5-72B-Instruct"
+        )
         raise ConfigError(f"eval.judge.model is not set; name the judge model ({what}).")
     if backend == "openai" and not values["base_url"]:
-        raise ConfigError("eval.judge.base_url is not set; point it at an OpenAI-compatible server, e.g. "
-                          "eval.judge.base_url=http://127.0.0.1:8000/v1 (vllm serve <model>), or use "
-                          "eval.judge.backend=local.")
+        raise ConfigError(
+            "eval.judge.base_url is not set; point it at an OpenAI-compatible server, e.g. "
+            "eval.judge.base_url=http://127.0.0.1:8000/v1 (vllm serve <model>), or use "
+            "eval.judge.backend=local."
+        )
     try:
         template = load_template(values["template"])
     except ValueError as exc:
@@ -142,18 +200,35 @@ def read_settings(cfg: DictConfig) -> Settings:
             model_settings(values["model_kwargs"])  # checked here, merged by the judge
         except ValueError as exc:
             raise ConfigError(f"eval.judge.model_kwargs: {exc}.") from None
-    return Settings(**{**values, "backend": backend, "model": str(values["model"]), "template_path": values["template"],
-                       "template": template})
+    return Settings(
+        **{
+            **values,
+            "backend": backend,
+            "model": str(values["model"]),
+            "template_path": values["template"],
+            "template": template,
+        }
+    )
 
 
 def make_judge(settings: Settings, device: Any) -> OpenAIJudge | LocalJudge:
     """The judge ``settings`` describe (a local one on ``device``, the policy's)."""
     if settings.backend == "local":
-        return LocalJudge(model=settings.model, model_kwargs=settings.model_kwargs, device=device,
-                          batch_size=int(settings.batch_size))
-    return OpenAIJudge(base_url=str(settings.base_url), model=settings.model, api_key_env=settings.api_key_env,
-                       max_tokens=int(settings.max_tokens), timeout=float(settings.timeout),
-                       retries=int(settings.retries), concurrency=int(settings.concurrency))
+        return LocalJudge(
+            model=settings.model,
+            model_kwargs=settings.model_kwargs,
+            device=device,
+            batch_size=int(settings.batch_size),
+        )
+    return OpenAIJudge(
+        base_url=str(settings.base_url),
+        model=settings.model,
+        api_key_env=settings.api_key_env,
+        max_tokens=int(settings.max_tokens),
+        timeout=float(settings.timeout),
+        retries=int(settings.retries),
+        concurrency=int(settings.concurrency),
+    )
 
 
 def interpret(answer: dict[str, Any], min_label_prob: float) -> str | None:
@@ -163,21 +238,36 @@ def interpret(answer: dict[str, Any], min_label_prob: float) -> str | None:
     return parse_verdict(answer.get("output"))
 
 
-def judge_pairs(settings: Settings, judge: Any, questions: Sequence[str], policy: Sequence[str],
-                reference: Sequence[str]) -> tuple[list[str | None], list[str | None]]:
+def judge_pairs(
+    settings: Settings, judge: Any, questions: Sequence[str], policy: Sequence[str], reference: Sequence[str]
+) -> tuple[list[str | None], list[str | None]]:
     """Verdicts with the policy's answer as A, and with it as B, for each (question, policy, reference)."""
-    comparisons = [*zip(questions, policy, reference, strict=True), *zip(questions, reference, policy, strict=True)]
+    comparisons = [
+        *zip(questions, policy, reference, strict=True),
+        *zip(questions, reference, policy, strict=True),
+    ]
     conversations = [settings.template.render(*c) for c in comparisons]
     cache = VerdictCache(cache_dir(NAME) if settings.cache else None)
-    answers, asked = cached_run(judge, cache, comparisons, conversations, {"template": settings.template.text})
+    answers, asked = cached_run(
+        judge, cache, comparisons, conversations, {"template": settings.template.text}
+    )
     verdicts = [interpret(a, float(settings.min_label_prob)) for a in answers]
-    logger.info("judge: %d comparisons, %d asked (the rest cached), %d unparsed", len(verdicts), asked,
-                sum(v is None for v in verdicts))
-    return verdicts[: len(questions)], verdicts[len(questions):]
+    logger.info(
+        "judge: %d comparisons, %d asked (the rest cached), %d unparsed",
+        len(verdicts),
+        asked,
+        sum(v is None for v in verdicts),
+    )
+    return verdicts[: len(questions)], verdicts[len(questions) :]
 
 
-def summarize(first: Sequence[str | None], second: Sequence[str | None], length_diff: Sequence[float],
-              samples_per_prompt: int, length_controlled: bool) -> dict[str, float]:
+def summarize(
+    first: Sequence[str | None],
+    second: Sequence[str | None],
+    length_diff: Sequence[float],
+    samples_per_prompt: int,
+    length_controlled: bool,
+) -> dict[str, float]:
     """The metrics from the verdicts with the policy as A (``first``) and as B (``second``), one per sample,
     ``samples_per_prompt`` consecutive samples per prompt, and each sample's policy-minus-reference length."""
     metrics: dict[str, float] = {}
@@ -198,8 +288,10 @@ def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
     policy, reference = ctx.policy_samples, ctx.reference_samples
     if unit == "tokens":
         return (policy.completion_lengths[:count] - reference.completion_lengths[:count]).double().tolist()
-    return [float(len(p) - len(r)) for p, r in zip(policy.completions[:count], reference.completions[:count],
-                                                   strict=True)]
+    return [
+        float(len(p) - len(r))
+        for p, r in zip(policy.completions[:count], reference.completions[:count], strict=True)
+    ]
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
@@ -215,12 +307,18 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     count = n if settings.num_prompts is None else min(n, int(settings.num_prompts) * k)
     questions = [question_text(ctx.source_prompts[i // k]) for i in range(count)]  # sample i: prompt i // k
     judge = make_judge(settings, next(ctx.policy.parameters()).device)
-    first, second = judge_pairs(settings, judge, questions, policy.completions[:count],
-                                reference.completions[:count])
+    first, second = judge_pairs(
+        settings, judge, questions, policy.completions[:count], reference.completions[:count]
+    )
     per_sample = sample_outcomes(first, second).tolist()
     ctx.add_sample_scores(NAME, [*per_sample, *[math.nan] * (n - count)])
-    return summarize(first, second, _length_diff(ctx, count, str(settings.length_unit)), k,
-                     bool(settings.length_controlled))
+    return summarize(
+        first,
+        second,
+        _length_diff(ctx, count, str(settings.length_unit)),
+        k,
+        bool(settings.length_controlled),
+    )
 
 
 def _listed(cfg: DictConfig) -> bool:
@@ -246,18 +344,48 @@ def harness_config_validate(cfg: DictConfig) -> None:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The LLM-as-judge evaluator."""
-    return [EvaluatorSpec(
-        name=NAME, evaluate=evaluate, options=OPTIONS,
-        description="pairwise LLM-as-judge win rate over the reference's samples (both orders; eval.judge.*)",
-        metrics=[Metric("judge_win_rate", "fraction of prompts where an LLM judge prefers the policy's completion to "
-                        "the reference's (both orders, ties 1/2)", "maximize", column="judge_wr", headline=True,
-                        se="judge_win_rate_se", objective_priority=20),
-                 Metric("judge_win_rate_se", "standard error of judge_wr over prompts", column="judge_wr_se",
-                        headline=True),
-                 Metric("judge_win_rate_lc", "length-controlled judge win rate: predicted at equal length by a "
-                        "logistic regression on the length difference (AlpacaEval-LC style)", "maximize",
-                        column="judge_lc_wr", headline=True, se="judge_win_rate_lc_se"),
-                 Metric("judge_win_rate_lc_se", "standard error of judge_lc_wr (delta method, clustered by prompt)",
-                        column="judge_lc_wr_se"),
-                 Metric("judge_unparsed", "judge verdicts that could not be read (left out of the win rate)",
-                        headline=True)])]
+    return [
+        EvaluatorSpec(
+            name=NAME,
+            evaluate=evaluate,
+            options=OPTIONS,
+            description="pairwise LLM-as-judge win rate over the reference's samples (both orders; eval.judge.*)",
+            metrics=[
+                Metric(
+                    "judge_win_rate",
+                    "fraction of prompts where an LLM judge prefers the policy's completion to "
+                    "the reference's (both orders, ties 1/2)",
+                    "maximize",
+                    column="judge_wr",
+                    headline=True,
+                    se="judge_win_rate_se",
+                    objective_priority=20,
+                ),
+                Metric(
+                    "judge_win_rate_se",
+                    "standard error of judge_wr over prompts",
+                    column="judge_wr_se",
+                    headline=True,
+                ),
+                Metric(
+                    "judge_win_rate_lc",
+                    "length-controlled judge win rate: predicted at equal length by a "
+                    "logistic regression on the length difference (AlpacaEval-LC style)",
+                    "maximize",
+                    column="judge_lc_wr",
+                    headline=True,
+                    se="judge_win_rate_lc_se",
+                ),
+                Metric(
+                    "judge_win_rate_lc_se",
+                    "standard error of judge_lc_wr (delta method, clustered by prompt)",
+                    column="judge_lc_wr_se",
+                ),
+                Metric(
+                    "judge_unparsed",
+                    "judge verdicts that could not be read (left out of the win rate)",
+                    headline=True,
+                ),
+            ],
+        )
+    ]

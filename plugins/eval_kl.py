@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from harness.plugin import EvalContext
 
 
-def kl_estimates(policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor,
-                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def kl_estimates(
+    policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence log-ratio and k3 KL estimates from per-token log-probabilities ([n, T] each).
 
     Returns two tensors of shape [n] (float64): Σ_t (log π − log π_ref) and Σ_t (exp(r_t) − 1 − r_t).
@@ -48,12 +49,28 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The KL evaluator."""
-    return [EvaluatorSpec(
-        name="kl", evaluate=evaluate,
-        description="KL(policy || reference), nats per sequence, from policy samples (log-ratio and k3 estimators)",
-        metrics=[Metric("kl", "KL(policy ‖ reference) in nats per sequence, estimated on sampled completions "
-                        "(log-ratio estimator)", "minimize", headline=True, se="kl_se"),
-                 Metric("kl_se", "standard error of kl", headline=True),
-                 Metric("kl_k3", "KL(policy ‖ reference) in nats per sequence, k3 estimator (lower variance)",
-                        "minimize", se="kl_k3_se"),
-                 Metric("kl_k3_se", "standard error of kl_k3")])]
+    return [
+        EvaluatorSpec(
+            name="kl",
+            evaluate=evaluate,
+            description="KL(policy || reference), nats per sequence, from policy samples (log-ratio and k3 estimators)",
+            metrics=[
+                Metric(
+                    "kl",
+                    "KL(policy ‖ reference) in nats per sequence, estimated on sampled completions "
+                    "(log-ratio estimator)",
+                    "minimize",
+                    headline=True,
+                    se="kl_se",
+                ),
+                Metric("kl_se", "standard error of kl", headline=True),
+                Metric(
+                    "kl_k3",
+                    "KL(policy ‖ reference) in nats per sequence, k3 estimator (lower variance)",
+                    "minimize",
+                    se="kl_k3_se",
+                ),
+                Metric("kl_k3_se", "standard error of kl_k3"),
+            ],
+        )
+    ]

@@ -54,15 +54,41 @@ if TYPE_CHECKING:
 
 NAME = "lm_eval"
 OPTIONS = [
-    Option("tasks", [], "lm-eval task, group or tag names (or paths to task YAML files); none: no metric (the toy "
-           "world's profile runs toy_grammar; toy_grammar and toy_sentiment ship with the harness)"),
-    Option("include_path", [], "extra folders of lm-eval task YAML files (they take precedence over lm-eval's own)"),
-    Option("limit", 100, "documents per task: null (all), a count, or a fraction < 1 (lm-eval's --limit)",
-           types=(int, float), nullable=True),
-    Option("batch_size", 32, "requests per forward pass: an integer or auto (lm-eval's --batch_size)", types=(int, str)),
-    Option("num_fewshot", None, "few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)"),
-    Option("bootstrap_iters", 100000, "resamples for the standard errors lm-eval bootstraps (not needed for acc); "
-           "0 disables them", bounds="[0, inf)"),
+    Option(
+        "tasks",
+        [],
+        "lm-eval task, group or tag names (or paths to task YAML files); none: no metric (the toy "
+        "world's profile runs toy_grammar; toy_grammar and toy_sentiment ship with the harness)",
+    ),
+    Option(
+        "include_path",
+        [],
+        "extra folders of lm-eval task YAML files (they take precedence over lm-eval's own)",
+    ),
+    Option(
+        "limit",
+        100,
+        "documents per task: null (all), a count, or a fraction < 1 (lm-eval's --limit)",
+        types=(int, float),
+        nullable=True,
+    ),
+    Option(
+        "batch_size",
+        32,
+        "requests per forward pass: an integer or auto (lm-eval's --batch_size)",
+        types=(int, str),
+    ),
+    Option(
+        "num_fewshot",
+        None,
+        "few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)",
+    ),
+    Option(
+        "bootstrap_iters",
+        100000,
+        "resamples for the standard errors lm-eval bootstraps (not needed for acc); 0 disables them",
+        bounds="[0, inf)",
+    ),
 ]
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 
@@ -88,7 +114,11 @@ def _as_list(value: Any) -> list[Any]:
 def read_settings(cfg: DictConfig) -> Settings:
     """``eval.lm_eval`` of ``cfg`` as :class:`Settings`; a one-line ConfigError for an invalid value."""
     section = cfg.eval.get(NAME) if cfg.get("eval") is not None else None
-    raw = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section or {})
+    raw = (
+        OmegaConf.to_container(section, resolve=True)
+        if isinstance(section, DictConfig)
+        else dict(section or {})
+    )
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         raise UnknownNameError("option", f"eval.{NAME}.{unknown[0]}", [f"eval.{NAME}.{k}" for k in DEFAULTS])
@@ -98,30 +128,49 @@ def read_settings(cfg: DictConfig) -> Settings:
     for entry in _as_list(values["include_path"]):
         path = Path(str(entry)).expanduser().resolve()
         if not path.is_dir():
-            raise ConfigError(f"eval.{NAME}.include_path: {entry} is not a folder; give folders of lm-eval task "
-                              "YAML files.")
+            raise ConfigError(
+                f"eval.{NAME}.include_path: {entry} is not a folder; give folders of lm-eval task YAML files."
+            )
         if str(path) not in paths:
             paths.append(str(path))
     limit = values["limit"]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Real) or limit <= 0
-                              or (isinstance(limit, float) and limit >= 1 and not limit.is_integer())):
-        raise ConfigError(f"eval.{NAME}.limit={limit!r} is invalid; use null (all documents), a number of "
-                          "documents, or a fraction below 1.")
+    if limit is not None and (
+        isinstance(limit, bool)
+        or not isinstance(limit, Real)
+        or limit <= 0
+        or (isinstance(limit, float) and limit >= 1 and not limit.is_integer())
+    ):
+        raise ConfigError(
+            f"eval.{NAME}.limit={limit!r} is invalid; use null (all documents), a number of "
+            "documents, or a fraction below 1."
+        )
     if isinstance(limit, float) and limit >= 1:
         limit = int(limit)
     batch_size = values["batch_size"]
-    if not ((isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)
-            or (isinstance(batch_size, str) and batch_size.startswith("auto"))):
-        raise ConfigError(f"eval.{NAME}.batch_size={batch_size!r} is invalid; use a positive integer or auto.")
+    if not (
+        (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)
+        or (isinstance(batch_size, str) and batch_size.startswith("auto"))
+    ):
+        raise ConfigError(
+            f"eval.{NAME}.batch_size={batch_size!r} is invalid; use a positive integer or auto."
+        )
     shots = values["num_fewshot"]
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 0):
-        raise ConfigError(f"eval.{NAME}.num_fewshot={shots!r} is invalid; use null (each task's default) or an "
-                          "integer >= 0.")
+        raise ConfigError(
+            f"eval.{NAME}.num_fewshot={shots!r} is invalid; use null (each task's default) or an "
+            "integer >= 0."
+        )
     iters = values["bootstrap_iters"]
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise ConfigError(f"eval.{NAME}.bootstrap_iters={iters!r} is invalid; use an integer >= 0.")
-    return Settings(tasks=tuple(tasks), include_path=tuple(paths), limit=limit, batch_size=batch_size,
-                    num_fewshot=shots, bootstrap_iters=iters)
+    return Settings(
+        tasks=tuple(tasks),
+        include_path=tuple(paths),
+        limit=limit,
+        batch_size=batch_size,
+        num_fewshot=shots,
+        bootstrap_iters=iters,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,8 +210,10 @@ def manager_for(settings: Settings) -> TaskManager:
         if not _known(full, task):
             close = difflib.get_close_matches(task, full.all_tasks, n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise ConfigError(f"Unknown lm-eval task '{task}' in eval.{NAME}.tasks.{hint} List them with "
-                              f"`lm_eval ls tasks`, or add the task's folder to eval.{NAME}.include_path.")
+            raise ConfigError(
+                f"Unknown lm-eval task '{task}' in eval.{NAME}.tasks.{hint} List them with "
+                f"`lm_eval ls tasks`, or add the task's folder to eval.{NAME}.include_path."
+            )
     return full
 
 
@@ -175,7 +226,8 @@ class PreparedTasks:
     requests: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     # tokenizer -> (context, continuation, HFLM's encoding settings) -> token ids, while the tokenizer lives
     encodings: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = field(
-        default_factory=weakref.WeakKeyDictionary)
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def remember_encodings(self, lm: Any, tokenizer: Any) -> None:
         """Make ``lm`` (an HFLM) tokenize each request once per tokenizer: later checkpoints reuse the token ids."""
@@ -294,7 +346,9 @@ def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def run_lm_eval(model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False) -> dict[str, Any]:
+def run_lm_eval(
+    model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False
+) -> dict[str, Any]:
     """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval as ``simple_evaluate`` would (its seeds and
     settings), on this process's task objects and requests (:func:`prepared_tasks`); returns lm-eval's results
     dict (``results``, ``groups``, ``configs``, ...: no run report)."""
@@ -312,9 +366,15 @@ def run_lm_eval(model: torch.nn.Module, tokenizer: Any, settings: Settings, verb
                 torch.manual_seed(DEFAULT_OTHER_SEED)
                 tasks = prepared_tasks(settings)
                 tasks.remember_encodings(lm, tokenizer)
-                results = lm_eval_evaluate(lm=lm, task_dict=tasks.loaded, limit=settings.limit,
-                                           bootstrap_iters=settings.bootstrap_iters, log_samples=False,
-                                           fewshot_as_multiturn=True, verbosity=None)
+                results = lm_eval_evaluate(
+                    lm=lm,
+                    task_dict=tasks.loaded,
+                    limit=settings.limit,
+                    bootstrap_iters=settings.bootstrap_iters,
+                    log_samples=False,
+                    fewshot_as_multiturn=True,
+                    verbosity=None,
+                )
         finally:
             model.train(was_training)
     return dict(results or {})
@@ -332,7 +392,9 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 @hookimpl
 def harness_config_validate(cfg: DictConfig) -> None:
     """When ``lm_eval`` is among ``eval.evaluators``: check ``eval.lm_eval`` and that every task exists."""
-    evaluators = [*(cfg.eval.get("evaluators") or []), *(cfg.eval.get("extra") or [])] if cfg.get("eval") else []
+    evaluators = (
+        [*(cfg.eval.get("evaluators") or []), *(cfg.eval.get("extra") or [])] if cfg.get("eval") else []
+    )
     if NAME not in [str(e) for e in evaluators]:
         return
     settings = read_settings(cfg)
@@ -352,7 +414,9 @@ def harness_config_validate(cfg: DictConfig) -> None:
 _FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
 
 
-def task_datasets(manager: TaskManager, name: str, seen: frozenset[str] = frozenset()) -> list[tuple[str, str, Any]]:
+def task_datasets(
+    manager: TaskManager, name: str, seen: frozenset[str] = frozenset()
+) -> list[tuple[str, str, Any]]:
     """``(task, dataset_path, dataset_name)`` of every task ``name`` stands for (a task, a group's tasks, a tag's
     tasks), for the tasks that read a dataset (not a ``custom_dataset`` function or a task file of local data)."""
     if name in seen:
@@ -360,13 +424,21 @@ def task_datasets(manager: TaskManager, name: str, seen: frozenset[str] = frozen
     seen = seen | {name}
     entry = manager.task_index.get(name)
     if entry is None:  # a tag: the tasks that carry it
-        return [d for key, e in manager.task_index.items() if name in (e.tags or ())
-                for d in task_datasets(manager, key, seen)]
+        return [
+            d
+            for key, e in manager.task_index.items()
+            if name in (e.tags or ())
+            for d in task_datasets(manager, key, seen)
+        ]
     cfg = entry.cfg or {}
     if "group" in cfg:
         children = cfg.get("task") or []
-        return [d for child in ([children] if isinstance(children, str) else children) if isinstance(child, str)
-                for d in task_datasets(manager, child, seen)]
+        return [
+            d
+            for child in ([children] if isinstance(children, str) else children)
+            if isinstance(child, str)
+            for d in task_datasets(manager, child, seen)
+        ]
     path = cfg.get("dataset_path")
     if not path or cfg.get("custom_dataset") or path in _FILE_BUILDERS or Path(str(path)).exists():
         return []  # local data (the toy tasks, a task's own files): nothing to download
@@ -382,19 +454,38 @@ def check_dataset_cached(task: str, path: str, name: Any) -> None:
         datasets.load_dataset_builder(path, name)
     except Exception:  # not cached: DatasetNotFoundError, ConnectionError, FileNotFoundError, ... (offline)
         args = f"{path!r}" + (f", {name!r}" if name else "")
-        raise ConfigError(f"lm-eval task {task!r} reads the dataset {path}{'/' + str(name) if name else ''}, which is "
-                          f"not in the local Hugging Face cache (offline mode); cache it once with network access: "
-                          f"HF_DATASETS_OFFLINE=0 python -c \"import datasets; datasets.load_dataset({args})\", or "
-                          f"remove {task} from eval.{NAME}.tasks.") from None
+        raise ConfigError(
+            f"lm-eval task {task!r} reads the dataset {path}{'/' + str(name) if name else ''}, which is "
+            f"not in the local Hugging Face cache (offline mode); cache it once with network access: "
+            f'HF_DATASETS_OFFLINE=0 python -c "import datasets; datasets.load_dataset({args})", or '
+            f"remove {task} from eval.{NAME}.tasks."
+        ) from None
 
 
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The lm-eval evaluator."""
-    return [EvaluatorSpec(
-        name=NAME, evaluate=evaluate, options=OPTIONS,
-        description="lm-evaluation-harness task scores (eval.lm_eval.tasks)",
-        metrics=[*(Metric(f"lm_eval/*/{m}", f"lm-eval's {m} on the task (capability kept or lost)", "maximize",
-                          headline=True, se=f"lm_eval/*/{m}_se") for m in ("acc", "acc_norm", "exact_match", "f1")),
-                 Metric("lm_eval/*", "another lm-eval score (lm_eval/<task>/<metric>[/<filter>]; *_se: standard "
-                        "errors)")])]
+    return [
+        EvaluatorSpec(
+            name=NAME,
+            evaluate=evaluate,
+            options=OPTIONS,
+            description="lm-evaluation-harness task scores (eval.lm_eval.tasks)",
+            metrics=[
+                *(
+                    Metric(
+                        f"lm_eval/*/{m}",
+                        f"lm-eval's {m} on the task (capability kept or lost)",
+                        "maximize",
+                        headline=True,
+                        se=f"lm_eval/*/{m}_se",
+                    )
+                    for m in ("acc", "acc_norm", "exact_match", "f1")
+                ),
+                Metric(
+                    "lm_eval/*",
+                    "another lm-eval score (lm_eval/<task>/<metric>[/<filter>]; *_se: standard errors)",
+                ),
+            ],
+        )
+    ]

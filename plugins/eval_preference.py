@@ -45,26 +45,44 @@ def _render(tokenizer: Any, prompt: Any, completion: Any) -> tuple[str, str]:
     return full[:cut], full[cut:]
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[Mapping[str, Any]], batch_size: int) -> tuple[Samples, Samples]:
+def encode_pairs(
+    tokenizer: Any, pairs: Sequence[Mapping[str, Any]], batch_size: int
+) -> tuple[Samples, Samples]:
     """The chosen and the rejected completions of ``pairs``, laid out for scoring (see ``encode_completions``)."""
     conversational = not isinstance(pairs[0]["prompt"], str)
     encoded = []
     for column in ("chosen", "rejected"):
         if conversational:
             texts = [_render(tokenizer, row["prompt"], row[column]) for row in pairs]
-            encoded.append(encode_completions(tokenizer, [p for p, _ in texts], [c for _, c in texts],
-                                              batch_size=batch_size, add_special_tokens=False, append_eos=False))
+            encoded.append(
+                encode_completions(
+                    tokenizer,
+                    [p for p, _ in texts],
+                    [c for _, c in texts],
+                    batch_size=batch_size,
+                    add_special_tokens=False,
+                    append_eos=False,
+                )
+            )
         else:
-            encoded.append(encode_completions(tokenizer, [row["prompt"] for row in pairs],
-                                              [row[column] for row in pairs], batch_size=batch_size))
+            encoded.append(
+                encode_completions(
+                    tokenizer,
+                    [row["prompt"] for row in pairs],
+                    [row[column] for row in pairs],
+                    batch_size=batch_size,
+                )
+            )
     return encoded[0], encoded[1]
 
 
 def encoded_pairs(ctx: EvalContext, pairs: Sequence[Mapping[str, Any]]) -> Samples:
     """The chosen completions of ``pairs`` then the rejected ones, as one :class:`Samples`: encoded once per trial
     (and prompt set), then reused by every checkpoint."""
-    return ctx.trial_memo(f"preference_accuracy/pairs/{len(pairs)}", lambda: Samples.concat(
-        *encode_pairs(ctx.tokenizer, pairs, int(ctx.eval_cfg.batch_size))))
+    return ctx.trial_memo(
+        f"preference_accuracy/pairs/{len(pairs)}",
+        lambda: Samples.concat(*encode_pairs(ctx.tokenizer, pairs, int(ctx.eval_cfg.batch_size))),
+    )
 
 
 def pair_logprobs(ctx: EvalContext, model: torch.nn.Module, encoded: Samples) -> torch.Tensor:
@@ -84,6 +102,7 @@ def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
 def reference_pair_logprobs(ctx: EvalContext, encoded: Samples) -> torch.Tensor:
     """The reference's :func:`pair_logprobs`, from the reference cache, else computed and stored there (at step 0
     the policy is the reference: computed then, so that no checkpoint pays for it)."""
+
     def compute() -> torch.Tensor:
         if ctx.is_reference:
             return pair_logprobs(ctx, ctx.policy, encoded)
@@ -106,8 +125,11 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     margin = implicit[0] - implicit[1]
     correct = (margin > 0).double() + 0.5 * (margin == 0).double()
     accuracy, se = mean_and_se(correct)
-    return {"preference_accuracy": accuracy, "preference_accuracy_se": se,
-            "preference_margin": float(margin.mean())}
+    return {
+        "preference_accuracy": accuracy,
+        "preference_accuracy_se": se,
+        "preference_margin": float(margin.mean()),
+    }
 
 
 @hookimpl
@@ -115,18 +137,36 @@ def harness_config_validate(cfg: DictConfig) -> None:
     """``eval.preference_pairs`` must be a positive integer."""
     value = cfg.eval.get("preference_pairs", DEFAULT_PAIRS)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"eval.preference_pairs={value!r} is invalid; use a positive number of held-out pairs "
-                          f"(default {DEFAULT_PAIRS}).")
+        raise ConfigError(
+            f"eval.preference_pairs={value!r} is invalid; use a positive number of held-out pairs "
+            f"(default {DEFAULT_PAIRS})."
+        )
 
 
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The held-out preference-accuracy evaluator."""
-    return [EvaluatorSpec(
-        name="preference_accuracy", evaluate=evaluate,
-        description="held-out pairs ranked correctly by the implicit reward log π/π_ref",
-        metrics=[Metric("preference_accuracy", "fraction of held-out preference pairs the policy's implicit reward "
-                        "log π/π_ref orders correctly (ties 1/2)", "maximize", column="pref_acc", headline=True,
-                        se="preference_accuracy_se", objective_priority=30),
-                 Metric("preference_accuracy_se", "standard error of preference_accuracy"),
-                 Metric("preference_margin", "mean implicit-reward margin chosen − rejected on held-out pairs, nats")])]
+    return [
+        EvaluatorSpec(
+            name="preference_accuracy",
+            evaluate=evaluate,
+            description="held-out pairs ranked correctly by the implicit reward log π/π_ref",
+            metrics=[
+                Metric(
+                    "preference_accuracy",
+                    "fraction of held-out preference pairs the policy's implicit reward "
+                    "log π/π_ref orders correctly (ties 1/2)",
+                    "maximize",
+                    column="pref_acc",
+                    headline=True,
+                    se="preference_accuracy_se",
+                    objective_priority=30,
+                ),
+                Metric("preference_accuracy_se", "standard error of preference_accuracy"),
+                Metric(
+                    "preference_margin",
+                    "mean implicit-reward margin chosen − rejected on held-out pairs, nats",
+                ),
+            ],
+        )
+    ]

@@ -34,17 +34,34 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     model.train(was_training)
     correct = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
     accuracy, se = mean_and_se(correct)
-    return {"reward_accuracy": accuracy, "reward_accuracy_se": se, "reward_margin": float((chosen - rejected).mean())}
+    return {
+        "reward_accuracy": accuracy,
+        "reward_accuracy_se": se,
+        "reward_margin": float((chosen - rejected).mean()),
+    }
 
 
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The reward model's held-out pairwise accuracy."""
-    return [EvaluatorSpec(
-        name="reward_accuracy", evaluate=evaluate, applies_to="reward_model",
-        description="held-out pairwise accuracy of a reward model",
-        metrics=[Metric("reward_accuracy", "fraction of held-out pairs the reward model scores chosen above rejected "
-                        "(ties 1/2)", "maximize", column="rm_acc", headline=True, se="reward_accuracy_se",
-                        objective_priority=40),
-                 Metric("reward_accuracy_se", "standard error of rm_acc"),
-                 Metric("reward_margin", "mean score margin chosen − rejected on held-out pairs")])]
+    return [
+        EvaluatorSpec(
+            name="reward_accuracy",
+            evaluate=evaluate,
+            applies_to="reward_model",
+            description="held-out pairwise accuracy of a reward model",
+            metrics=[
+                Metric(
+                    "reward_accuracy",
+                    "fraction of held-out pairs the reward model scores chosen above rejected (ties 1/2)",
+                    "maximize",
+                    column="rm_acc",
+                    headline=True,
+                    se="reward_accuracy_se",
+                    objective_priority=40,
+                ),
+                Metric("reward_accuracy_se", "standard error of rm_acc"),
+                Metric("reward_margin", "mean score margin chosen − rejected on held-out pairs"),
+            ],
+        )
+    ]

@@ -43,11 +43,33 @@ def harness_config_validate(cfg: DictConfig) -> None:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The reward-model evaluator."""
-    return [EvaluatorSpec(
-        name=NAME, evaluate=evaluate, description="mean score of eval.reward_model on policy samples",
-        active=lambda cfg: bool((cfg.eval.get(NAME) or {}).get("name_or_path")),
-        options=[Option("name_or_path", None, "a sequence-classification reward model (local directory or Hub id, "
-                        "num_labels=1), or null: no metric", types=(str,), nullable=True)],
-        metrics=[Metric("reward_model_score", "mean score of the reward model on sampled completions", "maximize",
-                        column="rm_score", headline=True, se="reward_model_score_se", objective_priority=10),
-                 Metric("reward_model_score_se", "standard error of rm_score", column="rm_se", headline=True)])]
+    return [
+        EvaluatorSpec(
+            name=NAME,
+            evaluate=evaluate,
+            description="mean score of eval.reward_model on policy samples",
+            active=lambda cfg: bool((cfg.eval.get(NAME) or {}).get("name_or_path")),
+            options=[
+                Option(
+                    "name_or_path",
+                    None,
+                    "a sequence-classification reward model (local directory or Hub id, "
+                    "num_labels=1), or null: no metric",
+                    types=(str,),
+                    nullable=True,
+                )
+            ],
+            metrics=[
+                Metric(
+                    "reward_model_score",
+                    "mean score of the reward model on sampled completions",
+                    "maximize",
+                    column="rm_score",
+                    headline=True,
+                    se="reward_model_score_se",
+                    objective_priority=10,
+                ),
+                Metric("reward_model_score_se", "standard error of rm_score", column="rm_se", headline=True),
+            ],
+        )
+    ]

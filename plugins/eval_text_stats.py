@@ -27,9 +27,13 @@ def distinct_n(sequences: Sequence[Sequence[int]], n: int) -> float:
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``length``, ``finished``, ``distinct_1``, ``distinct_2`` and ``entropy`` of the policy samples."""
     samples = ctx.policy_samples
-    finished = samples.finished  # ended with one of the model's end-of-sequence tokens: not counted in the length
-    tokens = [ids[:-1] if done and ids else ids for ids, done in zip(samples.completion_token_ids(), finished.tolist(),
-                                                                      strict=True)]
+    finished = (
+        samples.finished
+    )  # ended with one of the model's end-of-sequence tokens: not counted in the length
+    tokens = [
+        ids[:-1] if done and ids else ids
+        for ids, done in zip(samples.completion_token_ids(), finished.tolist(), strict=True)
+    ]
     scores = ctx.policy_tokens
     assert scores.entropy is not None
     return {
@@ -44,11 +48,19 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The text-statistics evaluator."""
-    return [EvaluatorSpec(
-        name="text_stats", evaluate=evaluate,
-        description="completion length, distinct-1/2 and per-token entropy of policy samples",
-        metrics=[Metric("length", "mean completion length in tokens", headline=True),
-                 Metric("finished", "fraction of completions that ended with EOS within the token limit"),
-                 Metric("distinct_1", "distinct tokens / all tokens of completions (diversity)"),
-                 Metric("distinct_2", "distinct bigrams / all bigrams of completions (diversity)", headline=True),
-                 Metric("entropy", "mean per-token entropy of the sampling distribution, nats")])]
+    return [
+        EvaluatorSpec(
+            name="text_stats",
+            evaluate=evaluate,
+            description="completion length, distinct-1/2 and per-token entropy of policy samples",
+            metrics=[
+                Metric("length", "mean completion length in tokens", headline=True),
+                Metric("finished", "fraction of completions that ended with EOS within the token limit"),
+                Metric("distinct_1", "distinct tokens / all tokens of completions (diversity)"),
+                Metric(
+                    "distinct_2", "distinct bigrams / all bigrams of completions (diversity)", headline=True
+                ),
+                Metric("entropy", "mean per-token entropy of the sampling distribution, nats"),
+            ],
+        )
+    ]

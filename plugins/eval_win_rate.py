@@ -54,9 +54,21 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 @hookimpl
 def harness_evaluators_register() -> list[EvaluatorSpec]:
     """The win-rate evaluator."""
-    return [EvaluatorSpec(
-        name="win_rate", evaluate=evaluate,
-        description="win rate of policy samples over the reference's (gold reward, else reward model)",
-        metrics=[Metric("win_rate", "fraction of prompts where the policy's completion beats the reference's (gold "
-                        "reward, else reward model; ties 1/2)", "maximize", headline=True, se="win_rate_se"),
-                 Metric("win_rate_se", "standard error of win_rate")])]
+    return [
+        EvaluatorSpec(
+            name="win_rate",
+            evaluate=evaluate,
+            description="win rate of policy samples over the reference's (gold reward, else reward model)",
+            metrics=[
+                Metric(
+                    "win_rate",
+                    "fraction of prompts where the policy's completion beats the reference's (gold "
+                    "reward, else reward model; ties 1/2)",
+                    "maximize",
+                    headline=True,
+                    se="win_rate_se",
+                ),
+                Metric("win_rate_se", "standard error of win_rate"),
+            ],
+        )
+    ]

@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # part of every cache key: bump it when what a cached entry means changes
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-REJECTED_STATUS = frozenset({400, 413, 422})  # this request is refused (too long, ...): that comparison is unparsed
+REJECTED_STATUS = frozenset(
+    {400, 413, 422}
+)  # this request is refused (too long, ...): that comparison is unparsed
 BACKOFF_S = 1.0  # first retry after this many seconds, doubling (tests set it to 0)
 MAX_BACKOFF_S = 60.0
 
@@ -55,8 +57,11 @@ class VerdictCache:
     @staticmethod
     def key(identity: Mapping[str, Any], prompt: str, answer_a: str, answer_b: str) -> str:
         """The sha256 hex digest naming the comparison of ``answer_a`` and ``answer_b`` on ``prompt`` by ``identity``."""
-        text = json.dumps({"version": CACHE_VERSION, "judge": identity, "prompt": prompt, "a": answer_a,
-                           "b": answer_b}, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(
+            {"version": CACHE_VERSION, "judge": identity, "prompt": prompt, "a": answer_a, "b": answer_b},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def _path(self, key: str) -> Path:
@@ -88,8 +93,13 @@ class VerdictCache:
             raise
 
 
-def cached_run(judge: Any, cache: VerdictCache, comparisons: Sequence[tuple[str, str, str]],
-               conversations: Sequence[Messages], context: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+def cached_run(
+    judge: Any,
+    cache: VerdictCache,
+    comparisons: Sequence[tuple[str, str, str]],
+    conversations: Sequence[Messages],
+    context: Mapping[str, Any],
+) -> tuple[list[dict[str, Any]], int]:
     """Raw answers of ``judge`` for ``comparisons`` ((prompt, answer_a, answer_b), rendered as ``conversations``):
     from ``cache`` where present, the rest from ``judge.run`` (then stored, unless the answer is an error).
     ``context`` (the template's text) joins ``judge.identity()`` in the key. Returns the answers in order and how
@@ -118,8 +128,9 @@ def _headers(api_key_env: str | None) -> dict[str, str]:
 def _http(url: str, api_key_env: str | None, timeout: float, payload: Mapping[str, Any] | None = None) -> Any:
     """GET (no payload) or POST JSON to ``url``; the decoded JSON answer. Raises urllib's errors."""
     data = json.dumps(payload).encode("utf-8") if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers=_headers(api_key_env),
-                                     method="POST" if payload is not None else "GET")
+    request = urllib.request.Request(
+        url, data=data, headers=_headers(api_key_env), method="POST" if payload is not None else "GET"
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read().decode("utf-8"))
 
@@ -149,15 +160,21 @@ def endpoint_problem(base_url: str, api_key_env: str | None, timeout: float = 5.
         if exc.code not in (401, 403):
             return None
         if not api_key_env:
-            return (f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized) and no API key is sent "
-                    f"(eval.judge.api_key_env is null); set eval.judge.api_key_env to the variable holding the key.")
+            return (
+                f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized) and no API key is sent "
+                f"(eval.judge.api_key_env is null); set eval.judge.api_key_env to the variable holding the key."
+            )
         state = "is set (is the key right?)" if os.environ.get(api_key_env) else "is not set"
-        return (f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized); the API key is read from "
-                f"${api_key_env}, which {state}: export the key there or set eval.judge.api_key_env to the "
-                f"variable holding it.")
+        return (
+            f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized); the API key is read from "
+            f"${api_key_env}, which {state}: export the key there or set eval.judge.api_key_env to the "
+            f"variable holding it."
+        )
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return (f"eval.judge.base_url={base_url} is unreachable (GET {url}: {_reason(exc)}); start the judge "
-                f"server (e.g. vllm serve <model> --port 8000) or fix eval.judge.base_url.")
+        return (
+            f"eval.judge.base_url={base_url} is unreachable (GET {url}: {_reason(exc)}); start the judge "
+            f"server (e.g. vllm serve <model> --port 8000) or fix eval.judge.base_url."
+        )
 
 
 class OpenAIJudge:
@@ -165,11 +182,25 @@ class OpenAIJudge:
 
     backend = "openai"
 
-    def __init__(self, *, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
-                 max_tokens: int = 512, timeout: float = 120.0, retries: int = 3, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_tokens: int = 512,
+        timeout: float = 120.0,
+        retries: int = 3,
+        concurrency: int = 4,
+    ) -> None:
         self.url = f"{base_url.rstrip('/')}/chat/completions"
         self.model, self.api_key_env = model, api_key_env
-        self.max_tokens, self.timeout, self.retries, self.concurrency = max_tokens, timeout, retries, concurrency
+        self.max_tokens, self.timeout, self.retries, self.concurrency = (
+            max_tokens,
+            timeout,
+            retries,
+            concurrency,
+        )
 
     def identity(self) -> dict[str, Any]:
         """What determines this judge's answers besides the conversation (part of the cache key; no key)."""
@@ -198,15 +229,20 @@ class OpenAIJudge:
                 if exc.code in REJECTED_STATUS:
                     logger.warning("judge request rejected (HTTP %s): %s", exc.code, detail)
                     return {"output": None, "error": f"HTTP {exc.code}: {detail}"}
-                raise EndpointError(f"judge endpoint {self.url}: HTTP {exc.code} {exc.reason}: {detail}") from None
+                raise EndpointError(
+                    f"judge endpoint {self.url}: HTTP {exc.code} {exc.reason}: {detail}"
+                ) from None
             except (urllib.error.URLError, OSError) as exc:
                 if attempt < self.retries:
                     self._wait(attempt, exc)
                     continue
-                raise EndpointError(f"judge endpoint {self.url} unreachable after {self.retries + 1} attempts: "
-                                    f"{_reason(exc)}") from None
+                raise EndpointError(
+                    f"judge endpoint {self.url} unreachable after {self.retries + 1} attempts: {_reason(exc)}"
+                ) from None
             except ValueError as exc:
-                raise EndpointError(f"judge endpoint {self.url} answered something that is not JSON: {exc}") from None
+                raise EndpointError(
+                    f"judge endpoint {self.url} answered something that is not JSON: {exc}"
+                ) from None
             return {"output": _content(answer, self.url)}
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -223,5 +259,6 @@ def _content(answer: Any, url: str) -> str:
     try:
         return str(answer["choices"][0]["message"].get("content") or "")
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise EndpointError(f"judge endpoint {url} answered without choices[0].message: "
-                            f"{json.dumps(answer)[:200]}") from None
+        raise EndpointError(
+            f"judge endpoint {url} answered without choices[0].message: {json.dumps(answer)[:200]}"
+        ) from None

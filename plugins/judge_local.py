@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 PREFIX = "[["  # the assistant turn starts here; the next token is the label
 MODEL_KWARG_DEFAULTS: dict[str, Any] = {
-    "revision": None, "dtype": "auto", "attn_implementation": None, "device_map": None, "quantization": None,
+    "revision": None,
+    "dtype": "auto",
+    "attn_implementation": None,
+    "device_map": None,
+    "quantization": None,
     "bnb_4bit": {"compute_dtype": "auto", "quant_type": "nf4", "use_double_quant": True},
     "trust_remote_code": False,
 }
@@ -54,8 +58,11 @@ def model_problem(name: str, revision: str | None = None) -> str | None:
     """Why ``name`` (a local directory or a Hub id) cannot be loaded as the judge model (one line), or None."""
     path = Path(name).expanduser()
     if path.exists():
-        return None if (path / "config.json").is_file() else \
-            f"eval.judge.model={name} is not a model directory (no config.json); give a saved model's folder."
+        return (
+            None
+            if (path / "config.json").is_file()
+            else f"eval.judge.model={name} is not a model directory (no config.json); give a saved model's folder."
+        )
     if not _HUB_ID.match(name):
         return f"eval.judge.model={name} does not exist; give a model directory or a Hub id (org/name)."
     import huggingface_hub
@@ -65,8 +72,10 @@ def model_problem(name: str, revision: str | None = None) -> str | None:
         return None  # downloaded when the trial starts
     if isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
         return None
-    return (f"eval.judge.model={name} is not in the Hugging Face cache (offline mode); download it once with "
-            f"HF_HUB_OFFLINE=0 huggingface-cli download {name}, or give a local model directory.")
+    return (
+        f"eval.judge.model={name} is not in the Hugging Face cache (offline mode); download it once with "
+        f"HF_HUB_OFFLINE=0 huggingface-cli download {name}, or give a local model directory."
+    )
 
 
 def fingerprint(name: str) -> str:
@@ -107,15 +116,22 @@ class LocalJudge:
 
     backend = "local"
 
-    def __init__(self, *, model: str, model_kwargs: Mapping[str, Any] | None, device: Any,
-                 batch_size: int = 4) -> None:
+    def __init__(
+        self, *, model: str, model_kwargs: Mapping[str, Any] | None, device: Any, batch_size: int = 4
+    ) -> None:
         self.name, self.settings = model, model_settings(model_kwargs)
         self.device, self.batch_size = str(device), batch_size
 
     def identity(self) -> dict[str, Any]:
         """What determines this judge's answers besides the conversation (part of the cache key)."""
-        return {"backend": self.backend, "model": self.name, "weights": fingerprint(self.name),
-                "settings": self.settings, "prefix": PREFIX, "labels": list(VERDICTS)}
+        return {
+            "backend": self.backend,
+            "model": self.name,
+            "weights": fingerprint(self.name),
+            "settings": self.settings,
+            "prefix": PREFIX,
+            "labels": list(VERDICTS),
+        }
 
     def _loaded(self) -> tuple[Any, Any]:
         return _load(self.name, json.dumps(self.settings, sort_keys=True), self.device)
@@ -124,8 +140,12 @@ class LocalJudge:
         """The text the judge reads, ending with the start of its verdict, and whether a chat template made it."""
         if getattr(tokenizer, "chat_template", None):
             try:
-                text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-            except Exception:  # a template that refuses system messages (Gemma's, ...): fold it into the user turn
+                text = tokenizer.apply_chat_template(
+                    list(messages), tokenize=False, add_generation_prompt=True
+                )
+            except (
+                Exception
+            ):  # a template that refuses system messages (Gemma's, ...): fold it into the user turn
                 merged = [{"role": "user", "content": "\n\n".join(m["content"] for m in messages)}]
                 text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
             return text + PREFIX, True
@@ -140,8 +160,10 @@ class LocalJudge:
             common += 1
         labels = [f[common] for f in full]
         if len(set(labels)) != len(labels):
-            raise RuntimeError(f"the judge tokenizer of {self.name} does not tell the labels A, B, C apart after "
-                               f"{PREFIX!r}; use another judge model or the openai backend")
+            raise RuntimeError(
+                f"the judge tokenizer of {self.name} does not tell the labels A, B, C apart after "
+                f"{PREFIX!r}; use another judge model or the openai backend"
+            )
         return full[0][:common], labels
 
     def run(self, conversations: Sequence[Sequence[Mapping[str, str]]]) -> list[dict[str, Any]]:
@@ -151,17 +173,22 @@ class LocalJudge:
         model, tokenizer = self._loaded()
         answers: list[dict[str, Any]] = []
         for start in range(0, len(conversations), self.batch_size):
-            encoded = [self._encode(tokenizer, c) for c in conversations[start:start + self.batch_size]]
+            encoded = [self._encode(tokenizer, c) for c in conversations[start : start + self.batch_size]]
             width = max(len(ids) for ids, _ in encoded)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids, _ in encoded])
             mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in encoded])
             device = next(model.parameters()).device
             with torch.no_grad():
-                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                               position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device)).logits[:, -1, :]
+                logits = model(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
+                ).logits[:, -1, :]
             probs = torch.softmax(logits.float(), dim=-1).cpu()
-            answers += [{"probs": [float(probs[i, t]) for t in labels]} for i, (_, labels) in enumerate(encoded)]
+            answers += [
+                {"probs": [float(probs[i, t]) for t in labels]} for i, (_, labels) in enumerate(encoded)
+            ]
         return answers
 
 

@@ -33,7 +33,8 @@ _NAMED = r"(?:(?i:assistant|answer|response|model|output)(?:\s*:\s*|\s+))?"
 _LABELLED = re.compile(
     r"(?i:\b(?:final\s+verdict|verdict|final\s+answer|winner|decision|final\s+judg(?:e)?ment|better\s+"
     r"(?:answer|response|assistant)\s+is))(?:[\s*_`\"'\[(:=\-]|(?i:is)\b)*" + _ARTICLE + _NAMED + _LABEL,
-    re.MULTILINE)
+    re.MULTILINE,
+)
 # A last line that is only a verdict: "A", "**B**", "Assistant A.", "Tie", "It's a tie."
 _LONE = re.compile(r"^[\W_]*" + _ARTICLE + _NAMED + r"(?P<label>(?i:tie)|[ABCabc])[\W_]*$")
 
@@ -77,8 +78,10 @@ def sample_outcomes(policy_first: Sequence[str | None], policy_second: Sequence[
 
     ``policy_first[i]`` is the verdict with the policy's answer as A, ``policy_second[i]`` with it as B.
     """
-    both = np.array([[outcome(a, True), outcome(b, False)] for a, b in zip(policy_first, policy_second, strict=True)],
-                    dtype=np.float64).reshape(-1, 2)
+    both = np.array(
+        [[outcome(a, True), outcome(b, False)] for a, b in zip(policy_first, policy_second, strict=True)],
+        dtype=np.float64,
+    ).reshape(-1, 2)
     counts = np.sum(~np.isnan(both), axis=1)
     sums = np.nansum(both, axis=1)
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
@@ -120,8 +123,9 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 100) -> np.nda
     return None
 
 
-def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[float],
-                               clusters: Sequence[int] | None = None) -> tuple[float, float] | None:
+def length_controlled_win_rate(
+    outcomes: Sequence[float], length_diff: Sequence[float], clusters: Sequence[int] | None = None
+) -> tuple[float, float] | None:
     """The win rate at equal length, and its standard error, from per-comparison ``outcomes`` (1, 0.5, 0; NaN
     entries are dropped) and the policy-minus-reference ``length_diff`` of each comparison.
 

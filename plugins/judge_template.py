@@ -55,11 +55,15 @@ def _split(text: str) -> tuple[str | None, str]:
     if not marks:
         return None, text.strip("\n")
     kinds = [kind for _, kind in marks]
-    if kinds not in ([USER_MARK], [SYSTEM_MARK, USER_MARK]) or any(line.strip() for line in lines[:marks[0][0]]):
-        raise ValueError(f"use at most one {SYSTEM_MARK} line, then one {USER_MARK} line, with nothing before the "
-                         "first marker")
-    user = "\n".join(lines[marks[-1][0] + 1:]).strip("\n")
-    system = "\n".join(lines[marks[0][0] + 1:marks[-1][0]]).strip("\n") if len(marks) == 2 else None
+    if kinds not in ([USER_MARK], [SYSTEM_MARK, USER_MARK]) or any(
+        line.strip() for line in lines[: marks[0][0]]
+    ):
+        raise ValueError(
+            f"use at most one {SYSTEM_MARK} line, then one {USER_MARK} line, with nothing before the "
+            "first marker"
+        )
+    user = "\n".join(lines[marks[-1][0] + 1 :]).strip("\n")
+    system = "\n".join(lines[marks[0][0] + 1 : marks[-1][0]]).strip("\n") if len(marks) == 2 else None
     return system or None, user
 
 
@@ -73,12 +77,16 @@ def parse_template(text: str, source: str) -> Template:
         raise ValueError(f"{exc}; write {{{{ and }}}} for literal braces") from None
     unknown = sorted(used - set(PLACEHOLDERS))
     if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use only {{prompt}}, {{answer_a}} and {{answer_b}} "
-                         "(and {{ }} for literal braces)")
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; use only {{prompt}}, {{answer_a}} and {{answer_b}} "
+            "(and {{ }} for literal braces)"
+        )
     missing = [p for p in PLACEHOLDERS if p not in used]
     if missing:
-        raise ValueError(f"placeholder {{{missing[0]}}} is missing; the template needs {{prompt}}, {{answer_a}} "
-                         "and {{answer_b}}")
+        raise ValueError(
+            f"placeholder {{{missing[0]}}} is missing; the template needs {{prompt}}, {{answer_a}} "
+            "and {{answer_b}}"
+        )
     if not user.strip():
         raise ValueError(f"the user message (after {USER_MARK}) is empty")
     return Template(system=system, user=user, source=source)
@@ -102,5 +110,7 @@ def question_text(prompt: Any) -> str:
     users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
     content = (users or [m for m in prompt if isinstance(m, Mapping)] or [{}])[-1].get("content", "")
     if isinstance(content, list):  # multimodal parts: their text
-        return " ".join(str(part.get("text", "")) if isinstance(part, Mapping) else str(part) for part in content)
+        return " ".join(
+            str(part.get("text", "")) if isinstance(part, Mapping) else str(part) for part in content
+        )
     return "" if content is None else str(content)

@@ -38,7 +38,9 @@ def kto_loss(
 def build_trainer(ctx: TrainContext) -> Trainer:
     """TRL's KTOTrainer for ``ctx``. The data is shuffled first (seeded): KTO samples sequentially and takes
     the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit together."""
-    return ctx.trl_trainer(ref_model=ctx.reference, train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
+    return ctx.trl_trainer(
+        ref_model=ctx.reference, train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed))
+    )
 
 
 def train(ctx: TrainContext) -> PreTrainedModel:
@@ -51,27 +53,51 @@ def harness_methods_register() -> list[MethodSpec]:
     """KTO: Kahneman-Tversky Optimization (Ethayarajh et al. 2024)."""
     return [
         MethodSpec(
-            name="kto", train=train, data_kind="unpaired", models_in_memory=policy_and_reference, needs_reference=True,
-            trainer="trl:KTOTrainer", lr_range=(5e-7, 5e-6),
+            name="kto",
+            train=train,
+            data_kind="unpaired",
+            models_in_memory=policy_and_reference,
+            needs_reference=True,
+            trainer="trl:KTOTrainer",
+            lr_range=(5e-7, 5e-6),
             description="Kahneman-Tversky Optimization (unpaired thumbs up/down)",
-            hyperparameters=[Hyperparameter("beta", 0.1, "KL strength; real models: 0.05 to 0.5", bounds="(0, inf)",
-                                            field="beta")],
+            hyperparameters=[
+                Hyperparameter(
+                    "beta", 0.1, "KL strength; real models: 0.05 to 0.5", bounds="(0, inf)", field="beta"
+                )
+            ],
             # Real models (the seed's values). Pairwise data gives two unpaired examples per pair.
-            defaults={"learning_rate": 5e-7,
-                      "trl": {"desirable_weight": 1.0,  # raise it if desirable examples are rarer than undesirable
-                              "undesirable_weight": 1.0,
-                              "max_length": 1024}},  # prompt + completion tokens
+            defaults={
+                "learning_rate": 5e-7,
+                "trl": {
+                    "desirable_weight": 1.0,  # raise it if desirable examples are rarer than undesirable
+                    "undesirable_weight": 1.0,
+                    "max_length": 1024,
+                },
+            },  # prompt + completion tokens
             # Toy world: 1.5 epochs of the unpaired rows (two per pair) is 375 steps of 16, every method's toy budget;
             # the rate and beta held up in the toy-defaults study (leaderboards/toy-defaults/).
-            profiles={"toy": Profile({"learning_rate": 2e-4, "epochs": 1.5, "batch_size": 16, "grad_accum": 1,
-                                      "beta": 0.3, "trl": {"max_length": 64}},
-                                     {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})},
-            search_space={"beta": "tag(log, interval(0.02, 0.5))",
-                          "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
+            profiles={
+                "toy": Profile(
+                    {
+                        "learning_rate": 2e-4,
+                        "epochs": 1.5,
+                        "batch_size": 16,
+                        "grad_accum": 1,
+                        "beta": 0.3,
+                        "trl": {"max_length": 64},
+                    },
+                    {"learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                )
+            },
+            search_space={
+                "beta": "tag(log, interval(0.02, 0.5))",
+                "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+            },
             # trl/trainer/kto_trainer.py: KTOTrainer.get_batch_loss_metrics
             loss_notes="KTOTrainer, loss_type=kto: 1 − σ(beta·(r − z0)) per desirable and 1 − σ(beta·(z0 − r)) per "
-                       "undesirable example, r = log π − log π_ref summed over completion tokens, z0 = the batch's "
-                       "mean log-ratio on mismatched prompt/completion pairs (detached, clamped at 0); weighted by "
-                       "desirable_weight / undesirable_weight, mean over examples. One pair gives two examples.",
+            "undesirable example, r = log π − log π_ref summed over completion tokens, z0 = the batch's "
+            "mean log-ratio on mismatched prompt/completion pairs (detached, clamped at 0); weighted by "
+            "desirable_weight / undesirable_weight, mean over examples. One pair gives two examples.",
         )
     ]

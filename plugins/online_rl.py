@@ -44,8 +44,10 @@ def reward_function(cfg: DictConfig) -> Callable[..., list[float]] | str:
         return name
     gold = data_gold_reward(cfg)
     if gold is None:
-        raise ConfigError(f"method.reward=gold but data.source={cfg.data.source!r} defines no gold reward; set "
-                          "method.reward to a reward model (a local directory or Hub id).")
+        raise ConfigError(
+            f"method.reward=gold but data.source={cfg.data.source!r} defines no gold reward; set "
+            "method.reward to a reward model (a local directory or Hub id)."
+        )
 
     def gold_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
         return [float(r) for r in gold(list(prompts), list(completions))]
@@ -66,7 +68,9 @@ def harness_config_validate(cfg: DictConfig) -> None:
     if reward == "trained":
         from harness_plugins.reward import reward_stage
 
-        reward_stage(cfg).check()  # its settings (method.reward_stage) against method=reward, before any compute
+        reward_stage(
+            cfg
+        ).check()  # its settings (method.reward_stage) against method=reward, before any compute
         return
     check_reward_model(reward, key="method.reward", alternative=", or use method.reward=gold")
 
@@ -84,25 +88,32 @@ def harness_default_reward_model(cfg: DictConfig) -> str | None:
 def check_reward_is_set(method_cfg: DictConfig) -> None:
     """Raise a one-line ConfigError when ``method.reward`` is empty (every method trained on a reward)."""
     if not method_cfg.get("reward"):
-        raise ConfigError(f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
-                          "reward) or a reward model's directory or Hub id.")
+        raise ConfigError(
+            f"method.reward is empty for method {method_cfg.name}; use gold (the data's programmatic "
+            "reward) or a reward model's directory or Hub id."
+        )
 
 
 def _validate(method_cfg: DictConfig) -> None:
     check_reward_is_set(method_cfg)
     generations = int((method_cfg.get("trl") or {}).get("num_generations", 8))
     if generations < 2:
-        raise ConfigError(f"method.trl.num_generations={generations} is invalid: group baselines need at least 2.")
+        raise ConfigError(
+            f"method.trl.num_generations={generations} is invalid: group baselines need at least 2."
+        )
     if (int(method_cfg.batch_size) * int(method_cfg.grad_accum)) % generations:
-        raise ConfigError(f"method.batch_size x method.grad_accum ({method_cfg.batch_size} x {method_cfg.grad_accum}) "
-                          f"must be a multiple of method.trl.num_generations ({generations}): each prompt's "
-                          "completions share a batch.")
+        raise ConfigError(
+            f"method.batch_size x method.grad_accum ({method_cfg.batch_size} x {method_cfg.grad_accum}) "
+            f"must be a multiple of method.trl.num_generations ({generations}): each prompt's "
+            "completions share a batch."
+        )
 
 
 def build_trainer(ctx: TrainContext) -> Trainer:
     """The method's TRL trainer (GRPOTrainer or RLOOTrainer) on the shuffled prompts, rewarded by ``method.reward``."""
-    return ctx.trl_trainer(reward_funcs=reward_function(ctx.cfg),
-                           train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed)))
+    return ctx.trl_trainer(
+        reward_funcs=reward_function(ctx.cfg), train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed))
+    )
 
 
 def train(ctx: TrainContext) -> PreTrainedModel:
@@ -122,54 +133,119 @@ def _models(cfg: DictConfig) -> int:
 
 # The knobs of every method trained on method.reward (GRPO, RLOO, PPO).
 REWARD_KNOBS = [
-    Hyperparameter("reward", "gold", "gold (the data's programmatic reward) | trained (the reward stage, trained once "
-                   "and cached) | a reward model's directory or Hub id"),
-    Hyperparameter("reward_stage", {}, "with reward=trained: method=reward settings to change, e.g. "
-                   "{learning_rate: 2e-4}"),
+    Hyperparameter(
+        "reward",
+        "gold",
+        "gold (the data's programmatic reward) | trained (the reward stage, trained once "
+        "and cached) | a reward model's directory or Hub id",
+    ),
+    Hyperparameter(
+        "reward_stage",
+        {},
+        "with reward=trained: method=reward settings to change, e.g. {learning_rate: 2e-4}",
+    ),
 ]
 # Real models: TRL's recipe (learning rate 1e-6, 256-token completions); batch_size x grad_accum must be a multiple
 # of num_generations (each prompt's completions share a batch).
-_TRL = {"max_completion_length": 256,  # tokens per completion
-        "temperature": 1.0}  # sampling temperature during training
+_TRL = {
+    "max_completion_length": 256,  # tokens per completion
+    "temperature": 1.0,
+}  # sampling temperature during training
 # The toy world's tuning (GRPO: gold 0.012 -> 0.54 at KL 6.1 nats).
-_TOY = Profile({"learning_rate": 3e-4, "epochs": 1, "max_steps": 150, "batch_size": 16, "grad_accum": 1,
-                "warmup": 0.0, "scheduler": "constant", "trl": {"max_completion_length": 24}},
-               {"learning_rate": "tag(log, interval(3e-5, 1e-3))"})
+_TOY = Profile(
+    {
+        "learning_rate": 3e-4,
+        "epochs": 1,
+        "max_steps": 150,
+        "batch_size": 16,
+        "grad_accum": 1,
+        "warmup": 0.0,
+        "scheduler": "constant",
+        "trl": {"max_completion_length": 24},
+    },
+    {"learning_rate": "tag(log, interval(3e-5, 1e-3))"},
+)
 
 
 # What TRL computes (trl/trainer/grpo_trainer.py and rloo_trainer.py: _compute_loss, advantages in
 # _generate_and_score_completions).
-GRPO_LOSS = ("GRPOTrainer, loss_type=dapo (TRL's default): clipped per-token policy-gradient loss, advantage = reward "
-             "minus its group's mean over num_generations completions, divided by the group's std (scale_rewards="
-             "group), plus beta·per-token KL to the reference (k3 estimator); summed over tokens and divided by the "
-             "accumulated batch's completion tokens.")
-RLOO_LOSS = ("RLOOTrainer: clipped sequence-level ratio on completion log-probs summed over tokens, advantage = reward "
-             "minus the mean of the prompt's other completions (leave-one-out; normalize_advantages=false), the "
-             "reward lowered by beta·Σ(log π_old − log π_ref) over completion tokens; mean over completions.")
+GRPO_LOSS = (
+    "GRPOTrainer, loss_type=dapo (TRL's default): clipped per-token policy-gradient loss, advantage = reward "
+    "minus its group's mean over num_generations completions, divided by the group's std (scale_rewards="
+    "group), plus beta·per-token KL to the reference (k3 estimator); summed over tokens and divided by the "
+    "accumulated batch's completion tokens."
+)
+RLOO_LOSS = (
+    "RLOOTrainer: clipped sequence-level ratio on completion log-probs summed over tokens, advantage = reward "
+    "minus the mean of the prompt's other completions (leave-one-out; normalize_advantages=false), the "
+    "reward lowered by beta·Σ(log π_old − log π_ref) over completion tokens; mean over completions."
+)
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
-    common = dict(train=train, data_kind="prompts", models_in_memory=_models, needs_reference=False,
-                  validate=_validate, lr_range=(1e-7, 1e-5), profiles={"toy": _TOY},
-                  search_space={"beta": "tag(log, interval(0.01, 0.2))",
-                                "learning_rate": "tag(log, interval(1e-7, 1e-5))"})
+    common = dict(
+        train=train,
+        data_kind="prompts",
+        models_in_memory=_models,
+        needs_reference=False,
+        validate=_validate,
+        lr_range=(1e-7, 1e-5),
+        profiles={"toy": _TOY},
+        search_space={
+            "beta": "tag(log, interval(0.01, 0.2))",
+            "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+        },
+    )
     return [
-        MethodSpec(name="grpo", trainer="trl:GRPOTrainer",
-                   description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
-                   hyperparameters=[*REWARD_KNOBS, Hyperparameter(
-                       "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
-                       "unchecked)", bounds="[0, inf)", field="beta")],
-                   defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 8 to 16
-                                                            **_TRL}},
-                   loss_notes=GRPO_LOSS, **common),
-        MethodSpec(name="rloo", trainer="trl:RLOOTrainer",
-                   description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
-                   hyperparameters=[*REWARD_KNOBS, Hyperparameter(
-                       "beta", 0.04, "KL coefficient to the reference; real models: 0.01 to 0.1", bounds="[0, inf)",
-                       field="beta")],
-                   defaults={"learning_rate": 1e-6, "trl": {"num_generations": 8,  # per prompt; real: 2 to 8
-                                                            **_TRL}},
-                   loss_notes=RLOO_LOSS, **common),
+        MethodSpec(
+            name="grpo",
+            trainer="trl:GRPOTrainer",
+            description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
+            hyperparameters=[
+                *REWARD_KNOBS,
+                Hyperparameter(
+                    "beta",
+                    0.04,
+                    "KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
+                    "unchecked)",
+                    bounds="[0, inf)",
+                    field="beta",
+                ),
+            ],
+            defaults={
+                "learning_rate": 1e-6,
+                "trl": {
+                    "num_generations": 8,  # per prompt; real: 8 to 16
+                    **_TRL,
+                },
+            },
+            loss_notes=GRPO_LOSS,
+            **common,
+        ),
+        MethodSpec(
+            name="rloo",
+            trainer="trl:RLOOTrainer",
+            description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
+            hyperparameters=[
+                *REWARD_KNOBS,
+                Hyperparameter(
+                    "beta",
+                    0.04,
+                    "KL coefficient to the reference; real models: 0.01 to 0.1",
+                    bounds="[0, inf)",
+                    field="beta",
+                ),
+            ],
+            defaults={
+                "learning_rate": 1e-6,
+                "trl": {
+                    "num_generations": 8,  # per prompt; real: 2 to 8
+                    **_TRL,
+                },
+            },
+            loss_notes=RLOO_LOSS,
+            **common,
+        ),
     ]

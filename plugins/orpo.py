@@ -52,25 +52,52 @@ def harness_methods_register() -> list[MethodSpec]:
     """ORPO: Odds Ratio Preference Optimization (Hong et al. 2024)."""
     return [
         MethodSpec(
-            name="orpo", train=train, data_kind="pairwise", models_in_memory=1, needs_reference=False,
-            trainer="trl.experimental.orpo:ORPOTrainer", lr_range=(1e-6, 1e-5),
+            name="orpo",
+            train=train,
+            data_kind="pairwise",
+            models_in_memory=1,
+            needs_reference=False,
+            trainer="trl.experimental.orpo:ORPOTrainer",
+            lr_range=(1e-6, 1e-5),
             description="Odds Ratio Preference Optimization (reference-free, SFT + preference)",
-            hyperparameters=[Hyperparameter(
-                "beta", 0.1, "weight lambda of the odds-ratio term against the SFT (NLL) term; real models: 0.05 "
-                "to 0.5", bounds="(0, inf)", field="beta", paper_name="lambda")],
+            hyperparameters=[
+                Hyperparameter(
+                    "beta",
+                    0.1,
+                    "weight lambda of the odds-ratio term against the SFT (NLL) term; real models: 0.05 "
+                    "to 0.5",
+                    bounds="(0, inf)",
+                    field="beta",
+                    paper_name="lambda",
+                )
+            ],
             # Real models (the seed's values; ORPO trains from the base model, like SFT, so its rate is higher).
             defaults={"learning_rate": 8e-6, "trl": {"max_length": 1024}},
             # Toy world: chosen with the harness's Optuna sweeper on the selection prompts and checked on three
             # worlds (leaderboards/toy-defaults/SUMMARY.md).
-            profiles={"toy": Profile({"learning_rate": 2e-3, "epochs": 3, "batch_size": 16, "grad_accum": 1,
-                                      "beta": 2.0, "trl": {"max_length": 64}},
-                                     {"learning_rate": "tag(log, interval(1e-4, 3e-3))",
-                                      "beta": "tag(log, interval(0.1, 3.0))"})},
-            search_space={"beta": "tag(log, interval(0.02, 1.0))",
-                          "learning_rate": "tag(log, interval(1e-6, 3e-5))"},
+            profiles={
+                "toy": Profile(
+                    {
+                        "learning_rate": 2e-3,
+                        "epochs": 3,
+                        "batch_size": 16,
+                        "grad_accum": 1,
+                        "beta": 2.0,
+                        "trl": {"max_length": 64},
+                    },
+                    {
+                        "learning_rate": "tag(log, interval(1e-4, 3e-3))",
+                        "beta": "tag(log, interval(0.1, 3.0))",
+                    },
+                )
+            },
+            search_space={
+                "beta": "tag(log, interval(0.02, 1.0))",
+                "learning_rate": "tag(log, interval(1e-6, 3e-5))",
+            },
             # trl/experimental/orpo/orpo_trainer.py: odds_ratio_loss, concatenated_forward, get_batch_loss_metrics
             loss_notes="ORPOTrainer: NLL − beta·mean log σ(log odds(y_chosen) − log odds(y_rejected)), the odds from "
-                       "log-probs averaged per completion token; the NLL is a per-token mean over the prompt AND the "
-                       "chosen completion (TRL; the paper's covers the completion only). beta is the paper's lambda.",
+            "log-probs averaged per completion token; the NLL is a per-token mean over the prompt AND the "
+            "chosen completion (TRL; the paper's covers the completion only). beta is the paper's lambda.",
         )
     ]

@@ -54,7 +54,9 @@ KL_PENALTIES = ("kl", "abs", "mse", "full")
 REWARD_NORMS = ("whiten", "running", "none")
 
 
-def make_scorer(cfg: DictConfig, device: torch.device) -> Callable[[Sequence[str], Sequence[str]], torch.Tensor]:
+def make_scorer(
+    cfg: DictConfig, device: torch.device
+) -> Callable[[Sequence[str], Sequence[str]], torch.Tensor]:
     """``score(prompts, completions) -> tensor [n]`` for ``method.reward``: the gold reward, or a reward model
     (scored on prompt + completion)."""
     reward = reward_function(cfg)
@@ -90,15 +92,18 @@ class RunningMoments:
         return math.sqrt(max(self.var, 1e-8))
 
 
-def response_logits(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int) -> torch.Tensor:
+def response_logits(
+    model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int
+) -> torch.Tensor:
     """Logits predicting each response token (positions ``width..``) of left-padded ``ids``: [n, len - width, V]."""
     positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=attn, position_ids=positions)
     return out.logits[:, width - 1 : -1].float()
 
 
-def logprobs_and_entropy(logits: torch.Tensor, ids: torch.Tensor, width: int,
-                         temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def logprobs_and_entropy(
+    logits: torch.Tensor, ids: torch.Tensor, width: int, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probability of each sampled response token and the entropy of each step's distribution."""
     logp_all = torch.log_softmax(logits / temperature, dim=-1)
     logp = logp_all.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
@@ -106,10 +111,16 @@ def logprobs_and_entropy(logits: torch.Tensor, ids: torch.Tensor, width: int,
     return logp, entropy
 
 
-def response_values(value_model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int) -> torch.Tensor:
+def response_values(
+    value_model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int
+) -> torch.Tensor:
     """The value model's estimate before each response token: [n, len - width]."""
     positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
-    return value_model(input_ids=ids, attention_mask=attn, position_ids=positions).logits[:, width - 1 : -1, 0].float()
+    return (
+        value_model(input_ids=ids, attention_mask=attn, position_ids=positions)
+        .logits[:, width - 1 : -1, 0]
+        .float()
+    )
 
 
 def load_value_model(policy: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -148,10 +159,17 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     per_epoch = math.ceil(len(prompts) / batch)
     total = int(m.max_steps) if int(m.max_steps) > 0 else max(1, round(float(m.epochs) * per_epoch))
     warmup = float(m.warmup)
-    scheduler = get_scheduler(str(m.scheduler), optimizer, num_warmup_steps=int(warmup * total if warmup < 1 else warmup),
-                              num_training_steps=total * int(s["ppo_epochs"]) * math.ceil(batch / int(s["mini_batch_size"])))
-    kl_ctl = (AdaptiveKLController(float(s["init_kl_coef"]), float(s["target_kl"]), int(s["horizon"]))
-              if s["adaptive_kl"] else FixedKLController(float(s["init_kl_coef"])))
+    scheduler = get_scheduler(
+        str(m.scheduler),
+        optimizer,
+        num_warmup_steps=int(warmup * total if warmup < 1 else warmup),
+        num_training_steps=total * int(s["ppo_epochs"]) * math.ceil(batch / int(s["mini_batch_size"])),
+    )
+    kl_ctl = (
+        AdaptiveKLController(float(s["init_kl_coef"]), float(s["target_kl"]), int(s["horizon"]))
+        if s["adaptive_kl"]
+        else FixedKLController(float(s["init_kl_coef"]))
+    )
     moments = RunningMoments()
     generator = torch.Generator().manual_seed(seed)
     ctx.plan(total)
@@ -159,9 +177,24 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     for step in range(1, total + 1):
         start = (step - 1) * batch
         chunk = [prompts[(start + i) % len(prompts)] for i in range(batch)]  # cycling through the prompts
-        stats = _ppo_step(policy, reference, value_model, tokenizer, score, chunk, s, kl_ctl, moments, optimizer,
-                          scheduler, params, generator, seed=seed * 1_000_003 + step, device=device,
-                          sample_fn=functools.partial(sample, add_special_tokens=not chat))
+        stats = _ppo_step(
+            policy,
+            reference,
+            value_model,
+            tokenizer,
+            score,
+            chunk,
+            s,
+            kl_ctl,
+            moments,
+            optimizer,
+            scheduler,
+            params,
+            generator,
+            seed=seed * 1_000_003 + step,
+            device=device,
+            sample_fn=functools.partial(sample, add_special_tokens=not chat),
+        )
         bar.update(1)
         bar.set_postfix(reward=f"{stats['reward']:.3g}", kl=f"{stats['kl']:.3g}", refresh=False)
         ctx.step(step, policy, stats.pop("loss"), **stats)  # loss check, log, checkpoints
@@ -169,21 +202,51 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     return policy
 
 
-def _reference_logits(policy: torch.nn.Module, reference: torch.nn.Module | None, ids: torch.Tensor,
-                      attn: torch.Tensor, width: int) -> torch.Tensor:
+def _reference_logits(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    width: int,
+) -> torch.Tensor:
     if reference is not None:
         return response_logits(reference, ids, attn, width)
     with policy.disable_adapter():  # LoRA: the reference is the base model under the adapter
         return response_logits(policy, ids, attn, width)
 
 
-def _ppo_step(policy, reference, value_model, tokenizer, score, prompts, s, kl_ctl, moments, optimizer, scheduler,
-              params, generator, *, seed, sample_fn, device) -> dict[str, float]:
+def _ppo_step(
+    policy,
+    reference,
+    value_model,
+    tokenizer,
+    score,
+    prompts,
+    s,
+    kl_ctl,
+    moments,
+    optimizer,
+    scheduler,
+    params,
+    generator,
+    *,
+    seed,
+    sample_fn,
+    device,
+) -> dict[str, float]:
     """One PPO iteration: roll out, score, compute advantages, then ``ppo_epochs`` of minibatch updates."""
     temperature = float(s["temperature"])
     with torch.no_grad():
-        samples = sample_fn(policy, tokenizer, prompts, max_new_tokens=int(s["response_length"]),
-                            temperature=temperature, batch_size=len(prompts), seed=seed, desc="rollout")
+        samples = sample_fn(
+            policy,
+            tokenizer,
+            prompts,
+            max_new_tokens=int(s["response_length"]),
+            temperature=temperature,
+            batch_size=len(prompts),
+            seed=seed,
+            desc="rollout",
+        )
         (b,) = samples.batches
         ids, attn, width = b.input_ids.to(device), b.attention_mask.to(device), b.prompt_width
         mask = b.completion_mask[:, width:].to(device).float()
@@ -194,8 +257,13 @@ def _ppo_step(policy, reference, value_model, tokenizer, score, prompts, s, kl_c
         ref_logp, _ = logprobs_and_entropy(ref_logits, ids, width, temperature)
         old_values = response_values(value_model, ids, attn, width)
         full = s["kl_penalty"] == "full"
-        kl = kl_per_token(old_logp, ref_logp, str(s["kl_penalty"]), logits / temperature if full else None,
-                          ref_logits / temperature if full else None)
+        kl = kl_per_token(
+            old_logp,
+            ref_logp,
+            str(s["kl_penalty"]),
+            logits / temperature if full else None,
+            ref_logits / temperature if full else None,
+        )
         del logits, ref_logits
         raw = score(samples.prompts, samples.completions).to(device)
         if s["missing_eos_penalty"] is not None:
@@ -207,8 +275,14 @@ def _ppo_step(policy, reference, value_model, tokenizer, score, prompts, s, kl_c
     policy.train()
     value_model.train()
     n, mb = ids.shape[0], int(s["mini_batch_size"])
-    sums: dict[str, float] = {"policy_loss": 0.0, "value_loss": 0.0, "clipfrac": 0.0, "vf_clipfrac": 0.0,
-                              "entropy": 0.0, "loss": 0.0}
+    sums: dict[str, float] = {
+        "policy_loss": 0.0,
+        "value_loss": 0.0,
+        "clipfrac": 0.0,
+        "vf_clipfrac": 0.0,
+        "entropy": 0.0,
+        "loss": 0.0,
+    }
     updates = 0
     for _ in range(int(s["ppo_epochs"])):
         for idx in torch.randperm(n, generator=generator).split(mb):
@@ -216,26 +290,40 @@ def _ppo_step(policy, reference, value_model, tokenizer, score, prompts, s, kl_c
             new_logits = response_logits(policy, ids[idx], attn[idx], width)
             new_logp, entropy = logprobs_and_entropy(new_logits, ids[idx], width, temperature)
             new_values = response_values(value_model, ids[idx], attn[idx], width)
-            pg, clipfrac = policy_loss(new_logp, old_logp[idx], advantages[idx], mask[idx], float(s["cliprange"]))
-            vf, vf_clipfrac = value_loss(new_values, old_values[idx], returns[idx], mask[idx],
-                                         float(s["cliprange_value"]))
+            pg, clipfrac = policy_loss(
+                new_logp, old_logp[idx], advantages[idx], mask[idx], float(s["cliprange"])
+            )
+            vf, vf_clipfrac = value_loss(
+                new_values, old_values[idx], returns[idx], mask[idx], float(s["cliprange_value"])
+            )
             loss = pg + float(s["vf_coef"]) * vf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, float(s["max_grad_norm"]))
             optimizer.step()
             scheduler.step()
-            for key, value in (("policy_loss", pg), ("value_loss", vf), ("clipfrac", clipfrac),
-                               ("vf_clipfrac", vf_clipfrac), ("entropy", masked_mean(entropy, mask[idx])),
-                               ("loss", loss)):
+            for key, value in (
+                ("policy_loss", pg),
+                ("value_loss", vf),
+                ("clipfrac", clipfrac),
+                ("vf_clipfrac", vf_clipfrac),
+                ("entropy", masked_mean(entropy, mask[idx])),
+                ("loss", loss),
+            ):
                 sums[key] += float(value.detach())
             updates += 1
     sequence_kl = float((kl * mask).sum(1).mean())
     coef = kl_ctl.value
     kl_ctl.update(sequence_kl, n)
-    return {**{k: v / max(updates, 1) for k, v in sums.items()}, "reward": float(raw.mean()),
-            "reward_normalised": float(scores.mean()), "kl": sequence_kl, "kl_coef": coef,
-            "length": float(mask.sum(1).mean()), "learning_rate": float(scheduler.get_last_lr()[0])}
+    return {
+        **{k: v / max(updates, 1) for k, v in sums.items()},
+        "reward": float(raw.mean()),
+        "reward_normalised": float(scores.mean()),
+        "kl": sequence_kl,
+        "kl_coef": coef,
+        "length": float(mask.sum(1).mean()),
+        "learning_rate": float(scheduler.get_last_lr()[0]),
+    }
 
 
 def _normalise(raw: torch.Tensor, how: str, moments: RunningMoments) -> torch.Tensor:
@@ -250,10 +338,14 @@ def _normalise(raw: torch.Tensor, how: str, moments: RunningMoments) -> torch.Te
 def _validate(m: DictConfig) -> None:
     check_reward_is_set(m)
     if int(m.grad_accum) != 1:
-        raise ConfigError(f"method.grad_accum={m.grad_accum} is not used by PPO (each update is one minibatch of "
-                          "method.mini_batch_size responses); leave it at 1.")
+        raise ConfigError(
+            f"method.grad_accum={m.grad_accum} is not used by PPO (each update is one minibatch of "
+            "method.mini_batch_size responses); leave it at 1."
+        )
     if int(m.batch_size) % int(m.mini_batch_size):
-        raise ConfigError(f"method.mini_batch_size={m.mini_batch_size} must divide method.batch_size={m.batch_size}.")
+        raise ConfigError(
+            f"method.mini_batch_size={m.mini_batch_size} must divide method.batch_size={m.batch_size}."
+        )
 
 
 def _models(cfg: DictConfig) -> int:
@@ -263,47 +355,99 @@ def _models(cfg: DictConfig) -> int:
 
 HYPERPARAMETERS = [
     *REWARD_KNOBS,
-    Hyperparameter("kl_penalty", "kl", "per-token KL penalty: kl (log-ratio) | abs | mse | full (exact over the "
-                   "vocabulary)", choices=KL_PENALTIES),
-    Hyperparameter("init_kl_coef", 0.2, "KL coefficient; real models: 0.02 to 0.2 (the seed: too low -> reward "
-                   "hacking)", bounds="[0, inf)"),
+    Hyperparameter(
+        "kl_penalty",
+        "kl",
+        "per-token KL penalty: kl (log-ratio) | abs | mse | full (exact over the vocabulary)",
+        choices=KL_PENALTIES,
+    ),
+    Hyperparameter(
+        "init_kl_coef",
+        0.2,
+        "KL coefficient; real models: 0.02 to 0.2 (the seed: too low -> reward hacking)",
+        bounds="[0, inf)",
+    ),
     Hyperparameter("adaptive_kl", True, "adapt the coefficient toward target_kl (Ziegler et al. 2019)"),
-    Hyperparameter("target_kl", 6.0, "nats per sequence the adaptive controller aims for (the seed's healthy band "
-                   "is 0.5 to 10)", bounds="(0, inf)"),
-    Hyperparameter("horizon", 10000, "samples over which the controller corrects a full error", bounds="[1, inf)"),
+    Hyperparameter(
+        "target_kl",
+        6.0,
+        "nats per sequence the adaptive controller aims for (the seed's healthy band is 0.5 to 10)",
+        bounds="(0, inf)",
+    ),
+    Hyperparameter(
+        "horizon", 10000, "samples over which the controller corrects a full error", bounds="[1, inf)"
+    ),
     Hyperparameter("cliprange", 0.2, "PPO policy ratio clip", bounds="[0, inf)"),
     Hyperparameter("cliprange_value", 0.2, "value-function clip", bounds="[0, inf)"),
     Hyperparameter("vf_coef", 0.1, "weight of the value loss", bounds="[0, inf)"),
     Hyperparameter("gamma", 1.0, "discount (the recipe uses 1)", bounds="[0, 1]"),
     Hyperparameter("lam", 0.95, "GAE lambda (the recipe uses 0.95)", bounds="[0, 1]"),
     Hyperparameter("ppo_epochs", 4, "passes over each batch of rollouts", bounds="[1, inf)"),
-    Hyperparameter("mini_batch_size", 8, "responses per gradient update (divides batch_size)", bounds="[1, inf)"),
-    Hyperparameter("reward_norm", "whiten", "whiten (per batch) | running (running mean/std) | none; the seed: "
-                   "unnormalised PPO is unstable", choices=REWARD_NORMS),
+    Hyperparameter(
+        "mini_batch_size", 8, "responses per gradient update (divides batch_size)", bounds="[1, inf)"
+    ),
+    Hyperparameter(
+        "reward_norm",
+        "whiten",
+        "whiten (per batch) | running (running mean/std) | none; the seed: unnormalised PPO is unstable",
+        choices=REWARD_NORMS,
+    ),
     Hyperparameter("response_length", 256, "tokens sampled per response", bounds="[1, inf)"),
     Hyperparameter("temperature", 1.0, "sampling temperature during rollouts", bounds="(0, inf)"),
     Hyperparameter("max_grad_norm", 1.0, "gradient clipping", bounds="(0, inf)"),
-    Hyperparameter("missing_eos_penalty", None, "subtract this from the score of responses that hit "
-                   "response_length without EOS (null: none)", types=(int, float), nullable=True, bounds="[0, inf)"),
+    Hyperparameter(
+        "missing_eos_penalty",
+        None,
+        "subtract this from the score of responses that hit response_length without EOS (null: none)",
+        types=(int, float),
+        nullable=True,
+        bounds="[0, inf)",
+    ),
 ]
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """RLHF-PPO."""
-    return [MethodSpec(
-        name="ppo", train=train, data_kind="prompts", models_in_memory=_models, needs_reference=True,
-        hyperparameters=HYPERPARAMETERS, lr_range=(1e-7, 1e-5), validate=_validate,
-        description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
-        # Real models (the seed's recipe): batch 64 to 512 rollouts per step, one minibatch per update.
-        defaults={"learning_rate": 1e-6, "batch_size": 64, "grad_accum": 1, "warmup": 0.0, "scheduler": "constant"},
-        profiles={"toy": Profile(  # the toy world's tuning: 60 steps, adaptive KL toward 4 nats
-            {"learning_rate": 1e-4, "max_steps": 60, "init_kl_coef": 0.05, "target_kl": 4.0, "mini_batch_size": 16,
-             "response_length": 24}, {"learning_rate": "tag(log, interval(1e-5, 1e-3))"})},
-        search_space={"init_kl_coef": "tag(log, interval(0.01, 0.5))",
-                      "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
-        loss_notes="The harness's PPO (plugins/ppo_math.py): the normalised score at the last response token minus "
-                   "kl_coef × per-token KL at every token, GAE advantages (whitened), clipped surrogate averaged per "
-                   "response token, plus vf_coef × clipped value loss; one step = batch_size rollouts and ppo_epochs "
-                   "passes of minibatch updates.",
-    )]
+    return [
+        MethodSpec(
+            name="ppo",
+            train=train,
+            data_kind="prompts",
+            models_in_memory=_models,
+            needs_reference=True,
+            hyperparameters=HYPERPARAMETERS,
+            lr_range=(1e-7, 1e-5),
+            validate=_validate,
+            description="RLHF with PPO (policy, reference, value and reward models; KL-penalised reward)",
+            # Real models (the seed's recipe): batch 64 to 512 rollouts per step, one minibatch per update.
+            defaults={
+                "learning_rate": 1e-6,
+                "batch_size": 64,
+                "grad_accum": 1,
+                "warmup": 0.0,
+                "scheduler": "constant",
+            },
+            profiles={
+                "toy": Profile(  # the toy world's tuning: 60 steps, adaptive KL toward 4 nats
+                    {
+                        "learning_rate": 1e-4,
+                        "max_steps": 60,
+                        "init_kl_coef": 0.05,
+                        "target_kl": 4.0,
+                        "mini_batch_size": 16,
+                        "response_length": 24,
+                    },
+                    {"learning_rate": "tag(log, interval(1e-5, 1e-3))"},
+                )
+            },
+            search_space={
+                "init_kl_coef": "tag(log, interval(0.01, 0.5))",
+                "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+            },
+            loss_notes="The harness's PPO (plugins/ppo_math.py): the normalised score at the last response token minus "
+            "kl_coef × per-token KL at every token, GAE advantages (whitened), clipped surrogate averaged per "
+            "response token, plus vf_coef × clipped value loss; one step = batch_size rollouts and ppo_epochs "
+            "passes of minibatch updates.",
+        )
+    ]

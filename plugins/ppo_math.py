@@ -40,8 +40,13 @@ def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) ->
     return out * mask.to(values.dtype)
 
 
-def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: str = "kl",
-                 logits: torch.Tensor | None = None, ref_logits: torch.Tensor | None = None) -> torch.Tensor:
+def kl_per_token(
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    kind: str = "kl",
+    logits: torch.Tensor | None = None,
+    ref_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The per-token KL penalty of a sampled token, by ``kind``:
 
     - ``kl``: log π - log π_ref (unbiased for the sequence KL under samples from π);
@@ -72,8 +77,9 @@ def token_rewards(scores: torch.Tensor, kl: torch.Tensor, kl_coef: float, mask: 
     return rewards
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-        lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016) over each response; returns (advantages,
     returns = advantages + values). The value after the last response token is 0 (the episode ends there)."""
     mask = mask.to(values.dtype)
@@ -88,8 +94,13 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, advantages + values
 
 
-def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, cliprange: float) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped surrogate: mean over tokens of max(-A·r, -A·clip(r, 1-ε, 1+ε)), r = π/π_old; returns
     (loss, fraction of tokens where the clipped term was the larger)."""
     ratio = torch.exp(logprobs - old_logprobs)
@@ -100,8 +111,13 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     return loss, clipfrac
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               cliprange_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    cliprange_value: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped value loss: ½ mean max((V - R)², (clip(V, V_old ± ε_v) - R)²); returns (loss, clip fraction)."""
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     unclipped = (values - returns).square()

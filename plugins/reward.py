@@ -39,32 +39,56 @@ def train(ctx: TrainContext) -> PreTrainedModel:
     model = load_reward_backbone(ctx)
     ctx.policy = model  # the causal LM the runner loaded is not trained; let it be freed
     # With LoRA, the adapter is a sequence classifier's: its fresh score head trains in full (peft's SEQ_CLS task).
-    peft_config = dataclasses.replace(ctx.peft_config, task_type="SEQ_CLS") if ctx.peft_config is not None else None
+    peft_config = (
+        dataclasses.replace(ctx.peft_config, task_type="SEQ_CLS") if ctx.peft_config is not None else None
+    )
     return ctx.run_trainer(ctx.trl_trainer(peft_config=peft_config))
 
 
 def _validate(method_cfg: DictConfig) -> None:
     epochs = method_cfg.get("epochs", 1)
     if isinstance(epochs, (int, float)) and epochs > 1 and int(method_cfg.get("max_steps", -1)) <= 0:
-        warnings.warn(f"method.epochs={epochs} for a reward model: the seed advises one epoch, since reward models "
-                      "overfit preferences quickly (watch rm_acc on held-out pairs).", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"method.epochs={epochs} for a reward model: the seed advises one epoch, since reward models "
+            "overfit preferences quickly (watch rm_acc on held-out pairs).",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """The reward-model stage."""
-    return [MethodSpec(
-        name="reward", train=train, data_kind="pairwise", models_in_memory=1, needs_reference=False,
-        trainer="trl:RewardTrainer", lr_range=(1e-6, 2e-5), validate=_validate, produces="reward_model",
-        # Real models (the seed's values): one epoch, more overfits the preferences.
-        defaults={"learning_rate": 1.5e-5, "trl": {"max_length": 1024}},
-        profiles={"toy": Profile({"learning_rate": 1e-3, "batch_size": 16, "grad_accum": 1,  # accuracy 0.78
-                                  "trl": {"max_length": 64}}, {"learning_rate": "tag(log, interval(1e-5, 1e-3))"})},
-        description="Reward model (Bradley-Terry, TRL RewardTrainer) for RLHF",
-        search_space={"learning_rate": "tag(log, interval(1e-6, 3e-5))"},
-        loss_notes="RewardTrainer (trl/trainer/reward_trainer.py, compute_loss): -log σ(r_chosen − r_rejected), mean "
-                   "over pairs (center_rewards_coefficient adds a centring term when set).",
-    )]
+    return [
+        MethodSpec(
+            name="reward",
+            train=train,
+            data_kind="pairwise",
+            models_in_memory=1,
+            needs_reference=False,
+            trainer="trl:RewardTrainer",
+            lr_range=(1e-6, 2e-5),
+            validate=_validate,
+            produces="reward_model",
+            # Real models (the seed's values): one epoch, more overfits the preferences.
+            defaults={"learning_rate": 1.5e-5, "trl": {"max_length": 1024}},
+            profiles={
+                "toy": Profile(
+                    {
+                        "learning_rate": 1e-3,
+                        "batch_size": 16,
+                        "grad_accum": 1,  # accuracy 0.78
+                        "trl": {"max_length": 64},
+                    },
+                    {"learning_rate": "tag(log, interval(1e-5, 1e-3))"},
+                )
+            },
+            description="Reward model (Bradley-Terry, TRL RewardTrainer) for RLHF",
+            search_space={"learning_rate": "tag(log, interval(1e-6, 3e-5))"},
+            loss_notes="RewardTrainer (trl/trainer/reward_trainer.py, compute_loss): -log σ(r_chosen − r_rejected), mean "
+            "over pairs (center_rewards_coefficient adds a centring term when set).",
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -77,8 +101,14 @@ _announced: set[str] = set()  # reward models already named in this process
 def reward_stage(cfg: DictConfig) -> Stage:
     """The reward stage of an online trial ``cfg``: ``method=reward`` on the same model and data, at its defaults
     updated by the trial's ``method.reward_stage`` settings; cached under ``$HARNESS_CACHE_DIR/reward_models/``."""
-    return Stage.of(cfg, "reward", cfg.method.get("reward_stage"), folder="reward_models",
-                    where="method.reward_stage", label="reward stage")
+    return Stage.of(
+        cfg,
+        "reward",
+        cfg.method.get("reward_stage"),
+        folder="reward_models",
+        where="method.reward_stage",
+        label="reward stage",
+    )
 
 
 def trained_reward_model(cfg: DictConfig) -> str:

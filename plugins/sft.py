@@ -52,20 +52,33 @@ def train(ctx: TrainContext) -> PreTrainedModel:
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """SFT on the chosen completions (TRL SFTTrainer)."""
-    return [MethodSpec(
-        name=NAME, train=train, data_kind="pairwise", models_in_memory=1, needs_reference=False,
-        trainer="trl:SFTTrainer", lr_range=(1e-5, 2e-5),  # full fine-tuning of ~1B-7B models (Zephyr, Tulu 2: 2e-5)
-        description="Supervised fine-tuning on the chosen completions (TRL SFTTrainer, loss on completions only)",
-        # Real models (common practice: TRL's default rate, cosine decay after 10% warm-up, one or two epochs).
-        defaults={"learning_rate": 2e-5, "scheduler": "cosine",
-                  "trl": {"max_length": 1024, "completion_only_loss": True}},
-        profiles={"toy": Profile({"learning_rate": 1e-3, "batch_size": 16, "grad_accum": 1,
-                                  "trl": {"max_length": 64}},
-                                 {"learning_rate": "tag(log, interval(1e-4, 3e-3))"})},
-        search_space={"learning_rate": "tag(log, interval(5e-6, 5e-5))", "epochs": "choice(1, 2, 3)"},
-        loss_notes="SFTTrainer, completion_only_loss=true: NLL of the chosen completion's tokens (prompt masked), a "
-                   "per-token mean over the batch.",
-    )]
+    return [
+        MethodSpec(
+            name=NAME,
+            train=train,
+            data_kind="pairwise",
+            models_in_memory=1,
+            needs_reference=False,
+            trainer="trl:SFTTrainer",
+            lr_range=(1e-5, 2e-5),  # full fine-tuning of ~1B-7B models (Zephyr, Tulu 2: 2e-5)
+            description="Supervised fine-tuning on the chosen completions (TRL SFTTrainer, loss on completions only)",
+            # Real models (common practice: TRL's default rate, cosine decay after 10% warm-up, one or two epochs).
+            defaults={
+                "learning_rate": 2e-5,
+                "scheduler": "cosine",
+                "trl": {"max_length": 1024, "completion_only_loss": True},
+            },
+            profiles={
+                "toy": Profile(
+                    {"learning_rate": 1e-3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}},
+                    {"learning_rate": "tag(log, interval(1e-4, 3e-3))"},
+                )
+            },
+            search_space={"learning_rate": "tag(log, interval(5e-6, 5e-5))", "epochs": "choice(1, 2, 3)"},
+            loss_notes="SFTTrainer, completion_only_loss=true: NLL of the chosen completion's tokens (prompt masked), a "
+            "per-token mean over the batch.",
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,8 +92,9 @@ def sft_stage(cfg: DictConfig) -> Stage | None:
     settings = (cfg.get("model") or {}).get("sft")
     if settings is None:
         return None
-    return Stage.of(cfg, NAME, settings, folder=STAGE_FOLDER, where="model.sft", label="SFT stage",
-                    without=("model.sft",))
+    return Stage.of(
+        cfg, NAME, settings, folder=STAGE_FOLDER, where="model.sft", label="SFT stage", without=("model.sft",)
+    )
 
 
 def full_model(checkpoint: str | Path, merge: bool = True) -> str:

@@ -77,19 +77,31 @@ def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
     prompts = _prompts(w.eval_prompts_path)
     # Selection prompts and pairs: what checkpoints are chosen on, disjoint from the reported eval prompts and pairs.
     selection = _prompts(w.selection_prompts_path) if w.selection_prompts_path.is_file() else None
-    selection_pairs = (load_dataset("json", data_files=str(w.selection_pairs_path), split="train")
-                       if w.selection_pairs_path.is_file() and w.selection_pairs_path.stat().st_size else None)
+    selection_pairs = (
+        load_dataset("json", data_files=str(w.selection_pairs_path), split="train")
+        if w.selection_pairs_path.is_file() and w.selection_pairs_path.stat().st_size
+        else None
+    )
     fmt = DataFormat(kind="pairwise", style="standard", implicit_prompt=False)
     report = ValidationReport(rows_in=len(train), rows_out=len(train), ties_dropped=0, format=fmt)
-    return PreferenceData(train=train, eval=pairs["eval"], eval_prompts=prompts, format=fmt, report=report,
-                          selection_prompts=selection, selection_pairs=selection_pairs)
+    return PreferenceData(
+        train=train,
+        eval=pairs["eval"],
+        eval_prompts=prompts,
+        format=fmt,
+        report=report,
+        selection_prompts=selection,
+        selection_pairs=selection_pairs,
+    )
 
 
 def _prompts(path: Any) -> list[str]:
     """The prompts of a ``{"prompt"}`` JSONL file, in order."""
     import json
 
-    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 @hookimpl

@@ -50,15 +50,23 @@ def check_trackers(names: list[str]) -> None:
     ``MLFLOW_RUN_ID`` names one run for every trial."""
     for name in names:
         if name not in TRACKERS:
-            raise UnknownNameError("tracker in tracking.report_to", name, TRACKERS,
-                                   "(none: no tracker; README: Experiment trackers)")
+            raise UnknownNameError(
+                "tracker in tracking.report_to",
+                name,
+                TRACKERS,
+                "(none: no tracker; README: Experiment trackers)",
+            )
         modules, install = TRACKERS[name]
         if not any(importlib.util.find_spec(module) for module in modules):
-            raise ConfigError(f"tracking.report_to names {name}, which is not installed; {install} (or pip install "
-                              f"'harness[trackers]'), or remove {name} from tracking.report_to.")
+            raise ConfigError(
+                f"tracking.report_to names {name}, which is not installed; {install} (or pip install "
+                f"'harness[trackers]'), or remove {name} from tracking.report_to."
+            )
         if name == "mlflow" and os.environ.get("MLFLOW_RUN_ID"):
-            raise ConfigError("MLFLOW_RUN_ID is set, so every trial would log into that one run; unset it (each trial "
-                              "is a run of its own in the experiment tracking.project).")
+            raise ConfigError(
+                "MLFLOW_RUN_ID is set, so every trial would log into that one run; unset it (each trial "
+                "is a run of its own in the experiment tracking.project)."
+            )
 
 
 def _key(text: str) -> str:
@@ -70,7 +78,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def evaluation_values(metrics: Mapping[str, Any] | None, selection: Mapping[str, Any] | None) -> dict[str, float]:
+def evaluation_values(
+    metrics: Mapping[str, Any] | None, selection: Mapping[str, Any] | None
+) -> dict[str, float]:
     """One evaluation's finite numbers as ``harness_test/<metric>`` and ``harness_selection/<metric>``."""
     values = {}
     for prefix, source in (("harness_test", metrics), ("harness_selection", selection)):
@@ -82,7 +92,10 @@ def params(cfg: Any, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The run's params: ``harness.method`` and ``harness.<hyperparameter>``; numbers, strings and booleans as they
     are, anything else (a list of LoRA target modules) as text."""
     values = {"method": str(cfg.method.name), **hyperparameters}
-    return {_key(f"harness.{k}"): v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items()}
+    return {
+        _key(f"harness.{k}"): v if isinstance(v, (int, float, str, bool)) else str(v)
+        for k, v in values.items()
+    }
 
 
 def summary(record: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str], int]:
@@ -92,11 +105,18 @@ def summary(record: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]
     prompts); the run holds every checkpoint's values for it."""
     final = next((c for c in record.get("checkpoints") or [] if c.get("final")), None)
     steps = (record.get("train") or {}).get("steps")
-    numbers: dict[str, Any] = {"steps": steps, "final_step": final and final["step"], **(record.get("timings") or {})}
+    numbers: dict[str, Any] = {
+        "steps": steps,
+        "final_step": final and final["step"],
+        **(record.get("timings") or {}),
+    }
     texts = {"status": record.get("status"), "error": (record.get("error") or {}).get("message")}
     step = int(steps) if _number(steps) else int(final["step"]) if final else 0
-    return ({_key(f"harness_summary/{k}"): float(v) for k, v in numbers.items() if _number(v)},
-            {_key(f"harness_summary/{k}"): str(v) for k, v in texts.items() if v is not None}, step)
+    return (
+        {_key(f"harness_summary/{k}"): float(v) for k, v in numbers.items() if _number(v)},
+        {_key(f"harness_summary/{k}"): str(v) for k, v in texts.items() if v is not None},
+        step,
+    )
 
 
 def _set_env(name: str, value: str) -> str | None:
@@ -141,7 +161,9 @@ class TensorBoard(Tracker):
         self.previous = _set_env(self.ENV, str(run.directory))
         # a file of its own (tensorboardX names event files by the second: the trainer's could take the same name)
         self.writer = SummaryWriter(str(run.directory), filename_suffix=".harness")
-        table = "\n".join(["| hyperparameter | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in run_params.items())])
+        table = "\n".join(
+            ["| hyperparameter | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in run_params.items())]
+        )
         self.writer.add_text("harness/hyperparameters", table, 0)
 
     def log(self, values: dict[str, float], step: int) -> None:
@@ -171,8 +193,13 @@ class Wandb(Tracker):
     def __init__(self, run: TrackingRun, run_params: dict[str, Any]) -> None:
         import wandb
 
-        self.run = wandb.init(project=run.project, name=run.name, group=run.name.rsplit("/", 1)[0],
-                              dir=str(run.directory), config=run_params)
+        self.run = wandb.init(
+            project=run.project,
+            name=run.name,
+            group=run.name.rsplit("/", 1)[0],
+            dir=str(run.directory),
+            config=run_params,
+        )
         self.run.define_metric(STEP_KEY)
         self.run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
 
@@ -203,7 +230,7 @@ class MLflow(Tracker):
         self.run_id = mlflow.start_run(run_name=run.name).info.run_id
         items = [(k, str(v)) for k, v in run_params.items()]
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params at once
-            mlflow.log_params(dict(items[start:start + 100]), run_id=self.run_id)
+            mlflow.log_params(dict(items[start : start + 100]), run_id=self.run_id)
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.mlflow.log_metrics(values, step=step, run_id=self.run_id)
@@ -241,7 +268,9 @@ class Trackio(Tracker):
         current = self.trackio.context_vars.current_run.get()
         if current is None or getattr(current, "name", None) != self.run.name:
             # the config each time: trackio keeps the config of the run's last resumption
-            self.trackio.init(project=self.run.project, name=self.run.name, resume="allow", config=self.params)
+            self.trackio.init(
+                project=self.run.project, name=self.run.name, resume="allow", config=self.params
+            )
 
     def log(self, values: dict[str, float], step: int) -> None:
         self._resume()
@@ -255,7 +284,12 @@ class Trackio(Tracker):
             _restore_env(self.ENV, self.previous)
 
 
-OPENERS: dict[str, type[Tracker]] = {"tensorboard": TensorBoard, "wandb": Wandb, "mlflow": MLflow, "trackio": Trackio}
+OPENERS: dict[str, type[Tracker]] = {
+    "tensorboard": TensorBoard,
+    "wandb": Wandb,
+    "mlflow": MLflow,
+    "trackio": Trackio,
+}
 _open: list[Tracker] = []  # the running trial's runs (a process runs one trial at a time)
 
 
@@ -315,7 +349,9 @@ def harness_reference_evaluated(metrics: Mapping[str, Any], selection: Mapping[s
 
 
 @hookimpl(tryfirst=True)  # before a pruner stops the trial at this checkpoint
-def harness_checkpoint_evaluated(step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None) -> None:
+def harness_checkpoint_evaluated(
+    step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
+) -> None:
     """Log a checkpoint's evaluation at its optimizer step."""
     values = evaluation_values(metrics, selection)
     _each(lambda tracker: tracker.log(values, step))

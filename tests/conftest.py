@@ -25,8 +25,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600,
-            module: str = "harness") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600, module: str = "harness"
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <module> args`` (``python args`` if module is empty) in ``cwd``; returns the process."""
     full_env = {**os.environ, **(env or {})}
     command = [sys.executable, "-m", module, *args] if module else [sys.executable, *args]
@@ -34,9 +35,19 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
 
 
 # A tiny toy world: small model, few pairs; builds in seconds and is shared by the whole session.
-TINY_SPEC = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2, "pretrain_steps": 80,
-             "pretrain_batch_size": 32, "num_train_pairs": 64, "num_eval_pairs": 16, "num_eval_prompts": 16,
-             "num_selection_pairs": 16, "stats_samples_per_prompt": 1}
+TINY_SPEC = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_layers": 1,
+    "num_heads": 2,
+    "pretrain_steps": 80,
+    "pretrain_batch_size": 32,
+    "num_train_pairs": 64,
+    "num_eval_pairs": 16,
+    "num_eval_prompts": 16,
+    "num_selection_pairs": 16,
+    "stats_samples_per_prompt": 1,
+}
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +56,10 @@ def tiny_world(cache_dir: Path) -> list[str]:
     from harness.toyworld import ToyWorldSpec, build_toy_world
 
     build_toy_world(ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache_dir / "toyworld"), progress=False)
-    return [f"toyworld.cache_dir={cache_dir / 'toyworld'}",
-            *(f"toyworld.spec.{key}={value}" for key, value in TINY_SPEC.items())]
+    return [
+        f"toyworld.cache_dir={cache_dir / 'toyworld'}",
+        *(f"toyworld.spec.{key}={value}" for key, value in TINY_SPEC.items()),
+    ]
 
 
 @pytest.fixture(scope="session")

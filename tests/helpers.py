@@ -9,8 +9,15 @@ from harness.trial import TrialRun
 from harness.trial.context import TrainContext
 
 # Small and fast: a few optimizer steps, few held-out prompts, short completions.
-FAST = ["method.max_steps=4", "train.num_checkpoints=1", "method.batch_size=4", "eval.num_prompts=8", "eval.max_new_tokens=12",
-        "eval.selection.num_prompts=8", "train.num_threads=0"]
+FAST = [
+    "method.max_steps=4",
+    "train.num_checkpoints=1",
+    "method.batch_size=4",
+    "eval.num_prompts=8",
+    "eval.max_new_tokens=12",
+    "eval.selection.num_prompts=8",
+    "train.num_threads=0",
+]
 
 
 def compose(world_overrides: list[str], overrides: list[str]):

@@ -63,8 +63,9 @@ class JudgeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def verdict(self, user_message: str) -> str:
@@ -77,7 +78,6 @@ class JudgeServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
 
 
 def closed_port() -> int:

@@ -29,12 +29,40 @@ CHATML = (
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-_VERBS = ["bake", "fix", "paint", "clean", "plant", "write", "build", "sort", "cook", "repair", "tune", "pack"]
-_NOUNS = ["bread", "bicycle", "fence", "kitchen", "garden", "letter", "shelf", "closet", "soup", "roof", "guitar",
-          "suitcase"]
-_GOOD = ["First gather what you need, then work slowly and check each step.", "Start small, measure twice and "
-         "ask for help if you get stuck.", "Read the instructions, prepare the space and take short breaks.",
-         "Use the right tools, keep things tidy and test the result at the end."]
+_VERBS = [
+    "bake",
+    "fix",
+    "paint",
+    "clean",
+    "plant",
+    "write",
+    "build",
+    "sort",
+    "cook",
+    "repair",
+    "tune",
+    "pack",
+]
+_NOUNS = [
+    "bread",
+    "bicycle",
+    "fence",
+    "kitchen",
+    "garden",
+    "letter",
+    "shelf",
+    "closet",
+    "soup",
+    "roof",
+    "guitar",
+    "suitcase",
+]
+_GOOD = [
+    "First gather what you need, then work slowly and check each step.",
+    "Start small, measure twice and ask for help if you get stuck.",
+    "Read the instructions, prepare the space and take short breaks.",
+    "Use the right tools, keep things tidy and test the result at the end.",
+]
 _BAD = ["No idea.", "Just do it somehow.", "That is not possible.", "Why would you want that?"]
 _SYSTEM = "You are a helpful, careful assistant."
 
@@ -43,14 +71,14 @@ _SYSTEM = "You are a helpful, careful assistant."
 class RealWorld:
     """Paths of the built fixture."""
 
-    qwen2: Path          # causal LM directory (Qwen2 architecture, ChatML tokenizer)
-    gpt2: Path           # causal LM directory (GPT-2 architecture, same tokenizer)
-    reward_model: Path   # one-output sequence classifier (Qwen2)
+    qwen2: Path  # causal LM directory (Qwen2 architecture, ChatML tokenizer)
+    gpt2: Path  # causal LM directory (GPT-2 architecture, same tokenizer)
+    reward_model: Path  # one-output sequence classifier (Qwen2)
     ultrafeedback: Path  # save_to_disk DatasetDict with train_prefs / test_prefs
     ultrafeedback_jsonl: Path
     ultrafeedback_parquet: Path
-    hh_jsonl: Path       # HH-RLHF transcripts
-    kto_jsonl: Path      # unpaired, conversational
+    hh_jsonl: Path  # HH-RLHF transcripts
+    kto_jsonl: Path  # unpaired, conversational
 
 
 def _question(rng: random.Random) -> str:
@@ -67,8 +95,17 @@ def ultrafeedback_rows(n: int, seed: int) -> list[dict]:
         user = {"role": "user", "content": prompt}
         chosen = [*head, user, {"role": "assistant", "content": rng.choice(_GOOD)}]
         rejected = [*head, user, {"role": "assistant", "content": rng.choice(_BAD)}]
-        rows.append({"prompt": prompt, "prompt_id": f"{i:08x}", "chosen": chosen, "rejected": rejected,
-                     "messages": chosen, "score_chosen": 8.0, "score_rejected": 3.0})
+        rows.append(
+            {
+                "prompt": prompt,
+                "prompt_id": f"{i:08x}",
+                "chosen": chosen,
+                "rejected": rejected,
+                "messages": chosen,
+                "score_chosen": 8.0,
+                "score_rejected": 3.0,
+            }
+        )
     return rows
 
 
@@ -92,9 +129,13 @@ def kto_rows(n: int, seed: int) -> list[dict]:
     rows = []
     for i in range(n):
         good = i % 2 == 0
-        rows.append({"prompt": [{"role": "user", "content": f"{_question(rng)} (case {i})"}],
-                     "completion": [{"role": "assistant", "content": rng.choice(_GOOD if good else _BAD)}],
-                     "label": good})
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": f"{_question(rng)} (case {i})"}],
+                "completion": [{"role": "assistant", "content": rng.choice(_GOOD if good else _BAD)}],
+                "label": good,
+            }
+        )
     return rows
 
 
@@ -113,11 +154,19 @@ def build_tokenizer(directory: Path, corpus: list[str]):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=["<|im_start|>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
     fast.chat_template = CHATML
     fast.save_pretrained(directory)
     return fast
@@ -148,16 +197,32 @@ def build_models(root: Path, tokenizer) -> tuple[Path, Path, Path]:
     )
 
     torch.manual_seed(0)
-    ids = {"bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"), "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id}
-    qwen = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=True,
-                **ids)
+    ids = {
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    qwen = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        **ids,
+    )
     gpt2 = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=512, **ids)
-    return (_save_model(Qwen2ForCausalLM(Qwen2Config(**qwen)), tokenizer, root / "qwen2"),
-            _save_model(GPT2LMHeadModel(gpt2), tokenizer, root / "gpt2"),
-            _save_model(Qwen2ForSequenceClassification(Qwen2Config(**qwen, num_labels=1)), tokenizer,
-                        root / "reward-model"))
+    return (
+        _save_model(Qwen2ForCausalLM(Qwen2Config(**qwen)), tokenizer, root / "qwen2"),
+        _save_model(GPT2LMHeadModel(gpt2), tokenizer, root / "gpt2"),
+        _save_model(
+            Qwen2ForSequenceClassification(Qwen2Config(**qwen, num_labels=1)),
+            tokenizer,
+            root / "reward-model",
+        ),
+    )
 
 
 def build_real_world(root: Path) -> RealWorld:
@@ -166,15 +231,26 @@ def build_real_world(root: Path) -> RealWorld:
 
     uf_train, uf_test = ultrafeedback_rows(48, seed=1), ultrafeedback_rows(16, seed=2)
     hh, kto = hh_rows(48, seed=3), kto_rows(48, seed=4)
-    corpus = [m["content"] for r in uf_train for m in r["chosen"] + r["rejected"]] + \
-             [r["chosen"] + r["rejected"] for r in hh] + _GOOD + _BAD
+    corpus = (
+        [m["content"] for r in uf_train for m in r["chosen"] + r["rejected"]]
+        + [r["chosen"] + r["rejected"] for r in hh]
+        + _GOOD
+        + _BAD
+    )
     tokenizer = build_tokenizer(root / "tokenizer", corpus)
     qwen2, gpt2, reward_model = build_models(root, tokenizer)
-    DatasetDict({"train_prefs": Dataset.from_list(uf_train), "test_prefs": Dataset.from_list(uf_test)}) \
-        .save_to_disk(str(root / "ultrafeedback"))
+    DatasetDict(
+        {"train_prefs": Dataset.from_list(uf_train), "test_prefs": Dataset.from_list(uf_test)}
+    ).save_to_disk(str(root / "ultrafeedback"))
     parquet = root / "ultrafeedback.parquet"
     Dataset.from_list(uf_train).to_parquet(str(parquet))
-    return RealWorld(qwen2=qwen2, gpt2=gpt2, reward_model=reward_model, ultrafeedback=root / "ultrafeedback",
-                     ultrafeedback_jsonl=_write_jsonl(root / "ultrafeedback.jsonl", uf_train),
-                     ultrafeedback_parquet=parquet, hh_jsonl=_write_jsonl(root / "hh.jsonl", hh),
-                     kto_jsonl=_write_jsonl(root / "kto.jsonl", kto))
+    return RealWorld(
+        qwen2=qwen2,
+        gpt2=gpt2,
+        reward_model=reward_model,
+        ultrafeedback=root / "ultrafeedback",
+        ultrafeedback_jsonl=_write_jsonl(root / "ultrafeedback.jsonl", uf_train),
+        ultrafeedback_parquet=parquet,
+        hh_jsonl=_write_jsonl(root / "hh.jsonl", hh),
+        kto_jsonl=_write_jsonl(root / "kto.jsonl", kto),
+    )

@@ -35,10 +35,17 @@ def test_default_dpo_improves_gold_reward_kl_grows_and_no_flag_is_raised(default
 
 
 def test_a_learning_rate_100x_the_default_raises_health_flags(default_world, tmp_path):
-    overrides = [*default_world, "method=dpo", "method.learning_rate=3e-2", "method.max_steps=120",
-                 "train.num_checkpoints=2"]
+    overrides = [
+        *default_world,
+        "method=dpo",
+        "method.learning_rate=3e-2",
+        "method.max_steps=120",
+        "train.num_checkpoints=2",
+    ]
     record = run_trial(compose_job(overrides, {}), tmp_path)
     flags = {f["flag"] for f in record["health"]}
     assert "lr_too_high" in flags
-    assert flags & {"kl_high", "reward_hacking", "mode_collapse", "length_growth"}, flags  # seen in the samples
+    assert flags & {"kl_high", "reward_hacking", "mode_collapse", "length_growth"}, (
+        flags
+    )  # seen in the samples
     assert all(f["message"] and f["fix"] for f in record["health"])

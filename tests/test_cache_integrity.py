@@ -23,10 +23,23 @@ from tests.test_kl import one_thread  # noqa: F401 (autouse: tiny models run fas
 from tests.test_refcache import prepared, tiny_samples
 
 # The smallest world that has every file (builds in about a second).
-SPEC = ToyWorldSpec(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2, pretrain_steps=5,
-                    pretrain_batch_size=8, pretrain_warmup_steps=1, num_train_pairs=4, num_eval_pairs=4,
-                    num_eval_prompts=4, num_selection_prompts=4, num_selection_pairs=4, max_new_tokens=8,
-                    stats_samples_per_prompt=1, sample_batch_size=64)
+SPEC = ToyWorldSpec(
+    hidden_size=16,
+    intermediate_size=32,
+    num_layers=1,
+    num_heads=2,
+    pretrain_steps=5,
+    pretrain_batch_size=8,
+    pretrain_warmup_steps=1,
+    num_train_pairs=4,
+    num_eval_pairs=4,
+    num_eval_prompts=4,
+    num_selection_prompts=4,
+    num_selection_pairs=4,
+    max_new_tokens=8,
+    stats_samples_per_prompt=1,
+    sample_batch_size=64,
+)
 WEIGHTS = "model/model.safetensors"
 TIMINGS = ("build_seconds", "pretrain_seconds", "sampling_seconds")  # what differs between two builds
 
@@ -46,8 +59,11 @@ def cache(pristine: Path, tmp_path: Path) -> Path:
 
 def fingerprint(root: Path) -> dict[str, object]:
     """What two builds of one spec share: every file's checksum but meta.json's, and meta.json but its timings."""
-    files = {p.relative_to(root).as_posix(): file_sha256(p) for p in root.rglob("*")
-             if p.is_file() and p.name not in ("meta.json", MANIFEST)}
+    files = {
+        p.relative_to(root).as_posix(): file_sha256(p)
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in ("meta.json", MANIFEST)
+    }
     meta = {k: v for k, v in json.loads((root / "meta.json").read_text()).items() if k not in TIMINGS}
     return {"files": files, "meta": meta}
 
@@ -65,22 +81,29 @@ def rebuilt(cache: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, list
 def test_a_built_world_has_a_manifest_of_every_file(pristine: Path) -> None:
     manifest = json.loads((pristine / MANIFEST).read_text())
     listed = set(manifest["files"])
-    assert listed == {p.relative_to(pristine).as_posix() for p in pristine.rglob("*")
-                      if p.is_file() and p.name != MANIFEST}
+    assert listed == {
+        p.relative_to(pristine).as_posix() for p in pristine.rglob("*") if p.is_file() and p.name != MANIFEST
+    }
     assert {WEIGHTS, "meta.json", "train_pairs.jsonl", "selection_pairs.jsonl"} <= listed
-    assert manifest["files"][WEIGHTS] == {"size": (pristine / WEIGHTS).stat().st_size,
-                                          "sha256": file_sha256(pristine / WEIGHTS)}
+    assert manifest["files"][WEIGHTS] == {
+        "size": (pristine / WEIGHTS).stat().st_size,
+        "sha256": file_sha256(pristine / WEIGHTS),
+    }
     assert verify_manifest(pristine) is None
 
 
-def test_truncated_weights_are_reported_and_rebuilt_to_the_same_world(cache: Path, pristine: Path, capsys) -> None:
+def test_truncated_weights_are_reported_and_rebuilt_to_the_same_world(
+    cache: Path, pristine: Path, capsys
+) -> None:
     root = cache / SPEC.key()
     weights = root / WEIGHTS
     size = weights.stat().st_size
     weights.write_bytes(weights.read_bytes()[: size // 2])
     root_again, lines = rebuilt(cache, capsys)
-    assert lines == [f"harness: warning: toy world cache {root} is damaged ({WEIGHTS} has {size // 2} bytes, "
-                     f"{MANIFEST} says {size}); rebuilding it"]
+    assert lines == [
+        f"harness: warning: toy world cache {root} is damaged ({WEIGHTS} has {size // 2} bytes, "
+        f"{MANIFEST} says {size}); rebuilding it"
+    ]
     assert root_again == root and verify_manifest(root) is None
     assert fingerprint(root) == fingerprint(pristine)
     # Rebuilt in place, through a temporary directory: nothing else is left in the cache.
@@ -89,14 +112,19 @@ def test_truncated_weights_are_reported_and_rebuilt_to_the_same_world(cache: Pat
     assert rebuilt(cache, capsys)[1] == []
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("edit_meta", "meta.json does not match its SHA-256 in manifest.json (edited or damaged)"),
-    ("truncate_meta", "meta.json has"),
-    ("delete", "eval_prompts.jsonl is missing"),
-    ("bad_manifest", "manifest.json is unreadable"),
-], ids=["edit_meta", "truncate_meta", "delete", "bad_manifest"])
-def test_an_edited_truncated_or_missing_file_is_detected(cache: Path, capsys, monkeypatch, damage: str,
-                                                         expected: str) -> None:
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("edit_meta", "meta.json does not match its SHA-256 in manifest.json (edited or damaged)"),
+        ("truncate_meta", "meta.json has"),
+        ("delete", "eval_prompts.jsonl is missing"),
+        ("bad_manifest", "manifest.json is unreadable"),
+    ],
+    ids=["edit_meta", "truncate_meta", "delete", "bad_manifest"],
+)
+def test_an_edited_truncated_or_missing_file_is_detected(
+    cache: Path, capsys, monkeypatch, damage: str, expected: str
+) -> None:
     root = cache / SPEC.key()
     meta = root / "meta.json"
     if damage == "edit_meta":  # other valid JSON of the same length
@@ -113,27 +141,37 @@ def test_an_edited_truncated_or_missing_file_is_detected(cache: Path, capsys, mo
     monkeypatch.setattr(build_module, "_build_into", lambda d, *a: builds.append(d) or real_build(d, *a))
     _, lines = rebuilt(cache, capsys)
     assert len(builds) == 1 and len(lines) == 1
-    assert lines[0].startswith(f"harness: warning: toy world cache {root} is damaged (") and expected in lines[0]
+    assert (
+        lines[0].startswith(f"harness: warning: toy world cache {root} is damaged (") and expected in lines[0]
+    )
     assert build_module.world_problem(root, SPEC.key()) is None
 
 
-def test_a_healthy_world_built_before_manifests_is_adopted_not_rebuilt(cache: Path, pristine: Path, capsys,
-                                                                       monkeypatch) -> None:
+def test_a_healthy_world_built_before_manifests_is_adopted_not_rebuilt(
+    cache: Path, pristine: Path, capsys, monkeypatch
+) -> None:
     root = cache / SPEC.key()
     (root / MANIFEST).unlink()
-    monkeypatch.setattr(build_module, "_build_into", lambda *a, **k: pytest.fail("rebuilt a healthy older world"))
+    monkeypatch.setattr(
+        build_module, "_build_into", lambda *a, **k: pytest.fail("rebuilt a healthy older world")
+    )
     _, lines = rebuilt(cache, capsys)
     assert lines == []
     assert json.loads((root / MANIFEST).read_text()) == json.loads((pristine / MANIFEST).read_text())
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("truncate", f"{WEIGHTS} does not load (SafetensorError"),
-    ("drop_rows", "train_pairs.jsonl has 3 rows, meta.json says 4"),
-    ("delete", "model/config.json is missing"),
-], ids=["truncate", "drop_rows", "delete"])
-def test_a_damaged_world_built_before_manifests_is_rebuilt(cache: Path, pristine: Path, capsys, damage: str,
-                                                           expected: str) -> None:
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("truncate", f"{WEIGHTS} does not load (SafetensorError"),
+        ("drop_rows", "train_pairs.jsonl has 3 rows, meta.json says 4"),
+        ("delete", "model/config.json is missing"),
+    ],
+    ids=["truncate", "drop_rows", "delete"],
+)
+def test_a_damaged_world_built_before_manifests_is_rebuilt(
+    cache: Path, pristine: Path, capsys, damage: str, expected: str
+) -> None:
     root = cache / SPEC.key()
     (root / MANIFEST).unlink()
     if damage == "truncate":
@@ -154,7 +192,9 @@ def test_verifying_a_world_is_cheap(pristine: Path) -> None:
     start = time.perf_counter()
     for _ in range(10):
         assert build_module.world_problem(pristine, SPEC.key()) is None
-    assert (time.perf_counter() - start) / 10 < 0.5  # milliseconds in practice (about 3 ms for the default world)
+    assert (
+        time.perf_counter() - start
+    ) / 10 < 0.5  # milliseconds in practice (about 3 ms for the default world)
 
 
 # --- the reference-evaluation cache ---------------------------------------------------------------------------
@@ -166,10 +206,14 @@ def test_an_entry_edited_to_other_valid_numbers_is_detected_and_recomputed(tiny_
     original = first.record["reference"]["metrics"]["gold_reward"]
     path = cache_dir / first.record["reference"]["cache_key"] / "metrics.json"
     stored = json.loads(path.read_text())
-    stored["data"]["gold_reward"]["gold_reward"] = original + 0.5  # valid JSON, a plausible number, old checksum
+    stored["data"]["gold_reward"]["gold_reward"] = (
+        original + 0.5
+    )  # valid JSON, a plausible number, old checksum
     path.write_text(json.dumps(stored))
 
-    with pytest.warns(UserWarning, match=rf"ignoring {path}: its contents do not match its checksum") as caught:
+    with pytest.warns(
+        UserWarning, match=rf"ignoring {path}: its contents do not match its checksum"
+    ) as caught:
         second, _ = prepared(tiny_world, tmp_path / "b", cache_dir)
     assert len([w for w in caught if "reference cache" in str(w.message)]) == 1
     ref = second.record["reference"]
@@ -190,10 +234,14 @@ def test_edited_tensors_truncated_json_and_entries_without_checksums_are_misses(
     writer.store_tensor("gold_rewards", torch.tensor([1.0, -0.5], dtype=torch.float64))
     writer.store_metrics("kl", {"kl": 0.25})
     writer.store_samples(tiny_samples())
-    assert RefCache("k", entry).tensor("gold_rewards") is not None and RefCache("k", entry).samples() is not None
+    assert (
+        RefCache("k", entry).tensor("gold_rewards") is not None and RefCache("k", entry).samples() is not None
+    )
 
     tensor_file = entry / "gold_rewards.safetensors"
-    with safe_open(str(tensor_file), framework="pt") as handle:  # keep the stored checksum, change the numbers
+    with safe_open(
+        str(tensor_file), framework="pt"
+    ) as handle:  # keep the stored checksum, change the numbers
         metadata = handle.metadata()
     save_file({"value": load_file(tensor_file)["value"] * 2}, tensor_file, metadata=metadata)
     with pytest.warns(UserWarning, match="gold_rewards.safetensors: its contents do not match its checksum"):
@@ -201,7 +249,9 @@ def test_edited_tensors_truncated_json_and_entries_without_checksums_are_misses(
 
     metrics = entry / "metrics.json"
     metrics.write_text(json.dumps({"kl": {"kl": 0.25}}))  # the previous version's format: no checksum
-    with pytest.warns(UserWarning, match="metrics.json: it has no checksum .written by an earlier harness version"):
+    with pytest.warns(
+        UserWarning, match="metrics.json: it has no checksum .written by an earlier harness version"
+    ):
         assert RefCache("k", entry).metrics() == {}
     metrics.write_text('{"sha256": "0", "da')  # truncated
     with pytest.warns(UserWarning, match="metrics.json: it is unreadable"):
@@ -219,8 +269,14 @@ def tiny_llama(directory: Path) -> Path:
     """A randomly initialised Llama of hidden size 16, saved with save_pretrained (safetensors)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
 
@@ -238,8 +294,10 @@ def test_a_truncated_weights_file_is_one_line_naming_it(tmp_path, monkeypatch) -
         models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu"))
     message = str(raised.value)
     assert isinstance(raised.value, UserError) and "\n" not in message
-    assert message == (f"The weights file {weights} is truncated or corrupt ({size // 2} bytes, its header lists "
-                       f"{size}); re-download the model, or save it again with save_pretrained.")
+    assert message == (
+        f"The weights file {weights} is truncated or corrupt ({size // 2} bytes, its header lists "
+        f"{size}); re-download the model, or save it again with save_pretrained."
+    )
 
     # Other failures of a healthy model pass through untouched.
     weights.unlink()
@@ -254,7 +312,9 @@ def test_a_truncated_weights_file_is_one_line_naming_it(tmp_path, monkeypatch) -
         models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu"))
 
 
-def test_the_command_line_prints_the_truncated_file_in_one_line(real_world, tmp_path, monkeypatch, capsys) -> None:
+def test_the_command_line_prints_the_truncated_file_in_one_line(
+    real_world, tmp_path, monkeypatch, capsys
+) -> None:
     from harness.cli.app import main
     from tests.test_models import real
 
@@ -279,6 +339,9 @@ def test_a_truncated_reward_model_is_named_with_the_fix(real_world, tmp_path) ->
     shutil.copytree(real_world.reward_model, model)
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:5000])
-    with pytest.raises(ConfigError, match=rf"the weights file {weights} is truncated or corrupt \(5000 bytes, its "
-                                          r"header lists \d+\); train or save the reward model again\."):
+    with pytest.raises(
+        ConfigError,
+        match=rf"the weights file {weights} is truncated or corrupt \(5000 bytes, its "
+        r"header lists \d+\); train or save the reward model again\.",
+    ):
         load_reward_model(str(model))

@@ -21,8 +21,10 @@ def taken(checkpointer: Checkpointer, total: int) -> list[int]:
     return [e["step"] for e in checkpointer.entries]
 
 
-@pytest.mark.parametrize(("total", "count", "expected"), [(100, 4, [25, 50, 75]), (10, 3, [3, 7]), (2, 4, [1]),
-                                                          (1, 4, []), (50, 1, [])])
+@pytest.mark.parametrize(
+    ("total", "count", "expected"),
+    [(100, 4, [25, 50, 75]), (10, 3, [3, 7]), (2, 4, [1]), (1, 4, []), (50, 1, [])],
+)
 def test_planned_checkpoints_are_evenly_spaced_before_the_final_one(tmp_path: Path, total, count, expected):
     checkpointer = Checkpointer(every=0, num_checkpoints=count, directory=tmp_path, save=False)
     checkpointer.plan(total)
@@ -62,21 +64,38 @@ def saved_steps(tmp_path: Path, save, evaluate_intermediate: bool) -> tuple[list
         evaluated.append(step)
         return CheckpointEvaluation({"m": 1.0}, {})
 
-    checkpointer = Checkpointer(every=4, directory=tmp_path / str(save), save=save, evaluate=evaluate,
-                                evaluate_intermediate=evaluate_intermediate)
+    checkpointer = Checkpointer(
+        every=4,
+        directory=tmp_path / str(save),
+        save=save,
+        evaluate=evaluate,
+        evaluate_intermediate=evaluate_intermediate,
+    )
     model = Weights()
     for step in range(1, 11):
         checkpointer.step(step, model)
     checkpointer.checkpoint(10, model, final=True)
     written = sorted(int(p.name.removeprefix("step-")) for p in (tmp_path / str(save)).glob("step-*"))
-    assert written == [e["step"] for e in checkpointer.entries if e["path"]]  # the record names what was written
+    assert written == [
+        e["step"] for e in checkpointer.entries if e["path"]
+    ]  # the record names what was written
     return written, evaluated
 
 
-@pytest.mark.parametrize(("save", "intermediate", "expected"), [
-    (True, True, [4, 8, 10]), (True, False, [10]),  # the evaluated ones: with eval.checkpoints=final, the final model
-    ("all", False, [4, 8, 10]), ("all", True, [4, 8, 10]), (False, True, []), (False, False, [])])
-def test_only_evaluated_checkpoints_are_saved_unless_all_are_asked_for(tmp_path: Path, save, intermediate, expected):
+@pytest.mark.parametrize(
+    ("save", "intermediate", "expected"),
+    [
+        (True, True, [4, 8, 10]),
+        (True, False, [10]),  # the evaluated ones: with eval.checkpoints=final, the final model
+        ("all", False, [4, 8, 10]),
+        ("all", True, [4, 8, 10]),
+        (False, True, []),
+        (False, False, []),
+    ],
+)
+def test_only_evaluated_checkpoints_are_saved_unless_all_are_asked_for(
+    tmp_path: Path, save, intermediate, expected
+):
     written, evaluated = saved_steps(tmp_path, save, intermediate)
     assert written == expected
     assert evaluated == ([4, 8, 10] if intermediate else [10])
@@ -99,13 +118,25 @@ def test_a_bad_save_checkpoints_value_is_one_line(value):
     from harness.errors import ConfigError
     from harness.trial.checkpoints import save_policy
 
-    cfg = OmegaConf.create({"train": {"checkpoint_every": 0, "num_checkpoints": 4, "save_checkpoints": value,
-                                      "device": "cpu", "precision": "fp32"}, "seed": 0})
+    cfg = OmegaConf.create(
+        {
+            "train": {
+                "checkpoint_every": 0,
+                "num_checkpoints": 4,
+                "save_checkpoints": value,
+                "device": "cpu",
+                "precision": "fp32",
+            },
+            "seed": 0,
+        }
+    )
     with pytest.raises(ConfigError) as error:
         validate_train(cfg)
     message = str(error.value)
-    assert message == (f"train.save_checkpoints={value!r} is invalid; use true (the evaluated checkpoints), all "
-                       "(every checkpoint) or false (none).")
+    assert message == (
+        f"train.save_checkpoints={value!r} is invalid; use true (the evaluated checkpoints), all "
+        "(every checkpoint) or false (none)."
+    )
     with pytest.raises(ValueError, match="train.save_checkpoints"):
         save_policy(value)
     for good in (True, False, "all"):

@@ -18,22 +18,30 @@ pytestmark = pytest.mark.unit
 BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.values() for m in e.metrics}
 
 
-def trial(method, gold, seed, beta=0.1, kl=2.0, se=0.02, health=(), status="completed", error=None, selection=None):
+def trial(
+    method, gold, seed, beta=0.1, kl=2.0, se=0.02, health=(), status="completed", error=None, selection=None
+):
     """A record with one evaluated checkpoint (gold reward ``gold`` ± ``se`` at KL ``kl``; ``selection``: its gold
     reward on the selection prompts)."""
     checkpoint = {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": se, "kl": kl}}
     if selection is not None:
         checkpoint["selection"] = {"metrics": {"gold_reward": selection, "kl": kl}}
     return {
-        "trial_id": f"{method}-{beta}-{seed}", "status": status, "method": method,
+        "trial_id": f"{method}-{beta}-{seed}",
+        "status": status,
+        "method": method,
         "error": {"type": "TrialFailed", "message": error} if error else None,
-        "hyperparameters": {"beta": beta, "seed": seed}, "overrides": [f"method={method}", f"seed={seed}"],
+        "hyperparameters": {"beta": beta, "seed": seed},
+        "overrides": [f"method={method}", f"seed={seed}"],
         "config": {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
         "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
         "checkpoints": [] if status != "completed" else [checkpoint],
         "health": [{"flag": f, "message": "", "fix": ""} for f in health],
-        "timings": {"train_s": 10.0}, "peak_memory": {"rss_peak_mb": 500.0}, "models_in_memory": 2,
-        "eval_prompts": 128, "metric_declarations": BUILTIN,
+        "timings": {"train_s": 10.0},
+        "peak_memory": {"rss_peak_mb": 500.0},
+        "models_in_memory": 2,
+        "eval_prompts": 128,
+        "metric_declarations": BUILTIN,
     }
 
 
@@ -55,9 +63,12 @@ def test_holm_adjustment_matches_a_hand_computed_example():
 
 
 def test_a_diverged_seed_is_left_out_counted_and_never_same_as_best():
-    records = [*seeded("dpo", [0.50, 0.52, 0.54]), *diverging("kto", [0.20, 0.22, -4.0]),
-               *seeded("orpo", [0.49, 0.51]),
-               trial("orpo", None, 3, status="failed", error="training loss became nan at step 3")]
+    records = [
+        *seeded("dpo", [0.50, 0.52, 0.54]),
+        *diverging("kto", [0.20, 0.22, -4.0]),
+        *seeded("orpo", [0.49, 0.51]),
+        trial("orpo", None, 3, status="failed", error="training loss became nan at step 3"),
+    ]
     board = leaderboard.build(records)
     kto = board.seeds.set_index("method").loc["kto"]
     assert kto["diverged"] == "1 of 3" and kto["n_seeds"] == 3
@@ -71,12 +82,19 @@ def test_a_diverged_seed_is_left_out_counted_and_never_same_as_best():
 
 
 def test_a_method_whose_every_seed_diverged_is_not_compared():
-    records = [*seeded("dpo", [0.50, 0.52, 0.54]), *seeded("ipo", [0.40, 0.42, 0.44]),
-               *[trial("kto", -4.0, s, kl=70.0, health=("kl_high", "mode_collapse")) for s in (1, 2, 3)]]
+    records = [
+        *seeded("dpo", [0.50, 0.52, 0.54]),
+        *seeded("ipo", [0.40, 0.42, 0.44]),
+        *[trial("kto", -4.0, s, kl=70.0, health=("kl_high", "mode_collapse")) for s in (1, 2, 3)],
+    ]
     board = leaderboard.build(records)
     summary = board.method_summary.set_index("method")
-    assert summary.loc["kto", "verdict"] == "diverged in 3 of 3 seeds" and math.isnan(summary.loc["kto", "p_holm"])
-    assert summary.loc["ipo", "p_holm"] == pytest.approx(summary.loc["ipo", "p_vs_best"])  # one comparison, not two
+    assert summary.loc["kto", "verdict"] == "diverged in 3 of 3 seeds" and math.isnan(
+        summary.loc["kto", "p_holm"]
+    )
+    assert summary.loc["ipo", "p_holm"] == pytest.approx(
+        summary.loc["ipo", "p_vs_best"]
+    )  # one comparison, not two
     assert list(board.method_summary["method"]) == ["dpo", "ipo", "kto"]
     assert not board.seeds.set_index("method").loc["kto", "same_as_best"]
 
@@ -89,7 +107,9 @@ def test_the_interval_includes_evaluation_noise_even_when_seeds_agree_exactly():
     var = 0.02**2 / 3 + 0.02**2  # s²/n + mean(se²); Welch–Satterthwaite df = (n - 1) (Var / (s²/n))² = 32
     assert spread.var == pytest.approx(var) and spread.df == pytest.approx(32)
     assert spread.ci95 == pytest.approx(stats.t.ppf(0.975, 32) * math.sqrt(var))
-    assert seeds.estimate(pd.Series([0.3]), pd.Series([0.05])).ci95 == pytest.approx(1.959964 * 0.05)  # one seed
+    assert seeds.estimate(pd.Series([0.3]), pd.Series([0.05])).ci95 == pytest.approx(
+        1.959964 * 0.05
+    )  # one seed
     narrow = leaderboard.build([*seeded("dpo", [0.3] * 3, se=0.001), *seeded("ipo", [0.25] * 3, se=0.001)])
     wide = leaderboard.build([*seeded("dpo", [0.3] * 3, se=0.05), *seeded("ipo", [0.25] * 3, se=0.05)])
     assert wide.seeds["objective_ci95"].min() > 40 * narrow.seeds["objective_ci95"].max()
@@ -99,17 +119,34 @@ def test_the_interval_includes_evaluation_noise_even_when_seeds_agree_exactly():
 
 
 def test_the_best_setting_is_chosen_on_selection_values_not_on_the_test_objective():
-    rows = [{"method": "dpo", "beta": beta, "seed": seed, "status": "completed", "objective": test, "kl": 2.0,
-             "gold_se": 0.02, "health": "", "selection_objective": selection}
-            for beta, selection, test in ((0.1, 0.6, 0.3), (0.05, 0.4, 0.5)) for seed in (1, 2)]
+    rows = [
+        {
+            "method": "dpo",
+            "beta": beta,
+            "seed": seed,
+            "status": "completed",
+            "objective": test,
+            "kl": 2.0,
+            "gold_se": 0.02,
+            "health": "",
+            "selection_objective": selection,
+        }
+        for beta, selection, test in ((0.1, 0.6, 0.3), (0.05, 0.4, 0.5))
+        for seed in (1, 2)
+    ]
     rows += [{**row, "method": "ipo", "selection_objective": math.nan} for row in rows]
     trials = pd.DataFrame(rows)
     summary = conclusions.method_summary(trials, ["beta", "seed"], "maximize", "gold_se").set_index("method")
-    assert summary.loc["dpo", "setting"] == "beta=0.1" and summary.loc["dpo", "selected_on"] == "selection prompts"
+    assert (
+        summary.loc["dpo", "setting"] == "beta=0.1"
+        and summary.loc["dpo", "selected_on"] == "selection prompts"
+    )
     assert summary.loc["dpo", "objective_mean"] == pytest.approx(0.3)  # reported on the test prompts
     assert summary.loc["dpo", "selection_mean"] == pytest.approx(0.6)
     # no selection value: chosen on the test objective itself, and the sentence says so
-    assert summary.loc["ipo", "setting"] == "beta=0.05" and summary.loc["ipo", "selected_on"] == "test prompts"
+    assert (
+        summary.loc["ipo", "setting"] == "beta=0.05" and summary.loc["ipo", "selected_on"] == "test prompts"
+    )
     sentence = conclusions.verdict(conclusions.method_summary(trials, ["beta", "seed"], se_column="gold_se"))
     assert sentence.startswith("ipo (beta=0.05) leads with 0.5 ± ")
     assert "on the test prompts for ipo, which flatters them" in sentence
@@ -118,29 +155,50 @@ def test_the_best_setting_is_chosen_on_selection_values_not_on_the_test_objectiv
 
 
 def test_records_with_selection_metrics_choose_the_setting_on_them():
-    records = [trial("dpo", test, seed, beta=beta, selection=selection)
-               for beta, selection, test in ((0.1, 0.6, 0.3), (0.05, 0.4, 0.5)) for seed in (1, 2)]
-    records += [trial("ipo", test, seed, beta=beta) for beta, test in ((0.1, 0.3), (0.05, 0.5)) for seed in (1, 2)]
+    records = [
+        trial("dpo", test, seed, beta=beta, selection=selection)
+        for beta, selection, test in ((0.1, 0.6, 0.3), (0.05, 0.4, 0.5))
+        for seed in (1, 2)
+    ]
+    records += [
+        trial("ipo", test, seed, beta=beta) for beta, test in ((0.1, 0.3), (0.05, 0.5)) for seed in (1, 2)
+    ]
     summary = leaderboard.build(records).method_summary.set_index("method")
-    assert summary.loc["dpo", "setting"] == "beta=0.1" and summary.loc["dpo", "selected_on"] == "selection prompts"
+    assert (
+        summary.loc["dpo", "setting"] == "beta=0.1"
+        and summary.loc["dpo", "selected_on"] == "selection prompts"
+    )
     assert summary.loc["dpo", "objective_mean"] == pytest.approx(0.3)
     # the test value stands in for a selection value these records lack: it is not taken for one
-    assert summary.loc["ipo", "setting"] == "beta=0.05" and summary.loc["ipo", "selected_on"] == "test prompts"
+    assert (
+        summary.loc["ipo", "setting"] == "beta=0.05" and summary.loc["ipo", "selected_on"] == "test prompts"
+    )
 
 
 def test_the_verdict_sentence_names_each_group():
-    records = [*seeded("dpo", [0.50, 0.52, 0.54]), *seeded("cpo", [0.49, 0.51, 0.53]),
-               *seeded("simpo", [0.10, 0.11, 0.12]), *seeded("orpo", [0.12, 0.13, 0.14]),
-               *diverging("kto", [0.20, 0.22, -4.0])]
+    records = [
+        *seeded("dpo", [0.50, 0.52, 0.54]),
+        *seeded("cpo", [0.49, 0.51, 0.53]),
+        *seeded("simpo", [0.10, 0.11, 0.12]),
+        *seeded("orpo", [0.12, 0.13, 0.14]),
+        *diverging("kto", [0.20, 0.22, -4.0]),
+    ]
     board = leaderboard.build(records)
     assert list(board.method_summary["verdict"]) == [
-        "best", "not significantly different", "significantly behind; diverged in 1 of 3 seeds",
-        "significantly behind", "significantly behind"]
+        "best",
+        "not significantly different",
+        "significantly behind; diverged in 1 of 3 seeds",
+        "significantly behind",
+        "significantly behind",
+    ]
     sentence = board.verdict
     assert sentence.startswith("dpo leads with 0.52 ± ")  # one setting per method: none to name
     assert "cpo is not significantly different (Holm p = " in sentence
     assert "kto, orpo and simpo are significantly behind after Holm's correction (Holm p " in sentence
-    assert "kto diverged in 1 of 3 seeds" in sentence and "95% CIs include evaluation noise (`gold_se`)" in sentence
+    assert (
+        "kto diverged in 1 of 3 seeds" in sentence
+        and "95% CIs include evaluation noise (`gold_se`)" in sentence
+    )
     assert leaderboard.build(seeded("dpo", [0.5])).verdict == ""  # one seed: no conclusions
 
 
@@ -173,8 +231,11 @@ def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp
 
     names = {m: manager().method(m).paper_names() for m in ("dpo", "ipo", "orpo")}
     assert names == {"dpo": {}, "ipo": {"beta": "tau"}, "orpo": {"beta": "lambda"}}
-    records = [{**r, "paper_names": names[m]} for m, b in (("dpo", 0.1), ("ipo", 0.5), ("orpo", 1.0))
-               for r in seeded(m, [0.4, 0.41, 0.42], beta=b)]
+    records = [
+        {**r, "paper_names": names[m]}
+        for m, b in (("dpo", 0.1), ("ipo", 0.5), ("orpo", 1.0))
+        for r in seeded(m, [0.4, 0.41, 0.42], beta=b)
+    ]
     records += [{**r, "paper_names": names["ipo"]} for r in seeded("ipo", [0.1, 0.11, 0.12], beta=0.25)]
     board = leaderboard.build(records)
     settings = dict(zip(board.method_summary["method"], board.method_summary["setting"], strict=True))
@@ -182,11 +243,14 @@ def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp
     assert board.swept_note.startswith("Column `beta` is ipo's tau and orpo's lambda")
     leaderboard.write_reports(board, tmp_path)
     assert board.swept_note in (tmp_path / "leaderboard.md").read_text()
-    assert "Column beta is ipo&#x27;s tau and orpo&#x27;s lambda" in (tmp_path / "leaderboard.html").read_text()
+    assert (
+        "Column beta is ipo&#x27;s tau and orpo&#x27;s lambda" in (tmp_path / "leaderboard.html").read_text()
+    )
     from harness.leaderboard import knobs, plots
 
-    figure = plots.sensitivity_plot(board.trials, board.swept, "gold_reward",
-                                    paper_names=knobs.paper_names(board.records))
+    figure = plots.sensitivity_plot(
+        board.trials, board.swept, "gold_reward", paper_names=knobs.paper_names(board.records)
+    )
     assert figure.axes[0].get_xlabel() == "beta (ipo: tau, orpo: lambda)"
     one = leaderboard.build([r for r in records if r["method"] == "dpo"])
     assert one.swept_note == ""  # DPO's paper calls it beta too

@@ -40,9 +40,18 @@ def msgs(user: str, assistant: str | None = None) -> list[dict[str, str]]:
     return out + ([{"role": "assistant", "content": assistant}] if assistant is not None else [])
 
 
-PAIRS = [{"prompt": f"Review {i}:", "chosen": f" great film {i}", "rejected": f" awful film {i}"} for i in range(10)]
-CONV = [{"prompt": msgs(f"q{i}"), "chosen": [{"role": "assistant", "content": f"yes {i}"}],
-         "rejected": [{"role": "assistant", "content": f"no {i}"}]} for i in range(4)]
+PAIRS = [
+    {"prompt": f"Review {i}:", "chosen": f" great film {i}", "rejected": f" awful film {i}"}
+    for i in range(10)
+]
+CONV = [
+    {
+        "prompt": msgs(f"q{i}"),
+        "chosen": [{"role": "assistant", "content": f"yes {i}"}],
+        "rejected": [{"role": "assistant", "content": f"no {i}"}],
+    }
+    for i in range(4)
+]
 UNPAIRED = [{"prompt": f"p{i}", "completion": f"c{i}", "label": i % 2 == 0} for i in range(6)]
 
 
@@ -65,17 +74,28 @@ def kw(tmp_path: Path) -> dict[str, str]:
 
 # -- format detection ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("row", "expected"), [
-    (PAIRS[0], DataFormat("pairwise", "standard", False)),
-    ({"chosen": "Q: hi A: yes", "rejected": "Q: hi A: no"}, DataFormat("pairwise", "standard", True)),
-    (CONV[0], DataFormat("pairwise", "conversational", False)),
-    ({"chosen": msgs("q", "a"), "rejected": msgs("q", "b")}, DataFormat("pairwise", "conversational", True)),
-    ({"prompt": "q", "chosen": msgs("q", "a"), "rejected": msgs("q", "b")},
-     DataFormat("pairwise", "conversational", True)),
-    (UNPAIRED[0], DataFormat("unpaired", "standard", False)),
-    ({"prompt": msgs("q"), "completion": [{"role": "assistant", "content": "a"}], "label": True},
-     DataFormat("unpaired", "conversational", False)),
-])
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (PAIRS[0], DataFormat("pairwise", "standard", False)),
+        ({"chosen": "Q: hi A: yes", "rejected": "Q: hi A: no"}, DataFormat("pairwise", "standard", True)),
+        (CONV[0], DataFormat("pairwise", "conversational", False)),
+        (
+            {"chosen": msgs("q", "a"), "rejected": msgs("q", "b")},
+            DataFormat("pairwise", "conversational", True),
+        ),
+        (
+            {"prompt": "q", "chosen": msgs("q", "a"), "rejected": msgs("q", "b")},
+            DataFormat("pairwise", "conversational", True),
+        ),
+        (UNPAIRED[0], DataFormat("unpaired", "standard", False)),
+        (
+            {"prompt": msgs("q"), "completion": [{"role": "assistant", "content": "a"}], "label": True},
+            DataFormat("unpaired", "conversational", False),
+        ),
+    ],
+)
 def test_detect_format(row: dict[str, Any], expected: DataFormat) -> None:
     assert detect_format(list(row) + ["extra"], {**row, "extra": 1}) == expected
 
@@ -89,8 +109,9 @@ def test_detect_format_unknown_columns() -> None:
     assert "\n" not in message
 
 
-@pytest.mark.parametrize(("columns", "missing"), [(["prompt", "chosen"], "['rejected']"),
-                                                  (["prompt", "completion"], "['label']")])
+@pytest.mark.parametrize(
+    ("columns", "missing"), [(["prompt", "chosen"], "['rejected']"), (["prompt", "completion"], "['label']")]
+)
 def test_detect_format_missing_column(columns: list[str], missing: str) -> None:
     with pytest.raises(DataError, match=re.escape(f"lack {missing}")):
         detect_format(columns, dict.fromkeys(columns, "x"))
@@ -102,6 +123,7 @@ def test_detect_format_prompt_messages_with_string_completions() -> None:
 
 
 # -- loading -----------------------------------------------------------------------------------------------
+
 
 def _write(tmp_path: Path, kind: str) -> Path:
     if kind == "jsonl":
@@ -123,7 +145,8 @@ def _write(tmp_path: Path, kind: str) -> Path:
         return tmp_path / "saved"
     if kind == "saved_dict":
         DatasetDict(train=Dataset.from_list(PAIRS), test=Dataset.from_list(PAIRS[:2])).save_to_disk(
-            str(tmp_path / "saved_dict"))
+            str(tmp_path / "saved_dict")
+        )
         return tmp_path / "saved_dict"
     (tmp_path / "files").mkdir()
     write_jsonl(tmp_path / "files" / "train.jsonl", PAIRS)
@@ -175,6 +198,7 @@ def test_offline_hub_id_not_cached() -> None:
 
 
 # -- validation ----------------------------------------------------------------------------------------------
+
 
 def _validate(rows: list[dict[str, Any]]) -> tuple[Dataset, Any]:
     dataset = Dataset.from_list(rows)
@@ -249,6 +273,7 @@ def test_ties_dropped_with_count() -> None:
 
 # -- implicit prompts, conversion ------------------------------------------------------------------------------
 
+
 def test_split_common_prefix_cuts_at_words() -> None:
     assert split_common_prefix("The sky is blue", "The sky is bright") == ("The sky is", " blue", " bright")
     assert split_common_prefix("Q: hi\nA: yes", "Q: hi\nA: no") == ("Q: hi\nA:", " yes", " no")
@@ -268,10 +293,15 @@ def test_implicit_prompt_extraction(tmp_path: Path, kw: dict[str, str]) -> None:
     assert data.train[0] == {"prompt": "Review 0:", "chosen": " great film", "rejected": " awful film"}
     conv = [{"chosen": msgs(f"q{i}", "yes"), "rejected": msgs(f"q{i}", "no")} for i in range(3)]
     out = extract_prompts(Dataset.from_list(conv))
-    assert out[2] == {"prompt": msgs("q2"), "chosen": [{"role": "assistant", "content": "yes"}],
-                      "rejected": [{"role": "assistant", "content": "no"}]}
+    assert out[2] == {
+        "prompt": msgs("q2"),
+        "chosen": [{"role": "assistant", "content": "yes"}],
+        "rejected": [{"role": "assistant", "content": "no"}],
+    }
     bad = rows + [{"chosen": "yes", "rejected": "no"}]
-    with pytest.raises(DataError, match="column 'prompt' cannot be extracted .* in row 5;.*add a 'prompt' column"):
+    with pytest.raises(
+        DataError, match="column 'prompt' cannot be extracted .* in row 5;.*add a 'prompt' column"
+    ):
         load_preference_data(str(write_jsonl(tmp_path / "b.jsonl", bad)), **kw)
 
 
@@ -307,8 +337,9 @@ def test_to_unpaired() -> None:
 
 def test_data_for_method_passes_only_the_kinds_columns() -> None:
     rows = [{**r, "prompt_id": str(i), "score": 1.0} for i, r in enumerate(PAIRS)]
-    data = PreferenceData(train=Dataset.from_list(rows), eval=None, eval_prompts=[],
-                          format=DataFormat("pairwise"), report=None)  # type: ignore[arg-type]
+    data = PreferenceData(
+        train=Dataset.from_list(rows), eval=None, eval_prompts=[], format=DataFormat("pairwise"), report=None
+    )  # type: ignore[arg-type]
     train, held_out = data_for_method(data, "pairwise")
     assert train.column_names == ["prompt", "chosen", "rejected"] and held_out is None
     assert data_for_method(data, "unpaired")[0].column_names == ["prompt", "completion", "label"]
@@ -319,10 +350,13 @@ def test_data_for_method_passes_only_the_kinds_columns() -> None:
 
 def test_build_preference_dataset() -> None:
     with pytest.warns(DataWarning, match="dropped 1 tied pairs"):
-        ds = build_preference_dataset(["p1", "p2", "p3"], ["good", "bad", "same"], ["bad", "good", " same"],
-                                      ["a", "b", "a"])
-    assert ds.to_list() == [{"prompt": "p1", "chosen": "good", "rejected": "bad"},
-                            {"prompt": "p2", "chosen": "good", "rejected": "bad"}]
+        ds = build_preference_dataset(
+            ["p1", "p2", "p3"], ["good", "bad", "same"], ["bad", "good", " same"], ["a", "b", "a"]
+        )
+    assert ds.to_list() == [
+        {"prompt": "p1", "chosen": "good", "rejected": "bad"},
+        {"prompt": "p2", "chosen": "good", "rejected": "bad"},
+    ]
     with pytest.raises(DataError, match="equally long"):
         build_preference_dataset(["p"], ["a"], ["b"], ["a", "b"])
     with pytest.raises(DataError, match=r"column 'labels' is not 'a' or 'b' in rows 2, 3;"):

@@ -25,7 +25,10 @@ from tests.helpers import cli_error_line  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
-PAIRS = [{"prompt": f"Review {i}:", "chosen": f" great film {i}", "rejected": f" awful film {i}"} for i in range(10)]
+PAIRS = [
+    {"prompt": f"Review {i}:", "chosen": f" great film {i}", "rejected": f" awful film {i}"}
+    for i in range(10)
+]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -39,14 +42,16 @@ def kw(tmp_path: Path) -> dict[str, str]:
     return {"cache_dir": str(tmp_path / "hf-cache")}
 
 
-def cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-              args: list[str]) -> str:
+def cli_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> str:
     """The one error line of ``python -m harness args`` (see :func:`tests.helpers.cli_error_line`), without its
     ``harness: error:`` prefix."""
     return cli_error_line(tmp_path, monkeypatch, capsys, args).removeprefix("harness: error: ")
 
 
 # -- 1. an empty file ------------------------------------------------------------------------------------------
+
 
 def test_an_empty_file_is_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, capsys):
     """Through the command line once (one line, exit 2, nothing run); every format and kind of emptiness through
@@ -70,16 +75,21 @@ def test_an_empty_file_is_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, 
             assert text.endswith("or point data.path at the file that holds it.")
 
 
-@pytest.mark.parametrize(("name", "content"), [("prefs.json", "[]"), ("prefs.csv", "prompt,chosen,rejected\n")])
+@pytest.mark.parametrize(
+    ("name", "content"), [("prefs.json", "[]"), ("prefs.csv", "prompt,chosen,rejected\n")]
+)
 def test_a_file_with_no_records_says_so(tmp_path, kw, name, content):
     (tmp_path / name).write_text(content)
     with pytest.raises(DataError) as err:
         load_preference_data(str(tmp_path / name), **kw)
-    assert str(err.value) == (f"{tmp_path / name} holds no records (e.g. an empty JSON array, or a CSV header "
-                              "alone); write the preference data into it.")
+    assert str(err.value) == (
+        f"{tmp_path / name} holds no records (e.g. an empty JSON array, or a CSV header "
+        "alone); write the preference data into it."
+    )
 
 
 # -- 2. not UTF-8 -------------------------------------------------------------------------------------------------
+
 
 def _latin1_jsonl(path: Path) -> tuple[Path, str]:
     """A JSON Lines file whose third line holds a Latin-1 'é'; returns it and where the error must point."""
@@ -97,9 +107,11 @@ def _latin1_jsonl(path: Path) -> tuple[Path, str]:
 def test_a_file_that_is_not_utf8_names_the_line_the_byte_and_the_fix(tmp_path, monkeypatch, capsys):
     path, where = _latin1_jsonl(tmp_path / "prefs.jsonl")
     message = cli_error(tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}"])
-    assert message == (f"Data file {path} is not UTF-8 text: {where} is not valid UTF-8; re-save the file as UTF-8 "
-                       "(e.g. iconv -f latin1 -t utf-8 prefs.jsonl > utf8-prefs.jsonl, or 'Save as UTF-8' in an "
-                       "editor).")
+    assert message == (
+        f"Data file {path} is not UTF-8 text: {where} is not valid UTF-8; re-save the file as UTF-8 "
+        "(e.g. iconv -f latin1 -t utf-8 prefs.jsonl > utf8-prefs.jsonl, or 'Save as UTF-8' in an "
+        "editor)."
+    )
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64, 1 << 22])
@@ -109,7 +121,9 @@ def test_the_bad_byte_is_located_the_same_whatever_the_read_size(tmp_path, monke
     with pytest.raises(DataError, match=f"not UTF-8 text: {where.replace('(', '[(]').replace(')', '[)]')}"):
         data_files.check_data_file(path)
     good = tmp_path / "good.csv"
-    good.write_text("prompt,chosen,rejected\ncafé,é,è\n", encoding="utf-8")  # multi-byte characters across reads
+    good.write_text(
+        "prompt,chosen,rejected\ncafé,é,è\n", encoding="utf-8"
+    )  # multi-byte characters across reads
     data_files.check_data_file(good)
     cut = tmp_path / "cut.csv"
     cut.write_bytes(b"prompt,chosen\nab,caf" + "é".encode()[:1])  # ends inside a character
@@ -122,11 +136,14 @@ def test_a_csv_file_that_is_not_utf8_is_located_too(tmp_path, kw):
     path.write_bytes("prompt,chosen,rejected\nq,a,b\nq2,très bien,non\n".encode("latin-1"))
     with pytest.raises(DataError) as err:
         load_preference_data(str(path), **kw)
-    assert str(err.value).startswith(f"Data file {path} is not UTF-8 text: byte 0xe8 at line 3, column 6 (byte 35 "
-                                     "of the file) is not valid UTF-8; re-save the file as UTF-8")
+    assert str(err.value).startswith(
+        f"Data file {path} is not UTF-8 text: byte 0xe8 at line 3, column 6 (byte 35 "
+        "of the file) is not valid UTF-8; re-save the file as UTF-8"
+    )
 
 
 # -- 3. rows and lines count from 1 ----------------------------------------------------------------------------------
+
 
 def test_a_jsonl_syntax_error_names_its_line_from_1(tmp_path, monkeypatch, capsys):
     path = tmp_path / "prefs.jsonl"
@@ -134,17 +151,28 @@ def test_a_jsonl_syntax_error_names_its_line_from_1(tmp_path, monkeypatch, capsy
     lines[1] = '{"prompt": "a", "chosen" "b", "rejected": "c"}'  # line 2: no colon
     path.write_text("\n".join(lines) + "\n")
     message = cli_error(tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}"])
-    assert message == (f"Could not read {path} as JSON Lines: line 2, column 26: Expecting ':' delimiter; fix the "
-                       "file so that it is valid JSON Lines.")
+    assert message == (
+        f"Could not read {path} as JSON Lines: line 2, column 26: Expecting ':' delimiter; fix the "
+        "file so that it is valid JSON Lines."
+    )
 
 
-@pytest.mark.parametrize(("name", "content", "where"), [
-    ("prefs.json", '[{"prompt": "a", "chosen": "b", "rejected": "c"},\n {"prompt": "a", "chosen": "b"\n]',
-     "line 3, column 1: Expecting ',' delimiter"),
-    ("prefs.jsonl", '{"prompt": "a", "chosen": "b", "rejected": "c"}\n\n["a", "b"]\n',
-     "line 3: an array, not a JSON object (one record per line)"),
-    ("prefs.csv", 'prompt,chosen,rejected\na,b,c\n"d,e,f\n', "EOF inside string starting at line 3"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        (
+            "prefs.json",
+            '[{"prompt": "a", "chosen": "b", "rejected": "c"},\n {"prompt": "a", "chosen": "b"\n]',
+            "line 3, column 1: Expecting ',' delimiter",
+        ),
+        (
+            "prefs.jsonl",
+            '{"prompt": "a", "chosen": "b", "rejected": "c"}\n\n["a", "b"]\n',
+            "line 3: an array, not a JSON object (one record per line)",
+        ),
+        ("prefs.csv", 'prompt,chosen,rejected\na,b,c\n"d,e,f\n', "EOF inside string starting at line 3"),
+    ],
+)
 def test_parse_errors_count_lines_from_1(tmp_path, kw, name, content, where):
     (tmp_path / name).write_text(content)
     with pytest.raises(DataError) as err:
@@ -160,10 +188,13 @@ def test_rows_after_a_dropped_tie_keep_their_own_numbers(tmp_path, kw):
         warnings.simplefilter("ignore")
         with pytest.raises(DataError) as err:
             load_preference_data(str(write_jsonl(tmp_path / "p.jsonl", rows)), **kw)
-    assert "column 'prompt' cannot be extracted (chosen and rejected share no prefix) in row 5;" in str(err.value)
+    assert "column 'prompt' cannot be extracted (chosen and rejected share no prefix) in row 5;" in str(
+        err.value
+    )
 
 
 # -- 4. a null is not a missing key -----------------------------------------------------------------------------
+
 
 def test_a_null_and_a_missing_key_are_told_apart(tmp_path, monkeypatch, capsys):
     rows = [dict(r) for r in PAIRS]
@@ -172,9 +203,11 @@ def test_a_null_and_a_missing_key_are_told_apart(tmp_path, monkeypatch, capsys):
     rows[6]["rejected"] = None  # row 7
     path = write_jsonl(tmp_path / "prefs.jsonl", rows)
     message = cli_error(tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}"])
-    assert message == (f"{path}: invalid preference data: column 'prompt' is null in row 3; column 'prompt' is missing "
-                       "in row 4; column 'rejected' is null in row 7; fix or remove these rows (rows are numbered "
-                       "from 1).")
+    assert message == (
+        f"{path}: invalid preference data: column 'prompt' is null in row 3; column 'prompt' is missing "
+        "in row 4; column 'rejected' is null in row 7; fix or remove these rows (rows are numbered "
+        "from 1)."
+    )
 
 
 def test_nulls_in_a_json_array_a_label_and_a_csv_cell(tmp_path, kw):
@@ -192,6 +225,7 @@ def test_nulls_in_a_json_array_a_label_and_a_csv_cell(tmp_path, kw):
 
 # -- 5. prompts longer than the max length: one warning line -------------------------------------------------------
 
+
 class Words:
     """A whitespace tokenizer."""
 
@@ -201,12 +235,14 @@ class Words:
         return {"input_ids": [t.split() for t in texts]}
 
 
-LONG = Dataset.from_list([
-    {"prompt": "a b", "chosen": " c", "rejected": " d"},  # 2 + 2 tokens: fits 6
-    {"prompt": "a b c d", "chosen": " e f g", "rejected": " h"},  # 4 + 3 = 7 > 6: truncated
-    {"prompt": "a b c d e f g", "chosen": " h", "rejected": " i"},  # the prompt alone reaches 6: dropped
-    {"prompt": "a", "chosen": " b", "rejected": " c"},
-])
+LONG = Dataset.from_list(
+    [
+        {"prompt": "a b", "chosen": " c", "rejected": " d"},  # 2 + 2 tokens: fits 6
+        {"prompt": "a b c d", "chosen": " e f g", "rejected": " h"},  # 4 + 3 = 7 > 6: truncated
+        {"prompt": "a b c d e f g", "chosen": " h", "rejected": " i"},  # the prompt alone reaches 6: dropped
+        {"prompt": "a", "chosen": " b", "rejected": " c"},
+    ]
+)
 
 
 def test_rows_longer_than_max_length_get_one_warning_line_with_count_share_and_fix():
@@ -215,11 +251,13 @@ def test_rows_longer_than_max_length_get_one_warning_line_with_count_share_and_f
         "training data: 1 of 4 rows (25.0%) have a prompt + completion longer than method.trl.max_length=6 tokens "
         "and will be truncated to it; dropped 1 of 4 rows (25.0%) whose prompt alone has at least "
         "method.trl.max_length=6 tokens (the longest: 7), leaving no room for a completion; raise "
-        "method.trl.max_length or filter the long rows out of the data.")
+        "method.trl.max_length or filter the long rows out of the data."
+    )
     truncated_only = count_lengths(LONG.select([0, 1, 3]), Words(), 6)[0]
     assert truncated_only.warning("method.trl.max_length") == (
         "training data: 1 of 3 rows (33.3%) have a prompt + completion longer than method.trl.max_length=6 tokens "
-        "and will be truncated to it; raise method.trl.max_length or filter the long rows out of the data.")
+        "and will be truncated to it; raise method.trl.max_length or filter the long rows out of the data."
+    )
     assert count_lengths(LONG, Words(), 100)[0].warning() is None
 
 
@@ -235,18 +273,24 @@ def test_the_trial_prints_the_truncation_warning_once_before_training(tmp_path, 
     kept = run._fit_length(LONG.select([0, 1, 3]), Words())
     assert len(kept) == 3 and run.record["data"]["truncated"] == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines == ["harness: warning: training data: 1 of 3 rows (33.3%) have a prompt + completion longer than "
-                     "method.trl.max_length=6 tokens and will be truncated to it; raise method.trl.max_length or "
-                     "filter the long rows out of the data."]
+    assert lines == [
+        "harness: warning: training data: 1 of 3 rows (33.3%) have a prompt + completion longer than "
+        "method.trl.max_length=6 tokens and will be truncated to it; raise method.trl.max_length or "
+        "filter the long rows out of the data."
+    ]
     _, report = fit_to_length(LONG.select([0, 3]), Words(), 6)
     assert report.warning() is None
 
 
 # -- 6. the held-out split honours eval_fraction, by whole prompts ----------------------------------------------------
 
+
 def _grouped(path: Path, sizes: list[int]) -> Path:
-    rows = [{"prompt": f"P{g}", "chosen": f" good {g}.{i}", "rejected": f" bad {g}.{i}"}
-            for g, size in enumerate(sizes) for i in range(size)]
+    rows = [
+        {"prompt": f"P{g}", "chosen": f" good {g}.{i}", "rejected": f" bad {g}.{i}"}
+        for g, size in enumerate(sizes)
+        for i in range(size)
+    ]
     return write_jsonl(path, rows)
 
 
@@ -255,8 +299,9 @@ def test_few_prompts_of_unequal_size_hold_out_close_to_eval_fraction(tmp_path, k
     path = str(_grouped(tmp_path / "p.jsonl", [18, 2]))  # two prompts: 90% and 10% of the rows
     data = load_preference_data(path, eval_fraction=0.1, seed=seed, **kw)
     assert data.eval_prompts == ["P1"] and len(data.eval) == 2 and len(data.train) == 18
-    data = load_preference_data(str(_grouped(tmp_path / "q.jsonl", [6, 5, 4, 3, 2])), eval_fraction=0.25,
-                                seed=seed, **kw)
+    data = load_preference_data(
+        str(_grouped(tmp_path / "q.jsonl", [6, 5, 4, 3, 2])), eval_fraction=0.25, seed=seed, **kw
+    )
     assert abs(len(data.eval) - 5) <= 1  # a quarter of 20 rows, in whole prompts
     assert not set(data.eval["prompt"]) & set(data.train["prompt"])
 
@@ -272,7 +317,11 @@ def test_equal_prompts_hold_out_the_rounded_fraction_and_keep_one_for_training(t
 
 def test_a_single_prompt_cannot_be_held_out_in_one_line(tmp_path, monkeypatch, capsys):
     path = _grouped(tmp_path / "prefs.jsonl", [12])
-    message = cli_error(tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}", "data.eval_fraction=0.1"])
-    assert message == (f"{path}: all 12 rows have the same prompt, so eval_fraction=0.1 cannot hold out a prompt that "
-                       "training does not see; add rows with other prompts, or set data.eval_split to a held-out "
-                       "split.")
+    message = cli_error(
+        tmp_path, monkeypatch, capsys, ["data=files", f"data.path={path}", "data.eval_fraction=0.1"]
+    )
+    assert message == (
+        f"{path}: all 12 rows have the same prompt, so eval_fraction=0.1 cannot hold out a prompt that "
+        "training does not see; add rows with other prompts, or set data.eval_split to a held-out "
+        "split."
+    )

@@ -23,8 +23,17 @@ FAST = ["train.num_threads=1", "eval.evaluators=[gold_reward,kl]", "train.num_ch
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "harness", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "harness",
+        *args,
+    ]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -39,12 +48,18 @@ def test_ddp_on_two_cpu_processes_gives_one_record_with_the_single_process_metri
 
     runs = list((ddp_cwd / "outputs").iterdir())
     assert len(runs) == 1, f"the processes wrote {len(runs)} run directories: {runs}"
-    assert sorted(p.name for p in (runs[0] / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert sorted(p.name for p in (runs[0] / ".hydra").iterdir()) == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
     assert result.stdout.count("record: ") == 1, "only the main process reports"
     ddp = json.loads((runs[0] / "trial.json").read_text())
     ref = json.loads((tmp_path / "single" / "trial.json").read_text())
     assert ddp["status"] == "completed" and ddp["host"]["processes"] == 2
-    assert ddp["train"]["steps"] == ref["train"]["steps"], "the trial's batch is split over the processes, not doubled"
+    assert ddp["train"]["steps"] == ref["train"]["steps"], (
+        "the trial's batch is split over the processes, not doubled"
+    )
     losses = [(e["step"], e["loss"]) for e in ddp["train"]["log_history"] if "loss" in e]
     expected = [(e["step"], e["loss"]) for e in ref["train"]["log_history"] if "loss" in e]
     assert [s for s, _ in losses] == [s for s, _ in expected] and losses
@@ -54,7 +69,9 @@ def test_ddp_on_two_cpu_processes_gives_one_record_with_the_single_process_metri
     final, ref_final = ddp["checkpoints"][-1]["metrics"], ref["checkpoints"][-1]["metrics"]
     assert final["kl"] > 0
     for metric in ("gold_reward", "kl"):
-        assert final[metric] == pytest.approx(ref_final[metric], abs=max(1e-3, 0.05 * ref_final[f"{metric}_se"]))
+        assert final[metric] == pytest.approx(
+            ref_final[metric], abs=max(1e-3, 0.05 * ref_final[f"{metric}_se"])
+        )
     assert all(Path(c["path"]).is_dir() for c in ddp["checkpoints"] if c["path"])
 
 
@@ -74,7 +91,9 @@ def _cfg(**method):
 def test_multi_process_settings_are_checked_before_compute(monkeypatch, tmp_path):
     check_distributed(_cfg(), trains_with_trainer=False)  # one process: anything goes
     monkeypatch.setenv("WORLD_SIZE", "3")
-    with pytest.raises(ConfigError, match=r"batch_size=16 does not split over 3 processes; use a multiple of 3"):
+    with pytest.raises(
+        ConfigError, match=r"batch_size=16 does not split over 3 processes; use a multiple of 3"
+    ):
         check_distributed(_cfg(), trains_with_trainer=True)
     with pytest.raises(ConfigError, match="trains with its own loop, which runs in one process"):
         check_distributed(_cfg(batch_size=15), trains_with_trainer=False)
@@ -89,8 +108,11 @@ def test_deepspeed_needs_its_package_and_a_config_that_keeps_whole_weights(monke
 
     cfg = _cfg(trl={"deepspeed": str(tmp_path / "ds.json")})
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "deepspeed" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "deepspeed" else real_find_spec(name, *a),
+    )
     with pytest.raises(ConfigError, match="the deepspeed package is not installed; pip install deepspeed"):
         check_distributed(cfg, trains_with_trainer=True)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())

@@ -27,8 +27,10 @@ from tests.test_kl import EOS, VOCAB, one_thread, tiny_lm, tiny_tokenizer  # noq
 C = VOCAB["c"]
 PROMPTS = ["a", "b a", "d", "a b d", "b"] * 4
 CHAT_VOCAB = {**VOCAB, "user": 6, "assistant": 7}
-CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
-                 "{% if add_generation_prompt %}assistant {% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}assistant {% endif %}"
+)
 
 
 def reference_and_policy(vocab_size: int = len(VOCAB)):
@@ -49,12 +51,27 @@ def count_c(prompts, completions):
 
 
 def make_ctx(policy, reference, tok, *, gold=None, pairs=None, is_reference=False, refcache=None, **settings):
-    settings = {"samples_per_prompt": 2, "max_new_tokens": 4, "temperature": 1.0, "batch_size": 64, "seed": 7,
-                **settings}
+    settings = {
+        "samples_per_prompt": 2,
+        "max_new_tokens": 4,
+        "temperature": 1.0,
+        "batch_size": 64,
+        "seed": 7,
+        **settings,
+    }
     cfg = OmegaConf.create({"eval": settings})
-    return EvalContext(cfg=cfg, step=1, policy=policy, reference=Reference(model=reference), tokenizer=tok,
-                       prompts=PROMPTS, gold_reward=gold, is_reference=is_reference, preference_pairs=pairs,
-                       refcache=refcache)
+    return EvalContext(
+        cfg=cfg,
+        step=1,
+        policy=policy,
+        reference=Reference(model=reference),
+        tokenizer=tok,
+        prompts=PROMPTS,
+        gold_reward=gold,
+        is_reference=is_reference,
+        preference_pairs=pairs,
+        refcache=refcache,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +158,10 @@ def test_win_rate_of_a_better_policy_against_the_reference_samples(models):
 def test_win_rate_is_one_half_for_the_reference_and_absent_without_a_reward(models):
     reference, policy = models
     tok = tiny_tokenizer()
-    assert eval_win_rate.evaluate(make_ctx(reference, reference, tok, gold=count_c, is_reference=True)) == \
-        {"win_rate": 0.5, "win_rate_se": 0.0}
+    assert eval_win_rate.evaluate(make_ctx(reference, reference, tok, gold=count_c, is_reference=True)) == {
+        "win_rate": 0.5,
+        "win_rate_se": 0.0,
+    }
     assert eval_win_rate.evaluate(make_ctx(policy, reference, tok)) == {}
 
 
@@ -186,7 +205,9 @@ def test_length_sorted_scoring_keeps_the_order_and_gives_an_empty_completion_not
     assert scores.mask.sum(dim=1).tolist() == [4, 1, 0, 1] and scores.logprobs.shape == (4, 4)
     assert float(scores.sequence()[2]) == 0.0
     for i in (0, 1, 3):
-        alone = token_logprobs(reference, encode_completions(tok, [prompts[i]], [completions[i]], append_eos=False))
+        alone = token_logprobs(
+            reference, encode_completions(tok, [prompts[i]], [completions[i]], append_eos=False)
+        )
         assert torch.allclose(scores.logprobs[i, : int(scores.mask[i].sum())], alone.logprobs[0], atol=1e-6)
 
 
@@ -204,9 +225,13 @@ def test_preference_accuracy_ranks_pairs_by_the_implicit_reward(models, flip_eve
 def test_preference_accuracy_on_conversational_pairs():
     reference, policy = reference_and_policy(vocab_size=len(CHAT_VOCAB))
     tok = tiny_tokenizer(CHAT_VOCAB, CHAT_TEMPLATE)
-    pairs = [{"prompt": [{"role": "user", "content": "a b"}],
-              "chosen": [{"role": "assistant", "content": "c c"}],
-              "rejected": [{"role": "assistant", "content": "d d"}]}] * 3
+    pairs = [
+        {
+            "prompt": [{"role": "user", "content": "a b"}],
+            "chosen": [{"role": "assistant", "content": "c c"}],
+            "rejected": [{"role": "assistant", "content": "d d"}],
+        }
+    ] * 3
     pairs.append({**pairs[0], "chosen": pairs[0]["rejected"], "rejected": pairs[0]["chosen"]})
     metrics = eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs))
     assert metrics["preference_accuracy"] == pytest.approx(0.75)
@@ -218,10 +243,17 @@ def test_preference_accuracy_limits_pairs_is_one_half_for_the_reference_and_abse
     tok = tiny_tokenizer()
     # only the first 4 pairs count: all correct; the flipped ones come after
     pairs = pairs_for(lambda i: "a", " c", " d", 4) + pairs_for(lambda i: "a", " d", " c", 4)
-    assert eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs, preference_pairs=4))[
-        "preference_accuracy"] == 1.0
-    assert eval_preference.evaluate(make_ctx(reference, reference, tok, pairs=pairs, is_reference=True)) == \
-        {"preference_accuracy": 0.5, "preference_accuracy_se": 0.0, "preference_margin": 0.0}
+    assert (
+        eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs, preference_pairs=4))[
+            "preference_accuracy"
+        ]
+        == 1.0
+    )
+    assert eval_preference.evaluate(make_ctx(reference, reference, tok, pairs=pairs, is_reference=True)) == {
+        "preference_accuracy": 0.5,
+        "preference_accuracy_se": 0.0,
+        "preference_margin": 0.0,
+    }
     assert eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=None)) == {}
 
 
@@ -255,13 +287,19 @@ def test_the_reference_pair_logprobs_are_computed_at_step_0_not_at_a_checkpoint(
     tok = tiny_tokenizer()
     pairs = pairs_for(lambda i: "a b", " c", " d d", 6)
     cache = RefCache("test")
-    assert eval_preference.evaluate(make_ctx(reference, reference, tok, pairs=pairs, refcache=cache,
-                                             is_reference=True))["preference_accuracy"] == 0.5
+    assert (
+        eval_preference.evaluate(
+            make_ctx(reference, reference, tok, pairs=pairs, refcache=cache, is_reference=True)
+        )["preference_accuracy"]
+        == 0.5
+    )
     stored = cache.tensor("pair_logprobs")
     assert stored is not None and stored.shape == (2, 6)
     ctx = make_ctx(policy, reference, tok, pairs=pairs, refcache=cache)
     ctx.reference = Reference(loader=lambda: pytest.fail("a checkpoint loaded the reference"))
-    assert eval_preference.evaluate(ctx) == eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs))
+    assert eval_preference.evaluate(ctx) == eval_preference.evaluate(
+        make_ctx(policy, reference, tok, pairs=pairs)
+    )
 
 
 @pytest.mark.unit
@@ -272,7 +310,9 @@ def test_held_out_pairs_are_encoded_once_per_trial_and_scored_in_one_pass(models
     tok = tiny_tokenizer()
     encodes, forwards = [], []
     real_encode = eval_preference.encode_pairs
-    monkeypatch.setattr(eval_preference, "encode_pairs", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    monkeypatch.setattr(
+        eval_preference, "encode_pairs", lambda *a, **k: encodes.append(1) or real_encode(*a, **k)
+    )
 
     @functools.wraps(policy.forward)
     def counted_forward(*args, **kwargs):
@@ -280,11 +320,21 @@ def test_held_out_pairs_are_encoded_once_per_trial_and_scored_in_one_pass(models
         return counted_forward.__wrapped__(*args, **kwargs)
 
     monkeypatch.setattr(policy, "forward", counted_forward)
-    pairs = [{"prompt": PROMPTS[n % len(PROMPTS)], "chosen": " c c" if n % 4 else " d",
-              "rejected": " d" * (1 + n % 3)} for n in range(12)]  # completions of several lengths
+    pairs = [
+        {
+            "prompt": PROMPTS[n % len(PROMPTS)],
+            "chosen": " c c" if n % 4 else " d",
+            "rejected": " d" * (1 + n % 3),
+        }
+        for n in range(12)
+    ]  # completions of several lengths
     cache = RefCache("test")  # one trial's reference cache: the checkpoints share it
-    results = [eval_preference.evaluate(make_ctx(policy, reference, tok, pairs=pairs, refcache=cache,
-                                                 logprob_batch_size=batch)) for batch in (64, 64, 5)]
+    results = [
+        eval_preference.evaluate(
+            make_ctx(policy, reference, tok, pairs=pairs, refcache=cache, logprob_batch_size=batch)
+        )
+        for batch in (64, 64, 5)
+    ]
     assert encodes == [1]  # three checkpoints, one encoding
     # Chosen and rejected together: one forward pass of all 24 sequences per checkpoint, or 5 at a time.
     assert forwards == [24, 24, 5, 5, 5, 5, 4]
@@ -293,13 +343,26 @@ def test_held_out_pairs_are_encoded_once_per_trial_and_scored_in_one_pass(models
         assert results[2][key] == pytest.approx(value, abs=1e-6)
     # The values are those of each pair scored alone, without padding.
     chosen, rejected = eval_preference.encode_pairs(tok, pairs, 64)
-    alone = torch.tensor([[float(token_logprobs(policy, encode_completions(tok, [row["prompt"]], [row[column]]))
-                                 .sequence()[0]) for row in pairs] for column in ("chosen", "rejected")])
+    alone = torch.tensor(
+        [
+            [
+                float(
+                    token_logprobs(
+                        policy, encode_completions(tok, [row["prompt"]], [row[column]])
+                    ).sequence()[0]
+                )
+                for row in pairs
+            ]
+            for column in ("chosen", "rejected")
+        ]
+    )
     both = Samples.concat(chosen, rejected)
     joined = eval_preference.pair_logprobs(make_ctx(policy, reference, tok), policy, both)
     assert torch.allclose(joined.float(), alone, atol=1e-5)
     implicit = joined - eval_preference.pair_logprobs(make_ctx(policy, reference, tok), reference, both)
-    assert results[0]["preference_margin"] == pytest.approx(float((implicit[0] - implicit[1]).mean()), abs=1e-6)
+    assert results[0]["preference_margin"] == pytest.approx(
+        float((implicit[0] - implicit[1]).mean()), abs=1e-6
+    )
 
 
 def test_kto_trial_measures_preference_accuracy_on_the_pairs_before_unpairing(tiny_world, tmp_path):
@@ -331,9 +394,17 @@ def reward_model_dir(tmp_path_factory, tiny_world):
     toy_dir = resolve_model_path(get_plugin_manager([]), cfg)
     tok = AutoTokenizer.from_pretrained(toy_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128, num_labels=1,
-                         pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+    )
     path = tmp_path_factory.mktemp("rm")
     LlamaForSequenceClassification(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -351,8 +422,10 @@ def test_reward_model_score_is_the_mean_score_of_each_text_scored_alone(reward_m
     ctx.prompts = ["that series is", "we felt these costumes were", "i did not"]
     metrics = eval_reward_model.evaluate(ctx)
     model, rm_tok = reward_models.load_reward_model(str(path), "cpu")
-    texts = [p + c + rm_tok.eos_token  # scored with EOS appended, as TRL's RewardTrainer trains
-             for p, c in zip(ctx.policy_samples.prompts, ctx.policy_samples.completions, strict=True)]
+    texts = [
+        p + c + rm_tok.eos_token  # scored with EOS appended, as TRL's RewardTrainer trains
+        for p, c in zip(ctx.policy_samples.prompts, ctx.policy_samples.completions, strict=True)
+    ]
     assert len({len(rm_tok(t)["input_ids"]) for t in texts}) > 1  # padding is exercised
     with torch.no_grad():
         alone = [float(model(**rm_tok(t, return_tensors="pt")).logits[0, 0]) for t in texts]
@@ -395,7 +468,8 @@ def _validate_with_reward_model(tiny_world, path, evaluators):
 
 
 def test_an_unloadable_reward_model_is_a_one_line_config_error_before_any_compute(
-        tiny_world, tmp_path, reward_model_dir):
+    tiny_world, tmp_path, reward_model_dir
+):
     path, toy_dir = reward_model_dir
     with pytest.raises(ConfigError) as missing:
         _validate_with_reward_model(tiny_world, tmp_path / "nowhere", ["gold_reward", "reward_model"])

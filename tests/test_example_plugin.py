@@ -63,10 +63,14 @@ def test_dpop_loss_is_dpo_loss_without_lambda_or_while_the_chosen_gains(dpop):
     assert torch.allclose(loss(chosen, rejected, ref_chosen, ref_rejected, beta=0.3, lam=0.0), dpo)
     assert not torch.allclose(loss(chosen, rejected, ref_chosen, ref_rejected, beta=0.3, lam=5.0), dpo)
     # The policy's chosen log-prob at or above the reference's: no penalty, whatever λ.
-    above = ref_chosen + torch.rand(8, dtype=torch.float64) * torch.tensor([0, 1] * 4)  # two rows exactly equal
+    above = ref_chosen + torch.rand(8, dtype=torch.float64) * torch.tensor(
+        [0, 1] * 4
+    )  # two rows exactly equal
     for lam in (0.5, 5.0, 50.0):
-        assert torch.allclose(loss(above, rejected, ref_chosen, ref_rejected, beta=0.3, lam=lam),
-                              dpo_loss(above, rejected, ref_chosen, ref_rejected, beta=0.3))
+        assert torch.allclose(
+            loss(above, rejected, ref_chosen, ref_rejected, beta=0.3, lam=lam),
+            dpo_loss(above, rejected, ref_chosen, ref_rejected, beta=0.3),
+        )
 
 
 @pytest.mark.unit
@@ -75,7 +79,12 @@ def test_dpop_loss_with_an_active_penalty_matches_a_hand_computed_value(dpop):
     #   β·(Δw - Δl - λ·penalty) = 0.5·(-2 + 3 - 2·2) = -1.5, loss = -log σ(-1.5) = log(1 + e^1.5).
     # Row 2: Δw = +1 (no penalty), Δl = -1: 0.5·2 = 1, loss = log(1 + e^-1).
     policy_chosen = torch.tensor([-10.0, -4.0], requires_grad=True)
-    args = (policy_chosen, torch.tensor([-12.0, -6.0]), torch.tensor([-8.0, -5.0]), torch.tensor([-9.0, -5.0]))
+    args = (
+        policy_chosen,
+        torch.tensor([-12.0, -6.0]),
+        torch.tensor([-8.0, -5.0]),
+        torch.tensor([-9.0, -5.0]),
+    )
     loss = dpop.loss.dpop_loss(*args, beta=0.5, lam=2.0)
     expected = (math.log1p(math.exp(1.5)) + math.log1p(math.exp(-1.0))) / 2
     assert loss.shape == () and loss.item() == pytest.approx(expected, rel=1e-6)
@@ -105,8 +114,11 @@ def test_repetition_evaluator_reads_its_option_and_drops_the_trailing_eos(dpop):
     completions = [[1, 2, 1, 2, 1, eos], [3, 4, eos], [9, 9]]  # the last one hit the token limit (no EOS)
 
     def evaluate(n: int) -> dict[str, float]:
-        ctx = SimpleNamespace(options=OmegaConf.create({"n": n}), tokenizer=SimpleNamespace(eos_token_id=eos),
-                              policy_samples=SimpleNamespace(completion_token_ids=lambda: completions))
+        ctx = SimpleNamespace(
+            options=OmegaConf.create({"n": n}),
+            tokenizer=SimpleNamespace(eos_token_id=eos),
+            policy_samples=SimpleNamespace(completion_token_ids=lambda: completions),
+        )
         return dpop.repetition.evaluate(ctx)
 
     per_completion = {1: [3 / 5, 0.0, 1 / 2], 2: [2 / 4, 0.0, 0.0], 3: [1 / 3, 0.0, 0.0]}
@@ -125,15 +137,23 @@ def test_declarations_and_the_shipped_yaml_agree(dpop):
     method = dpop.method.method_spec()
     assert method.name == "dpop" and method.needs_reference and method.data_kind == "pairwise"
     assert {h.name: (h.default, h.bounds, h.field) for h in method.hyperparameters} == {
-        "beta": (0.1, "(0, inf)", None), "lam": (5.0, "[0, inf)", None)}
+        "beta": (0.1, "(0, inf)", None),
+        "lam": (5.0, "[0, inf)", None),
+    }
     assert all(isinstance(h, Hyperparameter) and h.help for h in method.hyperparameters)
     assert method.hyperparameter("lam").problem(-1.0) and method.hyperparameter("beta").problem(0.0)
     assert method.count_models(OmegaConf.create({"model": {"lora": None}})) == 2
-    assert method.count_models(OmegaConf.create({"model": {"lora": {"r": 8}}})) == 1  # adapter-disabled reference
+    assert (
+        method.count_models(OmegaConf.create({"model": {"lora": {"r": 8}}})) == 1
+    )  # adapter-disabled reference
 
     evaluator = dpop.repetition.evaluator_spec()
     rep = evaluator.metric("rep_ngram")
-    assert isinstance(rep, Metric) and (rep.direction, rep.headline, rep.se) == ("minimize", True, "rep_ngram_se")
+    assert isinstance(rep, Metric) and (rep.direction, rep.headline, rep.se) == (
+        "minimize",
+        True,
+        "rep_ngram_se",
+    )
     assert evaluator.metric("rep_ngram_se") is not None and evaluator.metric("rep_ngram_se").direction is None
     (n,) = evaluator.options
     assert isinstance(n, Option) and (n.name, n.default, n.bounds) == ("n", 2, "[1, inf)")
@@ -188,43 +208,80 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     source = root / "src"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(source)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert (target / "harness_dpop" / "conf" / "method" / "dpop.yaml").is_file()  # the package data shipped
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p)}
 
 
 @pytest.fixture(scope="module")
-def side_by_side(site: dict[str, str], tiny_world: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def side_by_side(
+    site: dict[str, str], tiny_world: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """``-m method=dpo,dpop eval.extra=[repetition] sweep_name=ex`` run once; the directory it ran in."""
     cwd = tmp_path_factory.mktemp("side-by-side")
-    result = run_cli(["-m", "method=dpo,dpop", "eval.extra=[repetition]", "sweep_name=ex", *tiny_world, *FAST],
-                     cwd=cwd, env=site)
+    result = run_cli(
+        ["-m", "method=dpo,dpop", "eval.extra=[repetition]", "sweep_name=ex", *tiny_world, *FAST],
+        cwd=cwd,
+        env=site,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd
 
 
 def test_installed_package_registers_through_the_entry_point(site, tiny_world, tmp_path):
-    check = ("from harness.plugin.manager import get_plugin_manager as g; from harness.config.store import "
-             "shipped_method_yaml as y; pm = g(); print(pm._sources['dpop'], pm.evaluator('repetition').name, "
-             "y(pm, 'dpop')[0], sep='|')")
+    check = (
+        "from harness.plugin.manager import get_plugin_manager as g; from harness.config.store import "
+        "shipped_method_yaml as y; pm = g(); print(pm._sources['dpop'], pm.evaluator('repetition').name, "
+        "y(pm, 'dpop')[0], sep='|')"
+    )
     found = run_cli(["-c", check], cwd=tmp_path, env=site, module="")
-    assert found.stdout.strip() == "entry point from harness-dpop|repetition|pkg://harness_dpop.conf", found.stderr
+    assert found.stdout.strip() == "entry point from harness-dpop|repetition|pkg://harness_dpop.conf", (
+        found.stderr
+    )
     # The method's config is the shipped YAML over base; the evaluator's option reaches the config.
-    shown = run_cli(["method=dpop", "eval.extra=[repetition]", "eval.repetition.n=3", *tiny_world, "--cfg", "job"],
-                    cwd=tmp_path, env=site)
+    shown = run_cli(
+        ["method=dpop", "eval.extra=[repetition]", "eval.repetition.n=3", *tiny_world, "--cfg", "job"],
+        cwd=tmp_path,
+        env=site,
+    )
     assert shown.returncode == 0, shown.stderr[-3000:]
     cfg = OmegaConf.create(shown.stdout)
     assert cfg.eval.repetition.n == 3 and list(cfg.eval.extra) == ["repetition"]
-    assert (cfg.method.name, cfg.method.beta, cfg.method.lam, cfg.method.learning_rate) == ("dpop", 0.1, 5.0, 3e-4)
-    assert cfg.model.profile == "toy"  # the toy world's profile of the method (3e-4), not its real default (5e-7)
+    assert (cfg.method.name, cfg.method.beta, cfg.method.lam, cfg.method.learning_rate) == (
+        "dpop",
+        0.1,
+        5.0,
+        3e-4,
+    )
+    assert (
+        cfg.model.profile == "toy"
+    )  # the toy world's profile of the method (3e-4), not its real default (5e-7)
     assert cfg.method.batch_size == 16 and cfg.method.trl == {}  # from base.yaml
 
 
 def test_dpo_and_dpop_side_by_side_report_the_repetition_metric(side_by_side):
     import pandas as pd
 
-    records = [json.loads(p.read_text()) for p in sorted((side_by_side / "multirun" / "ex").glob("*/trial.json"))]
+    records = [
+        json.loads(p.read_text()) for p in sorted((side_by_side / "multirun" / "ex").glob("*/trial.json"))
+    ]
     assert {r["method"]: r["status"] for r in records} == {"dpo": "completed", "dpop": "completed"}
     for r in records:
         assert "rep_ngram" in r["reference"]["metrics"] and "rep_ngram_se" in r["checkpoints"][-1]["metrics"]
@@ -253,10 +310,23 @@ def test_optuna_sweep_minimizes_rep_ngram(site, tiny_world, side_by_side, tmp_pa
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    result = run_cli(["-m", "hydra/sweeper=optuna", "method=dpop", "hydra.sweeper.n_trials=2",
-                      "hydra.sweeper.objectives=[rep_ngram]", "hydra.sweeper.directions=[minimize]",
-                      "eval.extra=[repetition]", "eval.repetition.n=1", "sweep_name=opt", *tiny_world, *FAST],
-                     cwd=tmp_path, env=site)
+    result = run_cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "method=dpop",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.objectives=[rep_ngram]",
+            "hydra.sweeper.directions=[minimize]",
+            "eval.extra=[repetition]",
+            "eval.repetition.n=1",
+            "sweep_name=opt",
+            *tiny_world,
+            *FAST,
+        ],
+        cwd=tmp_path,
+        env=site,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "multirun" / "opt"
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(sweep / "optuna.journal")))
@@ -277,11 +347,29 @@ def test_optuna_sweep_minimizes_rep_ngram(site, tiny_world, side_by_side, tmp_pa
     assert "minimize rep_ngram" in markdown and "2 complete" in markdown
 
 
-@pytest.mark.parametrize("bad", [
-    ["-m", "hydra/sweeper=optuna", "method=dpop", "hydra.sweeper.n_trials=2", "hydra.sweeper.objectives=[rep_ngrm]",
-     "hydra.sweeper.directions=[minimize]", "eval.extra=[repetition]", "sweep_name=bad"],
-    ["-m", "method=dpo,dpop", "leaderboard.objective=rep_ngrm", "eval.extra=[repetition]", "sweep_name=bad"],
-], ids=["optuna-objective", "leaderboard-objective"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "method=dpop",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.objectives=[rep_ngrm]",
+            "hydra.sweeper.directions=[minimize]",
+            "eval.extra=[repetition]",
+            "sweep_name=bad",
+        ],
+        [
+            "-m",
+            "method=dpo,dpop",
+            "leaderboard.objective=rep_ngrm",
+            "eval.extra=[repetition]",
+            "sweep_name=bad",
+        ],
+    ],
+    ids=["optuna-objective", "leaderboard-objective"],
+)
 def test_misspelt_metric_stops_before_any_compute(site, tiny_world, tmp_path, bad):
     result = run_cli([*bad, *tiny_world, *FAST], cwd=tmp_path, env=site)
     assert result.returncode == 2, result.stderr[-3000:]

@@ -18,20 +18,43 @@ FAULTS = ["none", "raise", "nan_loss", "nan_weights", "hook", "kill", "sigint", 
 # What each run of the same command ends with: the kill takes the process, the signals end it with the shell's
 # status, the full disk stops the sweep (status 1), and the last run completes what is left.
 EXIT_CODES = [-9, 130, 143, 1, 0]
-FINAL = {"none": "completed", "raise": "failed", "nan_loss": "failed", "nan_weights": "failed", "hook": "completed",
-         "kill": "completed", "sigint": "completed", "sigterm": "completed", "enospc": "completed"}
+FINAL = {
+    "none": "completed",
+    "raise": "failed",
+    "nan_loss": "failed",
+    "nan_weights": "failed",
+    "hook": "completed",
+    "kill": "completed",
+    "sigint": "completed",
+    "sigterm": "completed",
+    "enospc": "completed",
+}
 
 
 def _records(sweep):
-    return {int(d.name): json.loads((d / "trial.json").read_text()) for d in sweep.iterdir()
-            if (d / "trial.json").exists()}
+    return {
+        int(d.name): json.loads((d / "trial.json").read_text())
+        for d in sweep.iterdir()
+        if (d / "trial.json").exists()
+    }
 
 
 def test_a_grid_with_every_fault_ends_with_every_trial_recorded_and_nothing_lost(tiny_world, tmp_path):
     env = {"PYTHONPATH": str(REPO / "tests" / "fixtures")}
-    args = ["-m", "method=fault_demo", "plugins=[fault_plugin]", f"method.fault={','.join(FAULTS)}",
-            "sweep_name=faults", "train.num_checkpoints=2", "eval.evaluators=[gold_reward,kl]", "eval.num_prompts=8",
-            "eval.selection.num_prompts=8", "eval.max_new_tokens=8", "leaderboard.print=false", *tiny_world]
+    args = [
+        "-m",
+        "method=fault_demo",
+        "plugins=[fault_plugin]",
+        f"method.fault={','.join(FAULTS)}",
+        "sweep_name=faults",
+        "train.num_checkpoints=2",
+        "eval.evaluators=[gold_reward,kl]",
+        "eval.num_prompts=8",
+        "eval.selection.num_prompts=8",
+        "eval.max_new_tokens=8",
+        "leaderboard.print=false",
+        *tiny_world,
+    ]
     sweep = tmp_path / "multirun" / "faults"
     codes, first_completed = [], {}
     for _ in EXIT_CODES:
@@ -41,10 +64,15 @@ def test_a_grid_with_every_fault_ends_with_every_trial_recorded_and_nothing_lost
         for num, record in records.items():
             if record["status"] == "completed":
                 first_completed.setdefault(num, record["finished_at"])
-                assert record["finished_at"] == first_completed[num], f"trial {num} was run again after completing"
+                assert record["finished_at"] == first_completed[num], (
+                    f"trial {num} was run again after completing"
+                )
         if result.returncode in (130, 143, 1):  # one line says what happened and how to go on
             line = [x for x in result.stderr.splitlines() if x.startswith("harness: ")][-1]
-            assert "run the same command again to resume" in line and "leaderboard of the completed trials" in line
+            assert (
+                "run the same command again to resume" in line
+                and "leaderboard of the completed trials" in line
+            )
     assert codes == EXIT_CODES
     records = _records(sweep)
     statuses = {FAULTS[n]: r["status"] for n, r in records.items()}
@@ -57,15 +85,23 @@ def test_a_grid_with_every_fault_ends_with_every_trial_recorded_and_nothing_lost
     assert attempts["kill"] == ["running"] and attempts["sigint"] == ["interrupted"]
     assert attempts["sigterm"] == ["interrupted"] and attempts["enospc"] == ["failed"]
     hook = records[FAULTS.index("hook")]
-    assert hook["plugin_errors"] == [{"plugin": "fault_plugin", "hook": "harness_trial_end", "type": "ValueError",
-                                      "message": "injected hook failure"}]
+    assert hook["plugin_errors"] == [
+        {
+            "plugin": "fault_plugin",
+            "hook": "harness_trial_end",
+            "type": "ValueError",
+            "message": "injected hook failure",
+        }
+    ]
     leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     assert len(records) == len(FAULTS) and len(list(sweep.glob("*/trial.json"))) == len(FAULTS)
     board = (tmp_path / "leaderboards" / "faults" / "leaderboard.md").read_text()
     assert board.count("fault_demo") >= len(FAULTS)
-    print(f"\nfault injection: {len(FAULTS) - 1} faults injected into {len(FAULTS)} trials over {len(codes)} runs "
-          f"(exit codes {codes}); trials recorded {len(records)} of {len(FAULTS)} "
-          f"({sum(s == 'completed' for s in statuses.values())} completed, "
-          f"{sum(s == 'failed' for s in statuses.values())} failed with their reason); results lost 0; "
-          f"duplicates {len(list(sweep.glob('*/trial.json'))) - len(FAULTS)}; temporary files left {len(leftovers)}")
+    print(
+        f"\nfault injection: {len(FAULTS) - 1} faults injected into {len(FAULTS)} trials over {len(codes)} runs "
+        f"(exit codes {codes}); trials recorded {len(records)} of {len(FAULTS)} "
+        f"({sum(s == 'completed' for s in statuses.values())} completed, "
+        f"{sum(s == 'failed' for s in statuses.values())} failed with their reason); results lost 0; "
+        f"duplicates {len(list(sweep.glob('*/trial.json'))) - len(FAULTS)}; temporary files left {len(leftovers)}"
+    )

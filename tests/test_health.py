@@ -8,8 +8,14 @@ from harness.evaluation.health import checkpoint_flags, learning_rate_flag, lr_r
 
 pytestmark = pytest.mark.unit
 
-REFERENCE = {"kl": 0.0, "gold_reward": 0.0, "gold_reward_se": 0.04, "reward_model_score": 0.1,
-             "distinct_2": 0.6, "length": 10.0}
+REFERENCE = {
+    "kl": 0.0,
+    "gold_reward": 0.0,
+    "gold_reward_se": 0.04,
+    "reward_model_score": 0.1,
+    "distinct_2": 0.6,
+    "length": 10.0,
+}
 
 
 def names(flags) -> set[str]:
@@ -17,23 +23,38 @@ def names(flags) -> set[str]:
 
 
 def test_a_healthy_trajectory_raises_nothing():
-    history = [{**REFERENCE, "kl": 0.4, "gold_reward": 0.1, "reward_model_score": 0.3},
-               {**REFERENCE, "kl": 1.1, "gold_reward": 0.2, "reward_model_score": 0.5}]
-    final = {**REFERENCE, "kl": 2.0, "gold_reward": 0.3, "reward_model_score": 0.6, "distinct_2": 0.5,
-             "length": 9.0}
+    history = [
+        {**REFERENCE, "kl": 0.4, "gold_reward": 0.1, "reward_model_score": 0.3},
+        {**REFERENCE, "kl": 1.1, "gold_reward": 0.2, "reward_model_score": 0.5},
+    ]
+    final = {
+        **REFERENCE,
+        "kl": 2.0,
+        "gold_reward": 0.3,
+        "reward_model_score": 0.6,
+        "distinct_2": 0.5,
+        "length": 9.0,
+    }
     assert checkpoint_flags(history[0], REFERENCE, [], final=False) == []  # an early, small KL is expected
     assert checkpoint_flags(final, REFERENCE, history, final=True) == []
 
 
-@pytest.mark.parametrize(("metrics", "history", "final", "flag"), [
-    ({"kl": 0.2, "gold_reward": 0.05}, [], True, "kl_low"),
-    ({"kl": 22.0, "gold_reward": 0.1}, [], False, "kl_high"),
-    ({"kl": 12.0, "gold_reward": 0.5}, [{"kl": 4.0, "gold_reward": 0.3}], False, "reward_hacking"),
-    ({"kl": 3.0, "gold_reward": -0.2, "gold_reward_se": 0.03, "reward_model_score": 2.0},
-     [{"kl": 1.0, "gold_reward": 0.3, "reward_model_score": 0.8}], False, "over_optimisation"),
-    ({"kl": 3.0, "distinct_2": 0.1}, [], False, "mode_collapse"),
-    ({"kl": 3.0, "length": 23.0}, [], False, "length_growth"),
-])
+@pytest.mark.parametrize(
+    ("metrics", "history", "final", "flag"),
+    [
+        ({"kl": 0.2, "gold_reward": 0.05}, [], True, "kl_low"),
+        ({"kl": 22.0, "gold_reward": 0.1}, [], False, "kl_high"),
+        ({"kl": 12.0, "gold_reward": 0.5}, [{"kl": 4.0, "gold_reward": 0.3}], False, "reward_hacking"),
+        (
+            {"kl": 3.0, "gold_reward": -0.2, "gold_reward_se": 0.03, "reward_model_score": 2.0},
+            [{"kl": 1.0, "gold_reward": 0.3, "reward_model_score": 0.8}],
+            False,
+            "over_optimisation",
+        ),
+        ({"kl": 3.0, "distinct_2": 0.1}, [], False, "mode_collapse"),
+        ({"kl": 3.0, "length": 23.0}, [], False, "length_growth"),
+    ],
+)
 def test_each_gotcha_raises_its_flag_with_an_explanation_and_a_fix(metrics, history, final, flag):
     flags = checkpoint_flags(metrics, REFERENCE, history, final=final)
     assert flag in names(flags)

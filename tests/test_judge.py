@@ -90,7 +90,9 @@ def test_both_orders_cancel_position_bias_and_unparsed_verdicts_are_left_out():
     assert always_a["judge_win_rate"] == 0.5 and always_a["judge_win_rate_se"] == 0.0
     assert always_a["judge_unparsed"] == 0 and always_a["judge_win_rate_lc"] == pytest.approx(0.5)
     policy_wins = summarize(["A"] * n, ["B"] * n, [0.0] * n, 2, length_controlled=True)
-    assert policy_wins["judge_win_rate"] == 1.0 and "judge_win_rate_lc" not in policy_wins  # degenerate: no LC
+    assert (
+        policy_wins["judge_win_rate"] == 1.0 and "judge_win_rate_lc" not in policy_wins
+    )  # degenerate: no LC
     outcomes = sample_outcomes(["A", None, None, "C"], ["A", "B", None, "B"])
     assert outcomes[0] == 0.5 and outcomes[1] == 1.0 and math.isnan(outcomes[2]) and outcomes[3] == 0.75
     mixed = summarize(["A", None, None, "C"], ["A", "B", None, "B"], [0.0] * 4, 2, length_controlled=False)
@@ -112,9 +114,13 @@ def test_length_controlled_win_rate_removes_a_length_advantage():
     assert raw > 0.75 and abs(rate - 0.5) < 4 * se < 0.2 and abs(rate - 0.5) < abs(raw - 0.5) / 3
     # Each comparison twice (two orders of one sample): clustering doubles nothing; ignoring it understates the SE.
     twice = length_controlled_win_rate(np.repeat(outcomes, 2), np.repeat(diff, 2))
-    clustered = length_controlled_win_rate(np.repeat(outcomes, 2), np.repeat(diff, 2), np.repeat(np.arange(n), 2))
+    clustered = length_controlled_win_rate(
+        np.repeat(outcomes, 2), np.repeat(diff, 2), np.repeat(np.arange(n), 2)
+    )
     assert twice[0] == pytest.approx(rate) and clustered[0] == pytest.approx(rate)
-    assert clustered[1] == pytest.approx(se, rel=0.05) and twice[1] == pytest.approx(se / math.sqrt(2), rel=0.02)
+    assert clustered[1] == pytest.approx(se, rel=0.05) and twice[1] == pytest.approx(
+        se / math.sqrt(2), rel=0.02
+    )
     # Equal lengths: the intercept alone, the plain win rate; degenerate data gives no value instead of failing.
     assert length_controlled_win_rate([1, 0, 1, 0.5], [7, 7, 7, 7])[0] == pytest.approx(0.625)
     assert length_controlled_win_rate([1.0, 1.0, 1.0], [1, 2, 3]) is None
@@ -142,13 +148,16 @@ def test_templates_render_messages_and_bad_ones_are_one_line(tmp_path):
     assert BUILTIN.is_file()
     plain = parse_template("Q: {prompt}\nA: {answer_a}\nB: {answer_b}\nReply {{json}}", "t.txt")
     assert plain.system is None and plain.render("q", "a", "b") == [
-        {"role": "user", "content": "Q: q\nA: a\nB: b\nReply {json}"}]
+        {"role": "user", "content": "Q: q\nA: a\nB: b\nReply {json}"}
+    ]
     split = parse_template("<<<system>>>\nBe fair.\n<<<user>>>\n{prompt} {answer_a} {answer_b}", "t.txt")
     assert split.system == "Be fair." and split.render("q", "{x}", "b")[1]["content"] == "q {x} b"
-    for text, expected in [("{prompt} {answer_a}", "placeholder {answer_b} is missing"),
-                           ("{prompt} {answer_a} {answer_b} {question}", "unknown placeholder {question}"),
-                           ("{prompt} {answer_a} {answer_b} }", "literal braces"),
-                           ("<<<user>>>\n{prompt}\n<<<system>>>\n{answer_a}{answer_b}", "<<<system>>> line")]:
+    for text, expected in [
+        ("{prompt} {answer_a}", "placeholder {answer_b} is missing"),
+        ("{prompt} {answer_a} {answer_b} {question}", "unknown placeholder {question}"),
+        ("{prompt} {answer_a} {answer_b} }", "literal braces"),
+        ("<<<user>>>\n{prompt}\n<<<system>>>\n{answer_a}{answer_b}", "<<<system>>> line"),
+    ]:
         with pytest.raises(ValueError, match=re.escape(expected)) as error:
             parse_template(text, "t.txt")
         assert "\n" not in str(error.value)
@@ -158,11 +167,18 @@ def test_templates_render_messages_and_bad_ones_are_one_line(tmp_path):
 
 @pytest.mark.unit
 def test_the_judge_sees_the_last_user_message_not_the_system_prompt():
-    conversation = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
-                    {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "How do I bake bread?"}]
+    conversation = [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How do I bake bread?"},
+    ]
     assert question_text(conversation) == "How do I bake bread?"
     assert question_text("\n\nHuman: hi\n\nAssistant:") == "\n\nHuman: hi\n\nAssistant:"
-    assert question_text([{"role": "user", "content": [{"type": "text", "text": "Describe"}, "it"]}]) == "Describe it"
+    assert (
+        question_text([{"role": "user", "content": [{"type": "text", "text": "Describe"}, "it"]}])
+        == "Describe it"
+    )
 
 
 # --- the HTTP backend -------------------------------------------------------------------------------------------
@@ -173,8 +189,9 @@ def _comparisons(k: int = 3) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.unit
-def test_http_judge_sends_the_key_from_the_environment_and_the_cache_avoids_repeated_requests(tmp_path,
-                                                                                             monkeypatch, server):
+def test_http_judge_sends_the_key_from_the_environment_and_the_cache_avoids_repeated_requests(
+    tmp_path, monkeypatch, server
+):
     monkeypatch.setenv("JUDGE_TEST_KEY", SECRET)
     server.key = SECRET
     judge = OpenAIJudge(base_url=server.base_url, model="judge-model", api_key_env="JUDGE_TEST_KEY")
@@ -204,15 +221,22 @@ def test_a_judge_that_always_says_a_scores_one_half_over_http(server):
     judge = OpenAIJudge(base_url=server.base_url, model="judge-model", api_key_env=None)
     template = load_template(None)
     questions, policy, reference = ["q1", "q2"], ["long policy answer", "p"], ["r", "long reference answer"]
-    comparisons = [*zip(questions, policy, reference, strict=True), *zip(questions, reference, policy, strict=True)]
-    answers, _ = cached_run(judge, VerdictCache(None), comparisons, [template.render(*c) for c in comparisons], {})
+    comparisons = [
+        *zip(questions, policy, reference, strict=True),
+        *zip(questions, reference, policy, strict=True),
+    ]
+    answers, _ = cached_run(
+        judge, VerdictCache(None), comparisons, [template.render(*c) for c in comparisons], {}
+    )
     verdicts = [parse_verdict(a["output"]) for a in answers]
     assert summarize(verdicts[:2], verdicts[2:], [1.0, -1.0], 1, True)["judge_win_rate"] == 0.5
 
 
 @pytest.mark.unit
 def test_transient_errors_are_retried_and_a_rejected_request_is_unparsed(server, no_backoff):
-    judge = OpenAIJudge(base_url=server.base_url, model="judge-model", api_key_env=None, retries=2, concurrency=1)
+    judge = OpenAIJudge(
+        base_url=server.base_url, model="judge-model", api_key_env=None, retries=2, concurrency=1
+    )
     messages = load_template(None).render("q", "a longer answer", "b")
     server.fail_next = [503, 429]
     assert parse_verdict(judge.complete(messages)["output"]) == "A" and len(server.posts) == 3
@@ -228,14 +252,19 @@ def test_endpoint_checks_before_compute(server, monkeypatch):
     assert endpoint_problem(server.base_url, None) is None
     port = closed_port()
     problem = endpoint_problem(f"http://127.0.0.1:{port}/v1", None, timeout=2)
-    assert problem.startswith(f"eval.judge.base_url=http://127.0.0.1:{port}/v1 is unreachable") and "\n" not in problem
+    assert (
+        problem.startswith(f"eval.judge.base_url=http://127.0.0.1:{port}/v1 is unreachable")
+        and "\n" not in problem
+    )
     server.key = SECRET
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     problem = endpoint_problem(server.base_url, "OPENAI_API_KEY")
     assert "HTTP 401" in problem and "$OPENAI_API_KEY, which is not set" in problem
     assert "no API key is sent" in endpoint_problem(server.base_url, None)
     server.key = None
-    assert endpoint_problem(server.base_url.removesuffix("/v1") + "/elsewhere", None) is None  # no /models: 404 passes
+    assert (
+        endpoint_problem(server.base_url.removesuffix("/v1") + "/elsewhere", None) is None
+    )  # no /models: 404 passes
 
 
 def _cli_error(tmp_path, monkeypatch, capsys, args: list[str]) -> str:
@@ -244,37 +273,80 @@ def _cli_error(tmp_path, monkeypatch, capsys, args: list[str]) -> str:
 
 def test_bad_judge_settings_stop_before_compute_with_one_line(tmp_path, monkeypatch, capsys, server):
     port = closed_port()
-    line = _cli_error(tmp_path, monkeypatch, capsys, ["eval.extra=[judge]", "eval.judge.model=judge-model",
-                                                      f"eval.judge.base_url=http://127.0.0.1:{port}/v1"])
-    assert f"eval.judge.base_url=http://127.0.0.1:{port}/v1 is unreachable" in line and "fix eval.judge.base_url" in line
+    line = _cli_error(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        [
+            "eval.extra=[judge]",
+            "eval.judge.model=judge-model",
+            f"eval.judge.base_url=http://127.0.0.1:{port}/v1",
+        ],
+    )
+    assert (
+        f"eval.judge.base_url=http://127.0.0.1:{port}/v1 is unreachable" in line
+        and "fix eval.judge.base_url" in line
+    )
     template = tmp_path / "judge.txt"
     template.write_text("Question: {prompt}\nFirst: {answer_a}\n")
-    line = _cli_error(tmp_path, monkeypatch, capsys, ["eval.extra=[judge]", "eval.judge.model=judge-model",
-                                                      f"eval.judge.base_url={server.base_url}",
-                                                      f"eval.judge.template={template}"])
+    line = _cli_error(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        [
+            "eval.extra=[judge]",
+            "eval.judge.model=judge-model",
+            f"eval.judge.base_url={server.base_url}",
+            f"eval.judge.template={template}",
+        ],
+    )
     assert f"eval.judge.template={template}: placeholder {{answer_b}} is missing" in line
     line = _cli_error(tmp_path, monkeypatch, capsys, ["eval.extra=[judge]"])
     assert "eval.judge.model is not set" in line
-    line = _cli_error(tmp_path, monkeypatch, capsys, ["eval.extra=[judge]", "eval.judge.backend=local",
-                                                      f"eval.judge.model={tmp_path / 'no-model'}"])
+    line = _cli_error(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        ["eval.extra=[judge]", "eval.judge.backend=local", f"eval.judge.model={tmp_path / 'no-model'}"],
+    )
     assert "does not exist" in line
     assert not server.posts  # nothing was judged
 
 
 # --- in-process trials on a real-architecture model -------------------------------------------------------------
 
-SHORT = ["method=dpo", "method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "method.learning_rate=0.1",
-         "train.num_checkpoints=1", "eval.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl]",
-         "eval.extra=[judge]", "train.num_threads=0"]
+SHORT = [
+    "method=dpo",
+    "method.max_steps=2",
+    "method.batch_size=4",
+    "method.grad_accum=1",
+    "method.learning_rate=0.1",
+    "train.num_checkpoints=1",
+    "eval.num_prompts=4",
+    "eval.max_new_tokens=8",
+    "eval.evaluators=[kl]",
+    "eval.extra=[judge]",
+    "train.num_threads=0",
+]
 
 
 def _trial(real_world, trial_dir: Path, overrides: list[str]) -> dict:
     from harness.config.compose import compose_job
     from harness.trial.runner import TrialRun
 
-    cfg = compose_job(["model=hf", f"model.name_or_path={real_world.qwen2}", "data=files",
-                       f"data.path={real_world.ultrafeedback}", "data.split=train_prefs",
-                       "data.eval_split=test_prefs", *SHORT, *overrides], {})
+    cfg = compose_job(
+        [
+            "model=hf",
+            f"model.name_or_path={real_world.qwen2}",
+            "data=files",
+            f"data.path={real_world.ultrafeedback}",
+            "data.split=train_prefs",
+            "data.eval_split=test_prefs",
+            *SHORT,
+            *overrides,
+        ],
+        {},
+    )
     record = TrialRun(cfg, trial_dir).run()
     assert record["status"] == "completed", (record.get("error") or {}).get("traceback", "")[-3000:]
     assert record["reference"]["metrics"]["judge_win_rate"] == 0.5
@@ -289,32 +361,55 @@ def test_a_trial_judged_over_http(real_world, tmp_path, monkeypatch, server):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("JUDGE_TEST_KEY", SECRET)
     server.key = SECRET
-    _trial(real_world, tmp_path / "trial", ["eval.judge.backend=openai", f"eval.judge.base_url={server.base_url}",
-                                            "eval.judge.model=judge-model", "eval.judge.api_key_env=JUDGE_TEST_KEY",
-                                            "eval.judge.num_prompts=3"])
+    _trial(
+        real_world,
+        tmp_path / "trial",
+        [
+            "eval.judge.backend=openai",
+            f"eval.judge.base_url={server.base_url}",
+            "eval.judge.model=judge-model",
+            "eval.judge.api_key_env=JUDGE_TEST_KEY",
+            "eval.judge.num_prompts=3",
+        ],
+    )
     # 3 prompts x 2 orders, at the final checkpoint, on the reported prompts and again on the selection prompts
     assert 0 < len(server.posts) <= 12 and server.bad_auth == 0
     asked_pairs = set()
     for post in server.posts:
-        question = post["messages"][-1]["content"].split("## User message\n", 1)[1].split("\n\n## Reply A", 1)[0]
+        question = (
+            post["messages"][-1]["content"].split("## User message\n", 1)[1].split("\n\n## Reply A", 1)[0]
+        )
         answers = dict(_ANSWER.findall(post["messages"][-1]["content"]))
         asked_pairs.add((question, answers["A"], answers["B"]))
-        assert "<|im_start|>" not in question and question.startswith("How do I"), question  # the user turn only
+        assert "<|im_start|>" not in question and question.startswith("How do I"), (
+            question
+        )  # the user turn only
     assert all((q, b, a) in asked_pairs for q, a, b in asked_pairs)  # every comparison in both orders
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "trial.json" for p in written)
     assert not [p for p in written if SECRET.encode() in p.read_bytes()], "the API key was written to disk"
     asked = len(server.posts)
-    _trial(real_world, tmp_path / "again", ["eval.judge.backend=openai", f"eval.judge.base_url={server.base_url}",
-                                            "eval.judge.model=judge-model", "eval.judge.api_key_env=JUDGE_TEST_KEY",
-                                            "eval.judge.num_prompts=3"])
+    _trial(
+        real_world,
+        tmp_path / "again",
+        [
+            "eval.judge.backend=openai",
+            f"eval.judge.base_url={server.base_url}",
+            "eval.judge.model=judge-model",
+            "eval.judge.api_key_env=JUDGE_TEST_KEY",
+            "eval.judge.num_prompts=3",
+        ],
+    )
     assert len(server.posts) == asked  # the same trial again: every verdict from the cache
 
 
 def test_a_trial_judged_by_a_local_model(real_world, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    final = _trial(real_world, tmp_path / "trial", ["eval.judge.backend=local", f"eval.judge.model={real_world.qwen2}",
-                                                    "eval.judge.batch_size=3"])
+    final = _trial(
+        real_world,
+        tmp_path / "trial",
+        ["eval.judge.backend=local", f"eval.judge.model={real_world.qwen2}", "eval.judge.batch_size=3"],
+    )
     assert "judge_win_rate_lc" not in final or 0.0 <= final["judge_win_rate_lc"] <= 1.0
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "judge").rglob("*.json")]
     assert entries and all(len(e["probs"]) == 3 and 0 < sum(e["probs"]) <= 1 for e in entries)  # cached

@@ -40,8 +40,9 @@ def tiny_tokenizer(vocab: dict[str, int] | None = None, chat_template: str | Non
 
     backend = Tokenizer(models.WordLevel(vocab or VOCAB, unk_token="<pad>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>",
-                                  padding_side="left")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", padding_side="left"
+    )
     if chat_template:
         tok.chat_template = chat_template
     return tok
@@ -52,9 +53,20 @@ def tiny_lm(seed: int = 0, scale: float = 0.1, vocab_size: int = len(VOCAB)):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32, eos_token_id=EOS,
-                         pad_token_id=0, bos_token_id=None, initializer_range=scale, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        eos_token_id=EOS,
+        pad_token_id=0,
+        bos_token_id=None,
+        initializer_range=scale,
+        tie_word_embeddings=False,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -70,11 +82,25 @@ def perturbed(model, noise: float, seed: int = 1):
 
 def make_ctx(policy, reference, tokenizer, prompts, *, is_reference=False, **eval_settings):
     """An EvalContext on ``prompts`` with the given eval settings (defaults: 1 sample, 3 tokens, T=1)."""
-    settings = {"samples_per_prompt": 1, "max_new_tokens": 3, "temperature": 1.0, "batch_size": 64, "seed": 0,
-                **eval_settings}
+    settings = {
+        "samples_per_prompt": 1,
+        "max_new_tokens": 3,
+        "temperature": 1.0,
+        "batch_size": 64,
+        "seed": 0,
+        **eval_settings,
+    }
     cfg = OmegaConf.create({"eval": settings})
-    return EvalContext(cfg=cfg, step=1, policy=policy, reference=Reference(model=reference), tokenizer=tokenizer,
-                       prompts=prompts, gold_reward=None, is_reference=is_reference)
+    return EvalContext(
+        cfg=cfg,
+        step=1,
+        policy=policy,
+        reference=Reference(model=reference),
+        tokenizer=tokenizer,
+        prompts=prompts,
+        gold_reward=None,
+        is_reference=is_reference,
+    )
 
 
 @torch.no_grad()
@@ -85,7 +111,9 @@ def exact_kl(p_model, q_model, prompt_ids: list[int], max_new_tokens: int, tempe
     included) can be drawn before that.
     """
     others = [t for t in range(len(VOCAB)) if t != EOS]
-    completions = [[*body, EOS] for n in range(max_new_tokens) for body in itertools.product(others, repeat=n)]
+    completions = [
+        [*body, EOS] for n in range(max_new_tokens) for body in itertools.product(others, repeat=n)
+    ]
     completions += [list(body) for body in itertools.product(others, repeat=max_new_tokens)]
 
     def logprob(model, completion: list[int]) -> float:
@@ -116,7 +144,9 @@ def test_kl_is_zero_for_a_model_against_itself():
 def test_the_policy_log_probs_are_the_samplers_own_and_match_a_forward_pass():
     tok, model = tiny_tokenizer(), tiny_lm(scale=0.3)
     for temperature in (1.0, 0.7):
-        ctx = make_ctx(model, model, tok, ["a b", "c", "d d a"], samples_per_prompt=20, temperature=temperature)
+        ctx = make_ctx(
+            model, model, tok, ["a b", "c", "d d a"], samples_per_prompt=20, temperature=temperature
+        )
         kept = ctx.policy_tokens
         assert kept is ctx.policy_samples.sampler_tokens  # no second pass over the samples
         scored = ctx.token_logprobs(model, ctx.policy_samples, with_entropy=True)
@@ -134,8 +164,9 @@ def estimates() -> dict[float, tuple[dict[str, float], float]]:
     reference = perturbed(policy, noise=0.04)
     out = {}
     for temperature in (1.0, 0.7):
-        ctx = make_ctx(policy, reference, tok, ["a b"], samples_per_prompt=3000, batch_size=3000,
-                       temperature=temperature)
+        ctx = make_ctx(
+            policy, reference, tok, ["a b"], samples_per_prompt=3000, batch_size=3000, temperature=temperature
+        )
         exact = exact_kl(policy, reference, tok("a b")["input_ids"], 3, temperature)
         out[temperature] = (eval_kl.evaluate(ctx), exact)
     return out
@@ -171,11 +202,15 @@ def test_kl_estimators_per_token():
 def test_token_logprobs_equal_an_unpadded_forward_at_the_sampling_temperature():
     tok, model = tiny_tokenizer(), tiny_lm(scale=0.3)
     prompts = ["a", "b c d a", "d d"]  # different lengths: left padding and position ids matter
-    samples = sample(model, tok, prompts, samples_per_prompt=4, max_new_tokens=5, temperature=0.8, batch_size=5)
+    samples = sample(
+        model, tok, prompts, samples_per_prompt=4, max_new_tokens=5, temperature=0.8, batch_size=5
+    )
     scores = token_logprobs(model, samples, temperature=0.8, with_entropy=True)
     lengths = samples.completion_lengths
     assert torch.equal(scores.mask.sum(dim=1).long(), lengths)
-    for i, (prompt, completion) in enumerate(zip(samples.prompts, samples.completion_token_ids(), strict=True)):
+    for i, (prompt, completion) in enumerate(
+        zip(samples.prompts, samples.completion_token_ids(), strict=True)
+    ):
         ids = torch.tensor([tok(prompt)["input_ids"] + completion])
         logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1] / 0.8, dim=-1)[-len(completion) :]
         expected = logp[torch.arange(len(completion)), ids[0, -len(completion) :]]

@@ -18,22 +18,40 @@ BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.
 
 def record(method, beta, gold, kl, status="completed", error=None, job=0):
     return {
-        "status": status, "method": method, "error": error,
+        "status": status,
+        "method": method,
+        "error": error,
         "hyperparameters": {"beta": beta, "learning_rate": 1e-4, "seed": 0},
         "overrides": [f"method={method}", f"method.beta={beta}"],
         "reference": {"metrics": {"gold_reward": -0.2, "kl": 0.0}},
-        "checkpoints": [] if status != "completed" else
-        [{"step": 5, "final": False, "metrics": {"gold_reward": gold - 0.1, "kl": kl / 2}},
-         {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": 0.01, "kl": kl}}],
-        "timings": {"train_s": 3.0}, "peak_memory": {"rss_peak_mb": 900.0}, "models_in_memory": 2,
-        "eval_prompts": 128, "metric_declarations": BUILTIN,
+        "checkpoints": []
+        if status != "completed"
+        else [
+            {"step": 5, "final": False, "metrics": {"gold_reward": gold - 0.1, "kl": kl / 2}},
+            {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": 0.01, "kl": kl}},
+        ],
+        "timings": {"train_s": 3.0},
+        "peak_memory": {"rss_peak_mb": 900.0},
+        "models_in_memory": 2,
+        "eval_prompts": 128,
+        "metric_declarations": BUILTIN,
     }
 
 
 def write_sweep(root):
-    rows = [record("dpo", 0.1, 0.4, 2.0), record("simpo", 0.1, 0.6, 3.0), record("orpo", 0.05, 0.1, 1.0),
-            record("kto", 0.1, None, None, status="failed",
-                   error={"type": "TrialFailed", "message": "training loss became nan at step 3"})]
+    rows = [
+        record("dpo", 0.1, 0.4, 2.0),
+        record("simpo", 0.1, 0.6, 3.0),
+        record("orpo", 0.05, 0.1, 1.0),
+        record(
+            "kto",
+            0.1,
+            None,
+            None,
+            status="failed",
+            error={"type": "TrialFailed", "message": "training loss became nan at step 3"},
+        ),
+    ]
     for i, r in enumerate(rows):
         write_record(root / str(i) / RECORD_NAME, r)
 
@@ -45,7 +63,9 @@ def test_ranks_completed_by_gold_reward_and_lists_failures(tmp_path):
     assert list(df["method"]) == ["simpo", "dpo", "orpo", "kto"]
     assert list(df["rank"][:3]) == [1, 2, 3] and pd.isna(df["rank"].iloc[3])
     assert df.loc[df.method == "dpo", "gold_reward"].item() == 0.4  # the final checkpoint, not the first
-    assert df.loc[df.method == "dpo", "base_gold_reward"].item() == -0.2  # the reference's value of the objective
+    assert (
+        df.loc[df.method == "dpo", "base_gold_reward"].item() == -0.2
+    )  # the reference's value of the objective
     assert "beta" in df.columns and "learning_rate" not in df.columns  # only varying hyperparameters
     assert df.loc[df.method == "kto", "reason"].item().startswith("training loss became nan")
 
@@ -89,21 +109,35 @@ from harness.leaderboard import ranking, seeds  # noqa: E402
 def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed", job="0"):
     """A record with the given (step, gold, kl) checkpoints."""
     return {
-        "trial_id": f"{method}-{beta}-{seed}-{job}", "status": status, "method": method, "error": None,
-        "hyperparameters": {"beta": beta, "seed": seed}, "overrides": [f"method={method}", f"seed={seed}"],
-        "config": config or {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
+        "trial_id": f"{method}-{beta}-{seed}-{job}",
+        "status": status,
+        "method": method,
+        "error": None,
+        "hyperparameters": {"beta": beta, "seed": seed},
+        "overrides": [f"method={method}", f"seed={seed}"],
+        "config": config
+        or {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
         "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
-        "checkpoints": [{"step": s, "final": i == len(checkpoints) - 1,
-                         "metrics": {"gold_reward": g, "gold_reward_se": 0.02, "kl": k}}
-                        for i, (s, g, k) in enumerate(checkpoints)],
-        "timings": {"train_s": 10.0}, "peak_memory": {"rss_peak_mb": 500.0}, "models_in_memory": 2,
+        "checkpoints": [
+            {
+                "step": s,
+                "final": i == len(checkpoints) - 1,
+                "metrics": {"gold_reward": g, "gold_reward_se": 0.02, "kl": k},
+            }
+            for i, (s, g, k) in enumerate(checkpoints)
+        ],
+        "timings": {"train_s": 10.0},
+        "peak_memory": {"rss_peak_mb": 500.0},
+        "models_in_memory": 2,
         "metric_declarations": BUILTIN,
     }
 
 
 def test_each_trial_is_shown_at_its_best_checkpoint_within_the_kl_budget():
-    records = [trial("dpo", [(10, 0.3, 2.0), (20, 0.5, 8.0), (30, 0.9, 14.0)]),  # best inside 10 nats: step 20
-               trial("orpo", [(10, 0.4, 1.0), (20, 0.45, 1.5)])]
+    records = [
+        trial("dpo", [(10, 0.3, 2.0), (20, 0.5, 8.0), (30, 0.9, 14.0)]),  # best inside 10 nats: step 20
+        trial("orpo", [(10, 0.4, 1.0), (20, 0.45, 1.5)]),
+    ]
     board = leaderboard.build(records, kl_budget=10.0)
     dpo = board.trials.set_index("method").loc["dpo"]
     assert dpo["step"] == 20 and dpo["gold_reward"] == 0.5
@@ -121,11 +155,18 @@ def test_a_trial_with_no_checkpoint_inside_the_budget_ranks_after_those_with_one
 
 
 def test_pareto_front_marks_undominated_trials():
-    records = [trial("a", [(1, 0.5, 1.0)]), trial("b", [(1, 0.6, 3.0)]), trial("c", [(1, 0.4, 2.0)]),
-               trial("d", [(1, 0.6, 4.0)])]
+    records = [
+        trial("a", [(1, 0.5, 1.0)]),
+        trial("b", [(1, 0.6, 3.0)]),
+        trial("c", [(1, 0.4, 2.0)]),
+        trial("d", [(1, 0.6, 4.0)]),
+    ]
     pareto = leaderboard.build(records).trials.set_index("method")["pareto"]
     assert pareto.to_dict() == {"a": True, "b": True, "c": False, "d": False}
-    assert ranking.pareto_front(pd.Series([1.0, float("nan")]), pd.Series([1.0, 1.0])).tolist() == [True, False]
+    assert ranking.pareto_front(pd.Series([1.0, float("nan")]), pd.Series([1.0, 1.0])).tolist() == [
+        True,
+        False,
+    ]
 
 
 def test_seeds_aggregate_to_mean_and_95_percent_interval_with_significance():
@@ -135,7 +176,9 @@ def test_seeds_aggregate_to_mean_and_95_percent_interval_with_significance():
     assert table.loc["dpo", "n_seeds"] == 3
     assert table.loc["dpo", "objective_mean"] == pytest.approx(0.52)
     # evaluation noise included: Var = sd²/3 + se² with sd = se = 0.02; df = 2 * (Var / (sd²/3))² = 32
-    assert table.loc["dpo", "objective_ci95"] == pytest.approx(2.036933 * (0.02**2 / 3 + 0.02**2) ** 0.5, rel=1e-4)
+    assert table.loc["dpo", "objective_ci95"] == pytest.approx(
+        2.036933 * (0.02**2 / 3 + 0.02**2) ** 0.5, rel=1e-4
+    )
     assert table.loc["ipo", "same_as_best"] and not table.loc["kto", "same_as_best"]
     assert table.loc["kto", "p_vs_best"] < 0.05 <= table.loc["ipo", "p_vs_best"]
     assert seeds.mean_ci95(pd.Series([1.0]))[0] == 1.0  # one seed: a mean, no interval
@@ -145,8 +188,10 @@ def test_sweeps_with_the_same_setup_merge_and_different_setups_are_not_mixed(tmp
     same = {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}}
     other = {**same, "eval": {"num_prompts": 64}}
     write_record(tmp_path / "monday" / "0" / RECORD_NAME, trial("dpo", [(10, 0.3, 1.0)], config=same))
-    write_record(tmp_path / "tuesday" / "0" / RECORD_NAME,
-                 trial("orpo", [(10, 0.4, 1.0)], config={**same, "eval": {**same["eval"], "evaluators": ["kl"]}}))
+    write_record(
+        tmp_path / "tuesday" / "0" / RECORD_NAME,
+        trial("orpo", [(10, 0.4, 1.0)], config={**same, "eval": {**same["eval"], "evaluators": ["kl"]}}),
+    )
     merged = leaderboard.load_leaderboard([tmp_path / "monday", tmp_path / "tuesday"])
     assert not merged.groups and sorted(merged.trials["method"]) == ["dpo", "orpo"]
     write_record(tmp_path / "wednesday" / "0" / RECORD_NAME, trial("ipo", [(10, 0.5, 1.0)], config=other))
@@ -155,8 +200,12 @@ def test_sweeps_with_the_same_setup_merge_and_different_setups_are_not_mixed(tmp
     assert refused.groups["differ"] == {"eval.num_prompts": [128, 64]}
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "not ranked together" in md and "eval.num_prompts" in md
-    assert leaderboard.main([str(tmp_path / "monday"), str(tmp_path / "wednesday"), "--out",
-                             str(tmp_path / "out2")]) == 3
+    assert (
+        leaderboard.main(
+            [str(tmp_path / "monday"), str(tmp_path / "wednesday"), "--out", str(tmp_path / "out2")]
+        )
+        == 3
+    )
 
 
 def test_partial_and_corrupt_records_are_skipped_or_shown_never_a_crash(tmp_path):
@@ -170,7 +219,9 @@ def test_partial_and_corrupt_records_are_skipped_or_shown_never_a_crash(tmp_path
     assert {str(w.message).split(RECORD_NAME)[0][-2] for w in warned} >= {"2", "3"}
     assert list(board.trials["method"]) == ["dpo", "ipo"]
     assert board.trials.set_index("method").loc["ipo", "status"] == "running"
-    assert (tmp_path / "out" / "checkpoints.csv").exists() and (tmp_path / "out" / "leaderboard.html").exists()
+    assert (tmp_path / "out" / "checkpoints.csv").exists() and (
+        tmp_path / "out" / "leaderboard.html"
+    ).exists()
 
 
 def test_the_dataframes_are_the_python_api(tmp_path):
@@ -188,11 +239,15 @@ def test_method_defaults_are_settings_not_swept_columns(tmp_path):
     rows = []
     for seed in (1, 2):
         dpo = record("dpo", 0.1, 0.4, 2.0)
-        dpo.update(hyperparameters={"beta": 0.1, "learning_rate": 3e-4, "seed": seed},
-                   overrides=["method=dpo", f"seed={seed}"])
+        dpo.update(
+            hyperparameters={"beta": 0.1, "learning_rate": 3e-4, "seed": seed},
+            overrides=["method=dpo", f"seed={seed}"],
+        )
         ppo = record("ppo", 0.1, 0.7, 7.0)
-        ppo.update(hyperparameters={"init_kl_coef": 0.05, "learning_rate": 1e-4, "cliprange": 0.2, "seed": seed},
-                   overrides=["method=ppo", f"seed={seed}"])
+        ppo.update(
+            hyperparameters={"init_kl_coef": 0.05, "learning_rate": 1e-4, "cliprange": 0.2, "seed": seed},
+            overrides=["method=ppo", f"seed={seed}"],
+        )
         rows += [dpo, ppo]
     for i, r in enumerate(rows):
         write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
@@ -200,7 +255,10 @@ def test_method_defaults_are_settings_not_swept_columns(tmp_path):
     assert board.swept == ["seed"]
     assert not {"beta", "learning_rate", "init_kl_coef", "cliprange"} & set(board.trials.columns)
     settings = dict(zip(board.settings["method"], board.settings["settings"], strict=True))
-    assert settings == {"dpo": "beta=0.1, learning_rate=0.0003", "ppo": "cliprange=0.2, init_kl_coef=0.05, learning_rate=0.0001"}
+    assert settings == {
+        "dpo": "beta=0.1, learning_rate=0.0003",
+        "ppo": "cliprange=0.2, init_kl_coef=0.05, learning_rate=0.0001",
+    }
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "## Method settings" in md and "cliprange=0.2, init_kl_coef=0.05" in md
     assert "cliprange=0.2, init_kl_coef=0.05" in (tmp_path / "out" / "leaderboard.html").read_text()
@@ -216,10 +274,26 @@ def test_a_value_set_on_the_command_line_is_a_column_even_when_each_method_has_o
 
 # --- metrics declared by plugins --------------------------------------------------------------------------------
 
-REPETITION = {"rep_ngram": {"evaluator": "repetition", "help": "repeated n-grams per completion", "direction": "minimize",
-                            "column": "rep_ngram", "headline": True, "se": None, "objective_priority": None},
-              "rep_detail": {"evaluator": "repetition", "help": "a detail", "direction": None, "column": "rep_detail",
-                             "headline": False, "se": None, "objective_priority": None}}
+REPETITION = {
+    "rep_ngram": {
+        "evaluator": "repetition",
+        "help": "repeated n-grams per completion",
+        "direction": "minimize",
+        "column": "rep_ngram",
+        "headline": True,
+        "se": None,
+        "objective_priority": None,
+    },
+    "rep_detail": {
+        "evaluator": "repetition",
+        "help": "a detail",
+        "direction": None,
+        "column": "rep_detail",
+        "headline": False,
+        "se": None,
+        "objective_priority": None,
+    },
+}
 
 
 def plugin_trial(method, steps, seed=0):
@@ -233,7 +307,9 @@ def plugin_trial(method, steps, seed=0):
 
 
 def test_a_plugin_metric_is_a_column_of_every_report(tmp_path):
-    for i, r in enumerate([plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)]), plugin_trial("ipo", [(10, 0.4, 1.0, 0.1)])]):
+    for i, r in enumerate(
+        [plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)]), plugin_trial("ipo", [(10, 0.4, 1.0, 0.1)])]
+    ):
         write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
     board = leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out")
     assert "rep_ngram" in board.shown(board.trials).columns  # a headline metric: a column of the ranked table
@@ -247,23 +323,32 @@ def test_a_plugin_metric_is_a_column_of_every_report(tmp_path):
 
 
 def test_a_minimised_objective_ranks_and_chooses_checkpoints_lowest_first():
-    records = [plugin_trial("dpo", [(10, 0.3, 1.0, 0.30), (20, 0.5, 2.0, 0.10), (30, 0.6, 3.0, 0.20)]),
-               plugin_trial("ipo", [(10, 0.4, 1.0, 0.15)])]
+    records = [
+        plugin_trial("dpo", [(10, 0.3, 1.0, 0.30), (20, 0.5, 2.0, 0.10), (30, 0.6, 3.0, 0.20)]),
+        plugin_trial("ipo", [(10, 0.4, 1.0, 0.15)]),
+    ]
     board = leaderboard.build(records, objective="rep_ngram")
     assert board.objective_name == "rep_ngram" and board.objective_direction == "minimize"
     assert list(board.trials["method"]) == ["dpo", "ipo"]  # 0.10 beats 0.15
     assert board.trials.set_index("method").loc["dpo", "step"] == 20  # its lowest repetition
     assert board.trials.set_index("method").loc["dpo", "base_rep_ngram"] == 0.5
-    seeded = [plugin_trial(m, [(10, 0.3, 1.0, r)], seed=s) for m, rs in (("a", (0.3, 0.31)), ("b", (0.1, 0.11)))
-              for s, r in enumerate(rs)]
+    seeded = [
+        plugin_trial(m, [(10, 0.3, 1.0, r)], seed=s)
+        for m, rs in (("a", (0.3, 0.31)), ("b", (0.1, 0.11)))
+        for s, r in enumerate(rs)
+    ]
     assert list(leaderboard.build(seeded, objective="rep_ngram").seeds["method"]) == ["b", "a"]
 
 
 def test_an_objective_is_any_declared_metric_by_name_or_column_and_nothing_else():
     records = [plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)])]
-    with pytest.raises(ConfigError, match="'pref_acc' has no value in any checkpoint"):  # declared, not measured
+    with pytest.raises(
+        ConfigError, match="'pref_acc' has no value in any checkpoint"
+    ):  # declared, not measured
         leaderboard.build(records, objective="pref_acc")
-    with pytest.raises(ConfigError, match="Unknown leaderboard objective 'rep_ngrm'. Did you mean: rep_ngram"):
+    with pytest.raises(
+        ConfigError, match="Unknown leaderboard objective 'rep_ngrm'. Did you mean: rep_ngram"
+    ):
         leaderboard.build(records, objective="rep_ngrm")
     with pytest.raises(ConfigError, match="descriptive metric"):
         leaderboard.build(records, objective="rep_detail")
@@ -275,4 +360,5 @@ def test_records_without_declarations_show_their_metrics_by_key():
     old.pop("metric_declarations")
     board = leaderboard.build([old])
     assert board.objective_name == "gold_reward" and {"gold_reward", "gold_reward_se", "kl"} <= set(
-        board.shown(board.trials).columns)
+        board.shown(board.trials).columns
+    )

@@ -39,7 +39,9 @@ def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 @pytest.mark.unit
 def test_shipped_task_data_equals_the_generator():
-    assert generate.stale_files() == [], "run python -m harness.toyworld.lmeval_tasks.generate and commit data/"
+    assert generate.stale_files() == [], (
+        "run python -m harness.toyworld.lmeval_tasks.generate and commit data/"
+    )
     rows = generate.generate()["toy_grammar.test.jsonl"]
     # The data really test grammar: the true continuation is grammatical after the prefix, the others are not.
     from harness.toyworld.grammar import check
@@ -53,8 +55,15 @@ def test_shipped_task_data_equals_the_generator():
 def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp_path, count_index_builds):
     from harness.trial import run_trial
 
-    cfg = compose(tiny_world, ["eval.evaluators=[lm_eval]", f"++eval.lm_eval.limit={LIMIT}",
-                               "method.max_steps=1", "train.checkpoint_every=1"])
+    cfg = compose(
+        tiny_world,
+        [
+            "eval.evaluators=[lm_eval]",
+            f"++eval.lm_eval.limit={LIMIT}",
+            "method.max_steps=1",
+            "train.checkpoint_every=1",
+        ],
+    )
     record = run_trial(cfg, tmp_path / "trial")
     assert record["status"] == "completed", record["error"]
 
@@ -70,10 +79,30 @@ def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp
 
     final = checkpoints[-1]
     out = tmp_path / "lm_eval_cli"
-    result = run_cli(["run", "--model", "hf", "--model_args", f"pretrained={final['path']},dtype=float32",
-                      "--tasks", "toy_grammar", "--include_path", str(TASKS_DIR), "--limit", str(LIMIT),
-                      "--batch_size", "32", "--device", "cpu", "--output_path", str(out)],
-                     cwd=tmp_path, module="lm_eval", timeout=300)
+    result = run_cli(
+        [
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={final['path']},dtype=float32",
+            "--tasks",
+            "toy_grammar",
+            "--include_path",
+            str(TASKS_DIR),
+            "--limit",
+            str(LIMIT),
+            "--batch_size",
+            "32",
+            "--device",
+            "cpu",
+            "--output_path",
+            str(out),
+        ],
+        cwd=tmp_path,
+        module="lm_eval",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = list(out.rglob("results_*.json"))
     cli = json.loads(results_file.read_text())["results"]["toy_grammar"]
@@ -81,8 +110,9 @@ def test_scores_equal_lm_eval_command_line_on_a_saved_checkpoint(tiny_world, tmp
     assert final["metrics"]["lm_eval/toy_grammar/acc_se"] == pytest.approx(cli["acc_stderr,none"], abs=1e-6)
 
 
-def test_unknown_task_is_one_line_before_any_compute(tiny_world, tmp_path, monkeypatch, capsys,
-                                                     count_index_builds):
+def test_unknown_task_is_one_line_before_any_compute(
+    tiny_world, tmp_path, monkeypatch, capsys, count_index_builds
+):
     from harness.cli.app import main
 
     # Index only the shipped tasks even where lm-eval's own would be searched (11 s; the slow test does it).
@@ -109,8 +139,9 @@ doc_to_target: 0
 """
 
 
-def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(tiny_world, tmp_path, monkeypatch,
-                                                                            capsys):
+def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(
+    tiny_world, tmp_path, monkeypatch, capsys
+):
     from harness.cli.app import main
 
     build = eval_lmeval._build_task_manager  # the shipped tasks and the user's folder only (see above)
@@ -122,22 +153,36 @@ def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(tin
     monkeypatch.chdir(tmp_path)
     for task in ("hub_task", "hub_group"):  # a task, and a group that contains it
         with pytest.raises(SystemExit) as exit_info:
-            main([*tiny_world, "eval.evaluators=[lm_eval]", f"++eval.lm_eval.tasks=[{task}]",
-                  f"++eval.lm_eval.include_path=[{tasks}]"])
+            main(
+                [
+                    *tiny_world,
+                    "eval.evaluators=[lm_eval]",
+                    f"++eval.lm_eval.tasks=[{task}]",
+                    f"++eval.lm_eval.include_path=[{tasks}]",
+                ]
+            )
         assert exit_info.value.code == 2
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(lines) == 1, lines
-        assert ("lm-eval task 'hub_task' reads the dataset nobody/not-cached-anywhere/main, which is not in the local "
-                "Hugging Face cache") in lines[0]
+        assert (
+            "lm-eval task 'hub_task' reads the dataset nobody/not-cached-anywhere/main, which is not in the local "
+            "Hugging Face cache"
+        ) in lines[0]
         assert "datasets.load_dataset('nobody/not-cached-anywhere', 'main')" in lines[0]
         assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    (["++eval.lm_eval.taks=[toy_grammar]"], "Unknown option 'eval.lm_eval.taks'. Did you mean: eval.lm_eval.tasks?"),
-    (["++eval.lm_eval.limit=-3"], "eval.lm_eval.limit=-3 is invalid"),
-    (["++eval.lm_eval.include_path=[/no/such/folder]"], "/no/such/folder is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["++eval.lm_eval.taks=[toy_grammar]"],
+            "Unknown option 'eval.lm_eval.taks'. Did you mean: eval.lm_eval.tasks?",
+        ),
+        (["++eval.lm_eval.limit=-3"], "eval.lm_eval.limit=-3 is invalid"),
+        (["++eval.lm_eval.include_path=[/no/such/folder]"], "/no/such/folder is not a folder"),
+    ],
+)
 def test_bad_lm_eval_options_are_config_errors(tiny_world, overrides, expected):
     from harness.errors import ConfigError
 
@@ -159,15 +204,23 @@ def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
     from harness.evaluation.context import EvalContext, Reference
     from tests.helpers import train_context
 
-    ctx = train_context(tiny_world, tmp_path, ["model=lora", "eval.evaluators=[lm_eval]",
-                                               "++eval.lm_eval.limit=40"])
+    ctx = train_context(
+        tiny_world, tmp_path, ["model=lora", "eval.evaluators=[lm_eval]", "++eval.lm_eval.limit=40"]
+    )
     policy = ctx.policy
     if not hasattr(policy, "disable_adapter"):  # the harness may hand peft's config to the trainer instead
         from peft import get_peft_model
 
         policy = get_peft_model(policy, ctx.peft_config)
-    eval_ctx = EvalContext(cfg=ctx.cfg, step=1, policy=policy, reference=Reference(), tokenizer=ctx.tokenizer,
-                           prompts=[], gold_reward=None)
+    eval_ctx = EvalContext(
+        cfg=ctx.cfg,
+        step=1,
+        policy=policy,
+        reference=Reference(),
+        tokenizer=ctx.tokenizer,
+        prompts=[],
+        gold_reward=None,
+    )
     base = eval_lmeval.evaluate(eval_ctx)["lm_eval/toy_grammar/acc"]
     torch.manual_seed(0)
     with torch.no_grad():  # an adapter that wrecks the model: its scores must show it
@@ -181,7 +234,9 @@ def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
     assert adapted < base
 
 
-def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(tiny_world, monkeypatch, count_index_builds):
+def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(
+    tiny_world, monkeypatch, count_index_builds
+):
     import lm_eval
     import lm_eval.evaluator
     import torch
@@ -195,22 +250,37 @@ def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(tiny_world, m
     model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     loads = []
     load = eval_lmeval._load_tasks
-    monkeypatch.setattr(eval_lmeval, "_load_tasks", lambda manager, s: loads.append(s.tasks) or load(manager, s))
+    monkeypatch.setattr(
+        eval_lmeval, "_load_tasks", lambda manager, s: loads.append(s.tasks) or load(manager, s)
+    )
     for name in ("add_env_info", "get_git_commit_hash"):  # simple_evaluate's run report: pip list, git
         monkeypatch.setattr(lm_eval.evaluator, name, lambda *args: None)
-    settings = eval_lmeval.Settings(tasks=("toy_grammar", "toy_sentiment"), include_path=(str(TASKS_DIR),),
-                                    limit=30, batch_size=16, num_fewshot=1, bootstrap_iters=100)
+    settings = eval_lmeval.Settings(
+        tasks=("toy_grammar", "toy_sentiment"),
+        include_path=(str(TASKS_DIR),),
+        limit=30,
+        batch_size=16,
+        num_fewshot=1,
+        bootstrap_iters=100,
+    )
     torch.manual_seed(0)
-    for _ in range(3):  # three checkpoints of a trial: one load, the same requests, each checkpoint's own scores
+    for _ in range(
+        3
+    ):  # three checkpoints of a trial: one load, the same requests, each checkpoint's own scores
         with torch.no_grad():
             for weight in model.parameters():
                 weight.add_(torch.randn_like(weight) * 0.1)
         ours = eval_lmeval.metrics_from_results(eval_lmeval.run_lm_eval(model, tokenizer, settings))
         with eval_lmeval.quiet_lm_eval(False):
             theirs = lm_eval.simple_evaluate(
-                model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16), tasks=list(settings.tasks),
-                num_fewshot=1, limit=30, task_manager=eval_lmeval.manager_for(settings), log_samples=False,
-                bootstrap_iters=100)
+                model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16),
+                tasks=list(settings.tasks),
+                num_fewshot=1,
+                limit=30,
+                task_manager=eval_lmeval.manager_for(settings),
+                log_samples=False,
+                bootstrap_iters=100,
+            )
         assert ours == eval_lmeval.metrics_from_results(theirs)
         assert {"lm_eval/toy_grammar/acc", "lm_eval/toy_sentiment/acc_norm"} <= set(ours)
     assert loads == [settings.tasks] and count_index_builds == [((str(TASKS_DIR),), False)]
@@ -218,7 +288,9 @@ def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(tiny_world, m
 
 @pytest.mark.slow
 def test_an_uncached_lm_eval_task_is_refused_before_compute(tmp_path):
-    result = run_cli(["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswag]"], cwd=tmp_path, timeout=300)
+    result = run_cli(
+        ["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswag]"], cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "lm-eval task 'hellaswag' reads the dataset Rowan/hellaswag" in lines[0], lines
@@ -226,10 +298,14 @@ def test_an_uncached_lm_eval_task_is_refused_before_compute(tmp_path):
 
 @pytest.mark.slow
 def test_unknown_lm_eval_task_suggests_lm_eval_names(tmp_path):
-    result = run_cli(["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswg]"], cwd=tmp_path, timeout=300)
+    result = run_cli(
+        ["eval.evaluators=[lm_eval]", "++eval.lm_eval.tasks=[hellaswg]"], cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Unknown lm-eval task 'hellaswg'" in lines[0] and "hellaswag" in lines[0], lines
+    assert len(lines) == 1 and "Unknown lm-eval task 'hellaswg'" in lines[0] and "hellaswag" in lines[0], (
+        lines
+    )
 
 
 @pytest.mark.slow
@@ -241,8 +317,14 @@ def test_default_toy_world_base_model_knows_the_grammar(cache_dir: Path):
     world = build_toy_world(cache_dir=str(cache_dir / "toyworld"), progress=False)
     model = AutoModelForCausalLM.from_pretrained(world.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(world.model_dir)
-    settings = eval_lmeval.Settings(tasks=("toy_grammar",), include_path=(str(TASKS_DIR),), limit=None,
-                                    batch_size=64, num_fewshot=None, bootstrap_iters=100000)
+    settings = eval_lmeval.Settings(
+        tasks=("toy_grammar",),
+        include_path=(str(TASKS_DIR),),
+        limit=None,
+        batch_size=64,
+        num_fewshot=None,
+        bootstrap_iters=100000,
+    )
     scores = eval_lmeval.metrics_from_results(eval_lmeval.run_lm_eval(model, tokenizer, settings))
     acc, se = scores["lm_eval/toy_grammar/acc"], scores["lm_eval/toy_grammar/acc_se"]
     assert acc > 0.25 + 5 * max(se, 0.01), scores  # chance is 0.25

@@ -54,12 +54,19 @@ def dpo_expected(trainer, batch, loss_type, beta):
     c, r = pol.sum(1).chunk(2)
     rc, rr = ref.sum(1).chunk(2)
     lc, lr = lengths.chunk(2)
-    return dpo_loss(c, r, rc, rr, beta=beta, loss_type=loss_type, chosen_lengths=lc, rejected_lengths=lr).item()
+    return dpo_loss(
+        c, r, rc, rr, beta=beta, loss_type=loss_type, chosen_lengths=lc, rejected_lengths=lr
+    ).item()
 
 
-@pytest.mark.parametrize(("method", "loss_type", "extra"), [
-    ("dpo", "sigmoid", []), ("dpo", "hinge", ["method.trl.loss_type=hinge"]), ("ipo", "ipo", []),
-])
+@pytest.mark.parametrize(
+    ("method", "loss_type", "extra"),
+    [
+        ("dpo", "sigmoid", []),
+        ("dpo", "hinge", ["method.trl.loss_type=hinge"]),
+        ("ipo", "ipo", []),
+    ],
+)
 def test_dpo_family_computes_the_configured_loss(tiny_world, tmp_path, method, loss_type, extra):
     ctx = train_context(tiny_world, tmp_path, [f"method={method}", "method.beta=0.3", *extra])
     trainer = dpo_trainer(ctx)
@@ -78,8 +85,9 @@ def test_dpo_family_computes_the_configured_loss(tiny_world, tmp_path, method, l
 
 
 def test_kto_computes_the_kto_loss(tiny_world, tmp_path):
-    ctx = train_context(tiny_world, tmp_path, ["method=kto", "method.beta=0.3",
-                                               "method.trl.desirable_weight=1.5"])
+    ctx = train_context(
+        tiny_world, tmp_path, ["method=kto", "method.beta=0.3", "method.trl.desirable_weight=1.5"]
+    )
     trainer = kto_trainer(ctx)
     with torch.no_grad():
         for p in trainer.model.parameters():
@@ -87,11 +95,15 @@ def test_kto_computes_the_kto_loss(tiny_world, tmp_path):
     batch = first_batch(trainer)
     got = trainer_loss(trainer, batch)
     pol, _ = token_logps(trainer.model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
-    ref, _ = token_logps(trainer.ref_model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
-    kl_pol, _ = token_logps(trainer.model, batch["KL_input_ids"], batch["KL_attention_mask"],
-                            batch["KL_completion_mask"])
-    kl_ref, _ = token_logps(trainer.ref_model, batch["KL_input_ids"], batch["KL_attention_mask"],
-                            batch["KL_completion_mask"])
+    ref, _ = token_logps(
+        trainer.ref_model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    )
+    kl_pol, _ = token_logps(
+        trainer.model, batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"]
+    )
+    kl_ref, _ = token_logps(
+        trainer.ref_model, batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"]
+    )
     kl = (kl_pol.sum(1) - kl_ref.sum(1)).mean().clamp(min=0)
     ratios = pol.sum(1) - ref.sum(1)
     labels = torch.as_tensor(batch["label"], dtype=torch.bool)
@@ -108,8 +120,9 @@ def pair_logps(model, batch, average):
     out = []
     for side in ("chosen", "rejected"):
         labels = batch[f"{side}_labels"]
-        logp, mask = token_logps(model, batch[f"{side}_input_ids"], batch[f"{side}_attention_mask"],
-                                 (labels != -100).long())
+        logp, mask = token_logps(
+            model, batch[f"{side}_input_ids"], batch[f"{side}_attention_mask"], (labels != -100).long()
+        )
         total = logp.sum(1)
         out.append(total / mask.sum(1) if average else total)
     return out
@@ -120,13 +133,20 @@ def chosen_nll(model, batch, include_prompt=False):
     if include_prompt:  # TRL's ORPO: NLL over prompt and completion (see harness_plugins.orpo)
         labels = batch["chosen_input_ids"].masked_fill(batch["chosen_attention_mask"] == 0, -100)
     with torch.no_grad():
-        logits = model(input_ids=batch["chosen_input_ids"], attention_mask=batch["chosen_attention_mask"]).logits
+        logits = model(
+            input_ids=batch["chosen_input_ids"], attention_mask=batch["chosen_attention_mask"]
+        ).logits
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
 
 
-@pytest.mark.parametrize(("method", "loss_type", "extra"), [
-    ("cpo", "sigmoid", []), ("cpo", "hinge", ["method.trl.loss_type=hinge"]), ("simpo", "simpo", []),
-])
+@pytest.mark.parametrize(
+    ("method", "loss_type", "extra"),
+    [
+        ("cpo", "sigmoid", []),
+        ("cpo", "hinge", ["method.trl.loss_type=hinge"]),
+        ("simpo", "simpo", []),
+    ],
+)
 def test_cpo_family_computes_the_configured_loss(tiny_world, tmp_path, method, loss_type, extra):
     ctx = train_context(tiny_world, tmp_path, [f"method={method}", *extra])
     trainer = cpo_trainer(ctx)
@@ -136,12 +156,15 @@ def test_cpo_family_computes_the_configured_loss(tiny_world, tmp_path, method, l
     alpha, gamma = m.trl.cpo_alpha, m.get("gamma", 0.0)
     c, r = pair_logps(trainer.model, batch, average=loss_type == "simpo")
     nll = chosen_nll(trainer.model, batch)
-    expected = cpo_loss(c, r, nll, beta=m.beta, loss_type=loss_type, cpo_alpha=alpha, simpo_gamma=gamma).item()
+    expected = cpo_loss(
+        c, r, nll, beta=m.beta, loss_type=loss_type, cpo_alpha=alpha, simpo_gamma=gamma
+    ).item()
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
     if loss_type != "simpo":  # negative control: sigmoid and hinge really differ on this batch
         other = "hinge" if loss_type == "sigmoid" else "sigmoid"
-        assert got != pytest.approx(cpo_loss(c, r, nll, beta=m.beta, loss_type=other, cpo_alpha=alpha).item(),
-                                    rel=1e-3)
+        assert got != pytest.approx(
+            cpo_loss(c, r, nll, beta=m.beta, loss_type=other, cpo_alpha=alpha).item(), rel=1e-3
+        )
 
 
 def test_orpo_computes_the_odds_ratio_loss(tiny_world, tmp_path):

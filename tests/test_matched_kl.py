@@ -24,19 +24,35 @@ def record(method, checkpoints, trial, reward=None, data_kind="pairwise", matche
     if matched is not None:
         config["leaderboard"] = {"matched_kl": matched}
     return {
-        "trial_id": f"sweep/{trial}", "status": "completed", "method": method, "error": None,
-        "hyperparameters": {"seed": 0, **({"reward": reward} if reward else {})}, "overrides": [f"method={method}"],
-        "data_kind": data_kind, "config": config, "reference": {"metrics": {"gold_reward": base, "kl": 0.0}},
-        "checkpoints": [{"step": s, "final": i == len(checkpoints) - 1,
-                         "metrics": {"gold_reward": g, "gold_reward_se": 0.03, "kl": k, "kl_se": 0.2}}
-                        for i, (s, g, k) in enumerate(checkpoints)],
-        "timings": {"train_s": 10.0}, "peak_memory": {"rss_peak_mb": 500.0}, "models_in_memory": 2,
-        "eval_prompts": 128, "metric_declarations": BUILTIN,
+        "trial_id": f"sweep/{trial}",
+        "status": "completed",
+        "method": method,
+        "error": None,
+        "hyperparameters": {"seed": 0, **({"reward": reward} if reward else {})},
+        "overrides": [f"method={method}"],
+        "data_kind": data_kind,
+        "config": config,
+        "reference": {"metrics": {"gold_reward": base, "kl": 0.0}},
+        "checkpoints": [
+            {
+                "step": s,
+                "final": i == len(checkpoints) - 1,
+                "metrics": {"gold_reward": g, "gold_reward_se": 0.03, "kl": k, "kl_se": 0.2},
+            }
+            for i, (s, g, k) in enumerate(checkpoints)
+        ],
+        "timings": {"train_s": 10.0},
+        "peak_memory": {"rss_peak_mb": 500.0},
+        "models_in_memory": 2,
+        "eval_prompts": 128,
+        "metric_declarations": BUILTIN,
     }
 
 
 # The seed's toy-world example: PPO ranks first at 7.2 nats, DPO second at 2.0; at 2 nats DPO is ahead.
-PPO = record("ppo", [(20, 0.30, 2.5), (40, 0.60, 5.0), (60, 0.732, 7.2)], 0, reward="gold", data_kind="prompts")
+PPO = record(
+    "ppo", [(20, 0.30, 2.5), (40, 0.60, 5.0), (60, 0.732, 7.2)], 0, reward="gold", data_kind="prompts"
+)
 DPO = record("dpo", [(100, 0.20, 1.0), (375, 0.344, 2.0)], 1)
 
 
@@ -61,7 +77,9 @@ def test_ppo_above_dpo_at_its_own_kl_is_below_it_at_kl_2():
     table = board.matched_kl.set_index("method")
     assert list(table.columns) == ["trains_on", "trials", "max_kl", "at_kl_1", "at_kl_2", "at_kl_5"]
     assert table.loc["dpo", "at_kl_2"] == pytest.approx(0.344)
-    assert table.loc["ppo", "at_kl_2"] == pytest.approx(0.012 + (0.30 - 0.012) * 2 / 2.5)  # from the reference
+    assert table.loc["ppo", "at_kl_2"] == pytest.approx(
+        0.012 + (0.30 - 0.012) * 2 / 2.5
+    )  # from the reference
     assert table.loc["dpo", "at_kl_2"] > table.loc["ppo", "at_kl_2"]
     assert table.loc["ppo", "at_kl_5"] == pytest.approx(0.60) and pd.isna(table.loc["dpo", "at_kl_5"])
     assert list(board.matched_kl["method"]) == ["dpo", "ppo"]  # ordered by the first KL value
@@ -72,8 +90,9 @@ def test_ppo_above_dpo_at_its_own_kl_is_below_it_at_kl_2():
 def test_reward_sources_are_named():
     rm = record("grpo", [(10, 0.1, 1.0)], 2, reward="/models/rm", data_kind="prompts")
     kto = record("kto", [(10, 0.1, 1.0)], 3, data_kind="unpaired")
-    sources = matched_kl_table(leaderboard.build([rm, kto]).checkpoints, [rm, kto], "gold_reward") \
-        .set_index("method")["trains_on"]
+    sources = matched_kl_table(leaderboard.build([rm, kto]).checkpoints, [rm, kto], "gold_reward").set_index(
+        "method"
+    )["trains_on"]
     assert sources["grpo"] == "reward model /models/rm" and sources["kto"] == "preferences (unpaired labels)"
 
 
@@ -99,8 +118,13 @@ def test_kl_values_come_from_the_config_and_are_validated():
 
 
 def test_a_minimised_objective_uses_the_lower_envelope():
-    at = matched_kl_table(pd.DataFrame({"method": "m", "trial_id": "t", "kl": [1.0, 2.0], "loss": [0.5, 0.3]}),
-                          [], "loss", direction="minimize", levels=[1.0, 1.5, 2.0])
+    at = matched_kl_table(
+        pd.DataFrame({"method": "m", "trial_id": "t", "kl": [1.0, 2.0], "loss": [0.5, 0.3]}),
+        [],
+        "loss",
+        direction="minimize",
+        levels=[1.0, 1.5, 2.0],
+    )
     assert list(at.loc[0, ["at_kl_1", "at_kl_1.5", "at_kl_2"]]) == pytest.approx([0.5, 0.4, 0.3])
 
 
@@ -112,13 +136,21 @@ def test_a_bad_matched_kl_stops_the_command_line_with_one_line(tmp_path, monkeyp
         main(["leaderboard.matched_kl=[0,2]"])
     assert exited.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines == ["harness: error: leaderboard.matched_kl=[0, 2] is invalid: 0 is not a KL value in nats > 0; "
-                     "give a list such as [1, 2, 5]."]
+    assert lines == [
+        "harness: error: leaderboard.matched_kl=[0, 2] is invalid: 0 is not a KL value in nats > 0; "
+        "give a list such as [1, 2, 5]."
+    ]
 
 
 def test_a_diverged_checkpoint_is_no_point_of_the_frontier():
     """KTO's seed that blew up to KL 120 with a gold reward of -5 must not stretch its frontier to KL 5."""
-    frame = pd.DataFrame({"method": "kto", "trial_id": ["ok", "ok", "blown"], "kl": [0.5, 1.5, 120.0],
-                          "gold_reward": [0.1, 0.2, -5.0]})
+    frame = pd.DataFrame(
+        {
+            "method": "kto",
+            "trial_id": ["ok", "ok", "blown"],
+            "kl": [0.5, 1.5, 120.0],
+            "gold_reward": [0.1, 0.2, -5.0],
+        }
+    )
     at = matched_kl_table(frame, [], "gold_reward", levels=(1.0, 5.0)).iloc[0]
     assert at["at_kl_1"] == pytest.approx(0.15) and math.isnan(at["at_kl_5"]) and at["max_kl"] == 1.5

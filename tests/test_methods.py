@@ -16,7 +16,9 @@ from tests.helpers import compose
 def tiny_model_dir(cache_dir):
     from harness.toyworld import ToyWorldSpec, build_toy_world
 
-    return build_toy_world(ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache_dir / "toyworld"), progress=False).model_dir
+    return build_toy_world(
+        ToyWorldSpec(**TINY_SPEC), cache_dir=str(cache_dir / "toyworld"), progress=False
+    ).model_dir
 
 
 @pytest.mark.parametrize("method", ["dpo", "ipo", "kto", "orpo", "simpo", "cpo"])
@@ -44,22 +46,39 @@ def test_lora_trains_only_the_adapter_against_the_implicit_reference(tiny_world,
     record = run_trial(cfg, tmp_path)
     assert record["status"] == "completed", record["error"]
     final_dir = tmp_path / "checkpoints" / "step-4"
-    assert (final_dir / "adapter_model.safetensors").exists() and not (final_dir / "model.safetensors").exists()
+    assert (final_dir / "adapter_model.safetensors").exists() and not (
+        final_dir / "model.safetensors"
+    ).exists()
     kl = record["checkpoints"][-1]["metrics"]["kl"]
     assert math.isfinite(kl) and kl != 0.0  # measured against the adapter-disabled base
 
 
 def test_conversational_file_data_on_a_local_model_directory(tiny_world, cache_dir, tmp_path):
     rows = []
-    for i, (good, bad) in enumerate([("great .", "awful ."), ("i loved it .", "i hated it ."),
-                                     ("a wonderful film .", "a boring film .")] * 8):
+    for i, (good, bad) in enumerate(
+        [("great .", "awful ."), ("i loved it .", "i hated it ."), ("a wonderful film .", "a boring film .")]
+        * 8
+    ):
         prompt = [{"role": "user", "content": f"review {i % 5} : the movie was"}]
-        rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": good}],
-                     "rejected": [{"role": "assistant", "content": bad}]})
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": good}],
+                "rejected": [{"role": "assistant", "content": bad}],
+            }
+        )
     path = tmp_path / "conv.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    cfg = compose(tiny_world, ["model=hf", f"model.name_or_path={tiny_model_dir(cache_dir)}", "data=files",
-                               f"data.path={path}", "data.eval_fraction=0.2"])
+    cfg = compose(
+        tiny_world,
+        [
+            "model=hf",
+            f"model.name_or_path={tiny_model_dir(cache_dir)}",
+            "data=files",
+            f"data.path={path}",
+            "data.eval_fraction=0.2",
+        ],
+    )
     record = run_trial(cfg, tmp_path / "trial")
     assert record["status"] == "completed", record["error"]
     metrics = record["checkpoints"][-1]["metrics"]

@@ -27,10 +27,25 @@ CONF = REPO / "conf" / "model"
 
 def real(rw, model: str = "gpt2", extra: tuple[str, ...] = ()) -> list[str]:
     """Overrides for a two-step trial on the fixture's ``model`` and UltraFeedback data."""
-    return ["model=hf", f"model.name_or_path={getattr(rw, model)}", "data=files", f"data.path={rw.ultrafeedback}",
-            "data.split=train_prefs", "data.eval_split=test_prefs", "method.max_steps=2", "method.batch_size=4",
-            "method.grad_accum=1", "method.learning_rate=1e-3", "method.warmup=0", "train.num_checkpoints=1",
-            "eval.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl]", "eval.cache=false", *extra]
+    return [
+        "model=hf",
+        f"model.name_or_path={getattr(rw, model)}",
+        "data=files",
+        f"data.path={rw.ultrafeedback}",
+        "data.split=train_prefs",
+        "data.eval_split=test_prefs",
+        "method.max_steps=2",
+        "method.batch_size=4",
+        "method.grad_accum=1",
+        "method.learning_rate=1e-3",
+        "method.warmup=0",
+        "train.num_checkpoints=1",
+        "eval.num_prompts=4",
+        "eval.max_new_tokens=8",
+        "eval.evaluators=[kl]",
+        "eval.cache=false",
+        *extra,
+    ]
 
 
 def run_capturing(cfg, trial_dir: Path):
@@ -66,12 +81,17 @@ def test_every_model_config_lists_the_same_commented_keys():
     for name in ("toy", "hf"):
         cfg = OmegaConf.load(CONF / f"{name}.yaml")
         assert list(cfg) == list(model_settings.MODEL_KEYS), name
-        assert tuple(cfg.lora) == model_settings.LORA_KEYS and cfg.lora.r == 0, name  # LoRA off, settings there
+        assert tuple(cfg.lora) == model_settings.LORA_KEYS and cfg.lora.r == 0, (
+            name
+        )  # LoRA off, settings there
         assert cfg.lora.target_modules == "all-linear" and cfg.sft is None and cfg.quantization is None
         assert tuple(cfg.bnb_4bit) == model_settings.BNB_4BIT_KEYS
         text = (CONF / f"{name}.yaml").read_text()
-        uncommented = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-                       and "#" not in line]
+        uncommented = [
+            line
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and "#" not in line
+        ]
         assert not uncommented, f"{name}.yaml keys without a comment: {uncommented}"
     assert OmegaConf.to_container(OmegaConf.load(CONF / "lora.yaml").lora) == {"r": 16}  # toy + LoRA
 
@@ -85,7 +105,9 @@ def test_lora_is_on_with_a_positive_rank_and_targets_all_linear_layers_by_defaul
     assert models.lora_config(hf) is None
     hf.lora.r = 8
     config = models.lora_config(hf)
-    assert config is not None and config.r == 8 and config.target_modules == "all-linear"  # not split into letters
+    assert (
+        config is not None and config.r == 8 and config.target_modules == "all-linear"
+    )  # not split into letters
     hf.lora.target_modules = ["c_attn", "c_fc"]
     assert set(models.lora_config(hf).target_modules) == {"c_attn", "c_fc"}
 
@@ -95,12 +117,17 @@ def test_unknown_and_invalid_model_keys_are_refused_with_the_closest_key():
     hf = OmegaConf.load(CONF / "hf.yaml")
     cpu = torch.device("cpu")
     model_settings.check_model_settings(hf, cpu)
-    cases = [("attn_implementaton", "eager", "Unknown model option 'model.attn_implementaton'. Did you mean: "
-                                             "model.attn_implementation?"),
-             ("quantization_config", {}, "Did you mean: model.quantization?"),
-             ("device_map", "everywhere", "model.device_map='everywhere' is invalid"),
-             ("dtype", "float8", "model.dtype='float8' is invalid"),
-             ("attn_implementation", "flash_attention_2", "needs a CUDA GPU")]
+    cases = [
+        (
+            "attn_implementaton",
+            "eager",
+            "Unknown model option 'model.attn_implementaton'. Did you mean: model.attn_implementation?",
+        ),
+        ("quantization_config", {}, "Did you mean: model.quantization?"),
+        ("device_map", "everywhere", "model.device_map='everywhere' is invalid"),
+        ("dtype", "float8", "model.dtype='float8' is invalid"),
+        ("attn_implementation", "flash_attention_2", "needs a CUDA GPU"),
+    ]
     for key, value, expected in cases:
         bad = OmegaConf.load(CONF / "hf.yaml")
         bad[key] = value  # what +model.<key>=<value> leaves in the composed config
@@ -122,8 +149,11 @@ def test_quantization_is_refused_without_a_gpu_bitsandbytes_or_lora(monkeypatch)
         model_settings.check_model_settings(cfg, torch.device("cpu"))
     cuda = torch.device("cuda")  # only a device object: nothing runs on it
     real_find_spec = model_settings.importlib.util.find_spec
-    monkeypatch.setattr(model_settings.importlib.util, "find_spec",
-                        lambda name: None if name == "bitsandbytes" else real_find_spec(name))
+    monkeypatch.setattr(
+        model_settings.importlib.util,
+        "find_spec",
+        lambda name: None if name == "bitsandbytes" else real_find_spec(name),
+    )
     with pytest.raises(ConfigError, match="needs the bitsandbytes package; pip install bitsandbytes"):
         model_settings.check_model_settings(cfg, cuda)
     monkeypatch.setattr(model_settings.importlib.util, "find_spec", lambda name: object())
@@ -175,7 +205,9 @@ def test_sampling_stops_at_every_end_id_the_model_declares(real_world):
     model = AutoModelForCausalLM.from_pretrained(real_world.gpt2)
     end_of_text = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     assert end_of_sequence_ids(model, tokenizer) == [tokenizer.eos_token_id, end_of_text]
-    with torch.no_grad():  # every position's hidden state is e_0; <|endoftext|> has logit 6, the others 0 (p = 1/2)
+    with (
+        torch.no_grad()
+    ):  # every position's hidden state is e_0; <|endoftext|> has logit 6, the others 0 (p = 1/2)
         model.transformer.ln_f.weight.zero_()
         model.transformer.ln_f.bias.zero_()
         model.transformer.ln_f.bias[0] = 1.0
@@ -193,12 +225,15 @@ def test_sampling_stops_at_every_end_id_the_model_declares(real_world):
 
 def test_a_lora_target_module_the_model_lacks_is_refused_before_compute(real_world):
     with pytest.raises(ConfigError) as caught:
-        validate_jobs(real(real_world, extra=("model.lora.r=8", "model.lora.target_modules=[q_proj,c_fc]")), {}, False)
+        validate_jobs(
+            real(real_world, extra=("model.lora.r=8", "model.lora.target_modules=[q_proj,c_fc]")), {}, False
+        )
     message = str(caught.value)
     assert message.startswith("LoRA target module 'q_proj' is not in gpt2") and "\n" not in message
     assert "its linear modules are c_attn, c_proj, c_fc" in message
-    validate_jobs(real(real_world, extra=("model.lora.r=8", "model.lora.target_modules=[c_attn,mlp.c_proj]")), {},
-                  False)
+    validate_jobs(
+        real(real_world, extra=("model.lora.r=8", "model.lora.target_modules=[c_attn,mlp.c_proj]")), {}, False
+    )
 
 
 def test_a_plus_key_hydra_accepts_is_refused_on_the_command_line(tmp_path, real_world, monkeypatch, capsys):
@@ -223,10 +258,15 @@ def test_a_quantized_lora_policy_is_prepared_for_kbit_training(real_world, monke
     import peft
 
     real_prepare = peft.prepare_model_for_kbit_training
-    monkeypatch.setattr(peft, "prepare_model_for_kbit_training",
-                        lambda model, **kw: calls.append(kw) or real_prepare(model, **kw))
+    monkeypatch.setattr(
+        peft,
+        "prepare_model_for_kbit_training",
+        lambda model, **kw: calls.append(kw) or real_prepare(model, **kw),
+    )
     model = models.load_causal_lm(str(real_world.gpt2), cfg, torch.float32, torch.device("cpu"))
-    assert calls == [{"use_gradient_checkpointing": False}]  # checkpointing stays train.gradient_checkpointing's
+    assert calls == [
+        {"use_gradient_checkpointing": False}
+    ]  # checkpointing stays train.gradient_checkpointing's
     assert not any(p.requires_grad for p in model.parameters())  # the base is frozen; the adapter will train
 
 
@@ -251,7 +291,9 @@ def test_lora_on_gpt2_adapts_every_linear_layer_with_gradient_checkpointing(lora
     assert all(not p.requires_grad for name, p in trained.named_parameters() if "lora_" not in name)
     final = record["checkpoints"][-1]
     assert (trial_dir / "checkpoints" / f"step-{final['step']}" / "adapter_config.json").is_file()
-    assert math.isfinite(final["metrics"]["kl"]) and final["metrics"]["kl"] != 0.0  # against the adapter-disabled base
+    assert (
+        math.isfinite(final["metrics"]["kl"]) and final["metrics"]["kl"] != 0.0
+    )  # against the adapter-disabled base
     assert record["models_in_memory"] == 1
 
 
@@ -277,14 +319,27 @@ def test_export_errors_are_one_line(lora_trial, tmp_path, capsys):
 
     _, _, trial_dir = lora_trial
     failed = tmp_path / "failed"
-    write_record(failed / "trial.json", {"schema_version": SCHEMA_VERSION, "trial_id": "s/3", "status": "failed",
-                                         "error": {"message": "loss became nan"}, "method": "dpo",
-                                         "hyperparameters": {}, "checkpoints": []})
-    cases = [([str(failed), "--out", str(tmp_path / "x")], "trial s/3 has no saved checkpoint to export (status "
-                                                             "failed: loss became nan)"),
-             ([str(trial_dir.parent), "--out", str(tmp_path / "x"), "--rank", "2"], "--rank 2 does not exist"),
-             ([str(trial_dir), "--out", str(tmp_path / "x"), "--step", "7"], "no saved checkpoint at step 7"),
-             ([str(tmp_path / "nothing"), "--out", str(tmp_path / "x")], "no such file or directory")]
+    write_record(
+        failed / "trial.json",
+        {
+            "schema_version": SCHEMA_VERSION,
+            "trial_id": "s/3",
+            "status": "failed",
+            "error": {"message": "loss became nan"},
+            "method": "dpo",
+            "hyperparameters": {},
+            "checkpoints": [],
+        },
+    )
+    cases = [
+        (
+            [str(failed), "--out", str(tmp_path / "x")],
+            "trial s/3 has no saved checkpoint to export (status failed: loss became nan)",
+        ),
+        ([str(trial_dir.parent), "--out", str(tmp_path / "x"), "--rank", "2"], "--rank 2 does not exist"),
+        ([str(trial_dir), "--out", str(tmp_path / "x"), "--step", "7"], "no saved checkpoint at step 7"),
+        ([str(tmp_path / "nothing"), "--out", str(tmp_path / "x")], "no such file or directory"),
+    ]
     for argv, expected in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
@@ -299,7 +354,9 @@ def test_a_full_fine_tune_exports_its_weights_as_trained(real_world, tmp_path):
 
     record, trained = run_capturing(compose_job(real(real_world, "qwen2"), {}), tmp_path / "trial")
     assert main([str(tmp_path / "trial"), "--out", str(tmp_path / "model")]) == 0
-    torch.testing.assert_close(logits(AutoModelForCausalLM.from_pretrained(tmp_path / "model")), logits(trained))
+    torch.testing.assert_close(
+        logits(AutoModelForCausalLM.from_pretrained(tmp_path / "model")), logits(trained)
+    )
     with pytest.raises(UserError, match="trained all weights"):
         from harness.export import choose, export
 
@@ -316,8 +373,10 @@ def test_a_full_fine_tune_holds_its_own_reference():
 
 @pytest.mark.parametrize("method", ["kto", "grpo", "ppo"])
 def test_the_adapter_disabled_reference_works_for_other_methods(real_world, tmp_path, method):
-    online = {"grpo": ("method.trl.max_completion_length=8", "method.trl.num_generations=2"),
-              "ppo": ("method.response_length=8", "method.mini_batch_size=4")}.get(method, ())
+    online = {
+        "grpo": ("method.trl.max_completion_length=8", "method.trl.num_generations=2"),
+        "ppo": ("method.response_length=8", "method.mini_batch_size=4"),
+    }.get(method, ())
     reward = (f"method.reward={real_world.reward_model}",) if online else ()
     cfg = compose_job(real(real_world, extra=(f"method={method}", "model.lora.r=4", *online, *reward)), {})
     record, trained = run_capturing(cfg, tmp_path)

@@ -12,13 +12,21 @@ from tests.helpers import FAST
 
 def test_multirun_records_a_failing_trial_and_goes_on(tiny_world, tmp_path):
     env = {"PYTHONPATH": str(REPO / "tests" / "fixtures")}
-    args = ["-m", "method=dpo,nan_demo,orpo", "plugins=[nan_plugin]", "sweep_name=with-failure",
-            *tiny_world, *FAST]
+    args = [
+        "-m",
+        "method=dpo,nan_demo,orpo",
+        "plugins=[nan_plugin]",
+        "sweep_name=with-failure",
+        *tiny_world,
+        *FAST,
+    ]
     result = run_cli(args, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    records = [json.loads((tmp_path / "multirun" / "with-failure" / str(i) / "trial.json").read_text())
-               for i in range(3)]
+    records = [
+        json.loads((tmp_path / "multirun" / "with-failure" / str(i) / "trial.json").read_text())
+        for i in range(3)
+    ]
     assert [r["status"] for r in records] == ["completed", "failed", "completed"]
     assert records[1]["error"]["message"].startswith("training loss became nan at step 2")
     for r in (records[0], records[2]):
@@ -30,13 +38,19 @@ def test_multirun_records_a_failing_trial_and_goes_on(tiny_world, tmp_path):
 
     board = tmp_path / "leaderboards" / "with-failure"
     md = (board / "leaderboard.md").read_text()
-    assert "## Failed, pruned and interrupted trials" in md and "nan_demo" in md and "training loss became nan" in md
+    assert (
+        "## Failed, pruned and interrupted trials" in md
+        and "nan_demo" in md
+        and "training loss became nan" in md
+    )
     table = pd.read_csv(board / "leaderboard.csv")
     assert sorted(table["method"]) == ["dpo", "nan_demo", "orpo"]
     assert "Leaderboard (3 trials)" in result.stdout
 
     # The leaderboard is a pure function of the records: rebuilding it from disk gives the same table.
-    rebuilt = run_cli(["multirun/with-failure", "--out", "rebuilt"], cwd=tmp_path, module="harness.leaderboard")
+    rebuilt = run_cli(
+        ["multirun/with-failure", "--out", "rebuilt"], cwd=tmp_path, module="harness.leaderboard"
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "rebuilt" / "leaderboard.csv"), table)
 

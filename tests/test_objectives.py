@@ -16,23 +16,46 @@ from harness.records import RECORD_NAME, write_record
 pytestmark = pytest.mark.unit
 
 BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.values() for m in e.metrics}
-JUDGE = Metric("judge_win_rate", "judge's win rate against the reference", "maximize", headline=True,
-               se="judge_win_rate_se", objective_priority=20)
-DECLARED = {**BUILTIN, "judge_win_rate": JUDGE.to_record("judge"),
-            "judge_win_rate_se": Metric("judge_win_rate_se", "standard error").to_record("judge")}
+JUDGE = Metric(
+    "judge_win_rate",
+    "judge's win rate against the reference",
+    "maximize",
+    headline=True,
+    se="judge_win_rate_se",
+    objective_priority=20,
+)
+DECLARED = {
+    **BUILTIN,
+    "judge_win_rate": JUDGE.to_record("judge"),
+    "judge_win_rate_se": Metric("judge_win_rate_se", "standard error").to_record("judge"),
+}
 
 
 def _spec(name: str, metric: str, priority: int, active: bool) -> EvaluatorSpec:
-    return EvaluatorSpec(name=name, evaluate=lambda ctx: {}, active=lambda cfg: active,
-                         metrics=[Metric(metric, "m", "maximize", objective_priority=priority)])
+    return EvaluatorSpec(
+        name=name,
+        evaluate=lambda ctx: {},
+        active=lambda cfg: active,
+        metrics=[Metric(metric, "m", "maximize", objective_priority=priority)],
+    )
 
 
-@pytest.mark.parametrize(("gold", "rm", "judge", "expected"), [
-    (True, True, True, "gold_reward"), (False, True, True, "reward_model_score"),
-    (False, False, True, "judge_win_rate"), (False, False, False, "preference_accuracy")])
+@pytest.mark.parametrize(
+    ("gold", "rm", "judge", "expected"),
+    [
+        (True, True, True, "gold_reward"),
+        (False, True, True, "reward_model_score"),
+        (False, False, True, "judge_win_rate"),
+        (False, False, False, "preference_accuracy"),
+    ],
+)
 def test_auto_is_gold_else_reward_model_else_judge_else_preference_accuracy(gold, rm, judge, expected):
-    specs = [_spec("pref", "preference_accuracy", 30, True), _spec("judge", "judge_win_rate", 20, judge),
-             _spec("rm", "reward_model_score", 10, rm), _spec("gold", "gold_reward", 0, gold)]
+    specs = [
+        _spec("pref", "preference_accuracy", 30, True),
+        _spec("judge", "judge_win_rate", 20, judge),
+        _spec("rm", "reward_model_score", 10, rm),
+        _spec("gold", "gold_reward", 0, gold),
+    ]
     assert auto_objective(specs, OmegaConf.create({})).name == expected
 
 
@@ -49,12 +72,20 @@ def test_the_built_in_evaluators_declare_that_order_and_when_they_yield_metrics(
 
 
 def _record(method: str, score: float, metrics: dict, reference: dict, job: int) -> dict:
-    return {"trial_id": f"{method}-{job}", "status": "completed", "method": method, "error": None,
-            "hyperparameters": {"seed": 0}, "overrides": [f"method={method}"],
-            "config": {"model": {"name_or_path": "/models/qwen"}, "data": {"source": "files"}},
-            "reference": {"metrics": reference}, "eval_prompts": 64,
-            "checkpoints": [{"step": 10, "final": True, "metrics": {**metrics, "kl": 1.0 + job}}],
-            "timings": {"train_s": 1.0}, "metric_declarations": DECLARED}
+    return {
+        "trial_id": f"{method}-{job}",
+        "status": "completed",
+        "method": method,
+        "error": None,
+        "hyperparameters": {"seed": 0},
+        "overrides": [f"method={method}"],
+        "config": {"model": {"name_or_path": "/models/qwen"}, "data": {"source": "files"}},
+        "reference": {"metrics": reference},
+        "eval_prompts": 64,
+        "checkpoints": [{"step": 10, "final": True, "metrics": {**metrics, "kl": 1.0 + job}}],
+        "timings": {"train_s": 1.0},
+        "metric_declarations": DECLARED,
+    }
 
 
 def _head(board: leaderboard.Leaderboard, tmp_path) -> tuple[str, str]:
@@ -65,8 +96,16 @@ def _head(board: leaderboard.Leaderboard, tmp_path) -> tuple[str, str]:
 
 def test_a_real_model_leaderboard_opens_with_the_reward_model_objective_and_its_baseline(tmp_path):
     reference = {"reward_model_score": 0.187, "reward_model_score_se": 0.021, "preference_accuracy": 0.5}
-    records = [_record(m, s, {"reward_model_score": s, "reward_model_score_se": 0.03, "preference_accuracy": 0.6},
-                       reference, i) for i, (m, s) in enumerate([("dpo", 0.40), ("simpo", 0.55)])]
+    records = [
+        _record(
+            m,
+            s,
+            {"reward_model_score": s, "reward_model_score_se": 0.03, "preference_accuracy": 0.6},
+            reference,
+            i,
+        )
+        for i, (m, s) in enumerate([("dpo", 0.40), ("simpo", 0.55)])
+    ]
     board = leaderboard.build(records)
     assert board.objective_name == "rm_score" and list(board.trials["method"]) == ["simpo", "dpo"]
     assert board.baseline() == (0.187, 0.021)
@@ -78,15 +117,24 @@ def test_a_real_model_leaderboard_opens_with_the_reward_model_objective_and_its_
     assert "Objective: <b>rm_score</b>" in page and "0.187 ± 0.021" in page
     shown = board.shown(board.trials).columns
     assert {"rm_score", "rm_se", "base_rm_score"} <= set(shown)
-    assert leaderboard.console_table(board).startswith("Objective: rm_score (higher is better, auto); reference "
-                                                       "model 0.187 ± 0.021 (SE).")
+    assert leaderboard.console_table(board).startswith(
+        "Objective: rm_score (higher is better, auto); reference model 0.187 ± 0.021 (SE)."
+    )
 
 
 def test_a_named_objective_says_so_and_the_judge_ranks_when_named(tmp_path):
-    reference = {"reward_model_score": 0.1, "reward_model_score_se": 0.01, "judge_win_rate": 0.5,
-                 "judge_win_rate_se": 0.0}
-    records = [_record(m, 0.0, {"reward_model_score": r, "judge_win_rate": j, "judge_win_rate_se": 0.05},
-                       reference, i) for i, (m, r, j) in enumerate([("dpo", 0.9, 0.55), ("orpo", 0.2, 0.70)])]
+    reference = {
+        "reward_model_score": 0.1,
+        "reward_model_score_se": 0.01,
+        "judge_win_rate": 0.5,
+        "judge_win_rate_se": 0.0,
+    }
+    records = [
+        _record(
+            m, 0.0, {"reward_model_score": r, "judge_win_rate": j, "judge_win_rate_se": 0.05}, reference, i
+        )
+        for i, (m, r, j) in enumerate([("dpo", 0.9, 0.55), ("orpo", 0.2, 0.70)])
+    ]
     assert leaderboard.build(records).objective_name == "rm_score"  # auto: the reward model comes first
     board = leaderboard.build(records, objective="judge_win_rate")
     assert list(board.trials["method"]) == ["orpo", "dpo"] and not board.objective_auto
@@ -96,7 +144,9 @@ def test_a_named_objective_says_so_and_the_judge_ranks_when_named(tmp_path):
 
 
 def test_with_nothing_to_rank_by_the_report_says_how_to_get_an_objective(tmp_path):
-    records = [_record(m, 0.0, {"distinct_2": 0.5}, {"distinct_2": 0.4}, i) for i, m in enumerate(["dpo", "ipo"])]
+    records = [
+        _record(m, 0.0, {"distinct_2": 0.5}, {"distinct_2": 0.4}, i) for i, m in enumerate(["dpo", "ipo"])
+    ]
     board = leaderboard.build(records)
     assert board.objective_name is None
     head, page = _head(board, tmp_path)
@@ -104,7 +154,7 @@ def test_with_nothing_to_rank_by_the_report_says_how_to_get_an_objective(tmp_pat
     assert "eval.extra=[judge]" in head and "leaderboard.objective=&lt;metric&gt;" in page
     for path in tmp_path.iterdir():
         if path.suffix in (".md", ".html"):
-            assert "None" not in path.read_text().split("## Reproduce")[0].split("<h2 id=\"reproduce\"")[0]
+            assert "None" not in path.read_text().split("## Reproduce")[0].split('<h2 id="reproduce"')[0]
 
 
 @pytest.mark.filterwarnings("ignore:cannot open Optuna study")
@@ -113,14 +163,22 @@ def test_a_study_that_resolved_auto_is_reported_as_auto(tmp_path):
 
     reference = {"preference_accuracy": 0.5, "preference_accuracy_se": 0.03}
     for i, (m, acc) in enumerate([("dpo", 0.7), ("ipo", 0.6)]):
-        write_record(tmp_path / "sweep" / str(i) / RECORD_NAME,
-                     _record(m, 0.0, {"preference_accuracy": acc, "preference_accuracy_se": 0.02}, reference, i))
-    StudySettings("s", str(tmp_path / "sweep" / "study.journal"), ["preference_accuracy"], ["maximize"],
-                  auto_objective=True).save(tmp_path / "sweep")
+        write_record(
+            tmp_path / "sweep" / str(i) / RECORD_NAME,
+            _record(m, 0.0, {"preference_accuracy": acc, "preference_accuracy_se": 0.02}, reference, i),
+        )
+    StudySettings(
+        "s",
+        str(tmp_path / "sweep" / "study.journal"),
+        ["preference_accuracy"],
+        ["maximize"],
+        auto_objective=True,
+    ).save(tmp_path / "sweep")
     board = leaderboard.load_leaderboard([tmp_path / "sweep"])
     assert board.objective_name == "pref_acc" and board.objective_auto
-    assert leaderboard.console_table(board).startswith("Objective: pref_acc (higher is better, auto); reference "
-                                                       "model 0.5 ± 0.03 (SE).")
+    assert leaderboard.console_table(board).startswith(
+        "Objective: pref_acc (higher is better, auto); reference model 0.5 ± 0.03 (SE)."
+    )
 
 
 def test_naming_a_metric_of_an_evaluator_the_trial_does_not_run_says_how_to_add_it():
@@ -131,19 +189,27 @@ def test_naming_a_metric_of_an_evaluator_the_trial_does_not_run_says_how_to_add_
     judge = _spec("judge", "judge_win_rate", 20, True)
     with pytest.raises(ConfigError) as error:
         resolve_metric("judge_win_rate", running, "leaderboard.objective", registered=[*running, judge])
-    assert str(error.value) == ("leaderboard.objective=judge_win_rate is a metric of evaluator judge, which this trial "
-                                "does not run; add it with eval.extra=[judge] (and its options, eval.judge.*), or "
-                                "choose one of: preference_accuracy.")
+    assert str(error.value) == (
+        "leaderboard.objective=judge_win_rate is a metric of evaluator judge, which this trial "
+        "does not run; add it with eval.extra=[judge] (and its options, eval.judge.*), or "
+        "choose one of: preference_accuracy."
+    )
     with pytest.raises(ConfigError, match="Unknown metric for leaderboard.objective 'judge_wr'"):
         resolve_metric("judge_wr", running, "leaderboard.objective", registered=[*running, judge])
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [
-    ([], "gold_reward"),  # the toy world's data has a gold reward
-    (["data=files", "data.path=/data/prefs.jsonl", "eval.reward_model.name_or_path=/models/rm"], "reward_model_score"),
-    (["data=files", "data.path=/data/prefs.jsonl", "eval.extra=[judge]"], "judge_win_rate"),
-    (["data=files", "data.path=/data/prefs.jsonl"], "preference_accuracy"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ([], "gold_reward"),  # the toy world's data has a gold reward
+        (
+            ["data=files", "data.path=/data/prefs.jsonl", "eval.reward_model.name_or_path=/models/rm"],
+            "reward_model_score",
+        ),
+        (["data=files", "data.path=/data/prefs.jsonl", "eval.extra=[judge]"], "judge_win_rate"),
+        (["data=files", "data.path=/data/prefs.jsonl"], "preference_accuracy"),
+    ],
+)
 def test_an_optuna_sweep_resolves_auto_from_the_composed_config_before_any_trial(overrides, expected):
     """What the sweeper names its study's objective (harness.sweep.sweeper: auto resolved before the first trial)."""
     from harness.config.compose import compose_job

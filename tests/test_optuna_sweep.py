@@ -29,9 +29,17 @@ from tests.conftest import run_cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-QUICK = ["method.max_steps=8", "train.num_checkpoints=2", "method.batch_size=4", "eval.num_prompts=8",
-         "eval.max_new_tokens=12", "eval.evaluators=[gold_reward,kl]", "eval.checkpoints=all",
-         "train.save_checkpoints=false", "leaderboard.print=false"]
+QUICK = [
+    "method.max_steps=8",
+    "train.num_checkpoints=2",
+    "method.batch_size=4",
+    "eval.num_prompts=8",
+    "eval.max_new_tokens=12",
+    "eval.evaluators=[gold_reward,kl]",
+    "eval.checkpoints=all",
+    "train.save_checkpoints=false",
+    "leaderboard.print=false",
+]
 
 
 def sweep_args(tiny_world, *extra):
@@ -49,20 +57,29 @@ def records(sweep_dir: Path) -> dict[int, dict]:
 
 @pytest.mark.slow
 def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_dashboard(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none",
-                      "hydra.sweeper.sampler.seed=0")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.sampler.seed=0",
+    )
     first = run_cli(args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "multirun").iterdir()  # the default name is stable: optuna-dpo-<digest>
     assert sweep_dir.name.startswith("optuna-dpo-") and "0 of 3 planned trials done" in first.stdout
-    assert "search dpo: method.beta: log [0.02, 0.5]" in first.stdout  # DPO's suggested space, from its plugin
+    assert (
+        "search dpo: method.beta: log [0.02, 0.5]" in first.stdout
+    )  # DPO's suggested space, from its plugin
 
     again = run_cli(args, cwd=tmp_path)  # the same command: nothing left to do
     assert again.returncode == 0 and "3 of 3 planned trials done" in again.stdout
     assert "Launching" not in again.stdout + again.stderr
     more = run_cli([*args, "hydra.sweeper.n_trials=4"], cwd=tmp_path)  # resume and extend the same study
     assert more.returncode == 0, more.stderr[-3000:]
-    assert "3 of 4 planned trials done" in more.stdout and list((tmp_path / "multirun").iterdir()) == [sweep_dir]
+    assert "3 of 4 planned trials done" in more.stdout and list((tmp_path / "multirun").iterdir()) == [
+        sweep_dir
+    ]
 
     study = load(sweep_dir)
     trials = study.get_trials()
@@ -88,8 +105,11 @@ def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_da
     assert importances["importance"].sum() == pytest.approx(1.0)
 
     # The study's storage names its trials too: the same leaderboard, rebuilt from the journal file alone.
-    rebuilt = run_cli([str(sweep_dir / st.JOURNAL_NAME), "--out", "from-journal"], cwd=tmp_path,
-                      module="harness.leaderboard")
+    rebuilt = run_cli(
+        [str(sweep_dir / st.JOURNAL_NAME), "--out", "from-journal"],
+        cwd=tmp_path,
+        module="harness.leaderboard",
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
     again_table = pd.read_csv(tmp_path / "from-journal" / "leaderboard.csv")
     assert sorted(again_table["trial_id"]) == sorted(table["trial_id"])
@@ -103,8 +123,11 @@ def _check_dashboard(journal: Path, study_name: str, n_trials: int) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = Path(sys.executable).with_name("optuna-dashboard")  # the package's own command line
-    server = subprocess.Popen([str(command), str(journal), "--port", str(port),
-                               "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(command), str(journal), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -116,7 +139,9 @@ def _check_dashboard(journal: Path, study_name: str, n_trials: int) -> None:
                 assert time.time() < deadline and server.poll() is None, "optuna-dashboard did not start"
                 time.sleep(0.5)
         (summary,) = [s for s in studies if s["study_name"] == study_name]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=30
+        ) as r:
             detail = json.load(r)
         assert len(detail["trials"]) == n_trials
     finally:
@@ -126,14 +151,29 @@ def _check_dashboard(journal: Path, study_name: str, n_trials: int) -> None:
 
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_resumes_without_duplicates_or_lost_results(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none",
-                      "method.max_steps=30", "sweep_name=killed")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=2",
+        "hydra/sweeper/pruner=none",
+        "method.max_steps=30",
+        "sweep_name=killed",
+    )
     sweep_dir = tmp_path / "multirun" / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
     try:  # kill it once the second trial is training
         deadline = time.time() + 300
-        while not (records(sweep_dir).get(1, {}).get("status") == "running" and (sweep_dir / "1" / "trainer").exists()):
+        while not (
+            records(sweep_dir).get(1, {}).get("status") == "running"
+            and (sweep_dir / "1" / "trainer").exists()
+        ):
             assert time.time() < deadline and proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.05)
         time.sleep(0.5)
@@ -163,11 +203,18 @@ def test_a_sweep_killed_mid_trial_resumes_without_duplicates_or_lost_results(tin
 
 @pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_two_workers_share_one_study_safely(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo,simpo", "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
-                      "sweep_name=shared")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo,simpo",
+        "hydra.sweeper.n_trials=4",
+        "hydra/sweeper/pruner=none",
+        "sweep_name=shared",
+    )
     command = [sys.executable, "-m", "harness", *args]
-    workers = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_out, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-3000:]
@@ -176,16 +223,27 @@ def test_two_workers_share_one_study_safely(tiny_world, tmp_path):
     counted = counted_trials(study)
     assert len(counted) == 4 and all(t.state == TrialState.COMPLETE for t in counted)
     recs = records(tmp_path / "multirun" / "shared")
-    assert sorted(n for n, r in recs.items() if r["status"] == "completed") == sorted(t.number for t in counted)
+    assert sorted(n for n, r in recs.items() if r["status"] == "completed") == sorted(
+        t.number for t in counted
+    )
     owners = {t.user_attrs[st.ATTR_OWNER]["pid"] for t in counted}
-    assert owners <= {w.pid for w in workers}  # each trial was run by one of the two workers (usually both work)
+    assert owners <= {
+        w.pid for w in workers
+    }  # each trial was run by one of the two workers (usually both work)
 
 
 @pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_parallel_trials_run_in_their_own_processes_through_the_joblib_launcher(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
-                      "hydra/sweeper/pruner=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                      "sweep_name=parallel")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra/sweeper/pruner=none",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "sweep_name=parallel",
+    )
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = load(tmp_path / "multirun" / "parallel").get_trials()
@@ -197,9 +255,15 @@ def test_parallel_trials_run_in_their_own_processes_through_the_joblib_launcher(
 
 def test_the_pruner_stops_trials_from_their_own_process(tiny_world, tmp_path):
     # A threshold no objective reaches prunes every trial at its first evaluated checkpoint.
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none",
-                      "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.lower=1e9",
-                      "sweep_name=pruned")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=2",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+        "+hydra.sweeper.pruner.lower=1e9",
+        "sweep_name=pruned",
+    )
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     study = load(tmp_path / "multirun" / "pruned")
@@ -218,20 +282,35 @@ def test_the_pruner_stops_trials_from_their_own_process(tiny_world, tmp_path):
 
 @pytest.mark.slow
 def test_a_step_budget_stops_the_search_before_n_trials(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=10", "hydra.sweeper.budget_steps=12",
-                      "hydra/sweeper/pruner=none", "sweep_name=budget")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.budget_steps=12",
+        "hydra/sweeper/pruner=none",
+        "sweep_name=budget",
+    )
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the budget of 12 training steps is spent (16 steps)" in result.stdout
     study = load(tmp_path / "multirun" / "budget")
-    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2  # 8 + 8 steps: the budget is spent
+    assert [t.state for t in study.get_trials()] == [
+        TrialState.COMPLETE
+    ] * 2  # 8 + 8 steps: the budget is spent
 
 
 @pytest.mark.slow  # about 30 s; run by .ci/run (pytest -m slow)
 def test_a_two_objective_study_s_pareto_front_is_the_front_of_the_selection_values(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo,simpo", "hydra.sweeper.n_trials=5", "hydra/sweeper/sampler=nsga2",
-                      "hydra.sweeper.objectives=[auto,kl]", "hydra.sweeper.directions=[maximize,minimize]",
-                      "hydra.sweeper.sampler.seed=0", "sweep_name=pareto")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo,simpo",
+        "hydra.sweeper.n_trials=5",
+        "hydra/sweeper/sampler=nsga2",
+        "hydra.sweeper.objectives=[auto,kl]",
+        "hydra.sweeper.directions=[maximize,minimize]",
+        "hydra.sweeper.sampler.seed=0",
+        "sweep_name=pareto",
+    )
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "does not prune multi-objective studies" in result.stdout
@@ -248,25 +327,53 @@ def test_a_two_objective_study_s_pareto_front_is_the_front_of_the_selection_valu
     assert "maximize gold_reward, minimize kl" in md and "★" in md
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["method=dpo", "method.beta=interval(-1.0, 0.5)"], "method.beta=-1.0 is invalid for method dpo"),
-    # the same path in a fresh process each (seconds of imports): the slow tier runs the rest
-    pytest.param(["method=dpo,simpo", "hydra/sweeper/sampler=grid"], "grid sampler cannot search a conditional space",
-                 marks=pytest.mark.slow),
-    pytest.param(["method=dpo", "eval.checkpoints=final"], "Pruning needs every checkpoint evaluated",
-                 marks=pytest.mark.slow),
-    pytest.param(["method=dpo", "method.bta=interval(0.1, 0.5)"], "has the option method.bta", marks=pytest.mark.slow),
-    (["method=dpo", "hydra.sweeper.objectives=[rep_token]"], "Unknown metric for hydra.sweeper.objectives 'rep_token'"),
-    pytest.param(["method=dpo", "hydra.sweeper.objectives=[kl,auto]"], "'auto' may only be the first objective",
-                 marks=pytest.mark.slow),
-    pytest.param(["method=dpo", "hydra.sweeper.prune_warmup=1.5"], "hydra.sweeper.prune_warmup=1.5 is invalid",
-                 marks=pytest.mark.slow),
-    pytest.param(["method=dpo", "hydra.sweeper.prune_value=median"], "hydra.sweeper.prune_value='median' is invalid",
-                 marks=pytest.mark.slow),
-    # a database driver that is not installed: named with the fix, the URL's password hidden
-    pytest.param(["method=dpo", "hydra.sweeper.storage=postgresql+pg8000://me:s3cret@127.0.0.1:1/db"],
-                 "storage postgresql+pg8000://me:***@127.0.0.1:1/db needs the pg8000 driver", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["method=dpo", "method.beta=interval(-1.0, 0.5)"], "method.beta=-1.0 is invalid for method dpo"),
+        # the same path in a fresh process each (seconds of imports): the slow tier runs the rest
+        pytest.param(
+            ["method=dpo,simpo", "hydra/sweeper/sampler=grid"],
+            "grid sampler cannot search a conditional space",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["method=dpo", "eval.checkpoints=final"],
+            "Pruning needs every checkpoint evaluated",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["method=dpo", "method.bta=interval(0.1, 0.5)"],
+            "has the option method.bta",
+            marks=pytest.mark.slow,
+        ),
+        (
+            ["method=dpo", "hydra.sweeper.objectives=[rep_token]"],
+            "Unknown metric for hydra.sweeper.objectives 'rep_token'",
+        ),
+        pytest.param(
+            ["method=dpo", "hydra.sweeper.objectives=[kl,auto]"],
+            "'auto' may only be the first objective",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["method=dpo", "hydra.sweeper.prune_warmup=1.5"],
+            "hydra.sweeper.prune_warmup=1.5 is invalid",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["method=dpo", "hydra.sweeper.prune_value=median"],
+            "hydra.sweeper.prune_value='median' is invalid",
+            marks=pytest.mark.slow,
+        ),
+        # a database driver that is not installed: named with the fix, the URL's password hidden
+        pytest.param(
+            ["method=dpo", "hydra.sweeper.storage=postgresql+pg8000://me:s3cret@127.0.0.1:1/db"],
+            "storage postgresql+pg8000://me:***@127.0.0.1:1/db needs the pg8000 driver",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
 def test_bad_sweeps_stop_before_any_compute_with_one_line(tiny_world, tmp_path, extra, message):
     result = run_cli([*sweep_args(tiny_world, *extra)], cwd=tmp_path)
     assert result.returncode == 2
@@ -277,8 +384,14 @@ def test_bad_sweeps_stop_before_any_compute_with_one_line(tiny_world, tmp_path, 
 
 
 def test_an_objective_alone_is_optimised_in_its_declared_direction(tiny_world, tmp_path):
-    args = sweep_args(tiny_world, "method=dpo", "hydra.sweeper.n_trials=1", "hydra/sweeper/pruner=none",
-                      "hydra.sweeper.objectives=[kl]", "sweep_name=kl")
+    args = sweep_args(
+        tiny_world,
+        "method=dpo",
+        "hydra.sweeper.n_trials=1",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.objectives=[kl]",
+        "sweep_name=kl",
+    )
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "minimize kl" in result.stdout

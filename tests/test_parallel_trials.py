@@ -51,10 +51,24 @@ def test_trials_are_spread_over_the_gpus_round_robin(monkeypatch):
 
 @pytest.mark.slow
 def test_two_trials_side_by_side_get_one_core_each(tiny_world, tmp_path):
-    result = run_cli(["-m", *tiny_world, *FAST, "method=dpo", "seed=1,2", "sweep_name=side", "eval.evaluators=[kl]",
-                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            *tiny_world,
+            *FAST,
+            "method=dpo",
+            "seed=1,2",
+            "sweep_name=side",
+            "eval.evaluators=[kl]",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads((tmp_path / "multirun" / "side" / str(n) / "trial.json").read_text()) for n in (0, 1)]
+    records = [
+        json.loads((tmp_path / "multirun" / "side" / str(n) / "trial.json").read_text()) for n in (0, 1)
+    ]
     assert [r["status"] for r in records] == ["completed", "completed"]
     expected = max(1, resources.cpu_cores() // 2)
     assert [r["host"]["torch_threads"] for r in records] == [expected, expected]

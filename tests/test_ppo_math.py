@@ -44,15 +44,21 @@ def test_whitening_uses_only_unmasked_tokens():
     assert out[0, :2].tolist() == pytest.approx(((torch.tensor([1.0, 2.0]) - mean) / std).tolist(), rel=1e-5)
     assert out[0, 2].item() == 0.0
     assert out[mask.bool()].mean().item() == pytest.approx(0.0, abs=1e-6)
-    assert whiten(values, mask, shift_mean=False)[mask.bool()].mean().item() == pytest.approx(mean.item(), rel=1e-5)
+    assert whiten(values, mask, shift_mean=False)[mask.bool()].mean().item() == pytest.approx(
+        mean.item(), rel=1e-5
+    )
 
 
 def test_adaptive_kl_controller_raises_the_coefficient_above_target_and_lowers_it_below():
     ctl = AdaptiveKLController(value=0.1, target=6.0, horizon=10000)
-    assert ctl.update(current_kl=9.0, n_samples=1000) == pytest.approx(0.1 * (1 + 0.2 * 0.1))  # error clipped to +0.2
+    assert ctl.update(current_kl=9.0, n_samples=1000) == pytest.approx(
+        0.1 * (1 + 0.2 * 0.1)
+    )  # error clipped to +0.2
     ctl = AdaptiveKLController(value=0.1, target=6.0, horizon=10000)
     assert ctl.update(current_kl=5.4, n_samples=1000) == pytest.approx(0.1 * (1 - 0.1 * 0.1))  # error -0.1
-    assert ctl.update(current_kl=6.0, n_samples=1000) == pytest.approx(0.1 * (1 - 0.1 * 0.1))  # on target: kept
+    assert ctl.update(current_kl=6.0, n_samples=1000) == pytest.approx(
+        0.1 * (1 - 0.1 * 0.1)
+    )  # on target: kept
     rising = AdaptiveKLController(value=0.05, target=1.0, horizon=100)
     values = [rising.update(3.0, 64) for _ in range(5)]
     assert values == sorted(values) and values[-1] > 0.05
@@ -87,6 +93,10 @@ def test_kl_penalties_and_token_rewards():
     logits, ref_logits = torch.tensor([[[0.0, math.log(3.0)]]]), torch.tensor([[[0.0, 0.0]]])
     full = kl_per_token(logp[:, :1], ref[:, :1], "full", logits, ref_logits).item()
     assert full == pytest.approx(0.25 * math.log(0.5) + 0.75 * math.log(1.5))  # KL([1/4, 3/4] || [1/2, 1/2])
-    rewards = token_rewards(torch.tensor([3.0, 1.0]), torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5]]), 0.5,
-                            torch.tensor([[1, 1, 1], [1, 0, 0]]))
+    rewards = token_rewards(
+        torch.tensor([3.0, 1.0]),
+        torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5]]),
+        0.5,
+        torch.tensor([[1, 1, 1], [1, 0, 0]]),
+    )
     assert rewards.flatten().tolist() == pytest.approx([-0.05, -0.1, 3.0 - 0.15, 1.0 - 0.25, 0.0, 0.0])

@@ -35,7 +35,9 @@ def test_the_trainers_whose_preparation_is_cached():
     from trl.experimental.cpo import CPOTrainer
     from trl.experimental.orpo import ORPOTrainer
 
-    assert all(prepares_data(cls) for cls in (trl.DPOTrainer, trl.KTOTrainer, trl.SFTTrainer, trl.RewardTrainer))
+    assert all(
+        prepares_data(cls) for cls in (trl.DPOTrainer, trl.KTOTrainer, trl.SFTTrainer, trl.RewardTrainer)
+    )
     assert not any(prepares_data(cls) for cls in (ORPOTrainer, CPOTrainer))
 
     class OwnPreparation(trl.DPOTrainer):  # code the key does not know: uncached
@@ -77,8 +79,11 @@ def build(ctx, method: str):
 
     if method == "reward":
         return ctx.trl_trainer(model=reward.load_reward_backbone(ctx))
-    return {"dpo": lambda: ctx.trl_trainer(ref_model=ctx.reference), "kto": lambda: kto.build_trainer(ctx),
-            "sft": lambda: sft.build_trainer(ctx)}[method]()
+    return {
+        "dpo": lambda: ctx.trl_trainer(ref_model=ctx.reference),
+        "kto": lambda: kto.build_trainer(ctx),
+        "sft": lambda: sft.build_trainer(ctx),
+    }[method]()
 
 
 @pytest.mark.parametrize("method", ["dpo", "kto", "sft", "reward"])
@@ -93,7 +98,11 @@ def test_each_trainer_reads_the_data_it_prepared(tiny_world, tmp_path, private_c
     own = build(ctx, method)
     assert ctx.prepared_data is None
     assert len(own.train_dataset) == len(second.train_dataset) > 0
-    assert rows_digest(second.train_dataset) == rows_digest(first.train_dataset) == rows_digest(own.train_dataset)
+    assert (
+        rows_digest(second.train_dataset)
+        == rows_digest(first.train_dataset)
+        == rows_digest(own.train_dataset)
+    )
 
 
 def test_a_change_that_matters_prepares_the_data_again(tiny_world, tmp_path, private_cache):
@@ -111,8 +120,9 @@ def test_a_change_that_matters_prepares_the_data_again(tiny_world, tmp_path, pri
 
 
 @pytest.mark.slow
-def test_a_later_trial_reads_the_prepared_data_and_trains_bit_identically(tiny_world, tmp_path, private_cache,
-                                                                         uncached):
+def test_a_later_trial_reads_the_prepared_data_and_trains_bit_identically(
+    tiny_world, tmp_path, private_cache, uncached
+):
     first = dpo_trial(tiny_world, tmp_path / "a", "method.learning_rate=1e-3")
     read = dpo_trial(tiny_world, tmp_path / "b", "method.learning_rate=2e-3")
     assert first["train"]["prepared_data"]["computed"] is True
@@ -127,9 +137,13 @@ def test_a_later_trial_reads_the_prepared_data_and_trains_bit_identically(tiny_w
 
 
 @pytest.mark.slow
-def test_a_setting_of_the_preparation_or_a_damaged_entry_prepares_it_again(tiny_world, tmp_path, private_cache):
+def test_a_setting_of_the_preparation_or_a_damaged_entry_prepares_it_again(
+    tiny_world, tmp_path, private_cache
+):
     first = dpo_trial(tiny_world, tmp_path / "a")
-    shorter = dpo_trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # drops rows whose prompt fills it
+    shorter = dpo_trial(
+        tiny_world, tmp_path / "b", "method.trl.max_length=24"
+    )  # drops rows whose prompt fills it
     assert shorter["train"]["prepared_data"]["computed"] is True
     assert shorter["train"]["prepared_data"]["cache"] != first["train"]["prepared_data"]["cache"]
 

@@ -51,7 +51,9 @@ def _first_pruned_step(study, method, curve):
 def test_the_dipping_methods_best_setting_survives_where_a_pooled_median_cuts_it():
     best_dpo = [v + 0.1 for v in DIPS_FIRST]  # DPO's best setting: still below every SimPO trial at steps 1-3
     pooled = _study(optuna.pruners.MedianPruner(n_startup_trials=4))
-    assert _first_pruned_step(pooled, "dpo", best_dpo) == 1  # what happened in the issue: cut at the first checkpoint
+    assert (
+        _first_pruned_step(pooled, "dpo", best_dpo) == 1
+    )  # what happened in the issue: cut at the first checkpoint
     fair = _study(LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=4), warmup=1 / 3))
     assert _first_pruned_step(fair, "dpo", best_dpo) is None
     # it still prunes: a DPO setting worse than DPO's median after the warm-up is cut, at the first step allowed
@@ -59,7 +61,9 @@ def test_the_dipping_methods_best_setting_survives_where_a_pooled_median_cuts_it
 
 
 def test_no_trial_is_cut_before_the_warm_up_share_of_its_steps():
-    fair = _study(LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=1), warmup=0.5, by_method=False))
+    fair = _study(
+        LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=1), warmup=0.5, by_method=False)
+    )
     hopeless = [-5.0] * PLANNED
     assert _first_pruned_step(fair, "simpo", hopeless) == 3  # steps 1 and 2 are under half of 6
 
@@ -85,14 +89,19 @@ def test_steps_spent_counts_completed_trials_at_their_plan_and_pruned_ones_where
 
 
 def test_a_trial_that_reached_its_planned_steps_is_never_pruned():
-    fair = _study(LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=1), warmup=0.9, by_method=False))
-    hopeless = [-5.0] * PLANNED  # only the last step is past the warm-up: it has cost every step, it completes
+    fair = _study(
+        LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=1), warmup=0.9, by_method=False)
+    )
+    hopeless = [
+        -5.0
+    ] * PLANNED  # only the last step is past the warm-up: it has cost every step, it completes
     assert _first_pruned_step(fair, "simpo", hopeless) is None
 
 
 def test_successive_halvings_first_rung_is_the_warm_up_step():
-    pruner = LikeForLikePruner(optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=2),
-                               warmup=1 / 3)
+    pruner = LikeForLikePruner(
+        optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=2), warmup=1 / 3
+    )
     study = optuna.create_study(direction="maximize", pruner=pruner)
 
     def run(level):  # a DPO-like curve at ``level``; where the pruner stops it (None: it completed)
@@ -110,4 +119,6 @@ def test_successive_halvings_first_rung_is_the_warm_up_step():
     assert [run(level) for level in (0.1, 0.3)] == [None, None]  # each the best at its rung so far
     assert pruner.pruner._min_resource == 2  # a third of 6 steps, not Optuna's guess of 1 (a hundredth)
     assert run(-0.5) == 2  # the bottom half at the first rung, cut there (its first chance)
-    assert run(0.5) is None  # the top half goes on; the second rung (step 4) promotes it, the last step never prunes
+    assert (
+        run(0.5) is None
+    )  # the top half goes on; the second rung (step 4) promotes it, the last step never prunes

@@ -32,9 +32,17 @@ from tests.realworld import build_tokenizer, hh_rows, kto_rows, ultrafeedback_ro
 
 ASSISTANT = "\n\nAssistant:"
 # Two tiny steps, few short evaluation samples, the cheap evaluators.
-FAST = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "train.num_checkpoints=1",
-        "eval.num_prompts=4", "eval.selection.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]",
-        "train.num_threads=0"]
+FAST = [
+    "method.max_steps=2",
+    "method.batch_size=4",
+    "method.grad_accum=1",
+    "train.num_checkpoints=1",
+    "eval.num_prompts=4",
+    "eval.selection.num_prompts=4",
+    "eval.max_new_tokens=8",
+    "eval.evaluators=[kl,text_stats]",
+    "train.num_threads=0",
+]
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -46,7 +54,9 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     """The fixture's ChatML byte-level BPE tokenizer, alone (no model)."""
     corpus = [m["content"] for r in ultrafeedback_rows(48, seed=1) for m in r["chosen"] + r["rejected"]]
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"), corpus + [r["chosen"] for r in hh_rows(48, seed=3)])
+    return build_tokenizer(
+        tmp_path_factory.mktemp("tokenizer"), corpus + [r["chosen"] for r in hh_rows(48, seed=3)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +68,7 @@ def ultrafeedback(tmp_path_factory: pytest.TempPathFactory):
 
 # -- pure logic ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_hh_prompts_end_at_the_last_assistant_marker_even_when_answers_start_alike(tmp_path):
     rows = hh_rows(48, seed=3)
@@ -66,7 +77,10 @@ def test_hh_prompts_end_at_the_last_assistant_marker_even_when_answers_start_ali
     assert len(train) == len(rows)
     for row, source in zip(train, rows, strict=True):
         assert row["prompt"].endswith(ASSISTANT) and row["prompt"].count(ASSISTANT) == 2
-        assert row["prompt"] + row["chosen"] == source["chosen"] and row["prompt"] + row["rejected"] == source["rejected"]
+        assert (
+            row["prompt"] + row["chosen"] == source["chosen"]
+            and row["prompt"] + row["rejected"] == source["rejected"]
+        )
     alike = train[::4]  # every fourth pair's answers both start with "Well,"
     assert all(r["chosen"].startswith(" Well,") and r["rejected"].startswith(" Well,") for r in alike)
 
@@ -74,21 +88,32 @@ def test_hh_prompts_end_at_the_last_assistant_marker_even_when_answers_start_ali
 @pytest.mark.unit
 def test_the_hh_rule_takes_the_last_shared_marker_and_other_text_keeps_the_common_prefix():
     turns = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: and?"
-    assert split_prompt(f"{turns}\n\nAssistant: Yes, good", f"{turns}\n\nAssistant: Yes, bad")[0] == f"{turns}{ASSISTANT}"
+    assert (
+        split_prompt(f"{turns}\n\nAssistant: Yes, good", f"{turns}\n\nAssistant: Yes, bad")[0]
+        == f"{turns}{ASSISTANT}"
+    )
     # the transcripts part before the last turn: the prompt is what both share, up to its last marker
     longer = split_prompt(f"{turns}\n\nAssistant: a", "\n\nHuman: hi\n\nAssistant: bye")
     assert longer[0] == "\n\nHuman: hi\n\nAssistant:"
     assert split_prompt("Q: is it good? A: yes it is", "Q: is it good? A: no")[0] == "Q: is it good? A:"
-    assert split_prompt("Human: hi Assistant: Well, yes", "Human: hi Assistant: Well, no")[0] == \
-        "Human: hi Assistant: Well,"  # no "\n\n" markers: not HH, the common prefix
+    assert (
+        split_prompt("Human: hi Assistant: Well, yes", "Human: hi Assistant: Well, no")[0]
+        == "Human: hi Assistant: Well,"
+    )  # no "\n\n" markers: not HH, the common prefix
 
 
 @pytest.mark.unit
 def test_each_method_kind_gets_exactly_its_trainers_columns(ultrafeedback):
-    assert {"messages", "prompt_id", "score_chosen"} <= set(ultrafeedback.train.column_names)  # kept in the data
+    assert {"messages", "prompt_id", "score_chosen"} <= set(
+        ultrafeedback.train.column_names
+    )  # kept in the data
     for kind, columns in METHOD_COLUMNS.items():
         train, held_out = data_for_method(ultrafeedback, kind, "m")
-        assert train.column_names == list(columns) and held_out is not None and held_out.column_names == list(columns)
+        assert (
+            train.column_names == list(columns)
+            and held_out is not None
+            and held_out.column_names == list(columns)
+        )
         assert isinstance(train[0]["prompt"], list) and train[0]["prompt"][-1]["role"] == "user"
     unpaired, _ = data_for_method(ultrafeedback, "unpaired")
     assert len(unpaired) == 2 * len(ultrafeedback.train)
@@ -109,9 +134,12 @@ def test_render_prompts_is_one_public_helper(tokenizer):
     import harness.plugin
 
     assert harness.plugin.render_prompts is render_prompts is harness.evaluation.context.render_prompts
-    texts, chat = render_prompts(tokenizer, [[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]])
-    assert chat and texts == ["<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                              "<|im_start|>assistant\n"]
+    texts, chat = render_prompts(
+        tokenizer, [[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]]
+    )
+    assert chat and texts == [
+        "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    ]
     assert render_prompts(tokenizer, ["plain"]) == (["plain"], False)
     bare = tokenizer.__class__(tokenizer_object=tokenizer.backend_tokenizer)  # no chat template
     with pytest.raises(DataError, match="no chat template"):
@@ -120,11 +148,19 @@ def test_render_prompts_is_one_public_helper(tokenizer):
 
 def _chat_lengths(tokenizer, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     """(prompt tokens, longest prompt + completion tokens) of conversational pairs, one row at a time, as TRL does."""
-    def n(messages, **kw):
-        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)["input_ids"])
 
-    return [(n(r["prompt"], add_generation_prompt=True), max(n(r["prompt"] + r["chosen"]), n(r["prompt"] + r["rejected"])))
-            for r in rows]
+    def n(messages, **kw):
+        return len(
+            tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)["input_ids"]
+        )
+
+    return [
+        (
+            n(r["prompt"], add_generation_prompt=True),
+            max(n(r["prompt"] + r["chosen"]), n(r["prompt"] + r["rejected"])),
+        )
+        for r in rows
+    ]
 
 
 @pytest.mark.unit
@@ -142,7 +178,9 @@ def test_lengths_are_counted_with_the_chat_template_and_long_prompts_dropped(ult
 
 
 @pytest.mark.unit
-def test_the_length_count_is_read_from_the_cache_by_later_trials(ultrafeedback, tokenizer, tmp_path, monkeypatch):
+def test_the_length_count_is_read_from_the_cache_by_later_trials(
+    ultrafeedback, tokenizer, tmp_path, monkeypatch
+):
     from harness.trial import length_cache
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
@@ -192,8 +230,14 @@ def test_every_prompt_too_long_stops_in_one_line_naming_the_longest_and_the_fix(
 
 # -- training on the real-world fixture ---------------------------------------------------------------------------
 
+
 def _uf(rw) -> list[str]:
-    return ["data=files", f"data.path={rw.ultrafeedback}", "data.split=train_prefs", "data.eval_split=test_prefs"]
+    return [
+        "data=files",
+        f"data.path={rw.ultrafeedback}",
+        "data.split=train_prefs",
+        "data.eval_split=test_prefs",
+    ]
 
 
 def _run(rw, trial_dir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -202,13 +246,17 @@ def _run(rw, trial_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("method", ["simpo", "cpo", "orpo"])
-def test_experimental_trainers_train_on_ultrafeedback_save_to_disk_splits(real_world, cache_dir, tmp_path, method):
+def test_experimental_trainers_train_on_ultrafeedback_save_to_disk_splits(
+    real_world, cache_dir, tmp_path, method
+):
     record = _run(real_world, tmp_path, [*_uf(real_world), f"method={method}"])
     assert record["status"] == "completed", record["error"]
     assert record["data"]["format"] == "pairwise conversational" and record["data"]["train_examples"] == 48
 
 
-def test_ppo_renders_conversational_prompts_with_the_chat_template(real_world, cache_dir, tmp_path, monkeypatch):
+def test_ppo_renders_conversational_prompts_with_the_chat_template(
+    real_world, cache_dir, tmp_path, monkeypatch
+):
     import harness_plugins.ppo as ppo
 
     seen: list[tuple[list[str], bool]] = []
@@ -219,8 +267,18 @@ def test_ppo_renders_conversational_prompts_with_the_chat_template(real_world, c
 
     real_sample = ppo.sample
     monkeypatch.setattr(ppo, "sample", spy)
-    record = _run(real_world, tmp_path, [*_uf(real_world), "method=ppo", f"method.reward={real_world.reward_model}",
-                                         "method.mini_batch_size=4", "method.response_length=8", "method.ppo_epochs=1"])
+    record = _run(
+        real_world,
+        tmp_path,
+        [
+            *_uf(real_world),
+            "method=ppo",
+            f"method.reward={real_world.reward_model}",
+            "method.mini_batch_size=4",
+            "method.response_length=8",
+            "method.ppo_epochs=1",
+        ],
+    )
     assert record["status"] == "completed", record["error"]
     assert len(seen) == 2 and all(not special for _, special in seen)
     prompts = [p for batch, _ in seen for p in batch]
@@ -228,8 +286,11 @@ def test_ppo_renders_conversational_prompts_with_the_chat_template(real_world, c
 
 
 def test_kto_trains_on_unpaired_conversational_rows(real_world, cache_dir, tmp_path):
-    record = _run(real_world, tmp_path, ["data=files", f"data.path={real_world.kto_jsonl}", "data.eval_fraction=0.25",
-                                         "method=kto"])
+    record = _run(
+        real_world,
+        tmp_path,
+        ["data=files", f"data.path={real_world.kto_jsonl}", "data.eval_fraction=0.25", "method=kto"],
+    )
     assert record["status"] == "completed", record["error"]
     assert record["data"]["format"] == "unpaired conversational"
     assert record["data"]["train_examples"] == 36  # 48 rows, a quarter of the (distinct) prompts held out
@@ -241,8 +302,17 @@ def test_train_examples_is_what_the_trainer_trains_on(real_world, cache_dir, tmp
     both counts are recorded, and TRL's own tokenization keeps exactly ``train_examples`` rows."""
     import importlib
 
-    cfg = compose_job(["model=hf", f"model.name_or_path={real_world.qwen2}", *FAST, *_uf(real_world),
-                       f"method={method}", "method.trl.max_length=36"], {})
+    cfg = compose_job(
+        [
+            "model=hf",
+            f"model.name_or_path={real_world.qwen2}",
+            *FAST,
+            *_uf(real_world),
+            f"method={method}",
+            "method.trl.max_length=36",
+        ],
+        {},
+    )
     run = TrialRun(cfg, tmp_path)
     ctx = run.prepare(evaluate_reference=False)
     data = run.record["data"]
@@ -254,10 +324,14 @@ def test_train_examples_is_what_the_trainer_trains_on(real_world, cache_dir, tmp
     tokenized = trainer.train_dataset
     assert len(tokenized) == data["train_examples"]  # TRL dropped nothing more
     completions = ["chosen_ids", "rejected_ids"] if method == "dpo" else ["completion_ids"]
-    assert data["truncated"] == sum(len(r["prompt_ids"]) + max(len(r[c]) for c in completions) > 36 for r in tokenized)
+    assert data["truncated"] == sum(
+        len(r["prompt_ids"]) + max(len(r[c]) for c in completions) > 36 for r in tokenized
+    )
 
 
-def test_all_prompts_too_long_fails_in_one_line_before_the_reference_evaluation(real_world, cache_dir, tmp_path):
+def test_all_prompts_too_long_fails_in_one_line_before_the_reference_evaluation(
+    real_world, cache_dir, tmp_path
+):
     record = _run(real_world, tmp_path, [*_uf(real_world), "method=simpo", "method.trl.max_length=16"])
     assert record["status"] == "failed" and record["reference"] is None and not record["checkpoints"]
     message = record["error"]["message"]
@@ -268,10 +342,22 @@ def test_all_prompts_too_long_fails_in_one_line_before_the_reference_evaluation(
 def test_on_the_command_line_an_all_too_long_dataset_is_one_error_line_and_exit_2(real_world, tmp_path):
     from tests.conftest import run_cli
 
-    result = run_cli(["model=hf", f"model.name_or_path={real_world.qwen2}", "data=files",
-                      f"data.path={real_world.hh_jsonl}", "method.trl.max_length=8", "eval.evaluators=[kl]"],
-                     cwd=tmp_path, timeout=300)
+    result = run_cli(
+        [
+            "model=hf",
+            f"model.name_or_path={real_world.qwen2}",
+            "data=files",
+            f"data.path={real_world.hh_jsonl}",
+            "method.trl.max_length=8",
+            "eval.evaluators=[kl]",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        line for line in result.stderr.splitlines() if line.startswith("harness: error: training data: every one")]
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("harness: error: training data: every one")
+    ]
     assert len(result.stderr.strip().splitlines()) == 1

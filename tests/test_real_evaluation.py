@@ -17,16 +17,32 @@ from tests.conftest import run_cli
 from tests.judge_server import JudgeServer
 
 # Two tiny steps at a learning rate high enough that the policy's samples differ from the reference's.
-SHORT = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "method.learning_rate=0.05",
-         "train.num_checkpoints=2", "eval.num_prompts=6", "eval.selection.num_prompts=4", "eval.max_new_tokens=8",
-         "eval.readable_samples=3",
-         "train.num_threads=0"]
+SHORT = [
+    "method.max_steps=2",
+    "method.batch_size=4",
+    "method.grad_accum=1",
+    "method.learning_rate=0.05",
+    "train.num_checkpoints=2",
+    "eval.num_prompts=6",
+    "eval.selection.num_prompts=4",
+    "eval.max_new_tokens=8",
+    "eval.readable_samples=3",
+    "train.num_threads=0",
+]
 
 
 def _setup(real_world) -> list[str]:
-    return ["model=hf", f"model.name_or_path={real_world.qwen2}", "data=files", f"data.path={real_world.ultrafeedback}",
-            "data.split=train_prefs", "data.eval_split=test_prefs", f"eval.reward_model.name_or_path="
-            f"{real_world.reward_model}", "eval.evaluators=[reward_model,kl,preference_accuracy]", *SHORT]
+    return [
+        "model=hf",
+        f"model.name_or_path={real_world.qwen2}",
+        "data=files",
+        f"data.path={real_world.ultrafeedback}",
+        "data.split=train_prefs",
+        "data.eval_split=test_prefs",
+        f"eval.reward_model.name_or_path={real_world.reward_model}",
+        "eval.evaluators=[reward_model,kl,preference_accuracy]",
+        *SHORT,
+    ]
 
 
 @pytest.fixture
@@ -39,10 +55,18 @@ def judge_server():
 def test_a_sweep_ranks_by_the_reward_model_and_by_a_served_judge(real_world, tmp_path, judge_server):
     """``python -m harness -m method=dpo,simpo`` on the fixture with a reward model and the HTTP judge: the report
     opens with rm_score and its baseline ± SE; rebuilt with the judge as objective, it ranks by judge_wr."""
-    judge = ["eval.extra=[judge]", "eval.judge.backend=openai", f"eval.judge.base_url={judge_server.base_url}",
-             "eval.judge.model=judge-model"]
-    result = run_cli(["-m", "method=dpo,simpo", "sweep_name=real", *_setup(real_world), *judge], cwd=tmp_path,
-                     env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")}, timeout=400)
+    judge = [
+        "eval.extra=[judge]",
+        "eval.judge.backend=openai",
+        f"eval.judge.base_url={judge_server.base_url}",
+        "eval.judge.model=judge-model",
+    ]
+    result = run_cli(
+        ["-m", "method=dpo,simpo", "sweep_name=real", *_setup(real_world), *judge],
+        cwd=tmp_path,
+        env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert judge_server.posts, "the judge was never asked"
     out = tmp_path / "leaderboards" / "real"
@@ -56,8 +80,9 @@ def test_a_sweep_ranks_by_the_reward_model_and_by_a_served_judge(real_world, tmp
     assert {"rm_se", "judge_wr", "judge_wr_se", "judge_unparsed"} <= set(table.columns)
     assert "Objective: rm_score (higher is better, auto); reference model" in result.stdout
 
-    by_judge = leaderboard.write_leaderboard([tmp_path / "multirun" / "real"], tmp_path / "by-judge",
-                                             objective="judge_win_rate")
+    by_judge = leaderboard.write_leaderboard(
+        [tmp_path / "multirun" / "real"], tmp_path / "by-judge", objective="judge_win_rate"
+    )
     assert by_judge.objective_name == "judge_wr" and not by_judge.objective_auto
     assert by_judge.trials["judge_wr"].is_monotonic_decreasing
     assert by_judge.baseline() == (0.5, 0.0)  # the reference against itself
@@ -65,12 +90,19 @@ def test_a_sweep_ranks_by_the_reward_model_and_by_a_served_judge(real_world, tmp
     assert "**Objective: `judge_wr`**" in judged_md and "**Reference (untrained) model: 0.5 ± 0" in judged_md
 
     # Readable samples: in every checkpoint of the records, in samples.csv and in the HTML's Samples section.
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "multirun" / "real").glob("*/trial.json"))]
+    records = [
+        json.loads(p.read_text()) for p in sorted((tmp_path / "multirun" / "real").glob("*/trial.json"))
+    ]
     for record in records:
         for checkpoint in record["checkpoints"]:
             assert len(checkpoint["samples"]) == 3
             sample = checkpoint["samples"][0]
-            assert "How do I" in sample["prompt"] and "<|im_start|>" not in sample["prompt"] and sample["reference"] and "policy" in sample
+            assert (
+                "How do I" in sample["prompt"]
+                and "<|im_start|>" not in sample["prompt"]
+                and sample["reference"]
+                and "policy" in sample
+            )
             assert {"reward_model_score", "judge"} <= set(sample["scores"])
     samples = pd.read_csv(out / "samples.csv")
     assert len(samples) == 3 * sum(len(r["checkpoints"]) for r in records)
@@ -104,23 +136,40 @@ def test_a_judge_that_always_prefers_the_first_answer_scores_one_half(real_world
     server = JudgeServer(rule="first")
     try:
         monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-        record = _trial(real_world, tmp_path / "trial", "dpo", [
-            "eval.extra=[judge]", f"eval.judge.base_url={server.base_url}", "eval.judge.model=judge-model"])
+        record = _trial(
+            real_world,
+            tmp_path / "trial",
+            "dpo",
+            ["eval.extra=[judge]", f"eval.judge.base_url={server.base_url}", "eval.judge.model=judge-model"],
+        )
     finally:
         server.close()
     assert server.posts
     for checkpoint in record["checkpoints"]:
-        assert checkpoint["metrics"]["judge_win_rate"] == 0.5  # each pair won in one order and lost in the other
+        assert (
+            checkpoint["metrics"]["judge_win_rate"] == 0.5
+        )  # each pair won in one order and lost in the other
         assert checkpoint["metrics"]["judge_unparsed"] == 0
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    (["leaderboard.objective=judge_wr"], "leaderboard.objective=judge_wr is a metric of evaluator judge, which this "
-                                          "trial does not run; add it with eval.extra=[judge]"),
-    (["leaderboard.objective=rm_scor"], "Unknown metric for leaderboard.objective 'rm_scor'. Did you mean: rm_score"),
-    (["eval.extra=[judge]", "eval.judge.model=m", "eval.judge.base_url=http://127.0.0.1:{port}/v1"],
-     "eval.judge.base_url=http://127.0.0.1:{port}/v1"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["leaderboard.objective=judge_wr"],
+            "leaderboard.objective=judge_wr is a metric of evaluator judge, which this "
+            "trial does not run; add it with eval.extra=[judge]",
+        ),
+        (
+            ["leaderboard.objective=rm_scor"],
+            "Unknown metric for leaderboard.objective 'rm_scor'. Did you mean: rm_score",
+        ),
+        (
+            ["eval.extra=[judge]", "eval.judge.model=m", "eval.judge.base_url=http://127.0.0.1:{port}/v1"],
+            "eval.judge.base_url=http://127.0.0.1:{port}/v1",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_before_compute(real_world, tmp_path, monkeypatch, capsys, extra, expected):
     from harness.cli.app import main
     from tests.judge_server import closed_port

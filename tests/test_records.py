@@ -20,8 +20,12 @@ pytestmark = pytest.mark.unit
 
 
 def make_record(**over):
-    record = {"status": "completed", "method": "dpo", "hyperparameters": {"beta": 0.1, "seed": 0},
-              "checkpoints": [{"step": 10, "final": True, "metrics": {"gold_reward": 0.5, "kl": 1.0}}]}
+    record = {
+        "status": "completed",
+        "method": "dpo",
+        "hyperparameters": {"beta": 0.1, "seed": 0},
+        "checkpoints": [{"step": 10, "final": True, "metrics": {"gold_reward": 0.5, "kl": 1.0}}],
+    }
     record.update(over)
     return record
 

@@ -49,18 +49,27 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     first, _ = prepared(tiny_world, tmp_path / "a", cache_dir)
     rng_first = torch.rand(3)
     # The reported prompts and the selection prompts (harness.trial.selection) each have their own entry.
-    assert first.record["reference"]["cached"] is False and first.record["reference"]["selection"]["cached"] is False
+    assert (
+        first.record["reference"]["cached"] is False
+        and first.record["reference"]["selection"]["cached"] is False
+    )
     assert sample_calls == ["sampling reference", "selection: sampling reference"]
 
     sample_calls.clear()
-    second, ctx = prepared(tiny_world, tmp_path / "b", cache_dir, ["method.beta=0.3"])  # another trial of a sweep
+    second, ctx = prepared(
+        tiny_world, tmp_path / "b", cache_dir, ["method.beta=0.3"]
+    )  # another trial of a sweep
     rng_second = torch.rand(3)
     ref = second.record["reference"]
     assert ref["cached"] is True and ref["selection"]["cached"] is True and sample_calls == []
     assert ref["metrics"] == first.record["reference"]["metrics"]
     assert ref["selection"]["metrics"] == first.record["reference"]["selection"]["metrics"]
     assert ref["cache_key"] == first.record["reference"]["cache_key"] and ref["eval_s"] >= 0
-    assert ref["selection"]["cache_key"] == first.record["reference"]["selection"]["cache_key"] != ref["cache_key"]
+    assert (
+        ref["selection"]["cache_key"]
+        == first.record["reference"]["selection"]["cache_key"]
+        != ref["cache_key"]
+    )
     assert torch.equal(rng_first, rng_second)  # training starts from the same RNG state, hit or miss
 
     # A checkpoint samples only the policy: the win rate's reference samples come from the cache.
@@ -71,7 +80,14 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     assert sample_calls == ["sampling step 2", "selection: sampling step 2"]
     assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.metrics)
     # The selection prompts measure what chooses the checkpoint: the objective (the gold reward) and the KL.
-    assert set(result.selection["metrics"]) == {"gold_reward", "gold_reward_se", "kl", "kl_se", "kl_k3", "kl_k3_se"}
+    assert set(result.selection["metrics"]) == {
+        "gold_reward",
+        "gold_reward_se",
+        "kl",
+        "kl_se",
+        "kl_k3",
+        "kl_k3_se",
+    }
 
 
 @pytest.mark.parametrize("override", ["eval.seed=99", "eval.num_prompts=4", "eval.max_new_tokens=6"])
@@ -104,7 +120,10 @@ def test_with_the_cache_off_nothing_is_written_or_reused(tiny_world, tmp_path, s
     cache_dir = tmp_path / "refeval"
     for name in ("a", "b"):
         run, _ = prepared(tiny_world, tmp_path / name, cache_dir, cache=False)
-        assert run.record["reference"]["cached"] is False and run.record["reference"]["selection"]["cached"] is False
+        assert (
+            run.record["reference"]["cached"] is False
+            and run.record["reference"]["selection"]["cached"] is False
+        )
     assert len(sample_calls) == 4 and not cache_dir.exists()  # reported and selection prompts, in each trial
 
 
@@ -137,7 +156,9 @@ def test_a_changed_model_changes_the_key(tiny_world, tmp_path):
 
 def tiny_samples():
     tok = tiny_tokenizer()
-    return sample(tiny_lm(scale=0.3), tok, ["a", "b c d"], samples_per_prompt=3, max_new_tokens=4, batch_size=4)
+    return sample(
+        tiny_lm(scale=0.3), tok, ["a", "b c d"], samples_per_prompt=3, max_new_tokens=4, batch_size=4
+    )
 
 
 @pytest.mark.unit
@@ -153,8 +174,10 @@ def test_entries_round_trip_through_disk(tmp_path):
     loaded = reader.samples()
     assert loaded.prompts == samples.prompts and loaded.completions == samples.completions
     for a, b in zip(loaded.batches, samples.batches, strict=True):
-        assert all(torch.equal(getattr(a, f), getattr(b, f))
-                   for f in ("input_ids", "attention_mask", "completion_mask", "finished"))
+        assert all(
+            torch.equal(getattr(a, f), getattr(b, f))
+            for f in ("input_ids", "attention_mask", "completion_mask", "finished")
+        )
     assert torch.equal(reader.tensor("gold_rewards"), torch.tensor([1.0, -0.5], dtype=torch.float64))
     assert reader.tensor("missing") is None
     assert reader.metrics() == {"kl": {"kl": 0.0}, "gold_reward": {"gold_reward": 0.25}}

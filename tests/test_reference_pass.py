@@ -19,8 +19,10 @@ def private_cache(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_three_trial_sweep_computes_the_reference_pass_once(tiny_world, tmp_path, private_cache):
-    records = [dpo_trial(tiny_world, tmp_path / str(n), f"method.beta={beta}", f"seed={n}")
-               for n, beta in enumerate([0.05, 0.1, 0.3])]
+    records = [
+        dpo_trial(tiny_world, tmp_path / str(n), f"method.beta={beta}", f"seed={n}")
+        for n, beta in enumerate([0.05, 0.1, 0.3])
+    ]
     passes = [r["train"]["reference_logprobs"] for r in records]
     assert [p["computed"] for p in passes] == [True, False, False]
     assert len({p["cache"] for p in passes}) == 1
@@ -40,7 +42,9 @@ def test_a_cached_pass_trains_bit_identically(tiny_world, tmp_path, private_cach
 @pytest.mark.slow
 def test_a_setting_of_the_pass_or_a_damaged_entry_computes_it_again(tiny_world, tmp_path, private_cache):
     first = dpo_trial(tiny_world, tmp_path / "a")
-    shorter = dpo_trial(tiny_world, tmp_path / "b", "method.trl.max_length=24")  # truncation changes the log-probs
+    shorter = dpo_trial(
+        tiny_world, tmp_path / "b", "method.trl.max_length=24"
+    )  # truncation changes the log-probs
     assert shorter["train"]["reference_logprobs"]["computed"] is True
     assert shorter["train"]["reference_logprobs"]["cache"] != first["train"]["reference_logprobs"]["cache"]
 

@@ -33,49 +33,113 @@ def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> Leaderboard
                     speed = (1 + m) * (3.0 if lr > 1e-4 else 1.0) / (1 + 4 * beta)
                     for step in (25, 50, 75, 100):
                         kl = speed * step / 60 + rng.uniform(0, 0.2)
-                        checkpoints.append({
-                            "trial_id": tid, "method": method, "step": step, "final": step == 100,
-                            "beta": beta, "learning_rate": lr, "seed": seed,
-                            "gold_reward": float(0.3 * np.log1p(kl) - 0.1 * kl + 0.1 * (m == 1) - 0.2 * beta
-                                                 + rng.normal(0, 0.03)),
-                            "gold_se": 0.03, "kl": kl, "kl_se": 0.1, "win_rate": 0.6, "base_gold_reward": 0.01})
-                    info.append({"trial_id": tid, "status": "completed", "reason": None,
-                                 "overrides": f"method={method} method.beta={beta} seed={seed}",
-                                 "health": "kl_explosion" if len(info) == 3 else "",
-                                 "train_s": 20.0 + m, "peak_mem_mb": 600.0 + 10 * m, "models": 2,
-                                 "eval_prompts": 128})
+                        checkpoints.append(
+                            {
+                                "trial_id": tid,
+                                "method": method,
+                                "step": step,
+                                "final": step == 100,
+                                "beta": beta,
+                                "learning_rate": lr,
+                                "seed": seed,
+                                "gold_reward": float(
+                                    0.3 * np.log1p(kl)
+                                    - 0.1 * kl
+                                    + 0.1 * (m == 1)
+                                    - 0.2 * beta
+                                    + rng.normal(0, 0.03)
+                                ),
+                                "gold_se": 0.03,
+                                "kl": kl,
+                                "kl_se": 0.1,
+                                "win_rate": 0.6,
+                                "base_gold_reward": 0.01,
+                            }
+                        )
+                    info.append(
+                        {
+                            "trial_id": tid,
+                            "status": "completed",
+                            "reason": None,
+                            "overrides": f"method={method} method.beta={beta} seed={seed}",
+                            "health": "kl_explosion" if len(info) == 3 else "",
+                            "train_s": 20.0 + m,
+                            "peak_mem_mb": 600.0 + 10 * m,
+                            "models": 2,
+                            "eval_prompts": 128,
+                        }
+                    )
     cp = pd.DataFrame(checkpoints)
     cp["objective"] = cp["gold_reward"]
     cp["within_budget"] = cp["kl"] <= BUDGET
     inside = cp[cp["within_budget"]]
-    best = inside.loc[inside.groupby("trial_id")["objective"].idxmax()].drop(columns=["final", "within_budget"])
+    best = inside.loc[inside.groupby("trial_id")["objective"].idxmax()].drop(
+        columns=["final", "within_budget"]
+    )
     trials = best.merge(pd.DataFrame(info), on="trial_id")
-    trials["pareto"] = [not ((trials.objective >= r.objective) & (trials.kl <= r.kl)
-                             & ((trials.objective > r.objective) | (trials.kl < r.kl))).any()
-                        for r in trials.itertuples()]
+    trials["pareto"] = [
+        not (
+            (trials.objective >= r.objective)
+            & (trials.kl <= r.kl)
+            & ((trials.objective > r.objective) | (trials.kl < r.kl))
+        ).any()
+        for r in trials.itertuples()
+    ]
     trials = trials.sort_values("objective", ascending=False).reset_index(drop=True)
     trials["rank"] = pd.array(range(1, len(trials) + 1), dtype="Int64")
-    bad = [{"trial_id": "sweep/f1", "method": "kto", "beta": 0.1, "learning_rate": 1e-3, "seed": 0,
-            "status": "failed", "reason": "training loss became nan at step 3; lower the learning rate",
-            "overrides": "method=kto method.learning_rate=0.001", "health": "", "pareto": False},
-           {"trial_id": "sweep/p1", "method": "dpo", "beta": 0.05, "learning_rate": 1e-5, "seed": 1,
-            "status": "pruned", "reason": "pruned at step 50 <worse than median>",
-            "overrides": "method=dpo seed=1", "health": "", "pareto": False}]
+    bad = [
+        {
+            "trial_id": "sweep/f1",
+            "method": "kto",
+            "beta": 0.1,
+            "learning_rate": 1e-3,
+            "seed": 0,
+            "status": "failed",
+            "reason": "training loss became nan at step 3; lower the learning rate",
+            "overrides": "method=kto method.learning_rate=0.001",
+            "health": "",
+            "pareto": False,
+        },
+        {
+            "trial_id": "sweep/p1",
+            "method": "dpo",
+            "beta": 0.05,
+            "learning_rate": 1e-5,
+            "seed": 1,
+            "status": "pruned",
+            "reason": "pruned at step 50 <worse than median>",
+            "overrides": "method=dpo seed=1",
+            "health": "",
+            "pareto": False,
+        },
+    ]
     trials = pd.concat([trials, pd.DataFrame(bad)], ignore_index=True)
     trials["rank"] = trials["rank"].astype("Int64")
     done = trials[trials.status == "completed"]
     keys = ["method", "beta", "learning_rate"]
     grouped = done.groupby(keys)
-    seeds_table = grouped.agg(n_seeds=("seed", "size"), objective_mean=("objective", "mean"),
-                              objective_ci95=("objective", "std"), kl_mean=("kl", "mean"),
-                              kl_ci95=("kl", "std")).reset_index()
-    cost = done.groupby("method").agg({"train_s": ["mean", "max"], "peak_mem_mb": ["mean", "max"],
-                                       "models": ["mean", "max"]})
+    seeds_table = grouped.agg(
+        n_seeds=("seed", "size"),
+        objective_mean=("objective", "mean"),
+        objective_ci95=("objective", "std"),
+        kl_mean=("kl", "mean"),
+        kl_ci95=("kl", "std"),
+    ).reset_index()
+    cost = done.groupby("method").agg(
+        {"train_s": ["mean", "max"], "peak_mem_mb": ["mean", "max"], "models": ["mean", "max"]}
+    )
     return Leaderboard(
-        title="synthetic <sweep>", records=[], trials=trials, checkpoints=cp,
+        title="synthetic <sweep>",
+        records=[],
+        trials=trials,
+        checkpoints=cp,
         methods=done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True),
-        seeds=seeds_table, cost=cost, swept=["beta", "learning_rate", "seed"], objective_name="gold_reward",
-        kl_budget=BUDGET)
+        seeds=seeds_table,
+        cost=cost,
+        swept=["beta", "learning_rate", "seed"],
+        objective_name="gold_reward",
+        kl_budget=BUDGET,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +159,7 @@ def gids(fig, prefix):
         for artist in [*ax.lines, *ax.collections]:
             gid = artist.get_gid() or ""
             if gid.startswith(prefix):
-                found.setdefault(gid[len(prefix):], []).append(artist)
+                found.setdefault(gid[len(prefix) :], []).append(artist)
     return found
 
 
@@ -167,26 +231,43 @@ def test_sensitivity_plot_panels_and_log_axis(board):
     for method, (line,) in means.items():
         rows = done[done["method"] == method]
         # the median: one diverged seed does not move the line
-        assert list(line.get_ydata()) == pytest.approx(list(rows.groupby("learning_rate")["objective"].median()))
+        assert list(line.get_ydata()) == pytest.approx(
+            list(rows.groupby("learning_rate")["objective"].median())
+        )
     assert plots.sensitivity_plot(board.trials, ["seed"], "gold_reward") is None
 
 
 @pytest.mark.unit
 def test_sensitivity_plot_skips_per_method_defaults():
     # beta differs between the trials only because each method has its own default: nothing to plot.
-    trials = pd.DataFrame({"method": ["dpo", "dpo", "orpo"], "beta": [0.1, 0.1, 1.0], "seed": [0, 1, 0],
-                           "gold_reward": [0.1, 0.2, 0.3], "status": "completed"})
+    trials = pd.DataFrame(
+        {
+            "method": ["dpo", "dpo", "orpo"],
+            "beta": [0.1, 0.1, 1.0],
+            "seed": [0, 1, 0],
+            "gold_reward": [0.1, 0.2, 0.3],
+            "status": "completed",
+        }
+    )
     assert plots.sensitivity_plot(trials, ["beta", "seed"], "gold_reward") is None
     table = trials.assign(kl=1.0, step=10, trial_id=["a", "b", "c"])
     empty = pd.DataFrame()
-    page = render_html(Leaderboard("t", [], table, table, empty, empty, empty, ["beta", "seed"], "gold_reward", None))
+    page = render_html(
+        Leaderboard("t", [], table, table, empty, empty, empty, ["beta", "seed"], "gold_reward", None)
+    )
     assert page.count("<img") == 2 and "No sensitivity plot" in page
 
 
 @pytest.mark.unit
 def test_sensitivity_plot_handles_categorical_settings():
-    trials = pd.DataFrame({"method": ["dpo", "dpo", "ipo"], "trl.loss_type": ["sigmoid", "hinge", "ipo"],
-                           "gold_reward": [0.1, 0.2, 0.3], "status": "completed"})
+    trials = pd.DataFrame(
+        {
+            "method": ["dpo", "dpo", "ipo"],
+            "trl.loss_type": ["sigmoid", "hinge", "ipo"],
+            "gold_reward": [0.1, 0.2, 0.3],
+            "status": "completed",
+        }
+    )
     fig = plots.sensitivity_plot(trials, ["trl.loss_type"], "gold_reward")
     assert sorted(gids(fig, "points:trl.loss_type:")) == ["dpo", "ipo"]
 
@@ -196,8 +277,11 @@ def test_save_plots_writes_pngs(board, tmp_path):
     assert sorted(paths) == ["frontier", "sensitivity", "training"]
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frontier.png", "sensitivity.png",
-                                                                    "training.png"]  # no temp files left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "frontier.png",
+        "sensitivity.png",
+        "training.png",
+    ]  # no temp files left
     board_without_sweep = replace(board, swept=["seed"])
     assert sorted(plots.save_plots(board_without_sweep, tmp_path / "out")) == ["frontier", "training"]
     assert not (tmp_path / "out" / "sensitivity.png").exists()  # a stale plot is not left behind
@@ -234,7 +318,10 @@ def test_html_has_every_table_and_the_plots(page, board):
     assert trials_table.count('<tr class="pareto">') == int(done["pareto"].sum()) > 0
     assert '<span class="flag">kl_explosion</span>' in trials_table
     failed = page.split('<table id="failed"')[1].split("</table>")[0]
-    assert "training loss became nan at step 3" in failed and "pruned at step 50 &lt;worse than median&gt;" in failed
+    assert (
+        "training loss became nan at step 3" in failed
+        and "pruned at step 50 &lt;worse than median&gt;" in failed
+    )
     assert "cost" in page and "train_s mean" in page  # MultiIndex columns flattened
 
 
@@ -268,8 +355,16 @@ def test_html_seeds_table_only_with_several_seeds():
 
 @pytest.mark.unit
 def test_format_value():
-    assert [format_value(v) for v in (None, np.nan, pd.NA, 3, 0.30000001, 1e-5, True, "a")] == \
-        ["", "", "", "3", "0.3", "1e-05", "yes", "a"]
+    assert [format_value(v) for v in (None, np.nan, pd.NA, 3, 0.30000001, 1e-5, True, "a")] == [
+        "",
+        "",
+        "",
+        "3",
+        "0.3",
+        "1e-05",
+        "yes",
+        "a",
+    ]
 
 
 # --- headless Chromium ------------------------------------------------------------------------------------
@@ -290,8 +385,17 @@ window.addEventListener("load", function () {
 
 
 def chromium(*args, tmp_path):
-    command = [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
-               "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -313,7 +417,9 @@ def test_html_renders_in_headless_chromium(page, board, tmp_path):
     probed.write_text(page.replace("</body>", PROBE), encoding="utf-8")
     dom = chromium("--dump-dom", "--virtual-time-budget=5000", probed.as_uri(), tmp_path=tmp_path).stdout
     assert 'data-probe="done"' in dom and 'class="js"' in dom
-    assert dom.count("<table") == 6 and dom.count("<img") == 3  # 6: the reward-at-matched-KL table too and 'data-decoded-images="3"' in dom
+    assert (
+        dom.count("<table") == 6 and dom.count("<img") == 3
+    )  # 6: the reward-at-matched-KL table too and 'data-decoded-images="3"' in dom
     trials_table = dom.split('<table id="trials"')[1].split("</table>")[0]
     assert 'aria-sort="ascending"' in trials_table
     header = re.findall(r"<th[^>]*>(.*?)</th>", trials_table)

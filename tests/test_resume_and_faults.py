@@ -24,8 +24,14 @@ pytestmark = pytest.mark.unit
 
 
 def _record(config, status="completed"):
-    return {"status": status, "method": config["method"]["name"], "hyperparameters": {}, "checkpoints": [],
-            "config": config, "error": None if status == "completed" else {"message": "boom", "step": 3}}
+    return {
+        "status": status,
+        "method": config["method"]["name"],
+        "hyperparameters": {},
+        "checkpoints": [],
+        "config": config,
+        "error": None if status == "completed" else {"message": "boom", "step": 3},
+    }
 
 
 def test_a_completed_trial_of_the_same_config_is_skipped_and_another_config_is_refused(tmp_path):
@@ -35,8 +41,11 @@ def test_a_completed_trial_of_the_same_config_is_skipped_and_another_config_is_r
     write_record(tmp_path / "1" / "trial.json", _record(b, status="failed"))
     # the same config (a different sweep_name or report setting does not matter): one to skip
     assert resume.check_sweep_dir(tmp_path, [{**a, "sweep_name": "y", "leaderboard": {}}, b], "missing") == 1
-    with pytest.raises(ConfigError, match=r"0/trial.json is a completed trial of another config \(method=dpo seed=1; "
-                                          r"job 0 is now method=simpo seed=1\).*--force"):
+    with pytest.raises(
+        ConfigError,
+        match=r"0/trial.json is a completed trial of another config \(method=dpo seed=1; "
+        r"job 0 is now method=simpo seed=1\).*--force",
+    ):
         resume.check_sweep_dir(tmp_path, [b, b], "missing")
     assert resume.check_sweep_dir(tmp_path, [b, b], "all") == 0  # --force: run them all again
     attempt = resume.earlier_attempt(tmp_path / "1")
@@ -99,11 +108,14 @@ def test_a_failing_plugin_hook_is_recorded_and_named_and_the_others_still_run(ca
     record: dict = {}
     call_hook(pm, "harness_trial_end", record, record=record)
     assert record["seen_by_good"] is True
-    assert record["plugin_errors"] == [{"plugin": "bad", "hook": "harness_trial_end", "type": "ValueError",
-                                        "message": "oops"}]
+    assert record["plugin_errors"] == [
+        {"plugin": "bad", "hook": "harness_trial_end", "type": "ValueError", "message": "oops"}
+    ]
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["harness: warning: plugin 'bad' failed in harness_trial_end: ValueError: oops (recorded on the "
-                   "trial; fix or remove the plugin)"]
+    assert err == [
+        "harness: warning: plugin 'bad' failed in harness_trial_end: ValueError: oops (recorded on the "
+        "trial; fix or remove the plugin)"
+    ]
     pm.register(_Pruner, name="pruner")
     with pytest.raises(TrialPruned):  # pruning is how a hook is meant to stop a trial
         call_hook(pm, "harness_checkpoint_evaluated", record, cfg=None, step=2, metrics={}, selection=None)
@@ -118,7 +130,8 @@ def test_a_full_disk_is_recognised_and_said_with_the_fix():
         assert disk_full(wrapped)
     error = failure(exc)
     assert error["disk_full"] and error["message"].startswith(
-        "disk full (no space left on device writing /data/run/checkpoints/step-4/model.safetensors); free space")
+        "disk full (no space left on device writing /data/run/checkpoints/step-4/model.safetensors); free space"
+    )
 
 
 class _Tiny(torch.nn.Module):
@@ -137,8 +150,11 @@ def test_nan_weights_fail_the_trial_with_the_step_and_a_failed_save_leaves_no_te
     checkpointer.last_loss = 0.69
     with torch.no_grad():
         model.linear.weight[0, 0] = float("nan")
-    with pytest.raises(TrialFailed, match=r"weights became NaN/inf by step 7 \(first: linear.weight\); the last "
-                                          r"logged loss was 0.69; lower the learning rate"):
+    with pytest.raises(
+        TrialFailed,
+        match=r"weights became NaN/inf by step 7 \(first: linear.weight\); the last "
+        r"logged loss was 0.69; lower the learning rate",
+    ):
         checkpointer.checkpoint(7, model, final=True)
     with pytest.raises(OSError):
         save_weights(_Tiny(), None, tmp_path / "checkpoints" / "step-4")
@@ -147,12 +163,19 @@ def test_nan_weights_fail_the_trial_with_the_step_and_a_failed_save_leaves_no_te
 
 def test_markdown_shows_names_instead_of_running_them_and_explains_a_negative_kl(tmp_path):
     records = [{**r, "method": "<script>x|y</script>"} for r in seeded("dpo", [0.4, 0.41])]
-    records += [trial("orpo", 0.1, 1, kl=-0.02), {**trial("kto", None, 1, status="interrupted"),
-                                                  "error": {"message": "interrupted by SIGTERM at step 3"}}]
+    records += [
+        trial("orpo", 0.1, 1, kl=-0.02),
+        {
+            **trial("kto", None, 1, status="interrupted"),
+            "error": {"message": "interrupted by SIGTERM at step 3"},
+        },
+    ]
     board = leaderboard.build(records, title="<b>sweep</b>")
     leaderboard.write_reports(board, tmp_path)
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "<script>" not in md and "&lt;script>x\\|y&lt;/script>" in md and "# Leaderboard: &lt;b>sweep" in md
+    assert (
+        "<script>" not in md and "&lt;script>x\\|y&lt;/script>" in md and "# Leaderboard: &lt;b>sweep" in md
+    )
     assert "A negative `kl` (1 trial, down to -0.02) is sampling noise around 0" in md
     assert "- **kto** (interrupted): interrupted by SIGTERM at step 3" in md
     assert "<script>x" not in (tmp_path / "leaderboard.html").read_text()
@@ -172,6 +195,7 @@ def test_an_internal_error_is_one_line_and_its_traceback_comes_with_verbose(monk
     assert exited.value.code == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "harness: internal error: RuntimeError: boom (a bug in the harness or a plugin; run again with verbose=true "
-        "for the traceback, and report it)"]
+        "for the traceback, and report it)"
+    ]
     with pytest.raises(RuntimeError, match="boom"):
         app.main(["method=dpo", "verbose=true"])

@@ -28,10 +28,16 @@ EVIL = "<script>alert('x')</script>"
 def test_prompt_text_and_clip():
     assert prompt_text("Tell me a story") == "Tell me a story"
     assert prompt_text([{"role": "user", "content": "hi"}]) == "hi"
-    assert prompt_text([{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}]) == \
-        "system: be kind\n\nuser: hi"
-    assert prompt_text([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]) \
+    assert (
+        prompt_text([{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}])
+        == "system: be kind\n\nuser: hi"
+    )
+    assert (
+        prompt_text(
+            [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+        )
         == "a b"
+    )
     assert clip("short") == "short"
     long = "x" * (MAX_CHARS + 5)
     assert clip(long) == "x" * MAX_CHARS + "… [5 more characters]"
@@ -44,18 +50,28 @@ def fake_ctx(is_reference=False, per_prompt=2):
     policy = SimpleNamespace(completions=[f"pol{t}" for t in texts])
     reference = SimpleNamespace(completions=[f"ref{t}" for t in texts])
     n = 3 * per_prompt
-    scores = {"gold_reward": {"policy": [float(i) for i in range(n)], "reference": [math.nan] + [0.5] * (n - 1)},
-              "judge": {"policy": [1.0] * n}}
-    return SimpleNamespace(source_prompts=prompts, eval_cfg=OmegaConf.create({"samples_per_prompt": per_prompt}),
-                           policy_samples=reference if is_reference else policy, reference_samples=reference,
-                           sample_scores=scores, is_reference=is_reference)
+    scores = {
+        "gold_reward": {"policy": [float(i) for i in range(n)], "reference": [math.nan] + [0.5] * (n - 1)},
+        "judge": {"policy": [1.0] * n},
+    }
+    return SimpleNamespace(
+        source_prompts=prompts,
+        eval_cfg=OmegaConf.create({"samples_per_prompt": per_prompt}),
+        policy_samples=reference if is_reference else policy,
+        reference_samples=reference,
+        sample_scores=scores,
+        is_reference=is_reference,
+    )
 
 
 @pytest.mark.unit
 def test_readable_samples_take_the_first_sample_of_the_first_prompts():
     rows = readable_samples(fake_ctx(), 2)
     assert [r["prompt"] for r in rows] == ["p0", "p1 <b>"]
-    assert [r["reference"] for r in rows] == ["ref0.0", "ref1.0"] and [r["policy"] for r in rows] == ["pol0.0", "pol1.0"]
+    assert [r["reference"] for r in rows] == ["ref0.0", "ref1.0"] and [r["policy"] for r in rows] == [
+        "pol0.0",
+        "pol1.0",
+    ]
     assert rows[0]["scores"] == {"gold_reward": {"policy": 0.0, "reference": None}, "judge": {"policy": 1.0}}
     assert rows[1]["scores"]["gold_reward"] == {"policy": 2.0, "reference": 0.5}  # sample 2: prompt 1's first
     json.dumps(rows, allow_nan=False)  # strict JSON: no NaN
@@ -66,29 +82,49 @@ def test_readable_samples_take_the_first_sample_of_the_first_prompts():
 
 def record(trial, method, gold, samples=True):
     """A synthetic record; its checkpoints carry readable samples (one of them with markup) unless told not to."""
+
     def entry(step, final):
         out = {"step": step, "final": final, "metrics": {"gold_reward": gold * step / 10, "kl": step / 10}}
         if samples:
-            out["samples"] = [{"prompt": f"prompt {i}\nsecond line", "reference": f"ref {i}",
-                               "policy": EVIL if i == 0 else f"{method} step {step} says {i}",
-                               "scores": {"gold_reward": {"policy": gold, "reference": 0.1}}} for i in range(2)]
+            out["samples"] = [
+                {
+                    "prompt": f"prompt {i}\nsecond line",
+                    "reference": f"ref {i}",
+                    "policy": EVIL if i == 0 else f"{method} step {step} says {i}",
+                    "scores": {"gold_reward": {"policy": gold, "reference": 0.1}},
+                }
+                for i in range(2)
+            ]
         return out
 
-    return {"trial_id": trial, "status": "completed", "method": method, "hyperparameters": {"beta": gold},
-            "overrides": [f"method={method}"], "reference": {"metrics": {"gold_reward": 0.1, "kl": 0.0}},
-            "checkpoints": [entry(5, False), entry(10, True)], "eval_prompts": 8}
+    return {
+        "trial_id": trial,
+        "status": "completed",
+        "method": method,
+        "hyperparameters": {"beta": gold},
+        "overrides": [f"method={method}"],
+        "reference": {"metrics": {"gold_reward": 0.1, "kl": 0.0}},
+        "checkpoints": [entry(5, False), entry(10, True)],
+        "eval_prompts": 8,
+    }
 
 
 @pytest.mark.unit
 def test_html_shows_samples_per_method_at_the_chosen_checkpoint_escaped():
-    board = leaderboard.build([record("s/0", "dpo", 0.5), record("s/1", "dpo", 0.3), record("s/2", "simpo", 0.4)])
+    board = leaderboard.build(
+        [record("s/0", "dpo", 0.5), record("s/1", "dpo", 0.3), record("s/2", "simpo", 0.4)]
+    )
     page = render_html(board, plots={})
     assert '<a href="#samples">' in page and '<h2 id="samples">' in page
     section = page.split('<h2 id="samples">')[1].split("<h2")[0]
     assert EVIL not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in section
     assert section.index("dpo") < section.index("simpo")  # the best method first
-    assert "dpo step 10 says 1" in section and "step 5 says" not in section  # the chosen (best) checkpoint only
-    assert section.count("<details>") == 1 and "s/1" in section.split("<details>")[1]  # dpo's other trial, folded
+    assert (
+        "dpo step 10 says 1" in section and "step 5 says" not in section
+    )  # the chosen (best) checkpoint only
+    assert (
+        section.count("<details>") == 1 and "s/1" in section.split("<details>")[1]
+    )  # dpo's other trial, folded
     assert "prompt 1\nsecond line" in section and "gold_reward <b>0.5</b>" in section
 
 
@@ -98,8 +134,17 @@ def test_samples_csv_and_the_checkpoints_column(tmp_path):
         write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
     leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out")
     samples = pd.read_csv(tmp_path / "out" / "samples.csv")
-    assert list(samples.columns) == ["trial_id", "method", "step", "prompt_index", "prompt", "reference", "policy",
-                                     "reference_gold_reward", "policy_gold_reward"]
+    assert list(samples.columns) == [
+        "trial_id",
+        "method",
+        "step",
+        "prompt_index",
+        "prompt",
+        "reference",
+        "policy",
+        "reference_gold_reward",
+        "policy_gold_reward",
+    ]
     assert len(samples) == 4 and set(samples["step"]) == {5, 10} and samples["policy"].iloc[0] == EVIL
     checkpoints = pd.read_csv(tmp_path / "out" / "checkpoints.csv")
     marked = checkpoints.set_index("trial_id")["samples"]
@@ -109,7 +154,9 @@ def test_samples_csv_and_the_checkpoints_column(tmp_path):
 
 @pytest.mark.unit
 def test_records_without_samples_still_render(tmp_path):
-    board = leaderboard.build([record("s/0", "dpo", 0.5, samples=False), record("s/1", "simpo", 0.4, samples=False)])
+    board = leaderboard.build(
+        [record("s/0", "dpo", 0.5, samples=False), record("s/1", "simpo", 0.4, samples=False)]
+    )
     assert board.samples.empty
     page = render_html(board, plots={})
     assert 'id="samples"' not in page and 'id="trials"' in page
@@ -126,8 +173,15 @@ def trials(tiny_world, tmp_path_factory):
     root = tmp_path_factory.mktemp("samples")
     records = []
     for name, method in (("0", "dpo"), ("1", "simpo")):
-        cfg = compose(tiny_world, [f"method={method}", "train.num_checkpoints=2", "eval.evaluators=[gold_reward,kl]",
-                                   f"eval.readable_samples={READABLE}"])
+        cfg = compose(
+            tiny_world,
+            [
+                f"method={method}",
+                "train.num_checkpoints=2",
+                "eval.evaluators=[gold_reward,kl]",
+                f"eval.readable_samples={READABLE}",
+            ],
+        )
         with open_dict(cfg):
             cfg.eval.cache_dir = str(root / "refeval")
         records.append(TrialRun(cfg, root / "sweep" / name, sweep={"name": "sweep", "job": name}).run())
@@ -143,8 +197,10 @@ def test_a_trial_records_readable_samples_at_every_checkpoint(trials):
     for r in records:
         assert len(r["checkpoints"]) == 2
         assert [s["reference"] for s in r["reference"]["samples"]] == expected  # same seed, cache hit or miss
-        assert all("policy" not in s and s["scores"]["gold_reward"]["reference"] is not None
-                   for s in r["reference"]["samples"])  # step-0 scores, from the cache in the second trial
+        assert all(
+            "policy" not in s and s["scores"]["gold_reward"]["reference"] is not None
+            for s in r["reference"]["samples"]
+        )  # step-0 scores, from the cache in the second trial
         for c in r["checkpoints"]:
             assert [s["reference"] for s in c["samples"]] == expected
             assert all(s["prompt"] and s["policy"] for s in c["samples"])

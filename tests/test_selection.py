@@ -25,16 +25,29 @@ SELECTION = {"num_prompts": 64, "seed": 1235, "disjoint": True}
 
 
 def checkpoint(step, test_gold, sel_gold, test_kl=1.0, sel_kl=1.0, final=False):
-    return {"step": step, "final": final, "metrics": {"gold_reward": test_gold, "kl": test_kl},
-            "selection": {"metrics": {"gold_reward": sel_gold, "kl": sel_kl}, "eval_seconds": 0.1}}
+    return {
+        "step": step,
+        "final": final,
+        "metrics": {"gold_reward": test_gold, "kl": test_kl},
+        "selection": {"metrics": {"gold_reward": sel_gold, "kl": sel_kl}, "eval_seconds": 0.1},
+    }
 
 
 def record(method, checkpoints, selection=SELECTION):
-    return {"status": "completed", "method": method, "error": None, "trial_id": method,
-            "hyperparameters": {"beta": 0.1, "seed": 0}, "overrides": [f"method={method}"],
-            "reference": {"metrics": {"gold_reward": -0.2, "kl": 0.0}}, "checkpoints": checkpoints,
-            "eval_prompts": 128, "metric_declarations": BUILTIN, "config": {"eval": {"seed": 1234}},
-            **({"selection": selection} if selection is not None else {})}
+    return {
+        "status": "completed",
+        "method": method,
+        "error": None,
+        "trial_id": method,
+        "hyperparameters": {"beta": 0.1, "seed": 0},
+        "overrides": [f"method={method}"],
+        "reference": {"metrics": {"gold_reward": -0.2, "kl": 0.0}},
+        "checkpoints": checkpoints,
+        "eval_prompts": 128,
+        "metric_declarations": BUILTIN,
+        "config": {"eval": {"seed": 1234}},
+        **({"selection": selection} if selection is not None else {}),
+    }
 
 
 # --- choosing on selection, reporting on test ----------------------------------------------------------------
@@ -51,11 +64,15 @@ def test_the_leaderboard_chooses_on_selection_and_shows_the_test_value(tmp_path)
     assert row["selection_objective"] == 0.50 and row["objective"] == 0.30
     assert not any(c.startswith("sel_") for c in board.trials.columns)  # per-trial columns are the test ones
     assert "selection_objective" not in board.shown(board.completed).columns
-    assert {"sel_gold_reward", "sel_kl"} <= set(board.checkpoints.columns)  # every checkpoint's, in checkpoints.csv
+    assert {"sel_gold_reward", "sel_kl"} <= set(
+        board.checkpoints.columns
+    )  # every checkpoint's, in checkpoints.csv
     assert board.checkpoints.loc[board.checkpoints.step == 20, "sel_gold_reward"].item() == 0.40
     text = to_markdown(board)
-    assert ("Checkpoints are chosen on 64 selection prompts (sampling seed 1235); every score shown comes from 128 "
-            "disjoint test prompts (seed 1234).") in text
+    assert (
+        "Checkpoints are chosen on 64 selection prompts (sampling seed 1235); every score shown comes from 128 "
+        "disjoint test prompts (seed 1234)."
+    ) in text
 
 
 @pytest.mark.unit
@@ -72,14 +89,18 @@ def test_the_kl_budget_is_checked_on_the_selection_kl():
 
 @pytest.mark.unit
 def test_records_without_selection_metrics_are_chosen_on_their_reported_ones():
-    old = [{"step": 10, "final": False, "metrics": {"gold_reward": 0.3, "kl": 1.0}},
-           {"step": 20, "final": True, "metrics": {"gold_reward": 0.6, "kl": 2.0}}]
+    old = [
+        {"step": 10, "final": False, "metrics": {"gold_reward": 0.3, "kl": 1.0}},
+        {"step": 20, "final": True, "metrics": {"gold_reward": 0.6, "kl": 2.0}},
+    ]
     board = leaderboard.build([record("dpo", old, selection=None)])
     row = board.trials.iloc[0]
     assert int(row["step"]) == 20 and row["selection_objective"] == 0.6
     assert "predate selection prompts" in selection_sentence(board.records)
     off = record("dpo", old, selection={"num_prompts": 0, "seed": None, "disjoint": False})
-    assert "eval.selection.num_prompts=0" in selection_sentence([off]) and "optimistic" in selection_sentence([off])
+    assert "eval.selection.num_prompts=0" in selection_sentence([off]) and "optimistic" in selection_sentence(
+        [off]
+    )
     shared = record("dpo", old, selection={"num_prompts": 5, "seed": 7, "disjoint": False})
     assert "not disjoint" in selection_sentence([shared]) and "optimistic" in selection_sentence([shared])
 
@@ -88,7 +109,10 @@ def test_records_without_selection_metrics_are_chosen_on_their_reported_ones():
 def test_optuna_gets_the_selection_values(tmp_path):
     cps = [checkpoint(10, 0.30, 0.50, 4.0, 3.0), checkpoint(20, 0.60, 0.40, 5.0, 6.0, final=True)]
     one = st.StudySettings("s", str(tmp_path / "j"), ["gold_reward"], ["maximize"], kl_budget=10.0)
-    assert st.objective_values(cps, one, BUILTIN) == ([0.50], 10)  # chosen on selection, told its selection value
+    assert st.objective_values(cps, one, BUILTIN) == (
+        [0.50],
+        10,
+    )  # chosen on selection, told its selection value
     two = st.StudySettings("s", "x", ["auto", "kl"], ["maximize", "minimize"], kl_budget=10.0)
     assert st.objective_values(cps, two, BUILTIN) == ([0.50, 3.0], 10)
     assert st.min_kl(cps) == 3.0
@@ -98,7 +122,16 @@ def test_optuna_gets_the_selection_values(tmp_path):
 
 # --- which evaluators run on the selection prompts -----------------------------------------------------------
 
-ALL = ["gold_reward", "reward_model", "kl", "win_rate", "preference_accuracy", "text_stats", "lm_eval", "judge"]
+ALL = [
+    "gold_reward",
+    "reward_model",
+    "kl",
+    "win_rate",
+    "preference_accuracy",
+    "text_stats",
+    "lm_eval",
+    "judge",
+]
 
 
 def chosen_by(monkeypatch, data="toyworld", objective="auto", exclude=("lm_eval",), study=None, rm=None):
@@ -110,9 +143,18 @@ def chosen_by(monkeypatch, data="toyworld", objective="auto", exclude=("lm_eval"
         monkeypatch.delenv(STUDY_ENV, raising=False)
     else:
         monkeypatch.setenv(STUDY_ENV, str(study))
-    cfg = OmegaConf.create({"data": {"source": data}, "plugins": [], "leaderboard": {"objective": objective},
-                            "eval": {"evaluators": ALL, "reward_model": {"name_or_path": rm},
-                                     "selection": {"exclude": list(exclude)}}})
+    cfg = OmegaConf.create(
+        {
+            "data": {"source": data},
+            "plugins": [],
+            "leaderboard": {"objective": objective},
+            "eval": {
+                "evaluators": ALL,
+                "reward_model": {"name_or_path": rm},
+                "selection": {"exclude": list(exclude)},
+            },
+        }
+    )
     pm = get_plugin_manager([])
     return [e.name for e in selection_evaluators(cfg, [pm.evaluator(n) for n in ALL])]
 
@@ -123,7 +165,10 @@ def test_only_the_evaluators_that_choose_the_checkpoint_run_on_the_selection_pro
     assert chosen_by(monkeypatch) == ["gold_reward", "kl"]
     assert chosen_by(monkeypatch, data="files", rm="/some/rm") == ["reward_model", "kl"]
     assert chosen_by(monkeypatch, data="files") == ["kl", "judge"]
-    assert chosen_by(monkeypatch, objective="pref_acc") == ["kl", "preference_accuracy"]  # a column names it too
+    assert chosen_by(monkeypatch, objective="pref_acc") == [
+        "kl",
+        "preference_accuracy",
+    ]  # a column names it too
     assert chosen_by(monkeypatch, objective="lm_eval/toy_grammar/acc", exclude=[]) == ["kl", "lm_eval"]
     assert chosen_by(monkeypatch, objective="lm_eval/toy_grammar/acc") == ["kl"]  # excluded all the same
     assert chosen_by(monkeypatch, exclude=["kl"]) == ["gold_reward"]
@@ -167,7 +212,11 @@ def test_split_of_other_data_is_disjoint_and_warns_when_too_few_are_left():
 
     short = split_held_out(prompts[:150], 128, 64, pair_prompts=pair_prompts[:300], num_pairs=256)
     assert short.selection_prompts == prompts[128:150] and short.disjoint
-    assert "\n" not in short.warning and "only 22 of 150" in short.warning and "chosen on those 22" in short.warning
+    assert (
+        "\n" not in short.warning
+        and "only 22 of 150" in short.warning
+        and "chosen on those 22" in short.warning
+    )
     assert short.pair_rows == list(range(256)) and short.selection_pair_rows == list(range(256, 300))
 
     none = split_held_out(prompts[:100], 128, 64, pair_prompts=pair_prompts[:200], num_pairs=256)
@@ -177,7 +226,11 @@ def test_split_of_other_data_is_disjoint_and_warns_when_too_few_are_left():
 
     # Few rows, many pairs wanted: the pairs of the selection prompts still go to selection only.
     few = split_held_out(prompts[:16], 4, 4, pair_prompts=prompts[:16], num_pairs=256)
-    assert few.selection_pair_rows == [12, 13, 14, 15] and few.pair_rows == list(range(12)) and few.warning is None
+    assert (
+        few.selection_pair_rows == [12, 13, 14, 15]
+        and few.pair_rows == list(range(12))
+        and few.warning is None
+    )
 
     messages = [[{"role": "user", "content": str(i)}] for i in range(10)]
     chat = split_held_out(messages, 4, 3)
@@ -186,14 +239,25 @@ def test_split_of_other_data_is_disjoint_and_warns_when_too_few_are_left():
 
 @pytest.mark.unit
 def test_a_data_source_may_give_its_own_selection_prompts_and_pairs():
-    split = split_held_out(["a", "b", "c"], 2, 2, pair_prompts=["a", "b", "c", "d"], num_pairs=4,
-                           given_prompts=["x", "y", "z"], given_pair_rows=3)
+    split = split_held_out(
+        ["a", "b", "c"],
+        2,
+        2,
+        pair_prompts=["a", "b", "c", "d"],
+        num_pairs=4,
+        given_prompts=["x", "y", "z"],
+        given_pair_rows=3,
+    )
     assert split.prompts == ["a", "b"] and split.selection_prompts == ["x", "y"] and split.disjoint
     assert split.pairs_given and split.selection_pair_rows == [0, 1, 2] and split.pairs_disjoint
     assert split.pair_rows == [0, 1, 2, 3]
     assert split.warning is None
     few = split_held_out(["a"], None, 5, given_prompts=["x"])
-    assert few.prompts == ["a"] and few.selection_prompts == ["x"] and "provides 1 selection prompts" in few.warning
+    assert (
+        few.prompts == ["a"]
+        and few.selection_prompts == ["x"]
+        and "provides 1 selection prompts" in few.warning
+    )
 
 
 @pytest.mark.unit
@@ -205,13 +269,30 @@ def test_plan_of_other_data_prints_one_warning(capsys):
 
     rows = [{"prompt": f"p{i}", "chosen": " a", "rejected": " b"} for i in range(12)]
     fmt = DataFormat(kind="pairwise", style="standard", implicit_prompt=False)
-    data = PreferenceData(train=Dataset.from_list(rows), eval=Dataset.from_list(rows),
-                          eval_prompts=[r["prompt"] for r in rows], format=fmt,
-                          report=ValidationReport(rows_in=12, rows_out=12, ties_dropped=0, format=fmt))
-    cfg = OmegaConf.create({"eval": {"num_prompts": 8, "preference_pairs": 8, "seed": 5,
-                                     "selection": {"num_prompts": 6, "seed": None, "exclude": ["lm_eval"]}}})
+    data = PreferenceData(
+        train=Dataset.from_list(rows),
+        eval=Dataset.from_list(rows),
+        eval_prompts=[r["prompt"] for r in rows],
+        format=fmt,
+        report=ValidationReport(rows_in=12, rows_out=12, ties_dropped=0, format=fmt),
+    )
+    cfg = OmegaConf.create(
+        {
+            "eval": {
+                "num_prompts": 8,
+                "preference_pairs": 8,
+                "seed": 5,
+                "selection": {"num_prompts": 6, "seed": None, "exclude": ["lm_eval"]},
+            }
+        }
+    )
     plan = plan_held_out(data, cfg)
-    assert plan.prompts == [f"p{i}" for i in range(8)] and plan.selection_prompts == ["p8", "p9", "p10", "p11"]
+    assert plan.prompts == [f"p{i}" for i in range(8)] and plan.selection_prompts == [
+        "p8",
+        "p9",
+        "p10",
+        "p11",
+    ]
     assert [p["prompt"] for p in plan.selection_pairs] == ["p8", "p9", "p10", "p11"]
     assert [p["prompt"] for p in plan.pairs] == [f"p{i}" for i in range(8)]
     assert plan.record["seed"] == 6 and plan.record["disjoint"] and plan.record["num_prompts"] == 4
@@ -223,10 +304,16 @@ def test_plan_of_other_data_prints_one_warning(capsys):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("num_prompts", -1, "eval.selection.num_prompts=-1"), ("num_prompts", 1.5, "eval.selection.num_prompts=1.5"),
-    ("seed", "x", "eval.selection.seed='x'"), ("exclude", "lm_eval", "eval.selection.exclude"),
-    ("exclude", ["lm_evl"], "Did you mean: lm_eval")])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("num_prompts", -1, "eval.selection.num_prompts=-1"),
+        ("num_prompts", 1.5, "eval.selection.num_prompts=1.5"),
+        ("seed", "x", "eval.selection.seed='x'"),
+        ("exclude", "lm_eval", "eval.selection.exclude"),
+        ("exclude", ["lm_evl"], "Did you mean: lm_eval"),
+    ],
+)
 def test_bad_selection_settings_are_config_errors(key, value, message):
     selection = {"num_prompts": 64, "seed": None, "exclude": ["lm_eval"], key: value}
     cfg = OmegaConf.create({"eval": {"selection": selection}})
@@ -239,8 +326,10 @@ def test_bad_selection_settings_are_config_errors(key, value, message):
 
 
 def test_a_trial_is_evaluated_on_disjoint_selection_prompts_at_every_checkpoint(tiny_world, tmp_path):
-    cfg = compose(tiny_world, ["method=dpo", "train.num_checkpoints=2",
-                               "eval.evaluators=[gold_reward,kl,preference_accuracy]"])
+    cfg = compose(
+        tiny_world,
+        ["method=dpo", "train.num_checkpoints=2", "eval.evaluators=[gold_reward,kl,preference_accuracy]"],
+    )
     with open_dict(cfg):
         cfg.eval.cache_dir = str(tmp_path / "refeval")
     record = TrialRun(cfg, tmp_path / "trial").run()
@@ -249,7 +338,10 @@ def test_a_trial_is_evaluated_on_disjoint_selection_prompts_at_every_checkpoint(
     assert selection["num_prompts"] == 8 and selection["seed"] == cfg.eval.seed + 1
     assert selection["disjoint"] and selection["pairs_disjoint"] and selection["source"] == "data source"
     assert selection["warning"] is None
-    assert selection["evaluators"] == ["gold_reward", "kl"]  # what chooses the checkpoint, not preference accuracy
+    assert selection["evaluators"] == [
+        "gold_reward",
+        "kl",
+    ]  # what chooses the checkpoint, not preference accuracy
     assert len(record["checkpoints"]) == 2
     for entry in [*record["checkpoints"], record["reference"]]:
         sel = entry["selection"]
@@ -269,5 +361,7 @@ def test_a_trial_is_evaluated_on_disjoint_selection_prompts_at_every_checkpoint(
     board = leaderboard.build([record])
     chosen = board.trials.iloc[0]
     by_step = {c["step"]: c for c in record["checkpoints"]}
-    assert chosen["selection_objective"] == by_step[int(chosen["step"])]["selection"]["metrics"]["gold_reward"]
+    assert (
+        chosen["selection_objective"] == by_step[int(chosen["step"])]["selection"]["metrics"]["gold_reward"]
+    )
     assert chosen["gold_reward"] == by_step[int(chosen["step"])]["metrics"]["gold_reward"]

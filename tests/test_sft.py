@@ -25,15 +25,28 @@ from tests.conftest import run_cli
 from tests.helpers import compose, train_context
 
 # Two tiny steps, few short evaluation samples, the cheap evaluators.
-TINY = ["method.max_steps=2", "method.batch_size=4", "method.grad_accum=1", "train.num_checkpoints=1",
-        "eval.num_prompts=4", "eval.max_new_tokens=8", "eval.evaluators=[kl,text_stats]"]
+TINY = [
+    "method.max_steps=2",
+    "method.batch_size=4",
+    "method.grad_accum=1",
+    "train.num_checkpoints=1",
+    "eval.num_prompts=4",
+    "eval.max_new_tokens=8",
+    "eval.evaluators=[kl,text_stats]",
+]
 STAGE = "model.sft={max_steps: 2, batch_size: 4, grad_accum: 1, learning_rate: 1e-3}"
 
 
 def _real(rw) -> list[str]:
     """The fixture's Qwen2 model on its UltraFeedback-binarized save_to_disk splits (conversational)."""
-    return ["model=hf", f"model.name_or_path={rw.qwen2}", "data=files", f"data.path={rw.ultrafeedback}",
-            "data.split=train_prefs", "data.eval_split=test_prefs"]
+    return [
+        "model=hf",
+        f"model.name_or_path={rw.qwen2}",
+        "data=files",
+        f"data.path={rw.ultrafeedback}",
+        "data.split=train_prefs",
+        "data.eval_split=test_prefs",
+    ]
 
 
 def _masked_prefix(labels: list[int]) -> int:
@@ -51,7 +64,9 @@ def _train_loss(record: dict) -> float:
 # -- method=sft ------------------------------------------------------------------------------------------------
 
 
-def test_sft_trains_on_the_chosen_completions_of_the_toy_world_with_the_loss_on_them_only(tiny_world, tmp_path):
+def test_sft_trains_on_the_chosen_completions_of_the_toy_world_with_the_loss_on_them_only(
+    tiny_world, tmp_path
+):
     ctx = train_context(tiny_world, tmp_path / "ctx", ["method=sft"])
     trainer = build_trainer(ctx)
     pair, row = ctx.train_data[0], trainer.train_dataset[0]
@@ -64,7 +79,9 @@ def test_sft_trains_on_the_chosen_completions_of_the_toy_world_with_the_loss_on_
     assert (record["method"], record["data_kind"], record["models_in_memory"]) == ("sft", "pairwise", 1)
     assert math.isfinite(_train_loss(record))
     final = record["checkpoints"][-1]["metrics"]
-    assert final["kl_k3"] > 0 and record["reference"]["metrics"]["kl_k3"] == 0  # a policy, against its reference
+    assert (
+        final["kl_k3"] > 0 and record["reference"]["metrics"]["kl_k3"] == 0
+    )  # a policy, against its reference
 
 
 def test_sft_on_conversational_rows_puts_the_loss_on_the_assistant_turn_only(real_world, cache_dir, tmp_path):
@@ -76,8 +93,9 @@ def test_sft_on_conversational_rows_puts_the_loss_on_the_assistant_turn_only(rea
     assert pair["prompt"][0]["role"] == "system" and pair["chosen"][0]["role"] == "assistant"
     k = _masked_prefix(row["labels"])
     tok = ctx.tokenizer
-    assert tok.decode(row["input_ids"][:k]) == tok.apply_chat_template(pair["prompt"], tokenize=False,
-                                                                     add_generation_prompt=True)
+    assert tok.decode(row["input_ids"][:k]) == tok.apply_chat_template(
+        pair["prompt"], tokenize=False, add_generation_prompt=True
+    )
     assert tok.decode(row["input_ids"][k:]) == pair["chosen"][0]["content"] + "<|im_end|>\n"
 
     record = TrialRun(cfg, tmp_path / "trial").run()
@@ -94,8 +112,11 @@ def test_sft_on_conversational_rows_puts_the_loss_on_the_assistant_turn_only(rea
 @pytest.mark.slow
 def test_sft_then_dpo_is_one_command_and_a_sweep_trains_the_stage_once(real_world, tmp_path):
     cache = tmp_path / "cache"
-    result = run_cli(["-m", "method=dpo,ipo", STAGE, *_real(real_world), *TINY, "sweep_name=sft-then-dpo"],
-                     cwd=tmp_path, env={"HARNESS_CACHE_DIR": str(cache)})
+    result = run_cli(
+        ["-m", "method=dpo,ipo", STAGE, *_real(real_world), *TINY, "sweep_name=sft-then-dpo"],
+        cwd=tmp_path,
+        env={"HARNESS_CACHE_DIR": str(cache)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("training the SFT stage") == 1
     stages = [p for p in (cache / "sft_models").iterdir() if p.is_dir()]
@@ -104,7 +125,10 @@ def test_sft_then_dpo_is_one_command_and_a_sweep_trains_the_stage_once(real_worl
     assert stage["status"] == "completed" and stage["method"] == "sft" and stage["train"]["steps"] == 2
     assert stage["config"]["model"].get("sft") is None  # the stage's model asks for no stage itself
     final = next(c["path"] for c in stage["checkpoints"] if c["final"])
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "multirun" / "sft-then-dpo").glob("*/trial.json"))]
+    records = [
+        json.loads(p.read_text())
+        for p in sorted((tmp_path / "multirun" / "sft-then-dpo").glob("*/trial.json"))
+    ]
     assert [r["method"] for r in records] == ["dpo", "ipo"]
     for r in records:
         assert r["status"] == "completed", r["error"]
@@ -116,8 +140,9 @@ def test_sft_then_dpo_is_one_command_and_a_sweep_trains_the_stage_once(real_worl
     assert records[0]["reference"]["metrics"]["entropy"] != stage["reference"]["metrics"]["entropy"]
 
 
-def test_with_lora_the_stage_adapter_is_merged_into_the_model_the_trial_starts_from(tiny_world, tmp_path,
-                                                                                    monkeypatch):
+def test_with_lora_the_stage_adapter_is_merged_into_the_model_the_trial_starts_from(
+    tiny_world, tmp_path, monkeypatch
+):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     cfg = compose(tiny_world, ["method=dpo", "model.lora.r=4", STAGE, *TINY])
     record = run_trial(cfg, tmp_path / "trial")
@@ -139,24 +164,34 @@ def test_a_dry_run_validates_the_stage_and_trains_nothing(tiny_world, tmp_path, 
 
 @pytest.mark.unit
 def test_the_stage_is_shared_across_seeds_and_methods_and_never_asks_for_itself():
-    stages = [sft_stage(compose([], [f"method={m}", f"seed={s}", STAGE])) for m, s in [("dpo", 0), ("ipo", 3)]]
+    stages = [
+        sft_stage(compose([], [f"method={m}", f"seed={s}", STAGE])) for m, s in [("dpo", 0), ("ipo", 3)]
+    ]
     assert isinstance(stages[0], Stage) and stages[0].key == stages[1].key
     assert "sft" not in stages[0].config.model and stages[0].config.method.name == "sft"
     assert stages[0].config.seed == 0 and stages[0].directory.parent.name == "sft_models"
     other = sft_stage(compose([], ["method=dpo", "model.sft={max_steps: 3}"]))
-    assert other is not None and other.key != stages[0].key and other.config.method.batch_size == 16  # the defaults
+    assert (
+        other is not None and other.key != stages[0].key and other.config.method.batch_size == 16
+    )  # the defaults
     assert sft_stage(compose([], ["method=dpo"])) is None
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("setting", "message"), [
-    ("{learning_rate: -1}", "model.sft.learning_rate=-1 is invalid for method sft"),
-    ("{learnin_rate: 1e-4}", "Unknown model.sft option (a method=sft setting) 'model.sft.learnin_rate'. Did you mean: "
-                             "model.sft.learning_rate?"),
-    ("{trl: {max_lenth: 64}}", "Unknown SFTConfig option (model.sft.trl) 'max_lenth'"),
-    ("{trl: {learning_rate: 1e-4}}", "set model.sft.learning_rate only"),
-    ("5", "model.sft=5 is invalid; give a mapping of method=sft settings"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("{learning_rate: -1}", "model.sft.learning_rate=-1 is invalid for method sft"),
+        (
+            "{learnin_rate: 1e-4}",
+            "Unknown model.sft option (a method=sft setting) 'model.sft.learnin_rate'. Did you mean: "
+            "model.sft.learning_rate?",
+        ),
+        ("{trl: {max_lenth: 64}}", "Unknown SFTConfig option (model.sft.trl) 'max_lenth'"),
+        ("{trl: {learning_rate: 1e-4}}", "set model.sft.learning_rate only"),
+        ("5", "model.sft=5 is invalid; give a mapping of method=sft settings"),
+    ],
+)
 def test_bad_sft_settings_are_refused_before_any_compute(setting, message):
     cfg = compose([], ["method=dpo", f"model.sft={setting}"])
     with pytest.raises(ConfigError) as error:
@@ -165,21 +200,34 @@ def test_bad_sft_settings_are_refused_before_any_compute(setting, message):
 
 
 def test_a_bad_sft_setting_stops_the_command_with_one_line(tmp_path):
-    result = run_cli(["method=dpo", "model.sft={learning_rate: -1}"], cwd=tmp_path,
-                     env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")})
+    result = run_cli(
+        ["method=dpo", "model.sft={learning_rate: -1}"],
+        cwd=tmp_path,
+        env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "harness: error: model.sft.learning_rate=-1 is invalid for method sft: it must lie in (0, inf)."]
+        "harness: error: model.sft.learning_rate=-1 is invalid for method sft: it must lie in (0, inf)."
+    ]
     assert not (tmp_path / "cache" / "sft_models").exists() and not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.unit
 def test_the_leaderboard_keeps_trials_of_different_sft_stages_apart():
     def record(stage: dict | None) -> dict:
-        config = {"model": {"name_or_path": "m", "sft": {} if stage else None}, "data": {"path": "d"}, "eval": {}}
+        config = {
+            "model": {"name_or_path": "m", "sft": {} if stage else None},
+            "data": {"path": "d"},
+            "eval": {},
+        }
         return {"config": config, **({"stages": {"sft": stage}} if stage else {})}
 
-    stage = {"method": "sft", "key": "k1", "directory": "/a/k1", "settings": {"learning_rate": 2e-5, "max_steps": 50}}
+    stage = {
+        "method": "sft",
+        "key": "k1",
+        "directory": "/a/k1",
+        "settings": {"learning_rate": 2e-5, "max_steps": 50},
+    }
     elsewhere = {**stage, "key": "k2", "directory": "/b/k2"}  # the same stage cached on another machine
     changed = {**stage, "settings": {"learning_rate": 1e-5, "max_steps": 50}}  # e.g. other sft defaults
     assert setting_key(record(stage)) == setting_key(record(elsewhere))

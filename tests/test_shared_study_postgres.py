@@ -38,9 +38,18 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 PASSWORD = "pw-Zq7vKt3x"  # searched for in every file written
 USER = "harness"
-QUICK = ["method.max_steps=16", "train.num_checkpoints=2", "method.batch_size=4", "eval.num_prompts=8",
-         "eval.max_new_tokens=12", "eval.evaluators=[gold_reward,kl]", "eval.checkpoints=all",
-         "train.save_checkpoints=false", "leaderboard.print=false", "eval.selection.num_prompts=8"]
+QUICK = [
+    "method.max_steps=16",
+    "train.num_checkpoints=2",
+    "method.batch_size=4",
+    "eval.num_prompts=8",
+    "eval.max_new_tokens=12",
+    "eval.evaluators=[gold_reward,kl]",
+    "eval.checkpoints=all",
+    "train.save_checkpoints=false",
+    "leaderboard.print=false",
+    "eval.selection.num_prompts=8",
+]
 
 
 def _bindir() -> Path | None:
@@ -52,8 +61,14 @@ def _bindir() -> Path | None:
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     if shutil.which("initdb"):
         candidates.append(str(Path(shutil.which("initdb")).resolve().parent))
-    return next((Path(c) for c in candidates if c and (Path(c) / "initdb").is_file()
-                 and (Path(c) / "postgres").is_file()), None)
+    return next(
+        (
+            Path(c)
+            for c in candidates
+            if c and (Path(c) / "initdb").is_file() and (Path(c) / "postgres").is_file()
+        ),
+        None,
+    )
 
 
 def _as_server_user() -> dict[str, str]:
@@ -74,14 +89,48 @@ class Server:
     def __init__(self, bindir: Path, root: Path) -> None:
         self.root, self.port = root, _free_port()
         data = root / "data"
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                        "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"], cwd=root, check=True,
-                       capture_output=True, **_as_server_user())
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            **_as_server_user(),
+        )
         self.proc = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(root),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            **_as_server_user())
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **_as_server_user(),
+        )
         self._admin(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
 
     def _admin(self, sql: str) -> None:
@@ -90,8 +139,9 @@ class Server:
         deadline = time.time() + 60
         while True:
             try:
-                with psycopg.connect(host=str(self.root), port=self.port, user="postgres", dbname="postgres",
-                                     autocommit=True) as conn:
+                with psycopg.connect(
+                    host=str(self.root), port=self.port, user="postgres", dbname="postgres", autocommit=True
+                ) as conn:
                     conn.execute(sql)
                 return
             except psycopg.OperationalError:
@@ -164,8 +214,17 @@ def test_workers_opening_a_fresh_database_at_the_same_moment_all_get_the_study(s
     # databases, all starting together, must all open the study.
     urls = [server.database(f"race{i}") for i in range(2)]
     start = time.time() + 5.0  # the imports done, every process opens the storage at this instant
-    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_TOGETHER, url, str(start)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for url in urls for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_TOGETHER, url, str(start)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0 and out.strip() == "ok", err[-2000:]
@@ -177,7 +236,9 @@ def test_a_redacted_url_connects_with_pgpassword_and_the_bare_form_picks_a_drive
     url = server.database("redacted")
     shown = pg.redact(url)
     assert PASSWORD not in shown and "***" in shown and shown.startswith("postgresql://")
-    assert pg.connect_url(url).startswith("postgresql+psycopg")  # SQLAlchemy 2.1 maps the bare form to psycopg 3
+    assert pg.connect_url(url).startswith(
+        "postgresql+psycopg"
+    )  # SQLAlchemy 2.1 maps the bare form to psycopg 3
     monkeypatch.delenv(pg.ENV_STORAGE, raising=False)
     monkeypatch.setattr(pg, "_known", {})
     monkeypatch.setenv("PGPASSWORD", PASSWORD)  # libpq's own way: the URL need not carry it
@@ -188,24 +249,46 @@ def test_a_redacted_url_connects_with_pgpassword_and_the_bare_form_picks_a_drive
 
 @pytest.mark.slow  # two workers, one killed, five trainings and a leaderboard: over a minute on 2 cores
 def test_two_workers_share_a_postgres_study_survive_a_lost_worker_and_the_report_needs_only_the_url(
-        server, tiny_world, tmp_path):
+    server, tiny_world, tmp_path
+):
     url = server.database("shared")
-    args = ["-m", "hydra/sweeper=optuna", *tiny_world, *QUICK, "method=dpo", "hydra.sweeper.n_trials=3",
-            "hydra/sweeper/pruner=none", "sweep_name=shared", f"hydra.sweeper.storage={url}",
-            "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.stale_after_s=20"]
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        *tiny_world,
+        *QUICK,
+        "method=dpo",
+        "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/pruner=none",
+        "sweep_name=shared",
+        f"hydra.sweeper.storage={url}",
+        "hydra.sweeper.heartbeat_s=1",
+        "hydra.sweeper.stale_after_s=20",
+    ]
     machines = {name: tmp_path / name for name in ("a", "b", "c")}  # one working directory per "machine"
     for d in machines.values():
         d.mkdir()
     env = dict(os.environ)
     env.pop(pg.ENV_STORAGE, None)
-    workers = {name: subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=machines[name], env=env,
-                                      start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True) for name in ("a", "b")}
+    workers = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "harness", *args],
+            cwd=machines[name],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in ("a", "b")
+    }
     b_dir = machines["b"] / "multirun" / "shared"
     try:  # kill worker b (and its trial) once its first trial is training
         deadline = time.time() + 300
         while not any((d / "trainer").exists() for d in b_dir.glob("[0-9]*")):
-            assert time.time() < deadline and workers["b"].poll() is None, "worker b ended before it could be killed"
+            assert time.time() < deadline and workers["b"].poll() is None, (
+                "worker b ended before it could be killed"
+            )
             time.sleep(0.05)
         time.sleep(0.3)
     finally:
@@ -214,7 +297,9 @@ def test_two_workers_share_a_postgres_study_survive_a_lost_worker_and_the_report
     out_b, _ = workers["b"].communicate(timeout=60)
     assert workers["a"].returncode == 0, out_a[-4000:]
     assert "Traceback" not in out_a and "UniqueViolation" not in out_a
-    assert "was lost" in out_a and "queued again" in out_a  # the surviving worker settled it and ran the retry
+    assert (
+        "was lost" in out_a and "queued again" in out_a
+    )  # the surviving worker settled it and ran the retry
 
     study = optuna.load_study(study_name="shared", storage=pg.open_storage(url))
     counted = counted_trials(study)

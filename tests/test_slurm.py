@@ -40,19 +40,31 @@ def test_slurm_resources_fill_only_what_the_user_left_unset():
     big = Footprint("dpo", 2, 7_000_000_000, 170.0, 30.4)
     small = Footprint("simpo", 1, 7_000_000_000, 120.0, 30.4)
     unknown = Footprint("orpo", 1, None, None, None)
-    assert slurm_resources([big, small, unknown], {}) == {"gpus_per_node": 1, "tasks_per_node": 1,
-                                                          "cpus_per_task": 8, "mem_gb": 31}
+    assert slurm_resources([big, small, unknown], {}) == {
+        "gpus_per_node": 1,
+        "tasks_per_node": 1,
+        "cpus_per_task": 8,
+        "mem_gb": 31,
+    }
     assert slurm_resources([unknown], {"cpus_per_task": 32, "gpus_per_node": 4}) == {"tasks_per_node": 1}
 
 
 def test_a_slurm_sweep_command_gets_the_largest_trial_s_resources(real_world, capsys):
-    overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=4", *real(real_world, "qwen2")]
+    overrides = [
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.cpus_per_task=4",
+        *real(real_world, "qwen2"),
+    ]
     configs = [compose_job([*overrides, f"method={m}"], {}) for m in ("dpo", "simpo")]
     from omegaconf import OmegaConf
 
     args = with_slurm_resources(["-m", *overrides], overrides, [OmegaConf.to_container(c) for c in configs])
     added = [a for a in args if a not in overrides and a != "-m"]
-    assert added == ["hydra.launcher.gpus_per_node=1", "hydra.launcher.tasks_per_node=1", "hydra.launcher.mem_gb=16"]
+    assert added == [
+        "hydra.launcher.gpus_per_node=1",
+        "hydra.launcher.tasks_per_node=1",
+        "hydra.launcher.mem_gb=16",
+    ]
     line = capsys.readouterr().out.strip()
     assert line.startswith("harness: SLURM: each trial asks for gpus_per_node=1, tasks_per_node=1, mem_gb=16")
     assert "dpo: 2 model(s)" in line and "simpo: 1 model(s)" in line
@@ -60,13 +72,27 @@ def test_a_slurm_sweep_command_gets_the_largest_trial_s_resources(real_world, ca
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-                    reason="hydra-submitit-launcher is not installed (pip install 'harness[slurm]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher is not installed (pip install 'harness[slurm]')",
+)
 def test_a_sweep_runs_through_submitit_s_local_executor(tiny_world, tmp_path):
-    result = run_cli(["-m", "hydra/launcher=submitit_local", "method=dpo,simpo", *tiny_world, "train.num_threads=1",
-                      "eval.evaluators=[gold_reward,kl]", "sweep_name=local"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "method=dpo,simpo",
+            *tiny_world,
+            "train.num_threads=1",
+            "eval.evaluators=[gold_reward,kl]",
+            "sweep_name=local",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads((tmp_path / "multirun" / "local" / str(i) / "trial.json").read_text()) for i in (0, 1)]
+    records = [
+        json.loads((tmp_path / "multirun" / "local" / str(i) / "trial.json").read_text()) for i in (0, 1)
+    ]
     assert sorted(r["method"] for r in records) == ["dpo", "simpo"]
     assert all(r["status"] == "completed" for r in records)
     assert (tmp_path / "leaderboards" / "local" / "leaderboard.md").is_file()

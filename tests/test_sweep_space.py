@@ -24,15 +24,18 @@ def space(overrides, params=None, method_params=None, use_suggested=True):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("text", "expected"), [
-    ("choice(a, b)", D.CategoricalDistribution(["a", "b"])),
-    ("0.05,0.1", D.CategoricalDistribution([0.05, 0.1])),
-    ("range(1, 10, 3)", D.IntDistribution(1, 7, step=3)),
-    ("range(0.1, 0.5, 0.1)", D.FloatDistribution(0.1, 0.4, step=0.1)),
-    ("interval(0.1, 0.5)", D.FloatDistribution(0.1, 0.5)),
-    ("int(interval(1, 4))", D.IntDistribution(1, 4)),
-    ("tag(log, interval(1e-5, 1e-3))", D.FloatDistribution(1e-5, 1e-3, log=True)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("choice(a, b)", D.CategoricalDistribution(["a", "b"])),
+        ("0.05,0.1", D.CategoricalDistribution([0.05, 0.1])),
+        ("range(1, 10, 3)", D.IntDistribution(1, 7, step=3)),
+        ("range(0.1, 0.5, 0.1)", D.FloatDistribution(0.1, 0.4, step=0.1)),
+        ("interval(0.1, 0.5)", D.FloatDistribution(0.1, 0.5)),
+        ("int(interval(1, 4))", D.IntDistribution(1, 4)),
+        ("tag(log, interval(1e-5, 1e-3))", D.FloatDistribution(1e-5, 1e-3, log=True)),
+    ],
+)
 def test_hydra_sweep_syntax_maps_to_optuna_distributions(text, expected):
     assert parse_dimension("x", text) == expected
 
@@ -40,8 +43,13 @@ def test_hydra_sweep_syntax_maps_to_optuna_distributions(text, expected):
 @pytest.mark.unit
 def test_a_fixed_value_is_no_dimension_and_bad_syntax_is_one_clear_error():
     assert parse_dimension("x", "0.3") is None
-    for bad, words in [("interval(0.5, 0.1)", "low < high"), ("tag(log, interval(0, 1))", "low > 0"),
-                       ("shuffle(1, 2)", "shuffle"), ("tag(log, range(1, 5))", "log"), ("interval(", "Cannot parse")]:
+    for bad, words in [
+        ("interval(0.5, 0.1)", "low < high"),
+        ("tag(log, interval(0, 1))", "low > 0"),
+        ("shuffle(1, 2)", "shuffle"),
+        ("tag(log, range(1, 5))", "log"),
+        ("interval(", "Cannot parse"),
+    ]:
         with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
             parse_dimension("x", bad)
 
@@ -50,8 +58,10 @@ def test_a_fixed_value_is_no_dimension_and_bad_syntax_is_one_clear_error():
 def test_one_method_searches_its_plugins_suggested_space():
     s = space(["method=dpo"])
     assert s.methods == ["dpo"] and not s.conditional
-    assert s.distributions() == {"dpo.beta": D.FloatDistribution(0.02, 0.5, log=True),
-                                 "dpo.learning_rate": D.FloatDistribution(1e-5, 3e-4, log=True)}
+    assert s.distributions() == {
+        "dpo.beta": D.FloatDistribution(0.02, 0.5, log=True),
+        "dpo.learning_rate": D.FloatDistribution(1e-5, 3e-4, log=True),
+    }
 
 
 @pytest.mark.unit
@@ -60,7 +70,13 @@ def test_several_methods_bring_their_own_conditional_dimensions():
     assert s.methods == ["dpo", "simpo"] and s.conditional
     # method.learning_rate applies to both methods; gamma is SimPO's only; seed is shared by every trial.
     assert set(s.distributions("dpo")) == {"method", "seed", "dpo.beta", "dpo.learning_rate"}
-    assert set(s.distributions("simpo")) == {"method", "seed", "simpo.beta", "simpo.gamma", "simpo.learning_rate"}
+    assert set(s.distributions("simpo")) == {
+        "method",
+        "seed",
+        "simpo.beta",
+        "simpo.gamma",
+        "simpo.learning_rate",
+    }
     assert s.per_method["simpo"]["learning_rate"] == D.FloatDistribution(1e-5, 1e-3, log=True)
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -78,9 +94,14 @@ def test_several_methods_bring_their_own_conditional_dimensions():
 
 @pytest.mark.unit
 def test_overrides_config_params_and_fixed_values_shape_the_space():
-    s = space(["method=dpo,simpo", "method.beta=0.2"], params={"method.epochs": "choice(1, 2)"},
-              method_params={"simpo": {"gamma": "interval(0.5, 2.0)"}})
-    assert "beta" not in s.per_method["dpo"] and "beta" not in s.per_method["simpo"]  # fixed on the command line
+    s = space(
+        ["method=dpo,simpo", "method.beta=0.2"],
+        params={"method.epochs": "choice(1, 2)"},
+        method_params={"simpo": {"gamma": "interval(0.5, 2.0)"}},
+    )
+    assert (
+        "beta" not in s.per_method["dpo"] and "beta" not in s.per_method["simpo"]
+    )  # fixed on the command line
     assert "method.beta=0.2" in s.fixed
     assert s.per_method["simpo"]["gamma"] == D.FloatDistribution(0.5, 2.0)
     assert s.per_method["dpo"]["epochs"] == D.CategoricalDistribution([1, 2])
@@ -112,7 +133,9 @@ def test_unknown_methods_and_options_stop_before_any_trial():
 
 @pytest.mark.unit
 def test_grid_needs_discrete_unconditional_dimensions():
-    s = space(["method=dpo", "method.beta=0.05,0.1,0.3", "method.learning_rate=range(1, 4)"], use_suggested=False)
+    s = space(
+        ["method=dpo", "method.beta=0.05,0.1,0.3", "method.learning_rate=range(1, 4)"], use_suggested=False
+    )
     assert s.grid() == {"dpo.beta": [0.05, 0.1, 0.3], "dpo.learning_rate": [1, 2, 3]}
     with pytest.raises(ConfigError, match="continuous"):
         space(["method=dpo"]).grid()
@@ -124,8 +147,14 @@ def test_grid_needs_discrete_unconditional_dimensions():
 def test_sampled_values_become_hydra_overrides_that_round_trip():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    values = {"method": "dpo", "method.beta": 0.1, "method.trl.loss_type": "hinge", "method.epochs": 2,
-              "data.path": "/tmp/a b.jsonl", "flag": True}
+    values = {
+        "method": "dpo",
+        "method.beta": 0.1,
+        "method.trl.loss_type": "hinge",
+        "method.epochs": 2,
+        "data.path": "/tmp/a b.jsonl",
+        "flag": True,
+    }
     lines = overrides_for(values)
     assert "++method.trl.loss_type=hinge" in lines
     parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(lines)}
@@ -144,8 +173,15 @@ def test_every_shipped_sampler_and_pruner_config_builds_its_optuna_object(sample
 
     register_configs(get_plugin_manager())  # the methods' config nodes, as python -m harness registers them
     with initialize_config_module(config_module="harness_conf", version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/sweeper=optuna", f"hydra/sweeper/sampler={sampler}",
-                                           f"hydra/sweeper/pruner={pruner}"], return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=[
+                "hydra/sweeper=optuna",
+                f"hydra/sweeper/sampler={sampler}",
+                f"hydra/sweeper/pruner={pruner}",
+            ],
+            return_hydra_config=True,
+        )
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.startswith("hydra_plugins.harness_optuna_sweeper")
     assert sweeper.n_trials > 0 and sweeper.kl_budget == cfg.leaderboard.kl_budget

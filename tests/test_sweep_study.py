@@ -22,7 +22,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def record(status, checkpoints=(), **extra):
-    return {"status": status, "method": "dpo", "hyperparameters": {}, "checkpoints": list(checkpoints), **extra}
+    return {
+        "status": status,
+        "method": "dpo",
+        "hyperparameters": {},
+        "checkpoints": list(checkpoints),
+        **extra,
+    }
 
 
 def checkpoint(step, gold, kl, final=False):
@@ -30,8 +36,13 @@ def checkpoint(step, gold, kl, final=False):
 
 
 def settings(tmp_path, **kw):
-    return st.StudySettings(study_name="s", storage=str(tmp_path / "optuna.journal"), objectives=["gold_reward"],
-                            directions=["maximize"], **kw)
+    return st.StudySettings(
+        study_name="s",
+        storage=str(tmp_path / "optuna.journal"),
+        objectives=["gold_reward"],
+        directions=["maximize"],
+        **kw,
+    )
 
 
 @pytest.mark.unit
@@ -39,7 +50,10 @@ def test_a_trials_value_is_its_best_checkpoint_within_the_kl_budget(tmp_path):
     cps = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.5, 4.0), checkpoint(30, 0.9, 12.0, final=True)]
     assert st.objective_values(cps, settings(tmp_path, kl_budget=10.0)) == ([0.5], 20)
     assert st.objective_values(cps, settings(tmp_path, kl_budget=None)) == ([0.9], 30)
-    assert st.objective_values(cps, settings(tmp_path, kl_budget=0.5)) == ([0.9], 30)  # none inside: the final one
+    assert st.objective_values(cps, settings(tmp_path, kl_budget=0.5)) == (
+        [0.9],
+        30,
+    )  # none inside: the final one
     two = st.StudySettings("s", "x", ["auto", "kl"], ["maximize", "minimize"], kl_budget=10.0)
     assert st.objective_values(cps, two) == ([0.5, 4.0], 20)
     assert st.objective_values([], two) == (None, None)
@@ -56,10 +70,16 @@ def test_objectives_take_their_declared_direction_unless_directions_are_given():
     pm = get_plugin_manager([])
     evaluators = [pm.evaluator("gold_reward"), pm.evaluator("kl"), pm.evaluator("preference_accuracy")]
     assert declared_directions(["kl"], evaluators) == ["minimize"]
-    assert declared_directions(["gold_reward", "pref_acc"], evaluators) == ["maximize", "maximize"]  # by column
+    assert declared_directions(["gold_reward", "pref_acc"], evaluators) == [
+        "maximize",
+        "maximize",
+    ]  # by column
     assert st.check_objectives(["kl"], None, ["minimize"]) == (["kl"], ["minimize"])
     assert st.check_objectives(["kl"], ["maximize"], ["minimize"]) == (["kl"], ["maximize"])  # given wins
-    assert st.check_objectives(["gold_reward", "kl"], [], ["maximize", "minimize"])[1] == ["maximize", "minimize"]
+    assert st.check_objectives(["gold_reward", "kl"], [], ["maximize", "minimize"])[1] == [
+        "maximize",
+        "minimize",
+    ]
     with pytest.raises(UnknownNameError, match="Unknown metric for hydra.sweeper.objectives 'rep_token'"):
         declared_directions(["rep_token"], evaluators)
     with pytest.raises(Exception, match=r"objectives=\[auto\] means gold_reward here") as info:
@@ -73,7 +93,11 @@ def dead_process():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     import psutil
 
-    identity = {"host": socket.gethostname(), "pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}
+    identity = {
+        "host": socket.gethostname(),
+        "pid": proc.pid,
+        "started": psutil.Process(proc.pid).create_time(),
+    }
     proc.kill()
     proc.wait()
     return identity
@@ -90,7 +114,9 @@ def test_liveness_by_process_and_by_heartbeat(dead_process):
     assert lost_reason(frozen({st.ATTR_OWNER: dead_process, st.ATTR_RUNNER: this_process()}), 600) is None
     elsewhere = {"host": "another-machine", "pid": 1, "started": 0.0}
     assert lost_reason(frozen({st.ATTR_RUNNER: elsewhere, st.ATTR_HEARTBEAT: now - 10}), 600) is None
-    assert "no heartbeat for" in lost_reason(frozen({st.ATTR_RUNNER: elsewhere, st.ATTR_HEARTBEAT: now - 700}), 600)
+    assert "no heartbeat for" in lost_reason(
+        frozen({st.ATTR_RUNNER: elsewhere, st.ATTR_HEARTBEAT: now - 700}), 600
+    )
 
 
 def _running_trial(study, trial_dir, owner):
@@ -133,8 +159,10 @@ def test_a_dead_trial_whose_record_is_complete_is_told_its_result_not_rerun(tmp_
     cfg = settings(tmp_path)
     study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
     _running_trial(study, tmp_path / "0", dead_process)
-    write_record(tmp_path / "0" / "trial.json", record("completed", [
-        checkpoint(4, 0.25, 1.5), checkpoint(8, 0.4, 2.5, final=True)]))
+    write_record(
+        tmp_path / "0" / "trial.json",
+        record("completed", [checkpoint(4, 0.25, 1.5), checkpoint(8, 0.4, 2.5, final=True)]),
+    )
     assert recover_lost_trials(study, cfg, stale_after_s=600, max_retries=1) == [0]
     (t,) = study.get_trials()
     assert t.state == TrialState.COMPLETE and t.value == 0.4 and t.user_attrs[st.ATTR_STEP] == 8
@@ -153,7 +181,9 @@ def test_finish_trial_tells_pruned_failed_and_the_kl_constraint(tmp_path):
         assert finish_trial(study, study.ask(), cfg, record=rec) == expected
     done, pruned, failed = study.get_trials()
     assert done.state == TrialState.COMPLETE and done.value == 0.3
-    assert optuna.trial.Trial(study, done._trial_id).constraints == {"kl": pytest.approx(1.0)}  # KL 3 > budget 2
+    assert optuna.trial.Trial(study, done._trial_id).constraints == {
+        "kl": pytest.approx(1.0)
+    }  # KL 3 > budget 2
     assert pruned.state == TrialState.PRUNED and pruned.user_attrs[st.ATTR_STEP] == 4
     assert failed.state == TrialState.FAIL and failed.user_attrs[st.ATTR_ERROR] == "loss became nan"
 
@@ -186,7 +216,11 @@ def test_repeats_do_not_count_toward_the_plan_up_to_as_many_as_planned(tmp_path)
         study.tell(trial, float(number))
     assert [t.number for t in counted_trials(study)] == [0, 1, 2, 3, 4]  # the plain count: every trial
     assert [t.number for t in counted_trials(study, 5)] == [0, 2]  # trained settings only
-    assert [t.number for t in counted_trials(study, 2)] == [0, 2, 4]  # the third repeat counts: space exhausted
+    assert [t.number for t in counted_trials(study, 2)] == [
+        0,
+        2,
+        4,
+    ]  # the third repeat counts: space exhausted
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -231,16 +265,29 @@ def test_the_report_reads_records_from_the_storage_and_names_missing_ones(tmp_pa
     write_record(tmp_path / "0" / "trial.json", {**done, "trial_id": "s/0", "notes": "on disk"})
     _finished(study, tmp_path / "0", {**done, "trial_id": "s/0"}, cfg)
     elsewhere = {"host": "machine-b", "pid": 1, "started": 0.0}
-    _finished(study, "/elsewhere/s/1", {**done, "trial_id": "s/1", "host": {"hostname": "machine-b"}}, cfg, elsewhere)
+    _finished(
+        study,
+        "/elsewhere/s/1",
+        {**done, "trial_id": "s/1", "host": {"hostname": "machine-b"}},
+        cfg,
+        elsewhere,
+    )
     _finished(study, "/elsewhere/s/2", None, cfg, elsewhere)  # finished, its record nowhere to be found
-    with pytest.warns(UserWarning, match=r"3 finished trials but only 2 records.*trial 2 \(machine-b:/elsewhere/s/2"):
+    with pytest.warns(
+        UserWarning, match=r"3 finished trials but only 2 records.*trial 2 \(machine-b:/elsewhere/s/2"
+    ):
         found = collect([cfg.storage])
     by_id = {r["trial_id"]: r for r in found.records}
     assert sorted(by_id) == ["s/0", "s/1"] and by_id["s/0"]["notes"] == "on disk"  # the disk's record first
     assert by_id["s/1"]["_path"] == "/elsewhere/s/1/trial.json"
     (summary,) = found.summaries
-    assert [(r["trial"], r["host"], r["dir"]) for r in summary["remote"]] == [("s/1", "machine-b", "/elsewhere/s/1")]
-    assert [m["number"] for m in summary["missing"]] == [2] and summary["counts"] == {"complete": 2, "fail": 1}
+    assert [(r["trial"], r["host"], r["dir"]) for r in summary["remote"]] == [
+        ("s/1", "machine-b", "/elsewhere/s/1")
+    ]
+    assert [m["number"] for m in summary["missing"]] == [2] and summary["counts"] == {
+        "complete": 2,
+        "fail": 1,
+    }
 
 
 @pytest.mark.unit
@@ -257,26 +304,43 @@ def test_storage_urls_hide_their_password_and_name_the_missing_driver(monkeypatc
     assert pg.scrub(f"failed: {url} (password s3cret)", url) == f"failed: {pg.redact(url)} (password ***)"
     monkeypatch.setattr(pg, "_known", {})
     monkeypatch.delenv(pg.ENV_STORAGE, raising=False)
-    assert pg.connect_url(pg.redact(url)).endswith("://me@db.example:5432/studies")  # libpq: PGPASSWORD/.pgpass
+    assert pg.connect_url(pg.redact(url)).endswith(
+        "://me@db.example:5432/studies"
+    )  # libpq: PGPASSWORD/.pgpass
     monkeypatch.setenv(pg.ENV_STORAGE, url)  # a trial's process: the full URL from the sweeper's environment
     assert "me:s3cret@" in pg.connect_url(pg.redact(url))
-    monkeypatch.setattr(pg, "_POSTGRES_DRIVERS", (("psycopg", "no_such_psycopg"), ("psycopg2", "no_such_psycopg2")))
-    with pytest.raises(ConfigError, match=r"needs a PostgreSQL driver and none is installed; run pip install "
-                                          r"'harness\[postgres\]'") as info:
+    monkeypatch.setattr(
+        pg, "_POSTGRES_DRIVERS", (("psycopg", "no_such_psycopg"), ("psycopg2", "no_such_psycopg2"))
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"needs a PostgreSQL driver and none is installed; run pip install "
+        r"'harness\[postgres\]'",
+    ) as info:
         pg.check_storage(url)
     assert "s3cret" not in str(info.value)
 
     sweep = OptunaSweep(sampler=None, pruner=None, storage=url)  # what Hydra writes gets the redacted URL
-    sweep.config = OmegaConf.create({"hydra": {"sweeper": {"storage": url}, "overrides": {
-        "hydra": [f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=3"]}}})
+    sweep.config = OmegaConf.create(
+        {
+            "hydra": {
+                "sweeper": {"storage": url},
+                "overrides": {"hydra": [f"hydra.sweeper.storage={url}", "hydra.sweeper.n_trials=3"]},
+            }
+        }
+    )
     OmegaConf.set_readonly(sweep.config.hydra, True)
     sweep._hide_password()
-    assert "s3cret" not in OmegaConf.to_yaml(sweep.config) and sweep.config.hydra.sweeper.storage == pg.redact(url)
+    assert "s3cret" not in OmegaConf.to_yaml(
+        sweep.config
+    ) and sweep.config.hydra.sweeper.storage == pg.redact(url)
     assert sweep.config.hydra.overrides.hydra[0] == f"hydra.sweeper.storage='{pg.redact(url)}'"
     assert os.environ[pg.ENV_STORAGE] == url  # the trials' processes inherit it; Hydra never writes it
 
 
-def test_a_worker_waits_for_other_workers_trials_and_runs_the_retry_of_a_lost_one(tmp_path, dead_process, capsys):
+def test_a_worker_waits_for_other_workers_trials_and_runs_the_retry_of_a_lost_one(
+    tmp_path, dead_process, capsys
+):
     import threading
 
     from harness.sweep.sweeper import OptunaSweep
@@ -291,21 +355,32 @@ def test_a_worker_waits_for_other_workers_trials_and_runs_the_retry_of_a_lost_on
     assert capsys.readouterr().out.count("waiting for 1 trial(s) running in other workers (1)") == 1
 
     sweep.n_trials = 3
-    _running_trial(study, tmp_path / "2", dead_process)  # its worker was killed: settled, and queued again here
+    _running_trial(
+        study, tmp_path / "2", dead_process
+    )  # its worker was killed: settled, and queued again here
     assert sweep._wait_for_others(study, cfg) is True
-    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.WAITING]
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2 + [
+        TrialState.FAIL,
+        TrialState.WAITING,
+    ]
 
 
 @pytest.mark.unit
 def test_the_pruner_sees_the_value_so_far_the_latest_or_a_moving_average(tmp_path):
     from harness.sweep.reporter import pruning_value
 
-    cps = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.8, 4.0), checkpoint(30, 0.4, 12.0)]  # the last over budget
+    cps = [
+        checkpoint(10, 0.2, 1.0),
+        checkpoint(20, 0.8, 4.0),
+        checkpoint(30, 0.4, 12.0),
+    ]  # the last over budget
 
     def reports(kind):
         seen, previous = [], None
         for i in range(len(cps)):
-            previous = pruning_value(cps[: i + 1], settings(tmp_path, kl_budget=10.0, prune_value=kind), {}, previous)
+            previous = pruning_value(
+                cps[: i + 1], settings(tmp_path, kl_budget=10.0, prune_value=kind), {}, previous
+            )
             seen.append(previous)
         return seen
 

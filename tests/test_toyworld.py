@@ -28,17 +28,34 @@ from harness.toyworld import build as build_module  # noqa: E402
 from harness.toyworld.reviews import TONES, sample_prompt, sample_review  # noqa: E402
 
 # A world that builds in a couple of seconds (the default one takes about a minute).
-TINY = ToyWorldSpec(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, pretrain_steps=30,
-                    pretrain_batch_size=16, pretrain_warmup_steps=5, num_train_pairs=24, num_eval_pairs=8,
-                    num_eval_prompts=8, max_new_tokens=12, stats_samples_per_prompt=1, sample_batch_size=64)
+TINY = ToyWorldSpec(
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=1,
+    num_heads=2,
+    pretrain_steps=30,
+    pretrain_batch_size=16,
+    pretrain_warmup_steps=5,
+    num_train_pairs=24,
+    num_eval_pairs=8,
+    num_eval_prompts=8,
+    max_new_tokens=12,
+    stats_samples_per_prompt=1,
+    sample_batch_size=64,
+)
 MIX = {"positive": 0.25, "negative": 0.25, "neutral": 0.25, "mixed": 0.25}
 
 
 # --- gold reward ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_gold_reward_orders_sentiment() -> None:
-    positive, neutral, negative = "great . i loved the acting .", "long . i watched the film .", "dull . i hated the plot ."
+    positive, neutral, negative = (
+        "great . i loved the acting .",
+        "long . i watched the film .",
+        "dull . i hated the plot .",
+    )
     assert gold_reward(positive) > gold_reward(neutral) > gold_reward(negative)
     assert gold_reward(neutral) == 0.0
     assert gold_reward(positive) == pytest.approx(-gold_reward(negative))
@@ -63,8 +80,11 @@ def test_each_penalty_lowers_the_reward() -> None:
     repeated = gold_reward_breakdown("great . i loved the great acting .")
     unfinished = gold_reward_breakdown("great . i loved the acting")
     ungrammatical = gold_reward_breakdown("great . i loved acting the .")
-    for broken, field in ((repeated, "repeat_penalty"), (unfinished, "unfinished_penalty"),
-                          (ungrammatical, "grammar_penalty")):
+    for broken, field in (
+        (repeated, "repeat_penalty"),
+        (unfinished, "unfinished_penalty"),
+        (ungrammatical, "grammar_penalty"),
+    ):
         assert getattr(broken, field) > 0
         assert broken.total < clean.total
     assert gold_reward("") < 0  # empty: unfinished
@@ -75,6 +95,7 @@ def test_each_penalty_lowers_the_reward() -> None:
 
 
 # --- grammar ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.unit
 def test_grammar_accepts_sampled_reviews_and_flags_shuffles() -> None:
@@ -115,6 +136,7 @@ def test_prompts_end_inside_a_clause() -> None:
 
 # --- tokenizer ----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from transformers import AutoTokenizer
@@ -139,15 +161,25 @@ def test_tokenizer_round_trip(tokenizer) -> None:
         assert tokenizer.decode(ids, skip_special_tokens=True) == review
     assert tokenizer.padding_side == "left"
     # TRL appends the EOS string directly; prompt + " completion" splits at the space.
-    assert _ids(tokenizer, "the movie was great .</s>")[-2:] == [_ids(tokenizer, ".")[0], tokenizer.eos_token_id]
-    assert _ids(tokenizer, "the movie was" + " great .") == _ids(tokenizer, "the movie was") + _ids(tokenizer, "great .")
+    assert _ids(tokenizer, "the movie was great .</s>")[-2:] == [
+        _ids(tokenizer, ".")[0],
+        tokenizer.eos_token_id,
+    ]
+    assert _ids(tokenizer, "the movie was" + " great .") == _ids(tokenizer, "the movie was") + _ids(
+        tokenizer, "great ."
+    )
     assert _ids(tokenizer, "flibbertigibbet") == [tokenizer.unk_token_id]
     batch = tokenizer(["it was", "the movie was great"], padding=True)["input_ids"]
     assert batch[0][0] == tokenizer.pad_token_id and batch[1][0] == tokenizer.bos_token_id
 
 
 def _expected(tokenizer, prompt: str, completion: str) -> list[int]:
-    return [tokenizer.bos_token_id, *_ids(tokenizer, prompt), *_ids(tokenizer, completion), tokenizer.eos_token_id]
+    return [
+        tokenizer.bos_token_id,
+        *_ids(tokenizer, prompt),
+        *_ids(tokenizer, completion),
+        tokenizer.eos_token_id,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +201,16 @@ def test_dpo_tokenization(tokenizer, tiny_model, tmp_path: Path) -> None:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    conversational = {"prompt": [{"role": "user", "content": ROW["prompt"]}],
-                      "chosen": [{"role": "assistant", "content": ROW["chosen"]}],
-                      "rejected": [{"role": "assistant", "content": ROW["rejected"]}]}
+    conversational = {
+        "prompt": [{"role": "user", "content": ROW["prompt"]}],
+        "chosen": [{"role": "assistant", "content": ROW["chosen"]}],
+        "rejected": [{"role": "assistant", "content": ROW["rejected"]}],
+    }
     args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], save_strategy="no")
     for row in (ROW, conversational):
-        trainer = DPOTrainer(model=tiny_model, args=args, train_dataset=Dataset.from_list([row]),
-                             processing_class=tokenizer)
+        trainer = DPOTrainer(
+            model=tiny_model, args=args, train_dataset=Dataset.from_list([row]), processing_class=tokenizer
+        )
         out = trainer.train_dataset[0]
         assert out["prompt_ids"] + out["chosen_ids"] == _expected(tokenizer, ROW["prompt"], ROW["chosen"])
         assert out["prompt_ids"] + out["rejected_ids"] == _expected(tokenizer, ROW["prompt"], ROW["rejected"])
@@ -186,14 +221,25 @@ def test_kto_tokenization(tokenizer, tiny_model, tmp_path: Path) -> None:
     from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
-    rows = [{"prompt": ROW["prompt"], "completion": ROW["chosen"], "label": True},
-            {"prompt": ROW["prompt"], "completion": ROW["rejected"], "label": False}]
-    args = KTOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], save_strategy="no",
-                     per_device_train_batch_size=2)
-    trainer = KTOTrainer(model=tiny_model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer)
+    rows = [
+        {"prompt": ROW["prompt"], "completion": ROW["chosen"], "label": True},
+        {"prompt": ROW["prompt"], "completion": ROW["rejected"], "label": False},
+    ]
+    args = KTOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        per_device_train_batch_size=2,
+    )
+    trainer = KTOTrainer(
+        model=tiny_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
     for out, row in zip(trainer.train_dataset, rows, strict=True):
-        assert out["prompt_ids"] + out["completion_ids"] == _expected(tokenizer, row["prompt"], row["completion"])
+        assert out["prompt_ids"] + out["completion_ids"] == _expected(
+            tokenizer, row["prompt"], row["completion"]
+        )
 
 
 @pytest.mark.parametrize("family", ["cpo", "orpo"])
@@ -207,14 +253,16 @@ def test_cpo_orpo_tokenization(tokenizer, tiny_model, tmp_path: Path, family: st
         from trl.experimental.orpo import ORPOConfig as Config
         from trl.experimental.orpo import ORPOTrainer as Trainer
     args = Config(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], save_strategy="no")
-    trainer = Trainer(model=tiny_model, args=args, train_dataset=Dataset.from_list([ROW]),
-                      processing_class=tokenizer)
+    trainer = Trainer(
+        model=tiny_model, args=args, train_dataset=Dataset.from_list([ROW]), processing_class=tokenizer
+    )
     out = trainer.train_dataset[0]
     assert out["chosen_input_ids"] == _expected(tokenizer, ROW["prompt"], ROW["chosen"])
     assert out["rejected_input_ids"] == _expected(tokenizer, ROW["prompt"], ROW["rejected"])
 
 
 # --- spec and build -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.unit
 def test_spec_from_dict_and_key() -> None:
@@ -250,7 +298,9 @@ def test_build_is_complete_cached_and_deterministic(tmp_path: Path, monkeypatch:
     selection_pairs = [json.loads(line) for line in world.selection_pairs_path.read_text().splitlines()]
     assert (len(selection), len(set(selection)), len(selection_pairs)) == (64, 64, 128)
     others = train_prompts | set(prompts) | {r["prompt"] for r in eval_pairs}
-    assert not set(selection) & others and not {r["prompt"] for r in selection_pairs} & (others | set(selection))
+    assert not set(selection) & others and not {r["prompt"] for r in selection_pairs} & (
+        others | set(selection)
+    )
     assert world.meta["num_selection_prompts"] == 64 and world.meta["selection_pairs"]["n"] == 128
     assert world.meta["spec"] == TINY.to_dict() and world.meta["parameters"] == model.num_parameters()
     assert world.gold_reward("great .") == gold_reward("great .")
@@ -264,7 +314,9 @@ def test_build_is_complete_cached_and_deterministic(tmp_path: Path, monkeypatch:
     # Same spec elsewhere: identical data and weights; another spec: another key.
     other = build_toy_world(TINY, cache_dir=tmp_path / "b", progress=False)
     assert other.train_pairs_path.read_bytes() == world.train_pairs_path.read_bytes()
-    assert (other.model_dir / "model.safetensors").read_bytes() == (world.model_dir / "model.safetensors").read_bytes()
+    assert (other.model_dir / "model.safetensors").read_bytes() == (
+        world.model_dir / "model.safetensors"
+    ).read_bytes()
     assert ToyWorldSpec(**{**TINY.to_dict(), "seed": 1}).key() != TINY.key()
 
 
@@ -279,8 +331,10 @@ def test_concurrent_builds_build_once(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(build_module, "_build_into", counting)
     spec = ToyWorldSpec(**{**TINY.to_dict(), "pretrain_steps": 5, "num_train_pairs": 4})
     roots: list[Path] = []
-    threads = [threading.Thread(target=lambda: roots.append(build_toy_world(spec, tmp_path, progress=False).root))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: roots.append(build_toy_world(spec, tmp_path, progress=False).root))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:

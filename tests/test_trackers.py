@@ -22,9 +22,17 @@ from harness.plugin.manager import get_plugin_manager
 from tests.conftest import run_cli
 from tests.helpers import cli_error_line
 
-FAST = ["method.max_steps=4", "train.num_checkpoints=2", "method.batch_size=4", "eval.num_prompts=4",
-        "eval.max_new_tokens=8", "eval.selection.num_prompts=4", "eval.evaluators=[gold_reward,kl]",
-        "train.logging_steps=1", "train.num_threads=1"]
+FAST = [
+    "method.max_steps=4",
+    "train.num_checkpoints=2",
+    "method.batch_size=4",
+    "eval.num_prompts=4",
+    "eval.max_new_tokens=8",
+    "eval.selection.num_prompts=4",
+    "eval.evaluators=[gold_reward,kl]",
+    "train.logging_steps=1",
+    "train.num_threads=1",
+]
 
 
 def installed(module: str) -> bool:
@@ -41,8 +49,14 @@ def test_report_to_takes_a_name_a_list_or_none_and_each_run_is_named_after_its_t
     assert tracking_report_to(["tensorboard", "none", "mlflow", "tensorboard"]) == ["tensorboard", "mlflow"]
     with pytest.raises(ConfigError, match=r"tracking.report_to=3 is invalid; give a tracker or a list"):
         tracking_report_to(3)
-    run = TrackingRun.of({"report_to": ["mlflow"], "project": "lab", "dir": None}, tmp_path / "multirun" / "s1" / "3")
-    assert (run.name, run.directory, run.project) == ("s1/3", tmp_path / "multirun" / "s1" / "3" / "tracking", "lab")
+    run = TrackingRun.of(
+        {"report_to": ["mlflow"], "project": "lab", "dir": None}, tmp_path / "multirun" / "s1" / "3"
+    )
+    assert (run.name, run.directory, run.project) == (
+        "s1/3",
+        tmp_path / "multirun" / "s1" / "3" / "tracking",
+        "lab",
+    )
     shared = TrackingRun.of({"dir": str(tmp_path / "tb")}, tmp_path / "multirun" / "s1" / "3")
     assert (shared.directory, shared.project) == (tmp_path / "tb" / "s1" / "3", "harness")
 
@@ -53,39 +67,62 @@ def test_the_trainer_reports_to_the_trials_run_only_when_asked(tmp_path):
 
     def arguments(overrides):
         cfg = compose_job(["method=dpo", *overrides], {})
-        ctx = TrainContext(cfg=cfg, spec=None, tokenizer=None, policy=None, reference=None, peft_config=None,
-                           train_data=None, eval_data=None, output_dir=tmp_path / "sweep" / "7" / "trainer",
-                           device=None, precision="fp32", checkpointer=None)
+        ctx = TrainContext(
+            cfg=cfg,
+            spec=None,
+            tokenizer=None,
+            policy=None,
+            reference=None,
+            peft_config=None,
+            train_data=None,
+            eval_data=None,
+            output_dir=tmp_path / "sweep" / "7" / "trainer",
+            device=None,
+            precision="fp32",
+            checkpointer=None,
+        )
         return ctx.tracking_arguments()
 
     assert arguments([]) == {"report_to": []}
     args = arguments(["tracking.report_to=[tensorboard,wandb]", "tracking.project=lab"])
     assert args["report_to"] == ["tensorboard", "wandb"] and args["run_name"] == "sweep/7"
     assert args.get("project", "lab") == "lab"  # a field of transformers >= 5
-    assert args.get("logging_dir", str(tmp_path / "sweep" / "7" / "tracking")) == str(tmp_path / "sweep" / "7" / "tracking")
+    assert args.get("logging_dir", str(tmp_path / "sweep" / "7" / "tracking")) == str(
+        tmp_path / "sweep" / "7" / "tracking"
+    )
 
 
 @pytest.mark.unit
 def test_method_trl_report_to_points_to_tracking_report_to():
     cfg = compose_job(["method=dpo", "method.trl.report_to=[tensorboard]"], {})
-    with pytest.raises(ConfigError, match=r"^method.trl.report_to is managed by the harness for every method; set "
-                                          r"tracking.report_to instead \(README: Experiment trackers\).$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^method.trl.report_to is managed by the harness for every method; set "
+        r"tracking.report_to instead \(README: Experiment trackers\).$",
+    ):
         validate_method(cfg, get_plugin_manager())
 
 
 @pytest.mark.unit
 def test_an_unknown_or_missing_tracker_is_one_line_naming_the_fix(monkeypatch):
-    with pytest.raises(ConfigError, match=r"Unknown tracker in tracking.report_to 'tensorbord'. Did you mean: "
-                                          r"tensorboard\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Unknown tracker in tracking.report_to 'tensorbord'. Did you mean: "
+        r"tensorboard\?",
+    ):
         trackers.check_trackers(["tensorbord"])
     monkeypatch.setitem(trackers.TRACKERS, "mlflow", (("no_such_module_here",), "pip install mlflow-skinny"))
     with pytest.raises(ConfigError) as caught:
         trackers.check_trackers(["mlflow"])
-    assert str(caught.value) == ("tracking.report_to names mlflow, which is not installed; pip install mlflow-skinny "
-                                 "(or pip install 'harness[trackers]'), or remove mlflow from tracking.report_to.")
+    assert str(caught.value) == (
+        "tracking.report_to names mlflow, which is not installed; pip install mlflow-skinny "
+        "(or pip install 'harness[trackers]'), or remove mlflow from tracking.report_to."
+    )
     monkeypatch.setitem(trackers.TRACKERS, "mlflow", (("json",), "pip install mlflow-skinny"))
     monkeypatch.setenv("MLFLOW_RUN_ID", "0123abcd")
-    with pytest.raises(ConfigError, match=r"^MLFLOW_RUN_ID is set, so every trial would log into that one run; unset"):
+    with pytest.raises(
+        ConfigError, match=r"^MLFLOW_RUN_ID is set, so every trial would log into that one run; unset"
+    ):
         trackers.check_trackers(["mlflow"])
 
 
@@ -93,25 +130,42 @@ def test_an_unknown_or_missing_tracker_is_one_line_naming_the_fix(monkeypatch):
 def test_a_missing_tracker_stops_the_command_line_before_any_compute(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(trackers.TRACKERS, "wandb", (("no_such_module_here",), "pip install wandb"))
     line = cli_error_line(tmp_path, monkeypatch, capsys, ["tracking.report_to=[wandb]"])
-    assert line == ("harness: error: tracking.report_to names wandb, which is not installed; pip install wandb "
-                    "(or pip install 'harness[trackers]'), or remove wandb from tracking.report_to.")
+    assert line == (
+        "harness: error: tracking.report_to names wandb, which is not installed; pip install wandb "
+        "(or pip install 'harness[trackers]'), or remove wandb from tracking.report_to."
+    )
 
 
 @pytest.mark.unit
 def test_evaluations_are_prefixed_and_the_summary_holds_the_outcome():
-    assert trackers.evaluation_values({"kl": 0.5, "lm_eval/x (acc)": 1, "bad": float("nan"), "flag": True},
-                                      {"kl": 0.25}) == {"harness_test/kl": 0.5, "harness_test/lm_eval/x _acc_": 1.0,
-                                                        "harness_selection/kl": 0.25}
-    record = {"status": "completed", "train": {"steps": 30}, "timings": {"train_s": 1.5, "total_s": 3.0},
-              "error": None, "checkpoints": [{"step": 10, "final": False, "metrics": {"gold_reward": 1.0}},
-                                             {"step": 30, "final": True, "metrics": {"gold_reward": 2.0}}]}
+    assert trackers.evaluation_values(
+        {"kl": 0.5, "lm_eval/x (acc)": 1, "bad": float("nan"), "flag": True}, {"kl": 0.25}
+    ) == {"harness_test/kl": 0.5, "harness_test/lm_eval/x _acc_": 1.0, "harness_selection/kl": 0.25}
+    record = {
+        "status": "completed",
+        "train": {"steps": 30},
+        "timings": {"train_s": 1.5, "total_s": 3.0},
+        "error": None,
+        "checkpoints": [
+            {"step": 10, "final": False, "metrics": {"gold_reward": 1.0}},
+            {"step": 30, "final": True, "metrics": {"gold_reward": 2.0}},
+        ],
+    }
     numbers, texts, step = trackers.summary(record)
-    assert numbers == {"harness_summary/steps": 30.0, "harness_summary/final_step": 30.0,
-                       "harness_summary/train_s": 1.5, "harness_summary/total_s": 3.0}
+    assert numbers == {
+        "harness_summary/steps": 30.0,
+        "harness_summary/final_step": 30.0,
+        "harness_summary/train_s": 1.5,
+        "harness_summary/total_s": 3.0,
+    }
     assert texts == {"harness_summary/status": "completed"}
     assert step == 30
     failed = {"status": "failed", "error": {"message": "boom"}, "checkpoints": [], "train": {}, "timings": {}}
-    assert trackers.summary(failed) == ({}, {"harness_summary/status": "failed", "harness_summary/error": "boom"}, 0)
+    assert trackers.summary(failed) == (
+        {},
+        {"harness_summary/status": "failed", "harness_summary/error": "boom"},
+        0,
+    )
 
 
 # --- one trial, read back from each tracker -----------------------------------------------------------------------
@@ -127,8 +181,8 @@ def tensorboard_events(directory: Path) -> list:
     for path in sorted(directory.glob("events.out.tfevents.*")):
         data, pos = path.read_bytes(), 0
         while pos + 12 <= len(data):
-            (length,) = struct.unpack("<Q", data[pos:pos + 8])
-            events.append(Event.FromString(data[pos + 12:pos + 12 + length]))
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            events.append(Event.FromString(data[pos + 12 : pos + 12 + length]))
             pos += 12 + length + 4
     return events
 
@@ -159,8 +213,8 @@ def wandb_history(run_dir: Path) -> tuple[dict, list[dict], dict, dict]:
         if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
             pos += 32768 - pos % 32768
             continue
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         pieces = chunk if kind in (1, 2) else pieces + chunk
         if kind in (1, 4):  # a full record, or a record's last piece
             chunks.append(pieces)
@@ -174,9 +228,13 @@ def wandb_history(run_dir: Path) -> tuple[dict, list[dict], dict, dict]:
         elif kind == "config":
             config.update({i.key: json.loads(i.value_json) for i in record.config.update})
         elif kind == "history":
-            history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+            history.append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            )
         elif kind == "summary":
-            summary.update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.summary.update})
+            summary.update(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.summary.update}
+            )
     return run, history, config, summary
 
 
@@ -189,12 +247,31 @@ def by_step(rows: list[dict], key: str) -> dict[int, float]:
 def tracked_trial(tiny_world, tmp_path_factory):
     """One DPO trial of a one-job multirun (sweep ``tracked``) reporting to every installed tracker."""
     cwd = tmp_path_factory.mktemp("tracked")
-    names = [name for name in ("tensorboard", "mlflow", "wandb", "trackio")
-             if any(installed(module) for module in trackers.TRACKERS[name][0])]
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           "TRACKIO_DIR": str(cwd / "trackio"), "OMP_NUM_THREADS": "1"}
-    result = run_cli(["-m", *tiny_world, *FAST, "sweep_name=tracked", f"tracking.report_to=[{','.join(names)}]",
-                      "tracking.project=lab", "leaderboard.print=false"], cwd=cwd, env=env)
+    names = [
+        name
+        for name in ("tensorboard", "mlflow", "wandb", "trackio")
+        if any(installed(module) for module in trackers.TRACKERS[name][0])
+    ]
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "TRACKIO_DIR": str(cwd / "trackio"),
+        "OMP_NUM_THREADS": "1",
+    }
+    result = run_cli(
+        [
+            "-m",
+            *tiny_world,
+            *FAST,
+            "sweep_name=tracked",
+            f"tracking.report_to=[{','.join(names)}]",
+            "tracking.project=lab",
+            "leaderboard.print=false",
+        ],
+        cwd=cwd,
+        env=env,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     record = json.loads((cwd / "multirun" / "tracked" / "0" / "trial.json").read_text())
     assert record["status"] == "completed" and not record.get("plugin_errors"), record.get("plugin_errors")
@@ -236,7 +313,11 @@ def test_mlflow_holds_one_run_named_after_the_trial(tracked_trial):
         return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
 
     assert history("loss") == pytest.approx(losses)
-    assert sorted(history("harness_test/gold_reward")) == steps == sorted(history("harness_selection/gold_reward"))
+    assert (
+        sorted(history("harness_test/gold_reward"))
+        == steps
+        == sorted(history("harness_selection/gold_reward"))
+    )
     assert history("harness_test/kl")[0] == 0.0  # the reference
     assert run.data.tags["harness_summary/status"] == "completed"
     assert run.data.metrics["harness_summary/total_s"] == pytest.approx(record["timings"]["total_s"])

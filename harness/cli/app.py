@@ -25,8 +25,20 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Hydra flags after which the user inspects rather than runs: pass through without validation.
-_INSPECT_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion",
-                  "--resolve", "--experimental-rerun", "--config-path", "-cp"}
+_INSPECT_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--cfg",
+    "-c",
+    "--shell-completion",
+    "--resolve",
+    "--experimental-rerun",
+    "--config-path",
+    "-cp",
+}
 _FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-dir", "-cd", "--package", "-p"}
 
 
@@ -56,7 +68,11 @@ def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool)
     command again resumes its study (the default name is a timestamp)."""
     from harness.sweep.naming import default_sweep_name, uses_optuna_sweeper
 
-    if not multirun or not uses_optuna_sweeper(overrides) or any(o.startswith("sweep_name=") for o in overrides):
+    if (
+        not multirun
+        or not uses_optuna_sweeper(overrides)
+        or any(o.startswith("sweep_name=") for o in overrides)
+    ):
         return args
     return [*args, f"sweep_name={default_sweep_name(overrides)}"]
 
@@ -74,16 +90,22 @@ def join_trial_processes(args: list[str], overrides: Sequence[str], multirun: bo
     if not distributed.launched():
         return args
     if multirun:
-        raise ConfigError("-m (a sweep) under torchrun/accelerate launch is not supported: launch one trial per "
-                          "torchrun command, or sweep with one process per trial (e.g. hydra/launcher=submitit_slurm).")
+        raise ConfigError(
+            "-m (a sweep) under torchrun/accelerate launch is not supported: launch one trial per "
+            "torchrun command, or sweep with one process per trial (e.g. hydra/launcher=submitit_slurm)."
+        )
     distributed.join()
     if not any(o.startswith("hydra.run.dir=") for o in overrides):
-        run_dir = distributed.broadcast(f"outputs/{time.strftime('%Y-%m-%d_%H-%M-%S')}")  # Hydra's default pattern
+        run_dir = distributed.broadcast(
+            f"outputs/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        )  # Hydra's default pattern
         args = [*args, f"hydra.run.dir={run_dir}"]
     return args if distributed.is_main() else [*args, "hydra.output_subdir=null"]
 
 
-def with_slurm_resources(args: list[str], overrides: Sequence[str], configs: Sequence[dict[str, Any]]) -> list[str]:
+def with_slurm_resources(
+    args: list[str], overrides: Sequence[str], configs: Sequence[dict[str, Any]]
+) -> list[str]:
     """``args`` with the resources each trial of a ``hydra/launcher=submitit_slurm`` sweep needs and the command left
     unset (one GPU, cores, host memory from the largest trial's estimate: :mod:`harness.config.footprint`), and one
     line saying what each job asks for; other launchers: ``args`` unchanged."""
@@ -94,8 +116,11 @@ def with_slurm_resources(args: list[str], overrides: Sequence[str], configs: Seq
 
     if "hydra/launcher=submitit_slurm" not in overrides or not configs:
         return args
-    given = {o.split("=", 1)[0].removeprefix("hydra.launcher."): o.split("=", 1)[1] for o in overrides
-             if o.startswith("hydra.launcher.") and "=" in o}
+    given = {
+        o.split("=", 1)[0].removeprefix("hydra.launcher."): o.split("=", 1)[1]
+        for o in overrides
+        if o.startswith("hydra.launcher.") and "=" in o
+    }
     footprints = {}
     for config in configs:
         cfg = OmegaConf.create(config)
@@ -104,8 +129,11 @@ def with_slurm_resources(args: list[str], overrides: Sequence[str], configs: Seq
             footprints[fp.method] = fp
     added = slurm_resources(list(footprints.values()), given)
     asks = ", ".join(f"{key}={value}" for key, value in added.items()) or "as given"
-    print(f"harness: SLURM: each trial asks for {asks} (set hydra.launcher.<key> to change; timeout_min too); "
-          f"estimated {'; '.join(fp.text() for fp in footprints.values())}", flush=True)
+    print(
+        f"harness: SLURM: each trial asks for {asks} (set hydra.launcher.<key> to change; timeout_min too); "
+        f"estimated {'; '.join(fp.text() for fp in footprints.values())}",
+        flush=True,
+    )
     return [*args, *(f"hydra.launcher.{key}={value}" for key, value in added.items())]
 
 
@@ -130,14 +158,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             from harness.sweep.naming import uses_optuna_sweeper
             from harness.verbosity import set_library_verbosity
 
-            set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
+            set_library_verbosity(
+                "verbose=true" in overrides
+            )  # no library bars while reading data to check it
             configs = validated_jobs(overrides, flags, multirun)
             args = with_slurm_resources(args, overrides, configs)
             if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
-                os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it
+                os.environ[SWEEP_JOBS_ENV] = str(
+                    len(configs)
+                )  # a parallel launcher's trials split the cores by it
                 from harness.sweep.resume import prepare_grid
 
-                prepare_grid(configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing")
+                prepare_grid(
+                    configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing"
+                )
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -148,15 +182,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "verbose=true" in args:
             raise
         first = (str(exc).splitlines() or [""])[0]
-        print(f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run again "
-              "with verbose=true for the traceback, and report it)", file=sys.stderr)
+        print(
+            f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run again "
+            "with verbose=true for the traceback, and report it)",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
     sys.argv = [sys.argv[0], *args]
     try:
         _hydra_main()
-    except KeyboardInterrupt:  # between trials (a trial's own interruption ends in SystemExit, with its record)
-        print("harness: interrupted between trials; every finished trial is recorded; run the same command again "
-              "to resume", file=sys.stderr)
+    except (
+        KeyboardInterrupt
+    ):  # between trials (a trial's own interruption ends in SystemExit, with its record)
+        print(
+            "harness: interrupted between trials; every finished trial is recorded; run the same command again "
+            "to resume",
+            file=sys.stderr,
+        )
         raise SystemExit(130) from None
 
 

@@ -20,8 +20,13 @@ def write_sweep_leaderboard(config: DictConfig, sweep_dir: Path, echo: bool = Tr
 
     out = Path(config.leaderboard.dir) / sweep_dir.name
     lb = config.leaderboard
-    board = write_leaderboard([sweep_dir], out, title=sweep_dir.name, objective=lb.get("objective", "auto"),
-                              kl_budget=lb.get("kl_budget", 10.0))
+    board = write_leaderboard(
+        [sweep_dir],
+        out,
+        title=sweep_dir.name,
+        objective=lb.get("objective", "auto"),
+        kl_budget=lb.get("kl_budget", 10.0),
+    )
     if echo and lb.get("print", True):
         print(f"\nLeaderboard ({len(board.records)} trials) -> {out / 'leaderboard.md'}\n")
         print(console_table(board), flush=True)

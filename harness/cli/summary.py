@@ -33,7 +33,9 @@ def trial_summary(record: dict[str, Any]) -> str:
         lines.append(f"  health: {flag['flag']}: {flag['message']}; fix: {flag['fix']}")
     t = record.get("timings") or {}
     mem = record.get("peak_memory") or {}
-    lines.append(f"  steps {record.get('train', {}).get('steps')}, train {t.get('train_s', 0):.1f} s, "
-                 f"total {t.get('total_s', 0):.1f} s, peak memory {mem.get('cuda_peak_mb') or mem.get('rss_peak_mb')} MB")
+    lines.append(
+        f"  steps {record.get('train', {}).get('steps')}, train {t.get('train_s', 0):.1f} s, "
+        f"total {t.get('total_s', 0):.1f} s, peak memory {mem.get('cuda_peak_mb') or mem.get('rss_peak_mb')} MB"
+    )
     lines.append(f"  record: {record.get('_path') or str(record.get('trial_dir', '')) + '/trial.json'}")
     return "\n".join(lines)

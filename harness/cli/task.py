@@ -29,7 +29,11 @@ def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], Dict
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)
     # The job's directory names it (the job number, or an Optuna sweep's trial number).
-    sweep = {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": output_dir.name} if multirun else None
+    sweep = (
+        {"name": Path(hc.sweep.dir).name, "dir": str(hc.sweep.dir), "job": output_dir.name}
+        if multirun
+        else None
+    )
     if sweep is not None:
         trials = concurrent_trials(hc.launcher)
         if trials > 1:  # the trials share the machine: the runner splits its cores (and GPUs) between them
@@ -49,7 +53,11 @@ def concurrent_trials(launcher: Any) -> int:
     after another (basic, submitit, ray)."""
     from harness.config.resources import cpu_cores
 
-    n_jobs = (launcher or {}).get("n_jobs") if "joblib" in str((launcher or {}).get("_target_", "")).lower() else None
+    n_jobs = (
+        (launcher or {}).get("n_jobs")
+        if "joblib" in str((launcher or {}).get("_target_", "")).lower()
+        else None
+    )
     if not isinstance(n_jobs, int) or n_jobs == 0:
         return 1
     trials = cpu_cores() if n_jobs < 0 else n_jobs
@@ -64,8 +72,11 @@ def _write_partial_leaderboard(cfg: DictConfig, sweep: dict[str, Any]) -> Path |
     try:
         return write_sweep_leaderboard(cfg, Path(sweep["dir"]), echo=False)
     except Exception as exc:  # the interruption is what the user must hear about
-        print(f"harness: warning: the leaderboard could not be written ({type(exc).__name__}: {exc})",
-              file=sys.stderr, flush=True)
+        print(
+            f"harness: warning: the leaderboard could not be written ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
 
 
@@ -100,8 +111,13 @@ def run_task(cfg: DictConfig) -> Any:
         with resume.trial_lock(output_dir) if main else contextlib.nullcontext(), interrupts_raise():
             record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep, attempt=attempt)
     except TrialInterrupted as exc:
-        _stop(cfg, sweep, record_path, f"interrupted by {exc.signal_name}; the trial is recorded as interrupted",
-              exc.exit_code)
+        _stop(
+            cfg,
+            sweep,
+            record_path,
+            f"interrupted by {exc.signal_name}; the trial is recorded as interrupted",
+            exc.exit_code,
+        )
     except UserError as exc:  # a locked trial directory
         print(f"harness: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

@@ -56,8 +56,10 @@ def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
         multirun = False
     if not multirun:
         if any(o.is_sweep_override() for o in parsed):
-            raise ConfigError("A sweep (a,b or range/choice) needs multirun: add -m, e.g. python -m harness -m "
-                              + " ".join(o.input_line for o in parsed if o.is_sweep_override()))
+            raise ConfigError(
+                "A sweep (a,b or range/choice) needs multirun: add -m, e.g. python -m harness -m "
+                + " ".join(o.input_line for o in parsed if o.is_sweep_override())
+            )
         return [[o.input_line for o in parsed]]
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
@@ -87,8 +89,11 @@ def _check_keys(base: DictConfig, overrides: list[Any]) -> None:
         parent_key, _, leaf = key.rpartition(".")
         parent = OmegaConf.select(base, parent_key) if parent_key else base
         if not isinstance(parent, DictConfig) or leaf not in list(parent.keys()):  # `in` skips ??? values
-            siblings = [f"{parent_key}.{k}" if parent_key else str(k) for k in parent] \
-                if isinstance(parent, DictConfig) else []
+            siblings = (
+                [f"{parent_key}.{k}" if parent_key else str(k) for k in parent]
+                if isinstance(parent, DictConfig)
+                else []
+            )
             raise UnknownNameError("option", key, siblings, hint=f"To add a new key use +{key}=<value>.")
 
 
@@ -97,7 +102,9 @@ def plugin_modules(overrides: Sequence[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     modules: list[str] = []
-    for o in OverridesParser.create().parse_overrides([a for a in overrides if a.lstrip("+~").startswith("plugins=")]):
+    for o in OverridesParser.create().parse_overrides(
+        [a for a in overrides if a.lstrip("+~").startswith("plugins=")]
+    ):
         value = o.value()
         modules.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
     return modules
@@ -118,8 +125,11 @@ def compose_job(job: list[str], flags: dict[str, str]) -> DictConfig:
     register_configs(get_plugin_manager(plugin_modules(job)))
     name = flags.get("--config-name") or flags.get("-cn") or CONFIG_NAME
     config_dir = flags.get("--config-dir") or flags.get("-cd")
-    init = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir \
+    init = (
+        initialize_config_dir(config_dir=config_dir, version_base="1.3")
+        if config_dir
         else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+    )
     job = open_free_form(job)
     with init:
         parsed = _parse(job)

@@ -120,16 +120,22 @@ def check_distributed(cfg: Any, trains_with_trainer: bool) -> None:
     trl = cfg.method.get("trl") or {}
     launch = "torchrun --nproc_per_node N -m harness ... (or accelerate launch -m harness ...)"
     if n > 1 and not trains_with_trainer:
-        raise ConfigError(f"method {cfg.method.name} trains with its own loop, which runs in one process; start it "
-                          "without torchrun/accelerate launch.")
+        raise ConfigError(
+            f"method {cfg.method.name} trains with its own loop, which runs in one process; start it "
+            "without torchrun/accelerate launch."
+        )
     batch = cfg.method.get("batch_size")
     if n > 1 and isinstance(batch, int) and batch % n:
-        raise ConfigError(f"method.batch_size={batch} does not split over {n} processes; use a multiple of {n} (each "
-                          "process takes batch_size / N rows per step, so the trial's batch stays the same).")
+        raise ConfigError(
+            f"method.batch_size={batch} does not split over {n} processes; use a multiple of {n} (each "
+            "process takes batch_size / N rows per step, so the trial's batch stays the same)."
+        )
     if trl.get("fsdp"):
-        raise ConfigError(f"method.trl.fsdp={trl.get('fsdp')!r} is not supported: the harness evaluates each checkpoint "
-                          "in the main process, which needs the whole model there, and FSDP shards it; drop "
-                          f"method.trl.fsdp (several GPUs train with DDP: {launch}).")
+        raise ConfigError(
+            f"method.trl.fsdp={trl.get('fsdp')!r} is not supported: the harness evaluates each checkpoint "
+            "in the main process, which needs the whole model there, and FSDP shards it; drop "
+            f"method.trl.fsdp (several GPUs train with DDP: {launch})."
+        )
     if trl.get("deepspeed"):
         _check_deepspeed(trl.get("deepspeed"), launch)
 
@@ -142,19 +148,27 @@ def _check_deepspeed(setting: Any, launch: str) -> None:
     from harness.errors import ConfigError
 
     if importlib.util.find_spec("deepspeed") is None:
-        raise ConfigError("method.trl.deepspeed is set but the deepspeed package is not installed; pip install "
-                          "deepspeed (on a machine with CUDA), or drop method.trl.deepspeed.")
+        raise ConfigError(
+            "method.trl.deepspeed is set but the deepspeed package is not installed; pip install "
+            "deepspeed (on a machine with CUDA), or drop method.trl.deepspeed."
+        )
     config = setting
     if isinstance(setting, str):
         path = Path(setting).expanduser()
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
         except OSError:
-            raise ConfigError(f"method.trl.deepspeed={setting!r}: no such file; give the path of a DeepSpeed JSON "
-                              f"config (launch with {launch}).") from None
+            raise ConfigError(
+                f"method.trl.deepspeed={setting!r}: no such file; give the path of a DeepSpeed JSON "
+                f"config (launch with {launch})."
+            ) from None
         except ValueError as exc:
-            raise ConfigError(f"method.trl.deepspeed={setting!r} is not valid JSON ({exc}); fix the file.") from None
+            raise ConfigError(
+                f"method.trl.deepspeed={setting!r} is not valid JSON ({exc}); fix the file."
+            ) from None
     stage = ((config or {}).get("zero_optimization") or {}).get("stage") if isinstance(config, dict) else None
     if stage == 3:
-        raise ConfigError("method.trl.deepspeed uses ZeRO stage 3, which shards the model, but the harness evaluates "
-                          "each checkpoint in the main process, which needs the whole model there; use stage 1 or 2.")
+        raise ConfigError(
+            "method.trl.deepspeed uses ZeRO stage 3, which shards the model, but the harness evaluates "
+            "each checkpoint in the main process, which needs the whole model there; use stage 1 or 2."
+        )

@@ -20,7 +20,9 @@ from typing import Any
 
 GIB = 1024**3
 BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
-LORA_TRAINED_SHARE = 0.01  # a LoRA adapter's parameters, as a share of the model's (r=16 on the attention: < 1%)
+LORA_TRAINED_SHARE = (
+    0.01  # a LoRA adapter's parameters, as a share of the model's (r=16 on the attention: < 1%)
+)
 TRAINING_COPIES = 3  # the trained weights' gradients and AdamW's two moments
 MARGIN, CONTEXT_GIB = 1.3, 2.0  # activations, allocator slack and the CUDA context
 CPUS_PER_TRIAL = 8  # data loading, tokenisation, sampling for evaluation
@@ -41,8 +43,10 @@ class Footprint:
         """``dpo: 2 models of 1.1B parameters, ~19 GiB of GPU memory`` (or what is unknown)."""
         if self.parameters is None:
             return f"{self.method}: {self.models} model(s) of unknown size"
-        return (f"{self.method}: {self.models} model(s) of {self.parameters / 1e9:.2g}B parameters, "
-                f"~{self.gpu_gib:.0f} GiB of GPU memory")
+        return (
+            f"{self.method}: {self.models} model(s) of {self.parameters / 1e9:.2g}B parameters, "
+            f"~{self.gpu_gib:.0f} GiB of GPU memory"
+        )
 
 
 def parameter_count(path: str, revision: str | None = None, trust_remote_code: bool = False) -> int | None:
@@ -77,7 +81,9 @@ def trial_footprint(cfg: Any, pm: Any) -> Footprint:
     weights = models * params * size
     state = trained * TRAINING_COPIES * (4 if lora_enabled(cfg.model) else size)
     gpu = (weights + state) * MARGIN / GIB + CONTEXT_GIB
-    host = max(16.0, 1.5 * params * BYTES.get(dtype, 4) / GIB + 8.0)  # one model's weights while loading, and data
+    host = max(
+        16.0, 1.5 * params * BYTES.get(dtype, 4) / GIB + 8.0
+    )  # one model's weights while loading, and data
     return Footprint(spec.name, models, params, gpu, host)
 
 

@@ -24,8 +24,9 @@ def objective_candidates(evaluators: Sequence[EvaluatorSpec]) -> list[str]:
     return [m.label for e in evaluators for m in e.metrics if m.direction is not None]
 
 
-def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str,
-                   registered: Sequence[EvaluatorSpec] = ()) -> Metric:
+def resolve_metric(
+    name: str, evaluators: Sequence[EvaluatorSpec], key: str, registered: Sequence[EvaluatorSpec] = ()
+) -> Metric:
     """The declaration of metric ``name`` among ``evaluators``' metrics, usable as an objective.
 
     :raises ConfigError: the metric belongs to one of the ``registered`` evaluators that the trial does not run
@@ -39,23 +40,36 @@ def resolve_metric(name: str, evaluators: Sequence[EvaluatorSpec], key: str,
         if metric is None:
             continue
         if metric.direction is None:
-            raise ConfigError(f"{key}={name} names a descriptive metric of evaluator {evaluator.name} (no better or "
-                              f"worse direction); choose one of: {', '.join(objective_candidates(evaluators))}.")
+            raise ConfigError(
+                f"{key}={name} names a descriptive metric of evaluator {evaluator.name} (no better or "
+                f"worse direction); choose one of: {', '.join(objective_candidates(evaluators))}."
+            )
         return metric
     owner = next((e for e in registered if e.metric(name) is not None and e not in evaluators), None)
     if owner is not None:
-        raise ConfigError(f"{key}={name} is a metric of evaluator {owner.name}, which this trial does not run; add it "
-                          f"with eval.extra=[{owner.name}] (and its options, eval.{owner.name}.*), or choose one of: "
-                          f"{', '.join(objective_candidates(evaluators))}.")
+        raise ConfigError(
+            f"{key}={name} is a metric of evaluator {owner.name}, which this trial does not run; add it "
+            f"with eval.extra=[{owner.name}] (and its options, eval.{owner.name}.*), or choose one of: "
+            f"{', '.join(objective_candidates(evaluators))}."
+        )
     running = ", ".join(e.name for e in evaluators) or "none"
-    raise UnknownNameError(f"metric for {key}", name, objective_candidates(evaluators),
-                           hint=f"(Evaluators of this trial: {running}; add another with eval.extra=[<name>].)")
+    raise UnknownNameError(
+        f"metric for {key}",
+        name,
+        objective_candidates(evaluators),
+        hint=f"(Evaluators of this trial: {running}; add another with eval.extra=[<name>].)",
+    )
 
 
 def auto_objective(evaluators: Sequence[EvaluatorSpec], cfg: Any) -> Metric | None:
     """The metric ``auto`` stands for under trial config ``cfg``: of the evaluators active for it
     (:attr:`EvaluatorSpec.active`), the declared metric with the lowest ``objective_priority``; None when none
     has one."""
-    ranked = [(m.objective_priority, i, m) for i, e in enumerate(evaluators) if e.active is None or e.active(cfg)
-              for m in e.metrics if m.objective_priority is not None]
+    ranked = [
+        (m.objective_priority, i, m)
+        for i, e in enumerate(evaluators)
+        if e.active is None or e.active(cfg)
+        for m in e.metrics
+        if m.objective_priority is not None
+    ]
     return min(ranked, key=lambda item: item[:2])[2] if ranked else None

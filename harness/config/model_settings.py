@@ -25,8 +25,19 @@ if TYPE_CHECKING:
     import torch
 
 # The model.<key>s (every conf/model/*.yaml lists exactly these; tests check they agree).
-MODEL_KEYS = ("name_or_path", "profile", "revision", "dtype", "attn_implementation", "device_map", "quantization",
-              "bnb_4bit", "trust_remote_code", "lora", "sft")
+MODEL_KEYS = (
+    "name_or_path",
+    "profile",
+    "revision",
+    "dtype",
+    "attn_implementation",
+    "device_map",
+    "quantization",
+    "bnb_4bit",
+    "trust_remote_code",
+    "lora",
+    "sft",
+)
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")  # the rest of peft.LoraConfig may be added with +
 BNB_4BIT_KEYS = ("compute_dtype", "quant_type", "use_double_quant")  # BitsAndBytesConfig's bnb_4bit_<key>
 DTYPES = ("float32", "bfloat16", "float16")  # model.dtype names: torch.<name> (imported when loading)
@@ -34,12 +45,19 @@ QUANTIZATIONS = ("4bit", "8bit")
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 ALL_LINEAR = "all-linear"
 # LoraConfig fields the harness sets from its own keys (model.lora.<key> -> field).
-_LORA_FIELDS = {"r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules",
-                "task_type": None}
+_LORA_FIELDS = {
+    "r": "r",
+    "alpha": "lora_alpha",
+    "dropout": "lora_dropout",
+    "target_modules": "target_modules",
+    "task_type": None,
+}
 
 
 def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    return (
+        OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    )
 
 
 def lora_enabled(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
@@ -85,13 +103,18 @@ def needs_kbit_preparation(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
 def _check_keys(model_cfg: DictConfig) -> None:
     for key in model_cfg:
         if key not in MODEL_KEYS:
-            raise UnknownNameError("model option", f"model.{key}", [f"model.{k}" for k in MODEL_KEYS],
-                                   hint="Remove it (every model config lists the keys it has: conf/model/hf.yaml).")
+            raise UnknownNameError(
+                "model option",
+                f"model.{key}",
+                [f"model.{k}" for k in MODEL_KEYS],
+                hint="Remove it (every model config lists the keys it has: conf/model/hf.yaml).",
+            )
     bnb = model_cfg.get("bnb_4bit")
-    for key in (bnb or {}):
+    for key in bnb or {}:
         if key not in BNB_4BIT_KEYS:
-            raise UnknownNameError("model option", f"model.bnb_4bit.{key}",
-                                   [f"model.bnb_4bit.{k}" for k in BNB_4BIT_KEYS])
+            raise UnknownNameError(
+                "model option", f"model.bnb_4bit.{key}", [f"model.bnb_4bit.{k}" for k in BNB_4BIT_KEYS]
+            )
 
 
 def _check_lora(model_cfg: DictConfig) -> None:
@@ -103,15 +126,23 @@ def _check_lora(model_cfg: DictConfig) -> None:
         raise ConfigError(f"model.lora={_plain(lora)!r} is invalid; set model.lora.r (0 = full fine-tuning).")
     r = lora.get("r", 0)
     if not isinstance(r, int) or isinstance(r, bool) or r < 0:
-        raise ConfigError(f"model.lora.r={r!r} is invalid; use 0 (no LoRA, full fine-tuning) or a rank such as 16.")
+        raise ConfigError(
+            f"model.lora.r={r!r} is invalid; use 0 (no LoRA, full fine-tuning) or a rank such as 16."
+        )
     if not lora_enabled(model_cfg):
         return
     for key in ("alpha", "dropout"):
         value = lora.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
-                                  or (key == "dropout" and value >= 1)):
-            raise ConfigError(f"model.lora.{key}={value!r} is invalid; it must be a number "
-                              f"{'in [0, 1)' if key == 'dropout' else '>= 0'}.")
+        if value is not None and (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or value < 0
+            or (key == "dropout" and value >= 1)
+        ):
+            raise ConfigError(
+                f"model.lora.{key}={value!r} is invalid; it must be a number "
+                f"{'in [0, 1)' if key == 'dropout' else '>= 0'}."
+            )
     targets = lora_target_modules(model_cfg)
     if not targets:
         raise ConfigError("model.lora.target_modules is empty; use all-linear or a list of module names.")
@@ -138,18 +169,26 @@ def _check_quantization(model_cfg: DictConfig, device: torch.device) -> None:
     if mode not in QUANTIZATIONS:
         raise ConfigError(f"model.quantization={mode!r} is invalid; use null (full precision), 4bit or 8bit.")
     if device.type != "cuda":
-        raise ConfigError(f"model.quantization={mode} loads weights with bitsandbytes, which needs a CUDA GPU, and this "
-                          f"trial runs on {device.type}; use model.quantization=null here.")
+        raise ConfigError(
+            f"model.quantization={mode} loads weights with bitsandbytes, which needs a CUDA GPU, and this "
+            f"trial runs on {device.type}; use model.quantization=null here."
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError(f"model.quantization={mode} needs the bitsandbytes package; pip install bitsandbytes "
-                          "(or use model.quantization=null).")
+        raise ConfigError(
+            f"model.quantization={mode} needs the bitsandbytes package; pip install bitsandbytes "
+            "(or use model.quantization=null)."
+        )
     if not lora_enabled(model_cfg):
-        raise ConfigError(f"model.quantization={mode} weights cannot be trained directly; add a LoRA adapter "
-                          "(QLoRA), e.g. model.lora.r=16.")
+        raise ConfigError(
+            f"model.quantization={mode} weights cannot be trained directly; add a LoRA adapter "
+            "(QLoRA), e.g. model.lora.r=16."
+        )
     bnb = model_cfg.get("bnb_4bit") or {}
     compute = bnb.get("compute_dtype", "auto")
     if compute != "auto" and compute not in DTYPES:
-        raise ConfigError(f"model.bnb_4bit.compute_dtype={compute!r} is invalid; use auto, {', '.join(DTYPES)}.")
+        raise ConfigError(
+            f"model.bnb_4bit.compute_dtype={compute!r} is invalid; use auto, {', '.join(DTYPES)}."
+        )
     if bnb.get("quant_type", "nf4") not in ("nf4", "fp4"):
         raise ConfigError(f"model.bnb_4bit.quant_type={bnb.get('quant_type')!r} is invalid; use nf4 or fp4.")
 
@@ -161,18 +200,26 @@ def _check_loading(model_cfg: DictConfig, device: torch.device) -> None:
         raise ConfigError(f"model.dtype={dtype!r} is invalid; use auto, {', '.join(DTYPES)}.")
     attn = model_cfg.get("attn_implementation")
     if attn is not None and (not isinstance(attn, str) or not attn):
-        raise ConfigError(f"model.attn_implementation={attn!r} is invalid; use null (transformers' default), eager, "
-                          "sdpa or flash_attention_2.")
+        raise ConfigError(
+            f"model.attn_implementation={attn!r} is invalid; use null (transformers' default), eager, "
+            "sdpa or flash_attention_2."
+        )
     if isinstance(attn, str) and attn.startswith("flash_attention") and device.type != "cuda":
-        raise ConfigError(f"model.attn_implementation={attn} needs a CUDA GPU and this trial runs on {device.type}; "
-                          "use model.attn_implementation=null (sdpa).")
+        raise ConfigError(
+            f"model.attn_implementation={attn} needs a CUDA GPU and this trial runs on {device.type}; "
+            "use model.attn_implementation=null (sdpa)."
+        )
     if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        raise ConfigError("model.attn_implementation=flash_attention_2 needs the flash-attn package; pip install "
-                          "flash-attn, or use model.attn_implementation=null (sdpa).")
+        raise ConfigError(
+            "model.attn_implementation=flash_attention_2 needs the flash-attn package; pip install "
+            "flash-attn, or use model.attn_implementation=null (sdpa)."
+        )
     device_map = model_cfg.get("device_map")
     if device_map is not None and not isinstance(device_map, DictConfig) and device_map not in DEVICE_MAPS:
-        raise ConfigError(f"model.device_map={device_map!r} is invalid; use null (the whole model on train.device), "
-                          f"{', '.join(DEVICE_MAPS)} or a mapping of module names to devices.")
+        raise ConfigError(
+            f"model.device_map={device_map!r} is invalid; use null (the whole model on train.device), "
+            f"{', '.join(DEVICE_MAPS)} or a mapping of module names to devices."
+        )
 
 
 def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
@@ -202,14 +249,17 @@ def meta_skeleton(path: str, revision: str | None = None, trust_remote_code: boo
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
 
-def module_names(path: str, revision: str | None = None, trust_remote_code: bool = False
-                 ) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+def module_names(
+    path: str, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[str, tuple[tuple[str, str], ...]] | None:
     """``(model type, ((module name, class name), ...))`` of the causal LM at ``path``, from its
     :func:`meta_skeleton`; None when its config cannot be read."""
     model = meta_skeleton(path, revision, trust_remote_code)
     if model is None:
         return None
-    return str(model.config.model_type), tuple((name, type(m).__name__) for name, m in model.named_modules() if name)
+    return str(model.config.model_type), tuple(
+        (name, type(m).__name__) for name, m in model.named_modules() if name
+    )
 
 
 # Module classes peft can put a LoRA adapter on (by class name, so that no import is needed to tell).
@@ -240,8 +290,9 @@ def check_lora_targets(path: str, model_cfg: DictConfig) -> None:
     fix = f"its linear modules are {shown}; use one of those, or model.lora.target_modules=all-linear."
     if isinstance(targets, str):
         if not any(re.fullmatch(targets, name) for name in adaptable):
-            raise ConfigError(f"LoRA target_modules pattern {targets!r} matches no module of {model_type} ({path}); "
-                              + fix)
+            raise ConfigError(
+                f"LoRA target_modules pattern {targets!r} matches no module of {model_type} ({path}); " + fix
+            )
         return
     for target in targets:
         if not any(_matches(target, name) for name in adaptable):

@@ -96,15 +96,21 @@ def resolve_model_path(pm: HarnessPluginManager, cfg: DictConfig, dry_run: bool 
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-            raise ModelError(f"model.name_or_path={name!r} is a directory without config.json; "
-                             "point it at a directory written by save_pretrained.")
+            raise ModelError(
+                f"model.name_or_path={name!r} is a directory without config.json; "
+                "point it at a directory written by save_pretrained."
+            )
         return str(path)
     if path.exists() or name.startswith((".", "/", "~")):
-        raise ModelError(f"model.name_or_path={name!r} is not a model directory; pass a directory written by "
-                         "save_pretrained or a Hub id.")
+        raise ModelError(
+            f"model.name_or_path={name!r} is not a model directory; pass a directory written by "
+            "save_pretrained or a Hub id."
+        )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", "")
     if offline and not _in_hub_cache(name, cfg.model.get("revision")):
-        raise ModelError(f"model {name!r} is not a local directory and is not in the Hugging Face cache (offline "
-                         "mode); download it first (HF_HUB_OFFLINE=0 huggingface-cli download "
-                         f"{name}) or pass a local directory.")
+        raise ModelError(
+            f"model {name!r} is not a local directory and is not in the Hugging Face cache (offline "
+            "mode); download it first (HF_HUB_OFFLINE=0 huggingface-cli download "
+            f"{name}) or pass a local directory."
+        )
     return name

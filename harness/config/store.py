@@ -31,7 +31,9 @@ CONFIG_MODULE = "harness_conf"  # the installed conf/ tree
 CONFIG_NAME = "config"
 EVALUATOR_OPTIONS = "evaluator_options"
 BASE_METHOD_CONFIG = "base"  # conf/method/base.yaml, which every method config extends
-METHOD_PROFILE = "method_profile"  # method values for the model config's profile: method_profile/<model>_<method>
+METHOD_PROFILE = (
+    "method_profile"  # method values for the model config's profile: method_profile/<model>_<method>
+)
 
 
 def base_method_config() -> dict[str, Any]:
@@ -99,7 +101,7 @@ def _shipped_file(path: str, relative: str) -> Any | None:
     """The file ``relative`` inside a search-path entry, or None when it is not there."""
     if path.startswith("pkg://"):
         try:
-            candidate = files(path[len("pkg://"):]).joinpath(*relative.split("/"))
+            candidate = files(path[len("pkg://") :]).joinpath(*relative.split("/"))
         except ModuleNotFoundError:
             return None
     else:
@@ -111,15 +113,18 @@ def _group_files(path: str, group: str) -> dict[str, str]:
     """``{option name: YAML text}`` of the config group folder ``group`` inside a search-path entry."""
     if path.startswith("pkg://"):
         try:
-            folder: Any = files(path[len("pkg://"):]).joinpath(group)
+            folder: Any = files(path[len("pkg://") :]).joinpath(group)
         except ModuleNotFoundError:
             return {}
     else:
         folder = Path(path.removeprefix("file://")) / group
     if not folder.is_dir():
         return {}
-    return {entry.name[:-5]: entry.read_text(encoding="utf-8") for entry in folder.iterdir()
-            if entry.name.endswith(".yaml")}
+    return {
+        entry.name[:-5]: entry.read_text(encoding="utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    }
 
 
 def shipped_method_yaml(pm: HarnessPluginManager, name: str) -> tuple[str, Any] | None:
@@ -143,22 +148,32 @@ def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
     """A shipped method YAML must extend ``base`` and agree with the spec: the same keys, the same defaults."""
     loaded = OmegaConf.to_container(OmegaConf.create(text))
     assert isinstance(loaded, dict)
-    owner = f"method/{spec.name}.yaml (from {where}, for MethodSpec {spec.name!r} of {spec.origin or 'a plugin'})"
+    owner = (
+        f"method/{spec.name}.yaml (from {where}, for MethodSpec {spec.name!r} of {spec.origin or 'a plugin'})"
+    )
     if "base" not in (loaded.pop("defaults", None) or []):
-        raise PluginError(f"{owner} must start with `defaults: [base, _self_]` to extend the common training knobs.")
+        raise PluginError(
+            f"{owner} must start with `defaults: [base, _self_]` to extend the common training knobs."
+        )
     declared = dict(_flat(method_node(spec)))
     given = dict(_flat(loaded))
     missing = [key for key in declared if key not in given]
     if missing:
-        raise PluginError(f"{owner} leaves out {', '.join(missing)}; list every key the spec declares, with its "
-                          "default (the file is the method's config).")
+        raise PluginError(
+            f"{owner} leaves out {', '.join(missing)}; list every key the spec declares, with its "
+            "default (the file is the method's config)."
+        )
     for key, value in given.items():
         top = key.split(".", 1)[0]
         if top not in declared and top not in COMMON_KNOBS and top != "trl":
-            raise PluginError(f"{owner} sets {key}, which the spec does not declare; declare it as a Hyperparameter.")
+            raise PluginError(
+                f"{owner} sets {key}, which the spec does not declare; declare it as a Hyperparameter."
+            )
         if key in declared and declared[key] != value:
-            raise PluginError(f"{owner} sets {key}={value!r} but the spec's default is {declared[key]!r}; keep one "
-                              "value (the spec is the source; the YAML only documents it).")
+            raise PluginError(
+                f"{owner} sets {key}={value!r} but the spec's default is {declared[key]!r}; keep one "
+                "value (the spec is the source; the YAML only documents it)."
+            )
 
 
 def register_configs(pm: HarnessPluginManager) -> None:
@@ -171,13 +186,22 @@ def register_configs(pm: HarnessPluginManager) -> None:
         if shipped is not None:
             check_method_yaml(spec, shipped[0], shipped[1].read_text(encoding="utf-8"))
             continue
-        store.store(group="method", name=name, node={"defaults": [BASE_METHOD_CONFIG, "_self_"], **method_node(spec)},
-                    provider=spec.origin or name)
+        store.store(
+            group="method",
+            name=name,
+            node={"defaults": [BASE_METHOD_CONFIG, "_self_"], **method_node(spec)},
+            provider=spec.origin or name,
+        )
     for choice, profile in model_profiles(pm).items():  # the toy world's tuning when model=toy, ...
         for name, spec in pm.methods.items():
             if profile in spec.profiles:
-                store.store(group=METHOD_PROFILE, name=f"{choice}_{name}", package="method",
-                            node=dict(spec.profiles[profile].defaults), provider=spec.origin or name)
+                store.store(
+                    group=METHOD_PROFILE,
+                    name=f"{choice}_{name}",
+                    package="method",
+                    node=dict(spec.profiles[profile].defaults),
+                    provider=spec.origin or name,
+                )
     options = {name: spec.option_defaults() for name, spec in pm.evaluators.items() if spec.options}
     store.store(name=EVALUATOR_OPTIONS, node={"eval": options}, provider="harness")
     _register_search_path(search_path(pm))
@@ -201,6 +225,8 @@ def _register_search_path(paths: list[str]) -> None:
     class PluginConfigFolders(SearchPathPlugin):
         def manipulate_search_path(self, search_path: Any) -> None:
             for path in _SEARCH_PATH:
-                search_path.append(provider="harness-plugin", path=path if "://" in path else f"file://{path}")
+                search_path.append(
+                    provider="harness-plugin", path=path if "://" in path else f"file://{path}"
+                )
 
     Plugins.instance().register(PluginConfigFolders)

@@ -33,13 +33,19 @@ def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]
     if value is None:
         return ()
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise ConfigError(f"{key}={value!r} is invalid; give a list of KL values in nats > 0, e.g. [1, 2, 5], or [] "
-                          "for none.")
+        raise ConfigError(
+            f"{key}={value!r} is invalid; give a list of KL values in nats > 0, e.g. [1, 2, 5], or [] "
+            "for none."
+        )
     levels = list(value)
-    bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0]
+    bad = [
+        v for v in levels if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0
+    ]
     if bad:
-        raise ConfigError(f"{key}={levels!r} is invalid: {bad[0]!r} is not a KL value in nats > 0; give a list such "
-                          "as [1, 2, 5].")
+        raise ConfigError(
+            f"{key}={levels!r} is invalid: {bad[0]!r} is not a KL value in nats > 0; give a list such "
+            "as [1, 2, 5]."
+        )
     return tuple(sorted({float(v) for v in levels}))
 
 
@@ -48,7 +54,9 @@ def _meaning(help_text: str) -> str:
     return help_text.split(";", 1)[0].strip() or "(no description)"
 
 
-def knob_meanings(jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager) -> dict[str, dict[str, str]]:
+def knob_meanings(
+    jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager
+) -> dict[str, dict[str, str]]:
     """For each ``method.<knob>`` that the jobs set (``(method name, knobs set on its command line)`` per job) for
     several methods that declare it with different meanings: method -> meaning, in the order first seen."""
     methods_by_knob: dict[str, list[str]] = {}
@@ -90,8 +98,10 @@ def knob_meaning_warning(jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessP
         if not fix:
             first, *others = list(groups.values())
             rest = _and([",".join(group) for group in others])
-            fix = (f"-m method={','.join(first)} method.{knob}=... and "
-                   f"{'a second sweep' if len(others) == 1 else 'one sweep each'} for {rest}")
+            fix = (
+                f"-m method={','.join(first)} method.{knob}=... and "
+                f"{'a second sweep' if len(others) == 1 else 'one sweep each'} for {rest}"
+            )
     return f"{'; '.join(parts)}; sweep each method's own grid (e.g. {fix})"
 
 
@@ -100,8 +110,8 @@ def method_knobs(job: Sequence[str]) -> set[str]:
     knobs = set()
     for override in job:
         key = override.lstrip("+~").split("=", 1)[0]
-        if key.startswith("method.") and "=" in override and "." not in key[len("method."):]:
-            knobs.add(key[len("method."):])
+        if key.startswith("method.") and "=" in override and "." not in key[len("method.") :]:
+            knobs.add(key[len("method.") :])
     return knobs
 
 
@@ -111,6 +121,8 @@ def check_sweep_name(name: Any) -> str:
     ``/tmp/x``, ``a/b``)."""
     text = str(name)
     if not SWEEP_NAME.fullmatch(text) or ".." in text:
-        raise ConfigError(f"sweep_name={text!r} is not a plain directory name (it becomes multirun/<sweep_name>); use "
-                          "letters, digits and _ . = , + - only, e.g. sweep_name=dpo-vs-simpo.")
+        raise ConfigError(
+            f"sweep_name={text!r} is not a plain directory name (it becomes multirun/<sweep_name>); use "
+            "letters, digits and _ . = , + - only, e.g. sweep_name=dpo-vs-simpo."
+        )
     return text

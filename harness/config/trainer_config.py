@@ -55,14 +55,18 @@ def trainer_classes(spec: MethodSpec) -> tuple[type | None, type | None]:
             try:
                 resolved.append(import_object(value) if isinstance(value, str) else value)
             except (ImportError, AttributeError) as exc:
-                raise PluginError(f"{owner}: {what} {value!r} cannot be imported ({type(exc).__name__}: {exc}); "
-                                  "fix the 'package.module:Class' path.") from None
+                raise PluginError(
+                    f"{owner}: {what} {value!r} cannot be imported ({type(exc).__name__}: {exc}); "
+                    "fix the 'package.module:Class' path."
+                ) from None
         trainer, config = resolved
         if config is None and trainer is not None:
             config = _config_class_of(trainer)
             if config is None:
-                raise PluginError(f"{owner}: cannot derive the config class of {trainer.__name__} from its `args` "
-                                  "annotation; set MethodSpec.config_class.")
+                raise PluginError(
+                    f"{owner}: cannot derive the config class of {trainer.__name__} from its `args` "
+                    "annotation; set MethodSpec.config_class."
+                )
         _CLASSES[key] = (trainer, config)
     return _CLASSES[key]
 
@@ -73,8 +77,10 @@ def trl_overrides(method_cfg: DictConfig) -> dict[str, Any]:
     if not trl:
         return {}
     if not isinstance(trl, DictConfig):
-        raise ConfigError(f"method.trl must be a mapping of trainer config fields, got {trl!r}; set fields one by one, "
-                          "e.g. method.trl.max_length=64.")
+        raise ConfigError(
+            f"method.trl must be a mapping of trainer config fields, got {trl!r}; set fields one by one, "
+            "e.g. method.trl.max_length=64."
+        )
     return OmegaConf.to_container(trl, resolve=True)  # type: ignore[return-value]
 
 
@@ -94,7 +100,9 @@ def check_method_values(spec: MethodSpec, method_cfg: DictConfig) -> None:
             problem = "use -1 (train for method.epochs) or a positive number of steps"
         if problem is not None:
             meaning = f" ({declaration.help})" if declaration.help else ""
-            raise ConfigError(f"method.{name}={value!r} is invalid for method {spec.name}{meaning}: {problem}.")
+            raise ConfigError(
+                f"method.{name}={value!r} is invalid for method {spec.name}{meaning}: {problem}."
+            )
 
 
 def check_trl_fields(spec: MethodSpec, method_cfg: DictConfig) -> None:
@@ -109,20 +117,28 @@ def check_trl_fields(spec: MethodSpec, method_cfg: DictConfig) -> None:
     fields = {f.name for f in dataclasses.fields(config_class)}
     for h in spec.hyperparameters:
         if h.field is not None and h.field not in fields:
-            raise PluginError(f"MethodSpec {spec.name!r} of {spec.origin or 'its plugin'}: hyperparameter {h.name!r} "
-                              f"sets {config_class.__name__}.{h.field}, which does not exist; fix its field.")
+            raise PluginError(
+                f"MethodSpec {spec.name!r} of {spec.origin or 'its plugin'}: hyperparameter {h.name!r} "
+                f"sets {config_class.__name__}.{h.field}, which does not exist; fix its field."
+            )
     by_field = {h.field: f"method.{h.name}" for h in spec.hyperparameters if h.field is not None}
     by_field.update({target: f"method.{knob}" for knob, target in TRAINING_ARGUMENTS.items()})
     for key in overrides:
         if key in by_field:
-            raise ConfigError(f"method.trl.{key} sets the same {config_class.__name__} field as {by_field[key]}; "
-                              f"set {by_field[key]} only.")
+            raise ConfigError(
+                f"method.trl.{key} sets the same {config_class.__name__} field as {by_field[key]}; "
+                f"set {by_field[key]} only."
+            )
         if key in MANAGED_TRL_HOMES:
-            raise ConfigError(f"method.trl.{key} is managed by the harness for every method; set "
-                              f"{MANAGED_TRL_HOMES[key]} instead (README: Experiment trackers).")
+            raise ConfigError(
+                f"method.trl.{key} is managed by the harness for every method; set "
+                f"{MANAGED_TRL_HOMES[key]} instead (README: Experiment trackers)."
+            )
         if key in MANAGED_TRL_FIELDS:
-            raise ConfigError(f"method.trl.{key} is managed by the harness (trial directory, seeds, logging, "
-                              "precision come from the trial's config); remove it.")
+            raise ConfigError(
+                f"method.trl.{key} is managed by the harness (trial directory, seeds, logging, "
+                "precision come from the trial's config); remove it."
+            )
         if key not in fields:
             raise UnknownNameError(f"{config_class.__name__} option (method.trl)", key, fields)
 

@@ -59,8 +59,10 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     for name in evaluator_names(cfg):
         spec = pm.evaluator(name)
         if spec.applies_to != "policy":
-            raise ConfigError(f"eval.evaluators lists {name}, which evaluates {spec.applies_to.replace('_', ' ')}s, "
-                              "not policies; remove it (it runs by itself on the checkpoints it applies to).")
+            raise ConfigError(
+                f"eval.evaluators lists {name}, which evaluates {spec.applies_to.replace('_', ' ')}s, "
+                "not policies; remove it (it runs by itself on the checkpoints it applies to)."
+            )
     for spec in pm.evaluators.values():
         options = cfg.eval.get(spec.name)
         for option in spec.options:
@@ -77,9 +79,13 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
             raise ConfigError(f"eval.{key}={e[key]!r} is invalid; it must be a positive integer.")
     readable = e.get("readable_samples", 0)
     if not isinstance(readable, int) or isinstance(readable, bool) or readable < 0:
-        raise ConfigError(f"eval.readable_samples={readable!r} is invalid; use a number of prompts >= 0 (0: none).")
+        raise ConfigError(
+            f"eval.readable_samples={readable!r} is invalid; use a number of prompts >= 0 (0: none)."
+        )
     if e.num_prompts is not None and (not isinstance(e.num_prompts, int) or e.num_prompts < 1):
-        raise ConfigError(f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all).")
+        raise ConfigError(
+            f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all)."
+        )
     if not isinstance(e.temperature, Real) or e.temperature <= 0:
         raise ConfigError(f"eval.temperature={e.temperature!r} is invalid; it must be > 0 (1.0 is unbiased).")
     validate_selection(cfg, pm)
@@ -90,15 +96,20 @@ def validate_selection(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     selection = cfg.eval.get("selection") or {}
     count = selection.get("num_prompts", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ConfigError(f"eval.selection.num_prompts={count!r} is invalid; use a number of prompts >= 0 (0: choose "
-                          "checkpoints on the reported prompts).")
+        raise ConfigError(
+            f"eval.selection.num_prompts={count!r} is invalid; use a number of prompts >= 0 (0: choose "
+            "checkpoints on the reported prompts)."
+        )
     seed = selection.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ConfigError(f"eval.selection.seed={seed!r} is invalid; use an integer, or null (eval.seed + 1).")
+        raise ConfigError(
+            f"eval.selection.seed={seed!r} is invalid; use an integer, or null (eval.seed + 1)."
+        )
     exclude = selection.get("exclude") or []
     if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
-        raise ConfigError(f"eval.selection.exclude={exclude!r} is invalid; use a list of evaluator names, e.g. "
-                          "[lm_eval].")
+        raise ConfigError(
+            f"eval.selection.exclude={exclude!r} is invalid; use a list of evaluator names, e.g. [lm_eval]."
+        )
     unknown = next((name for name in exclude if name not in pm.evaluators), None)
     if unknown is not None:
         raise UnknownNameError("evaluator in eval.selection.exclude", unknown, pm.evaluators)
@@ -108,24 +119,33 @@ def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """``leaderboard.objective`` is ``auto`` or a metric the trial's evaluators declare with a direction."""
     objective = (cfg.get("leaderboard") or {}).get("objective", "auto")
     if objective not in (None, "auto"):
-        resolve_metric(str(objective), trial_evaluators(cfg, pm), "leaderboard.objective",
-                       registered=list(pm.evaluators.values()))
+        resolve_metric(
+            str(objective),
+            trial_evaluators(cfg, pm),
+            "leaderboard.objective",
+            registered=list(pm.evaluators.values()),
+        )
 
 
 def validate_train(cfg: DictConfig) -> None:
     """Trial-level training settings (checkpoint interval, which checkpoints are saved, device, precision)."""
     every = cfg.train.checkpoint_every
     if not isinstance(every, int) or every < 0:
-        raise ConfigError(f"train.checkpoint_every={every!r} is invalid; use 0 (train.num_checkpoints evenly "
-                          "spaced checkpoints) or a number of steps.")
+        raise ConfigError(
+            f"train.checkpoint_every={every!r} is invalid; use 0 (train.num_checkpoints evenly "
+            "spaced checkpoints) or a number of steps."
+        )
     count = cfg.train.get("num_checkpoints", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ConfigError(f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model "
-                          "only).")
+        raise ConfigError(
+            f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model only)."
+        )
     save = cfg.train.get("save_checkpoints", True)
     if not isinstance(save, bool) and save != "all":
-        raise ConfigError(f"train.save_checkpoints={save!r} is invalid; use true (the evaluated checkpoints), all "
-                          "(every checkpoint) or false (none).")
+        raise ConfigError(
+            f"train.save_checkpoints={save!r} is invalid; use true (the evaluated checkpoints), all "
+            "(every checkpoint) or false (none)."
+        )
     device = resources.resolve_device(str(cfg.train.device))
     resources.resolve_precision(str(cfg.train.precision), device)
     seed = cfg.get("seed")

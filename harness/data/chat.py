@@ -21,9 +21,11 @@ def check_chat_template(tokenizer: Any) -> None:
     """Raise a one-line :class:`DataError` when ``tokenizer`` has no chat template for message-list data."""
     if getattr(tokenizer, "chat_template", None) is None:
         name = getattr(tokenizer, "name_or_path", "") or "the model"
-        raise DataError(f"the data is conversational (message lists) but the tokenizer of {name} has no chat "
-                        "template; use a chat/instruct model, set tokenizer.chat_template in its "
-                        "tokenizer_config.json, or use string (standard) data.")
+        raise DataError(
+            f"the data is conversational (message lists) but the tokenizer of {name} has no chat "
+            "template; use a chat/instruct model, set tokenizer.chat_template in its "
+            "tokenizer_config.json, or use string (standard) data."
+        )
 
 
 def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
@@ -38,4 +40,6 @@ def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], b
     if not prompts or not is_conversational(prompts[0]):
         return [str(p) for p in prompts], False
     check_chat_template(tokenizer)
-    return [tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in prompts], True
+    return [
+        tokenizer.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in prompts
+    ], True

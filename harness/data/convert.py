@@ -34,7 +34,8 @@ def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
 
     def boundary(k: int) -> bool:
         return 0 < k < min(len(chosen), len(rejected)) and (
-            chosen[k].isspace() or rejected[k].isspace() or chosen[k - 1].isspace())
+            chosen[k].isspace() or rejected[k].isspace() or chosen[k - 1].isspace()
+        )
 
     if not boundary(n):
         cut = next((i for i in range(n - 1, 0, -1) if chosen[i].isspace()), n)
@@ -70,12 +71,16 @@ def split_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 def _extract_strings(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     parts = [split_prompt(c, r) for c, r in zip(batch["chosen"], batch["rejected"], strict=True)]
-    return {"prompt": [p for p, _, _ in parts], "chosen": [c for _, c, _ in parts],
-            "rejected": [r for _, _, r in parts]}
+    return {
+        "prompt": [p for p, _, _ in parts],
+        "chosen": [c for _, c, _ in parts],
+        "rejected": [r for _, _, r in parts],
+    }
 
 
-def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str = "data",
-                    rows: Sequence[int] | None = None) -> Dataset:
+def extract_prompts(
+    dataset: Dataset, fmt: DataFormat | None = None, source: str = "data", rows: Sequence[int] | None = None
+) -> Dataset:
     """Pairwise data with an explicit ``prompt`` column (implicit prompts extracted; others unchanged).
 
     :param dataset: pairwise data, validated.
@@ -97,7 +102,9 @@ def extract_prompts(dataset: Dataset, fmt: DataFormat | None = None, source: str
     else:
         # Not from datasets' cache: it keys a module-level function by its name, so results of an older split rule
         # would be reused.
-        dataset = dataset.map(_extract_strings, batched=True, desc="Extracting prompts", load_from_cache_file=False)
+        dataset = dataset.map(
+            _extract_strings, batched=True, desc="Extracting prompts", load_from_cache_file=False
+        )
     problems = RowProblems()
     view = dataset.with_format(None).select_columns(["prompt", "chosen", "rejected"])
     for row, example in zip(rows or range(1, len(dataset) + 1), view, strict=True):
@@ -122,9 +129,13 @@ def to_unpaired(dataset: Dataset) -> Dataset:
     if {"completion", "label"} <= columns and not {"chosen", "rejected"} & columns:
         return dataset
     if not {"chosen", "rejected"} <= columns:
-        raise DataError(f"Cannot unpair data with columns {dataset.column_names}: pairwise data needs "
-                        "'chosen' and 'rejected' columns (and optionally 'prompt').")
-    if "prompt" not in columns or (len(dataset) and detect_format(dataset.column_names, dataset[0]).implicit_prompt):
+        raise DataError(
+            f"Cannot unpair data with columns {dataset.column_names}: pairwise data needs "
+            "'chosen' and 'rejected' columns (and optionally 'prompt')."
+        )
+    if "prompt" not in columns or (
+        len(dataset) and detect_format(dataset.column_names, dataset[0]).implicit_prompt
+    ):
         dataset = extract_prompts(dataset)
     from trl import unpair_preference_dataset
 
@@ -135,11 +146,16 @@ def to_prompts(dataset: Dataset) -> Dataset:
     """Prompt-only data for online methods (GRPO, RLOO, PPO): the distinct prompts of pairwise or unpaired data,
     in first-seen order, as a single ``prompt`` column. Implicit prompts are extracted first."""
     columns = set(dataset.column_names)
-    if "prompt" not in columns or (len(dataset) and {"chosen", "rejected"} <= columns
-                                   and detect_format(dataset.column_names, dataset[0]).implicit_prompt):
+    if "prompt" not in columns or (
+        len(dataset)
+        and {"chosen", "rejected"} <= columns
+        and detect_format(dataset.column_names, dataset[0]).implicit_prompt
+    ):
         if not {"chosen", "rejected"} <= columns:
-            raise DataError(f"Cannot take prompts from data with columns {dataset.column_names}: it needs a "
-                            "'prompt' column (or 'chosen'/'rejected' with a shared prefix).")
+            raise DataError(
+                f"Cannot take prompts from data with columns {dataset.column_names}: it needs a "
+                "'prompt' column (or 'chosen'/'rejected' with a shared prefix)."
+            )
         dataset = extract_prompts(dataset)
     seen: dict[str, Any] = {}
     for prompt in dataset["prompt"]:
@@ -149,8 +165,9 @@ def to_prompts(dataset: Dataset) -> Dataset:
     return HFDataset.from_dict({"prompt": list(seen.values())})
 
 
-def build_preference_dataset(prompts: Sequence[Any], completions_a: Sequence[Any], completions_b: Sequence[Any],
-                             labels: Sequence[str]) -> Dataset:
+def build_preference_dataset(
+    prompts: Sequence[Any], completions_a: Sequence[Any], completions_b: Sequence[Any], labels: Sequence[str]
+) -> Dataset:
     """Pairwise data from two completions per prompt; ``labels[i]`` is ``"a"`` or ``"b"``, the preferred one.
 
     Prompts and completions are strings (or message lists, for conversational data). Ties (a == b after
@@ -158,21 +175,33 @@ def build_preference_dataset(prompts: Sequence[Any], completions_a: Sequence[Any
 
     :raises DataError: lengths differ, a label is not ``"a"``/``"b"`` (rows named), or a field is empty.
     """
-    lengths = {"prompts": len(prompts), "completions_a": len(completions_a),
-               "completions_b": len(completions_b), "labels": len(labels)}
+    lengths = {
+        "prompts": len(prompts),
+        "completions_a": len(completions_a),
+        "completions_b": len(completions_b),
+        "labels": len(labels),
+    }
     if len(set(lengths.values())) != 1:
-        raise DataError(f"build_preference_dataset needs equally long inputs, got {lengths}; pass one "
-                        "prompt, two completions and one label per pair.")
+        raise DataError(
+            f"build_preference_dataset needs equally long inputs, got {lengths}; pass one "
+            "prompt, two completions and one label per pair."
+        )
     problems = RowProblems()
     for row, label in enumerate(labels, 1):
         problems.add(row, "labels", None if label in ("a", "b") else "is not 'a' or 'b'")
     if problems:
-        raise problems.error("build_preference_dataset", fix="use 'a' when completions_a[i] is preferred, "
-                             "'b' when completions_b[i] is")
+        raise problems.error(
+            "build_preference_dataset",
+            fix="use 'a' when completions_a[i] is preferred, 'b' when completions_b[i] is",
+        )
     from datasets import Dataset
 
-    chosen = [a if label == "a" else b for a, b, label in zip(completions_a, completions_b, labels, strict=True)]
-    rejected = [b if label == "a" else a for a, b, label in zip(completions_a, completions_b, labels, strict=True)]
+    chosen = [
+        a if label == "a" else b for a, b, label in zip(completions_a, completions_b, labels, strict=True)
+    ]
+    rejected = [
+        b if label == "a" else a for a, b, label in zip(completions_a, completions_b, labels, strict=True)
+    ]
     dataset = Dataset.from_dict({"prompt": list(prompts), "chosen": chosen, "rejected": rejected})
     fmt = detect_format(dataset.column_names, dataset[0] if len(dataset) else {})
     dataset, _ = validate(dataset, fmt, "build_preference_dataset")

@@ -22,23 +22,29 @@ TEXT_EXTENSIONS = (".jsonl", ".json", ".csv")
 _CHUNK = 1 << 22  # 4 MiB
 _HEAD = 4096  # a binary file this small may be whitespace only
 _UTF8 = {"utf-8", "utf8", "utf_8", "utf-8-sig", "utf_8_sig"}
-_EXAMPLE = {".jsonl": 'one JSON object per line, e.g. {"prompt": "...", "chosen": "...", "rejected": "..."}',
-            ".json": 'a JSON array of objects, e.g. [{"prompt": "...", "chosen": "...", "rejected": "..."}]',
-            ".csv": "a header line such as prompt,chosen,rejected, then one line per pair",
-            ".parquet": "a table with prompt/chosen/rejected columns, e.g. written by Dataset.to_parquet"}
+_EXAMPLE = {
+    ".jsonl": 'one JSON object per line, e.g. {"prompt": "...", "chosen": "...", "rejected": "..."}',
+    ".json": 'a JSON array of objects, e.g. [{"prompt": "...", "chosen": "...", "rejected": "..."}]',
+    ".csv": "a header line such as prompt,chosen,rejected, then one line per pair",
+    ".parquet": "a table with prompt/chosen/rejected columns, e.g. written by Dataset.to_parquet",
+}
 
 
 def _empty(path: Path, why: str) -> DataError:
     example = _EXAMPLE.get(path.suffix.lower(), "see the data formats in the README")
-    return DataError(f"Data file {path} is empty ({why}); fill it with preference data ({example}) or point "
-                     "data.path at the file that holds it.")
+    return DataError(
+        f"Data file {path} is empty ({why}); fill it with preference data ({example}) or point "
+        "data.path at the file that holds it."
+    )
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError, offset: int, line: int, column: int) -> DataError:
-    bad = " ".join(f"0x{b:02x}" for b in exc.object[exc.start:exc.end])
-    return DataError(f"Data file {path} is not UTF-8 text: byte {bad} at line {line}, column {column} (byte "
-                     f"{offset + 1} of the file) is not valid UTF-8; re-save the file as UTF-8 (e.g. iconv -f "
-                     f"latin1 -t utf-8 {path.name} > utf8-{path.name}, or 'Save as UTF-8' in an editor).")
+    bad = " ".join(f"0x{b:02x}" for b in exc.object[exc.start : exc.end])
+    return DataError(
+        f"Data file {path} is not UTF-8 text: byte {bad} at line {line}, column {column} (byte "
+        f"{offset + 1} of the file) is not valid UTF-8; re-save the file as UTF-8 (e.g. iconv -f "
+        f"latin1 -t utf-8 {path.name} > utf8-{path.name}, or 'Save as UTF-8' in an editor)."
+    )
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -62,7 +68,7 @@ def _scan_utf8(path: Path) -> bool:
             decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             at = offset - pending + exc.start
-            before = chunk[:max(0, at - offset)]
+            before = chunk[: max(0, at - offset)]
             newline = before.rfind(b"\n")
             start = offset + newline + 1 if newline >= 0 else line_start
             raise _not_utf8(path, exc, at, lines + before.count(b"\n") + 1, at - start + 1) from None

@@ -25,8 +25,10 @@ Kind = Literal["pairwise", "unpaired"]
 Style = Literal["standard", "conversational"]
 
 #: What the error messages offer when columns match no format.
-ACCEPTED_FORMATS = ("prompt/chosen/rejected (pairwise), chosen/rejected (implicit prompt) or "
-                    "prompt/completion/label (unpaired)")
+ACCEPTED_FORMATS = (
+    "prompt/chosen/rejected (pairwise), chosen/rejected (implicit prompt) or "
+    "prompt/completion/label (unpaired)"
+)
 
 _PAIR = ("chosen", "rejected")
 _UNPAIRED = ("prompt", "completion", "label")
@@ -93,13 +95,19 @@ def _unknown_columns_error(columns: list[str], source: str) -> DataError:
         missing = [c for c in _UNPAIRED if c not in names]
     if missing:
         what = "pairwise" if missing[0] in _PAIR else "unpaired"
-        return DataError(f"{_prefix(source)}Preference data columns {columns} lack {missing} for {what} data: "
-                         f"expected {ACCEPTED_FORMATS}; add or rename the missing columns.")
-    return DataError(f"{_prefix(source)}Unrecognised preference data columns {columns}: expected "
-                     f"{ACCEPTED_FORMATS}; rename your columns to one of these.")
+        return DataError(
+            f"{_prefix(source)}Preference data columns {columns} lack {missing} for {what} data: "
+            f"expected {ACCEPTED_FORMATS}; add or rename the missing columns."
+        )
+    return DataError(
+        f"{_prefix(source)}Unrecognised preference data columns {columns}: expected "
+        f"{ACCEPTED_FORMATS}; rename your columns to one of these."
+    )
 
 
-def detect_format(column_names: Iterable[str], first_row: Mapping[str, Any], *, source: str = "") -> DataFormat:
+def detect_format(
+    column_names: Iterable[str], first_row: Mapping[str, Any], *, source: str = ""
+) -> DataFormat:
     """The :class:`DataFormat` of a dataset, from its column names and one (representative) row.
 
     The style is read from the first non-None completion field of ``first_row``: a list means message
@@ -122,9 +130,11 @@ def detect_format(column_names: Iterable[str], first_row: Mapping[str, Any], *, 
             # TRL's maybe_extract_prompt: a string prompt beside message lists that repeat it.
             return DataFormat("pairwise", style, implicit_prompt=True)
         if style == "standard" and isinstance(prompt, list) and completion is not None:
-            raise DataError(f"{_prefix(source)}Column 'prompt' holds message lists but 'chosen'/'rejected' hold "
-                            "strings; use message lists in all three (conversational) or strings in all three "
-                            "(standard).")
+            raise DataError(
+                f"{_prefix(source)}Column 'prompt' holds message lists but 'chosen'/'rejected' hold "
+                "strings; use message lists in all three (conversational) or strings in all three "
+                "(standard)."
+            )
         if style == "standard" and isinstance(prompt, list):
             style = "conversational"
         return DataFormat("pairwise", style)

@@ -50,14 +50,18 @@ class LengthReport:
         rows), and the fix; None when there are none."""
         parts = []
         if self.truncated:
-            parts.append(f"{self.truncated} of {self.rows} rows ({_percent(self.truncated, self.rows)}) have a "
-                         f"prompt + completion longer than {setting}={self.max_length} tokens and will be truncated "
-                         "to it")
+            parts.append(
+                f"{self.truncated} of {self.rows} rows ({_percent(self.truncated, self.rows)}) have a "
+                f"prompt + completion longer than {setting}={self.max_length} tokens and will be truncated "
+                "to it"
+            )
         if self.dropped_long_prompt:
-            parts.append(f"dropped {self.dropped_long_prompt} of {self.rows} rows "
-                         f"({_percent(self.dropped_long_prompt, self.rows)}) whose prompt alone has at least "
-                         f"{setting}={self.max_length} tokens (the longest: {self.longest_prompt}), leaving no room "
-                         "for a completion")
+            parts.append(
+                f"dropped {self.dropped_long_prompt} of {self.rows} rows "
+                f"({_percent(self.dropped_long_prompt, self.rows)}) whose prompt alone has at least "
+                f"{setting}={self.max_length} tokens (the longest: {self.longest_prompt}), leaving no room "
+                "for a completion"
+            )
         if not parts:
             return None
         return f"{source}: {'; '.join(parts)}; raise {setting} or filter the long rows out of the data."
@@ -75,8 +79,9 @@ def _token_counts(tokenizer: Any, texts: Sequence[str], special_tokens: bool) ->
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=special_tokens)["input_ids"]]
 
 
-def _batch_lengths(tokenizer: Any, batch: dict[str, list[Any]],
-                   columns: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+def _batch_lengths(
+    tokenizer: Any, batch: dict[str, list[Any]], columns: Sequence[str]
+) -> tuple[list[int], list[list[int]]]:
     """(prompt tokens, prompt + completion tokens of each completion column) of each row of ``batch``: the
     second is a list per column (empty for prompt-only data)."""
     prompts = batch["prompt"]
@@ -84,13 +89,20 @@ def _batch_lengths(tokenizer: Any, batch: dict[str, list[Any]],
     if chat:
         render = tokenizer.apply_chat_template
         prompt_texts = render([list(p) for p in prompts], add_generation_prompt=True, tokenize=False)
-        fulls = [render([list(p) + list(c) for p, c in zip(prompts, batch[col], strict=True)], tokenize=False)
-                 for col in columns]
+        fulls = [
+            render([list(p) + list(c) for p, c in zip(prompts, batch[col], strict=True)], tokenize=False)
+            for col in columns
+        ]
     else:
         eos = tokenizer.eos_token or ""
         prompt_texts = list(prompts)
-        fulls = [[p + c + ("" if not eos or c.endswith(eos) else eos) for p, c in zip(prompts, batch[col], strict=True)]
-                 for col in columns]
+        fulls = [
+            [
+                p + c + ("" if not eos or c.endswith(eos) else eos)
+                for p, c in zip(prompts, batch[col], strict=True)
+            ]
+            for col in columns
+        ]
     prompt_lengths = _token_counts(tokenizer, prompt_texts, not chat)
     full_lengths = [_token_counts(tokenizer, texts, not chat) for texts in fulls]
     return prompt_lengths, full_lengths
@@ -117,8 +129,11 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
     row = 0
     for batch in view.iter(batch_size=_BATCH):
         prompt_lengths, full_lengths = _batch_lengths(tokenizer, batch, columns)
-        for prompt_len, fulls in zip(prompt_lengths, zip(*full_lengths, strict=True) if columns else
-                                     [()] * len(prompt_lengths), strict=True):
+        for prompt_len, fulls in zip(
+            prompt_lengths,
+            zip(*full_lengths, strict=True) if columns else [()] * len(prompt_lengths),
+            strict=True,
+        ):
             longest = max(longest, prompt_len)
             if prompt_len >= limit:
                 dropped += 1
@@ -127,8 +142,14 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
                 truncated += max(fulls, default=prompt_len) > limit
                 total += sum(min(n, limit) for n in fulls) if fulls else prompt_len
             row += 1
-    report = LengthReport(max_length=max_length, rows=len(dataset), truncated=truncated, dropped_long_prompt=dropped,
-                          longest_prompt=longest, mean_tokens=round(total / len(keep), 3) if keep else None)
+    report = LengthReport(
+        max_length=max_length,
+        rows=len(dataset),
+        truncated=truncated,
+        dropped_long_prompt=dropped,
+        longest_prompt=longest,
+        mean_tokens=round(total / len(keep), 3) if keep else None,
+    )
     return report, keep
 
 
@@ -136,8 +157,15 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
 Counter = Callable[["Dataset", Any, "int | None"], tuple[LengthReport, list[int]]]
 
 
-def fit_to_length(dataset: Dataset, tokenizer: Any, max_length: int | None, *, setting: str = "max_length",
-                  source: str = "training data", count: Counter = count_lengths) -> tuple[Dataset, LengthReport]:
+def fit_to_length(
+    dataset: Dataset,
+    tokenizer: Any,
+    max_length: int | None,
+    *,
+    setting: str = "max_length",
+    source: str = "training data",
+    count: Counter = count_lengths,
+) -> tuple[Dataset, LengthReport]:
     """``dataset`` without the rows whose prompt alone has ``max_length`` tokens or more, and a :class:`LengthReport`
     (rows truncated, rows dropped). ``setting`` names the knob in messages (e.g. ``method.trl.max_length``);
     ``count`` counts the tokens (:func:`count_lengths`, or a cached one with the same answers).
@@ -146,9 +174,11 @@ def fit_to_length(dataset: Dataset, tokenizer: Any, max_length: int | None, *, s
     """
     report, keep = count(dataset, tokenizer, max_length)
     if report.rows and not keep:
-        raise DataError(f"{source}: every one of the {report.rows} rows has a prompt of at least {setting}="
-                        f"{max_length} tokens (the longest: {report.longest_prompt}), leaving no room for a "
-                        f"completion; raise {setting} above {report.longest_prompt} or filter out long prompts.")
+        raise DataError(
+            f"{source}: every one of the {report.rows} rows has a prompt of at least {setting}="
+            f"{max_length} tokens (the longest: {report.longest_prompt}), leaving no room for a "
+            f"completion; raise {setting} above {report.longest_prompt} or filter out long prompts."
+        )
     if report.dropped_long_prompt:
         dataset = dataset.select(keep)
     return dataset, report

@@ -75,8 +75,10 @@ def _unknown_split(exc: ValueError, source: str, split: str) -> DataError | None
     if "Unknown split" not in str(exc):
         return None
     available = match.group(1) if match else "see the dataset card"
-    return DataError(f"{source} has no split {split!r} (available: {available}); set data.split / "
-                     "data.eval_split to one of them.")
+    return DataError(
+        f"{source} has no split {split!r} (available: {available}); set data.split / "
+        "data.eval_split to one of them."
+    )
 
 
 def _from_disk(path: Path, split: str) -> Dataset:
@@ -85,16 +87,22 @@ def _from_disk(path: Path, split: str) -> Dataset:
     try:
         data = load_from_disk(str(path))
     except (OSError, ValueError) as exc:
-        raise DataError(f"Could not read the saved dataset in {path}: {_first_line(exc)}; save it again with "
-                        "Dataset.save_to_disk.") from exc
+        raise DataError(
+            f"Could not read the saved dataset in {path}: {_first_line(exc)}; save it again with "
+            "Dataset.save_to_disk."
+        ) from exc
     if isinstance(data, Dataset):
         if split not in ("train", str(data.split)):
-            raise DataError(f"{path} holds a single saved dataset, not a split {split!r}; use data.split=train, "
-                            "or save a DatasetDict with that split.")
+            raise DataError(
+                f"{path} holds a single saved dataset, not a split {split!r}; use data.split=train, "
+                "or save a DatasetDict with that split."
+            )
         return data
     if split not in data:
-        raise DataError(f"{path} has no split {split!r} (available: {list(data)}); set data.split / "
-                        "data.eval_split to one of them.")
+        raise DataError(
+            f"{path} has no split {split!r} (available: {list(data)}); set data.split / "
+            "data.eval_split to one of them."
+        )
     return data[split]
 
 
@@ -127,8 +135,9 @@ def _reason(exc: BaseException, path: Path | None) -> str:
     return re.sub(r"starting at row (\d+)", lambda m: f"starting at line {int(m.group(1)) + 1}", text)
 
 
-def _read(args: tuple[str, ...], source: str, split: str, what: str, fix: str, path: Path | None = None,
-          **kw: Any) -> Dataset:
+def _read(
+    args: tuple[str, ...], source: str, split: str, what: str, fix: str, path: Path | None = None, **kw: Any
+) -> Dataset:
     import pyarrow as pa
     from datasets import load_dataset
     from datasets.exceptions import DatasetsError
@@ -142,8 +151,10 @@ def _read(args: tuple[str, ...], source: str, split: str, what: str, fix: str, p
         if (err := _unknown_split(exc, source, split)) is not None:
             raise err from exc
         if "corresponds to no data" in str(exc):
-            raise DataError(f"{source} holds no records (e.g. an empty JSON array, or a CSV header alone); write "
-                            "the preference data into it.") from exc
+            raise DataError(
+                f"{source} holds no records (e.g. an empty JSON array, or a CSV header alone); write "
+                "the preference data into it."
+            ) from exc
         raise DataError(f"Could not read {source} as {what}: {_reason(exc, path)}; {fix}.") from exc
     except (DatasetsError, pa.ArrowException, OSError) as exc:
         raise DataError(f"Could not read {source} as {what}: {_reason(exc, path)}; {fix}.") from exc
@@ -153,8 +164,10 @@ def _from_hub(dataset_id: str, split: str, **kw: Any) -> Dataset:
     import datasets
     from datasets.exceptions import DataFilesNotFoundError, DatasetNotFoundError
 
-    alternative = (f"or pass a local {_SUPPORTED} file or a dataset directory (no local path {dataset_id!r} "
-                   "exists either)")
+    alternative = (
+        f"or pass a local {_SUPPORTED} file or a dataset directory (no local path {dataset_id!r} "
+        "exists either)"
+    )
     try:
         return datasets.load_dataset(dataset_id, split=split, **kw)
     except ValueError as exc:
@@ -162,16 +175,20 @@ def _from_hub(dataset_id: str, split: str, **kw: Any) -> Dataset:
             raise err from exc
         raise DataError(f"Could not load Hub dataset {dataset_id!r}: {_first_line(exc)}.") from exc
     except (DatasetNotFoundError, DataFilesNotFoundError) as exc:
-        raise DataError(f"Hub dataset {dataset_id!r} was not found ({_first_line(exc)}); check the id, log in "
-                        f"with `hf auth login` if it is gated or private, {alternative}.") from exc
+        raise DataError(
+            f"Hub dataset {dataset_id!r} was not found ({_first_line(exc)}); check the id, log in "
+            f"with `hf auth login` if it is gated or private, {alternative}."
+        ) from exc
     except (ConnectionError, OSError) as exc:
         if datasets.config.HF_HUB_OFFLINE or datasets.config.HF_DATASETS_OFFLINE:
             why = "the Hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set)"
         else:
             why = "the Hub could not be reached"
-        raise DataError(f"Hub dataset {dataset_id!r} is not cached locally and {why}: download it once with "
-                        f"network access (python -c \"import datasets; datasets.load_dataset('{dataset_id}')\"), "
-                        f"{alternative}.") from exc
+        raise DataError(
+            f"Hub dataset {dataset_id!r} is not cached locally and {why}: download it once with "
+            f"network access (python -c \"import datasets; datasets.load_dataset('{dataset_id}')\"), "
+            f"{alternative}."
+        ) from exc
 
 
 def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Dataset:
@@ -189,24 +206,46 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
     if path.is_file():
         builder = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
         if builder is None:
-            raise DataError(f"Unsupported data file {str(path)!r} (extension {path.suffix or 'none'!r}): use a "
-                            f"{', '.join(SUPPORTED_EXTENSIONS)} file, a dataset directory or a Hub dataset id.")
+            raise DataError(
+                f"Unsupported data file {str(path)!r} (extension {path.suffix or 'none'!r}): use a "
+                f"{', '.join(SUPPORTED_EXTENSIONS)} file, a dataset directory or a Hub dataset id."
+            )
         check_data_file(path, kw.get("encoding"))
         kind = _FILE_KINDS[path.suffix.lower()]
-        return _read((builder,), str(path), split, kind, f"fix the file so that it is valid {kind}", path,
-                     data_files=str(path), **kw)
+        return _read(
+            (builder,),
+            str(path),
+            split,
+            kind,
+            f"fix the file so that it is valid {kind}",
+            path,
+            data_files=str(path),
+            **kw,
+        )
     if path.is_dir():
         if _is_saved(path):
             return _from_disk(path, split)
         for file in _data_files(path):
             check_data_file(file, kw.get("encoding"))
-        return _read((str(path),), str(path), split, "a data directory", f"put {_SUPPORTED} files in it (e.g. "
-                     "train.jsonl, test.jsonl) or save a dataset there with save_to_disk", **kw)
-    looks_local = (path.suffix.lower() in SUPPORTED_EXTENSIONS or path_or_id.startswith((".", "/", "~"))
-                   or not _HUB_ID.match(path_or_id))
+        return _read(
+            (str(path),),
+            str(path),
+            split,
+            "a data directory",
+            f"put {_SUPPORTED} files in it (e.g. "
+            "train.jsonl, test.jsonl) or save a dataset there with save_to_disk",
+            **kw,
+        )
+    looks_local = (
+        path.suffix.lower() in SUPPORTED_EXTENSIONS
+        or path_or_id.startswith((".", "/", "~"))
+        or not _HUB_ID.match(path_or_id)
+    )
     if looks_local:
-        raise DataError(f"Data path {str(path)!r} not found; check data.path (relative paths are resolved from "
-                        f"{Path.cwd()}).")
+        raise DataError(
+            f"Data path {str(path)!r} not found; check data.path (relative paths are resolved from "
+            f"{Path.cwd()})."
+        )
     return _from_hub(path_or_id, split, **kw)
 
 
@@ -216,12 +255,18 @@ def _is_saved(path: Path) -> bool:
 
 def _data_files(directory: Path) -> list[Path]:
     """The files of a data directory (not hidden) in a format :func:`load_dataset_from` reads."""
-    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in SUPPORTED_EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.suffix.lower() in SUPPORTED_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
 
 
-def _describe_nulls(path_or_id: str, split: str, rows: int, memo: dict[str, Any], column: str,
-                    found: list[int]) -> dict[str, list[int]]:
+def _describe_nulls(
+    path_or_id: str, split: str, rows: int, memo: dict[str, Any], column: str, found: list[int]
+) -> dict[str, list[int]]:
     """What the None values of ``column`` in rows ``found`` are: a missing key or a ``null`` in a JSON file (both
     load as None), an empty cell in a CSV file, else a null (Parquet, a saved dataset, the Hub). ``memo`` keeps
     the JSON file's keys between columns."""
@@ -237,8 +282,10 @@ def _describe_nulls(path_or_id: str, split: str, rows: int, memo: dict[str, Any]
             memo["keys"] = json_keys(path, rows)
         known = memo["keys"]
         if known is not None:
-            return {NULL: [r for r in found if column in known[r - 1]],
-                    "is missing": [r for r in found if column not in known[r - 1]]}
+            return {
+                NULL: [r for r in found if column in known[r - 1]],
+                "is missing": [r for r in found if column not in known[r - 1]],
+            }
     return {"is null or missing": found}
 
 
@@ -269,7 +316,9 @@ def _held_out(sizes: dict[str, int], fraction: float, seed: int) -> set[str]:
     return set(held) or {min(order, key=sizes.__getitem__)}
 
 
-def split_by_prompt(dataset: Dataset, fraction: float, seed: int, source: str = "data") -> tuple[Dataset, Dataset]:
+def split_by_prompt(
+    dataset: Dataset, fraction: float, seed: int, source: str = "data"
+) -> tuple[Dataset, Dataset]:
     """``(train, eval)``: whole prompts held out, with all their rows, so that no prompt is on both sides.
 
     The held-out prompts are chosen (seeded) so that their rows come as close to ``fraction`` of the rows as whole
@@ -283,16 +332,20 @@ def split_by_prompt(dataset: Dataset, fraction: float, seed: int, source: str = 
     for key in keys:
         sizes[key] = sizes.get(key, 0) + 1
     if len(sizes) < 2:
-        raise DataError(f"{source}: all {len(keys)} rows have the same prompt, so eval_fraction={fraction} cannot "
-                        "hold out a prompt that training does not see; add rows with other prompts, or set "
-                        "data.eval_split to a held-out split.")
+        raise DataError(
+            f"{source}: all {len(keys)} rows have the same prompt, so eval_fraction={fraction} cannot "
+            "hold out a prompt that training does not see; add rows with other prompts, or set "
+            "data.eval_split to a held-out split."
+        )
     held = _held_out(sizes, fraction, seed)
     eval_rows = [i for i, k in enumerate(keys) if k in held]
     train_rows = [i for i, k in enumerate(keys) if k not in held]
     return dataset.select(train_rows), dataset.select(eval_rows)
 
 
-def _prepare(path_or_id: str, split: str, source: str, **kw: Any) -> tuple[Dataset, DataFormat, ValidationReport]:
+def _prepare(
+    path_or_id: str, split: str, source: str, **kw: Any
+) -> tuple[Dataset, DataFormat, ValidationReport]:
     dataset = load_dataset_from(path_or_id, split=split, **kw)
     if len(dataset) == 0:
         raise DataError(f"{source}: the data has no rows; provide at least one preference record.")
@@ -304,8 +357,14 @@ def _prepare(path_or_id: str, split: str, source: str, **kw: Any) -> tuple[Datas
     return extract_prompts(dataset, fmt, source, rows=report.source_rows()), fmt, report
 
 
-def load_preference_data(path_or_id: str, split: str = "train", eval_split: str | None = None,
-                         eval_fraction: float = 0.0, seed: int = 0, **load_kw: Any) -> PreferenceData:
+def load_preference_data(
+    path_or_id: str,
+    split: str = "train",
+    eval_split: str | None = None,
+    eval_fraction: float = 0.0,
+    seed: int = 0,
+    **load_kw: Any,
+) -> PreferenceData:
     """Load, detect, validate (ties dropped), extract implicit prompts, and hold out evaluation data.
 
     :param path_or_id: see :func:`load_dataset_from`.
@@ -325,8 +384,10 @@ def load_preference_data(path_or_id: str, split: str = "train", eval_split: str 
     if eval_split:
         held_out, eval_fmt, _ = _prepare(path_or_id, eval_split, f"{path_or_id} [{eval_split}]", **load_kw)
         if (eval_fmt.kind, eval_fmt.style) != (fmt.kind, fmt.style):
-            raise DataError(f"{path_or_id}: split {eval_split!r} is {eval_fmt} data but {split!r} is {fmt}; "
-                            "use the same format in both splits.")
+            raise DataError(
+                f"{path_or_id}: split {eval_split!r} is {eval_fmt} data but {split!r} is {fmt}; "
+                "use the same format in both splits."
+            )
     elif eval_fraction > 0:
         train, held_out = split_by_prompt(train, eval_fraction, seed, source)
     prompts = unique_prompts(held_out) if held_out is not None else []

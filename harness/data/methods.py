@@ -35,7 +35,9 @@ def _shaped(dataset: Dataset, data_kind: str) -> Dataset:
     return dataset.select_columns(list(METHOD_COLUMNS[data_kind]))
 
 
-def data_for_method(data: PreferenceData, data_kind: str, method: str = "this method") -> tuple[Dataset, Dataset | None]:
+def data_for_method(
+    data: PreferenceData, data_kind: str, method: str = "this method"
+) -> tuple[Dataset, Dataset | None]:
     """``(train, eval)`` in ``data_kind`` with only that kind's columns (:data:`METHOD_COLUMNS`).
 
     Pairwise data is unpaired for ``"unpaired"`` methods and reduced to its distinct prompts for ``"prompts"``
@@ -47,9 +49,13 @@ def data_for_method(data: PreferenceData, data_kind: str, method: str = "this me
     :raises DataError: a pairwise method on unpaired data, or an unknown ``data_kind``.
     """
     if data_kind not in METHOD_COLUMNS:
-        raise DataError(f"method {method} declares data_kind={data_kind!r}; use one of {sorted(METHOD_COLUMNS)}.")
+        raise DataError(
+            f"method {method} declares data_kind={data_kind!r}; use one of {sorted(METHOD_COLUMNS)}."
+        )
     if data_kind == "pairwise" and data.format.kind != "pairwise":
-        raise DataError(f"method {method} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "
-                        "(prompt/completion/label); use an unpaired method such as method=kto, or pairwise data.")
+        raise DataError(
+            f"method {method} needs pairwise data (prompt/chosen/rejected) but the data is unpaired "
+            "(prompt/completion/label); use an unpaired method such as method=kto, or pairwise data."
+        )
     train = _shaped(data.train, data_kind)
     return train, (_shaped(data.eval, data_kind) if data.eval is not None else None)

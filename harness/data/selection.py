@@ -67,27 +67,37 @@ def take(total: int, reported: int | None, wanted: int) -> tuple[int, int]:
     return n_reported, min(wanted, total - n_reported)
 
 
-def _split_prompts(prompts: Sequence[Any], num_prompts: int | None, wanted: int,
-                   given: Sequence[Any] | None) -> tuple[list[Any], list[Any], str | None]:
+def _split_prompts(
+    prompts: Sequence[Any], num_prompts: int | None, wanted: int, given: Sequence[Any] | None
+) -> tuple[list[Any], list[Any], str | None]:
     """Reported prompts, selection prompts (empty: none left) and why fewer than ``wanted``, if so."""
     if given is not None:
         reported = list(prompts[:num_prompts] if num_prompts else prompts)
         chosen = list(given[:wanted])
-        short = (f"the data source provides {len(chosen)} selection prompts, fewer than "
-                 f"eval.selection.num_prompts={wanted}" if len(chosen) < wanted else None)
+        short = (
+            f"the data source provides {len(chosen)} selection prompts, fewer than "
+            f"eval.selection.num_prompts={wanted}"
+            if len(chosen) < wanted
+            else None
+        )
         return reported, chosen, short
     n_reported, n_selection = take(len(prompts), num_prompts, wanted)
     reported = list(prompts[:n_reported])
-    chosen = list(prompts[len(prompts) - n_selection:]) if n_selection else []
+    chosen = list(prompts[len(prompts) - n_selection :]) if n_selection else []
     short = None
     if n_selection < wanted:
         after = f"the {n_reported} reported ones" if num_prompts is not None else "keeping half for reporting"
-        short = (f"eval.selection.num_prompts={wanted} but only {n_selection} of {len(prompts)} held-out prompts "
-                 f"are left after {after}" + (f": checkpoints are chosen on those {n_selection}" if n_selection else ""))
+        short = (
+            f"eval.selection.num_prompts={wanted} but only {n_selection} of {len(prompts)} held-out prompts "
+            f"are left after {after}"
+            + (f": checkpoints are chosen on those {n_selection}" if n_selection else "")
+        )
     return reported, chosen, short
 
 
-def _split_pairs(pair_prompts: Sequence[Any], num_pairs: int, selection: set[str] | None) -> tuple[list[int], list[int]]:
+def _split_pairs(
+    pair_prompts: Sequence[Any], num_pairs: int, selection: set[str] | None
+) -> tuple[list[int], list[int]]:
     """Rows of the reported and the selection pairs: those of the ``selection`` prompts are for selection, the
     others reported; with no selection prompts (None), or no pair on one side, the first rows, for both."""
     keys = [_key(p) for p in pair_prompts]
@@ -99,9 +109,16 @@ def _split_pairs(pair_prompts: Sequence[Any], num_pairs: int, selection: set[str
     return reported, chosen
 
 
-def split_held_out(prompts: Sequence[Any], num_prompts: int | None, num_selection: int, *,
-                   pair_prompts: Sequence[Any] = (), num_pairs: int = 0, given_prompts: Sequence[Any] | None = None,
-                   given_pair_rows: int | None = None) -> HeldOutSplit:
+def split_held_out(
+    prompts: Sequence[Any],
+    num_prompts: int | None,
+    num_selection: int,
+    *,
+    pair_prompts: Sequence[Any] = (),
+    num_pairs: int = 0,
+    given_prompts: Sequence[Any] | None = None,
+    given_pair_rows: int | None = None,
+) -> HeldOutSplit:
     """Split held-out prompts and pair rows into reported and selection parts (see the module docstring).
 
     :param prompts: the held-out prompts (``PreferenceData.eval_prompts``).
@@ -117,15 +134,20 @@ def split_held_out(prompts: Sequence[Any], num_prompts: int | None, num_selectio
     problems = [short] if short else []
     if not chosen:
         chosen = reported
-        problems.append("checkpoints are chosen on the reported prompts (optimistic scores); hold out more data "
-                        "or lower eval.num_prompts")
+        problems.append(
+            "checkpoints are chosen on the reported prompts (optimistic scores); hold out more data "
+            "or lower eval.num_prompts"
+        )
     pairs_given = bool(given_pair_rows)
     if pairs_given:
         pair_rows = list(range(min(num_pairs, len(pair_prompts))))
         selection_rows = list(range(min(num_pairs, int(given_pair_rows or 0))))
     else:
-        pair_rows, selection_rows = _split_pairs(pair_prompts, num_pairs,
-                                                 {_key(p) for p in chosen} if disjoint else None)
+        pair_rows, selection_rows = _split_pairs(
+            pair_prompts, num_pairs, {_key(p) for p in chosen} if disjoint else None
+        )
     pairs_disjoint = None if not len(pair_prompts) else pairs_given or selection_rows != pair_rows
     warning = "; ".join(problems) + "." if problems else None
-    return HeldOutSplit(reported, chosen, pair_rows, selection_rows, pairs_given, disjoint, pairs_disjoint, warning)
+    return HeldOutSplit(
+        reported, chosen, pair_rows, selection_rows, pairs_given, disjoint, pairs_disjoint, warning
+    )

@@ -72,8 +72,10 @@ def tie_key(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, list):
-        return tuple((m.get("role"), str(m.get("content") or "").strip()) if isinstance(m, dict) else repr(m)
-                     for m in value)
+        return tuple(
+            (m.get("role"), str(m.get("content") or "").strip()) if isinstance(m, dict) else repr(m)
+            for m in value
+        )
     return value
 
 
@@ -97,11 +99,16 @@ def check_messages(value: Any) -> str | None:
     if not value:
         return "is an empty message list"
     for message in value:
-        if not (isinstance(message, dict) and isinstance(message.get("role"), str)
-                and isinstance(message.get("content"), str)):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str)
+        ):
             return "has a message that is not {'role': str, 'content': str}"
         if message["role"] not in ALLOWED_ROLES:
-            return f"has a message with unknown role {message['role']!r} (allowed: {', '.join(ALLOWED_ROLES)})"
+            return (
+                f"has a message with unknown role {message['role']!r} (allowed: {', '.join(ALLOWED_ROLES)})"
+            )
         if not message["content"].strip():
             return "has a message with empty content"
     return None
@@ -141,18 +148,26 @@ class RowProblems:
                     refined.setdefault((column, text), []).extend(part)
         self.rows = refined
 
-    def error(self, source: str, fix: str = "fix or remove these rows (rows are numbered from 1)") -> DataError:
+    def error(
+        self, source: str, fix: str = "fix or remove these rows (rows are numbered from 1)"
+    ) -> DataError:
         """One-line DataError listing the problems (the first few) with their rows, then ``fix``."""
-        parts = [f"column '{column}' {problem} in {format_rows(rows)}"
-                 for (column, problem), rows in self.rows.items()]
+        parts = [
+            f"column '{column}' {problem} in {format_rows(rows)}"
+            for (column, problem), rows in self.rows.items()
+        ]
         more = len(parts) - _MAX_PROBLEMS_SHOWN
         text = "; ".join(parts[:_MAX_PROBLEMS_SHOWN]) + (f"; and {more} more problems" if more > 0 else "")
         return DataError(f"{source}: invalid preference data: {text}; {fix}.")
 
 
-def validate(dataset: Dataset, fmt: DataFormat, source: str, *,
-             explain_nulls: Callable[[str, list[int]], dict[str, list[int]]] | None = None,
-             ) -> tuple[Dataset, ValidationReport]:
+def validate(
+    dataset: Dataset,
+    fmt: DataFormat,
+    source: str,
+    *,
+    explain_nulls: Callable[[str, list[int]], dict[str, list[int]]] | None = None,
+) -> tuple[Dataset, ValidationReport]:
     """Check every row of ``dataset`` against ``fmt``; drop tied pairs.
 
     :param dataset: the loaded data (extra columns are kept untouched).
@@ -165,8 +180,10 @@ def validate(dataset: Dataset, fmt: DataFormat, source: str, *,
     """
     missing = [c for c in fmt.required_columns if c not in dataset.column_names]
     if missing:
-        raise DataError(f"{source}: {fmt} data needs columns {list(fmt.required_columns)} but {missing} are "
-                        f"missing (found {dataset.column_names}); add or rename them.")
+        raise DataError(
+            f"{source}: {fmt} data needs columns {list(fmt.required_columns)} but {missing} are "
+            f"missing (found {dataset.column_names}); add or rename them."
+        )
     rows_in = len(dataset)
     if rows_in == 0:
         raise DataError(f"{source}: the data has no rows; provide at least one preference record.")
@@ -191,13 +208,20 @@ def validate(dataset: Dataset, fmt: DataFormat, source: str, *,
             problems.refine(NULL, explain_nulls)
         raise problems.error(source)
     if ties and len(ties) == rows_in:
-        raise DataError(f"{source}: all {rows_in} pairs are ties (chosen == rejected), so there is no preference "
-                        "to learn; check that the chosen and rejected columns are not copies of each other.")
+        raise DataError(
+            f"{source}: all {rows_in} pairs are ties (chosen == rejected), so there is no preference "
+            "to learn; check that the chosen and rejected columns are not copies of each other."
+        )
     if ties:
         tied = {r - 1 for r in ties}
         dataset = dataset.select([i for i in range(rows_in) if i not in tied])
-        warnings.warn(f"{source}: dropped {len(ties)} tied pairs (chosen == rejected) of {rows_in}, "
-                      f"{len(dataset)} remain ({format_rows(ties)}).", DataWarning, stacklevel=2)
-    report = ValidationReport(rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt,
-                              tie_rows=tuple(ties))
+        warnings.warn(
+            f"{source}: dropped {len(ties)} tied pairs (chosen == rejected) of {rows_in}, "
+            f"{len(dataset)} remain ({format_rows(ties)}).",
+            DataWarning,
+            stacklevel=2,
+        )
+    report = ValidationReport(
+        rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt, tie_rows=tuple(ties)
+    )
     return dataset, report

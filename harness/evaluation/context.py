@@ -39,8 +39,9 @@ class Reference:
     LoRA adapter disabled.
     """
 
-    def __init__(self, model: torch.nn.Module | None = None,
-                 loader: Callable[[], torch.nn.Module] | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module | None = None, loader: Callable[[], torch.nn.Module] | None = None
+    ) -> None:
         self._model = model
         self._loader = loader
         self._loaded: torch.nn.Module | None = None
@@ -86,10 +87,21 @@ class EvalContext:
     reference, so its samples and rewards are the reference's and are stored there.
     """
 
-    def __init__(self, *, cfg: DictConfig, step: int, policy: torch.nn.Module, reference: Reference,
-                 tokenizer: Any, prompts: Sequence[str], gold_reward: RewardFunction | None,
-                 is_reference: bool = False, preference_pairs: Sequence[Mapping[str, Any]] | None = None,
-                 refcache: RefCache | None = None, label: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        cfg: DictConfig,
+        step: int,
+        policy: torch.nn.Module,
+        reference: Reference,
+        tokenizer: Any,
+        prompts: Sequence[str],
+        gold_reward: RewardFunction | None,
+        is_reference: bool = False,
+        preference_pairs: Sequence[Mapping[str, Any]] | None = None,
+        refcache: RefCache | None = None,
+        label: str = "",
+    ) -> None:
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         self.step = step
@@ -126,8 +138,9 @@ class EvalContext:
         cache (:meth:`harness.evaluation.refcache.RefCache.shared`), so the selection prompts have their own."""
         return self.refcache.shared(name, compute)
 
-    def add_sample_scores(self, name: str, policy: Sequence[float],
-                          reference: Sequence[float] | None = None) -> None:
+    def add_sample_scores(
+        self, name: str, policy: Sequence[float], reference: Sequence[float] | None = None
+    ) -> None:
         """Keep a per-sample score under ``name`` for the readable samples of this checkpoint's record.
 
         ``policy`` holds one value per policy sample (``policy_samples``, in order); ``reference`` one per
@@ -137,8 +150,10 @@ class EvalContext:
         n = len(self.policy_samples.completions)
         if len(policy) != n or (reference is not None and len(reference) != n):
             raise ValueError(f"add_sample_scores({name!r}): expected {n} values per side, one per sample")
-        self.sample_scores[name] = {"policy": [float(v) for v in policy],
-                                    **({"reference": [float(v) for v in reference]} if reference is not None else {})}
+        self.sample_scores[name] = {
+            "policy": [float(v) for v in policy],
+            **({"reference": [float(v) for v in reference]} if reference is not None else {}),
+        }
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache, else ``compute()`` and stored."""
@@ -150,16 +165,34 @@ class EvalContext:
 
     def _sample(self, model: torch.nn.Module, desc: str, keep_logprobs: bool = False) -> Samples:
         e = self.eval_cfg
-        return sample(model, self.tokenizer, self.prompts, samples_per_prompt=e.samples_per_prompt,
-                      max_new_tokens=e.max_new_tokens, temperature=e.temperature, batch_size=e.batch_size,
-                      seed=e.seed, add_special_tokens=not self.chat, desc=f"{self.label}{desc}",
-                      keep_logprobs=keep_logprobs)
+        return sample(
+            model,
+            self.tokenizer,
+            self.prompts,
+            samples_per_prompt=e.samples_per_prompt,
+            max_new_tokens=e.max_new_tokens,
+            temperature=e.temperature,
+            batch_size=e.batch_size,
+            seed=e.seed,
+            add_special_tokens=not self.chat,
+            desc=f"{self.label}{desc}",
+            keep_logprobs=keep_logprobs,
+        )
 
-    def token_logprobs(self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False) -> TokenLogprobs:
+    def token_logprobs(
+        self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False
+    ) -> TokenLogprobs:
         """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
-        chunk = self.eval_cfg.get("logprob_batch_size") or self.eval_cfg.batch_size  # few large passes: faster on CPU
-        return token_logprobs(model, samples, temperature=self.eval_cfg.temperature, with_entropy=with_entropy,
-                              chunk_size=int(chunk))
+        chunk = (
+            self.eval_cfg.get("logprob_batch_size") or self.eval_cfg.batch_size
+        )  # few large passes: faster on CPU
+        return token_logprobs(
+            model,
+            samples,
+            temperature=self.eval_cfg.temperature,
+            with_entropy=with_entropy,
+            chunk_size=int(chunk),
+        )
 
     @cached_property
     def reference_samples(self) -> Samples:
@@ -229,7 +262,6 @@ class EvalContext:
             return self.reference_gold_rewards
         return self._gold(self.policy_samples)
 
-
     @property
     def reward_model_path(self) -> str | None:
         """The configured reward model (``eval.reward_model.name_or_path``), or None."""
@@ -237,8 +269,9 @@ class EvalContext:
 
     def _reward_model_scores(self, samples: Samples) -> torch.Tensor:
         assert self.reward_model_path is not None
-        model, tokenizer = reward_models.load_reward_model(self.reward_model_path,
-                                                           str(next(self.policy.parameters()).device))
+        model, tokenizer = reward_models.load_reward_model(
+            self.reward_model_path, str(next(self.policy.parameters()).device)
+        )
         texts = [p + c for p, c in zip(samples.prompts, samples.completions, strict=True)]
         return reward_models.score_texts(model, tokenizer, texts, batch_size=int(self.eval_cfg.batch_size))
 
@@ -247,7 +280,9 @@ class EvalContext:
         """The reward model's score of each reference sample (cached), or None without a reward model."""
         if self.reward_model_path is None:
             return None
-        return self.reference_tensor("reward_model_scores", lambda: self._reward_model_scores(self.reference_samples))
+        return self.reference_tensor(
+            "reward_model_scores", lambda: self._reward_model_scores(self.reference_samples)
+        )
 
     @cached_property
     def reward_model_scores(self) -> torch.Tensor | None:
@@ -270,7 +305,9 @@ class CheckpointEvaluation:
     selection: dict[str, Any] | None = None
 
 
-def _run_evaluator(spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]]) -> dict[str, float]:
+def _run_evaluator(
+    spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]]
+) -> dict[str, float]:
     """One evaluator's metrics. At step 0 (``ctx.is_reference``) from the reference cache when it holds them
     (with the per-sample scores the evaluator reported, when cached), else computed and stored there."""
     if spec.name in cached:
@@ -286,8 +323,9 @@ def _run_evaluator(spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, d
     return result
 
 
-def evaluate_checkpoint(evaluators: Sequence[EvaluatorSpec], ctx: EvalContext,
-                        readable: int = 0) -> CheckpointEvaluation:
+def evaluate_checkpoint(
+    evaluators: Sequence[EvaluatorSpec], ctx: EvalContext, readable: int = 0
+) -> CheckpointEvaluation:
     """Run ``evaluators`` on ``ctx``; returns their metrics, the seconds per evaluator and the readable samples.
 
     Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference

@@ -23,7 +23,13 @@ LR_FAR_OUTSIDE = 10.0  # learning rate more than this factor outside the method'
 LR_RANGE_MODEL_SIZE = 1e9  # the seed's learning-rate ranges are for models of about this many parameters
 
 # Metric keys the checks read (written by the built-in evaluators).
-KL, GOLD, GOLD_SE, RM, RM_SE = "kl", "gold_reward", "gold_reward_se", "reward_model_score", "reward_model_score_se"
+KL, GOLD, GOLD_SE, RM, RM_SE = (
+    "kl",
+    "gold_reward",
+    "gold_reward_se",
+    "reward_model_score",
+    "reward_model_score_se",
+)
 DISTINCT_2, LENGTH = "distinct_2", "length"
 
 
@@ -58,26 +64,38 @@ def lr_range_for_size(lr_range: tuple[float, float], parameters: int | None) -> 
     return lr_range[0] * scale, lr_range[1] * scale
 
 
-def learning_rate_flag(learning_rate: float | None, lr_range: tuple[float, float] | None,
-                       parameters: int | None) -> HealthFlag | None:
+def learning_rate_flag(
+    learning_rate: float | None, lr_range: tuple[float, float] | None, parameters: int | None
+) -> HealthFlag | None:
     """A flag when ``learning_rate`` is more than LR_FAR_OUTSIDE times outside the size-scaled range."""
     if not learning_rate or not lr_range:
         return None
     low, high = lr_range_for_size(lr_range, parameters)
     if learning_rate > high * LR_FAR_OUTSIDE:
-        return HealthFlag("lr_too_high", f"learning rate {learning_rate:.3g} is more than {LR_FAR_OUTSIDE:g}x "
-                          f"above the method's range for this model size ({low:.2g} to {high:.2g})",
-                          "lower the learning rate into the method's range (seed: SFT-like rates such as 2e-5 "
-                          "are too high for preference methods on billion-parameter models)")
+        return HealthFlag(
+            "lr_too_high",
+            f"learning rate {learning_rate:.3g} is more than {LR_FAR_OUTSIDE:g}x "
+            f"above the method's range for this model size ({low:.2g} to {high:.2g})",
+            "lower the learning rate into the method's range (seed: SFT-like rates such as 2e-5 "
+            "are too high for preference methods on billion-parameter models)",
+        )
     if learning_rate < low / LR_FAR_OUTSIDE:
-        return HealthFlag("lr_too_low", f"learning rate {learning_rate:.3g} is more than {LR_FAR_OUTSIDE:g}x "
-                          f"below the method's range for this model size ({low:.2g} to {high:.2g})",
-                          "raise the learning rate into the method's range")
+        return HealthFlag(
+            "lr_too_low",
+            f"learning rate {learning_rate:.3g} is more than {LR_FAR_OUTSIDE:g}x "
+            f"below the method's range for this model size ({low:.2g} to {high:.2g})",
+            "raise the learning rate into the method's range",
+        )
     return None
 
 
-def checkpoint_flags(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None,
-                     history: Sequence[Mapping[str, Any]], *, final: bool) -> list[HealthFlag]:
+def checkpoint_flags(
+    metrics: Mapping[str, Any],
+    reference: Mapping[str, Any] | None,
+    history: Sequence[Mapping[str, Any]],
+    *,
+    final: bool,
+) -> list[HealthFlag]:
     """Flags for one checkpoint's ``metrics``, given the reference's and the earlier checkpoints' metrics.
 
     ``history`` holds the metrics of the trial's earlier evaluated checkpoints, oldest first. Returns the
@@ -87,35 +105,67 @@ def checkpoint_flags(metrics: Mapping[str, Any], reference: Mapping[str, Any] | 
     kl = _get(metrics, KL)
     previous = history[-1] if history else reference
     if kl is not None and final and kl < KL_LOW and not _clear_gain(metrics, reference):
-        flags.append(HealthFlag("kl_low", f"KL to the reference is {kl:.2f} nats at the end of training (< "
-                                f"{KL_LOW:g}) and the reward did not rise beyond its noise: the policy has "
-                                "barely moved", "raise the learning rate or lower beta, or train longer"))
+        flags.append(
+            HealthFlag(
+                "kl_low",
+                f"KL to the reference is {kl:.2f} nats at the end of training (< "
+                f"{KL_LOW:g}) and the reward did not rise beyond its noise: the policy has "
+                "barely moved",
+                "raise the learning rate or lower beta, or train longer",
+            )
+        )
     if kl is not None and kl > KL_HIGH:
-        flags.append(HealthFlag("kl_high", f"KL to the reference is {kl:.1f} nats (> {KL_HIGH:g}): the policy has "
-                                "drifted far from the reference",
-                                "raise beta (a stronger KL penalty) or lower the learning rate"))
+        flags.append(
+            HealthFlag(
+                "kl_high",
+                f"KL to the reference is {kl:.1f} nats (> {KL_HIGH:g}): the policy has "
+                "drifted far from the reference",
+                "raise beta (a stronger KL penalty) or lower the learning rate",
+            )
+        )
     reward_key = GOLD if _get(metrics, GOLD) is not None else RM
     reward, previous_reward = _get(metrics, reward_key), _get(previous, reward_key)
     previous_kl = _get(previous, KL)
-    if (kl is not None and previous_kl is not None and reward is not None and previous_reward is not None
-            and kl > KL_HEALTHY_TOP and kl > KL_EXPLOSION_FACTOR * max(previous_kl, 1e-9)
-            and reward > previous_reward):
-        flags.append(HealthFlag("reward_hacking", f"reward rose ({previous_reward:.3f} -> {reward:.3f}) while KL "
-                                f"exploded ({previous_kl:.1f} -> {kl:.1f} nats)",
-                                "stop at an earlier checkpoint, raise beta, and check samples for exploits"))
+    if (
+        kl is not None
+        and previous_kl is not None
+        and reward is not None
+        and previous_reward is not None
+        and kl > KL_HEALTHY_TOP
+        and kl > KL_EXPLOSION_FACTOR * max(previous_kl, 1e-9)
+        and reward > previous_reward
+    ):
+        flags.append(
+            HealthFlag(
+                "reward_hacking",
+                f"reward rose ({previous_reward:.3f} -> {reward:.3f}) while KL "
+                f"exploded ({previous_kl:.1f} -> {kl:.1f} nats)",
+                "stop at an earlier checkpoint, raise beta, and check samples for exploits",
+            )
+        )
     flags += _over_optimisation(metrics, reference, history)
     distinct, ref_distinct = _get(metrics, DISTINCT_2), _get(reference, DISTINCT_2)
     if distinct is not None and ref_distinct and distinct < DISTINCT_COLLAPSE * ref_distinct:
-        flags.append(HealthFlag("mode_collapse", f"distinct-2 fell to {distinct:.2f} from the reference's "
-                                f"{ref_distinct:.2f}: samples are collapsing to a few modes",
-                                "raise beta or lower the learning rate; for online methods raise the "
-                                "sampling temperature or the entropy bonus"))
+        flags.append(
+            HealthFlag(
+                "mode_collapse",
+                f"distinct-2 fell to {distinct:.2f} from the reference's "
+                f"{ref_distinct:.2f}: samples are collapsing to a few modes",
+                "raise beta or lower the learning rate; for online methods raise the "
+                "sampling temperature or the entropy bonus",
+            )
+        )
     length, ref_length = _get(metrics, LENGTH), _get(reference, LENGTH)
     if length is not None and ref_length and length > LENGTH_GROWTH * ref_length:
-        flags.append(HealthFlag("length_growth", f"mean completion length grew to {length:.1f} tokens from the "
-                                f"reference's {ref_length:.1f}: the method may be exploiting length",
-                                "use a length-normalised method (SimPO, IPO) or a length penalty, and check "
-                                "that chosen responses are not systematically longer"))
+        flags.append(
+            HealthFlag(
+                "length_growth",
+                f"mean completion length grew to {length:.1f} tokens from the "
+                f"reference's {ref_length:.1f}: the method may be exploiting length",
+                "use a length-normalised method (SimPO, IPO) or a length penalty, and check "
+                "that chosen responses are not systematically longer",
+            )
+        )
     return flags
 
 
@@ -132,28 +182,37 @@ def _clear_gain(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None)
     return False
 
 
-def _over_optimisation(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None,
-                       history: Sequence[Mapping[str, Any]]) -> list[HealthFlag]:
+def _over_optimisation(
+    metrics: Mapping[str, Any], reference: Mapping[str, Any] | None, history: Sequence[Mapping[str, Any]]
+) -> list[HealthFlag]:
     """The reward-model score rising while the gold reward falls below its best so far (both must exist)."""
     gold, score = _get(metrics, GOLD), _get(metrics, RM)
     if gold is None or score is None:
         return []
-    earlier = [m for m in [reference or {}, *history] if _get(m, GOLD) is not None and _get(m, RM) is not None]
+    earlier = [
+        m for m in [reference or {}, *history] if _get(m, GOLD) is not None and _get(m, RM) is not None
+    ]
     if not earlier:
         return []
     best = max(earlier, key=lambda m: _get(m, GOLD))  # type: ignore[arg-type, return-value]
     best_gold, best_score = _get(best, GOLD), _get(best, RM)
     margin = 2 * (_get(metrics, GOLD_SE) or 0.0)
     if score > best_score and gold < best_gold - margin:  # type: ignore[operator]
-        return [HealthFlag("over_optimisation", f"reward-model score rose ({best_score:.3f} -> {score:.3f}) while "
-                           f"the gold reward fell ({best_gold:.3f} -> {gold:.3f})",
-                           "the policy is exploiting the reward model: stop earlier, raise the KL penalty, "
-                           "or improve the reward model")]
+        return [
+            HealthFlag(
+                "over_optimisation",
+                f"reward-model score rose ({best_score:.3f} -> {score:.3f}) while "
+                f"the gold reward fell ({best_gold:.3f} -> {gold:.3f})",
+                "the policy is exploiting the reward model: stop earlier, raise the KL penalty, "
+                "or improve the reward model",
+            )
+        ]
     return []
 
 
-def annotate_trial(entries: list[dict[str, Any]], reference: Mapping[str, Any] | None,
-                   lr_flag: HealthFlag | None = None) -> list[dict[str, Any]]:
+def annotate_trial(
+    entries: list[dict[str, Any]], reference: Mapping[str, Any] | None, lr_flag: HealthFlag | None = None
+) -> list[dict[str, Any]]:
     """Set ``entry["health"]`` (flag names) on every evaluated checkpoint entry of a trial, oldest first.
 
     Returns the trial's flags, one dict per distinct flag (flag, message and fix from its latest occurrence,

@@ -53,8 +53,9 @@ def _value(values: Sequence[float], index: int) -> float | None:
     return value if math.isfinite(value) else None  # NaN (no score) as null: records stay strict JSON
 
 
-def _scores(sample_scores: Mapping[str, Mapping[str, Sequence[float]]], index: int,
-            is_reference: bool) -> dict[str, dict[str, float | None]]:
+def _scores(
+    sample_scores: Mapping[str, Mapping[str, Sequence[float]]], index: int, is_reference: bool
+) -> dict[str, dict[str, float | None]]:
     """Each score's values for sample ``index``; at step 0 only scores with a reference side, as ``reference``."""
     out: dict[str, dict[str, float | None]] = {}
     for name, sides in sample_scores.items():
@@ -84,7 +85,10 @@ def readable_samples(ctx: EvalContext, count: int) -> list[dict[str, Any]]:
     rows = []
     for i in range(count):
         j = i * per_prompt  # samples are laid out prompt by prompt
-        row: dict[str, Any] = {"prompt": clip(prompt_text(ctx.source_prompts[i])), "reference": clip(reference[j])}
+        row: dict[str, Any] = {
+            "prompt": clip(prompt_text(ctx.source_prompts[i])),
+            "reference": clip(reference[j]),
+        }
         if policy is not None:
             row["policy"] = clip(policy[j])
         row["scores"] = _scores(ctx.sample_scores, j, ctx.is_reference)

@@ -43,7 +43,9 @@ from harness.evaluation.sampling import SampleBatch, Samples
 from harness.records import atomic_write_text
 
 #: Bumped when what is stored, or how it is computed, changes.
-CACHE_FORMAT = 3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
+CACHE_FORMAT = (
+    3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
+)
 #: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which prompts and
 #: seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as ``eval.seed``).
 _NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples", "selection")
@@ -111,8 +113,11 @@ def model_fingerprint(name_or_path: str, revision: str | None = None) -> dict[st
     directory = _local_model_dir(name_or_path, revision)
     if directory is None:
         return {"id": name_or_path, "revision": revision}
-    configs = {p.name: _file_sha256(p) for p in (directory / "config.json", directory / "adapter_config.json")
-               if p.is_file()}
+    configs = {
+        p.name: _file_sha256(p)
+        for p in (directory / "config.json", directory / "adapter_config.json")
+        if p.is_file()
+    }
     weights = []
     for path in sorted(directory.iterdir()):
         if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES):
@@ -126,8 +131,15 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Hash of what makes a tokenizer encode text: its vocabulary and rules, special tokens, chat template."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     rules = backend.to_str() if backend is not None else digest(sorted(tokenizer.get_vocab().items()))
-    return digest([rules, tokenizer.special_tokens_map, getattr(tokenizer, "chat_template", None),
-                   getattr(tokenizer, "padding_side", None), type(tokenizer).__name__])
+    return digest(
+        [
+            rules,
+            tokenizer.special_tokens_map,
+            getattr(tokenizer, "chat_template", None),
+            getattr(tokenizer, "padding_side", None),
+            type(tokenizer).__name__,
+        ]
+    )
 
 
 def _tensors_sha256(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
@@ -140,7 +152,9 @@ def _tensors_sha256(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     return hasher.hexdigest()
 
 
-def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def _atomic_save_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     from safetensors.torch import save_file
 
     metadata = {**(metadata or {}), "sha256": _tensors_sha256(tensors, metadata or {})}
@@ -201,7 +215,9 @@ class RefCache:
     from the held-out data alone (e.g. the encoded pairs) for the object's lifetime (one trial), never on disk.
     """
 
-    def __init__(self, key: str, directory: Path | None = None, material: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, key: str, directory: Path | None = None, material: Mapping[str, Any] | None = None
+    ) -> None:
         self.key = key
         self.directory = directory
         self._memory: dict[str, Any] = {}
@@ -217,8 +233,11 @@ class RefCache:
             self.directory.mkdir(parents=True, exist_ok=True)
             write()
         except OSError as exc:
-            warnings.warn(f"reference cache: cannot write to {self.directory} ({exc}); the reference evaluation "
-                          "will not be reused by other trials", stacklevel=3)
+            warnings.warn(
+                f"reference cache: cannot write to {self.directory} ({exc}); the reference evaluation "
+                "will not be reused by other trials",
+                stacklevel=3,
+            )
 
     def _ignore(self, path: Path, problem: str) -> None:
         """Warn (once per file and cache object) that the entry file ``path`` is ignored and recomputed."""
@@ -258,18 +277,27 @@ class RefCache:
             if loaded is not None:
                 tensors, meta = loaded
                 self._memory["samples"] = Samples(
-                    prompts=json.loads(meta["prompts"]), completions=json.loads(meta["completions"]),
-                    batches=[SampleBatch(*(tensors[f"{i}.{f}"] for f in _SAMPLE_FIELDS))
-                             for i in range(int(meta["batches"]))])
+                    prompts=json.loads(meta["prompts"]),
+                    completions=json.loads(meta["completions"]),
+                    batches=[
+                        SampleBatch(*(tensors[f"{i}.{f}"] for f in _SAMPLE_FIELDS))
+                        for i in range(int(meta["batches"]))
+                    ],
+                )
         return self._memory.get("samples")
 
     def store_samples(self, samples: Samples) -> None:
         """Keep ``samples`` (written atomically to the entry)."""
         self._memory["samples"] = samples
         if self.directory is not None:
-            tensors = {f"{i}.{f}": getattr(b, f) for i, b in enumerate(samples.batches) for f in _SAMPLE_FIELDS}
-            meta = {"prompts": json.dumps(samples.prompts), "completions": json.dumps(samples.completions),
-                    "batches": str(len(samples.batches))}
+            tensors = {
+                f"{i}.{f}": getattr(b, f) for i, b in enumerate(samples.batches) for f in _SAMPLE_FIELDS
+            }
+            meta = {
+                "prompts": json.dumps(samples.prompts),
+                "completions": json.dumps(samples.completions),
+                "batches": str(len(samples.batches)),
+            }
             path = self.directory / _SAMPLES
             self._persist(lambda: _atomic_save_tensors(path, tensors, meta))
 
@@ -328,15 +356,31 @@ class RefCache:
         name; {} when none are cached (an entry written before they were kept has none)."""
         return dict(self._read(_SAMPLE_SCORES).get(evaluator) or {})
 
-    def store_sample_scores(self, evaluator: str, scores: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+    def store_sample_scores(
+        self, evaluator: str, scores: Mapping[str, Mapping[str, Sequence[float]]]
+    ) -> None:
         """Add one evaluator's step-0 per-sample scores to the entry (call it under :meth:`locked`)."""
-        self._add(_SAMPLE_SCORES, evaluator, {name: {side: [float(v) for v in values] for side, values in sides.items()}
-                                              for name, sides in scores.items()})
+        self._add(
+            _SAMPLE_SCORES,
+            evaluator,
+            {
+                name: {side: [float(v) for v in values] for side, values in sides.items()}
+                for name, sides in scores.items()
+            },
+        )
 
 
-def key_material(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: Sequence[Any],
-                 pairs: Sequence[Mapping[str, Any]] | None, gold_reward: Any, device: str,
-                 dtype: Any) -> dict[str, Any]:
+def key_material(
+    cfg: DictConfig,
+    *,
+    model_path: str,
+    tokenizer: Any,
+    prompts: Sequence[Any],
+    pairs: Sequence[Mapping[str, Any]] | None,
+    gold_reward: Any,
+    device: str,
+    dtype: Any,
+) -> dict[str, Any]:
     """Everything the reference evaluation depends on, as a JSON-able dict (hashed into the cache key)."""
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     assert isinstance(eval_cfg, dict)
@@ -352,22 +396,35 @@ def key_material(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: S
         "harness": _version("harness"),
         "torch": torch.__version__,
         "transformers": _version("transformers"),
-        "model": {**model_fingerprint(model_path, model_cfg.get("revision")), "settings": model_cfg,
-                  "dtype": str(dtype), "device": device},
+        "model": {
+            **model_fingerprint(model_path, model_cfg.get("revision")),
+            "settings": model_cfg,
+            "dtype": str(dtype),
+            "device": device,
+        },
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "prompts": digest(list(prompts)),
         "num_prompts_given": len(prompts),
         "pairs": digest(list(pairs)) if pairs is not None else None,
-        "gold_reward": None if gold_reward is None else
-        f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}.{getattr(gold_reward, '__qualname__', '')}",
+        "gold_reward": None
+        if gold_reward is None
+        else f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}.{getattr(gold_reward, '__qualname__', '')}",
         "reward_model": model_fingerprint(str(rm_path)) if rm_path else None,
         "eval": eval_cfg,
     }
 
 
-def open_reference_cache(cfg: DictConfig, *, model_path: str, tokenizer: Any, prompts: Sequence[Any],
-                         pairs: Sequence[Mapping[str, Any]] | None = None, gold_reward: Any = None,
-                         device: str = "cpu", dtype: Any = None) -> RefCache:
+def open_reference_cache(
+    cfg: DictConfig,
+    *,
+    model_path: str,
+    tokenizer: Any,
+    prompts: Sequence[Any],
+    pairs: Sequence[Mapping[str, Any]] | None = None,
+    gold_reward: Any = None,
+    device: str = "cpu",
+    dtype: Any = None,
+) -> RefCache:
     """The cache entry for this trial's reference evaluation (``eval.cache``, ``eval.cache_dir``).
 
     :param model_path: the resolved reference model directory (or Hub id).
@@ -376,8 +433,16 @@ def open_reference_cache(cfg: DictConfig, *, model_path: str, tokenizer: Any, pr
     :param gold_reward: the data source's gold reward function, or None.
     :returns: a :class:`RefCache` on disk, or in memory when ``eval.cache`` is false.
     """
-    material = key_material(cfg, model_path=model_path, tokenizer=tokenizer, prompts=prompts, pairs=pairs,
-                            gold_reward=gold_reward, device=device, dtype=dtype)
+    material = key_material(
+        cfg,
+        model_path=model_path,
+        tokenizer=tokenizer,
+        prompts=prompts,
+        pairs=pairs,
+        gold_reward=gold_reward,
+        device=device,
+        dtype=dtype,
+    )
     key = digest(material)[:20]
     if not bool(cfg.eval.get("cache", True)):
         return RefCache(key)

@@ -35,8 +35,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 @lru_cache(maxsize=4)
-def check_reward_model(name_or_path: str, key: str = "eval.reward_model.name_or_path",
-                       alternative: str = ", or set it to null") -> None:
+def check_reward_model(
+    name_or_path: str, key: str = "eval.reward_model.name_or_path", alternative: str = ", or set it to null"
+) -> None:
     """Cheap check that ``name_or_path`` (the value of config ``key``) is a one-output sequence-classification
     model with a tokenizer. Reads its config and tokenizer (not its weights) and, for a local directory, looks
     for weight files.
@@ -56,7 +57,9 @@ def check_reward_model(name_or_path: str, key: str = "eval.reward_model.name_or_
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"Cannot load {where} ({_first_line(exc)}); {fix}.") from None
     if config.num_labels != 1:
-        raise ConfigError(f"{where} has num_labels={config.num_labels}, not 1: it is not a reward model; {fix}.")
+        raise ConfigError(
+            f"{where} has num_labels={config.num_labels}, not 1: it is not a reward model; {fix}."
+        )
     if directory.is_dir() and not any(p.suffix in (".safetensors", ".bin") for p in directory.iterdir()):
         raise ConfigError(f"{where} has no weight files (*.safetensors or *.bin); {fix}.")
 
@@ -73,16 +76,20 @@ def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, dtype=torch.float32 if device == "cpu" else "auto")
+            name_or_path, dtype=torch.float32 if device == "cpu" else "auto"
+        )
     except Exception as exc:  # a damaged weights file is named; other load errors keep their one line
         damaged = damaged_weights(Path(name_or_path)) if Path(name_or_path).is_dir() else None
         if damaged is not None:
-            raise ConfigError(f"eval.reward_model.name_or_path={name_or_path!r}: the weights file {damaged[0]} is "
-                              f"truncated or corrupt ({damaged[1]}); train or save the reward model again.") from None
+            raise ConfigError(
+                f"eval.reward_model.name_or_path={name_or_path!r}: the weights file {damaged[0]} is "
+                f"truncated or corrupt ({damaged[1]}); train or save the reward model again."
+            ) from None
         if not isinstance(exc, (OSError, ValueError, KeyError)):
             raise
-        raise ConfigError(f"Cannot load eval.reward_model.name_or_path={name_or_path!r} ({_first_line(exc)}); "
-                          f"{_FIX}.") from None
+        raise ConfigError(
+            f"Cannot load eval.reward_model.name_or_path={name_or_path!r} ({_first_line(exc)}); {_FIX}."
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Right padding keeps position ids of real tokens independent of the batch; the score is read at the last
@@ -106,7 +113,12 @@ def score_texts(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 
     limit = getattr(model.config, "max_position_embeddings", None)
     out = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
-                        truncation=limit is not None, max_length=limit).to(device)
+        enc = tokenizer(
+            texts[start : start + batch_size],
+            return_tensors="pt",
+            padding=True,
+            truncation=limit is not None,
+            max_length=limit,
+        ).to(device)
         out.append(model(**enc).logits[:, 0].double().cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

@@ -26,8 +26,17 @@ from harness.evaluation.scoring import (
     score_rows,
 )
 
-__all__ = ["SampleBatch", "Samples", "TokenLogprobs", "completion_logprobs", "encode_completions",
-           "end_of_sequence_ids", "sample", "sequence_logprobs", "token_logprobs"]
+__all__ = [
+    "SampleBatch",
+    "Samples",
+    "TokenLogprobs",
+    "completion_logprobs",
+    "encode_completions",
+    "end_of_sequence_ids",
+    "sample",
+    "sequence_logprobs",
+    "token_logprobs",
+]
 
 
 @dataclass
@@ -96,9 +105,11 @@ class Samples:
     @classmethod
     def concat(cls, *parts: Samples) -> Samples:
         """One :class:`Samples` holding ``parts``' samples in order (to score them in one length-sorted pass)."""
-        return cls(prompts=[p for part in parts for p in part.prompts],
-                   completions=[c for part in parts for c in part.completions],
-                   batches=[b for part in parts for b in part.batches])
+        return cls(
+            prompts=[p for part in parts for p in part.prompts],
+            completions=[c for part in parts for c in part.completions],
+            batches=[b for part in parts for b in part.batches],
+        )
 
 
 def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
@@ -118,11 +129,14 @@ def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
     return list(dict.fromkeys(found))
 
 
-def _completion_mask(generated: torch.Tensor, eos_id: int | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _completion_mask(
+    generated: torch.Tensor, eos_id: int | Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask of generated tokens up to and including the first end-of-sequence token (any of ``eos_id``), and
     whether one occurred."""
-    ids = torch.as_tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=generated.dtype,
-                          device=generated.device)
+    ids = torch.as_tensor(
+        [eos_id] if isinstance(eos_id, int) else list(eos_id), dtype=generated.dtype, device=generated.device
+    )
     is_eos = torch.isin(generated, ids)
     # Tokens strictly after the first EOS are padding: cumulative count of EOS before the position > 0.
     after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
@@ -158,18 +172,35 @@ def sample(
 
     device = next(model.parameters()).device
     eos_ids = end_of_sequence_ids(model, tokenizer)  # read before the model's generation config is hidden
-    config = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=eos_ids or None)
+    config = GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos_ids or None,
+    )
     expanded = [p for p in prompts for _ in range(samples_per_prompt)]
     out = Samples(prompts=expanded, completions=[])
     was_training = model.training
     model.eval()
     starts = range(0, len(expanded), batch_size)
     with _without_model_generation_defaults(model):
-        batches = [_sample_batch(model, tokenizer, expanded[start : start + batch_size], config, seed + index,
-                                 add_special_tokens, device, eos_ids, StepLogprobs(temperature) if keep_logprobs else None)
-                   for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2))]
+        batches = [
+            _sample_batch(
+                model,
+                tokenizer,
+                expanded[start : start + batch_size],
+                config,
+                seed + index,
+                add_special_tokens,
+                device,
+                eos_ids,
+                StepLogprobs(temperature) if keep_logprobs else None,
+            )
+            for index, start in enumerate(tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2))
+        ]
     kept = []
     for batch, completions, tokens in batches:
         out.batches.append(batch)
@@ -204,7 +235,9 @@ class StepLogprobs:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # noqa: D102 (processor)
         self._take(input_ids[:, -1])
         logits = scores.float()
-        self._last = torch.log_softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=-1)
+        self._last = torch.log_softmax(
+            logits / self.temperature if self.temperature != 1.0 else logits, dim=-1
+        )
         self.entropy.append(torch.special.entr(self._last.exp()).sum(dim=-1).cpu())
         return scores
 
@@ -228,9 +261,11 @@ def _concat_tokens(parts: Sequence[TokenLogprobs]) -> TokenLogprobs:
     def pad(t: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.pad(t, (0, width - t.shape[1]))
 
-    return TokenLogprobs(logprobs=torch.cat([pad(p.logprobs) for p in parts]) if parts else torch.zeros(0, 0),
-                         mask=torch.cat([pad(p.mask) for p in parts]) if parts else torch.zeros(0, 0),
-                         entropy=torch.cat([pad(p.entropy) for p in parts]) if parts else torch.zeros(0, 0))
+    return TokenLogprobs(
+        logprobs=torch.cat([pad(p.logprobs) for p in parts]) if parts else torch.zeros(0, 0),
+        mask=torch.cat([pad(p.mask) for p in parts]) if parts else torch.zeros(0, 0),
+        entropy=torch.cat([pad(p.entropy) for p in parts]) if parts else torch.zeros(0, 0),
+    )
 
 
 @contextlib.contextmanager
@@ -252,13 +287,23 @@ def _without_model_generation_defaults(model: torch.nn.Module) -> Iterator[None]
         target.generation_config = saved
 
 
-def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, seed: int, add_special_tokens: bool,
-                  device: torch.device, eos_ids: Sequence[int], kept: StepLogprobs | None = None,
-                  ) -> tuple[SampleBatch, list[str], TokenLogprobs | None]:
+def _sample_batch(
+    model: torch.nn.Module,
+    tokenizer,
+    chunk: list[str],
+    config,
+    seed: int,
+    add_special_tokens: bool,
+    device: torch.device,
+    eos_ids: Sequence[int],
+    kept: StepLogprobs | None = None,
+) -> tuple[SampleBatch, list[str], TokenLogprobs | None]:
     """One seeded generation batch, its decoded completions and (with ``kept``) the sampler's log-probabilities."""
     from transformers import LogitsProcessorList
 
-    enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+    enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(
+        device
+    )
     torch.manual_seed(seed)  # seeds CUDA too; callers restore the RNG state (see checkpoints)
     processors = LogitsProcessorList([kept] if kept is not None else [])
     sequences = model.generate(**enc, generation_config=config, logits_processor=processors)
@@ -268,13 +313,22 @@ def _sample_batch(model: torch.nn.Module, tokenizer, chunk: list[str], config, s
     completion_full = torch.cat([torch.zeros_like(enc["attention_mask"]), completion_mask], dim=1)
     attention = torch.cat([enc["attention_mask"], completion_mask], dim=1)
     completions = tokenizer.batch_decode(
-        generated * completion_mask + tokenizer.pad_token_id * (1 - completion_mask), skip_special_tokens=True)
+        generated * completion_mask + tokenizer.pad_token_id * (1 - completion_mask), skip_special_tokens=True
+    )
     tokens = kept.finish(generated, completion_mask) if kept is not None else None
-    return SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()), completions, tokens
+    return (
+        SampleBatch(sequences.cpu(), attention.cpu(), completion_full.cpu(), finished.cpu()),
+        completions,
+        tokens,
+    )
 
 
 def token_logprobs(
-    model: torch.nn.Module, samples: Samples, *, temperature: float = 1.0, chunk_size: int = 32,
+    model: torch.nn.Module,
+    samples: Samples,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int = 32,
     with_entropy: bool = False,
 ) -> TokenLogprobs:
     """Log-probabilities of each completion token under ``model`` (and optionally the entropy of each step).
@@ -285,8 +339,9 @@ def token_logprobs(
     only the completion positions' logits when the model supports ``logits_to_keep``).
     Returns :class:`TokenLogprobs` with tensors of shape [n, longest completion] (float32, on the CPU).
     """
-    return score_rows(model, samples.rows(), temperature=temperature, batch_size=chunk_size,
-                      with_entropy=with_entropy)
+    return score_rows(
+        model, samples.rows(), temperature=temperature, batch_size=chunk_size, with_entropy=with_entropy
+    )
 
 
 def sequence_logprobs(
@@ -300,31 +355,48 @@ def sequence_logprobs(
     return token_logprobs(model, samples, temperature=temperature, chunk_size=chunk_size).sequence()
 
 
-def completion_logprobs(model: torch.nn.Module, tokenizer, prompts: Sequence[str], completions: Sequence[str], *,
-                        add_special_tokens: bool = True) -> torch.Tensor:
+def completion_logprobs(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    add_special_tokens: bool = True,
+) -> torch.Tensor:
     """Summed log-probability of each completion given its prompt under ``model`` (shape [n], on the model's
     device), differentiable: the building block of a method's own preference loss.
 
     The texts are laid out as :func:`encode_completions` does (as TRL's trainers tokenize them, EOS appended);
     wrap the call in ``torch.no_grad()`` for a frozen reference model.
     """
-    encoded = encode_completions(tokenizer, prompts, completions, batch_size=max(len(prompts), 1),
-                                 add_special_tokens=add_special_tokens)
+    encoded = encode_completions(
+        tokenizer,
+        prompts,
+        completions,
+        batch_size=max(len(prompts), 1),
+        add_special_tokens=add_special_tokens,
+    )
     device = next(model.parameters()).device
     keep_logits = accepts_logits_to_keep(model)
     sums = []
     for batch in encoded.batches:
         ids, width = batch.input_ids.to(device), batch.prompt_width
-        logp = last_tokens_log_softmax(model, ids, batch.attention_mask.to(device), ids.shape[1] - width, 1.0,
-                                       keep_logits)
+        logp = last_tokens_log_softmax(
+            model, ids, batch.attention_mask.to(device), ids.shape[1] - width, 1.0, keep_logits
+        )
         token = logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
         sums.append((token * batch.completion_mask[:, width:].to(device)).sum(dim=1))
     return torch.cat(sums) if sums else torch.zeros(0, device=device)
 
 
 def encode_completions(
-    tokenizer, prompts: Sequence[str], completions: Sequence[str], *, batch_size: int = 64,
-    add_special_tokens: bool = True, append_eos: bool = True,
+    tokenizer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    batch_size: int = 64,
+    add_special_tokens: bool = True,
+    append_eos: bool = True,
 ) -> Samples:
     """Given prompt and completion texts laid out like :func:`sample`'s output, to score them with any model.
 
@@ -337,7 +409,9 @@ def encode_completions(
     pad_id = tokenizer.pad_token_id
     out = Samples(prompts=list(prompts), completions=list(completions))
     for start in range(0, len(prompts), batch_size):
-        chunk = list(zip(prompts[start : start + batch_size], completions[start : start + batch_size], strict=True))
+        chunk = list(
+            zip(prompts[start : start + batch_size], completions[start : start + batch_size], strict=True)
+        )
         fulls = [p + c + (eos if append_eos and not c.endswith(eos) else "") for p, c in chunk]
         prompt_ids = tokenizer([p for p, _ in chunk], add_special_tokens=add_special_tokens)["input_ids"]
         full_ids = tokenizer(fulls, add_special_tokens=add_special_tokens)["input_ids"]

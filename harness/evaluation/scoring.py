@@ -43,15 +43,23 @@ class TokenLogprobs:
 
 def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` (the logits of the last N positions only)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps forward(**kwargs)
+    base = (
+        model.get_base_model() if hasattr(model, "get_base_model") else model
+    )  # peft wraps forward(**kwargs)
     try:
         return "logits_to_keep" in inspect.signature(base.forward).parameters
     except (TypeError, ValueError):
         return False
 
 
-def last_tokens_log_softmax(model: torch.nn.Module, ids: torch.Tensor, attention: torch.Tensor, keep: int,
-                            temperature: float, keep_logits: bool) -> torch.Tensor:
+def last_tokens_log_softmax(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    attention: torch.Tensor,
+    keep: int,
+    temperature: float,
+    keep_logits: bool,
+) -> torch.Tensor:
     """Log-softmax of the next-token distributions that predict the last ``keep`` tokens of left-padded ``ids``
     ([batch, keep, vocab]), with the position ids of generation (real tokens counted from 0) and ``temperature``;
     ``keep_logits``: ask the model for those positions' logits only (``logits_to_keep``)."""
@@ -81,8 +89,9 @@ def _pack(rows: Sequence[Row], keep: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, attention
 
 
-def _score_batch(model: torch.nn.Module, rows: Sequence[Row], temperature: float, keep_logits: bool,
-                 with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _score_batch(
+    model: torch.nn.Module, rows: Sequence[Row], temperature: float, keep_logits: bool, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probabilities (and entropies) of ``rows``' completion tokens, each row's values first and
     zeros after them ([rows, longest completion], on the CPU)."""
     device = next(model.parameters()).device
@@ -104,8 +113,14 @@ def _score_batch(model: torch.nn.Module, rows: Sequence[Row], temperature: float
 
 
 @torch.no_grad()
-def score_rows(model: torch.nn.Module, rows: Sequence[Row], *, temperature: float = 1.0, batch_size: int = 64,
-               with_entropy: bool = False) -> TokenLogprobs:
+def score_rows(
+    model: torch.nn.Module,
+    rows: Sequence[Row],
+    *,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+    with_entropy: bool = False,
+) -> TokenLogprobs:
     """Log-probabilities of each row's completion tokens under ``model`` at ``temperature`` (and the entropy of
     each step's distribution), in length-sorted batches of ``batch_size`` rows.
 
@@ -123,11 +138,12 @@ def score_rows(model: torch.nn.Module, rows: Sequence[Row], *, temperature: floa
     step = max(int(batch_size), 1)
     for start in range(0, len(order), step):
         chosen = order[start : start + step]
-        values, entropies = _score_batch(model, [rows[i] for i in chosen], temperature, keep_logits, with_entropy)
+        values, entropies = _score_batch(
+            model, [rows[i] for i in chosen], temperature, keep_logits, with_entropy
+        )
         logprobs[chosen, : values.shape[1]] = values
         if entropy is not None and entropies is not None:
             entropy[chosen, : entropies.shape[1]] = entropies
     model.train(was_training)
     mask = (torch.arange(width).unsqueeze(0) < torch.tensor(lengths, dtype=torch.long).view(-1, 1)).float()
     return TokenLogprobs(logprobs=logprobs, mask=mask, entropy=entropy)
-

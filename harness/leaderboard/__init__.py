@@ -13,5 +13,13 @@ from harness.leaderboard.cli import main
 from harness.leaderboard.markdown import console_table, to_markdown
 from harness.leaderboard.reports import write_leaderboard, write_reports
 
-__all__ = ["Leaderboard", "build", "console_table", "load_leaderboard", "main", "to_markdown", "write_leaderboard",
-           "write_reports"]
+__all__ = [
+    "Leaderboard",
+    "build",
+    "console_table",
+    "load_leaderboard",
+    "main",
+    "to_markdown",
+    "write_leaderboard",
+    "write_reports",
+]

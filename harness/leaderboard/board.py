@@ -25,8 +25,19 @@ from harness.leaderboard import frames as board_frames
 from harness.leaderboard import matched_kl as matched
 
 # Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
-HIDDEN = ("reason", "overrides", "record", "eval_prompts", "status", "within_budget", "objective", "score",
-          "final", "base", "selection_objective")
+HIDDEN = (
+    "reason",
+    "overrides",
+    "record",
+    "eval_prompts",
+    "status",
+    "within_budget",
+    "objective",
+    "score",
+    "final",
+    "base",
+    "selection_objective",
+)
 # Checkpoint columns used only to choose the checkpoint (its values on the selection prompts): not per-trial columns.
 CHOICE_ONLY = ("selection_score", "selection_within")
 # Per-trial columns shown after the metrics: the baseline, flags and measured cost.
@@ -97,8 +108,9 @@ class Leaderboard:
     def matched_kl(self) -> pd.DataFrame:
         """The objective on each method's reward-vs-KL frontier at common KL values (``leaderboard.matched_kl``),
         with what each method trained on (:mod:`harness.leaderboard.matched_kl`); empty without an objective."""
-        return matched.matched_kl_table(self.checkpoints, self.records, self.objective_name, self.objective_direction,
-                                        self.declarations)
+        return matched.matched_kl_table(
+            self.checkpoints, self.records, self.objective_name, self.objective_direction, self.declarations
+        )
 
     @property
     def no_effect(self) -> pd.DataFrame:
@@ -120,8 +132,12 @@ class Leaderboard:
         that has them; every trial of one leaderboard shares the reference evaluation); None where unknown."""
         if not self.objective_name:
             return None, None
-        declaration = columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
-        se_column = columns.column_of(str(declaration["se"]), self.declarations) if declaration.get("se") else None
+        declaration = (
+            columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
+        )
+        se_column = (
+            columns.column_of(str(declaration["se"]), self.declarations) if declaration.get("se") else None
+        )
         for record in self.records:
             row = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, self.declarations)
             value = row.get(self.objective_name)
@@ -142,7 +158,9 @@ class Leaderboard:
         """What the objective measures (its declared help), or None."""
         if not self.objective_name:
             return None
-        declaration = columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
+        declaration = (
+            columns.by_column(self.declarations, [self.objective_name]).get(self.objective_name) or {}
+        )
         return declaration.get("help")
 
     @property
@@ -157,20 +175,29 @@ class Leaderboard:
         a completed trial shows one."""
         kl = pd.to_numeric(self.completed["kl"], errors="coerce") if "kl" in self.completed else pd.Series()
         negative = kl[kl < 0]
-        note = (f"A negative `kl` ({len(negative)} trial{'s' if len(negative) > 1 else ''}, down to "
-                f"{negative.min():.3g}) is sampling noise around 0: the estimate (the mean log-ratio of the policy's "
-                "sampled completions) is unbiased, not non-negative; read it as no measurable change from the "
-                "reference." if len(negative) else "")
+        note = (
+            f"A negative `kl` ({len(negative)} trial{'s' if len(negative) > 1 else ''}, down to "
+            f"{negative.min():.3g}) is sampling noise around 0: the estimate (the mean log-ratio of the policy's "
+            "sampled completions) is unbiased, not non-negative; read it as no measurable change from the "
+            "reference."
+            if len(negative)
+            else ""
+        )
         return [n for n in (self.swept_note, note) if n]
 
     def notes(self) -> dict[str, str]:
         """The meaning of each metric column, from the declarations (for glossaries and tooltips)."""
         metric_columns = [*self.checkpoints.columns, *self.trials.columns]
-        notes = {c: str(d["help"]) for c, d in columns.by_column(self.declarations, metric_columns).items()
-                 if d.get("help")}
+        notes = {
+            c: str(d["help"])
+            for c, d in columns.by_column(self.declarations, metric_columns).items()
+            if d.get("help")
+        }
         if self.base_column:
-            notes[self.base_column] = (f"{self.objective_name} of the reference (untrained) model on the same prompts: "
-                                       "the bar to beat")
+            notes[self.base_column] = (
+                f"{self.objective_name} of the reference (untrained) model on the same prompts: "
+                "the bar to beat"
+            )
         return notes
 
     def shown(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -188,14 +215,24 @@ class Leaderboard:
         return df[list(dict.fromkeys([*lead, *headline, *trailing]))].dropna(axis=1, how="all")
 
 
-def _empty(title: str, records: list[dict[str, Any]], objective: str | None, kl_budget: float | None,
-           groups: dict[str, Any] | None = None) -> Leaderboard:
+def _empty(
+    title: str,
+    records: list[dict[str, Any]],
+    objective: str | None,
+    kl_budget: float | None,
+    groups: dict[str, Any] | None = None,
+) -> Leaderboard:
     e = pd.DataFrame()
     return Leaderboard(title, records, e, e, e, e, e, [], objective, kl_budget, groups or {})
 
 
-def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, swept: Sequence[str],
-                 declared: columns.Declarations, objective: str | None) -> pd.DataFrame:
+def trials_table(
+    records: Sequence[dict[str, Any]],
+    checkpoints: pd.DataFrame,
+    swept: Sequence[str],
+    declared: columns.Declarations,
+    objective: str | None,
+) -> pd.DataFrame:
     """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.ranking.best_checkpoints`;
     the checkpoints are :func:`harness.leaderboard.ranking.annotate`-d) beside the trial's baseline
     (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on the
@@ -207,14 +244,34 @@ def trials_table(records: Sequence[dict[str, Any]], checkpoints: pd.DataFrame, s
     for r in records:
         info = board_frames.trial_info(r, swept)
         chosen = by_trial.get(info["trial_id"], {})
-        metrics = {k: v for k, v in chosen.items() if k not in ("trial_id", "method", "health", *swept, *CHOICE_ONLY)
-                   and not str(k).startswith(board_frames.SELECTION_PREFIX)}  # shown: reported (test) values
-        base = {f"base_{objective}": columns.metric_row(info["base"], declared).get(objective)} if objective else {}
-        rows.append({**{k: info[k] for k in ("trial_id", "method", *swept)}, **metrics, **base,
-                     **{k: v for k, v in info.items() if k not in ("trial_id", "method", "base", *swept)}})
+        metrics = {
+            k: v
+            for k, v in chosen.items()
+            if k not in ("trial_id", "method", "health", *swept, *CHOICE_ONLY)
+            and not str(k).startswith(board_frames.SELECTION_PREFIX)
+        }  # shown: reported (test) values
+        base = (
+            {f"base_{objective}": columns.metric_row(info["base"], declared).get(objective)}
+            if objective
+            else {}
+        )
+        rows.append(
+            {
+                **{k: info[k] for k in ("trial_id", "method", *swept)},
+                **metrics,
+                **base,
+                **{k: v for k, v in info.items() if k not in ("trial_id", "method", "base", *swept)},
+            }
+        )
     df = pd.DataFrame(rows)
-    for column, default in (("objective", math.nan), ("score", math.nan), ("within_budget", False),
-                            ("step", pd.NA), ("kl", math.nan), ("selection_objective", math.nan)):
+    for column, default in (
+        ("objective", math.nan),
+        ("score", math.nan),
+        ("within_budget", False),
+        ("step", pd.NA),
+        ("kl", math.nan),
+        ("selection_objective", math.nan),
+    ):
         if column not in df.columns:
             df[column] = default
     done = df["status"] == "completed"
@@ -228,28 +285,41 @@ def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame()
     grouped = done.groupby("method", sort=True)
-    cost = pd.DataFrame({"trials": grouped.size(), "train_s_mean": grouped["train_s"].mean(),
-                         "peak_mem_mb_max": grouped["peak_mem_mb"].max(),
-                         "models_in_memory": grouped["models"].max()}).reset_index()
+    cost = pd.DataFrame(
+        {
+            "trials": grouped.size(),
+            "train_s_mean": grouped["train_s"].mean(),
+            "peak_mem_mb_max": grouped["peak_mem_mb"].max(),
+            "models_in_memory": grouped["models"].max(),
+        }
+    ).reset_index()
     return budgets.add_to_cost(cost, done)  # and each method's mean compute budget
 
 
-def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: str = "auto",
-          kl_budget: float | None = ranking.DEFAULT_KL_BUDGET) -> Leaderboard:
+def build(
+    records: list[dict[str, Any]],
+    title: str = "leaderboard",
+    objective: str = "auto",
+    kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
+) -> Leaderboard:
     """The leaderboard of ``records`` (see :class:`Leaderboard`).
 
     :param objective: ``auto`` or a metric the records' evaluators declare (its key or column).
     :raises ConfigError: an invalid KL budget, or an objective no record declares or measures.
     """
     if kl_budget is not None and (not isinstance(kl_budget, (int, float)) or kl_budget <= 0):
-        raise ConfigError(f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null.")
+        raise ConfigError(
+            f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null."
+        )
     if not records:
         return _empty(title, records, None, kl_budget)
     groups = merging.group_records(records)
     if len(groups) > 1:
-        detail = {"counts": {k: len(v) for k, v in groups.items()},
-                  "differ": merging.differing_settings(groups),
-                  "trials": {k: [board_frames.trial_id(r) for r in v] for k, v in groups.items()}}
+        detail = {
+            "counts": {k: len(v) for k, v in groups.items()},
+            "differ": merging.differing_settings(groups),
+            "trials": {k: [board_frames.trial_id(r) for r in v] for k, v in groups.items()},
+        }
         return _empty(title, records, None, kl_budget, detail)
     declared = columns.declarations(records)
     swept = board_frames.varying_hyperparameters(records)
@@ -258,25 +328,48 @@ def build(records: list[dict[str, Any]], title: str = "leaderboard", objective: 
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
     trials = trials_table(records, checkpoints, swept, declared, name)
-    trials = caveats.flag_trials(budgets.add_to_trials(trials, records),
-                                 caveats.find_no_effect(records, checkpoints, declared))
+    trials = caveats.flag_trials(
+        budgets.add_to_trials(trials, records), caveats.find_no_effect(records, checkpoints, declared)
+    )
     done = trials[trials["status"] == "completed"]
-    methods = (done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
-               if not done.empty else pd.DataFrame())
+    methods = (
+        done.sort_values("rank").groupby("method", sort=False).head(1).reset_index(drop=True)
+        if not done.empty
+        else pd.DataFrame()
+    )
     se, kl_se = (seeds.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
     measured = conclusions.measured_selection(checkpoints, name)
     names = knobs.paper_names(records)
-    summary = conclusions.method_summary(trials, swept, direction, se, measured, names) if name else pd.DataFrame()
-    return Leaderboard(title, records, trials, checkpoints, methods,
-                       seeds.aggregate_seeds(trials, swept, direction, se, kl_se), cost_table(trials), swept, name,
-                       kl_budget, settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records), declarations=declared,
-                       objective_direction=direction, objective_auto=objective in (None, "auto"),
-                       samples=board_frames.samples_frame(records),
-                       method_summary=summary)
+    summary = (
+        conclusions.method_summary(trials, swept, direction, se, measured, names) if name else pd.DataFrame()
+    )
+    return Leaderboard(
+        title,
+        records,
+        trials,
+        checkpoints,
+        methods,
+        seeds.aggregate_seeds(trials, swept, direction, se, kl_se),
+        cost_table(trials),
+        swept,
+        name,
+        kl_budget,
+        settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records),
+        declarations=declared,
+        objective_direction=direction,
+        objective_auto=objective in (None, "auto"),
+        samples=board_frames.samples_frame(records),
+        method_summary=summary,
+    )
 
 
-def load_leaderboard(paths: Iterable[Path | str], title: str | None = None, objective: str = "auto",
-                     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET, study_name: str | None = None) -> Leaderboard:
+def load_leaderboard(
+    paths: Iterable[Path | str],
+    title: str | None = None,
+    objective: str = "auto",
+    kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
+    study_name: str | None = None,
+) -> Leaderboard:
     """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard.
 
     A path may also name an Optuna storage (a journal file or a storage URL; ``study_name`` picks one of its

@@ -33,12 +33,12 @@ COLUMNS = ("steps", "examples", "tokens", "flops_est")
 NOTES = {
     "steps": "optimizer steps taken (PPO: PPO steps of batch_size rollouts)",
     "examples": "steps × batch_size × grad_accum: pairs (pairwise methods), unpaired examples (KTO) or sampled "
-                "completions (online methods)",
+    "completions (online methods)",
     "tokens": "examples × mean tokens per training example (both sequences of a pair, capped at max_length; online: "
-              "prompt + the completion-length cap, an upper bound)",
+    "prompt + the completion-length cap, an upper bound)",
     "flops_est": "estimate: 6·N·tokens·passes (policy forward and backward, N = its parameters) + 2·N·tokens per "
-                 "extra forward (each further model held: reference, reward or value model; sampling for online "
-                 "methods); a precomputed reference counts once per training row",
+    "extra forward (each further model held: reference, reward or value model; sampling for online "
+    "methods); a precomputed reference counts once per training row",
 }
 DIFFERENCE = 0.10  # budgets differing by more than this (relative) are called out
 
@@ -79,8 +79,15 @@ def trial_budget(record: Mapping[str, Any]) -> dict[str, Any]:
         extra = max(int(_number(record.get("models_in_memory")) or 1) - 1, 0)
         extra_tokens = tokens * (extra + online)
         rows = _number(data.get("train_examples"))
-        if hp.get("trl.precompute_ref_log_probs") is True and extra and rows is not None and per_example is not None:
-            extra_tokens += rows * per_example - tokens  # the reference read every training row once, before training
+        if (
+            hp.get("trl.precompute_ref_log_probs") is True
+            and extra
+            and rows is not None
+            and per_example is not None
+        ):
+            extra_tokens += (
+                rows * per_example - tokens
+            )  # the reference read every training row once, before training
         flops = _round3(6 * params * tokens * passes + 2 * params * extra_tokens)
     as_int = {"steps": steps, "examples": examples, "tokens": tokens}
     return {**{k: (int(round(v)) if v is not None else None) for k, v in as_int.items()}, "flops_est": flops}
@@ -105,8 +112,17 @@ def add_to_cost(cost: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
     out = cost.copy()
     for column in COLUMNS:
         values = [means[column].get(m) for m in out["method"]]
-        out[column] = pd.array([None if v is None or pd.isna(v) else _round3(v) if column in ("tokens", "flops_est")
-                                else int(round(v)) for v in values], dtype="Int64")
+        out[column] = pd.array(
+            [
+                None
+                if v is None or pd.isna(v)
+                else _round3(v)
+                if column in ("tokens", "flops_est")
+                else int(round(v))
+                for v in values
+            ],
+            dtype="Int64",
+        )
     return out
 
 
@@ -123,10 +139,15 @@ def budget_note(cost: pd.DataFrame, trials: pd.DataFrame | None = None) -> str |
     if not (_spread(cost["steps"]) or _spread(cost["examples"])):
         return None
     rows = cost.dropna(subset=["steps"]).sort_values(["steps", "method"])
-    listed = ", ".join(f"{r['method']} {format_value(r['steps'])} steps"
-                       + (f" × {format_value(int(round(r['examples'] / r['steps'])))} examples"
-                          if not pd.isna(r["examples"]) and r["steps"] else "")
-                       for r in rows.to_dict("records"))
+    listed = ", ".join(
+        f"{r['method']} {format_value(r['steps'])} steps"
+        + (
+            f" × {format_value(int(round(r['examples'] / r['steps'])))} examples"
+            if not pd.isna(r["examples"]) and r["steps"]
+            else ""
+        )
+        for r in rows.to_dict("records")
+    )
     steps = int(round(median(float(v) for v in rows["steps"])))
     batch = _common_batch(trials)
     settings = f"method.max_steps={steps}" + (f" method.batch_size={batch}" if batch else "")
@@ -147,6 +168,13 @@ def markdown_lines(cost: pd.DataFrame, note: str | None) -> list[str]:
     if cost.empty:
         return []
     budget = [f"`{c}`: {NOTES[c]}." for c in COLUMNS if c in cost.columns]
-    return ["## Compute cost per method", "", "Measured wall time and memory; each method's mean budget over its "
-            "completed trials. " + " ".join(budget), "", *([f"**Note:** {note}", ""] if note else []),
-            markdown_table(cost), ""]
+    return [
+        "## Compute cost per method",
+        "",
+        "Measured wall time and memory; each method's mean budget over its "
+        "completed trials. " + " ".join(budget),
+        "",
+        *([f"**Note:** {note}", ""] if note else []),
+        markdown_table(cost),
+        "",
+    ]

@@ -30,7 +30,17 @@ FLAG = "no_effect"
 EXACT = 1e-9  # relative: equal as computed
 SE_TOLERANCE = 1.0  # standard errors
 RELATIVE_TOLERANCE = 0.05  # for metrics without a standard error
-_BOOKKEEPING = {"trial_id", "method", "step", "final", "health", "objective", "within_budget", "score", "samples"}
+_BOOKKEEPING = {
+    "trial_id",
+    "method",
+    "step",
+    "final",
+    "health",
+    "objective",
+    "within_budget",
+    "score",
+    "samples",
+}
 
 
 def _se_columns(declared: columns.Declarations, available: Sequence[str]) -> dict[str, str]:
@@ -38,7 +48,10 @@ def _se_columns(declared: columns.Declarations, available: Sequence[str]) -> dic
     out = {}
     for name, declaration in declared.items():
         if declaration.get("se") and "*" not in name:
-            column, se = columns.column_of(name, declared), columns.column_of(str(declaration["se"]), declared)
+            column, se = (
+                columns.column_of(name, declared),
+                columns.column_of(str(declaration["se"]), declared),
+            )
             if column in available and se in available:
                 out[column] = se
     return out
@@ -58,7 +71,9 @@ def _equal(a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str], se: Mapping
             continue
         exact = False
         if column in se:
-            spread = np.fmax(a[se[column]].to_numpy(dtype=float), b[se[column]].to_numpy(dtype=float))[present]
+            spread = np.fmax(a[se[column]].to_numpy(dtype=float), b[se[column]].to_numpy(dtype=float))[
+                present
+            ]
             tolerance = SE_TOLERANCE * np.nan_to_num(spread, nan=0.0)
         else:
             tolerance = RELATIVE_TOLERANCE * np.maximum(np.abs(x), np.abs(y))
@@ -78,15 +93,21 @@ def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if repr(a.get(k)) != repr(b.get(k)))
 
 
-def _pairs(records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFrame,
-           declared: columns.Declarations) -> list[dict[str, Any]]:
+def _pairs(
+    records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFrame, declared: columns.Declarations
+) -> list[dict[str, Any]]:
     """Every pair of completed trials of one method that differ in one hyperparameter (not the seed) and whose
     trajectories are equal: ``a``, ``b`` (records), ``parameter``, ``kind``, ``losses_equal``."""
     if checkpoints.empty or "trial_id" not in checkpoints.columns:
         return []
     hyper = {k for r in records for k in (r.get("hyperparameters") or {})}
-    numeric = [c for c in checkpoints.columns if c not in _BOOKKEEPING | hyper and not str(c).startswith("selection")
-               and pd.api.types.is_numeric_dtype(checkpoints[c])]
+    numeric = [
+        c
+        for c in checkpoints.columns
+        if c not in _BOOKKEEPING | hyper
+        and not str(c).startswith("selection")
+        and pd.api.types.is_numeric_dtype(checkpoints[c])
+    ]
     se = _se_columns(declared, numeric)
     metrics = [c for c in numeric if c not in set(se.values())]
     trajectories = {t: g.set_index("step").sort_index() for t, g in checkpoints.groupby("trial_id")}
@@ -104,24 +125,40 @@ def _pairs(records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFrame,
         kind = _equal(ta, tb, metrics, se)
         if kind:
             la, lb = _losses(a), _losses(b)
-            found.append({"a": a, "b": b, "parameter": differ[0], "kind": kind,
-                          "losses_equal": bool(la) and la == lb})
+            found.append(
+                {"a": a, "b": b, "parameter": differ[0], "kind": kind, "losses_equal": bool(la) and la == lb}
+            )
     return found
 
 
-def find_no_effect(records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFrame,
-                   declared: columns.Declarations | None = None) -> pd.DataFrame:
+def find_no_effect(
+    records: Sequence[Mapping[str, Any]],
+    checkpoints: pd.DataFrame,
+    declared: columns.Declarations | None = None,
+) -> pd.DataFrame:
     """One row per method, parameter and set of values that gave equal runs: ``method``, ``parameter``, ``values``
     (text), ``seeds`` (text), ``kind`` (``identical`` or ``indistinguishable``, the weaker over its pairs),
     ``trial_ids`` (a list) and ``note`` (one sentence); empty when there is none."""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for pair in _pairs(records, checkpoints, declared or {}):
         a, b, parameter = pair["a"], pair["b"], pair["parameter"]
-        values = sorted({repr(a["hyperparameters"].get(parameter)): a["hyperparameters"].get(parameter),
-                         repr(b["hyperparameters"].get(parameter)): b["hyperparameters"].get(parameter)}.items())
+        values = sorted(
+            {
+                repr(a["hyperparameters"].get(parameter)): a["hyperparameters"].get(parameter),
+                repr(b["hyperparameters"].get(parameter)): b["hyperparameters"].get(parameter),
+            }.items()
+        )
         key = (a.get("method"), parameter, tuple(v for v, _ in values))
-        group = groups.setdefault(key, {"values": [v for _, v in values], "seeds": set(), "trials": set(),
-                                        "kinds": set(), "losses_equal": True})
+        group = groups.setdefault(
+            key,
+            {
+                "values": [v for _, v in values],
+                "seeds": set(),
+                "trials": set(),
+                "kinds": set(),
+                "losses_equal": True,
+            },
+        )
         group["seeds"].add((a.get("hyperparameters") or {}).get("seed"))
         group["trials"] |= {trial_id(dict(a)), trial_id(dict(b))}
         group["kinds"].add(pair["kind"])
@@ -130,11 +167,17 @@ def find_no_effect(records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFra
     for (method, parameter, _), group in sorted(groups.items(), key=lambda item: str(item[0])):
         kind = "indistinguishable" if "indistinguishable" in group["kinds"] else "identical"
         seeds = sorted((s for s in group["seeds"] if s is not None), key=str)
-        rows.append({"method": method, "parameter": parameter,
-                     "values": ", ".join(format_value(v) for v in _sorted(group["values"])),
-                     "seeds": ", ".join(format_value(s) for s in seeds), "kind": kind,
-                     "trial_ids": sorted(group["trials"]),
-                     "note": note(parameter, _sorted(group["values"]), kind, group["losses_equal"], seeds)})
+        rows.append(
+            {
+                "method": method,
+                "parameter": parameter,
+                "values": ", ".join(format_value(v) for v in _sorted(group["values"])),
+                "seeds": ", ".join(format_value(s) for s in seeds),
+                "kind": kind,
+                "trial_ids": sorted(group["trials"]),
+                "note": note(parameter, _sorted(group["values"]), kind, group["losses_equal"], seeds),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -145,21 +188,33 @@ def _sorted(values: Sequence[Any]) -> list[Any]:
         return sorted(values, key=repr)
 
 
-def note(parameter: str, values: Sequence[Any], kind: str, losses_equal: bool = False,
-         seeds: Sequence[Any] = ()) -> str:
+def note(
+    parameter: str, values: Sequence[Any], kind: str, losses_equal: bool = False, seeds: Sequence[Any] = ()
+) -> str:
     """The sentence for one group, e.g. "beta=0.05 and beta=0.1 gave identical runs (likely cause: ...)"."""
     named = [f"{parameter}={format_value(v)}" for v in values]
     listed = " and ".join(named) if len(named) < 3 else f"{', '.join(named[:-1])} and {named[-1]}"
-    where = "" if not seeds else (f" with seed {format_value(seeds[0])}" if len(seeds) == 1 else
-                                  f" with each of seeds {', '.join(format_value(s) for s in seeds)}")
+    where = (
+        ""
+        if not seeds
+        else (
+            f" with seed {format_value(seeds[0])}"
+            if len(seeds) == 1
+            else f" with each of seeds {', '.join(format_value(s) for s in seeds)}"
+        )
+    )
     if kind == "identical" and losses_equal:
         return f"{listed} gave identical runs{where}, training losses included (likely cause: the parameter is unused)"
     if kind == "identical":
-        return (f"{listed} gave identical runs{where} (likely cause: the loss is scale-invariant in this parameter "
-                "under Adam, or the parameter is unused)")
-    return (f"{listed} gave runs the evaluation cannot tell apart{where}: at every checkpoint each metric within one "
-            "standard error (5% where it has none) (likely cause: the loss is scale-invariant in this parameter "
-            "under Adam, the parameter is unused, or its effect is below what this evaluation resolves)")
+        return (
+            f"{listed} gave identical runs{where} (likely cause: the loss is scale-invariant in this parameter "
+            "under Adam, or the parameter is unused)"
+        )
+    return (
+        f"{listed} gave runs the evaluation cannot tell apart{where}: at every checkpoint each metric within one "
+        "standard error (5% where it has none) (likely cause: the loss is scale-invariant in this parameter "
+        "under Adam, the parameter is unused, or its effect is below what this evaluation resolves)"
+    )
 
 
 def flag_trials(trials: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
@@ -182,10 +237,16 @@ def markdown_lines(findings: pd.DataFrame) -> list[str]:
     """The report's "Parameters that changed nothing" section ([] when there is nothing to say)."""
     if findings.empty:
         return []
-    return ["## Parameters that changed nothing", "", "Trials of one method that differ in a single hyperparameter "
-            f"(same seed) but gave the same run at every evaluated checkpoint are one result, not several (their rows "
-            f"are flagged `{FLAG}`):", "", *[f"- **{r['method']}**: {r['note']}." for r in findings.to_dict("records")],
-            ""]
+    return [
+        "## Parameters that changed nothing",
+        "",
+        "Trials of one method that differ in a single hyperparameter "
+        f"(same seed) but gave the same run at every evaluated checkpoint are one result, not several (their rows "
+        f"are flagged `{FLAG}`):",
+        "",
+        *[f"- **{r['method']}**: {r['note']}." for r in findings.to_dict("records")],
+        "",
+    ]
 
 
 def loss_notes(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -24,18 +24,38 @@ def _budget(value: str) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
-    parser = argparse.ArgumentParser(prog="python -m harness.leaderboard", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="multirun directories, trial.json files, or an Optuna storage "
-                        "(a journal file such as multirun/<sweep>/optuna.journal, or a storage URL)")
-    parser.add_argument("--study", default=None, help="with a storage holding several studies: the study to report")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: leaderboards/<name of the first path>)")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.leaderboard", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        help="multirun directories, trial.json files, or an Optuna storage "
+        "(a journal file such as multirun/<sweep>/optuna.journal, or a storage URL)",
+    )
+    parser.add_argument(
+        "--study", default=None, help="with a storage holding several studies: the study to report"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: leaderboards/<name of the first path>)",
+    )
     parser.add_argument("--title", default=None, help="report title (default: the output directory's name)")
-    parser.add_argument("--objective", default="auto", help="metric to rank by: any metric the trials' evaluators "
-                        "declare with a direction, by name or column (default auto: gold reward, else reward-model "
-                        "score, ...)")
-    parser.add_argument("--kl-budget", type=_budget, default=ranking.DEFAULT_KL_BUDGET,
-                        help="KL budget in nats per sequence, or none (default: 10)")
+    parser.add_argument(
+        "--objective",
+        default="auto",
+        help="metric to rank by: any metric the trials' evaluators "
+        "declare with a direction, by name or column (default auto: gold reward, else reward-model "
+        "score, ...)",
+    )
+    parser.add_argument(
+        "--kl-budget",
+        type=_budget,
+        default=ranking.DEFAULT_KL_BUDGET,
+        help="KL budget in nats per sequence, or none (default: 10)",
+    )
     args = parser.parse_args(argv)
     from harness.sweep.results import is_storage
 
@@ -45,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from harness.sweep.storage import label
 
-    first = args.paths[0]  # a storage is named after its database or its journal's directory, never its password
+    first = args.paths[
+        0
+    ]  # a storage is named after its database or its journal's directory, never its password
     name = label(first) if is_storage(first) else Path(first).resolve().name
     out = args.out or Path("leaderboards") / (args.study or name)
     try:

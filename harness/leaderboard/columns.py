@@ -77,14 +77,22 @@ def objective_column(objective: str, declared: Declarations, available: Sequence
         column = objective
     declaration = by_column(declared, [column]).get(column)
     if declaration is not None and declaration.get("direction") is None:
-        raise ConfigError(f"objective {objective!r} is a descriptive metric (no better or worse direction); choose "
-                          f"one of: {', '.join(candidates(declared, available))}.")
+        raise ConfigError(
+            f"objective {objective!r} is a descriptive metric (no better or worse direction); choose "
+            f"one of: {', '.join(candidates(declared, available))}."
+        )
     if column not in available and declaration is not None:
-        raise ConfigError(f"objective {objective!r} has no value in any checkpoint (its evaluator returned none, e.g. "
-                          f"for lack of a reward model); choose one of: {', '.join(candidates(declared, available))}.")
+        raise ConfigError(
+            f"objective {objective!r} has no value in any checkpoint (its evaluator returned none, e.g. "
+            f"for lack of a reward model); choose one of: {', '.join(candidates(declared, available))}."
+        )
     if column not in available:
-        raise UnknownNameError("leaderboard objective", objective, candidates(declared, available),
-                               hint="(Metrics the trials' evaluators declare with a direction, or auto.)")
+        raise UnknownNameError(
+            "leaderboard objective",
+            objective,
+            candidates(declared, available),
+            hint="(Metrics the trials' evaluators declare with a direction, or auto.)",
+        )
     return column
 
 
@@ -103,8 +111,11 @@ _LEGACY_AUTO = ("gold_reward", "rm_score", "rm_acc")
 def auto_objective(declared: Declarations, checkpoints: Any) -> str | None:
     """The column ``auto`` ranks by: the measured metric with the lowest ``objective_priority`` (the gold
     reward, else the reward-model score, ...); None when no checkpoint has one."""
-    ranked = sorted((d["objective_priority"], str(d.get("column") or name)) for name, d in declared.items()
-                    if d.get("objective_priority") is not None)
+    ranked = sorted(
+        (d["objective_priority"], str(d.get("column") or name))
+        for name, d in declared.items()
+        if d.get("objective_priority") is not None
+    )
     order = [column for _, column in ranked] or list(_LEGACY_AUTO)
     return next((c for c in order if c in checkpoints.columns and checkpoints[c].notna().any()), None)
 

@@ -31,18 +31,30 @@ from harness.leaderboard.frames import SELECTION_PREFIX, format_value
 SELECTION = "selection_objective"
 ON_SELECTION, ON_TEST = "selection prompts", "test prompts"
 # The columns the reports show (methods.csv has every column).
-SHOWN = ("rank", "method", "setting", "n_seeds", "diverged", "selection_mean", "objective_mean", "objective_ci95",
-         "kl_mean", "diff_vs_best", "p_holm", "verdict")
+SHOWN = (
+    "rank",
+    "method",
+    "setting",
+    "n_seeds",
+    "diverged",
+    "selection_mean",
+    "objective_mean",
+    "objective_ci95",
+    "kl_mean",
+    "diff_vs_best",
+    "p_holm",
+    "verdict",
+)
 NOTES = {
     "setting": "the method's best setting (swept hyperparameters but the seed), chosen on selection values",
     "selected_on": "where the setting was chosen: the selection prompts, or the test prompts when no "
-                   "selection_objective was measured (which flatters it)",
+    "selection_objective was measured (which flatters it)",
     "selection_mean": "mean objective of the setting on the selection prompts over its non-diverged seeds",
     "diverged": "seeds that diverged (non-finite objective, KL or loss, or KL above the health band: kl_high), "
-                "left out of the means",
+    "left out of the means",
     "objective_mean": "mean of the objective over the non-diverged seeds",
     "objective_ci95": "half-width of the 95% interval of objective_mean, evaluation noise included "
-                      "(Var = s²/n + mean(se²))",
+    "(Var = s²/n + mean(se²))",
     "objective_se": "standard error of objective_mean: sqrt(s²/n + mean(se²))",
     "kl_mean": "mean KL over the non-diverged seeds",
     "diff_vs_best": "objective_mean minus the best method's",
@@ -55,7 +67,11 @@ NOTES = {
 
 def _setting_text(keys: Sequence[str], key: Any, names: Mapping[str, str] | None = None) -> str:
     values = key if isinstance(key, tuple) else (key,)
-    parts = [f"{knobs.label(k, names)}={format_value(v)}" for k, v in zip(keys, values, strict=True) if k != "method"]
+    parts = [
+        f"{knobs.label(k, names)}={format_value(v)}"
+        for k, v in zip(keys, values, strict=True)
+        if k != "method"
+    ]
     return ", ".join(parts) or "(one setting)"
 
 
@@ -80,17 +96,27 @@ def best_setting(group: pd.DataFrame, keys: Sequence[str], direction: str) -> tu
     return best[1], best[2], ON_SELECTION if column == SELECTION else ON_TEST
 
 
-def _method_row(group: pd.DataFrame, keys: Sequence[str], direction: str, se_column: str | None,
-                names: knobs.PaperNames) -> dict[str, Any]:
+def _method_row(
+    group: pd.DataFrame, keys: Sequence[str], direction: str, se_column: str | None, names: knobs.PaperNames
+) -> dict[str, Any]:
     key, setting, selected_on = best_setting(group, keys, direction)
     estimate = seeds.setting_estimate(setting, "objective", se_column)
     k = int(setting["_diverged"].sum())
     method = setting["method"].iloc[0]
-    return {"method": method, "setting": _setting_text(keys, key, names.get(str(method))), "selected_on": selected_on,
-            "selection_mean": _mean_of(setting, SELECTION if selected_on == ON_SELECTION else "objective"),
-            "n_seeds": len(setting), "diverged": f"{k} of {len(setting)}",
-            "objective_mean": estimate.mean, "objective_ci95": estimate.ci95, "objective_se": math.sqrt(estimate.var),
-            "kl_mean": _mean_of(setting, "kl"), "_estimate": estimate, "_diverged": k}
+    return {
+        "method": method,
+        "setting": _setting_text(keys, key, names.get(str(method))),
+        "selected_on": selected_on,
+        "selection_mean": _mean_of(setting, SELECTION if selected_on == ON_SELECTION else "objective"),
+        "n_seeds": len(setting),
+        "diverged": f"{k} of {len(setting)}",
+        "objective_mean": estimate.mean,
+        "objective_ci95": estimate.ci95,
+        "objective_se": math.sqrt(estimate.var),
+        "kl_mean": _mean_of(setting, "kl"),
+        "_estimate": estimate,
+        "_diverged": k,
+    }
 
 
 def _verdict(i: int, estimate: seeds.Estimate, p_holm: float, k: int, n: int) -> str:
@@ -114,9 +140,14 @@ def measured_selection(checkpoints: pd.DataFrame, objective: str | None) -> set[
     return set(checkpoints.loc[pd.to_numeric(checkpoints[column], errors="coerce").notna(), "trial_id"])
 
 
-def method_summary(trials: pd.DataFrame, swept: Sequence[str], direction: str = "maximize",
-                   se_column: str | None = None, measured: Collection[str] | None = None,
-                   paper_names: knobs.PaperNames | None = None) -> pd.DataFrame:
+def method_summary(
+    trials: pd.DataFrame,
+    swept: Sequence[str],
+    direction: str = "maximize",
+    se_column: str | None = None,
+    measured: Collection[str] | None = None,
+    paper_names: knobs.PaperNames | None = None,
+) -> pd.DataFrame:
     """One row per method of ``trials`` (a board's trials table; see the module docstring): ``rank``,
     ``method``, ``setting``, ``selected_on``, ``selection_mean``, ``n_seeds``, ``diverged``,
     ``objective_mean``, ``objective_ci95``, ``objective_se``, ``kl_mean``, ``diff_vs_best``, ``p_vs_best``,
@@ -132,16 +163,25 @@ def method_summary(trials: pd.DataFrame, swept: Sequence[str], direction: str = 
     if pool.empty:
         return pd.DataFrame()
     keys = seeds.setting_keys(pool, swept)
-    rows = [_method_row(group, keys, direction, se_column, paper_names or {})
-            for _, group in pool.groupby("method", sort=False)]
-    table = pd.DataFrame(rows).sort_values("objective_mean", ascending=direction == "minimize",
-                                           na_position="last", kind="stable").reset_index(drop=True)
+    rows = [
+        _method_row(group, keys, direction, se_column, paper_names or {})
+        for _, group in pool.groupby("method", sort=False)
+    ]
+    table = (
+        pd.DataFrame(rows)
+        .sort_values("objective_mean", ascending=direction == "minimize", na_position="last", kind="stable")
+        .reset_index(drop=True)
+    )
     estimates, diverged = list(table.pop("_estimate")), list(table.pop("_diverged"))
     p = [math.nan if i == 0 else seeds.compare(e, estimates[0]) for i, e in enumerate(estimates)]
     table["diff_vs_best"] = [e.mean - estimates[0].mean for e in estimates]
     table["p_vs_best"], table["p_holm"] = p, seeds.holm(p)
-    table["verdict"] = [_verdict(i, e, q, k, n) for i, (e, q, k, n) in
-                        enumerate(zip(estimates, table["p_holm"], diverged, table["n_seeds"], strict=True))]
+    table["verdict"] = [
+        _verdict(i, e, q, k, n)
+        for i, (e, q, k, n) in enumerate(
+            zip(estimates, table["p_holm"], diverged, table["n_seeds"], strict=True)
+        )
+    ]
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
@@ -180,10 +220,15 @@ def _footnote(summary: pd.DataFrame, se_column: str | None) -> str:
     elif len(on_test) == len(summary):
         chosen = "Settings chosen and scored on the same test prompts (no selection_objective), which flatters them"
     else:
-        chosen = (f"Settings chosen on separate selection prompts (on the test prompts for {_names(on_test)}, "
-                  "which flatters them), scored on the test prompts")
-    noise = (f"95% CIs include evaluation noise (`{se_column}`)" if se_column else
-             "95% CIs are over seeds only (no standard error of the objective was recorded)")
+        chosen = (
+            f"Settings chosen on separate selection prompts (on the test prompts for {_names(on_test)}, "
+            "which flatters them), scored on the test prompts"
+        )
+    noise = (
+        f"95% CIs include evaluation noise (`{se_column}`)"
+        if se_column
+        else "95% CIs are over seeds only (no standard error of the objective was recorded)"
+    )
     return f"{chosen}; {noise}; p-values Holm-corrected over the comparisons with the leader."
 
 
@@ -198,25 +243,40 @@ def verdict(summary: pd.DataFrame, se_column: str | None = None) -> str:
     ci = f" ± {format_value(lead['objective_ci95'])}" if not math.isnan(lead["objective_ci95"]) else ""
     setting = "" if lead["setting"] == "(one setting)" else f" ({lead['setting']})"
     parts = [f"{lead['method']}{setting} leads with {format_value(lead['objective_mean'])}{ci}"]
-    parts += [g for g in (_group(summary, "not significantly different", "not significantly different"),
-                          _group(summary, "significantly behind", "significantly behind after Holm's correction"),
-                          _group(summary, "not compared", "not compared (one seed, no standard error)")) if g]
+    parts += [
+        g
+        for g in (
+            _group(summary, "not significantly different", "not significantly different"),
+            _group(summary, "significantly behind", "significantly behind after Holm's correction"),
+            _group(summary, "not compared", "not compared (one seed, no standard error)"),
+        )
+        if g
+    ]
     unstable = summary[~summary["diverged"].str.startswith("0 of")]
     if not unstable.empty:
-        items = [f"{m} in {d}" for m, d in zip(unstable["method"].astype(str), unstable["diverged"], strict=True)]
-        parts.append(f"{items[0].replace(' in ', ' diverged in ', 1)} seeds"
-                     + "".join(f", {item}" for item in items[1:]))
+        items = [
+            f"{m} in {d}" for m, d in zip(unstable["method"].astype(str), unstable["diverged"], strict=True)
+        ]
+        parts.append(
+            f"{items[0].replace(' in ', ' diverged in ', 1)} seeds"
+            + "".join(f", {item}" for item in items[1:])
+        )
     return "; ".join(parts) + ". " + _footnote(summary, se_column)
 
 
 def explanation(objective: str | None, se_column: str | None) -> str:
     """What the method table shows (for the reports)."""
-    noise = (f"each trial's standard error (`{se_column}`) added to the spread over seeds" if se_column else
-             "over seeds only: no standard error of the objective was recorded")
-    return (f"Each method at its best setting, chosen on selection values (`selection_mean`: the objective on "
-            "separate selection prompts, or on the test prompts where none was measured: `selected_on` in "
-            "`methods.csv`) over its non-diverged seeds; `objective_mean` ± "
-            f"`objective_ci95` is that setting's test **{objective}**, a 95% interval with {noise}. A seed is "
-            "diverged (counted, left out of the means) when its objective, KL or loss is not finite or its KL went "
-            "above the health band (`kl_high`). `p_holm` is a Welch-type t-test against the leader, Holm-adjusted "
-            "over the comparisons.")
+    noise = (
+        f"each trial's standard error (`{se_column}`) added to the spread over seeds"
+        if se_column
+        else "over seeds only: no standard error of the objective was recorded"
+    )
+    return (
+        f"Each method at its best setting, chosen on selection values (`selection_mean`: the objective on "
+        "separate selection prompts, or on the test prompts where none was measured: `selected_on` in "
+        "`methods.csv`) over its non-diverged seeds; `objective_mean` ± "
+        f"`objective_ci95` is that setting's test **{objective}**, a 95% interval with {noise}. A seed is "
+        "diverged (counted, left out of the means) when its objective, KL or loss is not finite or its KL went "
+        "above the health band (`kl_high`). `p_holm` is a Welch-type t-test against the leader, Holm-adjusted "
+        "over the comparisons."
+    )

@@ -36,9 +36,9 @@ def _overridden_keys(record: dict[str, Any]) -> set[str]:
     for override in record.get("overrides") or []:
         key = str(override).lstrip("+~").split("=", 1)[0]
         if key.startswith("method."):
-            keys.add(key[len("method."):])
+            keys.add(key[len("method.") :])
         elif key.startswith("model.lora."):
-            keys.add(key[len("model."):])
+            keys.add(key[len("model.") :])
         elif key == "seed":
             keys.add(key)
     return keys
@@ -73,14 +73,22 @@ def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> 
     for r in records:
         fixed = {k: v for k, v in (r.get("hyperparameters") or {}).items() if k not in swept}
         by_method.setdefault(r.get("method"), fixed)
-    rows = [{"method": method, "settings": ", ".join(f"{knobs.label(k, names.get(str(method)))}={format_value(v)}"
-                                                     for k, v in sorted(fixed.items()))}
-            for method, fixed in sorted(by_method.items(), key=lambda item: str(item[0]))]
+    rows = [
+        {
+            "method": method,
+            "settings": ", ".join(
+                f"{knobs.label(k, names.get(str(method)))}={format_value(v)}"
+                for k, v in sorted(fixed.items())
+            ),
+        }
+        for method, fixed in sorted(by_method.items(), key=lambda item: str(item[0]))
+    ]
     return pd.DataFrame(rows)
 
 
-def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str],
-                      declared: columns.Declarations) -> pd.DataFrame:
+def checkpoints_frame(
+    records: Sequence[dict[str, Any]], swept: Sequence[str], declared: columns.Declarations
+) -> pd.DataFrame:
     """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every metric
     (by its column, see :mod:`harness.leaderboard.columns`), every metric on the selection prompts (``sel_<column>``,
     when the checkpoint has them: ``checkpoints[i]["selection"]``), health flags."""
@@ -91,11 +99,18 @@ def checkpoints_frame(records: Sequence[dict[str, Any]], swept: Sequence[str],
             if not c.get("metrics"):
                 continue
             selection = columns.metric_row((c.get("selection") or {}).get("metrics") or {}, declared)
-            rows.append({"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
-                         "final": bool(c.get("final")), **{k: hp.get(k) for k in swept},
-                         **columns.metric_row(c["metrics"], declared),
-                         **{f"{SELECTION_PREFIX}{k}": v for k, v in selection.items()},
-                         "health": ", ".join(c.get("health") or [])})
+            rows.append(
+                {
+                    "trial_id": trial_id(r),
+                    "method": r.get("method"),
+                    "step": c.get("step"),
+                    "final": bool(c.get("final")),
+                    **{k: hp.get(k) for k in swept},
+                    **columns.metric_row(c["metrics"], declared),
+                    **{f"{SELECTION_PREFIX}{k}": v for k, v in selection.items()},
+                    "health": ", ".join(c.get("health") or []),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -108,11 +123,19 @@ def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for r in records:
         for c in r.get("checkpoints") or []:
             for index, sample in enumerate(c.get("samples") or []):
-                row = {"trial_id": trial_id(r), "method": r.get("method"), "step": c.get("step"),
-                       "prompt_index": index, "prompt": sample.get("prompt"), "reference": sample.get("reference"),
-                       "policy": sample.get("policy")}
+                row = {
+                    "trial_id": trial_id(r),
+                    "method": r.get("method"),
+                    "step": c.get("step"),
+                    "prompt_index": index,
+                    "prompt": sample.get("prompt"),
+                    "reference": sample.get("reference"),
+                    "policy": sample.get("policy"),
+                }
                 for name, sides in (sample.get("scores") or {}).items():
-                    row.update({f"{side}_{name}": sides[side] for side in ("reference", "policy") if side in sides})
+                    row.update(
+                        {f"{side}_{name}": sides[side] for side in ("reference", "policy") if side in sides}
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)
 

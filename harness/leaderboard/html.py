@@ -43,17 +43,28 @@ COLUMN_NOTES = {
     "kl_ci95": "half-width of the 95% confidence interval of kl_mean, evaluation noise included",
     **conclusions.NOTES,
 }
-_SECTIONS = (("conclusions", "Methods"), ("trials", "Ranked trials"), ("failed", "Failed, pruned and interrupted trials"),
-             ("methods", "Best per method"), ("matched_kl", "Reward at matched KL"),
-             ("no_effect", "Parameters that changed nothing"),
-             ("seeds", "Across seeds"), ("settings", "Method settings"), ("optuna", "Optuna study"), ("cost", "Cost"), ("plots", "Plots"),
-             ("samples", "Samples"), ("reproduce", "Reproduce"))
+_SECTIONS = (
+    ("conclusions", "Methods"),
+    ("trials", "Ranked trials"),
+    ("failed", "Failed, pruned and interrupted trials"),
+    ("methods", "Best per method"),
+    ("matched_kl", "Reward at matched KL"),
+    ("no_effect", "Parameters that changed nothing"),
+    ("seeds", "Across seeds"),
+    ("settings", "Method settings"),
+    ("optuna", "Optuna study"),
+    ("cost", "Cost"),
+    ("plots", "Plots"),
+    ("samples", "Samples"),
+    ("reproduce", "Reproduce"),
+)
 _PLOT_CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
-                "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
+    "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
     "training": "Reward and KL over training, one line per trial.",
     "sensitivity": "Objective against each swept hyperparameter; lines: median over seeds and the other swept settings, per value.",
 }
+
 
 def _flat(df: pd.DataFrame | None) -> pd.DataFrame:
     """``df`` with a plain column list (MultiIndex columns joined by spaces) and its index as columns when
@@ -79,8 +90,7 @@ def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str,
         return f'<td class="star" data-sort="{int(on)}">{"★" if on else ""}</td>'
     if column == "method" and not is_missing(value):
         color = colors.get(str(value), "#888888")
-        return (f'<td><span class="swatch" style="background:{color}"></span>'
-                f"{html.escape(str(value))}</td>")
+        return f'<td><span class="swatch" style="background:{color}"></span>{html.escape(str(value))}</td>'
     if column == "health" and not is_missing(value) and str(value).strip():
         flags = [f.strip() for f in str(value).split(",") if f.strip()]
         badges = "".join(f'<span class="flag">{html.escape(f)}</span>' for f in flags)
@@ -97,8 +107,13 @@ def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str,
     return f'<td{wrap} data-sort="{html.escape(text)}">{html.escape(text)}</td>'
 
 
-def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
-               colors: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None) -> str:
+def html_table(
+    df: pd.DataFrame,
+    table_id: str,
+    kl_budget: float | None = None,
+    colors: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> str:
     """``df`` as a sortable ``<table>`` (escaped; numbers right-aligned with their raw value in
     ``data-sort``; Pareto rows and KL over the budget marked); an "empty" note when ``df`` has no rows."""
     if df.empty:
@@ -107,7 +122,8 @@ def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
     notes = {**COLUMN_NOTES, **(notes or {})}
     head = "".join(
         f'<th scope="col" title="{html.escape(notes.get(str(c), str(c)))}">{html.escape(str(c))}</th>'
-        for c in df.columns)
+        for c in df.columns
+    )
     rows = []
     for record in df.to_dict("records"):
         classes = []
@@ -116,8 +132,10 @@ def html_table(df: pd.DataFrame, table_id: str, kl_budget: float | None = None,
         attr = f' class="{" ".join(classes)}"' if classes else ""
         cells = "".join(_cell(str(c), record[c], kl_budget, colors) for c in df.columns)
         rows.append(f"<tr{attr}>{cells}</tr>")
-    return (f'<div class="scroll"><table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _split(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -133,19 +151,29 @@ def _objective(board: Any) -> str:
 
     objective = getattr(board, "objective_name", None)
     if not objective:
-        return (f"<p class=\"objective\"><b>No objective</b>: no metric that ranks trials was measured "
-                f"({html.escape(AUTO_ORDER)}), so the trials are listed unranked; {html.escape(NO_OBJECTIVE_FIX)}.</p>")
+        return (
+            f'<p class="objective"><b>No objective</b>: no metric that ranks trials was measured '
+            f"({html.escape(AUTO_ORDER)}), so the trials are listed unranked; {html.escape(NO_OBJECTIVE_FIX)}.</p>"
+        )
     better = "lower" if board.objective_direction == "minimize" else "higher"
     meaning = board.objective_help()
-    why = (f"chosen by <code>leaderboard.objective=auto</code>: the first measured of {html.escape(AUTO_ORDER)}"
-           if board.objective_auto else "as named (<code>leaderboard.objective</code>, or the Optuna study's objective)")
+    why = (
+        f"chosen by <code>leaderboard.objective=auto</code>: the first measured of {html.escape(AUTO_ORDER)}"
+        if board.objective_auto
+        else "as named (<code>leaderboard.objective</code>, or the Optuna study's objective)"
+    )
     value, se = board.baseline()
-    base = ("The reference (untrained) model was not evaluated on it" if value is None else
-            f"Reference (untrained) model: <b>{html.escape(format_value(value))}"
-            f"{' ± ' + html.escape(format_value(se)) if se is not None else ''}</b>"
-            f"{' (standard error)' if se is not None else ''}, the bar to beat")
-    return (f"<p class=\"objective\">Objective: <b>{html.escape(objective)}</b> "
-            f"({html.escape(meaning + '; ') if meaning else ''}{better} is better), {why}.<br>{base}.</p>")
+    base = (
+        "The reference (untrained) model was not evaluated on it"
+        if value is None
+        else f"Reference (untrained) model: <b>{html.escape(format_value(value))}"
+        f"{' ± ' + html.escape(format_value(se)) if se is not None else ''}</b>"
+        f"{' (standard error)' if se is not None else ''}, the bar to beat"
+    )
+    return (
+        f'<p class="objective">Objective: <b>{html.escape(objective)}</b> '
+        f"({html.escape(meaning + '; ') if meaning else ''}{better} is better), {why}.<br>{base}.</p>"
+    )
 
 
 def _intro(board: Any, trials: pd.DataFrame) -> str:
@@ -154,24 +182,32 @@ def _intro(board: Any, trials: pd.DataFrame) -> str:
     done, others = _split(trials)
     prompts = trials["eval_prompts"].dropna() if "eval_prompts" in trials.columns else pd.Series(dtype=float)
     where = f" on {format_value(prompts.iloc[0])} held-out prompts" if len(prompts) else ""
-    budget_text = (f"among those within the KL budget of <b>{html.escape(format_value(budget))} nats</b> "
-                   "(its final checkpoint when none is)" if budget is not None else "with no KL budget")
+    budget_text = (
+        f"among those within the KL budget of <b>{html.escape(format_value(budget))} nats</b> "
+        "(its final checkpoint when none is)"
+        if budget is not None
+        else "with no KL budget"
+    )
     if objective:
         better = "lower" if getattr(board, "objective_direction", "maximize") == "minimize" else "higher"
         best = "lowest" if better == "lower" else "highest"
-        ranking = (f"Each trial is shown at its best evaluated checkpoint (column <code>step</code>): the one "
-                   f"with the {best} <b>{html.escape(objective)}</b> {budget_text}. Completed trials are "
-                   f"ranked by that {html.escape(objective)}, {better} is better, evaluated{where}; "
-                   f"<code>base_{html.escape(objective)}</code> is the reference (untrained) model's value.")
+        ranking = (
+            f"Each trial is shown at its best evaluated checkpoint (column <code>step</code>): the one "
+            f"with the {best} <b>{html.escape(objective)}</b> {budget_text}. Completed trials are "
+            f"ranked by that {html.escape(objective)}, {better} is better, evaluated{where}; "
+            f"<code>base_{html.escape(objective)}</code> is the reference (untrained) model's value."
+        )
     else:
         ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
     chosen = selection_sentence(getattr(board, "records", None) or []) if objective else ""
     ranking += f" {html.escape(chosen)}" if chosen else ""
-    return (f"<p class=\"lead\">{len(trials)} trials: {len(done)} completed, {len(others)} failed or pruned. "
-            f"{ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red when over "
-            "the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the reward-vs-KL "
-            "Pareto front; red badges are health warnings. Hover a column header for its meaning"
-            "<span class=\"hint\">, click it to sort</span>.</p>")
+    return (
+        f'<p class="lead">{len(trials)} trials: {len(done)} completed, {len(others)} failed or pruned. '
+        f"{ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red when over "
+        "the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the reward-vs-KL "
+        "Pareto front; red badges are health warnings. Hover a column header for its meaning"
+        '<span class="hint">, click it to sort</span>.</p>'
+    )
 
 
 def _glossary(columns: Sequence[str], notes: Mapping[str, str]) -> str:
@@ -186,12 +222,16 @@ def _groups(board: Any) -> str:
     if not groups:
         return ""
     counts = groups.get("counts", {})
-    items = "".join(f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(n))} trials</li>"
-                    for k, n in counts.items())
+    items = "".join(
+        f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(n))} trials</li>"
+        for k, n in counts.items()
+    )
     differ = html.escape(json.dumps(groups.get("differ", {}), indent=2, default=str))
-    return ("<h2 id=\"incompatible\">Incompatible setups</h2><p>These records come from different setups "
-            "(model, data or evaluation), so they are not ranked together. Build one leaderboard per setup."
-            f"</p><ul>{items}</ul><details><summary>Settings that differ</summary><pre>{differ}</pre></details>")
+    return (
+        '<h2 id="incompatible">Incompatible setups</h2><p>These records come from different setups '
+        "(model, data or evaluation), so they are not ranked together. Build one leaderboard per setup."
+        f"</p><ul>{items}</ul><details><summary>Settings that differ</summary><pre>{differ}</pre></details>"
+    )
 
 
 def _note(text: str) -> str:
@@ -203,12 +243,17 @@ def _settings(settings: pd.DataFrame) -> str:
     """Each method's unswept hyperparameters, one wrapped line per method (too long for a table cell)."""
     if settings.empty or "settings" not in settings.columns:
         return ""
-    items = "".join(f"<li><b>{html.escape(str(row['method']))}</b>: <code>{html.escape(str(row['settings']))}</code>"
-                    + (f"<br><span class=\"muted\">loss: {html.escape(str(row['loss']))}</span>" if row.get("loss")
-                       else "") + "</li>" for row in settings.to_dict("records"))
-    return ("<p>Each method's hyperparameters that are the same in all its trials (the swept ones are columns of the "
-            "tables above), and, where its plugin states it, the loss its trainer computes (what is summed, what is "
-            f"averaged per token, what an NLL term covers).</p><ul class=\"settings\">{items}</ul>")
+    items = "".join(
+        f"<li><b>{html.escape(str(row['method']))}</b>: <code>{html.escape(str(row['settings']))}</code>"
+        + (f'<br><span class="muted">loss: {html.escape(str(row["loss"]))}</span>' if row.get("loss") else "")
+        + "</li>"
+        for row in settings.to_dict("records")
+    )
+    return (
+        "<p>Each method's hyperparameters that are the same in all its trials (the swept ones are columns of the "
+        "tables above), and, where its plugin states it, the loss its trainer computes (what is summed, what is "
+        f'averaged per token, what an NLL term covers).</p><ul class="settings">{items}</ul>'
+    )
 
 
 def _matched_kl(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
@@ -225,10 +270,14 @@ def _no_effect(board: Any) -> str:
     findings = getattr(board, "no_effect", None)
     if findings is None or findings.empty:
         return ""
-    items = "".join(f"<li><b>{html.escape(str(r['method']))}</b>: {html.escape(str(r['note']))}.</li>"
-                    for r in findings.to_dict("records"))
-    return ("<p>Trials of one method that differ in a single hyperparameter (same seed) but gave the same run at every "
-            f"evaluated checkpoint are one result, not several (flagged {caveats.FLAG}).</p><ul>{items}</ul>")
+    items = "".join(
+        f"<li><b>{html.escape(str(r['method']))}</b>: {html.escape(str(r['note']))}.</li>"
+        for r in findings.to_dict("records")
+    )
+    return (
+        "<p>Trials of one method that differ in a single hyperparameter (same seed) but gave the same run at every "
+        f"evaluated checkpoint are one result, not several (flagged {caveats.FLAG}).</p><ul>{items}</ul>"
+    )
 
 
 def _cost(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
@@ -246,9 +295,13 @@ def _reproduce(trials: pd.DataFrame) -> str:
         rank = format_value(record.get("rank")) or "-"
         label = f"rank {rank} · {record.get('method', '?')} · {format_value(record.get('trial_id'))}"
         command = f"python -m harness {format_value(record.get('overrides'))}".rstrip()
-        items.append(f'<li><span class="muted">{html.escape(label)}</span><br><code>{html.escape(command)}</code></li>')
-    return ("<p>Each trial's command (its Hydra overrides); run it from the same checkout and environment."
-            f"</p><ol class=\"commands\">{''.join(items)}</ol>")
+        items.append(
+            f'<li><span class="muted">{html.escape(label)}</span><br><code>{html.escape(command)}</code></li>'
+        )
+    return (
+        "<p>Each trial's command (its Hydra overrides); run it from the same checkout and environment."
+        f'</p><ol class="commands">{"".join(items)}</ol>'
+    )
 
 
 def _plots(pngs: Mapping[str, bytes]) -> str:
@@ -258,10 +311,14 @@ def _plots(pngs: Mapping[str, bytes]) -> str:
     for name, data in pngs.items():
         encoded = base64.b64encode(data).decode("ascii")
         caption = html.escape(_PLOT_CAPTIONS.get(name, name))
-        parts.append(f'<figure id="plot-{html.escape(name)}"><img alt="{html.escape(name)} plot" '
-                     f'src="data:image/png;base64,{encoded}"><figcaption>{caption}</figcaption></figure>')
+        parts.append(
+            f'<figure id="plot-{html.escape(name)}"><img alt="{html.escape(name)} plot" '
+            f'src="data:image/png;base64,{encoded}"><figcaption>{caption}</figcaption></figure>'
+        )
     if "sensitivity" not in pngs:
-        parts.append('<p class="muted">No sensitivity plot: no hyperparameter other than the seed takes several values within a method.</p>')
+        parts.append(
+            '<p class="muted">No sensitivity plot: no hyperparameter other than the seed takes several values within a method.</p>'
+        )
     return "".join(parts)
 
 
@@ -279,10 +336,17 @@ def _optuna(board: Any, budget: float | None, colors: Mapping[str, str]) -> str:
         f"({html.escape(goal_text(i['objectives'], i['directions']))}): "
         f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(i['counts'].items())))}; "
         f"<code>optuna-dashboard {html.escape(dashboard_form(str(i['storage'])))}</code>{_whereabouts(i)}</li>"
-        for i in studies)
+        for i in studies
+    )
     table = importance_table(getattr(board, "importances", None))
-    note = ("<p>Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums to 1)."
-            "</p>" + html_table(table, "importances", budget, colors)) if not table.empty else ""
+    note = (
+        (
+            "<p>Parameter importances (Optuna's fANOVA over completed trials, per method; each column sums to 1)."
+            "</p>" + html_table(table, "importances", budget, colors)
+        )
+        if not table.empty
+        else ""
+    )
     return f"<ul>{items}</ul>{note}"
 
 
@@ -294,22 +358,31 @@ def _whereabouts(info: Mapping[str, Any]) -> str:
     if info.get("missing"):
         parts.append(f'<p class="warn"><strong>Warning:</strong> {html.escape(missing_text(info))}</p>')
     if info.get("remote"):
-        rows = "".join(f"<li><code>{html.escape(str(r['trial']))}</code>: {html.escape(str(r['host']))}:"
-                       f"<code>{html.escape(str(r['dir']))}</code></li>" for r in info["remote"])
-        parts.append("<p>Trials whose directories (checkpoints, samples) are not on this machine; their records were "
-                     f"read from the study's storage:</p><ul>{rows}</ul>")
+        rows = "".join(
+            f"<li><code>{html.escape(str(r['trial']))}</code>: {html.escape(str(r['host']))}:"
+            f"<code>{html.escape(str(r['dir']))}</code></li>"
+            for r in info["remote"]
+        )
+        parts.append(
+            "<p>Trials whose directories (checkpoints, samples) are not on this machine; their records were "
+            f"read from the study's storage:</p><ul>{rows}</ul>"
+        )
     return "".join(parts)
 
 
-def _conclusions(board: Any, budget: float | None, colors: Mapping[str, str], notes: Mapping[str, str]) -> str:
+def _conclusions(
+    board: Any, budget: float | None, colors: Mapping[str, str], notes: Mapping[str, str]
+) -> str:
     """The Methods section: the verdict sentence and each method at its best setting ('' without seeds)."""
     summary = _flat(getattr(board, "method_summary", None))
     if summary.empty:
         return ""
     explanation = conclusions.explanation(board.objective_name, board.objective_se_column())
-    return (f'<p class="lead">{html.escape(board.verdict)}</p>'
-            f"{html_table(conclusions.shown(summary), 'conclusions', budget, colors, notes)}"
-            f'<p class="muted">{html.escape(explanation.replace("`", "").replace("**", ""))}</p>')
+    return (
+        f'<p class="lead">{html.escape(board.verdict)}</p>'
+        f"{html_table(conclusions.shown(summary), 'conclusions', budget, colors, notes)}"
+        f'<p class="muted">{html.escape(explanation.replace("`", "").replace("**", ""))}</p>'
+    )
 
 
 def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) -> str:
@@ -330,11 +403,15 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
     swept = list(board.swept)
     notes = board.notes()
     shown_trials = board.shown(done)
-    failed = others[[c for c in ("method", "status", "reason", *swept, "trial_id")
-                     if c in others.columns]] if not others.empty else others
+    failed = (
+        others[[c for c in ("method", "status", "reason", *swept, "trial_id") if c in others.columns]]
+        if not others.empty
+        else others
+    )
     sections = {
         "conclusions": _conclusions(board, budget, colors, notes),
-        "trials": html_table(shown_trials, "trials", budget, colors, notes) + "".join(map(_note, board.table_notes)),
+        "trials": html_table(shown_trials, "trials", budget, colors, notes)
+        + "".join(map(_note, board.table_notes)),
         "failed": html_table(failed.dropna(axis=1, how="all"), "failed", budget, colors, notes),
         "methods": html_table(board.shown(_flat(board.methods)), "methods", budget, colors, notes),
         "matched_kl": _matched_kl(board, budget, colors),
@@ -350,13 +427,18 @@ def render_html(board: Leaderboard, plots: Mapping[str, bytes] | None = None) ->
     if others.empty:
         sections["failed"] = ""
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name in _SECTIONS if sections[key])
-    body = "".join(f'<h2 id="{key}">{html.escape(name)}</h2>{sections[key]}'
-                   for key, name in _SECTIONS if sections[key])
-    columns = [*conclusions.shown(_flat(getattr(board, "method_summary", None))).columns, *shown_trials.columns,
-               *_flat(board.cost).columns, *seeds.columns]
+    body = "".join(
+        f'<h2 id="{key}">{html.escape(name)}</h2>{sections[key]}' for key, name in _SECTIONS if sections[key]
+    )
+    columns = [
+        *conclusions.shown(_flat(getattr(board, "method_summary", None))).columns,
+        *shown_trials.columns,
+        *_flat(board.cost).columns,
+        *seeds.columns,
+    ]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Leaderboard: {html.escape(title)}</title><style>{_static('report.css')}</style></head><body>"
         f"<h1>Leaderboard: {html.escape(title)}</h1>{_objective(board)}{_intro(board, trials)}{_glossary(columns, notes)}"
         f"<nav>{nav}</nav>{_groups(board)}{body}<script>{_static('report.js')}</script></body></html>\n"

@@ -35,11 +35,15 @@ def columns_note(names: PaperNames, columns: Sequence[str]) -> str:
     them otherwise ('' when none does), e.g. "Column `beta` is ipo's tau and orpo's lambda"."""
     parts = []
     for column in columns:
-        meanings = sorted((method, own[column]) for method, own in names.items() if own.get(column, column) != column)
+        meanings = sorted(
+            (method, own[column]) for method, own in names.items() if own.get(column, column) != column
+        )
         if meanings:
             listed = " and ".join(f"{method}'s {name}" for method, name in meanings)
             parts.append(f"column `{column}` is {listed}")
     if not parts:
         return ""
     text = "; ".join(parts)
-    return f"{text[0].upper()}{text[1:]} (their papers' names; the command line sets each as `method.<column>`)."
+    return (
+        f"{text[0].upper()}{text[1:]} (their papers' names; the command line sets each as `method.<column>`)."
+    )

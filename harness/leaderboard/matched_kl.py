@@ -25,7 +25,7 @@ from harness.leaderboard.frames import markdown_table
 PREFIX = "at_kl_"
 NOTES = {
     "trains_on": "what the method optimised: preferences (offline methods), the gold reward (then it trained on the "
-                 "objective itself) or a reward model",
+    "objective itself) or a reward model",
     "trials": "trials whose checkpoints make up the method's frontier",
     "max_kl": "the largest KL any of the method's checkpoints reached: the frontier ends there",
 }
@@ -40,19 +40,23 @@ def levels_of(records: Iterable[Mapping[str, Any]]) -> tuple[float, ...]:
     """The KL values the records' config asks for (``leaderboard.matched_kl`` of the first record that has one),
     else :data:`~harness.config.sweep_checks.DEFAULT_MATCHED_KL`."""
     for record in records:
-        board = ((record.get("config") or {}).get("leaderboard") or {})
+        board = (record.get("config") or {}).get("leaderboard") or {}
         if "matched_kl" in board:
             return check_matched_kl(board["matched_kl"], MATCHED_KL_KEY)
     return DEFAULT_MATCHED_KL
 
 
-def frontier_at(kls: Sequence[float], values: Sequence[float], levels: Sequence[float],
-                reference: float | None = None) -> list[float]:
+def frontier_at(
+    kls: Sequence[float], values: Sequence[float], levels: Sequence[float], reference: float | None = None
+) -> list[float]:
     """The upper envelope of ``values`` against ``kls`` (with the reference at KL 0 when given), read at each of
     ``levels`` by linear interpolation between envelope points; beyond the largest KL measured (or below the
     smallest) NaN. Higher values are better (negate for a minimised objective)."""
-    points = [(float(k), float(v)) for k, v in zip(kls, values, strict=True)
-              if k is not None and v is not None and math.isfinite(float(k)) and math.isfinite(float(v))]
+    points = [
+        (float(k), float(v))
+        for k, v in zip(kls, values, strict=True)
+        if k is not None and v is not None and math.isfinite(float(k)) and math.isfinite(float(v))
+    ]
     if reference is not None and math.isfinite(reference):
         points.append((0.0, float(reference)))
     if not points:
@@ -73,10 +77,14 @@ def frontier_at(kls: Sequence[float], values: Sequence[float], levels: Sequence[
     return out
 
 
-def reference_value(records: Iterable[Mapping[str, Any]], objective: str, declared: columns.Declarations) -> float | None:
+def reference_value(
+    records: Iterable[Mapping[str, Any]], objective: str, declared: columns.Declarations
+) -> float | None:
     """The reference (untrained) model's value of ``objective`` from the first record that has it."""
     for record in records:
-        value = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, declared).get(objective)
+        value = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, declared).get(
+            objective
+        )
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     return None
@@ -107,9 +115,14 @@ def trains_on(records: Iterable[Mapping[str, Any]], objective: str) -> dict[str,
     return {method: "; ".join(sources) for method, sources in found.items()}
 
 
-def matched_kl_table(checkpoints: pd.DataFrame, records: Sequence[Mapping[str, Any]], objective: str | None,
-                     direction: str = "maximize", declared: columns.Declarations | None = None,
-                     levels: Sequence[float] | None = None) -> pd.DataFrame:
+def matched_kl_table(
+    checkpoints: pd.DataFrame,
+    records: Sequence[Mapping[str, Any]],
+    objective: str | None,
+    direction: str = "maximize",
+    declared: columns.Declarations | None = None,
+    levels: Sequence[float] | None = None,
+) -> pd.DataFrame:
     """One row per method: ``method``, ``trains_on``, ``trials``, ``max_kl`` and the objective on the method's
     frontier (its checkpoints within the health band, KL <= ``KL_HIGH``) at each KL value (``at_kl_<x>``, NaN where the method never reached it); ordered by the first KL
     value, best first. Empty without an objective, a KL column, or KL values."""
@@ -120,41 +133,61 @@ def matched_kl_table(checkpoints: pd.DataFrame, records: Sequence[Mapping[str, A
     reference = reference_value(records, objective, declared or {})
     sources = trains_on(records, objective)
     rows = []
-    frame = checkpoints.assign(kl=pd.to_numeric(checkpoints["kl"], errors="coerce"),
-                               _y=pd.to_numeric(checkpoints[objective], errors="coerce"))
-    healthy = frame[frame["kl"] <= KL_HIGH]  # a diverged checkpoint (KL beyond the health band) is no frontier point
+    frame = checkpoints.assign(
+        kl=pd.to_numeric(checkpoints["kl"], errors="coerce"),
+        _y=pd.to_numeric(checkpoints[objective], errors="coerce"),
+    )
+    healthy = frame[
+        frame["kl"] <= KL_HIGH
+    ]  # a diverged checkpoint (KL beyond the health band) is no frontier point
     for method, group in healthy.dropna(subset=["kl", "_y"]).groupby("method", sort=True):
-        values = frontier_at(list(group["kl"]), list(sign * group["_y"]), levels,
-                             None if reference is None else sign * reference)
-        rows.append({"method": method, "trains_on": sources.get(str(method), ""), "trials": group["trial_id"].nunique(),
-                     "max_kl": float(group["kl"].max()),
-                     **{level_column(x): sign * v for x, v in zip(levels, values, strict=True)}})
+        values = frontier_at(
+            list(group["kl"]),
+            list(sign * group["_y"]),
+            levels,
+            None if reference is None else sign * reference,
+        )
+        rows.append(
+            {
+                "method": method,
+                "trains_on": sources.get(str(method), ""),
+                "trials": group["trial_id"].nunique(),
+                "max_kl": float(group["kl"].max()),
+                **{level_column(x): sign * v for x, v in zip(levels, values, strict=True)},
+            }
+        )
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
     first = level_column(levels[0])
-    return table.sort_values(first, ascending=direction == "minimize", na_position="last", kind="stable") \
-        .reset_index(drop=True)
+    return table.sort_values(
+        first, ascending=direction == "minimize", na_position="last", kind="stable"
+    ).reset_index(drop=True)
 
 
 def explanation(table: pd.DataFrame, objective: str | None) -> str:
     """What the matched-KL table shows, in one paragraph (Markdown: backticks for names)."""
-    levels = ", ".join(c[len(PREFIX):] for c in table.columns if str(c).startswith(PREFIX))
+    levels = ", ".join(c[len(PREFIX) :] for c in table.columns if str(c).startswith(PREFIX))
     online = table["trains_on"].str.contains("the objective itself").any() if "trains_on" in table else False
-    itself = (" A method whose `trains_on` says *the objective itself* was trained on the very metric it is ranked "
-              "by; the others never saw it." if online else "")
-    return (f"Each method's frontier of **{objective}** against KL (the upper envelope of all its evaluated "
-            f"checkpoints, every trial and seed, but those beyond the health band (KL > {KL_HIGH:g} nats: "
-            "diverged), and of the reference model at KL 0) read at KL = "
-            f"{levels} nats, interpolated linearly between envelope points and never extrapolated: a blank cell is a "
-            "KL the method never reached (`max_kl`). Compare methods within a column: a method ranked higher above "
-            "may have bought its reward with more KL. The envelope is a best case over a method's trials, so a "
-            f"method with more `trials` has more chances.{itself}")
+    itself = (
+        " A method whose `trains_on` says *the objective itself* was trained on the very metric it is ranked "
+        "by; the others never saw it."
+        if online
+        else ""
+    )
+    return (
+        f"Each method's frontier of **{objective}** against KL (the upper envelope of all its evaluated "
+        f"checkpoints, every trial and seed, but those beyond the health band (KL > {KL_HIGH:g} nats: "
+        "diverged), and of the reference model at KL 0) read at KL = "
+        f"{levels} nats, interpolated linearly between envelope points and never extrapolated: a blank cell is a "
+        "KL the method never reached (`max_kl`). Compare methods within a column: a method ranked higher above "
+        "may have bought its reward with more KL. The envelope is a best case over a method's trials, so a "
+        f"method with more `trials` has more chances.{itself}"
+    )
 
 
 def markdown_lines(table: pd.DataFrame, objective: str | None) -> list[str]:
     """The report's "Reward at matched KL" section ([] when the table is empty)."""
     if table.empty:
         return []
-    return ["## Reward at matched KL", "", explanation(table, objective), "",
-            markdown_table(table), ""]
+    return ["## Reward at matched KL", "", explanation(table, objective), "", markdown_table(table), ""]

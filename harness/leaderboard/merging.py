@@ -18,9 +18,18 @@ from typing import Any
 # merged sweeps. "model.lora" is how the policy trains (an adapter or all weights), a setting to compare like a
 # hyperparameter (the trials' lora.* columns); the base model, and so the reference, is the same either way.
 COMPARED = ("model", "data", "toyworld", "eval")
-NOT_COMPARED = {("model", "lora"), ("eval", "evaluators"), ("eval", "extra"), ("eval", "checkpoints"),
-                ("eval", "cache"), ("eval", "cache_dir"), ("toyworld", "cache_dir"), ("eval", "logprob_batch_size"),
-                ("eval", "batch_size"), ("eval", "readable_samples")}
+NOT_COMPARED = {
+    ("model", "lora"),
+    ("eval", "evaluators"),
+    ("eval", "extra"),
+    ("eval", "checkpoints"),
+    ("eval", "cache"),
+    ("eval", "cache_dir"),
+    ("toyworld", "cache_dir"),
+    ("eval", "logprob_batch_size"),
+    ("eval", "batch_size"),
+    ("eval", "readable_samples"),
+}
 
 
 def comparison_settings(record: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +44,9 @@ def comparison_settings(record: dict[str, Any]) -> dict[str, Any]:
                 flat[".".join(key)] = value
     for name, stage in (record.get("stages") or {}).items():
         compared = {"method": stage.get("method"), "settings": stage.get("settings") or {}}
-        flat.update({".".join(key): value for key, value in _flatten(compared, ("stages", str(name))).items()})
+        flat.update(
+            {".".join(key): value for key, value in _flatten(compared, ("stages", str(name))).items()}
+        )
     return flat
 
 
@@ -67,5 +78,8 @@ def differing_settings(groups: dict[str, list[dict[str, Any]]]) -> dict[str, lis
     """For several groups: each setting whose value differs between them, with one value per group."""
     settings = [comparison_settings(g[0]) for g in groups.values()]
     keys = sorted({k for s in settings for k in s})
-    return {k: [s.get(k) for s in settings] for k in keys if len({json.dumps(s.get(k), default=str)
-                                                                for s in settings}) > 1}
+    return {
+        k: [s.get(k) for s in settings]
+        for k in keys
+        if len({json.dumps(s.get(k), default=str) for s in settings}) > 1
+    }

@@ -62,8 +62,9 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def off_scale_note(frame: pd.DataFrame, column: str, outside: np.ndarray, keys: Sequence[str],
-                   what: str | None = None) -> str:
+def off_scale_note(
+    frame: pd.DataFrame, column: str, outside: np.ndarray, keys: Sequence[str], what: str | None = None
+) -> str:
     """``off-scale: kto beta=0.1 seed=2 (KL 68), ...``: each trial (or row) with a point left off the axis, at its
     most extreme value; the first :data:`SHOWN` named, the rest counted."""
     rows = frame.loc[np.asarray(outside, dtype=bool)]
@@ -86,8 +87,9 @@ def off_scale_note(frame: pd.DataFrame, column: str, outside: np.ndarray, keys: 
     return f"off-scale: {', '.join(named[:SHOWN])}{more}"
 
 
-def clip_axis(ax: Any, frame: pd.DataFrame, column: str, keys: Sequence[str], what: str | None = None,
-              y: float = 0.02) -> str:
+def clip_axis(
+    ax: Any, frame: pd.DataFrame, column: str, keys: Sequence[str], what: str | None = None, y: float = 0.02
+) -> str:
     """Set ``ax``'s y limits to :func:`robust_limits` of ``frame[column]`` when a few points lie far outside, and
     write the :func:`off_scale_note` in the axes' lower left corner (``y``: its height in axes fraction); returns
     the note ('' when nothing was clipped)."""
@@ -99,6 +101,16 @@ def clip_axis(ax: Any, frame: pd.DataFrame, column: str, keys: Sequence[str], wh
     low, high, outside = limits
     ax.set_ylim(low, high)
     text = off_scale_note(frame, column, outside, keys, what)
-    ax.text(0.01, y, text, transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="0.3",
-            gid="off_scale", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1.5})
+    ax.text(
+        0.01,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha="left",
+        va="bottom",
+        fontsize=7,
+        color="0.3",
+        gid="off_scale",
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1.5},
+    )
     return text

@@ -98,9 +98,15 @@ def reference_value(objective: str, *frames: pd.DataFrame | None) -> float | Non
     return None
 
 
-def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl: str = "kl",
-                  kl_budget: float | None = None, reference: float | None = None,
-                  colors: Mapping[str, str] | None = None, direction: str = "maximize") -> Figure:
+def frontier_plot(
+    checkpoints: pd.DataFrame,
+    objective: str = "gold_reward",
+    kl: str = "kl",
+    kl_budget: float | None = None,
+    reference: float | None = None,
+    colors: Mapping[str, str] | None = None,
+    direction: str = "maximize",
+) -> Figure:
     """The objective against KL for every evaluated checkpoint, one colour per method, with each method's
     envelope (its objective-vs-KL Pareto frontier: the best value so far as KL grows, in ``direction``) as a
     line, the KL budget as a dashed vertical line and the reference model at (0, its value). ``reference``
@@ -123,22 +129,42 @@ def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl:
         reference = None
     start = ([0.0], [reference]) if reference is not None else ([], [])
     for method, group in points.groupby("method", sort=True):
-        final = group["final"].fillna(False).astype(bool) if "final" in group else pd.Series(False, group.index)
+        final = (
+            group["final"].fillna(False).astype(bool) if "final" in group else pd.Series(False, group.index)
+        )
         face = to_rgba(colors[method], 0.85)
         edges = [(0.0, 0.0, 0.0, 1.0) if f else face for f in final]  # black edges mark final checkpoints
-        ax.scatter(group[kl], group[objective], facecolors=[face], s=np.where(final, 46, 20),
-                   edgecolors=edges, linewidths=0.9, zorder=3, gid=f"points:{method}")
+        ax.scatter(
+            group[kl],
+            group[objective],
+            facecolors=[face],
+            s=np.where(final, 46, 20),
+            edgecolors=edges,
+            linewidths=0.9,
+            zorder=3,
+            gid=f"points:{method}",
+        )
         sign = -1.0 if direction == "minimize" else 1.0  # the envelope of the best values so far
         ex, ey = upper_envelope([*start[0], *group[kl]], [sign * y for y in [*start[1], *group[objective]]])
         ax.plot(ex, sign * ey, color=colors[method], linewidth=1.8, zorder=2, gid=f"envelope:{method}")
     handles += _method_handles(points["method"], colors) if not points.empty else []
     if reference is not None:
         ax.scatter([0.0], [reference], marker="*", s=160, color="black", zorder=4, gid="reference")
-        handles.append(Line2D([], [], color="black", marker="*", markersize=11, linestyle="",
-                              label="reference model"))
+        handles.append(
+            Line2D([], [], color="black", marker="*", markersize=11, linestyle="", label="reference model")
+        )
     if not points.empty:
-        handles.append(Line2D([], [], color="0.6", marker="o", markeredgecolor="black", linestyle="",
-                              label="final checkpoint"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.6",
+                marker="o",
+                markeredgecolor="black",
+                linestyle="",
+                label="final checkpoint",
+            )
+        )
     if kl_budget is not None:
         _draw_budget(ax, float(kl_budget), points[kl] if not points.empty else pd.Series(dtype=float))
         handles.append(Line2D([], [], color="0.25", linestyle="--", label=f"KL budget ({kl_budget:g} nats)"))
@@ -150,8 +176,9 @@ def frontier_plot(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl:
     return fig
 
 
-def _zoom_to_budget(ax: Any, points: pd.DataFrame, objective: str, kl: str, budget: float,
-                    reference: float | None) -> None:
+def _zoom_to_budget(
+    ax: Any, points: pd.DataFrame, objective: str, kl: str, budget: float, reference: float | None
+) -> None:
     """Keep the axes on the region that ranks (KL up to the budget) when diverged checkpoints lie far beyond
     it, so that they do not squash every healthy point into a corner; says how many are off the plot."""
     beyond = points[points[kl] > 1.5 * budget]
@@ -163,9 +190,15 @@ def _zoom_to_budget(ax: Any, points: pd.DataFrame, objective: str, kl: str, budg
     right = max(budget * 1.1, float(inside[kl].max()) * 1.08)
     ax.set_xlim(-0.03 * right, right)
     ax.set_ylim(min(ys) - pad, max(ys) + pad)
-    ax.annotate(f"{len(beyond)} checkpoints beyond KL {1.5 * budget:g} not shown (up to {beyond[kl].max():.0f} "
-                "nats)", xy=(0.99, 0.02), xycoords="axes fraction", ha="right", va="bottom", fontsize=8,
-                color="0.35")
+    ax.annotate(
+        f"{len(beyond)} checkpoints beyond KL {1.5 * budget:g} not shown (up to {beyond[kl].max():.0f} nats)",
+        xy=(0.99, 0.02),
+        xycoords="axes fraction",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color="0.35",
+    )
 
 
 def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
@@ -173,8 +206,15 @@ def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
     to show it (the points would be squeezed): a note at the right edge says where it is instead."""
     largest = float(kls.max()) if len(kls) else 0.0
     if largest > 0 and budget > 1.5 * largest:
-        ax.annotate(f"KL budget {budget:g} →", xy=(1.0, 0.02), xycoords="axes fraction", ha="right",
-                    va="bottom", color="0.25", fontsize=9)
+        ax.annotate(
+            f"KL budget {budget:g} →",
+            xy=(1.0, 0.02),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            color="0.25",
+            fontsize=9,
+        )
         ax.axvline(budget, color="0.25", linestyle="--", linewidth=1.2, gid="kl_budget")
         ax.set_xlim(right=largest * 1.08)
         return
@@ -185,9 +225,15 @@ def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
     ax.set_xlim(low, high)  # ...to the edge, without widening the axis
 
 
-def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", kl: str = "kl",
-                    direction: str = "maximize", reference: float | None = None,
-                    colors: Mapping[str, str] | None = None, label_keys: Sequence[str] = ("seed",)) -> Figure:
+def training_curves(
+    checkpoints: pd.DataFrame,
+    objective: str = "gold_reward",
+    kl: str = "kl",
+    direction: str = "maximize",
+    reference: float | None = None,
+    colors: Mapping[str, str] | None = None,
+    label_keys: Sequence[str] = ("seed",),
+) -> Figure:
     """Two panels over training steps, reward (top) and KL (bottom), with one line per trial coloured by its
     method; the reference model's reward (``reference``, by default from ``base_<objective>``) as a dotted line
     when known. A panel's y axis leaves out a few far outliers (a diverged trial, see
@@ -198,8 +244,10 @@ def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", k
     frame = checkpoints if checkpoints is not None else pd.DataFrame()
     colors = dict(colors or method_colors(frame.get("method", [])))
     methods: set[str] = set()
-    for panel, ax, column, label in (("reward", top, objective, objective_label(objective, direction)),
-                                     ("kl", bottom, kl, KL_LABEL)):
+    for panel, ax, column, label in (
+        ("reward", top, objective, objective_label(objective, direction)),
+        ("kl", bottom, kl, KL_LABEL),
+    ):
         data = _usable(frame, "step", column)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -209,9 +257,19 @@ def training_curves(checkpoints: pd.DataFrame, objective: str = "gold_reward", k
         for trial, group in data.sort_values("step").groupby("trial_id", sort=True):
             method = str(group["method"].iloc[0])
             methods.add(method)
-            ax.plot(group["step"], group[column], color=colors[method], marker="o", markersize=3.5,
-                    linewidth=1.4, alpha=0.8, gid=f"{panel}:{trial}")
-        plot_scale.clip_axis(ax, data, column, label_keys, "KL" if panel == "kl" else OBJECTIVE_LABELS.get(column))
+            ax.plot(
+                group["step"],
+                group[column],
+                color=colors[method],
+                marker="o",
+                markersize=3.5,
+                linewidth=1.4,
+                alpha=0.8,
+                gid=f"{panel}:{trial}",
+            )
+        plot_scale.clip_axis(
+            ax, data, column, label_keys, "KL" if panel == "kl" else OBJECTIVE_LABELS.get(column)
+        )
     top.set_title(f"{OBJECTIVE_LABELS.get(objective, objective)} and KL over training (one line per trial)")
     bottom.set_xlabel("training step (optimizer updates)")
     if reference is None:
@@ -234,15 +292,25 @@ def _numeric(values: pd.Series) -> pd.Series | None:
     return converted.reindex(values.index) if converted.notna().all() else None
 
 
-def _axis_label(param: str, methods: Sequence[str], paper_names: Mapping[str, Mapping[str, str]] | None) -> str:
-    others = [f"{m}: {paper_names[m][param]}" for m in methods
-              if paper_names and paper_names.get(m, {}).get(param, param) != param]
+def _axis_label(
+    param: str, methods: Sequence[str], paper_names: Mapping[str, Mapping[str, str]] | None
+) -> str:
+    others = [
+        f"{m}: {paper_names[m][param]}"
+        for m in methods
+        if paper_names and paper_names.get(m, {}).get(param, param) != param
+    ]
     return f"{param} ({', '.join(others)})" if others else param
 
 
-def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str, direction: str = "maximize",
-                     colors: Mapping[str, str] | None = None,
-                     paper_names: Mapping[str, Mapping[str, str]] | None = None) -> Figure | None:
+def sensitivity_plot(
+    trials: pd.DataFrame,
+    swept: Iterable[str],
+    objective: str,
+    direction: str = "maximize",
+    colors: Mapping[str, str] | None = None,
+    paper_names: Mapping[str, Mapping[str, str]] | None = None,
+) -> Figure | None:
     """One panel per swept hyperparameter (the seed excluded) that takes several values within at least one
     method: the ``objective`` of each completed trial against the value, one colour per method, with a line
     through the median at each value (over seeds and the other swept settings: one diverged seed does not move
@@ -271,11 +339,24 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
         values = numeric if numeric is not None else data[param].map(lambda v: None if pd.isna(v) else str(v))
         for method, group in data.assign(_x=values).dropna(subset=["_x"]).groupby("method", sort=True):
             methods.add(str(method))
-            ax.scatter(group["_x"], group[objective], color=colors[method], s=24, alpha=0.7, zorder=3,
-                       gid=f"points:{param}:{method}")
+            ax.scatter(
+                group["_x"],
+                group[objective],
+                color=colors[method],
+                s=24,
+                alpha=0.7,
+                zorder=3,
+                gid=f"points:{param}:{method}",
+            )
             medians = group.groupby("_x", sort=True)[objective].median()
-            ax.plot(medians.index, medians.to_numpy(), color=colors[method], linewidth=1.6, zorder=2,
-                    gid=f"mean:{param}:{method}")
+            ax.plot(
+                medians.index,
+                medians.to_numpy(),
+                color=colors[method],
+                linewidth=1.6,
+                zorder=2,
+                gid=f"mean:{param}:{method}",
+            )
         if numeric is not None:
             present = numeric.dropna()
             if (present > 0).all() and present.max() > 10 * present.min():
@@ -284,14 +365,19 @@ def sensitivity_plot(trials: pd.DataFrame, swept: Iterable[str], objective: str,
         ax.set_ylabel(objective_label(objective, direction))
         ax.set_title(f"sensitivity to {param}", fontsize=10)
         ax.grid(True, alpha=0.3)
-        plot_scale.clip_axis(ax, data, objective, [k for k in swept if k in data.columns],
-                             OBJECTIVE_LABELS.get(objective))
-    for ax in axes[len(params):]:
+        plot_scale.clip_axis(
+            ax, data, objective, [k for k in swept if k in data.columns], OBJECTIVE_LABELS.get(objective)
+        )
+    for ax in axes[len(params) :]:
         ax.set_visible(False)
     handles = _method_handles(methods, colors)
     handles.append(Line2D([], [], color="0.4", label="median over seeds and other settings"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=8)
-    fig.suptitle(f"{OBJECTIVE_LABELS.get(objective, objective)} vs each swept hyperparameter (completed trials)")
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=8
+    )
+    fig.suptitle(
+        f"{OBJECTIVE_LABELS.get(objective, objective)} vs each swept hyperparameter (completed trials)"
+    )
     return fig
 
 
@@ -322,12 +408,30 @@ def render_plots(board: Any) -> dict[str, bytes]:
     checkpoints = board.checkpoints if board.checkpoints is not None else pd.DataFrame()
     reference = reference_value(objective, checkpoints, getattr(board, "trials", None))
     figures: dict[str, Figure | None] = {
-        "frontier": frontier_plot(checkpoints, objective, kl_budget=getattr(board, "kl_budget", None),
-                                  reference=reference, colors=colors, direction=direction),
-        "training": training_curves(checkpoints, objective, direction=direction, reference=reference, colors=colors,
-                                    label_keys=list(getattr(board, "swept", []) or ["seed"])),
-        "sensitivity": sensitivity_plot(board.trials, getattr(board, "swept", []) or [], objective, direction,
-                                        colors=colors, paper_names=knobs.paper_names(getattr(board, "records", []))),
+        "frontier": frontier_plot(
+            checkpoints,
+            objective,
+            kl_budget=getattr(board, "kl_budget", None),
+            reference=reference,
+            colors=colors,
+            direction=direction,
+        ),
+        "training": training_curves(
+            checkpoints,
+            objective,
+            direction=direction,
+            reference=reference,
+            colors=colors,
+            label_keys=list(getattr(board, "swept", []) or ["seed"]),
+        ),
+        "sensitivity": sensitivity_plot(
+            board.trials,
+            getattr(board, "swept", []) or [],
+            objective,
+            direction,
+            colors=colors,
+            paper_names=knobs.paper_names(getattr(board, "records", [])),
+        ),
     }
     return {name: figure_png(fig) for name, fig in figures.items() if fig is not None}
 

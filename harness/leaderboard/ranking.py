@@ -26,7 +26,9 @@ from harness.leaderboard.frames import SELECTION_PREFIX
 DEFAULT_KL_BUDGET = 10.0
 
 
-def resolve_objective(checkpoints: pd.DataFrame, objective: str, declared: columns.Declarations) -> str | None:
+def resolve_objective(
+    checkpoints: pd.DataFrame, objective: str, declared: columns.Declarations
+) -> str | None:
     """The objective column: ``objective`` itself (a metric key or column), or for ``auto`` the measured metric
     of lowest objective priority; None when nothing can rank the trials.
 
@@ -54,8 +56,9 @@ def _inside(kl: pd.Series, kl_budget: float | None) -> pd.Series:
     return kl.isna() | (kl <= kl_budget)
 
 
-def annotate(checkpoints: pd.DataFrame, objective: str | None, kl_budget: float | None,
-             direction: str = "maximize") -> pd.DataFrame:
+def annotate(
+    checkpoints: pd.DataFrame, objective: str | None, kl_budget: float | None, direction: str = "maximize"
+) -> pd.DataFrame:
     """``checkpoints`` with ``objective`` (the objective's values), ``score`` (the objective signed so that
     higher is better) and ``within_budget`` (KL unknown, or at most ``kl_budget``; all when it is None), all on
     the reported prompts; and what the choice uses: ``selection_objective``, ``selection_score`` and
@@ -68,9 +71,14 @@ def annotate(checkpoints: pd.DataFrame, objective: str | None, kl_budget: float 
     chosen_on = chosen_on.where(chosen_on.notna(), values)
     selection_kl = _column(checkpoints, f"{SELECTION_PREFIX}kl")
     sign = -1.0 if direction == "minimize" else 1.0
-    return checkpoints.assign(objective=values, score=values * sign, within_budget=_inside(kl, kl_budget),
-                              selection_objective=chosen_on, selection_score=chosen_on * sign,
-                              selection_within=_inside(selection_kl.where(selection_kl.notna(), kl), kl_budget))
+    return checkpoints.assign(
+        objective=values,
+        score=values * sign,
+        within_budget=_inside(kl, kl_budget),
+        selection_objective=chosen_on,
+        selection_score=chosen_on * sign,
+        selection_within=_inside(selection_kl.where(selection_kl.notna(), kl), kl_budget),
+    )
 
 
 def best_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
@@ -98,8 +106,11 @@ def pareto_front(scores: pd.Series, kls: pd.Series) -> pd.Series:
     result = pd.Series(False, index=scores.index)
     valid = scores.notna() & kls.notna()
     for i in scores.index[valid]:
-        dominated = ((scores[valid] >= scores[i]) & (kls[valid] <= kls[i])
-                     & ((scores[valid] > scores[i]) | (kls[valid] < kls[i]))).any()
+        dominated = (
+            (scores[valid] >= scores[i])
+            & (kls[valid] <= kls[i])
+            & ((scores[valid] > scores[i]) | (kls[valid] < kls[i]))
+        ).any()
         result[i] = not dominated
     return result
 

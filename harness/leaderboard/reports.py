@@ -22,9 +22,17 @@ def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
     checkpoints = board.checkpoints
     if checkpoints.empty:
         return checkpoints
-    kept = set(zip(board.samples["trial_id"], board.samples["step"], strict=True)) if not board.samples.empty else set()
-    return checkpoints.assign(samples=[SAMPLES_CSV if key in kept else None for key in
-                                       zip(checkpoints["trial_id"], checkpoints["step"], strict=True)])
+    kept = (
+        set(zip(board.samples["trial_id"], board.samples["step"], strict=True))
+        if not board.samples.empty
+        else set()
+    )
+    return checkpoints.assign(
+        samples=[
+            SAMPLES_CSV if key in kept else None
+            for key in zip(checkpoints["trial_id"], checkpoints["step"], strict=True)
+        ]
+    )
 
 
 def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
@@ -62,9 +70,14 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     return written
 
 
-def write_leaderboard(paths: Iterable[Path | str], out_dir: Path | str, title: str | None = None,
-                      objective: str = "auto", kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
-                      study_name: str | None = None) -> Leaderboard:
+def write_leaderboard(
+    paths: Iterable[Path | str],
+    out_dir: Path | str,
+    title: str | None = None,
+    objective: str = "auto",
+    kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
+    study_name: str | None = None,
+) -> Leaderboard:
     """Build the leaderboard of ``paths`` and write its reports to ``out_dir`` (see :func:`write_reports`)."""
     out = Path(out_dir)
     board = load_leaderboard(paths, title or out.name, objective, kl_budget, study_name)

@@ -38,8 +38,13 @@ def _mark(name: str, policy: Any, reference: Any, declared: columns.Declarations
     """▲ or ▼ after a policy score that is better or worse than the reference's, by its declared direction."""
     found = columns.declaration_of(name, declared)
     direction = found[1].get("direction") if found else None
-    if direction is None or not (is_number(policy) and is_number(reference)) or is_missing(policy) \
-            or is_missing(reference) or policy == reference:
+    if (
+        direction is None
+        or not (is_number(policy) and is_number(reference))
+        or is_missing(policy)
+        or is_missing(reference)
+        or policy == reference
+    ):
         return ""
     better = (policy > reference) == (direction == "maximize")
     return f' <span class="{"better" if better else "worse"}">{"▲" if better else "▼"}</span>'
@@ -59,8 +64,11 @@ def _scores(row: Mapping[str, Any], side: str, names: Sequence[str], declared: c
 
 def score_names(samples: pd.DataFrame) -> list[str]:
     """The score names of a samples table (its ``reference_<name>`` / ``policy_<name>`` columns), in order."""
-    names = [c.split("_", 1)[1] for c in samples.columns if c not in _FIXED and c.split("_", 1)[0] in
-             ("reference", "policy") and "_" in c]
+    names = [
+        c.split("_", 1)[1]
+        for c in samples.columns
+        if c not in _FIXED and c.split("_", 1)[0] in ("reference", "policy") and "_" in c
+    ]
     return list(dict.fromkeys(names))
 
 
@@ -69,21 +77,28 @@ def samples_table(rows: pd.DataFrame, method: str, declared: columns.Declaration
     names = score_names(rows)
     body = []
     for row in rows.sort_values("prompt_index").to_dict("records"):
-        body.append(f'<tr><td class="idx">{html.escape(format_value(row.get("prompt_index")))}</td>'
-                    f'<td class="text prompt">{_text(row.get("prompt"))}</td>'
-                    f'<td class="text">{_text(row.get("reference"))}{_scores(row, "reference", names, declared)}</td>'
-                    f'<td class="text">{_text(row.get("policy"))}{_same(row)}{_scores(row, "policy", names, declared)}'
-                    "</td></tr>")
-    return ('<table class="samples"><colgroup><col class="idx"><col class="prompt"><col><col></colgroup>'
-            '<thead><tr><th scope="col">#</th><th scope="col">prompt</th><th scope="col">reference model</th>'
-            f'<th scope="col">policy ({html.escape(method)})</th></tr></thead><tbody>{"".join(body)}</tbody></table>')
+        body.append(
+            f'<tr><td class="idx">{html.escape(format_value(row.get("prompt_index")))}</td>'
+            f'<td class="text prompt">{_text(row.get("prompt"))}</td>'
+            f'<td class="text">{_text(row.get("reference"))}{_scores(row, "reference", names, declared)}</td>'
+            f'<td class="text">{_text(row.get("policy"))}{_same(row)}{_scores(row, "policy", names, declared)}'
+            "</td></tr>"
+        )
+    return (
+        '<table class="samples"><colgroup><col class="idx"><col class="prompt"><col><col></colgroup>'
+        '<thead><tr><th scope="col">#</th><th scope="col">prompt</th><th scope="col">reference model</th>'
+        f'<th scope="col">policy ({html.escape(method)})</th></tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
 
 
 def _label(trial: Mapping[str, Any], swept: Sequence[str], objective: str | None) -> str:
     """``rank 1 · sweep/0 · step 20 · beta=0.1 · gold_reward 0.31``, escaped."""
-    parts = [f"rank {format_value(trial.get('rank')) or '-'}", str(trial.get("trial_id")),
-             f"step {format_value(trial.get('step'))}",
-             *(f"{k}={format_value(trial[k])}" for k in swept if k in trial and not is_missing(trial[k]))]
+    parts = [
+        f"rank {format_value(trial.get('rank')) or '-'}",
+        str(trial.get("trial_id")),
+        f"step {format_value(trial.get('step'))}",
+        *(f"{k}={format_value(trial[k])}" for k in swept if k in trial and not is_missing(trial[k])),
+    ]
     if objective and not is_missing(trial.get(objective)):
         parts.append(f"{objective} {format_value(trial.get(objective))}")
     return html.escape(" · ".join(parts))
@@ -97,8 +112,9 @@ def _trial_rows(samples: pd.DataFrame, trial: Mapping[str, Any]) -> pd.DataFrame
     return samples[(samples["trial_id"] == trial.get("trial_id")) & (samples["step"] == step)]
 
 
-def _method_block(method: str, trials: list[dict[str, Any]], samples: pd.DataFrame, board: Any,
-                  color: str) -> str:
+def _method_block(
+    method: str, trials: list[dict[str, Any]], samples: pd.DataFrame, board: Any, color: str
+) -> str:
     swept, objective = list(board.swept), board.objective_name
     declared = getattr(board, "declarations", None) or {}
     shown = [(t, _trial_rows(samples, t)) for t in trials]
@@ -106,11 +122,16 @@ def _method_block(method: str, trials: list[dict[str, Any]], samples: pd.DataFra
     if not shown:
         return ""
     (best, rows), others = shown[0], shown[1:]
-    parts = [f'<h3><span class="swatch" style="background:{color}"></span>{html.escape(method)}</h3>',
-             f'<p class="muted">best trial: {_label(best, swept, objective)}</p>', samples_table(rows, method, declared)]
+    parts = [
+        f'<h3><span class="swatch" style="background:{color}"></span>{html.escape(method)}</h3>',
+        f'<p class="muted">best trial: {_label(best, swept, objective)}</p>',
+        samples_table(rows, method, declared),
+    ]
     for trial, rows in others:
-        parts.append(f"<details><summary>{_label(trial, swept, objective)}</summary>"
-                     f"{samples_table(rows, method, declared)}</details>")
+        parts.append(
+            f"<details><summary>{_label(trial, swept, objective)}</summary>"
+            f"{samples_table(rows, method, declared)}</details>"
+        )
     return f'<section class="method-samples">{"".join(parts)}</section>'
 
 
@@ -129,8 +150,10 @@ def samples_section(board: Any, colors: Mapping[str, str]) -> str:
     if not blocks:
         return ""
     count = samples.groupby(["trial_id", "step"]).size().max()
-    return (f"<p>Completions on the first {int(count)} held-out prompts: the reference (untrained) model's in the "
-            "middle, the trial's on the right, at the checkpoint the ranked table shows (<code>step</code>), both "
-            "sampled with the same seed. Under each completion, its per-sample scores (▲/▼: the policy's is better or "
-            "worse than the reference's). Each method's best trial is open; click its other trials to show theirs. "
-            "Every evaluated checkpoint's samples are in <code>samples.csv</code>.</p>" + "".join(blocks))
+    return (
+        f"<p>Completions on the first {int(count)} held-out prompts: the reference (untrained) model's in the "
+        "middle, the trial's on the right, at the checkpoint the ranked table shows (<code>step</code>), both "
+        "sampled with the same seed. Under each completion, its per-sample scores (▲/▼: the policy's is better or "
+        "worse than the reference's). Each method's best trial is open; click its other trials to show theirs. "
+        "Every evaluated checkpoint's samples are in <code>samples.csv</code>.</p>" + "".join(blocks)
+    )

@@ -65,7 +65,9 @@ class Estimate:
     @property
     def ci95(self) -> float:
         """Half-width of the 95% interval (NaN when the variance is unknown)."""
-        return float(stats.t.ppf(0.975, self.df) * math.sqrt(self.var)) if not math.isnan(self.var) else math.nan
+        return (
+            float(stats.t.ppf(0.975, self.df) * math.sqrt(self.var)) if not math.isnan(self.var) else math.nan
+        )
 
 
 def _numbers(values: pd.Series | None, index: pd.Index) -> pd.Series:
@@ -134,11 +136,15 @@ def diverged(trials: pd.DataFrame) -> pd.Series:
     if "health" in trials:
         bad |= trials["health"].map(lambda h: _has_flag(h, "kl_high")).astype(bool)
     reason = trials["reason"] if "reason" in trials else pd.Series(None, index=trials.index, dtype=object)
-    nan_loss = (status == "failed") & reason.map(lambda r: isinstance(r, str) and bool(NONFINITE_LOSS.search(r)))
+    nan_loss = (status == "failed") & reason.map(
+        lambda r: isinstance(r, str) and bool(NONFINITE_LOSS.search(r))
+    )
     return ((status == "completed") & bad) | nan_loss
 
 
-def se_column_of(column: str | None, declared: columns.Declarations, available: Sequence[str] = ()) -> str | None:
+def se_column_of(
+    column: str | None, declared: columns.Declarations, available: Sequence[str] = ()
+) -> str | None:
     """The column of ``column``'s standard error: its declared ``se`` metric's column (a ``*`` pattern filled
     in), else ``<column>_se`` for undeclared metrics; None when that column is not among ``available``."""
     if not column:
@@ -148,7 +154,7 @@ def se_column_of(column: str | None, declared: columns.Declarations, available: 
     found = columns.declaration_of(column, declared)
     if found and "*" in found[0] and "*" in se:
         prefix, suffix = found[0].split("*", 1)
-        name = se.replace("*", column[len(prefix):len(column) - len(suffix)], 1)
+        name = se.replace("*", column[len(prefix) : len(column) - len(suffix)], 1)
     else:
         name = columns.column_of(se, declared)
     return name if name in available else None
@@ -181,8 +187,9 @@ def setting_estimate(group: pd.DataFrame, column: str, se_column: str | None) ->
     return estimate(kept[column], kept[se_column] if se_column and se_column in kept else None)
 
 
-def _setting_row(keys: list[str], key: object, group: pd.DataFrame, objective_se: str | None,
-                 kl_se: str | None) -> dict[str, object]:
+def _setting_row(
+    keys: list[str], key: object, group: pd.DataFrame, objective_se: str | None, kl_se: str | None
+) -> dict[str, object]:
     row: dict[str, object] = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
     row["n_seeds"] = len(group)
     row["diverged"] = f"{int(group['_diverged'].sum())} of {len(group)}"
@@ -194,8 +201,13 @@ def _setting_row(keys: list[str], key: object, group: pd.DataFrame, objective_se
     return row
 
 
-def aggregate_seeds(trials: pd.DataFrame, swept: Sequence[str], direction: str = "maximize",
-                    objective_se: str | None = None, kl_se: str | None = None) -> pd.DataFrame:
+def aggregate_seeds(
+    trials: pd.DataFrame,
+    swept: Sequence[str],
+    direction: str = "maximize",
+    objective_se: str | None = None,
+    kl_se: str | None = None,
+) -> pd.DataFrame:
     """One row per setting (method + swept hyperparameters but the seed) of the completed and diverged
     ``trials``: ``n_seeds``, ``diverged`` ("k of n", left out of the means), ``objective_mean``/``objective_ci95``
     and ``kl_mean``/``kl_ci95`` (95% intervals with the evaluation noise of the SE columns ``objective_se`` and
@@ -206,14 +218,21 @@ def aggregate_seeds(trials: pd.DataFrame, swept: Sequence[str], direction: str =
     if pool.empty:
         return pd.DataFrame()
     keys = setting_keys(pool, swept)
-    rows = [_setting_row(keys, key, group, objective_se, kl_se)
-            for key, group in pool.groupby(keys, dropna=False, sort=False)]
-    table = pd.DataFrame(rows).sort_values("objective_mean", ascending=direction == "minimize",
-                                           na_position="last", kind="stable").reset_index(drop=True)
+    rows = [
+        _setting_row(keys, key, group, objective_se, kl_se)
+        for key, group in pool.groupby(keys, dropna=False, sort=False)
+    ]
+    table = (
+        pd.DataFrame(rows)
+        .sort_values("objective_mean", ascending=direction == "minimize", na_position="last", kind="stable")
+        .reset_index(drop=True)
+    )
     estimates = list(table.pop("_estimate"))
     p = [math.nan if i == 0 else compare(estimates[0], e) for i, e in enumerate(estimates)]
     table["p_vs_best"], table["p_holm"] = p, holm(p)
-    table["same_as_best"] = [not math.isnan(e.mean) and (i == 0 or q >= ALPHA)
-                             for i, (e, q) in enumerate(zip(estimates, table["p_holm"], strict=True))]
+    table["same_as_best"] = [
+        not math.isnan(e.mean) and (i == 0 or q >= ALPHA)
+        for i, (e, q) in enumerate(zip(estimates, table["p_holm"], strict=True))
+    ]
     table.insert(0, "rank", range(1, len(table) + 1))
     return table

@@ -17,8 +17,11 @@ def _setup(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         if not record.get("checkpoints") or record.get("eval_prompts") is None:
             continue
         eval_cfg = (record.get("config") or {}).get("eval") or {}
-        return {"selection": record.get("selection"), "test_prompts": record.get("eval_prompts"),
-                "test_seed": eval_cfg.get("seed")}
+        return {
+            "selection": record.get("selection"),
+            "test_prompts": record.get("eval_prompts"),
+            "test_seed": eval_cfg.get("seed"),
+        }
     return None
 
 
@@ -32,13 +35,19 @@ def selection_sentence(records: Sequence[dict[str, Any]]) -> str:
     selection, m = setup["selection"], setup["test_prompts"]
     t = f" (sampling seed {setup['test_seed']})" if setup["test_seed"] is not None else ""
     if not selection or not selection.get("num_prompts"):
-        why = ("eval.selection.num_prompts=0" if selection else "these records predate selection prompts")
-        return (f"Checkpoints are chosen on the same {m} prompts{t} that every score shown comes from ({why}), so "
-                "the scores of checkpoints chosen before the final one are optimistic.")
+        why = "eval.selection.num_prompts=0" if selection else "these records predate selection prompts"
+        return (
+            f"Checkpoints are chosen on the same {m} prompts{t} that every score shown comes from ({why}), so "
+            "the scores of checkpoints chosen before the final one are optimistic."
+        )
     n, s = selection["num_prompts"], selection.get("seed")
     if not selection.get("disjoint"):
-        return (f"Checkpoints are chosen on {n} selection prompts (sampling seed {s}) that are not disjoint from "
-                f"the {m} test prompts{t} every score shown comes from (too few held-out prompts), so the scores "
-                "are optimistic.")
-    return (f"Checkpoints are chosen on {n} selection prompts (sampling seed {s}); every score shown comes from "
-            f"{m} disjoint test prompts{t.replace('sampling seed', 'seed')}.")
+        return (
+            f"Checkpoints are chosen on {n} selection prompts (sampling seed {s}) that are not disjoint from "
+            f"the {m} test prompts{t} every score shown comes from (too few held-out prompts), so the scores "
+            "are optimistic."
+        )
+    return (
+        f"Checkpoints are chosen on {n} selection prompts (sampling seed {s}); every score shown comes from "
+        f"{m} disjoint test prompts{t.replace('sampling seed', 'seed')}."
+    )

@@ -162,7 +162,9 @@ def harness_trial_start(cfg: DictConfig, trial_dir: Path) -> None:
 
 
 @hookspec
-def harness_reference_evaluated(cfg: DictConfig, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None) -> None:
+def harness_reference_evaluated(
+    cfg: DictConfig, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
+) -> None:
     """Called after the reference model (the untrained policy: step 0, the baseline) has been evaluated, from the
     trial's own process, before training starts; not called when a trial evaluates no reference (a reward model).
 
@@ -176,8 +178,13 @@ def harness_reference_evaluated(cfg: DictConfig, metrics: Mapping[str, Any], sel
 
 
 @hookspec
-def harness_checkpoint_evaluated(cfg: DictConfig, step: int, metrics: Mapping[str, Any],
-                                 selection: Mapping[str, Any] | None, planned_steps: int | None) -> None:
+def harness_checkpoint_evaluated(
+    cfg: DictConfig,
+    step: int,
+    metrics: Mapping[str, Any],
+    selection: Mapping[str, Any] | None,
+    planned_steps: int | None,
+) -> None:
     """Called after a checkpoint of the trained model has been evaluated, from the trial's own process.
 
     A plugin may raise :class:`harness.errors.TrialPruned` here to stop the trial (e.g. an Optuna pruner). The

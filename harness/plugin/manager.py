@@ -102,15 +102,19 @@ class HarnessPluginManager(pluggy.PluginManager):
             except PluginError as exc:
                 raise PluginError(f"{owner} registers an invalid {kind}: {exc}") from None
             except Exception as exc:
-                raise PluginError(f"{owner} failed to register its {kind}s: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                raise PluginError(
+                    f"{owner} failed to register its {kind}s: {type(exc).__name__}: {exc}"
+                ) from exc
             for spec in specs:
                 if not isinstance(spec, spec_class):
-                    raise PluginError(f"{owner} returned {spec!r} from {hook.name}; return "
-                                      f"{spec_class.__name__} objects.")
+                    raise PluginError(
+                        f"{owner} returned {spec!r} from {hook.name}; return {spec_class.__name__} objects."
+                    )
                 if spec.name in found:
-                    raise PluginError(f"Two plugins register the {kind} '{spec.name}': {owners[spec.name]} and "
-                                      f"{self.describe(impl.plugin_name)}; uninstall or rename one.")
+                    raise PluginError(
+                        f"Two plugins register the {kind} '{spec.name}': {owners[spec.name]} and "
+                        f"{self.describe(impl.plugin_name)}; uninstall or rename one."
+                    )
                 owners[spec.name] = self.describe(impl.plugin_name)
                 found[spec.name] = dataclasses.replace(spec, origin=owners[spec.name])
         return dict(sorted(found.items()))

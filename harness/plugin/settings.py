@@ -99,7 +99,9 @@ class Option:
             try:
                 parse_bounds(self.bounds)
             except (ValueError, TypeError):
-                reject(owner, f"bounds {self.bounds!r} is not an interval; write e.g. '(0, inf)' or '[0, 1]'.")
+                reject(
+                    owner, f"bounds {self.bounds!r} is not an interval; write e.g. '(0, inf)' or '[0, 1]'."
+                )
         if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
         if self.types is not None:
@@ -115,14 +117,21 @@ class Option:
             return None if nullable else "it must not be null"
         types = self.types or _expected_types(self.default)
         if types is not None and not _has_type(value, types):
-            wanted = "a number" if float in types else " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            wanted = (
+                "a number" if float in types else " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            )
             return f"it must be {wanted}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 return "it must be a finite number"
             if self.bounds is not None:
                 low, high, low_in, high_in = parse_bounds(self.bounds)
-                if value < low or value > high or (value == low and not low_in) or (value == high and not high_in):
+                if (
+                    value < low
+                    or value > high
+                    or (value == low and not low_in)
+                    or (value == high and not high_in)
+                ):
                     return f"it must lie in {self.bounds}"
         if self.choices is not None and value not in self.choices:
             return f"use one of {', '.join(map(str, self.choices))}"
@@ -149,11 +158,16 @@ class Hyperparameter(Option):
         super().__post_init__()
         owner = f"Hyperparameter {self.name!r}"
         if self.name in COMMON_KNOBS or self.name in ("name", "trl"):
-            reject(owner, f"method.{self.name} is one of the harness's own keys; set its default in "
-                         f"MethodSpec.defaults instead of declaring it.")
+            reject(
+                owner,
+                f"method.{self.name} is one of the harness's own keys; set its default in "
+                f"MethodSpec.defaults instead of declaring it.",
+            )
         if self.field is not None:
             check_name(owner, "field", self.field)
-        if self.paper_name is not None and (not isinstance(self.paper_name, str) or not self.paper_name.strip()):
+        if self.paper_name is not None and (
+            not isinstance(self.paper_name, str) or not self.paper_name.strip()
+        ):
             reject(owner, "paper_name must be a non-empty string (or None: the paper calls it by its key).")
 
 
@@ -179,12 +193,29 @@ TRAINING_ARGUMENTS = {
 }
 # TrainingArguments fields the harness sets itself; method.trl may not set them.
 MANAGED_TRL_FIELDS = set(TRAINING_ARGUMENTS.values()) | {
-    "output_dir", "seed", "data_seed", "logging_steps", "save_strategy", "eval_strategy", "report_to",
-    "bf16", "fp16", "use_cpu", "gradient_checkpointing", "activation_checkpointing", "disable_tqdm",
-    "run_name", "project", "logging_dir",
+    "output_dir",
+    "seed",
+    "data_seed",
+    "logging_steps",
+    "save_strategy",
+    "eval_strategy",
+    "report_to",
+    "bf16",
+    "fp16",
+    "use_cpu",
+    "gradient_checkpointing",
+    "activation_checkpointing",
+    "disable_tqdm",
+    "run_name",
+    "project",
+    "logging_dir",
 }
 # The harness's config key for a managed field that a user sets through it (named when method.trl sets the field).
-MANAGED_TRL_HOMES = {"report_to": "tracking.report_to", "project": "tracking.project", "logging_dir": "tracking.dir"}
+MANAGED_TRL_HOMES = {
+    "report_to": "tracking.report_to",
+    "project": "tracking.project",
+    "logging_dir": "tracking.dir",
+}
 
 
 # Experiment tracking (``tracking.*``): the trackers the trainer reports to, and the run each trial logs to. The
@@ -198,8 +229,10 @@ def tracking_report_to(value: Any) -> list[str]:
     elif isinstance(value, Sequence):  # a list, or OmegaConf's ListConfig
         names = [str(name) for name in value if str(name) != "none"]
     else:
-        raise ConfigError(f"tracking.report_to={value!r} is invalid; give a tracker or a list of trackers, "
-                          "e.g. tracking.report_to=[tensorboard,mlflow] (none: no tracker).")
+        raise ConfigError(
+            f"tracking.report_to={value!r} is invalid; give a tracker or a list of trackers, "
+            "e.g. tracking.report_to=[tensorboard,mlflow] (none: no tracker)."
+        )
     return list(dict.fromkeys(names))
 
 
@@ -226,5 +259,8 @@ class TrackingRun:
         path = Path(trial_dir).absolute()
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
         root = tracking.get("dir")
-        return cls(name=name, directory=Path(root) / name if root else path / "tracking",
-                   project=str(tracking.get("project") or "harness"))
+        return cls(
+            name=name,
+            directory=Path(root) / name if root else path / "tracking",
+            project=str(tracking.get("project") or "harness"),
+        )

@@ -82,8 +82,15 @@ class Metric:
 
     def to_record(self, evaluator: str) -> dict[str, Any]:
         """The declaration as stored in trial records (the leaderboard reads it from there)."""
-        return {"evaluator": evaluator, "help": self.help, "direction": self.direction, "column": self.label,
-                "headline": self.headline, "se": self.se, "objective_priority": self.objective_priority}
+        return {
+            "evaluator": evaluator,
+            "help": self.help,
+            "direction": self.direction,
+            "column": self.label,
+            "headline": self.headline,
+            "se": self.se,
+            "objective_priority": self.objective_priority,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,11 @@ def _class_path(owner: str, what: str, value: Any) -> None:
     if value is None or isinstance(value, type):
         return
     if not isinstance(value, str) or ":" not in value or not all(value.partition(":")[::2]):
-        reject(owner, f"{what} {value!r} is invalid; give the class itself or its 'package.module:Class' path "
-                     "(imported when a trial is validated, not at registration).")
+        reject(
+            owner,
+            f"{what} {value!r} is invalid; give the class itself or its 'package.module:Class' path "
+            "(imported when a trial is validated, not at registration).",
+        )
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,11 @@ class MethodSpec:
         owner = f"MethodSpec {self.name!r}"
         check_name(owner, "name", self.name)
         if not isinstance(self.loss_notes, str):
-            reject(owner, f"loss_notes must be a string (the loss convention in words), got "
-                          f"{type(self.loss_notes).__name__}.")
+            reject(
+                owner,
+                f"loss_notes must be a string (the loss convention in words), got "
+                f"{type(self.loss_notes).__name__}.",
+            )
         if not callable(self.train):
             reject(owner, f"train must be a function train(ctx) -> model, got {type(self.train).__name__}.")
         if self.data_kind not in DATA_KINDS:
@@ -192,7 +205,10 @@ class MethodSpec:
             reject(owner, f"produces {self.produces!r} is invalid; use one of {', '.join(MODEL_KINDS)}.")
         n = self.models_in_memory
         if not callable(n) and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            reject(owner, f"models_in_memory {n!r} is invalid; give a positive integer or a function of the config.")
+            reject(
+                owner,
+                f"models_in_memory {n!r} is invalid; give a positive integer or a function of the config.",
+            )
         _callable_or_none(owner, "validate", self.validate)
         _class_path(owner, "trainer", self.trainer)
         _class_path(owner, "config_class", self.config_class)
@@ -201,11 +217,16 @@ class MethodSpec:
 
     def _check_lr_range(self, owner: str) -> None:
         r = self.lr_range
-        ok = (isinstance(r, (tuple, list)) and len(r) == 2
-              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in r)
-              and r[0] <= r[1])
+        ok = (
+            isinstance(r, (tuple, list))
+            and len(r) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in r)
+            and r[0] <= r[1]
+        )
         if not ok:
-            reject(owner, f"lr_range {r!r} is invalid; give (low, high) with 0 < low <= high, e.g. (5e-7, 5e-6).")
+            reject(
+                owner, f"lr_range {r!r} is invalid; give (low, high) with 0 < low <= high, e.g. (5e-7, 5e-6)."
+            )
 
     def _check_knobs(self, owner: str) -> None:
         object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
@@ -213,10 +234,15 @@ class MethodSpec:
         if any(not isinstance(h, Hyperparameter) for h in self.hyperparameters):
             reject(owner, "hyperparameters must be Hyperparameter(...) declarations.")
         if len(set(names)) != len(names):
-            reject(owner, f"hyperparameter names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}.")
+            reject(
+                owner, f"hyperparameter names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}."
+            )
         self._check_values(owner, "defaults", self.defaults, hyperparameters_allowed=False)
         if not isinstance(self.profiles, Mapping):
-            reject(owner, f"profiles must be a mapping of profile name -> values, got {type(self.profiles).__name__}.")
+            reject(
+                owner,
+                f"profiles must be a mapping of profile name -> values, got {type(self.profiles).__name__}.",
+            )
         for profile, values in self.profiles.items():
             check_name(owner, "profile", profile)
             if not isinstance(values, Profile):
@@ -226,18 +252,26 @@ class MethodSpec:
         self._check_space(owner, self.search_space, names)
         for h in self.hyperparameters:
             if h.field is not None and self.trainer is None and self.config_class is None:
-                reject(owner, f"hyperparameter {h.name!r} sets the trainer-config field {h.field!r}, but the method "
-                              "declares no trainer or config_class; declare one, or drop the field.")
+                reject(
+                    owner,
+                    f"hyperparameter {h.name!r} sets the trainer-config field {h.field!r}, but the method "
+                    "declares no trainer or config_class; declare one, or drop the field.",
+                )
 
     def _check_space(self, owner: str, space: Mapping[str, str], names: Sequence[str]) -> None:
         trl = dict(self.defaults.get("trl") or {})
         for key, spec in space.items():
             known = key in names or key in COMMON_KNOBS or (key.startswith("trl.") and key[4:] in trl)
             if not known:
-                reject(owner, f"search_space key {key!r} is neither a hyperparameter ({', '.join(names) or 'none'}), "
-                             f"a common knob, nor a trl.<field> set in defaults['trl'].")
+                reject(
+                    owner,
+                    f"search_space key {key!r} is neither a hyperparameter ({', '.join(names) or 'none'}), "
+                    f"a common knob, nor a trl.<field> set in defaults['trl'].",
+                )
             if not isinstance(spec, str):
-                reject(owner, f"search_space[{key!r}] must be a string in Hydra's sweep syntax, got {spec!r}.")
+                reject(
+                    owner, f"search_space[{key!r}] must be a string in Hydra's sweep syntax, got {spec!r}."
+                )
 
     def suggested_space(self, profile: str | None = None) -> dict[str, str]:
         """The suggested sweep space, with the entries of ``profile`` (when the method declares it) on top."""
@@ -254,16 +288,26 @@ class MethodSpec:
             declared = self.hyperparameter(key)
             if key == "trl":
                 if not isinstance(value, Mapping):
-                    reject(owner, f"{label}['trl'] must be a mapping of trainer-config fields, got {value!r}.")
+                    reject(
+                        owner, f"{label}['trl'] must be a mapping of trainer-config fields, got {value!r}."
+                    )
                 clash = sorted(set(value) & set(fields))
                 if clash:
-                    reject(owner, f"{label}['trl'][{clash[0]!r}] is set by hyperparameter {fields[clash[0]]!r}; "
-                                  "set that instead.")
+                    reject(
+                        owner,
+                        f"{label}['trl'][{clash[0]!r}] is set by hyperparameter {fields[clash[0]]!r}; "
+                        "set that instead.",
+                    )
             elif declared is not None and not hyperparameters_allowed:
-                reject(owner, f"{label}[{key!r}] repeats hyperparameter {key!r}; its default is declared there.")
+                reject(
+                    owner, f"{label}[{key!r}] repeats hyperparameter {key!r}; its default is declared there."
+                )
             elif declared is None and key not in COMMON_KNOBS:
-                reject(owner, f"{label}[{key!r}] is not a common training knob ({', '.join(COMMON_KNOBS)}), "
-                              f"a hyperparameter or 'trl'; declare it as Hyperparameter({key!r}, default, help).")
+                reject(
+                    owner,
+                    f"{label}[{key!r}] is not a common training knob ({', '.join(COMMON_KNOBS)}), "
+                    f"a hyperparameter or 'trl'; declare it as Hyperparameter({key!r}, default, help).",
+                )
             elif (problem := (declared or COMMON_KNOBS[key]).problem(value)) is not None:
                 reject(owner, f"{label}[{key!r}]={value!r} is invalid: {problem}.")
 
@@ -315,7 +359,10 @@ class EvaluatorSpec:
         owner = f"EvaluatorSpec {self.name!r}"
         check_name(owner, "name", self.name)
         if not callable(self.evaluate):
-            reject(owner, f"evaluate must be a function evaluate(ctx) -> dict, got {type(self.evaluate).__name__}.")
+            reject(
+                owner,
+                f"evaluate must be a function evaluate(ctx) -> dict, got {type(self.evaluate).__name__}.",
+            )
         _callable_or_none(owner, "active", self.active)
         if self.applies_to not in MODEL_KINDS:
             reject(owner, f"applies_to {self.applies_to!r} is invalid; use one of {', '.join(MODEL_KINDS)}.")
@@ -325,7 +372,10 @@ class EvaluatorSpec:
             reject(owner, "metrics must be Metric(...) declarations.")
         if any(not isinstance(o, Option) for o in self.options):
             reject(owner, "options must be Option(...) declarations.")
-        for what, names in (("metric", [m.name for m in self.metrics]), ("option", [o.name for o in self.options])):
+        for what, names in (
+            ("metric", [m.name for m in self.metrics]),
+            ("option", [o.name for o in self.options]),
+        ):
             if len(set(names)) != len(names):
                 reject(owner, f"{what} names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}.")
         labels = [m.label for m in self.metrics]

@@ -49,8 +49,11 @@ def collect(paths: Iterable[Path | str], study_name: str | None = None) -> Colle
         try:
             opened.setdefault(_key(settings), (results.open_study(settings), settings))
         except Exception as exc:  # a moved or unreachable storage must not cost the rest of the report
-            warnings.warn(f"cannot open Optuna study {settings.study_name!r} ({redact(settings.storage)}): "
-                          f"{scrub(str(exc), settings.storage)}", stacklevel=2)
+            warnings.warn(
+                f"cannot open Optuna study {settings.study_name!r} ({redact(settings.storage)}): "
+                f"{scrub(str(exc), settings.storage)}",
+                stacklevel=2,
+            )
     for storage in (p for p in paths if results.is_storage(p)):
         for study, settings in studies_of_storage(storage, study_name):
             found.settings.append(settings)
@@ -88,19 +91,30 @@ def studies_of_storage(storage: str, study_name: str | None = None) -> list[tupl
         except KeyError:
             from harness.errors import ConfigError
 
-            raise ConfigError(f"no study {name!r} in {redact(storage)}; omit --study to report every study "
-                              "it holds.") from None
-        settings = stored_settings(study) or _settings_beside_trials(study) or st.StudySettings(
-            study_name=name, storage=shown, objectives=list(study.metric_names or ["auto"]),
-            directions=[d.name.lower() for d in study.directions])
+            raise ConfigError(
+                f"no study {name!r} in {redact(storage)}; omit --study to report every study it holds."
+            ) from None
+        settings = (
+            stored_settings(study)
+            or _settings_beside_trials(study)
+            or st.StudySettings(
+                study_name=name,
+                storage=shown,
+                objectives=list(study.metric_names or ["auto"]),
+                directions=[d.name.lower() for d in study.directions],
+            )
+        )
         settings.storage = redact(storage)
         studies.append((study, settings))
     return studies
 
 
 def _settings_beside_trials(study: Any) -> st.StudySettings | None:
-    dirs = {Path(str(t.user_attrs[st.ATTR_DIR])).parent for t in study.get_trials(deepcopy=False)
-            if st.ATTR_DIR in t.user_attrs}
+    dirs = {
+        Path(str(t.user_attrs[st.ATTR_DIR])).parent
+        for t in study.get_trials(deepcopy=False)
+        if st.ATTR_DIR in t.user_attrs
+    }
     return next(iter(results.find_study_settings(dirs)), None)
 
 
@@ -132,8 +146,12 @@ def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str])
         seen.add(directory)
         if stored:
             remote.append(_where(t, directory, record))
-    return {"remote": remote, "missing": missing, "finished": len(finished),
-            "records": len(finished) - len({m["dir"] for m in missing})}
+    return {
+        "remote": remote,
+        "missing": missing,
+        "finished": len(finished),
+        "records": len(finished) - len({m["dir"] for m in missing}),
+    }
 
 
 def _local_record(directory: Path) -> dict[str, Any] | None:
@@ -153,16 +171,25 @@ def _where(trial: Any, directory: str, record: dict[str, Any] | None) -> dict[st
     for key in (st.ATTR_RUNNER, st.ATTR_OWNER):
         host = host or (trial.user_attrs.get(key) or {}).get("host")
     trial_id = (record or {}).get("trial_id") or f"{Path(directory).parent.name}/{Path(directory).name}"
-    return {"number": trial.number, "trial": str(trial_id), "host": host or "unknown host", "dir": directory,
-            "lost": st.ATTR_LOST in trial.user_attrs}
+    return {
+        "number": trial.number,
+        "trial": str(trial_id),
+        "host": host or "unknown host",
+        "dir": directory,
+        "lost": st.ATTR_LOST in trial.user_attrs,
+    }
 
 
 def missing_text(summary: dict[str, Any]) -> str:
     """One line on a study's finished trials whose record is neither on this machine nor in its storage."""
     missing = summary["missing"]
-    named = ", ".join(f"trial {m['number']} ({m['host']}:{m['dir']}{', lost before it wrote one' if m['lost'] else ''})"
-                      for m in missing[:10])
+    named = ", ".join(
+        f"trial {m['number']} ({m['host']}:{m['dir']}{', lost before it wrote one' if m['lost'] else ''})"
+        for m in missing[:10]
+    )
     more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-    return (f"Optuna study {summary['study']!r} ({summary['storage']}) has {summary['finished']} finished trials but "
-            f"only {summary['records']} records were found (on this machine or in the study's storage); left out: "
-            f"{named}{more}. Copy their directories here, or run the leaderboard where they are.")
+    return (
+        f"Optuna study {summary['study']!r} ({summary['storage']}) has {summary['finished']} finished trials but "
+        f"only {summary['records']} records were found (on this machine or in the study's storage); left out: "
+        f"{named}{more}. Copy their directories here, or run the leaderboard where they are."
+    )

@@ -22,7 +22,11 @@ from harness.sweep import study as st
 
 def this_process() -> dict[str, Any]:
     """The identity of the current process: host, pid and start time."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": round(psutil.Process().create_time(), 3)}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": round(psutil.Process().create_time(), 3),
+    }
 
 
 def process_alive(identity: Mapping[str, Any] | None) -> bool | None:
@@ -31,8 +35,10 @@ def process_alive(identity: Mapping[str, Any] | None) -> bool | None:
         return None
     try:
         proc = psutil.Process(int(identity["pid"]))
-        return (abs(proc.create_time() - float(identity["started"])) < 1.0
-                and proc.status() != psutil.STATUS_ZOMBIE)
+        return (
+            abs(proc.create_time() - float(identity["started"])) < 1.0
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
     except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError, TypeError):
         return False
 

@@ -12,8 +12,17 @@ from collections.abc import Sequence
 
 SWEEPER_GROUP = "hydra/sweeper"
 # Overrides that do not change what a study searches: rerunning with other values resumes the same study.
-_NOT_IN_STUDY_NAME = ("sweep_name", "hydra.sweeper.n_trials", "hydra.sweeper.n_jobs", "hydra/launcher",
-                      "hydra.launcher", "hydra.sweeper.storage", "verbose", "rerun", "tracking")
+_NOT_IN_STUDY_NAME = (
+    "sweep_name",
+    "hydra.sweeper.n_trials",
+    "hydra.sweeper.n_jobs",
+    "hydra/launcher",
+    "hydra.launcher",
+    "hydra.sweeper.storage",
+    "verbose",
+    "rerun",
+    "tracking",
+)
 
 
 def default_sweep_name(overrides: Sequence[str]) -> str:

@@ -45,8 +45,15 @@ def compose(config: DictConfig, hydra_context: Any, job: Sequence[str]) -> DictC
         raise ConfigError(f"Invalid trial config ({' '.join(job)}): {first}") from None
 
 
-def check_trials(space: SearchSpace, objectives: Sequence[str], *, config: DictConfig, hydra_context: Any,
-                 pruning: bool, auto_first: bool = False) -> list[str]:
+def check_trials(
+    space: SearchSpace,
+    objectives: Sequence[str],
+    *,
+    config: DictConfig,
+    hydra_context: Any,
+    pruning: bool,
+    auto_first: bool = False,
+) -> list[str]:
     """Compose and validate every trial config :func:`trial_jobs` lists, and resolve the objectives among each
     one's evaluators; returns the objectives' declared directions. ``auto_first``: the first objective is what
     ``auto`` resolved to (named so in errors)."""
@@ -60,17 +67,27 @@ def check_trials(space: SearchSpace, objectives: Sequence[str], *, config: DictC
             pm = get_plugin_manager(list(cfg.get("plugins") or []))
             validate_trial_config(cfg, pm)
             if pruning and cfg.eval.get("checkpoints") != "all":
-                raise ConfigError(f"Pruning needs every checkpoint evaluated, but eval.checkpoints="
-                                  f"{cfg.eval.get('checkpoints')}; set eval.checkpoints=all, or "
-                                  "hydra/sweeper/pruner=none.")
-            found = declared_directions(objectives, trial_evaluators(cfg, pm), auto_first=auto_first,
-                                        registered=list(pm.evaluators.values()))
+                raise ConfigError(
+                    f"Pruning needs every checkpoint evaluated, but eval.checkpoints="
+                    f"{cfg.eval.get('checkpoints')}; set eval.checkpoints=all, or "
+                    "hydra/sweeper/pruner=none."
+                )
+            found = declared_directions(
+                objectives,
+                trial_evaluators(cfg, pm),
+                auto_first=auto_first,
+                registered=list(pm.evaluators.values()),
+            )
             directions = directions or found
     return directions
 
 
-def declared_directions(objectives: Sequence[str], evaluators: Sequence[EvaluatorSpec],
-                        auto_first: bool = False, registered: Sequence[EvaluatorSpec] = ()) -> list[str]:
+def declared_directions(
+    objectives: Sequence[str],
+    evaluators: Sequence[EvaluatorSpec],
+    auto_first: bool = False,
+    registered: Sequence[EvaluatorSpec] = (),
+) -> list[str]:
     """The declared direction of each objective among ``evaluators``' metrics; a one-line ConfigError (an
     UnknownNameError listing the candidates) for a name that no evaluator declares with a direction, naming the
     ``registered`` evaluator to add when one declares it."""
@@ -84,8 +101,10 @@ def declared_directions(objectives: Sequence[str], evaluators: Sequence[Evaluato
             if i or not auto_first:
                 raise
             running = ", ".join(e.name for e in evaluators) or "none"
-            raise ConfigError(f"{OBJECTIVES_KEY}=[auto] means {name} here, but no evaluator of the trial declares it "
-                              f"(evaluators: {running}); add its evaluator with eval.extra=[<name>], or name "
-                              f"another metric: {', '.join(objective_candidates(evaluators))}.") from None
+            raise ConfigError(
+                f"{OBJECTIVES_KEY}=[auto] means {name} here, but no evaluator of the trial declares it "
+                f"(evaluators: {running}); add its evaluator with eval.extra=[<name>], or name "
+                f"another metric: {', '.join(objective_candidates(evaluators))}."
+            ) from None
         directions.append(str(metric.direction))
     return directions

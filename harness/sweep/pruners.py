@@ -34,8 +34,9 @@ class _MethodStudy(optuna.study.Study):
     """The same study, whose trials are only those of one method (for the wrapped pruner's comparisons)."""
 
     def __init__(self, study: optuna.study.Study, method: str) -> None:
-        super().__init__(study_name=study.study_name, storage=study._storage, sampler=study.sampler,
-                         pruner=study.pruner)
+        super().__init__(
+            study_name=study.study_name, storage=study._storage, sampler=study.sampler, pruner=study.pruner
+        )
         self._method = method
 
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[optuna.trial.FrozenTrial]:
@@ -48,7 +49,9 @@ class LikeForLikePruner(optuna.pruners.BasePruner):
     """``pruner`` asked only after ``warmup`` (a fraction) of a trial's planned steps, comparing it only with trials
     of its own method when ``by_method`` (see the module docstring)."""
 
-    def __init__(self, pruner: optuna.pruners.BasePruner, warmup: float = 1 / 3, by_method: bool = True) -> None:
+    def __init__(
+        self, pruner: optuna.pruners.BasePruner, warmup: float = 1 / 3, by_method: bool = True
+    ) -> None:
         if not 0 <= warmup < 1:
             raise ValueError(f"warmup must be a fraction of the training steps in [0, 1), got {warmup!r}")
         self.pruner, self.warmup, self.by_method = pruner, float(warmup), bool(by_method)
@@ -61,11 +64,19 @@ class LikeForLikePruner(optuna.pruners.BasePruner):
         planned = trial.user_attrs.get(st.ATTR_PLANNED)
         if planned and (step < self.warmup * float(planned) or step >= int(planned)):
             return False
-        if planned and isinstance(self.pruner, optuna.pruners.SuccessiveHalvingPruner) \
-                and getattr(self.pruner, "_min_resource", 0) is None and self.warmup > 0:  # Optuna keeps "auto" as None
+        if (
+            planned
+            and isinstance(self.pruner, optuna.pruners.SuccessiveHalvingPruner)
+            and getattr(self.pruner, "_min_resource", 0) is None
+            and self.warmup > 0
+        ):  # Optuna keeps "auto" as None
             self.pruner._min_resource = max(1, math.ceil(self.warmup * float(planned)))
         method = trial.user_attrs.get(st.ATTR_METHOD)
-        if self.by_method and method is not None and not isinstance(self.pruner, optuna.pruners.HyperbandPruner):
+        if (
+            self.by_method
+            and method is not None
+            and not isinstance(self.pruner, optuna.pruners.HyperbandPruner)
+        ):
             study = _MethodStudy(study, method)
         return self.pruner.prune(study, trial)
 

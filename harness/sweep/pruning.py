@@ -32,8 +32,13 @@ def harness_trial_start(cfg: Any, trial_dir: Any) -> None:
 
 
 @hookimpl
-def harness_checkpoint_evaluated(cfg: Any, step: int, metrics: Mapping[str, Any],
-                                 selection: Mapping[str, Any] | None, planned_steps: int | None) -> None:
+def harness_checkpoint_evaluated(
+    cfg: Any,
+    step: int,
+    metrics: Mapping[str, Any],
+    selection: Mapping[str, Any] | None,
+    planned_steps: int | None,
+) -> None:
     """Report the checkpoint (its selection metrics when it has them); raises TrialPruned when the study's pruner
     stops the trial."""
     if _current is not None:

@@ -42,8 +42,12 @@ def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_metho
     return wrap(instantiate(dict(config)), warmup, by_method)
 
 
-def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings, declared: Mapping[str, Any],
-                  previous: float | None) -> float | None:
+def pruning_value(
+    checkpoints: list[dict[str, Any]],
+    settings: st.StudySettings,
+    declared: Mapping[str, Any],
+    previous: float | None,
+) -> float | None:
     """The value a trial reports to the pruner after its latest checkpoint (``settings.prune_value``:
     :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the same
     with no KL budget (peak), the latest checkpoint's objective (last), or its exponential moving average with
@@ -51,7 +55,9 @@ def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings,
     kind = settings.prune_value
     if kind == "peak":
         settings = dataclasses.replace(settings, kl_budget=None)
-    values, _ = st.objective_values(checkpoints if kind in ("best", "peak") else checkpoints[-1:], settings, declared)
+    values, _ = st.objective_values(
+        checkpoints if kind in ("best", "peak") else checkpoints[-1:], settings, declared
+    )
     if values is None:
         return None
     if kind == "ema" and previous is not None:
@@ -62,18 +68,24 @@ def pruning_value(checkpoints: list[dict[str, Any]], settings: st.StudySettings,
 class TrialReporter:
     """Reports one trial's checkpoints to Optuna from the trial's process (see the module docstring)."""
 
-    def __init__(self, settings: st.StudySettings, number: int, declared: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: st.StudySettings, number: int, declared: Mapping[str, Any] | None = None
+    ) -> None:
         import optuna
 
         from harness.sweep.liveness import this_process
 
         self.settings = settings
         self.number = number
-        self.declared = dict(declared or {})  # the trial's metric declarations: metric keys -> columns, directions
+        self.declared = dict(
+            declared or {}
+        )  # the trial's metric declarations: metric keys -> columns, directions
         storage = st.open_storage(settings.storage)
-        self.study = optuna.load_study(study_name=settings.study_name, storage=storage,
-                                       pruner=build_pruner(settings.pruner, settings.prune_warmup,
-                                                           settings.prune_by_method))
+        self.study = optuna.load_study(
+            study_name=settings.study_name,
+            storage=storage,
+            pruner=build_pruner(settings.pruner, settings.prune_warmup, settings.prune_by_method),
+        )
         self.trial = st.trial_handle(self.study, storage, number)
         self.trial.set_user_attr(st.ATTR_RUNNER, this_process())
         self.checkpoints: list[dict[str, Any]] = []
@@ -111,15 +123,23 @@ class TrialReporter:
         beats = 0
         while not self._stop.wait(self.settings.heartbeat_s):
             beats += 1
-            with contextlib.suppress(Exception):  # a storage hiccup must not kill the trial; the next beat retries
+            with contextlib.suppress(
+                Exception
+            ):  # a storage hiccup must not kill the trial; the next beat retries
                 self._beat()
             if beats % RECOVER_EVERY == 0:
                 with contextlib.suppress(Exception):
-                    recover_lost_trials(self.study, self.settings, self.settings.stale_after_s,
-                                        self.settings.max_retries)
+                    recover_lost_trials(
+                        self.study, self.settings, self.settings.stale_after_s, self.settings.max_retries
+                    )
 
-    def checkpoint(self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None = None,
-                   planned_steps: int | None = None) -> None:
+    def checkpoint(
+        self,
+        step: int,
+        metrics: Mapping[str, Any],
+        selection: Mapping[str, Any] | None = None,
+        planned_steps: int | None = None,
+    ) -> None:
         """Report the objective after the checkpoint at ``step`` (``selection``: its metrics on the selection
         prompts, which decide when given; ``planned_steps``: the trial's total, for the pruner's warm-up); raise
         TrialPruned if the pruner says so."""
@@ -141,10 +161,14 @@ class TrialReporter:
 
             pruner = self.study.pruner
             inner = getattr(pruner, "pruner", pruner)
-            compares = isinstance(inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner))
+            compares = isinstance(
+                inner, (optuna.pruners.PercentilePruner, optuna.pruners.SuccessiveHalvingPruner)
+            )
             within = " among its method's trials" if compares and getattr(pruner, "by_method", False) else ""
-            raise TrialPruned(f"pruned at step {step} by {type(inner).__name__}{within} "
-                              f"({st.PRUNE_VALUES[self.settings.prune_value]} {value:.4g})")
+            raise TrialPruned(
+                f"pruned at step {step} by {type(inner).__name__}{within} "
+                f"({st.PRUNE_VALUES[self.settings.prune_value]} {value:.4g})"
+            )
 
     def close(self) -> None:
         """Stop the heartbeat."""

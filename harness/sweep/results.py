@@ -73,20 +73,32 @@ def param_importances(study: Any, objective_index: int = 0) -> pd.DataFrame:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scores = optuna.importance.get_param_importances(
-                    sub, evaluator=FanovaImportanceEvaluator(seed=0), params=params,
-                    target=lambda t: t.values[objective_index])
+                    sub,
+                    evaluator=FanovaImportanceEvaluator(seed=0),
+                    params=params,
+                    target=lambda t: t.values[objective_index],
+                )
         except (RuntimeError, ValueError, ZeroDivisionError):
             return  # too few distinct values to say anything
-        rows.extend({"study": study.study_name, "method": label,
-                     "param": name[len(strip):] if strip and name.startswith(strip) else name,
-                     "importance": float(score)} for name, score in scores.items())
+        rows.extend(
+            {
+                "study": study.study_name,
+                "method": label,
+                "param": name[len(strip) :] if strip and name.startswith(strip) else name,
+                "importance": float(score),
+            }
+            for name, score in scores.items()
+        )
 
     methods = sorted({m for m in map(trial_method, complete) if m})
     for method in methods:
         add(method, [t for t in complete if trial_method(t) == method], strip=f"{method}.")
     if len(methods) > 1:
-        shared = [p for p in complete[0].params if "." not in p or p.split(".", 1)[0] not in methods] \
-            if complete else []
+        shared = (
+            [p for p in complete[0].params if "." not in p or p.split(".", 1)[0] not in methods]
+            if complete
+            else []
+        )
         add("(all methods)", complete, params=shared)
     return pd.DataFrame(rows, columns=["study", "method", "param", "importance"])
 
@@ -102,8 +114,13 @@ def study_summary(study: Any, settings: st.StudySettings) -> dict[str, Any]:
         counts[state] = counts.get(state, 0) + 1
     from harness.sweep.storage import redact
 
-    return {"study": settings.study_name, "storage": redact(settings.storage), "objectives": settings.objectives,
-            "directions": settings.directions, "counts": counts}
+    return {
+        "study": settings.study_name,
+        "storage": redact(settings.storage),
+        "objectives": settings.objectives,
+        "directions": settings.directions,
+        "counts": counts,
+    }
 
 
 def importance_table(importances: pd.DataFrame | None) -> pd.DataFrame:

@@ -27,7 +27,13 @@ from harness.config.sweep_checks import check_sweep_name
 from harness.errors import ConfigError, UserError
 from harness.records import RECORD_NAME, RecordError, read_record
 
-NOT_IN_HASH = ("sweep_name", "leaderboard", "verbose", "rerun", "tracking")  # keys that place, present or watch a trial
+NOT_IN_HASH = (
+    "sweep_name",
+    "leaderboard",
+    "verbose",
+    "rerun",
+    "tracking",
+)  # keys that place, present or watch a trial
 SWEEP_LOCK = ".sweep.lock"
 TRIAL_LOCK = "trial.lock"
 RERUN_CHOICES = ("missing", "all")
@@ -66,8 +72,13 @@ def earlier_attempt(trial_dir: Path) -> dict[str, Any] | None:
     except RecordError:
         return None
     error = record.get("error") or {}
-    return {"status": record.get("status"), "reason": error.get("message"), "step": error.get("step"),
-            "started_at": record.get("started_at"), "finished_at": record.get("finished_at")}
+    return {
+        "status": record.get("status"),
+        "reason": error.get("message"),
+        "step": error.get("step"),
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+    }
 
 
 def _describe(config: Mapping[str, Any]) -> str:
@@ -92,7 +103,8 @@ def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun
             raise ConfigError(
                 f"{sweep_dir / str(num) / RECORD_NAME} is a completed trial of another config "
                 f"({_describe(record.get('config') or {})}; job {num} is now {_describe(config)}); use another "
-                "sweep_name=..., or add --force to run every trial again and replace it.")
+                "sweep_name=..., or add --force to run every trial again and replace it."
+            )
     return done
 
 
@@ -106,8 +118,10 @@ def _hold(path: Path, what: str) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise Locked(f"{what} is being written by another harness process (pid {holder}); wait for it to end, or "
-                     "use another sweep_name=...") from None
+        raise Locked(
+            f"{what} is being written by another harness process (pid {holder}); wait for it to end, or "
+            "use another sweep_name=..."
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -151,7 +165,9 @@ def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str],
     :raises ConfigError: a completed record of another config is in the way. :raises Locked: another run is live.
     """
     if rerun not in RERUN_CHOICES:
-        raise ConfigError(f"rerun={rerun!r} is invalid; use rerun=missing (skip completed trials) or rerun=all.")
+        raise ConfigError(
+            f"rerun={rerun!r} is invalid; use rerun=missing (skip completed trials) or rerun=all."
+        )
     given_dir, name = _given(overrides, "hydra.sweep.dir"), _given(overrides, "sweep_name")
     if given_dir is not None and "${" not in given_dir:
         sweep_dir = Path(given_dir)
@@ -162,7 +178,10 @@ def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str],
     if _given(overrides, "hydra.sweep.subdir") is None:
         done = check_sweep_dir(sweep_dir, configs, rerun)
         if done:
-            print(f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the same config "
-                  "are skipped (--force runs them again)", flush=True)
+            print(
+                f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the same config "
+                "are skipped (--force runs them again)",
+                flush=True,
+            )
     claim_sweep(sweep_dir)
     return sweep_dir

@@ -99,8 +99,10 @@ class SearchSpace:
         import optuna.distributions as D
 
         if self.conditional:
-            raise ConfigError("The grid sampler cannot search a conditional space (several methods with their own "
-                              "parameters); run one grid per method, or use hydra/sweeper/sampler=tpe.")
+            raise ConfigError(
+                "The grid sampler cannot search a conditional space (several methods with their own "
+                "parameters); run one grid per method, or use hydra/sweeper/sampler=tpe."
+            )
         grid: dict[str, list[Any]] = {}
         for name, dist in self.distributions().items():
             if isinstance(dist, D.CategoricalDistribution):
@@ -109,8 +111,10 @@ class SearchSpace:
                 n = int(round((dist.high - dist.low) / dist.step)) + 1
                 grid[name] = [dist.low + i * dist.step for i in range(n)]
             else:
-                raise ConfigError(f"The grid sampler needs discrete dimensions, but {name} is continuous; use "
-                                  "choice(...) or range(...) for it, or another sampler.")
+                raise ConfigError(
+                    f"The grid sampler needs discrete dimensions, but {name} is continuous; use "
+                    "choice(...) or range(...) for it, or another sampler."
+                )
         return grid
 
     def describe(self) -> list[str]:
@@ -144,13 +148,18 @@ def build_space(
     space = SearchSpace(methods=methods, fixed=cli.fixed)
     own = _own_params(method_params, cli.method_dims, space.methods, method_configs)
     for m in space.methods:
-        dims = _method_dimensions(m, method_configs[m], suggested.get(m, {}) if use_suggested else {}, all_params,
-                                  own.get(m, {}))
-        space.per_method[m] = {k: d for k, d in dims.items() if d is not None and _PREFIX + k not in fixed_keys}
+        dims = _method_dimensions(
+            m, method_configs[m], suggested.get(m, {}) if use_suggested else {}, all_params, own.get(m, {})
+        )
+        space.per_method[m] = {
+            k: d for k, d in dims.items() if d is not None and _PREFIX + k not in fixed_keys
+        }
     space.shared = _shared_dimensions(all_params, space.methods, method_configs, fixed_keys)
     if not space.shared and not any(space.per_method.values()) and len(space.methods) == 1:
-        raise ConfigError(f"The search space is empty: method {space.methods[0]} suggests no parameters and none "
-                          "are given; sweep some, e.g. method.beta='tag(log, interval(0.01, 0.5))'.")
+        raise ConfigError(
+            f"The search space is empty: method {space.methods[0]} suggests no parameters and none "
+            "are given; sweep some, e.g. method.beta='tag(log, interval(0.01, 0.5))'."
+        )
     return space
 
 
@@ -158,10 +167,10 @@ def build_space(
 class _CommandLine:
     """What the command line's overrides give the space: parsed, not yet checked against the methods."""
 
-    methods: list[str] | None = None                                    # method=dpo,simpo (None: not given)
-    dims: dict[str, Any] = field(default_factory=dict)                 # sweeps of full config keys
+    methods: list[str] | None = None  # method=dpo,simpo (None: not given)
+    dims: dict[str, Any] = field(default_factory=dict)  # sweeps of full config keys
     method_dims: dict[str, dict[str, Any]] = field(default_factory=dict)  # <method>.<key> sweeps, by method
-    fixed: list[str] = field(default_factory=list)                     # every non-sweep override, as typed
+    fixed: list[str] = field(default_factory=list)  # every non-sweep override, as typed
 
 
 def _read_command_line(overrides: Sequence[str], method_configs: Mapping[str, Any]) -> _CommandLine:
@@ -177,7 +186,9 @@ def _read_command_line(overrides: Sequence[str], method_configs: Mapping[str, An
             if o.is_sweep_override():
                 dist = dimension(key, value)
                 if not hasattr(dist, "choices"):
-                    raise ConfigError("method must be swept as a list: method=dpo,simpo (or choice(dpo,simpo)).")
+                    raise ConfigError(
+                        "method must be swept as a list: method=dpo,simpo (or choice(dpo,simpo))."
+                    )
                 cli.methods = [str(v) for v in dist.choices]
             else:
                 cli.methods = [str(value)]
@@ -192,14 +203,20 @@ def _read_command_line(overrides: Sequence[str], method_configs: Mapping[str, An
     return cli
 
 
-def _searched_methods(given: list[str] | None, all_params: dict[str, Any], default_method: str,
-                      method_configs: Mapping[str, Any]) -> list[str]:
+def _searched_methods(
+    given: list[str] | None,
+    all_params: dict[str, Any],
+    default_method: str,
+    method_configs: Mapping[str, Any],
+) -> list[str]:
     """The searched methods, each once: from the command line or ``params.method`` (taken out of
     ``all_params``), else the default; each must be registered."""
     methods = given
     if METHOD_KEY in all_params:
         if methods is not None:
-            raise ConfigError("method is given both on the command line and in hydra.sweeper.params; keep one.")
+            raise ConfigError(
+                "method is given both on the command line and in hydra.sweeper.params; keep one."
+            )
         dist = _dim(METHOD_KEY, all_params.pop(METHOD_KEY))
         if not hasattr(dist, "choices"):
             raise ConfigError("hydra.sweeper.params.method must be a list of methods: choice(dpo,simpo).")
@@ -211,8 +228,12 @@ def _searched_methods(given: list[str] | None, all_params: dict[str, Any], defau
     return list(dict.fromkeys(methods))
 
 
-def _own_params(method_params: Mapping[str, Any] | None, cli_method_dims: Mapping[str, dict[str, Any]],
-                methods: Sequence[str], method_configs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _own_params(
+    method_params: Mapping[str, Any] | None,
+    cli_method_dims: Mapping[str, dict[str, Any]],
+    methods: Sequence[str],
+    method_configs: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
     """Each method's own dimensions as given: ``hydra.sweeper.method_params``, then ``<method>.<key>`` sweeps
     of the command line (for searched methods only)."""
     own = {m: flatten_params(v) for m, v in (flatten_params_top(method_params)).items()}
@@ -221,39 +242,54 @@ def _own_params(method_params: Mapping[str, Any] | None, cli_method_dims: Mappin
         raise UnknownNameError("method in hydra.sweeper.method_params", stray[0], method_configs)
     for m, dims in cli_method_dims.items():
         if m not in methods:
-            raise ConfigError(f"{m}.{next(iter(dims))} is given but method {m} is not searched; add it: "
-                              f"method={','.join([*methods, m])}.")
+            raise ConfigError(
+                f"{m}.{next(iter(dims))} is given but method {m} is not searched; add it: "
+                f"method={','.join([*methods, m])}."
+            )
         own.setdefault(m, {}).update(dims)
     return own
 
 
-def _method_dimensions(method: str, config: Mapping[str, Any], suggested: Mapping[str, str],
-                       all_params: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+def _method_dimensions(
+    method: str,
+    config: Mapping[str, Any],
+    suggested: Mapping[str, str],
+    all_params: Mapping[str, Any],
+    own: Mapping[str, Any],
+) -> dict[str, Any]:
     """Method ``method``'s dimensions, keys relative to ``method`` (None for a fixed value): its ``suggested``
     space, then the ``method.*`` params its ``config`` has, then its ``own``."""
     dims: dict[str, Any] = {k: parse_dimension(_PREFIX + k, v) for k, v in suggested.items()}
     for key, spec in all_params.items():
-        if key.startswith(_PREFIX) and _has_key(config, key[len(_PREFIX):]):
-            dims[key[len(_PREFIX):]] = _dim(key, spec)
+        if key.startswith(_PREFIX) and _has_key(config, key[len(_PREFIX) :]):
+            dims[key[len(_PREFIX) :]] = _dim(key, spec)
     for key, spec in own.items():
-        key = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
+        key = key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
         if not _has_key(config, key):
-            raise ConfigError(f"hydra.sweeper.method_params.{method}.{key}: method {method} has no option {key}; "
-                              f"its options are {', '.join(sorted(config))}.")
+            raise ConfigError(
+                f"hydra.sweeper.method_params.{method}.{key}: method {method} has no option {key}; "
+                f"its options are {', '.join(sorted(config))}."
+            )
         dims[key] = _dim(_PREFIX + key, spec)
     return dims
 
 
-def _shared_dimensions(all_params: Mapping[str, Any], methods: Sequence[str],
-                       method_configs: Mapping[str, Mapping[str, Any]], fixed_keys: set[str]) -> dict[str, Any]:
+def _shared_dimensions(
+    all_params: Mapping[str, Any],
+    methods: Sequence[str],
+    method_configs: Mapping[str, Mapping[str, Any]],
+    fixed_keys: set[str],
+) -> dict[str, Any]:
     """The dimensions of keys outside ``method`` (every trial's); a ``method.*`` key must exist in some searched
     method (those are per-method dimensions)."""
     shared: dict[str, Any] = {}
     for key, spec in all_params.items():
         if key.startswith(_PREFIX):
-            if not any(_has_key(method_configs[m], key[len(_PREFIX):]) for m in methods):
-                raise ConfigError(f"None of the searched methods ({', '.join(methods)}) has the option {key}; "
-                                  "check its spelling (python -m harness --cfg job shows the config).")
+            if not any(_has_key(method_configs[m], key[len(_PREFIX) :]) for m in methods):
+                raise ConfigError(
+                    f"None of the searched methods ({', '.join(methods)}) has the option {key}; "
+                    "check its spelling (python -m harness --cfg job shows the config)."
+                )
             continue
         dist = _dim(key, spec)
         if dist is not None and key not in fixed_keys:
@@ -263,7 +299,11 @@ def _shared_dimensions(all_params: Mapping[str, Any], methods: Sequence[str],
 
 def _dim(key: str, spec: Any) -> Any | None:
     """A dimension from config text or from an override value the command line already parsed."""
-    return parse_dimension(key, spec) if isinstance(spec, (str, int, float, list, tuple)) else dimension(key, spec)
+    return (
+        parse_dimension(key, spec)
+        if isinstance(spec, (str, int, float, list, tuple))
+        else dimension(key, spec)
+    )
 
 
 def flatten_params_top(params: Mapping[str, Any] | DictConfig | None) -> dict[str, Any]:

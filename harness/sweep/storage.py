@@ -33,8 +33,14 @@ MASK = "***"
 POSTGRES_FIX = "pip install 'harness[postgres]'"
 # PostgreSQL drivers in the order a bare postgresql:// URL tries them: (SQLAlchemy driver name, module).
 _POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))
-_RACE_MARKERS = ("already exists", "duplicate key", "unique constraint", "uniqueviolation", "duplicateobject",
-                 "duplicatetable")
+_RACE_MARKERS = (
+    "already exists",
+    "duplicate key",
+    "unique constraint",
+    "uniqueviolation",
+    "duplicateobject",
+    "duplicatetable",
+)
 
 T = TypeVar("T")
 _known: dict[str, str] = {}  # redacted URL -> full URL, for URLs this process was given
@@ -54,8 +60,10 @@ def _parse(storage: str) -> Any:
     try:
         return make_url(storage)
     except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"hydra.sweeper.storage={redact(storage)!r} is not a storage URL ({exc}); use a "
-                          "journal file path or a URL such as postgresql://user@host/db.") from None
+        raise ConfigError(
+            f"hydra.sweeper.storage={redact(storage)!r} is not a storage URL ({exc}); use a "
+            "journal file path or a URL such as postgresql://user@host/db."
+        ) from None
 
 
 def redact(storage: str) -> str:
@@ -153,20 +161,27 @@ def with_driver(url: Any) -> Any:
     if url.drivername == "postgresql":
         found = next((name for name, module in _POSTGRES_DRIVERS if importlib.util.find_spec(module)), None)
         if found is None:
-            raise ConfigError(f"storage {redact(str(url))} needs a PostgreSQL driver and none is installed; run "
-                              f"{POSTGRES_FIX}.")
+            raise ConfigError(
+                f"storage {redact(str(url))} needs a PostgreSQL driver and none is installed; run "
+                f"{POSTGRES_FIX}."
+            )
         url = url.set(drivername=f"postgresql+{found}")
     try:
         url.get_dialect().import_dbapi()
     except NoSuchModuleError:
-        raise ConfigError(f"storage {redact(str(url))}: unknown database {url.drivername!r}; use a journal file, "
-                          "sqlite:///<file> or postgresql://user@host/db.") from None
+        raise ConfigError(
+            f"storage {redact(str(url))}: unknown database {url.drivername!r}; use a journal file, "
+            "sqlite:///<file> or postgresql://user@host/db."
+        ) from None
     except ImportError as exc:
         driver = url.get_driver_name()
         fix = "install it"
         if url.get_backend_name() == "postgresql":
-            fix = (f"run {POSTGRES_FIX}" if driver == "psycopg" else
-                   f"install it, or write the URL as postgresql://... and run {POSTGRES_FIX}")
+            fix = (
+                f"run {POSTGRES_FIX}"
+                if driver == "psycopg"
+                else f"install it, or write the URL as postgresql://... and run {POSTGRES_FIX}"
+            )
         raise ConfigError(f"storage {redact(str(url))} needs the {driver} driver ({exc}); {fix}.") from None
     return url
 
@@ -229,5 +244,7 @@ def _rdb(url: str, given: str) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except OperationalError as exc:
         reason = scrub(str(exc.orig or exc).strip().splitlines()[0], url)
-        raise ConfigError(f"cannot open the Optuna storage {redact(given)}: {reason}; check that the database "
-                          "server is up and the URL, and give the password with PGPASSWORD or ~/.pgpass.") from None
+        raise ConfigError(
+            f"cannot open the Optuna storage {redact(given)}: {reason}; check that the database "
+            "server is up and the URL, and give the password with PGPASSWORD or ~/.pgpass."
+        ) from None

@@ -19,7 +19,9 @@ from typing import Any
 
 from harness.sweep import study as st
 
-ATTR_RECORD = "harness.record"      # system attr: {"encoding", "parts", "chars"}; the parts in "harness.record.<i>"
+ATTR_RECORD = (
+    "harness.record"  # system attr: {"encoding", "parts", "chars"}; the parts in "harness.record.<i>"
+)
 ATTR_SETTINGS = "harness.settings"  # study user attr: the study's settings (study.json's content)
 PART_CHARS = 60_000
 ENCODING = "zlib+base64"
@@ -36,9 +38,11 @@ def encode_record(record: Mapping[str, Any]) -> dict[str, Any]:
     compressed is stored without its checkpoints' readable samples (marked ``"samples_left_out": true``)."""
     encoded = _encode(record)
     if len(encoded) > MAX_CHARS:
-        checkpoints = [{k: v for k, v in c.items() if k != "samples"} for c in record.get("checkpoints") or []]
+        checkpoints = [
+            {k: v for k, v in c.items() if k != "samples"} for c in record.get("checkpoints") or []
+        ]
         encoded = _encode({**record, "checkpoints": checkpoints, "samples_left_out": True})
-    parts = [encoded[i:i + PART_CHARS] for i in range(0, len(encoded), PART_CHARS)] or [""]
+    parts = [encoded[i : i + PART_CHARS] for i in range(0, len(encoded), PART_CHARS)] or [""]
     attrs: dict[str, Any] = {f"{ATTR_RECORD}.{i}": part for i, part in enumerate(parts)}
     attrs[ATTR_RECORD] = {"encoding": ENCODING, "parts": len(parts), "chars": len(encoded)}
     return attrs

@@ -32,19 +32,21 @@ JOURNAL_NAME = "optuna.journal"
 # User attributes the harness keeps on Optuna trials (visible in optuna-dashboard).
 ATTR_DIR = "harness.trial_dir"
 ATTR_OVERRIDES = "harness.overrides"
-ATTR_OWNER = "harness.owner"          # {"host", "pid", "started"} of the sweeper process that asked the trial
-ATTR_RUNNER = "harness.runner"        # the same for the process that runs the trial
+ATTR_OWNER = "harness.owner"  # {"host", "pid", "started"} of the sweeper process that asked the trial
+ATTR_RUNNER = "harness.runner"  # the same for the process that runs the trial
 ATTR_HEARTBEAT = "harness.heartbeat"  # unix time, refreshed by the trial's process while it runs
-ATTR_STATUS = "harness.status"        # the trial record's status (completed, pruned, failed)
+ATTR_STATUS = "harness.status"  # the trial record's status (completed, pruned, failed)
 ATTR_ERROR = "harness.error"
-ATTR_STEP = "harness.step"            # the checkpoint step whose metrics were told (or the step pruned at)
-ATTR_LOST = "harness.lost"            # the process running the trial died; the text says why we think so
-ATTR_RETRY_OF = "harness.retry_of"    # the number of the lost trial this one retries
-ATTR_RETRIED = "harness.retried_as"   # set on a lost trial once a retry is queued: it no longer counts
-ATTR_SURPLUS = "harness.surplus"      # asked by a worker after the planned number was reached: not counted
-ATTR_METHOD = "harness.method"        # the method the trial trains
-ATTR_SAME_AS = "harness.same_as"      # not trained: told the result of this completed trial with equal parameters
-ATTR_PLANNED = "harness.planned_steps"  # the optimizer steps the trial's method announced (the pruner's warm-up)
+ATTR_STEP = "harness.step"  # the checkpoint step whose metrics were told (or the step pruned at)
+ATTR_LOST = "harness.lost"  # the process running the trial died; the text says why we think so
+ATTR_RETRY_OF = "harness.retry_of"  # the number of the lost trial this one retries
+ATTR_RETRIED = "harness.retried_as"  # set on a lost trial once a retry is queued: it no longer counts
+ATTR_SURPLUS = "harness.surplus"  # asked by a worker after the planned number was reached: not counted
+ATTR_METHOD = "harness.method"  # the method the trial trains
+ATTR_SAME_AS = "harness.same_as"  # not trained: told the result of this completed trial with equal parameters
+ATTR_PLANNED = (
+    "harness.planned_steps"  # the optimizer steps the trial's method announced (the pruner's warm-up)
+)
 
 
 # What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``), with the words a pruned
@@ -53,8 +55,12 @@ ATTR_PLANNED = "harness.planned_steps"  # the optimizer steps the trial's method
 # so far by the leaderboard's rule (its best checkpoint within the KL budget; it never falls); ``last``, the latest
 # checkpoint's objective; ``ema``, an exponential moving average of the checkpoints' objectives (PRUNE_EMA on the
 # latest), which smooths noisy evaluations.
-PRUNE_VALUES = {"peak": "objective so far at any KL", "best": "objective so far", "last": "objective",
-                "ema": "moving average of the objective"}
+PRUNE_VALUES = {
+    "peak": "objective so far at any KL",
+    "best": "objective so far",
+    "last": "objective",
+    "ema": "moving average of the objective",
+}
 PRUNE_EMA = 0.5
 
 
@@ -63,20 +69,24 @@ class StudySettings:
     """What a sweep optimises and where its study lives; saved as ``study.json`` in the sweep directory."""
 
     study_name: str
-    storage: str                       # an Optuna storage URL, or a journal file path
-    objectives: list[str]              # metric names, the first one resolved from "auto" when auto_objective
-    directions: list[str]              # "maximize" / "minimize", one per objective
+    storage: str  # an Optuna storage URL, or a journal file path
+    objectives: list[str]  # metric names, the first one resolved from "auto" when auto_objective
+    directions: list[str]  # "maximize" / "minimize", one per objective
     kl_budget: float | None = 10.0
-    kl_constraint: bool = False        # also tell samplers that a trial with no checkpoint within budget is infeasible
-    pruner: dict[str, Any] = field(default_factory=dict)  # Hydra config of the pruner (for the trials' processes)
-    prune_warmup: float = 1 / 3        # no pruning before this share of a trial's planned steps
-    prune_by_method: bool = True       # the pruner compares a trial with trials of its own method only
-    prune_value: str = "peak"          # what each checkpoint reports to the pruner (PRUNE_VALUES)
+    kl_constraint: bool = (
+        False  # also tell samplers that a trial with no checkpoint within budget is infeasible
+    )
+    pruner: dict[str, Any] = field(
+        default_factory=dict
+    )  # Hydra config of the pruner (for the trials' processes)
+    prune_warmup: float = 1 / 3  # no pruning before this share of a trial's planned steps
+    prune_by_method: bool = True  # the pruner compares a trial with trials of its own method only
+    prune_value: str = "peak"  # what each checkpoint reports to the pruner (PRUNE_VALUES)
     heartbeat_s: float = 30.0
-    stale_after_s: float = 600.0       # a RUNNING trial with no heartbeat for this long is lost (any host)
-    max_retries: int = 1               # how many times a lost trial is run again
+    stale_after_s: float = 600.0  # a RUNNING trial with no heartbeat for this long is lost (any host)
+    max_retries: int = 1  # how many times a lost trial is run again
     sweep_dir: str = ""
-    auto_objective: bool = False       # the first objective is what "auto" resolved to (the best metric available)
+    auto_objective: bool = False  # the first objective is what "auto" resolved to (the best metric available)
 
     @property
     def multi_objective(self) -> bool:
@@ -107,20 +117,25 @@ class StudySettings:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def check_objectives(objectives: Sequence[str], directions: Sequence[str] | None,
-                     declared: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+def check_objectives(
+    objectives: Sequence[str], directions: Sequence[str] | None, declared: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
     """Objectives and directions, validated (one direction each; a single direction applies to all). With no
     directions given, each objective's ``declared`` direction (its metric's ``Metric.direction``), else maximize."""
     objectives = [str(o) for o in objectives] or ["auto"]
-    directions = [str(d).lower() for d in directions or ()] or [str(d) for d in declared or ()] or ["maximize"]
+    directions = (
+        [str(d).lower() for d in directions or ()] or [str(d) for d in declared or ()] or ["maximize"]
+    )
     if len(directions) == 1 and len(objectives) > 1:
         directions = directions * len(objectives)
     bad = [d for d in directions if d not in ("maximize", "minimize")]
     if bad:
         raise ConfigError(f"hydra.sweeper.directions has {bad[0]!r}; use maximize or minimize.")
     if len(directions) != len(objectives):
-        raise ConfigError(f"hydra.sweeper.objectives has {len(objectives)} entries but directions has "
-                          f"{len(directions)}; give one direction per objective.")
+        raise ConfigError(
+            f"hydra.sweeper.objectives has {len(objectives)} entries but directions has "
+            f"{len(directions)}; give one direction per objective."
+        )
     return objectives, directions
 
 
@@ -152,9 +167,13 @@ def trial_handle(study: Any, storage: Any, number: int) -> Any:
 # ---------------------------------------------------------------------------------------------------
 
 
-def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequence[str], kl_budget: float | None,
-                      direction: str = "maximize", declared: Mapping[str, Any] | None = None,
-                      ) -> tuple[dict[str, Any] | None, str | None]:
+def choose_checkpoint(
+    checkpoints: Sequence[Mapping[str, Any]],
+    objectives: Sequence[str],
+    kl_budget: float | None,
+    direction: str = "maximize",
+    declared: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, str | None]:
     """The checkpoint a trial is judged by (its metrics by column) and the column of its first objective.
 
     ``checkpoints`` are record entries (``{"step", "final", "metrics", "selection"}``); ``declared`` the trial's
@@ -179,8 +198,11 @@ def choose_checkpoint(checkpoints: Sequence[Mapping[str, Any]], objectives: Sequ
     return {**best.to_dict(), "step": int(best["step"])}, name
 
 
-def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySettings,
-                     declared: Mapping[str, Any] | None = None) -> tuple[list[float] | None, int | None]:
+def objective_values(
+    checkpoints: Sequence[Mapping[str, Any]],
+    settings: StudySettings,
+    declared: Mapping[str, Any] | None = None,
+) -> tuple[list[float] | None, int | None]:
     """The study's objective values for a trial with these evaluated checkpoints (``declared``: the trial's
     metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
     such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i]["selection"]``;
@@ -188,7 +210,9 @@ def objective_values(checkpoints: Sequence[Mapping[str, Any]], settings: StudySe
     from harness.leaderboard import columns
 
     direction = settings.directions[0] if settings.directions else "maximize"
-    chosen, first = choose_checkpoint(checkpoints, settings.objectives, settings.kl_budget, direction, declared)
+    chosen, first = choose_checkpoint(
+        checkpoints, settings.objectives, settings.kl_budget, direction, declared
+    )
     if chosen is None:
         return None, None
     values = []

@@ -49,14 +49,30 @@ class OptunaSweep:
     The keyword arguments are the keys of ``conf/hydra/sweeper/optuna.yaml`` (documented there).
     """
 
-    def __init__(self, *, sampler: Any, pruner: Any, study_name: str | None = None, storage: str | None = None,
-                 n_trials: int = 20, n_jobs: int = 1, objectives: Sequence[str] = ("auto",),
-                 directions: Sequence[str] | None = None, kl_budget: float | None = 10.0,
-                 kl_constraint: bool = False, params: Mapping[str, Any] | None = None,
-                 method_params: Mapping[str, Any] | None = None, use_suggested: bool = True,
-                 heartbeat_s: float = 30.0, stale_after_s: float = 600.0, max_retries: int = 1,
-                 prune_warmup: float = 1 / 3, prune_by_method: bool = True, budget_steps: int | None = None,
-                 prune_value: str = "peak") -> None:
+    def __init__(
+        self,
+        *,
+        sampler: Any,
+        pruner: Any,
+        study_name: str | None = None,
+        storage: str | None = None,
+        n_trials: int = 20,
+        n_jobs: int = 1,
+        objectives: Sequence[str] = ("auto",),
+        directions: Sequence[str] | None = None,
+        kl_budget: float | None = 10.0,
+        kl_constraint: bool = False,
+        params: Mapping[str, Any] | None = None,
+        method_params: Mapping[str, Any] | None = None,
+        use_suggested: bool = True,
+        heartbeat_s: float = 30.0,
+        stale_after_s: float = 600.0,
+        max_retries: int = 1,
+        prune_warmup: float = 1 / 3,
+        prune_by_method: bool = True,
+        budget_steps: int | None = None,
+        prune_value: str = "peak",
+    ) -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
         self.study_name, self.storage = study_name, storage
@@ -64,7 +80,11 @@ class OptunaSweep:
         self.objectives, self.directions = list(objectives or []), list(directions or [])
         self.kl_budget, self.kl_constraint = kl_budget, bool(kl_constraint)
         self.params, self.method_params, self.use_suggested = params, method_params, bool(use_suggested)
-        self.heartbeat_s, self.stale_after_s, self.max_retries = float(heartbeat_s), float(stale_after_s), int(max_retries)
+        self.heartbeat_s, self.stale_after_s, self.max_retries = (
+            float(heartbeat_s),
+            float(stale_after_s),
+            int(max_retries),
+        )
         self.prune_warmup, self.prune_by_method = float(prune_warmup), bool(prune_by_method)
         self.prune_value = str(prune_value)
         self.budget_steps = None if budget_steps is None else int(budget_steps)
@@ -80,8 +100,9 @@ class OptunaSweep:
         from hydra.core.plugins import Plugins
 
         self.config, self.hydra_context = config, hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
-                                                                task_function=task_function, config=config)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> list[Any]:
         """Run the study to its planned number of trials; returns the Hydra job returns of this process."""
@@ -107,7 +128,10 @@ class OptunaSweep:
         space = self.search_space(arguments)
         objectives = self.objective_names()
         if len(objectives) > 1 and _prunes(self.pruner_cfg):
-            print("harness: note: Optuna does not prune multi-objective studies; the pruner is not used.", flush=True)
+            print(
+                "harness: note: Optuna does not prune multi-objective studies; the pruner is not used.",
+                flush=True,
+            )
         declared = self.validate(space, objectives)
         settings = self.settings(sweep_dir, objectives, declared)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -123,9 +147,16 @@ class OptunaSweep:
                 if self._wait_for_others(study, settings):
                     continue  # a lost trial was queued again: run it here
                 break
-            overrides = [[*space.fixed, *job, f"hydra.sweep.subdir={trial.number}",
-                          f"++hydra.job.env_set.{ENV_STUDY}={_quote(str(settings_path.resolve()))}",
-                          f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}"] for trial, job in batch]
+            overrides = [
+                [
+                    *space.fixed,
+                    *job,
+                    f"hydra.sweep.subdir={trial.number}",
+                    f"++hydra.job.env_set.{ENV_STUDY}={_quote(str(settings_path.resolve()))}",
+                    f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
+                ]
+                for trial, job in batch
+            ]
             results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
             for (trial, _), result in zip(batch, results, strict=True):
                 finish_trial(study, trial, settings, job_return=result)
@@ -143,8 +174,15 @@ class OptunaSweep:
         configs = method_default_configs(pm.methods, pm)
         profile = self.config.model.get("profile")  # the toy world's learning rates differ from real models'
         suggested = {name: spec.suggested_space(profile) for name, spec in pm.methods.items()}
-        return build_space(arguments, self.params, self.method_params, configs, suggested,
-                           default_method=str(self.config.method.name), use_suggested=self.use_suggested)
+        return build_space(
+            arguments,
+            self.params,
+            self.method_params,
+            configs,
+            suggested,
+            default_method=str(self.config.method.name),
+            use_suggested=self.use_suggested,
+        )
 
     def objective_names(self) -> list[str]:
         """The study's objectives, ``auto`` resolved, checked with the sweep's other settings before any trial
@@ -157,35 +195,57 @@ class OptunaSweep:
         objectives[0] = self._resolve_auto(objectives[0])
         budget = self.kl_budget
         if budget is not None and (not isinstance(budget, (int, float)) or budget <= 0):
-            raise ConfigError(f"hydra.sweeper.kl_budget={budget!r} is invalid; use a number of nats > 0, or null.")
+            raise ConfigError(
+                f"hydra.sweeper.kl_budget={budget!r} is invalid; use a number of nats > 0, or null."
+            )
         if self.kl_constraint and budget is None:
-            raise ConfigError("hydra.sweeper.kl_constraint=true needs a KL budget; set hydra.sweeper.kl_budget.")
+            raise ConfigError(
+                "hydra.sweeper.kl_constraint=true needs a KL budget; set hydra.sweeper.kl_budget."
+            )
         if self.n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials={self.n_trials} is invalid; plan at least one trial.")
         if not 0 <= self.prune_warmup < 1:
-            raise ConfigError(f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
-                              "steps before which it is never pruned, in [0, 1), e.g. 0.33.")
+            raise ConfigError(
+                f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
+                "steps before which it is never pruned, in [0, 1), e.g. 0.33."
+            )
         if self.prune_value not in st.PRUNE_VALUES:
-            raise ConfigError(f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use one of "
-                              f"{', '.join(st.PRUNE_VALUES)} (see conf/hydra/sweeper/optuna.yaml).")
+            raise ConfigError(
+                f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use one of "
+                f"{', '.join(st.PRUNE_VALUES)} (see conf/hydra/sweeper/optuna.yaml)."
+            )
         if self.budget_steps is not None and self.budget_steps < 1:
-            raise ConfigError(f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
-                              "or null for no budget.")
+            raise ConfigError(
+                f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
+                "or null for no budget."
+            )
         return objectives
 
-    def settings(self, sweep_dir: Path, objectives: Sequence[str], declared: Sequence[str]) -> st.StudySettings:
+    def settings(
+        self, sweep_dir: Path, objectives: Sequence[str], declared: Sequence[str]
+    ) -> st.StudySettings:
         """The study's settings (name, storage, objectives, pruner) for ``sweep_dir``; the directions are the
         configured ones, else the objectives' ``declared`` directions."""
         objectives, directions = st.check_objectives(objectives, self.directions, declared)
         storage = redact(self.storage) if self.storage else str((sweep_dir / st.JOURNAL_NAME).resolve())
         pruner = {} if len(objectives) > 1 else (self.pruner_cfg or {})
-        return st.StudySettings(study_name=self.study_name or sweep_dir.name, storage=storage, objectives=objectives,
-                                directions=directions, kl_budget=self.kl_budget, kl_constraint=self.kl_constraint,
-                                pruner=pruner, prune_warmup=self.prune_warmup, prune_by_method=self.prune_by_method,
-                                prune_value=self.prune_value,
-                                heartbeat_s=self.heartbeat_s, stale_after_s=self.stale_after_s,
-                                max_retries=self.max_retries, sweep_dir=str(sweep_dir.resolve()),
-                                auto_objective=str((self.objectives or ["auto"])[0]) == "auto")
+        return st.StudySettings(
+            study_name=self.study_name or sweep_dir.name,
+            storage=storage,
+            objectives=objectives,
+            directions=directions,
+            kl_budget=self.kl_budget,
+            kl_constraint=self.kl_constraint,
+            pruner=pruner,
+            prune_warmup=self.prune_warmup,
+            prune_by_method=self.prune_by_method,
+            prune_value=self.prune_value,
+            heartbeat_s=self.heartbeat_s,
+            stale_after_s=self.stale_after_s,
+            max_retries=self.max_retries,
+            sweep_dir=str(sweep_dir.resolve()),
+            auto_objective=str((self.objectives or ["auto"])[0]) == "auto",
+        )
 
     def _resolve_auto(self, objective: str) -> str:
         """``auto`` as the leaderboard resolves it (:func:`harness.config.metrics.auto_objective`: the gold reward
@@ -202,10 +262,12 @@ class OptunaSweep:
         evaluators = [pm.evaluator(name) for name in evaluator_names(self.config)]
         metric = auto_objective(evaluators, self.config)
         if metric is None:
-            raise ConfigError("The sweep has nothing to optimise: no evaluator of eval.evaluators and eval.extra "
-                              "yields a metric that ranks trials under this config (no gold reward, no reward model, "
-                              "...); set eval.reward_model.name_or_path=<dir>, add eval.extra=[judge], or name a "
-                              "metric: hydra.sweeper.objectives=[<metric>].")
+            raise ConfigError(
+                "The sweep has nothing to optimise: no evaluator of eval.evaluators and eval.extra "
+                "yields a metric that ranks trials under this config (no gold reward, no reward model, "
+                "...); set eval.reward_model.name_or_path=<dir>, add eval.extra=[judge], or name a "
+                "metric: hydra.sweeper.objectives=[<metric>]."
+            )
         return metric.name
 
     def validate(self, space: SearchSpace, objectives: Sequence[str]) -> list[str]:
@@ -215,9 +277,14 @@ class OptunaSweep:
         from harness.sweep.preflight import check_trials
 
         assert self.config is not None and self.hydra_context is not None
-        return check_trials(space, objectives, config=self.config, hydra_context=self.hydra_context,
-                            pruning=len(objectives) == 1 and _prunes(self.pruner_cfg),
-                            auto_first=str((self.objectives or ["auto"])[0]) == "auto")
+        return check_trials(
+            space,
+            objectives,
+            config=self.config,
+            hydra_context=self.hydra_context,
+            pruning=len(objectives) == 1 and _prunes(self.pruner_cfg),
+            auto_first=str((self.objectives or ["auto"])[0]) == "auto",
+        )
 
     def open_study(self, settings: st.StudySettings, space: SearchSpace) -> Any:
         """Create the study, or load it when it exists (resume; several workers may create it at the same moment:
@@ -227,8 +294,10 @@ class OptunaSweep:
         study = retry_schema_race(lambda: self._create_study(settings, space))
         have = [d.name.lower() for d in study.directions]
         if have != settings.directions:
-            raise ConfigError(f"Study {settings.study_name!r} in {settings.storage} optimises {have}, not "
-                              f"{settings.directions}; use another sweep_name (or hydra.sweeper.study_name).")
+            raise ConfigError(
+                f"Study {settings.study_name!r} in {settings.storage} optimises {have}, not "
+                f"{settings.directions}; use another sweep_name (or hydra.sweeper.study_name)."
+            )
         study.set_metric_names(settings.objectives)
         store_settings(study, settings)
         return study
@@ -244,12 +313,19 @@ class OptunaSweep:
         if sampler_cfg.get("seed") is not None and settings.study_name in optuna.get_all_study_names(storage):
             # A resumed study with a seeded sampler would replay the first run's random draws (duplicate
             # parameters); offset the seed by the trials already there, keeping a fresh run reproducible.
-            done = len(optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False))
+            done = len(
+                optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False)
+            )
             sampler_cfg["seed"] = int(sampler_cfg["seed"]) + done
         sampler = instantiate(sampler_cfg)
-        return optuna.create_study(study_name=settings.study_name, storage=storage, sampler=sampler,
-                                   pruner=build_pruner(settings.pruner), directions=settings.directions,
-                                   load_if_exists=True)
+        return optuna.create_study(
+            study_name=settings.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=build_pruner(settings.pruner),
+            directions=settings.directions,
+            load_if_exists=True,
+        )
 
     def _hide_password(self) -> None:
         """Keep a storage URL's password in this process (and its environment, for the trials) only: the config
@@ -265,8 +341,11 @@ class OptunaSweep:
         with read_write(hydra_cfg), open_dict(hydra_cfg):
             hydra_cfg.sweeper.storage = shown
             hydra_cfg.overrides.hydra = [
-                f"{o[:len(o) - len(o.lstrip('+~'))]}{_STORAGE_KEY}={_quote(shown)}"
-                if o.lstrip("+~").split("=", 1)[0] == _STORAGE_KEY else o for o in hydra_cfg.overrides.hydra]
+                f"{o[: len(o) - len(o.lstrip('+~'))]}{_STORAGE_KEY}={_quote(shown)}"
+                if o.lstrip("+~").split("=", 1)[0] == _STORAGE_KEY
+                else o
+                for o in hydra_cfg.overrides.hydra
+            ]
 
     def _wait_for_others(self, study: Any, settings: st.StudySettings) -> bool:
         """With nothing left to ask but the plan not complete: wait while other workers' trials run, settling
@@ -283,19 +362,26 @@ class OptunaSweep:
                 return False
             if not said:
                 said = True
-                print(f"Optuna study {settings.study_name!r}: waiting for {len(running)} trial(s) running in other "
-                      f"workers ({', '.join(str(t.number) for t in running)}); a lost one is retried here.",
-                      flush=True)
+                print(
+                    f"Optuna study {settings.study_name!r}: waiting for {len(running)} trial(s) running in other "
+                    f"workers ({', '.join(str(t.number) for t in running)}); a lost one is retried here.",
+                    flush=True,
+                )
             time.sleep(poll)
             recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
         return False
 
-    def _ask_batch(self, study: Any, space: SearchSpace, sweep_dir: Path,
-                   settings: st.StudySettings) -> list[tuple[Any, list[str]]]:
+    def _ask_batch(
+        self, study: Any, space: SearchSpace, sweep_dir: Path, settings: st.StudySettings
+    ) -> list[tuple[Any, list[str]]]:
         from harness.sweep.liveness import this_process
 
         batch: list[tuple[Any, list[str]]] = []
-        while len(batch) < self.n_jobs and unqueued(counted_trials(study, self.n_trials)) < self.n_trials and not self._spent(study):
+        while (
+            len(batch) < self.n_jobs
+            and unqueued(counted_trials(study, self.n_trials)) < self.n_trials
+            and not self._spent(study)
+        ):
             trial = study.ask()
             counted = [t.number for t in counted_trials(study, self.n_trials)]
             if trial.number not in counted[: self.n_trials]:  # another worker took the last planned slot
@@ -320,16 +406,22 @@ class OptunaSweep:
         spent = steps_spent(counted_trials(study, self.n_trials))
         if spent >= self.budget_steps and not self._said_spent:
             self._said_spent = True
-            print(f"Optuna study: the budget of {self.budget_steps} training steps is spent ({spent} steps); no "
-                  "further trials are started.", flush=True)
+            print(
+                f"Optuna study: the budget of {self.budget_steps} training steps is spent ({spent} steps); no "
+                "further trials are started.",
+                flush=True,
+            )
         return spent >= self.budget_steps
 
     def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study, self.n_trials) if t.state.is_finished()])
-        print(f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
-              f"done; {st.goal_text(settings.objectives, settings.directions)}; sampler "
-              f"{type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run the same command again "
-              "to resume it.", flush=True)
+        print(
+            f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
+            f"done; {st.goal_text(settings.objectives, settings.directions)}; sampler "
+            f"{type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run the same command again "
+            "to resume it.",
+            flush=True,
+        )
         for line in space.describe():
             print(f"  search {line}", flush=True)
 

@@ -23,12 +23,20 @@ def parse_dimension(key: str, spec: Any) -> Any | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    text = spec if isinstance(spec, str) else ",".join(map(str, spec)) if isinstance(spec, (list, tuple)) else str(spec)
+    text = (
+        spec
+        if isinstance(spec, str)
+        else ",".join(map(str, spec))
+        if isinstance(spec, (list, tuple))
+        else str(spec)
+    )
     try:
         value = OverridesParser.create().parse_override(f"{key}={text}").value()
     except HydraException as exc:  # OverrideParseException, or the grammar's own syntax errors
-        raise ConfigError(f"Cannot parse the search space of {key}: {text!r} ({str(exc).splitlines()[0]}); use "
-                          "choice(a,b), range(start,stop,step), interval(low,high) or tag(log, interval(low,high)).") from None
+        raise ConfigError(
+            f"Cannot parse the search space of {key}: {text!r} ({str(exc).splitlines()[0]}); use "
+            "choice(a,b), range(start,stop,step), interval(low,high) or tag(log, interval(low,high))."
+        ) from None
     return dimension(key, value)
 
 
@@ -48,7 +56,9 @@ def dimension(key: str, value: Any) -> Any | None:
     if isinstance(value, RangeSweep):
         start, stop, step = value.start, value.stop, value.step if value.step is not None else 1
         if log:
-            raise ConfigError(f"{key}: tag(log, ...) cannot apply to range(); use tag(log, interval(low, high)).")
+            raise ConfigError(
+                f"{key}: tag(log, ...) cannot apply to range(); use tag(log, interval(low, high))."
+            )
         count = math.ceil((stop - start) / step) if step else 0
         if count <= 0:
             raise ConfigError(f"{key}: range({start}, {stop}, {step}) is empty.")

@@ -59,8 +59,13 @@ def steps_spent(trials: list[Any]) -> int:
     return spent
 
 
-def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return: Any = None,
-                 record: Mapping[str, Any] | None = None) -> str:
+def finish_trial(
+    study: Any,
+    trial: Any,
+    settings: st.StudySettings,
+    job_return: Any = None,
+    record: Mapping[str, Any] | None = None,
+) -> str:
     """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the study's
     storage (:func:`harness.sweep.stored.store_record`); returns the record's status.
 
@@ -81,11 +86,17 @@ def finish_trial(study: Any, trial: Any, settings: st.StudySettings, job_return:
         error = f"no trial record ({_job_error(job_return) or 'the job did not write one'})"
     values = None
     if status == "completed":
-        values, step = st.objective_values(record.get("checkpoints") or [], settings,  # type: ignore[union-attr]
-                                           record.get("metric_declarations"))  # type: ignore[union-attr]
+        values, step = st.objective_values(
+            record.get("checkpoints") or [],
+            settings,  # type: ignore[union-attr]
+            record.get("metric_declarations"),
+        )  # type: ignore[union-attr]
         trial.set_user_attr(st.ATTR_STEP, step)
         if values is None:
-            status, error = "failed", f"no value for objective {settings.objectives} in the evaluated checkpoints"
+            status, error = (
+                "failed",
+                f"no value for objective {settings.objectives} in the evaluated checkpoints",
+            )
     elif status == "pruned":
         trial.set_user_attr(st.ATTR_STEP, (record.get("error") or {}).get("step"))  # type: ignore[union-attr]
     elif status != "failed":
@@ -116,9 +127,13 @@ def keep_record(study: Any, number: int, record: Mapping[str, Any], settings: st
     except RuntimeError:  # the trial is finished already (another worker told it): the tell says so
         raise
     except Exception as exc:
-        print(f"harness: warning: Optuna trial {number}: its record could not be kept in the study's storage "
-              f"({type(exc).__name__}: {scrub(str(exc).splitlines()[0] if str(exc) else '', settings.storage)}); "
-              "the leaderboard needs its directory.", file=sys.stderr, flush=True)
+        print(
+            f"harness: warning: Optuna trial {number}: its record could not be kept in the study's storage "
+            f"({type(exc).__name__}: {scrub(str(exc).splitlines()[0] if str(exc) else '', settings.storage)}); "
+            "the leaderboard needs its directory.",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _job_error(job_return: Any) -> str | None:
@@ -131,7 +146,9 @@ def _job_error(job_return: Any) -> str | None:
     return None
 
 
-def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: float, max_retries: int) -> list[int]:
+def recover_lost_trials(
+    study: Any, settings: st.StudySettings, stale_after_s: float, max_retries: int
+) -> list[int]:
     """Settle RUNNING trials whose process died; returns their numbers.
 
     A lost trial whose record is complete (the process died after writing it) is told from its record. Any other
@@ -157,8 +174,11 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
         try:
             if record is not None and record.get("status") in ("completed", "pruned", "failed"):
                 finish_trial(study, handle, settings, record=record)
-                print(f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
-                      f"Optuna its result ({record['status']}).", flush=True)
+                print(
+                    f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
+                    f"Optuna its result ({record['status']}).",
+                    flush=True,
+                )
                 settled.append(frozen.number)
                 continue
             depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
@@ -169,9 +189,15 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
             if retry:
                 handle.set_user_attr(st.ATTR_RETRIED, True)
             if record is not None:
-                record = {**record, "status": "failed",
-                          "error": {"type": "ProcessLost", "message": f"process lost ({reason})"
-                                    + ("; retried as a new trial" if retry else "; not retried again")}}
+                record = {
+                    **record,
+                    "status": "failed",
+                    "error": {
+                        "type": "ProcessLost",
+                        "message": f"process lost ({reason})"
+                        + ("; retried as a new trial" if retry else "; not retried again"),
+                    },
+                }
                 keep_record(study, frozen.number, record, settings)
             study.tell(frozen.number, state=trial_state("FAIL"))
         except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
@@ -180,10 +206,15 @@ def recover_lost_trials(study: Any, settings: st.StudySettings, stale_after_s: f
         if record is not None:
             write_record(path, record)
         if retry:
-            study.enqueue_trial(frozen.params, user_attrs={st.ATTR_RETRY_OF: frozen.number,
-                                                           st.ATTR_RETRY_OF + ".depth": depth + 1})
-        print(f"Optuna trial {frozen.number} was lost ({reason}); marked failed"
-              + ("; queued again with the same parameters." if retry else "; not retried again."), flush=True)
+            study.enqueue_trial(
+                frozen.params,
+                user_attrs={st.ATTR_RETRY_OF: frozen.number, st.ATTR_RETRY_OF + ".depth": depth + 1},
+            )
+        print(
+            f"Optuna trial {frozen.number} was lost ({reason}); marked failed"
+            + ("; queued again with the same parameters." if retry else "; not retried again."),
+            flush=True,
+        )
     return settled
 
 
@@ -193,8 +224,14 @@ def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
     twin's directory or, when that is on another machine, from the study's storage. Returns whether it did."""
     from harness.records import RECORD_NAME, read_record
 
-    twin = next((t for t in study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),))
-                 if t.params == trial.params and st.ATTR_DIR in t.user_attrs), None)
+    twin = next(
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=(trial_state("COMPLETE"),))
+            if t.params == trial.params and st.ATTR_DIR in t.user_attrs
+        ),
+        None,
+    )
     if twin is None:
         return False
     try:
@@ -210,8 +247,11 @@ def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
             trial.set_user_attr(key, twin.user_attrs[key])
     trial.set_user_attr(st.ATTR_SAME_AS, twin.number)
     finish_trial(study, trial, settings, record=record)
-    print(f"Optuna trial {trial.number}: same parameters as trial {twin.number}; told its result without "
-          "training again.", flush=True)
+    print(
+        f"Optuna trial {trial.number}: same parameters as trial {twin.number}; told its result without "
+        "training again.",
+        flush=True,
+    )
     return True
 
 
@@ -220,7 +260,11 @@ def progress(study: Any, number: int, settings: st.StudySettings) -> None:
     trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
     done = len([t for t in counted_trials(study, sys.maxsize) if t.state.is_finished()])  # settings trained
     status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())
-    value = "" if trial.values is None else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))
+    value = (
+        ""
+        if trial.values is None
+        else " " + ", ".join(f"{o} {v:.4g}" for o, v in zip(settings.objectives, trial.values, strict=True))
+    )
     best = ""
     if not settings.multi_objective:
         try:

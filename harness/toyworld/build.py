@@ -46,12 +46,25 @@ from harness.toyworld.spec import VERSION, ToyWorldSpec
 
 META = "meta.json"
 # Files every complete world has (what a world built before manifests existed is checked for).
-REQUIRED = (META, "model/config.json", "model/model.safetensors", "model/tokenizer.json", "train_pairs.jsonl",
-            "eval_pairs.jsonl", "eval_prompts.jsonl", "selection_prompts.jsonl", "selection_pairs.jsonl")
+REQUIRED = (
+    META,
+    "model/config.json",
+    "model/model.safetensors",
+    "model/tokenizer.json",
+    "train_pairs.jsonl",
+    "eval_pairs.jsonl",
+    "eval_prompts.jsonl",
+    "selection_prompts.jsonl",
+    "selection_pairs.jsonl",
+)
 # The line count of each JSON-lines file, as meta.json records it.
-_COUNTS = {"train_pairs.jsonl": ("train_pairs", "n"), "eval_pairs.jsonl": ("eval_pairs", "n"),
-           "selection_pairs.jsonl": ("selection_pairs", "n"), "eval_prompts.jsonl": ("num_eval_prompts",),
-           "selection_prompts.jsonl": ("num_selection_prompts",)}
+_COUNTS = {
+    "train_pairs.jsonl": ("train_pairs", "n"),
+    "eval_pairs.jsonl": ("eval_pairs", "n"),
+    "selection_pairs.jsonl": ("selection_pairs", "n"),
+    "eval_prompts.jsonl": ("num_eval_prompts",),
+    "selection_prompts.jsonl": ("num_selection_prompts",),
+}
 # Completions whose gold reward meta.json records, to read the base model's mean against.
 REFERENCE_COMPLETIONS = (
     "great . i loved the acting .",  # a good positive completion
@@ -112,8 +125,9 @@ def default_cache_dir() -> Path:
     return cache_dir("toyworld")
 
 
-def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | None = None,
-                    progress: bool = True) -> ToyWorld:
+def build_toy_world(
+    spec: ToyWorldSpec | None = None, cache_dir: str | Path | None = None, progress: bool = True
+) -> ToyWorld:
     """The toy world of ``spec`` (default: ``ToyWorldSpec()``), from the cache or built now (about a minute).
 
     A cached world is verified first (sizes and SHA-256 checksums against its manifest); a damaged one is
@@ -136,8 +150,11 @@ def build_toy_world(spec: ToyWorldSpec | None = None, cache_dir: str | Path | No
         problem = world_problem(root, key)  # another process may have built or repaired it while we waited
         if problem is not None:
             if root.exists():
-                print(f"harness: warning: toy world cache {root} is damaged ({problem}); rebuilding it",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"harness: warning: toy world cache {root} is damaged ({problem}); rebuilding it",
+                    file=sys.stderr,
+                    flush=True,
+                )
             _rebuild(cache, root, spec, progress)
     return ToyWorld.load(root)
 
@@ -212,7 +229,9 @@ def _rebuild(cache: Path, root: Path, spec: ToyWorldSpec, progress: bool) -> Non
     """Build the world into a temporary directory and rename it to ``root``; a damaged ``root`` is first moved
     aside by one rename (then deleted), so it is never half-deleted. Call it holding the world's lock."""
     key = spec.key()
-    for leftover in cache.glob(f".{key}.*"):  # from a build or a swap that crashed (no builder runs: we hold the lock)
+    for leftover in cache.glob(
+        f".{key}.*"
+    ):  # from a build or a swap that crashed (no builder runs: we hold the lock)
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=cache))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the world is an ordinary cache directory
@@ -244,19 +263,61 @@ def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool)
     used: set[str] = set()
     eval_prompts = draw_prompts(rng, spec.num_eval_prompts, spec, used, distinct=True)
     stats_prompts = [p for p in eval_prompts for _ in range(spec.stats_samples_per_prompt)]
-    base = sample_completions(model, tokenizer, stats_prompts, max_new_tokens=spec.max_new_tokens,
-                              temperature=spec.temperature, batch_size=spec.sample_batch_size,
-                              seed=spec.seed + 1, progress=progress, desc="toy world: base samples")
-    eval_pairs = make_pairs(model, tokenizer, spec, spec.num_eval_pairs, rng, used, spec.seed + 2,
-                            progress, "toy world: eval pairs")
-    train_pairs = make_pairs(model, tokenizer, spec, spec.num_train_pairs, rng, used, spec.seed + 3,
-                             progress, "toy world: train pairs")
+    base = sample_completions(
+        model,
+        tokenizer,
+        stats_prompts,
+        max_new_tokens=spec.max_new_tokens,
+        temperature=spec.temperature,
+        batch_size=spec.sample_batch_size,
+        seed=spec.seed + 1,
+        progress=progress,
+        desc="toy world: base samples",
+    )
+    eval_pairs = make_pairs(
+        model,
+        tokenizer,
+        spec,
+        spec.num_eval_pairs,
+        rng,
+        used,
+        spec.seed + 2,
+        progress,
+        "toy world: eval pairs",
+    )
+    train_pairs = make_pairs(
+        model,
+        tokenizer,
+        spec,
+        spec.num_train_pairs,
+        rng,
+        used,
+        spec.seed + 3,
+        progress,
+        "toy world: train pairs",
+    )
     # Drawn last with the same generator: everything above is the same whatever the selection sizes are.
     selection_prompts = draw_prompts(rng, spec.num_selection_prompts, spec, used, distinct=True)
-    selection_pairs = make_pairs(model, tokenizer, spec, spec.num_selection_pairs, rng, used, spec.seed + 4,
-                                 progress, "toy world: selection pairs")
-    return {"eval_prompts": eval_prompts, "stats_prompts": stats_prompts, "base": base, "eval_pairs": eval_pairs,
-            "train_pairs": train_pairs, "selection_prompts": selection_prompts, "selection_pairs": selection_pairs}
+    selection_pairs = make_pairs(
+        model,
+        tokenizer,
+        spec,
+        spec.num_selection_pairs,
+        rng,
+        used,
+        spec.seed + 4,
+        progress,
+        "toy world: selection pairs",
+    )
+    return {
+        "eval_prompts": eval_prompts,
+        "stats_prompts": stats_prompts,
+        "base": base,
+        "eval_pairs": eval_pairs,
+        "train_pairs": train_pairs,
+        "selection_prompts": selection_prompts,
+        "selection_pairs": selection_pairs,
+    }
 
 
 def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
@@ -305,7 +366,9 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
         "num_selection_prompts": len(data["selection_prompts"]),
         "selection_pairs": pair_stats(data["selection_pairs"]),
         "reference_gold_rewards": {text: gold_reward(text) for text in REFERENCE_COMPLETIONS},
-        "base_examples": [{"prompt": p, "completion": c, "gold_reward": gold_reward(c)}
-                          for p, c in zip(stats_prompts[::every][:8], base[::every][:8], strict=True)],
+        "base_examples": [
+            {"prompt": p, "completion": c, "gold_reward": gold_reward(c)}
+            for p, c in zip(stats_prompts[::every][:8], base[::every][:8], strict=True)
+        ],
     }
     (directory / META).write_text(json.dumps(meta, indent=2) + "\n")

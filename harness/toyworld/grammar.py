@@ -128,8 +128,9 @@ def check(text: str | list[str], start: str = "any") -> GrammarCheck:
             nxt = entry or ALL_STATES  # resynchronise on this word
         states = nxt
     finished = bool(words) and words[-1] == PERIOD
-    return GrammarCheck(errors=errors, finished=finished, complete=START in states and bool(words),
-                        n_tokens=len(words))
+    return GrammarCheck(
+        errors=errors, finished=finished, complete=START in states and bool(words), n_tokens=len(words)
+    )
 
 
 def prefix_states(words: list[str]) -> list[frozenset[str]]:
@@ -141,4 +142,3 @@ def prefix_states(words: list[str]) -> list[frozenset[str]]:
         states = frozenset().union(*(moves[s] for s in states if s in moves))
         out.append(states)
     return out
-

@@ -36,9 +36,18 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def sample_completions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, prompts: Sequence[str], *,
-                       max_new_tokens: int, temperature: float = 1.0, batch_size: int = 256, seed: int = 0,
-                       progress: bool = False, desc: str = "sampling") -> list[str]:
+def sample_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "sampling",
+) -> list[str]:
     """One sampled completion per prompt (text after the prompt, special tokens removed, no leading space).
 
     Batch ``i`` is sampled after ``torch.manual_seed(seed + i)``, so results depend only on the arguments.
@@ -48,14 +57,23 @@ def sample_completions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFas
     for index, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
         enc = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True)
         torch.manual_seed(seed + index)
-        out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-        completions += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        completions += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return [c.strip() for c in completions]
 
 
-def draw_prompts(rng: random.Random, n: int, spec: ToyWorldSpec, exclude: set[str], distinct: bool) -> list[str]:
+def draw_prompts(
+    rng: random.Random, n: int, spec: ToyWorldSpec, exclude: set[str], distinct: bool
+) -> list[str]:
     """``n`` prompts not in ``exclude`` (and all different when ``distinct``); adds them to ``exclude``."""
     out: list[str] = []
     chosen: set[str] = set()
@@ -78,12 +96,26 @@ def label_pair(prompt: str, a: str, b: str, rng: random.Random, tau: float) -> d
         return None
     p_a = 1.0 / (1.0 + math.exp(-max(min((r_a - r_b) / tau, 50.0), -50.0)))
     (chosen, r_c), (rejected, r_r) = ((a, r_a), (b, r_b)) if rng.random() < p_a else ((b, r_b), (a, r_a))
-    return {"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected,
-            "chosen_gold": r_c, "rejected_gold": r_r}
+    return {
+        "prompt": prompt,
+        "chosen": " " + chosen,
+        "rejected": " " + rejected,
+        "chosen_gold": r_c,
+        "rejected_gold": r_r,
+    }
 
 
-def make_pairs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec: ToyWorldSpec, n: int,
-               rng: random.Random, exclude: set[str], seed: int, progress: bool, desc: str) -> list[dict[str, Any]]:
+def make_pairs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    spec: ToyWorldSpec,
+    n: int,
+    rng: random.Random,
+    exclude: set[str],
+    seed: int,
+    progress: bool,
+    desc: str,
+) -> list[dict[str, Any]]:
     """``n`` labelled pairs on fresh prompts (not in ``exclude``), sampling more rounds until enough survive."""
     rows: list[dict[str, Any]] = []
     round_ = 0
@@ -91,9 +123,17 @@ def make_pairs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec:
         need = n - len(rows)
         prompts = draw_prompts(rng, math.ceil(need * 1.3) + 8, spec, exclude, distinct=False)
         doubled = [p for p in prompts for _ in range(2)]
-        texts = sample_completions(model, tokenizer, doubled, max_new_tokens=spec.max_new_tokens,
-                                   temperature=spec.temperature, batch_size=spec.sample_batch_size,
-                                   seed=seed + 10_000 * round_, progress=progress, desc=desc)
+        texts = sample_completions(
+            model,
+            tokenizer,
+            doubled,
+            max_new_tokens=spec.max_new_tokens,
+            temperature=spec.temperature,
+            batch_size=spec.sample_batch_size,
+            seed=seed + 10_000 * round_,
+            progress=progress,
+            desc=desc,
+        )
         for i, prompt in enumerate(prompts):
             row = label_pair(prompt, texts[2 * i], texts[2 * i + 1], rng, spec.bt_tau)
             if row is not None and len(rows) < n:
@@ -105,10 +145,13 @@ def make_pairs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, spec:
 def pair_stats(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Gold margin of chosen over rejected: mean, and the fraction of pairs whose label agrees with gold."""
     margins = [r["chosen_gold"] - r["rejected_gold"] for r in rows]
-    return {"n": len(rows), "mean_gold_margin": sum(margins) / max(1, len(margins)),
-            "label_agrees_with_gold": sum(m > 0 for m in margins) / max(1, len(margins)),
-            "chosen_mean_gold": sum(r["chosen_gold"] for r in rows) / max(1, len(rows)),
-            "rejected_mean_gold": sum(r["rejected_gold"] for r in rows) / max(1, len(rows))}
+    return {
+        "n": len(rows),
+        "mean_gold_margin": sum(margins) / max(1, len(margins)),
+        "label_agrees_with_gold": sum(m > 0 for m in margins) / max(1, len(margins)),
+        "chosen_mean_gold": sum(r["chosen_gold"] for r in rows) / max(1, len(rows)),
+        "rejected_mean_gold": sum(r["rejected_gold"] for r in rows) / max(1, len(rows)),
+    }
 
 
 def completion_stats(completions: Sequence[str]) -> dict[str, float]:

@@ -67,7 +67,9 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 def _length_bucketed_batches(rng: random.Random, spec: ToyWorldSpec) -> list[list[str]]:
     """The next ``BUCKET_POOL`` batches of reviews, grouped by length so that little compute goes to padding
     (the batches come out in random order; within a batch, reviews have similar lengths)."""
-    pool = sample_reviews(rng, spec.pretrain_batch_size * BUCKET_POOL, spec.mix, spec.min_words, spec.max_words)
+    pool = sample_reviews(
+        rng, spec.pretrain_batch_size * BUCKET_POOL, spec.mix, spec.min_words, spec.max_words
+    )
     pool.sort(key=lambda review: review.count(" "))
     size = spec.pretrain_batch_size
     batches = [pool[i : i + size] for i in range(0, len(pool), size)]
@@ -75,7 +77,9 @@ def _length_bucketed_batches(rng: random.Random, spec: ToyWorldSpec) -> list[lis
     return batches
 
 
-def pretrain(spec: ToyWorldSpec, tokenizer: PreTrainedTokenizerFast, progress: bool = True) -> LlamaForCausalLM:
+def pretrain(
+    spec: ToyWorldSpec, tokenizer: PreTrainedTokenizerFast, progress: bool = True
+) -> LlamaForCausalLM:
     """A freshly initialised toy model trained for ``spec.pretrain_steps`` steps; returns it in eval mode.
 
     The caller is expected to isolate the global torch RNG (``torch.random.fork_rng``); this function seeds it.
@@ -83,14 +87,19 @@ def pretrain(spec: ToyWorldSpec, tokenizer: PreTrainedTokenizerFast, progress: b
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(model_config(spec, tokenizer))
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": spec.pretrain_weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.pretrain_lr, betas=(0.9, 0.98),
+        [
+            {"params": decay, "weight_decay": spec.pretrain_weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=spec.pretrain_lr,
+        betas=(0.9, 0.98),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(step, spec.pretrain_warmup_steps, spec.pretrain_steps)

@@ -141,8 +141,9 @@ def sample_tone(rng: random.Random, mix: Mapping[str, float]) -> str:
     return rng.choices(list(mix), weights=list(mix.values()))[0]
 
 
-def sample_reviews(rng: random.Random, n: int, mix: Mapping[str, float], min_words: int = 8,
-                   max_words: int = 30) -> list[str]:
+def sample_reviews(
+    rng: random.Random, n: int, mix: Mapping[str, float], min_words: int = 8, max_words: int = 30
+) -> list[str]:
     """``n`` reviews whose tones follow ``mix``."""
     return [sample_review(rng, sample_tone(rng, mix), min_words, max_words) for _ in range(n)]
 
@@ -167,7 +168,9 @@ def _cut_points(words: list[str]) -> list[int]:
     return points
 
 
-def sample_prompt(rng: random.Random, mix: Mapping[str, float], min_words: int = 8, max_words: int = 30) -> str:
+def sample_prompt(
+    rng: random.Random, mix: Mapping[str, float], min_words: int = 8, max_words: int = 30
+) -> str:
     """The beginning of a review: part of its first sentence, or its first sentence and part of the next."""
     while True:
         words = sample_review(rng, sample_tone(rng, mix), min_words, max_words).split()

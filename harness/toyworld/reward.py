@@ -86,8 +86,13 @@ def gold_reward_breakdown(completion: str) -> GoldRewardBreakdown:
     repeat = REPEAT_WEIGHT * repeated_content_words(words)
     unfinished = 0.0 if words and words[-1] == PERIOD else UNFINISHED_WEIGHT
     grammar = GRAMMAR_WEIGHT * check(words, start="any").errors
-    return GoldRewardBreakdown(sentiment=sentiment, repeat_penalty=repeat, unfinished_penalty=unfinished,
-                               grammar_penalty=grammar, total=sentiment - repeat - unfinished - grammar)
+    return GoldRewardBreakdown(
+        sentiment=sentiment,
+        repeat_penalty=repeat,
+        unfinished_penalty=unfinished,
+        grammar_penalty=grammar,
+        total=sentiment - repeat - unfinished - grammar,
+    )
 
 
 def gold_reward(completion: str) -> float:

@@ -73,13 +73,29 @@ class ToyWorldSpec:
             value = getattr(self, f.name)
             if f.name != "seed" and value < 0:
                 problems.append(f"{f.name} must be >= 0 (got {value})")
-        positive = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "pretrain_batch_size",
-                    "num_train_pairs", "num_eval_prompts", "max_new_tokens", "temperature", "bt_tau",
-                    "sample_batch_size", "pretrain_lr", "min_words", "stats_samples_per_prompt")
-        problems += [f"{name} must be > 0 (got {getattr(self, name)})" for name in positive
-                     if getattr(self, name) <= 0]
+        positive = (
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "pretrain_batch_size",
+            "num_train_pairs",
+            "num_eval_prompts",
+            "max_new_tokens",
+            "temperature",
+            "bt_tau",
+            "sample_batch_size",
+            "pretrain_lr",
+            "min_words",
+            "stats_samples_per_prompt",
+        )
+        problems += [
+            f"{name} must be > 0 (got {getattr(self, name)})" for name in positive if getattr(self, name) <= 0
+        ]
         if self.hidden_size % max(self.num_heads, 1):
-            problems.append(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+            problems.append(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
+            )
         if sum(self.mix.values()) <= 0:
             problems.append("at least one of mix_positive/negative/neutral/mixed must be > 0")
         if self.max_words < max(self.min_words, 8):
@@ -90,8 +106,12 @@ class ToyWorldSpec:
     @property
     def mix(self) -> dict[str, float]:
         """Tone weights keyed by tone name (see :data:`harness.toyworld.reviews.TONES`)."""
-        return {"positive": self.mix_positive, "negative": self.mix_negative, "neutral": self.mix_neutral,
-                "mixed": self.mix_mixed}
+        return {
+            "positive": self.mix_positive,
+            "negative": self.mix_negative,
+            "neutral": self.mix_neutral,
+            "mixed": self.mix_mixed,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a plain dict (JSON-serialisable)."""
@@ -109,8 +129,9 @@ class ToyWorldSpec:
         kwargs: dict[str, Any] = {}
         for name, value in dict(values or {}).items():
             if name not in fields:
-                raise UnknownNameError("toyworld.spec key", str(name), fields,
-                                       hint="Remove it or fix its name in toyworld.spec.")
+                raise UnknownNameError(
+                    "toyworld.spec key", str(name), fields, hint="Remove it or fix its name in toyworld.spec."
+                )
             kwargs[name] = _coerce(name, value, type(fields[name].default))
         return cls(**kwargs)
 
@@ -121,5 +142,6 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         return float(value)  # so that 1 and 1.0 give the same key
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise ConfigError(f"toyworld.spec.{name} must be {'a number' if kind is float else 'an integer'}, "
-                      f"got {value!r}.")
+    raise ConfigError(
+        f"toyworld.spec.{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}."
+    )

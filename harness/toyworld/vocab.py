@@ -23,7 +23,9 @@ setting atmosphere twist climax opening show series documentary animation remake
 NOUN_P = _w("""characters actors effects visuals scenes songs jokes costumes performances sets stunts villains
 twists battles landscapes dialogues""")
 # Nouns of prepositional phrases ("with my friends", "on the weekend").
-PNOUN = _w("friends family sister brother wife husband kids parents weekend evening holidays theater cinema festival flight couch")
+PNOUN = _w(
+    "friends family sister brother wife husband kids parents weekend evening holidays theater cinema festival flight couch"
+)
 
 # --- adjectives, by polarity -----------------------------------------------------------------------------
 ADJ_POS = _w("""great good excellent wonderful amazing brilliant superb fantastic beautiful charming delightful
@@ -46,9 +48,13 @@ VADV = _w("really truly genuinely totally absolutely")
 SADV = _w("overall honestly frankly personally basically admittedly ultimately anyway")
 
 # --- verbs, by form and polarity --------------------------------------------------------------------------
-VERB_PAST_POS = _w("loved enjoyed adored liked admired appreciated praised cherished relished treasured recommended")
+VERB_PAST_POS = _w(
+    "loved enjoyed adored liked admired appreciated praised cherished relished treasured recommended"
+)
 VERB_PAST_NEG = _w("hated disliked despised loathed regretted resented detested")
-VERB_PAST_NEU = _w("watched saw rented streamed reviewed noticed finished remembered described discussed rewatched expected")
+VERB_PAST_NEU = _w(
+    "watched saw rented streamed reviewed noticed finished remembered described discussed rewatched expected"
+)
 VERB_BASE_POS = _w("love enjoy like recommend admire appreciate")  # after "did not"
 VERB_BASE_NEG = _w("hate dislike regret")
 VERB_BASE_NEU = _w("watch see finish understand remember expect")
@@ -72,12 +78,29 @@ NEGATION = "not"
 PUNCTUATION = frozenset({PERIOD, COMMA})
 
 _CLASS_LISTS: dict[str, list[str]] = {
-    "NOUN_S": NOUN_S, "NOUN_P": NOUN_P, "PNOUN": PNOUN,
-    "ADJ": ADJ_POS + ADJ_NEG + ADJ_NEU, "ADV": ADV, "VADV": VADV, "SADV": SADV,
+    "NOUN_S": NOUN_S,
+    "NOUN_P": NOUN_P,
+    "PNOUN": PNOUN,
+    "ADJ": ADJ_POS + ADJ_NEG + ADJ_NEU,
+    "ADV": ADV,
+    "VADV": VADV,
+    "SADV": SADV,
     "VERB_PAST": VERB_PAST_POS + VERB_PAST_NEG + VERB_PAST_NEU,
-    "VERB_BASE": VERB_BASE_POS + VERB_BASE_NEG + VERB_BASE_NEU, "COG": COG,
-    "DET_S": DET_S, "DET_P": DET_P, "PDET": PDET, "PRON": PRON, "IT": IT, "COP_S": COP_S, "COP_P": COP_P,
-    "AUX": AUX, "NOT": NOT, "CONJ": CONJ, "PREP": PREP, "PERIOD": [PERIOD], "COMMA": [COMMA],
+    "VERB_BASE": VERB_BASE_POS + VERB_BASE_NEG + VERB_BASE_NEU,
+    "COG": COG,
+    "DET_S": DET_S,
+    "DET_P": DET_P,
+    "PDET": PDET,
+    "PRON": PRON,
+    "IT": IT,
+    "COP_S": COP_S,
+    "COP_P": COP_P,
+    "AUX": AUX,
+    "NOT": NOT,
+    "CONJ": CONJ,
+    "PREP": PREP,
+    "PERIOD": [PERIOD],
+    "COMMA": [COMMA],
 }
 
 
@@ -97,7 +120,8 @@ WORDS: tuple[str, ...] = tuple(sorted(WORD_CLASSES))
 
 #: Sentiment polarity of adjectives and verbs (+1 / -1); neutral words are absent.
 POLARITY: MappingProxyType[str, int] = MappingProxyType(
-    {w: +1 for w in ADJ_POS + VERB_PAST_POS + VERB_BASE_POS} | {w: -1 for w in ADJ_NEG + VERB_PAST_NEG + VERB_BASE_NEG}
+    {w: +1 for w in ADJ_POS + VERB_PAST_POS + VERB_BASE_POS}
+    | {w: -1 for w in ADJ_NEG + VERB_PAST_NEG + VERB_BASE_NEG}
 )
 
 #: Words that "not" applies to: the next of these (before punctuation) has its polarity flipped.
@@ -106,8 +130,23 @@ NEGATABLE: frozenset[str] = frozenset(
 )
 
 #: Classes of function words and punctuation; every other word is a content word (see the repeat penalty).
-FUNCTION_CLASSES = frozenset({"DET_S", "DET_P", "PDET", "PRON", "IT", "COP_S", "COP_P", "AUX", "NOT", "CONJ",
-                              "PREP", "PERIOD", "COMMA"})
+FUNCTION_CLASSES = frozenset(
+    {
+        "DET_S",
+        "DET_P",
+        "PDET",
+        "PRON",
+        "IT",
+        "COP_S",
+        "COP_P",
+        "AUX",
+        "NOT",
+        "CONJ",
+        "PREP",
+        "PERIOD",
+        "COMMA",
+    }
+)
 
 #: Content words: nouns, adjectives, adverbs and verbs (repeating one of these in a completion is penalised).
 CONTENT_WORDS: frozenset[str] = frozenset(w for w, c in WORD_CLASSES.items() if not c <= FUNCTION_CLASSES)

@@ -33,12 +33,20 @@ class HarnessCallback(TrainerCallback):
         from tqdm.auto import tqdm
 
         self.ctx.checkpointer.plan(state.max_steps)
-        self.bar = tqdm(total=state.max_steps, desc=f"train {self.ctx.spec.name}", unit="step", leave=False,
-                        disable=not distributed.is_main())  # one bar for a multi-process trial
+        self.bar = tqdm(
+            total=state.max_steps,
+            desc=f"train {self.ctx.spec.name}",
+            unit="step",
+            leave=False,
+            disable=not distributed.is_main(),
+        )  # one bar for a multi-process trial
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (transformers hook)
         if logs:
-            entry = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+            entry = {
+                "step": state.global_step,
+                **{k: v for k, v in logs.items() if isinstance(v, (int, float))},
+            }
             self.ctx.log_history.append(entry)
             if self.bar is not None and "loss" in logs:
                 self.bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)

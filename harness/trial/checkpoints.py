@@ -81,8 +81,10 @@ def save_policy(value: Any) -> str:
         return "evaluated" if value else "none"
     if value == "all":
         return "all"
-    raise ValueError(f"train.save_checkpoints={value!r} is invalid; use true (the evaluated checkpoints), all "
-                     "(every checkpoint) or false (none).")
+    raise ValueError(
+        f"train.save_checkpoints={value!r} is invalid; use true (the evaluated checkpoints), all "
+        "(every checkpoint) or false (none)."
+    )
 
 
 @dataclass
@@ -129,18 +131,28 @@ class Checkpointer:
             return
         self.last_loss = float(loss)
         if not math.isfinite(loss):
-            raise TrialFailed(f"training loss became {loss} at step {step}; lower the learning rate or check the data")
+            raise TrialFailed(
+                f"training loss became {loss} at step {step}; lower the learning rate or check the data"
+            )
 
     def check_weights(self, step: int, model: torch.nn.Module) -> None:
         """Fail the trial when a trainable weight is NaN or infinite (a divergence between two logged losses, which
         would otherwise surface as the sampler's error about invalid probabilities)."""
         with torch.no_grad():
-            bad = next((name for name, p in model.named_parameters()
-                        if p.requires_grad and not bool(torch.isfinite(p).all())), None)
+            bad = next(
+                (
+                    name
+                    for name, p in model.named_parameters()
+                    if p.requires_grad and not bool(torch.isfinite(p).all())
+                ),
+                None,
+            )
         if bad is not None:
             loss = f"; the last logged loss was {self.last_loss:.4g}" if self.last_loss is not None else ""
-            raise TrialFailed(f"training diverged: the weights became NaN/inf by step {step} (first: {bad}){loss}; "
-                              "lower the learning rate or check the data")
+            raise TrialFailed(
+                f"training diverged: the weights became NaN/inf by step {step} (first: {bad}){loss}; "
+                "lower the learning rate or check the data"
+            )
 
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None) -> None:
         """Called after optimizer step ``step``: checks the loss and checkpoints on the interval."""
@@ -165,8 +177,14 @@ class Checkpointer:
         entry["final"] = entry["final"] or final
         if entry["path"] is None and self.saves(entry["final"]) and distributed.is_main():
             entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
-        if self.evaluate is not None and step not in self.evaluated_steps and (final or self.evaluate_intermediate):
-            self.evaluated_steps.add(step)  # in every process of a multi-process trial, so that they stay in step
+        if (
+            self.evaluate is not None
+            and step not in self.evaluated_steps
+            and (final or self.evaluate_intermediate)
+        ):
+            self.evaluated_steps.add(
+                step
+            )  # in every process of a multi-process trial, so that they stay in step
             on_main_process(lambda: self._evaluate(entry, step, model))
         return entry
 
@@ -204,5 +222,8 @@ def on_main_process(work: Callable[[], None]) -> None:
     if error is not None:
         raise error
     if outcome is not None:
-        raise TrialPruned(outcome[1]) if outcome[0] == "pruned" else TrialFailed(
-            f"the main process failed: {outcome[1]}")
+        raise (
+            TrialPruned(outcome[1])
+            if outcome[0] == "pruned"
+            else TrialFailed(f"the main process failed: {outcome[1]}")
+        )

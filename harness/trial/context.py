@@ -95,8 +95,12 @@ class TrainContext:
             use_cpu=self.device.type == "cpu",
             disable_tqdm=True,  # HarnessCallback draws the progress bar (see run_trainer)
         )
-        if distributed.launched():  # the trial's batch is split over its processes (validated to divide evenly)
-            args["per_device_train_batch_size"] = int(args["per_device_train_batch_size"]) // distributed.world_size()
+        if (
+            distributed.launched()
+        ):  # the trial's batch is split over its processes (validated to divide evenly)
+            args["per_device_train_batch_size"] = (
+                int(args["per_device_train_batch_size"]) // distributed.world_size()
+            )
         # transformers 5 renamed gradient_checkpointing; pass the knob under the name this version knows.
         args[checkpointing_field()] = bool(self.cfg.train.gradient_checkpointing)
         return args
@@ -109,9 +113,16 @@ class TrainContext:
         if not report_to:
             return {"report_to": []}
         run = TrackingRun.of(tracking, self.output_dir.parent)  # output_dir is <trial dir>/trainer
-        optional = {"logging_dir": str(run.directory), "project": run.project}  # fields of some transformers versions
+        optional = {
+            "logging_dir": str(run.directory),
+            "project": run.project,
+        }  # fields of some transformers versions
         names = training_argument_names()
-        return {"report_to": report_to, "run_name": run.name, **{k: v for k, v in optional.items() if k in names}}
+        return {
+            "report_to": report_to,
+            "run_name": run.name,
+            **{k: v for k, v in optional.items() if k in names},
+        }
 
     def trl_config(self, config_class: type | None = None, **fixed: Any) -> Any:
         """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields
@@ -126,8 +137,9 @@ class TrainContext:
         kwargs.update(trl_overrides(self.method_cfg))
         return cls(**kwargs)
 
-    def trl_trainer(self, trainer_class: type | None = None, config_class: type | None = None,
-                    **arguments: Any) -> Any:
+    def trl_trainer(
+        self, trainer_class: type | None = None, config_class: type | None = None, **arguments: Any
+    ) -> Any:
         """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
         tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
@@ -139,10 +151,18 @@ class TrainContext:
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
-        kwargs = {"model": self.policy, "args": self.trl_config(config_class), "train_dataset": self.train_data,
-                  "processing_class": self.tokenizer, "peft_config": self.peft_config,
-                  "callbacks": self.trainer_callbacks(), **arguments}
-        if distributed.launched():  # the processes share TRL's own files (its reference pass writes one they all read)
+        kwargs = {
+            "model": self.policy,
+            "args": self.trl_config(config_class),
+            "train_dataset": self.train_data,
+            "processing_class": self.tokenizer,
+            "peft_config": self.peft_config,
+            "callbacks": self.trainer_callbacks(),
+            **arguments,
+        }
+        if (
+            distributed.launched()
+        ):  # the processes share TRL's own files (its reference pass writes one they all read)
             return cls(**kwargs)
         prepared, reference = CacheUse(), CacheUse()
         if prepares_data(cls):
@@ -181,7 +201,9 @@ class TrainContext:
         in the trial record's log history; checkpoints are taken and evaluated when due."""
         self.steps_done = step
         if loss is not None or stats:
-            self.log_history.append({"step": step, **({"loss": float(loss)} if loss is not None else {}), **stats})
+            self.log_history.append(
+                {"step": step, **({"loss": float(loss)} if loss is not None else {}), **stats}
+            )
         self.checkpointer.step(step, model, loss)
 
     def trainable_policy(self) -> torch.nn.Module:

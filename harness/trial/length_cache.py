@@ -33,7 +33,11 @@ def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
         stored = json.loads(path.read_text())
         report = LengthReport(**stored["report"])
         dropped = {int(i) for i in stored["dropped"]}
-        if report.rows != rows or len(dropped) != report.dropped_long_prompt or not dropped <= set(range(rows)):
+        if (
+            report.rows != rows
+            or len(dropped) != report.dropped_long_prompt
+            or not dropped <= set(range(rows))
+        ):
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -46,8 +50,12 @@ def cached_count(dataset: Any, tokenizer: Any, max_length: int | None) -> tuple[
     it by is counted uncached)."""
     if not callable(getattr(tokenizer, "get_vocab", None)):
         return count_lengths(dataset, tokenizer, max_length)
-    material = {"format": FORMAT, "rows": rows_digest(dataset), "tokenizer": tokenizer_identity(tokenizer),
-                "max_length": max_length}
+    material = {
+        "format": FORMAT,
+        "rows": rows_digest(dataset),
+        "tokenizer": tokenizer_identity(tokenizer),
+        "max_length": max_length,
+    }
     path = cache_path(cache_dir(CACHE_FOLDER), material).with_suffix(".json")
     with file_lock(path.with_suffix(".lock")):
         found = _read(path, len(dataset))

@@ -63,11 +63,16 @@ def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) ->
             raise
         except Exception as exc:  # a plugin's bug must not cost the trial or the sweep
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"harness: warning: plugin {impl.plugin_name!r} failed in {name}: {type(exc).__name__}: {message} "
-                  "(recorded on the trial; fix or remove the plugin)", file=sys.stderr, flush=True)
+            print(
+                f"harness: warning: plugin {impl.plugin_name!r} failed in {name}: {type(exc).__name__}: {message} "
+                "(recorded on the trial; fix or remove the plugin)",
+                file=sys.stderr,
+                flush=True,
+            )
             if into is not None:
                 into.setdefault("plugin_errors", []).append(
-                    {"plugin": impl.plugin_name, "hook": name, "type": type(exc).__name__, "message": message})
+                    {"plugin": impl.plugin_name, "hook": name, "type": type(exc).__name__, "message": message}
+                )
             continue
         if result is not None:
             results.append(result)
@@ -95,10 +100,17 @@ def failure(exc: BaseException) -> dict[str, Any]:
     full = disk_full(exc)
     if full:
         where = getattr(exc, "filename", None)
-        message = (f"disk full (no space left on device{f' writing {where}' if where else ''}); free space, or "
-                   "write less (train.save_checkpoints=false), then run the same command again to resume")
-    return {"type": type(exc).__name__, "message": message, "traceback": traceback.format_exc(),
-            "user_error": isinstance(exc, UserError), "disk_full": full}
+        message = (
+            f"disk full (no space left on device{f' writing {where}' if where else ''}); free space, or "
+            "write less (train.save_checkpoints=false), then run the same command again to resume"
+        )
+    return {
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": traceback.format_exc(),
+        "user_error": isinstance(exc, UserError),
+        "disk_full": full,
+    }
 
 
 def process_age() -> float:

@@ -50,8 +50,9 @@ def load_tokenizer(path: str, model_cfg: DictConfig) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(path, revision=model_cfg.get("revision"),
-                                            trust_remote_code=bool(model_cfg.trust_remote_code))
+        tok = AutoTokenizer.from_pretrained(
+            path, revision=model_cfg.get("revision"), trust_remote_code=bool(model_cfg.trust_remote_code)
+        )
     except OSError as exc:
         raise ModelError(f"Cannot load a tokenizer from {path!r}: {exc}".splitlines()[0]) from exc
     if tok.pad_token is None:
@@ -83,13 +84,18 @@ def quantization_config(model_cfg: DictConfig) -> Any:
 def from_pretrained_kwargs(model_cfg: DictConfig, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
     """The keyword arguments of ``AutoModelForCausalLM.from_pretrained`` for ``model.*``: revision, dtype, remote
     code, attention implementation, device map and quantization (quantized weights go straight to ``device``)."""
-    kwargs: dict[str, Any] = {"revision": model_cfg.get("revision"), "dtype": dtype,
-                              "trust_remote_code": bool(model_cfg.get("trust_remote_code", False))}
+    kwargs: dict[str, Any] = {
+        "revision": model_cfg.get("revision"),
+        "dtype": dtype,
+        "trust_remote_code": bool(model_cfg.get("trust_remote_code", False)),
+    }
     if model_cfg.get("attn_implementation"):
         kwargs["attn_implementation"] = str(model_cfg.attn_implementation)
     device_map = model_cfg.get("device_map")
     if device_map is not None:
-        kwargs["device_map"] = OmegaConf.to_container(device_map) if isinstance(device_map, DictConfig) else device_map
+        kwargs["device_map"] = (
+            OmegaConf.to_container(device_map) if isinstance(device_map, DictConfig) else device_map
+        )
     bnb = quantization_config(model_cfg)
     if bnb is not None:
         kwargs["quantization_config"] = bnb
@@ -97,7 +103,9 @@ def from_pretrained_kwargs(model_cfg: DictConfig, dtype: torch.dtype, device: to
     return kwargs
 
 
-def load_causal_lm(path: str, model_cfg: DictConfig, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+def load_causal_lm(
+    path: str, model_cfg: DictConfig, dtype: torch.dtype, device: torch.device
+) -> PreTrainedModel:
     """A causal LM from ``path`` with the ``model.*`` settings, in ``dtype`` on ``device`` (or placed by
     ``model.device_map``), in eval mode; with quantization and LoRA, prepared for k-bit training (QLoRA)."""
     from transformers import AutoModelForCausalLM
@@ -140,7 +148,9 @@ def _load_error(path: str, revision: str | None, exc: BaseException) -> ModelErr
             return ModelError(f"The weights file {damaged[0]} is truncated or corrupt ({damaged[1]}); {fix}.")
     message = (str(exc).splitlines() or [type(exc).__name__])[0]
     if damaged:
-        return ModelError(f"Cannot read the weights of {path!r} ({message}): a weights file is corrupt; {fix}.")
+        return ModelError(
+            f"Cannot read the weights of {path!r} ({message}): a weights file is corrupt; {fix}."
+        )
     if isinstance(exc, OSError):
         return ModelError(f"Cannot load a causal LM from {path!r}: {message}")
     return None

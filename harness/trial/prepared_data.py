@@ -83,9 +83,13 @@ def _cacheable(trainer: Any, call: dict[str, Any]) -> bool:
     from datasets import Dataset
 
     dataset, tokenizer = call["dataset"], call["processing_class"]
-    return (isinstance(dataset, Dataset) and dataset.format["type"] is None
-            and call.get("formatting_func") is None and callable(getattr(tokenizer, "get_vocab", None))
-            and getattr(trainer, "_tokenizer", tokenizer) is tokenizer)
+    return (
+        isinstance(dataset, Dataset)
+        and dataset.format["type"] is None
+        and call.get("formatting_func") is None
+        and callable(getattr(tokenizer, "get_vocab", None))
+        and getattr(trainer, "_tokenizer", tokenizer) is tokenizer
+    )
 
 
 def _state(trainer: Any, attributes: tuple[str, ...], call: dict[str, Any]) -> dict[str, Any]:
@@ -95,18 +99,25 @@ def _state(trainer: Any, attributes: tuple[str, ...], call: dict[str, Any]) -> d
     if isinstance(state.get("chat_template"), str):
         state["chat_template"] = hashlib.sha256(state["chat_template"].encode()).hexdigest()
     state["packing"] = call.get("packing")
-    state["shuffle_seed"] = args.seed if getattr(args, "shuffle_dataset", False) else None  # SFT shuffles with it
+    state["shuffle_seed"] = (
+        args.seed if getattr(args, "shuffle_dataset", False) else None
+    )  # SFT shuffles with it
     return state
 
 
 def _material(trainer_class: type, trainer: Any, call: dict[str, Any], device: str) -> dict[str, Any]:
     """What the key hashes: everything the prepared data depends on."""
     dataset = call["dataset"]
-    return {"format": FORMAT, "trainer": f"{trainer_class.__module__}.{trainer_class.__qualname__}",
-            "split": call["dataset_name"], "rows": rows_digest(dataset),
-            "features": dataset.features.to_dict(), "data_format": dataset.format,
-            "state": _state(trainer, PREPARERS[_method_name(trainer_class)], call),
-            "settings": settings_key(call["args"], call["processing_class"], device)}
+    return {
+        "format": FORMAT,
+        "trainer": f"{trainer_class.__module__}.{trainer_class.__qualname__}",
+        "split": call["dataset_name"],
+        "rows": rows_digest(dataset),
+        "features": dataset.features.to_dict(),
+        "data_format": dataset.format,
+        "state": _state(trainer, PREPARERS[_method_name(trainer_class)], call),
+        "settings": settings_key(call["args"], call["processing_class"], device),
+    }
 
 
 def shared_preparation(trainer_class: type, device: str, outcome: CacheUse) -> type:
@@ -135,6 +146,8 @@ def shared_preparation(trainer_class: type, device: str, outcome: CacheUse) -> t
             outcome.path, outcome.computed, outcome.seconds = path, computed, time.perf_counter() - start
         return result
 
-    return type(trainer_class.__name__, (trainer_class,), {_PREPARE: _prepare_dataset,
-                                                           "__module__": trainer_class.__module__})
-
+    return type(
+        trainer_class.__name__,
+        (trainer_class,),
+        {_PREPARE: _prepare_dataset, "__module__": trainer_class.__module__},
+    )

@@ -32,16 +32,22 @@ from harness.trial.prepared_data import prepared_key
 from harness.trial.trainer_cache import CacheUse, cache_path, rows_digest, settings_key, through_cache
 
 CACHE_FOLDER = "reflogps"
-_PRECOMPUTE = "_precompute_ref_logps"  # TRL's method (DPOTrainer, KTOTrainer): (dataset, name, batch size) -> dataset
+_PRECOMPUTE = (
+    "_precompute_ref_logps"  # TRL's method (DPOTrainer, KTOTrainer): (dataset, name, batch size) -> dataset
+)
 
 
 def precomputes_reference(trainer_class: type, args: Any) -> bool:
     """Whether ``trainer_class`` with config ``args`` runs the reference over its data before training, in the way
     :func:`shared_reference_pass` can share (TRL's ``_precompute_ref_logps``)."""
-    return bool(getattr(args, "precompute_ref_log_probs", False)) and callable(getattr(trainer_class, _PRECOMPUTE, None))
+    return bool(getattr(args, "precompute_ref_log_probs", False)) and callable(
+        getattr(trainer_class, _PRECOMPUTE, None)
+    )
 
 
-def shared_reference_pass(trainer_class: type, args: Any, tokenizer: Any, device: str, outcome: CacheUse) -> type:
+def shared_reference_pass(
+    trainer_class: type, args: Any, tokenizer: Any, device: str, outcome: CacheUse
+) -> type:
     """A subclass of ``trainer_class`` whose reference pass (TRL's ``_precompute_ref_logps``) is read from the
     harness cache when a pass with the same key was computed before, and computed by TRL and stored there
     otherwise; ``outcome`` records which (for the training split), and the seconds it took."""
@@ -58,17 +64,32 @@ def shared_reference_pass(trainer_class: type, args: Any, tokenizer: Any, device
         else:
             prepared = prepared_key(self, dataset, name)
             rows = f"prepared:{prepared}" if prepared else rows_digest(dataset)
-            path = cache_path(cache_dir(CACHE_FOLDER), {"split": name, "batch_size": batch_size, "weights": weights,
-                                                        "rows": rows, "settings": settings})
+            path = cache_path(
+                cache_dir(CACHE_FOLDER),
+                {
+                    "split": name,
+                    "batch_size": batch_size,
+                    "weights": weights,
+                    "rows": rows,
+                    "settings": settings,
+                },
+            )
             entry, result, computed = through_cache(
-                path, lambda: trl_method(self, dataset, name, batch_size), rows=len(dataset),
+                path,
+                lambda: trl_method(self, dataset, name, batch_size),
+                rows=len(dataset),
                 stored=lambda result: result.select_columns(
-                    [c for c in result.column_names if c not in dataset.column_names]))
+                    [c for c in result.column_names if c not in dataset.column_names]
+                ),
+            )
             # Computed or not, the trainer trains on the same in-memory columns (a failed write: TRL's own result).
             result = concatenate_datasets([dataset, entry], axis=1) if entry is not None else result
         if name == "train":
             outcome.path, outcome.computed, outcome.seconds = path, computed, time.perf_counter() - start
         return result
 
-    return type(trainer_class.__name__, (trainer_class,), {_PRECOMPUTE: _precompute_ref_logps,
-                                                           "__module__": trainer_class.__module__})
+    return type(
+        trainer_class.__name__,
+        (trainer_class,),
+        {_PRECOMPUTE: _precompute_ref_logps, "__module__": trainer_class.__module__},
+    )

@@ -68,8 +68,10 @@ def load_data(pm: HarnessPluginManager, cfg: DictConfig) -> PreferenceData:
     """The preference data of ``cfg.data``, from the plugin that owns ``cfg.data.source``."""
     data = pm.hook.harness_data_load(cfg=cfg)
     if data is None:
-        raise DataError(f"No plugin loads data.source={cfg.data.source!r}; use data=toy or data=files, "
-                        "or install the plugin that provides it.")
+        raise DataError(
+            f"No plugin loads data.source={cfg.data.source!r}; use data=toy or data=files, "
+            "or install the plugin that provides it."
+        )
     return data
 
 
@@ -89,8 +91,13 @@ class LoadedModels:
 class TrialRun:
     """State of one running trial; ``run()`` returns the final record."""
 
-    def __init__(self, cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),
-                 sweep: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        trial_dir: Path,
+        overrides: Sequence[str] = (),
+        sweep: dict[str, Any] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.trial_dir = Path(trial_dir)
         self.pm = get_plugin_manager(list(cfg.get("plugins") or []))
@@ -118,8 +125,12 @@ class TrialRun:
             "timings": self.timings,
             "peak_memory": None,
             "versions": library_versions(),
-            "host": {"hostname": socket.gethostname(), "device": None, "precision": None,
-                     "torch_threads": torch.get_num_threads()},
+            "host": {
+                "hostname": socket.gethostname(),
+                "device": None,
+                "precision": None,
+                "torch_threads": torch.get_num_threads(),
+            },
             "started_at": _now(),
             "finished_at": None,
         }
@@ -143,7 +154,11 @@ class TrialRun:
             self._run()
             self.record["status"] = "completed"
         except TrialPruned as exc:
-            step = self.checkpointer.entries[-1]["step"] if self.checkpointer and self.checkpointer.entries else 0
+            step = (
+                self.checkpointer.entries[-1]["step"]
+                if self.checkpointer and self.checkpointer.entries
+                else 0
+            )
             self.record["status"] = "pruned"
             self.record["error"] = {"type": "TrialPruned", "message": str(exc) or "pruned", "step": step}
             self.record["train"]["steps"] = step  # the optimizer steps actually spent
@@ -151,8 +166,12 @@ class TrialRun:
             interrupted = exc if isinstance(exc, TrialInterrupted) else TrialInterrupted(signal.SIGINT)
             step = self.ctx.steps_done if self.ctx is not None else 0
             self.record["status"] = "interrupted"
-            self.record["error"] = {"type": "TrialInterrupted", "step": step, "signal": interrupted.signal_name,
-                                    "message": f"interrupted by {interrupted.signal_name} at step {step}"}
+            self.record["error"] = {
+                "type": "TrialInterrupted",
+                "step": step,
+                "signal": interrupted.signal_name,
+                "message": f"interrupted by {interrupted.signal_name} at step {step}",
+            }
         except Exception as exc:  # a failing trial is recorded as failed; the sweep goes on
             self.record["status"] = "failed"
             self.record["error"] = failure(exc)
@@ -192,12 +211,22 @@ class TrialRun:
     def _health(self) -> list[dict[str, Any]]:
         """Health flags of the evaluated checkpoints (also set on each checkpoint entry)."""
         try:
-            lr_flag = learning_rate_flag(self.cfg.method.get("learning_rate"), self.spec.lr_range,
-                                         self.record["train"].get("parameters"))
+            lr_flag = learning_rate_flag(
+                self.cfg.method.get("learning_rate"),
+                self.spec.lr_range,
+                self.record["train"].get("parameters"),
+            )
             reference = (self.record.get("reference") or {}).get("metrics")
             return annotate_trial(self.record["checkpoints"], reference, lr_flag)
         except Exception as exc:  # never lose a record to a health check
-            return [{"flag": "health_check_error", "message": f"{type(exc).__name__}: {exc}", "fix": "", "steps": []}]
+            return [
+                {
+                    "flag": "health_check_error",
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "fix": "",
+                    "steps": [],
+                }
+            ]
 
     def _default_reward_model(self) -> None:
         """Fill a null ``eval.reward_model.name_or_path`` from the plugins (the model a method trains on)."""
@@ -216,39 +245,71 @@ class TrialRun:
         device, precision = self._setup_process()
         data = load_data(self.pm, self.cfg)
         train_data, eval_data = data_for_method(data, self.spec.data_kind, self.spec.name)
-        self.record["data"] = {"train_examples": len(train_data), "eval_prompts": len(data.eval_prompts),
-                               "format": str(data.format), "rows_in": data.report.rows_in,
-                               "ties_dropped": data.report.ties_dropped}
+        self.record["data"] = {
+            "train_examples": len(train_data),
+            "eval_prompts": len(data.eval_prompts),
+            "format": str(data.format),
+            "rows_in": data.report.rows_in,
+            "ties_dropped": data.report.ties_dropped,
+        }
         models_ = self._load_models(device, precision)
         train_data = self._fit_length(train_data, models_.tokenizer)
         evaluate, refcache = self._evaluation(data, models_, device)
         self.timings["setup_s"] = round(time.perf_counter() - t, 3)
-        if evaluate_reference and self.spec.produces == "policy" and distributed.is_main():  # a reward model has none
+        if (
+            evaluate_reference and self.spec.produces == "policy" and distributed.is_main()
+        ):  # a reward model has none
             self._evaluate_reference(evaluate, models_.policy, refcache)
         cfg = self.cfg
         self.checkpointer = Checkpointer(
-            every=int(cfg.train.checkpoint_every), num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
+            every=int(cfg.train.checkpoint_every),
+            num_checkpoints=int(cfg.train.get("num_checkpoints", 1)),
             directory=self.trial_dir / "checkpoints",
-            save=cfg.train.save_checkpoints, tokenizer=models_.tokenizer, evaluate=evaluate,
+            save=cfg.train.save_checkpoints,
+            tokenizer=models_.tokenizer,
+            evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
             evaluated=lambda step, metrics, selection: call_hook(
-                self.pm, "harness_checkpoint_evaluated", self.record, cfg=cfg, step=step, metrics=metrics,
-                selection=selection, planned_steps=self.checkpointer.total_steps if self.checkpointer else None),
+                self.pm,
+                "harness_checkpoint_evaluated",
+                self.record,
+                cfg=cfg,
+                step=step,
+                metrics=metrics,
+                selection=selection,
+                planned_steps=self.checkpointer.total_steps if self.checkpointer else None,
+            ),
         )
-        return TrainContext(cfg=cfg, spec=self.spec, tokenizer=models_.tokenizer, policy=models_.policy,
-                            reference=models_.train_reference, peft_config=models_.peft_config,
-                            train_data=train_data, eval_data=eval_data, output_dir=self.trial_dir / "trainer",
-                            device=device, precision=precision, checkpointer=self.checkpointer)
+        return TrainContext(
+            cfg=cfg,
+            spec=self.spec,
+            tokenizer=models_.tokenizer,
+            policy=models_.policy,
+            reference=models_.train_reference,
+            peft_config=models_.peft_config,
+            train_data=train_data,
+            eval_data=eval_data,
+            output_dir=self.trial_dir / "trainer",
+            device=device,
+            precision=precision,
+            checkpointer=self.checkpointer,
+        )
 
     def _fit_length(self, train_data: Any, tokenizer: Any) -> Any:
         """Count the rows the trainer would truncate and drop those whose prompt alone fills its max length (one
         warning line; the count is cached, :mod:`harness.trial.length_cache`); ``train_examples`` becomes the rows
         trained on. Raises DataError if none would be left."""
         limit = max_length(self.spec, self.cfg.method)
-        train_data, report = fit_to_length(train_data, tokenizer, limit, setting="method.trl.max_length",
-                                           count=cached_count)
-        self.record["data"].update(train_examples=len(train_data), max_length=limit, truncated=report.truncated,
-                                   dropped_long_prompt=report.dropped_long_prompt, mean_tokens=report.mean_tokens)
+        train_data, report = fit_to_length(
+            train_data, tokenizer, limit, setting="method.trl.max_length", count=cached_count
+        )
+        self.record["data"].update(
+            train_examples=len(train_data),
+            max_length=limit,
+            truncated=report.truncated,
+            dropped_long_prompt=report.dropped_long_prompt,
+            mean_tokens=report.mean_tokens,
+        )
         warning = report.warning(setting="method.trl.max_length")
         if warning:
             print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
@@ -262,16 +323,21 @@ class TrialRun:
         validate_trial_config(cfg, self.pm)
         call_hook(self.pm, "harness_trial_start", self.record, cfg=cfg, trial_dir=self.trial_dir)
         parallel = (self.record.get("sweep") or {}).get("parallel") or {}
-        threads = resources.trial_threads(int(cfg.train.num_threads), int(parallel.get("trials", 1))
-                                          * distributed.local_world_size())
+        threads = resources.trial_threads(
+            int(cfg.train.num_threads), int(parallel.get("trials", 1)) * distributed.local_world_size()
+        )
         if threads is not None:
             torch.set_num_threads(threads)
         torch.manual_seed(int(cfg.seed))
         slot = distributed.local_rank() if distributed.launched() else int(parallel.get("slot", 0))
         device = resources.trial_device(resources.resolve_device(cfg.train.device), slot)
         precision = resources.resolve_precision(cfg.train.precision, device)
-        self.record["host"].update(device=str(device), precision=precision, torch_threads=torch.get_num_threads(),
-                                   processes=distributed.world_size())  # > 1: one trial trained by several (DDP)
+        self.record["host"].update(
+            device=str(device),
+            precision=precision,
+            torch_threads=torch.get_num_threads(),
+            processes=distributed.world_size(),
+        )  # > 1: one trial trained by several (DDP)
         return device, precision
 
     def _load_models(self, device: torch.device, precision: str) -> LoadedModels:
@@ -294,10 +360,19 @@ class TrialRun:
         else:
             reference = Reference(loader=load_reference)  # loaded only while evaluating
         self.record["train"]["parameters"] = models.count_parameters(policy)
-        return LoadedModels(path, dtype, models.load_tokenizer(path, cfg.model), policy, peft_config,
-                            train_reference, reference)
+        return LoadedModels(
+            path,
+            dtype,
+            models.load_tokenizer(path, cfg.model),
+            policy,
+            peft_config,
+            train_reference,
+            reference,
+        )
 
-    def _evaluation(self, data: PreferenceData, loaded: LoadedModels, device: torch.device) -> tuple[Evaluate, RefCache]:
+    def _evaluation(
+        self, data: PreferenceData, loaded: LoadedModels, device: torch.device
+    ) -> tuple[Evaluate, RefCache]:
         """``evaluate(model, step, is_reference=False) -> CheckpointEvaluation`` (metrics, seconds per evaluator,
         readable samples) for this trial (its evaluators on the held-out prompts and pairs) and the
         reference-evaluation cache it shares."""
@@ -313,23 +388,50 @@ class TrialRun:
         prompts, pairs = plan.prompts, plan.pairs
         self.record["eval_prompts"] = len(prompts)
         self.record["selection"] = plan.record
-        refcache = open_reference_cache(cfg, model_path=loaded.path, tokenizer=loaded.tokenizer, prompts=prompts,
-                                        pairs=pairs, gold_reward=gold, device=str(device), dtype=loaded.dtype)
+        refcache = open_reference_cache(
+            cfg,
+            model_path=loaded.path,
+            tokenizer=loaded.tokenizer,
+            prompts=prompts,
+            pairs=pairs,
+            gold_reward=gold,
+            device=str(device),
+            dtype=loaded.dtype,
+        )
         selection = self.selection = SelectionEvaluation.open(
-            plan, cfg, evaluators, model_path=loaded.path, tokenizer=loaded.tokenizer, gold_reward=gold,
-            device=str(device), dtype=loaded.dtype)
+            plan,
+            cfg,
+            evaluators,
+            model_path=loaded.path,
+            tokenizer=loaded.tokenizer,
+            gold_reward=gold,
+            device=str(device),
+            dtype=loaded.dtype,
+        )
         # Readable samples come from the evaluators' samples; with no evaluators nothing is sampled.
-        readable = int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" and evaluators else 0
+        readable = (
+            int(cfg.eval.get("readable_samples") or 0) if self.spec.produces == "policy" and evaluators else 0
+        )
 
         def evaluate(model: torch.nn.Module, step: int, is_reference: bool = False) -> CheckpointEvaluation:
             with self.monitor.paused(), loaded.reference.held():
-                ctx = EvalContext(cfg=cfg, step=step, policy=model, reference=loaded.reference,
-                                  tokenizer=loaded.tokenizer, prompts=prompts, gold_reward=gold,
-                                  is_reference=is_reference, preference_pairs=pairs, refcache=refcache)
+                ctx = EvalContext(
+                    cfg=cfg,
+                    step=step,
+                    policy=model,
+                    reference=loaded.reference,
+                    tokenizer=loaded.tokenizer,
+                    prompts=prompts,
+                    gold_reward=gold,
+                    is_reference=is_reference,
+                    preference_pairs=pairs,
+                    refcache=refcache,
+                )
                 result = evaluate_checkpoint(evaluators, ctx, readable)
                 if selection is not None:
-                    result.selection = selection.evaluate(model, step, is_reference, loaded.reference,
-                                                          loaded.tokenizer)
+                    result.selection = selection.evaluate(
+                        model, step, is_reference, loaded.reference, loaded.tokenizer
+                    )
                 return result
 
         return evaluate, refcache
@@ -349,19 +451,33 @@ class TrialRun:
             result = evaluate(policy, 0, is_reference=True)
         self.timings["reference_eval_s"] = round(time.perf_counter() - t, 3)
         self.record["reference"] = {
-            "metrics": result.metrics, "eval_breakdown_s": result.seconds, "samples": result.samples,
+            "metrics": result.metrics,
+            "eval_breakdown_s": result.seconds,
+            "samples": result.samples,
             "cached": all(name in cached for name in evaluator_names(self.cfg)),
-            "eval_s": self.timings["reference_eval_s"], "cache_key": refcache.key,
-            "cache_dir": str(refcache.directory) if refcache.directory is not None else None}
+            "eval_s": self.timings["reference_eval_s"],
+            "cache_key": refcache.key,
+            "cache_dir": str(refcache.directory) if refcache.directory is not None else None,
+        }
         if selection is not None and result.selection is not None:
             self.record["reference"]["selection"] = {
-                **result.selection, "cached": all(name in selection_cached for name in selection.names),
-                "cache_key": selection.refcache.key}
-        call_hook(self.pm, "harness_reference_evaluated", self.record, cfg=self.cfg, metrics=result.metrics,
-                  selection=(result.selection or {}).get("metrics"))
+                **result.selection,
+                "cached": all(name in selection_cached for name in selection.names),
+                "cache_key": selection.refcache.key,
+            }
+        call_hook(
+            self.pm,
+            "harness_reference_evaluated",
+            self.record,
+            cfg=self.cfg,
+            metrics=result.metrics,
+            selection=(result.selection or {}).get("metrics"),
+        )
 
     def _run(self) -> None:
-        self.timings["process_s_at_trial_start"] = process_age()  # the first trial: start-up (imports, config)
+        self.timings["process_s_at_trial_start"] = (
+            process_age()
+        )  # the first trial: start-up (imports, config)
         ctx = self.ctx = self.prepare()
         checkpointer = ctx.checkpointer
         self.timings["process_s_at_training_start"] = process_age()  # ... then loading, reference evaluation
@@ -370,8 +486,9 @@ class TrialRun:
         trained = self.spec.train(ctx)
         self.record["peak_memory"] = self.monitor.stop()
         train_s = time.perf_counter() - t - checkpointer.eval_seconds  # minus intermediate evaluations
-        self.record["train"].update(steps=ctx.steps_done, final_loss=checkpointer.last_loss,
-                                    log_history=ctx.log_history)
+        self.record["train"].update(
+            steps=ctx.steps_done, final_loss=checkpointer.last_loss, log_history=ctx.log_history
+        )
         if ctx.prepared_data is not None:
             self.record["train"]["prepared_data"] = ctx.prepared_data
         if ctx.reference_pass is not None:
@@ -382,12 +499,18 @@ class TrialRun:
         checkpointer.checkpoint(ctx.steps_done, trained, final=True)
         self.timings["train_s"] = round(train_s, 3)
         self.timings["eval_s"] = round(checkpointer.eval_seconds, 3)  # selection evaluation included
-        self.timings["selection_eval_s"] = round(sum((e.get("selection") or {}).get("eval_seconds", 0.0)
-                                                     for e in checkpointer.entries), 3)
+        self.timings["selection_eval_s"] = round(
+            sum((e.get("selection") or {}).get("eval_seconds", 0.0) for e in checkpointer.entries), 3
+        )
 
 
-def run_trial(cfg: DictConfig, trial_dir: Path, overrides: Sequence[str] = (),
-              sweep: dict[str, Any] | None = None, attempt: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_trial(
+    cfg: DictConfig,
+    trial_dir: Path,
+    overrides: Sequence[str] = (),
+    sweep: dict[str, Any] | None = None,
+    attempt: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempt``: what an earlier,
     unfinished run of this trial left (:func:`harness.sweep.resume.earlier_attempt`), kept in ``attempts``."""
     run = TrialRun(cfg, trial_dir, overrides, sweep)

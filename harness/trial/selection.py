@@ -82,9 +82,15 @@ def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
         return HeldOutPlan(prompts, pairs, None, None, {"num_prompts": 0, "seed": None, "disjoint": False})
     given_pairs = data.selection_pairs if pairwise and data.selection_pairs is not None else None
     pair_prompts = data.eval.with_format(None)["prompt"] if pairwise else []  # type: ignore[union-attr]
-    split = split_held_out(data.eval_prompts, num_prompts, wanted, pair_prompts=pair_prompts,
-                           num_pairs=num_pairs, given_prompts=data.selection_prompts,
-                           given_pair_rows=len(given_pairs) if given_pairs is not None else None)
+    split = split_held_out(
+        data.eval_prompts,
+        num_prompts,
+        wanted,
+        pair_prompts=pair_prompts,
+        num_pairs=num_pairs,
+        given_prompts=data.selection_prompts,
+        given_pair_rows=len(given_pairs) if given_pairs is not None else None,
+    )
     pairs = selection_pairs = None
     if pairwise:
         pairs = data.eval.select(split.pair_rows).to_list()  # type: ignore[union-attr]
@@ -92,10 +98,16 @@ def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
         selection_pairs = source.select(split.selection_pair_rows).to_list()  # type: ignore[union-attr]
     if split.warning:
         print(f"harness: warning: {split.warning}", file=sys.stderr, flush=True)
-    record = {"num_prompts": len(split.selection_prompts), "seed": seed, "disjoint": split.disjoint,
-              "source": "data source" if data.selection_prompts is not None else "held-out split",
-              "pairs": len(selection_pairs) if selection_pairs is not None else 0,
-              "pairs_disjoint": split.pairs_disjoint, "exclude": excluded(cfg), "warning": split.warning}
+    record = {
+        "num_prompts": len(split.selection_prompts),
+        "seed": seed,
+        "disjoint": split.disjoint,
+        "source": "data source" if data.selection_prompts is not None else "held-out split",
+        "pairs": len(selection_pairs) if selection_pairs is not None else 0,
+        "pairs_disjoint": split.pairs_disjoint,
+        "exclude": excluded(cfg),
+        "warning": split.warning,
+    }
     return HeldOutPlan(split.prompts, pairs, split.selection_prompts, selection_pairs, record)
 
 
@@ -156,8 +168,15 @@ class SelectionEvaluation:
     """The evaluators that choose the checkpoint (:func:`selection_evaluators`) on the selection prompts, with
     their own reference cache."""
 
-    def __init__(self, cfg: DictConfig, evaluators: Sequence[EvaluatorSpec], prompts: Sequence[Any],
-                 pairs: Sequence[dict[str, Any]] | None, refcache: RefCache, gold_reward: Any) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        evaluators: Sequence[EvaluatorSpec],
+        prompts: Sequence[Any],
+        pairs: Sequence[dict[str, Any]] | None,
+        refcache: RefCache,
+        gold_reward: Any,
+    ) -> None:
         self.cfg = cfg
         self.evaluators = list(evaluators)
         self.prompts = list(prompts)
@@ -166,8 +185,18 @@ class SelectionEvaluation:
         self.gold_reward = gold_reward
 
     @classmethod
-    def open(cls, plan: HeldOutPlan, cfg: DictConfig, evaluators: Sequence[EvaluatorSpec], *, model_path: str,
-             tokenizer: Any, gold_reward: Any, device: str, dtype: Any) -> SelectionEvaluation | None:
+    def open(
+        cls,
+        plan: HeldOutPlan,
+        cfg: DictConfig,
+        evaluators: Sequence[EvaluatorSpec],
+        *,
+        model_path: str,
+        tokenizer: Any,
+        gold_reward: Any,
+        device: str,
+        dtype: Any,
+    ) -> SelectionEvaluation | None:
         """The selection evaluation of ``plan`` (None when selection is off); names its evaluators in
         ``plan.record["evaluators"]``."""
         if plan.selection_prompts is None:
@@ -175,9 +204,16 @@ class SelectionEvaluation:
         sel_cfg = selection_config(cfg, len(plan.selection_prompts))
         chosen_by = selection_evaluators(cfg, evaluators)
         plan.record["evaluators"] = [e.name for e in chosen_by]
-        refcache = open_reference_cache(sel_cfg, model_path=model_path, tokenizer=tokenizer,
-                                        prompts=plan.selection_prompts, pairs=plan.selection_pairs,
-                                        gold_reward=gold_reward, device=device, dtype=dtype)
+        refcache = open_reference_cache(
+            sel_cfg,
+            model_path=model_path,
+            tokenizer=tokenizer,
+            prompts=plan.selection_prompts,
+            pairs=plan.selection_pairs,
+            gold_reward=gold_reward,
+            device=device,
+            dtype=dtype,
+        )
         return cls(sel_cfg, chosen_by, plan.selection_prompts, plan.selection_pairs, refcache, gold_reward)
 
     @property
@@ -185,13 +221,27 @@ class SelectionEvaluation:
         """The evaluators run on the selection prompts."""
         return [e.name for e in self.evaluators]
 
-    def evaluate(self, model: torch.nn.Module, step: int, is_reference: bool, reference: Reference,
-                 tokenizer: Any) -> dict[str, Any]:
+    def evaluate(
+        self, model: torch.nn.Module, step: int, is_reference: bool, reference: Reference, tokenizer: Any
+    ) -> dict[str, Any]:
         """``{"metrics", "eval_seconds", "eval_breakdown_s"}`` of ``model`` on the selection prompts."""
         start = time.perf_counter()
-        ctx = EvalContext(cfg=self.cfg, step=step, policy=model, reference=reference, tokenizer=tokenizer,
-                          prompts=self.prompts, gold_reward=self.gold_reward, is_reference=is_reference,
-                          preference_pairs=self.pairs, refcache=self.refcache, label=LABEL)
+        ctx = EvalContext(
+            cfg=self.cfg,
+            step=step,
+            policy=model,
+            reference=reference,
+            tokenizer=tokenizer,
+            prompts=self.prompts,
+            gold_reward=self.gold_reward,
+            is_reference=is_reference,
+            preference_pairs=self.pairs,
+            refcache=self.refcache,
+            label=LABEL,
+        )
         result = evaluate_checkpoint(self.evaluators, ctx, 0)
-        return {"metrics": result.metrics, "eval_seconds": round(time.perf_counter() - start, 3),
-                "eval_breakdown_s": result.seconds}
+        return {
+            "metrics": result.metrics,
+            "eval_seconds": round(time.perf_counter() - start, 3),
+            "eval_breakdown_s": result.seconds,
+        }

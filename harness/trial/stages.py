@@ -33,8 +33,12 @@ from harness.errors import ConfigError, TrialFailed, UnknownNameError
 from harness.plugin.manager import plugin_manager_for
 from harness.records import RECORD_NAME, write_record
 
-STAGE_VERSION = 1  # part of every stage key: bump it when a stage's training changes in a way its config misses
-_finished: dict[str, dict[str, Any]] = {}  # stage directory -> its completed record, once found in this process
+STAGE_VERSION = (
+    1  # part of every stage key: bump it when a stage's training changes in a way its config misses
+)
+_finished: dict[
+    str, dict[str, Any]
+] = {}  # stage directory -> its completed record, once found in this process
 
 
 def _drop(container: dict[str, Any], dotted: str) -> None:
@@ -44,8 +48,9 @@ def _drop(container: dict[str, Any], dotted: str) -> None:
     container.pop(leaf, None)
 
 
-def stage_config(cfg: DictConfig, method: str, settings: Mapping[str, Any] | None = None,
-                 without: Sequence[str] = ()) -> DictConfig:
+def stage_config(
+    cfg: DictConfig, method: str, settings: Mapping[str, Any] | None = None, without: Sequence[str] = ()
+) -> DictConfig:
     """The trial config of a ``method`` stage for the trial ``cfg``: the same model, data and evaluation,
     ``method`` at its defaults updated by ``settings``, one saved checkpoint, seed 0; the dotted keys ``without``
     removed (``model.sft``: a stage's model must not ask for the stage again)."""
@@ -62,8 +67,11 @@ def stage_config(cfg: DictConfig, method: str, settings: Mapping[str, Any] | Non
 def stage_key(stage: DictConfig) -> str:
     """The cache key of a stage config: its model, data, toy world, method settings and seed."""
     material = {k: OmegaConf.to_container(stage[k], resolve=True) for k in ("model", "data", "method")}
-    material.update(seed=int(stage.seed), version=STAGE_VERSION,
-                    toyworld=OmegaConf.to_container(stage.toyworld, resolve=True) if "toyworld" in stage else None)
+    material.update(
+        seed=int(stage.seed),
+        version=STAGE_VERSION,
+        toyworld=OmegaConf.to_container(stage.toyworld, resolve=True) if "toyworld" in stage else None,
+    )
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -93,19 +101,40 @@ class Stage:
     directory: Path
 
     @classmethod
-    def of(cls, cfg: DictConfig, method: str, settings: Mapping[str, Any] | None = None, *, folder: str,
-           where: str, label: str | None = None, without: Sequence[str] = ()) -> Stage:
+    def of(
+        cls,
+        cfg: DictConfig,
+        method: str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        folder: str,
+        where: str,
+        label: str | None = None,
+        without: Sequence[str] = (),
+    ) -> Stage:
         """The ``method`` stage of the trial ``cfg``, cached under the harness cache's ``folder``; ``settings``
         (from the trial's config key ``where``) update the method's defaults; ``without``: see :func:`stage_config`."""
         if settings is not None and not isinstance(settings, Mapping):
-            raise ConfigError(f"{where}={settings!r} is invalid; give a mapping of method={method} settings to change, "
-                              f"e.g. {where}={{max_steps: 50}} ({{}}: its defaults), or null for no stage.")
-        plain = (OmegaConf.to_container(settings, resolve=True) if isinstance(settings, DictConfig)
-                 else dict(settings or {}))
+            raise ConfigError(
+                f"{where}={settings!r} is invalid; give a mapping of method={method} settings to change, "
+                f"e.g. {where}={{max_steps: 50}} ({{}}: its defaults), or null for no stage."
+            )
+        plain = (
+            OmegaConf.to_container(settings, resolve=True)
+            if isinstance(settings, DictConfig)
+            else dict(settings or {})
+        )
         config = stage_config(cfg, method, plain, without)
         key = stage_key(config)
-        return cls(method=method, config=config, settings=plain, where=where, label=label or f"{method} stage",
-                   key=key, directory=cache_dir(folder) / key)
+        return cls(
+            method=method,
+            config=config,
+            settings=plain,
+            where=where,
+            label=label or f"{method} stage",
+            key=key,
+            directory=cache_dir(folder) / key,
+        )
 
     @property
     def record_path(self) -> Path:
@@ -118,8 +147,11 @@ class Stage:
         known = set(method_defaults(self.method, self.config)) - {"name"}
         for name in self.settings:
             if name not in known:
-                raise UnknownNameError(f"{self.where} option (a method={self.method} setting)", f"{self.where}.{name}",
-                                       [f"{self.where}.{k}" for k in known])
+                raise UnknownNameError(
+                    f"{self.where} option (a method={self.method} setting)",
+                    f"{self.where}.{name}",
+                    [f"{self.where}.{k}" for k in known],
+                )
         try:
             validate_method(self.config, plugin_manager_for(self.config))
         except ConfigError as exc:  # name where the value came from: method.x -> model.sft.x
@@ -156,9 +188,20 @@ class Stage:
             if record is None:
                 (self.directory / "stage.yaml").write_text(OmegaConf.to_yaml(self.config))
                 print(f"[harness] training the {self.label} ({self.directory})", flush=True)
-                env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_OPTUNA_")}  # not a sweep trial
-                subprocess.run([sys.executable, "-m", "harness.trial", str(self.directory / "stage.yaml"),
-                                str(self.directory)], env=env, check=False)
+                env = {
+                    k: v for k, v in os.environ.items() if not k.startswith("HARNESS_OPTUNA_")
+                }  # not a sweep trial
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "harness.trial",
+                        str(self.directory / "stage.yaml"),
+                        str(self.directory),
+                    ],
+                    env=env,
+                    check=False,
+                )
                 with contextlib.suppress(OSError, ValueError):
                     record = json.loads(self.record_path.read_text())
                 record = record or {}
@@ -182,9 +225,14 @@ class Stage:
         done = self.read_record() or {}
         final = next((c for c in done.get("checkpoints") or [] if c.get("final")), {})
         record.setdefault("stages", {})[name] = {
-            "method": self.method, "key": self.key, "directory": str(self.directory), "status": done.get("status"),
+            "method": self.method,
+            "key": self.key,
+            "directory": str(self.directory),
+            "status": done.get("status"),
             "checkpoint": final.get("path") if done.get("status") == "completed" else None,
-            "settings": OmegaConf.to_container(self.config.method, resolve=True), **extra}
+            "settings": OmegaConf.to_container(self.config.method, resolve=True),
+            **extra,
+        }
         path = Path(record.get("trial_dir") or "") / RECORD_NAME
         if record.get("trial_dir") and path.is_file():
             write_record(path, record)

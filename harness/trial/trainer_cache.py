@@ -27,15 +27,56 @@ from harness.records import atomic_write_text, library_versions
 FORMAT = 2  # part of every key and sidecar: bump it when what is cached here changes
 #: Trainer settings that change how the policy is optimised but neither the prepared data nor the reference's
 #: log-probs of the training rows; every other setting is part of the cache keys.
-OPTIMISATION_ONLY = frozenset({
-    "output_dir", "logging_dir", "run_name", "seed", "data_seed", "learning_rate", "beta", "loss_type",
-    "loss_weights", "num_train_epochs", "max_steps", "warmup_ratio", "warmup_steps", "lr_scheduler_type",
-    "lr_scheduler_kwargs", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "optim",
-    "optim_args", "gradient_accumulation_steps", "label_smoothing", "rpo_alpha", "f_divergence_type",
-    "f_alpha_divergence_coef", "use_weighting", "desirable_weight", "undesirable_weight", "logging_steps",
-    "logging_strategy", "logging_first_step", "disable_tqdm", "report_to", "save_strategy", "save_steps",
-    "save_total_limit", "eval_strategy", "eval_steps", "activation_checkpointing", "gradient_checkpointing",
-    "gradient_checkpointing_kwargs", "push_to_hub", "hub_model_id", "project"})
+OPTIMISATION_ONLY = frozenset(
+    {
+        "output_dir",
+        "logging_dir",
+        "run_name",
+        "seed",
+        "data_seed",
+        "learning_rate",
+        "beta",
+        "loss_type",
+        "loss_weights",
+        "num_train_epochs",
+        "max_steps",
+        "warmup_ratio",
+        "warmup_steps",
+        "lr_scheduler_type",
+        "lr_scheduler_kwargs",
+        "weight_decay",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "max_grad_norm",
+        "optim",
+        "optim_args",
+        "gradient_accumulation_steps",
+        "label_smoothing",
+        "rpo_alpha",
+        "f_divergence_type",
+        "f_alpha_divergence_coef",
+        "use_weighting",
+        "desirable_weight",
+        "undesirable_weight",
+        "logging_steps",
+        "logging_strategy",
+        "logging_first_step",
+        "disable_tqdm",
+        "report_to",
+        "save_strategy",
+        "save_steps",
+        "save_total_limit",
+        "eval_strategy",
+        "eval_steps",
+        "activation_checkpointing",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "push_to_hub",
+        "hub_model_id",
+        "project",
+    }
+)
 
 
 @dataclass
@@ -52,8 +93,11 @@ class CacheUse:
         """What the trial record keeps (``train.prepared_data``, ``train.reference_logprobs``); None if not run."""
         if self.computed is None:
             return None
-        return {"computed": self.computed, "seconds": round(self.seconds, 3),
-                "cache": str(self.path) if self.path else None}
+        return {
+            "computed": self.computed,
+            "seconds": round(self.seconds, 3),
+            "cache": str(self.path) if self.path else None,
+        }
 
 
 def _sha256(text: str) -> str:
@@ -65,11 +109,15 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     tokenizer) its whole pipeline (normaliser, pre-tokeniser, post-processor: whether it adds BOS, ...)."""
     template = getattr(tokenizer, "chat_template", None)
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    return {"name": getattr(tokenizer, "name_or_path", None),
-            "vocab": _sha256(json.dumps(sorted(tokenizer.get_vocab().items()), default=str)),
-            "special": {k: str(v) for k, v in sorted((getattr(tokenizer, "special_tokens_map", None) or {}).items())},
-            "template": _sha256(str(template)) if template else None,
-            "backend": _pipeline(backend) if backend is not None else None}
+    return {
+        "name": getattr(tokenizer, "name_or_path", None),
+        "vocab": _sha256(json.dumps(sorted(tokenizer.get_vocab().items()), default=str)),
+        "special": {
+            k: str(v) for k, v in sorted((getattr(tokenizer, "special_tokens_map", None) or {}).items())
+        },
+        "template": _sha256(str(template)) if template else None,
+        "backend": _pipeline(backend) if backend is not None else None,
+    }
 
 
 def _pipeline(backend: Any) -> str:
@@ -84,8 +132,14 @@ def settings_key(args: Any, tokenizer: Any, device: str) -> dict[str, Any]:
     """The part of a key beside the data (and the weights): the trainer settings but :data:`OPTIMISATION_ONLY`,
     the tokenizer, the device and the library versions."""
     settings = {k: v for k, v in args.to_dict().items() if k not in OPTIMISATION_ONLY}
-    return {"format": FORMAT, "config": type(args).__name__, "settings": settings,
-            "tokenizer": tokenizer_identity(tokenizer), "device": device, "versions": library_versions()}
+    return {
+        "format": FORMAT,
+        "config": type(args).__name__,
+        "settings": settings,
+        "tokenizer": tokenizer_identity(tokenizer),
+        "device": device,
+        "versions": library_versions(),
+    }
 
 
 def rows_digest(dataset: Any) -> str:
@@ -151,13 +205,28 @@ def write_entry(path: Path, dataset: Any, seconds: float) -> None:
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     tmp.replace(path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(
-        {"format": FORMAT, "rows": table.num_rows, "columns": table.column_names, "sha256": file_sha256(path),
-         "compute_seconds": round(seconds, 3)}, indent=1) + "\n")
+    atomic_write_text(
+        path.with_suffix(".json"),
+        json.dumps(
+            {
+                "format": FORMAT,
+                "rows": table.num_rows,
+                "columns": table.column_names,
+                "sha256": file_sha256(path),
+                "compute_seconds": round(seconds, 3),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
 
 
-def through_cache(path: Path, compute: Callable[[], Any], stored: Callable[[Any], Any] = lambda result: result,
-                  rows: int | None = None) -> tuple[Any, Any, bool]:
+def through_cache(
+    path: Path,
+    compute: Callable[[], Any],
+    stored: Callable[[Any], Any] = lambda result: result,
+    rows: int | None = None,
+) -> tuple[Any, Any, bool]:
     """``(entry, result, computed)`` for the cache entry at ``path``, under its lock: the intact entry read into
     memory (``result`` None, ``computed`` False), or else ``compute()``'s result, whose ``stored(result)`` is
     written to ``path`` and read back as ``entry`` (None if that failed), ``computed`` True."""

@@ -31,16 +31,27 @@ if TYPE_CHECKING:
     from harness.plugin import TrainContext
 
 HYPERPARAMETERS = [
-    Hyperparameter("beta", 0.1, "inverse temperature of the implicit reward (DPO's KL strength); real models: 0.05 "
-                   "to 0.5", bounds="(0, inf)"),
-    Hyperparameter("lam", 5.0, "λ, weight of the penalty on the chosen completion losing log-probability against "
-                   "the reference (0 is DPO); the paper uses 50 on real models", bounds="[0, inf)"),
+    Hyperparameter(
+        "beta",
+        0.1,
+        "inverse temperature of the implicit reward (DPO's KL strength); real models: 0.05 to 0.5",
+        bounds="(0, inf)",
+    ),
+    Hyperparameter(
+        "lam",
+        5.0,
+        "λ, weight of the penalty on the chosen completion losing log-probability against "
+        "the reference (0 is DPO); the paper uses 50 on real models",
+        bounds="[0, inf)",
+    ),
 ]
 # Real models: DPO's learning rate (the other common knobs keep the harness's conf/method/base.yaml defaults).
 DEFAULTS = {"learning_rate": 5e-7}
 # The toy world's tuning (model=toy): a higher rate, more epochs, bigger batches without accumulation.
-TOY = Profile({"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1},
-              {"learning_rate": "tag(log, interval(1e-5, 3e-4))"})
+TOY = Profile(
+    {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1},
+    {"learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+)
 
 
 def training_steps(num_examples: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int) -> int:
@@ -65,12 +76,21 @@ def _check_text(data: Any) -> None:
     if len(data) == 0:
         raise DataError("method dpop got no training pairs; check data.source and its split.")
     if not all(isinstance(data[0][column], str) for column in ("prompt", "chosen", "rejected")):
-        raise DataError("method dpop (example plugin) supports standard string pairs only, not conversational "
-                        "message lists; apply the chat template to the data first, or use method=dpo.")
+        raise DataError(
+            "method dpop (example plugin) supports standard string pairs only, not conversational "
+            "message lists; apply the chat template to the data first, or use method=dpo."
+        )
 
 
-def batch_loss(policy: torch.nn.Module, reference: torch.nn.Module | None, tokenizer: Any,
-               batch: dict[str, list[Any]], *, beta: float, lam: float) -> torch.Tensor:
+def batch_loss(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    tokenizer: Any,
+    batch: dict[str, list[Any]],
+    *,
+    beta: float,
+    lam: float,
+) -> torch.Tensor:
     """The DPOP loss of one batch: chosen and rejected scored in one forward pass per model.
 
     ``reference`` is the frozen reference model, or None for a peft ``policy`` whose base weights (adapter
@@ -86,8 +106,9 @@ def batch_loss(policy: torch.nn.Module, reference: torch.nn.Module | None, token
         else:
             with policy.disable_adapter():  # LoRA: the base model is the reference
                 reference_logps = completion_logprobs(policy, tokenizer, prompts, completions)
-    return dpop_loss(policy_logps[:n], policy_logps[n:], reference_logps[:n], reference_logps[n:],
-                     beta=beta, lam=lam)
+    return dpop_loss(
+        policy_logps[:n], policy_logps[n:], reference_logps[:n], reference_logps[n:], beta=beta, lam=lam
+    )
 
 
 def train(ctx: TrainContext) -> torch.nn.Module:
@@ -103,8 +124,12 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(m.learning_rate))
     warmup = float(m.warmup)  # a fraction of the steps if < 1, else a number of steps (as in base.yaml)
-    scheduler = get_scheduler(str(m.scheduler), optimizer, num_training_steps=total,
-                              num_warmup_steps=round(warmup * total) if warmup < 1 else int(warmup))
+    scheduler = get_scheduler(
+        str(m.scheduler),
+        optimizer,
+        num_training_steps=total,
+        num_warmup_steps=round(warmup * total) if warmup < 1 else int(warmup),
+    )
     # Mixed precision as the harness chose it (weights stay fp32 under bf16/fp16; fp16 needs loss scaling).
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ctx.precision)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
@@ -117,8 +142,9 @@ def train(ctx: TrainContext) -> torch.nn.Module:
         step_loss = 0.0
         for _ in range(accum):
             with torch.autocast(ctx.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
-                loss = batch_loss(policy, ctx.reference, ctx.tokenizer, next(batches),
-                                  beta=float(m.beta), lam=float(m.lam))
+                loss = batch_loss(
+                    policy, ctx.reference, ctx.tokenizer, next(batches), beta=float(m.beta), lam=float(m.lam)
+                )
             scaler.scale(loss / accum).backward()
             step_loss += float(loss.detach()) / accum
         scaler.step(optimizer)
@@ -136,10 +162,20 @@ def models_in_memory(cfg: Any) -> int:
 def method_spec() -> MethodSpec:
     """The ``dpop`` method's declaration."""
     return MethodSpec(
-        name="dpop", train=train, data_kind="pairwise", needs_reference=True, models_in_memory=models_in_memory,
-        hyperparameters=HYPERPARAMETERS, defaults=DEFAULTS, profiles={"toy": TOY}, lr_range=(5e-7, 5e-6),
-        search_space={"beta": "tag(log, interval(0.02, 0.5))", "lam": "interval(0.0, 50.0)",
-                      "learning_rate": "tag(log, interval(1e-7, 1e-5))"},
+        name="dpop",
+        train=train,
+        data_kind="pairwise",
+        needs_reference=True,
+        models_in_memory=models_in_memory,
+        hyperparameters=HYPERPARAMETERS,
+        defaults=DEFAULTS,
+        profiles={"toy": TOY},
+        lr_range=(5e-7, 5e-6),
+        search_space={
+            "beta": "tag(log, interval(0.02, 0.5))",
+            "lam": "interval(0.0, 50.0)",
+            "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+        },
         description="DPO-Positive (Pal et al. 2024): DPO with a penalty on the chosen completion's likelihood falling "
-                    "(example plugin, own torch loop)",
+        "(example plugin, own torch loop)",
     )

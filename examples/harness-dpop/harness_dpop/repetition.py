@@ -28,16 +28,21 @@ def repeated_fraction(tokens: Sequence[int], n: int) -> float:
     return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
 
 
-def repetition_values(completions: Sequence[Sequence[int]], n: int, eos_token_id: int | None = None) -> torch.Tensor:
+def repetition_values(
+    completions: Sequence[Sequence[int]], n: int, eos_token_id: int | None = None
+) -> torch.Tensor:
     """:func:`repeated_fraction` of each completion's tokens (a trailing ``eos_token_id`` dropped), shape [n]."""
-    values = [repeated_fraction(ids[:-1] if ids and ids[-1] == eos_token_id else ids, n) for ids in completions]
+    values = [
+        repeated_fraction(ids[:-1] if ids and ids[-1] == eos_token_id else ids, n) for ids in completions
+    ]
     return torch.tensor(values, dtype=torch.float64)
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``rep_ngram`` and ``rep_ngram_se`` of the policy's samples (shared with the other evaluators)."""
-    values = repetition_values(ctx.policy_samples.completion_token_ids(), int(ctx.options.n),
-                               ctx.tokenizer.eos_token_id)
+    values = repetition_values(
+        ctx.policy_samples.completion_token_ids(), int(ctx.options.n), ctx.tokenizer.eos_token_id
+    )
     mean, se = mean_and_se(values)
     return {"rep_ngram": mean, "rep_ngram_se": se}
 
@@ -45,12 +50,26 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
 def evaluator_spec() -> EvaluatorSpec:
     """The ``repetition`` evaluator's declaration: its metrics and its option."""
     return EvaluatorSpec(
-        name="repetition", evaluate=evaluate,
+        name="repetition",
+        evaluate=evaluate,
         description="fraction of each sample's token n-grams that repeat an earlier one (example plugin)",
-        metrics=[Metric("rep_ngram", "fraction of a completion's token n-grams (n = eval.repetition.n) that repeat "
-                        "an earlier n-gram of it, mean over sampled completions", "minimize", headline=True,
-                        se="rep_ngram_se"),
-                 Metric("rep_ngram_se", "standard error of rep_ngram")],
-        options=[Option("n", 2, "n-gram size in tokens (1: repeated tokens, 2: repeated bigrams, ...)",
-                        bounds="[1, inf)")],
+        metrics=[
+            Metric(
+                "rep_ngram",
+                "fraction of a completion's token n-grams (n = eval.repetition.n) that repeat "
+                "an earlier n-gram of it, mean over sampled completions",
+                "minimize",
+                headline=True,
+                se="rep_ngram_se",
+            ),
+            Metric("rep_ngram_se", "standard error of rep_ngram"),
+        ],
+        options=[
+            Option(
+                "n",
+                2,
+                "n-gram size in tokens (1: repeated tokens, 2: repeated bigrams, ...)",
+                bounds="[1, inf)",
+            )
+        ],
     )

@@ -46,8 +46,13 @@ def grammar_row(rng: random.Random) -> Row:
         words = sample_review(rng, rng.choice(TONES)).split()
         cut = rng.randrange(2, len(words) - CONTINUATION_WORDS + 1)
         prefix, true = words[:cut], tuple(words[cut : cut + CONTINUATION_WORDS])
-        wrong = sorted({p for p in itertools.permutations(true)
-                        if p != true and check([*prefix, *p], start="sentence").errors > 0})
+        wrong = sorted(
+            {
+                p
+                for p in itertools.permutations(true)
+                if p != true and check([*prefix, *p], start="sentence").errors > 0
+            }
+        )
         if len(wrong) >= NUM_CHOICES - 1:
             break
     choices = [" ".join(p) for p in rng.sample(wrong, NUM_CHOICES - 1)]
@@ -85,7 +90,11 @@ def generate() -> dict[str, list[Row]]:
         "toy_grammar": lambda rng, i: grammar_row(rng),
         "toy_sentiment": lambda rng, i: sentiment_row(rng, positive=i % 2 == 0),  # balanced labels
     }
-    return {f"{task}.{split}.jsonl": _rows(task, split, make) for task, make in makers.items() for split in SPLIT_SIZES}
+    return {
+        f"{task}.{split}.jsonl": _rows(task, split, make)
+        for task, make in makers.items()
+        for split in SPLIT_SIZES
+    }
 
 
 def to_jsonl(rows: list[Row]) -> str:
@@ -116,14 +125,23 @@ def write(directory: Path = DATA_DIR) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the data files, or with ``--check`` report stale ones (exit status 1)."""
-    parser = argparse.ArgumentParser(prog="python -m harness.toyworld.lmeval_tasks.generate", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="only check that the shipped files are up to date")
-    parser.add_argument("--out", type=Path, default=DATA_DIR, help="folder of the data files (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.toyworld.lmeval_tasks.generate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only check that the shipped files are up to date"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DATA_DIR, help="folder of the data files (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files(args.out)
         for name in stale:
-            print(f"stale: {args.out / name} (run python -m harness.toyworld.lmeval_tasks.generate)", file=sys.stderr)
+            print(
+                f"stale: {args.out / name} (run python -m harness.toyworld.lmeval_tasks.generate)",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     for path in write(args.out):
         print(path)
