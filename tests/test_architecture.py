@@ -347,13 +347,17 @@ def public_names() -> tuple[str, ...]:
     return tuple(harness.plugin.__all__)
 
 
-def _plugin_import_problem(target: str, names: list[str] | None) -> str | None:
-    """Why a built-in plugin may not import ``target`` (``names``: what a ``from`` import takes from it)."""
+def _plugin_import_problem(source: str, target: str, names: list[str] | None) -> str | None:
+    """Why the built-in plugin module ``source`` may not import ``target`` (``names``: what a ``from`` import takes
+    from it): plugins are grouped in packages by role (``harness_plugins.methods``, ``.evaluators``, ``.data``,
+    ``.tracking``); a module may use its own package's modules, and the other packages only through the public API."""
     root = target.split(".")[0]
     if root in ("plugins", "conf"):
         return f"{root}/ is a source directory; its installed name is harness_{root}"
     if root == "harness_plugins":
-        return "a private module" if any(part.startswith("_") for part in target.split(".")[1:]) else None
+        if target.split(".")[:2] != source.split(".")[:2]:
+            return "another plugin package's module; use harness.plugin (or move the helper into one package)"
+        return None
     if target.startswith("harness.toyworld") or (target == "harness.plugin" and names is None):
         return None
     if target in ("harness", "harness.plugin") and names is not None:
@@ -381,7 +385,7 @@ def test_plugins_use_only_the_public_api():
                 taken = dict(grouped)
             for target, names in taken.items():
                 if _is_internal(target) or target.split(".")[0] in ("plugins", "conf"):
-                    problem = _plugin_import_problem(target, names)
+                    problem = _plugin_import_problem(module, target, names)
                     if problem:
                         bad.append(
                             f"{module} -> {target} at {path.relative_to(REPO)}:{node.lineno}: {problem}"
@@ -390,17 +394,19 @@ def test_plugins_use_only_the_public_api():
 
 
 def test_the_public_api_rule_itself():
-    assert _plugin_import_problem("harness.plugin", None) is None
-    assert _plugin_import_problem("harness.plugin", ["MethodSpec", "hookimpl"]) is None
-    assert _plugin_import_problem("harness", ["MethodSpec"]) is None
-    assert _plugin_import_problem("harness.toyworld.grammar", ["check"]) is None
-    assert _plugin_import_problem("harness_plugins.dpo", None) is None
-    assert _plugin_import_problem("harness.plugin", ["get_plugin_manager"])
-    assert _plugin_import_problem("harness.plugin.manager", ["get_plugin_manager"])
-    assert _plugin_import_problem("harness", None)
-    assert _plugin_import_problem("harness.trial.context", ["TrainContext"])
-    assert _plugin_import_problem("harness_plugins._shared", None)
-    assert _plugin_import_problem("plugins.dpo", None)
+    dpo, judge = "harness_plugins.methods.dpo", "harness_plugins.evaluators.judge"
+    assert _plugin_import_problem(dpo, "harness.plugin", None) is None
+    assert _plugin_import_problem(dpo, "harness.plugin", ["MethodSpec", "hookimpl"]) is None
+    assert _plugin_import_problem(dpo, "harness", ["MethodSpec"]) is None
+    assert _plugin_import_problem(dpo, "harness.toyworld.grammar", ["check"]) is None
+    assert _plugin_import_problem("harness_plugins.methods.kto", dpo, None) is None
+    assert _plugin_import_problem(judge, "harness_plugins.evaluators.judge.stats", None) is None
+    assert _plugin_import_problem(judge, dpo, None)
+    assert _plugin_import_problem(dpo, "harness.plugin", ["get_plugin_manager"])
+    assert _plugin_import_problem(dpo, "harness.plugin.manager", ["get_plugin_manager"])
+    assert _plugin_import_problem(dpo, "harness", None)
+    assert _plugin_import_problem(dpo, "harness.trial.context", ["TrainContext"])
+    assert _plugin_import_problem(dpo, "plugins.dpo", None)
 
 
 def _documented(obj: object) -> bool:
@@ -450,9 +456,9 @@ MAX_FUNCTION_LINES = 60
 # decided the line breaks (issue 28), before the splits that empty these lists.
 ALLOWED_LONG_MODULES: dict[str, int] = {
     "harness/trial/runner.py": 519,
-    "plugins/eval_lmeval.py": 491,
+    "plugins/evaluators/lm_eval.py": 491,
     "harness/leaderboard/plots.py": 464,
-    "plugins/ppo.py": 453,
+    "plugins/methods/ppo.py": 453,
     "harness/leaderboard/html.py": 452,
     "harness/evaluation/refcache.py": 450,
     "harness/sweep/sweeper.py": 446,
@@ -460,21 +466,21 @@ ALLOWED_LONG_MODULES: dict[str, int] = {
     "harness/leaderboard/board.py": 405,
 }
 ALLOWED_LONG_FUNCTIONS: dict[str, int] = {
-    "plugins/ppo.py::_ppo_step": 109,
+    "plugins/methods/ppo.py::_ppo_step": 109,
     "harness/leaderboard/markdown.py::to_markdown": 97,
-    "plugins/cpo.py::harness_methods_register": 83,
+    "plugins/methods/cpo.py::harness_methods_register": 83,
     "harness/evaluation/health.py::checkpoint_flags": 78,
     "harness/leaderboard/plots.py::frontier_plot": 76,
     "harness/leaderboard/plots.py::sensitivity_plot": 76,
     "harness/sweep/trials.py::recover_lost_trials": 70,
     "harness/evaluation/sampling.py::sample": 66,
-    "plugins/online_rl.py::harness_methods_register": 66,
+    "plugins/methods/online_rl.py::harness_methods_register": 66,
     "harness/trial/runner.py::TrialRun._evaluation": 65,
     "harness/leaderboard/board.py::build": 65,
     "harness/data/validate.py::validate": 64,
     "harness/toyworld/build.py::_sample_data": 63,
     "harness/cli/app.py::main": 63,
-    "plugins/ppo.py::train": 62,
+    "plugins/methods/ppo.py::train": 62,
 }
 
 

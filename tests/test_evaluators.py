@@ -12,7 +12,11 @@ import math
 
 import pytest
 import torch
-from harness_plugins import eval_kl, eval_preference, eval_reward_model, eval_text_stats, eval_win_rate
+from harness_plugins.evaluators import kl as eval_kl
+from harness_plugins.evaluators import preference_accuracy as eval_preference
+from harness_plugins.evaluators import reward_model as eval_reward_model
+from harness_plugins.evaluators import text_stats as eval_text_stats
+from harness_plugins.evaluators import win_rate as eval_win_rate
 from omegaconf import OmegaConf, open_dict
 
 from harness.config.validation import validate_trial_config

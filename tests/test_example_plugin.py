@@ -55,7 +55,7 @@ def _logps(seed: int, n: int = 8) -> list[torch.Tensor]:
 
 @pytest.mark.unit
 def test_dpop_loss_is_dpo_loss_without_lambda_or_while_the_chosen_gains(dpop):
-    from harness_plugins.dpo import dpo_loss
+    from harness_plugins.methods.dpo import dpo_loss
 
     loss = dpop.loss.dpop_loss
     chosen, rejected, ref_chosen, ref_rejected = _logps(0)

@@ -1,4 +1,4 @@
-"""The ``judge`` evaluator (plugins/eval_judge.py and its judge_* modules): verdict parsing, both-order scoring,
+"""The ``judge`` evaluator (plugins/evaluators/judge/): verdict parsing, both-order scoring,
 the length-controlled win rate, templates, the OpenAI-compatible HTTP backend against a local test server (retries,
 cache, API key), the checks before compute, and in-process trials judged over HTTP and by a local model."""
 
@@ -11,18 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_plugins import judge_backends
-from harness_plugins.eval_judge import summarize
-from harness_plugins.judge_backends import (
+from harness_plugins.evaluators.judge import backends as judge_backends
+from harness_plugins.evaluators.judge import summarize
+from harness_plugins.evaluators.judge.backends import (
     EndpointError,
     OpenAIJudge,
     VerdictCache,
     cached_run,
     endpoint_problem,
 )
-from harness_plugins.judge_local import verdict_from_probs
-from harness_plugins.judge_stats import length_controlled_win_rate, parse_verdict, sample_outcomes
-from harness_plugins.judge_template import BUILTIN, load_template, parse_template, question_text
+from harness_plugins.evaluators.judge.local import verdict_from_probs
+from harness_plugins.evaluators.judge.stats import length_controlled_win_rate, parse_verdict, sample_outcomes
+from harness_plugins.evaluators.judge.template import BUILTIN, load_template, parse_template, question_text
 
 from tests.helpers import cli_error_line
 from tests.judge_server import ANSWER as _ANSWER

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from harness_plugins import eval_kl
+from harness_plugins.evaluators import kl as eval_kl
 from omegaconf import OmegaConf
 
 from harness.evaluation.context import EvalContext, Reference

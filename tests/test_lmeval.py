@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from harness_plugins import eval_lmeval
+from harness_plugins.evaluators import lm_eval as eval_lmeval
 
 from harness.toyworld.lmeval_tasks import TASKS_DIR, generate
 from tests.conftest import run_cli

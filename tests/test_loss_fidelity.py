@@ -11,14 +11,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from harness_plugins.cpo import build_trainer as cpo_trainer
-from harness_plugins.cpo import cpo_loss
-from harness_plugins.dpo import build_trainer as dpo_trainer
-from harness_plugins.dpo import dpo_loss
-from harness_plugins.kto import build_trainer as kto_trainer
-from harness_plugins.kto import kto_loss
-from harness_plugins.orpo import build_trainer as orpo_trainer
-from harness_plugins.orpo import orpo_loss
+from harness_plugins.methods.cpo import build_trainer as cpo_trainer
+from harness_plugins.methods.cpo import cpo_loss
+from harness_plugins.methods.dpo import build_trainer as dpo_trainer
+from harness_plugins.methods.dpo import dpo_loss
+from harness_plugins.methods.kto import build_trainer as kto_trainer
+from harness_plugins.methods.kto import kto_loss
+from harness_plugins.methods.orpo import build_trainer as orpo_trainer
+from harness_plugins.methods.orpo import orpo_loss
 
 from tests.helpers import train_context
 
@@ -130,7 +130,7 @@ def pair_logps(model, batch, average):
 
 def chosen_nll(model, batch, include_prompt=False):
     labels = batch["chosen_labels"]
-    if include_prompt:  # TRL's ORPO: NLL over prompt and completion (see harness_plugins.orpo)
+    if include_prompt:  # TRL's ORPO: NLL over prompt and completion (see harness_plugins.methods.orpo)
         labels = batch["chosen_input_ids"].masked_fill(batch["chosen_attention_mask"] == 0, -100)
     with torch.no_grad():
         logits = model(

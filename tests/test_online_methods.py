@@ -125,7 +125,7 @@ def test_bad_online_settings_are_refused_before_any_compute(tiny_world, tmp_path
 
 
 def test_the_reward_stage_trains_a_reward_model_scored_on_held_out_pairs(tiny_world, tmp_path):
-    from harness_plugins.eval_reward_model import check_reward_model
+    from harness_plugins.evaluators.reward_model import check_reward_model
 
     cfg = compose(tiny_world, ["method=reward", "method.learning_rate=1e-3"])
     record = run_trial(cfg, tmp_path)

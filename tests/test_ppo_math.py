@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from harness_plugins.ppo_math import (
+from harness_plugins.methods.ppo_math import (
     AdaptiveKLController,
     gae,
     kl_per_token,

@@ -75,7 +75,7 @@ def test_a_damaged_or_partial_entry_is_not_read(tmp_path):
 
 def build(ctx, method: str):
     """The trainer ``method``'s plugin builds (the reward model's on the policy's backbone)."""
-    from harness_plugins import kto, reward, sft
+    from harness_plugins.methods import kto, reward, sft
 
     if method == "reward":
         return ctx.trl_trainer(model=reward.load_reward_backbone(ctx))

@@ -257,7 +257,7 @@ def test_experimental_trainers_train_on_ultrafeedback_save_to_disk_splits(
 def test_ppo_renders_conversational_prompts_with_the_chat_template(
     real_world, cache_dir, tmp_path, monkeypatch
 ):
-    import harness_plugins.ppo as ppo
+    import harness_plugins.methods.ppo as ppo
 
     seen: list[tuple[list[str], bool]] = []
 

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
-from harness_plugins.sft import build_trainer, sft_stage
+from harness_plugins.methods.sft import build_trainer, sft_stage
 
 from harness.config.compose import compose_job
 from harness.config.resources import resolve_model_path

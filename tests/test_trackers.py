@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from harness_plugins import trackers
+from harness_plugins.tracking import trackers
 
 from harness.config.compose import compose_job
 from harness.config.validation import validate_method

@@ -9,7 +9,7 @@ penalty to the reference (``kl_penalty``: kl, abs, mse or full; coefficient ``in
 model (initialised from the policy's base, ``cliprange_value``, ``vf_coef``), whitens them, and runs
 ``ppo_epochs`` passes of clipped-surrogate updates (``cliprange``) over minibatches of ``mini_batch_size``.
 Four models are involved: policy, reference (the adapter-disabled policy with LoRA), value model and reward
-model (none with a programmatic reward). The arithmetic is in :mod:`harness_plugins.ppo_math`.
+model (none with a programmatic reward). The arithmetic is in :mod:`harness_plugins.methods.ppo_math`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from harness_plugins.online_rl import REWARD_KNOBS, check_reward_is_set, reward_function, reward_models
-from harness_plugins.ppo_math import (
+from harness_plugins.methods.online_rl import (
+    REWARD_KNOBS,
+    check_reward_is_set,
+    reward_function,
+    reward_models,
+)
+from harness_plugins.methods.ppo_math import (
     AdaptiveKLController,
     FixedKLController,
     gae,
@@ -445,7 +450,7 @@ def harness_methods_register() -> list[MethodSpec]:
                 "init_kl_coef": "tag(log, interval(0.01, 0.5))",
                 "learning_rate": "tag(log, interval(1e-7, 1e-5))",
             },
-            loss_notes="The harness's PPO (plugins/ppo_math.py): the normalised score at the last response token minus "
+            loss_notes="The harness's PPO (plugins/methods/ppo_math.py): the normalised score at the last response token minus "
             "kl_coef × per-token KL at every token, GAE advantages (whitened), clipped surrogate averaged per "
             "response token, plus vf_coef × clipped value loss; one step = batch_size rollouts and ppo_epochs "
             "passes of minibatch updates.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from harness_plugins.dpo import policy_and_reference
+from harness_plugins.methods.dpo import policy_and_reference
 
 from harness.plugin import Hyperparameter, MethodSpec, Profile, hookimpl
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness_plugins.judge_stats import VERDICTS
+from harness_plugins.evaluators.judge.stats import VERDICTS
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:

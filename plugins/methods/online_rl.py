@@ -37,7 +37,7 @@ def reward_function(cfg: DictConfig) -> Callable[..., list[float]] | str:
     (``f(prompts, completions, **columns) -> list[float]``), or the reward model's path or Hub id."""
     name = str(cfg.method.reward)
     if name == "trained":
-        from harness_plugins.reward import trained_reward_model
+        from harness_plugins.methods.reward import trained_reward_model
 
         return trained_reward_model(cfg)
     if name != "gold":
@@ -66,7 +66,7 @@ def harness_config_validate(cfg: DictConfig) -> None:
         reward_function(cfg)  # raises ConfigError when the data defines no gold reward
         return
     if reward == "trained":
-        from harness_plugins.reward import reward_stage
+        from harness_plugins.methods.reward import reward_stage
 
         reward_stage(
             cfg

@@ -4,7 +4,7 @@ A template is a text file with the placeholders ``{prompt}`` (the user's questio
 ``{answer_b}`` (the two completions), each used at least once; write ``{{`` and ``}}`` for literal braces. A line
 ``<<<system>>>`` starts the system message and a line ``<<<user>>>`` the user message; a file without these
 marker lines is the user message alone (no system message). The built-in template
-(``judge_templates/pairwise.txt``) is a pairwise prompt in the MT-Bench style: it asks for a short comparison and
+(``templates/pairwise.txt``) is a pairwise prompt in the MT-Bench style: it asks for a short comparison and
 then ``[[A]]``, ``[[B]]`` or ``[[C]]`` for a tie.
 
 The judge is shown each prompt as the data gave it (``EvalContext.source_prompts``): a plain-text prompt as it
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BUILTIN = Path(__file__).resolve().parent / "judge_templates" / "pairwise.txt"
+BUILTIN = Path(__file__).resolve().parent / "templates" / "pairwise.txt"
 PLACEHOLDERS = ("prompt", "answer_a", "answer_b")
 SYSTEM_MARK, USER_MARK = "<<<system>>>", "<<<user>>>"
 

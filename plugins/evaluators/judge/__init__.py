@@ -11,12 +11,12 @@ policy is the reference: 1/2 with no judge call.
 
 ``judge_win_rate_lc`` (``length_controlled: true``) is the win rate at equal length, AlpacaEval-LC style: a
 logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept, read
-at zero difference (:mod:`harness_plugins.judge_stats`), with a delta-method standard error clustered by prompt.
+at zero difference (:mod:`harness_plugins.evaluators.judge.stats`), with a delta-method standard error clustered by prompt.
 It is left out when the data cannot determine it (every comparison won, or every one lost).
 
-Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.judge_backends`) and ``local``
-(a causal LM in this process reading the label probabilities after ``[[``; :mod:`harness_plugins.judge_local`).
-Prompts are templates (:mod:`harness_plugins.judge_template`). Verdicts are cached on disk
+Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.evaluators.judge.backends`) and ``local``
+(a causal LM in this process reading the label probabilities after ``[[``; :mod:`harness_plugins.evaluators.judge.local`).
+Prompts are templates (:mod:`harness_plugins.evaluators.judge.template`). Verdicts are cached on disk
 (``$HARNESS_CACHE_DIR/judge`` or ``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend,
 model, template text, output settings), the question and both answers, so identical comparisons are judged once
 across checkpoints, trials and sweeps. The API key is only read from the environment variable that
@@ -32,22 +32,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from harness_plugins.judge_backends import OpenAIJudge, VerdictCache, cached_run, endpoint_problem
-from harness_plugins.judge_local import (
+from harness_plugins.evaluators.judge.backends import OpenAIJudge, VerdictCache, cached_run, endpoint_problem
+from harness_plugins.evaluators.judge.local import (
     MODEL_KWARG_DEFAULTS,
     LocalJudge,
     model_problem,
     model_settings,
     verdict_from_probs,
 )
-from harness_plugins.judge_stats import (
+from harness_plugins.evaluators.judge.stats import (
     length_controlled_win_rate,
     outcome,
     parse_verdict,
     prompt_means,
     sample_outcomes,
 )
-from harness_plugins.judge_template import Template, load_template, question_text
+from harness_plugins.evaluators.judge.template import Template, load_template, question_text
 from omegaconf import DictConfig, OmegaConf
 
 from harness.plugin import ConfigError, EvaluatorSpec, Metric, Option, cache_dir, hookimpl, mean_and_se

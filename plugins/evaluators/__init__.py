@@ -1,0 +1,1 @@
+"""Checkpoint evaluators: each module registers its EvaluatorSpecs through ``harness_evaluators_register``."""

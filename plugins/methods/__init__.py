@@ -1,0 +1,1 @@
+"""Training methods: each module registers its MethodSpecs through ``harness_methods_register``."""
