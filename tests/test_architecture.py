@@ -458,7 +458,6 @@ ALLOWED_LONG_MODULES: dict[str, int] = {
     "harness/trial/runner.py": 519,
     "harness/leaderboard/plots.py": 464,
     "harness/leaderboard/html.py": 452,
-    "harness/evaluation/refcache.py": 450,
     "harness/sweep/sweeper.py": 446,
     "harness/evaluation/sampling.py": 442,
     "harness/leaderboard/board.py": 405,
