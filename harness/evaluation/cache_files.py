@@ -1,10 +1,10 @@
-"""The files of a reference-cache entry: each written atomically with a SHA-256 of its contents, and checked when
-read back.
+"""The files of a reference-cache entry: each written atomically with a SHA-256 of its contents, and checked
+when read back.
 
-A JSON file holds ``{"sha256", "data"}``, the hash of ``data`` as canonical JSON (:func:`digest`); a safetensors
-file holds ``sha256`` in its metadata, the hash of its tensors and other metadata (:func:`tensors_sha256`). A
-reader gets the contents, or a string saying what is wrong with the file (unreadable, no checksum, or a checksum
-that does not match).
+A JSON file holds ``{"sha256", "data"}``, the hash of ``data`` as canonical JSON (:func:`digest`); a
+safetensors file holds ``sha256`` in its metadata, the hash of its tensors and other metadata
+(:func:`tensors_sha256`). A reader gets the contents, or a string saying what is wrong with the file
+(unreadable, no checksum, or a checksum that does not match).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, s
 def atomic_save_tensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Write named tensors to the safetensors file ``path`` atomically, their checksum added to ``metadata``."""
+    """Write named tensors to the safetensors file ``path`` atomically, their checksum added to
+    ``metadata``."""
     from safetensors.torch import save_file
 
     metadata = {**(metadata or {}), "sha256": tensors_sha256(tensors, metadata or {})}

@@ -49,8 +49,8 @@ from harness.evaluation.refcache_key import (
 )
 from harness.evaluation.sampling import SampleBatch, Samples
 
-# The key's material and the entry's files have their own modules (refcache_key, cache_files); what was defined
-# here before stays importable from this module.
+# The key's material and the entry's files have their own modules (refcache_key, cache_files); what was
+# defined here before stays importable from this module.
 __all__ = [
     "CACHE_FORMAT",
     "RefCache",

@@ -1,5 +1,5 @@
-"""What the reference-evaluation cache's key is made of: the model's and the tokenizer's fingerprints, the data,
-the evaluation settings and the library versions (:func:`key_material`).
+"""What the reference-evaluation cache's key is made of: the model's and the tokenizer's fingerprints, the
+data, the evaluation settings and the library versions (:func:`key_material`).
 
 Every input that changes what evaluating the reference yields is in the material; nothing that does not (the
 method, its hyperparameters, the evaluator list, the checkpoint schedule) is. A model is identified without

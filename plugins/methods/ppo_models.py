@@ -51,7 +51,8 @@ def reference_logits(
     attn: torch.Tensor,
     width: int,
 ) -> torch.Tensor:
-    """:func:`response_logits` of the reference: ``reference``, or the policy with its LoRA adapter disabled."""
+    """:func:`response_logits` of the reference: ``reference``, or the policy with its LoRA adapter
+    disabled."""
     if reference is not None:
         return response_logits(reference, ids, attn, width)
     with policy.disable_adapter():  # LoRA: the reference is the base model under the adapter

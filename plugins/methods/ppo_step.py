@@ -1,11 +1,11 @@
 """One iteration of the harness's PPO: roll out, score, estimate advantages, then minibatch updates.
 
-:func:`ppo_step` samples a response to each prompt from the policy, scores the responses with ``method.reward``,
-normalises the scores (``reward_norm``), subtracts the per-token KL penalty to the reference, estimates GAE
-advantages from the value model (:class:`Rollout`, computed without gradients), and runs ``ppo_epochs`` passes of
-clipped-surrogate updates over minibatches of ``mini_batch_size``. What lasts from one step to the next (models,
-optimiser, KL controller, running reward moments) is a :class:`PPOState`; the arithmetic is in
-:mod:`harness_plugins.methods.ppo_math`.
+:func:`ppo_step` samples a response to each prompt from the policy, scores the responses with
+``method.reward``, normalises the scores (``reward_norm``), subtracts the per-token KL penalty to the
+reference, estimates GAE advantages from the value model (:class:`Rollout`, computed without gradients), and
+runs ``ppo_epochs`` passes of clipped-surrogate updates over minibatches of ``mini_batch_size``. What lasts
+from one step to the next (models, optimiser, KL controller, running reward moments) is a :class:`PPOState`;
+the arithmetic is in :mod:`harness_plugins.methods.ppo_math`.
 """
 
 from __future__ import annotations

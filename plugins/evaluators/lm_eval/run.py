@@ -1,9 +1,11 @@
-"""Scoring a model in memory with lm-eval, as ``simple_evaluate`` would, and its results as the harness's metrics.
+"""Scoring a model in memory with lm-eval, as ``simple_evaluate`` would, and its results as the harness's
+metrics.
 
-:func:`run_lm_eval` does what ``simple_evaluate`` does (same seeds, same settings) minus the loading and the run
-report (an environment report that runs ``pip list``; the trial record holds the library versions instead), on
-this process's task objects and requests (:func:`harness_plugins.evaluators.lm_eval.tasks.prepared_tasks`), and
-scores the same. :func:`metrics_from_results` names lm-eval's scores the harness's way.
+:func:`run_lm_eval` does what ``simple_evaluate`` does (same seeds, same settings) minus the loading and the
+run report (an environment report that runs ``pip list``; the trial record holds the library versions
+instead), on this process's task objects and requests
+(:func:`harness_plugins.evaluators.lm_eval.tasks.prepared_tasks`), and scores the same.
+:func:`metrics_from_results` names lm-eval's scores the harness's way.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
 def run_lm_eval(
     model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False
 ) -> dict[str, Any]:
-    """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval as ``simple_evaluate`` would (its seeds and
-    settings), on this process's task objects and requests (:func:`prepared_tasks`); returns lm-eval's results
-    dict (``results``, ``groups``, ``configs``, ...: no run report)."""
+    """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval as ``simple_evaluate`` would (its seeds
+    and settings), on this process's task objects and requests
+    (:func:`~harness_plugins.evaluators.lm_eval.tasks.prepared_tasks`); returns lm-eval's results dict
+    (``results``, ``groups``, ``configs``, ...: no run report)."""
     with quiet_lm_eval(verbose):
         from lm_eval.defaults import DEFAULT_OTHER_SEED, DEFAULT_RANDOM_SEED
         from lm_eval.evaluator import evaluate as lm_eval_evaluate
