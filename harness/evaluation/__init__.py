@@ -5,4 +5,5 @@ length-sorted batches by :mod:`~harness.evaluation.scoring`), the reference-eval
 (:mod:`~harness.evaluation.refcache`; its key in :mod:`~harness.evaluation.refcache_key`, its checksummed
 files in :mod:`~harness.evaluation.cache_files`), reward models (:mod:`~harness.evaluation.reward_models`),
 summary statistics (:mod:`~harness.evaluation.stats`), health flags (:mod:`~harness.evaluation.health`) and
-readable samples (:mod:`~harness.evaluation.readable`). The evaluators themselves are plugins (``plugins/evaluators/``)."""
+readable samples (:mod:`~harness.evaluation.readable`). The evaluators themselves are plugins
+(``plugins/evaluators/``)."""
