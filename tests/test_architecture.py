@@ -463,7 +463,6 @@ ALLOWED_LONG_MODULES: dict[str, int] = {
 }
 ALLOWED_LONG_FUNCTIONS: dict[str, int] = {
     "harness/leaderboard/markdown.py::to_markdown": 97,
-    "harness/evaluation/health.py::checkpoint_flags": 78,
     "harness/leaderboard/plots.py::frontier_plot": 76,
     "harness/leaderboard/plots.py::sensitivity_plot": 76,
     "harness/sweep/trials.py::recover_lost_trials": 70,
