@@ -465,7 +465,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, int] = {
     "harness/leaderboard/markdown.py::to_markdown": 97,
     "harness/leaderboard/plots.py::frontier_plot": 76,
     "harness/leaderboard/plots.py::sensitivity_plot": 76,
-    "harness/sweep/trials.py::recover_lost_trials": 70,
     "harness/trial/runner.py::TrialRun._evaluation": 65,
     "harness/leaderboard/board.py::build": 65,
     "harness/data/validate.py::validate": 64,
