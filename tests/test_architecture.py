@@ -467,7 +467,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, int] = {
     "harness/leaderboard/plots.py::sensitivity_plot": 76,
     "harness/trial/runner.py::TrialRun._evaluation": 65,
     "harness/leaderboard/board.py::build": 65,
-    "harness/toyworld/build.py::_sample_data": 63,
     "harness/cli/app.py::main": 63,
 }
 
