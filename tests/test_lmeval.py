@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from harness_plugins.evaluators import lm_eval as eval_lmeval
+from harness_plugins.evaluators.lm_eval import tasks as lmeval_tasks
 
 from harness.toyworld.lmeval_tasks import TASKS_DIR, generate
 from tests.conftest import run_cli
@@ -24,16 +25,16 @@ LIMIT = 120  # documents per task in the fast tests
 @pytest.fixture
 def count_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Start from empty task-manager and task caches and record every task-index build."""
-    monkeypatch.setattr(eval_lmeval, "_MANAGERS", {})
-    monkeypatch.setattr(eval_lmeval, "_PREPARED", {})
+    monkeypatch.setattr(lmeval_tasks, "_MANAGERS", {})
+    monkeypatch.setattr(lmeval_tasks, "_PREPARED", {})
     builds: list[tuple] = []
-    build = eval_lmeval._build_task_manager
+    build = lmeval_tasks._build_task_manager
 
     def counting(include_path, include_defaults):
         builds.append((tuple(include_path), include_defaults))
         return build(include_path, include_defaults)
 
-    monkeypatch.setattr(eval_lmeval, "_build_task_manager", counting)
+    monkeypatch.setattr(lmeval_tasks, "_build_task_manager", counting)
     return builds
 
 
@@ -116,8 +117,8 @@ def test_unknown_task_is_one_line_before_any_compute(
     from harness.cli.app import main
 
     # Index only the shipped tasks even where lm-eval's own would be searched (11 s; the slow test does it).
-    build = eval_lmeval._build_task_manager
-    monkeypatch.setattr(eval_lmeval, "_build_task_manager", lambda paths, defaults: build(paths, False))
+    build = lmeval_tasks._build_task_manager
+    monkeypatch.setattr(lmeval_tasks, "_build_task_manager", lambda paths, defaults: build(paths, False))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main([*tiny_world, "eval.evaluators=[gold_reward,lm_eval]", "++eval.lm_eval.tasks=[toy_grammer]"])
@@ -144,8 +145,8 @@ def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(
 ):
     from harness.cli.app import main
 
-    build = eval_lmeval._build_task_manager  # the shipped tasks and the user's folder only (see above)
-    monkeypatch.setattr(eval_lmeval, "_build_task_manager", lambda paths, defaults: build(paths, False))
+    build = lmeval_tasks._build_task_manager  # the shipped tasks and the user's folder only (see above)
+    monkeypatch.setattr(lmeval_tasks, "_build_task_manager", lambda paths, defaults: build(paths, False))
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "hub_task.yaml").write_text(TASK_ON_THE_HUB)
@@ -249,9 +250,9 @@ def test_task_objects_are_loaded_once_and_score_as_simple_evaluate(
     path = resolve_model_path(get_plugin_manager([]), compose(tiny_world, []))
     model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     loads = []
-    load = eval_lmeval._load_tasks
+    load = lmeval_tasks._load_tasks
     monkeypatch.setattr(
-        eval_lmeval, "_load_tasks", lambda manager, s: loads.append(s.tasks) or load(manager, s)
+        lmeval_tasks, "_load_tasks", lambda manager, s: loads.append(s.tasks) or load(manager, s)
     )
     for name in ("add_env_info", "get_git_commit_hash"):  # simple_evaluate's run report: pip list, git
         monkeypatch.setattr(lm_eval.evaluator, name, lambda *args: None)

@@ -187,22 +187,7 @@ def validate(
     rows_in = len(dataset)
     if rows_in == 0:
         raise DataError(f"{source}: the data has no rows; provide at least one preference record.")
-    check = check_messages if fmt.conversational else check_text
-    problems = RowProblems()
-    ties: list[int] = []
-    view = dataset.with_format(None).select_columns(list(fmt.required_columns))
-    row = 0
-    for batch in view.iter(batch_size=_BATCH):
-        for values in zip(*(batch[c] for c in fmt.required_columns), strict=True):
-            row += 1
-            fields = dict(zip(fmt.required_columns, values, strict=True))
-            bad = False
-            for column in fmt.text_columns:
-                bad = problems.add(row, column, check(fields[column])) or bad
-            if fmt.kind == "unpaired":
-                problems.add(row, "label", check_label(fields["label"]))
-            elif not bad and tie_key(fields["chosen"]) == tie_key(fields["rejected"]):
-                ties.append(row)
+    problems, ties = _check_rows(dataset, fmt)
     if problems:
         if explain_nulls is not None:
             problems.refine(NULL, explain_nulls)
@@ -225,3 +210,25 @@ def validate(
         rows_in=rows_in, rows_out=len(dataset), ties_dropped=len(ties), format=fmt, tie_rows=tuple(ties)
     )
     return dataset, report
+
+
+def _check_rows(dataset: Dataset, fmt: DataFormat) -> tuple[RowProblems, list[int]]:
+    """Every row's problems (text columns, and the label of unpaired data), and the tied pairs' rows
+    (1-based; a pair with a bad text column is not checked for a tie)."""
+    check = check_messages if fmt.conversational else check_text
+    problems = RowProblems()
+    ties: list[int] = []
+    view = dataset.with_format(None).select_columns(list(fmt.required_columns))
+    row = 0
+    for batch in view.iter(batch_size=_BATCH):
+        for values in zip(*(batch[c] for c in fmt.required_columns), strict=True):
+            row += 1
+            fields = dict(zip(fmt.required_columns, values, strict=True))
+            bad = False
+            for column in fmt.text_columns:
+                bad = problems.add(row, column, check(fields[column])) or bad
+            if fmt.kind == "unpaired":
+                problems.add(row, "label", check_label(fields["label"]))
+            elif not bad and tie_key(fields["chosen"]) == tie_key(fields["rejected"]):
+                ties.append(row)
+    return problems, ties

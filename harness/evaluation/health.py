@@ -99,74 +99,101 @@ def checkpoint_flags(
     """Flags for one checkpoint's ``metrics``, given the reference's and the earlier checkpoints' metrics.
 
     ``history`` holds the metrics of the trial's earlier evaluated checkpoints, oldest first. Returns the
-    raised flags (possibly none).
+    raised flags (possibly none), in this order: kl_low, kl_high, reward_hacking, over_optimisation,
+    mode_collapse, length_growth.
     """
-    flags: list[HealthFlag] = []
-    kl = _get(metrics, KL)
     previous = history[-1] if history else reference
-    if kl is not None and final and kl < KL_LOW and not _clear_gain(metrics, reference):
-        flags.append(
-            HealthFlag(
-                "kl_low",
-                f"KL to the reference is {kl:.2f} nats at the end of training (< "
-                f"{KL_LOW:g}) and the reward did not rise beyond its noise: the policy has "
-                "barely moved",
-                "raise the learning rate or lower beta, or train longer",
-            )
-        )
-    if kl is not None and kl > KL_HIGH:
-        flags.append(
-            HealthFlag(
-                "kl_high",
-                f"KL to the reference is {kl:.1f} nats (> {KL_HIGH:g}): the policy has "
-                "drifted far from the reference",
-                "raise beta (a stronger KL penalty) or lower the learning rate",
-            )
-        )
+    flags = [
+        _kl_low(metrics, reference, final),
+        _kl_high(metrics),
+        _reward_hacking(metrics, previous),
+        *_over_optimisation(metrics, reference, history),
+        _mode_collapse(metrics, reference),
+        _length_growth(metrics, reference),
+    ]
+    return [flag for flag in flags if flag is not None]
+
+
+def _kl_low(
+    metrics: Mapping[str, Any], reference: Mapping[str, Any] | None, final: bool
+) -> HealthFlag | None:
+    """At the final checkpoint, KL below the band and no clear reward gain: the policy has barely moved."""
+    kl = _get(metrics, KL)
+    if kl is None or not final or kl >= KL_LOW or _clear_gain(metrics, reference):
+        return None
+    return HealthFlag(
+        "kl_low",
+        f"KL to the reference is {kl:.2f} nats at the end of training (< "
+        f"{KL_LOW:g}) and the reward did not rise beyond its noise: the policy has "
+        "barely moved",
+        "raise the learning rate or lower beta, or train longer",
+    )
+
+
+def _kl_high(metrics: Mapping[str, Any]) -> HealthFlag | None:
+    """KL above the band: the policy has drifted far from the reference."""
+    kl = _get(metrics, KL)
+    if kl is None or kl <= KL_HIGH:
+        return None
+    return HealthFlag(
+        "kl_high",
+        f"KL to the reference is {kl:.1f} nats (> {KL_HIGH:g}): the policy has "
+        "drifted far from the reference",
+        "raise beta (a stronger KL penalty) or lower the learning rate",
+    )
+
+
+def _reward_hacking(metrics: Mapping[str, Any], previous: Mapping[str, Any] | None) -> HealthFlag | None:
+    """The reward (gold, else the reward model's score) rising while KL, above the healthy band, more than
+    doubles since the ``previous`` checkpoint (or the reference)."""
+    kl = _get(metrics, KL)
     reward_key = GOLD if _get(metrics, GOLD) is not None else RM
     reward, previous_reward = _get(metrics, reward_key), _get(previous, reward_key)
     previous_kl = _get(previous, KL)
     if (
-        kl is not None
-        and previous_kl is not None
-        and reward is not None
-        and previous_reward is not None
-        and kl > KL_HEALTHY_TOP
-        and kl > KL_EXPLOSION_FACTOR * max(previous_kl, 1e-9)
-        and reward > previous_reward
+        kl is None
+        or previous_kl is None
+        or reward is None
+        or previous_reward is None
+        or not kl > KL_HEALTHY_TOP
+        or not kl > KL_EXPLOSION_FACTOR * max(previous_kl, 1e-9)
+        or not reward > previous_reward
     ):
-        flags.append(
-            HealthFlag(
-                "reward_hacking",
-                f"reward rose ({previous_reward:.3f} -> {reward:.3f}) while KL "
-                f"exploded ({previous_kl:.1f} -> {kl:.1f} nats)",
-                "stop at an earlier checkpoint, raise beta, and check samples for exploits",
-            )
-        )
-    flags += _over_optimisation(metrics, reference, history)
+        return None
+    return HealthFlag(
+        "reward_hacking",
+        f"reward rose ({previous_reward:.3f} -> {reward:.3f}) while KL "
+        f"exploded ({previous_kl:.1f} -> {kl:.1f} nats)",
+        "stop at an earlier checkpoint, raise beta, and check samples for exploits",
+    )
+
+
+def _mode_collapse(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None) -> HealthFlag | None:
+    """distinct-2 below DISTINCT_COLLAPSE of the reference's."""
     distinct, ref_distinct = _get(metrics, DISTINCT_2), _get(reference, DISTINCT_2)
-    if distinct is not None and ref_distinct and distinct < DISTINCT_COLLAPSE * ref_distinct:
-        flags.append(
-            HealthFlag(
-                "mode_collapse",
-                f"distinct-2 fell to {distinct:.2f} from the reference's "
-                f"{ref_distinct:.2f}: samples are collapsing to a few modes",
-                "raise beta or lower the learning rate; for online methods raise the "
-                "sampling temperature or the entropy bonus",
-            )
-        )
+    if distinct is None or not ref_distinct or not distinct < DISTINCT_COLLAPSE * ref_distinct:
+        return None
+    return HealthFlag(
+        "mode_collapse",
+        f"distinct-2 fell to {distinct:.2f} from the reference's "
+        f"{ref_distinct:.2f}: samples are collapsing to a few modes",
+        "raise beta or lower the learning rate; for online methods raise the "
+        "sampling temperature or the entropy bonus",
+    )
+
+
+def _length_growth(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None) -> HealthFlag | None:
+    """Mean completion length above LENGTH_GROWTH times the reference's."""
     length, ref_length = _get(metrics, LENGTH), _get(reference, LENGTH)
-    if length is not None and ref_length and length > LENGTH_GROWTH * ref_length:
-        flags.append(
-            HealthFlag(
-                "length_growth",
-                f"mean completion length grew to {length:.1f} tokens from the "
-                f"reference's {ref_length:.1f}: the method may be exploiting length",
-                "use a length-normalised method (SimPO, IPO) or a length penalty, and check "
-                "that chosen responses are not systematically longer",
-            )
-        )
-    return flags
+    if length is None or not ref_length or not length > LENGTH_GROWTH * ref_length:
+        return None
+    return HealthFlag(
+        "length_growth",
+        f"mean completion length grew to {length:.1f} tokens from the "
+        f"reference's {ref_length:.1f}: the method may be exploiting length",
+        "use a length-normalised method (SimPO, IPO) or a length penalty, and check "
+        "that chosen responses are not systematically longer",
+    )
 
 
 def _clear_gain(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None) -> bool:

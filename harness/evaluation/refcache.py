@@ -24,186 +24,54 @@ clear the cache directory, or run with ``eval.cache=false``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import struct
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from harness.cache import cache_dir, file_lock
-from harness.evaluation.sampling import SampleBatch, Samples
-from harness.records import atomic_write_text
-
-#: Bumped when what is stored, or how it is computed, changes.
-CACHE_FORMAT = (
-    3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
+from harness.evaluation.cache_files import (
+    atomic_save_tensors,
+    checked_json_data,
+    digest,
+    load_checked_tensors,
+    write_json,
 )
-#: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which prompts and
-#: seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as ``eval.seed``).
-_NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples", "selection")
+from harness.evaluation.refcache_key import (
+    CACHE_FORMAT,
+    key_material,
+    model_fingerprint,
+    tokenizer_fingerprint,
+)
+from harness.evaluation.sampling import SampleBatch, Samples
+
+# The key's material and the entry's files have their own modules (refcache_key, cache_files); what was
+# defined here before stays importable from this module.
+__all__ = [
+    "CACHE_FORMAT",
+    "RefCache",
+    "default_cache_dir",
+    "digest",
+    "key_material",
+    "model_fingerprint",
+    "open_reference_cache",
+    "tokenizer_fingerprint",
+]
+
 _SAMPLES = "samples.safetensors"
 _METRICS = "metrics.json"
 _SAMPLE_SCORES = "sample_scores.json"
 _KEY = "key.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _SAMPLE_FIELDS = ("input_ids", "attention_mask", "completion_mask", "finished")
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def default_cache_dir() -> Path:
     """``$HARNESS_CACHE_DIR/refeval`` if that variable is set, else ``~/.cache/harness/refeval``."""
     return cache_dir("refeval")
-
-
-def digest(value: Any) -> str:
-    """SHA-256 (hex) of ``value`` as canonical JSON (sorted keys; non-JSON values by ``str``)."""
-    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _safetensors_header_sha256(path: Path) -> str | None:
-    """Hash of a safetensors file's JSON header (tensor names, shapes, dtypes, offsets, metadata)."""
-    try:
-        with open(path, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            return hashlib.sha256(fh.read(min(size, 100_000_000))).hexdigest()
-    except (OSError, struct.error):
-        return None
-
-
-def _local_model_dir(name_or_path: str, revision: str | None = None) -> Path | None:
-    """The directory holding a model: the path itself, or the Hub cache snapshot of a Hub id (None if neither)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(name_or_path, "config.json", revision=revision)
-    except Exception:  # not a valid repo id
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
-def model_fingerprint(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
-    """What identifies a model's weights without reading them.
-
-    The resolved directory (a Hub snapshot directory names its commit), the hash of ``config.json`` (or
-    ``adapter_config.json``), and per weight file its name, size, modification time and the hash of its
-    safetensors header. Returns a JSON-able dict; a model that is not on disk is identified by name only.
-    """
-    directory = _local_model_dir(name_or_path, revision)
-    if directory is None:
-        return {"id": name_or_path, "revision": revision}
-    configs = {
-        p.name: _file_sha256(p)
-        for p in (directory / "config.json", directory / "adapter_config.json")
-        if p.is_file()
-    }
-    weights = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES):
-            stat = path.stat()
-            header = _safetensors_header_sha256(path) if path.suffix == ".safetensors" else None
-            weights.append([path.name, stat.st_size, stat.st_mtime_ns, header])
-    return {"path": str(directory), "configs": configs, "weights": weights}
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Hash of what makes a tokenizer encode text: its vocabulary and rules, special tokens, chat template."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    rules = backend.to_str() if backend is not None else digest(sorted(tokenizer.get_vocab().items()))
-    return digest(
-        [
-            rules,
-            tokenizer.special_tokens_map,
-            getattr(tokenizer, "chat_template", None),
-            getattr(tokenizer, "padding_side", None),
-            type(tokenizer).__name__,
-        ]
-    )
-
-
-def _tensors_sha256(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
-    """SHA-256 (hex) of named tensors (name, dtype, shape and bytes of each) and of string ``metadata``."""
-    hasher = hashlib.sha256(digest(dict(metadata)).encode())
-    for name in sorted(tensors):
-        value = tensors[name].detach().cpu().contiguous()
-        hasher.update(f"{name}|{value.dtype}|{list(value.shape)}|".encode())
-        hasher.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return hasher.hexdigest()
-
-
-def _atomic_save_tensors(
-    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
-) -> None:
-    from safetensors.torch import save_file
-
-    metadata = {**(metadata or {}), "sha256": _tensors_sha256(tensors, metadata or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary shared directory
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True, default=str))
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o644)
-
-
-_NO_CHECKSUM = "it has no checksum (written by an earlier harness version, or edited)"
-_MISMATCH = "its contents do not match its checksum (edited or damaged)"
-
-
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | str | None:
-    """A safetensors file's tensors and metadata (its checksum checked and removed); None when absent; a
-    string saying what is wrong when it is unreadable, has no checksum or does not match it."""
-    if not path.is_file():
-        return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not iterable)
-            metadata = dict(fh.metadata() or {})
-    except Exception as exc:  # a damaged entry is a miss, not a failed trial
-        return f"it is unreadable ({exc})".splitlines()[0]
-    checksum = metadata.pop("sha256", None)
-    if checksum is None:
-        return _NO_CHECKSUM
-    return (tensors, metadata) if checksum == _tensors_sha256(tensors, metadata) else _MISMATCH
-
-
-def _json_data(stored: Any) -> dict[str, Any] | str:
-    """The ``data`` of a checksummed JSON file's contents, or a string saying what is wrong with them."""
-    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict) or "sha256" not in stored:
-        return _NO_CHECKSUM
-    return stored["data"] if stored["sha256"] == digest(stored["data"]) else _MISMATCH
 
 
 class RefCache:
@@ -224,7 +92,7 @@ class RefCache:
         self._shared: dict[str, Any] = {}
         self._warned: set[Path] = set()
         if directory is not None and material is not None and not (directory / _KEY).is_file():
-            self._persist(lambda: _write_json(directory / _KEY, material))
+            self._persist(lambda: write_json(directory / _KEY, material))
 
     def _persist(self, write: Callable[[], None]) -> None:
         """Run a disk write; a failing one (read-only or full disk) only costs the reuse, with a warning."""
@@ -248,7 +116,7 @@ class RefCache:
     def _tensors(self, file: str) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
         """A safetensors file of the entry, checked; None (with a warning when it is damaged) on a miss."""
         assert self.directory is not None
-        loaded = _load_tensors(self.directory / file)
+        loaded = load_checked_tensors(self.directory / file)
         if isinstance(loaded, str):
             self._ignore(self.directory / file, loaded)
             return None
@@ -299,7 +167,7 @@ class RefCache:
                 "batches": str(len(samples.batches)),
             }
             path = self.directory / _SAMPLES
-            self._persist(lambda: _atomic_save_tensors(path, tensors, meta))
+            self._persist(lambda: atomic_save_tensors(path, tensors, meta))
 
     def tensor(self, name: str) -> torch.Tensor | None:
         """The cached tensor ``name``, or None."""
@@ -315,7 +183,7 @@ class RefCache:
         self._memory[f"tensor:{name}"] = value
         if self.directory is not None:
             path = self.directory / f"{name}.safetensors"
-            self._persist(lambda: _atomic_save_tensors(path, {"value": value.detach().cpu()}))
+            self._persist(lambda: atomic_save_tensors(path, {"value": value.detach().cpu()}))
 
     def _read(self, file: str) -> dict[str, Any]:
         """A JSON file of the entry (by evaluator name), or its in-memory slot; {} when absent, and {} with a
@@ -324,7 +192,7 @@ class RefCache:
             return dict(self._memory.get(file, {}))
         path = self.directory / file
         try:
-            data = _json_data(json.loads(path.read_text(encoding="utf-8")))
+            data = checked_json_data(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -341,7 +209,7 @@ class RefCache:
             self._memory[file] = merged
         else:
             path = self.directory / file
-            self._persist(lambda: _write_json(path, {"sha256": digest(merged), "data": merged}))
+            self._persist(lambda: write_json(path, {"sha256": digest(merged), "data": merged}))
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Cached step-0 metrics, by evaluator name (empty when none are cached)."""
@@ -368,50 +236,6 @@ class RefCache:
                 for name, sides in scores.items()
             },
         )
-
-
-def key_material(
-    cfg: DictConfig,
-    *,
-    model_path: str,
-    tokenizer: Any,
-    prompts: Sequence[Any],
-    pairs: Sequence[Mapping[str, Any]] | None,
-    gold_reward: Any,
-    device: str,
-    dtype: Any,
-) -> dict[str, Any]:
-    """Everything the reference evaluation depends on, as a JSON-able dict (hashed into the cache key)."""
-    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
-    assert isinstance(eval_cfg, dict)
-    for key in _NOT_IN_KEY:
-        eval_cfg.pop(key, None)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    assert isinstance(model_cfg, dict)
-    for key in ("lora", "name_or_path"):  # the reference is the base model; its fingerprint names it
-        model_cfg.pop(key, None)
-    rm_path = (eval_cfg.get("reward_model") or {}).get("name_or_path")
-    return {
-        "format": CACHE_FORMAT,
-        "harness": _version("harness"),
-        "torch": torch.__version__,
-        "transformers": _version("transformers"),
-        "model": {
-            **model_fingerprint(model_path, model_cfg.get("revision")),
-            "settings": model_cfg,
-            "dtype": str(dtype),
-            "device": device,
-        },
-        "tokenizer": tokenizer_fingerprint(tokenizer),
-        "prompts": digest(list(prompts)),
-        "num_prompts_given": len(prompts),
-        "pairs": digest(list(pairs)) if pairs is not None else None,
-        "gold_reward": None
-        if gold_reward is None
-        else f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}.{getattr(gold_reward, '__qualname__', '')}",
-        "reward_model": model_fingerprint(str(rm_path)) if rm_path else None,
-        "eval": eval_cfg,
-    }
 
 
 def open_reference_cache(

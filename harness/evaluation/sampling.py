@@ -7,24 +7,27 @@ length-sorted batches: :mod:`harness.evaluation.scoring`). The sampler's own log
 be kept while sampling (``sample(..., keep_logprobs=True)``, from the distributions the tokens were drawn from), so
 that the policy is not run over its samples a second time. Given completions (held-out preference pairs) are laid
 out the same way by :func:`encode_completions`.
+
+:class:`Samples` and :class:`SampleBatch` live in :mod:`harness.evaluation.samples`,
+:func:`encode_completions` and :func:`completion_logprobs` in :mod:`harness.evaluation.completions`; this
+module re-exports them (the plugin API names them here).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
-from harness.evaluation.scoring import (
-    Row,
-    TokenLogprobs,
-    accepts_logits_to_keep,
-    last_tokens_log_softmax,
-    score_rows,
-)
+from harness.evaluation.completions import completion_logprobs, encode_completions
+from harness.evaluation.samples import SampleBatch, Samples
+from harness.evaluation.scoring import TokenLogprobs, score_rows
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 __all__ = [
     "SampleBatch",
@@ -37,79 +40,6 @@ __all__ = [
     "sequence_logprobs",
     "token_logprobs",
 ]
-
-
-@dataclass
-class SampleBatch:
-    """One generation batch: left-padded prompt + completion ids and their masks (shape [batch, length])."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor  # 1 on real prompt tokens and on completion tokens up to and including EOS
-    completion_mask: torch.Tensor  # 1 on completion tokens up to and including EOS
-    finished: torch.Tensor  # [batch] bool: the completion ended with EOS before the token limit
-
-    @property
-    def prompt_width(self) -> int:
-        """Column where every row's completion starts (prompts are left-padded to this width)."""
-        columns = self.completion_mask.any(dim=0).nonzero()
-        return int(columns[0]) if len(columns) else self.input_ids.shape[1]
-
-    @property
-    def completion_ids(self) -> torch.Tensor:
-        """Completion token ids [batch, completion width]; positions after EOS hold whatever follows (masked)."""
-        return self.input_ids[:, self.prompt_width :]
-
-
-@dataclass
-class Samples:
-    """Completions sampled for a list of prompts, with what is needed to score them again."""
-
-    prompts: list[str]
-    completions: list[str]
-    batches: list[SampleBatch] = field(default_factory=list)
-    # The sampler's log-probabilities and entropies of these completions, when kept (``sample(keep_logprobs=True)``).
-    sampler_tokens: TokenLogprobs | None = field(default=None, repr=False, compare=False)
-    _rows: list[Row] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def completion_lengths(self) -> torch.Tensor:
-        """Completion length in tokens (EOS included), one per sample."""
-        return torch.cat([b.completion_mask.sum(dim=1) for b in self.batches])
-
-    @property
-    def finished(self) -> torch.Tensor:
-        """Whether each completion ended with EOS before the token limit."""
-        return torch.cat([b.finished for b in self.batches])
-
-    def completion_token_ids(self) -> list[list[int]]:
-        """Each completion's token ids, up to and including EOS (one list per sample)."""
-        out: list[list[int]] = []
-        for b in self.batches:
-            width = b.prompt_width
-            for ids, mask in zip(b.input_ids[:, width:], b.completion_mask[:, width:], strict=True):
-                out.append(ids[mask.bool()].tolist())
-        return out
-
-    def rows(self) -> list[Row]:
-        """Each sample's real tokens, prompt then completion, and its prompt length (for
-        :func:`harness.evaluation.scoring.score_rows`); computed once per :class:`Samples`."""
-        if self._rows is None:
-            rows: list[Row] = []
-            for b in self.batches:  # attention covers exactly the real prompt and completion tokens, in order
-                real = b.attention_mask.bool()
-                tokens = torch.split(b.input_ids[real], real.sum(dim=1).tolist())
-                rows.extend(zip(tokens, real[:, : b.prompt_width].sum(dim=1).tolist(), strict=True))
-            self._rows = rows
-        return self._rows
-
-    @classmethod
-    def concat(cls, *parts: Samples) -> Samples:
-        """One :class:`Samples` holding ``parts``' samples in order (to score them in one length-sorted pass)."""
-        return cls(
-            prompts=[p for part in parts for p in part.prompts],
-            completions=[c for part in parts for c in part.completions],
-            batches=[b for part in parts for b in part.batches],
-        )
 
 
 def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
@@ -168,19 +98,9 @@ def sample(
     (:class:`StepLogprobs`; what :func:`token_logprobs` of ``model`` gives, up to float rounding, without a second
     forward pass). Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
     """
-    from transformers import GenerationConfig
-
     device = next(model.parameters()).device
     eos_ids = end_of_sequence_ids(model, tokenizer)  # read before the model's generation config is hidden
-    config = GenerationConfig(
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
-        top_p=1.0,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=eos_ids or None,
-    )
+    config = _ancestral_sampling(temperature, max_new_tokens, tokenizer.pad_token_id, eos_ids)
     expanded = [p for p in prompts for _ in range(samples_per_prompt)]
     out = Samples(prompts=expanded, completions=[])
     was_training = model.training
@@ -210,6 +130,23 @@ def sample(
         out.sampler_tokens = _concat_tokens(kept)
     model.train(was_training)
     return out
+
+
+def _ancestral_sampling(
+    temperature: float, max_new_tokens: int, pad_token_id: int | None, eos_ids: Sequence[int]
+) -> GenerationConfig:
+    """Plain ancestral sampling at ``temperature`` (no top-k, no top-p), stopping at any of ``eos_ids``."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_ids or None,
+    )
 
 
 class StepLogprobs:
@@ -353,90 +290,3 @@ def sequence_logprobs(
     estimate of KL(policy || reference) for the sampling distributions (see :func:`token_logprobs`).
     """
     return token_logprobs(model, samples, temperature=temperature, chunk_size=chunk_size).sequence()
-
-
-def completion_logprobs(
-    model: torch.nn.Module,
-    tokenizer,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    *,
-    add_special_tokens: bool = True,
-) -> torch.Tensor:
-    """Summed log-probability of each completion given its prompt under ``model`` (shape [n], on the model's
-    device), differentiable: the building block of a method's own preference loss.
-
-    The texts are laid out as :func:`encode_completions` does (as TRL's trainers tokenize them, EOS appended);
-    wrap the call in ``torch.no_grad()`` for a frozen reference model.
-    """
-    encoded = encode_completions(
-        tokenizer,
-        prompts,
-        completions,
-        batch_size=max(len(prompts), 1),
-        add_special_tokens=add_special_tokens,
-    )
-    device = next(model.parameters()).device
-    keep_logits = accepts_logits_to_keep(model)
-    sums = []
-    for batch in encoded.batches:
-        ids, width = batch.input_ids.to(device), batch.prompt_width
-        logp = last_tokens_log_softmax(
-            model, ids, batch.attention_mask.to(device), ids.shape[1] - width, 1.0, keep_logits
-        )
-        token = logp.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
-        sums.append((token * batch.completion_mask[:, width:].to(device)).sum(dim=1))
-    return torch.cat(sums) if sums else torch.zeros(0, device=device)
-
-
-def encode_completions(
-    tokenizer,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    *,
-    batch_size: int = 64,
-    add_special_tokens: bool = True,
-    append_eos: bool = True,
-) -> Samples:
-    """Given prompt and completion texts laid out like :func:`sample`'s output, to score them with any model.
-
-    As TRL's DPO trainer does, prompt and prompt + completion are tokenized whole and the completion is what
-    follows their common prefix; ``append_eos`` ends each completion with EOS unless its text already does.
-    Prompts are left-padded, completions right-padded. Returns :class:`Samples` (``finished`` is True where
-    the completion ends with EOS).
-    """
-    eos = tokenizer.eos_token or ""
-    pad_id = tokenizer.pad_token_id
-    out = Samples(prompts=list(prompts), completions=list(completions))
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(
-            zip(prompts[start : start + batch_size], completions[start : start + batch_size], strict=True)
-        )
-        fulls = [p + c + (eos if append_eos and not c.endswith(eos) else "") for p, c in chunk]
-        prompt_ids = tokenizer([p for p, _ in chunk], add_special_tokens=add_special_tokens)["input_ids"]
-        full_ids = tokenizer(fulls, add_special_tokens=add_special_tokens)["input_ids"]
-        cut = [_common_prefix(p, f) for p, f in zip(prompt_ids, full_ids, strict=True)]
-        heads = [f[:k] for f, k in zip(full_ids, cut, strict=True)]
-        tails = [f[k:] for f, k in zip(full_ids, cut, strict=True)]
-        width = max(len(h) for h in heads)
-        tail_width = max(max(len(t) for t in tails), 1)
-        ids = torch.full((len(chunk), width + tail_width), pad_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        completion = torch.zeros_like(ids)
-        for row, (head, tail) in enumerate(zip(heads, tails, strict=True)):
-            ids[row, width - len(head) : width] = torch.tensor(head, dtype=torch.long)
-            ids[row, width : width + len(tail)] = torch.tensor(tail, dtype=torch.long)
-            attention[row, width - len(head) : width + len(tail)] = 1
-            completion[row, width : width + len(tail)] = 1
-        finished = torch.tensor([bool(t) and t[-1] == tokenizer.eos_token_id for t in tails])
-        out.batches.append(SampleBatch(ids, attention, completion, finished))
-    return out
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -156,66 +156,89 @@ def recover_lost_trials(
     queued again with the same parameters; it then no longer counts toward the plan. When several workers
     find the same lost trial, only the one whose ``tell`` succeeds queues the retry.
     """
-    from harness.records import RECORD_NAME, read_record, write_record
     from harness.sweep.liveness import lost_reason
 
     settled = []
     storage = st.open_storage(settings.storage)
     for frozen in study.get_trials(deepcopy=False, states=(trial_state("RUNNING"),)):
         reason = lost_reason(frozen, stale_after_s)
-        if reason is None:
-            continue
-        handle = st.trial_handle(study, storage, frozen.number)
-        path = Path(str(frozen.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
-        try:
-            record = read_record(path) if path.is_file() else None
-        except Exception:
-            record = None
-        try:
-            if record is not None and record.get("status") in ("completed", "pruned", "failed"):
-                finish_trial(study, handle, settings, record=record)
-                print(
-                    f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
-                    f"Optuna its result ({record['status']}).",
-                    flush=True,
-                )
-                settled.append(frozen.number)
-                continue
-            depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
-            retry = depth < max_retries
-            handle.set_user_attr(st.ATTR_LOST, reason)
-            handle.set_user_attr(st.ATTR_STATUS, "failed")
-            handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
-            if retry:
-                handle.set_user_attr(st.ATTR_RETRIED, True)
-            if record is not None:
-                record = {
-                    **record,
-                    "status": "failed",
-                    "error": {
-                        "type": "ProcessLost",
-                        "message": f"process lost ({reason})"
-                        + ("; retried as a new trial" if retry else "; not retried again"),
-                    },
-                }
-                keep_record(study, frozen.number, record, settings)
-            study.tell(frozen.number, state=trial_state("FAIL"))
-        except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
-            continue
-        settled.append(frozen.number)
-        if record is not None:
-            write_record(path, record)
-        if retry:
-            study.enqueue_trial(
-                frozen.params,
-                user_attrs={st.ATTR_RETRY_OF: frozen.number, st.ATTR_RETRY_OF + ".depth": depth + 1},
-            )
-        print(
-            f"Optuna trial {frozen.number} was lost ({reason}); marked failed"
-            + ("; queued again with the same parameters." if retry else "; not retried again."),
-            flush=True,
-        )
+        if reason is not None and _settle_lost_trial(study, storage, frozen, reason, settings, max_retries):
+            settled.append(frozen.number)
     return settled
+
+
+def _settle_lost_trial(
+    study: Any, storage: Any, frozen: Any, reason: str, settings: st.StudySettings, max_retries: int
+) -> bool:
+    """Settle the lost trial ``frozen`` (an Optuna FrozenTrial) as :func:`recover_lost_trials` says; returns
+    False when another worker settled it first."""
+    from harness.records import RECORD_NAME, read_record, write_record
+
+    handle = st.trial_handle(study, storage, frozen.number)
+    path = Path(str(frozen.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
+    try:
+        record = read_record(path) if path.is_file() else None
+    except Exception:
+        record = None
+    try:
+        if record is not None and record.get("status") in ("completed", "pruned", "failed"):
+            finish_trial(study, handle, settings, record=record)
+            print(
+                f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
+                f"Optuna its result ({record['status']}).",
+                flush=True,
+            )
+            return True
+        depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
+        retry = depth < max_retries
+        record = _mark_lost(study, handle, frozen.number, record, reason, retry, settings)
+        study.tell(frozen.number, state=trial_state("FAIL"))
+    except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
+        return False
+    if record is not None:
+        write_record(path, record)
+    if retry:
+        study.enqueue_trial(
+            frozen.params,
+            user_attrs={st.ATTR_RETRY_OF: frozen.number, st.ATTR_RETRY_OF + ".depth": depth + 1},
+        )
+    print(
+        f"Optuna trial {frozen.number} was lost ({reason}); marked failed"
+        + ("; queued again with the same parameters." if retry else "; not retried again."),
+        flush=True,
+    )
+    return True
+
+
+def _mark_lost(
+    study: Any,
+    handle: Any,
+    number: int,
+    record: Mapping[str, Any] | None,
+    reason: str,
+    retry: bool,
+    settings: st.StudySettings,
+) -> dict[str, Any] | None:
+    """Mark the lost trial ``number`` failed in Optuna's user attributes and, when it has a record, in the
+    record kept in the study's storage; returns that failed record (None without one) for its directory."""
+    handle.set_user_attr(st.ATTR_LOST, reason)
+    handle.set_user_attr(st.ATTR_STATUS, "failed")
+    handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
+    if retry:
+        handle.set_user_attr(st.ATTR_RETRIED, True)
+    if record is None:
+        return None
+    failed = {
+        **record,
+        "status": "failed",
+        "error": {
+            "type": "ProcessLost",
+            "message": f"process lost ({reason})"
+            + ("; retried as a new trial" if retry else "; not retried again"),
+        },
+    }
+    keep_record(study, number, failed, settings)
+    return failed
 
 
 def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:

@@ -261,6 +261,11 @@ def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool)
 
     rng = random.Random(f"prompts-{spec.seed}")
     used: set[str] = set()
+
+    def pairs(n: int, seed: int, desc: str) -> list[dict[str, Any]]:
+        """``n`` pairs on prompts not used yet, drawn with the shared ``rng`` (the call order matters)."""
+        return make_pairs(model, tokenizer, spec, n, rng, used, seed, progress, desc)
+
     eval_prompts = draw_prompts(rng, spec.num_eval_prompts, spec, used, distinct=True)
     stats_prompts = [p for p in eval_prompts for _ in range(spec.stats_samples_per_prompt)]
     base = sample_completions(
@@ -274,41 +279,11 @@ def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool)
         progress=progress,
         desc="toy world: base samples",
     )
-    eval_pairs = make_pairs(
-        model,
-        tokenizer,
-        spec,
-        spec.num_eval_pairs,
-        rng,
-        used,
-        spec.seed + 2,
-        progress,
-        "toy world: eval pairs",
-    )
-    train_pairs = make_pairs(
-        model,
-        tokenizer,
-        spec,
-        spec.num_train_pairs,
-        rng,
-        used,
-        spec.seed + 3,
-        progress,
-        "toy world: train pairs",
-    )
+    eval_pairs = pairs(spec.num_eval_pairs, spec.seed + 2, "toy world: eval pairs")
+    train_pairs = pairs(spec.num_train_pairs, spec.seed + 3, "toy world: train pairs")
     # Drawn last with the same generator: everything above is the same whatever the selection sizes are.
     selection_prompts = draw_prompts(rng, spec.num_selection_prompts, spec, used, distinct=True)
-    selection_pairs = make_pairs(
-        model,
-        tokenizer,
-        spec,
-        spec.num_selection_pairs,
-        rng,
-        used,
-        spec.seed + 4,
-        progress,
-        "toy world: selection pairs",
-    )
+    selection_pairs = pairs(spec.num_selection_pairs, spec.seed + 4, "toy world: selection pairs")
     return {
         "eval_prompts": eval_prompts,
         "stats_prompts": stats_prompts,

@@ -7,7 +7,7 @@ margin. The pure loss function restates what each configured loss computes, for 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -105,84 +105,95 @@ SIMPO_LOSS = (
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """CPO and SimPO."""
-    common = dict(
+    return [_cpo_spec(), _simpo_spec()]
+
+
+def _common() -> dict[str, Any]:
+    """What CPO and SimPO declare alike: CPOTrainer on pairs, one model in memory, no reference."""
+    return dict(
         train=train,
         data_kind="pairwise",
         models_in_memory=1,
         needs_reference=False,
         trainer="trl.experimental.cpo:CPOTrainer",
     )
-    return [
-        MethodSpec(
-            name="cpo",
-            validate=_validate_cpo,
-            lr_range=(5e-7, 5e-6),
-            description="Contrastive Preference Optimization (Xu et al. 2024)",
-            hyperparameters=[
-                Hyperparameter(
-                    "beta",
-                    0.1,
-                    "temperature of the preference term; real models: 0.1 to 0.5",
-                    bounds="(0, inf)",
-                    field="beta",
-                )
-            ],
-            defaults={
-                "learning_rate": 5e-7,  # real models (the seed's values)
-                "trl": {
-                    "loss_type": "sigmoid",  # sigmoid | hinge | ipo (simpo: use method=simpo)
-                    "cpo_alpha": 1.0,  # weight of the NLL term on chosen completions
-                    "max_length": _MAX_LENGTH,
-                },
+
+
+def _cpo_spec() -> MethodSpec:
+    """CPO: the sigmoid (or hinge, ipo) preference loss plus cpo_alpha × NLL of the chosen completions."""
+    return MethodSpec(
+        name="cpo",
+        validate=_validate_cpo,
+        lr_range=(5e-7, 5e-6),
+        description="Contrastive Preference Optimization (Xu et al. 2024)",
+        hyperparameters=[
+            Hyperparameter(
+                "beta",
+                0.1,
+                "temperature of the preference term; real models: 0.1 to 0.5",
+                bounds="(0, inf)",
+                field="beta",
+            )
+        ],
+        defaults={
+            "learning_rate": 5e-7,  # real models (the seed's values)
+            "trl": {
+                "loss_type": "sigmoid",  # sigmoid | hinge | ipo (simpo: use method=simpo)
+                "cpo_alpha": 1.0,  # weight of the NLL term on chosen completions
+                "max_length": _MAX_LENGTH,
             },
-            # Toy world: from the toy-defaults study, checked on three worlds (leaderboards/toy-defaults/);
-            # 3 epochs = 375 steps, every method's toy budget.
-            profiles={"toy": Profile({**_TOY, "learning_rate": 8e-4, "epochs": 3, "beta": 0.2}, _TOY_SPACE)},
-            search_space={
-                "beta": "tag(log, interval(0.02, 0.5))",
-                "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+        },
+        # Toy world: from the toy-defaults study, checked on three worlds (leaderboards/toy-defaults/);
+        # 3 epochs = 375 steps, every method's toy budget.
+        profiles={"toy": Profile({**_TOY, "learning_rate": 8e-4, "epochs": 3, "beta": 0.2}, _TOY_SPACE)},
+        search_space={
+            "beta": "tag(log, interval(0.02, 0.5))",
+            "learning_rate": "tag(log, interval(1e-7, 1e-5))",
+        },
+        loss_notes=CPO_LOSS,
+        **_common(),
+    )
+
+
+def _simpo_spec() -> MethodSpec:
+    """SimPO: CPOTrainer's simpo loss (length-normalised, target margin gamma), no NLL term."""
+    return MethodSpec(
+        name="simpo",
+        validate=_validate_simpo,
+        lr_range=(3e-7, 1e-6),
+        description="Simple Preference Optimization (Meng et al. 2024; reference-free, length-normalised)",
+        hyperparameters=[
+            Hyperparameter(
+                "beta",
+                2.0,
+                "reward scale on the average log-probability; real models: 2.0 to 10.0",
+                bounds="(0, inf)",
+                field="beta",
+            ),
+            Hyperparameter(
+                "gamma",
+                0.5,
+                "target reward margin; real models: 0.5 to 1.5 (gamma/beta ~ "
+                "0.3-0.5); the toy world needs a larger margin (2.4)",
+                bounds="[0, inf)",
+                field="simpo_gamma",
+            ),
+        ],
+        defaults={
+            "learning_rate": 5e-7,  # real models (the seed's values)
+            "trl": {
+                "loss_type": "simpo",  # must stay simpo (method=cpo for the CPO losses)
+                "cpo_alpha": 0.0,  # NLL weight; 0 is SimPO, > 0 is CPO-SimPO
+                "max_length": _MAX_LENGTH,
             },
-            loss_notes=CPO_LOSS,
-            **common,
-        ),
-        MethodSpec(
-            name="simpo",
-            validate=_validate_simpo,
-            lr_range=(3e-7, 1e-6),
-            description="Simple Preference Optimization (Meng et al. 2024; reference-free, length-normalised)",
-            hyperparameters=[
-                Hyperparameter(
-                    "beta",
-                    2.0,
-                    "reward scale on the average log-probability; real models: 2.0 to 10.0",
-                    bounds="(0, inf)",
-                    field="beta",
-                ),
-                Hyperparameter(
-                    "gamma",
-                    0.5,
-                    "target reward margin; real models: 0.5 to 1.5 (gamma/beta ~ "
-                    "0.3-0.5); the toy world needs a larger margin (2.4)",
-                    bounds="[0, inf)",
-                    field="simpo_gamma",
-                ),
-            ],
-            defaults={
-                "learning_rate": 5e-7,  # real models (the seed's values)
-                "trl": {
-                    "loss_type": "simpo",  # must stay simpo (method=cpo for the CPO losses)
-                    "cpo_alpha": 0.0,  # NLL weight; 0 is SimPO, > 0 is CPO-SimPO
-                    "max_length": _MAX_LENGTH,
-                },
-            },
-            # Toy world: from the toy-defaults study, checked on three worlds (leaderboards/toy-defaults/).
-            profiles={"toy": Profile({**_TOY, "learning_rate": 2e-4, "epochs": 3, "gamma": 2.4}, _TOY_SPACE)},
-            search_space={
-                "beta": "interval(1.0, 10.0)",
-                "gamma": "interval(0.0, 1.5)",
-                "learning_rate": "tag(log, interval(1e-7, 3e-6))",
-            },
-            loss_notes=SIMPO_LOSS,
-            **common,
-        ),
-    ]
+        },
+        # Toy world: from the toy-defaults study, checked on three worlds (leaderboards/toy-defaults/).
+        profiles={"toy": Profile({**_TOY, "learning_rate": 2e-4, "epochs": 3, "gamma": 2.4}, _TOY_SPACE)},
+        search_space={
+            "beta": "interval(1.0, 10.0)",
+            "gamma": "interval(0.0, 1.5)",
+            "learning_rate": "tag(log, interval(1e-7, 3e-6))",
+        },
+        loss_notes=SIMPO_LOSS,
+        **_common(),
+    )

@@ -185,7 +185,48 @@ RLOO_LOSS = (
 @hookimpl
 def harness_methods_register() -> list[MethodSpec]:
     """GRPO and RLOO."""
-    common = dict(
+    return [
+        _online_spec(
+            "grpo",
+            trainer="trl:GRPOTrainer",
+            description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
+            beta_help="KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
+            "unchecked)",
+            trl={
+                "num_generations": 8,  # per prompt; real: 8 to 16
+                **_TRL,
+            },
+            loss_notes=GRPO_LOSS,
+        ),
+        _online_spec(
+            "rloo",
+            trainer="trl:RLOOTrainer",
+            description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
+            beta_help="KL coefficient to the reference; real models: 0.01 to 0.1",
+            trl={
+                "num_generations": 8,  # per prompt; real: 2 to 8
+                **_TRL,
+            },
+            loss_notes=RLOO_LOSS,
+        ),
+    ]
+
+
+def _online_spec(
+    name: str, *, trainer: str, description: str, beta_help: str, trl: dict[str, Any], loss_notes: str
+) -> MethodSpec:
+    """An online method on a TRL trainer: the reward knobs and ``beta``, TRL's recipe for real models and the
+    toy world's tuning; what differs between GRPO and RLOO is passed in."""
+    return MethodSpec(
+        name=name,
+        trainer=trainer,
+        description=description,
+        hyperparameters=[
+            *REWARD_KNOBS,
+            Hyperparameter("beta", 0.04, beta_help, bounds="[0, inf)", field="beta"),
+        ],
+        defaults={"learning_rate": 1e-6, "trl": trl},
+        loss_notes=loss_notes,
         train=train,
         data_kind="prompts",
         models_in_memory=_models,
@@ -198,54 +239,3 @@ def harness_methods_register() -> list[MethodSpec]:
             "learning_rate": "tag(log, interval(1e-7, 1e-5))",
         },
     )
-    return [
-        MethodSpec(
-            name="grpo",
-            trainer="trl:GRPOTrainer",
-            description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
-            hyperparameters=[
-                *REWARD_KNOBS,
-                Hyperparameter(
-                    "beta",
-                    0.04,
-                    "KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
-                    "unchecked)",
-                    bounds="[0, inf)",
-                    field="beta",
-                ),
-            ],
-            defaults={
-                "learning_rate": 1e-6,
-                "trl": {
-                    "num_generations": 8,  # per prompt; real: 8 to 16
-                    **_TRL,
-                },
-            },
-            loss_notes=GRPO_LOSS,
-            **common,
-        ),
-        MethodSpec(
-            name="rloo",
-            trainer="trl:RLOOTrainer",
-            description="REINFORCE Leave-One-Out (Ahmadian et al. 2024; online, leave-one-out baseline)",
-            hyperparameters=[
-                *REWARD_KNOBS,
-                Hyperparameter(
-                    "beta",
-                    0.04,
-                    "KL coefficient to the reference; real models: 0.01 to 0.1",
-                    bounds="[0, inf)",
-                    field="beta",
-                ),
-            ],
-            defaults={
-                "learning_rate": 1e-6,
-                "trl": {
-                    "num_generations": 8,  # per prompt; real: 2 to 8
-                    **_TRL,
-                },
-            },
-            loss_notes=RLOO_LOSS,
-            **common,
-        ),
-    ]

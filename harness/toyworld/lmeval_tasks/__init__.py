@@ -1,7 +1,7 @@
 """lm-eval tasks over the toy world's grammar, shipped with the harness so that benchmarks run offline.
 
 This folder is an lm-eval task folder: pass it as ``--include_path`` to lm-eval's command line, or let the
-``lm_eval`` evaluator (``plugins/evaluators/lm_eval.py``) include it automatically. Tasks:
+``lm_eval`` evaluator (``plugins/evaluators/lm_eval/``) include it automatically. Tasks:
 
 - ``toy_grammar``: a review prefix and four continuations of four words, the true one and three
   permutations of it that the grammar rejects; pick the grammatical one (chance: 0.25).
