@@ -1,6 +1,7 @@
-"""Evaluating checkpoints: the context evaluators share (:mod:`~harness.evaluation.context`), seeded sampling
-and log-probabilities (:mod:`~harness.evaluation.sampling`, scored in length-sorted batches by
+"""Evaluating checkpoints: the context evaluators share and the loop that runs them
+(:mod:`~harness.evaluation.context`, with what an evaluator's failure costs in :mod:`~harness.evaluation.failures`),
+seeded sampling and log-probabilities (:mod:`~harness.evaluation.sampling`, scored in length-sorted batches by
 :mod:`~harness.evaluation.scoring`), the reference-evaluation cache (:mod:`~harness.evaluation.refcache`), reward
-models (:mod:`~harness.evaluation.reward_models`), summary statistics (:mod:`~harness.evaluation.stats`), health
-flags (:mod:`~harness.evaluation.health`) and readable samples (:mod:`~harness.evaluation.readable`). The
-evaluators themselves are plugins (``plugins/eval_*.py``)."""
+models (:mod:`~harness.evaluation.reward_models`), health flags (:mod:`~harness.evaluation.health`) and readable
+samples (:mod:`~harness.evaluation.readable`). The evaluators themselves are plugins
+(``plugins/evaluators/``)."""
