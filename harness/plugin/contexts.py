@@ -5,8 +5,8 @@ They live here, with the API, so that the declarations (:mod:`harness.plugin.spe
 the runtime (no import circle, not even one of type-only imports): the trial runner builds
 :class:`harness.trial.context.TrainContext` and :class:`harness.evaluation.context.EvalContext`, which satisfy
 these protocols (a test checks that each protocol member exists there and the other way round). Annotate a plugin's
-functions with these: ``def train(ctx: TrainContext) -> torch.nn.Module``. Attributes are read-only here: a plugin
-reads them; the harness sets them.
+functions with these: ``def train(ctx: TrainContext) -> torch.nn.Module``. Attributes are read-only here (but
+``steps_done``, which the harness's own trainer callback counts): a plugin reads them; the harness sets them.
 """
 
 from __future__ import annotations
@@ -95,9 +95,8 @@ class TrainContext(Protocol):
     def log_history(self) -> list[dict[str, Any]]:
         """The logged losses and step statistics, written to the trial record."""
 
-    @property
-    def steps_done(self) -> int:
-        """Optimizer steps taken so far."""
+    #: Optimizer steps taken so far (the harness counts them: :meth:`step`, :meth:`trainer_callbacks`).
+    steps_done: int
 
     @property
     def prepared_data(self) -> dict[str, Any] | None:
