@@ -259,7 +259,7 @@ def boom(ctx):
 
 
 def odd(ctx):
-    return {"odd_value": float("nan"), "odd_ok": 1.0, "length": 99.0}
+    return {"odd_value": float("nan"), "odd_big": float("inf"), "odd_ok": 1.0, "length": 99.0}
 
 
 class Probe(TrialObserver):
@@ -280,7 +280,7 @@ class Probe(TrialObserver):
 def harness_evaluators_register():
     return [
         EvaluatorSpec("boom", boom, metrics=[Metric("boom_value", direction="maximize")]),
-        EvaluatorSpec("odd", odd, metrics=[Metric("odd_value"), Metric("odd_ok")]),
+        EvaluatorSpec("odd", odd, metrics=[Metric("odd_value", headline=True), Metric("odd_big"), Metric("odd_ok")]),
     ]
 
 
@@ -317,6 +317,7 @@ def test_a_raising_evaluator_leaves_the_trial_completed_with_the_failure_named(
     import policy_probe
 
     from harness.leaderboard.board import load_leaderboard
+    from harness.leaderboard.reports import write_reports
 
     record = _trial(
         tiny_world,
@@ -340,7 +341,8 @@ def test_a_raising_evaluator_leaves_the_trial_completed_with_the_failure_named(
         assert (
             entry["evaluator_errors"][0] == boom and entry["evaluator_errors"][1]["type"] == "DuplicateMetric"
         )
-        assert math.isnan(metrics["odd_value"]) and entry["nonfinite_metrics"] == {"odd_value": "odd"}
+        assert math.isnan(metrics["odd_value"]) and metrics["odd_big"] == math.inf
+        assert entry["nonfinite_metrics"] == {"odd_value": "odd", "odd_big": "odd"}
         selection = entry["selection"]  # on the selection prompts: boom (the objective's evaluator) and kl
         assert "kl" in selection["metrics"] and selection["evaluator_errors"] == [boom]
     errors = [e for e in record["plugin_errors"] if e["evaluator"] == "boom"]
@@ -355,9 +357,13 @@ def test_a_raising_evaluator_leaves_the_trial_completed_with_the_failure_named(
     err = capsys.readouterr().err
     assert "harness: warning: evaluator 'boom' of plugin 'policy_probe' failed at step 4: KeyError" in err
     assert "returned nan for metric 'odd_value' at step 4" in err
-    board = load_leaderboard([tmp_path / "one"])  # the leaderboard reads the NaN and the missing metric
+    board = load_leaderboard(
+        [tmp_path / "one"]
+    )  # the leaderboard reads the NaN, the inf and the missing metric
     assert board.checkpoints["odd_value"].isna().all() and (board.checkpoints["odd_ok"] == 1.0).all()
-    assert board.trials.loc[0, "status"] == "completed"
+    assert (board.checkpoints["odd_big"] == math.inf).all() and board.trials.loc[0, "status"] == "completed"
+    written = {p.name for p in write_reports(board, tmp_path / "board")}
+    assert {"leaderboard.md", "leaderboard.html", "checkpoints.csv"} <= written
     [probe_one] = policy_probe.MADE
     assert probe_one.steps == [0, 2, 4] and probe_one.ended == ["completed"]
 

@@ -65,7 +65,7 @@ class HarnessPluginManager(pluggy.PluginManager):
             except Exception as exc:  # any import failure is the plugin's fault, name it
                 raise PluginError(
                     f"Error importing plugin '{ep.name}' (entry point {ep.value} from {dist}): "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {_one_line(exc)}"
                 ) from exc
             self.register_plugin(plugin, ep.name, f"entry point from {dist}")
 
@@ -78,7 +78,7 @@ class HarnessPluginManager(pluggy.PluginManager):
                 module = importlib.import_module(name)
             except Exception as exc:
                 raise PluginError(
-                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {exc}. "
+                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {_one_line(exc)}. "
                     "Check the module path and that its package is installed or on PYTHONPATH."
                 ) from exc
             self.register_plugin(module, name, "named in config")
@@ -110,7 +110,7 @@ class HarnessPluginManager(pluggy.PluginManager):
             try:
                 specs = list(impl.function() or [])
             except PluginError as exc:
-                raise PluginError(f"{owner} registers an invalid {kind}: {exc}") from None
+                raise PluginError(f"{owner} registers an invalid {kind}: {_one_line(exc)}") from None
             except TypeError as exc:
                 migration = versions.removed_declaration_argument(exc)
                 if migration is None:
@@ -120,7 +120,7 @@ class HarnessPluginManager(pluggy.PluginManager):
                 raise PluginError(f"{owner} registers an invalid {kind}: {migration}.") from None
             except Exception as exc:
                 raise PluginError(
-                    f"{owner} failed to register its {kind}s: {type(exc).__name__}: {exc}"
+                    f"{owner} failed to register its {kind}s: {type(exc).__name__}: {_one_line(exc)}"
                 ) from exc
             for spec in specs:
                 if not isinstance(spec, spec_class):
