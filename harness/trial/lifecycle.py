@@ -110,11 +110,19 @@ def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) ->
     return [result for _, result in _call_each(_hook_calls(pm, name), into, kwargs)]
 
 
+#: Everything the runner passes to an observer's methods (each method gets the ones it names).
+OBSERVER_ARGUMENTS = ("cfg", "step", "metrics", "selection", "planned_steps", "record")
+
+
 def _parameters(method: Callable[..., Any]) -> list[str]:
-    """The parameters an observer's method takes (all the runner passes, when it takes ``**kwargs``)."""
-    parameters = inspect.signature(method).parameters.values()
+    """The parameters an observer's method takes (all of :data:`OBSERVER_ARGUMENTS` when it takes ``**kwargs`` or
+    its signature cannot be read)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return list(OBSERVER_ARGUMENTS)
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return ["metrics", "selection", "step", "planned_steps", "record"]
+        return list(OBSERVER_ARGUMENTS)
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
