@@ -93,10 +93,11 @@ def harness_evaluators_register() -> Sequence[EvaluatorSpec]:
 def harness_config_searchpath() -> Sequence[str]:
     """Return config folders to add to Hydra's search path.
 
-    Called whenever the harness composes a config (the command line, before its jobs; each trial's process). A
-    folder holds config groups like ``conf/``: for example ``method/<name>.yaml``, a commented config file for the
-    plugin's method (it must start with ``defaults: [base, _self_]`` and agree with the method's spec), or presets
-    such as ``eval/<name>.yaml``.
+    Called when a process registers the plugins' config nodes with Hydra, before it composes any config (the
+    command line at start-up), and whenever the harness looks for a config file a plugin may ship (a method's YAML,
+    a model config's ``profile``). A folder holds config groups like ``conf/``: for example ``method/<name>.yaml``,
+    a commented config file for the plugin's method (it must start with ``defaults: [base, _self_]`` and agree with
+    the method's spec), or presets such as ``eval/<name>.yaml``.
 
     :returns: ``pkg://<importable package>`` or directory paths; results of all plugins are concatenated. An
         exception stops the composition (the command line prints it; a trial fails with it).
