@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in __all__ or name in _plugin.versions.REMOVED_NAMES:  # a removed name says what replaced it
         return getattr(_plugin, name)
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

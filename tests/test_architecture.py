@@ -11,6 +11,7 @@ import ast
 import inspect
 import subprocess
 import sys
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
@@ -566,3 +567,116 @@ def test_every_data_file_is_package_data():
     }
     missing = sorted(str(path.relative_to(REPO)) for path in files - shipped)
     assert not missing, f"Not matched by [tool.setuptools.package-data] (would not be installed): {missing}"
+
+
+# --- f. the plugin API's types live with the API; floors (issue 28) ---------------------------------------------
+
+
+def test_no_import_cycles_counting_type_checking_imports():
+    """No cycle among modules even counting imports under ``if TYPE_CHECKING:``: the plugin API names the runtime's
+    contexts through its own protocols (:mod:`harness.plugin.contexts`), never the other way round."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    edge_at: dict[tuple[str, str], list[Import]] = defaultdict(list)
+    for i in imports(type_checking=True):
+        edges[i.source].add(i.target)
+        edge_at[i.source, i.target].append(i)
+    cycles = _cycles(edges)
+    assert not cycles, "Import cycles (TYPE_CHECKING imports counted):\n" + "\n".join(
+        _describe(c, edge_at) for c in cycles
+    )
+
+
+#: The most floors the package graph may have: rooms on the longest chain of imports (see :func:`rooms`).
+MAX_FLOORS = 8
+#: The rooms of the floor count: ``harness``'s sub-packages and top-level modules, and the built-in plugins' root.
+FLOOR_ROOTS = ("harness", "harness_plugins")
+
+
+def rooms(type_checking: bool = False) -> dict[str, set[str]]:
+    """The package-level import graph: room -> the rooms it imports (:func:`package_of` of each module of
+    :data:`FLOOR_ROOTS`), from the imports that run (module level and in functions)."""
+    edges: dict[str, set[str]] = {package_of(m): set() for m in modules() if m.split(".")[0] in FLOOR_ROOTS}
+    for i in imports(type_checking):
+        source, target = package_of(i.source), package_of(i.target)
+        if source in edges and target in edges and source != target:
+            edges[source].add(target)
+    return edges
+
+
+def longest_chain(edges: dict[str, set[str]]) -> list[str]:
+    """The longest chain of imports that visits no room twice (the graph may have cycles between packages)."""
+    best: list[str] = []
+
+    def walk(path: list[str]) -> None:
+        nonlocal best
+        if len(path) > len(best):
+            best = list(path)
+        for nxt in sorted(edges.get(path[-1], ())):
+            if nxt not in path:
+                walk([*path, nxt])
+
+    for start in sorted(edges):
+        walk([start])
+    return best
+
+
+def test_the_floor_counter():
+    assert longest_chain({"a": {"b"}, "b": {"c", "a"}, "c": set(), "d": {"a"}}) == ["d", "a", "b", "c"]
+    assert longest_chain({"a": set()}) == ["a"]
+    found = rooms()
+    assert {"harness.plugin", "harness.trial", "harness.errors", "harness_plugins"} <= set(found)
+    assert "harness.plugin" in found["harness_plugins"]
+
+
+def test_the_package_graph_has_at_most_eight_floors():
+    """Counted on the imports that run: 9 before issue 28 (the plugin API imported evaluation.stats); 10 with
+    TYPE_CHECKING imports, through the facade's type-only names of lazily imported runtime functions."""
+    chain = longest_chain(rooms())
+    assert len(chain) <= MAX_FLOORS, f"{len(chain)} floors: " + " -> ".join(chain)
+
+
+def _declared_members(cls: type) -> set[str]:
+    """The public members a class body defines: methods, properties and annotated attributes."""
+    names = set(vars(cls)) | set(getattr(cls, "__annotations__", {}))
+    return {n for n in names if not n.startswith("_")}
+
+
+def _runtime_members(cls: type) -> set[str]:
+    """A runtime class's public members: its own and inherited methods and properties, its dataclass fields and
+    the attributes its ``__init__`` sets."""
+    names = {n for n in dir(cls) if not n.startswith("_")} | set(getattr(cls, "__dataclass_fields__", {}))
+    if "__dataclass_fields__" in vars(cls):  # a dataclass: its fields are its attributes
+        return {n for n in names if not n.startswith("_")}
+    init = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
+    for node in ast.walk(init):
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        for t in [target] if target is not None else getattr(node, "targets", []):
+            for leaf in ast.walk(t):
+                if (
+                    isinstance(leaf, ast.Attribute)
+                    and isinstance(leaf.value, ast.Name)
+                    and leaf.value.id == "self"
+                ):
+                    names.add(leaf.attr)
+    return {n for n in names if not n.startswith("_")}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "runtime"),
+    [("TrainContext", "harness.trial.context"), ("EvalContext", "harness.evaluation.context")],
+)
+def test_the_plugin_api_protocols_match_the_runtime_contexts(protocol, runtime):
+    """The runtime's context has every member the API's protocol declares, and the protocol declares every public
+    member of the runtime's context (a new one is documented in the API, where plugins read it)."""
+    import importlib
+
+    import harness.plugin
+
+    api = getattr(harness.plugin, protocol)
+    assert api.__module__ == "harness.plugin.contexts"
+    cls = getattr(importlib.import_module(runtime), protocol)
+    declared, present = _declared_members(api), _runtime_members(cls)
+    assert not declared - present, f"{protocol} declares what {runtime} lacks: {sorted(declared - present)}"
+    assert not present - declared, (
+        f"{runtime}.{protocol} has what the API does not declare: {sorted(present - declared)}"
+    )

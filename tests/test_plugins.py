@@ -311,3 +311,282 @@ def test_no_hook_implementation_has_a_parameter_pluggy_would_never_pass():
         if impl.kwargnames
     ]
     assert defaulted == []
+
+
+# --- issue 28: plugins that fail alone and say who they are --------------------------------------------------
+
+
+def _registration_error(module_dir, name: str, source: str, registry: str = "") -> str:
+    """The PluginError registering the plugin module ``source`` raises (reading ``registry`` too, when given):
+    checked to be one line that names the plugin."""
+    module = module_dir(name, source)
+    reset_plugin_manager()
+    with pytest.raises(PluginError) as err:
+        pm = get_plugin_manager([module])
+        if registry:
+            getattr(pm, registry)
+    message = str(err.value)
+    assert "\n" not in message and f"'{name}'" in message, message
+    return message
+
+
+@pytest.mark.unit
+def test_a_metric_name_another_evaluator_declares_is_refused_at_registration_naming_both_plugins(module_dir):
+    message = _registration_error(
+        module_dir,
+        "clash_plugin",
+        """
+        from harness.plugin import EvaluatorSpec, Metric, hookimpl
+
+        @hookimpl
+        def harness_evaluators_register():
+            return [EvaluatorSpec(name="mine", evaluate=lambda ctx: {}, metrics=[Metric("length")])]
+        """,
+        "evaluators",
+    )
+    assert message.startswith("Two evaluators declare the metric 'length': ")
+    assert "text_stats of plugin 'text_stats'" in message and "mine of plugin 'clash_plugin'" in message
+    column = _registration_error(  # a leaderboard column is a name too
+        module_dir,
+        "column_clash",
+        """
+        from harness.plugin import EvaluatorSpec, Metric, hookimpl
+
+        @hookimpl
+        def harness_evaluators_register():
+            return [EvaluatorSpec(name="other", evaluate=lambda ctx: {}, metrics=[Metric("s", column="rm_score")])]
+        """,
+        "evaluators",
+    )
+    assert "metric 'rm_score'" in column and "reward_model of plugin 'reward_model'" in column
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("marker", ["hookimpl(wrapper=True)", "hookimpl(hookwrapper=True)"])
+def test_a_pluggy_wrapper_is_refused_at_registration(module_dir, marker):
+    message = _registration_error(
+        module_dir,
+        "wrapper_plugin",
+        f"""
+        from harness.plugin import hookimpl
+
+        @{marker}
+        def harness_trial_end(record):
+            yield
+        """,
+    )
+    assert "implements harness_trial_end as a pluggy wrapper" in message
+    assert "implement it as a plain @hookimpl function" in message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "def harness_method_register():\n    return []",
+            "unknown hook harness_method_register (harness_method_register); did you mean harness_methods_register?",
+        ),
+        (
+            "def harness_data_load(cfg, dataset_name):\n    return None",
+            "does not satisfy the hookspecs: harness_data_load takes dataset_name, which the hook never passes; "
+            "it may take any of (cfg)",
+        ),
+        (
+            "def harness_checkpoint_evaluated(step, metrics, selection=None):\n    return None",
+            "harness_checkpoint_evaluated's parameter selection has a default, so pluggy never passes it",
+        ),
+    ],
+)
+def test_a_wrong_hook_is_one_line_naming_the_plugin_and_the_fix(module_dir, source, expected):
+    message = _registration_error(
+        module_dir, "wrong_hook", f"from harness import hookimpl\n\n@hookimpl\n{source}\n"
+    )
+    assert message.startswith("Plugin 'wrong_hook' (named in config) ") and expected in message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("declaration", "registry"),
+    [
+        (
+            'EvaluatorSpec(name="e", evaluate=lambda ctx: {}, options=[Option("threshold", None)])',
+            "evaluators",
+        ),
+        (
+            'MethodSpec(name="m", train=lambda ctx: ctx.policy, hyperparameters=[Hyperparameter("lam", None)])',
+            "methods",
+        ),
+    ],
+)
+def test_a_none_default_without_nullable_is_refused_at_registration(module_dir, declaration, registry):
+    hook = "harness_evaluators_register" if registry == "evaluators" else "harness_methods_register"
+    message = _registration_error(
+        module_dir,
+        "none_default",
+        f"""
+        from harness.plugin import EvaluatorSpec, Hyperparameter, MethodSpec, Option, hookimpl
+
+        @hookimpl
+        def {hook}():
+            return [{declaration}]
+        """,
+        registry,
+    )
+    assert "the default None gives no type and does not say null is allowed" in message
+    assert "declare nullable=True" in message
+
+
+@pytest.mark.unit
+def test_none_defaults_that_say_what_they_mean_are_accepted():
+    from harness.plugin import Option
+    from harness.plugin.settings import COMMON_KNOBS
+
+    assert Option("x", None, nullable=True).problem(None) is None  # null is a value
+    required = Option("y", None, types=(int,))  # the config must set it (the common knobs' base.yaml does)
+    assert required.problem(None) == "it must not be null" and required.problem(3) is None
+    assert COMMON_KNOBS["learning_rate"].problem(None) == "it must not be null"
+    pm = get_plugin_manager()  # every built-in declaration passes the rule
+    assert (
+        pm.evaluator("lm_eval")
+        .options[[o.name for o in pm.evaluator("lm_eval").options].index("num_fewshot")]
+        .nullable
+    )
+
+
+# --- issue 28: a versioned plugin API ----------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_the_api_version_is_public_and_a_plugin_may_declare_the_one_it_targets(module_dir):
+    import harness
+    from harness.plugin import API_VERSION
+
+    assert isinstance(API_VERSION, int) and harness.API_VERSION == API_VERSION
+    name = module_dir(
+        "current_plugin",
+        f"""
+        from harness.plugin import MethodSpec, hookimpl
+
+        HARNESS_API_VERSION = {API_VERSION}
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="current", train=lambda ctx: ctx.policy, needs_reference=False)]
+        """,
+    )
+    assert get_plugin_manager([name]).method("current").origin == f"plugin '{name}' (named in config)"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ("99", "targets plugin API 99, newer than this harness's 3; upgrade harness"),
+        (
+            "1",
+            "targets plugin API 1, which this harness no longer supports (it provides 3); port it (API 2: ",
+        ),
+        (
+            "'3'",
+            "declares HARNESS_API_VERSION = '3'; declare the plugin API version it targets as an integer",
+        ),
+    ],
+)
+def test_a_plugin_targeting_another_api_version_is_refused_in_one_line(module_dir, declared, expected):
+    message = _registration_error(
+        module_dir, "versioned_plugin", f"HARNESS_API_VERSION = {declared}\n", registry=""
+    )
+    assert message.startswith("Plugin 'versioned_plugin' (named in config) ") and expected in message
+
+
+RENAMES_METHOD = """
+from harness.plugin import MethodSpec, hookimpl
+
+
+def train(ctx):
+    from trl import DPOConfig, DPOTrainer
+
+    return ctx.run_trainer({call})
+
+
+@hookimpl
+def harness_methods_register():
+    return [MethodSpec(name="olddpo", train=train, trainer="trl:DPOTrainer")]
+"""
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "call",
+    [
+        'ctx.trl_trainer(DPOTrainer, DPOConfig, renames={"beta": "beta"})',
+        'ctx.trl_trainer(DPOTrainer, DPOConfig, {"beta": "beta"})',  # the old positional form
+    ],
+)
+def test_a_removed_argument_gets_the_migration_line_at_registration_not_a_typeerror_mid_trial(
+    module_dir, call
+):
+    message = _registration_error(module_dir, "old_rdpo", RENAMES_METHOD.format(call=call))
+    assert message.startswith("Plugin 'old_rdpo' (named in config) calls trl_trainer(..., renames=...) at ")
+    assert "old_rdpo.py:8, which plugin API 2 removed (installed: 3)" in message
+    assert "declare each knob as Hyperparameter(name, default, field='<trainer-config field>')" in message
+
+
+@pytest.mark.unit
+def test_a_removed_argument_in_the_module_of_a_methods_train_is_found_too(module_dir):
+    module_dir("old_rdpo_train", RENAMES_METHOD.format(call='ctx.trl_trainer(renames={"beta": "beta"})'))
+    message = _registration_error(
+        module_dir,
+        "old_rdpo_entry",
+        """
+        from harness.plugin import MethodSpec, hookimpl
+        from old_rdpo_train import train
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="olddpo2", train=train)]
+        """,
+        "methods",
+    )
+    assert message.startswith("Plugin 'old_rdpo_entry' (named in config) calls trl_trainer(..., renames=...)")
+    assert "old_rdpo_train.py" in message
+
+
+@pytest.mark.unit
+def test_a_removed_declaration_argument_and_a_removed_name_get_the_migration_line(module_dir, monkeypatch):
+    from harness.plugin import versions
+
+    message = _registration_error(
+        module_dir,
+        "old_spec",
+        """
+        from harness.plugin import MethodSpec, hookimpl
+
+        @hookimpl
+        def harness_methods_register():
+            return [MethodSpec(name="o", train=lambda ctx: ctx.policy, renames={"beta": "beta"})]
+        """,
+        "methods",
+    )
+    assert "calls MethodSpec(..., renames=...) at " in message and "which plugin API 2 removed" in message
+    from harness.plugin import MethodSpec
+
+    with pytest.raises(TypeError) as raised:  # where the source cannot be read, the TypeError is translated
+        MethodSpec(name="o", train=lambda ctx: ctx.policy, renames={})  # type: ignore[call-arg]
+    migration = versions.removed_declaration_argument(raised.value)
+    assert migration and migration.startswith(
+        "MethodSpec(renames=...) was removed in plugin API 2 (installed: 3)"
+    )
+    assert versions.removed_declaration_argument(TypeError("unsupported operand")) is None
+    monkeypatch.setitem(versions.REMOVED_NAMES, "OldContext", versions.Removal(3, "use TrainContext instead"))
+    message = _registration_error(module_dir, "old_name", "from harness.plugin import OldContext\n")
+    assert message.startswith(
+        "Error importing plugin 'old_name' (named in config `plugins`): RemovedNameError: "
+    )
+    assert (
+        "harness.plugin.OldContext was removed in plugin API 3 (installed: 3); use TrainContext instead"
+        in message
+    )
+    with pytest.raises(ImportError, match="was removed in plugin API 3"):
+        from harness import OldContext  # noqa: F401

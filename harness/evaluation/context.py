@@ -3,8 +3,9 @@
 Every checkpoint of every trial is evaluated the same way: the evaluators named in ``eval.evaluators`` run
 in order on one :class:`EvalContext`, which samples the policy once (fixed seed, held-out prompts) and
 computes shared quantities (per-token log-probabilities under the policy and the reference, rewards) at most
-once per checkpoint; quantities of the reference model alone come from the reference-evaluation cache.
-Afterwards the first few prompts' completions are kept as text (:mod:`harness.evaluation.readable`).
+once per checkpoint; quantities of the reference model alone come from the reference-evaluation cache. An
+evaluator that raises loses only its own metrics (:mod:`harness.evaluation.failures`). Afterwards the first few
+prompts' completions are kept as text (:mod:`harness.evaluation.readable`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from omegaconf import DictConfig
 
 from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
+from harness.evaluation.failures import Outcomes, stops_the_trial
 from harness.evaluation.readable import readable_samples
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
@@ -303,24 +305,42 @@ class CheckpointEvaluation:
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
     # The same checkpoint on the selection prompts ({"metrics", "eval_seconds", "eval_breakdown_s"}), if any.
     selection: dict[str, Any] | None = None
+    # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key another
+    # evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key -> evaluator).
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    nonfinite: dict[str, str] = field(default_factory=dict)
+
+    def problems(self) -> dict[str, Any]:
+        """``evaluator_errors`` and ``nonfinite_metrics`` for a record entry, each only when there is one."""
+        found = {"evaluator_errors": self.errors, "nonfinite_metrics": self.nonfinite}
+        return {key: value for key, value in found.items() if value}
 
 
 def _run_evaluator(
-    spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]]
-) -> dict[str, float]:
-    """One evaluator's metrics. At step 0 (``ctx.is_reference``) from the reference cache when it holds them
-    (with the per-sample scores the evaluator reported, when cached), else computed and stored there."""
+    spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]], outcomes: Outcomes
+) -> None:
+    """One evaluator's metrics into ``outcomes``. At step 0 (``ctx.is_reference``) from the reference cache when it
+    holds them (with the per-sample scores the evaluator reported, when cached), else computed and stored there. An
+    evaluator that raises is recorded in ``outcomes`` (its metrics are missing) unless the failure must stop the
+    trial (:func:`harness.evaluation.failures.stops_the_trial`)."""
     if spec.name in cached:
         ctx.sample_scores.update(ctx.refcache.sample_scores(spec.name))
-        return cached[spec.name]
+        outcomes.add(spec, cached[spec.name])
+        return
     before = dict(ctx.sample_scores)
-    result = {key: float(value) for key, value in spec.evaluate(ctx).items()}
+    try:
+        result = {key: float(value) for key, value in spec.evaluate(ctx).items()}
+    except Exception as exc:  # a plugin's failure costs its own metrics, never the trial
+        if stops_the_trial(exc):
+            raise
+        outcomes.failed(spec, exc)
+        return
     if ctx.is_reference:
         ctx.refcache.store_metrics(spec.name, result)
         added = {k: v for k, v in ctx.sample_scores.items() if before.get(k) is not v}
         if added:
             ctx.refcache.store_sample_scores(spec.name, added)
-    return result
+    outcomes.add(spec, result)
 
 
 def evaluate_checkpoint(
@@ -334,19 +354,26 @@ def evaluate_checkpoint(
     and per-sample scores of the first ``readable`` prompts are kept (the runner passes ``eval.readable_samples``
     for a policy, 0 otherwise; see :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling
     included when no evaluator sampled, are under ``readable_samples``.
+
+    An evaluator that raises loses only its own metrics; a key already returned by another evaluator is not kept;
+    non-finite values are kept and listed (:class:`harness.evaluation.failures.Outcomes`, one warning line each).
     """
-    metrics: dict[str, float] = {}
+    where = f"step {ctx.step}{' (reference)' if ctx.is_reference else ''}"
+    outcomes = Outcomes(f"{where}{', selection prompts' if ctx.label else ''}")
     seconds: dict[str, float] = {}
     cached = ctx.refcache.metrics() if ctx.is_reference else {}
     for spec in evaluators:
         ctx.evaluator = spec
         start = time.perf_counter()
-        metrics.update(_run_evaluator(spec, ctx, cached))
+        _run_evaluator(spec, ctx, cached, outcomes)
         seconds[spec.name] = time.perf_counter() - start
     ctx.evaluator = None
+    result = CheckpointEvaluation(
+        outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite
+    )
     if readable <= 0:
-        return CheckpointEvaluation(metrics, seconds)
+        return result
     start = time.perf_counter()
-    samples = readable_samples(ctx, readable)
+    result.samples = readable_samples(ctx, readable)
     seconds["readable_samples"] = time.perf_counter() - start
-    return CheckpointEvaluation(metrics, seconds, samples)
+    return result

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from harness.evaluation.context import EvalContext
+if TYPE_CHECKING:  # the plugin API's protocol, which the evaluation context satisfies (no import circle)
+    from harness.plugin.contexts import EvalContext
 
 #: Longest text kept per prompt or completion; the rest is replaced by :func:`clip`'s marker.
 MAX_CHARS = 2000

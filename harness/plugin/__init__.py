@@ -17,6 +17,12 @@ that a trial needs first: the reward stage, the SFT stage; trained once per sett
 a trial logs to in experiment trackers, ``tracking.*``). Errors: :class:`ConfigError` (a user's config
 mistake: one line with the fix), :class:`DataError`, :class:`UnknownNameError`, :class:`TrialFailed`,
 :class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
+
+Following a trial: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's state for one
+trial). Versions: :data:`API_VERSION` (the plugin API this harness provides; a plugin declares the one it targets as
+``HARNESS_API_VERSION = 3`` in its module, read at registration: :mod:`harness.plugin.versions`). :class:`TrainContext`
+and :class:`EvalContext` are protocols of the API (:mod:`harness.plugin.contexts`) that the runtime's contexts
+satisfy: annotate a plugin's functions with them.
 """
 
 from __future__ import annotations
@@ -37,14 +43,16 @@ from harness.errors import (
     UnknownNameError,
     UserError,
 )
-from harness.evaluation.stats import mean_and_se
+from harness.plugin.contexts import EvalContext, TrainContext
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
+from harness.plugin.observers import TrialObserver
 from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
 from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
+from harness.plugin.stats import mean_and_se
+from harness.plugin.versions import API_VERSION, removed_name
 
 if TYPE_CHECKING:
-    from harness.evaluation.context import EvalContext
     from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
     from harness.evaluation.sampling import (
         Samples,
@@ -54,15 +62,12 @@ if TYPE_CHECKING:
         sample,
         token_logprobs,
     )
-    from harness.trial.context import TrainContext
     from harness.trial.models import load_causal_lm, load_tokenizer
     from harness.trial.runner import hyperparameters
     from harness.trial.stages import Stage
 
 # Imported on first use (torch, transformers): name -> module.
 _LAZY = {
-    "TrainContext": "harness.trial.context",
-    "EvalContext": "harness.evaluation.context",
     "Samples": "harness.evaluation.sampling",
     "TokenLogprobs": "harness.evaluation.sampling",
     "sample": "harness.evaluation.sampling",
@@ -79,6 +84,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "API_VERSION",
     "ConfigError",
     "DataError",
     "DataFormat",
@@ -98,6 +104,7 @@ __all__ = [
     "TrackingRun",
     "TrainContext",
     "TrialFailed",
+    "TrialObserver",
     "TrialPruned",
     "UnknownNameError",
     "UserError",
@@ -130,4 +137,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    removed = removed_name(name)  # a name an earlier API had: say what replaced it
+    if removed is not None:
+        raise removed
     raise AttributeError(f"module 'harness.plugin' has no attribute {name!r}")

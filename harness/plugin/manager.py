@@ -3,8 +3,10 @@
 Plugins come from two places, handled identically: the ``harness.plugins`` entry-point group (where the
 built-in methods and evaluators are registered too) and module names listed in config
 (``plugins=[my_pkg.my_method]``). A plugin that fails to import, that implements a hook with a wrong
-name or signature, or whose declarations break the contract (:mod:`harness.plugin.specs`), stops the run with
-one line naming the plugin and where it came from; two plugins registering one name are both named.
+name or signature or as a pluggy wrapper (:mod:`harness.plugin.checks`), that targets another plugin API or uses
+what the API removed (:mod:`harness.plugin.versions`), or whose declarations break the contract
+(:mod:`harness.plugin.specs`), stops the run with one line naming the plugin and where it came from; two plugins
+registering one name (or two evaluators declaring one metric) are both named.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Iterable
 from functools import cached_property
 from types import ModuleType
@@ -20,7 +23,8 @@ from typing import Any
 import pluggy
 
 from harness.errors import PluginError, UnknownNameError
-from harness.plugin import hookspecs
+from harness.plugin import hookspecs, versions
+from harness.plugin.checks import check_hookimpls, check_metric_names
 from harness.plugin.specs import EvaluatorSpec, MethodSpec
 
 ENTRY_POINT_GROUP = "harness.plugins"
@@ -35,13 +39,19 @@ class HarnessPluginManager(pluggy.PluginManager):
         self._sources: dict[str, str] = {}  # plugin name -> where it came from, for error messages
 
     def register_plugin(self, plugin: ModuleType | Any, name: str, source: str) -> None:
-        """Register one plugin object, turning pluggy's validation errors into a one-line PluginError."""
+        """Register one plugin object after checking it: the plugin API version it declares, what it uses that the
+        API removed, and its hook implementations; each problem is a one-line PluginError naming the plugin."""
         if self.has_plugin(name) or self.is_registered(plugin):
             return
+        owner = f"Plugin '{name}' ({source})"
+        versions.check_declared_version(plugin, owner)
+        if isinstance(plugin, ModuleType):
+            versions.check_removed_arguments(plugin, owner)
+        check_hookimpls(self, plugin, owner)
         try:
             self.register(plugin, name=name)
-        except pluggy.PluginValidationError as exc:
-            raise PluginError(f"Plugin '{name}' ({source}) does not satisfy the hookspecs: {exc}") from exc
+        except pluggy.PluginValidationError as exc:  # what check_hookimpls does not foresee, on one line
+            raise PluginError(f"{owner} does not satisfy the hookspecs: {_one_line(exc)}") from exc
         self._sources[name] = source
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
@@ -55,7 +65,7 @@ class HarnessPluginManager(pluggy.PluginManager):
             except Exception as exc:  # any import failure is the plugin's fault, name it
                 raise PluginError(
                     f"Error importing plugin '{ep.name}' (entry point {ep.value} from {dist}): "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {_one_line(exc)}"
                 ) from exc
             self.register_plugin(plugin, ep.name, f"entry point from {dist}")
 
@@ -68,7 +78,7 @@ class HarnessPluginManager(pluggy.PluginManager):
                 module = importlib.import_module(name)
             except Exception as exc:
                 raise PluginError(
-                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {exc}. "
+                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {_one_line(exc)}. "
                     "Check the module path and that its package is installed or on PYTHONPATH."
                 ) from exc
             self.register_plugin(module, name, "named in config")
@@ -79,7 +89,7 @@ class HarnessPluginManager(pluggy.PluginManager):
             self.check_pending()
         except pluggy.PluginValidationError as exc:
             name = self.get_name(exc.plugin) or repr(exc.plugin)
-            raise PluginError(f"Plugin '{name}' implements an unknown hook: {exc}") from exc
+            raise PluginError(f"Plugin '{name}' implements an unknown hook: {_one_line(exc)}") from exc
 
     # -- registries ---------------------------------------------------------------------------------
 
@@ -100,10 +110,17 @@ class HarnessPluginManager(pluggy.PluginManager):
             try:
                 specs = list(impl.function() or [])
             except PluginError as exc:
-                raise PluginError(f"{owner} registers an invalid {kind}: {exc}") from None
+                raise PluginError(f"{owner} registers an invalid {kind}: {_one_line(exc)}") from None
+            except TypeError as exc:
+                migration = versions.removed_declaration_argument(exc)
+                if migration is None:
+                    raise PluginError(
+                        f"{owner} failed to register its {kind}s: TypeError: {_one_line(exc)}"
+                    ) from exc
+                raise PluginError(f"{owner} registers an invalid {kind}: {migration}.") from None
             except Exception as exc:
                 raise PluginError(
-                    f"{owner} failed to register its {kind}s: {type(exc).__name__}: {exc}"
+                    f"{owner} failed to register its {kind}s: {type(exc).__name__}: {_one_line(exc)}"
                 ) from exc
             for spec in specs:
                 if not isinstance(spec, spec_class):
@@ -116,18 +133,31 @@ class HarnessPluginManager(pluggy.PluginManager):
                         f"{self.describe(impl.plugin_name)}; uninstall or rename one."
                     )
                 owners[spec.name] = self.describe(impl.plugin_name)
-                found[spec.name] = dataclasses.replace(spec, origin=owners[spec.name])
+                stamp = {"plugin": impl.plugin_name} if isinstance(spec, EvaluatorSpec) else {}
+                found[spec.name] = dataclasses.replace(spec, origin=owners[spec.name], **stamp)
         return dict(sorted(found.items()))
 
     @cached_property
     def methods(self) -> dict[str, MethodSpec]:
-        """All registered methods by name (each stamped with the plugin that registered it)."""
-        return self._collect(self.hook.harness_methods_register, "method", MethodSpec)
+        """All registered methods by name (each stamped with the plugin that registered it). The module of each
+        method's ``train`` is checked for calls with arguments the API removed (:mod:`harness.plugin.versions`)."""
+        found = self._collect(self.hook.harness_methods_register, "method", MethodSpec)
+        modules = {}
+        for spec in found.values():
+            module = inspect.getmodule(spec.train)
+            if module is not None:
+                modules.setdefault(module.__name__, (module, spec.origin))
+        for module, origin in modules.values():
+            versions.check_removed_arguments(module, origin[0].upper() + origin[1:])
+        return found
 
     @cached_property
     def evaluators(self) -> dict[str, EvaluatorSpec]:
-        """All registered evaluators by name (each stamped with the plugin that registered it)."""
-        return self._collect(self.hook.harness_evaluators_register, "evaluator", EvaluatorSpec)
+        """All registered evaluators by name (each stamped with the plugin that registered it); two evaluators
+        declaring one metric name or column are refused (:func:`harness.plugin.checks.check_metric_names`)."""
+        found = self._collect(self.hook.harness_evaluators_register, "evaluator", EvaluatorSpec)
+        check_metric_names(found)
+        return found
 
     def method(self, name: str) -> MethodSpec:
         """The method registered as ``name``; an UnknownNameError with suggestions otherwise."""
@@ -149,6 +179,11 @@ class HarnessPluginManager(pluggy.PluginManager):
         """Forget cached registries (after registering more plugins)."""
         self.__dict__.pop("methods", None)
         self.__dict__.pop("evaluators", None)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pluggy's validation errors span three)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 _MANAGER: HarnessPluginManager | None = None

@@ -75,12 +75,14 @@ class Option:
         name: the key (``eval.<evaluator>.<name>`` for an evaluator option).
         default: the default value. Its type is the setting's type unless ``types`` says otherwise: an int
             setting takes integers, a float setting any number, a bool setting true/false, a string setting
-            strings; lists, mappings and a ``None`` default are not type-checked.
+            strings; lists and mappings are not type-checked. A ``None`` default needs ``nullable=True`` (null is
+            a value: "none", "the task's default") or ``types`` (the config must set a value of those types;
+            null is refused before any compute); a bare ``None`` default is refused when the plugin registers.
         help: one line saying what it means and its unit (shown in errors and listings).
         bounds: for numbers, the allowed interval in interval notation: ``"(0, inf)"`` (positive),
             ``"[0, 1]"``, ``"[1, inf)"``. A number must also be finite (``inf`` and ``nan`` are never values).
         choices: the allowed values (strings usually).
-        nullable: whether ``null`` is a valid value (also when the default is ``None`` and ``types`` is not set).
+        nullable: whether ``null`` is a valid value.
         types: the accepted types when the default's type is not enough, e.g. ``(int, float)``.
     """
 
@@ -106,6 +108,12 @@ class Option:
             object.__setattr__(self, "choices", tuple(self.choices))
         if self.types is not None:
             object.__setattr__(self, "types", tuple(self.types))
+        if self.default is None and not self.nullable and self.types is None:
+            reject(
+                owner,
+                "the default None gives no type and does not say null is allowed; declare nullable=True "
+                "(null is a valid value) or types=(...) (the config must set a value of those types).",
+            )
         problem = self.problem(self.default) if self.default is not None else None
         if problem:
             reject(owner, f"the default {self.default!r} is invalid: {problem}.")
@@ -113,8 +121,7 @@ class Option:
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable for this setting (None when it is)."""
         if value is None:
-            nullable = self.nullable or (self.default is None and self.types is None)
-            return None if nullable else "it must not be null"
+            return None if self.nullable else "it must not be null"
         types = self.types or _expected_types(self.default)
         if types is not None and not _has_type(value, types):
             wanted = (

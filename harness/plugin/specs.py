@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.plugin.settings import COMMON_KNOBS, Hyperparameter, Option, check_name, reject
 
 if TYPE_CHECKING:
-    from harness.evaluation.context import EvalContext
-    from harness.trial.context import TrainContext
+    from harness.plugin.contexts import EvalContext, TrainContext
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
 ModelKind = Literal["policy", "reward_model"]
@@ -333,9 +332,12 @@ class EvaluatorSpec:
         name: the value listed in ``eval.evaluators`` (or added with ``eval.extra=[<name>]``).
         evaluate: ``evaluate(ctx: EvalContext) -> dict[str, float]``; metrics for the checkpoint in ``ctx``.
             Shared, expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
-            computes each once per checkpoint; the evaluator's options are ``ctx.options``.
+            computes each once per checkpoint; the evaluator's options are ``ctx.options``. If it raises, only its
+            own metrics are missing at that checkpoint (recorded and named: :mod:`harness.evaluation.failures`).
         metrics: the metrics it returns, declared (a returned key no declaration matches is kept in the records
-            and ``checkpoints.csv`` but is never a column or an objective).
+            and ``checkpoints.csv`` but is never a column or an objective). Names and columns are unique across
+            evaluators (checked at registration); a returned key another evaluator already returned at the same
+            checkpoint is not kept (recorded against this evaluator).
         options: its settings, ``eval.<name>.<option>`` in the config, with their defaults.
         description: one line for listings.
         applies_to: the kind of model it evaluates: ``"policy"`` (listed in ``eval.evaluators``) or
@@ -344,6 +346,7 @@ class EvaluatorSpec:
             reward-model evaluator does only with a reward model configured); read before any compute to resolve
             the objective ``auto`` of an Optuna sweep. ``None``: always.
         origin: which plugin registered it (set by the plugin manager, for error messages).
+        plugin: the name of the plugin that registered it (set by the plugin manager; records name it).
     """
 
     name: str
@@ -354,6 +357,7 @@ class EvaluatorSpec:
     applies_to: ModelKind = "policy"
     active: Callable[[Any], bool] | None = None
     origin: str = field(default="", compare=False)
+    plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         owner = f"EvaluatorSpec {self.name!r}"

@@ -8,7 +8,9 @@ keeps a heartbeat (and, every few beats, settles other trials whose process died
 reports the value ``hydra.sweeper.prune_value`` names (:func:`pruning_value`; by default the trial's best objective
 so far at any KL). Like the value the sweeper tells Optuna, it is measured on the selection prompts
 (``eval.selection``), never on the reported (test) ones, unless selection is off. When the pruner says so it
-raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned.
+raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned. A reporter is the trial's
+:class:`harness.plugin.TrialObserver` (:mod:`harness.sweep.pruning` returns it): the runner calls
+:meth:`TrialReporter.checkpoint_evaluated` after each checkpoint and :meth:`TrialReporter.trial_end` at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TrialPruned
+from harness.plugin.observers import TrialObserver
 from harness.sweep import study as st
 
 ENV_STUDY = "HARNESS_OPTUNA_STUDY"
@@ -65,7 +68,7 @@ def pruning_value(
     return values[0]
 
 
-class TrialReporter:
+class TrialReporter(TrialObserver):
     """Reports one trial's checkpoints to Optuna from the trial's process (see the module docstring)."""
 
     def __init__(
@@ -173,3 +176,18 @@ class TrialReporter:
     def close(self) -> None:
         """Stop the heartbeat."""
         self._stop.set()
+
+    def checkpoint_evaluated(
+        self,
+        step: int,
+        metrics: Mapping[str, Any],
+        selection: Mapping[str, Any] | None,
+        planned_steps: int | None,
+    ) -> None:
+        """The observer's call after each checkpoint: :meth:`checkpoint` (may raise TrialPruned)."""
+        self.checkpoint(step, metrics, selection, planned_steps)
+
+    def trial_end(self, record: Any) -> None:
+        """The observer's call when the trial ends: stop the heartbeat (the sweeper tells Optuna the result from
+        the record)."""
+        self.close()

@@ -14,8 +14,8 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from harness.config import distributed
 
-if TYPE_CHECKING:
-    from harness.trial.context import TrainContext
+if TYPE_CHECKING:  # the plugin API's protocol, which the trial's context satisfies (no import circle)
+    from harness.plugin.contexts import TrainContext
 
 
 class HarnessCallback(TrainerCallback):

@@ -195,6 +195,9 @@ class Checkpointer:
         with preserved_rng():
             result = self.evaluate(model, step)
         entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
+        entry.update(
+            result.problems()
+        )  # evaluators that failed, non-finite values (harness.evaluation.failures)
         if result.selection is not None:
             entry["selection"] = result.selection
         model.train(was_training)

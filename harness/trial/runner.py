@@ -44,7 +44,7 @@ from harness.trial import models
 from harness.trial.checkpoints import Checkpointer, Evaluate, preserved_rng
 from harness.trial.context import TrainContext
 from harness.trial.length_cache import cached_count
-from harness.trial.lifecycle import call_hook, disk_full, failure, process_age
+from harness.trial.lifecycle import TrialHooks, disk_full, failure, note_evaluator_errors, process_age
 from harness.trial.memory import MemoryMonitor
 from harness.trial.selection import SelectionEvaluation, plan_held_out
 from harness.verbosity import set_library_verbosity
@@ -134,6 +134,8 @@ class TrialRun:
             "started_at": _now(),
             "finished_at": None,
         }
+        # The plugins' lifecycle hooks, and the observers of this trial (harness.plugin.TrialObserver).
+        self.hooks = TrialHooks(self.pm, self.record)
         self.checkpointer: Checkpointer | None = None
         self.ctx: TrainContext | None = None  # set once training starts (the step reached, when interrupted)
         self.selection: SelectionEvaluation | None = None  # evaluation on the selection prompts (None: off)
@@ -189,12 +191,13 @@ class TrialRun:
         if self.checkpointer is not None:
             self.record["checkpoints"] = self.checkpointer.entries
             self.record["health"] = self._health()
+        note_evaluator_errors(self.record)
         self.timings["total_s"] = round(time.perf_counter() - start, 3)
         self.record["finished_at"] = _now()
         try:
             self._write()
             errors = len(self.record.get("plugin_errors") or [])
-            call_hook(self.pm, "harness_trial_end", self.record, record=self.record)
+            self.hooks.end(self.record)
             if len(self.record.get("plugin_errors") or []) > errors:
                 self._write()
         except OSError as exc:
@@ -269,10 +272,7 @@ class TrialRun:
             tokenizer=models_.tokenizer,
             evaluate=evaluate,
             evaluate_intermediate=cfg.eval.checkpoints == "all",
-            evaluated=lambda step, metrics, selection: call_hook(
-                self.pm,
-                "harness_checkpoint_evaluated",
-                self.record,
+            evaluated=lambda step, metrics, selection: self.hooks.checkpoint_evaluated(
                 cfg=cfg,
                 step=step,
                 metrics=metrics,
@@ -321,7 +321,7 @@ class TrialRun:
         cfg = self.cfg
         set_library_verbosity(bool(cfg.get("verbose", False)))
         validate_trial_config(cfg, self.pm)
-        call_hook(self.pm, "harness_trial_start", self.record, cfg=cfg, trial_dir=self.trial_dir)
+        self.hooks.start(cfg=cfg, trial_dir=self.trial_dir)
         parallel = (self.record.get("sweep") or {}).get("parallel") or {}
         threads = resources.trial_threads(
             int(cfg.train.num_threads), int(parallel.get("trials", 1)) * distributed.local_world_size()
@@ -458,6 +458,7 @@ class TrialRun:
             "eval_s": self.timings["reference_eval_s"],
             "cache_key": refcache.key,
             "cache_dir": str(refcache.directory) if refcache.directory is not None else None,
+            **result.problems(),
         }
         if selection is not None and result.selection is not None:
             self.record["reference"]["selection"] = {
@@ -465,10 +466,7 @@ class TrialRun:
                 "cached": all(name in selection_cached for name in selection.names),
                 "cache_key": selection.refcache.key,
             }
-        call_hook(
-            self.pm,
-            "harness_reference_evaluated",
-            self.record,
+        self.hooks.reference_evaluated(
             cfg=self.cfg,
             metrics=result.metrics,
             selection=(result.selection or {}).get("metrics"),

@@ -244,4 +244,5 @@ class SelectionEvaluation:
             "metrics": result.metrics,
             "eval_seconds": round(time.perf_counter() - start, 3),
             "eval_breakdown_s": result.seconds,
+            **result.problems(),
         }

@@ -14,8 +14,10 @@ transformers integrations log into it. W&B's and MLflow's callbacks take the act
 training, for the final checkpoint's evaluation and the summary); trackio's resumes it by project and name
 (``resume="allow"``; the plugin resumes it again after training); TensorBoard's writes to the same directory
 (``TENSORBOARD_LOGGING_DIR``, or ``logging_dir`` with transformers 4). Name, directory and project are the trial's
-:class:`harness.plugin.TrackingRun`, which the trainer gets too. In a multi-process trial only the main process
-calls these hooks, as only the trainer's main process reports.
+:class:`harness.plugin.TrackingRun`, which the trainer gets too. The open runs belong to the trial's observer
+(:class:`TrialRuns`, a :class:`harness.plugin.TrialObserver` returned by ``harness_trial_observer``), so nothing is
+kept in the module between trials. In a multi-process trial only the main process calls the hooks and observers, as
+only the trainer's main process reports.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ import importlib.util
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from harness.plugin import ConfigError, TrackingRun, UnknownNameError, hookimpl, tracking_report_to
+from harness.plugin import (
+    ConfigError,
+    TrackingRun,
+    TrialObserver,
+    UnknownNameError,
+    hookimpl,
+    tracking_report_to,
+)
 
 # tracker -> (modules, any one of which it needs; the pip install that brings one)
 TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -290,40 +299,70 @@ OPENERS: dict[str, type[Tracker]] = {
     "mlflow": MLflow,
     "trackio": Trackio,
 }
-_open: list[Tracker] = []  # the running trial's runs (a process runs one trial at a time)
 
 
-def _each(action: Any) -> None:
-    """``action(tracker)`` for every open run; one that fails does not stop the others (its error is raised after)."""
-    errors = []
-    for tracker in list(_open):
+class TrialRuns(TrialObserver):
+    """One trial's open runs, one per tracker: logs each evaluation at its step and the summary at the end."""
+
+    def __init__(self, runs: list[Tracker], failed: list[Exception] | None = None) -> None:
+        self.runs = runs
+        self.failed = list(failed or [])  # runs that failed to open: raised at the first event
+
+    def _each(self, action: Any) -> None:
+        """``action(tracker)`` for every open run; one that fails does not stop the others (its error, or that of a
+        run that failed to open, is raised after, and the harness records it as this plugin's error)."""
+        errors, self.failed = self.failed, []
+        for tracker in self.runs:
+            try:
+                action(tracker)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def reference_evaluated(self, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None) -> None:
+        """Log the reference model's evaluation at step 0."""
+        values = evaluation_values(metrics, selection)
+        self._each(lambda tracker: tracker.log(values, 0))
+
+    def checkpoint_evaluated(
+        self, step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
+    ) -> None:
+        """Log a checkpoint's evaluation at its optimizer step."""
+        values = evaluation_values(metrics, selection)
+        self._each(lambda tracker: tracker.log(values, step))
+
+    def trial_end(self, record: Mapping[str, Any]) -> None:
+        """Log the trial's summary and close its runs."""
+        numbers, texts, step = summary(record)
+        self.close(numbers, texts, step, str(record.get("status")))
+
+    def close(self, numbers: dict[str, float], texts: dict[str, str], step: int, status: str) -> None:
+        """Log ``numbers`` and ``texts`` at ``step`` and close every run with ``status``."""
         try:
-            action(tracker)
-        except Exception as exc:  # reported by the harness as this plugin's error, on the trial record
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+            self._each(lambda tracker: tracker.finish(numbers, texts, step, status))
+        finally:
+            self.runs = []
 
 
-def _close(numbers: dict[str, float], texts: dict[str, str], step: int, status: str) -> None:
-    try:
-        _each(lambda tracker: tracker.finish(numbers, texts, step, status))
-    finally:
-        _open.clear()
-
-
-def open_runs(cfg: Any, trial_dir: Any) -> Iterator[Tracker]:
-    """Open the trial's run in each tracker of ``tracking.report_to`` (none: nothing), logging its params."""
+def open_runs(cfg: Any, trial_dir: Any) -> TrialRuns | None:
+    """Open the trial's run in each tracker of ``tracking.report_to``, logging its params (None: no tracker). A
+    tracker that fails to open is left out; its error is raised at the trial's first event (the others log)."""
     from harness.plugin import hyperparameters
 
     names = trackers(cfg)
     if not names:
-        return
+        return None
     run = TrackingRun.of(cfg.get("tracking"), trial_dir)
     run.directory.mkdir(parents=True, exist_ok=True)
     run_params = params(cfg, hyperparameters(cfg))
+    runs = TrialRuns([])
     for name in names:
-        yield OPENERS[name](run, run_params)
+        try:
+            runs.runs.append(OPENERS[name](run, run_params))
+        except Exception as exc:
+            runs.failed.append(exc)
+    return runs
 
 
 @hookimpl
@@ -332,34 +371,7 @@ def harness_config_validate(cfg: Any) -> None:
     check_trackers(trackers(cfg))
 
 
-@hookimpl
-def harness_trial_start(cfg: Any, trial_dir: Any) -> None:
-    """Open the trial's runs (closing any that a trial before it in this process left open)."""
-    if _open:
-        _close({}, {}, 0, "interrupted")
-    for tracker in open_runs(cfg, trial_dir):
-        _open.append(tracker)
-
-
-@hookimpl
-def harness_reference_evaluated(metrics: Mapping[str, Any], selection: Mapping[str, Any] | None) -> None:
-    """Log the reference model's evaluation at step 0."""
-    values = evaluation_values(metrics, selection)
-    _each(lambda tracker: tracker.log(values, 0))
-
-
-@hookimpl(tryfirst=True)  # before a pruner stops the trial at this checkpoint
-def harness_checkpoint_evaluated(
-    step: int, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
-) -> None:
-    """Log a checkpoint's evaluation at its optimizer step."""
-    values = evaluation_values(metrics, selection)
-    _each(lambda tracker: tracker.log(values, step))
-
-
-@hookimpl
-def harness_trial_end(record: Mapping[str, Any]) -> None:
-    """Log the trial's summary and close its runs."""
-    if _open:
-        numbers, texts, step = summary(record)
-        _close(numbers, texts, step, str(record.get("status")))
+@hookimpl(tryfirst=True)  # its observer comes first: a checkpoint is logged before a pruner stops the trial
+def harness_trial_observer(cfg: Any, trial_dir: Any) -> TrialRuns | None:
+    """The trial's runs, opened (None when ``tracking.report_to`` names no tracker)."""
+    return open_runs(cfg, trial_dir)

@@ -44,6 +44,7 @@ OPTIONS = [
         "num_fewshot",
         None,
         "few-shot examples per prompt; null: each task's default (lm-eval's --num_fewshot)",
+        nullable=True,
     ),
     Option(
         "bootstrap_iters",

@@ -1,4 +1,4 @@
-"""Summary statistics evaluators report: a mean with its standard error."""
+"""Summary statistics evaluators report: a mean with its standard error (public API: :func:`mean_and_se`)."""
 
 from __future__ import annotations
 
