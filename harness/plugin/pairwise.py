@@ -250,38 +250,30 @@ def pairwise_loss_method(
         defaults: values of the common knobs (``learning_rate``, ``epochs``, ...) and ``DPOConfig`` fields under
             ``"trl"``, for real models. Under ``"trl"`` they extend :data:`TRL_DEFAULTS`; the fields of TRL's own
             loss (:data:`REPLACED_FIELDS`) are refused.
-        profiles: by profile name (``"toy"``: the toy world), a :class:`Profile` replacing defaults and search space.
-        search_space: the suggested sweep space (hyperparameters, common knobs, ``trl.<field>``).
-        description: one line for listings and the leaderboard.
-        loss_notes: the loss convention in a sentence or two, shown with the method's settings in the leaderboard.
-        lr_range: the sane learning-rate range for real models (about 1e9 parameters).
+        profiles, search_space, description, loss_notes, lr_range: as in :class:`MethodSpec` (``profiles``'
+            ``"trl"`` entries are checked like ``defaults``').
         validate: ``validate(method_cfg) -> None``, the method's own check of settings that are wrong together
             (raise :class:`~harness.errors.ConfigError`); runs after the extension point's own checks.
 
-    Returns:
-        The spec to return from ``harness_methods_register``: pairwise data, a frozen reference (the policy with
-        its adapter disabled under LoRA), trainer ``PairwiseLossTrainer`` with config class ``trl.DPOConfig``.
-
-    Raises:
-        PluginError: ``loss`` is not callable, a declaration breaks :class:`MethodSpec`'s contract, or
-            ``defaults``/``profiles`` set a field of TRL's own loss.
+    Returns the spec for ``harness_methods_register`` (pairwise data, a frozen reference: the adapter-disabled
+    policy under LoRA; trainer ``PairwiseLossTrainer``, config ``trl.DPOConfig``). Raises :class:`PluginError` when
+    ``loss`` is not callable, a declaration breaks :class:`MethodSpec`'s contract or sets a field of TRL's loss.
     """
     owner = f"MethodSpec {name!r}"
     if not callable(loss):
         reject(owner, f"loss must be a function loss(batch, settings) -> per-pair losses, got {loss!r}.")
-    profiles = {
-        key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
-        if isinstance(p, Profile)
-        else p
-        for key, p in (profiles or {}).items()
-    }
     return MethodSpec(
         name=name,
         train=PairwiseLossTraining(loss),
         data_kind="pairwise",
         hyperparameters=hyperparameters,
         defaults=_with_trl_defaults(owner, "defaults", defaults or {}, True),
-        profiles=profiles,
+        profiles={
+            key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
+            if isinstance(p, Profile)
+            else p  # MethodSpec refuses it
+            for key, p in (profiles or {}).items()
+        },
         models_in_memory=_policy_and_reference,
         needs_reference=True,
         search_space=dict(search_space or {}),

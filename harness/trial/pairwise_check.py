@@ -182,6 +182,17 @@ def _largest_differences(trained: PairwiseBatch | None, plain: PairwiseBatch) ->
     return ", ".join(parts)
 
 
+def _check_lengths(method: str, trained: PairwiseBatch | None, plain: PairwiseBatch) -> None:
+    """The trainer scored completions of the plain pass's lengths (else it saw other tokens: an AssertionError)."""
+    for side in ("chosen", "rejected") if trained is not None else ():
+        ours, theirs = getattr(trained, f"{side}_lengths"), getattr(plain, f"{side}_lengths")
+        if not torch.equal(ours.cpu().long(), theirs.cpu().long()):
+            raise AssertionError(
+                f"method {method}: the trainer scored {side} completions of {ours.tolist()} tokens, the plain "
+                f"forward pass {theirs.tolist()}: truncated by max_length, or laid out otherwise."
+            )
+
+
 def check_pairwise_loss(
     method: MethodSpec | str,
     model: str | os.PathLike[str] | torch.nn.Module,
@@ -233,20 +244,12 @@ def check_pairwise_loss(
     got = _trainer_loss(spec, recorded, values, models, rows, trl or {}, seed)
     plain = _plain_batch(models[0], models[1], models[2], rows)
     want = float(pair_losses(expected or loss, plain, values, spec.name).mean())
-    differences = _largest_differences(recorded.batch, plain)
-    trained = recorded.batch
-    if trained is not None:
-        for side in ("chosen", "rejected"):
-            ours, theirs = getattr(trained, f"{side}_lengths"), getattr(plain, f"{side}_lengths")
-            if not torch.equal(ours.cpu().long(), theirs.cpu().long()):
-                raise AssertionError(
-                    f"method {spec.name}: the trainer scored {side} completions of {ours.tolist()} tokens, the "
-                    f"plain forward pass {theirs.tolist()}: truncated by max_length, or laid out otherwise."
-                )
+    _check_lengths(spec.name, recorded.batch, plain)
     if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
         raise AssertionError(
             f"method {spec.name}: the trainer's loss {got!r} differs from {want!r}, the "
             f"{'expected formula' if expected else 'loss function'} on a plain forward pass (atol {atol}, "
-            f"rtol {rtol}); largest per-pair differences of the inputs: {differences}."
+            f"rtol {rtol}); largest per-pair differences of the inputs: "
+            f"{_largest_differences(recorded.batch, plain)}."
         )
     return got, want
