@@ -2,8 +2,9 @@
 
 Unit tests: the declaration (what ``pairwise_loss_method`` builds, what it refuses), the batch container, the checks
 before any compute. On the tiny toy world: DPO's sigmoid loss declared as a pairwise loss trains exactly like the
-built-in ``method=dpo`` (the override changes nothing but the loss), also with the reference forward pass in the loss
-and with LoRA; the trainer's per-pair inputs are the plain forward pass's; a loss that returns a scalar is refused.
+built-in ``method=dpo`` (the override changes nothing but the loss), with the reference's log-probabilities
+precomputed, computed in the loss under bf16, and with LoRA (the adapter-disabled policy as the reference); the
+trainer's per-pair inputs are the plain forward pass's; a loss that returns a scalar is refused.
 The example plugin's R-DPO is checked end to end in ``tests/test_example_plugin.py``.
 """
 
@@ -151,8 +152,16 @@ def _trial(world: list[str], directory, method: str, *overrides: str) -> dict:
 
 @pytest.mark.parametrize(
     "overrides",
-    [[], ["method.trl.precompute_ref_log_probs=false"], ["model=lora"]],
-    ids=["precomputed-reference", "reference-in-the-loss", "lora"],
+    [
+        [],
+        ["method.trl.precompute_ref_log_probs=false", "train.precision=bf16"],
+        ["model=lora", "method.trl.precompute_ref_log_probs=false"],
+    ],
+    ids=[
+        "precomputed-reference",
+        "reference-in-the-loss-bf16",
+        "lora-adapter-disabled-reference-in-the-loss",
+    ],
 )
 def test_dpos_loss_as_a_pairwise_loss_trains_exactly_like_builtin_dpo(
     plugin, tiny_world, tmp_path, overrides
@@ -167,6 +176,8 @@ def test_dpos_loss_as_a_pairwise_loss_trains_exactly_like_builtin_dpo(
     for a, b in zip(dpo["train"]["log_history"], ours["train"]["log_history"], strict=True):
         assert {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}  # TRL's metrics logged as for dpo
     assert ours["models_in_memory"] == dpo["models_in_memory"]
+    precision = "bf16" if "train.precision=bf16" in overrides else "fp32"
+    assert ours["host"]["precision"] == dpo["host"]["precision"] == precision
 
 
 def test_the_trainers_inputs_are_the_plain_forward_pass_and_a_scalar_loss_is_refused(
@@ -174,7 +185,6 @@ def test_the_trainers_inputs_are_the_plain_forward_pass_and_a_scalar_loss_is_ref
 ):
     from harness.plugin import check_pairwise_loss
     from harness.plugin.manager import get_plugin_manager
-    from harness.trial.context import TrainContext  # noqa: F401  (the trial layer, as a trial builds it)
     from tests.helpers import train_context
 
     ctx = train_context(tiny_world, tmp_path, [PLUGIN, "method=pairwise_dpo"])

@@ -187,8 +187,8 @@ class _Validation:
         if problem is not None:
             raise ConfigError(
                 f"method {self.method} trains on the pairwise-loss extension point, which reads the per-sequence "
-                f"log-probabilities of TRL's DPOTrainer, but {problem}; install the TRL of the harness's "
-                "pyproject.toml (tested with trl 1.16)."
+                f"log-probabilities of TRL's DPOTrainer, but {problem}; install a TRL that has them (the "
+                "harness is tested with trl 1.16)."
             )
         replaced = sorted(set((method_cfg.get("trl") or {}).keys()) & set(REPLACED_FIELDS))
         if replaced:

@@ -9,7 +9,7 @@ plugin's.
 
 Why this override point. TRL 1.16 has no public hook for a DPO-family loss: the per-sequence log-probabilities, the
 loss (an inline chain of ``loss_type`` branches) and the logged metrics are all computed in one private method,
-``DPOTrainer._compute_loss`` (the public ``dpo_loss`` and ``concatenated_forward`` of TRL before 1.0 are gone).
+``DPOTrainer._compute_loss`` (the public ``dpo_loss`` and ``concatenated_forward`` of earlier TRL versions are gone).
 Overriding it would copy its ~330 lines. So the subclass overrides the public ``transformers.Trainer.compute_loss``
 (which TRL's ``DPOTrainer.compute_loss`` forwards to ``_compute_loss``): TRL's ``_compute_loss`` runs unchanged,
 forward hooks record the outputs of the forward passes it makes through TRL's fused LM head, and the plugin's loss
@@ -21,7 +21,10 @@ the private ``_compute_loss`` of TRL 1.16:
   (zero on the prompt) whose sum over the last ``completion_mask.size(1) - 1`` columns is the sequence's
   log-probability, exactly as ``_compute_loss`` sums it;
 - the reference's summed log-probabilities are ``inputs["ref_chosen_logps"]``/``["ref_rejected_logps"]`` when
-  precomputed, else the second such call (the reference model, or the policy with its adapter disabled).
+  precomputed (the trainer's ``precompute_ref_logps``), else the second such call (the reference model, or the
+  policy with its adapter disabled);
+- a mixture-of-experts router loss is added as ``router_aux_loss_coef * outputs.aux_loss`` when
+  ``aux_loss_enabled`` (added here likewise).
 
 :func:`harness.plugin.pairwise.trl_support_problem` checks at validation that the installed TRL has these parts;
 a TRL whose ``_compute_loss`` calls its models otherwise fails the first step with one line naming this module. The
