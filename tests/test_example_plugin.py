@@ -1,15 +1,19 @@
-"""The example third-party plugin package ``examples/harness-dpop``: method ``dpop`` and evaluator ``repetition``.
+"""The example third-party plugin package ``examples/harness-dpop``: methods ``dpop`` and ``rdpo``, evaluator
+``repetition``.
 
-Unit tests import the package from its source folder: the DPOP loss against DPO's and a hand-computed value, the
-repetition metric on hand-made token lists, the declarations and the shipped YAML, the imports. End-to-end tests
-install it into a fresh site directory (once per module, as a user would with pip) and run the command line on the
-tiny toy world: methods side by side, an Optuna sweep on its metric, and misspelt metric names stopped before any
-compute.
+Unit tests import the package from its source folder: the DPOP and R-DPO losses against DPO's and hand-computed
+values, the repetition metric on hand-made token lists, the declarations and the shipped YAML, the imports. On the
+tiny toy world, :func:`harness.plugin.check_pairwise_loss` checks R-DPO's trainer against a plain forward pass and a
+hand-written formula, and catches a wrong one. End-to-end tests install the package into a fresh site directory
+(once per module, as a user would with pip) and run the command line on the tiny toy world: methods side by side,
+R-DPO trained on the pairwise-loss extension point, an Optuna sweep on its metric, and misspelt metric names stopped
+before any compute.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -18,13 +22,14 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import REPO, run_cli
-from tests.helpers import FAST
+from tests.helpers import FAST, train_context
 
 EXAMPLE = REPO / "examples" / "harness-dpop"
 PACKAGE = EXAMPLE / "harness_dpop"
@@ -38,6 +43,7 @@ def dpop(monkeypatch: pytest.MonkeyPatch):
     import harness_dpop
     import harness_dpop.loss
     import harness_dpop.method
+    import harness_dpop.rdpo
     import harness_dpop.repetition
 
     return harness_dpop
@@ -177,6 +183,71 @@ def test_training_steps_follow_the_common_knobs(dpop):
     assert steps(64, 16, 1, 3, 4) == 4  # max_steps wins
 
 
+def _batch(*values: list[float]) -> Any:
+    """A PairwiseBatch from lists: policy chosen/rejected, reference chosen/rejected log-probs, then lengths."""
+    from harness.plugin import PairwiseBatch
+
+    logps = [torch.tensor(v, dtype=torch.float64) for v in values[:4]]
+    return PairwiseBatch(*logps, *(torch.tensor(v) for v in values[4:]))
+
+
+@pytest.mark.unit
+def test_rdpo_loss_matches_a_hand_computed_value_and_is_dpo_without_alpha(dpop):
+    from harness_plugins.methods.dpo import dpo_loss
+
+    # Pair 1: Δc = -10 - (-8) = -2, Δr = -12 - (-9) = -3, lengths 7 and 4:
+    #   z = 0.5·(-2 + 3) + 0.1·(7 - 4) = 0.8, loss = -log σ(0.8) = log(1 + e^-0.8).
+    # Pair 2: Δc = +1, Δr = -1, lengths 3 and 6: z = 0.5·2 + 0.1·(-3) = 0.7, loss = log(1 + e^-0.7).
+    batch = _batch([-10.0, -4.0], [-12.0, -6.0], [-8.0, -5.0], [-9.0, -5.0], [7, 3], [4, 6])
+    losses = dpop.rdpo.rdpo_loss(batch, {"beta": 0.5, "alpha": 0.1})
+    assert losses.shape == (2,)
+    assert losses.tolist() == pytest.approx(
+        [math.log1p(math.exp(-0.8)), math.log1p(math.exp(-0.7))], rel=1e-12
+    )
+    # α = 0: DPO's sigmoid loss, whatever the lengths.
+    args = [batch.policy_chosen_logps, batch.policy_rejected_logps]
+    args += [batch.reference_chosen_logps, batch.reference_rejected_logps]
+    dpo = dpo_loss(*args, beta=0.5)
+    assert dpop.rdpo.rdpo_loss(batch, {"beta": 0.5, "alpha": 0.0}).mean() == pytest.approx(
+        float(dpo), rel=1e-12
+    )
+    # The longer chosen completion (pair 1) pays part of its margin: the policy is pushed less than by DPO.
+    policy_chosen = batch.policy_chosen_logps.clone().requires_grad_(True)
+    pushed = {}
+    for alpha in (0.0, 0.1):
+        moved = dataclasses.replace(batch, policy_chosen_logps=policy_chosen)
+        (grad,) = torch.autograd.grad(
+            dpop.rdpo.rdpo_loss(moved, {"beta": 0.5, "alpha": alpha}).sum(), policy_chosen
+        )
+        pushed[alpha] = grad
+    assert pushed[0.0][0] < pushed[0.1][0] < 0  # pair 1: |y_c| > |y_r|, a smaller push
+    assert pushed[0.1][1] < pushed[0.0][1] < 0  # pair 2: |y_c| < |y_r|, a larger one
+
+
+@pytest.mark.unit
+def test_rdpo_is_declared_on_the_pairwise_loss_extension_point(dpop):
+    from harness.plugin import Hyperparameter
+    from harness.plugin.pairwise import TRL_DEFAULTS, pairwise_loss_of
+
+    method = dpop.rdpo.method_spec()
+    assert method.name == "rdpo" and method.data_kind == "pairwise" and method.needs_reference
+    assert pairwise_loss_of(method) is dpop.rdpo.rdpo_loss
+    assert method.trainer == "harness.trial.pairwise_loss:PairwiseLossTrainer"
+    assert {h.name: (h.default, h.bounds, h.field) for h in method.hyperparameters} == {
+        "beta": (0.1, "(0, inf)", "beta"),
+        "alpha": (0.05, "[0, inf)", None),
+    }
+    assert all(isinstance(h, Hyperparameter) and h.help for h in method.hyperparameters)
+    assert method.defaults == {"learning_rate": 5e-7, "trl": TRL_DEFAULTS}
+    assert method.profiles["toy"].defaults["learning_rate"] == 3e-4 and "alpha" in method.search_space
+    assert "alpha·(|y_chosen| − |y_rejected|)" in method.loss_notes
+    assert [m.name for m in dpop.harness_methods_register()] == ["dpop", "rdpo"]
+    source = ast.parse((PACKAGE / "rdpo.py").read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(source) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(source) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in imported if m and m.split(".")[0] in ("trl", "transformers")}  # no TRL internals
+
+
 @pytest.mark.unit
 def test_example_imports_only_the_public_plugin_api():
     """The example is what a third party writes: from the harness, only ``harness.plugin`` and its ``__all__``."""
@@ -193,6 +264,41 @@ def test_example_imports_only_the_public_plugin_api():
                 assert node.module == "harness.plugin", f"{path.name}: from {node.module} import ..."
                 unknown = {a.name for a in node.names} - set(harness.plugin.__all__)
                 assert not unknown, f"{path.name}: {unknown} not in harness.plugin.__all__"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The R-DPO loss checked with harness.plugin.check_pairwise_loss on the tiny world, as a plugin's own test would.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _rdpo_by_hand(sign: float):
+    """R-DPO written per pair with Python floats (independent of torch's logsigmoid); ``sign=-1`` flips the length
+    term: a deliberately wrong formula."""
+
+    def formula(batch: Any, settings: dict[str, float]) -> torch.Tensor:
+        rows = zip(*(t.tolist() for t in dataclasses.astuple(batch)), strict=True)
+        values = []
+        for pc, pr, rc, rr, lc, lr in rows:
+            z = settings["beta"] * ((pc - rc) - (pr - rr)) + sign * settings["alpha"] * (lc - lr)
+            values.append(math.log1p(math.exp(-z)))
+        return torch.tensor(values, dtype=torch.float64)
+
+    return formula
+
+
+def test_check_pairwise_loss_confirms_rdpo_and_catches_a_wrong_formula(dpop, tiny_world, tmp_path):
+    from harness.plugin import check_pairwise_loss
+
+    ctx = train_context(tiny_world, tmp_path, ["method=dpo"])  # the tiny world's model, tokenizer and pairs
+    pairs = [ctx.train_data[i] for i in range(8)]
+    method, settings = dpop.rdpo.method_spec(), {"beta": 0.3, "alpha": 0.2}
+    check = lambda **kw: check_pairwise_loss(method, ctx.policy, ctx.tokenizer, pairs, settings, **kw)  # noqa: E731
+    trained, plain = check()  # the trainer feeds the loss what a plain forward pass computes
+    assert trained == pytest.approx(plain, rel=1e-4, abs=1e-5)
+    by_hand = check(expected=_rdpo_by_hand(+1.0))
+    assert by_hand[0] == trained and by_hand[1] == pytest.approx(trained, rel=1e-4, abs=1e-5)
+    with pytest.raises(AssertionError, match=r"method rdpo: the trainer's loss [0-9.]+ differs from [0-9.]+"):
+        check(expected=_rdpo_by_hand(-1.0))  # the length term's sign flipped: the lengths differ, so it shows
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -300,6 +406,25 @@ def test_dpo_and_dpop_side_by_side_report_the_repetition_metric(side_by_side):
     assert "dpop" in markdown
     html = (board / "leaderboard.html").read_text(encoding="utf-8")
     assert "rep_ngram" in html and "dpop" in html
+
+
+def test_rdpo_trains_from_the_installed_package_on_the_extension_point(site, tiny_world, tmp_path):
+    """R-DPO, a loss function and a spec, trains through the command line like any method: TRL's DPOTrainer with
+    the plugin's loss, TRL's metrics logged, its knob recorded."""
+    result = run_cli(
+        ["method=rdpo", "method.alpha=0.2", "train.logging_steps=1", *tiny_world, *FAST],
+        cwd=tmp_path,
+        env=site,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = tmp_path.rglob("trial.json")
+    record = json.loads(path.read_text())
+    assert (record["method"], record["status"]) == ("rdpo", "completed")
+    assert record["hyperparameters"]["alpha"] == 0.2 and record["train"]["steps"] == 4
+    logged = [entry for entry in record["train"]["log_history"] if "loss" in entry]
+    assert logged and all(math.isfinite(entry["loss"]) for entry in logged)
+    assert all("rewards/margins" in entry for entry in logged)  # TRL's DPOTrainer metrics, as for dpo
+    assert record["models_in_memory"] == 2  # the policy and the frozen reference
 
 
 @pytest.mark.slow

@@ -141,3 +141,18 @@ def __getattr__(name: str) -> Any:
     if removed is not None:
         raise removed
     raise AttributeError(f"module 'harness.plugin' has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pairwise-loss extension point (harness.plugin.pairwise): a DPO-family method is a loss function over a
+# PairwiseBatch and a spec, pairwise_loss_method(...); the harness trains it on TRL's DPOTrainer with only the loss
+# replaced, and check_pairwise_loss (imported on first use: torch, TRL) checks the trainer's loss against a plain
+# forward pass in a plugin's tests.
+# ---------------------------------------------------------------------------------------------------------------
+from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pairwise_loss_method  # noqa: E402
+
+if TYPE_CHECKING:
+    from harness.trial.pairwise_check import check_pairwise_loss
+
+_LAZY["check_pairwise_loss"] = "harness.trial.pairwise_check"
+__all__ += ["PairwiseBatch", "PairwiseLoss", "check_pairwise_loss", "pairwise_loss_method"]
