@@ -461,7 +461,6 @@ ALLOWED_LONG_MODULES: dict[str, int] = {
     "plugins/methods/ppo.py": 453,
     "harness/leaderboard/html.py": 452,
     "harness/evaluation/refcache.py": 450,
-    "harness/sweep/sweeper.py": 446,
     "harness/evaluation/sampling.py": 442,
     "harness/leaderboard/board.py": 405,
 }
