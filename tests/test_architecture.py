@@ -478,7 +478,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, int] = {
     "harness/leaderboard/board.py::build": 65,
     "harness/data/validate.py::validate": 64,
     "harness/toyworld/build.py::_sample_data": 63,
-    "harness/cli/app.py::main": 63,
     "plugins/methods/ppo.py::train": 62,
 }
 

@@ -178,7 +178,7 @@ SWEEPER = SettingsGroup(
             "its value so far by the leaderboard's rule (best checkpoint within kl_budget) | last = the latest "
             "checkpoint's objective | ema = a moving average of the checkpoints' objectives",
             choices=tuple(PRUNE_VALUES),
-            fix=f"use one of {', '.join(PRUNE_VALUES)} (see hydra.sweeper.prune_value in the settings reference)",
+            fix=f"use one of {', '.join(PRUNE_VALUES)}",
         ),
     ),
 )
