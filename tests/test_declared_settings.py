@@ -82,6 +82,13 @@ def test_the_declared_defaults_are_the_values_composed_before_they_were_declared
 
 
 @pytest.mark.unit
+def test_the_leaderboards_matched_kl_for_old_records_is_the_declared_default():
+    from harness.config.sweep_checks import DEFAULT_MATCHED_KL
+
+    assert tuple(map(float, declared("leaderboard.matched_kl").default)) == DEFAULT_MATCHED_KL
+
+
+@pytest.mark.unit
 def test_the_sweepers_sampler_and_pruner_names_are_the_shipped_configs():
     conf = REPO / "conf" / "hydra" / "sweeper"
     assert set(settings_sweeper.SAMPLERS) == {p.stem for p in (conf / "sampler").glob("*.yaml")}

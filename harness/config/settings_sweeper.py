@@ -123,6 +123,7 @@ SWEEPER = SettingsGroup(
             "have them",
             types=(dict,),
             nullable=True,
+            fix="give a mapping {<config key>: <sweep syntax>}, e.g. {method.beta: 'interval(0.05, 0.5)'}",
         ),
         Setting(
             "method_params",
@@ -131,6 +132,7 @@ SWEEPER = SettingsGroup(
             "interval(0.5, 2.0)}",
             types=(dict,),
             nullable=True,
+            fix="give a mapping {<method>: {<key under method>: <sweep syntax>}}",
         ),
         Setting(
             "use_suggested",
