@@ -81,7 +81,7 @@ def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
 
 def model_profiles(pm: HarnessPluginManager) -> dict[str, str]:
     """The profile of each model config (``model/<choice>.yaml``: its ``profile`` key, or that of the model config
-    it extends), for the configs that name one: which method values ``method_profile`` selects for it."""
+    it extends), for the configs that name one: the method and eval values its ``profile/<choice>`` node selects."""
     found: dict[str, Any] = {}
     for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
         for choice, text in _group_files(path, "model").items():
