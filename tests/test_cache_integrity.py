@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from harness.cache import MANIFEST, file_sha256, verify_manifest
 from harness.errors import ModelError, UserError
 from harness.evaluation.refcache import RefCache
 from harness.toyworld import ToyWorldSpec, build_toy_world
 from harness.toyworld import build as build_module
-from tests.conftest import REPO
 from tests.test_kl import one_thread  # noqa: F401 (autouse: tiny models run fastest on one thread)
 from tests.test_refcache import prepared, tiny_samples
 
@@ -283,8 +281,9 @@ def tiny_llama(directory: Path) -> Path:
 
 def test_a_truncated_weights_file_is_one_line_naming_it(tmp_path, monkeypatch) -> None:
     from harness.trial import models
+    from tests.test_models import model_config
 
-    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "hf.yaml")
+    model_cfg = model_config("hf")
     directory = tiny_llama(tmp_path / "model")
     assert models.load_causal_lm(str(directory), model_cfg, torch.float32, torch.device("cpu")) is not None
     weights = directory / "model.safetensors"

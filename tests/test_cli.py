@@ -64,6 +64,14 @@ from tests.helpers import cli_error_line
         (["data=files", "data.path=/no/such/file.jsonl"], "/no/such/file.jsonl"),
         (["plugins=[no_such_pkg.plugin]"], "Error importing plugin 'no_such_pkg.plugin'"),
         (["train.device=tpu"], "train.device='tpu' is not valid; use auto, cpu, cuda or mps."),
+        # core settings, checked against their declarations (harness/config/settings_*.py)
+        (["eval.batch_size=true"], "eval.batch_size=True is invalid; it must be a positive integer."),
+        (["train.logging_steps=0"], "train.logging_steps=0 is invalid; log every N >= 1 optimizer steps."),
+        (["leaderboard.kl_budget=-5"], "leaderboard.kl_budget=-5 is invalid; use a KL budget in nats > 0"),
+        (["train.num_threads=-3"], "train.num_threads=-3 is invalid; use a number of threads >= 1, or 0"),
+        (["eval.seed=abc"], "eval.seed='abc' is invalid; use an integer"),
+        (["model.lora.r=-1"], "model.lora.r=-1 is invalid; use 0 (no LoRA, full fine-tuning)"),
+        (["model=base"], "Unknown model 'base'. Available: hf, lora, toy."),
     ],
 )
 def test_bad_config_is_one_line_before_any_compute(tmp_path, monkeypatch, capsys, args, expected):

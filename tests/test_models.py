@@ -25,6 +25,17 @@ from tests.conftest import REPO
 CONF = REPO / "conf" / "model"
 
 
+def model_config(name: str):
+    """``model=<name>`` as Hydra composes it: model/base (the declared ``model.*`` settings) under the file's own
+    values, through the configs it extends (``lora`` extends ``toy``)."""
+    from harness.config.settings_model import MODEL
+
+    own = OmegaConf.load(CONF / f"{name}.yaml")
+    parents = [d for d in own.pop("defaults", []) if d != "_self_"]
+    base = model_config(parents[0]) if parents != ["base"] else OmegaConf.create(MODEL.defaults())
+    return OmegaConf.merge(base, own)
+
+
 def real(rw, model: str = "gpt2", extra: tuple[str, ...] = ()) -> list[str]:
     """Overrides for a two-step trial on the fixture's ``model`` and UltraFeedback data."""
     return [
@@ -77,22 +88,32 @@ def logits(model: torch.nn.Module) -> torch.Tensor:
 
 
 @pytest.mark.unit
-def test_every_model_config_lists_the_same_commented_keys():
-    for name in ("toy", "hf"):
-        cfg = OmegaConf.load(CONF / f"{name}.yaml")
-        assert list(cfg) == list(model_settings.MODEL_KEYS), name
-        assert tuple(cfg.lora) == model_settings.LORA_KEYS and cfg.lora.r == 0, (
+def test_every_model_config_extends_the_declared_settings_and_holds_only_its_differences():
+    from harness.config.settings_model import MODEL
+
+    base = OmegaConf.create(MODEL.defaults())
+    for name in ("toy", "hf", "lora"):
+        cfg = model_config(name)
+        assert tuple(cfg) == model_settings.MODEL_KEYS, name
+        assert tuple(cfg.lora) == model_settings.LORA_KEYS and cfg.lora.r == (16 if name == "lora" else 0), (
             name
-        )  # LoRA off, settings there
+        )
         assert cfg.lora.target_modules == "all-linear" and cfg.sft is None and cfg.quantization is None
         assert tuple(cfg.bnb_4bit) == model_settings.BNB_4BIT_KEYS
+        own = OmegaConf.load(CONF / f"{name}.yaml")
+        assert own.pop("defaults") == [("toy" if name == "lora" else "base"), "_self_"], name
+        for key, value in own.items():  # a model config holds only what differs from what it extends
+            assert value != (model_config("toy") if name == "lora" else base).get(key), f"{name}.yaml: {key}"
         text = (CONF / f"{name}.yaml").read_text()
         uncommented = [
             line
             for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#") and "#" not in line
+            if line.strip() and not line.lstrip().startswith(("#", "-", "defaults:")) and "#" not in line
         ]
         assert not uncommented, f"{name}.yaml keys without a comment: {uncommented}"
+    assert OmegaConf.is_missing(model_config("hf"), "name_or_path")  # model=hf: the user names the model
+    assert model_config("toy").profile == model_config("lora").profile == "toy"
+    assert all(option.help for _, option in MODEL.walk())  # every model.* key documented where it is declared
     assert OmegaConf.to_container(OmegaConf.load(CONF / "lora.yaml").lora) == {"r": 16}  # toy + LoRA
 
 
@@ -101,7 +122,7 @@ def test_lora_is_on_with_a_positive_rank_and_targets_all_linear_layers_by_defaul
     assert not model_settings.lora_enabled(OmegaConf.create({"lora": None}))
     assert not model_settings.lora_enabled(OmegaConf.create({"lora": {"r": 0}}))
     assert model_settings.lora_enabled(OmegaConf.create({"lora": {"r": 8}}))
-    hf = OmegaConf.load(CONF / "hf.yaml")
+    hf = model_config("hf")
     assert models.lora_config(hf) is None
     hf.lora.r = 8
     config = models.lora_config(hf)
@@ -114,7 +135,7 @@ def test_lora_is_on_with_a_positive_rank_and_targets_all_linear_layers_by_defaul
 
 @pytest.mark.unit
 def test_unknown_and_invalid_model_keys_are_refused_with_the_closest_key():
-    hf = OmegaConf.load(CONF / "hf.yaml")
+    hf = model_config("hf")
     cpu = torch.device("cpu")
     model_settings.check_model_settings(hf, cpu)
     cases = [
@@ -129,12 +150,12 @@ def test_unknown_and_invalid_model_keys_are_refused_with_the_closest_key():
         ("attn_implementation", "flash_attention_2", "needs a CUDA GPU"),
     ]
     for key, value, expected in cases:
-        bad = OmegaConf.load(CONF / "hf.yaml")
+        bad = model_config("hf")
         bad[key] = value  # what +model.<key>=<value> leaves in the composed config
         with pytest.raises(ConfigError) as caught:
             model_settings.check_model_settings(bad, cpu)
         assert expected in str(caught.value) and "\n" not in str(caught.value)
-    bad = OmegaConf.load(CONF / "hf.yaml")
+    bad = model_config("hf")
     bad.lora.r = 8
     bad.lora.use_rslor = True
     with pytest.raises(ConfigError, match="Did you mean: use_rslora"):
@@ -143,7 +164,7 @@ def test_unknown_and_invalid_model_keys_are_refused_with_the_closest_key():
 
 @pytest.mark.unit
 def test_quantization_is_refused_without_a_gpu_bitsandbytes_or_lora(monkeypatch):
-    cfg = OmegaConf.load(CONF / "hf.yaml")
+    cfg = model_config("hf")
     cfg.quantization = "4bit"
     with pytest.raises(ConfigError, match="needs a CUDA GPU, and this trial runs on cpu"):
         model_settings.check_model_settings(cfg, torch.device("cpu"))
@@ -168,7 +189,7 @@ def test_quantization_is_refused_without_a_gpu_bitsandbytes_or_lora(monkeypatch)
 
 @pytest.mark.unit
 def test_qlora_decision_and_loading_arguments():
-    cfg = OmegaConf.load(CONF / "hf.yaml")
+    cfg = model_config("hf")
     assert not model_settings.needs_kbit_preparation(cfg)
     cfg.quantization = "4bit"
     assert not model_settings.needs_kbit_preparation(cfg)  # (refused before compute: no LoRA)
@@ -201,7 +222,7 @@ def test_sampling_stops_at_every_end_id_the_model_declares(real_world):
     says <|endoftext|> often must have those completions finished, and nothing after it counted."""
     from transformers import AutoModelForCausalLM
 
-    tokenizer = models.load_tokenizer(str(real_world.gpt2), OmegaConf.load(CONF / "hf.yaml"))
+    tokenizer = models.load_tokenizer(str(real_world.gpt2), model_config("hf"))
     model = AutoModelForCausalLM.from_pretrained(real_world.gpt2)
     end_of_text = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     assert end_of_sequence_ids(model, tokenizer) == [tokenizer.eos_token_id, end_of_text]
@@ -251,7 +272,7 @@ def test_a_plus_key_hydra_accepts_is_refused_on_the_command_line(tmp_path, real_
 
 def test_a_quantized_lora_policy_is_prepared_for_kbit_training(real_world, monkeypatch):
     """The QLoRA path on the CPU: bitsandbytes' part (the quantization config) left out, peft's preparation runs."""
-    cfg = OmegaConf.load(CONF / "hf.yaml")
+    cfg = model_config("hf")
     cfg.quantization, cfg.lora.r = "4bit", 8
     monkeypatch.setattr(models, "quantization_config", lambda model_cfg: None)
     calls = []
@@ -367,7 +388,7 @@ def test_a_full_fine_tune_exports_its_weights_as_trained(real_world, tmp_path):
 def test_a_full_fine_tune_holds_its_own_reference():
     from harness.plugin import separate_reference
 
-    assert separate_reference(OmegaConf.create({"model": OmegaConf.load(CONF / "hf.yaml")})) == 1
+    assert separate_reference(OmegaConf.create({"model": model_config("hf")})) == 1
     assert separate_reference(OmegaConf.create({"model": {"lora": {"r": 8}}})) == 0
 
 

@@ -137,41 +137,45 @@ def with_slurm_resources(
     return [*args, *(f"hydra.launcher.{key}={value}" for key, value in added.items())]
 
 
+def prepare(args: list[str]) -> list[str]:
+    """Before Hydra starts: load the plugins and register their config nodes, then, unless the command only
+    inspects (``--cfg``, ``--help``, ...), compose and validate every job of the run, and for a grid multirun check
+    and claim its directory (:func:`harness.sweep.resume.prepare_grid`); returns the arguments Hydra gets (a stable
+    Optuna sweep name, a distributed trial's run directory, SLURM resources added). Raises UserError."""
+    from harness.config.compose import plugin_modules
+    from harness.config.store import register_configs
+    from harness.plugin.manager import get_plugin_manager
+
+    overrides, flags, multirun, inspect = split_cli(args)
+    args = name_optuna_sweep(args, overrides, multirun)
+    args = join_trial_processes(args, overrides, multirun)
+    register_configs(get_plugin_manager(plugin_modules(overrides)))
+    if inspect:
+        return args
+    from harness.config.compose import validated_jobs
+    from harness.sweep.naming import uses_optuna_sweeper
+    from harness.verbosity import set_library_verbosity
+
+    set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
+    configs = validated_jobs(overrides, flags, multirun)
+    args = with_slurm_resources(args, overrides, configs)
+    if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
+        os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it
+        from harness.sweep.resume import prepare_grid
+
+        prepare_grid(configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m harness`` and the ``harness`` script."""
-    from harness.config.compose import open_free_form, plugin_modules
+    from harness.config.compose import open_free_form
 
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
     if "--force" in args:  # run every trial of a multirun again, completed ones included
         args = [a for a in args if a != "--force"] + ["rerun=all"]
     try:
-        from harness.config.store import register_configs
-        from harness.plugin.manager import get_plugin_manager
-
-        overrides, flags, multirun, inspect = split_cli(args)
-        args = name_optuna_sweep(args, overrides, multirun)
-        args = join_trial_processes(args, overrides, multirun)
-        pm = get_plugin_manager(plugin_modules(overrides))
-        register_configs(pm)
-        if not inspect:
-            from harness.config.compose import validated_jobs
-            from harness.sweep.naming import uses_optuna_sweeper
-            from harness.verbosity import set_library_verbosity
-
-            set_library_verbosity(
-                "verbose=true" in overrides
-            )  # no library bars while reading data to check it
-            configs = validated_jobs(overrides, flags, multirun)
-            args = with_slurm_resources(args, overrides, configs)
-            if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
-                os.environ[SWEEP_JOBS_ENV] = str(
-                    len(configs)
-                )  # a parallel launcher's trials split the cores by it
-                from harness.sweep.resume import prepare_grid
-
-                prepare_grid(
-                    configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing"
-                )
+        args = prepare(args)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -14,16 +14,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config.store import BASE_METHOD_CONFIG
-from harness.config.sweep_checks import (
-    DEFAULT_MATCHED_KL,
-    check_matched_kl,
-    knob_meaning_warning,
-    method_knobs,
-)
+from harness.config.store import BASE_METHOD_CONFIG, BASE_MODEL_CONFIG
+from harness.config.sweep_checks import knob_meaning_warning, method_knobs
 from harness.errors import ConfigError, UnknownNameError
 
 _GROUPS_NOT_VALIDATED = ("hydra",)
+_BASES = {"method": BASE_METHOD_CONFIG, "model": BASE_MODEL_CONFIG}
 # Override prefixes whose keys are free-form (validated by the harness instead of Hydra's struct mode).
 OPEN_PREFIXES = ("method.trl.", "toyworld.spec.")
 
@@ -74,8 +70,8 @@ def _check_groups(loader: Any, overrides: list[Any]) -> None:
         options = loader.get_group_options(o.key_or_group)
         if not options or o.is_delete():
             continue
-        if o.key_or_group == "method":  # method/base is what every method extends, not a method
-            options = [name for name in options if name != BASE_METHOD_CONFIG]
+        base = _BASES.get(o.key_or_group)  # method/base, model/base: what every option extends, not an option
+        options = [name for name in options if name != base]
         value = o.value()
         if isinstance(value, str) and value not in options:
             raise UnknownNameError(o.key_or_group, value, options)
@@ -153,11 +149,10 @@ def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: boo
 
 
 def validated_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> list[dict[str, Any]]:
-    """Compose and validate the config of every job (and ``leaderboard.matched_kl``, and a multirun's
-    ``sweep_name``); returns the jobs' resolved configs, in Hydra's job order. Prints one warning line when the grid
-    sets a ``method.<knob>`` that means different things to its methods
-    (:func:`harness.config.sweep_checks.knob_meaning_warning`). Raises UserError."""
-    from harness.config.sweep_checks import check_sweep_name
+    """Compose and validate the config of every job (and a multirun's ``sweep_name``); returns the jobs' resolved
+    configs, in Hydra's job order. Prints one warning line when the grid sets a ``method.<knob>`` that means
+    different things to its methods (:func:`harness.config.sweep_checks.knob_meaning_warning`). Raises UserError."""
+    from harness.config.settings_run import TOP_LEVEL
     from harness.config.validation import validate_trial_config
     from harness.plugin.manager import get_plugin_manager
 
@@ -167,9 +162,8 @@ def validated_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bo
         cfg = compose_job(job, flags)
         pm = get_plugin_manager(list(cfg.get("plugins") or []))
         validate_trial_config(cfg, pm)
-        check_matched_kl((cfg.get("leaderboard") or {}).get("matched_kl", DEFAULT_MATCHED_KL))
         if multirun:
-            check_sweep_name(cfg.sweep_name)
+            TOP_LEVEL.check({"sweep_name": cfg.sweep_name})
         knobs.append((str(cfg.method.name), method_knobs(job)))
         configs.append(OmegaConf.to_container(cfg, resolve=True))
     warning = knob_meaning_warning(knobs, pm) if len(jobs) > 1 else None

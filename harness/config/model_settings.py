@@ -1,8 +1,9 @@
 """The ``model.*`` settings: which keys exist, what they mean together, and their checks before any compute.
 
-Every model config (``conf/model/*.yaml``) has the same keys. A key Hydra does not know is refused by Hydra; one
-added with ``+model.<key>`` passes Hydra, so :func:`check_model_settings` refuses it here, with the closest known
-key. LoRA is the ``model.lora`` node, always present: ``r: 0`` is full fine-tuning, ``r > 0`` trains an adapter
+Each key is declared in :mod:`~harness.config.settings_model` (default, type, check, help); every model config
+extends their node, ``model/base``. A key Hydra does not know is refused by Hydra; one added with
+``+model.<key>`` passes Hydra, so :func:`check_model_settings` refuses it here, with the closest known key. LoRA is
+the ``model.lora`` node, always present: ``r: 0`` is full fine-tuning, ``r > 0`` trains an adapter
 (:func:`lora_enabled`), so ``model.lora.r=16`` turns LoRA on for any model. Quantized loading (bitsandbytes,
 ``model.quantization: 4bit | 8bit``) needs a CUDA device, the bitsandbytes package and a LoRA adapter (QLoRA).
 Named LoRA target modules are checked against the model's module names, built on the meta device from its
@@ -19,31 +20,22 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from harness.config import settings_model
+from harness.config.setting import SettingsGroup
+from harness.config.settings_model import ALL_LINEAR, DEVICE_MAPS, DTYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
 from harness.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     import torch
 
-# The model.<key>s (every conf/model/*.yaml lists exactly these; tests check they agree).
-MODEL_KEYS = (
-    "name_or_path",
-    "profile",
-    "revision",
-    "dtype",
-    "attn_implementation",
-    "device_map",
-    "quantization",
-    "bnb_4bit",
-    "trust_remote_code",
-    "lora",
-    "sft",
-)
-LORA_KEYS = ("r", "alpha", "dropout", "target_modules")  # the rest of peft.LoraConfig may be added with +
-BNB_4BIT_KEYS = ("compute_dtype", "quant_type", "use_double_quant")  # BitsAndBytesConfig's bnb_4bit_<key>
-DTYPES = ("float32", "bfloat16", "float16")  # model.dtype names: torch.<name> (imported when loading)
-QUANTIZATIONS = ("4bit", "8bit")
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
-ALL_LINEAR = "all-linear"
+
+def _keys(group: SettingsGroup) -> tuple[str, ...]:
+    return (*(o.name for o in group.options), *(g.key.rsplit(".", 1)[-1] for g in group.groups))
+
+
+MODEL_KEYS = _keys(settings_model.MODEL)  # the model.<key>s (declared; every model config has exactly these)
+LORA_KEYS = _keys(settings_model.LORA)  # the rest of peft.LoraConfig may be added with +
+BNB_4BIT_KEYS = _keys(settings_model.BNB_4BIT)  # BitsAndBytesConfig's bnb_4bit_<key>
 # LoraConfig fields the harness sets from its own keys (model.lora.<key> -> field).
 _LORA_FIELDS = {
     "r": "r",
@@ -90,8 +82,7 @@ def lora_target_modules(model_cfg: Mapping[str, Any] | DictConfig) -> str | list
 
 def quantization(model_cfg: Mapping[str, Any] | DictConfig) -> str | None:
     """``"4bit"``, ``"8bit"`` or None (``model.quantization``; unchecked, see :func:`check_model_settings`)."""
-    value = model_cfg.get("quantization")
-    return None if value in (None, False, "none", "null") else str(value)
+    return settings_model.quantization(model_cfg.get("quantization"))
 
 
 def needs_kbit_preparation(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
@@ -101,15 +92,23 @@ def needs_kbit_preparation(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
 
 
 def _check_keys(model_cfg: DictConfig) -> None:
+    """Only declared keys (``+model.<key>`` passes Hydra), and the sub-nodes are mappings (or null)."""
     for key in model_cfg:
         if key not in MODEL_KEYS:
             raise UnknownNameError(
                 "model option",
                 f"model.{key}",
                 [f"model.{k}" for k in MODEL_KEYS],
-                hint="Remove it (every model config lists the keys it has: conf/model/hf.yaml).",
+                hint="Remove it (every model config extends model/base, which declares the keys it has).",
             )
+    lora = model_cfg.get("lora")
+    if lora is not None and not isinstance(lora, DictConfig):
+        raise ConfigError(f"model.lora={_plain(lora)!r} is invalid; set model.lora.r (0 = full fine-tuning).")
     bnb = model_cfg.get("bnb_4bit")
+    if bnb is not None and not isinstance(bnb, DictConfig):
+        raise ConfigError(
+            f"model.bnb_4bit={_plain(bnb)!r} is invalid; set its keys, e.g. model.bnb_4bit.quant_type=nf4."
+        )
     for key in bnb or {}:
         if key not in BNB_4BIT_KEYS:
             raise UnknownNameError(
@@ -117,35 +116,12 @@ def _check_keys(model_cfg: DictConfig) -> None:
             )
 
 
-def _check_lora(model_cfg: DictConfig) -> None:
-    """The LoRA node's values; keys beyond r/alpha/dropout/target_modules must be peft.LoraConfig fields."""
+def _check_lora_fields(model_cfg: DictConfig) -> None:
+    """Keys of an enabled adapter beyond r/alpha/dropout/target_modules must be ``peft.LoraConfig`` fields that the
+    harness does not set itself."""
     lora = model_cfg.get("lora")
-    if lora is None:
-        return
-    if not isinstance(lora, DictConfig):
-        raise ConfigError(f"model.lora={_plain(lora)!r} is invalid; set model.lora.r (0 = full fine-tuning).")
-    r = lora.get("r", 0)
-    if not isinstance(r, int) or isinstance(r, bool) or r < 0:
-        raise ConfigError(
-            f"model.lora.r={r!r} is invalid; use 0 (no LoRA, full fine-tuning) or a rank such as 16."
-        )
     if not lora_enabled(model_cfg):
         return
-    for key in ("alpha", "dropout"):
-        value = lora.get(key)
-        if value is not None and (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or value < 0
-            or (key == "dropout" and value >= 1)
-        ):
-            raise ConfigError(
-                f"model.lora.{key}={value!r} is invalid; it must be a number "
-                f"{'in [0, 1)' if key == 'dropout' else '>= 0'}."
-            )
-    targets = lora_target_modules(model_cfg)
-    if not targets:
-        raise ConfigError("model.lora.target_modules is empty; use all-linear or a list of module names.")
     extras = [str(k) for k in lora if k not in LORA_KEYS]
     if extras:
         import dataclasses
@@ -162,12 +138,10 @@ def _check_lora(model_cfg: DictConfig) -> None:
 
 
 def _check_quantization(model_cfg: DictConfig, device: torch.device) -> None:
-    """Quantized loading needs a known mode, a CUDA device, bitsandbytes and a LoRA adapter."""
+    """Quantized loading needs a CUDA device, bitsandbytes and a LoRA adapter."""
     mode = quantization(model_cfg)
     if mode is None:
         return
-    if mode not in QUANTIZATIONS:
-        raise ConfigError(f"model.quantization={mode!r} is invalid; use null (full precision), 4bit or 8bit.")
     if device.type != "cuda":
         raise ConfigError(
             f"model.quantization={mode} loads weights with bitsandbytes, which needs a CUDA GPU, and this "
@@ -183,27 +157,11 @@ def _check_quantization(model_cfg: DictConfig, device: torch.device) -> None:
             f"model.quantization={mode} weights cannot be trained directly; add a LoRA adapter "
             "(QLoRA), e.g. model.lora.r=16."
         )
-    bnb = model_cfg.get("bnb_4bit") or {}
-    compute = bnb.get("compute_dtype", "auto")
-    if compute != "auto" and compute not in DTYPES:
-        raise ConfigError(
-            f"model.bnb_4bit.compute_dtype={compute!r} is invalid; use auto, {', '.join(DTYPES)}."
-        )
-    if bnb.get("quant_type", "nf4") not in ("nf4", "fp4"):
-        raise ConfigError(f"model.bnb_4bit.quant_type={bnb.get('quant_type')!r} is invalid; use nf4 or fp4.")
 
 
-def _check_loading(model_cfg: DictConfig, device: torch.device) -> None:
-    """dtype, attention implementation and device map."""
-    dtype = model_cfg.get("dtype", "auto")
-    if dtype != "auto" and dtype not in DTYPES:
-        raise ConfigError(f"model.dtype={dtype!r} is invalid; use auto, {', '.join(DTYPES)}.")
+def _check_attention(model_cfg: DictConfig, device: torch.device) -> None:
+    """Flash attention needs a CUDA device and the flash-attn package."""
     attn = model_cfg.get("attn_implementation")
-    if attn is not None and (not isinstance(attn, str) or not attn):
-        raise ConfigError(
-            f"model.attn_implementation={attn!r} is invalid; use null (transformers' default), eager, "
-            "sdpa or flash_attention_2."
-        )
     if isinstance(attn, str) and attn.startswith("flash_attention") and device.type != "cuda":
         raise ConfigError(
             f"model.attn_implementation={attn} needs a CUDA GPU and this trial runs on {device.type}; "
@@ -214,20 +172,16 @@ def _check_loading(model_cfg: DictConfig, device: torch.device) -> None:
             "model.attn_implementation=flash_attention_2 needs the flash-attn package; pip install "
             "flash-attn, or use model.attn_implementation=null (sdpa)."
         )
-    device_map = model_cfg.get("device_map")
-    if device_map is not None and not isinstance(device_map, DictConfig) and device_map not in DEVICE_MAPS:
-        raise ConfigError(
-            f"model.device_map={device_map!r} is invalid; use null (the whole model on train.device), "
-            f"{', '.join(DEVICE_MAPS)} or a mapping of module names to devices."
-        )
 
 
 def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
-    """Every ``model.*`` value that can be checked without the model: known keys, dtype, attention, device map,
-    quantization (with what it needs on ``device``) and LoRA. Raises a one-line ConfigError."""
+    """Every ``model.*`` value that can be checked without the model: known keys, each value against its
+    declaration (:data:`harness.config.settings_model.MODEL`), attention and quantization (with what they need on
+    ``device``) and an adapter's extra ``peft.LoraConfig`` fields. Raises a one-line ConfigError."""
     _check_keys(model_cfg)
-    _check_loading(model_cfg, device)
-    _check_lora(model_cfg)
+    settings_model.MODEL.check(model_cfg)
+    _check_attention(model_cfg, device)
+    _check_lora_fields(model_cfg)
     _check_quantization(model_cfg, device)
 
 

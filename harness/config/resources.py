@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import DictConfig
 
+from harness.config.settings_run import DEVICES, PRECISIONS
 from harness.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from harness.plugin.manager import HarnessPluginManager
+
+
+def _or(choices: tuple[str, ...]) -> str:
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -29,8 +34,8 @@ def resolve_device(setting: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if setting not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"train.device={setting!r} is not valid; use auto, cpu, cuda or mps.")
+    if setting not in DEVICES:
+        raise ConfigError(f"train.device={setting!r} is not valid; use {_or(DEVICES)}.")
     if setting == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu.")
     return torch.device(setting)
@@ -71,8 +76,8 @@ def resolve_precision(setting: str, device: torch.device) -> str:
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return "bf16"
         return "fp32"
-    if setting not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision={setting!r} is not valid; use auto, fp32, bf16 or fp16.")
+    if setting not in PRECISIONS:
+        raise ConfigError(f"train.precision={setting!r} is not valid; use {_or(PRECISIONS)}.")
     return setting
 
 

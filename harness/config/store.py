@@ -1,14 +1,23 @@
-"""The config nodes plugins contribute: ``method=<name>`` for every method, ``eval.<evaluator>`` options.
+"""The config nodes the harness and its plugins put in Hydra's ConfigStore, which ``conf/config.yaml`` composes.
+
+The core settings' nodes are built from their declarations (:mod:`harness.config.declared`): ``core_settings`` (the
+top-level keys, ``train``, ``tracking``, ``leaderboard``), ``eval/default`` (which ``eval/fast`` and ``eval/full``
+extend), ``model/base`` (which every model config extends) and ``hydra/sweeper/optuna`` (the Optuna sweeper's).
 
 A method's config is the base method config (``conf/method/base.yaml``: the common training knobs, with their
 comments), its :class:`~harness.plugin.settings.Hyperparameter` defaults, then its ``MethodSpec.defaults``. It is
-stored in Hydra's ConfigStore as ``method/<name>``, extending ``base``, so every method is selected, overridden
-and swept the same way. Those defaults are for real models; a model config that names a ``profile`` (the toy
-world's: ``profile: toy``) gets each method's values for that profile (``MethodSpec.profiles``) on top, stored as
-``method_profile/<model config>_<method>``, which the primary config selects by the model and method chosen. A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in
-a config folder it names through ``harness_config_searchpath``; that file is then the method's config, and it
-must agree with the spec (checked here, at start-up). Evaluator options are stored as one node,
-``evaluator_options``, that the primary config lists before ``eval``, so eval presets can override them.
+stored as ``method/<name>``, extending ``base``, so every method is selected, overridden and swept the same way.
+Those defaults are for real models. A model config that names a ``profile`` (the toy world's: ``profile: toy``)
+gets that profile's values, all selected by that one key: each method's (``MethodSpec.profiles``, stored as
+``method_profile/<profile>_<method>``) and the evaluation's (``eval_profile/<profile>.yaml``, in ``conf/`` or a
+plugin's config folder). The node ``profile/<model config>`` names both for the profile its model config declares
+(or the model config it extends), and the primary config selects it by the model chosen (``optional profile:
+${model}``): the defaults list can interpolate the choice of a group, never a value such as ``model.profile``.
+
+A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in a config folder it names
+through ``harness_config_searchpath``; that file is then the method's config, and it must agree with the spec
+(checked here, at start-up). Evaluator options are stored as one node, ``evaluator_options``, that the primary
+config lists before ``eval``, so eval presets can override them.
 """
 
 from __future__ import annotations
@@ -31,9 +40,11 @@ CONFIG_MODULE = "harness_conf"  # the installed conf/ tree
 CONFIG_NAME = "config"
 EVALUATOR_OPTIONS = "evaluator_options"
 BASE_METHOD_CONFIG = "base"  # conf/method/base.yaml, which every method config extends
-METHOD_PROFILE = (
-    "method_profile"  # method values for the model config's profile: method_profile/<model>_<method>
-)
+BASE_MODEL_CONFIG = "base"  # model/base (the declared model.* settings), which every model config extends
+CORE_SETTINGS = "core_settings"  # the top-level keys, train, tracking and leaderboard (declared)
+METHOD_PROFILE = "method_profile"  # a method's values for a profile: method_profile/<profile>_<method>
+EVAL_PROFILE = "eval_profile"  # the evaluation's values for a profile: eval_profile/<profile>.yaml
+PROFILE = "profile"  # profile/<model config>: the method and eval values of that model config's profile
 
 
 def base_method_config() -> dict[str, Any]:
@@ -70,7 +81,7 @@ def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
 
 def model_profiles(pm: HarnessPluginManager) -> dict[str, str]:
     """The profile of each model config (``model/<choice>.yaml``: its ``profile`` key, or that of the model config
-    it extends), for the configs that name one: which method values ``method_profile`` selects for it."""
+    it extends), for the configs that name one: the method and eval values its ``profile/<choice>`` node selects."""
     found: dict[str, Any] = {}
     for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
         for choice, text in _group_files(path, "model").items():
@@ -177,10 +188,12 @@ def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
 
 
 def register_configs(pm: HarnessPluginManager) -> None:
-    """Store every method's config node and the evaluators' options in Hydra's ConfigStore (idempotent)."""
+    """Store the core settings' nodes, every method's config node, the profiles' nodes and the evaluators' options
+    in Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    _store_core_settings(store)
     for name, spec in pm.methods.items():
         shipped = shipped_method_yaml(pm, name)
         if shipped is not None:
@@ -192,19 +205,57 @@ def register_configs(pm: HarnessPluginManager) -> None:
             node={"defaults": [BASE_METHOD_CONFIG, "_self_"], **method_node(spec)},
             provider=spec.origin or name,
         )
-    for choice, profile in model_profiles(pm).items():  # the toy world's tuning when model=toy, ...
-        for name, spec in pm.methods.items():
-            if profile in spec.profiles:
-                store.store(
-                    group=METHOD_PROFILE,
-                    name=f"{choice}_{name}",
-                    package="method",
-                    node=dict(spec.profiles[profile].defaults),
-                    provider=spec.origin or name,
-                )
+    _store_profiles(store, pm)
     options = {name: spec.option_defaults() for name, spec in pm.evaluators.items() if spec.options}
     store.store(name=EVALUATOR_OPTIONS, node={"eval": options}, provider="harness")
     _register_search_path(search_path(pm))
+
+
+def _store_core_settings(store: Any) -> None:
+    """The nodes built from the core settings' declarations (their defaults; Hydra composes and overrides them)."""
+    from harness.config import settings_eval, settings_model, settings_run, settings_sweeper
+
+    run = {
+        **settings_run.TOP_LEVEL.defaults(),
+        **{
+            g.key: g.defaults() for g in (settings_run.TRAIN, settings_run.TRACKING, settings_run.LEADERBOARD)
+        },
+    }
+    store.store(name=CORE_SETTINGS, node=run, provider="harness")
+    store.store(group="eval", name="default", node=settings_eval.EVAL.defaults(), provider="harness")
+    store.store(
+        group="model", name=BASE_MODEL_CONFIG, node=settings_model.MODEL.defaults(), provider="harness"
+    )
+    store.store(
+        group="hydra/sweeper", name="optuna", node=settings_sweeper.sweeper_node(), provider="harness"
+    )
+
+
+def _store_profiles(store: Any, pm: HarnessPluginManager) -> None:
+    """``method_profile/<profile>_<method>`` for each method's profiles, and ``profile/<model config>`` naming the
+    method and eval values of the profile each model config declares."""
+    for name, spec in pm.methods.items():
+        for profile, values in spec.profiles.items():
+            store.store(
+                group=METHOD_PROFILE,
+                name=f"{profile}_{name}",
+                package="method",
+                node=dict(values.defaults),
+                provider=spec.origin or name,
+            )
+    for choice, profile in model_profiles(pm).items():  # model=toy: the toy world's tuning and evaluation
+        store.store(
+            group=PROFILE,
+            name=choice,
+            package="_global_",
+            node={
+                "defaults": [
+                    {f"optional /{EVAL_PROFILE}": profile},
+                    {f"optional /{METHOD_PROFILE}": f"{profile}_${{method}}"},
+                ]
+            },
+            provider="harness",
+        )
 
 
 _SEARCH_PATH: list[str] = []  # the folders the registered SearchPathPlugin adds (filled once per process)

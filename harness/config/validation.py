@@ -1,20 +1,20 @@
 """Checks of a composed trial config that must pass before any compute.
 
-Core checks cover what every trial shares (method known, training knobs in range, ``method.trl`` fields
-known to the method's TRL config, evaluators known, ``model.*`` settings valid (see
-:mod:`~harness.config.model_settings`), model reachable); plugins add their own through the
+Core checks cover what every trial shares: each core setting against its declaration
+(:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level keys,
+``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range, ``method.trl``
+fields known to the method's TRL config, evaluators known, the model reachable. Plugins add their own through the
 ``harness_config_validate`` hook (a data plugin reads and validates its file there). Every failure is a
 one-line :class:`harness.errors.UserError`.
 """
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from harness.config import distributed, model_settings, resources
+from harness.config import distributed, model_settings, resources, settings_eval, settings_run
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
 from harness.errors import ConfigError, UnknownNameError
@@ -55,7 +55,8 @@ def metric_declarations(cfg: DictConfig, pm: HarnessPluginManager) -> dict[str, 
 
 
 def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """Evaluators known and for policies, their options valid, sampling settings in range."""
+    """``eval.*`` valid against its declarations, its evaluators known and for policies, their options valid."""
+    settings_eval.EVAL.check(cfg.eval)
     for name in evaluator_names(cfg):
         spec = pm.evaluator(name)
         if spec.applies_to != "policy":
@@ -71,46 +72,15 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
             if problem is not None:
                 meaning = f" ({option.help})" if option.help else ""
                 raise ConfigError(f"eval.{spec.name}.{option.name}={value!r} is invalid{meaning}: {problem}.")
-    e = cfg.eval
-    if e.checkpoints not in ("all", "final"):
-        raise ConfigError(f"eval.checkpoints={e.checkpoints!r} is invalid; use all or final.")
-    for key in ("samples_per_prompt", "max_new_tokens", "batch_size"):
-        if not isinstance(e[key], int) or e[key] < 1:
-            raise ConfigError(f"eval.{key}={e[key]!r} is invalid; it must be a positive integer.")
-    readable = e.get("readable_samples", 0)
-    if not isinstance(readable, int) or isinstance(readable, bool) or readable < 0:
-        raise ConfigError(
-            f"eval.readable_samples={readable!r} is invalid; use a number of prompts >= 0 (0: none)."
-        )
-    if e.num_prompts is not None and (not isinstance(e.num_prompts, int) or e.num_prompts < 1):
-        raise ConfigError(
-            f"eval.num_prompts={e.num_prompts!r} is invalid; use a positive integer or null (all)."
-        )
-    if not isinstance(e.temperature, Real) or e.temperature <= 0:
-        raise ConfigError(f"eval.temperature={e.temperature!r} is invalid; it must be > 0 (1.0 is unbiased).")
     validate_selection(cfg, pm)
 
 
 def validate_selection(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """``eval.selection``: a number of prompts >= 0, a seed (an integer or null), known evaluators to exclude."""
+    """``eval.selection``: its declared settings (a number of prompts >= 0, a seed or null, a list of evaluators
+    to exclude), and the evaluators it excludes known."""
     selection = cfg.eval.get("selection") or {}
-    count = selection.get("num_prompts", 0)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ConfigError(
-            f"eval.selection.num_prompts={count!r} is invalid; use a number of prompts >= 0 (0: choose "
-            "checkpoints on the reported prompts)."
-        )
-    seed = selection.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ConfigError(
-            f"eval.selection.seed={seed!r} is invalid; use an integer, or null (eval.seed + 1)."
-        )
-    exclude = selection.get("exclude") or []
-    if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
-        raise ConfigError(
-            f"eval.selection.exclude={exclude!r} is invalid; use a list of evaluator names, e.g. [lm_eval]."
-        )
-    unknown = next((name for name in exclude if name not in pm.evaluators), None)
+    settings_eval.SELECTION.check(selection)
+    unknown = next((name for name in selection.get("exclude") or [] if name not in pm.evaluators), None)
     if unknown is not None:
         raise UnknownNameError("evaluator in eval.selection.exclude", unknown, pm.evaluators)
 
@@ -128,29 +98,19 @@ def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
 
 
 def validate_train(cfg: DictConfig) -> None:
-    """Trial-level training settings (checkpoint interval, which checkpoints are saved, device, precision)."""
-    every = cfg.train.checkpoint_every
-    if not isinstance(every, int) or every < 0:
-        raise ConfigError(
-            f"train.checkpoint_every={every!r} is invalid; use 0 (train.num_checkpoints evenly "
-            "spaced checkpoints) or a number of steps."
-        )
-    count = cfg.train.get("num_checkpoints", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ConfigError(
-            f"train.num_checkpoints={count!r} is invalid; use a positive integer (1 = final model only)."
-        )
-    save = cfg.train.get("save_checkpoints", True)
-    if not isinstance(save, bool) and save != "all":
-        raise ConfigError(
-            f"train.save_checkpoints={save!r} is invalid; use true (the evaluated checkpoints), all "
-            "(every checkpoint) or false (none)."
-        )
+    """``train.*`` (the device and precision resolvable here) and the top-level keys, against their declarations (a
+    multirun's ``sweep_name`` is checked with the run: :func:`harness.config.compose.validated_jobs`)."""
     device = resources.resolve_device(str(cfg.train.device))
     resources.resolve_precision(str(cfg.train.precision), device)
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed={seed!r} is invalid; it must be an integer.")
+    settings_run.TRAIN.check(cfg.train)
+    settings_run.TOP_LEVEL.check(cfg, skip=("sweep_name",))
+
+
+def validate_reporting(cfg: DictConfig) -> None:
+    """``leaderboard.*`` and ``tracking.*`` against their declarations (the trackers themselves: the trackers
+    plugin)."""
+    settings_run.LEADERBOARD.check(cfg.get("leaderboard"))
+    settings_run.TRACKING.check(cfg.get("tracking"))
 
 
 def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
@@ -171,6 +131,7 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_method(cfg, pm)
     validate_train(cfg)
     validate_eval(cfg, pm)
+    validate_reporting(cfg)
     validate_objective(cfg, pm)
     validate_model(cfg, pm)
     validate_processes(cfg, pm)

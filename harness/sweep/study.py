@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.config import settings_sweeper
+from harness.config.settings_run import LEADERBOARD
 from harness.errors import ConfigError
 from harness.records import atomic_write_text
 
@@ -50,18 +52,15 @@ ATTR_PLANNED = (
 
 
 # What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``), with the words a pruned
-# trial's reason uses for it: ``peak``, its best value so far at any KL (optimistic: a trial whose KL rose above the
-# budget may come back under it, as DPO at a high learning rate does, so it is not cut for that); ``best``, its value
-# so far by the leaderboard's rule (its best checkpoint within the KL budget; it never falls); ``last``, the latest
-# checkpoint's objective; ``ema``, an exponential moving average of the checkpoints' objectives (PRUNE_EMA on the
-# latest), which smooths noisy evaluations.
-PRUNE_VALUES = {
-    "peak": "objective so far at any KL",
-    "best": "objective so far",
-    "last": "objective",
-    "ema": "moving average of the objective",
-}
+# trial's reason uses for it: declared with the sweeper's settings (:mod:`harness.config.settings_sweeper`).
+PRUNE_VALUES = settings_sweeper.PRUNE_VALUES
 PRUNE_EMA = 0.5
+SWEEPER = settings_sweeper.SWEEPER
+
+
+def _default(group: Any, name: str, kind: type) -> Any:
+    """The declared default of ``<group>.<name>``, as ``kind``."""
+    return kind(group.option(name).default)
 
 
 @dataclass
@@ -72,19 +71,21 @@ class StudySettings:
     storage: str  # an Optuna storage URL, or a journal file path
     objectives: list[str]  # metric names, the first one resolved from "auto" when auto_objective
     directions: list[str]  # "maximize" / "minimize", one per objective
-    kl_budget: float | None = 10.0
-    kl_constraint: bool = (
-        False  # also tell samplers that a trial with no checkpoint within budget is infeasible
-    )
-    pruner: dict[str, Any] = field(
-        default_factory=dict
-    )  # Hydra config of the pruner (for the trials' processes)
-    prune_warmup: float = 1 / 3  # no pruning before this share of a trial's planned steps
-    prune_by_method: bool = True  # the pruner compares a trial with trials of its own method only
-    prune_value: str = "peak"  # what each checkpoint reports to the pruner (PRUNE_VALUES)
-    heartbeat_s: float = 30.0
-    stale_after_s: float = 600.0  # a RUNNING trial with no heartbeat for this long is lost (any host)
-    max_retries: int = 1  # how many times a lost trial is run again
+    # The defaults below are the declared ones (hydra.sweeper.*; kl_budget the leaderboard's), as the sweeper types
+    # them. With kl_constraint, samplers are also told that a trial with no checkpoint within budget is infeasible;
+    # pruner is the pruner's Hydra config (for the trials' processes); no pruning before prune_warmup of a trial's
+    # planned steps; prune_by_method compares a trial with its own method's only; prune_value is what each
+    # checkpoint reports to the pruner (PRUNE_VALUES); a RUNNING trial with no heartbeat for stale_after_s is lost
+    # (any host) and run again up to max_retries times.
+    kl_budget: float | None = _default(LEADERBOARD, "kl_budget", float)
+    kl_constraint: bool = _default(SWEEPER, "kl_constraint", bool)
+    pruner: dict[str, Any] = field(default_factory=dict)
+    prune_warmup: float = _default(SWEEPER, "prune_warmup", float)
+    prune_by_method: bool = _default(SWEEPER, "prune_by_method", bool)
+    prune_value: str = _default(SWEEPER, "prune_value", str)
+    heartbeat_s: float = _default(SWEEPER, "heartbeat_s", float)
+    stale_after_s: float = _default(SWEEPER, "stale_after_s", float)
+    max_retries: int = _default(SWEEPER, "max_retries", int)
     sweep_dir: str = ""
     auto_objective: bool = False  # the first objective is what "auto" resolved to (the best metric available)
 

@@ -26,11 +26,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import ConfigError, UserError
+from harness.config.settings_sweeper import SWEEPER, sweeper_defaults
+from harness.errors import ConfigError, UnknownNameError, UserError
+from harness.sweep import opening
 from harness.sweep import study as st
-from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL, build_pruner
+from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL
 from harness.sweep.space import SearchSpace, build_space, overrides_for
-from harness.sweep.storage import check_storage, redact, remember, retry_schema_race
+from harness.sweep.storage import check_storage, redact
 from harness.sweep.trials import (
     counted_trials,
     finish_trial,
@@ -46,52 +48,52 @@ from harness.sweep.trials import (
 class OptunaSweep:
     """The sweeper's state and loop; :class:`hydra_plugins.harness_optuna_sweeper.HarnessOptunaSweeper` wraps it.
 
-    The keyword arguments are the keys of ``conf/hydra/sweeper/optuna.yaml`` (documented there).
+    The keyword arguments are the keys of ``hydra.sweeper``, declared (default, type, check, meaning) in
+    :mod:`harness.config.settings_sweeper`; a key not given takes its declared default. Hydra passes them as
+    composed; they are checked against their declarations when the sweep starts (:meth:`settle`), where an error
+    is one line rather than Hydra's report of a failed instantiation.
     """
 
-    def __init__(
-        self,
-        *,
-        sampler: Any,
-        pruner: Any,
-        study_name: str | None = None,
-        storage: str | None = None,
-        n_trials: int = 20,
-        n_jobs: int = 1,
-        objectives: Sequence[str] = ("auto",),
-        directions: Sequence[str] | None = None,
-        kl_budget: float | None = 10.0,
-        kl_constraint: bool = False,
-        params: Mapping[str, Any] | None = None,
-        method_params: Mapping[str, Any] | None = None,
-        use_suggested: bool = True,
-        heartbeat_s: float = 30.0,
-        stale_after_s: float = 600.0,
-        max_retries: int = 1,
-        prune_warmup: float = 1 / 3,
-        prune_by_method: bool = True,
-        budget_steps: int | None = None,
-        prune_value: str = "peak",
-    ) -> None:
+    def __init__(self, *, sampler: Any, pruner: Any, **settings: Any) -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
-        self.study_name, self.storage = study_name, storage
-        self.n_trials, self.n_jobs = int(n_trials), max(1, int(n_jobs))
-        self.objectives, self.directions = list(objectives or []), list(directions or [])
-        self.kl_budget, self.kl_constraint = kl_budget, bool(kl_constraint)
-        self.params, self.method_params, self.use_suggested = params, method_params, bool(use_suggested)
-        self.heartbeat_s, self.stale_after_s, self.max_retries = (
-            float(heartbeat_s),
-            float(stale_after_s),
-            int(max_retries),
-        )
-        self.prune_warmup, self.prune_by_method = float(prune_warmup), bool(prune_by_method)
-        self.prune_value = str(prune_value)
-        self.budget_steps = None if budget_steps is None else int(budget_steps)
+        given = {**sweeper_defaults(), **settings}
+        self._unknown = sorted(set(given) - set(sweeper_defaults()))
+        self.study_name, self.storage = given["study_name"], given["storage"]
+        self.n_trials, self.n_jobs = given["n_trials"], given["n_jobs"]
+        self.objectives, self.directions = given["objectives"], given["directions"]
+        self.kl_budget, self.kl_constraint = given["kl_budget"], given["kl_constraint"]
+        self.params, self.method_params = given["params"], given["method_params"]
+        self.use_suggested = given["use_suggested"]
+        self.heartbeat_s, self.stale_after_s = given["heartbeat_s"], given["stale_after_s"]
+        self.max_retries, self.budget_steps = given["max_retries"], given["budget_steps"]
+        self.prune_warmup, self.prune_by_method = given["prune_warmup"], given["prune_by_method"]
+        self.prune_value = given["prune_value"]
         self._said_spent = False
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: Any = None
+
+    def settle(self) -> None:
+        """Check every setting against its declaration (one line naming the key, the value and the fix), then give
+        each its type (``n_jobs`` below 1 is one, seconds are floats, ...).
+
+        :raises ConfigError: an invalid value, or a key that is not a setting."""
+        if self._unknown:
+            raise UnknownNameError(
+                "option",
+                f"hydra.sweeper.{self._unknown[0]}",
+                [SWEEPER.full_key(k) for k in sweeper_defaults()],
+            )
+        SWEEPER.check({name: getattr(self, name) for name in sweeper_defaults()})
+        self.n_trials, self.n_jobs = int(self.n_trials), max(1, int(self.n_jobs))
+        self.objectives, self.directions = list(self.objectives or []), list(self.directions or [])
+        self.kl_constraint, self.use_suggested = bool(self.kl_constraint), bool(self.use_suggested)
+        self.heartbeat_s, self.stale_after_s = float(self.heartbeat_s), float(self.stale_after_s)
+        self.max_retries = int(self.max_retries)
+        self.prune_warmup, self.prune_by_method = float(self.prune_warmup), bool(self.prune_by_method)
+        self.prune_value = str(self.prune_value)
+        self.budget_steps = None if self.budget_steps is None else int(self.budget_steps)
 
     # -- Hydra's Sweeper interface -------------------------------------------------------------------
 
@@ -122,6 +124,7 @@ class OptunaSweep:
         # TPE's multivariate/group options and metric names are stable in use but flagged experimental.
         warnings.filterwarnings("ignore", category=ExperimentalWarning)
         assert self.config is not None
+        self.settle()
         check_storage(self.storage)  # a missing database driver stops the sweep before any compute
         self._hide_password()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -152,7 +155,7 @@ class OptunaSweep:
                     *space.fixed,
                     *job,
                     f"hydra.sweep.subdir={trial.number}",
-                    f"++hydra.job.env_set.{ENV_STUDY}={_quote(str(settings_path.resolve()))}",
+                    f"++hydra.job.env_set.{ENV_STUDY}={opening.quote_override(str(settings_path.resolve()))}",
                     f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
                 ]
                 for trial, job in batch
@@ -185,39 +188,17 @@ class OptunaSweep:
         )
 
     def objective_names(self) -> list[str]:
-        """The study's objectives, ``auto`` resolved, checked with the sweep's other settings before any trial
-        config is composed (explicit directions' spelling and count, the KL budget, the plan)."""
+        """The study's objectives, ``auto`` resolved, checked with the settings that go with them before any trial
+        config is composed (explicit directions' spelling and count, a KL budget for the KL constraint)."""
         objectives = [str(o) for o in self.objectives] or ["auto"]
         if "auto" in objectives[1:]:
             raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
         if self.directions:
             st.check_objectives(objectives, self.directions)
         objectives[0] = self._resolve_auto(objectives[0])
-        budget = self.kl_budget
-        if budget is not None and (not isinstance(budget, (int, float)) or budget <= 0):
-            raise ConfigError(
-                f"hydra.sweeper.kl_budget={budget!r} is invalid; use a number of nats > 0, or null."
-            )
-        if self.kl_constraint and budget is None:
+        if self.kl_constraint and self.kl_budget is None:
             raise ConfigError(
                 "hydra.sweeper.kl_constraint=true needs a KL budget; set hydra.sweeper.kl_budget."
-            )
-        if self.n_trials < 1:
-            raise ConfigError(f"hydra.sweeper.n_trials={self.n_trials} is invalid; plan at least one trial.")
-        if not 0 <= self.prune_warmup < 1:
-            raise ConfigError(
-                f"hydra.sweeper.prune_warmup={self.prune_warmup} is invalid; give the share of a trial's "
-                "steps before which it is never pruned, in [0, 1), e.g. 0.33."
-            )
-        if self.prune_value not in st.PRUNE_VALUES:
-            raise ConfigError(
-                f"hydra.sweeper.prune_value={self.prune_value!r} is invalid; use one of "
-                f"{', '.join(st.PRUNE_VALUES)} (see conf/hydra/sweeper/optuna.yaml)."
-            )
-        if self.budget_steps is not None and self.budget_steps < 1:
-            raise ConfigError(
-                f"hydra.sweeper.budget_steps={self.budget_steps} is invalid; give optimizer steps >= 1, "
-                "or null for no budget."
             )
         return objectives
 
@@ -287,65 +268,13 @@ class OptunaSweep:
         )
 
     def open_study(self, settings: st.StudySettings, space: SearchSpace) -> Any:
-        """Create the study, or load it when it exists (resume; several workers may create it at the same moment:
-        :func:`harness.sweep.storage.retry_schema_race`); its directions must match. The settings are kept on it."""
-        from harness.sweep.stored import store_settings
-
-        study = retry_schema_race(lambda: self._create_study(settings, space))
-        have = [d.name.lower() for d in study.directions]
-        if have != settings.directions:
-            raise ConfigError(
-                f"Study {settings.study_name!r} in {settings.storage} optimises {have}, not "
-                f"{settings.directions}; use another sweep_name (or hydra.sweeper.study_name)."
-            )
-        study.set_metric_names(settings.objectives)
-        store_settings(study, settings)
-        return study
-
-    def _create_study(self, settings: st.StudySettings, space: SearchSpace) -> Any:
-        import optuna
-        from hydra.utils import instantiate
-
-        storage = st.open_storage(settings.storage)
-        sampler_cfg = dict(self.sampler_cfg or {"_target_": "optuna.samplers.TPESampler"})
-        if sampler_cfg.get("_target_", "").endswith("GridSampler"):
-            sampler_cfg["search_space"] = space.grid()
-        if sampler_cfg.get("seed") is not None and settings.study_name in optuna.get_all_study_names(storage):
-            # A resumed study with a seeded sampler would replay the first run's random draws (duplicate
-            # parameters); offset the seed by the trials already there, keeping a fresh run reproducible.
-            done = len(
-                optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False)
-            )
-            sampler_cfg["seed"] = int(sampler_cfg["seed"]) + done
-        sampler = instantiate(sampler_cfg)
-        return optuna.create_study(
-            study_name=settings.study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=build_pruner(settings.pruner),
-            directions=settings.directions,
-            load_if_exists=True,
-        )
+        """Create the study, or load it to resume it (:func:`harness.sweep.opening.open_study`)."""
+        return opening.open_study(settings, space, self.sampler_cfg)
 
     def _hide_password(self) -> None:
-        """Keep a storage URL's password in this process (and its environment, for the trials) only: the config
-        Hydra writes (``multirun.yaml``, each trial's ``.hydra/``, composed from the command line's Hydra
-        overrides) gets the redacted URL."""
-        from omegaconf import open_dict, read_write
-
+        """Hide a storage URL's password in the config Hydra writes (:func:`harness.sweep.opening.hide_password`)."""
         assert self.config is not None
-        if not self.storage or remember(self.storage) == self.storage:
-            return
-        shown = redact(self.storage)
-        hydra_cfg = self.config.hydra
-        with read_write(hydra_cfg), open_dict(hydra_cfg):
-            hydra_cfg.sweeper.storage = shown
-            hydra_cfg.overrides.hydra = [
-                f"{o[: len(o) - len(o.lstrip('+~'))]}{_STORAGE_KEY}={_quote(shown)}"
-                if o.lstrip("+~").split("=", 1)[0] == _STORAGE_KEY
-                else o
-                for o in hydra_cfg.overrides.hydra
-            ]
+        opening.hide_password(self.config, self.storage)
 
     def _wait_for_others(self, study: Any, settings: st.StudySettings) -> bool:
         """With nothing left to ask but the plan not complete: wait while other workers' trials run, settling
@@ -437,10 +366,3 @@ def _plain(node: Any) -> dict[str, Any] | None:
 def _prunes(pruner: Mapping[str, Any] | None) -> bool:
     """Whether the pruner config configures one that may prune (not none)."""
     return bool(pruner) and "NopPruner" not in str(pruner.get("_target_"))  # type: ignore[union-attr]
-
-
-_STORAGE_KEY = "hydra.sweeper.storage"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

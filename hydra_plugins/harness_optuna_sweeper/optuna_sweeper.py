@@ -1,4 +1,4 @@
-"""The Hydra Sweeper class for ``hydra/sweeper=optuna`` (config: ``conf/hydra/sweeper/optuna.yaml``)."""
+"""The Hydra Sweeper class for ``hydra/sweeper=optuna`` (its config node: :mod:`harness.config.settings_sweeper`)."""
 
 from __future__ import annotations
 
