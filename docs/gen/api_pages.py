@@ -46,7 +46,9 @@ def _banners(function: Any) -> list[tuple[int, str]]:
 def _options_line(options: dict[str, Any]) -> str:
     said = []
     if options.get("firstresult"):
-        said.append("`firstresult`: the first implementation that returns something other than `None` decides")
+        said.append(
+            "`firstresult`: the first implementation that returns something other than `None` decides"
+        )
     if options.get("historic"):
         said.append("`historic`: a plugin registered later is called with the earlier calls' arguments")
     if options.get("warn_on_impl"):
@@ -71,7 +73,11 @@ def hooks_page(link: Any = lambda name: None) -> str:
         banner = next((text for at, text in reversed(_banners(function)) if at < line), None)
         if banner and banner != last_banner:
             title, _, rest = banner.partition(":")
-            out += [f"## {title.strip()}", "", rest.strip()[:1].upper() + rest.strip()[1:], ""] if rest else [f"## {title.strip()}", ""]
+            out += (
+                [f"## {title.strip()}", "", rest.strip()[:1].upper() + rest.strip()[1:], ""]
+                if rest
+                else [f"## {title.strip()}", ""]
+            )
             last_banner = banner
         out += [
             f"### `{name}`",
@@ -105,7 +111,9 @@ def _comment_above(name: str) -> str | None:
     import harness.plugin as api
 
     for module in (api, *(getattr(api, m) for m in ("hookspecs", "settings", "specs") if hasattr(api, m))):
-        match = re.search(_COMMENT_ABOVE.format(name=re.escape(name)), inspect.getsource(module), re.MULTILINE)
+        match = re.search(
+            _COMMENT_ABOVE.format(name=re.escape(name)), inspect.getsource(module), re.MULTILINE
+        )
         if match:
             return " ".join(line.lstrip("# ").strip() for line in match[1].splitlines())
     return None
@@ -142,7 +150,12 @@ def _member_entry(owner: str, name: str, member: Any, link: Any) -> list[str]:
     if not is_attribute:
         out += ["```python", f"def {signature(function, name, method=True)}", "```", ""]
     else:
-        out += ["*An attribute (computed on first use).*" if "cached" in type(member).__name__ else "*An attribute.*", ""]
+        out += [
+            "*An attribute (computed on first use).*"
+            if "cached" in type(member).__name__
+            else "*An attribute.*",
+            "",
+        ]
     return out + [to_markdown(inspect.getdoc(function), link) or "(no docstring)", ""]
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj|ref):`(~?)([^`]+)`")
 _FIELD = re.compile(r"^:(param|parameter|arg|returns?|return|raises?|yields?)\s*([^:]*):\s*(.*)$")
-_SECTION = re.compile(r"^(Attributes|Args|Arguments|Parameters|Returns|Raises|Yields|Example|Examples|Note):\s*$")
+_SECTION = re.compile(
+    r"^(Attributes|Args|Arguments|Parameters|Returns|Raises|Yields|Example|Examples|Note):\s*$"
+)
 _ENTRY = re.compile(r"^(\*{0,2}[A-Za-z_]\w*(?:, \*{0,2}[A-Za-z_]\w*)*)(\s*\([^)]*\))?:\s*(.*)$")
 
 Linker = Callable[[str], str | None]  # a dotted or plain name -> the URL of its entry, or None

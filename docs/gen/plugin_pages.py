@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from conf_comments import read_conf
 
 METHODS_PAGE = "reference/methods.md"
@@ -46,15 +45,26 @@ def accepts(option: Any) -> str:
     if getattr(option, "choices", None):
         said.append("one of " + ", ".join(f"`{c}`" for c in option.choices))
     else:
-        types = getattr(option, "types", None) or ((type(option.default),) if option.default is not None else ())
-        names = {bool: "true/false", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
+        types = getattr(option, "types", None) or (
+            (type(option.default),) if option.default is not None else ()
+        )
+        names = {
+            bool: "true/false",
+            int: "integer",
+            float: "number",
+            str: "string",
+            list: "list",
+            dict: "mapping",
+        }
         kinds = sorted({names.get(t, t.__name__) for t in types})
         if "number" in kinds:
             kinds = [k for k in kinds if k != "integer"]
         said.append(" or ".join(kinds) or "any")
     if getattr(option, "bounds", None):
         said.append(f"in `{option.bounds}`")
-    if getattr(option, "nullable", False) or (option.default is None and getattr(option, "types", None) is None):
+    if getattr(option, "nullable", False) or (
+        option.default is None and getattr(option, "types", None) is None
+    ):
         said.append("or `null`")
     return " ".join(said)
 
@@ -90,9 +100,7 @@ def common_knobs_table(repo: Path) -> list[str]:
     for key in keys:
         name = key.key.split(".", 1)[1]
         check = COMMON_KNOBS.get(name)
-        rows.append(
-            [f"`{key.key}`", value(key.default), accepts(check) if check else "", key.help]
-        )
+        rows.append([f"`{key.key}`", value(key.default), accepts(check) if check else "", key.help])
     return _table(["key", "default (real models)", "accepts", "meaning"], rows)
 
 
@@ -101,7 +109,9 @@ def method_section(name: str, spec: Any) -> list[str]:
     out = [f"## `{name}`", "", (spec.description or "(no description)") + "", ""]
     facts = [
         f"registered by {spec.origin}",
-        f"trainer `{getattr(spec.trainer, '__name__', spec.trainer)}`" if spec.trainer else "its own training loop",
+        f"trainer `{getattr(spec.trainer, '__name__', spec.trainer)}`"
+        if spec.trainer
+        else "its own training loop",
         f"data: `{spec.data_kind}`",
         f"produces a `{spec.produces}`",
         f"models in memory: {_models(spec)}",
@@ -109,7 +119,14 @@ def method_section(name: str, spec: Any) -> list[str]:
     ]
     out += [f"- {f}" for f in facts] + [""]
     rows = [
-        [f"`method.{h.name}`", value(h.default), accepts(h), f"`{h.field}`" if h.field else "", h.paper_name or "", h.help]
+        [
+            f"`method.{h.name}`",
+            value(h.default),
+            accepts(h),
+            f"`{h.field}`" if h.field else "",
+            h.paper_name or "",
+            h.help,
+        ]
         for h in spec.hyperparameters
     ]
     if rows:
@@ -119,14 +136,19 @@ def method_section(name: str, spec: Any) -> list[str]:
         out += ["**Defaults for real models**", ""]
         out += _table(["key", "value"], [[f"`method.{k}`", value(v)] for k, v in _flat(spec.defaults)])
     for profile_name, profile in dict(spec.profiles).items():
-        out += [f"**Profile `{profile_name}`** (replaces the defaults when `model.profile={profile_name}`)", ""]
+        out += [
+            f"**Profile `{profile_name}`** (replaces the defaults when `model.profile={profile_name}`)",
+            "",
+        ]
         out += _table(["key", "value"], [[f"`method.{k}`", value(v)] for k, v in _flat(profile.defaults)])
         if profile.search_space:
             space = ", ".join(f"`{k}`: `{v}`" for k, v in dict(profile.search_space).items())
             out += [f"Its search ranges: {cell(space)}", ""]
     if spec.search_space:
         out += ["**Suggested search space** (Optuna sweeps)", ""]
-        out += _table(["key", "space"], [[f"`method.{k}`", f"`{v}`"] for k, v in dict(spec.search_space).items()])
+        out += _table(
+            ["key", "space"], [[f"`method.{k}`", f"`{v}`"] for k, v in dict(spec.search_space).items()]
+        )
     if getattr(spec, "loss_notes", ""):
         out += ["**Loss**: " + cell(spec.loss_notes), ""]
     return out

@@ -72,7 +72,12 @@ def declared_section(groups: list[Any]) -> list[str]:
     for group in _walk(groups):
         if not group.options:
             continue
-        out += [f"## `{group.key}`" if group.key else "## Top level", "", cell(group.help) if group.help else "", ""]
+        out += [
+            f"## `{group.key}`" if group.key else "## Top level",
+            "",
+            cell(group.help) if group.help else "",
+            "",
+        ]
         out += _header(with_accepts=True)
         for option in group.options:
             key = f"{group.key}.{option.name}" if group.key else option.name
@@ -99,7 +104,9 @@ def conf_section(title: str, intro: str, keys: list[ConfKey], skip: set[str]) ->
     return [f"## {title}", "", cell(intro), ""] + body if body else []
 
 
-def _conf_sections(repo: Path, files: list[tuple[str, str, str]], skip: set[str]) -> tuple[list[str], list[str]]:
+def _conf_sections(
+    repo: Path, files: list[tuple[str, str, str]], skip: set[str]
+) -> tuple[list[str], list[str]]:
     """Sections for config files (the files of one title merged, the first file's comment winning); the keys
     they list."""
     out: list[str] = []
