@@ -30,7 +30,7 @@ import mkdocs_hooks  # noqa: E402
 from api_pages import API_PAGE, HOOKS_PAGE, api_names, hook_specs  # noqa: E402
 from conf_comments import flatten, read_conf  # noqa: E402
 from plugin_pages import EVALUATORS_PAGE, METHODS_PAGE  # noqa: E402
-from settings_page import SETTINGS_PAGE, declared_groups, declared_keys, listed_settings  # noqa: E402
+from settings_page import SETTINGS_PAGE, declared_groups, declared_keys, listed_settings, settings_page  # noqa: E402
 from snippets import Snippet, console_commands, manual_snippets, override_key, shell_commands  # noqa: E402
 
 SNIPPETS = manual_snippets(REPO)
@@ -142,6 +142,39 @@ def test_a_config_file_is_read_as_keys_with_their_comments(tmp_path):
     assert by_key["top.group.a"].help == "the first key, whose comment goes on here"
     assert by_key["top.group"].notes == ["a note on the group"] and by_key["top.group.b"].default == [1, 2]
     assert "top.defaults" not in by_key
+
+
+@pytest.mark.unit
+def test_declared_core_settings_are_listed_from_their_declarations(monkeypatch):
+    """The settings page reads ``harness.config.declared.core_settings()`` when it exists (a stand-in here)."""
+    import dataclasses
+    import types
+
+    from harness.plugin.settings import Option
+
+    @dataclasses.dataclass(frozen=True)
+    class SettingsGroup:
+        key: str
+        help: str
+        options: tuple
+        groups: tuple = ()
+
+    selection = SettingsGroup(
+        "eval.selection", "choosing checkpoints", (Option("num_prompts", 64, "prompts"),)
+    )
+    groups = [
+        SettingsGroup("train", "training", (Option("num_checkpoints", 4, "checkpoints", bounds="[1, inf)"),)),
+        SettingsGroup("eval", "evaluation", (Option("seed", 1234, "sampling seed"),), (selection,)),
+    ]
+    module = types.ModuleType("harness.config.declared")
+    module.core_settings = lambda: groups
+    monkeypatch.setitem(sys.modules, "harness.config.declared", module)
+    page = settings_page(REPO)
+    for key in ("train.num_checkpoints", "eval.seed", "eval.selection.num_prompts"):
+        assert f'<a id="{key}"></a>`{key}`' in page
+    assert "integer in `[1, inf)`" in page and "## `eval.selection`" in page
+    assert '<a id="model.lora.r"></a>' in page  # the model keys still come from conf/model/
+    assert page.count('<a id="train.num_checkpoints"></a>') == 1  # not listed again from conf/config.yaml
 
 
 def test_the_site_builds_strictly(tmp_path):

@@ -25,11 +25,12 @@ Linker = Callable[[str], str | None]  # a dotted or plain name -> the URL of its
 
 
 def _escape(text: str) -> str:
-    """Escape what Markdown would take for markup in prose (not in code spans): ``<``, ``*`` and a leading ``#``."""
-    parts = re.split(r"(`[^`]*`)", text)
+    """Escape what Markdown would take for markup in prose (not in code spans or ``*emphasis*``): ``<``, a stray
+    ``*`` and a leading ``#``."""
+    parts = re.split(r"(`[^`]*`|(?<![\w*])\*\w[^*\n]*?\w\*(?![\w*]))", text)
     for i in range(0, len(parts), 2):
         parts[i] = parts[i].replace("<", "&lt;").replace("*", r"\*")
-    out = "".join(parts)
+    out = "".join(p.replace("<", "&lt;") if i % 2 and p.startswith("*") else p for i, p in enumerate(parts))
     return "\\" + out if out.lstrip().startswith("#") else out
 
 

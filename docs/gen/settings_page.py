@@ -17,24 +17,22 @@ from plugin_pages import accepts, cell, value
 
 SETTINGS_PAGE = "reference/settings.md"
 
-# Config files whose keys are listed from their comments: (file under conf/, key prefix, section title).
+# Config files whose keys are listed from their comments, less the keys a declaration covers (none until the core
+# settings are declared): (file under conf/, key prefix, section title). Files of one title are merged.
 CONF_FILES = [
+    ("config.yaml", "", "Top level, `train`, `tracking`, `leaderboard`"),
+    ("eval/default.yaml", "eval", "Evaluation (`eval`)"),
+    ("hydra/sweeper/optuna.yaml", "hydra.sweeper", "Optuna sweeper (`hydra/sweeper=optuna`)"),
     ("model/base.yaml", "model", "Model (`model=hf`, `model=toy`, `model=lora`)"),
     ("model/hf.yaml", "model", "Model (`model=hf`, `model=toy`, `model=lora`)"),
     ("data/files.yaml", "data", "Data files (`data=files`)"),
     ("toyworld/default.yaml", "toyworld", "Toy world (`toyworld.*`)"),
 ]
-# Until the core settings are declared (harness.config.declared), their files' comments stand in for them.
-FALLBACK_FILES = [
-    ("config.yaml", "", "Top level, `train`, `tracking`, `leaderboard`"),
-    ("eval/default.yaml", "eval", "Evaluation (`eval`)"),
-    ("hydra/sweeper/optuna.yaml", "hydra.sweeper", "Optuna sweeper (`hydra/sweeper=optuna`)"),
-]
 
 
 def declared_groups() -> list[Any] | None:
     """``core_settings()`` when the harness declares its settings, None before it does."""
-    try:
+    try:  # FALLBACK until harness.config.declared exists (branch settings): then import it unconditionally
         from harness.config.declared import core_settings
     except ImportError:
         return None
@@ -127,35 +125,25 @@ def _conf_sections(
 
 
 def settings_page(repo: Path) -> str:
-    """The Markdown of the settings reference page."""
-    groups = declared_groups()
+    """The Markdown of the settings reference page: the declared settings, then the keys of the config files
+    that no declaration covers (all of them before the core settings are declared)."""
+    groups = declared_groups() or []
     out = [
         "# Settings",
         "",
-        "Every setting of the harness's own config, generated from its declaration when this site was built. "
-        "Set any of them on the command line (`key=value`), sweep them with `-m key=a,b`, and see a trial's "
-        "composed config with `python -m harness --cfg job`. A method's keys (`method.*`) are listed with each "
-        "method under [Methods](methods.md), an evaluator's (`eval.<evaluator>.*`) under "
-        "[Evaluators](evaluators.md).",
+        "Every setting of the harness's own config, generated from its declaration (or, for a key without one, "
+        "its config file's comment) when this site was built. Set any of them on the command line "
+        "(`key=value`), sweep them with `-m key=a,b`, and see a trial's composed config with "
+        "`python -m harness --cfg job`. A method's keys (`method.*`) are listed with each method under "
+        "[Methods](methods.md), an evaluator's (`eval.<evaluator>.*`) under [Evaluators](evaluators.md).",
         "",
     ]
-    if groups is not None:
-        out += declared_section(groups)
-        skip = set(declared_keys(groups))
-    else:  # FALLBACK until harness.config.declared exists: the core files' comments
-        core, listed = _conf_sections(repo, FALLBACK_FILES, set())
-        out += core
-        skip = set(listed)
-    rest, _ = _conf_sections(repo, CONF_FILES, skip)
-    return "\n".join(out + rest)
+    rest, _ = _conf_sections(repo, CONF_FILES, set(declared_keys(groups)))
+    return "\n".join(out + declared_section(groups) + rest)
 
 
 def listed_settings(repo: Path) -> list[str]:
     """Every dotted key the settings page lists (for the docs test)."""
-    groups = declared_groups()
-    if groups is not None:
-        keys = declared_keys(groups)
-    else:
-        _, keys = _conf_sections(repo, FALLBACK_FILES, set())
+    keys = declared_keys(declared_groups() or [])
     _, rest = _conf_sections(repo, CONF_FILES, set(keys))
     return keys + rest
