@@ -29,9 +29,9 @@ if str(GEN) not in sys.path:
 import mkdocs_hooks  # noqa: E402
 from api_pages import API_PAGE, HOOKS_PAGE, api_names, hook_specs  # noqa: E402
 from conf_comments import flatten, read_conf  # noqa: E402
+from doc_snippets import Snippet, console_commands, manual_snippets, override_key, shell_commands  # noqa: E402
 from plugin_pages import EVALUATORS_PAGE, METHODS_PAGE  # noqa: E402
 from settings_page import SETTINGS_PAGE, declared_groups, declared_keys, listed_settings, settings_page  # noqa: E402
-from snippets import Snippet, console_commands, manual_snippets, override_key, shell_commands  # noqa: E402
 
 SNIPPETS = manual_snippets(REPO)
 GOVERNED = [s for s in SNIPPETS if s.governed]

@@ -11,7 +11,7 @@ import inspect
 import re
 from typing import Any
 
-from docstrings import signature, to_markdown
+from md_docstrings import signature, to_markdown
 
 _BANNER = re.compile(r"^# -{10,}\n# (.+?)\n# -{10,}$", re.MULTILINE)
 _COMMENT_ABOVE = r"((?:^#[^\n]*\n)+)^{name}\s*[:=]"
