@@ -107,26 +107,36 @@ def _own_doc(value: Any) -> str | None:
 
 
 def _comment_above(name: str) -> str | None:
-    """The comment lines right above ``name = ...`` in a module of harness.plugin (for aliases and markers)."""
+    """The comment lines right above ``name = ...`` in harness.plugin or one of its modules (for aliases,
+    markers and constants, which have no docstring of their own)."""
+    import importlib
+    import pkgutil
+
     import harness.plugin as api
 
-    for module in (api, *(getattr(api, m) for m in ("hookspecs", "settings", "specs") if hasattr(api, m))):
-        match = re.search(
-            _COMMENT_ABOVE.format(name=re.escape(name)), inspect.getsource(module), re.MULTILINE
-        )
+    modules = [api] + [
+        importlib.import_module(f"{api.__name__}.{m.name}") for m in pkgutil.iter_modules(api.__path__)
+    ]
+    for module in modules:
+        pattern = _COMMENT_ABOVE.format(name=re.escape(name))
+        match = re.search(pattern, inspect.getsource(module), re.MULTILINE)
         if match:
             return " ".join(line.lstrip("# ").strip() for line in match[1].splitlines())
     return None
 
 
-def describe(name: str, value: Any) -> str:
-    """What the reference says about an API name with no docstring of its own (an alias, a marker instance)."""
+def describe(name: str, value: Any, link: Any = lambda name: None) -> str:
+    """What the reference says about an API name with no docstring of its own: the comment above its assignment,
+    else its type's docstring when the type is not a builtin (a marker); empty when nothing says what it is."""
     said = _comment_above(name)
-    what = f"An instance of `{type(value).__module__}.{type(value).__qualname__}`"
     if said:
-        return f"{said} (`{value!r}`)" if _kind(value) == "other" and "[" in repr(value) else said
+        shown = repr(value)
+        return f"{said} `{name} = {shown}`" if _kind(value) == "other" and " at 0x" not in shown else said
+    if type(value).__module__ == "builtins":
+        return ""
     type_doc = inspect.getdoc(type(value)) or ""
-    return f"{what}. {type_doc}".strip()
+    what = f"An instance of `{type(value).__module__}.{type(value).__qualname__}`."
+    return f"{what} {to_markdown(type_doc, link)}".strip()
 
 
 def class_members(cls: type) -> list[tuple[str, Any]]:
@@ -196,7 +206,7 @@ def _api_entry(name: str, value: Any, link: Any) -> list[str]:
     if home:
         out += [f"`from harness.plugin import {name}` (defined in `{home}`)", ""]
     doc = _own_doc(value)
-    out += [to_markdown(doc, link) if doc else describe(name, value), ""]
+    out += [to_markdown(doc, link) if doc else describe(name, value, link), ""]
     if _kind(value) == "class":
         members = class_members(value)
         if members:
