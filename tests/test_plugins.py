@@ -240,9 +240,9 @@ def test_an_evaluator_that_breaks_the_contract_is_refused_naming_the_plugin(modu
 
 
 def _readme_method_example() -> str:
-    """The first Python block of the README's "Writing a plugin" section (the rdpo method)."""
-    section = (REPO / "README.md").read_text().split("## Writing a plugin", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    """The first Python block of the manual's "Writing a plugin" page (the rdpo method)."""
+    page = (REPO / "docs" / "how-to" / "plugins.md").read_text()
+    return page.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.unit
