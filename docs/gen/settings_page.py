@@ -17,25 +17,19 @@ from plugin_pages import accepts, cell, value
 
 SETTINGS_PAGE = "reference/settings.md"
 
-# Config files whose keys are listed from their comments, less the keys a declaration covers (none until the core
-# settings are declared): (file under conf/, key prefix, section title). Files of one title are merged.
+# Config files whose keys no declaration covers (the data sources' and the toy world's), listed from their comments:
+# (file under conf/, key prefix, section title). Files of one title are merged.
 CONF_FILES = [
-    ("config.yaml", "", "Top level, `train`, `tracking`, `leaderboard`"),
-    ("eval/default.yaml", "eval", "Evaluation (`eval`)"),
-    ("hydra/sweeper/optuna.yaml", "hydra.sweeper", "Optuna sweeper (`hydra/sweeper=optuna`)"),
-    ("model/base.yaml", "model", "Model (`model=hf`, `model=toy`, `model=lora`)"),
-    ("model/hf.yaml", "model", "Model (`model=hf`, `model=toy`, `model=lora`)"),
     ("data/files.yaml", "data", "Data files (`data=files`)"),
+    ("data/toy.yaml", "data", "Toy-world data (`data=toy`)"),
     ("toyworld/default.yaml", "toyworld", "Toy world (`toyworld.*`)"),
 ]
 
 
-def declared_groups() -> list[Any] | None:
-    """``core_settings()`` when the harness declares its settings, None before it does."""
-    try:  # FALLBACK until harness.config.declared exists (branch settings): then import it unconditionally
-        from harness.config.declared import core_settings
-    except ImportError:
-        return None
+def declared_groups() -> list[Any]:
+    """The declared core settings (:func:`harness.config.declared.core_settings`)."""
+    from harness.config.declared import core_settings
+
     return list(core_settings())
 
 
@@ -126,8 +120,8 @@ def _conf_sections(
 
 def settings_page(repo: Path) -> str:
     """The Markdown of the settings reference page: the declared settings, then the keys of the config files
-    that no declaration covers (all of them before the core settings are declared)."""
-    groups = declared_groups() or []
+    that no declaration covers (the data sources' and the toy world's)."""
+    groups = declared_groups()
     out = [
         "# Settings",
         "",
@@ -144,6 +138,6 @@ def settings_page(repo: Path) -> str:
 
 def listed_settings(repo: Path) -> list[str]:
     """Every dotted key the settings page lists (for the docs test)."""
-    keys = declared_keys(declared_groups() or [])
+    keys = declared_keys(declared_groups())
     _, rest = _conf_sections(repo, CONF_FILES, set(keys))
     return keys + rest
