@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from harness import leaderboard
 from harness.errors import ConfigError
 from harness.plugin.manager import get_plugin_manager
-from harness.records import RECORD_NAME, write_record
+from harness.records import RECORD_NAME, SCHEMA_VERSION, atomic_write_text, write_record
 
 pytestmark = pytest.mark.unit
 
@@ -213,7 +215,8 @@ def test_partial_and_corrupt_records_are_skipped_or_shown_never_a_crash(tmp_path
     write_record(tmp_path / "1" / RECORD_NAME, trial("ipo", [], status="running"))  # its process was killed
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / RECORD_NAME).write_text('{"status": "compl')  # cut off mid-write (not by the harness)
-    write_record(tmp_path / "3" / RECORD_NAME, {"status": "running", "method": "kto"})  # fields missing
+    partial = {"schema_version": SCHEMA_VERSION, "status": "running", "method": "kto"}  # fields missing
+    atomic_write_text(tmp_path / "3" / RECORD_NAME, json.dumps(partial))  # (the harness writes them all)
     with pytest.warns(UserWarning) as warned:
         board = leaderboard.write_leaderboard([tmp_path], tmp_path / "out")
     assert {str(w.message).split(RECORD_NAME)[0][-2] for w in warned} >= {"2", "3"}

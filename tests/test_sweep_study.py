@@ -17,22 +17,18 @@ from harness.sweep import study as st
 from harness.sweep.liveness import lost_reason, this_process
 from harness.sweep.stored import decode_record
 from harness.sweep.trials import counted_trials, finish_trial, recover_lost_trials, reuse_twin
+from tests.helpers import checkpoint as make_checkpoint
+from tests.helpers import make_record
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def record(status, checkpoints=(), **extra):
-    return {
-        "status": status,
-        "method": "dpo",
-        "hyperparameters": {},
-        "checkpoints": list(checkpoints),
-        **extra,
-    }
+    return make_record(status=status, checkpoints=list(checkpoints), **extra)
 
 
 def checkpoint(step, gold, kl, final=False):
-    return {"step": step, "final": final, "metrics": {"gold_reward": gold, "kl": kl}}
+    return make_checkpoint(step, {"gold_reward": gold, "kl": kl}, final=final)
 
 
 def settings(tmp_path, **kw):

@@ -18,7 +18,8 @@ def trial_summary(record: dict[str, Any]) -> str:
     lines = [head]
     if record.get("error"):
         lines.append(f"  reason: {record['error']['message']}")
-    final = final_checkpoint(record).get("metrics") or {}
+    final_entry = final_checkpoint(record)
+    final = final_entry.metrics if final_entry is not None else {}
     reference = (record.get("reference") or {}).get("metrics") or {}
     keys = [k for k in dict.fromkeys([*reference, *final]) if not k.endswith("_se")]
     if keys:

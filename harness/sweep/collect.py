@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.records import RECORD_NAME, RecordError, load_records, read_record
+from harness.records import RECORD_NAME, RecordError, TrialRecord, load_records, read_record
 from harness.sweep import results
 from harness.sweep import study as st
 from harness.sweep.storage import redact, remember, scrub
@@ -141,7 +141,7 @@ def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str])
             if t.state.is_finished():
                 missing.append(_where(t, directory, None))
             continue
-        record["_path"] = str(Path(directory) / RECORD_NAME)
+        record.path = Path(directory) / RECORD_NAME
         records.append(record)
         seen.add(directory)
         if stored:
@@ -154,7 +154,7 @@ def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str])
     }
 
 
-def _local_record(directory: Path) -> dict[str, Any] | None:
+def _local_record(directory: Path) -> TrialRecord | None:
     path = directory / RECORD_NAME
     if not path.is_file():
         return None

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from harness.records import TrialRecord, parse_record
 from harness.sweep import study as st
 
 ATTR_RECORD = (
@@ -48,17 +49,18 @@ def encode_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def decode_record(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable)."""
+def decode_record(system_attrs: Mapping[str, Any]) -> TrialRecord | None:
+    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable); a
+    copy stored before schema version 2 (it has no ``schema_version``) is read as version 1."""
     meta = system_attrs.get(ATTR_RECORD)
     if not isinstance(meta, Mapping) or meta.get("encoding") != ENCODING:
         return None
     try:
         encoded = "".join(str(system_attrs[f"{ATTR_RECORD}.{i}"]) for i in range(int(meta["parts"])))
-        record = json.loads(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
-    except (KeyError, ValueError, TypeError, zlib.error):
+        data = json.loads(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
+        return parse_record(data, "a trial record kept in the study's storage", default_version=1)
+    except (KeyError, ValueError, TypeError, zlib.error):  # RecordError is a ValueError
         return None
-    return record if isinstance(record, dict) else None
 
 
 def store_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
