@@ -12,6 +12,7 @@ attribute of the study. ``python -m harness.leaderboard <storage URL>`` rebuilds
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import zlib
 from collections.abc import Mapping
@@ -29,20 +30,18 @@ ENCODING = "zlib+base64"
 MAX_CHARS = 16_000_000  # a record larger than this (encoded) is stored without its readable samples
 
 
-def _encode(record: Mapping[str, Any]) -> str:
-    text = json.dumps({k: v for k, v in record.items() if not str(k).startswith("_")}, default=str)
+def _encode(record: TrialRecord) -> str:
+    text = json.dumps(record.to_dict(), default=str)
     return base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
 
 
-def encode_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def encode_record(record: TrialRecord) -> dict[str, Any]:
     """The system attributes that hold ``record`` (see the module docstring), by key; a record too large even
     compressed is stored without its checkpoints' readable samples (marked ``"samples_left_out": true``)."""
     encoded = _encode(record)
     if len(encoded) > MAX_CHARS:
-        checkpoints = [
-            {k: v for k, v in c.items() if k != "samples"} for c in record.get("checkpoints") or []
-        ]
-        encoded = _encode({**record, "checkpoints": checkpoints, "samples_left_out": True})
+        checkpoints = [dataclasses.replace(c, samples=None) for c in record.checkpoints]
+        encoded = _encode(dataclasses.replace(record, checkpoints=checkpoints, samples_left_out=True))
     parts = [encoded[i : i + PART_CHARS] for i in range(0, len(encoded), PART_CHARS)] or [""]
     attrs: dict[str, Any] = {f"{ATTR_RECORD}.{i}": part for i, part in enumerate(parts)}
     attrs[ATTR_RECORD] = {"encoding": ENCODING, "parts": len(parts), "chars": len(encoded)}
@@ -63,7 +62,7 @@ def decode_record(system_attrs: Mapping[str, Any]) -> TrialRecord | None:
         return None
 
 
-def store_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
+def store_record(study: Any, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
     """Keep ``record`` on trial ``number`` of ``study`` (whose storage ``settings`` name), before the trial is
     told: Optuna refuses attributes on finished trials."""
     storage = st.open_storage(settings.storage)
