@@ -3,6 +3,8 @@ nothing are flagged, compute budgets and loss conventions are stated, and one di
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,8 @@ from harness.leaderboard.html import render_html
 from harness.leaderboard.markdown import to_markdown
 from harness.plugin import MethodSpec
 from harness.plugin.manager import get_plugin_manager
+from harness.records import DataSummary, TrainSummary
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -72,17 +76,17 @@ def test_the_multirun_prints_the_warning_before_any_trial(tmp_path, monkeypatch,
 
 def trial(method, beta, checkpoints, seed=0, job=0, losses=None):
     """A completed trial with the given (step, gold, gold_se, kl, length) checkpoints."""
-    return {
-        "trial_id": f"sweep/{job}",
-        "status": "completed",
-        "method": method,
-        "error": None,
-        "hyperparameters": {"beta": beta, "gamma": 2.4, "seed": seed},
-        "overrides": [f"method={method}", f"method.beta={beta}"],
-        "data_kind": "pairwise",
-        "config": {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
-        "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
-        "checkpoints": [
+    return make_record(
+        trial_id=f"sweep/{job}",
+        status="completed",
+        method=method,
+        error=None,
+        hyperparameters={"beta": beta, "gamma": 2.4, "seed": seed},
+        overrides=[f"method={method}", f"method.beta={beta}"],
+        data_kind="pairwise",
+        config={"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
+        reference={"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        checkpoints=[
             {
                 "step": s,
                 "final": i == len(checkpoints) - 1,
@@ -90,16 +94,16 @@ def trial(method, beta, checkpoints, seed=0, job=0, losses=None):
             }
             for i, (s, g, se, k, n) in enumerate(checkpoints)
         ],
-        "train": {
+        train={
             "steps": 100,
             "log_history": [{"step": 10 * i, "loss": v} for i, v in enumerate(losses or [])],
         },
-        "timings": {"train_s": 10.0},
-        "peak_memory": {"rss_peak_mb": 500.0},
-        "models_in_memory": 1,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-    }
+        timings={"train_s": 10.0},
+        peak_memory={"rss_peak_mb": 500.0},
+        models_in_memory=1,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+    )
 
 
 RUN = [(50, 0.10, 0.03, 0.30, 8.0), (100, 0.13, 0.03, 0.60, 7.0)]
@@ -160,8 +164,8 @@ def test_runs_within_noise_are_indistinguishable_and_different_runs_are_not_flag
 def test_only_trials_differing_in_one_swept_value_are_compared():
     other_seed = [trial("simpo", 0.05, RUN, seed=0, job=0), trial("simpo", 0.05, RUN, seed=1, job=1)]
     assert leaderboard.build(other_seed).no_effect.empty  # seeds may agree; that is not a swept value
-    two_knobs = [trial("simpo", 0.05, RUN, job=0), {**trial("simpo", 0.1, RUN, job=1)}]
-    two_knobs[1]["hyperparameters"] = {**two_knobs[1]["hyperparameters"], "gamma": 1.0}
+    two_knobs = [trial("simpo", 0.05, RUN, job=0), trial("simpo", 0.1, RUN, job=1)]
+    two_knobs[1].hyperparameters = {**two_knobs[1].hyperparameters, "gamma": 1.0}
     assert leaderboard.build(two_knobs).no_effect.empty
     methods = [trial("simpo", 0.05, RUN, job=0), trial("cpo", 0.1, RUN, job=1)]
     assert leaderboard.build(methods).no_effect.empty
@@ -179,16 +183,16 @@ def test_only_trials_differing_in_one_swept_value_are_compared():
 def budget_record(
     method="dpo", steps=250, batch=16, accum=1, mean_tokens=40.0, models=2, kind="pairwise", **hp
 ):
-    return {
-        "trial_id": f"sweep/{method}-{steps}",
-        "status": "completed",
-        "method": method,
-        "data_kind": kind,
-        "hyperparameters": {"batch_size": batch, "grad_accum": accum, "seed": 0, **hp},
-        "train": {"steps": steps, "parameters": 1000},
-        "models_in_memory": models,
-        "data": {"mean_tokens": mean_tokens, "train_examples": 1000},
-    }
+    return make_record(
+        trial_id=f"sweep/{method}-{steps}",
+        status="completed",
+        method=method,
+        data_kind=kind,
+        hyperparameters={"batch_size": batch, "grad_accum": accum, "seed": 0, **hp},
+        train={"steps": steps, "parameters": 1000},
+        models_in_memory=models,
+        data={"mean_tokens": mean_tokens, "train_examples": 1000},
+    )
 
 
 def test_a_trials_budget_is_computed_from_its_record():
@@ -224,14 +228,11 @@ def test_a_trials_budget_is_computed_from_its_record():
 
 
 def test_budgets_are_columns_and_a_difference_is_one_note(tmp_path):
-    records = [
-        {**trial("cpo", 0.1, RUN, job=0), "train": {"steps": 250, "parameters": 1000}},
-        {**trial("dpo", 0.1, RUN, job=1), "train": {"steps": 375, "parameters": 1000}},
-        {**trial("kto", 0.1, RUN, job=2), "train": {"steps": 500, "parameters": 1000}},
-    ]
-    for r in records:
-        r["hyperparameters"] = {**r["hyperparameters"], "batch_size": 16, "grad_accum": 1}
-        r["data"] = {"mean_tokens": 40.0, "train_examples": 1000}
+    records = [trial("cpo", 0.1, RUN, job=0), trial("dpo", 0.1, RUN, job=1), trial("kto", 0.1, RUN, job=2)]
+    for r, steps in zip(records, (250, 375, 500), strict=True):
+        r.train = TrainSummary(steps=steps, parameters=1000)
+        r.hyperparameters = {**r.hyperparameters, "batch_size": 16, "grad_accum": 1}
+        r.data = DataSummary(mean_tokens=40.0, train_examples=1000)
     board = leaderboard.build(records)
     assert list(board.cost["steps"]) == [250, 375, 500] and list(board.cost["examples"]) == [4000, 6000, 8000]
     assert board.budget_note == (
@@ -254,7 +255,7 @@ def test_budgets_are_columns_and_a_difference_is_one_note(tmp_path):
     assert "**Note:** budgets differ: cpo 250 steps" in md and "6·N·tokens·passes" in md
     assert "budgets differ" in (tmp_path / "leaderboard.html").read_text()
     for r, steps in zip(records, (480, 500, 500), strict=True):
-        r["train"]["steps"] = steps
+        r.train.steps = steps
     assert leaderboard.build(records).budget_note is None  # within 10%
 
 
@@ -299,7 +300,7 @@ def test_loss_notes_are_a_validated_string_stated_by_every_builtin_method():
 
 def test_loss_notes_are_shown_with_the_method_settings():
     records = [
-        {**trial("orpo", 0.1, RUN, job=0), "loss_notes": "NLL over prompt and completion"},
+        replace(trial("orpo", 0.1, RUN, job=0), loss_notes="NLL over prompt and completion"),
         trial("dpo", 0.1, RUN, job=1),
     ]
     board = leaderboard.build(records)

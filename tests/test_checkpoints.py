@@ -18,7 +18,7 @@ def taken(checkpointer: Checkpointer, total: int) -> list[int]:
     model = torch.nn.Linear(1, 1)
     for step in range(1, total + 1):
         checkpointer.step(step, model)
-    return [e["step"] for e in checkpointer.entries]
+    return [e.step for e in checkpointer.entries]
 
 
 @pytest.mark.parametrize(
@@ -76,9 +76,7 @@ def saved_steps(tmp_path: Path, save, evaluate_intermediate: bool) -> tuple[list
         checkpointer.step(step, model)
     checkpointer.checkpoint(10, model, final=True)
     written = sorted(int(p.name.removeprefix("step-")) for p in (tmp_path / str(save)).glob("step-*"))
-    assert written == [
-        e["step"] for e in checkpointer.entries if e["path"]
-    ]  # the record names what was written
+    assert written == [e.step for e in checkpointer.entries if e.path]  # the record names what was written
     return written, evaluated
 
 
@@ -105,9 +103,9 @@ def test_an_intermediate_checkpoint_that_becomes_the_final_one_is_saved_then(tmp
     checkpointer = Checkpointer(every=5, directory=tmp_path, save=True, evaluate_intermediate=False)
     model = Weights()
     checkpointer.step(5, model)  # taken as an intermediate checkpoint: not evaluated, so not saved
-    assert checkpointer.entries[0]["path"] is None
+    assert checkpointer.entries[0].path is None
     checkpointer.checkpoint(5, model, final=True)  # training ended there: the final model
-    assert checkpointer.entries[0]["path"] == str(tmp_path / "step-5") and (tmp_path / "step-5").is_dir()
+    assert checkpointer.entries[0].path == str(tmp_path / "step-5") and (tmp_path / "step-5").is_dir()
 
 
 @pytest.mark.parametrize("value", ["some", 1, None])

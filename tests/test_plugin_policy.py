@@ -22,6 +22,7 @@ from harness.plugin import EvaluatorSpec, Metric, TrialObserver, hookimpl
 from harness.plugin.manager import HarnessPluginManager, reset_plugin_manager
 from harness.trial.lifecycle import TrialHooks
 from tests.conftest import REPO
+from tests.helpers import checkpoint, make_record
 
 
 def _spec(name: str, evaluate, *metrics: Metric, plugin: str = "") -> EvaluatorSpec:
@@ -59,7 +60,9 @@ def test_an_evaluator_that_raises_loses_only_its_own_metrics_named_in_one_warnin
     assert result.errors == [
         {"evaluator": "boom", "plugin": "boom_plugin", "type": "ValueError", "message": "no column 'score'"}
     ]
-    assert result.problems() == {"evaluator_errors": result.errors}
+    entry = checkpoint(4)
+    result.note_problems(entry)
+    assert entry.evaluator_errors == result.errors and entry.nonfinite_metrics is None
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(
         "harness: warning: evaluator 'boom' of plugin 'boom_plugin' failed at step 4: ValueError: no column 'score' ("
@@ -98,7 +101,9 @@ def test_a_nan_metric_warns_and_is_recorded_as_such_but_a_nan_standard_error_is_
     assert math.isnan(result.metrics["odd"]) and result.metrics["big"] == math.inf
     assert math.isnan(result.metrics["m_se"]) and result.metrics["fine"] == 1.0
     assert result.nonfinite == {"odd": "odd", "big": "odd"} and not result.errors
-    assert result.problems() == {"nonfinite_metrics": {"odd": "odd", "big": "odd"}}
+    entry = checkpoint(4)
+    result.note_problems(entry)
+    assert entry.nonfinite_metrics == {"odd": "odd", "big": "odd"} and entry.evaluator_errors is None
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
         "harness: warning: evaluator 'odd' of plugin 'odd_plugin' returned nan for metric 'odd' at step 4 (kept as "
@@ -124,7 +129,7 @@ class Counter(TrialObserver):
         self.steps.append(step)
 
     def trial_end(self, record):
-        self.ended.append(record["status"])
+        self.ended.append(record.status)
 
 
 class Observing:
@@ -183,14 +188,14 @@ def test_observers_belong_to_one_trial_and_follow_the_hooks_failure_policy(capsy
     pm = _manager(Observing, Pruning, Broken, Legacy)
     records = []
     for trial in ("a", "b"):  # two trials in one process
-        record = {"status": "running"}
+        record = make_record(status="running")
         hooks = TrialHooks(pm, record)
         hooks.start(cfg=None, trial_dir=trial)
         hooks.reference_evaluated(cfg=None, metrics={}, selection=None)
         hooks.checkpoint_evaluated(cfg=None, step=1, metrics={}, selection=None, planned_steps=2)
         with pytest.raises(TrialPruned, match="pruned at step 2"):
             hooks.checkpoint_evaluated(cfg=None, step=2, metrics={}, selection=None, planned_steps=2)
-        record["status"] = "pruned"
+        record.status = "pruned"
         hooks.end(record)
         assert hooks.observers == []
         records.append(record)
@@ -199,7 +204,7 @@ def test_observers_belong_to_one_trial_and_follow_the_hooks_failure_policy(capsy
     assert a.steps == b.steps == [0, 1, 2]  # the pruner came first; the others still saw step 2
     assert a.ended == b.ended == ["pruned"]
     assert Legacy.seen == [1, 2, 1, 2]  # the existing hooks still run
-    assert records[0]["plugin_errors"] == [
+    assert records[0].plugin_errors == [
         {
             "plugin": "broken",
             "hook": "TrialObserver.checkpoint_evaluated",
@@ -273,7 +278,7 @@ class Probe(TrialObserver):
         self.steps.append(step)
 
     def trial_end(self, record):
-        self.ended.append(record["status"])
+        self.ended.append(record.status)
 
 
 @hookimpl

@@ -320,7 +320,7 @@ def test_train_examples_is_what_the_trainer_trains_on(real_world, cache_dir, tmp
     assert data["train_examples"] == rows - data["dropped_long_prompt"] == len(ctx.train_data)
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness: warning:")]
     assert len(warning) == 1 and f"dropped {data['dropped_long_prompt']} of {rows} rows" in warning[0]
-    trainer = importlib.import_module(f"harness_plugins.{method}").build_trainer(ctx)
+    trainer = importlib.import_module(f"harness_plugins.methods.{method}").build_trainer(ctx)
     tokenized = trainer.train_dataset
     assert len(tokenized) == data["train_examples"]  # TRL dropped nothing more
     completions = ["chosen_ids", "rejected_ids"] if method == "dpo" else ["completion_ids"]

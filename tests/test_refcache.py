@@ -80,7 +80,7 @@ def test_a_second_trial_reuses_the_reference_evaluation(tiny_world, tmp_path, sa
     assert sample_calls == ["sampling step 2", "selection: sampling step 2"]
     assert {"win_rate", "preference_accuracy", "kl_k3", "entropy"} <= set(result.metrics)
     # The selection prompts measure what chooses the checkpoint: the objective (the gold reward) and the KL.
-    assert set(result.selection["metrics"]) == {
+    assert set(result.selection.metrics) == {
         "gold_reward",
         "gold_reward_se",
         "kl",

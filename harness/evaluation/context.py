@@ -28,6 +28,7 @@ from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
 from harness.plugin.specs import EvaluatorSpec
+from harness.records import Checkpoint, ReferenceEvaluation, SelectionResult
 
 T = TypeVar("T")
 
@@ -303,17 +304,17 @@ class CheckpointEvaluation:
     metrics: dict[str, float]
     seconds: dict[str, float]  # per evaluator, and "readable_samples" when they are kept
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
-    # The same checkpoint on the selection prompts ({"metrics", "eval_seconds", "eval_breakdown_s"}), if any.
-    selection: dict[str, Any] | None = None
+    # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
+    selection: SelectionResult | None = None
     # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key another
     # evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key -> evaluator).
     errors: list[dict[str, Any]] = field(default_factory=list)
     nonfinite: dict[str, str] = field(default_factory=dict)
 
-    def problems(self) -> dict[str, Any]:
-        """``evaluator_errors`` and ``nonfinite_metrics`` for a record entry, each only when there is one."""
-        found = {"evaluator_errors": self.errors, "nonfinite_metrics": self.nonfinite}
-        return {key: value for key, value in found.items() if value}
+    def note_problems(self, entry: Checkpoint | ReferenceEvaluation | SelectionResult) -> None:
+        """Set the record entry's ``evaluator_errors`` and ``nonfinite_metrics``, each only when there is one."""
+        entry.evaluator_errors = self.errors or None
+        entry.nonfinite_metrics = self.nonfinite or None
 
 
 def _run_evaluator(

@@ -52,6 +52,9 @@ from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
 from harness.plugin.stats import mean_and_se
 from harness.plugin.versions import API_VERSION, removed_name
 
+# Trial records (:mod:`harness.records`): what ``harness_trial_end`` receives, and what a trial leaves behind.
+from harness.records import Checkpoint, TrialRecord
+
 if TYPE_CHECKING:
     from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
     from harness.evaluation.sampling import (
@@ -130,6 +133,8 @@ __all__ = [
     "token_logprobs",
     "tracking_report_to",
 ]
+
+__all__ += ["Checkpoint", "TrialRecord"]  # trial records (harness.records)
 
 
 def __getattr__(name: str) -> Any:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from harness.data import PreferenceData
     from harness.plugin.observers import TrialObserver
     from harness.plugin.specs import EvaluatorSpec, MethodSpec
+    from harness.records import TrialRecord
 
 PROJECT = "harness"
 
@@ -277,13 +278,18 @@ def harness_checkpoint_evaluated(
 
 
 @hookspec
-def harness_trial_end(record: Mapping[str, Any]) -> None:
+def harness_trial_end(record: TrialRecord) -> None:
     """Called when a trial ends (completed, failed, pruned or interrupted), after its record has been written.
 
     Called in the trial's main process only, once per trial, after the observers' ``trial_end``. The record is
     written again when an implementation fails (its error is then in ``plugin_errors``).
 
-    :param record: the trial record, a :class:`harness.records.TrialRecord` (its fields are documented there).
+    :param record: the trial record, a :class:`~harness.records.TrialRecord` (``harness.plugin.TrialRecord``):
+        read its fields as attributes (``record.status``, ``record.error.message`` when it did not complete,
+        ``record.checkpoints[-1].metrics``, ``record.final_checkpoint()``); each field is documented on the class.
+        ``record["status"]`` and ``record.get(...)`` still read it as the dict it was before (what ``trial.json``
+        holds under that key), for implementations written against that form. An implementation that changes
+        the record writes it again itself (:func:`harness.records.write_record`).
     :returns: nothing; all implementations are called. One that raises is recorded in ``plugin_errors`` with one
         warning line.
     """

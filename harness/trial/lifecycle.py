@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.config import distributed
 from harness.errors import TrialInterrupted, TrialPruned, UserError
+from harness.records import TrialError, TrialRecord
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,8 +52,8 @@ def interrupts_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _fail(plugin: str, hook: str, exc: Exception, into: dict[str, Any] | None) -> None:
-    """Report a plugin's failure in ``hook``: one warning line, and an entry in ``into["plugin_errors"]``."""
+def _fail(plugin: str, hook: str, exc: Exception, into: TrialRecord | None) -> None:
+    """Report a plugin's failure in ``hook``: one warning line, and an entry in ``into.plugin_errors``."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     print(
         f"harness: warning: plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {message} "
@@ -61,14 +62,14 @@ def _fail(plugin: str, hook: str, exc: Exception, into: dict[str, Any] | None) -
         flush=True,
     )
     if into is not None:
-        into.setdefault("plugin_errors", []).append(
+        into.plugin_errors.append(
             {"plugin": plugin, "hook": hook, "type": type(exc).__name__, "message": message}
         )
 
 
 def _call_each(
     calls: list[tuple[str, str, Callable[..., Any], list[str]]],
-    into: dict[str, Any] | None,
+    into: TrialRecord | None,
     kwargs: dict[str, Any],
 ) -> list[tuple[str, Any]]:
     """Call each ``(plugin, hook, function, its parameter names)`` with the ``kwargs`` it names; returns the
@@ -97,10 +98,10 @@ def _hook_calls(pm: Any, name: str) -> list[tuple[str, str, Callable[..., Any], 
     return [(impl.plugin_name, name, impl.function, list(impl.argnames)) for impl in impls]
 
 
-def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) -> list[Any]:
+def call_hook(pm: Any, name: str, into: TrialRecord | None, **kwargs: Any) -> list[Any]:
     """Call every plugin's implementation of hook ``name`` with ``kwargs`` (in pluggy's order) and return their
     non-None results. An implementation that raises is reported as one warning line naming the plugin and
-    appended to the trial record ``into["plugin_errors"]`` (``plugin``, ``hook``, ``type``, ``message``); the
+    appended to the trial record's ``into.plugin_errors`` (``plugin``, ``hook``, ``type``, ``message``); the
     others still run.
     TrialPruned propagates once every implementation has run, TrialInterrupted at once (they are how a trial is
     meant to stop). In a multi-process trial only the main process calls the plugins
@@ -132,7 +133,7 @@ class TrialHooks:
     (in the order of the implementations that returned them), then the hook; every call follows
     :func:`call_hook`'s policy, failures recorded in the trial record ``record``."""
 
-    def __init__(self, pm: Any, record: dict[str, Any]) -> None:
+    def __init__(self, pm: Any, record: TrialRecord) -> None:
         self.pm = pm
         self.record = record
         self.observers: list[tuple[str, Any]] = []  # (plugin, observer)
@@ -183,7 +184,7 @@ class TrialHooks:
         kwargs = {"step": step, "metrics": metrics, "selection": selection, "planned_steps": planned_steps}
         self._event("checkpoint_evaluated", "harness_checkpoint_evaluated", {"cfg": cfg}, kwargs)
 
-    def end(self, record: Any) -> None:
+    def end(self, record: TrialRecord) -> None:
         """The trial's end, to the observers (then dropped) and ``harness_trial_end``; a TrialPruned raised this
         late is ignored (the trial has ended)."""
         try:
@@ -193,17 +194,16 @@ class TrialHooks:
             self.observers = []
 
 
-def note_evaluator_errors(record: dict[str, Any]) -> None:
+def note_evaluator_errors(record: TrialRecord) -> None:
     """Add each evaluator failure of the trial's evaluations (the reference's, every checkpoint's, on the reported
-    and the selection prompts) to ``record["plugin_errors"]`` as ``{plugin, hook: "evaluate", evaluator, step,
+    and the selection prompts) to ``record.plugin_errors`` as ``{plugin, hook: "evaluate", evaluator, step,
     prompts, type, message}``; the entries themselves stay on the checkpoints (``evaluator_errors``)."""
-    evaluations = [(0, record.get("reference") or {})] + [
-        (c["step"], c) for c in record.get("checkpoints") or []
-    ]
+    evaluations = [(0, record.reference)] if record.reference is not None else []
+    evaluations += [(c.step, c) for c in record.checkpoints]
     found = []
     for step, entry in evaluations:
-        for prompts, part in (("test", entry), ("selection", entry.get("selection") or {})):
-            for error in part.get("evaluator_errors") or []:
+        for prompts, part in (("test", entry), ("selection", entry.selection)):
+            for error in (part.evaluator_errors if part is not None else None) or []:
                 found.append(
                     {
                         "plugin": error["plugin"],
@@ -215,9 +215,7 @@ def note_evaluator_errors(record: dict[str, Any]) -> None:
                         "message": error["message"],
                     }
                 )
-    if found:
-        known = record.setdefault("plugin_errors", [])
-        known.extend(e for e in found if e not in known)
+    record.plugin_errors.extend(e for e in found if e not in record.plugin_errors)
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -234,7 +232,7 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
-def failure(exc: BaseException) -> dict[str, Any]:
+def failure(exc: BaseException) -> TrialError:
     """The ``error`` of a failed trial's record: type, one-line message (a full disk says so, with the fix),
     traceback, and whether the user can fix it (``user_error``) or the disk was full (``disk_full``)."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -245,13 +243,13 @@ def failure(exc: BaseException) -> dict[str, Any]:
             f"disk full (no space left on device{f' writing {where}' if where else ''}); free space, or "
             "write less (train.save_checkpoints=false), then run the same command again to resume"
         )
-    return {
-        "type": type(exc).__name__,
-        "message": message,
-        "traceback": traceback.format_exc(),
-        "user_error": isinstance(exc, UserError),
-        "disk_full": full,
-    }
+    return TrialError(
+        type=type(exc).__name__,
+        message=message,
+        traceback=traceback.format_exc(),
+        user_error=isinstance(exc, UserError),
+        disk_full=full,
+    )
 
 
 def process_age() -> float:
