@@ -3,9 +3,13 @@
 ``python -m harness.leaderboard multirun/<sweep> [...]`` rebuilds the reports (:mod:`harness.leaderboard.cli`);
 from Python, :func:`load_leaderboard` returns a :class:`Leaderboard` whose attributes are DataFrames.
 
-Modules: ``board`` (building it), ``frames`` (records as tables), ``columns`` (metric columns from the
-evaluators' declarations), ``ranking``, ``seeds``, ``merging``, ``markdown``, ``html`` (with ``static/``, and
-``samples_html`` for its Samples section), ``plots``, ``reports`` (writing the files), ``cli``.
+Analysis (DataFrames and sentences from records): ``board`` (the :class:`Leaderboard` and building it), ``tables``
+(the per-trial table, the cost per method), ``frames`` (records as tables), ``columns`` (metric columns from the
+evaluators' declarations), ``ranking``, ``seeds``, ``conclusions``, ``matched_kl``, ``caveats``, ``budgets``,
+``knobs``, ``selection``, ``merging``. Reports: ``sections`` (a report is a list of sections, each one module,
+computed once), rendered by ``markdown`` and ``html`` (on ``markdown_parts``, ``html_parts`` and ``static/``), the
+figures (``plots``, on ``plot_base``, ``plot_frontier``, ``plot_training``, ``plot_sensitivity``, ``plot_scale``),
+``reports`` (writing the files) and ``cli``.
 """
 
 from harness.leaderboard.board import Leaderboard, build, load_leaderboard

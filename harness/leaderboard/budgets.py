@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard.frames import format_value, markdown_table, trial_id
+from harness.leaderboard.frames import format_value, trial_id
 
 COLUMNS = ("steps", "examples", "tokens", "flops_est")
 NOTES = {
@@ -161,20 +161,3 @@ def _common_batch(trials: pd.DataFrame | None) -> int | None:
     per_step = (trials["examples"].astype("Float64") / trials["steps"].astype("Float64")).dropna()
     per_step = per_step[per_step > 0]
     return int(round(float(per_step.mode().iloc[0]))) if len(per_step) else None
-
-
-def markdown_lines(cost: pd.DataFrame, note: str | None) -> list[str]:
-    """The report's "Compute cost per method" section ([] without a cost table)."""
-    if cost.empty:
-        return []
-    budget = [f"`{c}`: {NOTES[c]}." for c in COLUMNS if c in cost.columns]
-    return [
-        "## Compute cost per method",
-        "",
-        "Measured wall time and memory; each method's mean budget over its "
-        "completed trials. " + " ".join(budget),
-        "",
-        *([f"**Note:** {note}", ""] if note else []),
-        markdown_table(cost),
-        "",
-    ]

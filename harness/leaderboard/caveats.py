@@ -233,22 +233,6 @@ def flag_trials(trials: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     return trials.assign(health=[add(t, h) for t, h in zip(trials["trial_id"], health, strict=True)])
 
 
-def markdown_lines(findings: pd.DataFrame) -> list[str]:
-    """The report's "Parameters that changed nothing" section ([] when there is nothing to say)."""
-    if findings.empty:
-        return []
-    return [
-        "## Parameters that changed nothing",
-        "",
-        "Trials of one method that differ in a single hyperparameter "
-        f"(same seed) but gave the same run at every evaluated checkpoint are one result, not several (their rows "
-        f"are flagged `{FLAG}`):",
-        "",
-        *[f"- **{r['method']}**: {r['note']}." for r in findings.to_dict("records")],
-        "",
-    ]
-
-
 def loss_notes(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Method -> its loss convention (``record["loss_notes"]``, from its plugin), for the methods that state one."""
     notes: dict[str, str] = {}

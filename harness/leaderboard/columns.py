@@ -104,6 +104,34 @@ def candidates(declared: Declarations, available: Sequence[str]) -> list[str]:
     return [c for c in available if notes.get(c, {}).get("direction")]
 
 
+def se_column_of(column: str | None, declared: Declarations, available: Sequence[str] = ()) -> str | None:
+    """The column of ``column``'s standard error: its declared ``se`` metric's column (a ``*`` pattern filled
+    in), else ``<column>_se`` for undeclared metrics; None when that column is not among ``available``."""
+    if not column:
+        return None
+    declaration = by_column(declared, [column]).get(column) or {}
+    se = str(declaration.get("se") or f"{column}_se")
+    found = declaration_of(column, declared)
+    if found and "*" in found[0] and "*" in se:
+        prefix, suffix = found[0].split("*", 1)
+        name = se.replace("*", column[len(prefix) : len(column) - len(suffix)], 1)
+    else:
+        name = column_of(se, declared)
+    return name if name in available else None
+
+
+def undeclared_se(declared: Declarations, shown: Sequence[str], available: Sequence[str]) -> dict[str, str]:
+    """Metric column -> the column of its standard error, for the metrics among ``shown`` whose declared ``se`` key
+    is not declared as a metric of its own (a plugin's may not be; the built-in evaluators declare theirs, which
+    then show or not as declared), where that column is among ``available``."""
+    out = {}
+    for column, declaration in by_column(declared, shown).items():
+        se = se_column_of(column, declared, available) if declaration.get("se") else None
+        if se and not by_column(declared, [se]):
+            out[column] = se
+    return out
+
+
 # Before metrics were declared, these ranked trials when the objective was auto.
 _LEGACY_AUTO = ("gold_reward", "rm_score", "rm_acc")
 

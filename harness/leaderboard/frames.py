@@ -7,7 +7,6 @@ timings still gives a row); choosing each trial's best checkpoint and ranking li
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from numbers import Number
 from typing import Any
@@ -18,10 +17,6 @@ from harness.leaderboard import columns, knobs
 
 #: Prefix of the checkpoint columns measured on the selection prompts (``sel_gold_reward``, ``sel_kl``, ...).
 SELECTION_PREFIX = "sel_"
-
-
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_ENTITY_START = re.compile(r"&(?=#?\w+;)")
 
 
 def trial_id(record: dict[str, Any]) -> str:
@@ -195,16 +190,3 @@ def format_value(value: Any) -> str:
             return f"{number:.3g}"
         return f"{number:.3f}".rstrip("0").rstrip(".")
     return str(value)
-
-
-def markdown_text(value: Any) -> str:
-    """``value`` as text that is safe in Markdown: what would open an HTML tag (``<`` before a letter, ``/``, ``!`` or
-    ``?``) or an entity (``&name;``) is escaped, so a name such as ``<script>`` is shown, not run; a comparison
-    such as ``p < 0.001`` stays as it is."""
-    return _TAG_START.sub("&lt;", _ENTITY_START.sub("&amp;", str(value)))
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """``df`` as a Markdown table: every cell through :func:`format_value` and :func:`markdown_text`, and ``|``
-    backslashed so that it does not split a row."""
-    return df.map(lambda v: markdown_text(format_value(v)).replace("|", "\\|")).to_markdown(index=False)

@@ -20,7 +20,6 @@ import pandas as pd
 from harness.config.sweep_checks import DEFAULT_MATCHED_KL, MATCHED_KL_KEY, check_matched_kl
 from harness.evaluation.health import KL_HIGH
 from harness.leaderboard import columns
-from harness.leaderboard.frames import markdown_table
 
 PREFIX = "at_kl_"
 NOTES = {
@@ -184,10 +183,3 @@ def explanation(table: pd.DataFrame, objective: str | None) -> str:
         "may have bought its reward with more KL. The envelope is a best case over a method's trials, so a "
         f"method with more `trials` has more chances.{itself}"
     )
-
-
-def markdown_lines(table: pd.DataFrame, objective: str | None) -> list[str]:
-    """The report's "Reward at matched KL" section ([] when the table is empty)."""
-    if table.empty:
-        return []
-    return ["## Reward at matched KL", "", explanation(table, objective), "", markdown_table(table), ""]
