@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from harness.records import RECORD_NAME, RecordError, find_record_files, read_record
+from harness.records import RECORD_NAME, RecordError, TrialRecord, find_record_files, read_record
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -37,7 +37,7 @@ class ExportError(UserError):
 class Chosen:
     """The checkpoint to export: its trial record, the record's file, its step and directory."""
 
-    record: dict[str, Any]
+    record: TrialRecord
     record_path: Path
     step: int
     directory: Path
@@ -50,23 +50,23 @@ class Chosen:
     @property
     def name(self) -> str:
         """The trial's id (``<sweep>/<job>`` or its directory)."""
-        return str(self.record.get("trial_id") or self.record_path.parent)
+        return str(self.record.trial_id or self.record_path.parent)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> TrialRecord:
     try:
         return read_record(path)
     except RecordError as exc:
         raise ExportError(str(exc)) from None
 
 
-def _saved_checkpoints(record: dict[str, Any], record_path: Path) -> dict[int, Path]:
+def _saved_checkpoints(record: TrialRecord, record_path: Path) -> dict[int, Path]:
     """Step -> directory of each checkpoint whose weights were saved (found where the record says, or beside the
     record when the trial directory was moved)."""
     found = {}
-    for entry in record.get("checkpoints") or []:
-        step = int(entry.get("step", -1))
-        candidates = [Path(entry["path"])] if entry.get("path") else []
+    for entry in record.checkpoints:
+        step = int(entry.step)
+        candidates = [Path(entry.path)] if entry.path else []
         candidates.append(record_path.parent / "checkpoints" / f"step-{step}")
         directory = next((c for c in candidates if c.is_dir()), None)
         if directory is not None:
@@ -74,20 +74,20 @@ def _saved_checkpoints(record: dict[str, Any], record_path: Path) -> dict[int, P
     return found
 
 
-def _final_step(record: dict[str, Any]) -> int | None:
-    entries = record.get("checkpoints") or []
-    final = [e for e in entries if e.get("final")] or entries
-    return int(final[-1]["step"]) if final else None
+def _final_step(record: TrialRecord) -> int | None:
+    entries = record.checkpoints
+    final = [e for e in entries if e.final] or entries
+    return int(final[-1].step) if final else None
 
 
-def choose_checkpoint(record: dict[str, Any], record_path: Path, step: str | int = "final") -> Chosen:
+def choose_checkpoint(record: TrialRecord, record_path: Path, step: str | int = "final") -> Chosen:
     """The saved checkpoint ``step`` (``"final"`` or a step number) of one trial; ExportError when it has none."""
     saved = _saved_checkpoints(record, record_path)
-    name = record.get("trial_id") or record_path.parent
+    name = record.trial_id or record_path.parent
     if not saved:
-        status, reason = record.get("status"), (record.get("error") or {}).get("message")
+        status, reason = record.status, record.error_message
         why = f"status {status}" + (f": {reason}" if reason else "")
-        save_off = ((record.get("config") or {}).get("train") or {}).get("save_checkpoints") is False
+        save_off = ((record.config or {}).get("train") or {}).get("save_checkpoints") is False
         fix = (
             "rerun it with train.save_checkpoints=true" if save_off else "rerun it (or export another trial)"
         )
@@ -152,7 +152,7 @@ def _base_model_path(chosen: Chosen) -> tuple[str, dict[str, Any]]:
     from harness.config.resources import resolve_model_path
     from harness.plugin.manager import get_plugin_manager
 
-    config = chosen.record.get("config") or {}
+    config = chosen.record.config or {}
     model_cfg = dict(config.get("model") or {})
     base = json.loads((chosen.directory / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if base and Path(base).is_dir():
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness.export: error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"exported trial {chosen.name} ({chosen.record.get('method')}), step {chosen.step}: {what}, with its "
+        f"exported trial {chosen.name} ({chosen.record.method}), step {chosen.step}: {what}, with its "
         f"tokenizer, to {args.out}"
     )
     return 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.config.compose import compose_job
-from harness.trial import TrialRun
-from harness.trial.context import TrainContext
+from harness.records import Checkpoint, TrialRecord
+
+if TYPE_CHECKING:
+    from harness.trial.context import TrainContext
 
 # Small and fast: a few optimizer steps, few held-out prompts, short completions.
 FAST = [
@@ -43,8 +47,28 @@ def logged_losses(record: dict) -> list[float]:
     return [entry["loss"] for entry in record["train"]["log_history"] if "loss" in entry]
 
 
+def make_record(**fields: Any) -> TrialRecord:
+    """The one record factory of the tests: a :class:`TrialRecord` of a completed ``dpo`` trial with no
+    hyperparameters and no checkpoints, updated by ``fields`` (named and shaped as in ``trial.json``: a part may be
+    given as its dict, e.g. ``reference={"metrics": {...}}``, checkpoints as :func:`checkpoint` or dicts)."""
+    data: dict[str, Any] = {"status": "completed", "method": "dpo", "hyperparameters": {}, "checkpoints": []}
+    data.update(fields)
+    data["checkpoints"] = [c.to_dict() if isinstance(c, Checkpoint) else c for c in data["checkpoints"]]
+    return TrialRecord.from_dict(data)
+
+
+def checkpoint(
+    step: int, metrics: Mapping[str, float] | None = None, final: bool = False, **fields: Any
+) -> Checkpoint:
+    """A checkpoint entry at ``step`` with ``metrics`` (``fields``: the others, shaped as in ``trial.json``, e.g.
+    ``selection={"metrics": {...}}``)."""
+    return Checkpoint.from_dict({"step": step, "final": final, "metrics": dict(metrics or {}), **fields})
+
+
 def train_context(world_overrides: list[str], trial_dir: Path, overrides: list[str]) -> TrainContext:
     """A prepared TrainContext (data, models loaded; reference not evaluated) for ``overrides``."""
+    from harness.trial import TrialRun
+
     cfg = compose(world_overrides, overrides)
     return TrialRun(cfg, trial_dir).prepare(evaluate_reference=False)
 

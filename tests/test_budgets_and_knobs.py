@@ -17,6 +17,7 @@ from harness.leaderboard.html import render_html
 from harness.leaderboard.markdown import to_markdown
 from harness.plugin import MethodSpec
 from harness.plugin.manager import get_plugin_manager
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -72,17 +73,17 @@ def test_the_multirun_prints_the_warning_before_any_trial(tmp_path, monkeypatch,
 
 def trial(method, beta, checkpoints, seed=0, job=0, losses=None):
     """A completed trial with the given (step, gold, gold_se, kl, length) checkpoints."""
-    return {
-        "trial_id": f"sweep/{job}",
-        "status": "completed",
-        "method": method,
-        "error": None,
-        "hyperparameters": {"beta": beta, "gamma": 2.4, "seed": seed},
-        "overrides": [f"method={method}", f"method.beta={beta}"],
-        "data_kind": "pairwise",
-        "config": {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
-        "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
-        "checkpoints": [
+    return make_record(
+        trial_id=f"sweep/{job}",
+        status="completed",
+        method=method,
+        error=None,
+        hyperparameters={"beta": beta, "gamma": 2.4, "seed": seed},
+        overrides=[f"method={method}", f"method.beta={beta}"],
+        data_kind="pairwise",
+        config={"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
+        reference={"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        checkpoints=[
             {
                 "step": s,
                 "final": i == len(checkpoints) - 1,
@@ -90,16 +91,16 @@ def trial(method, beta, checkpoints, seed=0, job=0, losses=None):
             }
             for i, (s, g, se, k, n) in enumerate(checkpoints)
         ],
-        "train": {
+        train={
             "steps": 100,
             "log_history": [{"step": 10 * i, "loss": v} for i, v in enumerate(losses or [])],
         },
-        "timings": {"train_s": 10.0},
-        "peak_memory": {"rss_peak_mb": 500.0},
-        "models_in_memory": 1,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-    }
+        timings={"train_s": 10.0},
+        peak_memory={"rss_peak_mb": 500.0},
+        models_in_memory=1,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+    )
 
 
 RUN = [(50, 0.10, 0.03, 0.30, 8.0), (100, 0.13, 0.03, 0.60, 7.0)]
@@ -179,16 +180,16 @@ def test_only_trials_differing_in_one_swept_value_are_compared():
 def budget_record(
     method="dpo", steps=250, batch=16, accum=1, mean_tokens=40.0, models=2, kind="pairwise", **hp
 ):
-    return {
-        "trial_id": f"sweep/{method}-{steps}",
-        "status": "completed",
-        "method": method,
-        "data_kind": kind,
-        "hyperparameters": {"batch_size": batch, "grad_accum": accum, "seed": 0, **hp},
-        "train": {"steps": steps, "parameters": 1000},
-        "models_in_memory": models,
-        "data": {"mean_tokens": mean_tokens, "train_examples": 1000},
-    }
+    return make_record(
+        trial_id=f"sweep/{method}-{steps}",
+        status="completed",
+        method=method,
+        data_kind=kind,
+        hyperparameters={"batch_size": batch, "grad_accum": accum, "seed": 0, **hp},
+        train={"steps": steps, "parameters": 1000},
+        models_in_memory=models,
+        data={"mean_tokens": mean_tokens, "train_examples": 1000},
+    )
 
 
 def test_a_trials_budget_is_computed_from_its_record():

@@ -4,6 +4,7 @@ selection values, the verdict sentence and where the reports show them."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from scipy import stats
 from harness import leaderboard
 from harness.leaderboard import columns, conclusions, seeds
 from harness.plugin.manager import get_plugin_manager
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -26,23 +28,23 @@ def trial(
     checkpoint = {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": se, "kl": kl}}
     if selection is not None:
         checkpoint["selection"] = {"metrics": {"gold_reward": selection, "kl": kl}}
-    return {
-        "trial_id": f"{method}-{beta}-{seed}",
-        "status": status,
-        "method": method,
-        "error": {"type": "TrialFailed", "message": error} if error else None,
-        "hyperparameters": {"beta": beta, "seed": seed},
-        "overrides": [f"method={method}", f"seed={seed}"],
-        "config": {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
-        "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
-        "checkpoints": [] if status != "completed" else [checkpoint],
-        "health": [{"flag": f, "message": "", "fix": ""} for f in health],
-        "timings": {"train_s": 10.0},
-        "peak_memory": {"rss_peak_mb": 500.0},
-        "models_in_memory": 2,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-    }
+    return make_record(
+        trial_id=f"{method}-{beta}-{seed}",
+        status=status,
+        method=method,
+        error={"type": "TrialFailed", "message": error} if error else None,
+        hyperparameters={"beta": beta, "seed": seed},
+        overrides=[f"method={method}", f"seed={seed}"],
+        config={"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
+        reference={"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        checkpoints=[] if status != "completed" else [checkpoint],
+        health=[{"flag": f, "message": "", "fix": ""} for f in health],
+        timings={"train_s": 10.0},
+        peak_memory={"rss_peak_mb": 500.0},
+        models_in_memory=2,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+    )
 
 
 def seeded(method, golds, **kwargs):
@@ -232,11 +234,11 @@ def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp
     names = {m: manager().method(m).paper_names() for m in ("dpo", "ipo", "orpo")}
     assert names == {"dpo": {}, "ipo": {"beta": "tau"}, "orpo": {"beta": "lambda"}}
     records = [
-        {**r, "paper_names": names[m]}
+        replace(r, paper_names=names[m])
         for m, b in (("dpo", 0.1), ("ipo", 0.5), ("orpo", 1.0))
         for r in seeded(m, [0.4, 0.41, 0.42], beta=b)
     ]
-    records += [{**r, "paper_names": names["ipo"]} for r in seeded("ipo", [0.1, 0.11, 0.12], beta=0.25)]
+    records += [replace(r, paper_names=names["ipo"]) for r in seeded("ipo", [0.1, 0.11, 0.12], beta=0.25)]
     board = leaderboard.build(records)
     settings = dict(zip(board.method_summary["method"], board.method_summary["setting"], strict=True))
     assert settings == {"dpo": "beta=0.1", "ipo": "beta (tau)=0.5", "orpo": "beta (lambda)=1"}

@@ -262,16 +262,17 @@ def test_rows_longer_than_max_length_get_one_warning_line_with_count_share_and_f
 
 
 def test_the_trial_prints_the_truncation_warning_once_before_training(tmp_path, capsys):
-    """Where the trial knows both the tokenizer and the max length (TrialRun._fit_length), nothing is tokenized
-    twice and one warning line is printed."""
+    """Where the trial knows both the tokenizer and the max length (harness.trial.setup.fit_length), nothing is
+    tokenized twice and one warning line is printed."""
     from harness.config.compose import compose_job
-    from harness.trial import TrialRun
+    from harness.plugin.manager import get_plugin_manager
+    from harness.records import DataSummary
+    from harness.trial.setup import fit_length
 
     cfg = compose_job(["method=dpo", "method.trl.max_length=6"], {})
-    run = TrialRun(cfg, tmp_path)
-    run.record["data"] = {}
-    kept = run._fit_length(LONG.select([0, 1, 3]), Words())
-    assert len(kept) == 3 and run.record["data"]["truncated"] == 1
+    summary = DataSummary()
+    kept = fit_length(cfg, get_plugin_manager().method("dpo"), LONG.select([0, 1, 3]), Words(), summary)
+    assert len(kept) == 3 and summary.truncated == 1 and summary.train_examples == 3
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines == [
         "harness: warning: training data: 1 of 3 rows (33.3%) have a prompt + completion longer than "

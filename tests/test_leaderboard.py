@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
 from harness import leaderboard
 from harness.errors import ConfigError
 from harness.plugin.manager import get_plugin_manager
-from harness.records import RECORD_NAME, write_record
+from harness.records import RECORD_NAME, SCHEMA_VERSION, atomic_write_text, write_record
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -17,25 +21,25 @@ BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.
 
 
 def record(method, beta, gold, kl, status="completed", error=None, job=0):
-    return {
-        "status": status,
-        "method": method,
-        "error": error,
-        "hyperparameters": {"beta": beta, "learning_rate": 1e-4, "seed": 0},
-        "overrides": [f"method={method}", f"method.beta={beta}"],
-        "reference": {"metrics": {"gold_reward": -0.2, "kl": 0.0}},
-        "checkpoints": []
+    return make_record(
+        status=status,
+        method=method,
+        error=error,
+        hyperparameters={"beta": beta, "learning_rate": 1e-4, "seed": 0},
+        overrides=[f"method={method}", f"method.beta={beta}"],
+        reference={"metrics": {"gold_reward": -0.2, "kl": 0.0}},
+        checkpoints=[]
         if status != "completed"
         else [
             {"step": 5, "final": False, "metrics": {"gold_reward": gold - 0.1, "kl": kl / 2}},
             {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": 0.01, "kl": kl}},
         ],
-        "timings": {"train_s": 3.0},
-        "peak_memory": {"rss_peak_mb": 900.0},
-        "models_in_memory": 2,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-    }
+        timings={"train_s": 3.0},
+        peak_memory={"rss_peak_mb": 900.0},
+        models_in_memory=2,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+    )
 
 
 def write_sweep(root):
@@ -108,17 +112,17 @@ from harness.leaderboard import ranking, seeds  # noqa: E402
 
 def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed", job="0"):
     """A record with the given (step, gold, kl) checkpoints."""
-    return {
-        "trial_id": f"{method}-{beta}-{seed}-{job}",
-        "status": status,
-        "method": method,
-        "error": None,
-        "hyperparameters": {"beta": beta, "seed": seed},
-        "overrides": [f"method={method}", f"seed={seed}"],
-        "config": config
+    return make_record(
+        trial_id=f"{method}-{beta}-{seed}-{job}",
+        status=status,
+        method=method,
+        error=None,
+        hyperparameters={"beta": beta, "seed": seed},
+        overrides=[f"method={method}", f"seed={seed}"],
+        config=config
         or {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
-        "reference": {"metrics": {"gold_reward": 0.0, "kl": 0.0}},
-        "checkpoints": [
+        reference={"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        checkpoints=[
             {
                 "step": s,
                 "final": i == len(checkpoints) - 1,
@@ -126,11 +130,11 @@ def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed"
             }
             for i, (s, g, k) in enumerate(checkpoints)
         ],
-        "timings": {"train_s": 10.0},
-        "peak_memory": {"rss_peak_mb": 500.0},
-        "models_in_memory": 2,
-        "metric_declarations": BUILTIN,
-    }
+        timings={"train_s": 10.0},
+        peak_memory={"rss_peak_mb": 500.0},
+        models_in_memory=2,
+        metric_declarations=BUILTIN,
+    )
 
 
 def test_each_trial_is_shown_at_its_best_checkpoint_within_the_kl_budget():
@@ -213,7 +217,8 @@ def test_partial_and_corrupt_records_are_skipped_or_shown_never_a_crash(tmp_path
     write_record(tmp_path / "1" / RECORD_NAME, trial("ipo", [], status="running"))  # its process was killed
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / RECORD_NAME).write_text('{"status": "compl')  # cut off mid-write (not by the harness)
-    write_record(tmp_path / "3" / RECORD_NAME, {"status": "running", "method": "kto"})  # fields missing
+    partial = {"schema_version": SCHEMA_VERSION, "status": "running", "method": "kto"}  # fields missing
+    atomic_write_text(tmp_path / "3" / RECORD_NAME, json.dumps(partial))  # (the harness writes them all)
     with pytest.warns(UserWarning) as warned:
         board = leaderboard.write_leaderboard([tmp_path], tmp_path / "out")
     assert {str(w.message).split(RECORD_NAME)[0][-2] for w in warned} >= {"2", "3"}
@@ -238,13 +243,13 @@ def test_method_defaults_are_settings_not_swept_columns(tmp_path):
     and each method's other settings are listed once, in the Method settings section."""
     rows = []
     for seed in (1, 2):
-        dpo = record("dpo", 0.1, 0.4, 2.0)
-        dpo.update(
+        dpo = replace(
+            record("dpo", 0.1, 0.4, 2.0),
             hyperparameters={"beta": 0.1, "learning_rate": 3e-4, "seed": seed},
             overrides=["method=dpo", f"seed={seed}"],
         )
-        ppo = record("ppo", 0.1, 0.7, 7.0)
-        ppo.update(
+        ppo = replace(
+            record("ppo", 0.1, 0.7, 7.0),
             hyperparameters={"init_kl_coef": 0.05, "learning_rate": 1e-4, "cliprange": 0.2, "seed": seed},
             overrides=["method=ppo", f"seed={seed}"],
         )
@@ -299,10 +304,10 @@ REPETITION = {
 def plugin_trial(method, steps, seed=0):
     """A record whose checkpoints also carry a plugin evaluator's metrics: (step, gold, kl, rep_ngram)."""
     r = trial(method, [(s, g, k) for s, g, k, _ in steps], seed=seed)
-    for entry, (_, _, _, rep) in zip(r["checkpoints"], steps, strict=True):
-        entry["metrics"].update(rep_ngram=rep, rep_detail=1.0)
-    r["reference"]["metrics"].update(rep_ngram=0.5, rep_detail=1.0)
-    r["metric_declarations"] = {**BUILTIN, **REPETITION}
+    for entry, (_, _, _, rep) in zip(r.checkpoints, steps, strict=True):
+        entry.metrics.update(rep_ngram=rep, rep_detail=1.0)
+    r.reference.metrics.update(rep_ngram=0.5, rep_detail=1.0)
+    r.metric_declarations = {**BUILTIN, **REPETITION}
     return r
 
 
@@ -356,8 +361,7 @@ def test_an_objective_is_any_declared_metric_by_name_or_column_and_nothing_else(
 
 
 def test_records_without_declarations_show_their_metrics_by_key():
-    old = trial("dpo", [(10, 0.3, 1.0)])
-    old.pop("metric_declarations")
+    old = replace(trial("dpo", [(10, 0.3, 1.0)]), metric_declarations=None)
     board = leaderboard.build([old])
     assert board.objective_name == "gold_reward" and {"gold_reward", "gold_reward_se", "kl"} <= set(
         board.shown(board.trials).columns

@@ -12,6 +12,7 @@ from harness.config.sweep_checks import check_matched_kl
 from harness.errors import ConfigError
 from harness.leaderboard.matched_kl import frontier_at, matched_kl_table
 from harness.plugin.manager import get_plugin_manager
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -23,17 +24,17 @@ def record(method, checkpoints, trial, reward=None, data_kind="pairwise", matche
     config = {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}}
     if matched is not None:
         config["leaderboard"] = {"matched_kl": matched}
-    return {
-        "trial_id": f"sweep/{trial}",
-        "status": "completed",
-        "method": method,
-        "error": None,
-        "hyperparameters": {"seed": 0, **({"reward": reward} if reward else {})},
-        "overrides": [f"method={method}"],
-        "data_kind": data_kind,
-        "config": config,
-        "reference": {"metrics": {"gold_reward": base, "kl": 0.0}},
-        "checkpoints": [
+    return make_record(
+        trial_id=f"sweep/{trial}",
+        status="completed",
+        method=method,
+        error=None,
+        hyperparameters={"seed": 0, **({"reward": reward} if reward else {})},
+        overrides=[f"method={method}"],
+        data_kind=data_kind,
+        config=config,
+        reference={"metrics": {"gold_reward": base, "kl": 0.0}},
+        checkpoints=[
             {
                 "step": s,
                 "final": i == len(checkpoints) - 1,
@@ -41,12 +42,12 @@ def record(method, checkpoints, trial, reward=None, data_kind="pairwise", matche
             }
             for i, (s, g, k) in enumerate(checkpoints)
         ],
-        "timings": {"train_s": 10.0},
-        "peak_memory": {"rss_peak_mb": 500.0},
-        "models_in_memory": 2,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-    }
+        timings={"train_s": 10.0},
+        peak_memory={"rss_peak_mb": 500.0},
+        models_in_memory=2,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+    )
 
 
 # The seed's toy-world example: PPO ranks first at 7.2 nats, DPO second at 2.0; at 2 nats DPO is ahead.

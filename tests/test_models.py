@@ -315,21 +315,14 @@ def test_export_merges_the_adapter_into_a_model_that_gives_the_trained_logits(lo
 
 def test_export_errors_are_one_line(lora_trial, tmp_path, capsys):
     from harness.export import main
-    from harness.records import SCHEMA_VERSION, write_record
+    from harness.records import write_record
+    from tests.helpers import make_record
 
     _, _, trial_dir = lora_trial
     failed = tmp_path / "failed"
     write_record(
         failed / "trial.json",
-        {
-            "schema_version": SCHEMA_VERSION,
-            "trial_id": "s/3",
-            "status": "failed",
-            "error": {"message": "loss became nan"},
-            "method": "dpo",
-            "hyperparameters": {},
-            "checkpoints": [],
-        },
+        make_record(trial_id="s/3", status="failed", error={"message": "loss became nan"}),
     )
     cases = [
         (

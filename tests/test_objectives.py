@@ -12,6 +12,7 @@ from harness.config.metrics import auto_objective
 from harness.plugin import EvaluatorSpec, Metric
 from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, write_record
+from tests.helpers import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -72,20 +73,20 @@ def test_the_built_in_evaluators_declare_that_order_and_when_they_yield_metrics(
 
 
 def _record(method: str, score: float, metrics: dict, reference: dict, job: int) -> dict:
-    return {
-        "trial_id": f"{method}-{job}",
-        "status": "completed",
-        "method": method,
-        "error": None,
-        "hyperparameters": {"seed": 0},
-        "overrides": [f"method={method}"],
-        "config": {"model": {"name_or_path": "/models/qwen"}, "data": {"source": "files"}},
-        "reference": {"metrics": reference},
-        "eval_prompts": 64,
-        "checkpoints": [{"step": 10, "final": True, "metrics": {**metrics, "kl": 1.0 + job}}],
-        "timings": {"train_s": 1.0},
-        "metric_declarations": DECLARED,
-    }
+    return make_record(
+        trial_id=f"{method}-{job}",
+        status="completed",
+        method=method,
+        error=None,
+        hyperparameters={"seed": 0},
+        overrides=[f"method={method}"],
+        config={"model": {"name_or_path": "/models/qwen"}, "data": {"source": "files"}},
+        reference={"metrics": reference},
+        eval_prompts=64,
+        checkpoints=[{"step": 10, "final": True, "metrics": {**metrics, "kl": 1.0 + job}}],
+        timings={"train_s": 1.0},
+        metric_declarations=DECLARED,
+    )
 
 
 def _head(board: leaderboard.Leaderboard, tmp_path) -> tuple[str, str]:

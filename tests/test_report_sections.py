@@ -4,6 +4,7 @@ new section is one module; a plugin metric's standard error shows in both."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -108,8 +109,8 @@ def test_a_plugin_metrics_standard_error_shows_next_to_it_in_both_reports(tmp_pa
     records = []
     for method, rep in (("dpo", 0.2), ("ipo", 0.1)):
         r = plugin_trial(method, [(10, 0.3, 1.0, rep)])
-        r["metric_declarations"] = {**r["metric_declarations"], **declared}
-        r["checkpoints"][0]["metrics"]["rep_ngram_se"] = 0.01
+        r.metric_declarations = {**(r.metric_declarations or {}), **declared}
+        r.checkpoints[0].metrics["rep_ngram_se"] = 0.01
         records.append(r)
     board = leaderboard.build(records)
     shown = list(board.shown(board.trials).columns)
@@ -129,7 +130,7 @@ def test_built_in_standard_errors_show_as_declared():
     """gold_se and kl_se are declared headline metrics (shown), judge_lc_wr_se a declared detail and lm-eval's
     SEs a pattern's (neither shown): an SE declared as a metric keeps its own declaration."""
     r = trial("dpo", 0.5, 1)
-    r["checkpoints"][0]["metrics"].update(
+    r.checkpoints[0].metrics.update(
         {
             "kl_se": 0.1,
             "lm_eval/toy/acc": 0.9,
@@ -141,8 +142,8 @@ def test_built_in_standard_errors_show_as_declared():
     from harness.plugin.manager import get_plugin_manager
 
     judge = get_plugin_manager().evaluator("judge")
-    r["metric_declarations"] = {
-        **r["metric_declarations"],
+    r.metric_declarations = {
+        **(r.metric_declarations or {}),
         **{m.name: m.to_record("judge") for m in judge.metrics},
     }
     board = leaderboard.build([r])
@@ -162,8 +163,8 @@ def test_reports_without_trials_or_from_several_setups_have_one_part(tmp_path):
     )
     same = {"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}}
     records = [
-        {**trial("dpo", 0.5, 1), "config": same},
-        {**trial("ipo", 0.4, 1), "config": {**same, "eval": {}}},
+        replace(trial("dpo", 0.5, 1), config=same),
+        replace(trial("ipo", 0.4, 1), config={**same, "eval": {}}),
     ]
     split = leaderboard.build(records)
     assert [s.key for s in compute_sections(split)] == ["incompatible"]

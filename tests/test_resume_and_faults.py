@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import signal
+from dataclasses import replace
 
 import pytest
 import torch
@@ -18,20 +19,21 @@ from harness.records import write_record
 from harness.sweep import resume
 from harness.trial.checkpoints import Checkpointer, save_weights
 from harness.trial.lifecycle import call_hook, disk_full, failure, interrupts_raise
+from tests.helpers import make_record
 from tests.test_conclusions import seeded, trial
 
 pytestmark = pytest.mark.unit
 
 
 def _record(config, status="completed"):
-    return {
-        "status": status,
-        "method": config["method"]["name"],
-        "hyperparameters": {},
-        "checkpoints": [],
-        "config": config,
-        "error": None if status == "completed" else {"message": "boom", "step": 3},
-    }
+    return make_record(
+        status=status,
+        method=config["method"]["name"],
+        hyperparameters={},
+        checkpoints=[],
+        config=config,
+        error=None if status == "completed" else {"message": "boom", "step": 3},
+    )
 
 
 def test_a_completed_trial_of_the_same_config_is_skipped_and_another_config_is_refused(tmp_path):
@@ -84,7 +86,7 @@ class _Good:
     @staticmethod
     @hookimpl
     def harness_trial_end(record):
-        record["seen_by_good"] = True
+        record.stages = {"seen_by_good": {}}
 
 
 class _Bad:
@@ -105,12 +107,14 @@ def test_a_failing_plugin_hook_is_recorded_and_named_and_the_others_still_run(ca
     pm = HarnessPluginManager()
     for plugin, name in ((_Good, "good"), (_Bad, "bad")):
         pm.register(plugin, name=name)
-    record: dict = {}
+    record = make_record()
     call_hook(pm, "harness_trial_end", record, record=record)
-    assert record["seen_by_good"] is True
-    assert record["plugin_errors"] == [
-        {"plugin": "bad", "hook": "harness_trial_end", "type": "ValueError", "message": "oops"}
-    ]
+    assert record.stages == {"seen_by_good": {}}
+    assert (
+        record["plugin_errors"]
+        == record.plugin_errors
+        == [{"plugin": "bad", "hook": "harness_trial_end", "type": "ValueError", "message": "oops"}]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "harness: warning: plugin 'bad' failed in harness_trial_end: ValueError: oops (recorded on the "
@@ -129,7 +133,7 @@ def test_a_full_disk_is_recognised_and_said_with_the_fix():
     except RuntimeError as wrapped:
         assert disk_full(wrapped)
     error = failure(exc)
-    assert error["disk_full"] and error["message"].startswith(
+    assert error.disk_full and error.message.startswith(
         "disk full (no space left on device writing /data/run/checkpoints/step-4/model.safetensors); free space"
     )
 
@@ -162,7 +166,7 @@ def test_nan_weights_fail_the_trial_with_the_step_and_a_failed_save_leaves_no_te
 
 
 def test_markdown_shows_names_instead_of_running_them_and_explains_a_negative_kl(tmp_path):
-    records = [{**r, "method": "<script>x|y</script>"} for r in seeded("dpo", [0.4, 0.41])]
+    records = [replace(r, method="<script>x|y</script>") for r in seeded("dpo", [0.4, 0.41])]
     records += [
         trial("orpo", 0.1, 1, kl=-0.02),
         {

@@ -15,7 +15,7 @@ from harness.evaluation.readable import MAX_CHARS, clip, prompt_text, readable_s
 from harness.leaderboard.html import render_html
 from harness.records import RECORD_NAME, write_record
 from harness.trial import TrialRun
-from tests.helpers import compose
+from tests.helpers import compose, make_record
 
 READABLE = 4
 EVIL = "<script>alert('x')</script>"
@@ -97,16 +97,16 @@ def record(trial, method, gold, samples=True):
             ]
         return out
 
-    return {
-        "trial_id": trial,
-        "status": "completed",
-        "method": method,
-        "hyperparameters": {"beta": gold},
-        "overrides": [f"method={method}"],
-        "reference": {"metrics": {"gold_reward": 0.1, "kl": 0.0}},
-        "checkpoints": [entry(5, False), entry(10, True)],
-        "eval_prompts": 8,
-    }
+    return make_record(
+        trial_id=trial,
+        status="completed",
+        method=method,
+        hyperparameters={"beta": gold},
+        overrides=[f"method={method}"],
+        reference={"metrics": {"gold_reward": 0.1, "kl": 0.0}},
+        checkpoints=[entry(5, False), entry(10, True)],
+        eval_prompts=8,
+    )
 
 
 @pytest.mark.unit

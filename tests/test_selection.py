@@ -18,36 +18,37 @@ from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, write_record
 from harness.sweep import study as st
 from harness.trial import TrialRun
-from tests.helpers import compose
+from tests.helpers import checkpoint as make_checkpoint
+from tests.helpers import compose, make_record
 
 BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.values() for m in e.metrics}
 SELECTION = {"num_prompts": 64, "seed": 1235, "disjoint": True}
 
 
 def checkpoint(step, test_gold, sel_gold, test_kl=1.0, sel_kl=1.0, final=False):
-    return {
-        "step": step,
-        "final": final,
-        "metrics": {"gold_reward": test_gold, "kl": test_kl},
-        "selection": {"metrics": {"gold_reward": sel_gold, "kl": sel_kl}, "eval_seconds": 0.1},
-    }
+    return make_checkpoint(
+        step,
+        {"gold_reward": test_gold, "kl": test_kl},
+        final=final,
+        selection={"metrics": {"gold_reward": sel_gold, "kl": sel_kl}, "eval_seconds": 0.1},
+    )
 
 
 def record(method, checkpoints, selection=SELECTION):
-    return {
-        "status": "completed",
-        "method": method,
-        "error": None,
-        "trial_id": method,
-        "hyperparameters": {"beta": 0.1, "seed": 0},
-        "overrides": [f"method={method}"],
-        "reference": {"metrics": {"gold_reward": -0.2, "kl": 0.0}},
-        "checkpoints": checkpoints,
-        "eval_prompts": 128,
-        "metric_declarations": BUILTIN,
-        "config": {"eval": {"seed": 1234}},
+    return make_record(
+        status="completed",
+        method=method,
+        error=None,
+        trial_id=method,
+        hyperparameters={"beta": 0.1, "seed": 0},
+        overrides=[f"method={method}"],
+        reference={"metrics": {"gold_reward": -0.2, "kl": 0.0}},
+        checkpoints=checkpoints,
+        eval_prompts=128,
+        metric_declarations=BUILTIN,
+        config={"eval": {"seed": 1234}},
         **({"selection": selection} if selection is not None else {}),
-    }
+    )
 
 
 # --- choosing on selection, reporting on test ----------------------------------------------------------------
@@ -116,7 +117,7 @@ def test_optuna_gets_the_selection_values(tmp_path):
     two = st.StudySettings("s", "x", ["auto", "kl"], ["maximize", "minimize"], kl_budget=10.0)
     assert st.objective_values(cps, two, BUILTIN) == ([0.50, 3.0], 10)
     assert st.min_kl(cps) == 3.0
-    old = [{"step": 10, "final": True, "metrics": {"gold_reward": 0.3, "kl": 1.0}}]
+    old = [make_checkpoint(10, {"gold_reward": 0.3, "kl": 1.0}, final=True)]
     assert st.objective_values(old, one, BUILTIN) == ([0.3], 10)  # no selection metrics: the reported ones
 
 
@@ -295,12 +296,13 @@ def test_plan_of_other_data_prints_one_warning(capsys):
     ]
     assert [p["prompt"] for p in plan.selection_pairs] == ["p8", "p9", "p10", "p11"]
     assert [p["prompt"] for p in plan.pairs] == [f"p{i}" for i in range(8)]
-    assert plan.record["seed"] == 6 and plan.record["disjoint"] and plan.record["num_prompts"] == 4
+    assert plan.record.seed == 6 and plan.record.disjoint and plan.record.num_prompts == 4
     err = capsys.readouterr().err
     assert err.count("harness: warning:") == 1 and err.count("\n") == 1 and "only 4 of 12" in err
     cfg.eval.selection.num_prompts = 0
     off = plan_held_out(data, cfg)
-    assert off.selection_prompts is None and off.record == {"num_prompts": 0, "seed": None, "disjoint": False}
+    assert off.selection_prompts is None
+    assert off.record.to_dict() == {"num_prompts": 0, "seed": None, "disjoint": False}
 
 
 @pytest.mark.unit

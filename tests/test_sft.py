@@ -22,7 +22,7 @@ from harness.plugin import Stage
 from harness.plugin.manager import get_plugin_manager
 from harness.trial import TrialRun, run_trial
 from tests.conftest import run_cli
-from tests.helpers import compose, train_context
+from tests.helpers import compose, make_record, train_context
 
 # Two tiny steps, few short evaluation samples, the cheap evaluators.
 TINY = [
@@ -220,7 +220,7 @@ def test_the_leaderboard_keeps_trials_of_different_sft_stages_apart():
             "data": {"path": "d"},
             "eval": {},
         }
-        return {"config": config, **({"stages": {"sft": stage}} if stage else {})}
+        return make_record(config=config, **({"stages": {"sft": stage}} if stage else {}))
 
     stage = {
         "method": "sft",

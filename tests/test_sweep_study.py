@@ -7,32 +7,29 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.records import read_record, write_record
+from harness.records import Host, read_record, write_record
 from harness.sweep import study as st
 from harness.sweep.liveness import lost_reason, this_process
 from harness.sweep.stored import decode_record
 from harness.sweep.trials import counted_trials, finish_trial, recover_lost_trials, reuse_twin
+from tests.helpers import checkpoint as make_checkpoint
+from tests.helpers import make_record
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def record(status, checkpoints=(), **extra):
-    return {
-        "status": status,
-        "method": "dpo",
-        "hyperparameters": {},
-        "checkpoints": list(checkpoints),
-        **extra,
-    }
+    return make_record(status=status, checkpoints=list(checkpoints), **extra)
 
 
 def checkpoint(step, gold, kl, final=False):
-    return {"step": step, "final": final, "metrics": {"gold_reward": gold, "kl": kl}}
+    return make_checkpoint(step, {"gold_reward": gold, "kl": kl}, final=final)
 
 
 def settings(tmp_path, **kw):
@@ -262,13 +259,13 @@ def test_the_report_reads_records_from_the_storage_and_names_missing_ones(tmp_pa
     cfg = settings(tmp_path)
     study = optuna.create_study(study_name="s", storage=st.open_storage(cfg.storage))
     done = record("completed", [checkpoint(8, 0.4, 2.0, final=True)])
-    write_record(tmp_path / "0" / "trial.json", {**done, "trial_id": "s/0", "notes": "on disk"})
-    _finished(study, tmp_path / "0", {**done, "trial_id": "s/0"}, cfg)
+    write_record(tmp_path / "0" / "trial.json", replace(done, trial_id="s/0", extra={"notes": "on disk"}))
+    _finished(study, tmp_path / "0", replace(done, trial_id="s/0"), cfg)
     elsewhere = {"host": "machine-b", "pid": 1, "started": 0.0}
     _finished(
         study,
         "/elsewhere/s/1",
-        {**done, "trial_id": "s/1", "host": {"hostname": "machine-b"}},
+        replace(done, trial_id="s/1", host=Host(hostname="machine-b")),
         cfg,
         elsewhere,
     )

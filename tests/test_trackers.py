@@ -20,7 +20,7 @@ from harness.errors import ConfigError
 from harness.plugin import TrackingRun, tracking_report_to
 from harness.plugin.manager import get_plugin_manager
 from tests.conftest import run_cli
-from tests.helpers import cli_error_line
+from tests.helpers import checkpoint, cli_error_line, make_record
 
 FAST = [
     "method.max_steps=4",
@@ -141,16 +141,11 @@ def test_evaluations_are_prefixed_and_the_summary_holds_the_outcome():
     assert trackers.evaluation_values(
         {"kl": 0.5, "lm_eval/x (acc)": 1, "bad": float("nan"), "flag": True}, {"kl": 0.25}
     ) == {"harness_test/kl": 0.5, "harness_test/lm_eval/x _acc_": 1.0, "harness_selection/kl": 0.25}
-    record = {
-        "status": "completed",
-        "train": {"steps": 30},
-        "timings": {"train_s": 1.5, "total_s": 3.0},
-        "error": None,
-        "checkpoints": [
-            {"step": 10, "final": False, "metrics": {"gold_reward": 1.0}},
-            {"step": 30, "final": True, "metrics": {"gold_reward": 2.0}},
-        ],
-    }
+    record = make_record(
+        train={"steps": 30},
+        timings={"train_s": 1.5, "total_s": 3.0},
+        checkpoints=[checkpoint(10, {"gold_reward": 1.0}), checkpoint(30, {"gold_reward": 2.0}, final=True)],
+    )
     numbers, texts, step = trackers.summary(record)
     assert numbers == {
         "harness_summary/steps": 30.0,
@@ -160,7 +155,7 @@ def test_evaluations_are_prefixed_and_the_summary_holds_the_outcome():
     }
     assert texts == {"harness_summary/status": "completed"}
     assert step == 30
-    failed = {"status": "failed", "error": {"message": "boom"}, "checkpoints": [], "train": {}, "timings": {}}
+    failed = make_record(status="failed", error={"message": "boom"})
     assert trackers.summary(failed) == (
         {},
         {"harness_summary/status": "failed", "harness_summary/error": "boom"},

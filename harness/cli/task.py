@@ -92,7 +92,7 @@ def run_task(cfg: DictConfig) -> Any:
     """Run the job's trial (or skip it, when resuming); returns its objective value."""
     from harness.cli.summary import trial_summary
     from harness.config import distributed
-    from harness.records import RECORD_NAME
+    from harness.records import RECORD_NAME, TrialError
     from harness.sweep import resume
     from harness.trial import run_trial
     from harness.trial.lifecycle import interrupts_raise
@@ -102,9 +102,9 @@ def run_task(cfg: DictConfig) -> Any:
     config = OmegaConf.to_container(cfg, resolve=True)
     if multirun and cfg.get("rerun", "missing") != "all":
         done = resume.completed_record(output_dir)
-        if done is not None and resume.config_hash(done.get("config") or {}) == resume.config_hash(config):
+        if done is not None and resume.config_hash(done.config or {}) == resume.config_hash(config):
             print(f"[harness] {output_dir}: completed earlier, skipped (--force runs it again)", flush=True)
-            return done.get("objective")
+            return done.extra.get("objective")  # the job's return value: an "objective" a record holds
     attempt = resume.earlier_attempt(output_dir) if multirun else None
     main = distributed.is_main()  # a multi-process trial: one lock, one summary, for its main process
     try:
@@ -121,17 +121,17 @@ def run_task(cfg: DictConfig) -> Any:
     except UserError as exc:  # a locked trial directory
         print(f"harness: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    error = record.get("error") or {}
-    if not multirun and record["status"] == "failed" and error.get("user_error"):
+    error = record.error or TrialError()
+    if not multirun and record.status == "failed" and error.user_error:
         # an input problem found when the trial read its data or model, before any training: one line, as at
         # validation (the record keeps the details)
-        print(f"harness: error: {error['message']}", file=sys.stderr, flush=True)
+        print(f"harness: error: {error.message}", file=sys.stderr, flush=True)
         raise SystemExit(2)
     if not main:
         return None
     print(trial_summary(record), flush=True)
-    if error.get("disk_full"):
-        _stop(cfg, sweep, record_path, f"stopped: {error['message']}", 1)
-    if not multirun and record["status"] == "failed":
+    if error.disk_full:
+        _stop(cfg, sweep, record_path, f"stopped: {error.message}", 1)
+    if not multirun and record.status == "failed":
         raise SystemExit(1)
-    return record.get("objective")
+    return record.extra.get("objective")

@@ -26,6 +26,7 @@ from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
 from harness.plugin.specs import EvaluatorSpec
+from harness.records import SelectionResult
 
 T = TypeVar("T")
 
@@ -301,8 +302,8 @@ class CheckpointEvaluation:
     metrics: dict[str, float]
     seconds: dict[str, float]  # per evaluator, and "readable_samples" when they are kept
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
-    # The same checkpoint on the selection prompts ({"metrics", "eval_seconds", "eval_breakdown_s"}), if any.
-    selection: dict[str, Any] | None = None
+    # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
+    selection: SelectionResult | None = None
 
 
 def _run_evaluator(

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.records import Checkpoint
+
 KL_LOW = 0.5  # nats per sequence: below this at the final checkpoint the policy has barely moved
 KL_HIGH = 15.0  # nats per sequence: above this the policy has drifted too far from the reference
 KL_EXPLOSION_FACTOR = 2.0  # KL more than doubling between checkpoints while reward rises, above the band
@@ -211,26 +213,26 @@ def _over_optimisation(
 
 
 def annotate_trial(
-    entries: list[dict[str, Any]], reference: Mapping[str, Any] | None, lr_flag: HealthFlag | None = None
+    entries: list[Checkpoint], reference: Mapping[str, Any] | None, lr_flag: HealthFlag | None = None
 ) -> list[dict[str, Any]]:
-    """Set ``entry["health"]`` (flag names) on every evaluated checkpoint entry of a trial, oldest first.
+    """Set ``entry.health`` (flag names) on every evaluated checkpoint of a trial, oldest first.
 
     Returns the trial's flags, one dict per distinct flag (flag, message and fix from its latest occurrence,
     and the steps at which it was raised); ``lr_flag`` (a trial-level flag) applies to every checkpoint.
     """
     raised: dict[str, dict[str, Any]] = {}
     history: list[Mapping[str, Any]] = []
-    evaluated = [e for e in entries if e.get("metrics")]
+    evaluated = [e for e in entries if e.metrics]
     for entry in evaluated:
-        final = bool(entry.get("final")) or entry is evaluated[-1]
-        flags = checkpoint_flags(entry["metrics"], reference, history, final=final)
+        final = entry.final or entry is evaluated[-1]
+        flags = checkpoint_flags(entry.metrics, reference, history, final=final)
         if lr_flag is not None:
             flags.append(lr_flag)
-        entry["health"] = [f.flag for f in flags]
+        entry.health = [f.flag for f in flags]
         for f in flags:
             steps = raised.get(f.flag, {}).get("steps", [])
-            raised[f.flag] = {**f.to_dict(), "steps": [*steps, entry["step"]]}
-        history.append(entry["metrics"])
+            raised[f.flag] = {**f.to_dict(), "steps": [*steps, entry.step]}
+        history.append(entry.metrics)
     if lr_flag is not None and lr_flag.flag not in raised:  # no checkpoint was evaluated: still a trial flag
         raised[lr_flag.flag] = {**lr_flag.to_dict(), "steps": []}
     return list(raised.values())

@@ -43,6 +43,9 @@ from harness.plugin.manager import gold_reward
 from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
 from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
 
+# Trial records (:mod:`harness.records`): what ``harness_trial_end`` receives, and what a trial leaves behind.
+from harness.records import Checkpoint, TrialRecord
+
 if TYPE_CHECKING:
     from harness.evaluation.context import EvalContext
     from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
@@ -123,6 +126,8 @@ __all__ = [
     "token_logprobs",
     "tracking_report_to",
 ]
+
+__all__ += ["Checkpoint", "TrialRecord"]  # trial records (harness.records)
 
 
 def __getattr__(name: str) -> Any:

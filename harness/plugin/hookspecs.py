@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from harness.data import PreferenceData
     from harness.plugin.specs import EvaluatorSpec, MethodSpec
+    from harness.records import TrialRecord
 
 PROJECT = "harness"
 
@@ -203,8 +204,13 @@ def harness_checkpoint_evaluated(
 
 
 @hookspec
-def harness_trial_end(record: Mapping[str, Any]) -> None:
+def harness_trial_end(record: TrialRecord) -> None:
     """Called when a trial ends, successfully or not, after its record has been written.
 
-    :param record: the trial record (see :mod:`harness.records`).
+    :param record: the trial record, a :class:`~harness.records.TrialRecord` (``harness.plugin.TrialRecord``):
+        read its fields as attributes (``record.status``, ``record.error.message`` when it did not complete,
+        ``record.checkpoints[-1].metrics``, ``record.final_checkpoint()``); each field is documented on the class.
+        ``record["status"]`` and ``record.get(...)`` still read it as the dict it was before (what ``trial.json``
+        holds under that key), for implementations written against that form. An implementation that changes
+        the record writes it again itself (:func:`harness.records.write_record`).
     """

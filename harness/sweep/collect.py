@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.records import RECORD_NAME, RecordError, load_records, read_record
+from harness.records import RECORD_NAME, RecordError, TrialRecord, load_records, read_record
 from harness.sweep import results
 from harness.sweep import study as st
 from harness.sweep.storage import redact, remember, scrub
@@ -31,7 +31,7 @@ class Collected:
     """What a leaderboard reads: the records, the studies' settings (for the objective), each opened study's
     summary (:func:`harness.sweep.results.study_summary` plus where its records came from) and importances."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[TrialRecord] = field(default_factory=list)
     settings: list[st.StudySettings] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     importances: list[pd.DataFrame] = field(default_factory=list)
@@ -58,7 +58,7 @@ def collect(paths: Iterable[Path | str], study_name: str | None = None) -> Colle
         for study, settings in studies_of_storage(storage, study_name):
             found.settings.append(settings)
             opened.setdefault(_key(settings), (study, settings))
-    seen = {str(Path(r["_path"]).resolve().parent) for r in found.records if r.get("_path")}
+    seen = {str(r.path.resolve().parent) for r in found.records if r.path is not None}
     for study, settings in opened.values():
         summary = results.study_summary(study, settings)
         summary.update(add_study_records(study, found.records, seen))
@@ -118,7 +118,7 @@ def _settings_beside_trials(study: Any) -> st.StudySettings | None:
     return next(iter(results.find_study_settings(dirs)), None)
 
 
-def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str]) -> dict[str, Any]:
+def add_study_records(study: Any, records: list[TrialRecord], seen: set[str]) -> dict[str, Any]:
     """Append to ``records`` the record of each of ``study``'s trials not yet in them (``seen``: their trial
     directories): from its directory on this machine, else from the study's storage. Returns where they came
     from: ``remote`` (trials read from the storage: trial, host, directory), ``missing`` (finished trials with no
@@ -141,7 +141,7 @@ def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str])
             if t.state.is_finished():
                 missing.append(_where(t, directory, None))
             continue
-        record["_path"] = str(Path(directory) / RECORD_NAME)
+        record.path = Path(directory) / RECORD_NAME
         records.append(record)
         seen.add(directory)
         if stored:
@@ -154,7 +154,7 @@ def add_study_records(study: Any, records: list[dict[str, Any]], seen: set[str])
     }
 
 
-def _local_record(directory: Path) -> dict[str, Any] | None:
+def _local_record(directory: Path) -> TrialRecord | None:
     path = directory / RECORD_NAME
     if not path.is_file():
         return None
@@ -165,12 +165,14 @@ def _local_record(directory: Path) -> dict[str, Any] | None:
         return None
 
 
-def _where(trial: Any, directory: str, record: dict[str, Any] | None) -> dict[str, Any]:
+def _where(trial: Any, directory: str, record: TrialRecord | None) -> dict[str, Any]:
     """Where a trial ran: its number, id, host and directory (the checkpoints are under it)."""
-    host = ((record or {}).get("host") or {}).get("hostname")
+    host = record.host.hostname if record is not None and record.host is not None else None
     for key in (st.ATTR_RUNNER, st.ATTR_OWNER):
         host = host or (trial.user_attrs.get(key) or {}).get("host")
-    trial_id = (record or {}).get("trial_id") or f"{Path(directory).parent.name}/{Path(directory).name}"
+    trial_id = (
+        record.trial_id if record is not None else None
+    ) or f"{Path(directory).parent.name}/{Path(directory).name}"
     return {
         "number": trial.number,
         "trial": str(trial_id),

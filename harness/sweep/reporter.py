@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TrialPruned
+from harness.records import Checkpoint, SelectionResult
 from harness.sweep import study as st
 
 ENV_STUDY = "HARNESS_OPTUNA_STUDY"
@@ -43,7 +44,7 @@ def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_metho
 
 
 def pruning_value(
-    checkpoints: list[dict[str, Any]],
+    checkpoints: list[Checkpoint],
     settings: st.StudySettings,
     declared: Mapping[str, Any],
     previous: float | None,
@@ -88,7 +89,7 @@ class TrialReporter:
         )
         self.trial = st.trial_handle(self.study, storage, number)
         self.trial.set_user_attr(st.ATTR_RUNNER, this_process())
-        self.checkpoints: list[dict[str, Any]] = []
+        self.checkpoints: list[Checkpoint] = []  # what was reported so far (step, metrics, selection metrics)
         self.reported: float | None = None  # the last value reported to the pruner
         self._stop = threading.Event()
         self._beat()
@@ -145,9 +146,9 @@ class TrialReporter:
         TrialPruned if the pruner says so."""
         if planned_steps and not self.checkpoints:
             self.trial.set_user_attr(st.ATTR_PLANNED, int(planned_steps))
-        entry: dict[str, Any] = {"step": step, "metrics": dict(metrics)}
+        entry = Checkpoint(step=step, metrics=dict(metrics))
         if selection:
-            entry["selection"] = {"metrics": dict(selection)}
+            entry.selection = SelectionResult(metrics=dict(selection))
         self.checkpoints.append(entry)
         if self.settings.multi_objective:
             return  # Optuna neither records intermediate values nor prunes for several objectives

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from harness.config.sweep_checks import check_sweep_name
 from harness.errors import ConfigError, UserError
-from harness.records import RECORD_NAME, RecordError, read_record
+from harness.records import RECORD_NAME, RecordError, TrialError, TrialRecord, read_record
 
 NOT_IN_HASH = (
     "sweep_name",
@@ -55,13 +55,13 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def completed_record(trial_dir: Path) -> dict[str, Any] | None:
+def completed_record(trial_dir: Path) -> TrialRecord | None:
     """The trial record in ``trial_dir`` if it is readable and completed, else None."""
     try:
         record = read_record(trial_dir / RECORD_NAME)
     except RecordError:
         return None
-    return record if record.get("status") == "completed" else None
+    return record if record.status == "completed" else None
 
 
 def earlier_attempt(trial_dir: Path) -> dict[str, Any] | None:
@@ -71,13 +71,13 @@ def earlier_attempt(trial_dir: Path) -> dict[str, Any] | None:
         record = read_record(trial_dir / RECORD_NAME)
     except RecordError:
         return None
-    error = record.get("error") or {}
+    error = record.error or TrialError()
     return {
-        "status": record.get("status"),
-        "reason": error.get("message"),
-        "step": error.get("step"),
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
+        "status": record.status,
+        "reason": error.message,
+        "step": error.step,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
     }
 
 
@@ -97,12 +97,12 @@ def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun
         record = completed_record(sweep_dir / str(num))
         if record is None:
             continue
-        if config_hash(record.get("config") or {}) == config_hash(config):
+        if config_hash(record.config or {}) == config_hash(config):
             done += 1
         elif rerun != "all":
             raise ConfigError(
                 f"{sweep_dir / str(num) / RECORD_NAME} is a completed trial of another config "
-                f"({_describe(record.get('config') or {})}; job {num} is now {_describe(config)}); use another "
+                f"({_describe(record.config or {})}; job {num} is now {_describe(config)}); use another "
                 "sweep_name=..., or add --force to run every trial again and replace it."
             )
     return done

@@ -12,11 +12,13 @@ attribute of the study. ``python -m harness.leaderboard <storage URL>`` rebuilds
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from harness.records import TrialRecord, parse_record
 from harness.sweep import study as st
 
 ATTR_RECORD = (
@@ -28,40 +30,39 @@ ENCODING = "zlib+base64"
 MAX_CHARS = 16_000_000  # a record larger than this (encoded) is stored without its readable samples
 
 
-def _encode(record: Mapping[str, Any]) -> str:
-    text = json.dumps({k: v for k, v in record.items() if not str(k).startswith("_")}, default=str)
+def _encode(record: TrialRecord) -> str:
+    text = json.dumps(record.to_dict(), default=str)
     return base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
 
 
-def encode_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def encode_record(record: TrialRecord) -> dict[str, Any]:
     """The system attributes that hold ``record`` (see the module docstring), by key; a record too large even
     compressed is stored without its checkpoints' readable samples (marked ``"samples_left_out": true``)."""
     encoded = _encode(record)
     if len(encoded) > MAX_CHARS:
-        checkpoints = [
-            {k: v for k, v in c.items() if k != "samples"} for c in record.get("checkpoints") or []
-        ]
-        encoded = _encode({**record, "checkpoints": checkpoints, "samples_left_out": True})
+        checkpoints = [dataclasses.replace(c, samples=None) for c in record.checkpoints]
+        encoded = _encode(dataclasses.replace(record, checkpoints=checkpoints, samples_left_out=True))
     parts = [encoded[i : i + PART_CHARS] for i in range(0, len(encoded), PART_CHARS)] or [""]
     attrs: dict[str, Any] = {f"{ATTR_RECORD}.{i}": part for i, part in enumerate(parts)}
     attrs[ATTR_RECORD] = {"encoding": ENCODING, "parts": len(parts), "chars": len(encoded)}
     return attrs
 
 
-def decode_record(system_attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable)."""
+def decode_record(system_attrs: Mapping[str, Any]) -> TrialRecord | None:
+    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable); a
+    copy stored before schema version 2 (it has no ``schema_version``) is read as version 1."""
     meta = system_attrs.get(ATTR_RECORD)
     if not isinstance(meta, Mapping) or meta.get("encoding") != ENCODING:
         return None
     try:
         encoded = "".join(str(system_attrs[f"{ATTR_RECORD}.{i}"]) for i in range(int(meta["parts"])))
-        record = json.loads(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
-    except (KeyError, ValueError, TypeError, zlib.error):
+        data = json.loads(zlib.decompress(base64.b64decode(encoded)).decode("utf-8"))
+        return parse_record(data, "a trial record kept in the study's storage", default_version=1)
+    except (KeyError, ValueError, TypeError, zlib.error):  # RecordError is a ValueError
         return None
-    return record if isinstance(record, dict) else None
 
 
-def store_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
+def store_record(study: Any, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
     """Keep ``record`` on trial ``number`` of ``study`` (whose storage ``settings`` name), before the trial is
     told: Optuna refuses attributes on finished trials."""
     storage = st.open_storage(settings.storage)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.records import atomic_write_text
+from harness.records import Checkpoint, TrialRecord, atomic_write_text
 
 SETTINGS_NAME = "study.json"
 JOURNAL_NAME = "optuna.journal"
@@ -168,7 +168,7 @@ def trial_handle(study: Any, storage: Any, number: int) -> Any:
 
 
 def choose_checkpoint(
-    checkpoints: Sequence[Mapping[str, Any]],
+    checkpoints: Sequence[Checkpoint],
     objectives: Sequence[str],
     kl_budget: float | None,
     direction: str = "maximize",
@@ -176,8 +176,8 @@ def choose_checkpoint(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """The checkpoint a trial is judged by (its metrics by column) and the column of its first objective.
 
-    ``checkpoints`` are record entries (``{"step", "final", "metrics", "selection"}``); ``declared`` the trial's
-    metric declarations (``record["metric_declarations"]``), which map metric keys to columns. The rule is the
+    ``checkpoints`` are the record's (step, final, metrics, selection); ``declared`` the trial's metric
+    declarations (``record.metric_declarations``), which map metric keys to columns. The rule is the
     leaderboard's: the best by the first objective on the selection prompts, in ``direction``, among checkpoints
     within the KL budget there, else the final one. The metrics on the selection prompts are the ``sel_<column>``
     entries of the result.
@@ -186,7 +186,7 @@ def choose_checkpoint(
     from harness.leaderboard import ranking
 
     declarations = dict(declared or {})
-    record = {"trial_id": "t", "checkpoints": list(checkpoints)}
+    record = TrialRecord(trial_id="t", checkpoints=list(checkpoints))
     frame = board_frames.checkpoints_frame([record], [], declarations)
     if frame.empty:
         return None, None
@@ -199,13 +199,13 @@ def choose_checkpoint(
 
 
 def objective_values(
-    checkpoints: Sequence[Mapping[str, Any]],
+    checkpoints: Sequence[Checkpoint],
     settings: StudySettings,
     declared: Mapping[str, Any] | None = None,
 ) -> tuple[list[float] | None, int | None]:
     """The study's objective values for a trial with these evaluated checkpoints (``declared``: the trial's
     metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
-    such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i]["selection"]``;
+    such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i].selection``;
     its reported ones when it has none)."""
     from harness.leaderboard import columns
 
@@ -240,13 +240,13 @@ def _selection_value(chosen: Mapping[str, Any], column: str | None) -> Any:
     return chosen.get(f"{SELECTION_PREFIX}{column}") if column else None
 
 
-def min_kl(checkpoints: Sequence[Mapping[str, Any]]) -> float | None:
+def min_kl(checkpoints: Sequence[Checkpoint]) -> float | None:
     """The lowest KL over evaluated checkpoints, on the selection prompts where a checkpoint has them (None if
     none has a KL)."""
     kls = []
     for c in checkpoints:
-        kl = ((c.get("selection") or {}).get("metrics") or {}).get("kl")
-        kl = kl if kl is not None else (c.get("metrics") or {}).get("kl")
+        kl = (c.selection_metrics or {}).get("kl")
+        kl = kl if kl is not None else c.metrics.get("kl")
         if kl is not None:
             kls.append(kl)
     return min(kls) if kls else None

@@ -10,11 +10,12 @@ told that trial's result (:func:`reuse_twin`).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.records import TrialError, TrialRecord
 from harness.sweep import study as st
 
 
@@ -64,7 +65,7 @@ def finish_trial(
     trial: Any,
     settings: st.StudySettings,
     job_return: Any = None,
-    record: Mapping[str, Any] | None = None,
+    record: TrialRecord | None = None,
 ) -> str:
     """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the study's
     storage (:func:`harness.sweep.stored.store_record`); returns the record's status.
@@ -72,33 +73,23 @@ def finish_trial(
     Completed: the objective values at the leaderboard's checkpoint (and, with ``kl_constraint``, the KL
     constraint); pruned: PRUNED (Optuna keeps the last reported value); anything else: FAIL with the reason.
     """
-    from harness.records import RECORD_NAME, read_record
-
     if record is None:
-        path = Path(str(trial.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
-        try:
-            record = read_record(path) if path.is_file() else None
-        except Exception:
-            record = None
-    status = str(record.get("status")) if record else "failed"
-    error = (record.get("error") or {}).get("message") if record else None
+        record = _read(Path(str(trial.user_attrs.get(st.ATTR_DIR, ""))))
+    status = str(record.status) if record is not None else "failed"
+    error = record.error_message if record is not None else None
     if record is None:
         error = f"no trial record ({_job_error(job_return) or 'the job did not write one'})"
     values = None
-    if status == "completed":
-        values, step = st.objective_values(
-            record.get("checkpoints") or [],
-            settings,  # type: ignore[union-attr]
-            record.get("metric_declarations"),
-        )  # type: ignore[union-attr]
+    if record is not None and status == "completed":
+        values, step = st.objective_values(record.checkpoints, settings, record.metric_declarations)
         trial.set_user_attr(st.ATTR_STEP, step)
         if values is None:
             status, error = (
                 "failed",
                 f"no value for objective {settings.objectives} in the evaluated checkpoints",
             )
-    elif status == "pruned":
-        trial.set_user_attr(st.ATTR_STEP, (record.get("error") or {}).get("step"))  # type: ignore[union-attr]
+    elif record is not None and status == "pruned":
+        trial.set_user_attr(st.ATTR_STEP, record.error.step if record.error is not None else None)
     elif status != "failed":
         status, error = "failed", f"trial ended with status {status!r}"
     trial.set_user_attr(st.ATTR_STATUS, status)
@@ -106,9 +97,9 @@ def finish_trial(
         trial.set_user_attr(st.ATTR_ERROR, str(error)[:500])
     if record is not None:
         keep_record(study, trial.number, record, settings)
-    if status == "completed":
+    if record is not None and status == "completed":
         if settings.kl_constraint and settings.kl_budget is not None:
-            kl = st.min_kl(record.get("checkpoints") or [])  # type: ignore[union-attr]
+            kl = st.min_kl(record.checkpoints)
             trial.set_constraint("kl", (kl if kl is not None else float("inf")) - settings.kl_budget)
         study.tell(trial, values)
     else:
@@ -116,7 +107,7 @@ def finish_trial(
     return status
 
 
-def keep_record(study: Any, number: int, record: Mapping[str, Any], settings: st.StudySettings) -> None:
+def keep_record(study: Any, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
     """Store ``record`` on trial ``number`` in the study's storage (before it is told); a storage error other
     than the trial being finished already is a warning, never the end of the sweep."""
     from harness.sweep.storage import scrub
@@ -134,6 +125,17 @@ def keep_record(study: Any, number: int, record: Mapping[str, Any], settings: st
             file=sys.stderr,
             flush=True,
         )
+
+
+def _read(trial_dir: Path) -> TrialRecord | None:
+    """The record in ``trial_dir`` (None: none, or unusable)."""
+    from harness.records import RECORD_NAME, read_record
+
+    path = trial_dir / RECORD_NAME
+    try:
+        return read_record(path) if path.is_file() else None
+    except Exception:
+        return None
 
 
 def _job_error(job_return: Any) -> str | None:
@@ -156,7 +158,7 @@ def recover_lost_trials(
     queued again with the same parameters; it then no longer counts toward the plan. When several workers
     find the same lost trial, only the one whose ``tell`` succeeds queues the retry.
     """
-    from harness.records import RECORD_NAME, read_record, write_record
+    from harness.records import RECORD_NAME, write_record
     from harness.sweep.liveness import lost_reason
 
     settled = []
@@ -166,45 +168,27 @@ def recover_lost_trials(
         if reason is None:
             continue
         handle = st.trial_handle(study, storage, frozen.number)
-        path = Path(str(frozen.user_attrs.get(st.ATTR_DIR, ""))) / RECORD_NAME
+        trial_dir = Path(str(frozen.user_attrs.get(st.ATTR_DIR, "")))
+        record = _read(trial_dir)
+        depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
+        retry = depth < max_retries
         try:
-            record = read_record(path) if path.is_file() else None
-        except Exception:
-            record = None
-        try:
-            if record is not None and record.get("status") in ("completed", "pruned", "failed"):
+            if record is not None and record.status in ("completed", "pruned", "failed"):
                 finish_trial(study, handle, settings, record=record)
                 print(
                     f"Optuna trial {frozen.number}: its process is gone but its record is complete; told "
-                    f"Optuna its result ({record['status']}).",
+                    f"Optuna its result ({record.status}).",
                     flush=True,
                 )
                 settled.append(frozen.number)
                 continue
-            depth = int(frozen.user_attrs.get(st.ATTR_RETRY_OF + ".depth", 0))
-            retry = depth < max_retries
-            handle.set_user_attr(st.ATTR_LOST, reason)
-            handle.set_user_attr(st.ATTR_STATUS, "failed")
-            handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
-            if retry:
-                handle.set_user_attr(st.ATTR_RETRIED, True)
-            if record is not None:
-                record = {
-                    **record,
-                    "status": "failed",
-                    "error": {
-                        "type": "ProcessLost",
-                        "message": f"process lost ({reason})"
-                        + ("; retried as a new trial" if retry else "; not retried again"),
-                    },
-                }
-                keep_record(study, frozen.number, record, settings)
+            record = _mark_lost(study, handle, frozen.number, record, (reason, retry), settings)
             study.tell(frozen.number, state=trial_state("FAIL"))
         except (RuntimeError, ValueError):  # another worker settled it first (UpdateFinishedTrialError, ...)
             continue
         settled.append(frozen.number)
         if record is not None:
-            write_record(path, record)
+            write_record(trial_dir / RECORD_NAME, record)
         if retry:
             study.enqueue_trial(
                 frozen.params,
@@ -216,6 +200,31 @@ def recover_lost_trials(
             flush=True,
         )
     return settled
+
+
+def _mark_lost(
+    study: Any,
+    handle: Any,
+    number: int,
+    record: TrialRecord | None,
+    why: tuple[str, bool],
+    settings: st.StudySettings,
+) -> TrialRecord | None:
+    """Mark lost trial ``number`` failed (and retried, when it will be: ``why`` is the reason and whether) on its
+    Optuna trial ``handle``; its record (if it wrote one) as failed with a ``ProcessLost`` error, kept in the
+    study's storage. Returns that record."""
+    reason, retry = why
+    handle.set_user_attr(st.ATTR_LOST, reason)
+    handle.set_user_attr(st.ATTR_STATUS, "failed")
+    handle.set_user_attr(st.ATTR_ERROR, f"process lost: {reason}")
+    if retry:
+        handle.set_user_attr(st.ATTR_RETRIED, True)
+    if record is None:
+        return None
+    message = f"process lost ({reason})" + ("; retried as a new trial" if retry else "; not retried again")
+    lost = dataclasses.replace(record, status="failed", error=TrialError(type="ProcessLost", message=message))
+    keep_record(study, number, lost, settings)
+    return lost
 
 
 def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:

@@ -30,8 +30,11 @@ import torch
 
 from harness.config import distributed
 from harness.errors import TrialFailed, TrialPruned
+from harness.records import Checkpoint
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from harness.evaluation.context import CheckpointEvaluation
 
 # evaluate(model, step) -> its metrics, seconds per evaluator and readable samples
@@ -51,7 +54,7 @@ def preserved_rng() -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda)
 
 
-def save_weights(model: torch.nn.Module, tokenizer: Any, directory: Path) -> Path:
+def save_weights(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase | None, directory: Path) -> Path:
     """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``: into a
     temporary directory of this process's own (``.step-N.<random>.tmp``), removed if saving fails (e.g. a full
     disk), then renamed."""
@@ -99,13 +102,13 @@ class Checkpointer:
     directory: Path
     num_checkpoints: int = 1
     save: bool | str = True
-    tokenizer: Any = None
+    tokenizer: PreTrainedTokenizerBase | None = None
     evaluate: Evaluate | None = None
     evaluate_intermediate: bool = True
     # Called with (step, metrics, selection metrics or None) once a checkpoint's metrics are stored; may raise
     # TrialPruned to stop training.
     evaluated: Callable[[int, dict[str, float], dict[str, float] | None], None] | None = None
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[Checkpoint] = field(default_factory=list)
     eval_seconds: float = 0.0
     last_loss: float | None = None
     planned_steps: set[int] = field(default_factory=set)
@@ -166,17 +169,17 @@ class Checkpointer:
         policy = save_policy(self.save)
         return policy == "all" or (policy == "evaluated" and (final or self.evaluate_intermediate))
 
-    def checkpoint(self, step: int, model: torch.nn.Module, final: bool) -> dict[str, Any]:
+    def checkpoint(self, step: int, model: torch.nn.Module, final: bool) -> Checkpoint:
         """Save (and evaluate) the model at ``step``; a step already taken is only completed, not redone (an
         intermediate checkpoint that turns out to be the final one is saved then, if it was not)."""
-        entry = next((e for e in self.entries if e["step"] == step), None)
+        entry = next((e for e in self.entries if e.step == step), None)
         if entry is None:
             self.check_weights(step, model)
-            entry = {"step": step, "final": final, "path": None, "metrics": {}}
+            entry = Checkpoint(step=step, final=final)
             self.entries.append(entry)
-        entry["final"] = entry["final"] or final
-        if entry["path"] is None and self.saves(entry["final"]) and distributed.is_main():
-            entry["path"] = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
+        entry.final = entry.final or final
+        if entry.path is None and self.saves(entry.final) and distributed.is_main():
+            entry.path = str(save_weights(model, self.tokenizer, self.directory / f"step-{step}"))
         if (
             self.evaluate is not None
             and step not in self.evaluated_steps
@@ -188,20 +191,21 @@ class Checkpointer:
             on_main_process(lambda: self._evaluate(entry, step, model))
         return entry
 
-    def _evaluate(self, entry: dict[str, Any], step: int, model: torch.nn.Module) -> None:
+    def _evaluate(self, entry: Checkpoint, step: int, model: torch.nn.Module) -> None:
         """Evaluate the checkpoint into ``entry`` and tell ``evaluated`` (which may raise TrialPruned)."""
+        assert self.evaluate is not None
         start = time.perf_counter()
         was_training = model.training
         with preserved_rng():
             result = self.evaluate(model, step)
-        entry.update(metrics=result.metrics, eval_breakdown_s=result.seconds, samples=result.samples)
+        entry.metrics, entry.eval_breakdown_s, entry.samples = result.metrics, result.seconds, result.samples
         if result.selection is not None:
-            entry["selection"] = result.selection
+            entry.selection = result.selection
         model.train(was_training)
-        entry["eval_seconds"] = time.perf_counter() - start
-        self.eval_seconds += entry["eval_seconds"]
+        entry.eval_seconds = time.perf_counter() - start
+        self.eval_seconds += entry.eval_seconds
         if self.evaluated is not None:
-            self.evaluated(step, entry["metrics"], (entry.get("selection") or {}).get("metrics"))
+            self.evaluated(step, entry.metrics, entry.selection_metrics)
 
 
 def on_main_process(work: Callable[[], None]) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
@@ -26,6 +26,11 @@ from harness.trial.checkpoints import Checkpointer
 from harness.trial.prepared_data import prepares_data, shared_preparation
 from harness.trial.reference_pass import precomputes_reference, shared_reference_pass
 from harness.trial.trainer_cache import CacheUse, temporary_dataset_files
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from peft import PeftConfig
+    from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
 
 @dataclass
@@ -56,12 +61,12 @@ class TrainContext:
 
     cfg: DictConfig
     spec: MethodSpec
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     policy: torch.nn.Module
     reference: torch.nn.Module | None
-    peft_config: Any
-    train_data: Any
-    eval_data: Any
+    peft_config: PeftConfig | None
+    train_data: Dataset
+    eval_data: Dataset | None
     output_dir: Path
     device: torch.device
     precision: str
@@ -124,7 +129,7 @@ class TrainContext:
             **{k: v for k, v in optional.items() if k in names},
         }
 
-    def trl_config(self, config_class: type | None = None, **fixed: Any) -> Any:
+    def trl_config(self, config_class: type | None = None, **fixed: Any) -> TrainingArguments:
         """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields
         (``method.gamma`` -> ``simpo_gamma``), ``fixed`` values, then ``method.trl``. ``config_class`` defaults to
         the spec's (``MethodSpec.config_class``, or the config class of ``MethodSpec.trainer``)."""
@@ -139,7 +144,7 @@ class TrainContext:
 
     def trl_trainer(
         self, trainer_class: type | None = None, config_class: type | None = None, **arguments: Any
-    ) -> Any:
+    ) -> Trainer:
         """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
         tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
@@ -174,13 +179,13 @@ class TrainContext:
         self.prepared_data, self.reference_pass = prepared.summary(), reference.summary()
         return trainer
 
-    def trainer_callbacks(self) -> list[Any]:
+    def trainer_callbacks(self) -> list[TrainerCallback]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
         from harness.trial.bridge import HarnessCallback
 
         return [HarnessCallback(self)]
 
-    def run_trainer(self, trainer: Any) -> torch.nn.Module:
+    def run_trainer(self, trainer: Trainer) -> torch.nn.Module:
         """Train a transformers/TRL ``trainer`` under the harness and return the trained model.
 
         Adds :class:`HarnessCallback` unless the trainer was built with :meth:`trainer_callbacks`, and drops

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.config import distributed
 from harness.errors import TrialInterrupted, TrialPruned, UserError
+from harness.records import TrialError, TrialRecord
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -46,10 +47,10 @@ def interrupts_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) -> list[Any]:
+def call_hook(pm: Any, name: str, into: TrialRecord | None, **kwargs: Any) -> list[Any]:
     """Call every plugin's implementation of hook ``name`` with ``kwargs`` (in pluggy's order) and return their
     non-None results. An implementation that raises is reported as one warning line naming the plugin and
-    appended to the trial record ``into["plugin_errors"]`` (``plugin``, ``hook``, ``type``, ``message``); the
+    appended to the trial record's ``into.plugin_errors`` (``plugin``, ``hook``, ``type``, ``message``); the
     others still run.
     TrialPruned and TrialInterrupted propagate (they are how a trial is meant to stop). In a multi-process trial
     only the main process calls the plugins (:mod:`harness.config.distributed`)."""
@@ -70,7 +71,7 @@ def call_hook(pm: Any, name: str, into: dict[str, Any] | None, **kwargs: Any) ->
                 flush=True,
             )
             if into is not None:
-                into.setdefault("plugin_errors", []).append(
+                into.plugin_errors.append(
                     {"plugin": impl.plugin_name, "hook": name, "type": type(exc).__name__, "message": message}
                 )
             continue
@@ -93,7 +94,7 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
-def failure(exc: BaseException) -> dict[str, Any]:
+def failure(exc: BaseException) -> TrialError:
     """The ``error`` of a failed trial's record: type, one-line message (a full disk says so, with the fix),
     traceback, and whether the user can fix it (``user_error``) or the disk was full (``disk_full``)."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -104,13 +105,13 @@ def failure(exc: BaseException) -> dict[str, Any]:
             f"disk full (no space left on device{f' writing {where}' if where else ''}); free space, or "
             "write less (train.save_checkpoints=false), then run the same command again to resume"
         )
-    return {
-        "type": type(exc).__name__,
-        "message": message,
-        "traceback": traceback.format_exc(),
-        "user_error": isinstance(exc, UserError),
-        "disk_full": full,
-    }
+    return TrialError(
+        type=type(exc).__name__,
+        message=message,
+        traceback=traceback.format_exc(),
+        user_error=isinstance(exc, UserError),
+        disk_full=full,
+    )
 
 
 def process_age() -> float:

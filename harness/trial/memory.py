@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import psutil
 import torch
+
+from harness.records import PeakMemory
 
 _MB = 1024 * 1024
 
@@ -39,6 +40,11 @@ class MemoryMonitor:
         while not self._stop.wait(self.interval):
             self._sample()
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (its figures can then be read with :meth:`stop`)."""
+        return self._thread is not None
+
     def start(self) -> MemoryMonitor:
         """Begin sampling; the current RSS is the baseline."""
         self.baseline_rss = self.peak_rss = self._process.memory_info().rss
@@ -48,21 +54,20 @@ class MemoryMonitor:
         self._thread.start()
         return self
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> PeakMemory:
         """Stop sampling; returns the figures for the trial record (MB)."""
         self._sample()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        result: dict[str, Any] = {
-            "rss_peak_mb": round(self.peak_rss / _MB, 1),
-            "rss_baseline_mb": round(self.baseline_rss / _MB, 1),
-            "rss_added_mb": round((self.peak_rss - self.baseline_rss) / _MB, 1),
-            "cuda_peak_mb": None,
-        }
+        result = PeakMemory(
+            rss_peak_mb=round(self.peak_rss / _MB, 1),
+            rss_baseline_mb=round(self.baseline_rss / _MB, 1),
+            rss_added_mb=round((self.peak_rss - self.baseline_rss) / _MB, 1),
+        )
         if torch.cuda.is_available():
             self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated())
-            result["cuda_peak_mb"] = round(self.cuda_peak / _MB, 1)
+            result.cuda_peak_mb = round(self.cuda_peak / _MB, 1)
         return result
 
     @contextlib.contextmanager

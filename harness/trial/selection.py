@@ -17,9 +17,10 @@ runs on the reported prompts only: their selection values chose nothing. A leade
 objective chooses on that objective's reported values (its ``sel_`` column is missing), as for records without
 selection metrics.
 
-The record gets ``record["selection"]`` (what was used, ``evaluators`` included), ``checkpoints[i]["selection"]``
-and ``reference["selection"]`` (``{"metrics", "eval_seconds", "eval_breakdown_s"}``); records written before this
-rule hold every evaluator's selection metrics, and read the same way.
+The record gets ``record.selection`` (a :class:`~harness.records.SelectionPlan`: what was used, ``evaluators``
+included), ``checkpoints[i].selection`` and ``reference.selection`` (a :class:`~harness.records.SelectionResult`:
+metrics, seconds in all and per evaluator); records written before this rule hold every evaluator's selection
+metrics, and read the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, open_dict
@@ -43,6 +44,12 @@ from harness.data.selection import split_held_out
 from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
 from harness.evaluation.refcache import RefCache, open_reference_cache
 from harness.plugin.specs import EvaluatorSpec
+from harness.records import SelectionPlan, SelectionResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from harness.plugin.hookspecs import RewardFunction
 
 #: Prefix of the selection evaluation's progress descriptions ("selection: sampling step 10").
 LABEL = "selection: "
@@ -66,7 +73,7 @@ class HeldOutPlan:
     pairs: list[dict[str, Any]] | None
     selection_prompts: list[Any] | None
     selection_pairs: list[dict[str, Any]] | None
-    record: dict[str, Any]
+    record: SelectionPlan
 
 
 def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
@@ -79,7 +86,9 @@ def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
     if wanted <= 0:
         prompts = data.eval_prompts[:num_prompts] if num_prompts else list(data.eval_prompts)
         pairs = data.eval.select(range(min(len(data.eval), num_pairs))).to_list() if pairwise else None  # type: ignore[union-attr]
-        return HeldOutPlan(prompts, pairs, None, None, {"num_prompts": 0, "seed": None, "disjoint": False})
+        return HeldOutPlan(
+            prompts, pairs, None, None, SelectionPlan(num_prompts=0, seed=None, disjoint=False)
+        )
     given_pairs = data.selection_pairs if pairwise and data.selection_pairs is not None else None
     pair_prompts = data.eval.with_format(None)["prompt"] if pairwise else []  # type: ignore[union-attr]
     split = split_held_out(
@@ -98,16 +107,16 @@ def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
         selection_pairs = source.select(split.selection_pair_rows).to_list()  # type: ignore[union-attr]
     if split.warning:
         print(f"harness: warning: {split.warning}", file=sys.stderr, flush=True)
-    record = {
-        "num_prompts": len(split.selection_prompts),
-        "seed": seed,
-        "disjoint": split.disjoint,
-        "source": "data source" if data.selection_prompts is not None else "held-out split",
-        "pairs": len(selection_pairs) if selection_pairs is not None else 0,
-        "pairs_disjoint": split.pairs_disjoint,
-        "exclude": excluded(cfg),
-        "warning": split.warning,
-    }
+    record = SelectionPlan(
+        num_prompts=len(split.selection_prompts),
+        seed=seed,
+        disjoint=split.disjoint,
+        source="data source" if data.selection_prompts is not None else "held-out split",
+        pairs=len(selection_pairs) if selection_pairs is not None else 0,
+        pairs_disjoint=split.pairs_disjoint,
+        exclude=excluded(cfg),
+        warning=split.warning,
+    )
     return HeldOutPlan(split.prompts, pairs, split.selection_prompts, selection_pairs, record)
 
 
@@ -175,7 +184,7 @@ class SelectionEvaluation:
         prompts: Sequence[Any],
         pairs: Sequence[dict[str, Any]] | None,
         refcache: RefCache,
-        gold_reward: Any,
+        gold_reward: RewardFunction | None,
     ) -> None:
         self.cfg = cfg
         self.evaluators = list(evaluators)
@@ -192,18 +201,18 @@ class SelectionEvaluation:
         evaluators: Sequence[EvaluatorSpec],
         *,
         model_path: str,
-        tokenizer: Any,
-        gold_reward: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        gold_reward: RewardFunction | None,
         device: str,
-        dtype: Any,
+        dtype: torch.dtype,
     ) -> SelectionEvaluation | None:
         """The selection evaluation of ``plan`` (None when selection is off); names its evaluators in
-        ``plan.record["evaluators"]``."""
+        ``plan.record.evaluators``."""
         if plan.selection_prompts is None:
             return None
         sel_cfg = selection_config(cfg, len(plan.selection_prompts))
         chosen_by = selection_evaluators(cfg, evaluators)
-        plan.record["evaluators"] = [e.name for e in chosen_by]
+        plan.record.evaluators = [e.name for e in chosen_by]
         refcache = open_reference_cache(
             sel_cfg,
             model_path=model_path,
@@ -222,9 +231,14 @@ class SelectionEvaluation:
         return [e.name for e in self.evaluators]
 
     def evaluate(
-        self, model: torch.nn.Module, step: int, is_reference: bool, reference: Reference, tokenizer: Any
-    ) -> dict[str, Any]:
-        """``{"metrics", "eval_seconds", "eval_breakdown_s"}`` of ``model`` on the selection prompts."""
+        self,
+        model: torch.nn.Module,
+        step: int,
+        is_reference: bool,
+        reference: Reference,
+        tokenizer: PreTrainedTokenizerBase,
+    ) -> SelectionResult:
+        """The metrics and seconds (in all, per evaluator) of ``model`` on the selection prompts."""
         start = time.perf_counter()
         ctx = EvalContext(
             cfg=self.cfg,
@@ -240,8 +254,8 @@ class SelectionEvaluation:
             label=LABEL,
         )
         result = evaluate_checkpoint(self.evaluators, ctx, 0)
-        return {
-            "metrics": result.metrics,
-            "eval_seconds": round(time.perf_counter() - start, 3),
-            "eval_breakdown_s": result.seconds,
-        }
+        return SelectionResult(
+            metrics=result.metrics,
+            eval_seconds=round(time.perf_counter() - start, 3),
+            eval_breakdown_s=result.seconds,
+        )

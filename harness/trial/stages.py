@@ -31,14 +31,13 @@ from harness.config.store import method_defaults
 from harness.config.validation import validate_method
 from harness.errors import ConfigError, TrialFailed, UnknownNameError
 from harness.plugin.manager import plugin_manager_for
-from harness.records import RECORD_NAME, write_record
+from harness.records import RECORD_NAME, Checkpoint, RecordError, TrialRecord, write_record
+from harness.records import read_record as read_record_file
 
 STAGE_VERSION = (
     1  # part of every stage key: bump it when a stage's training changes in a way its config misses
 )
-_finished: dict[
-    str, dict[str, Any]
-] = {}  # stage directory -> its completed record, once found in this process
+_finished: dict[str, TrialRecord] = {}  # stage directory -> its completed record, once found in this process
 
 
 def _drop(container: dict[str, Any], dotted: str) -> None:
@@ -161,20 +160,20 @@ class Stage:
         """Where the stage's own (base) model is, resolved like any trial's; ``dry_run``: build nothing."""
         return resources.resolve_model_path(plugin_manager_for(self.config), self.config, dry_run=dry_run)
 
-    def read_record(self) -> dict[str, Any] | None:
-        """The stage's record as it is on disk (any status), or None; trains nothing."""
+    def read_record(self) -> TrialRecord | None:
+        """The stage's record as it is on disk (any status), or None (none, or unreadable); trains nothing."""
         if str(self.directory) in _finished:
             return _finished[str(self.directory)]
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(self.record_path.read_text())
+        with contextlib.suppress(RecordError):
+            return read_record_file(self.record_path)
         return None
 
-    def completed_record(self) -> dict[str, Any] | None:
+    def completed_record(self) -> TrialRecord | None:
         """The stage's record if it completed (cached), else None; trains nothing."""
         record = self.read_record()
-        return record if record and record.get("status") == "completed" else None
+        return record if record is not None and record.status == "completed" else None
 
-    def train(self) -> dict[str, Any]:
+    def train(self) -> TrialRecord:
         """The stage's completed record: the cached one, or one trained now in a subprocess. Trials that need the
         same stage wait for one another (a file lock) and share it.
 
@@ -202,37 +201,38 @@ class Stage:
                     env=env,
                     check=False,
                 )
-                with contextlib.suppress(OSError, ValueError):
-                    record = json.loads(self.record_path.read_text())
-                record = record or {}
-            if record.get("status") != "completed":
-                reason = (record.get("error") or {}).get("message", "no record")
+                record = self.read_record()
+            if record is None or record.status != "completed":
+                reason = (record.error_message if record is not None else None) or "no record"
                 raise TrialFailed(f"the {self.label} failed ({reason}); see {self.record_path}")
         _finished[str(self.directory)] = record
         return record
 
-    def final_checkpoint(self, record: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The final checkpoint's entry (``path``, ``step``, ``metrics``) of the completed stage (its record, or
+    def final_checkpoint(self, record: TrialRecord | None = None) -> Checkpoint:
+        """The final checkpoint (``path``, ``step``, ``metrics``) of the completed stage (its record, or
         :meth:`train`'s)."""
         record = record if record is not None else self.train()
-        return next(c for c in record["checkpoints"] if c.get("final"))
+        return next(c for c in record.checkpoints if c.final)
 
-    def note_in(self, record: dict[str, Any], name: str, **extra: Any) -> None:
-        """Name this stage in a trial's record, ``record["stages"][name]``: its method, key, directory, status, final
+    def note_in(self, record: TrialRecord, name: str, **extra: Any) -> None:
+        """Name this stage in a trial's record, ``record.stages[name]``: its method, key, directory, status, final
         checkpoint and full settings, and ``extra``; then rewrite the trial's record file. For a plugin's
         ``harness_trial_end`` (the runner has written the record by then). The leaderboard compares the stages'
         methods and settings: trials of different stages are different setups."""
-        done = self.read_record() or {}
-        final = next((c for c in done.get("checkpoints") or [] if c.get("final")), {})
-        record.setdefault("stages", {})[name] = {
+        done = self.read_record()
+        final = next((c for c in done.checkpoints if c.final), None) if done is not None else None
+        completed = done is not None and done.status == "completed"
+        if record.stages is None:
+            record.stages = {}
+        record.stages[name] = {
             "method": self.method,
             "key": self.key,
             "directory": str(self.directory),
-            "status": done.get("status"),
-            "checkpoint": final.get("path") if done.get("status") == "completed" else None,
+            "status": done.status if done is not None else None,
+            "checkpoint": final.path if completed and final is not None else None,
             "settings": OmegaConf.to_container(self.config.method, resolve=True),
             **extra,
         }
-        path = Path(record.get("trial_dir") or "") / RECORD_NAME
-        if record.get("trial_dir") and path.is_file():
+        path = Path(record.trial_dir or "") / RECORD_NAME
+        if record.trial_dir and path.is_file():
             write_record(path, record)

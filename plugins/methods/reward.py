@@ -119,7 +119,7 @@ def trained_reward_model(cfg: DictConfig) -> str:
     stage = reward_stage(cfg)
     final = stage.final_checkpoint(stage.train())
     if stage.key not in _announced:
-        accuracy = (final.get("metrics") or {}).get("reward_accuracy")
-        print(f"[harness] reward model: {final['path']} (held-out accuracy {accuracy:.3f})", flush=True)
+        accuracy = final.metrics.get("reward_accuracy")
+        print(f"[harness] reward model: {final.path} (held-out accuracy {accuracy:.3f})", flush=True)
         _announced.add(stage.key)
-    return str(final["path"])
+    return str(final.path)

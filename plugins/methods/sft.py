@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel
 
-    from harness.plugin import TrainContext
+    from harness.plugin import TrainContext, TrialRecord
 
 NAME = "sft"
 STAGE_FOLDER = "sft_models"  # under the harness cache
@@ -133,13 +133,13 @@ def harness_model_resolve(cfg: DictConfig, dry_run: bool) -> str | None:
         stage.check()
         return stage.model_path(dry_run=True)
     final = stage.final_checkpoint(stage.train())
-    return full_model(final["path"])
+    return full_model(str(final.path))
 
 
 @hookimpl
-def harness_trial_end(record: dict[str, Any]) -> None:
+def harness_trial_end(record: TrialRecord) -> None:
     """Name the trial's SFT stage in its record (``stages.sft``), so the leaderboard keeps stages apart."""
-    config = record.get("config") or {}
+    config = record.config or {}
     if (config.get("model") or {}).get("sft") is None:
         return
     try:
@@ -148,5 +148,5 @@ def harness_trial_end(record: dict[str, Any]) -> None:
         return
     if stage is not None:
         done = stage.completed_record()
-        model = full_model(stage.final_checkpoint(done)["path"], merge=False) if done else None
+        model = full_model(str(stage.final_checkpoint(done).path), merge=False) if done else None
         stage.note_in(record, NAME, model=model)
