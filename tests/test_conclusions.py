@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from harness import leaderboard
-from harness.leaderboard import columns, conclusions, seeds
+from harness.leaderboard.analysis import columns, conclusions, seeds
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import make_record
 
@@ -248,7 +248,8 @@ def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp
     assert (
         "Column beta is ipo&#x27;s tau and orpo&#x27;s lambda" in (tmp_path / "leaderboard.html").read_text()
     )
-    from harness.leaderboard import knobs, plots
+    from harness.leaderboard import plots
+    from harness.leaderboard.analysis import knobs
 
     figure = plots.sensitivity_plot(
         board.trials, board.swept, "gold_reward", paper_names=knobs.paper_names(board.records)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from harness import leaderboard
-from harness.leaderboard import columns
+from harness.leaderboard.analysis import columns
 from harness.leaderboard.html import render_html
 from harness.leaderboard.markdown import to_markdown
 from harness.leaderboard.sections import SECTIONS, Figures, Section, compute_sections
@@ -169,3 +169,29 @@ def test_reports_without_trials_or_from_several_setups_have_one_part(tmp_path):
     split = leaderboard.build(records)
     assert [s.key for s in compute_sections(split)] == ["incompatible"]
     assert "not ranked together" in render_html(split, plots={})
+
+
+def test_the_analysis_knows_no_rendering():
+    """harness/leaderboard/analysis/ turns records into DataFrames and sentences: it imports nothing of the
+    leaderboard outside itself (no section, renderer or figure)."""
+    import ast
+    from pathlib import Path
+
+    import harness.leaderboard.analysis as analysis
+
+    bad = []
+    for path in Path(analysis.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            bad += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.startswith("harness.leaderboard") and not n.startswith("harness.leaderboard.analysis")
+            ]
+    assert not bad, bad

@@ -206,7 +206,7 @@ def test_a_trial_records_readable_samples_at_every_checkpoint(trials):
             assert all(s["prompt"] and s["policy"] for s in c["samples"])
             assert all(set(s["scores"]["gold_reward"]) == {"policy", "reference"} for s in c["samples"])
             assert "readable_samples" in c["eval_breakdown_s"]
-    json.dumps(records, allow_nan=False)
+    json.dumps([r.to_dict() for r in records], allow_nan=False)  # each record as its trial.json holds it
 
 
 def test_the_leaderboard_of_real_trials_has_their_samples(trials):

@@ -2,17 +2,17 @@
 
 :func:`load_leaderboard` reads every ``trial.json`` under the given directories (corrupt or foreign records are
 skipped with a warning) and :func:`build` ranks them: each trial's best checkpoint within the KL budget
-(:mod:`harness.leaderboard.ranking`) by the objective, the Pareto front, repeated settings over seeds
-(:mod:`harness.leaderboard.seeds`), failed and pruned trials with their reasons. Metric columns come from what
-the evaluators declared (:mod:`harness.leaderboard.columns`). Records compared on different model, data or
-evaluation settings are never ranked together (:mod:`harness.leaderboard.merging`). The reports are written
+(:mod:`harness.leaderboard.analysis.ranking`) by the objective, the Pareto front, repeated settings over seeds
+(:mod:`harness.leaderboard.analysis.seeds`), failed and pruned trials with their reasons. Metric columns come from what
+the evaluators declared (:mod:`harness.leaderboard.analysis.columns`). Records compared on different model, data or
+evaluation settings are never ranked together (:mod:`harness.leaderboard.analysis.merging`). The reports are written
 by :mod:`harness.leaderboard.reports`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,20 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.leaderboard import budgets, caveats, columns, conclusions, knobs, merging, ranking, seeds, tables
-from harness.leaderboard import frames as board_frames
-from harness.leaderboard import matched_kl as matched
+from harness.leaderboard.analysis import (
+    budgets,
+    caveats,
+    columns,
+    conclusions,
+    knobs,
+    merging,
+    ranking,
+    seeds,
+    tables,
+)
+from harness.leaderboard.analysis import frames as board_frames
+from harness.leaderboard.analysis import matched_kl as matched
+from harness.records import TrialRecord
 
 # Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
 HIDDEN = (
@@ -62,18 +73,18 @@ class Leaderboard:
         importances: for Optuna sweeps, Optuna's parameter importances per method (:mod:`harness.sweep.results`).
         studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
         settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
-        declarations: the records' metric declarations (:mod:`harness.leaderboard.columns`).
+        declarations: the records' metric declarations (:mod:`harness.leaderboard.analysis.columns`).
         objective_direction: ``"maximize"`` or ``"minimize"``: how the objective ranks.
         objective_auto: whether the objective was chosen by ``auto`` (the best metric available) rather than named.
         samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
-            every checkpoint that kept some (:func:`harness.leaderboard.frames.samples_frame`), else empty.
+            every checkpoint that kept some (:func:`harness.leaderboard.analysis.frames.samples_frame`), else empty.
         method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
             test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
-            with the best and a verdict (:mod:`harness.leaderboard.conclusions`), else empty.
+            with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
     """
 
     title: str
-    records: list[dict[str, Any]]
+    records: list[TrialRecord]
     trials: pd.DataFrame
     checkpoints: pd.DataFrame
     methods: pd.DataFrame
@@ -105,19 +116,19 @@ class Leaderboard:
     @property
     def matched_kl(self) -> pd.DataFrame:
         """The objective on each method's reward-vs-KL frontier at common KL values (``leaderboard.matched_kl``),
-        with what each method trained on (:mod:`harness.leaderboard.matched_kl`); empty without an objective."""
+        with what each method trained on (:mod:`harness.leaderboard.analysis.matched_kl`); empty without an objective."""
         return matched.matched_kl_table(
             self.checkpoints, self.records, self.objective_name, self.objective_direction, self.declarations
         )
 
     @property
     def no_effect(self) -> pd.DataFrame:
-        """Swept values that gave the same run (:func:`harness.leaderboard.caveats.find_no_effect`)."""
+        """Swept values that gave the same run (:func:`harness.leaderboard.analysis.caveats.find_no_effect`)."""
         return caveats.find_no_effect(self.records, self.checkpoints, self.declarations)
 
     @property
     def budget_note(self) -> str | None:
-        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.budgets`)."""
+        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.analysis.budgets`)."""
         return budgets.budget_note(self.cost, self.completed)
 
     @property
@@ -137,7 +148,7 @@ class Leaderboard:
             columns.column_of(str(declaration["se"]), self.declarations) if declaration.get("se") else None
         )
         for record in self.records:
-            row = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, self.declarations)
+            row = columns.metric_row(record.reference_metrics or {}, self.declarations)
             value = row.get(self.objective_name)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 return float(value), (float(row[se_column]) if se_column in row else None)
@@ -221,7 +232,7 @@ class Leaderboard:
 
 def _empty(
     title: str,
-    records: list[dict[str, Any]],
+    records: list[TrialRecord],
     objective: str | None,
     kl_budget: float | None,
     groups: dict[str, Any] | None = None,
@@ -231,12 +242,13 @@ def _empty(
 
 
 def build(
-    records: list[dict[str, Any]],
+    records: Sequence[TrialRecord | Mapping[str, Any]],
     title: str = "leaderboard",
     objective: str = "auto",
     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
 ) -> Leaderboard:
-    """The leaderboard of ``records`` (see :class:`Leaderboard`).
+    """The leaderboard of ``records`` (see :class:`Leaderboard`); a mapping is read as a record of the current
+    schema (:meth:`harness.records.TrialRecord.from_dict`).
 
     :param objective: ``auto`` or a metric the records' evaluators declare (its key or column).
     :raises ConfigError: an invalid KL budget, or an objective no record declares or measures.
@@ -245,6 +257,7 @@ def build(
         raise ConfigError(
             f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null."
         )
+    records = [r if isinstance(r, TrialRecord) else TrialRecord.from_dict(r) for r in records]
     if not records:
         return _empty(title, records, None, kl_budget)
     groups = merging.group_records(records)
@@ -287,7 +300,7 @@ def build(
     )
 
 
-def _setups(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _setups(groups: dict[str, list[TrialRecord]]) -> dict[str, Any]:
     """What the report of records from several setups says: each setup's trial count and trials, and the settings
     that differ."""
     return {
@@ -298,7 +311,7 @@ def _setups(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _method_summary(
-    records: list[dict[str, Any]],
+    records: list[TrialRecord],
     trials: pd.DataFrame,
     checkpoints: pd.DataFrame,
     swept: list[str],
@@ -306,7 +319,7 @@ def _method_summary(
     direction: str,
     se: str | None,
 ) -> pd.DataFrame:
-    """The method-level conclusions (:func:`harness.leaderboard.conclusions.method_summary`); empty without an
+    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`); empty without an
     objective."""
     if not objective:
         return pd.DataFrame()

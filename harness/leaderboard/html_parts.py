@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import conclusions
-from harness.leaderboard.frames import format_value, is_missing, is_number
+from harness.leaderboard.analysis import conclusions
+from harness.leaderboard.analysis.frames import format_value, is_missing, is_number
 
 # The meaning of the columns that are not metrics (metrics explain themselves: their declarations' help).
 COLUMN_NOTES = {

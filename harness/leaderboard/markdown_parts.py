@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard.frames import format_value
+from harness.leaderboard.analysis.frames import format_value
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _ENTITY_START = re.compile(r"&(?=#?\w+;)")

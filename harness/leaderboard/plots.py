@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.leaderboard import knobs
+from harness.leaderboard.analysis import knobs
 from harness.leaderboard.plot_base import (
     DPI,
     KL_LABEL,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.leaderboard import ranking
+from harness.leaderboard.analysis import ranking
 from harness.leaderboard.board import Leaderboard, load_leaderboard
 from harness.leaderboard.markdown import to_markdown
 from harness.leaderboard.sections import Figures, compute_sections
@@ -55,7 +55,9 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     atomic_write_text(out / "checkpoints.csv", checkpoints_table(board).to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
     matched = board.matched_kl
-    if not matched.empty:  # each method's objective at common KL values (harness.leaderboard.matched_kl)
+    if (
+        not matched.empty
+    ):  # each method's objective at common KL values (harness.leaderboard.analysis.matched_kl)
         atomic_write_text(out / "matched_kl.csv", matched.to_csv(index=False))
         written.append(out / "matched_kl.csv")
     if not board.samples.empty:

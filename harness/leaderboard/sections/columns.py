@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from harness.leaderboard import conclusions
+from harness.leaderboard.analysis import conclusions
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import COLUMN_NOTES
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked, split

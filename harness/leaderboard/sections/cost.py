@@ -1,5 +1,5 @@
 """The Compute cost per method section: measured wall time and memory, and each method's mean compute budget
-(:mod:`harness.leaderboard.budgets`), with one note when the methods' budgets differ.
+(:mod:`harness.leaderboard.analysis.budgets`), with one note when the methods' budgets differ.
 
 ``data``: ``note`` (the budget note, or None).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from harness.leaderboard import budgets
+from harness.leaderboard.analysis import budgets
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import html_table, plain
 from harness.leaderboard.markdown_parts import section_table

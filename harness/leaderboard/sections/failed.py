@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.leaderboard.analysis.frames import format_value
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.frames import format_value
 from harness.leaderboard.markdown_parts import markdown_text
 from harness.leaderboard.sections.base import Figures, Section, flat, ranked, split
 

@@ -1,9 +1,9 @@
 """The Reward at matched KL section: each method's objective on its own reward-vs-KL frontier at common KL values
-(:mod:`harness.leaderboard.matched_kl`)."""
+(:mod:`harness.leaderboard.analysis.matched_kl`)."""
 
 from __future__ import annotations
 
-from harness.leaderboard import matched_kl
+from harness.leaderboard.analysis import matched_kl
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.sections.base import Figures, Section, ranked
 

@@ -1,5 +1,5 @@
 """The Methods section (with seeds): the verdict sentence, each method at its best setting compared with the leader
-(:mod:`harness.leaderboard.conclusions`), and how to read the table.
+(:mod:`harness.leaderboard.analysis.conclusions`), and how to read the table.
 
 ``data``: ``verdict`` (the sentence as plain text; the caption is it made safe for Markdown).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from harness.leaderboard import conclusions
+from harness.leaderboard.analysis import conclusions
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import html_table, note
 from harness.leaderboard.markdown_parts import markdown_text

@@ -1,5 +1,5 @@
 """The Parameters that changed nothing section: swept values of one method that gave the same run
-(:func:`harness.leaderboard.caveats.find_no_effect`), one line each.
+(:func:`harness.leaderboard.analysis.caveats.find_no_effect`), one line each.
 
 ``data``: ``findings`` (one dict per group: ``method`` and ``note``, the sentence).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from harness.leaderboard import caveats
+from harness.leaderboard.analysis import caveats
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.sections.base import Figures, Page, Section, ranked
 

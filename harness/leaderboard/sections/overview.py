@@ -5,7 +5,7 @@ chosen, what the marks mean).
 ``data``: ``objective``, ``direction``, ``meaning`` (its declared help), ``auto`` (chosen by ``auto``),
 ``base_column``, ``value`` and ``se`` (the reference model's value and standard error), ``trials``, ``done``,
 ``others`` (counts), ``prompts`` (held-out prompts, or None), ``kl_budget`` and ``selection`` (the sentence of
-:func:`harness.leaderboard.selection.selection_sentence`).
+:func:`harness.leaderboard.analysis.selection.selection_sentence`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from harness.leaderboard.analysis.frames import format_value
+from harness.leaderboard.analysis.selection import selection_sentence
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.frames import format_value
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked, split
-from harness.leaderboard.selection import selection_sentence
 
 AUTO_ORDER = "the gold reward, else a reward model's score, else a judge's win rate, else preference accuracy"
 NO_OBJECTIVE_FIX = (

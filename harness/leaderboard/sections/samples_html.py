@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import columns
-from harness.leaderboard.frames import format_value, is_missing, is_number
+from harness.leaderboard.analysis import columns
+from harness.leaderboard.analysis.frames import format_value, is_missing, is_number
 
 _FIXED = ("trial_id", "method", "step", "prompt_index", "prompt", "reference", "policy")
 

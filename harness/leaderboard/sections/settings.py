@@ -1,5 +1,5 @@
 """The Method settings section: each method's hyperparameters that are the same in all its trials, and the loss
-its trainer computes where its plugin states it (:func:`harness.leaderboard.caveats.with_loss_notes`). The HTML
+its trainer computes where its plugin states it (:func:`harness.leaderboard.analysis.caveats.with_loss_notes`). The HTML
 lists them (too long for table cells)."""
 
 from __future__ import annotations

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import budgets, columns, ranking
-from harness.leaderboard import frames as board_frames
+from harness.leaderboard.analysis import budgets, columns, ranking
+from harness.leaderboard.analysis import frames as board_frames
+from harness.records import TrialRecord
 
 # Checkpoint columns used only to choose the checkpoint (its values on the selection prompts): not per-trial columns.
 CHOICE_ONLY = ("selection_score", "selection_within")
 
 
 def trials_table(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[TrialRecord],
     checkpoints: pd.DataFrame,
     swept: Sequence[str],
     declared: columns.Declarations,
     objective: str | None,
 ) -> pd.DataFrame:
-    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.ranking.best_checkpoints`;
-    the checkpoints are :func:`harness.leaderboard.ranking.annotate`-d) beside the trial's baseline
+    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.analysis.ranking.best_checkpoints`;
+    the checkpoints are :func:`harness.leaderboard.analysis.ranking.annotate`-d) beside the trial's baseline
     (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on the
     selection prompts, its metrics are the reported (test) ones; ``selection_objective`` (hidden) is its objective
     on the selection prompts (the reported one for records without selection metrics)."""

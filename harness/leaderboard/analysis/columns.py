@@ -1,6 +1,6 @@
 """Metric columns from what the evaluators declared: names, directions, meanings, which are headlines.
 
-Every trial record carries its evaluators' metric declarations (``record["metric_declarations"]``, written from
+Every trial record carries its evaluators' metric declarations (``record.metric_declarations``, written from
 each :class:`~harness.plugin.specs.Metric`), so the leaderboard stays a pure function of records: a plugin's
 metric becomes a column (headline metrics in the ranked tables, every metric in ``checkpoints.csv``), may be
 the objective, and explains itself in the report's glossary without the plugin being installed. A record
@@ -14,15 +14,16 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from harness.errors import ConfigError, UnknownNameError
+from harness.records import TrialRecord
 
 Declarations = dict[str, dict[str, Any]]  # declared metric name (maybe a * pattern) -> its declaration
 
 
-def declarations(records: Iterable[Mapping[str, Any]]) -> Declarations:
+def declarations(records: Iterable[TrialRecord]) -> Declarations:
     """The metric declarations of ``records``, merged (the first record declaring a name wins)."""
     merged: Declarations = {}
     for record in records:
-        for name, declaration in (record.get("metric_declarations") or {}).items():
+        for name, declaration in (record.metric_declarations or {}).items():
             merged.setdefault(name, dict(declaration))
     return merged
 
