@@ -257,21 +257,21 @@ def build(
         raise ConfigError(
             f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null."
         )
-    records = [r if isinstance(r, TrialRecord) else TrialRecord.from_dict(r) for r in records]
-    if not records:
-        return _empty(title, records, None, kl_budget)
-    groups = merging.group_records(records)
+    typed = [r if isinstance(r, TrialRecord) else TrialRecord.from_dict(r) for r in records]
+    if not typed:
+        return _empty(title, typed, None, kl_budget)
+    groups = merging.group_records(typed)
     if len(groups) > 1:
-        return _empty(title, records, None, kl_budget, _setups(groups))
-    declared = columns.declarations(records)
-    swept = board_frames.varying_hyperparameters(records)
-    checkpoints = board_frames.checkpoints_frame(records, swept, declared)
+        return _empty(title, typed, None, kl_budget, _setups(groups))
+    declared = columns.declarations(typed)
+    swept = board_frames.varying_hyperparameters(typed)
+    checkpoints = board_frames.checkpoints_frame(typed, swept, declared)
     name = ranking.resolve_objective(checkpoints, objective, declared)
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
-    trials = tables.trials_table(records, checkpoints, swept, declared, name)
+    trials = tables.trials_table(typed, checkpoints, swept, declared, name)
     trials = caveats.flag_trials(
-        budgets.add_to_trials(trials, records), caveats.find_no_effect(records, checkpoints, declared)
+        budgets.add_to_trials(trials, typed), caveats.find_no_effect(typed, checkpoints, declared)
     )
     done = trials[trials["status"] == "completed"]
     methods = (
@@ -282,7 +282,7 @@ def build(
     se, kl_se = (columns.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
     return Leaderboard(
         title,
-        records,
+        typed,
         trials,
         checkpoints,
         methods,
@@ -291,12 +291,12 @@ def build(
         swept,
         name,
         kl_budget,
-        settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records),
+        settings=caveats.with_loss_notes(board_frames.method_settings(typed, swept), typed),
         declarations=declared,
         objective_direction=direction,
         objective_auto=objective in (None, "auto"),
-        samples=board_frames.samples_frame(records),
-        method_summary=_method_summary(records, trials, checkpoints, swept, name, direction, se),
+        samples=board_frames.samples_frame(typed),
+        method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se),
     )
 
 
