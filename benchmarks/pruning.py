@@ -336,7 +336,7 @@ def summarize(search: Search, workdir: Path) -> Summary:
     import optuna
 
     from harness.leaderboard import load_leaderboard
-    from harness.leaderboard.frames import trial_id
+    from harness.leaderboard.analysis.frames import trial_id
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the leaderboard reads Optuna studies
     dirs = [workdir / "multirun" / name for name, _ in search.sweeps]

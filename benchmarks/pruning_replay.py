@@ -48,7 +48,7 @@ def load_grid(dirs: list[Path]) -> dict[tuple[Any, ...], dict[str, Any]]:
 
 def chosen(record: dict[str, Any], checkpoints: list[dict[str, Any]], settings: Any) -> tuple[float, float]:
     """(selection value, test value) of the checkpoint the leaderboard's rule picks among ``checkpoints``."""
-    from harness.leaderboard.frames import SELECTION_PREFIX
+    from harness.leaderboard.analysis.frames import SELECTION_PREFIX
     from harness.sweep import study as st
 
     row, column = st.choose_checkpoint(

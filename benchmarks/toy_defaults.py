@@ -131,7 +131,7 @@ def sweep(
     import optuna
 
     from harness.leaderboard import load_leaderboard
-    from harness.leaderboard.frames import trial_id
+    from harness.leaderboard.analysis.frames import trial_id
 
     directory = workdir / "multirun" / name
     if (

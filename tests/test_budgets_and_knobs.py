@@ -14,7 +14,8 @@ from harness import leaderboard
 from harness.config.sweep_checks import knob_meaning_warning, method_knobs
 from harness.data import count_lengths
 from harness.errors import PluginError
-from harness.leaderboard import budgets, caveats, plot_scale, plots
+from harness.leaderboard import plot_scale, plots
+from harness.leaderboard.analysis import budgets, caveats
 from harness.leaderboard.html import render_html
 from harness.leaderboard.markdown import to_markdown
 from harness.plugin import MethodSpec
@@ -219,7 +220,7 @@ def test_a_trials_budget_is_computed_from_its_record():
         budget_record("ppo", 60, 64, 1, 10.0, 3, "prompts", response_length=24, ppo_epochs=4)
     )
     assert ppo["flops_est"] == budgets._round3(6 * 1000 * 3840 * 34 * 4 + 2 * 1000 * 3840 * 34 * 3)
-    assert budgets.trial_budget({"train": {}}) == {
+    assert budgets.trial_budget(make_record(train={})) == {
         "steps": None,
         "examples": None,
         "tokens": None,

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from harness import leaderboard
-from harness.leaderboard import conclusions, seeds
+from harness.leaderboard.analysis import columns, conclusions, seeds
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import make_record
 
@@ -219,12 +219,12 @@ def test_the_reports_open_with_the_methods_and_write_methods_csv(tmp_path):
 
 
 def test_the_standard_error_column_comes_from_the_declarations():
-    assert seeds.se_column_of("gold_reward", BUILTIN, ["gold_reward", "gold_se"]) == "gold_se"
-    assert seeds.se_column_of("rm_score", BUILTIN, ["rm_se"]) == "rm_se"
+    assert columns.se_column_of("gold_reward", BUILTIN, ["gold_reward", "gold_se"]) == "gold_se"
+    assert columns.se_column_of("rm_score", BUILTIN, ["rm_se"]) == "rm_se"
     task = "lm_eval/hellaswag/acc"
-    assert seeds.se_column_of(task, BUILTIN, [task, f"{task}_se"]) == f"{task}_se"  # a pattern declaration
-    assert seeds.se_column_of("gold_reward", BUILTIN, ["gold_reward"]) is None  # not measured
-    assert seeds.se_column_of("score", {}, ["score", "score_se"]) == "score_se"  # undeclared: <column>_se
+    assert columns.se_column_of(task, BUILTIN, [task, f"{task}_se"]) == f"{task}_se"  # a pattern declaration
+    assert columns.se_column_of("gold_reward", BUILTIN, ["gold_reward"]) is None  # not measured
+    assert columns.se_column_of("score", {}, ["score", "score_se"]) == "score_se"  # undeclared: <column>_se
 
 
 def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp_path):
@@ -248,7 +248,8 @@ def test_settings_and_columns_carry_each_methods_paper_name_for_a_shared_key(tmp
     assert (
         "Column beta is ipo&#x27;s tau and orpo&#x27;s lambda" in (tmp_path / "leaderboard.html").read_text()
     )
-    from harness.leaderboard import knobs, plots
+    from harness.leaderboard import plots
+    from harness.leaderboard.analysis import knobs
 
     figure = plots.sensitivity_plot(
         board.trials, board.swept, "gold_reward", paper_names=knobs.paper_names(board.records)

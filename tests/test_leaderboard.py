@@ -107,7 +107,7 @@ def test_empty_directory_gives_empty_report(tmp_path):
 
 # --- ranking, KL budget, Pareto front, seeds, merging, partial records ----------------------------------------
 
-from harness.leaderboard import ranking, seeds  # noqa: E402
+from harness.leaderboard.analysis import ranking, seeds  # noqa: E402
 
 
 def trial(method, checkpoints, seed=0, beta=0.1, config=None, status="completed", job="0"):

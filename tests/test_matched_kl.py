@@ -10,7 +10,7 @@ import pytest
 from harness import leaderboard
 from harness.config.sweep_checks import check_matched_kl
 from harness.errors import ConfigError
-from harness.leaderboard.matched_kl import frontier_at, matched_kl_table
+from harness.leaderboard.analysis.matched_kl import frontier_at, matched_kl_table
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import make_record
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from harness.leaderboard import ranking
+from harness.leaderboard.analysis import ranking
 from harness.sweep import study as st
 from harness.sweep.trials import counted_trials
 from tests.conftest import run_cli

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from harness.leaderboard import plots
+from harness.leaderboard.analysis.frames import format_value
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.html import format_value, render_html
+from harness.leaderboard.html import render_html
 
 EVIL = "<b>x</b>"
 BUDGET = 2.0

@@ -12,8 +12,8 @@ from harness.config.validation import validate_selection
 from harness.data.selection import split_held_out, take
 from harness.errors import ConfigError
 from harness.evaluation.refcache import RefCache
+from harness.leaderboard.analysis.selection import selection_sentence
 from harness.leaderboard.markdown import to_markdown
-from harness.leaderboard.selection import selection_sentence
 from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, write_record
 from harness.sweep import study as st

@@ -17,7 +17,7 @@ from harness.config.compose import compose_job
 from harness.config.resources import resolve_model_path
 from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
-from harness.leaderboard.merging import setting_key
+from harness.leaderboard.analysis.merging import setting_key
 from harness.plugin import Stage
 from harness.plugin.manager import get_plugin_manager
 from harness.trial import TrialRun, run_trial

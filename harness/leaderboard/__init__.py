@@ -3,9 +3,11 @@
 ``python -m harness.leaderboard multirun/<sweep> [...]`` rebuilds the reports (:mod:`harness.leaderboard.cli`);
 from Python, :func:`load_leaderboard` returns a :class:`Leaderboard` whose attributes are DataFrames.
 
-Modules: ``board`` (building it), ``frames`` (records as tables), ``columns`` (metric columns from the
-evaluators' declarations), ``ranking``, ``seeds``, ``merging``, ``markdown``, ``html`` (with ``static/``, and
-``samples_html`` for its Samples section), ``plots``, ``reports`` (writing the files), ``cli``.
+``board`` holds the :class:`Leaderboard` and builds it from the analysis (``analysis/``: records in, DataFrames and
+sentences out). A report is a list of sections (``sections/``: one module each, computed once) rendered by
+``markdown`` and ``html`` (on ``markdown_parts``, ``html_parts`` and ``static/``) in the same order; the figures are
+``plots`` (on ``plot_base``, ``plot_frontier``, ``plot_training``, ``plot_sensitivity``, ``plot_scale``);
+``reports`` writes the files and ``cli`` is the command line.
 """
 
 from harness.leaderboard.board import Leaderboard, build, load_leaderboard

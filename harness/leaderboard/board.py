@@ -2,17 +2,17 @@
 
 :func:`load_leaderboard` reads every ``trial.json`` under the given directories (corrupt or foreign records are
 skipped with a warning) and :func:`build` ranks them: each trial's best checkpoint within the KL budget
-(:mod:`harness.leaderboard.ranking`) by the objective, the Pareto front, repeated settings over seeds
-(:mod:`harness.leaderboard.seeds`), failed and pruned trials with their reasons. Metric columns come from what
-the evaluators declared (:mod:`harness.leaderboard.columns`). Records compared on different model, data or
-evaluation settings are never ranked together (:mod:`harness.leaderboard.merging`). The reports are written
+(:mod:`harness.leaderboard.analysis.ranking`) by the objective, the Pareto front, repeated settings over seeds
+(:mod:`harness.leaderboard.analysis.seeds`), failed and pruned trials with their reasons. Metric columns come from what
+the evaluators declared (:mod:`harness.leaderboard.analysis.columns`). Records compared on different model, data or
+evaluation settings are never ranked together (:mod:`harness.leaderboard.analysis.merging`). The reports are written
 by :mod:`harness.leaderboard.reports`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,20 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.leaderboard import budgets, caveats, columns, conclusions, knobs, merging, ranking, seeds
-from harness.leaderboard import frames as board_frames
-from harness.leaderboard import matched_kl as matched
+from harness.leaderboard.analysis import (
+    budgets,
+    caveats,
+    columns,
+    conclusions,
+    knobs,
+    merging,
+    ranking,
+    seeds,
+    tables,
+)
+from harness.leaderboard.analysis import frames as board_frames
+from harness.leaderboard.analysis import matched_kl as matched
+from harness.records import TrialRecord
 
 # Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
 HIDDEN = (
@@ -38,8 +49,6 @@ HIDDEN = (
     "base",
     "selection_objective",
 )
-# Checkpoint columns used only to choose the checkpoint (its values on the selection prompts): not per-trial columns.
-CHOICE_ONLY = ("selection_score", "selection_within")
 # Per-trial columns shown after the metrics: the baseline, flags and measured cost.
 TRAILING = ("pareto", "health", "train_s", "peak_mem_mb", "models", "trial_id")
 HIDDEN += budgets.COLUMNS  # each trial's compute budget: in leaderboard.csv and (per method) the cost table
@@ -64,18 +73,18 @@ class Leaderboard:
         importances: for Optuna sweeps, Optuna's parameter importances per method (:mod:`harness.sweep.results`).
         studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
         settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
-        declarations: the records' metric declarations (:mod:`harness.leaderboard.columns`).
+        declarations: the records' metric declarations (:mod:`harness.leaderboard.analysis.columns`).
         objective_direction: ``"maximize"`` or ``"minimize"``: how the objective ranks.
         objective_auto: whether the objective was chosen by ``auto`` (the best metric available) rather than named.
         samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
-            every checkpoint that kept some (:func:`harness.leaderboard.frames.samples_frame`), else empty.
+            every checkpoint that kept some (:func:`harness.leaderboard.analysis.frames.samples_frame`), else empty.
         method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
             test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
-            with the best and a verdict (:mod:`harness.leaderboard.conclusions`), else empty.
+            with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
     """
 
     title: str
-    records: list[dict[str, Any]]
+    records: list[TrialRecord]
     trials: pd.DataFrame
     checkpoints: pd.DataFrame
     methods: pd.DataFrame
@@ -107,19 +116,19 @@ class Leaderboard:
     @property
     def matched_kl(self) -> pd.DataFrame:
         """The objective on each method's reward-vs-KL frontier at common KL values (``leaderboard.matched_kl``),
-        with what each method trained on (:mod:`harness.leaderboard.matched_kl`); empty without an objective."""
+        with what each method trained on (:mod:`harness.leaderboard.analysis.matched_kl`); empty without an objective."""
         return matched.matched_kl_table(
             self.checkpoints, self.records, self.objective_name, self.objective_direction, self.declarations
         )
 
     @property
     def no_effect(self) -> pd.DataFrame:
-        """Swept values that gave the same run (:func:`harness.leaderboard.caveats.find_no_effect`)."""
+        """Swept values that gave the same run (:func:`harness.leaderboard.analysis.caveats.find_no_effect`)."""
         return caveats.find_no_effect(self.records, self.checkpoints, self.declarations)
 
     @property
     def budget_note(self) -> str | None:
-        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.budgets`)."""
+        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.analysis.budgets`)."""
         return budgets.budget_note(self.cost, self.completed)
 
     @property
@@ -139,7 +148,7 @@ class Leaderboard:
             columns.column_of(str(declaration["se"]), self.declarations) if declaration.get("se") else None
         )
         for record in self.records:
-            row = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, self.declarations)
+            row = columns.metric_row(record.reference_metrics or {}, self.declarations)
             value = row.get(self.objective_name)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 return float(value), (float(row[se_column]) if se_column in row else None)
@@ -147,7 +156,7 @@ class Leaderboard:
 
     def objective_se_column(self) -> str | None:
         """The trials' column of the objective's per-trial standard error (e.g. ``gold_se``), or None."""
-        return seeds.se_column_of(self.objective_name, self.declarations, list(self.trials.columns))
+        return columns.se_column_of(self.objective_name, self.declarations, list(self.trials.columns))
 
     @property
     def verdict(self) -> str:
@@ -186,13 +195,16 @@ class Leaderboard:
         return [n for n in (self.swept_note, note) if n]
 
     def notes(self) -> dict[str, str]:
-        """The meaning of each metric column, from the declarations (for glossaries and tooltips)."""
+        """The meaning of each metric column, from the declarations (for glossaries and tooltips); a standard error
+        a declaration names without declaring it is the standard error of its metric."""
         metric_columns = [*self.checkpoints.columns, *self.trials.columns]
         notes = {
             c: str(d["help"])
             for c, d in columns.by_column(self.declarations, metric_columns).items()
             if d.get("help")
         }
+        for column, se in columns.undeclared_se(self.declarations, metric_columns, metric_columns).items():
+            notes[se] = f"standard error of {column}"
         if self.base_column:
             notes[self.base_column] = (
                 f"{self.objective_name} of the reference (untrained) model on the same prompts: "
@@ -202,8 +214,9 @@ class Leaderboard:
 
     def shown(self, df: pd.DataFrame) -> pd.DataFrame:
         """The displayed columns of a trials-like table: rank, method, the swept hyperparameters, step, the
-        objective, the other headline metrics, the baseline, flags and cost; bookkeeping, non-headline metrics
-        and all-empty columns left out (they are in the CSV files)."""
+        objective, the other headline metrics (each with its standard error when its declaration names one that is
+        not declared itself), the baseline, flags and cost; bookkeeping, non-headline metrics and all-empty columns
+        left out (they are in the CSV files)."""
         if df.empty:
             return df
         lead = [c for c in ("rank", "method", *self.swept, "step") if c in df.columns]
@@ -212,12 +225,14 @@ class Leaderboard:
         headline = columns.headline_columns(self.declarations, metric_columns)
         if self.objective_name in df.columns:
             headline = [self.objective_name, *(c for c in headline if c != self.objective_name)]
+        se = columns.undeclared_se(self.declarations, headline, list(df.columns))  # next to its metric
+        headline = [x for c in headline for x in ((c, se[c]) if c in se else (c,))]
         return df[list(dict.fromkeys([*lead, *headline, *trailing]))].dropna(axis=1, how="all")
 
 
 def _empty(
     title: str,
-    records: list[dict[str, Any]],
+    records: list[TrialRecord],
     objective: str | None,
     kl_budget: float | None,
     groups: dict[str, Any] | None = None,
@@ -226,83 +241,14 @@ def _empty(
     return Leaderboard(title, records, e, e, e, e, e, [], objective, kl_budget, groups or {})
 
 
-def trials_table(
-    records: Sequence[dict[str, Any]],
-    checkpoints: pd.DataFrame,
-    swept: Sequence[str],
-    declared: columns.Declarations,
-    objective: str | None,
-) -> pd.DataFrame:
-    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.ranking.best_checkpoints`;
-    the checkpoints are :func:`harness.leaderboard.ranking.annotate`-d) beside the trial's baseline
-    (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on the
-    selection prompts, its metrics are the reported (test) ones; ``selection_objective`` (hidden) is its objective
-    on the selection prompts (the reported one for records without selection metrics)."""
-    best = ranking.best_checkpoints(checkpoints)
-    by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
-    rows = []
-    for r in records:
-        info = board_frames.trial_info(r, swept)
-        chosen = by_trial.get(info["trial_id"], {})
-        metrics = {
-            k: v
-            for k, v in chosen.items()
-            if k not in ("trial_id", "method", "health", *swept, *CHOICE_ONLY)
-            and not str(k).startswith(board_frames.SELECTION_PREFIX)
-        }  # shown: reported (test) values
-        base = (
-            {f"base_{objective}": columns.metric_row(info["base"], declared).get(objective)}
-            if objective
-            else {}
-        )
-        rows.append(
-            {
-                **{k: info[k] for k in ("trial_id", "method", *swept)},
-                **metrics,
-                **base,
-                **{k: v for k, v in info.items() if k not in ("trial_id", "method", "base", *swept)},
-            }
-        )
-    df = pd.DataFrame(rows)
-    for column, default in (
-        ("objective", math.nan),
-        ("score", math.nan),
-        ("within_budget", False),
-        ("step", pd.NA),
-        ("kl", math.nan),
-        ("selection_objective", math.nan),
-    ):
-        if column not in df.columns:
-            df[column] = default
-    done = df["status"] == "completed"
-    df["pareto"] = ranking.pareto_front(df["score"].where(done), df["kl"].where(done))
-    return ranking.rank_trials(df)
-
-
-def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Measured cost per method over its completed trials: mean train seconds, peak memory, models held."""
-    done = trials[trials["status"] == "completed"] if not trials.empty else trials
-    if done.empty:
-        return pd.DataFrame()
-    grouped = done.groupby("method", sort=True)
-    cost = pd.DataFrame(
-        {
-            "trials": grouped.size(),
-            "train_s_mean": grouped["train_s"].mean(),
-            "peak_mem_mb_max": grouped["peak_mem_mb"].max(),
-            "models_in_memory": grouped["models"].max(),
-        }
-    ).reset_index()
-    return budgets.add_to_cost(cost, done)  # and each method's mean compute budget
-
-
 def build(
-    records: list[dict[str, Any]],
+    records: Sequence[TrialRecord | Mapping[str, Any]],
     title: str = "leaderboard",
     objective: str = "auto",
     kl_budget: float | None = ranking.DEFAULT_KL_BUDGET,
 ) -> Leaderboard:
-    """The leaderboard of ``records`` (see :class:`Leaderboard`).
+    """The leaderboard of ``records`` (see :class:`Leaderboard`); a mapping is read as a record of the current
+    schema (:meth:`harness.records.TrialRecord.from_dict`).
 
     :param objective: ``auto`` or a metric the records' evaluators declare (its key or column).
     :raises ConfigError: an invalid KL budget, or an objective no record declares or measures.
@@ -311,25 +257,21 @@ def build(
         raise ConfigError(
             f"leaderboard.kl_budget={kl_budget!r} is invalid; use a number of nats > 0, or null."
         )
-    if not records:
-        return _empty(title, records, None, kl_budget)
-    groups = merging.group_records(records)
+    typed = [r if isinstance(r, TrialRecord) else TrialRecord.from_dict(r) for r in records]
+    if not typed:
+        return _empty(title, typed, None, kl_budget)
+    groups = merging.group_records(typed)
     if len(groups) > 1:
-        detail = {
-            "counts": {k: len(v) for k, v in groups.items()},
-            "differ": merging.differing_settings(groups),
-            "trials": {k: [board_frames.trial_id(r) for r in v] for k, v in groups.items()},
-        }
-        return _empty(title, records, None, kl_budget, detail)
-    declared = columns.declarations(records)
-    swept = board_frames.varying_hyperparameters(records)
-    checkpoints = board_frames.checkpoints_frame(records, swept, declared)
+        return _empty(title, typed, None, kl_budget, _setups(groups))
+    declared = columns.declarations(typed)
+    swept = board_frames.varying_hyperparameters(typed)
+    checkpoints = board_frames.checkpoints_frame(typed, swept, declared)
     name = ranking.resolve_objective(checkpoints, objective, declared)
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
-    trials = trials_table(records, checkpoints, swept, declared, name)
+    trials = tables.trials_table(typed, checkpoints, swept, declared, name)
     trials = caveats.flag_trials(
-        budgets.add_to_trials(trials, records), caveats.find_no_effect(records, checkpoints, declared)
+        budgets.add_to_trials(trials, typed), caveats.find_no_effect(typed, checkpoints, declared)
     )
     done = trials[trials["status"] == "completed"]
     methods = (
@@ -337,30 +279,53 @@ def build(
         if not done.empty
         else pd.DataFrame()
     )
-    se, kl_se = (seeds.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
-    measured = conclusions.measured_selection(checkpoints, name)
-    names = knobs.paper_names(records)
-    summary = (
-        conclusions.method_summary(trials, swept, direction, se, measured, names) if name else pd.DataFrame()
-    )
+    se, kl_se = (columns.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
     return Leaderboard(
         title,
-        records,
+        typed,
         trials,
         checkpoints,
         methods,
         seeds.aggregate_seeds(trials, swept, direction, se, kl_se),
-        cost_table(trials),
+        tables.cost_table(trials),
         swept,
         name,
         kl_budget,
-        settings=caveats.with_loss_notes(board_frames.method_settings(records, swept), records),
+        settings=caveats.with_loss_notes(board_frames.method_settings(typed, swept), typed),
         declarations=declared,
         objective_direction=direction,
         objective_auto=objective in (None, "auto"),
-        samples=board_frames.samples_frame(records),
-        method_summary=summary,
+        samples=board_frames.samples_frame(typed),
+        method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se),
     )
+
+
+def _setups(groups: dict[str, list[TrialRecord]]) -> dict[str, Any]:
+    """What the report of records from several setups says: each setup's trial count and trials, and the settings
+    that differ."""
+    return {
+        "counts": {k: len(v) for k, v in groups.items()},
+        "differ": merging.differing_settings(groups),
+        "trials": {k: [board_frames.trial_id(r) for r in v] for k, v in groups.items()},
+    }
+
+
+def _method_summary(
+    records: list[TrialRecord],
+    trials: pd.DataFrame,
+    checkpoints: pd.DataFrame,
+    swept: list[str],
+    objective: str | None,
+    direction: str,
+    se: str | None,
+) -> pd.DataFrame:
+    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`); empty without an
+    objective."""
+    if not objective:
+        return pd.DataFrame()
+    measured = conclusions.measured_selection(checkpoints, objective)
+    names = knobs.paper_names(records)
+    return conclusions.method_summary(trials, swept, direction, se, measured, names)
 
 
 def load_leaderboard(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.leaderboard import ranking
+from harness.leaderboard.analysis import ranking
 from harness.leaderboard.markdown import console_table
 from harness.leaderboard.reports import write_leaderboard
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.leaderboard import ranking
+from harness.leaderboard.analysis import ranking
 from harness.leaderboard.board import Leaderboard, load_leaderboard
 from harness.leaderboard.markdown import to_markdown
+from harness.leaderboard.sections import Figures, compute_sections
 from harness.records import atomic_write_text
 
 SAMPLES_CSV = "samples.csv"
@@ -37,7 +38,8 @@ def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
 
 def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, ``samples.csv`` (when checkpoints kept
-    readable samples), ``methods.csv`` (the method-level conclusions, with seeds), the plots and ``leaderboard.html`` to ``out_dir`` (atomically, each); returns the paths
+    readable samples), ``methods.csv`` (the method-level conclusions, with seeds), the plots and ``leaderboard.html``
+    to ``out_dir`` (atomically, each), the two reports from one computation of their sections; returns the paths
     written."""
     out = Path(out_dir)
     written: list[Path] = []
@@ -47,12 +49,15 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
 
         pngs = plotting.render_plots(board)
         written += list(plotting.save_plots(board, out, pngs).values())
-    atomic_write_text(out / "leaderboard.md", to_markdown(board, [str(p) for p in written]))
+    sections = compute_sections(board, Figures(pngs=pngs, files=tuple(str(p) for p in written)))
+    atomic_write_text(out / "leaderboard.md", to_markdown(board, sections=sections))
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
     atomic_write_text(out / "checkpoints.csv", checkpoints_table(board).to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
     matched = board.matched_kl
-    if not matched.empty:  # each method's objective at common KL values (harness.leaderboard.matched_kl)
+    if (
+        not matched.empty
+    ):  # each method's objective at common KL values (harness.leaderboard.analysis.matched_kl)
         atomic_write_text(out / "matched_kl.csv", matched.to_csv(index=False))
         written.append(out / "matched_kl.csv")
     if not board.samples.empty:
@@ -64,9 +69,9 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     if not board.importances.empty:
         atomic_write_text(out / "importances.csv", board.importances.to_csv(index=False))
         written.append(out / "importances.csv")
-    from harness.leaderboard.html import write_html
+    from harness.leaderboard.html import write_html  # matplotlib, for the plots
 
-    written.append(write_html(board, out / "leaderboard.html", pngs))
+    written.append(write_html(board, out / "leaderboard.html", sections=sections))
     return written
 
 

@@ -8,7 +8,7 @@ in the sweep directory by default (Optuna advises against SQLite for parallel wo
 schema race). A URL's password is never written: the settings hold its redacted form.
 
 A trial's objective values are read from its record with the leaderboard's own rule
-(:func:`harness.leaderboard.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
+(:func:`harness.leaderboard.analysis.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
 final one. Both the choice and the values told to Optuna are measured on the selection prompts
 (``eval.selection``, :mod:`harness.trial.selection`), so Optuna never sees a score the leaderboard reports (the
 reported prompts are the test set); records without selection metrics use their reported ones. Optuna's best trial
@@ -183,8 +183,8 @@ def choose_checkpoint(
     within the KL budget there, else the final one. The metrics on the selection prompts are the ``sel_<column>``
     entries of the result.
     """
-    from harness.leaderboard import frames as board_frames
-    from harness.leaderboard import ranking
+    from harness.leaderboard.analysis import frames as board_frames
+    from harness.leaderboard.analysis import ranking
 
     declarations = dict(declared or {})
     record = TrialRecord(trial_id="t", checkpoints=list(checkpoints))
@@ -208,7 +208,7 @@ def objective_values(
     metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
     such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i].selection``;
     its reported ones when it has none)."""
-    from harness.leaderboard import columns
+    from harness.leaderboard.analysis import columns
 
     direction = settings.directions[0] if settings.directions else "maximize"
     chosen, first = choose_checkpoint(
@@ -236,7 +236,7 @@ def _missing(value: Any) -> bool:
 
 def _selection_value(chosen: Mapping[str, Any], column: str | None) -> Any:
     """The chosen checkpoint's value of ``column`` on the selection prompts (None when it has none)."""
-    from harness.leaderboard.frames import SELECTION_PREFIX
+    from harness.leaderboard.analysis.frames import SELECTION_PREFIX
 
     return chosen.get(f"{SELECTION_PREFIX}{column}") if column else None
 

@@ -1,39 +1,36 @@
 """Trial records as pandas tables: one row per evaluated checkpoint, and the trials they belong to.
 
 This module only reshapes records (tolerating partial ones: a record without checkpoints, hyperparameters or
-timings still gives a row); choosing each trial's best checkpoint and ranking live in :mod:`harness.leaderboard.ranking`.
+timings still gives a row); choosing each trial's best checkpoint and ranking live in
+:mod:`harness.leaderboard.analysis.ranking`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from numbers import Number
 from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import columns, knobs
+from harness.leaderboard.analysis import columns, knobs
+from harness.records import TrialRecord
 
 #: Prefix of the checkpoint columns measured on the selection prompts (``sel_gold_reward``, ``sel_kl``, ...).
 SELECTION_PREFIX = "sel_"
 
 
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_ENTITY_START = re.compile(r"&(?=#?\w+;)")
+def trial_id(record: TrialRecord) -> str:
+    """A trial's identifier: its record's trial_id, else its directory, else the file it was read from."""
+    return str(record.trial_id or record.trial_dir or (str(record.path) if record.path else None) or "?")
 
 
-def trial_id(record: dict[str, Any]) -> str:
-    """A trial's identifier: its record's trial_id, else its directory."""
-    return str(record.get("trial_id") or record.get("trial_dir") or record.get("_path") or "?")
-
-
-def _overridden_keys(record: dict[str, Any]) -> set[str]:
+def _overridden_keys(record: TrialRecord) -> set[str]:
     """Hyperparameter names the trial's command line set (``method.<key>=...``, ``model.lora.<key>=...`` or
     ``seed=...``)."""
     keys = set()
-    for override in record.get("overrides") or []:
+    for override in record.overrides or []:
         key = str(override).lstrip("+~").split("=", 1)[0]
         if key.startswith("method."):
             keys.add(key[len("method.") :])
@@ -44,35 +41,35 @@ def _overridden_keys(record: dict[str, Any]) -> set[str]:
     return keys
 
 
-def varying_hyperparameters(records: Sequence[dict[str, Any]]) -> list[str]:
+def varying_hyperparameters(records: Sequence[TrialRecord]) -> list[str]:
     """Hyperparameter names a sweep varied: those that differ between the trials of one method (or that only
     some of them have), and those set on the trials' command lines whose values differ between trials.
     Settings that differ only because the methods' own defaults differ are not swept; :func:`method_settings`
     lists them."""
     by_method: dict[Any, list[dict[str, Any]]] = {}
     for r in records:
-        by_method.setdefault(r.get("method"), []).append(r.get("hyperparameters") or {})
+        by_method.setdefault(r.method, []).append(r.hyperparameters or {})
     swept: set[str] = set()
     for hps in by_method.values():
         for k in {k for hp in hps for k in hp}:
             if any(k not in hp for hp in hps) or len({repr(hp[k]) for hp in hps}) > 1:
                 swept.add(k)
     for k in set().union(*(_overridden_keys(r) for r in records)) - swept:
-        values = {repr((r.get("hyperparameters") or {}).get(k)) for r in records}
+        values = {repr((r.hyperparameters or {}).get(k)) for r in records}
         if len(values) > 1:
             swept.add(k)
     return sorted(swept)
 
 
-def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> pd.DataFrame:
+def method_settings(records: Sequence[TrialRecord], swept: Sequence[str]) -> pd.DataFrame:
     """One row per method: its hyperparameters that are the same in all its trials (the swept ones are the
     trials' own columns), as ``key=value`` text (``key (paper's name)=value`` where the method's paper names it
     otherwise), so that methods compared at their defaults show them."""
     by_method: dict[Any, dict[str, Any]] = {}
     names = knobs.paper_names(records)
     for r in records:
-        fixed = {k: v for k, v in (r.get("hyperparameters") or {}).items() if k not in swept}
-        by_method.setdefault(r.get("method"), fixed)
+        fixed = {k: v for k, v in (r.hyperparameters or {}).items() if k not in swept}
+        by_method.setdefault(r.method, fixed)
     rows = [
         {
             "method": method,
@@ -87,46 +84,46 @@ def method_settings(records: Sequence[dict[str, Any]], swept: Sequence[str]) -> 
 
 
 def checkpoints_frame(
-    records: Sequence[dict[str, Any]], swept: Sequence[str], declared: columns.Declarations
+    records: Sequence[TrialRecord], swept: Sequence[str], declared: columns.Declarations
 ) -> pd.DataFrame:
     """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every metric
-    (by its column, see :mod:`harness.leaderboard.columns`), every metric on the selection prompts (``sel_<column>``,
-    when the checkpoint has them: ``checkpoints[i]["selection"]``), health flags."""
+    (by its column, see :mod:`harness.leaderboard.analysis.columns`), every metric on the selection prompts (``sel_<column>``,
+    when the checkpoint has them: ``checkpoints[i].selection``), health flags."""
     rows = []
     for r in records:
-        hp = r.get("hyperparameters") or {}
-        for c in r.get("checkpoints") or []:
-            if not c.get("metrics"):
+        hp = r.hyperparameters or {}
+        for c in r.checkpoints or []:
+            if not c.metrics:
                 continue
-            selection = columns.metric_row((c.get("selection") or {}).get("metrics") or {}, declared)
+            selection = columns.metric_row(c.selection_metrics or {}, declared)
             rows.append(
                 {
                     "trial_id": trial_id(r),
-                    "method": r.get("method"),
-                    "step": c.get("step"),
-                    "final": bool(c.get("final")),
+                    "method": r.method,
+                    "step": c.step,
+                    "final": bool(c.final),
                     **{k: hp.get(k) for k in swept},
-                    **columns.metric_row(c["metrics"], declared),
+                    **columns.metric_row(c.metrics, declared),
                     **{f"{SELECTION_PREFIX}{k}": v for k, v in selection.items()},
-                    "health": ", ".join(c.get("health") or []),
+                    "health": ", ".join(c.health or []),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per readable sample of every checkpoint that has them (``checkpoints[i]["samples"]``, see
+def samples_frame(records: Sequence[TrialRecord]) -> pd.DataFrame:
+    """One row per readable sample of every checkpoint that has them (``checkpoints[i].samples``, see
     :mod:`harness.evaluation.readable`): trial_id, method, step, prompt_index (the held-out prompt's position),
     prompt, reference and policy completions, then per score ``reference_<name>`` and ``policy_<name>`` (a side
     the score does not have is left out). Records without samples give no rows."""
     rows = []
     for r in records:
-        for c in r.get("checkpoints") or []:
-            for index, sample in enumerate(c.get("samples") or []):
+        for c in r.checkpoints or []:
+            for index, sample in enumerate(c.samples or []):
                 row = {
                     "trial_id": trial_id(r),
-                    "method": r.get("method"),
-                    "step": c.get("step"),
+                    "method": r.method,
+                    "step": c.step,
                     "prompt_index": index,
                     "prompt": sample.get("prompt"),
                     "reference": sample.get("reference"),
@@ -140,26 +137,26 @@ def samples_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def trial_info(record: dict[str, Any], swept: Sequence[str]) -> dict[str, Any]:
+def trial_info(record: TrialRecord, swept: Sequence[str]) -> dict[str, Any]:
     """The per-trial values that do not depend on which checkpoint is chosen (the reference's metrics, cost,
     status, how to reproduce it)."""
-    hp = record.get("hyperparameters") or {}
-    reference = (record.get("reference") or {}).get("metrics") or {}
-    memory = record.get("peak_memory") or {}
+    hp = record.hyperparameters or {}
+    memory = record.peak_memory
     return {
         "trial_id": trial_id(record),
-        "method": record.get("method"),
+        "method": record.method,
         **{k: hp.get(k) for k in swept},
-        "base": reference,  # the reference model's metrics: the objective's becomes base_<objective>
-        "health": ", ".join(f["flag"] for f in record.get("health") or []),
-        "train_s": (record.get("timings") or {}).get("train_s"),
-        "peak_mem_mb": memory.get("cuda_peak_mb") or memory.get("rss_peak_mb"),
-        "models": record.get("models_in_memory"),
-        "status": record.get("status", "unknown"),
-        "reason": (record.get("error") or {}).get("message"),
-        "eval_prompts": record.get("eval_prompts"),
-        "overrides": " ".join(record.get("overrides") or []),
-        "record": record.get("_path"),
+        "base": record.reference_metrics
+        or {},  # the reference's metrics: the objective's is base_<objective>
+        "health": ", ".join(f["flag"] for f in record.health or []),
+        "train_s": (record.timings or {}).get("train_s"),
+        "peak_mem_mb": (memory.cuda_peak_mb or memory.rss_peak_mb) if memory is not None else None,
+        "models": record.models_in_memory,
+        "status": record.status,
+        "reason": record.error_message,
+        "eval_prompts": record.eval_prompts,
+        "overrides": " ".join(record.overrides or []),
+        "record": str(record.path) if record.path else None,
     }
 
 
@@ -195,16 +192,3 @@ def format_value(value: Any) -> str:
             return f"{number:.3g}"
         return f"{number:.3f}".rstrip("0").rstrip(".")
     return str(value)
-
-
-def markdown_text(value: Any) -> str:
-    """``value`` as text that is safe in Markdown: what would open an HTML tag (``<`` before a letter, ``/``, ``!`` or
-    ``?``) or an entity (``&name;``) is escaped, so a name such as ``<script>`` is shown, not run; a comparison
-    such as ``p < 0.001`` stays as it is."""
-    return _TAG_START.sub("&lt;", _ENTITY_START.sub("&amp;", str(value)))
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """``df`` as a Markdown table: every cell through :func:`format_value` and :func:`markdown_text`, and ``|``
-    backslashed so that it does not split a row."""
-    return df.map(lambda v: markdown_text(format_value(v)).replace("|", "\\|")).to_markdown(index=False)

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard import columns
-from harness.leaderboard.frames import format_value, trial_id
+from harness.leaderboard.analysis import columns
+from harness.leaderboard.analysis.frames import format_value, trial_id
+from harness.records import TrialRecord
 
 FLAG = "no_effect"
 EXACT = 1e-9  # relative: equal as computed
@@ -84,8 +85,8 @@ def _equal(a: pd.DataFrame, b: pd.DataFrame, metrics: Sequence[str], se: Mapping
     return "indistinguishable" if len(a) >= 2 else None
 
 
-def _losses(record: Mapping[str, Any]) -> list[float]:
-    history = (record.get("train") or {}).get("log_history") or []
+def _losses(record: TrialRecord) -> list[float]:
+    history = (record.train.log_history if record.train is not None else None) or []
     return [float(e["loss"]) for e in history if isinstance(e, Mapping) and e.get("loss") is not None]
 
 
@@ -94,13 +95,13 @@ def _differing(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 
 
 def _pairs(
-    records: Sequence[Mapping[str, Any]], checkpoints: pd.DataFrame, declared: columns.Declarations
+    records: Sequence[TrialRecord], checkpoints: pd.DataFrame, declared: columns.Declarations
 ) -> list[dict[str, Any]]:
     """Every pair of completed trials of one method that differ in one hyperparameter (not the seed) and whose
     trajectories are equal: ``a``, ``b`` (records), ``parameter``, ``kind``, ``losses_equal``."""
     if checkpoints.empty or "trial_id" not in checkpoints.columns:
         return []
-    hyper = {k for r in records for k in (r.get("hyperparameters") or {})}
+    hyper = {k for r in records for k in (r.hyperparameters or {})}
     numeric = [
         c
         for c in checkpoints.columns
@@ -111,15 +112,15 @@ def _pairs(
     se = _se_columns(declared, numeric)
     metrics = [c for c in numeric if c not in set(se.values())]
     trajectories = {t: g.set_index("step").sort_index() for t, g in checkpoints.groupby("trial_id")}
-    done = [r for r in records if r.get("status") == "completed" and trial_id(dict(r)) in trajectories]
+    done = [r for r in records if r.status == "completed" and trial_id(r) in trajectories]
     found = []
     for a, b in combinations(done, 2):
-        if a.get("method") != b.get("method"):
+        if a.method != b.method:
             continue
-        differ = _differing(a.get("hyperparameters") or {}, b.get("hyperparameters") or {})
+        differ = _differing(a.hyperparameters or {}, b.hyperparameters or {})
         if len(differ) != 1 or differ[0] == "seed":
             continue
-        ta, tb = trajectories[trial_id(dict(a))], trajectories[trial_id(dict(b))]
+        ta, tb = trajectories[trial_id(a)], trajectories[trial_id(b)]
         if ta.empty or list(ta.index) != list(tb.index):
             continue
         kind = _equal(ta, tb, metrics, se)
@@ -132,7 +133,7 @@ def _pairs(
 
 
 def find_no_effect(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[TrialRecord],
     checkpoints: pd.DataFrame,
     declared: columns.Declarations | None = None,
 ) -> pd.DataFrame:
@@ -144,11 +145,11 @@ def find_no_effect(
         a, b, parameter = pair["a"], pair["b"], pair["parameter"]
         values = sorted(
             {
-                repr(a["hyperparameters"].get(parameter)): a["hyperparameters"].get(parameter),
-                repr(b["hyperparameters"].get(parameter)): b["hyperparameters"].get(parameter),
+                repr(a.hyperparameters.get(parameter)): a.hyperparameters.get(parameter),
+                repr(b.hyperparameters.get(parameter)): b.hyperparameters.get(parameter),
             }.items()
         )
-        key = (a.get("method"), parameter, tuple(v for v, _ in values))
+        key = (a.method, parameter, tuple(v for v, _ in values))
         group = groups.setdefault(
             key,
             {
@@ -159,8 +160,8 @@ def find_no_effect(
                 "losses_equal": True,
             },
         )
-        group["seeds"].add((a.get("hyperparameters") or {}).get("seed"))
-        group["trials"] |= {trial_id(dict(a)), trial_id(dict(b))}
+        group["seeds"].add((a.hyperparameters or {}).get("seed"))
+        group["trials"] |= {trial_id(a), trial_id(b)}
         group["kinds"].add(pair["kind"])
         group["losses_equal"] &= pair["losses_equal"]
     rows = []
@@ -233,33 +234,17 @@ def flag_trials(trials: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     return trials.assign(health=[add(t, h) for t, h in zip(trials["trial_id"], health, strict=True)])
 
 
-def markdown_lines(findings: pd.DataFrame) -> list[str]:
-    """The report's "Parameters that changed nothing" section ([] when there is nothing to say)."""
-    if findings.empty:
-        return []
-    return [
-        "## Parameters that changed nothing",
-        "",
-        "Trials of one method that differ in a single hyperparameter "
-        f"(same seed) but gave the same run at every evaluated checkpoint are one result, not several (their rows "
-        f"are flagged `{FLAG}`):",
-        "",
-        *[f"- **{r['method']}**: {r['note']}." for r in findings.to_dict("records")],
-        "",
-    ]
-
-
-def loss_notes(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Method -> its loss convention (``record["loss_notes"]``, from its plugin), for the methods that state one."""
+def loss_notes(records: Sequence[TrialRecord]) -> dict[str, str]:
+    """Method -> its loss convention (``record.loss_notes``, from its plugin), for the methods that state one."""
     notes: dict[str, str] = {}
     for record in records:
-        text = record.get("loss_notes")
+        text = record.loss_notes
         if isinstance(text, str) and text.strip():
-            notes.setdefault(str(record.get("method")), text.strip())
+            notes.setdefault(str(record.method), text.strip())
     return notes
 
 
-def with_loss_notes(settings: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def with_loss_notes(settings: pd.DataFrame, records: Sequence[TrialRecord]) -> pd.DataFrame:
     """The method-settings table with a ``loss`` column (each method's loss convention) when any method states
     one."""
     notes = loss_notes(records)

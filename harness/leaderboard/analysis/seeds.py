@@ -33,7 +33,6 @@ import pandas as pd
 from scipy import stats
 
 from harness.evaluation.health import KL_HIGH
-from harness.leaderboard import columns
 
 ALPHA = 0.05
 NONFINITE_LOSS = re.compile(r"loss became [-+]?(nan|inf)", re.IGNORECASE)
@@ -140,24 +139,6 @@ def diverged(trials: pd.DataFrame) -> pd.Series:
         lambda r: isinstance(r, str) and bool(NONFINITE_LOSS.search(r))
     )
     return ((status == "completed") & bad) | nan_loss
-
-
-def se_column_of(
-    column: str | None, declared: columns.Declarations, available: Sequence[str] = ()
-) -> str | None:
-    """The column of ``column``'s standard error: its declared ``se`` metric's column (a ``*`` pattern filled
-    in), else ``<column>_se`` for undeclared metrics; None when that column is not among ``available``."""
-    if not column:
-        return None
-    declaration = columns.by_column(declared, [column]).get(column) or {}
-    se = str(declaration.get("se") or f"{column}_se")
-    found = columns.declaration_of(column, declared)
-    if found and "*" in found[0] and "*" in se:
-        prefix, suffix = found[0].split("*", 1)
-        name = se.replace("*", column[len(prefix) : len(column) - len(suffix)], 1)
-    else:
-        name = columns.column_of(se, declared)
-    return name if name in available else None
 
 
 def setting_keys(trials: pd.DataFrame, swept: Sequence[str]) -> list[str]:

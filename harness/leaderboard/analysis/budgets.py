@@ -4,11 +4,11 @@ Methods compared at their own defaults rarely get the same budget (the toy world
 so every trial's budget is a column of ``leaderboard.csv`` and its mean per method a column of the cost table, and
 the report says so in one line when methods' budgets differ by more than 10%.
 
-- ``steps``: ``record["train"]["steps"]``, the optimizer steps the trainer took (PPO: PPO steps, each of
+- ``steps``: ``record.train.steps``, the optimizer steps the trainer took (PPO: PPO steps, each of
   ``batch_size`` rollouts and ``ppo_epochs`` passes over them);
 - ``examples``: steps × ``batch_size`` × ``grad_accum`` (pairs for pairwise methods, unpaired examples for KTO,
   sampled completions for the online methods);
-- ``tokens``: examples × the mean tokens per training example (``record["data"]["mean_tokens"]``: every sequence
+- ``tokens``: examples × the mean tokens per training example (``record.data.mean_tokens``: every sequence
   of a pair, capped at the maximum length; for the online methods the prompt plus the completion-length cap,
   an upper bound);
 - ``flops_est``: 6 × N × tokens × passes for the policy (forward and backward; N = the policy's parameters, all of
@@ -21,13 +21,14 @@ the report says so in one line when methods' budgets differ by more than 10%.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from statistics import median
 from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard.frames import format_value, markdown_table, trial_id
+from harness.leaderboard.analysis.frames import format_value, trial_id
+from harness.records import DataSummary, TrainSummary, TrialRecord
 
 COLUMNS = ("steps", "examples", "tokens", "flops_est")
 NOTES = {
@@ -57,28 +58,28 @@ def _round3(value: float) -> int:
     return int(round(value, digits))
 
 
-def trial_budget(record: Mapping[str, Any]) -> dict[str, Any]:
+def trial_budget(record: TrialRecord) -> dict[str, Any]:
     """``steps``, ``examples``, ``tokens`` and ``flops_est`` of one trial (None where the record lacks what they
     need: see the module docstring)."""
-    train = record.get("train") or {}
-    hp = record.get("hyperparameters") or {}
-    data = record.get("data") or {}
-    steps, batch = _number(train.get("steps")), _number(hp.get("batch_size"))
+    train = record.train or TrainSummary()
+    hp = record.hyperparameters or {}
+    data = record.data or DataSummary()
+    steps, batch = _number(train.steps), _number(hp.get("batch_size"))
     accum = _number(hp.get("grad_accum")) or 1.0
     examples = steps * batch * accum if steps is not None and batch is not None else None
-    per_example = _number(data.get("mean_tokens"))
-    online = record.get("data_kind") == "prompts"
+    per_example = _number(data.mean_tokens)
+    online = record.data_kind == "prompts"
     if online and per_example is not None:
         completion = _number(hp.get("trl.max_completion_length")) or _number(hp.get("response_length"))
         per_example = per_example + completion if completion is not None else None
     tokens = examples * per_example if examples is not None and per_example is not None else None
-    params = _number(train.get("parameters"))
+    params = _number(train.parameters)
     flops = None
     if tokens is not None and params is not None:
         passes = _number(hp.get("ppo_epochs")) or _number(hp.get("trl.num_iterations")) or 1.0
-        extra = max(int(_number(record.get("models_in_memory")) or 1) - 1, 0)
+        extra = max(int(_number(record.models_in_memory) or 1) - 1, 0)
         extra_tokens = tokens * (extra + online)
-        rows = _number(data.get("train_examples"))
+        rows = _number(data.train_examples)
         if (
             hp.get("trl.precompute_ref_log_probs") is True
             and extra
@@ -93,11 +94,11 @@ def trial_budget(record: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: (int(round(v)) if v is not None else None) for k, v in as_int.items()}, "flops_est": flops}
 
 
-def add_to_trials(trials: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def add_to_trials(trials: pd.DataFrame, records: Sequence[TrialRecord]) -> pd.DataFrame:
     """``trials`` with the :data:`COLUMNS` of each trial's record (matched by trial id)."""
     if trials.empty or "trial_id" not in trials.columns:
         return trials
-    budgets = {trial_id(dict(r)): trial_budget(r) for r in records}
+    budgets = {trial_id(r): trial_budget(r) for r in records}
     out = trials.copy()
     for column in COLUMNS:
         out[column] = pd.array([budgets.get(t, {}).get(column) for t in out["trial_id"]], dtype="Int64")
@@ -161,20 +162,3 @@ def _common_batch(trials: pd.DataFrame | None) -> int | None:
     per_step = (trials["examples"].astype("Float64") / trials["steps"].astype("Float64")).dropna()
     per_step = per_step[per_step > 0]
     return int(round(float(per_step.mode().iloc[0]))) if len(per_step) else None
-
-
-def markdown_lines(cost: pd.DataFrame, note: str | None) -> list[str]:
-    """The report's "Compute cost per method" section ([] without a cost table)."""
-    if cost.empty:
-        return []
-    budget = [f"`{c}`: {NOTES[c]}." for c in COLUMNS if c in cost.columns]
-    return [
-        "## Compute cost per method",
-        "",
-        "Measured wall time and memory; each method's mean budget over its "
-        "completed trials. " + " ".join(budget),
-        "",
-        *([f"**Note:** {note}", ""] if note else []),
-        markdown_table(cost),
-        "",
-    ]

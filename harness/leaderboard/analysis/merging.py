@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from harness.records import TrialRecord
+
 # Config sections that define the comparison; "eval.evaluators", "eval.extra", "eval.checkpoints" and
 # "eval.readable_samples" only choose what is reported and when, "eval.cache*" only how, so they may differ between
 # merged sweeps. "model.lora" is how the policy trains (an adapter or all weights), a setting to compare like a
@@ -32,17 +34,17 @@ NOT_COMPARED = {
 }
 
 
-def comparison_settings(record: dict[str, Any]) -> dict[str, Any]:
+def comparison_settings(record: TrialRecord) -> dict[str, Any]:
     """The settings of ``record`` that must match for trials to be compared (flattened, dotted keys), including
-    the stages its model was trained in first (``record["stages"]``, e.g. an SFT stage: their method and full
+    the stages its model was trained in first (``record.stages``, e.g. an SFT stage: their method and full
     settings; not their cache key or directory, which differ between machines)."""
-    config = record.get("config") or {}
+    config = record.config or {}
     flat: dict[str, Any] = {}
     for section in COMPARED:
         for key, value in _flatten(config.get(section) or {}, (section,)).items():
             if key[:2] not in NOT_COMPARED:
                 flat[".".join(key)] = value
-    for name, stage in (record.get("stages") or {}).items():
+    for name, stage in (record.stages or {}).items():
         compared = {"method": stage.get("method"), "settings": stage.get("settings") or {}}
         flat.update(
             {".".join(key): value for key, value in _flatten(compared, ("stages", str(name))).items()}
@@ -60,13 +62,13 @@ def _flatten(mapping: dict[str, Any], prefix: tuple[str, ...]) -> dict[tuple[str
     return flat
 
 
-def setting_key(record: dict[str, Any]) -> str:
+def setting_key(record: TrialRecord) -> str:
     """A short hash of :func:`comparison_settings` (records with equal keys can be merged)."""
     payload = json.dumps(comparison_settings(record), sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def group_records(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def group_records(records: Sequence[TrialRecord]) -> dict[str, list[TrialRecord]]:
     """Records grouped by :func:`setting_key`, largest group first."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:

@@ -9,18 +9,19 @@ and say under the tables which columns mean what for which method.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+from harness.records import TrialRecord
 
 PaperNames = dict[str, dict[str, str]]  # method -> {key: the paper's name}
 
 
-def paper_names(records: Sequence[Mapping[str, Any]]) -> PaperNames:
+def paper_names(records: Sequence[TrialRecord]) -> PaperNames:
     """Method -> its keys' paper names, from the records (the first record of a method that states them)."""
     names: PaperNames = {}
     for record in records:
-        given = record.get("paper_names")
+        given = record.paper_names
         if isinstance(given, Mapping) and given:
-            names.setdefault(str(record.get("method")), {str(k): str(v) for k, v in given.items()})
+            names.setdefault(str(record.method), {str(k): str(v) for k, v in given.items()})
     return names
 
 

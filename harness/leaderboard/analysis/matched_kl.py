@@ -11,16 +11,15 @@ checkpoints reached, its value is missing (a blank cell).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from harness.config.sweep_checks import DEFAULT_MATCHED_KL, MATCHED_KL_KEY, check_matched_kl
 from harness.evaluation.health import KL_HIGH
-from harness.leaderboard import columns
-from harness.leaderboard.frames import markdown_table
+from harness.leaderboard.analysis import columns
+from harness.records import TrialRecord
 
 PREFIX = "at_kl_"
 NOTES = {
@@ -36,11 +35,11 @@ def level_column(level: float) -> str:
     return f"{PREFIX}{level:g}"
 
 
-def levels_of(records: Iterable[Mapping[str, Any]]) -> tuple[float, ...]:
+def levels_of(records: Iterable[TrialRecord]) -> tuple[float, ...]:
     """The KL values the records' config asks for (``leaderboard.matched_kl`` of the first record that has one),
     else :data:`~harness.config.sweep_checks.DEFAULT_MATCHED_KL`."""
     for record in records:
-        board = (record.get("config") or {}).get("leaderboard") or {}
+        board = (record.config or {}).get("leaderboard") or {}
         if "matched_kl" in board:
             return check_matched_kl(board["matched_kl"], MATCHED_KL_KEY)
     return DEFAULT_MATCHED_KL
@@ -78,37 +77,35 @@ def frontier_at(
 
 
 def reference_value(
-    records: Iterable[Mapping[str, Any]], objective: str, declared: columns.Declarations
+    records: Iterable[TrialRecord], objective: str, declared: columns.Declarations
 ) -> float | None:
     """The reference (untrained) model's value of ``objective`` from the first record that has it."""
     for record in records:
-        value = columns.metric_row((record.get("reference") or {}).get("metrics") or {}, declared).get(
-            objective
-        )
+        value = columns.metric_row(record.reference_metrics or {}, declared).get(objective)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     return None
 
 
-def _source(record: Mapping[str, Any], objective: str) -> str:
+def _source(record: TrialRecord, objective: str) -> str:
     """What one trial trained on, in words (see :data:`NOTES`)."""
-    reward = (record.get("hyperparameters") or {}).get("reward")
+    reward = (record.hyperparameters or {}).get("reward")
     if not isinstance(reward, str) or not reward:
-        return "preferences (unpaired labels)" if record.get("data_kind") == "unpaired" else "preferences"
+        return "preferences (unpaired labels)" if record.data_kind == "unpaired" else "preferences"
     if reward == "gold":
         return "gold reward (the objective itself)" if objective == "gold_reward" else "gold reward"
-    path = record.get("eval_reward_model") or reward
+    path = record.eval_reward_model or reward
     itself = " (the objective itself)" if objective == "rm_score" else ""
     if reward == "trained":
         return f"reward model trained by the reward stage ({path}){itself}"
     return f"reward model {path}{itself}"
 
 
-def trains_on(records: Iterable[Mapping[str, Any]], objective: str) -> dict[str, str]:
+def trains_on(records: Iterable[TrialRecord], objective: str) -> dict[str, str]:
     """Method -> what its trials trained on (several sources joined with ``; ``)."""
     found: dict[str, list[str]] = {}
     for record in records:
-        sources = found.setdefault(str(record.get("method")), [])
+        sources = found.setdefault(str(record.method), [])
         source = _source(record, objective)
         if source not in sources:
             sources.append(source)
@@ -117,7 +114,7 @@ def trains_on(records: Iterable[Mapping[str, Any]], objective: str) -> dict[str,
 
 def matched_kl_table(
     checkpoints: pd.DataFrame,
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[TrialRecord],
     objective: str | None,
     direction: str = "maximize",
     declared: columns.Declarations | None = None,
@@ -184,10 +181,3 @@ def explanation(table: pd.DataFrame, objective: str | None) -> str:
         "may have bought its reward with more KL. The envelope is a best case over a method's trials, so a "
         f"method with more `trials` has more chances.{itself}"
     )
-
-
-def markdown_lines(table: pd.DataFrame, objective: str | None) -> list[str]:
-    """The report's "Reward at matched KL" section ([] when the table is empty)."""
-    if table.empty:
-        return []
-    return ["## Reward at matched KL", "", explanation(table, objective), "", markdown_table(table), ""]

@@ -7,7 +7,7 @@ For a leaderboard whose settings were run with several seeds, :func:`method_summ
   checkpoint) over the setting's non-diverged seeds; a method with no selection values is chosen on the test
   ``objective`` itself, which flatters it (``selected_on`` says which);
 - that setting's **test** mean ``objective`` over its non-diverged seeds with a 95% interval that includes
-  evaluation noise, Var(mean) = s²/n + mean(se_i²) (:mod:`harness.leaderboard.seeds`), and the seeds that
+  evaluation noise, Var(mean) = s²/n + mean(se_i²) (:mod:`harness.leaderboard.analysis.seeds`), and the seeds that
   diverged (``diverged``: "k of n");
 - the difference from the best method by test mean, a Welch-type p-value on the summed variances, its Holm
   adjustment over the k - 1 comparisons, and a ``verdict``: ``best``, ``not significantly different``,
@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import knobs, seeds
-from harness.leaderboard.frames import SELECTION_PREFIX, format_value
+from harness.leaderboard.analysis import knobs, seeds
+from harness.leaderboard.analysis.frames import SELECTION_PREFIX, format_value
 
 SELECTION = "selection_objective"
 ON_SELECTION, ON_TEST = "selection prompts", "test prompts"

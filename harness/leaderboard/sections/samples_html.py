@@ -1,4 +1,4 @@
-"""The report's Samples section: what each method's trials write, next to the reference model, prompt by prompt.
+"""The Samples section's HTML: what each method's trials write, next to the reference model, prompt by prompt.
 
 For every method (in the order of its best trial's rank), its best trial's readable samples at the checkpoint the
 ranked table shows (its ``step``) are open, and each of its other trials is a collapsed ``<details>``. A row is one
@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard import columns
-from harness.leaderboard.frames import format_value, is_missing, is_number
+from harness.leaderboard.analysis import columns
+from harness.leaderboard.analysis.frames import format_value, is_missing, is_number
 
 _FIXED = ("trial_id", "method", "step", "prompt_index", "prompt", "reference", "policy")
+
+
+@dataclass(frozen=True)
+class SamplesView:
+    """What the Samples section shows: the readable samples, the trials table (its ``step`` is each trial's shown
+    checkpoint), the swept hyperparameters and the objective (named in each trial's label), and the metric
+    declarations (each score's direction)."""
+
+    samples: pd.DataFrame
+    trials: pd.DataFrame
+    swept: Sequence[str]
+    objective: str | None
+    declared: columns.Declarations
 
 
 def _text(value: Any) -> str:
@@ -113,10 +127,9 @@ def _trial_rows(samples: pd.DataFrame, trial: Mapping[str, Any]) -> pd.DataFrame
 
 
 def _method_block(
-    method: str, trials: list[dict[str, Any]], samples: pd.DataFrame, board: Any, color: str
+    method: str, trials: list[dict[str, Any]], samples: pd.DataFrame, view: SamplesView, color: str
 ) -> str:
-    swept, objective = list(board.swept), board.objective_name
-    declared = getattr(board, "declarations", None) or {}
+    swept, objective, declared = view.swept, view.objective, view.declared
     shown = [(t, _trial_rows(samples, t)) for t in trials]
     shown = [(t, rows) for t, rows in shown if not rows.empty]
     if not shown:
@@ -135,17 +148,16 @@ def _method_block(
     return f'<section class="method-samples">{"".join(parts)}</section>'
 
 
-def samples_section(board: Any, colors: Mapping[str, str]) -> str:
-    """The Samples section of ``board`` ('' when no trial has readable samples at its shown checkpoint)."""
-    samples = getattr(board, "samples", None)
-    trials = board.trials
-    if samples is None or samples.empty or trials.empty or "step" not in trials.columns:
+def samples_section(view: SamplesView, colors: Mapping[str, str]) -> str:
+    """The Samples section's HTML ('' when no trial has readable samples at its shown checkpoint)."""
+    samples, trials = view.samples, view.trials
+    if samples.empty or trials.empty or "step" not in trials.columns:
         return ""
     done = trials[trials["status"] == "completed"] if "status" in trials.columns else trials
     by_method: dict[str, list[dict[str, Any]]] = {}
     for trial in done.to_dict("records"):
         by_method.setdefault(str(trial.get("method")), []).append(trial)
-    blocks = [_method_block(m, ts, samples, board, colors.get(m, "#888888")) for m, ts in by_method.items()]
+    blocks = [_method_block(m, ts, samples, view, colors.get(m, "#888888")) for m, ts in by_method.items()]
     blocks = [b for b in blocks if b]
     if not blocks:
         return ""

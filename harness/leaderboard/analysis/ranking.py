@@ -2,7 +2,7 @@
 
 The objective is a metric column, named or ``auto`` (the declared metric with the lowest objective priority
 that the checkpoints have: the gold reward where the data defines one, else the reward-model score, ...; see
-:mod:`harness.leaderboard.columns`), optimised in its declared direction. A trial is shown at its best
+:mod:`harness.leaderboard.analysis.columns`), optimised in its declared direction. A trial is shown at its best
 evaluated checkpoint among those whose KL to the reference is within the budget (10 nats by default, the top of
 the seed's healthy band); a trial with no checkpoint inside the budget keeps its final checkpoint and ranks
 after every trial that has one. A trial is Pareto-optimal when no other trial has an objective at least as good
@@ -20,8 +20,8 @@ import math
 
 import pandas as pd
 
-from harness.leaderboard import columns
-from harness.leaderboard.frames import SELECTION_PREFIX
+from harness.leaderboard.analysis import columns
+from harness.leaderboard.analysis.frames import SELECTION_PREFIX
 
 DEFAULT_KL_BUDGET = 10.0
 

@@ -1,6 +1,6 @@
 """Metric columns from what the evaluators declared: names, directions, meanings, which are headlines.
 
-Every trial record carries its evaluators' metric declarations (``record["metric_declarations"]``, written from
+Every trial record carries its evaluators' metric declarations (``record.metric_declarations``, written from
 each :class:`~harness.plugin.specs.Metric`), so the leaderboard stays a pure function of records: a plugin's
 metric becomes a column (headline metrics in the ranked tables, every metric in ``checkpoints.csv``), may be
 the objective, and explains itself in the report's glossary without the plugin being installed. A record
@@ -14,15 +14,16 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from harness.errors import ConfigError, UnknownNameError
+from harness.records import TrialRecord
 
 Declarations = dict[str, dict[str, Any]]  # declared metric name (maybe a * pattern) -> its declaration
 
 
-def declarations(records: Iterable[Mapping[str, Any]]) -> Declarations:
+def declarations(records: Iterable[TrialRecord]) -> Declarations:
     """The metric declarations of ``records``, merged (the first record declaring a name wins)."""
     merged: Declarations = {}
     for record in records:
-        for name, declaration in (record.get("metric_declarations") or {}).items():
+        for name, declaration in (record.metric_declarations or {}).items():
             merged.setdefault(name, dict(declaration))
     return merged
 
@@ -102,6 +103,34 @@ def candidates(declared: Declarations, available: Sequence[str]) -> list[str]:
         return [c for c in available if c not in ("trial_id", "method", "step", "final", "health")]
     notes = by_column(declared, available)
     return [c for c in available if notes.get(c, {}).get("direction")]
+
+
+def se_column_of(column: str | None, declared: Declarations, available: Sequence[str] = ()) -> str | None:
+    """The column of ``column``'s standard error: its declared ``se`` metric's column (a ``*`` pattern filled
+    in), else ``<column>_se`` for undeclared metrics; None when that column is not among ``available``."""
+    if not column:
+        return None
+    declaration = by_column(declared, [column]).get(column) or {}
+    se = str(declaration.get("se") or f"{column}_se")
+    found = declaration_of(column, declared)
+    if found and "*" in found[0] and "*" in se:
+        prefix, suffix = found[0].split("*", 1)
+        name = se.replace("*", column[len(prefix) : len(column) - len(suffix)], 1)
+    else:
+        name = column_of(se, declared)
+    return name if name in available else None
+
+
+def undeclared_se(declared: Declarations, shown: Sequence[str], available: Sequence[str]) -> dict[str, str]:
+    """Metric column -> the column of its standard error, for the metrics among ``shown`` whose declared ``se`` key
+    is not declared as a metric of its own (a plugin's may not be; the built-in evaluators declare theirs, which
+    then show or not as declared), where that column is among ``available``."""
+    out = {}
+    for column, declaration in by_column(declared, shown).items():
+        se = se_column_of(column, declared, available) if declaration.get("se") else None
+        if se and not by_column(declared, [se]):
+            out[column] = se
+    return out
 
 
 # Before metrics were declared, these ranked trials when the objective was auto.
