@@ -1,4 +1,4 @@
-"""Wall time of the README's main job, cold and warm, and of two trials run side by side against one after another.
+"""Wall time of the main job (README), cold and warm, and of two trials run side by side against one after another.
 
     python benchmarks/main_job.py [--reps 2] [--workdir DIR] [--only main|parallel]
 

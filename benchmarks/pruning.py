@@ -17,7 +17,7 @@ objective is the leaderboard's: its gold reward at its best checkpoint with KL <
 over the seeds, the median gap to the grid's best within 2% and the worst within 5%, at a median of at most 50%
 of the grid's training steps.
 
-The Optuna search is the budgeted recipe of the README: ``hydra.sweeper.budget_steps`` at ``--budget-share`` of
+The Optuna search is the budgeted recipe of the manual (docs/how-to/optuna.md): ``hydra.sweeper.budget_steps`` at ``--budget-share`` of
 the grid's planned steps (no trial starts once the finished ones trained that many; the last one may overshoot),
 ``--trials`` as a cap, successive halving by method with its first rung at the warm-up, TPE with ``--startup``
 random trials first. ``benchmarks/pruning_replay.py`` replays the same search on the grid's records for many

@@ -15,7 +15,7 @@ training steps.
 
 The defaults are ``pruning.py``'s search (its ``--startup`` is ``--sampler-set n_startup_trials=N`` here).
 
-It is a model of the real search, not a substitute: the figures in the README come from ``pruning.py``. What
+It is a model of the real search, not a substitute: the figures in the manual (docs/how-to/optuna.md) come from ``pruning.py``. What
 it does not model: parallel trials and lost trials. Repeats of a completed setting are told its result and count
 as the sweep counts them (:func:`harness.sweep.trials.counted_trials`); a pruned setting drawn again is replayed
 from the start, as the sweep retrains it.

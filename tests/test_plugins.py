@@ -240,7 +240,7 @@ def test_an_evaluator_that_breaks_the_contract_is_refused_naming_the_plugin(modu
 
 
 def _readme_method_example() -> str:
-    """The first Python block of the manual's "Writing a plugin" page (the rdpo method)."""
+    """The first Python block of the manual's "Writing a plugin" page (the robust_dpo method)."""
     page = (REPO / "docs" / "how-to" / "plugins.md").read_text()
     return page.split("```python\n", 1)[1].split("```", 1)[0]
 
@@ -254,15 +254,15 @@ def test_the_readme_method_example_registers_and_validates(module_dir):
 
     name = module_dir("readme_rdpo", _readme_method_example())
     pm = get_plugin_manager([name])
-    cfg = compose_job([f"plugins=[{name}]", "method=rdpo", "method.eps=0.2"], {})
+    cfg = compose_job([f"plugins=[{name}]", "method=robust_dpo", "method.eps=0.2"], {})
     assert cfg.method.eps == 0.2 and cfg.method.trl.loss_type == "robust" and cfg.method.learning_rate == 1e-4
     validate_trial_config(cfg, pm)
     for bad, expected in (
-        (["method.eps=0.5"], "method.eps=0.5 is invalid for method rdpo"),
+        (["method.eps=0.5"], "method.eps=0.5 is invalid for method robust_dpo"),
         (["method.trl.label_smoothing=0.3"], "sets the same DPOConfig field as method.eps"),
     ):
         with pytest.raises(ConfigError, match=expected):
-            validate_trial_config(compose_job([f"plugins=[{name}]", "method=rdpo", *bad], {}), pm)
+            validate_trial_config(compose_job([f"plugins=[{name}]", "method=robust_dpo", *bad], {}), pm)
 
 
 @pytest.mark.unit

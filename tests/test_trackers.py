@@ -98,7 +98,7 @@ def test_method_trl_report_to_points_to_tracking_report_to():
     with pytest.raises(
         ConfigError,
         match=r"^method.trl.report_to is managed by the harness for every method; set "
-        r"tracking.report_to instead \(README: Experiment trackers\).$",
+        r"tracking.report_to instead \(docs/how-to/scaling-out.md, Experiment trackers\).$",
     ):
         validate_method(cfg, get_plugin_manager())
 

@@ -132,7 +132,7 @@ def check_trl_fields(spec: MethodSpec, method_cfg: DictConfig) -> None:
         if key in MANAGED_TRL_HOMES:
             raise ConfigError(
                 f"method.trl.{key} is managed by the harness for every method; set "
-                f"{MANAGED_TRL_HOMES[key]} instead (README: Experiment trackers)."
+                f"{MANAGED_TRL_HOMES[key]} instead (docs/how-to/scaling-out.md, Experiment trackers)."
             )
         if key in MANAGED_TRL_FIELDS:
             raise ConfigError(

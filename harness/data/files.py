@@ -31,7 +31,7 @@ _EXAMPLE = {
 
 
 def _empty(path: Path, why: str) -> DataError:
-    example = _EXAMPLE.get(path.suffix.lower(), "see the data formats in the README")
+    example = _EXAMPLE.get(path.suffix.lower(), "see the data formats in docs/how-to/real-models.md")
     return DataError(
         f"Data file {path} is empty ({why}); fill it with preference data ({example}) or point "
         "data.path at the file that holds it."

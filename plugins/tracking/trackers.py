@@ -63,7 +63,7 @@ def check_trackers(names: list[str]) -> None:
                 "tracker in tracking.report_to",
                 name,
                 TRACKERS,
-                "(none: no tracker; README: Experiment trackers)",
+                "(none: no tracker; docs/how-to/scaling-out.md, Experiment trackers)",
             )
         modules, install = TRACKERS[name]
         if not any(importlib.util.find_spec(module) for module in modules):
