@@ -1,28 +1,36 @@
 """The public plugin API: everything a method, evaluator or data plugin may use from the harness.
 
-Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only this module (a test reads their
-imports), so they are examples a third party can copy. Names that pull in torch or transformers are imported
-on first use, so a plugin module that only registers specs stays cheap to import.
+Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only this module and their own package's
+modules (a test reads their imports), so they are examples a third party can copy. Names that pull in torch or
+transformers are imported on first use, so a plugin module that only registers specs stays cheap to import. The
+API has a version, :data:`API_VERSION`; a plugin declares the one it targets as ``HARNESS_API_VERSION = 3`` in its
+module, read at registration (:mod:`harness.plugin.versions`: a newer one is refused, a removed name gets a
+migration message).
 
-Declaring: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` and :class:`Profile`, :class:`EvaluatorSpec` with
-:class:`Metric` and :class:`Option`, :func:`separate_reference`. Training: :class:`TrainContext`,
-:func:`completion_logprobs`. Evaluating: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`,
-:func:`mean_and_se`, :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`, models (:func:`load_causal_lm`, :func:`load_tokenizer`: the ``model.*`` loader), reward models
-(:func:`load_reward_model`, :func:`score_texts`, :func:`check_reward_model`). Data: :class:`PreferenceData`,
-:class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`, :func:`render_prompts` (message-list
-prompts through the tokenizer's chat template, as every method and evaluator reads them). Resources: :func:`gold_reward`,
-:func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`, :class:`Stage` (a trial of another method
-that a trial needs first: the reward stage, the SFT stage; trained once per settings and cached). Tracking: :func:`hyperparameters`
-(a trial's, as its record and the leaderboard name them), :func:`tracking_report_to` and :class:`TrackingRun` (the run
-a trial logs to in experiment trackers, ``tracking.*``). Errors: :class:`ConfigError` (a user's config
-mistake: one line with the fix), :class:`DataError`, :class:`UnknownNameError`, :class:`TrialFailed`,
-:class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
-
-Following a trial: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's state for one
-trial). Versions: :data:`API_VERSION` (the plugin API this harness provides; a plugin declares the one it targets as
-``HARNESS_API_VERSION = 3`` in its module, read at registration: :mod:`harness.plugin.versions`). :class:`TrainContext`
-and :class:`EvalContext` are protocols of the API (:mod:`harness.plugin.contexts`) that the runtime's contexts
-satisfy: annotate a plugin's functions with them.
+- **Declaring**: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` and :class:`Profile`,
+  :class:`EvaluatorSpec` with :class:`Metric` and :class:`Option`, :func:`separate_reference`.
+- **A DPO-family method as a loss function**: :class:`PairwiseBatch`, :data:`PairwiseLoss`,
+  :func:`pairwise_loss_method` (trained on TRL's DPOTrainer with only the loss replaced) and
+  :func:`check_pairwise_loss` (the trainer's loss against a plain forward pass, for a plugin's tests).
+- **Training**: :class:`TrainContext`, :func:`completion_logprobs`.
+- **Evaluating**: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`, :func:`mean_and_se`,
+  :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`; models (:func:`load_causal_lm`,
+  :func:`load_tokenizer`: the ``model.*`` loader); reward models (:func:`load_reward_model`, :func:`score_texts`,
+  :func:`check_reward_model`). :class:`TrainContext` and :class:`EvalContext` are protocols of the API
+  (:mod:`harness.plugin.contexts`) that the runtime's contexts satisfy: annotate a plugin's functions with them.
+- **Data**: :class:`PreferenceData`, :class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`,
+  :func:`render_prompts` (message-list prompts through the tokenizer's chat template, as every method and evaluator
+  reads them).
+- **Resources**: :func:`gold_reward`, :func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`, :class:`Stage`
+  (a trial of another method that a trial needs first: the reward stage, the SFT stage; trained once per settings
+  and cached).
+- **Following a trial**: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's state
+  for one trial); :class:`TrialRecord` with its :class:`Checkpoint` entries (what a trial leaves behind, and what
+  ``harness_trial_end`` receives); :func:`hyperparameters` (a trial's, as its record and the leaderboard name
+  them); :func:`tracking_report_to` and :class:`TrackingRun` (the run a trial logs to in experiment trackers,
+  ``tracking.*``).
+- **Errors**: :class:`ConfigError` (a user's config mistake: one line with the fix), :class:`DataError`,
+  :class:`UnknownNameError`, :class:`TrialFailed`, :class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -47,12 +55,11 @@ from harness.plugin.contexts import EvalContext, TrainContext
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
 from harness.plugin.observers import TrialObserver
+from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pairwise_loss_method
 from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
 from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
 from harness.plugin.stats import mean_and_se
 from harness.plugin.versions import API_VERSION, removed_name
-
-# Trial records (:mod:`harness.records`): what ``harness_trial_end`` receives, and what a trial leaves behind.
 from harness.records import Checkpoint, TrialRecord
 
 if TYPE_CHECKING:
@@ -66,6 +73,7 @@ if TYPE_CHECKING:
         token_logprobs,
     )
     from harness.trial.models import load_causal_lm, load_tokenizer
+    from harness.trial.pairwise_check import check_pairwise_loss
     from harness.trial.runner import hyperparameters
     from harness.trial.stages import Stage
 
@@ -84,10 +92,12 @@ _LAZY = {
     "load_causal_lm": "harness.trial.models",
     "load_tokenizer": "harness.trial.models",
     "hyperparameters": "harness.trial.runner",
+    "check_pairwise_loss": "harness.trial.pairwise_check",
 }
 
 __all__ = [
     "API_VERSION",
+    "Checkpoint",
     "ConfigError",
     "DataError",
     "DataFormat",
@@ -97,9 +107,11 @@ __all__ = [
     "MethodSpec",
     "Metric",
     "Option",
+    "PairwiseBatch",
+    "PairwiseLoss",
     "PluginError",
-    "Profile",
     "PreferenceData",
+    "Profile",
     "RewardFunction",
     "Samples",
     "Stage",
@@ -109,10 +121,12 @@ __all__ = [
     "TrialFailed",
     "TrialObserver",
     "TrialPruned",
+    "TrialRecord",
     "UnknownNameError",
     "UserError",
     "ValidationReport",
     "cache_dir",
+    "check_pairwise_loss",
     "check_reward_model",
     "completion_logprobs",
     "encode_completions",
@@ -126,6 +140,7 @@ __all__ = [
     "load_tokenizer",
     "mean_and_se",
     "method_defaults",
+    "pairwise_loss_method",
     "render_prompts",
     "sample",
     "score_texts",
@@ -133,8 +148,6 @@ __all__ = [
     "token_logprobs",
     "tracking_report_to",
 ]
-
-__all__ += ["Checkpoint", "TrialRecord"]  # trial records (harness.records)
 
 
 def __getattr__(name: str) -> Any:
@@ -146,18 +159,3 @@ def __getattr__(name: str) -> Any:
     if removed is not None:
         raise removed
     raise AttributeError(f"module 'harness.plugin' has no attribute {name!r}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The pairwise-loss extension point (harness.plugin.pairwise): a DPO-family method is a loss function over a
-# PairwiseBatch and a spec, pairwise_loss_method(...); the harness trains it on TRL's DPOTrainer with only the loss
-# replaced, and check_pairwise_loss (imported on first use: torch, TRL) checks the trainer's loss against a plain
-# forward pass in a plugin's tests.
-# ---------------------------------------------------------------------------------------------------------------
-from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pairwise_loss_method  # noqa: E402
-
-if TYPE_CHECKING:
-    from harness.trial.pairwise_check import check_pairwise_loss
-
-_LAZY["check_pairwise_loss"] = "harness.trial.pairwise_check"
-__all__ += ["PairwiseBatch", "PairwiseLoss", "check_pairwise_loss", "pairwise_loss_method"]
