@@ -33,6 +33,7 @@ from harness.plugin import (
     ConfigError,
     TrackingRun,
     TrialObserver,
+    TrialRecord,
     UnknownNameError,
     hookimpl,
     tracking_report_to,
@@ -107,20 +108,16 @@ def params(cfg: Any, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(record: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str], int]:
+def summary(record: TrialRecord) -> tuple[dict[str, float], dict[str, str], int]:
     """A trial's headline figures from its record: numbers (``harness_summary/steps``, ``final_step``, each timing
     in seconds), texts (``status``, ``error``) and the step they are logged at (the last one trained). Which
     checkpoint a trial is judged by is the leaderboard's to say (its rule weighs every trial's KL and the selection
     prompts); the run holds every checkpoint's values for it."""
-    final = next((c for c in record.get("checkpoints") or [] if c.get("final")), None)
-    steps = (record.get("train") or {}).get("steps")
-    numbers: dict[str, Any] = {
-        "steps": steps,
-        "final_step": final and final["step"],
-        **(record.get("timings") or {}),
-    }
-    texts = {"status": record.get("status"), "error": (record.get("error") or {}).get("message")}
-    step = int(steps) if _number(steps) else int(final["step"]) if final else 0
+    final = next((c for c in record.checkpoints if c.final), None)
+    steps = record.train.steps if record.train is not None else None
+    numbers: dict[str, Any] = {"steps": steps, "final_step": final and final.step, **(record.timings or {})}
+    texts = {"status": record.status, "error": record.error_message}
+    step = int(steps) if _number(steps) else int(final.step) if final else 0
     return (
         {_key(f"harness_summary/{k}"): float(v) for k, v in numbers.items() if _number(v)},
         {_key(f"harness_summary/{k}"): str(v) for k, v in texts.items() if v is not None},
@@ -332,10 +329,10 @@ class TrialRuns(TrialObserver):
         values = evaluation_values(metrics, selection)
         self._each(lambda tracker: tracker.log(values, step))
 
-    def trial_end(self, record: Mapping[str, Any]) -> None:
+    def trial_end(self, record: TrialRecord) -> None:
         """Log the trial's summary and close its runs."""
         numbers, texts, step = summary(record)
-        self.close(numbers, texts, step, str(record.get("status")))
+        self.close(numbers, texts, step, str(record.status))
 
     def close(self, numbers: dict[str, float], texts: dict[str, str], step: int, status: str) -> None:
         """Log ``numbers`` and ``texts`` at ``step`` and close every run with ``status``."""
