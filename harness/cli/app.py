@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cli.task import SWEEP_JOBS_ENV
 from harness.config.store import CONFIG_MODULE, CONFIG_NAME
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 # Nothing reaches for the network unless the user asks (export HF_HUB_OFFLINE=0 to allow downloads).
 # Set before transformers/datasets are imported: they read these at import time.
@@ -206,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(130) from None
 
 
-def _task(cfg: Any) -> Any:
+def _task(cfg: DictConfig) -> Any:
     """The Hydra task (:func:`harness.cli.task.run_task`)."""
     from harness.cli.task import run_task
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], Dict
 SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
 
 
-def concurrent_trials(launcher: Any) -> int:
+def concurrent_trials(launcher: DictConfig | Mapping[str, Any] | None) -> int:
     """How many trials the launcher runs at once on this machine: a pool launcher's ``n_jobs`` (joblib's -1: one per
     core), at most the sweep's jobs (``$HARNESS_SWEEP_JOBS``); 1 for launchers that run one trial per machine or one
     after another (basic, submitit, ray)."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config.store import BASE_METHOD_CONFIG, BASE_MODEL_CONFIG
 from harness.config.sweep_checks import knob_meaning_warning, method_knobs
 from harness.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from hydra.core.config_loader import ConfigLoader
 
 _GROUPS_NOT_VALIDATED = ("hydra",)
 _BASES = {"method": BASE_METHOD_CONFIG, "model": BASE_MODEL_CONFIG}
@@ -63,7 +66,7 @@ def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
-def _check_groups(loader: Any, overrides: list[Any]) -> None:
+def _check_groups(loader: ConfigLoader, overrides: list[Any]) -> None:
     for o in overrides:
         if "/" in o.key_or_group or o.package is not None:
             continue

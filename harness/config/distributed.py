@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 T = TypeVar("T")
 TIMEOUT_ENV = "HARNESS_DDP_TIMEOUT_S"
@@ -108,7 +111,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def check_distributed(cfg: Any, trains_with_trainer: bool) -> None:
+def check_distributed(cfg: DictConfig, trains_with_trainer: bool) -> None:
     """The trial's multi-process settings, before anything loads: under a distributed launcher the method trains
     through a transformers Trainer and ``method.batch_size`` splits evenly over the processes; ``method.trl.fsdp``
     needs such a launch; ``method.trl.deepspeed`` needs the ``deepspeed`` package and a readable JSON config (or

@@ -16,7 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from harness.plugin.manager import HarnessPluginManager
 
 GIB = 1024**3
 BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
@@ -61,7 +66,7 @@ def parameter_count(path: str, revision: str | None = None, trust_remote_code: b
     return sum(p.numel() for p in model.parameters())
 
 
-def trial_footprint(cfg: Any, pm: Any) -> Footprint:
+def trial_footprint(cfg: DictConfig, pm: HarnessPluginManager) -> Footprint:
     """The estimated needs of the trial configured by ``cfg`` (a composed config) on a GPU."""
     from harness.config.model_settings import lora_enabled, quantization
     from harness.config.resources import resolve_model_path

@@ -11,11 +11,13 @@ config: the gold reward (0) where the data defines one, else a reward model's sc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from harness.plugin.specs import EvaluatorSpec, Metric
 
 
@@ -61,7 +63,7 @@ def resolve_metric(
     )
 
 
-def auto_objective(evaluators: Sequence[EvaluatorSpec], cfg: Any) -> Metric | None:
+def auto_objective(evaluators: Sequence[EvaluatorSpec], cfg: DictConfig) -> Metric | None:
     """The metric ``auto`` stands for under trial config ``cfg``: of the evaluators active for it
     (:attr:`EvaluatorSpec.active`), the declared metric with the lowest ``objective_priority``; None when none
     has one."""

@@ -62,7 +62,7 @@ def lora_enabled(model_cfg: Mapping[str, Any] | DictConfig) -> bool:
     return isinstance(r, int) and not isinstance(r, bool) and r > 0
 
 
-def separate_reference(cfg: Any) -> int:
+def separate_reference(cfg: DictConfig) -> int:
     """1 when the trial's reference is a model of its own, 0 with LoRA (the policy with its adapter disabled):
     a term for :attr:`MethodSpec.models_in_memory` functions."""
     return 0 if lora_enabled(cfg.model) else 1

@@ -33,6 +33,10 @@ from harness.errors import PluginError
 from harness.plugin.settings import COMMON_KNOBS
 
 if TYPE_CHECKING:
+    from hydra.core.config_search_path import ConfigSearchPath
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig
+
     from harness.plugin.manager import HarnessPluginManager
     from harness.plugin.specs import MethodSpec
 
@@ -68,7 +72,7 @@ def method_config(spec: MethodSpec, profile: str | None = None) -> dict[str, Any
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
 
 
-def method_defaults(name: str, cfg: Any = None) -> dict[str, Any]:
+def method_defaults(name: str, cfg: DictConfig | None = None) -> dict[str, Any]:
     """The default config of ``method=<name>`` as plain values: base knobs, hyperparameters, the method's
     defaults, and the values of the model's profile (``cfg.model.profile``: the toy world's tuning on the toy
     world). ``cfg`` (a trial config) also names extra plugin modules to load (its ``plugins``)."""
@@ -211,7 +215,7 @@ def register_configs(pm: HarnessPluginManager) -> None:
     _register_search_path(search_path(pm))
 
 
-def _store_core_settings(store: Any) -> None:
+def _store_core_settings(store: ConfigStore) -> None:
     """The nodes built from the core settings' declarations (their defaults; Hydra composes and overrides them)."""
     from harness.config import settings_eval, settings_model, settings_run, settings_sweeper
 
@@ -231,7 +235,7 @@ def _store_core_settings(store: Any) -> None:
     )
 
 
-def _store_profiles(store: Any, pm: HarnessPluginManager) -> None:
+def _store_profiles(store: ConfigStore, pm: HarnessPluginManager) -> None:
     """``method_profile/<profile>_<method>`` for each method's profiles, and ``profile/<model config>`` naming the
     method and eval values of the profile each model config declares."""
     for name, spec in pm.methods.items():
@@ -274,7 +278,7 @@ def _register_search_path(paths: list[str]) -> None:
     from hydra.plugins.search_path_plugin import SearchPathPlugin
 
     class PluginConfigFolders(SearchPathPlugin):
-        def manipulate_search_path(self, search_path: Any) -> None:
+        def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
             for path in _SEARCH_PATH:
                 search_path.append(
                     provider="harness-plugin", path=path if "://" in path else f"file://{path}"

@@ -7,9 +7,12 @@ generation (evaluation sampling, PPO rollouts); :mod:`harness.data.length` rende
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def is_conversational(value: Any) -> bool:
@@ -17,7 +20,7 @@ def is_conversational(value: Any) -> bool:
     return isinstance(value, list)
 
 
-def check_chat_template(tokenizer: Any) -> None:
+def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
     """Raise a one-line :class:`DataError` when ``tokenizer`` has no chat template for message-list data."""
     if getattr(tokenizer, "chat_template", None) is None:
         name = getattr(tokenizer, "name_or_path", "") or "the model"
@@ -28,7 +31,7 @@ def check_chat_template(tokenizer: Any) -> None:
         )
 
 
-def render_prompts(tokenizer: Any, prompts: Sequence[Any]) -> tuple[list[str], bool]:
+def render_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Any]) -> tuple[list[str], bool]:
     """Prompts as text: strings as they are, message lists through the tokenizer's chat template.
 
     Message lists are rendered with ``add_generation_prompt=True`` (the text ends where the assistant's answer

@@ -19,6 +19,7 @@ from harness.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 _BATCH = 512
 _COMPLETIONS = ("chosen", "rejected", "completion")
@@ -73,14 +74,16 @@ def _percent(part: int, whole: int) -> str:
     return "<0.1%" if 0 < share < 0.1 else f"{share:.1f}%"
 
 
-def _token_counts(tokenizer: Any, texts: Sequence[str], special_tokens: bool) -> list[int]:
+def _token_counts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], special_tokens: bool
+) -> list[int]:
     if not texts:
         return []
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=special_tokens)["input_ids"]]
 
 
 def _batch_lengths(
-    tokenizer: Any, batch: dict[str, list[Any]], columns: Sequence[str]
+    tokenizer: PreTrainedTokenizerBase, batch: dict[str, list[Any]], columns: Sequence[str]
 ) -> tuple[list[int], list[list[int]]]:
     """(prompt tokens, prompt + completion tokens of each completion column) of each row of ``batch``: the
     second is a list per column (empty for prompt-only data)."""
@@ -108,7 +111,9 @@ def _batch_lengths(
     return prompt_lengths, full_lengths
 
 
-def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> tuple[LengthReport, list[int]]:
+def count_lengths(
+    dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int | None
+) -> tuple[LengthReport, list[int]]:
     """Count ``dataset``'s rows against ``max_length``; returns the report and the rows (0-based) that fit. With
     no ``max_length`` every row fits and only the token counts (``longest_prompt``, ``mean_tokens``) are taken.
 
@@ -154,12 +159,12 @@ def count_lengths(dataset: Dataset, tokenizer: Any, max_length: int | None) -> t
 
 
 #: A counter of token lengths: ``count_lengths`` itself, or one that reads its answers from a cache.
-Counter = Callable[["Dataset", Any, "int | None"], tuple[LengthReport, list[int]]]
+Counter = Callable[["Dataset", "PreTrainedTokenizerBase", "int | None"], tuple[LengthReport, list[int]]]
 
 
 def fit_to_length(
     dataset: Dataset,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     max_length: int | None,
     *,
     setting: str = "max_length",

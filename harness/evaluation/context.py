@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from omegaconf import DictConfig
@@ -29,6 +29,9 @@ from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_lo
 from harness.plugin.hookspecs import RewardFunction
 from harness.plugin.specs import EvaluatorSpec
 from harness.records import Checkpoint, ReferenceEvaluation, SelectionResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 T = TypeVar("T")
 
@@ -97,7 +100,7 @@ class EvalContext:
         step: int,
         policy: torch.nn.Module,
         reference: Reference,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         prompts: Sequence[str],
         gold_reward: RewardFunction | None,
         is_reference: bool = False,

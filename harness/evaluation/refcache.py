@@ -28,7 +28,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
@@ -48,6 +48,9 @@ from harness.evaluation.refcache_key import (
     tokenizer_fingerprint,
 )
 from harness.evaluation.sampling import SampleBatch, Samples
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # The key's material and the entry's files have their own modules (refcache_key, cache_files); what was
 # defined here before stays importable from this module.
@@ -242,12 +245,12 @@ def open_reference_cache(
     cfg: DictConfig,
     *,
     model_path: str,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Any],
     pairs: Sequence[Mapping[str, Any]] | None = None,
-    gold_reward: Any = None,
+    gold_reward: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None,
     device: str = "cpu",
-    dtype: Any = None,
+    dtype: torch.dtype | None = None,
 ) -> RefCache:
     """The cache entry for this trial's reference evaluation (``eval.cache``, ``eval.cache_dir``).
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness.evaluation.cache_files import digest
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 #: Bumped when what is stored, or how it is computed, changes.
 CACHE_FORMAT = (
@@ -89,7 +92,7 @@ def model_fingerprint(name_or_path: str, revision: str | None = None) -> dict[st
     return {"path": str(directory), "configs": configs, "weights": weights}
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """Hash of what makes a tokenizer encode text: its vocabulary and rules, special tokens, chat template."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     rules = backend.to_str() if backend is not None else digest(sorted(tokenizer.get_vocab().items()))
@@ -108,12 +111,12 @@ def key_material(
     cfg: DictConfig,
     *,
     model_path: str,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Any],
     pairs: Sequence[Mapping[str, Any]] | None,
-    gold_reward: Any,
+    gold_reward: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None,
     device: str,
-    dtype: Any,
+    dtype: torch.dtype | None,
 ) -> dict[str, Any]:
     """Everything the reference evaluation depends on, as a JSON-able dict (hashed into the cache key)."""
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from harness.errors import ConfigError
 from harness.evaluation.model_files import damaged_weights
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from transformers import PreTrainedTokenizerBase
 
-def configured_path(eval_cfg: Any) -> str | None:
+
+def configured_path(eval_cfg: DictConfig) -> str | None:
     """``eval.reward_model.name_or_path``, or None when no reward model is configured."""
     rm = eval_cfg.get("reward_model")
     path = rm.get("name_or_path") if rm is not None else None
@@ -101,7 +105,9 @@ def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]
 
 
 @torch.no_grad()
-def score_texts(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+def score_texts(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int = 32
+) -> torch.Tensor:
     """The reward model's score of each text (float64, shape [len(texts)]).
 
     Each text ends with the tokenizer's EOS token, appended when missing, as TRL's RewardTrainer appends it to

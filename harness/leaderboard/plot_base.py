@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 DPI = 110
 KL_LABEL = "KL(policy ‖ reference) [nats per sequence]"
@@ -68,7 +71,7 @@ def method_handles(methods: Iterable[str], colors: Mapping[str, str], marker: st
     return [Line2D([], [], color=colors[m], marker=marker, label=m) for m in sorted(set(methods))]
 
 
-def empty_note(ax: Any, text: str) -> None:
+def empty_note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from harness.leaderboard.plot_base import (
     upper_envelope,
     usable,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def frontier_plot(
@@ -68,7 +71,7 @@ def frontier_plot(
 
 
 def _draw_method(
-    ax: Any,
+    ax: Axes,
     group: pd.DataFrame,
     method: str,
     objective: str,
@@ -97,7 +100,7 @@ def _draw_method(
 
 
 def _marks(
-    ax: Any,
+    ax: Axes,
     points: pd.DataFrame,
     kl: str,
     colors: Mapping[str, str],
@@ -131,7 +134,7 @@ def _marks(
 
 
 def _zoom_to_budget(
-    ax: Any, points: pd.DataFrame, objective: str, kl: str, budget: float, reference: float | None
+    ax: Axes, points: pd.DataFrame, objective: str, kl: str, budget: float, reference: float | None
 ) -> None:
     """Keep the axes on the region that ranks (KL up to the budget) when diverged checkpoints lie far beyond
     it, so that they do not squash every healthy point into a corner; says how many are off the plot."""
@@ -155,7 +158,7 @@ def _zoom_to_budget(
     )
 
 
-def _draw_budget(ax: Any, budget: float, kls: pd.Series) -> None:
+def _draw_budget(ax: Axes, budget: float, kls: pd.Series) -> None:
     """A dashed line at the budget; when the budget lies far right of every point, the axis is not stretched
     to show it (the points would be squeezed): a note at the right edge says where it is instead."""
     largest = float(kls.max()) if len(kls) else 0.0

@@ -10,10 +10,13 @@ range at least twice the range of the rest); the axis is then set to the rest wi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 FENCE = 3.0  # interquartile ranges past the quartiles
 MAX_FRACTION = 0.2  # at most this share of the points may be left off
@@ -88,7 +91,7 @@ def off_scale_note(
 
 
 def clip_axis(
-    ax: Any, frame: pd.DataFrame, column: str, keys: Sequence[str], what: str | None = None, y: float = 0.02
+    ax: Axes, frame: pd.DataFrame, column: str, keys: Sequence[str], what: str | None = None, y: float = 0.02
 ) -> str:
     """Set ``ax``'s y limits to :func:`robust_limits` of ``frame[column]`` when a few points lie far outside, and
     write the :func:`off_scale_note` in the axes' lower left corner (``y``: its height in axes fraction); returns

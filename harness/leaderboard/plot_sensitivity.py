@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from harness.leaderboard.plot_base import (
     objective_label,
     usable,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _numeric(values: pd.Series) -> pd.Series | None:
@@ -88,7 +91,7 @@ def sensitivity_plot(
 
 
 def _panel(
-    ax: Any,
+    ax: Axes,
     data: pd.DataFrame,
     param: str,
     objective: str,

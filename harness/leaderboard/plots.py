@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -34,6 +34,9 @@ from harness.leaderboard.plot_base import (
 from harness.leaderboard.plot_frontier import frontier_plot
 from harness.leaderboard.plot_sensitivity import sensitivity_plot
 from harness.leaderboard.plot_training import training_curves
+
+if TYPE_CHECKING:
+    from harness.leaderboard.board import Leaderboard
 
 __all__ = [
     "DPI",
@@ -56,7 +59,7 @@ __all__ = [
 PLOT_NAMES = ("frontier", "training", "sensitivity")
 
 
-def board_colors(board: Any) -> dict[str, str]:
+def board_colors(board: Leaderboard) -> dict[str, str]:
     """The colour of every method in a leaderboard's trials and checkpoints (see :func:`method_colors`)."""
     methods: list[str] = []
     for frame in (getattr(board, "trials", None), getattr(board, "checkpoints", None)):
@@ -65,7 +68,7 @@ def board_colors(board: Any) -> dict[str, str]:
     return method_colors(methods)
 
 
-def render_plots(board: Any) -> dict[str, bytes]:
+def render_plots(board: Leaderboard) -> dict[str, bytes]:
     """PNG bytes of the leaderboard's figures by name (``frontier``, ``training``, and ``sensitivity`` when a
     hyperparameter other than the seed varies within a method). ``board`` needs ``checkpoints``, ``trials``, ``swept``,
     ``objective_name`` and ``kl_budget`` (a :class:`harness.leaderboard.Leaderboard`)."""
@@ -116,7 +119,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_plots(board: Any, out_dir: Path | str, plots: Mapping[str, bytes] | None = None) -> dict[str, Path]:
+def save_plots(
+    board: Leaderboard, out_dir: Path | str, plots: Mapping[str, bytes] | None = None
+) -> dict[str, Path]:
     """Write ``frontier.png``, ``training.png`` and (when something was swept) ``sensitivity.png`` to
     ``out_dir``, each atomically, and remove a plot of those names left by an earlier build that has none
     now; ``plots`` reuses PNGs from :func:`render_plots`. Returns name -> path."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from harness.plugin.specs import EvaluatorSpec, Metric
 
 
-def hookimpls_of(pm: pluggy.PluginManager, plugin: Any) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:
+def hookimpls_of(pm: pluggy.PluginManager, plugin: object) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:
     """``(attribute, hook name, function, hookimpl options)`` of each function of ``plugin`` marked as a hook
     implementation (as pluggy finds them when it registers the plugin)."""
     for attribute in dir(plugin):
@@ -34,7 +34,7 @@ def hookimpls_of(pm: pluggy.PluginManager, plugin: Any) -> Iterator[tuple[str, s
         yield attribute, opts.get("specname") or attribute, function, dict(opts)
 
 
-def check_hookimpls(pm: pluggy.PluginManager, plugin: Any, owner: str) -> None:
+def check_hookimpls(pm: pluggy.PluginManager, plugin: object, owner: str) -> None:
     """Raise a one-line PluginError naming ``owner`` for the first hook implementation of ``plugin`` that names
     no hook, takes a parameter the hook does not pass (or one with a default), or is a pluggy wrapper."""
     hooks = {

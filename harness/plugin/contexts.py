@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
+    from transformers import Trainer
 
     from harness.evaluation.refcache import RefCache
     from harness.evaluation.sampling import Samples, TokenLogprobs
@@ -126,7 +127,7 @@ class TrainContext(Protocol):
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
 
-    def run_trainer(self, trainer: Any) -> torch.nn.Module:
+    def run_trainer(self, trainer: Trainer) -> torch.nn.Module:
         """Train a transformers/TRL ``trainer`` under the harness and return the trained model."""
 
     def plan(self, total_steps: int) -> None:

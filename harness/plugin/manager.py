@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Iterable
 from functools import cached_property
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -26,6 +26,9 @@ from harness.errors import PluginError, UnknownNameError
 from harness.plugin import hookspecs, versions
 from harness.plugin.checks import check_hookimpls, check_metric_names
 from harness.plugin.specs import EvaluatorSpec, MethodSpec
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 ENTRY_POINT_GROUP = "harness.plugins"
 
@@ -101,7 +104,7 @@ class HarnessPluginManager(pluggy.PluginManager):
         text = self.describe(plugin_name)
         return text[0].upper() + text[1:]
 
-    def _collect(self, hook: Any, kind: str, spec_class: type) -> dict[str, Any]:
+    def _collect(self, hook: pluggy.HookCaller, kind: str, spec_class: type) -> dict[str, Any]:
         """Call one registration hook plugin by plugin, so that every problem names the plugin responsible."""
         found: dict[str, Any] = {}
         owners: dict[str, str] = {}
@@ -213,12 +216,12 @@ def reset_plugin_manager() -> None:
     _MANAGER = None
 
 
-def plugin_manager_for(cfg: Any) -> HarnessPluginManager:
+def plugin_manager_for(cfg: DictConfig) -> HarnessPluginManager:
     """The process-wide plugin manager with the trial config's ``plugins=[...]`` modules registered."""
     return get_plugin_manager(list(cfg.get("plugins") or []))
 
 
-def gold_reward(cfg: Any) -> Any:
+def gold_reward(cfg: DictConfig) -> hookspecs.RewardFunction | None:
     """The data source's programmatic reward for the trial config ``cfg`` (``reward(prompts, completions) ->
     scores``), or None when the data defines none (see the ``harness_gold_reward`` hook)."""
     return plugin_manager_for(cfg).hook.harness_gold_reward(cfg=cfg)

@@ -17,7 +17,10 @@ plugin has seen the checkpoint. Like a hook implementation, a method may leave o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.records import TrialRecord
 
 
 class TrialObserver:
@@ -52,7 +55,7 @@ class TrialObserver:
         :param planned_steps: the optimizer steps the trial will take in all (None when the method did not say).
         """
 
-    def trial_end(self, record: Any) -> None:
+    def trial_end(self, record: TrialRecord) -> None:
         """The trial ended (completed, failed, pruned or interrupted) and its record has been written: release
         what the observer holds (close a run, stop a thread). Called exactly once, even when the trial failed.
 

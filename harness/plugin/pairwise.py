@@ -41,6 +41,7 @@ from harness.plugin.specs import MethodSpec, Profile
 
 if TYPE_CHECKING:
     import torch
+    from omegaconf import DictConfig
 
     from harness.trial.context import TrainContext
 
@@ -182,7 +183,7 @@ class _Validation:
     method: str
     own: Callable[[Any], None] | None
 
-    def __call__(self, method_cfg: Any) -> None:
+    def __call__(self, method_cfg: DictConfig) -> None:
         problem = trl_support_problem()
         if problem is not None:
             raise ConfigError(
@@ -200,7 +201,7 @@ class _Validation:
             self.own(method_cfg)
 
 
-def _policy_and_reference(cfg: Any) -> int:
+def _policy_and_reference(cfg: DictConfig) -> int:
     """The policy and, without LoRA, the frozen reference."""
     return 1 + separate_reference(cfg)
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOUNDS = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*$")
@@ -260,7 +263,7 @@ class TrackingRun:
     project: str
 
     @classmethod
-    def of(cls, tracking: Any, trial_dir: str | Path) -> TrackingRun:
+    def of(cls, tracking: DictConfig | Mapping[str, Any] | None, trial_dir: str | Path) -> TrackingRun:
         """The run of the trial in ``trial_dir`` under the ``tracking`` config node (a mapping; None: defaults)."""
         tracking = tracking or {}
         path = Path(trial_dir).absolute()

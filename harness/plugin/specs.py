@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.plugin.settings import COMMON_KNOBS, Hyperparameter, Option, check_name, reject
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from harness.plugin.contexts import EvalContext, TrainContext
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
@@ -310,7 +312,7 @@ class MethodSpec:
             elif (problem := (declared or COMMON_KNOBS[key]).problem(value)) is not None:
                 reject(owner, f"{label}[{key!r}]={value!r} is invalid: {problem}.")
 
-    def count_models(self, cfg: Any) -> int:
+    def count_models(self, cfg: DictConfig) -> int:
         """How many full models the method holds in memory for the trial configured by ``cfg``."""
         n = self.models_in_memory
         return int(n(cfg) if callable(n) else n)

@@ -30,7 +30,6 @@ import inspect
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 from harness.errors import PluginError
 
@@ -97,7 +96,7 @@ def removed_name(name: str) -> RemovedNameError | None:
     )
 
 
-def check_declared_version(plugin: Any, owner: str) -> int | None:
+def check_declared_version(plugin: object, owner: str) -> int | None:
     """The API version ``plugin`` declares (:data:`DECLARATION`; None when it declares none); raises a one-line
     PluginError naming ``owner`` when it is not an integer, newer than :data:`API_VERSION` or older than
     :data:`OLDEST_SUPPORTED`."""

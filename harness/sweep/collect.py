@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from harness.sweep import results
 from harness.sweep import study as st
 from harness.sweep.storage import redact, remember, scrub
 from harness.sweep.stored import decode_record, stored_settings
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass
@@ -109,7 +112,7 @@ def studies_of_storage(storage: str, study_name: str | None = None) -> list[tupl
     return studies
 
 
-def _settings_beside_trials(study: Any) -> st.StudySettings | None:
+def _settings_beside_trials(study: optuna.Study) -> st.StudySettings | None:
     dirs = {
         Path(str(t.user_attrs[st.ATTR_DIR])).parent
         for t in study.get_trials(deepcopy=False)
@@ -118,7 +121,7 @@ def _settings_beside_trials(study: Any) -> st.StudySettings | None:
     return next(iter(results.find_study_settings(dirs)), None)
 
 
-def add_study_records(study: Any, records: list[TrialRecord], seen: set[str]) -> dict[str, Any]:
+def add_study_records(study: optuna.Study, records: list[TrialRecord], seen: set[str]) -> dict[str, Any]:
     """Append to ``records`` the record of each of ``study``'s trials not yet in them (``seen``: their trial
     directories): from its directory on this machine, else from the study's storage. Returns where they came
     from: ``remote`` (trials read from the storage: trial, host, directory), ``missing`` (finished trials with no
@@ -165,7 +168,7 @@ def _local_record(directory: Path) -> TrialRecord | None:
         return None
 
 
-def _where(trial: Any, directory: str, record: TrialRecord | None) -> dict[str, Any]:
+def _where(trial: optuna.trial.FrozenTrial, directory: str, record: TrialRecord | None) -> dict[str, Any]:
     """Where a trial ran: its number, id, host and directory (the checkpoints are under it)."""
     host = record.host.hostname if record is not None and record.host is not None else None
     for key in (st.ATTR_RUNNER, st.ATTR_OWNER):

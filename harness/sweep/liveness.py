@@ -13,11 +13,14 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from harness.sweep import study as st
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def this_process() -> dict[str, Any]:
@@ -43,7 +46,9 @@ def process_alive(identity: Mapping[str, Any] | None) -> bool | None:
         return False
 
 
-def lost_reason(trial: Any, stale_after_s: float, now: float | None = None) -> str | None:
+def lost_reason(
+    trial: optuna.trial.FrozenTrial, stale_after_s: float, now: float | None = None
+) -> str | None:
     """Why the RUNNING ``trial`` (a FrozenTrial) is considered lost, or None if it may still be running."""
     attrs = trial.user_attrs
     runner, owner = attrs.get(st.ATTR_RUNNER), attrs.get(st.ATTR_OWNER)

@@ -19,6 +19,8 @@ from harness.errors import ConfigError, UnknownNameError
 from harness.sweep.space import SearchSpace, overrides_for
 
 if TYPE_CHECKING:
+    from hydra.types import HydraContext
+
     from harness.plugin.specs import EvaluatorSpec
 
 OBJECTIVES_KEY = "hydra.sweeper.objectives"
@@ -36,7 +38,7 @@ def trial_jobs(space: SearchSpace, method: str) -> list[list[str]]:
     return [[*space.fixed, *overrides_for({"method": method, **values})] for values in variants]
 
 
-def compose(config: DictConfig, hydra_context: Any, job: Sequence[str]) -> DictConfig:
+def compose(config: DictConfig, hydra_context: HydraContext, job: Sequence[str]) -> DictConfig:
     """The trial config of ``job`` (overrides) on the sweep's ``config``; a composition error in one line."""
     try:
         return hydra_context.config_loader.load_sweep_config(config, list(job))
@@ -50,7 +52,7 @@ def check_trials(
     objectives: Sequence[str],
     *,
     config: DictConfig,
-    hydra_context: Any,
+    hydra_context: HydraContext,
     pruning: bool,
     auto_first: bool = False,
 ) -> list[str]:

@@ -23,7 +23,7 @@ used as it is (the warm-up still applies).
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Container
 
 import optuna
 
@@ -39,7 +39,9 @@ class _MethodStudy(optuna.study.Study):
         )
         self._method = method
 
-    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[optuna.trial.FrozenTrial]:
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
         """The study's trials of this view's method (see :meth:`optuna.study.Study.get_trials`)."""
         trials = super().get_trials(deepcopy=deepcopy, states=states)
         return [t for t in trials if t.user_attrs.get(st.ATTR_METHOD) == self._method]

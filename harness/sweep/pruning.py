@@ -9,14 +9,19 @@ elsewhere the hook returns None. Nothing is kept between trials: the module hold
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.plugin.hookspecs import hookimpl
 from harness.sweep.reporter import TrialReporter
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from omegaconf import DictConfig
+
 
 @hookimpl
-def harness_trial_observer(cfg: Any, trial_dir: Any) -> TrialReporter | None:
+def harness_trial_observer(cfg: DictConfig, trial_dir: Path) -> TrialReporter | None:
     """The reporter of the Optuna trial this job runs (it marks its process and starts the heartbeat), or None
     outside an Optuna sweep."""
     if not TrialReporter.in_sweep():

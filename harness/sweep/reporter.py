@@ -21,12 +21,15 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import TrialPruned
 from harness.plugin.observers import TrialObserver
 from harness.records import Checkpoint, SelectionResult
 from harness.sweep import study as st
+
+if TYPE_CHECKING:
+    from harness.records import TrialRecord
 
 ENV_STUDY = "HARNESS_OPTUNA_STUDY"
 ENV_TRIAL = "HARNESS_OPTUNA_TRIAL"
@@ -188,7 +191,7 @@ class TrialReporter(TrialObserver):
         """The observer's call after each checkpoint: :meth:`checkpoint` (may raise TrialPruned)."""
         self.checkpoint(step, metrics, selection, planned_steps)
 
-    def trial_end(self, record: Any) -> None:
+    def trial_end(self, record: TrialRecord) -> None:
         """The observer's call when the trial ends: stop the heartbeat (the sweeper tells Optuna the result from
         the record)."""
         self.close()

@@ -12,11 +12,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from harness.sweep import study as st
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def find_study_settings(paths: Iterable[Path | str]) -> list[st.StudySettings]:
@@ -44,12 +47,12 @@ def open_study(settings: st.StudySettings) -> Any:
     return optuna.load_study(study_name=settings.study_name, storage=st.open_storage(settings.storage))
 
 
-def trial_method(trial: Any) -> str | None:
+def trial_method(trial: optuna.trial.FrozenTrial) -> str | None:
     """The method a study's trial trained (recorded when it was asked)."""
     return trial.params.get("method") or trial.user_attrs.get(st.ATTR_METHOD)
 
 
-def param_importances(study: Any, objective_index: int = 0) -> pd.DataFrame:
+def param_importances(study: optuna.Study, objective_index: int = 0) -> pd.DataFrame:
     """Optuna's parameter importances for objective ``objective_index``, per method (and across methods when
     several were searched): columns ``study``, ``method``, ``param``, ``importance`` (each method's sum to 1).
     Methods with fewer than two completed trials, or parameters that never varied, are left out."""
@@ -103,7 +106,7 @@ def param_importances(study: Any, objective_index: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["study", "method", "param", "importance"])
 
 
-def study_summary(study: Any, settings: st.StudySettings) -> dict[str, Any]:
+def study_summary(study: optuna.Study, settings: st.StudySettings) -> dict[str, Any]:
     """Counts of the study's trials by state, its name, storage (password hidden) and objectives, for the
     report's header."""
     counts: dict[str, int] = {}

@@ -23,13 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError, UnknownNameError
 from harness.records import flatten
 from harness.sweep.syntax import dimension, parse_dimension, show, suggest
+
+if TYPE_CHECKING:
+    import optuna
+
+    from harness.plugin.manager import HarnessPluginManager
 
 METHOD_KEY = "method"
 _PREFIX = "method."
@@ -78,7 +83,7 @@ class SearchSpace:
             out.update({self.param_name(m, k): d for k, d in self.per_method.get(m, {}).items()})
         return out
 
-    def sample(self, trial: Any) -> dict[str, Any]:
+    def sample(self, trial: optuna.trial.Trial) -> dict[str, Any]:
         """Draw one trial's values through Optuna's public suggest API; returns ``{config key: value}``, the
         method included.
 
@@ -348,7 +353,7 @@ def _format(value: Any) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def method_default_configs(names: Iterable[str], pm: Any) -> dict[str, dict[str, Any]]:
+def method_default_configs(names: Iterable[str], pm: HarnessPluginManager) -> dict[str, dict[str, Any]]:
     """Each registered method's default config (what ``method=<name>`` composes), for checking which keys a
     method has."""
     from harness.config.store import method_config

@@ -24,9 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 ENV_STORAGE = "HARNESS_OPTUNA_STORAGE"  # the full storage URL (with its password), for the trials' processes
 MASK = "***"
@@ -146,14 +149,14 @@ def connect_url(storage: str) -> str:
     return with_driver(url).render_as_string(hide_password=False)
 
 
-def _no_password(url: Any) -> Any:
+def _no_password(url: URL) -> Any:
     """``url`` without its password (``URL.set`` leaves a field unchanged when given None)."""
     from sqlalchemy.engine import URL
 
     return URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
 
 
-def with_driver(url: Any) -> Any:
+def with_driver(url: URL) -> Any:
     """``url`` (a SQLAlchemy URL) with a driver that is installed: a bare ``postgresql`` gets psycopg 3, else
     psycopg2. :raises ConfigError: the URL's driver is not installed (naming the fix), or its dialect is unknown."""
     from sqlalchemy.exc import NoSuchModuleError

@@ -16,10 +16,13 @@ import dataclasses
 import json
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.records import TrialRecord, parse_record
 from harness.sweep import study as st
+
+if TYPE_CHECKING:
+    import optuna
 
 ATTR_RECORD = (
     "harness.record"  # system attr: {"encoding", "parts", "chars"}; the parts in "harness.record.<i>"
@@ -62,7 +65,7 @@ def decode_record(system_attrs: Mapping[str, Any]) -> TrialRecord | None:
         return None
 
 
-def store_record(study: Any, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
+def store_record(study: optuna.Study, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
     """Keep ``record`` on trial ``number`` of ``study`` (whose storage ``settings`` name), before the trial is
     told: Optuna refuses attributes on finished trials."""
     storage = st.open_storage(settings.storage)
@@ -72,14 +75,14 @@ def store_record(study: Any, number: int, record: TrialRecord, settings: st.Stud
         storage.set_trial_system_attr(trial_id, key, value)
 
 
-def store_settings(study: Any, settings: st.StudySettings) -> None:
+def store_settings(study: optuna.Study, settings: st.StudySettings) -> None:
     """Keep the study's settings (``study.json``'s content, password hidden) on the study."""
     data = settings.to_dict()
     if study.user_attrs.get(ATTR_SETTINGS) != data:
         study.set_user_attr(ATTR_SETTINGS, data)
 
 
-def stored_settings(study: Any) -> st.StudySettings | None:
+def stored_settings(study: optuna.Study) -> st.StudySettings | None:
     """The settings :func:`store_settings` kept on ``study`` (None for a study without them)."""
     data = study.user_attrs.get(ATTR_SETTINGS)
     if not isinstance(data, Mapping):

@@ -22,12 +22,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import settings_sweeper
 from harness.config.settings_run import LEADERBOARD
 from harness.errors import ConfigError
 from harness.records import Checkpoint, TrialRecord, atomic_write_text
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+    from harness.config.setting import SettingsGroup
 
 SETTINGS_NAME = "study.json"
 JOURNAL_NAME = "optuna.journal"
@@ -58,7 +64,7 @@ PRUNE_EMA = 0.5
 SWEEPER = settings_sweeper.SWEEPER
 
 
-def _default(group: Any, name: str, kind: type) -> Any:
+def _default(group: SettingsGroup, name: str, kind: type) -> Any:
     """The declared default of ``<group>.<name>``, as ``kind``."""
     return kind(group.option(name).default)
 
@@ -154,7 +160,7 @@ def open_storage(storage: str) -> Any:
     return opened(storage)
 
 
-def trial_handle(study: Any, storage: Any, number: int) -> Any:
+def trial_handle(study: optuna.Study, storage: BaseStorage, number: int) -> optuna.trial.Trial:
     """A live :class:`optuna.trial.Trial` for trial ``number`` of ``study`` (opened on ``storage``), to report
     to it from another process; found through the storage's public lookup API."""
     import optuna

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,6 +44,10 @@ from harness.sweep.trials import (
     unqueued,
 )
 
+if TYPE_CHECKING:
+    import optuna
+    from hydra.types import HydraContext, TaskFunction
+
 
 class OptunaSweep:
     """The sweeper's state and loop; :class:`hydra_plugins.harness_optuna_sweeper.HarnessOptunaSweeper` wraps it.
@@ -54,7 +58,13 @@ class OptunaSweep:
     is one line rather than Hydra's report of a failed instantiation.
     """
 
-    def __init__(self, *, sampler: Any, pruner: Any, **settings: Any) -> None:
+    def __init__(
+        self,
+        *,
+        sampler: DictConfig | Mapping[str, Any] | None,
+        pruner: DictConfig | Mapping[str, Any] | None,
+        **settings: Any,
+    ) -> None:
         self.sampler_cfg = _plain(sampler)
         self.pruner_cfg = _plain(pruner)
         given = {**sweeper_defaults(), **settings}
@@ -97,7 +107,7 @@ class OptunaSweep:
 
     # -- Hydra's Sweeper interface -------------------------------------------------------------------
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Keep the config and instantiate the configured launcher (Hydra calls this before ``sweep``)."""
         from hydra.core.plugins import Plugins
 
@@ -276,7 +286,7 @@ class OptunaSweep:
         assert self.config is not None
         opening.hide_password(self.config, self.storage)
 
-    def _wait_for_others(self, study: Any, settings: st.StudySettings) -> bool:
+    def _wait_for_others(self, study: optuna.Study, settings: st.StudySettings) -> bool:
         """With nothing left to ask but the plan not complete: wait while other workers' trials run, settling
         those that are lost; returns True when a slot opened (a lost trial was queued again), False when the
         study is done (its plan complete, its budget spent, or nothing left running)."""
@@ -301,7 +311,7 @@ class OptunaSweep:
         return False
 
     def _ask_batch(
-        self, study: Any, space: SearchSpace, sweep_dir: Path, settings: st.StudySettings
+        self, study: optuna.Study, space: SearchSpace, sweep_dir: Path, settings: st.StudySettings
     ) -> list[tuple[Any, list[str]]]:
         from harness.sweep.liveness import this_process
 
@@ -328,7 +338,7 @@ class OptunaSweep:
             batch.append((trial, job))
         return batch
 
-    def _spent(self, study: Any) -> bool:
+    def _spent(self, study: optuna.Study) -> bool:
         """Whether the training-step budget (``budget_steps``) is spent by the finished trials (said once)."""
         if self.budget_steps is None:
             return False
@@ -342,7 +352,7 @@ class OptunaSweep:
             )
         return spent >= self.budget_steps
 
-    def _announce(self, study: Any, settings: st.StudySettings, space: SearchSpace) -> None:
+    def _announce(self, study: optuna.Study, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study, self.n_trials) if t.state.is_finished()])
         print(
             f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
@@ -355,7 +365,7 @@ class OptunaSweep:
             print(f"  search {line}", flush=True)
 
 
-def _plain(node: Any) -> dict[str, Any] | None:
+def _plain(node: DictConfig | Mapping[str, Any] | None) -> dict[str, Any] | None:
     if node is None:
         return None
     if isinstance(node, DictConfig):

@@ -9,9 +9,13 @@ stepped range) is a one-line :class:`harness.errors.ConfigError`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+    import optuna.distributions as D
 
 
 def parse_dimension(key: str, spec: Any) -> Any | None:
@@ -84,7 +88,11 @@ def _plain(value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: choice values must be numbers, strings, booleans or null, not {value!r}.")
 
 
-def suggest(trial: Any, name: str, dist: Any) -> Any:
+def suggest(
+    trial: optuna.trial.Trial,
+    name: str,
+    dist: D.CategoricalDistribution | D.IntDistribution | D.FloatDistribution,
+) -> Any:
     """Suggest ``name`` from ``dist`` on an Optuna trial through its public ``suggest_*`` methods."""
     import optuna.distributions as D
 
@@ -95,7 +103,7 @@ def suggest(trial: Any, name: str, dist: Any) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def show(dist: Any) -> str:
+def show(dist: D.CategoricalDistribution | D.IntDistribution | D.FloatDistribution) -> str:
     import optuna.distributions as D
 
     if isinstance(dist, D.CategoricalDistribution):

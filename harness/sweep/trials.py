@@ -13,10 +13,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.records import TrialError, TrialRecord
 from harness.sweep import study as st
+
+if TYPE_CHECKING:
+    import optuna
+    from hydra.core.utils import JobReturn
 
 
 def trial_state(name: str) -> Any:
@@ -31,7 +35,7 @@ def unqueued(counted: list[Any]) -> int:
     return len([t for t in counted if t.state != trial_state("WAITING")])
 
 
-def counted_trials(study: Any, free_repeats: int = 0) -> list[Any]:
+def counted_trials(study: optuna.Study, free_repeats: int = 0) -> list[Any]:
     """The trials that count toward the planned number, in order: every trial but lost ones that were retried,
     surplus ones (asked after the plan was full) and the first ``free_repeats`` repeats (trials told a completed
     twin's result, :func:`reuse_twin`: they trained nothing, so the plan is of settings trained; past that many, a
@@ -61,10 +65,10 @@ def steps_spent(trials: list[Any]) -> int:
 
 
 def finish_trial(
-    study: Any,
-    trial: Any,
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
     settings: st.StudySettings,
-    job_return: Any = None,
+    job_return: JobReturn | None = None,
     record: TrialRecord | None = None,
 ) -> str:
     """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the study's
@@ -107,7 +111,7 @@ def finish_trial(
     return status
 
 
-def keep_record(study: Any, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
+def keep_record(study: optuna.Study, number: int, record: TrialRecord, settings: st.StudySettings) -> None:
     """Store ``record`` on trial ``number`` in the study's storage (before it is told); a storage error other
     than the trial being finished already is a warning, never the end of the sweep."""
     from harness.sweep.storage import scrub
@@ -138,7 +142,7 @@ def _read(trial_dir: Path) -> TrialRecord | None:
         return None
 
 
-def _job_error(job_return: Any) -> str | None:
+def _job_error(job_return: JobReturn | None) -> str | None:
     if job_return is None:
         return None
     try:
@@ -149,7 +153,7 @@ def _job_error(job_return: Any) -> str | None:
 
 
 def recover_lost_trials(
-    study: Any, settings: st.StudySettings, stale_after_s: float, max_retries: int
+    study: optuna.Study, settings: st.StudySettings, stale_after_s: float, max_retries: int
 ) -> list[int]:
     """Settle RUNNING trials whose process died; returns their numbers.
 
@@ -203,8 +207,8 @@ def recover_lost_trials(
 
 
 def _mark_lost(
-    study: Any,
-    handle: Any,
+    study: optuna.Study,
+    handle: optuna.trial.Trial,
     number: int,
     record: TrialRecord | None,
     why: tuple[str, bool],
@@ -227,7 +231,7 @@ def _mark_lost(
     return lost
 
 
-def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
+def reuse_twin(study: optuna.Study, trial: optuna.trial.Trial, settings: st.StudySettings) -> bool:
     """Tell ``trial`` the result of a completed trial with the same parameters instead of training again
     (samplers revisit points of discrete spaces; training is deterministic given its config), read from the
     twin's directory or, when that is on another machine, from the study's storage. Returns whether it did."""
@@ -264,7 +268,7 @@ def reuse_twin(study: Any, trial: Any, settings: st.StudySettings) -> bool:
     return True
 
 
-def progress(study: Any, number: int, settings: st.StudySettings) -> None:
+def progress(study: optuna.Study, number: int, settings: st.StudySettings) -> None:
     """Print one line for finished trial ``number``: its status, values, the best so far and the count done."""
     trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
     done = len([t for t in counted_trials(study, sys.maxsize) if t.state.is_finished()])  # settings trained

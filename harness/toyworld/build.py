@@ -38,11 +38,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cache import MANIFEST, cache_dir, file_lock, verify_manifest, write_manifest
 from harness.toyworld.reward import gold_reward
 from harness.toyworld.spec import VERSION, ToyWorldSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 META = "meta.json"
 # Files every complete world has (what a world built before manifests existed is checked for).
@@ -255,7 +258,9 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def _sample_data(model: Any, tokenizer: Any, spec: ToyWorldSpec, progress: bool) -> dict[str, list[Any]]:
+def _sample_data(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ToyWorldSpec, progress: bool
+) -> dict[str, list[Any]]:
     """The world's prompts and pairs, sampled from the pretrained ``model`` (call it inside a forked RNG)."""
     from harness.toyworld.pairs import draw_prompts, make_pairs, sample_completions
 

@@ -15,6 +15,8 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from harness.config import distributed
 
 if TYPE_CHECKING:  # the plugin API's protocol, which the trial's context satisfies (no import circle)
+    from transformers import Trainer
+
     from harness.plugin.contexts import TrainContext
 
 
@@ -64,7 +66,7 @@ class HarnessCallback(TrainerCallback):
             self.bar = None
 
 
-def run_trainer(ctx: TrainContext, trainer: Any) -> torch.nn.Module:
+def run_trainer(ctx: TrainContext, trainer: Trainer) -> torch.nn.Module:
     """Train ``trainer`` under the harness (see :meth:`harness.trial.context.TrainContext.run_trainer`)."""
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

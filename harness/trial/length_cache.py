@@ -16,12 +16,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.cache import cache_dir, file_lock
 from harness.data.length import LengthReport, count_lengths
 from harness.records import atomic_write_text
 from harness.trial.trainer_cache import cache_path, rows_digest, tokenizer_identity
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 CACHE_FOLDER = "lengths"
 FORMAT = 1  # part of every key: bump it when count_lengths counts differently
@@ -44,7 +48,9 @@ def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
     return report, [i for i in range(rows) if i not in dropped]
 
 
-def cached_count(dataset: Any, tokenizer: Any, max_length: int | None) -> tuple[LengthReport, list[int]]:
+def cached_count(
+    dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int | None
+) -> tuple[LengthReport, list[int]]:
     """:func:`~harness.data.count_lengths` of ``dataset``, read from the harness cache when these rows were counted
     with this tokenizer and limit before, else counted and stored there (a tokenizer without a vocabulary to name
     it by is counted uncached)."""

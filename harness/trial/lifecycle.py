@@ -24,11 +24,18 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import distributed
 from harness.errors import TrialInterrupted, TrialPruned, UserError
 from harness.records import TrialError, TrialRecord
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from omegaconf import DictConfig
+
+    from harness.plugin.manager import HarnessPluginManager
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -41,7 +48,7 @@ def interrupts_raise() -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise TrialInterrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in INTERRUPTS}
@@ -92,13 +99,13 @@ def _call_each(
     return results
 
 
-def _hook_calls(pm: Any, name: str) -> list[tuple[str, str, Callable[..., Any], list[str]]]:
+def _hook_calls(pm: HarnessPluginManager, name: str) -> list[tuple[str, str, Callable[..., Any], list[str]]]:
     """Every plugin's implementation of hook ``name``, in the order pluggy would call them."""
     impls = reversed(getattr(pm.hook, name).get_hookimpls())  # pluggy calls the last registered first
     return [(impl.plugin_name, name, impl.function, list(impl.argnames)) for impl in impls]
 
 
-def call_hook(pm: Any, name: str, into: TrialRecord | None, **kwargs: Any) -> list[Any]:
+def call_hook(pm: HarnessPluginManager, name: str, into: TrialRecord | None, **kwargs: Any) -> list[Any]:
     """Call every plugin's implementation of hook ``name`` with ``kwargs`` (in pluggy's order) and return their
     non-None results. An implementation that raises is reported as one warning line naming the plugin and
     appended to the trial record's ``into.plugin_errors`` (``plugin``, ``hook``, ``type``, ``message``); the
@@ -133,7 +140,7 @@ class TrialHooks:
     (in the order of the implementations that returned them), then the hook; every call follows
     :func:`call_hook`'s policy, failures recorded in the trial record ``record``."""
 
-    def __init__(self, pm: Any, record: TrialRecord) -> None:
+    def __init__(self, pm: HarnessPluginManager, record: TrialRecord) -> None:
         self.pm = pm
         self.record = record
         self.observers: list[tuple[str, Any]] = []  # (plugin, observer)
@@ -161,7 +168,7 @@ class TrialHooks:
         _call_each(calls, self.record, {**hook_kwargs, **kwargs})
 
     def reference_evaluated(
-        self, cfg: Any, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
+        self, cfg: DictConfig, metrics: Mapping[str, Any], selection: Mapping[str, Any] | None
     ) -> None:
         """The reference model's evaluation, to the observers and ``harness_reference_evaluated``."""
         self._event(
@@ -173,7 +180,7 @@ class TrialHooks:
 
     def checkpoint_evaluated(
         self,
-        cfg: Any,
+        cfg: DictConfig,
         step: int,
         metrics: Mapping[str, Any],
         selection: Mapping[str, Any] | None,

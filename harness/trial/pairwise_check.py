@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,6 +31,9 @@ from harness.plugin.pairwise import (
 from harness.plugin.specs import MethodSpec
 from harness.trial.pairwise_loss import PairwiseLossTrainer
 from harness.trial.trainer_cache import temporary_dataset_files
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def _spec(method: MethodSpec | str) -> MethodSpec:
@@ -58,7 +61,13 @@ def _settings(spec: MethodSpec, settings: Mapping[str, Any] | None) -> dict[str,
     return values
 
 
-def _models(model: Any, tokenizer: Any, reference: Any, nudge: float, seed: int) -> tuple[Any, Any, Any]:
+def _models(
+    model: str | os.PathLike[str] | torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase | str | os.PathLike[str] | None,
+    reference: torch.nn.Module | None,
+    nudge: float,
+    seed: int,
+) -> tuple[Any, Any, Any]:
     """(policy, reference, tokenizer): copies, the policy's weights moved by ``nudge`` standard normals (seeded) so
     that it differs from the reference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,7 +158,12 @@ def _trainer_loss(
             return float(trainer.compute_loss(trainer.model, inputs))
 
 
-def _plain_batch(policy: Any, reference: Any, tokenizer: Any, rows: list[dict[str, str]]) -> PairwiseBatch:
+def _plain_batch(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, str]],
+) -> PairwiseBatch:
     """The per-pair tensors from plain forward passes (:func:`completion_logprobs`) of each completion."""
     prompts = [r["prompt"] for r in rows]
     side = {s: [r[s] for r in rows] for s in ("chosen", "rejected")}
@@ -196,7 +210,7 @@ def _check_lengths(method: str, trained: PairwiseBatch | None, plain: PairwiseBa
 def check_pairwise_loss(
     method: MethodSpec | str,
     model: str | os.PathLike[str] | torch.nn.Module,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase | str | os.PathLike[str] | None,
     pairs: Sequence[Mapping[str, Any]],
     settings: Mapping[str, Any] | None = None,
     *,

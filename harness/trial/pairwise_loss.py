@@ -36,12 +36,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from trl import DPOTrainer
 
 from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pair_losses, trl_support_problem
+
+if TYPE_CHECKING:
+    from trl import DPOConfig
 
 # TRL's defaults of the DPOConfig fields that choose TRL's own loss or change the log-probabilities it sums: a
 # pairwise-loss trainer refuses other values (validation refuses setting them at all, harness.plugin.pairwise).
@@ -53,7 +56,7 @@ _REPLACED_DEFAULTS = {
 }
 
 
-def replaced_settings(args: Any) -> list[str]:
+def replaced_settings(args: DPOConfig) -> list[str]:
     """The ``DPOConfig`` fields of ``args`` that choose TRL's own loss, set away from TRL's defaults."""
     loss_type = getattr(args, "loss_type", ["sigmoid"])
     found = (
@@ -68,7 +71,7 @@ def fused_forwards(modules: list[torch.nn.Module]) -> Iterator[list[Any]]:
     """Within this block, the outputs of every call of ``modules`` with ``fused_lm_head=True``, in call order."""
     seen: list[Any] = []
 
-    def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+    def record(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         if kwargs.get("fused_lm_head"):
             seen.append(output)
 
@@ -118,7 +121,7 @@ class PairwiseLossTrainer(DPOTrainer):
         model: torch.nn.Module,
         inputs: dict[str, Any],
         return_outputs: bool = False,
-        num_items_in_batch: Any = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
     ) -> Any:
         """TRL's ``compute_loss`` (forward passes, reference, logged metrics), returning the plugin's loss: the mean
         of its per-pair losses (plus the MoE router loss, where TRL adds it)."""

@@ -37,10 +37,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cache import cache_dir
 from harness.trial.trainer_cache import CacheUse, cache_path, rows_digest, settings_key, through_cache
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import Trainer
 
 CACHE_FOLDER = "prepared"
 FORMAT = 1  # part of every key: bump it when what is stored here changes
@@ -71,14 +75,14 @@ def prepares_data(trainer_class: type) -> bool:
     return set(inspect.signature(getattr(trainer_class, _PREPARE)).parameters) <= set(_PARAMETERS)
 
 
-def prepared_key(trainer: Any, dataset: Any, name: str) -> str | None:
+def prepared_key(trainer: Trainer, dataset: Dataset, name: str) -> str | None:
     """The cache key of ``dataset`` if it is the split ``name`` that ``trainer``'s shared preparation returned,
     else None: the prepared data's content follows from it."""
     entry = getattr(trainer, _PREPARED_KEYS, {}).get(name)
     return entry[1] if entry is not None and entry[0] is dataset else None
 
 
-def _cacheable(trainer: Any, call: dict[str, Any]) -> bool:
+def _cacheable(trainer: Trainer, call: dict[str, Any]) -> bool:
     """Whether this call's input and tokenizer are ones the key names fully."""
     from datasets import Dataset
 
@@ -92,7 +96,7 @@ def _cacheable(trainer: Any, call: dict[str, Any]) -> bool:
     )
 
 
-def _state(trainer: Any, attributes: tuple[str, ...], call: dict[str, Any]) -> dict[str, Any]:
+def _state(trainer: Trainer, attributes: tuple[str, ...], call: dict[str, Any]) -> dict[str, Any]:
     """What of the trainer and the call, beside the dataset, tokenizer and settings, the method reads."""
     args = call["args"]
     state = {name: getattr(trainer, name, None) for name in attributes}
@@ -105,7 +109,7 @@ def _state(trainer: Any, attributes: tuple[str, ...], call: dict[str, Any]) -> d
     return state
 
 
-def _material(trainer_class: type, trainer: Any, call: dict[str, Any], device: str) -> dict[str, Any]:
+def _material(trainer_class: type, trainer: Trainer, call: dict[str, Any], device: str) -> dict[str, Any]:
     """What the key hashes: everything the prepared data depends on."""
     dataset = call["dataset"]
     return {

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cache import cache_dir
 from harness.trial.prepared_data import prepared_key
 from harness.trial.trainer_cache import CacheUse, cache_path, rows_digest, settings_key, through_cache
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 CACHE_FOLDER = "reflogps"
 _PRECOMPUTE = (
@@ -37,7 +41,7 @@ _PRECOMPUTE = (
 )
 
 
-def precomputes_reference(trainer_class: type, args: Any) -> bool:
+def precomputes_reference(trainer_class: type, args: TrainingArguments) -> bool:
     """Whether ``trainer_class`` with config ``args`` runs the reference over its data before training, in the way
     :func:`shared_reference_pass` can share (TRL's ``_precompute_ref_logps``)."""
     return bool(getattr(args, "precompute_ref_log_probs", False)) and callable(
@@ -46,7 +50,11 @@ def precomputes_reference(trainer_class: type, args: Any) -> bool:
 
 
 def shared_reference_pass(
-    trainer_class: type, args: Any, tokenizer: Any, device: str, outcome: CacheUse
+    trainer_class: type,
+    args: TrainingArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    device: str,
+    outcome: CacheUse,
 ) -> type:
     """A subclass of ``trainer_class`` whose reference pass (TRL's ``_precompute_ref_logps``) is read from the
     harness cache when a pass with the same key was computed before, and computed by TRL and stored there
@@ -54,7 +62,7 @@ def shared_reference_pass(
     settings = json.dumps(settings_key(args, tokenizer, device), sort_keys=True, default=str)
     trl_method = getattr(trainer_class, _PRECOMPUTE)
 
-    def _precompute_ref_logps(self: Any, dataset: Any, name: str, batch_size: int) -> Any:
+    def _precompute_ref_logps(self: Any, dataset: Dataset, name: str, batch_size: int) -> Any:
         from datasets import concatenate_datasets
 
         start = time.perf_counter()

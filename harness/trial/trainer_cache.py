@@ -19,10 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cache import file_lock, file_sha256
 from harness.records import atomic_write_text, library_versions
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 FORMAT = 2  # part of every key and sidecar: bump it when what is cached here changes
 #: Trainer settings that change how the policy is optimised but neither the prepared data nor the reference's
@@ -104,7 +109,7 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+def tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     """What names a tokenizer's behaviour: its path, vocabulary, special tokens, chat template and (a fast
     tokenizer) its whole pipeline (normaliser, pre-tokeniser, post-processor: whether it adds BOS, ...)."""
     template = getattr(tokenizer, "chat_template", None)
@@ -120,7 +125,7 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def _pipeline(backend: Any) -> str:
+def _pipeline(backend: Tokenizer) -> str:
     """SHA-256 of a fast tokenizer's pipeline, without the truncation and padding its last call left set."""
     pipeline = json.loads(backend.to_str())
     pipeline.pop("truncation", None)
@@ -128,7 +133,7 @@ def _pipeline(backend: Any) -> str:
     return _sha256(json.dumps(pipeline, sort_keys=True))
 
 
-def settings_key(args: Any, tokenizer: Any, device: str) -> dict[str, Any]:
+def settings_key(args: TrainingArguments, tokenizer: PreTrainedTokenizerBase, device: str) -> dict[str, Any]:
     """The part of a key beside the data (and the weights): the trainer settings but :data:`OPTIMISATION_ONLY`,
     the tokenizer, the device and the library versions."""
     settings = {k: v for k, v in args.to_dict().items() if k not in OPTIMISATION_ONLY}
@@ -142,7 +147,7 @@ def settings_key(args: Any, tokenizer: Any, device: str) -> dict[str, Any]:
     }
 
 
-def rows_digest(dataset: Any) -> str:
+def rows_digest(dataset: Dataset) -> str:
     """SHA-256 of the dataset's rows, in order (their Arrow IPC serialisation, without the schema's metadata)."""
     import pyarrow as pa
 
@@ -153,7 +158,7 @@ def rows_digest(dataset: Any) -> str:
     return hashlib.sha256(memoryview(sink.getvalue())).hexdigest()
 
 
-def _table(dataset: Any) -> Any:
+def _table(dataset: Dataset) -> Any:
     """``dataset``'s rows, in order, as one Arrow table (its indices mapping applied)."""
     if dataset._indices is not None:
         dataset = dataset.flatten_indices(keep_in_memory=True)
@@ -195,7 +200,7 @@ def read_entry(path: Path, rows: int | None = None) -> Any:
         return None
 
 
-def write_entry(path: Path, dataset: Any, seconds: float) -> None:
+def write_entry(path: Path, dataset: Dataset, seconds: float) -> None:
     """Store ``dataset`` at ``path`` atomically, then its sidecar (rows, checksum): the sidecar, written last,
     marks a complete entry."""
     import pyarrow as pa

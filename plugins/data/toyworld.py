@@ -7,11 +7,16 @@ disk by its spec), and provides the world's exact gold reward to evaluators.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from harness.plugin import DataFormat, PreferenceData, RewardFunction, ValidationReport, hookimpl
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from harness.toyworld import ToyWorldSpec
 
 NAME = "toyworld"
 
@@ -28,7 +33,7 @@ def _cache_dir(cfg: DictConfig) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def _world(spec: Any, cache_dir: str | None) -> Any:
+def _world(spec: ToyWorldSpec, cache_dir: str | None) -> Any:
     from harness.toyworld import build_toy_world
 
     return build_toy_world(spec, cache_dir=cache_dir)
@@ -95,7 +100,7 @@ def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
     )
 
 
-def _prompts(path: Any) -> list[str]:
+def _prompts(path: Path) -> list[str]:
     """The prompts of a ``{"prompt"}`` JSONL file, in order."""
     import json
 

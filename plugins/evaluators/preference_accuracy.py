@@ -32,12 +32,14 @@ from harness.plugin import (
 )
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from harness.plugin import EvalContext
 
 DEFAULT_PAIRS = 256
 
 
-def _render(tokenizer: Any, prompt: Any, completion: Any) -> tuple[str, str]:
+def _render(tokenizer: PreTrainedTokenizerBase, prompt: Any, completion: Any) -> tuple[str, str]:
     """(prompt text, completion text) of a conversational example, split where the rendered texts diverge."""
     prompt_text = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
     full = tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
@@ -46,7 +48,7 @@ def _render(tokenizer: Any, prompt: Any, completion: Any) -> tuple[str, str]:
 
 
 def encode_pairs(
-    tokenizer: Any, pairs: Sequence[Mapping[str, Any]], batch_size: int
+    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Mapping[str, Any]], batch_size: int
 ) -> tuple[Samples, Samples]:
     """The chosen and the rejected completions of ``pairs``, laid out for scoring (see ``encode_completions``)."""
     conversational = not isinstance(pairs[0]["prompt"], str)

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se, score_texts
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from harness.plugin import EvalContext
 
 
-def _text(tokenizer: Any, prompt: Any, completion: Any) -> str:
+def _text(tokenizer: PreTrainedTokenizerBase, prompt: Any, completion: Any) -> str:
     if isinstance(prompt, str):
         return prompt + completion
     return tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)

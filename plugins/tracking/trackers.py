@@ -26,8 +26,8 @@ import importlib.util
 import math
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from harness.plugin import (
     ConfigError,
@@ -39,6 +39,11 @@ from harness.plugin import (
     tracking_report_to,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from omegaconf import DictConfig
+
 # tracker -> (modules, any one of which it needs; the pip install that brings one)
 TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
     "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
@@ -49,7 +54,7 @@ TRACKERS: dict[str, tuple[tuple[str, ...], str]] = {
 STEP_KEY = "train/global_step"  # the x-axis transformers' W&B and trackio callbacks log against
 
 
-def trackers(cfg: Any) -> list[str]:
+def trackers(cfg: DictConfig) -> list[str]:
     """The trackers ``tracking.report_to`` names (none when the config has no ``tracking`` node)."""
     tracking = cfg.get("tracking") if hasattr(cfg, "get") else None
     return tracking_report_to(tracking.get("report_to") if tracking else None)
@@ -98,7 +103,7 @@ def evaluation_values(
     return values
 
 
-def params(cfg: Any, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+def params(cfg: DictConfig, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The run's params: ``harness.method`` and ``harness.<hyperparameter>``; numbers, strings and booleans as they
     are, anything else (a list of LoRA target modules) as text."""
     values = {"method": str(cfg.method.name), **hyperparameters}
@@ -305,7 +310,7 @@ class TrialRuns(TrialObserver):
         self.runs = runs
         self.failed = list(failed or [])  # runs that failed to open: raised at the first event
 
-    def _each(self, action: Any) -> None:
+    def _each(self, action: Callable[[Tracker], None]) -> None:
         """``action(tracker)`` for every open run; one that fails does not stop the others (its error, or that of a
         run that failed to open, is raised after, and the harness records it as this plugin's error)."""
         errors, self.failed = self.failed, []
@@ -342,7 +347,7 @@ class TrialRuns(TrialObserver):
             self.runs = []
 
 
-def open_runs(cfg: Any, trial_dir: Any) -> TrialRuns | None:
+def open_runs(cfg: DictConfig, trial_dir: str | Path) -> TrialRuns | None:
     """Open the trial's run in each tracker of ``tracking.report_to``, logging its params (None: no tracker). A
     tracker that fails to open is left out; its error is raised at the trial's first event (the others log)."""
     from harness.plugin import hyperparameters
@@ -363,12 +368,12 @@ def open_runs(cfg: Any, trial_dir: Any) -> TrialRuns | None:
 
 
 @hookimpl
-def harness_config_validate(cfg: Any) -> None:
+def harness_config_validate(cfg: DictConfig) -> None:
     """Every tracker of ``tracking.report_to`` known and installed (one line naming the pip install)."""
     check_trackers(trackers(cfg))
 
 
 @hookimpl(tryfirst=True)  # its observer comes first: a checkpoint is logged before a pruner stops the trial
-def harness_trial_observer(cfg: Any, trial_dir: Any) -> TrialRuns | None:
+def harness_trial_observer(cfg: DictConfig, trial_dir: Path) -> TrialRuns | None:
     """The trial's runs, opened (None when ``tracking.report_to`` names no tracker)."""
     return open_runs(cfg, trial_dir)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, UnknownNameError
 from harness.records import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Declarations = dict[str, dict[str, Any]]  # declared metric name (maybe a * pattern) -> its declaration
 
@@ -137,7 +140,7 @@ def undeclared_se(declared: Declarations, shown: Sequence[str], available: Seque
 _LEGACY_AUTO = ("gold_reward", "rm_score", "rm_acc")
 
 
-def auto_objective(declared: Declarations, checkpoints: Any) -> str | None:
+def auto_objective(declared: Declarations, checkpoints: pd.DataFrame) -> str | None:
     """The column ``auto`` ranks by: the measured metric with the lowest ``objective_priority`` (the gold
     reward, else the reward-model score, ...); None when no checkpoint has one."""
     ranked = sorted(

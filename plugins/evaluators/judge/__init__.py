@@ -211,7 +211,7 @@ def read_settings(cfg: DictConfig) -> Settings:
     )
 
 
-def make_judge(settings: Settings, device: Any) -> OpenAIJudge | LocalJudge:
+def make_judge(settings: Settings, device: torch.device | str) -> OpenAIJudge | LocalJudge:
     """The judge ``settings`` describe (a local one on ``device``, the policy's)."""
     if settings.backend == "local":
         return LocalJudge(
@@ -239,7 +239,11 @@ def interpret(answer: dict[str, Any], min_label_prob: float) -> str | None:
 
 
 def judge_pairs(
-    settings: Settings, judge: Any, questions: Sequence[str], policy: Sequence[str], reference: Sequence[str]
+    settings: Settings,
+    judge: OpenAIJudge | LocalJudge,
+    questions: Sequence[str],
+    policy: Sequence[str],
+    reference: Sequence[str],
 ) -> tuple[list[str | None], list[str | None]]:
     """Verdicts with the policy's answer as A, and with it as B, for each (question, policy, reference)."""
     comparisons = [

@@ -29,7 +29,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness_plugins.evaluators.judge.local import LocalJudge
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class VerdictCache:
 
 
 def cached_run(
-    judge: Any,
+    judge: OpenAIJudge | LocalJudge,
     cache: VerdictCache,
     comparisons: Sequence[tuple[str, str, str]],
     conversations: Sequence[Messages],

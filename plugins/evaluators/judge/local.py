@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
 
 PREFIX = "[["  # the assistant turn starts here; the next token is the label
 MODEL_KWARG_DEFAULTS: dict[str, Any] = {
@@ -117,7 +118,12 @@ class LocalJudge:
     backend = "local"
 
     def __init__(
-        self, *, model: str, model_kwargs: Mapping[str, Any] | None, device: Any, batch_size: int = 4
+        self,
+        *,
+        model: str,
+        model_kwargs: Mapping[str, Any] | None,
+        device: torch.device | str,
+        batch_size: int = 4,
     ) -> None:
         self.name, self.settings = model, model_settings(model_kwargs)
         self.device, self.batch_size = str(device), batch_size
@@ -136,7 +142,9 @@ class LocalJudge:
     def _loaded(self) -> tuple[Any, Any]:
         return _load(self.name, json.dumps(self.settings, sort_keys=True), self.device)
 
-    def render(self, tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[str, bool]:
+    def render(
+        self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Mapping[str, str]]
+    ) -> tuple[str, bool]:
         """The text the judge reads, ending with the start of its verdict, and whether a chat template made it."""
         if getattr(tokenizer, "chat_template", None):
             try:
@@ -151,7 +159,9 @@ class LocalJudge:
             return text + PREFIX, True
         return "\n\n".join(m["content"] for m in messages) + "\n\nFinal verdict: " + PREFIX, False
 
-    def _encode(self, tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[list[int], list[int]]:
+    def _encode(
+        self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Mapping[str, str]]
+    ) -> tuple[list[int], list[int]]:
         """The input ids (up to the label) and the id of each label's first distinguishing token."""
         text, chat = self.render(tokenizer, messages)
         full = [tokenizer(text + label, add_special_tokens=not chat)["input_ids"] for label in VERDICTS]

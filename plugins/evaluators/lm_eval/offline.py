@@ -47,7 +47,7 @@ def task_datasets(
     return [(name, str(path), cfg.get("dataset_name"))]
 
 
-def check_dataset_cached(task: str, path: str, name: Any) -> None:
+def check_dataset_cached(task: str, path: str, name: str | None) -> None:
     """A one-line ConfigError when the dataset of lm-eval ``task`` is not in the local Hugging Face cache (the
     harness is offline by default, so the task would fail when the trial starts)."""
     import datasets

@@ -13,13 +13,16 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from harness_plugins.evaluators.lm_eval.isolation import preserved_random_state, quiet_lm_eval
 from harness_plugins.evaluators.lm_eval.settings import NAME, Settings
 from harness_plugins.evaluators.lm_eval.tasks import prepared_tasks
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
@@ -39,7 +42,7 @@ def metrics_from_results(results: Mapping[str, Any]) -> dict[str, float]:
 
 
 def run_lm_eval(
-    model: torch.nn.Module, tokenizer: Any, settings: Settings, verbose: bool = False
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, settings: Settings, verbose: bool = False
 ) -> dict[str, Any]:
     """Score ``model`` (in memory) on ``settings.tasks`` with lm-eval as ``simple_evaluate`` would (its seeds
     and settings), on this process's task objects and requests

@@ -22,7 +22,10 @@ from harness_plugins.evaluators.lm_eval.settings import NAME, Settings
 from harness.plugin import ConfigError
 
 if TYPE_CHECKING:
+    from lm_eval.api.task import Task
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+    from transformers import PreTrainedTokenizerBase
 
 _MANAGERS: dict[tuple[tuple[str, ...], bool], TaskManager] = {}
 
@@ -76,7 +79,7 @@ class PreparedTasks:
         default_factory=weakref.WeakKeyDictionary
     )
 
-    def remember_encodings(self, lm: Any, tokenizer: Any) -> None:
+    def remember_encodings(self, lm: HFLM, tokenizer: PreTrainedTokenizerBase) -> None:
         """Make ``lm`` (an HFLM) tokenize each request once per tokenizer: later checkpoints reuse the token ids."""
         known = self.encodings.setdefault(tokenizer, {})
         encode, how = lm._encode_pair, (getattr(lm, "backend", None), getattr(lm, "add_bos_token", None))
@@ -87,7 +90,7 @@ class PreparedTasks:
 
         lm._encode_pair = encode_pair
 
-    def reuse_requests(self, name: str, task: Any) -> None:
+    def reuse_requests(self, name: str, task: Task) -> None:
         """Make ``task`` build its requests once: a later build hands back the same requests (lm-eval ``Instance``
         objects: a document, its prompt and continuations), the model's answers cleared."""
         build = task.build_all_requests
