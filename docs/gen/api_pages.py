@@ -121,7 +121,7 @@ def _comment_above(name: str) -> str | None:
         pattern = _COMMENT_ABOVE.format(name=re.escape(name))
         match = re.search(pattern, inspect.getsource(module), re.MULTILINE)
         if match:
-            return " ".join(line.lstrip("# ").strip() for line in match[1].splitlines())
+            return " ".join(re.sub(r"^#:? ?", "", line).strip() for line in match[1].splitlines())
     return None
 
 
