@@ -104,7 +104,7 @@ def parallel(workdir: Path, reps: int, toyworld: str) -> None:
 
 def main() -> None:
     """Parse the command line and run the chosen measurements."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="default: a new temporary directory (kept)"

@@ -138,7 +138,7 @@ def run_once(
 
 def main() -> None:
     """Run the rounds and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="warm rounds after the cold one (default 3)")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="default: a new temporary directory (kept)"

@@ -61,7 +61,7 @@ COMMON = ["eval.evaluators=[gold_reward,kl]", "train.save_checkpoints=false", "l
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the sweeps run; default: a new temp dir"
     )

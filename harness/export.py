@@ -212,7 +212,7 @@ def export(chosen: Chosen, out: Path, adapter: bool = False) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.export PATH --out DIR [--rank N] [--step final|N] [--adapter | --merged]``."""
-    parser = argparse.ArgumentParser(prog="python -m harness.export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.export", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "path",
         type=Path,
