@@ -1,26 +1,28 @@
 """Evaluator ``judge``: pairwise LLM-as-judge win rate of the policy's completions over the reference model's.
 
-Not in the default list; add it with ``eval.extra=[judge]``. For every evaluation prompt the judge compares the
-policy's completion with the reference model's completion of the same prompt (same sampling seed, from the
+Not in the default list; add it with ``eval.extra=[judge]``. For every evaluation prompt the judge compares
+the policy's completion with the reference model's completion of the same prompt (same sampling seed, from the
 reference-evaluation cache), in both orders: once with the policy's answer as A and once as B, which cancels
-the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and 0
-when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average their
-samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts (``judge_win_rate_se``);
-``judge_unparsed`` counts verdicts that could not be read (they are left out, never guessed). At step 0 the
-policy is the reference: 1/2 with no judge call.
+the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and
+0 when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average
+their samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts
+(``judge_win_rate_se``); ``judge_unparsed`` counts verdicts that could not be read (they are left out, never
+guessed). At step 0 the policy is the reference: 1/2 with no judge call.
 
 ``judge_win_rate_lc`` (``length_controlled: true``) is the win rate at equal length, AlpacaEval-LC style: a
-logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept, read
-at zero difference (:mod:`harness_plugins.evaluators.judge.stats`), with a delta-method standard error clustered by prompt.
-It is left out when the data cannot determine it (every comparison won, or every one lost).
+logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept,
+read at zero difference (:mod:`harness_plugins.evaluators.judge.stats`), with a delta-method standard error
+clustered by prompt. It is left out when the data cannot determine it (every comparison won, or every one
+lost).
 
-Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.evaluators.judge.backends`) and ``local``
-(a causal LM in this process reading the label probabilities after ``[[``; :mod:`harness_plugins.evaluators.judge.local`).
-Prompts are templates (:mod:`harness_plugins.evaluators.judge.template`). Verdicts are cached on disk
-(``$HARNESS_CACHE_DIR/judge`` or ``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend,
-model, template text, output settings), the question and both answers, so identical comparisons are judged once
-across checkpoints, trials and sweeps. The API key is only read from the environment variable that
-``api_key_env`` names: the config, records, cache and messages hold that name, never the key.
+Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.evaluators.judge.backends`)
+and ``local`` (a causal LM in this process reading the label probabilities after ``[[``;
+:mod:`harness_plugins.evaluators.judge.local`). Prompts are templates
+(:mod:`harness_plugins.evaluators.judge.template`). Verdicts are cached on disk (``$HARNESS_CACHE_DIR/judge``
+or ``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend, model, template text, output
+settings), the question and both answers, so identical comparisons are judged once across checkpoints, trials
+and sweeps. The API key is only read from the environment variable that ``api_key_env`` names: the config,
+records, cache and messages hold that name, never the key.
 """
 
 from __future__ import annotations
@@ -299,8 +301,9 @@ def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
-    """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of the
-    policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the judge."""
+    """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of
+    the policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the
+    judge."""
     settings = read_settings(ctx.cfg)
     if ctx.is_reference:  # the policy is the reference: every comparison is of a completion with itself
         lc = {"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled else {}
@@ -353,7 +356,8 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
             name=NAME,
             evaluate=evaluate,
             options=OPTIONS,
-            description="pairwise LLM-as-judge win rate over the reference's samples (both orders; eval.judge.*)",
+            description="pairwise LLM-as-judge win rate over the "
+            "reference's samples (both orders; eval.judge.*)",
             metrics=[
                 Metric(
                     "judge_win_rate",
