@@ -127,8 +127,8 @@ def imports(type_checking: bool = False) -> tuple[Import, ...]:
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """One shortest cycle through each strongly connected component of more than one module (or
-    a self-import)."""
+    """One shortest cycle through each strongly connected component of more than one module
+    (or a self-import)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -281,8 +281,8 @@ def fixture_sweeps(tiny_world, tmp_path_factory) -> Path:
 
 
 def _argv(command, world: list[str]) -> list[str]:
-    """The command as the test runs it: this interpreter, and the tiny world (and its fast
-    settings) appended."""
+    """The command as the test runs it: this interpreter, and the tiny world
+    (and its fast settings) appended."""
     module, args = command.module, list(command.args)
     given = {override_key(a) for a in args}
     if module == "harness" and not INSPECT & set(args):

@@ -106,8 +106,8 @@ def test_settings_that_choose_trls_own_loss_stop_before_any_compute(plugin):
     pm = get_plugin_manager(["pairwise_plugin"])
     cfg = compose_job_for([plugin, "method=pairwise_dpo"])
     validate_trial_config(cfg, pm)  # valid as declared
-    # The extension point's trainer defaults, under the toy profile's max_length (the default model
-    # is the toy's).
+    # The extension point's trainer defaults, under the toy profile's max_length
+    # (the default model is the toy's).
     assert cfg.method.trl == {"precompute_ref_log_probs": True, "max_length": 64}
     for field in ("loss_type=ipo", "ld_alpha=0.5", "use_weighting=true"):
         with pytest.raises(

@@ -37,8 +37,8 @@ def _study(pruner):
 
 
 def _first_pruned_step(study, method, curve):
-    """The step at which the study's pruner stops a new trial following ``curve`` (None:
-    it runs to the end)."""
+    """The step at which the study's pruner stops a new trial following ``curve``
+    (None: it runs to the end)."""
     trial = study.ask()
     trial.set_user_attr(st.ATTR_METHOD, method)
     trial.set_user_attr(st.ATTR_PLANNED, PLANNED)

@@ -167,8 +167,8 @@ def test_evaluations_are_prefixed_and_the_summary_holds_the_outcome():
 
 
 def tensorboard_events(directory: Path) -> list:
-    """Every event of the TFRecord event files in ``directory`` (length, crc, event, crc;
-    checksums not checked)."""
+    """Every event of the TFRecord event files in ``directory``
+    (length, crc, event, crc; checksums not checked)."""
     try:
         from tensorboardX.proto.event_pb2 import Event
     except ImportError:

@@ -131,8 +131,8 @@ def _annotation(value: Any) -> str:
 
 
 def _defaults_of(obj: Any) -> dict[str, str]:
-    """Dataclass fields whose default is a factory, shown as what the factory makes (``{}`` rather than
-    ``<factory>``)."""
+    """Dataclass fields whose default is a factory, shown as what the factory makes
+    (``{}`` rather than ``<factory>``)."""
     if not (inspect.isclass(obj) and dataclasses.is_dataclass(obj)):
         return {}
     return {

@@ -44,8 +44,8 @@ def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], Dict
     return multirun, output_dir, sweep, overrides, hc
 
 
-#: Set by the command line before Hydra launches: how many jobs the sweep has (a launcher never runs
-#: more at once).
+#: Set by the command line before Hydra launches: how many jobs the sweep has
+#: (a launcher never runs more at once).
 SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
 
 

@@ -80,8 +80,8 @@ def _group() -> Any:
 
 
 def broadcast(value: T) -> T:
-    """The main process's ``value`` (any picklable object), in every process of the group (``value``
-    itself outside one)."""
+    """The main process's ``value`` (any picklable object), in every process of the group
+    (``value`` itself outside one)."""
     if not _group():
         return value
     import torch.distributed as dist

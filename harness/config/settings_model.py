@@ -22,8 +22,8 @@ ALL_LINEAR = "all-linear"
 
 
 def quantization(value: Any) -> str | None:
-    """``"4bit"``, ``"8bit"`` (or what else was written) for ``model.quantization``; None when off (null,
-    false, ``none``)."""
+    """``"4bit"``, ``"8bit"`` (or what else was written) for ``model.quantization``;
+    None when off (null, false, ``none``)."""
     return None if value in (None, False, "none", "null") else str(value)
 
 

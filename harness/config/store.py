@@ -223,8 +223,8 @@ def register_configs(pm: HarnessPluginManager) -> None:
 
 
 def _store_core_settings(store: ConfigStore) -> None:
-    """The nodes built from the core settings' declarations (their defaults;
-    Hydra composes and overrides them)."""
+    """The nodes built from the core settings' declarations
+    (their defaults; Hydra composes and overrides them)."""
     from harness.config import settings_eval, settings_model, settings_run, settings_sweeper
 
     run = {
@@ -274,8 +274,8 @@ _SEARCH_PATH: list[str] = []  # the folders the registered SearchPathPlugin adds
 
 
 def _register_search_path(paths: list[str]) -> None:
-    """Add the plugins' config folders to Hydra's search path (a SearchPathPlugin,
-    as Hydra's own plugins do)."""
+    """Add the plugins' config folders to Hydra's search path
+    (a SearchPathPlugin, as Hydra's own plugins do)."""
     new = [p for p in paths if p not in _SEARCH_PATH]
     if not new:
         return

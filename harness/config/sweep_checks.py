@@ -50,8 +50,8 @@ def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]
 
 
 def _meaning(help_text: str) -> str:
-    """The meaning part of a hyperparameter's help: the text before its first ``;`` (the
-    ranges come after)."""
+    """The meaning part of a hyperparameter's help: the text before its first ``;``
+    (the ranges come after)."""
     return help_text.split(";", 1)[0].strip() or "(no description)"
 
 

@@ -121,8 +121,8 @@ def extract_prompts(
 
 
 def to_unpaired(dataset: Dataset) -> Dataset:
-    """Unpaired (KTO) data from pairwise data: each pair gives (prompt, chosen, True), (prompt,
-    rejected, False).
+    """Unpaired (KTO) data from pairwise data: each pair gives (prompt, chosen, True),
+    (prompt, rejected, False).
 
     Wraps TRL's ``unpair_preference_dataset`` (which also duplicates extra columns). Implicit prompts are
     extracted first, so every row has a prompt. Data that is already unpaired is returned unchanged.

@@ -127,8 +127,8 @@ class EvalContext:
 
     @property
     def options(self) -> DictConfig:
-        """The running evaluator's options, ``eval.<evaluator name>`` (its declared defaults,
-        as overridden)."""
+        """The running evaluator's options, ``eval.<evaluator name>``
+        (its declared defaults, as overridden)."""
         if self.evaluator is None or self.eval_cfg.get(self.evaluator.name) is None:
             return DictConfig({})
         return self.eval_cfg[self.evaluator.name]

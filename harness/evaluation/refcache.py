@@ -206,8 +206,8 @@ class RefCache:
         return data
 
     def _add(self, file: str, evaluator: str, value: Any) -> None:
-        """Set ``evaluator``'s item of a JSON file of the entry (read-modify-write:
-        call it under :meth:`locked`)."""
+        """Set ``evaluator``'s item of a JSON file of the entry
+        (read-modify-write: call it under :meth:`locked`)."""
         merged = {**self._read(file), evaluator: value}
         if self.directory is None:
             self._memory[file] = merged

@@ -81,8 +81,8 @@ class Samples:
 
     @classmethod
     def concat(cls, *parts: Samples) -> Samples:
-        """One :class:`Samples` holding ``parts``' samples in order (to score them in one
-        length-sorted pass)."""
+        """One :class:`Samples` holding ``parts``' samples in order
+        (to score them in one length-sorted pass)."""
         return cls(
             prompts=[p for part in parts for p in part.prompts],
             completions=[c for part in parts for c in part.completions],

@@ -183,8 +183,8 @@ class StepLogprobs:
         return scores
 
     def finish(self, generated: torch.Tensor, completion_mask: torch.Tensor) -> TokenLogprobs:
-        """The kept values of ``generated`` ([batch, steps]) as :class:`TokenLogprobs` (0 after
-        each completion)."""
+        """The kept values of ``generated`` ([batch, steps]) as :class:`TokenLogprobs`
+        (0 after each completion)."""
         if generated.shape[1] > len(self.logprobs):
             self._take(generated[:, len(self.logprobs)])
         self._last = None

@@ -35,8 +35,8 @@ from harness.leaderboard.analysis import frames as board_frames
 from harness.leaderboard.analysis import matched_kl as matched
 from harness.records import TrialRecord
 
-# Table columns that are bookkeeping, never shown as cells (the reason, the command, ...
-# have their own places).
+# Table columns that are bookkeeping, never shown as cells
+# (the reason, the command, ... have their own places).
 HIDDEN = (
     "reason",
     "overrides",

@@ -169,8 +169,8 @@ class EvalContext(Protocol):
 
     @property
     def options(self) -> DictConfig:
-        """The running evaluator's options, ``eval.<evaluator name>`` (its declared defaults,
-        as overridden)."""
+        """The running evaluator's options, ``eval.<evaluator name>``
+        (its declared defaults, as overridden)."""
 
     @property
     def evaluator(self) -> Any:
@@ -276,8 +276,8 @@ class EvalContext(Protocol):
         """``compute()``, run at most once per checkpoint under ``name`` (for quantities evaluators share)."""
 
     def trial_memo(self, name: str, compute: Callable[[], T]) -> T:
-        """``compute()``, run at most once per trial and prompt set under ``name`` (quantities of
-        the data alone)."""
+        """``compute()``, run at most once per trial and prompt set under ``name``
+        (quantities of the data alone)."""
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache,
@@ -292,5 +292,5 @@ class EvalContext(Protocol):
     def add_sample_scores(
         self, name: str, policy: Sequence[float], reference: Sequence[float] | None = None
     ) -> None:
-        """Keep a per-sample score under ``name`` for the readable samples (one value per
-        sample, NaN: none)."""
+        """Keep a per-sample score under ``name`` for the readable samples
+        (one value per sample, NaN: none)."""

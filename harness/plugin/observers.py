@@ -53,8 +53,8 @@ class TrialObserver:
         :param metrics: its metrics on the reported (test) prompts.
         :param selection: its metrics on the selection prompts (what a decision about the trial should use);
             None when selection is off.
-        :param planned_steps: the optimizer steps the trial will take in all (None when the method
-            did not say).
+        :param planned_steps: the optimizer steps the trial will take in all
+            (None when the method did not say).
         """
 
     def trial_end(self, record: TrialRecord) -> None:

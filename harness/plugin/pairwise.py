@@ -295,6 +295,6 @@ def pairwise_loss_method(
 
 
 def pairwise_loss_of(spec: MethodSpec) -> PairwiseLoss | None:
-    """The loss function of a method declared with :func:`pairwise_loss_method` (None for
-    any other method)."""
+    """The loss function of a method declared with :func:`pairwise_loss_method`
+    (None for any other method)."""
     return spec.train.loss if isinstance(spec.train, PairwiseLossTraining) else None

@@ -222,8 +222,8 @@ MANAGED_TRL_FIELDS = set(TRAINING_ARGUMENTS.values()) | {
     "project",
     "logging_dir",
 }
-# The harness's config key for a managed field that a user sets through it (named when method.trl
-# sets the field).
+# The harness's config key for a managed field that a user sets through it
+# (named when method.trl sets the field).
 MANAGED_TRL_HOMES = {
     "report_to": "tracking.report_to",
     "project": "tracking.project",
@@ -268,8 +268,8 @@ class TrackingRun:
 
     @classmethod
     def of(cls, tracking: DictConfig | Mapping[str, Any] | None, trial_dir: str | Path) -> TrackingRun:
-        """The run of the trial in ``trial_dir`` under the ``tracking`` config node (a mapping;
-        None: defaults)."""
+        """The run of the trial in ``trial_dir`` under the ``tracking`` config node
+        (a mapping; None: defaults)."""
         tracking = tracking or {}
         path = Path(trial_dir).absolute()
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name

@@ -33,8 +33,8 @@ class TrialError(Part):
     disk_full: bool | None = None
 
     def merged(self, other: TrialError) -> TrialError:
-        """This error with ``other``'s known fields laid over it (a full disk noted on an
-        interrupted trial)."""
+        """This error with ``other``'s known fields laid over it
+        (a full disk noted on an interrupted trial)."""
         data = {**self.to_dict(), **other.to_dict()}
         return TrialError.from_dict(data)
 

@@ -303,8 +303,8 @@ def _sample_data(
 
 
 def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
-    """Build every artefact of the world into ``directory`` (meta.json last;
-    the caller writes the manifest)."""
+    """Build every artefact of the world into ``directory``
+    (meta.json last; the caller writes the manifest)."""
     import torch
 
     from harness.toyworld.pairs import completion_stats, pair_stats

@@ -46,8 +46,8 @@ class TrainContext:
         reference: the frozen reference model when ``spec.needs_reference`` and no LoRA; else None (with LoRA
             the reference is the policy with its adapter disabled, which TRL trainers handle themselves).
         peft_config: the LoRA config (``model.lora``), or None.
-        train_data, eval_data: ``datasets.Dataset`` objects in the method's ``data_kind`` (eval_data
-            may be None).
+        train_data, eval_data: ``datasets.Dataset`` objects in the method's ``data_kind``
+            (eval_data may be None).
         output_dir: a scratch directory for the trainer (the harness saves checkpoints elsewhere).
         device, precision: where and in which precision to train (``"fp32"``, ``"bf16"``, ``"fp16"``).
         checkpointer: takes and evaluates checkpoints (driven by the callbacks or by :meth:`step`).

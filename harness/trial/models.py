@@ -124,8 +124,8 @@ def load_causal_lm(
     if needs_kbit_preparation(model_cfg):
         from peft import prepare_model_for_kbit_training
 
-        # Gradient checkpointing stays train.gradient_checkpointing's (the trainers enable it,
-        # and input grads).
+        # Gradient checkpointing stays train.gradient_checkpointing's
+        # (the trainers enable it, and input grads).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model.eval()
 

@@ -199,8 +199,8 @@ def _largest_differences(trained: PairwiseBatch | None, plain: PairwiseBatch) ->
 
 
 def _check_lengths(method: str, trained: PairwiseBatch | None, plain: PairwiseBatch) -> None:
-    """The trainer scored completions of the plain pass's lengths (else it saw other tokens:
-    an AssertionError)."""
+    """The trainer scored completions of the plain pass's lengths
+    (else it saw other tokens: an AssertionError)."""
     for side in ("chosen", "rejected") if trained is not None else ():
         ours, theirs = getattr(trained, f"{side}_lengths"), getattr(plain, f"{side}_lengths")
         if not torch.equal(ours.cpu().long(), theirs.cpu().long()):

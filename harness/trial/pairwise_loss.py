@@ -17,8 +17,8 @@ the forward passes it makes through TRL's fused LM head, and the plugin's loss r
 (TRL's own loss is computed and dropped: a few scalar operations). What this relies on in the private
 ``_compute_loss`` of TRL 1.16:
 
-- the batch rows are ``[chosen..., rejected...]`` with a ``completion_mask`` (TRL's
-  ``DataCollatorForPreference``);
+- the batch rows are ``[chosen..., rejected...]`` with a ``completion_mask``
+  (TRL's ``DataCollatorForPreference``);
 - the policy is called first, as ``model(..., labels=..., fused_lm_head=True)``, returning per-token
   ``log_probs`` (zero on the prompt) whose sum over the last ``completion_mask.size(1) - 1`` columns is the
   sequence's log-probability, exactly as ``_compute_loss`` sums it;

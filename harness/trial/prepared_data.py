@@ -143,8 +143,8 @@ def shared_preparation(trainer_class: type, device: str, outcome: CacheUse) -> t
         else:
             path = cache_path(cache_dir(CACHE_FOLDER), _material(trainer_class, self, call, device))
             entry, result, computed = through_cache(path, lambda: trl_method(self, *arguments, **keywords))
-            # Computed or read, the trainer trains on the same in-memory rows (a failed write:
-            # TRL's own result).
+            # Computed or read, the trainer trains on the same in-memory rows
+            # (a failed write: TRL's own result).
             result = entry if entry is not None else result
             if entry is not None:
                 self.__dict__.setdefault(_PREPARED_KEYS, {})[call["dataset_name"]] = (result, path.stem)

@@ -91,8 +91,8 @@ def shared_reference_pass(
                     [c for c in result.column_names if c not in dataset.column_names]
                 ),
             )
-            # Computed or not, the trainer trains on the same in-memory columns (a failed write:
-            # TRL's own result).
+            # Computed or not, the trainer trains on the same in-memory columns
+            # (a failed write: TRL's own result).
             result = concatenate_datasets([dataset, entry], axis=1) if entry is not None else result
         if name == "train":
             outcome.path, outcome.computed, outcome.seconds = path, computed, time.perf_counter() - start

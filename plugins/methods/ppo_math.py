@@ -119,8 +119,8 @@ def value_loss(
     mask: torch.Tensor,
     cliprange_value: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped value loss: ½ mean max((V - R)², (clip(V, V_old ± ε_v) - R)²); returns (loss,
-    clip fraction)."""
+    """PPO's clipped value loss: ½ mean max((V - R)², (clip(V, V_old ± ε_v) - R)²);
+    returns (loss, clip fraction)."""
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     unclipped = (values - returns).square()
     clipped = (clipped_values - returns).square()

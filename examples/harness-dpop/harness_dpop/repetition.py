@@ -32,8 +32,8 @@ def repeated_fraction(tokens: Sequence[int], n: int) -> float:
 def repetition_values(
     completions: Sequence[Sequence[int]], n: int, eos_token_id: int | None = None
 ) -> torch.Tensor:
-    """:func:`repeated_fraction` of each completion's tokens (a trailing ``eos_token_id``
-    dropped), shape [n]."""
+    """:func:`repeated_fraction` of each completion's tokens
+    (a trailing ``eos_token_id`` dropped), shape [n]."""
     values = [
         repeated_fraction(ids[:-1] if ids and ids[-1] == eos_token_id else ids, n) for ids in completions
     ]

@@ -32,8 +32,8 @@ def declarations(records: Iterable[TrialRecord]) -> Declarations:
 
 
 def declaration_of(key: str, declared: Declarations) -> tuple[str, dict[str, Any]] | None:
-    """``(declared name, declaration)`` of metric ``key`` (its exact name,
-    else the first matching pattern)."""
+    """``(declared name, declaration)`` of metric ``key``
+    (its exact name, else the first matching pattern)."""
     if key in declared:
         return key, declared[key]
     return next(((name, d) for name, d in declared.items() if "*" in name and fnmatchcase(key, name)), None)
@@ -103,8 +103,8 @@ def objective_column(objective: str, declared: Declarations, available: Sequence
 
 
 def candidates(declared: Declarations, available: Sequence[str]) -> list[str]:
-    """The columns among ``available`` that may be objectives (declared with a direction;
-    all when none is)."""
+    """The columns among ``available`` that may be objectives
+    (declared with a direction; all when none is)."""
     if not declared:
         return [c for c in available if c not in ("trial_id", "method", "step", "final", "health")]
     notes = by_column(declared, available)

@@ -30,6 +30,6 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
 
 
 def to_html(section: Section, page: Page) -> str:
-    """Each method's best trial's samples, its other trials folded ('' when none is at its
-    shown checkpoint)."""
+    """Each method's best trial's samples, its other trials folded
+    ('' when none is at its shown checkpoint)."""
     return samples_section(section.data["view"], page.colors)

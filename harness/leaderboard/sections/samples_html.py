@@ -43,8 +43,8 @@ def _text(value: Any) -> str:
 
 
 def _same(row: Mapping[str, Any]) -> str:
-    """A muted note under a policy completion identical to the reference's (the policy has
-    not moved there)."""
+    """A muted note under a policy completion identical to the reference's
+    (the policy has not moved there)."""
     policy, reference = row.get("policy"), row.get("reference")
     same = not is_missing(policy) and not is_missing(reference) and str(policy) == str(reference)
     return '<div class="same">same text as the reference</div>' if same else ""

@@ -49,8 +49,8 @@ Messages = list[dict[str, str]]
 
 
 class EndpointError(RuntimeError):
-    """The judge endpoint failed in a way retrying does not fix (no key or a wrong one,
-    wrong URL, server down)."""
+    """The judge endpoint failed in a way retrying does not fix
+    (no key or a wrong one, wrong URL, server down)."""
 
 
 class VerdictCache:

@@ -59,8 +59,8 @@ def model_settings(model_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def model_problem(name: str, revision: str | None = None) -> str | None:
-    """Why ``name`` (a local directory or a Hub id) cannot be loaded as the judge model (one
-    line), or None."""
+    """Why ``name`` (a local directory or a Hub id) cannot be loaded as the judge model
+    (one line), or None."""
     path = Path(name).expanduser()
     if path.exists():
         return (

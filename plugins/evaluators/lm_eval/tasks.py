@@ -113,8 +113,8 @@ _PREPARED: dict[tuple[Any, ...], PreparedTasks] = {}
 
 
 def _load_tasks(manager: TaskManager, settings: Settings) -> dict[str, Any]:
-    """``settings.tasks`` loaded by ``manager``, configured as ``simple_evaluate`` does (few-shot
-    count and seed)."""
+    """``settings.tasks`` loaded by ``manager``, configured as ``simple_evaluate`` does
+    (few-shot count and seed)."""
     from lm_eval.defaults import DEFAULT_OTHER_SEED
 
     loaded = manager.load(list(settings.tasks))
