@@ -267,7 +267,7 @@ BELOW_THE_CLI = {
     "harness.cache",
 }
 # The plugin API's declarations: plain dataclasses a plugin module builds at import time.
-DECLARATIONS = {"harness.plugin.specs", "harness.plugin.settings"}
+DECLARATIONS = {"harness.plugin.specs", "harness.plugin.metrics", "harness.plugin.settings"}
 
 
 def _violations(allowed, type_checking: bool = False) -> list[str]:

@@ -19,7 +19,8 @@ from harness.errors import ConfigError, UnknownNameError
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from harness.plugin.specs import EvaluatorSpec, Metric
+    from harness.plugin.metrics import Metric
+    from harness.plugin.specs import EvaluatorSpec
 
 
 def objective_candidates(evaluators: Sequence[EvaluatorSpec]) -> list[str]:

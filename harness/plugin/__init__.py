@@ -56,10 +56,11 @@ from harness.errors import (
 from harness.plugin.contexts import EvalContext, TrainContext
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
+from harness.plugin.metrics import Metric
 from harness.plugin.observers import TrialObserver
 from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pairwise_loss_method
 from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
-from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
+from harness.plugin.specs import EvaluatorSpec, MethodSpec, Profile
 from harness.plugin.stats import mean_and_se
 from harness.plugin.versions import API_VERSION, removed_name
 from harness.records import Checkpoint, TrialRecord

@@ -21,7 +21,8 @@ import pluggy
 from harness.errors import PluginError
 
 if TYPE_CHECKING:
-    from harness.plugin.specs import EvaluatorSpec, Metric
+    from harness.plugin.metrics import Metric
+    from harness.plugin.specs import EvaluatorSpec
 
 
 def hookimpls_of(pm: pluggy.PluginManager, plugin: object) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:

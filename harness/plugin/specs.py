@@ -8,18 +8,18 @@ the plugin manager adds the plugin's name and source to the message.
 
 A method declares its own knobs (:class:`Hyperparameter`: ``method.<name>`` with its default, help, bounds and
 the trainer-config field it sets); an evaluator declares the metrics it returns (:class:`Metric`: direction,
-leaderboard column, headline or not) and its settings (:class:`Option`: ``eval.<evaluator>.<name>``).
+leaderboard column, headline or not; declared in :mod:`harness.plugin.metrics`, importable from here too) and
+its settings (:class:`Option`: ``eval.<evaluator>.<name>``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.plugin.metrics import Metric
 from harness.plugin.settings import COMMON_KNOBS, Hyperparameter, Option, check_name, reject
 
 if TYPE_CHECKING:
@@ -29,70 +29,8 @@ if TYPE_CHECKING:
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
 ModelKind = Literal["policy", "reward_model"]
-Direction = Literal["maximize", "minimize"]
 DATA_KINDS = ("pairwise", "unpaired", "prompts")
 MODEL_KINDS = ("policy", "reward_model")
-DIRECTIONS = ("maximize", "minimize")
-
-_METRIC = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_./*-]*$")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A value an evaluator returns for each checkpoint.
-
-    Attributes:
-        name: the key in the evaluator's result; ``*`` matches any text, for metrics named after their
-            settings (``lm_eval/*/acc``).
-        help: one line: what it measures and its unit (the report's glossary and column tooltips).
-        direction: ``"maximize"`` or ``"minimize"`` when higher or lower is better (it may then be the
-            leaderboard's or Optuna's objective); ``None`` for a descriptive value (length, entropy).
-        column: its leaderboard column (default: the name).
-        headline: shown as a column of the leaderboard's ranked tables;
-            every metric is in ``checkpoints.csv``.
-        se: the key of its standard error, when the evaluator returns one.
-        objective_priority: when the objective is ``auto``, the leaderboard ranks by the metric with the
-            lowest priority among those the checkpoints have (``None``: never chosen automatically).
-    """
-
-    name: str
-    help: str = ""
-    direction: Direction | None = None
-    column: str | None = None
-    headline: bool = False
-    se: str | None = None
-    objective_priority: int | None = None
-
-    def __post_init__(self) -> None:
-        owner = f"Metric {self.name!r}"
-        check_name(owner, "name", self.name, _METRIC)
-        if self.direction not in (*DIRECTIONS, None):
-            reject(owner, f"direction {self.direction!r} is invalid; use 'maximize', 'minimize' or None.")
-        if self.column is not None:
-            check_name(owner, "column", self.column, _METRIC)
-        if self.objective_priority is not None and self.direction is None:
-            reject(owner, "an objective_priority needs a direction (maximize or minimize).")
-
-    @property
-    def label(self) -> str:
-        """The leaderboard column."""
-        return self.column or self.name
-
-    def matches(self, key: str) -> bool:
-        """Whether the metric key (or column name) ``key`` is this metric."""
-        return fnmatchcase(key, self.name) or (self.column is not None and fnmatchcase(key, self.column))
-
-    def to_record(self, evaluator: str) -> dict[str, Any]:
-        """The declaration as stored in trial records (the leaderboard reads it from there)."""
-        return {
-            "evaluator": evaluator,
-            "help": self.help,
-            "direction": self.direction,
-            "column": self.label,
-            "headline": self.headline,
-            "se": self.se,
-            "objective_priority": self.objective_priority,
-        }
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Metric columns from what the evaluators declared: names, directions, meanings, which are headlines.
 
 Every trial record carries its evaluators' metric declarations (``record.metric_declarations``, written from
-each :class:`~harness.plugin.specs.Metric`), so the leaderboard stays a pure function of records: a plugin's
+each :class:`~harness.plugin.metrics.Metric`), so the leaderboard stays a pure function of records: a plugin's
 metric becomes a column (headline metrics in the ranked tables, every metric in ``checkpoints.csv``), may be
 the objective, and explains itself in the report's glossary without the plugin being installed. A record
 written before declarations existed (or a metric no declaration matches) shows its metrics by their keys.
