@@ -230,6 +230,17 @@ def _with_trl_defaults(owner: str, label: str, values: Mapping[str, Any], base: 
     return values
 
 
+def _with_trl_profiles(owner: str, profiles: Mapping[str, Profile]) -> dict[str, Any]:
+    """Each profile with its ``"trl"`` entries checked and completed like ``defaults``' (a value that is not a
+    :class:`Profile` is passed on as it is: :class:`MethodSpec` refuses it)."""
+    return {
+        key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
+        if isinstance(p, Profile)
+        else p  # MethodSpec refuses it
+        for key, p in profiles.items()
+    }
+
+
 def pairwise_loss_method(
     name: str,
     loss: PairwiseLoss,
@@ -276,12 +287,7 @@ def pairwise_loss_method(
         data_kind="pairwise",
         hyperparameters=hyperparameters,
         defaults=_with_trl_defaults(owner, "defaults", defaults or {}, True),
-        profiles={
-            key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
-            if isinstance(p, Profile)
-            else p  # MethodSpec refuses it
-            for key, p in (profiles or {}).items()
-        },
+        profiles=_with_trl_profiles(owner, profiles or {}),
         models_in_memory=_policy_and_reference,
         needs_reference=True,
         search_space=dict(search_space or {}),

@@ -37,12 +37,19 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-def _spec(method: MethodSpec | str) -> MethodSpec:
+def _pairwise_spec(method: MethodSpec | str) -> tuple[MethodSpec, PairwiseLoss]:
+    """The method's spec (looked up when given by name) and its pairwise loss (a TypeError when it has
+    none)."""
     if isinstance(method, MethodSpec):
-        return method
-    from harness.plugin.manager import get_plugin_manager
+        spec = method
+    else:
+        from harness.plugin.manager import get_plugin_manager
 
-    return get_plugin_manager().method(str(method))
+        spec = get_plugin_manager().method(str(method))
+    loss = pairwise_loss_of(spec)
+    if loss is None:
+        raise TypeError(f"method {spec.name} is not declared with harness.plugin.pairwise_loss_method.")
+    return spec, loss
 
 
 def _settings(spec: MethodSpec, settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -210,6 +217,26 @@ def _check_lengths(method: str, trained: PairwiseBatch | None, plain: PairwiseBa
             )
 
 
+def _check_close(
+    method: str,
+    got: float,
+    want: float,
+    formula: str,
+    atol: float,
+    rtol: float,
+    trained: PairwiseBatch | None,
+    plain: PairwiseBatch,
+) -> None:
+    """The trainer's loss ``got`` equals ``want``, the ``formula`` on the plain pass, within the tolerance;
+    else an AssertionError naming both and the largest per-pair differences of the inputs."""
+    if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
+        raise AssertionError(
+            f"method {method}: the trainer's loss {got!r} differs from {want!r}, the {formula} on a plain "
+            f"forward pass (atol {atol}, rtol {rtol}); largest per-pair differences of the inputs: "
+            f"{_largest_differences(trained, plain)}."
+        )
+
+
 def check_pairwise_loss(
     method: MethodSpec | str,
     model: str | os.PathLike[str] | torch.nn.Module,
@@ -254,10 +281,7 @@ def check_pairwise_loss(
         TypeError: ``method`` is not declared with :func:`~harness.plugin.pairwise_loss_method`, or its loss
             does not return one loss per pair.
     """
-    spec = _spec(method)
-    loss = pairwise_loss_of(spec)
-    if loss is None:
-        raise TypeError(f"method {spec.name} is not declared with harness.plugin.pairwise_loss_method.")
+    spec, loss = _pairwise_spec(method)
     values = _settings(spec, settings)
     rows = _rows(pairs)
     models = _models(model, tokenizer, reference, nudge, seed)
@@ -266,11 +290,6 @@ def check_pairwise_loss(
     plain = _plain_batch(models[0], models[1], models[2], rows)
     want = float(pair_losses(expected or loss, plain, values, spec.name).mean())
     _check_lengths(spec.name, recorded.batch, plain)
-    if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
-        raise AssertionError(
-            f"method {spec.name}: the trainer's loss {got!r} differs from {want!r}, the "
-            f"{'expected formula' if expected else 'loss function'} on a plain forward pass (atol {atol}, "
-            f"rtol {rtol}); largest per-pair differences of the inputs: "
-            f"{_largest_differences(recorded.batch, plain)}."
-        )
+    formula = "expected formula" if expected else "loss function"
+    _check_close(spec.name, got, want, formula, atol, rtol, recorded.batch, plain)
     return got, want
