@@ -22,7 +22,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 def main() -> None:
-    """Run two trials and print train time, per-checkpoint eval time, per-evaluator breakdown and cache reuse."""
+    """Run two trials and print train time, per-checkpoint eval time,
+    per-evaluator breakdown and cache reuse."""
     from harness.config.compose import compose_job
     from harness.trial import run_trial
 
@@ -64,9 +65,9 @@ def main() -> None:
     if selection and all(s is not None for s in selection):
         chosen_by = ", ".join(first["selection"].get("evaluators") or []) or "every evaluator"
         print(
-            f"  of which on the {first['selection']['num_prompts']:>3} selection prompts    "
-            f"{statistics.mean(selection):8.2f}   ({chosen_by}: choosing the checkpoint; the rest is the reported "
-            "evaluation)"
+            f"  of which on the {first['selection']['num_prompts']:>3} selection "
+            f"prompts    {statistics.mean(selection):8.2f}   ({chosen_by}: choosing the "
+            "checkpoint; the rest is the reported evaluation)"
         )
     print("eval seconds per checkpoint, by evaluator (mean; sampling is charged to the first that samples):")
     names = list(checkpoints[0]["eval_breakdown_s"])
@@ -81,7 +82,8 @@ def main() -> None:
             else ""
         )
         print(
-            f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} s   cached={ref.get('cached')}{of_which}"
+            f"reference evaluation, {label:<13} {ref.get('eval_s', 0):8.3f} "
+            f"s   cached={ref.get('cached')}{of_which}"
         )
 
 

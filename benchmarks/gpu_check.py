@@ -1,22 +1,24 @@
 """GPU readiness: every built-in method a few bf16 steps on a ~0.5B-parameter model and on the toy world.
 
-    python benchmarks/gpu_check.py [--methods dpo,kto,...] [--steps 6] [--workdir DIR] [--override KEY=VALUE ...]
+    python benchmarks/gpu_check.py [--methods dpo,kto,...] [--steps 6] [--workdir DIR]
+                                   [--override KEY=VALUE ...]
     python benchmarks/gpu_check.py --tiny       # a CPU smoke run of the same script on a tiny model
 
-What it builds (in the work directory, in seconds): the test fixture of ``tests/realworld.py`` (a trained byte-level
-BPE tokenizer with a ChatML template and two end-of-sequence ids, UltraFeedback-format data, a tiny reward model),
-and a randomly initialised Qwen2 of about 0.5B parameters with that tokenizer (a 400-token vocabulary: the
-logits take far less memory than a real 150k-token vocabulary's would). Each method (dpo, ipo, kto, orpo, simpo,
-cpo, ppo, grpo, rloo, reward, and sft when it is registered) then trains ``--steps`` optimizer steps on it in a
-process of its own (``python -m harness model=hf ...``, ``train.precision=bf16``; online methods score with the
-tiny reward model), and one multirun, beside them, runs every method on a small toy world in bf16. It prints, per trial, the
-status, training seconds, tokens per second (TRL's ``num_tokens``; for PPO, estimated from its rollouts), the
-peak CUDA memory and whether the training loss fell (online methods' losses need not). ``--override`` adds Hydra
-overrides to every 0.5B run, e.g. ``--override model.lora.r=16`` (LoRA) or
-``--override model.lora.r=16 --override model.quantization=4bit`` (QLoRA, needs bitsandbytes). It is sized to finish
-within 5 minutes on one GPU (most of each process's time is imports and loading; the toy world runs beside the
-model runs); without a GPU it says so and exits 0. Exit status 1 when a trial failed. ``--tiny`` runs the same on
-the CPU with a tiny model (a smoke test of the script itself: about 4 minutes on 2 cores).
+What it builds (in the work directory, in seconds): the test fixture of ``tests/realworld.py`` (a trained
+byte-level BPE tokenizer with a ChatML template and two end-of-sequence ids, UltraFeedback-format data, a tiny
+reward model), and a randomly initialised Qwen2 of about 0.5B parameters with that tokenizer (a 400-token
+vocabulary: the logits take far less memory than a real 150k-token vocabulary's would). Each method (dpo, ipo,
+kto, orpo, simpo, cpo, ppo, grpo, rloo, reward, and sft when it is registered) then trains ``--steps``
+optimizer steps on it in a process of its own (``python -m harness model=hf ...``, ``train.precision=bf16``;
+online methods score with the tiny reward model), and one multirun, beside them, runs every method on a small
+toy world in bf16. It prints, per trial, the status, training seconds, tokens per second (TRL's
+``num_tokens``; for PPO, estimated from its rollouts), the peak CUDA memory and whether the training loss fell
+(online methods' losses need not). ``--override`` adds Hydra overrides to every 0.5B run, e.g.
+``--override model.lora.r=16`` (LoRA) or ``--override model.lora.r=16 --override model.quantization=4bit``
+(QLoRA, needs bitsandbytes). It is sized to finish within 5 minutes on one GPU (most of each process's time is
+imports and loading; the toy world runs beside the model runs); without a GPU it says so and exits 0. Exit
+status 1 when a trial failed. ``--tiny`` runs the same on the CPU with a tiny model (a smoke test of the
+script itself: about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -220,7 +222,8 @@ def run_model_methods(args: argparse.Namespace, methods: list[str], work: Path, 
     model, data, reward_model, params = build_model(work, TINY if args.tiny else BIG, device)
     print(f"model: random Qwen2, {params:,} parameters ({model})", flush=True)
     print(
-        f"  {'world':<5} {'method':<7} {'status':<10} {'train':>9} {'throughput':>18} {'peak CUDA':>12}  training loss",
+        f"  {'world':<5} {'method':<7} {'status':<10} {'train':>9} "
+        f"{'throughput':>18} {'peak CUDA':>12}  training loss",
         flush=True,
     )
     prompt_tokens = mean_prompt_tokens(data, model)
@@ -264,8 +267,8 @@ def run_model_methods(args: argparse.Namespace, methods: list[str], work: Path, 
 
 
 def start_toy_world(args: argparse.Namespace, methods: list[str], work: Path) -> subprocess.Popen:
-    """Every method a few steps on a small toy world: one multirun in one process, started in the background (its
-    models are tiny; it runs beside the model runs, and each trial's CUDA peak is its own)."""
+    """Every method a few steps on a small toy world: one multirun in one process, started in the background
+    (its models are tiny; it runs beside the model runs, and each trial's CUDA peak is its own)."""
     precision = ["train.device=cpu", "train.precision=fp32"] if args.tiny else ["train.precision=bf16"]
     spec = [f"toyworld.spec.{k}={v}" for k, v in TOY_SPEC.items()]
     command = [
@@ -330,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.tiny and not torch.cuda.is_available():
         print(
-            "gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False): nothing to check here. Run it "
-            "on a GPU machine, or with --tiny for a CPU smoke run of the same steps."
+            "gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False): nothing to check here. "
+            "Run it on a GPU machine, or with --tiny for a CPU smoke run of the same steps."
         )
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="harness-gpu-check-"))

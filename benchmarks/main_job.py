@@ -1,15 +1,16 @@
-"""Wall time of the main job (README), cold and warm, and of two trials run side by side against one after another.
+"""Wall time of the main job (README), cold and warm, and of two trials run side by side against
+one after another.
 
     python benchmarks/main_job.py [--reps 2] [--workdir DIR] [--only main|parallel]
 
-``main``: ``python -m harness -m method=dpo,simpo,orpo`` (the toy world's full 375 steps, 4 evaluated checkpoints,
-128 + 64 prompts) as a whole process, **cold** (an empty harness cache: the reference evaluation and DPO's reference
-pass are computed; the toy world itself is read from the usual cache) and **warm** (the same cache again, as for any
-later sweep), alternating, ``--reps`` times each.
+``main``: ``python -m harness -m method=dpo,simpo,orpo`` (the toy world's full 375 steps, 4 evaluated
+checkpoints, 128 + 64 prompts) as a whole process, **cold** (an empty harness cache: the reference evaluation
+and DPO's reference pass are computed; the toy world itself is read from the usual cache) and **warm** (the
+same cache again, as for any later sweep), alternating, ``--reps`` times each.
 
-``parallel``: two DPO trials (``seed=1,2``) one after another (Hydra's basic launcher, torch's default threads)
-and side by side (``hydra/launcher=joblib hydra.launcher.n_jobs=2``: each trial gets cores / 2 threads), warm,
-alternating; throughput = sequential wall time / parallel wall time.
+``parallel``: two DPO trials (``seed=1,2``) one after another (Hydra's basic launcher, torch's default
+threads) and side by side (``hydra/launcher=joblib hydra.launcher.n_jobs=2``: each trial gets cores / 2
+threads), warm, alternating; throughput = sequential wall time / parallel wall time.
 
 Prints every run and the medians.
 """
@@ -31,7 +32,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def timed(args: list[str], cwd: Path, cache: Path, toyworld: str, log: Path) -> float:
-    """Seconds ``python -m harness args`` took in ``cwd`` with ``HARNESS_CACHE_DIR=cache``; exits on failure."""
+    """Seconds ``python -m harness args`` took in ``cwd`` with ``HARNESS_CACHE_DIR=cache``;
+    exits on failure."""
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache)}
     start = time.perf_counter()
     done = subprocess.run(
@@ -92,19 +94,21 @@ def parallel(workdir: Path, reps: int, toyworld: str) -> None:
             )
         )
         print(
-            f"  two trials: one after another {sequential[-1]:6.1f} s, side by side {side_by_side[-1]:6.1f} s",
+            f"  two trials: one after another {sequential[-1]:6.1f} "
+            f"s, side by side {side_by_side[-1]:6.1f} s",
             flush=True,
         )
     ratio = statistics.median(sequential) / statistics.median(side_by_side)
     print(
         f"two DPO trials side by side: throughput {ratio:.2f}x one after another "
-        f"({statistics.median(side_by_side):.1f} s against {statistics.median(sequential):.1f} s, medians of {reps})"
+        f"({statistics.median(side_by_side):.1f} s against "
+        f"{statistics.median(sequential):.1f} s, medians of {reps})"
     )
 
 
 def main() -> None:
     """Parse the command line and run the chosen measurements."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="default: a new temporary directory (kept)"

@@ -3,12 +3,12 @@
     python benchmarks/memory.py [--methods ppo,dpo,orpo,simpo] [--hidden 512] [--layers 8] [--steps 3]
 
 On the default toy world (0.56M parameters, ~2 MB a model) every method peaks at the same few hundred MB: the
-Python process and its libraries dominate and the models do not show. So this script builds a *wider* toy world
-(same data and tokenizer, a ~34M-parameter model at the defaults, barely pretrained: only memory matters here) and trains each
-method a few steps in its own process (``python -m harness method=<m>``; a fresh process each, so one trial's
-freed memory cannot hide in the next one's peak). It prints, per method, the models it declares in memory, the
-measured peak resident memory of the process during training and its excess over the lightest method. On a GPU
-the CUDA allocator's peak is printed too.
+Python process and its libraries dominate and the models do not show. So this script builds a *wider* toy
+world (same data and tokenizer, a ~34M-parameter model at the defaults, barely pretrained: only memory matters
+here) and trains each method a few steps in its own process (``python -m harness method=<m>``; a fresh process
+each, so one trial's freed memory cannot hide in the next one's peak). It prints, per method, the models it
+declares in memory, the measured peak resident memory of the process during training and its excess over the
+lightest method. On a GPU the CUDA allocator's peak is printed too.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {method}: {memory.get('rss_peak_mb')} MB peak RSS", flush=True)
     lightest = min(r[3] for r in rows if r[3] is not None)
     print(
-        f"\n{'method':<8} {'models':>6} {'params/model':>13} {'peak RSS MB':>12} {'over lightest':>14} {'CUDA MB':>8}"
+        f"\n{'method':<8} {'models':>6} {'params/model':>13} "
+        f"{'peak RSS MB':>12} {'over lightest':>14} {'CUDA MB':>8}"
     )
     for method, models, params, rss, cuda, status in rows:
         print(
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{cuda if cuda is not None else '-':>8}  {status}"
         )
     print(
-        f"\none model's fp32 weights: {rows[0][2] * 4 / 2**20:.1f} MB (Adam adds two more copies for a trained one)"
+        f"\none model's fp32 weights: {rows[0][2] * 4 / 2**20:.1f} "
+        "MB (Adam adds two more copies for a trained one)"
     )
 
 

@@ -1,11 +1,12 @@
-"""What the harness costs on top of TRL: the same DPO training as a plain TRL script and through the harness (no
-evaluation; the default evaluation), whole processes, alternating runs, and whether the losses are bit-identical.
+"""What the harness costs on top of TRL: the same DPO training as a plain TRL script and through the harness
+(no evaluation; the default evaluation), whole processes, alternating runs, and whether the losses are
+bit-identical.
 
     python benchmarks/overhead.py [--reps 3] [--workdir DIR] [--threads N] [override ...]
 
-The plain script (``benchmarks/plain_trl_dpo.py``) gets the model directory, the exact rows the harness trains on
-and the ``DPOConfig`` arguments the harness builds for ``method=dpo`` (the toy world's 375 steps unless overrides
-change them). Three variants run in turn, ``--reps`` times, each a fresh process:
+The plain script (``benchmarks/plain_trl_dpo.py``) gets the model directory, the exact rows the harness trains
+on and the ``DPOConfig`` arguments the harness builds for ``method=dpo`` (the toy world's 375 steps unless
+overrides change them). Three variants run in turn, ``--reps`` times, each a fresh process:
 
 - ``plain``: the TRL script;
 - ``harness, no eval``: ``python -m harness method=dpo eval.evaluators=[] eval.selection.num_prompts=0
@@ -13,11 +14,11 @@ change them). Three variants run in turn, ``--reps`` times, each a fresh process
 - ``harness, default eval``: ``python -m harness method=dpo`` (4 evaluated checkpoints, reported and selection
   prompts, lm-eval, saved checkpoints).
 
-The harness runs with a cache of their own (``HARNESS_CACHE_DIR=<workdir>/cache``; the toy world is read from the
-usual one), so the first round shows the cold start (reference evaluation and reference pass computed) and later
-rounds the warm one (both read from the cache, as in every trial of a sweep after the first). Prints each run, the
-medians of the warm rounds, the ratios to the plain script, the evaluation's share, the seconds from process start
-to training, and whether every run's losses equal the plain script's.
+The harness runs with a cache of their own (``HARNESS_CACHE_DIR=<workdir>/cache``; the toy world is read from
+the usual one), so the first round shows the cold start (reference evaluation and reference pass computed) and
+later rounds the warm one (both read from the cache, as in every trial of a sweep after the first). Prints
+each run, the medians of the warm rounds, the ratios to the plain script, the evaluation's share, the seconds
+from process start to training, and whether every run's losses equal the plain script's.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def run_once(
 
 def main() -> None:
     """Run the rounds and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="warm rounds after the cold one (default 3)")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="default: a new temporary directory (kept)"
@@ -169,8 +170,9 @@ def main() -> None:
             results[variant].append(result)
             label = "cold" if round_ == 0 else f"warm {round_}"
             print(
-                f"  {label:<7} {variant:<22} {result['wall']:7.1f} s   training from {result['to_training']:5.1f} s"
-                f"   eval {result['eval']:5.1f} s   reference pass computed: {result.get('reference_pass', '-')}",
+                f"  {label:<7} {variant:<22} {result['wall']:7.1f} s   training from "
+                f"{result['to_training']:5.1f} s   eval {result['eval']:5.1f} s   reference pass "
+                f"computed: {result.get('reference_pass', '-')}",
                 flush=True,
             )
     report(results)

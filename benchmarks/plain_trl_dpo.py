@@ -1,11 +1,13 @@
-"""The baseline of ``benchmarks/overhead.py``: DPO trained the way a plain TRL script would, with nothing of the harness.
+"""The baseline of ``benchmarks/overhead.py``: DPO trained the way a plain TRL script would,
+with nothing of the harness.
 
     python benchmarks/plain_trl_dpo.py JOB.json OUT.json
 
 ``JOB.json`` (written by overhead.py) names the model directory, the training rows (a JSON-lines file) and the
-``DPOConfig`` keyword arguments; the script loads the policy, the reference and the tokenizer with transformers,
-trains with ``trl.DPOTrainer`` and writes ``{"log_history": ..., "process_s_at_training_start": ...}`` to
-``OUT.json``. It imports only torch, transformers, datasets and TRL.
+``DPOConfig`` keyword arguments; the script loads the policy, the reference and the tokenizer with
+transformers, trains with ``trl.DPOTrainer`` and writes
+``{"log_history": ..., "process_s_at_training_start": ...}`` to ``OUT.json``. It imports only torch,
+transformers, datasets and TRL.
 """
 
 from __future__ import annotations

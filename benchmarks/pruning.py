@@ -1,32 +1,33 @@
 """Grid sweep against Optuna sweeps with pruning, over the same DPO/SimPO space on the toy world: the best
 objective each search found and the training steps each spent, over several sampler seeds.
 
-    python benchmarks/pruning.py [--workdir DIR] [--trials 18] [--budget-share 0.5] [--pruner successive_halving]
-                                 [--startup 10] [--seeds 0,1,2,3,4] [--world-seed 0] [--prompts N]
-                                 [--only grid|optuna] [--reuse] [--tiny] [--verbose] [override ...]
+    python benchmarks/pruning.py [--workdir DIR] [--trials 18] [--budget-share 0.5]
+                                 [--pruner successive_halving] [--startup 10] [--seeds 0,1,2,3,4]
+                                 [--world-seed 0] [--prompts N] [--only grid|optuna] [--reuse] [--tiny]
+                                 [--verbose] [override ...]
 
-The grid runs once; one Optuna study runs per sampler seed (``--seeds``), and the robustness figures are the median
-and worst gap to the grid's best and the median share of the grid's training steps. ``--world-seed`` builds
-another toy world (its sweeps are named apart).
+The grid runs once; one Optuna study runs per sampler seed (``--seeds``), and the robustness figures are the
+median and worst gap to the grid's best and the median share of the grid's training steps. ``--world-seed``
+builds another toy world (its sweeps are named apart).
 
-Both searches run through the real CLI (``python -m harness -m ...``) in ``--workdir`` (default: a new temporary
-directory, kept), so their trial records land in ``<workdir>/multirun/<sweep>/<n>/trial.json``. The grid is
-Hydra's basic sweeper, one multirun per method over every point of ``SPACE``; the Optuna search is one study
-over both methods and the same points (``hydra/sweeper=optuna``), pruning between checkpoints. A trial's
+Both searches run through the real CLI (``python -m harness -m ...``) in ``--workdir`` (default: a new
+temporary directory, kept), so their trial records land in ``<workdir>/multirun/<sweep>/<n>/trial.json``. The
+grid is Hydra's basic sweeper, one multirun per method over every point of ``SPACE``; the Optuna search is one
+study over both methods and the same points (``hydra/sweeper=optuna``), pruning between checkpoints. A trial's
 objective is the leaderboard's: its gold reward at its best checkpoint with KL <= 10 nats. Aims (the issue's):
-over the seeds, the median gap to the grid's best within 2% and the worst within 5%, at a median of at most 50%
-of the grid's training steps.
+over the seeds, the median gap to the grid's best within 2% and the worst within 5%, at a median of at most
+50% of the grid's training steps.
 
-The Optuna search is the budgeted recipe of the manual (docs/how-to/optuna.md): ``hydra.sweeper.budget_steps`` at ``--budget-share`` of
-the grid's planned steps (no trial starts once the finished ones trained that many; the last one may overshoot),
-``--trials`` as a cap, successive halving by method with its first rung at the warm-up, TPE with ``--startup``
-random trials first. ``benchmarks/pruning_replay.py`` replays the same search on the grid's records for many
-more seeds in seconds.
+The Optuna search is the budgeted recipe of the manual (docs/how-to/optuna.md): ``hydra.sweeper.budget_steps``
+at ``--budget-share`` of the grid's planned steps (no trial starts once the finished ones trained that many;
+the last one may overshoot), ``--trials`` as a cap, successive halving by method with its first rung at the
+warm-up, TPE with ``--startup`` random trials first. ``benchmarks/pruning_replay.py`` replays the same search
+on the grid's records for many more seeds in seconds.
 
 ``--reuse`` skips a search whose multirun directory already holds records (recompute the figures of an earlier
 ``--workdir``); ``--tiny`` runs on the tests' tiny world with 12 steps per trial (about a minute). Extra
-arguments are Hydra overrides given to both searches (e.g. ``method.epochs=2``). The full run takes 20+ minutes
-on 2 CPU cores.
+arguments are Hydra overrides given to both searches (e.g. ``method.epochs=2``). The full run takes 20+
+minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare_world(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> list[str]:
     """Build (or find) the toy world before anything is timed; returns the overrides that select it.
 
-    ``--tiny`` uses a private cache under ``workdir`` (``HARNESS_CACHE_DIR`` in ``env``, unless already set)."""
+    ``--tiny`` uses a private cache under ``workdir`` (``HARNESS_CACHE_DIR`` in ``env``,
+    unless already set)."""
     from harness.toyworld import ToyWorldSpec, build_toy_world
 
     if not args.tiny:
@@ -206,7 +208,8 @@ def grid_search(args: argparse.Namespace, common: list[str]) -> Search:
 
 
 def optuna_search(args: argparse.Namespace, common: list[str], seed: int, budget: int | None) -> Search:
-    """One Optuna study over both methods and the same points, with a pruner, its sampler seeded with ``seed``."""
+    """One Optuna study over both methods and the same points, with a pruner,
+    its sampler seeded with ``seed``."""
     name = f"{_prefix(args)}-optuna-s{seed}"
     # <method>.<key>=... searches that method's parameter only (DPO's and SimPO's betas differ in scale).
     space = [f"{m}.{k}=choice({_values(v)})" for m, dims in SPACE.items() for k, v in dims.items()]
@@ -234,8 +237,9 @@ def optuna_search(args: argparse.Namespace, common: list[str], seed: int, budget
 
 
 def step_budget(args: argparse.Namespace, grid: Search, workdir: Path) -> int:
-    """Optuna's step budget: ``--budget-share`` of the grid's training steps, from its records (before the grid
-    has run: every point of SPACE at the toy world's 375 steps, or ``TINY_MAX_STEPS`` with ``--tiny``)."""
+    """Optuna's step budget: ``--budget-share`` of the grid's training steps, from its records (before the
+    grid has run: every point of SPACE at the toy world's 375 steps, or ``TINY_MAX_STEPS`` with
+    ``--tiny``)."""
     records = [p for name, _ in grid.sweeps for p in (workdir / "multirun" / name).glob("*/trial.json")]
     if records:
         steps = sum(trial_steps(json.loads(p.read_text())) for p in records)
@@ -260,8 +264,8 @@ def run_sweep(
 ) -> None:
     """Run one multirun, echoing its progress lines; stdout and stderr go to ``workdir/logs/<name>.*``.
 
-    When ``expected_search`` is given, the sweeper's opening "search ..." lines must match it exactly, else the
-    sweep is stopped before it trains much. On failure, prints the tail of stderr and exits non-zero."""
+    When ``expected_search`` is given, the sweeper's opening "search ..." lines must match it exactly, else
+    the sweep is stopped before it trains much. On failure, prints the tail of stderr and exits non-zero."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
@@ -332,7 +336,8 @@ def setting_text(record: dict[str, Any]) -> str:
 
 def summarize(search: Search, workdir: Path) -> Summary:
     """The figures of a search from its trial records: its pick is the completed trial best on the selection
-    prompts (each trial at its checkpoint chosen by the leaderboard's rule), reported with its test objective."""
+    prompts (each trial at its checkpoint chosen by the leaderboard's rule), reported with its test
+    objective."""
     import optuna
 
     from harness.leaderboard import load_leaderboard
@@ -355,8 +360,8 @@ def summarize(search: Search, workdir: Path) -> Summary:
         if not trials.empty
         else trials
     )
-    # The search's pick is its best completed trial on the selection prompts (what Optuna sees); its test value
-    # is the figure compared (a pruned trial's value is never a result).
+    # The search's pick is its best completed trial on the selection prompts (what Optuna sees); its test
+    # value is the figure compared (a pruned trial's value is never a result).
     by = (
         "selection_objective"
         if "selection_objective" in ranked and ranked["selection_objective"].notna().any()
@@ -416,9 +421,10 @@ def print_figures(searches: list[Search], summaries: list[Summary]) -> None:
     median_share = statistics.median(shares)
     print(
         f"\nover {len(pruned)} sampler seeds: median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}): "
-        f"{'met' if median_gap <= AIM_GAP else 'NOT met'}; worst gap {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}): "
-        f"{'met' if worst_gap <= AIM_WORST_GAP else 'NOT met'}; median share of the grid's steps "
-        f"{median_share:.1%} (aim <= {AIM_STEPS:.0%}): {'met' if median_share <= AIM_STEPS else 'NOT met'}"
+        f"{'met' if median_gap <= AIM_GAP else 'NOT met'}; worst gap {worst_gap:+.2%} (aim <= "
+        f"{AIM_WORST_GAP:.0%}): {'met' if worst_gap <= AIM_WORST_GAP else 'NOT met'}; median share of the "
+        f"grid's steps {median_share:.1%} (aim <= {AIM_STEPS:.0%}): "
+        f"{'met' if median_share <= AIM_STEPS else 'NOT met'}"
     )
     if grid.best_base is not None and grid.best != grid.best_base:
         gain = grid.best - grid.best_base

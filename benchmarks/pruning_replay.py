@@ -1,24 +1,25 @@
 """Replay Optuna searches on a grid's recorded learning curves: many sampler seeds in seconds.
 
-``benchmarks/pruning.py`` trains every Optuna trial for real (about 4 minutes per seed on 2 cores). Training is
-deterministic given a trial's config, so a trial of the search that draws a grid point would train exactly the
-grid trial of that point again: the same checkpoints, the same values. This script therefore replays a search
-on the grid's records, with the sweep's own pieces (the search space's define-by-run sampling, the sampler as
-``conf/hydra/sweeper/sampler/tpe.yaml`` builds it, the like-for-like pruner, the pruning value, the objective
-and the step budget), for many seeds, and prints the same figures as the benchmark: median and worst gap to the
-grid's best (test gold of each search's pick, picked on the selection prompts), median share of the grid's
-training steps.
+``benchmarks/pruning.py`` trains every Optuna trial for real (about 4 minutes per seed on 2 cores). Training
+is deterministic given a trial's config, so a trial of the search that draws a grid point would train exactly
+the grid trial of that point again: the same checkpoints, the same values. This script therefore replays a
+search on the grid's records, with the sweep's own pieces (the search space's define-by-run sampling, the
+sampler as ``conf/hydra/sweeper/sampler/tpe.yaml`` builds it, the like-for-like pruner, the pruning value, the
+objective and the step budget), for many seeds, and prints the same figures as the benchmark: median and worst
+gap to the grid's best (test gold of each search's pick, picked on the selection prompts), median share of the
+grid's training steps.
 
-    python benchmarks/pruning_replay.py <workdir>/multirun/pruning-grid-dpo <workdir>/multirun/pruning-grid-simpo \
+    python benchmarks/pruning_replay.py <workdir>/multirun/pruning-grid-dpo \
+        <workdir>/multirun/pruning-grid-simpo \
         [--seeds 100] [--trials 18] [--budget-share 0.5] [--sampler tpe] [--pruner successive_halving] \
         [--sampler-set n_startup_trials=10] [--pruner-set ...] [--warmup 0.33] [--prune-value peak]
 
 The defaults are ``pruning.py``'s search (its ``--startup`` is ``--sampler-set n_startup_trials=N`` here).
 
-It is a model of the real search, not a substitute: the figures in the manual (docs/how-to/optuna.md) come from ``pruning.py``. What
-it does not model: parallel trials and lost trials. Repeats of a completed setting are told its result and count
-as the sweep counts them (:func:`harness.sweep.trials.counted_trials`); a pruned setting drawn again is replayed
-from the start, as the sweep retrains it.
+It is a model of the real search, not a substitute: the figures in the manual (docs/how-to/optuna.md) come
+from ``pruning.py``. What it does not model: parallel trials and lost trials. Repeats of a completed setting
+are told its result and count as the sweep counts them (:func:`harness.sweep.trials.counted_trials`); a pruned
+setting drawn again is replayed from the start, as the sweep retrains it.
 """
 
 from __future__ import annotations
@@ -176,9 +177,9 @@ def main() -> None:
     )
     median_gap, worst_gap, median_share = statistics.median(gaps), max(gaps), statistics.median(shares)
     print(
-        f"median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}); worst {worst_gap:+.2%} (aim <= {AIM_WORST_GAP:.0%}); "
-        f"seeds over 5%: {sum(g > AIM_WORST_GAP for g in gaps)} of {len(gaps)}; median share {median_share:.1%} "
-        f"(aim <= {AIM_SHARE:.0%}), worst share {max(shares):.1%}"
+        f"median gap {median_gap:+.2%} (aim <= {AIM_GAP:.0%}); worst {worst_gap:+.2%} (aim <= "
+        f"{AIM_WORST_GAP:.0%}); seeds over 5%: {sum(g > AIM_WORST_GAP for g in gaps)} of {len(gaps)}; median "
+        f"share {median_share:.1%} (aim <= {AIM_SHARE:.0%}), worst share {max(shares):.1%}"
     )
     print(
         "seeds 0-4: "

@@ -3,14 +3,15 @@ from the start.
 
     python benchmarks/resume.py [--workdir DIR] [--trials 6] [--kill-after 4] [--steps 60] [override ...]
 
-Three runs of the same DPO grid (``seed=1..N`` on the toy world, ``method.max_steps`` each) through the real CLI:
+Three runs of the same DPO grid (``seed=1..N`` on the toy world, ``method.max_steps`` each)
+through the real CLI:
 
 1. the full grid, uninterrupted (the baseline: wall time of the whole command);
 2. the same grid under another ``sweep_name``, SIGKILLed once ``--kill-after`` trials have completed records;
 3. the same command as 2 again: it skips the completed trials and runs the rest (the killed one included).
 
-Prints the trials each run trained, the re-run's wall time against the full grid's, and checks that no completed
-record of run 2 was touched by run 3.
+Prints the trials each run trained, the re-run's wall time against the full grid's, and checks that no
+completed record of run 2 was touched by run 3.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def _completed(sweep: Path) -> dict[str, str]:
 
 
 def _run(command: list[str], cwd: Path, kill_when=None) -> float:
-    """Run ``command``; with ``kill_when``, SIGKILL it once ``kill_when()`` is true. Returns the wall seconds."""
+    """Run ``command``; with ``kill_when``, SIGKILL it once ``kill_when()`` is true.
+    Returns the wall seconds."""
     start = time.perf_counter()
     with open(cwd / "log.txt", "a") as log:
         proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=log)

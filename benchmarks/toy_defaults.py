@@ -1,5 +1,5 @@
-"""Pick the toy world's per-method defaults with the harness's own Optuna sweeper, on the selection prompts, and
-check the picks on other toy worlds. Writes the study's summary (Markdown and CSV) for the repository.
+"""Pick the toy world's per-method defaults with the harness's own Optuna sweeper, on the selection prompts,
+and check the picks on other toy worlds. Writes the study's summary (Markdown and CSV) for the repository.
 
     python benchmarks/toy_defaults.py [--workdir DIR] [--out leaderboards/toy-defaults] [--trials 10]
                                       [--methods dpo,ipo,...] [--worlds 1,2] [--top 2] [--reuse] [--tiny]
@@ -8,14 +8,14 @@ For each method, one Optuna study (TPE, no pruning) on toy world seed 0 searches
 method's own knobs in ``SPACE`` at an equal budget for every method (``method.max_steps`` = ``STEPS``). A
 trial's value is the objective on the **selection** prompts at its best checkpoint within the KL budget (what
 the sweeper tells Optuna); the test prompts are never used to choose. The ``--top`` settings with the best
-selection values are then trained on the other world seeds (``--worlds``), and the pick is the setting with the
-best mean selection value over all worlds. Test values (and the reference model's) are reported beside, so a
-reader sees how the pick does on prompts it was not chosen on.
+selection values are then trained on the other world seeds (``--worlds``), and the pick is the setting with
+the best mean selection value over all worlds. Test values (and the reference model's) are reported beside, so
+a reader sees how the pick does on prompts it was not chosen on.
 
 All runs go through the real CLI (``python -m harness -m ...``) in ``--workdir`` (default: a new temporary
 directory, kept). Running the script again with the same ``--workdir`` resumes every sweep (the harness skips
-what is complete); ``--reuse`` runs nothing and only summarises the records there. The full run takes about an hour
-on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smoke test only).
+what is complete); ``--reuse`` runs nothing and only summarises the records there. The full run takes about an
+hour on 2 CPU cores; ``--tiny`` runs on the tests' tiny world in a few minutes (a smoke test only).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ COMMON = ["eval.evaluators=[gold_reward,kl]", "train.save_checkpoints=false", "l
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the sweeps run; default: a new temp dir"
     )
@@ -165,9 +165,9 @@ def _ok(row: dict[str, Any]) -> bool:
 def pick(
     method: str, study: list[dict[str, Any]], checks: dict[str, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """One candidate row per checked setting: its values per world, the worst and the mean selection value over
-    the worlds; the pick is the setting whose worst world is best (a default must hold on every world), then the
-    best mean."""
+    """One candidate row per checked setting: its values per world, the worst and the mean selection value
+    over the worlds; the pick is the setting whose worst world is best (a default must hold on every world),
+    then the best mean."""
     out = []
     for key, rows in checks.items():
         # the study's completed run of this setting (a lost trial's retry is the same setting) and the checks
@@ -264,15 +264,16 @@ def summary_markdown(
     lines = [
         "# Toy-world defaults, chosen on the selection prompts",
         "",
-        f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} or more trials, the first 5 random; "
-        f"no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps at batch 16. A trial's "
-        "value is its gold reward on the 64 **selection** prompts at its best checkpoint within KL 10 nats; the "
-        f"{args.top} best settings were trained again on world seeds {args.worlds}, as was the toy profile's "
-        "setting before this study (current) and any proposed by hand (proposed, `--extra`); the pick is the "
-        "setting whose worst world has the best selection value (a default must hold on every world), then "
-        f"the best mean, and it replaces the current value only if it raises the worst world by more than "
-        f"{MARGIN} (about one standard error of a 64-prompt mean). The test values (128 prompts, their own sampling seed) were "
-        "not used to choose; they are shown beside, with the reference (untrained) model's test value.",
+        f"Each method: an Optuna study (TPE, sampler seed {args.seed}, {args.trials} or more trials, the "
+        f"first 5 random; no pruning) on toy world seed {STUDY_WORLD}, every trial {steps} optimizer steps "
+        "at batch 16. A trial's value is its gold reward on the 64 **selection** prompts at its best "
+        f"checkpoint within KL 10 nats; the {args.top} best settings were trained again on world seeds "
+        f"{args.worlds}, as was the toy profile's setting before this study (current) and any proposed by "
+        "hand (proposed, `--extra`); the pick is the setting whose worst world has the best selection value "
+        "(a default must hold on every world), then the best mean, and it replaces the current value only "
+        f"if it raises the worst world by more than {MARGIN} (about one standard error of a 64-prompt "
+        "mean). The test values (128 prompts, their own sampling seed) were not used to choose; they are "
+        "shown beside, with the reference (untrained) model's test value.",
         "",
         "| method | searched | setting | "
         + " | ".join(f"world {w} sel / test / KL (base)" for w in worlds)
@@ -327,8 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         candidates += picked
         for c in picked:
             print(
-                f"  {method} {c['setting']}: mean selection {_fmt(c['selection_mean'])} over {c['worlds']} worlds"
-                + (" <- pick" if c["pick"] else ""),
+                f"  {method} {c['setting']}: mean selection "
+                f"{_fmt(c['selection_mean'])} over {c['worlds']} worlds" + (" <- pick" if c["pick"] else ""),
                 flush=True,
             )
     commands = [

@@ -2,9 +2,9 @@
 inter-process lock that lets concurrent trials share one entry instead of building it twice, and the manifest
 that lets a cached directory verify itself.
 
-A manifest (``manifest.json``, written last and atomically by :func:`write_manifest`) lists every other file of
-a directory with its size and SHA-256; :func:`verify_manifest` compares the directory against it and names the
-first file that is missing, has another size or another checksum.
+A manifest (``manifest.json``, written last and atomically by :func:`write_manifest`) lists every other file
+of a directory with its size and SHA-256; :func:`verify_manifest` compares the directory against it and names
+the first file that is missing, has another size or another checksum.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ class TrialPruned(HarnessError):
 
 
 class TrialInterrupted(BaseException):
-    """SIGINT (Ctrl-C) or SIGTERM arrived while a trial ran: it is recorded as interrupted, the leaderboard of what
-    is complete is written, and the run exits with ``128 + signum`` (130 or 143). A ``BaseException``, like
-    ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
+    """SIGINT (Ctrl-C) or SIGTERM arrived while a trial ran: it is recorded as interrupted, the leaderboard of
+    what is complete is written, and the run exits with ``128 + signum`` (130 or 143). A ``BaseException``,
+    like ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
 
     def __init__(self, signum: int) -> None:
         import signal

@@ -1,12 +1,13 @@
-"""``python -m harness.export PATH --out DIR``: a trial's checkpoint as a model directory you can load anywhere.
+"""``python -m harness.export PATH --out DIR``: a trial's checkpoint as a model directory you
+can load anywhere.
 
 ``PATH`` is a trial directory (or its ``trial.json``): its final checkpoint is exported. Or it is a sweep's
 directory (``multirun/<sweep>``): the leaderboard is built from its records and the trial ranked ``--rank``
 (default 1) is exported at the checkpoint the leaderboard ranked it by (its ``step`` column: the final one
 unless the KL budget chose an earlier one); ``--step final`` or ``--step N`` picks another saved checkpoint.
 
-The output is what ``AutoModelForCausalLM.from_pretrained(DIR)`` and ``AutoTokenizer.from_pretrained(DIR)`` load:
-a full fine-tune's weights as they were saved, or a LoRA trial's adapter merged into its base weights
+The output is what ``AutoModelForCausalLM.from_pretrained(DIR)`` and ``AutoTokenizer.from_pretrained(DIR)``
+load: a full fine-tune's weights as they were saved, or a LoRA trial's adapter merged into its base weights
 (``--merged``, the default); ``--adapter`` exports the adapter alone (load it with peft over the base model).
 Every problem (no checkpoint saved, a rank that does not exist, an output directory in the way) is one line
 and exit status 2.
@@ -61,8 +62,8 @@ def _read(path: Path) -> TrialRecord:
 
 
 def _saved_checkpoints(record: TrialRecord, record_path: Path) -> dict[int, Path]:
-    """Step -> directory of each checkpoint whose weights were saved (found where the record says, or beside the
-    record when the trial directory was moved)."""
+    """Step -> directory of each checkpoint whose weights were saved (found where the record says, or beside
+    the record when the trial directory was moved)."""
     found = {}
     for entry in record.checkpoints:
         step = int(entry.step)
@@ -81,7 +82,8 @@ def _final_step(record: TrialRecord) -> int | None:
 
 
 def choose_checkpoint(record: TrialRecord, record_path: Path, step: str | int = "final") -> Chosen:
-    """The saved checkpoint ``step`` (``"final"`` or a step number) of one trial; ExportError when it has none."""
+    """The saved checkpoint ``step`` (``"final"`` or a step number) of one trial;
+    ExportError when it has none."""
     saved = _saved_checkpoints(record, record_path)
     name = record.trial_id or record_path.parent
     if not saved:
@@ -212,7 +214,7 @@ def export(chosen: Chosen, out: Path, adapter: bool = False) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.export PATH --out DIR [--rank N] [--step final|N] [--adapter | --merged]``."""
-    parser = argparse.ArgumentParser(prog="python -m harness.export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.export", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "path",
         type=Path,

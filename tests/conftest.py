@@ -28,7 +28,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_cli(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600, module: str = "harness"
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m <module> args`` (``python args`` if module is empty) in ``cwd``; returns the process."""
+    """Run ``python -m <module> args`` (``python args`` if module is empty) in ``cwd``;
+    returns the process."""
     full_env = {**os.environ, **(env or {})}
     command = [sys.executable, "-m", module, *args] if module else [sys.executable, *args]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -49,8 +49,9 @@ def logged_losses(record: dict) -> list[float]:
 
 def make_record(**fields: Any) -> TrialRecord:
     """The one record factory of the tests: a :class:`TrialRecord` of a completed ``dpo`` trial with no
-    hyperparameters and no checkpoints, updated by ``fields`` (named and shaped as in ``trial.json``: a part may be
-    given as its dict, e.g. ``reference={"metrics": {...}}``, checkpoints as :func:`checkpoint` or dicts)."""
+    hyperparameters and no checkpoints, updated by ``fields`` (named and shaped as in ``trial.json``: a part
+    may be given as its dict, e.g. ``reference={"metrics": {...}}``, checkpoints as :func:`checkpoint` or
+    dicts)."""
     data: dict[str, Any] = {"status": "completed", "method": "dpo", "hyperparameters": {}, "checkpoints": []}
     data.update(fields)
     data["checkpoints"] = [c.to_dict() if isinstance(c, Checkpoint) else c for c in data["checkpoints"]]
@@ -60,8 +61,8 @@ def make_record(**fields: Any) -> TrialRecord:
 def checkpoint(
     step: int, metrics: Mapping[str, float] | None = None, final: bool = False, **fields: Any
 ) -> Checkpoint:
-    """A checkpoint entry at ``step`` with ``metrics`` (``fields``: the others, shaped as in ``trial.json``, e.g.
-    ``selection={"metrics": {...}}``)."""
+    """A checkpoint entry at ``step`` with ``metrics`` (``fields``: the others, shaped as in ``trial.json``,
+    e.g. ``selection={"metrics": {...}}``)."""
     return Checkpoint.from_dict({"step": step, "final": final, "metrics": dict(metrics or {}), **fields})
 
 
@@ -74,8 +75,8 @@ def train_context(world_overrides: list[str], trial_dir: Path, overrides: list[s
 
 
 def cli_error_line(tmp_path: Path, monkeypatch, capsys, args: list[str]) -> str:
-    """The one stderr line of ``python -m harness args``, run in this process in ``tmp_path``: it must exit with
-    status 2, print exactly one ``harness: error: ...`` line and run nothing (no ``outputs/``)."""
+    """The one stderr line of ``python -m harness args``, run in this process in ``tmp_path``: it must exit
+    with status 2, print exactly one ``harness: error: ...`` line and run nothing (no ``outputs/``)."""
     import pytest
 
     from harness.cli.app import main

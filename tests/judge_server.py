@@ -17,8 +17,9 @@ ANSWER = re.compile(r"## Reply (A|B)\n(.*?)\n## End of reply \1", re.S)
 
 
 class JudgeServer:
-    """``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1; the verdict follows ``rule`` ("longer": the longer
-    answer wins, equal lengths tie; "first": always [[A]]). Counts requests and wrong Authorization headers."""
+    """``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1; the verdict follows ``rule`` ("longer": the
+    longer answer wins, equal lengths tie; "first": always [[A]]). Counts requests and wrong Authorization
+    headers."""
 
     def __init__(self, rule: str = "longer", key: str | None = None) -> None:
         self.rule, self.key = rule, key
@@ -73,7 +74,10 @@ class JudgeServer:
             return "Both are fine, but the first is better.\n\n[[A]]"
         answers = dict(ANSWER.findall(user_message))
         a, b = len(answers.get("A", "")), len(answers.get("B", ""))
-        return f"Comparing the two answers.\n\nFinal verdict: {'[[A]]' if a > b else '[[B]]' if b > a else '[[C]]'}"
+        return (
+            "Comparing the two answers.\n\nFinal verdict: "
+            f"{'[[A]]' if a > b else '[[B]]' if b > a else '[[C]]'}"
+        )
 
     def close(self) -> None:
         self.httpd.shutdown()

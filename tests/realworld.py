@@ -3,14 +3,14 @@
 * a byte-level BPE tokenizer trained on the spot (the ``tokenizers`` library) with a ChatML chat template,
   ``<|im_end|>`` as end of turn and ``<|endoftext|>`` as padding, both declared end-of-sequence ids of the
   model's generation config (as Qwen2 and Llama-3 instruct models declare several);
-* tiny randomly initialised models of real architectures: Qwen2 (``q_proj``... module names) and GPT-2 (``c_attn``,
-  ``c_fc``: what LoRA's Llama defaults miss), and a one-output Qwen2 reward model;
+* tiny randomly initialised models of real architectures: Qwen2 (``q_proj``... module names) and GPT-2
+  (``c_attn``, ``c_fc``: what LoRA's Llama defaults miss), and a one-output Qwen2 reward model;
 * preference data in the formats people download:
   - UltraFeedback-binarized: ``prompt`` (a string), ``prompt_id``, ``chosen``/``rejected``/``messages`` as
     message lists that repeat the prompt (some with a system turn), ``score_chosen``/``score_rejected``; saved
     as jsonl, parquet and a ``save_to_disk`` DatasetDict with ``train_prefs``/``test_prefs`` splits;
-  - Anthropic HH-RLHF: ``chosen``/``rejected`` transcripts (``\\n\\nHuman: ... \\n\\nAssistant: ...``), some of
-    whose two answers start alike;
+  - Anthropic HH-RLHF: ``chosen``/``rejected`` transcripts (``\\n\\nHuman: ... \\n\\nAssistant: ...``), some
+    of whose two answers start alike;
   - KTO unpaired: ``prompt``/``completion``/``label`` message lists.
 
 Everything is seeded, so a session builds the same files every time.
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if "
+    "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -110,12 +111,15 @@ def ultrafeedback_rows(n: int, seed: int) -> list[dict]:
 
 
 def hh_rows(n: int, seed: int) -> list[dict]:
-    """HH-RLHF-like transcripts; every fourth pair's answers share their first words (the prompt must still end at
-    the last "Assistant:" marker, not run into the answer)."""
+    """HH-RLHF-like transcripts; every fourth pair's answers share their first words (the prompt must still
+    end at the last "Assistant:" marker, not run into the answer)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        turns = f"\n\nHuman: {_question(rng)}\n\nAssistant: Sure.\n\nHuman: Can you say more? (case {i})\n\nAssistant:"
+        turns = (
+            f"\n\nHuman: {_question(rng)}\n\nAssistant: "
+            f"Sure.\n\nHuman: Can you say more? (case {i})\n\nAssistant:"
+        )
         good, bad = rng.choice(_GOOD), rng.choice(_BAD)
         if i % 4 == 0:
             good, bad = f"Well, {good}", f"Well, {bad}"

@@ -1,8 +1,9 @@
-"""Architecture: the import graph has no cycles, the layers hold, plugins use only the public API, sizes stay small.
+"""Architecture: the import graph has no cycles, the layers hold, plugins use only the public API,
+sizes stay small.
 
 The graph, layering, size and packaging tests read the source with :mod:`ast` and import nothing, so a
-violation is reported as ``module -> module at file:line``; only the public-API tests import ``harness.plugin``
-(its lazy names too) and start small interpreters to see what ``import harness`` pulls in.
+violation is reported as ``module -> module at file:line``; only the public-API tests import
+``harness.plugin`` (its lazy names too) and start small interpreters to see what ``import harness`` pulls in.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def imports(type_checking: bool = False) -> tuple[Import, ...]:
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """One shortest cycle through each strongly connected component of more than one module (or a self-import)."""
+    """One shortest cycle through each strongly connected component of more than one module
+    (or a self-import)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -198,7 +200,7 @@ def package_of(module: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "harness" and len(parts) > 1 else parts[0]
 
 
-# --- a. the import graph --------------------------------------------------------------------------------------
+# --- a. the import graph ------------------------------------------------------------------------------------
 
 
 def test_import_graph_is_read():
@@ -241,10 +243,11 @@ def test_no_import_cycles():
     assert not cycles, "Import cycles:\n" + "\n".join(_describe(c, edge_at) for c in cycles)
 
 
-# --- b. layering ----------------------------------------------------------------------------------------------
+# --- b. layering --------------------------------------------------------------------------------------------
 
-# The foundation: small libraries that know nothing of plugins, configs, trials, sweeps or the CLI. They import
-# only one another (the toy world is a documented public library; the plugin API re-exports data and cache).
+# The foundation: small libraries that know nothing of plugins, configs, trials, sweeps or the CLI. They
+# import only one another (the toy world is a documented public library; the plugin API re-exports data and
+# cache).
 FOUNDATION = {
     "harness.errors",
     "harness.records",
@@ -264,7 +267,7 @@ BELOW_THE_CLI = {
     "harness.cache",
 }
 # The plugin API's declarations: plain dataclasses a plugin module builds at import time.
-DECLARATIONS = {"harness.plugin.specs", "harness.plugin.settings"}
+DECLARATIONS = {"harness.plugin.specs", "harness.plugin.metrics", "harness.plugin.settings"}
 
 
 def _violations(allowed, type_checking: bool = False) -> list[str]:
@@ -302,8 +305,9 @@ def test_foundation_imports_only_the_foundation():
 
 
 def test_core_never_imports_the_plugin_facade_or_the_builtin_plugins():
-    """Core modules import harness.plugin's submodules, not its facade (which imports half the core: a cycle in
-    waiting), and never a built-in plugin (those are found through entry points, like any third party's)."""
+    """Core modules import harness.plugin's submodules, not its facade (which imports half the core: a cycle
+    in waiting), and never a built-in plugin (those are found through entry points, like any third
+    party's)."""
 
     def allowed(i: Import) -> bool:
         if not i.source.startswith("harness.") or i.source == "harness.plugin":
@@ -338,7 +342,7 @@ def test_only_the_cli_imports_the_hydra_sweeper_plugin():
     assert not bad, "hydra_plugins is a thin adapter that only the CLI registers:\n" + "\n".join(bad)
 
 
-# --- c. the public API ----------------------------------------------------------------------------------------
+# --- c. the public API --------------------------------------------------------------------------------------
 
 
 @cache
@@ -349,9 +353,10 @@ def public_names() -> tuple[str, ...]:
 
 
 def _plugin_import_problem(source: str, target: str, names: list[str] | None) -> str | None:
-    """Why the built-in plugin module ``source`` may not import ``target`` (``names``: what a ``from`` import takes
-    from it): plugins are grouped in packages by role (``harness_plugins.methods``, ``.evaluators``, ``.data``,
-    ``.tracking``); a module may use its own package's modules, and the other packages only through the public API."""
+    """Why the built-in plugin module ``source`` may not import ``target`` (``names``: what a ``from`` import
+    takes from it): plugins are grouped in packages by role (``harness_plugins.methods``, ``.evaluators``,
+    ``.data``, ``.tracking``); a module may use its own package's modules, and the other packages only through
+    the public API."""
     root = target.split(".")[0]
     if root in ("plugins", "conf"):
         return f"{root}/ is a source directory; its installed name is harness_{root}"
@@ -449,12 +454,12 @@ def test_importing_the_api_does_not_import_torch(module):
     assert result.stdout.strip() == "[]", f"import {module} imports {result.stdout.strip()}"
 
 
-# --- d. sizes -------------------------------------------------------------------------------------------------
+# --- d. sizes -----------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-# Exceptions, path -> size when listed: shrink them, never add to them. Empty since issue 28 split the 9 modules and
-# 15 functions that were over the limits once `ruff format` decided the line breaks.
+# Exceptions, path -> size when listed: shrink them, never add to them. Empty since issue 28 split the 9
+# modules and 15 functions that were over the limits once `ruff format` decided the line breaks.
 ALLOWED_LONG_MODULES: dict[str, int] = {}
 ALLOWED_LONG_FUNCTIONS: dict[str, int] = {}
 
@@ -494,14 +499,15 @@ def test_modules_and_functions_stay_small():
 
 
 def test_size_allow_lists_are_current():
-    """An allowed module or function that was split (or removed) comes off the list, so it cannot grow back."""
+    """An allowed module or function that was split (or removed) comes off the list,
+    so it cannot grow back."""
     module_lines, function_lines = _sizes()
     stale = [k for k in ALLOWED_LONG_MODULES if module_lines.get(k, 0) <= MAX_MODULE_LINES]
     stale += [k for k in ALLOWED_LONG_FUNCTIONS if function_lines.get(k, 0) <= MAX_FUNCTION_LINES]
     assert not stale, f"Within the limits now, remove from the allow-lists in {Path(__file__).name}: {stale}"
 
 
-# --- e. packaging ---------------------------------------------------------------------------------------------
+# --- e. packaging -------------------------------------------------------------------------------------------
 
 
 @cache
@@ -556,12 +562,13 @@ def test_every_data_file_is_package_data():
     assert not missing, f"Not matched by [tool.setuptools.package-data] (would not be installed): {missing}"
 
 
-# --- f. the plugin API's types live with the API; floors (issue 28) ---------------------------------------------
+# --- f. the plugin API's types live with the API; floors (issue 28) -----------------------------------------
 
 
 def test_no_import_cycles_counting_type_checking_imports():
-    """No cycle among modules even counting imports under ``if TYPE_CHECKING:``: the plugin API names the runtime's
-    contexts through its own protocols (:mod:`harness.plugin.contexts`), never the other way round."""
+    """No cycle among modules even counting imports under ``if TYPE_CHECKING:``: the plugin API names the
+    runtime's contexts through its own protocols (:mod:`harness.plugin.contexts`), never the other way
+    round."""
     edges: dict[str, set[str]] = defaultdict(set)
     edge_at: dict[tuple[str, str], list[Import]] = defaultdict(list)
     for i in imports(type_checking=True):
@@ -575,7 +582,8 @@ def test_no_import_cycles_counting_type_checking_imports():
 
 #: The most floors the package graph may have: rooms on the longest chain of imports (see :func:`rooms`).
 MAX_FLOORS = 8
-#: The rooms of the floor count: ``harness``'s sub-packages and top-level modules, and the built-in plugins' root.
+#: The rooms of the floor count: ``harness``'s sub-packages and top-level modules,
+#: and the built-in plugins' root.
 FLOOR_ROOTS = ("harness", "harness_plugins")
 
 
@@ -629,8 +637,8 @@ def _declared_members(cls: type) -> set[str]:
 
 
 def _runtime_members(cls: type) -> set[str]:
-    """A runtime class's public members: its own and inherited methods and properties, its dataclass fields and
-    the attributes its ``__init__`` sets."""
+    """A runtime class's public members: its own and inherited methods and properties, its dataclass fields
+    and the attributes its ``__init__`` sets."""
     names = {n for n in dir(cls) if not n.startswith("_")} | set(getattr(cls, "__dataclass_fields__", {}))
     if "__dataclass_fields__" in vars(cls):  # a dataclass: its fields are its attributes
         return {n for n in names if not n.startswith("_")}
@@ -653,8 +661,8 @@ def _runtime_members(cls: type) -> set[str]:
     [("TrainContext", "harness.trial.context"), ("EvalContext", "harness.evaluation.context")],
 )
 def test_the_plugin_api_protocols_match_the_runtime_contexts(protocol, runtime):
-    """The runtime's context has every member the API's protocol declares, and the protocol declares every public
-    member of the runtime's context (a new one is documented in the API, where plugins read it)."""
+    """The runtime's context has every member the API's protocol declares, and the protocol declares every
+    public member of the runtime's context (a new one is documented in the API, where plugins read it)."""
     import importlib
 
     import harness.plugin

@@ -1,5 +1,6 @@
-"""Comparisons a reviewer can trust: one knob name with several meanings is announced, swept values that changed
-nothing are flagged, compute budgets and loss conventions are stated, and one diverged trial cannot flatten a plot."""
+"""Comparisons a reviewer can trust: one knob name with several meanings is announced, swept values that
+changed nothing are flagged, compute budgets and loss conventions are stated, and one diverged trial cannot
+flatten a plot."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ PM = get_plugin_manager()
 BUILTIN = {m.name: m.to_record(e.name) for e in PM.evaluators.values() for m in e.metrics}
 
 
-# --- one knob, several meanings ----------------------------------------------------------------------------------
+# --- one knob, several meanings -----------------------------------------------------------------------------
 
 
 def test_a_knob_with_several_meanings_is_one_warning_line():
@@ -72,7 +73,7 @@ def test_the_multirun_prints_the_warning_before_any_trial(tmp_path, monkeypatch,
     )
 
 
-# --- parameters that changed nothing ------------------------------------------------------------------------------
+# --- parameters that changed nothing ------------------------------------------------------------------------
 
 
 def trial(method, beta, checkpoints, seed=0, job=0, losses=None):
@@ -178,7 +179,7 @@ def test_only_trials_differing_in_one_swept_value_are_compared():
     )
 
 
-# --- compute budgets -----------------------------------------------------------------------------------------------
+# --- compute budgets ----------------------------------------------------------------------------------------
 
 
 def budget_record(
@@ -283,7 +284,7 @@ def test_the_length_report_counts_mean_tokens():
     assert count_lengths(prompts, Words(), None)[0].mean_tokens == 2
 
 
-# --- loss conventions ----------------------------------------------------------------------------------------------
+# --- loss conventions ---------------------------------------------------------------------------------------
 
 
 def test_loss_notes_are_a_validated_string_stated_by_every_builtin_method():
@@ -313,7 +314,7 @@ def test_loss_notes_are_shown_with_the_method_settings():
     assert "loss: NLL over prompt and completion" in render_html(board)
 
 
-# --- plots robust to a diverged trial ------------------------------------------------------------------------------
+# --- plots robust to a diverged trial -----------------------------------------------------------------------
 
 
 def sweep_trials():

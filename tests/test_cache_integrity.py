@@ -1,5 +1,6 @@
-"""Caches verify themselves: a damaged toy world is reported and rebuilt, a damaged or edited reference-evaluation
-entry is reported and recomputed, and a truncated weights file of a user's model is one line naming the file."""
+"""Caches verify themselves: a damaged toy world is reported and rebuilt, a damaged or edited
+reference-evaluation entry is reported and recomputed, and a truncated weights file of a user's model is one
+line naming the file."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def cache(pristine: Path, tmp_path: Path) -> Path:
 
 
 def fingerprint(root: Path) -> dict[str, object]:
-    """What two builds of one spec share: every file's checksum but meta.json's, and meta.json but its timings."""
+    """What two builds of one spec share: every file's checksum but meta.json's,
+    and meta.json but its timings."""
     files = {
         p.relative_to(root).as_posix(): file_sha256(p)
         for p in root.rglob("*")
@@ -195,7 +197,7 @@ def test_verifying_a_world_is_cheap(pristine: Path) -> None:
     ) / 10 < 0.5  # milliseconds in practice (about 3 ms for the default world)
 
 
-# --- the reference-evaluation cache ---------------------------------------------------------------------------
+# --- the reference-evaluation cache -------------------------------------------------------------------------
 
 
 def test_an_entry_edited_to_other_valid_numbers_is_detected_and_recomputed(tiny_world, tmp_path) -> None:
@@ -260,7 +262,7 @@ def test_edited_tensors_truncated_json_and_entries_without_checksums_are_misses(
     assert RefCache("k", entry).metrics() == {"kl": {"kl": 0.25}}
 
 
-# --- a user's model --------------------------------------------------------------------------------------------
+# --- a user's model -----------------------------------------------------------------------------------------
 
 
 def tiny_llama(directory: Path) -> Path:

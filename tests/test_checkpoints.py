@@ -54,8 +54,8 @@ class Weights(torch.nn.Linear):
 
 
 def saved_steps(tmp_path: Path, save, evaluate_intermediate: bool) -> tuple[list[int], list[int]]:
-    """(steps whose weights were written, steps evaluated) of 10 steps with checkpoints at 4 and 8 and the final
-    model at 10, for ``train.save_checkpoints=save`` and ``eval.checkpoints`` all (or final)."""
+    """(steps whose weights were written, steps evaluated) of 10 steps with checkpoints at 4 and 8 and the
+    final model at 10, for ``train.save_checkpoints=save`` and ``eval.checkpoints`` all (or final)."""
     from harness.evaluation.context import CheckpointEvaluation
 
     evaluated: list[int] = []

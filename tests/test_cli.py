@@ -75,8 +75,8 @@ from tests.helpers import cli_error_line
     ],
 )
 def test_bad_config_is_one_line_before_any_compute(tmp_path, monkeypatch, capsys, args, expected):
-    """The command line's own code path, in this process (a fresh process per case would cost seconds of imports
-    each; test_a_bad_config_in_a_fresh_process_prints_only_that_line checks a real process)."""
+    """The command line's own code path, in this process (a fresh process per case would cost seconds of
+    imports each; test_a_bad_config_in_a_fresh_process_prints_only_that_line checks a real process)."""
     line = cli_error_line(tmp_path, monkeypatch, capsys, args)
     assert expected in line, line
 
@@ -85,8 +85,8 @@ def test_a_bad_config_in_a_fresh_process_prints_only_that_line(tmp_path):
     result = run_cli(["method=dpp"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [
-        "harness: error: Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, grpo, ipo, kto, orpo, ppo, "
-        "reward, rloo, sft, simpo."
+        "harness: error: Unknown method 'dpp'. Did you mean: ppo, dpo? Available: cpo, dpo, "
+        "grpo, ipo, kto, orpo, ppo, reward, rloo, sft, simpo."
     ]
     assert not (tmp_path / "outputs").exists()
 

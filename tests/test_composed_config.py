@@ -1,9 +1,10 @@
 """The config a user composes keeps its keys and values: today's ``--cfg`` outputs are the fixtures.
 
-``tests/fixtures/composed/<case>.yaml`` holds what ``python -m harness <overrides> --cfg job`` (or ``--cfg hydra``)
-printed before the core settings were declared in Python (issue 28); composing the same overrides must give the same
-values, of the same types (key order aside), and the same config hash, which identifies a completed trial when a
-multirun is resumed (:func:`harness.sweep.resume.config_hash`): a changed hash would run old sweeps' trials again.
+``tests/fixtures/composed/<case>.yaml`` holds what ``python -m harness <overrides> --cfg job`` (or
+``--cfg hydra``) printed before the core settings were declared in Python (issue 28); composing the same
+overrides must give the same values, of the same types (key order aside), and the same config hash, which
+identifies a completed trial when a multirun is resumed (:func:`harness.sweep.resume.config_hash`): a changed
+hash would run old sweeps' trials again.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ HASHES = {
 
 
 def _typed(node):
-    """Plain values with their types made visible (``30`` and ``30.0``, ``1`` and ``true`` differ), keys sorted."""
+    """Plain values with their types made visible (``30`` and ``30.0``,
+    ``1`` and ``true`` differ), keys sorted."""
     if isinstance(node, dict):
         return {str(k): _typed(v) for k, v in sorted(node.items(), key=lambda kv: str(kv[0]))}
     if isinstance(node, list):

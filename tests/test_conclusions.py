@@ -23,8 +23,8 @@ BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.
 def trial(
     method, gold, seed, beta=0.1, kl=2.0, se=0.02, health=(), status="completed", error=None, selection=None
 ):
-    """A record with one evaluated checkpoint (gold reward ``gold`` ± ``se`` at KL ``kl``; ``selection``: its gold
-    reward on the selection prompts)."""
+    """A record with one evaluated checkpoint (gold reward ``gold`` ± ``se`` at KL ``kl``; ``selection``: its
+    gold reward on the selection prompts)."""
     checkpoint = {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": se, "kl": kl}}
     if selection is not None:
         checkpoint["selection"] = {"metrics": {"gold_reward": selection, "kl": kl}}

@@ -271,7 +271,7 @@ def test_ties_dropped_with_count() -> None:
         assert _validate(conv)[1].ties_dropped == 1
 
 
-# -- implicit prompts, conversion ------------------------------------------------------------------------------
+# -- implicit prompts, conversion ----------------------------------------------------------------------------
 
 
 def test_split_common_prefix_cuts_at_words() -> None:

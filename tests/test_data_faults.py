@@ -1,7 +1,7 @@
-"""Faults in a user's data file end in one line naming the file, where (row or line, from 1) and the fix, before
-any compute: an empty file, a file that is not UTF-8, rows and lines counted from 1, a null told from a missing key,
-prompts longer than the trial's max length (a warning line, not an error), and a held-out split that honours
-``data.eval_fraction`` by whole prompts."""
+"""Faults in a user's data file end in one line naming the file, where (row or line, from 1) and the fix,
+before any compute: an empty file, a file that is not UTF-8, rows and lines counted from 1, a null told from a
+missing key, prompts longer than the trial's max length (a warning line, not an error), and a held-out split
+that honours ``data.eval_fraction`` by whole prompts."""
 
 from __future__ import annotations
 
@@ -45,17 +45,18 @@ def kw(tmp_path: Path) -> dict[str, str]:
 def cli_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
 ) -> str:
-    """The one error line of ``python -m harness args`` (see :func:`tests.helpers.cli_error_line`), without its
-    ``harness: error:`` prefix."""
+    """The one error line of ``python -m harness args`` (see :func:`tests.helpers.cli_error_line`), without
+    its ``harness: error:`` prefix."""
     return cli_error_line(tmp_path, monkeypatch, capsys, args).removeprefix("harness: error: ")
 
 
-# -- 1. an empty file ------------------------------------------------------------------------------------------
+# -- 1. an empty file ----------------------------------------------------------------------------------------
 
 
 def test_an_empty_file_is_one_line_naming_it_and_the_fix(tmp_path, monkeypatch, capsys):
-    """Through the command line once (one line, exit 2, nothing run); every format and kind of emptiness through
-    the check the command line calls (composing a config per case would cost the unit tier seconds)."""
+    """Through the command line once (one line, exit 2, nothing run); every format and kind of emptiness
+    through the check the command line calls (composing a config per case would cost the unit tier
+    seconds)."""
     from harness.data.files import check_data_file
     from harness.errors import DataError
 
@@ -88,7 +89,7 @@ def test_a_file_with_no_records_says_so(tmp_path, kw, name, content):
     )
 
 
-# -- 2. not UTF-8 -------------------------------------------------------------------------------------------------
+# -- 2. not UTF-8 --------------------------------------------------------------------------------------------
 
 
 def _latin1_jsonl(path: Path) -> tuple[Path, str]:
@@ -142,7 +143,7 @@ def test_a_csv_file_that_is_not_utf8_is_located_too(tmp_path, kw):
     )
 
 
-# -- 3. rows and lines count from 1 ----------------------------------------------------------------------------------
+# -- 3. rows and lines count from 1 --------------------------------------------------------------------------
 
 
 def test_a_jsonl_syntax_error_names_its_line_from_1(tmp_path, monkeypatch, capsys):
@@ -193,7 +194,7 @@ def test_rows_after_a_dropped_tie_keep_their_own_numbers(tmp_path, kw):
     )
 
 
-# -- 4. a null is not a missing key -----------------------------------------------------------------------------
+# -- 4. a null is not a missing key --------------------------------------------------------------------------
 
 
 def test_a_null_and_a_missing_key_are_told_apart(tmp_path, monkeypatch, capsys):
@@ -223,7 +224,7 @@ def test_nulls_in_a_json_array_a_label_and_a_csv_cell(tmp_path, kw):
         load_preference_data(str(tmp_path / "p.csv"), **kw)
 
 
-# -- 5. prompts longer than the max length: one warning line -------------------------------------------------------
+# -- 5. prompts longer than the max length: one warning line -------------------------------------------------
 
 
 class Words:
@@ -248,22 +249,23 @@ LONG = Dataset.from_list(
 def test_rows_longer_than_max_length_get_one_warning_line_with_count_share_and_fix():
     report = count_lengths(LONG, Words(), 6)[0]
     assert report.warning("method.trl.max_length") == (
-        "training data: 1 of 4 rows (25.0%) have a prompt + completion longer than method.trl.max_length=6 tokens "
-        "and will be truncated to it; dropped 1 of 4 rows (25.0%) whose prompt alone has at least "
+        "training data: 1 of 4 rows (25.0%) have a prompt + completion longer than method.trl.max_length=6 "
+        "tokens and will be truncated to it; dropped 1 of 4 rows (25.0%) whose prompt alone has at least "
         "method.trl.max_length=6 tokens (the longest: 7), leaving no room for a completion; raise "
         "method.trl.max_length or filter the long rows out of the data."
     )
     truncated_only = count_lengths(LONG.select([0, 1, 3]), Words(), 6)[0]
     assert truncated_only.warning("method.trl.max_length") == (
-        "training data: 1 of 3 rows (33.3%) have a prompt + completion longer than method.trl.max_length=6 tokens "
-        "and will be truncated to it; raise method.trl.max_length or filter the long rows out of the data."
+        "training data: 1 of 3 rows (33.3%) have a prompt + completion longer than "
+        "method.trl.max_length=6 tokens and will be truncated to it; raise "
+        "method.trl.max_length or filter the long rows out of the data."
     )
     assert count_lengths(LONG, Words(), 100)[0].warning() is None
 
 
 def test_the_trial_prints_the_truncation_warning_once_before_training(tmp_path, capsys):
-    """Where the trial knows both the tokenizer and the max length (harness.trial.setup.fit_length), nothing is
-    tokenized twice and one warning line is printed."""
+    """Where the trial knows both the tokenizer and the max length (harness.trial.setup.fit_length), nothing
+    is tokenized twice and one warning line is printed."""
     from harness.config.compose import compose_job
     from harness.plugin.manager import get_plugin_manager
     from harness.records import DataSummary
@@ -283,7 +285,7 @@ def test_the_trial_prints_the_truncation_warning_once_before_training(tmp_path, 
     assert report.warning() is None
 
 
-# -- 6. the held-out split honours eval_fraction, by whole prompts ----------------------------------------------------
+# -- 6. the held-out split honours eval_fraction, by whole prompts -------------------------------------------
 
 
 def _grouped(path: Path, sizes: list[int]) -> Path:

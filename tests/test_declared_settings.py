@@ -1,8 +1,8 @@
 """The core settings are declared once (default, type, check, help) and every value is checked against them.
 
-The declarations (:mod:`harness.config.declared`) are the defaults Hydra composes, so they must hold today's values
-(the ``tests/fixtures/composed`` outputs); a bad value stops the run with one line naming the key, the value and
-the fix, before any compute; the Optuna sweeper's settings come from the same declarations; one key,
+The declarations (:mod:`harness.config.declared`) are the defaults Hydra composes, so they must hold today's
+values (the ``tests/fixtures/composed`` outputs); a bad value stops the run with one line naming the key, the
+value and the fix, before any compute; the Optuna sweeper's settings come from the same declarations; one key,
 ``model.profile``, selects every profile value.
 """
 
@@ -31,7 +31,7 @@ def _at(node, key: str):
     return node
 
 
-# --- the declarations ---------------------------------------------------------------------------------------------
+# --- the declarations ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -65,7 +65,8 @@ def test_core_settings_are_groups_of_options_with_one_line_of_help_each():
 
 @pytest.mark.unit
 def test_the_declared_defaults_are_the_values_composed_before_they_were_declared():
-    """model=hf (no profile): the real-model defaults; the sweeper's as Hydra passed them (prune_warmup 0.33)."""
+    """model=hf (no profile): the real-model defaults; the sweeper's as Hydra passed them
+    (prune_warmup 0.33)."""
     job = OmegaConf.to_container(OmegaConf.load(FIXTURES / "hf.yaml"))
     for group in core_settings()[:-1]:
         for key, option in group.walk():
@@ -104,7 +105,7 @@ def test_the_study_settings_defaults_are_the_declared_ones():
     assert settings.stale_after_s == 600.0 and settings.max_retries == 1 and settings.prune_value == "peak"
 
 
-# --- values checked against them ----------------------------------------------------------------------------------
+# --- values checked against them ----------------------------------------------------------------------------
 
 
 def _config(**changes):
@@ -278,14 +279,14 @@ def test_the_sweepers_settings_are_checked_when_the_sweep_starts_then_typed():
         OptunaSweep(sampler=None, pruner=None, n_trails=3).settle()
 
 
-# --- one key selects every profile -----------------------------------------------------------------------------
+# --- one key selects every profile --------------------------------------------------------------------------
 
 
 def test_a_model_config_of_ones_own_with_profile_toy_gets_the_methods_and_the_evaluations_toy_values(
     tmp_path,
 ):
-    """A plugin's config folder holds ``model/mine.yaml`` (extending base, ``profile: toy``): ``model=mine`` composes
-    the same method and eval values as ``model=toy`` (the toy tuning and the toy evaluation)."""
+    """A plugin's config folder holds ``model/mine.yaml`` (extending base, ``profile: toy``): ``model=mine``
+    composes the same method and eval values as ``model=toy`` (the toy tuning and the toy evaluation)."""
     (tmp_path / "mine_conf" / "model").mkdir(parents=True)
     (tmp_path / "mine_conf" / "model" / "mine.yaml").write_text(
         "defaults:\n  - base\n  - _self_\n\nname_or_path: toyworld\nprofile: toy\n"

@@ -1,6 +1,6 @@
-"""Multi-process trials: ``torchrun --nproc_per_node 2 -m harness`` trains one trial with DDP (gloo, on CPU) and
-leaves one directory, one record and one report, with the metrics of a single-process run; the settings such a
-launch cannot honour are refused before any compute."""
+"""Multi-process trials: ``torchrun --nproc_per_node 2 -m harness`` trains one trial with DDP (gloo, on CPU)
+and leaves one directory, one record and one report, with the metrics of a single-process run; the settings
+such a launch cannot honour are refused before any compute."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""The manual: its reference covers the code, the site builds strictly, and every snippet is run or says why not.
+"""The manual: its reference covers the code, the site builds strictly,
+and every snippet is run or says why not.
 
-The reference pages are generated from the code (docs/gen/); these tests fail when a hook, a public API name, a
-method's knob, an evaluator's option or metric, or a setting has no entry, and when ``mkdocs build --strict`` fails.
-The snippet rule (docs/contributing.md): every fenced shell, console or Python block of ``docs/`` and ``README.md``
-is run here (the default tier, or the slow tier when marked so), or names an existing test that runs it, or says
-why it cannot run here. Blocks run in a fresh directory, on the tiny toy world, beside two fixture sweeps.
+The reference pages are generated from the code (docs/gen/); these tests fail when a hook, a public API name,
+a method's knob, an evaluator's option or metric, or a setting has no entry, and when
+``mkdocs build --strict`` fails. The snippet rule (docs/contributing.md): every fenced shell, console or
+Python block of ``docs/`` and ``README.md`` is run here (the default tier, or the slow tier when marked so),
+or names an existing test that runs it, or says why it cannot run here. Blocks run in a fresh directory, on
+the tiny toy world, beside two fixture sweeps.
 """
 
 from __future__ import annotations
@@ -29,9 +31,21 @@ if str(GEN) not in sys.path:
 import mkdocs_hooks  # noqa: E402
 from api_pages import API_PAGE, HOOKS_PAGE, api_names, hook_specs  # noqa: E402
 from conf_comments import flatten, read_conf  # noqa: E402
-from doc_snippets import Snippet, console_commands, manual_snippets, override_key, shell_commands  # noqa: E402
+from doc_snippets import (  # noqa: E402
+    Snippet,
+    console_commands,
+    manual_snippets,
+    override_key,
+    shell_commands,
+)
 from plugin_pages import EVALUATORS_PAGE, METHODS_PAGE  # noqa: E402
-from settings_page import SETTINGS_PAGE, declared_groups, declared_keys, listed_settings, settings_page  # noqa: E402
+from settings_page import (  # noqa: E402
+    SETTINGS_PAGE,
+    declared_groups,
+    declared_keys,
+    listed_settings,
+    settings_page,
+)
 
 SNIPPETS = manual_snippets(REPO)
 GOVERNED = [s for s in SNIPPETS if s.governed]
@@ -59,7 +73,8 @@ def pages() -> dict[str, str]:
 
 
 def entry(page: str, heading: str) -> str:
-    """The text under ``heading`` (a whole heading line) up to the next heading of the same or a higher level."""
+    """The text under ``heading`` (a whole heading line) up to the next heading of the same or
+    a higher level."""
     level = heading.split(" ", 1)[0]
     match = re.search(
         rf"^{re.escape(heading)}$(.*?)(?=^#{{1,{len(level)}}} |\Z)", page, re.MULTILINE | re.DOTALL
@@ -144,8 +159,8 @@ def test_a_config_file_is_read_as_keys_with_their_comments(tmp_path):
 
 @pytest.mark.unit
 def test_declared_core_settings_are_listed_from_their_declarations():
-    """The settings page lists ``harness.config.declared.core_settings()``: every declared key with an anchor, its
-    default and what it accepts, one section per group."""
+    """The settings page lists ``harness.config.declared.core_settings()``: every declared key with an anchor,
+    its default and what it accepts, one section per group."""
     from harness.config.declared import declared
 
     page = settings_page(REPO)
@@ -266,7 +281,8 @@ def fixture_sweeps(tiny_world, tmp_path_factory) -> Path:
 
 
 def _argv(command, world: list[str]) -> list[str]:
-    """The command as the test runs it: this interpreter, and the tiny world (and its fast settings) appended."""
+    """The command as the test runs it: this interpreter, and the tiny world
+    (and its fast settings) appended."""
     module, args = command.module, list(command.args)
     given = {override_key(a) for a in args}
     if module == "harness" and not INSPECT & set(args):

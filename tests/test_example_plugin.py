@@ -1,13 +1,13 @@
 """The example third-party plugin package ``examples/harness-dpop``: methods ``dpop`` and ``rdpo``, evaluator
 ``repetition``.
 
-Unit tests import the package from its source folder: the DPOP and R-DPO losses against DPO's and hand-computed
-values, the repetition metric on hand-made token lists, the declarations and the shipped YAML, the imports. On the
-tiny toy world, :func:`harness.plugin.check_pairwise_loss` checks R-DPO's trainer against a plain forward pass and a
-hand-written formula, and catches a wrong one. End-to-end tests install the package into a fresh site directory
-(once per module, as a user would with pip) and run the command line on the tiny toy world: methods side by side,
-R-DPO trained on the pairwise-loss extension point, an Optuna sweep on its metric, and misspelt metric names stopped
-before any compute.
+Unit tests import the package from its source folder: the DPOP and R-DPO losses against DPO's and
+hand-computed values, the repetition metric on hand-made token lists, the declarations and the shipped YAML,
+the imports. On the tiny toy world, :func:`harness.plugin.check_pairwise_loss` checks R-DPO's trainer against
+a plain forward pass and a hand-written formula, and catches a wrong one. End-to-end tests install the package
+into a fresh site directory (once per module, as a user would with pip) and run the command line on the tiny
+toy world: methods side by side, R-DPO trained on the pairwise-loss extension point, an Optuna sweep on its
+metric, and misspelt metric names stopped before any compute.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def test_training_steps_follow_the_common_knobs(dpop):
 
 
 def _batch(*values: list[float]) -> Any:
-    """A PairwiseBatch from lists: policy chosen/rejected, reference chosen/rejected log-probs, then lengths."""
+    """A PairwiseBatch from lists: policy chosen/rejected,
+    reference chosen/rejected log-probs, then lengths."""
     from harness.plugin import PairwiseBatch
 
     logps = [torch.tensor(v, dtype=torch.float64) for v in values[:4]]
@@ -250,7 +251,8 @@ def test_rdpo_is_declared_on_the_pairwise_loss_extension_point(dpop):
 
 @pytest.mark.unit
 def test_example_imports_only_the_public_plugin_api():
-    """The example is what a third party writes: from the harness, only ``harness.plugin`` and its ``__all__``."""
+    """The example is what a third party writes: from the harness,
+    only ``harness.plugin`` and its ``__all__``."""
     import harness.plugin
 
     sources = sorted(PACKAGE.rglob("*.py"))
@@ -267,13 +269,14 @@ def test_example_imports_only_the_public_plugin_api():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The R-DPO loss checked with harness.plugin.check_pairwise_loss on the tiny world, as a plugin's own test would.
+# The R-DPO loss checked with harness.plugin.check_pairwise_loss on the tiny world,
+# as a plugin's own test would.
 # ---------------------------------------------------------------------------------------------------
 
 
 def _rdpo_by_hand(sign: float):
-    """R-DPO written per pair with Python floats (independent of torch's logsigmoid); ``sign=-1`` flips the length
-    term: a deliberately wrong formula."""
+    """R-DPO written per pair with Python floats (independent of torch's logsigmoid); ``sign=-1`` flips the
+    length term: a deliberately wrong formula."""
 
     def formula(batch: Any, settings: dict[str, float]) -> torch.Tensor:
         rows = zip(*(t.tolist() for t in dataclasses.astuple(batch)), strict=True)
@@ -292,7 +295,9 @@ def test_check_pairwise_loss_confirms_rdpo_and_catches_a_wrong_formula(dpop, tin
     ctx = train_context(tiny_world, tmp_path, ["method=dpo"])  # the tiny world's model, tokenizer and pairs
     pairs = [ctx.train_data[i] for i in range(8)]
     method, settings = dpop.rdpo.method_spec(), {"beta": 0.3, "alpha": 0.2}
-    check = lambda **kw: check_pairwise_loss(method, ctx.policy, ctx.tokenizer, pairs, settings, **kw)  # noqa: E731
+    check = lambda **kw: check_pairwise_loss(  # noqa: E731
+        method, ctx.policy, ctx.tokenizer, pairs, settings, **kw
+    )
     trained, plain = check()  # the trainer feeds the loss what a plain forward pass computes
     assert trained == pytest.approx(plain, rel=1e-4, abs=1e-5)
     by_hand = check(expected=_rdpo_by_hand(+1.0))
@@ -409,8 +414,8 @@ def test_dpo_and_dpop_side_by_side_report_the_repetition_metric(side_by_side):
 
 
 def test_rdpo_trains_from_the_installed_package_on_the_extension_point(site, tiny_world, tmp_path):
-    """R-DPO, a loss function and a spec, trains through the command line like any method: TRL's DPOTrainer with
-    the plugin's loss, TRL's metrics logged, its knob recorded."""
+    """R-DPO, a loss function and a spec, trains through the command line like any method: TRL's DPOTrainer
+    with the plugin's loss, TRL's metrics logged, its knob recorded."""
     result = run_cli(
         ["method=rdpo", "method.alpha=0.2", "train.logging_steps=1", *tiny_world, *FAST],
         cwd=tmp_path,
@@ -429,9 +434,9 @@ def test_rdpo_trains_from_the_installed_package_on_the_extension_point(site, tin
 
 @pytest.mark.slow
 def test_optuna_sweep_minimizes_rep_ngram(site, tiny_world, side_by_side, tmp_path):
-    """The study is told each trial's rep_ngram. With ``eval.repetition.n=1`` (repeated tokens, common in 12-token
-    samples; repeated bigrams are rare there) the values are informative, and the reference's value differs from
-    the side-by-side run's (n=2): the option reaches the evaluator."""
+    """The study is told each trial's rep_ngram. With ``eval.repetition.n=1`` (repeated tokens, common in
+    12-token samples; repeated bigrams are rare there) the values are informative, and the reference's value
+    differs from the side-by-side run's (n=2): the option reaches the evaluator."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 

@@ -1,5 +1,6 @@
-"""The fault-injection suite: one grid in which trials raise, produce NaN (loss or weights), fail in a plugin hook,
-are SIGKILLed, SIGINTed and SIGTERMed, and hit a full disk, run again with the same command until it completes.
+"""The fault-injection suite: one grid in which trials raise, produce NaN (loss or weights), fail in a plugin
+hook, are SIGKILLed, SIGINTed and SIGTERMed, and hit a full disk, run again with the same command until it
+completes.
 
 Every trial ends completed or recorded with its reason, no completed result is lost or written twice, and no
 temporary file is left behind. The counts are printed (``pytest -s``) for the README and the closing note."""
@@ -99,9 +100,10 @@ def test_a_grid_with_every_fault_ends_with_every_trial_recorded_and_nothing_lost
     board = (tmp_path / "leaderboards" / "faults" / "leaderboard.md").read_text()
     assert board.count("fault_demo") >= len(FAULTS)
     print(
-        f"\nfault injection: {len(FAULTS) - 1} faults injected into {len(FAULTS)} trials over {len(codes)} runs "
-        f"(exit codes {codes}); trials recorded {len(records)} of {len(FAULTS)} "
-        f"({sum(s == 'completed' for s in statuses.values())} completed, "
-        f"{sum(s == 'failed' for s in statuses.values())} failed with their reason); results lost 0; "
-        f"duplicates {len(list(sweep.glob('*/trial.json'))) - len(FAULTS)}; temporary files left {len(leftovers)}"
+        f"\nfault injection: {len(FAULTS) - 1} faults injected into {len(FAULTS)} trials "
+        f"over {len(codes)} runs (exit codes {codes}); trials recorded {len(records)} of "
+        f"{len(FAULTS)} ({sum(s == 'completed' for s in statuses.values())} completed, "
+        f"{sum(s == 'failed' for s in statuses.values())} failed with their reason); "
+        f"results lost 0; duplicates {len(list(sweep.glob('*/trial.json'))) - len(FAULTS)}; "
+        f"temporary files left {len(leftovers)}"
     )

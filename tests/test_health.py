@@ -84,7 +84,8 @@ def test_learning_rate_range_scales_with_model_size():
 
 
 def test_a_small_kl_with_a_clear_reward_gain_is_not_kl_low():
-    """The toy world's ORPO at KL 0.09 nats lifted the gold reward from 0.012 to 0.16 (SE 0.043): it learned."""
+    """The toy world's ORPO at KL 0.09 nats lifted the gold reward from 0.012 to 0.16
+    (SE 0.043): it learned."""
     learned = {"kl": 0.09, "gold_reward": 0.162, "gold_reward_se": 0.043}
     reference = {"kl": 0.0, "gold_reward": 0.012, "gold_reward_se": 0.043}
     assert "kl_low" not in names(checkpoint_flags(learned, reference, [], final=True))

@@ -1,6 +1,7 @@
-"""The ``judge`` evaluator (plugins/evaluators/judge/): verdict parsing, both-order scoring,
-the length-controlled win rate, templates, the OpenAI-compatible HTTP backend against a local test server (retries,
-cache, API key), the checks before compute, and in-process trials judged over HTTP and by a local model."""
+"""The ``judge`` evaluator (plugins/evaluators/judge/): verdict parsing, both-order scoring, the
+length-controlled win rate, templates, the OpenAI-compatible HTTP backend against a local test server
+(retries, cache, API key), the checks before compute, and in-process trials judged over HTTP and by a local
+model."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tests.judge_server import JudgeServer, closed_port
 SECRET = "sk-judge-test-3f9a1c77-secret"
 
 
-# --- a local OpenAI-compatible server ---------------------------------------------------------------------------
+# --- a local OpenAI-compatible server -----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def no_backoff(monkeypatch):
     monkeypatch.setattr(judge_backends, "BACKOFF_S", 0.0)
 
 
-# --- parsing and scoring ----------------------------------------------------------------------------------------
+# --- parsing and scoring ------------------------------------------------------------------------------------
 
 VERDICT_TABLE = [
     ("Assistant A is more detailed.\n\n[[A]]", "A"),
@@ -112,7 +113,8 @@ def test_length_controlled_win_rate_removes_a_length_advantage():
     raw = outcomes.mean()
     rate, se = length_controlled_win_rate(outcomes, diff)
     assert raw > 0.75 and abs(rate - 0.5) < 4 * se < 0.2 and abs(rate - 0.5) < abs(raw - 0.5) / 3
-    # Each comparison twice (two orders of one sample): clustering doubles nothing; ignoring it understates the SE.
+    # Each comparison twice (two orders of one sample): clustering doubles nothing;
+    # ignoring it understates the SE.
     twice = length_controlled_win_rate(np.repeat(outcomes, 2), np.repeat(diff, 2))
     clustered = length_controlled_win_rate(
         np.repeat(outcomes, 2), np.repeat(diff, 2), np.repeat(np.arange(n), 2)
@@ -121,7 +123,8 @@ def test_length_controlled_win_rate_removes_a_length_advantage():
     assert clustered[1] == pytest.approx(se, rel=0.05) and twice[1] == pytest.approx(
         se / math.sqrt(2), rel=0.02
     )
-    # Equal lengths: the intercept alone, the plain win rate; degenerate data gives no value instead of failing.
+    # Equal lengths: the intercept alone, the plain win rate;
+    # degenerate data gives no value instead of failing.
     assert length_controlled_win_rate([1, 0, 1, 0.5], [7, 7, 7, 7])[0] == pytest.approx(0.625)
     assert length_controlled_win_rate([1.0, 1.0, 1.0], [1, 2, 3]) is None
     assert length_controlled_win_rate([0.0, 1.0], [-5, 5]) is None  # perfectly separated by length
@@ -136,7 +139,7 @@ def test_local_verdicts_come_from_label_probabilities():
     assert verdict_from_probs(None, 0.0) is None
 
 
-# --- templates --------------------------------------------------------------------------------------------------
+# --- templates ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -181,7 +184,7 @@ def test_the_judge_sees_the_last_user_message_not_the_system_prompt():
     )
 
 
-# --- the HTTP backend -------------------------------------------------------------------------------------------
+# --- the HTTP backend ---------------------------------------------------------------------------------------
 
 
 def _comparisons(k: int = 3) -> list[tuple[str, str, str]]:
@@ -313,7 +316,7 @@ def test_bad_judge_settings_stop_before_compute_with_one_line(tmp_path, monkeypa
     assert not server.posts  # nothing was judged
 
 
-# --- in-process trials on a real-architecture model -------------------------------------------------------------
+# --- in-process trials on a real-architecture model ---------------------------------------------------------
 
 SHORT = [
     "method=dpo",
@@ -372,7 +375,8 @@ def test_a_trial_judged_over_http(real_world, tmp_path, monkeypatch, server):
             "eval.judge.num_prompts=3",
         ],
     )
-    # 3 prompts x 2 orders, at the final checkpoint, on the reported prompts and again on the selection prompts
+    # 3 prompts x 2 orders, at the final checkpoint, on the reported prompts and again on the
+    # selection prompts
     assert 0 < len(server.posts) <= 12 and server.bad_auth == 0
     asked_pairs = set()
     for post in server.posts:

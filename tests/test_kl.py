@@ -1,4 +1,5 @@
-"""KL(policy || reference) estimators against the exact KL of two tiny models, enumerated completion by completion.
+"""KL(policy || reference) estimators against the exact KL of two tiny models,
+enumerated completion by completion.
 
 Also the per-token log-probabilities they rest on: left padding, position ids and temperature must give the
 log-probabilities of the distribution that was actually sampled from.

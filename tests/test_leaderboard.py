@@ -105,7 +105,7 @@ def test_empty_directory_gives_empty_report(tmp_path):
     assert "No trial records" in (tmp_path / "out" / "leaderboard.md").read_text()
 
 
-# --- ranking, KL budget, Pareto front, seeds, merging, partial records ----------------------------------------
+# --- ranking, KL budget, Pareto front, seeds, merging, partial records --------------------------------------
 
 from harness.leaderboard.analysis import ranking, seeds  # noqa: E402
 
@@ -277,7 +277,7 @@ def test_a_value_set_on_the_command_line_is_a_column_even_when_each_method_has_o
     assert board.swept == ["beta"] and list(board.trials["beta"]) == [0.1, 0.3]
 
 
-# --- metrics declared by plugins --------------------------------------------------------------------------------
+# --- metrics declared by plugins ----------------------------------------------------------------------------
 
 REPETITION = {
     "rep_ngram": {

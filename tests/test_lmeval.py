@@ -1,9 +1,9 @@
 """The lm_eval evaluator and the toy world's lm-eval tasks.
 
 The harness's in-memory scores must equal what lm-eval's own command line reports for the same saved
-checkpoint, and what ``simple_evaluate`` reports in memory; task data must be what the generator produces; task
-names are checked before any compute; the task index, the task objects and their requests are built once per
-process.
+checkpoint, and what ``simple_evaluate`` reports in memory; task data must be what the generator produces;
+task names are checked before any compute; the task index, the task objects and their requests are built once
+per process.
 """
 
 from __future__ import annotations
@@ -166,8 +166,8 @@ def test_a_task_whose_dataset_is_not_cached_is_one_line_with_how_to_cache_it(
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(lines) == 1, lines
         assert (
-            "lm-eval task 'hub_task' reads the dataset nobody/not-cached-anywhere/main, which is not in the local "
-            "Hugging Face cache"
+            "lm-eval task 'hub_task' reads the dataset nobody/not-cached-anywhere/main, "
+            "which is not in the local Hugging Face cache"
         ) in lines[0]
         assert "datasets.load_dataset('nobody/not-cached-anywhere', 'main')" in lines[0]
         assert not (tmp_path / "outputs").exists()

@@ -2,8 +2,8 @@
 
 For each method (and each loss variant a user can configure), the trainer the plugin builds computes its loss
 on a fixed batch; the test recomputes that loss independently, from per-sequence log-probabilities taken with
-plain ``model(...)`` calls and the plugin's documented formula. A configured ``hinge`` or ``ipo`` that silently
-trained as sigmoid DPO would fail here (the negative control checks that the variants really differ).
+plain ``model(...)`` calls and the plugin's documented formula. A configured ``hinge`` or ``ipo`` that
+silently trained as sigmoid DPO would fail here (the negative control checks that the variants really differ).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def test_kto_computes_the_kto_loss(tiny_world, tmp_path):
     assert got != pytest.approx(kto_loss(ratios[labels], ratios[~labels], kl, beta=0.3).item(), rel=1e-3)
 
 
-# --- CPO / SimPO / ORPO (chosen_* and rejected_* tensors, labels -100 on the prompt) -------------------------
+# --- CPO / SimPO / ORPO (chosen_* and rejected_* tensors, labels -100 on the prompt) ------------------------
 
 
 def pair_logps(model, batch, average):

@@ -1,4 +1,5 @@
-"""Reward at matched KL: each method read off its own reward-vs-KL frontier at common KL values, never extrapolated."""
+"""Reward at matched KL: each method read off its own reward-vs-KL frontier at common KL values,
+never extrapolated."""
 
 from __future__ import annotations
 

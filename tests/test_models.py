@@ -1,8 +1,8 @@
-"""The model side of a user's own model: ``model.*`` settings, LoRA on any model, quantization refused where it
-cannot run, every end-of-sequence id honoured in sampling, and the export of a trained model.
+"""The model side of a user's own model: ``model.*`` settings, LoRA on any model, quantization refused where
+it cannot run, every end-of-sequence id honoured in sampling, and the export of a trained model.
 
-The trials train two steps on the ``real_world`` fixture (tests/realworld.py: tiny random GPT-2 and Qwen2 with a
-ChatML byte-level BPE tokenizer whose generation config declares two end ids, UltraFeedback-format data).
+The trials train two steps on the ``real_world`` fixture (tests/realworld.py: tiny random GPT-2 and Qwen2 with
+a ChatML byte-level BPE tokenizer whose generation config declares two end ids, UltraFeedback-format data).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ CONF = REPO / "conf" / "model"
 
 
 def model_config(name: str):
-    """``model=<name>`` as Hydra composes it: model/base (the declared ``model.*`` settings) under the file's own
-    values, through the configs it extends (``lora`` extends ``toy``)."""
+    """``model=<name>`` as Hydra composes it: model/base (the declared ``model.*`` settings) under the file's
+    own values, through the configs it extends (``lora`` extends ``toy``)."""
     from harness.config.settings_model import MODEL
 
     own = OmegaConf.load(CONF / f"{name}.yaml")
@@ -84,7 +84,7 @@ def logits(model: torch.nn.Module) -> torch.Tensor:
         return model(input_ids=ids).logits.float()
 
 
-# --- the settings (pure) ----------------------------------------------------------------------------------------
+# --- the settings (pure) ------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -214,12 +214,12 @@ def test_the_completion_ends_at_the_first_of_any_end_id():
     assert _completion_mask(generated, 2)[1].tolist() == [True, True, False]  # one id, as before
 
 
-# --- on the real-world fixture -----------------------------------------------------------------------------------
+# --- on the real-world fixture ------------------------------------------------------------------------------
 
 
 def test_sampling_stops_at_every_end_id_the_model_declares(real_world):
-    """The fixture's tokenizer EOS is <|im_end|>; its generation config also declares <|endoftext|>. A model that
-    says <|endoftext|> often must have those completions finished, and nothing after it counted."""
+    """The fixture's tokenizer EOS is <|im_end|>; its generation config also declares <|endoftext|>. A model
+    that says <|endoftext|> often must have those completions finished, and nothing after it counted."""
     from transformers import AutoModelForCausalLM
 
     tokenizer = models.load_tokenizer(str(real_world.gpt2), model_config("hf"))
@@ -271,7 +271,8 @@ def test_a_plus_key_hydra_accepts_is_refused_on_the_command_line(tmp_path, real_
 
 
 def test_a_quantized_lora_policy_is_prepared_for_kbit_training(real_world, monkeypatch):
-    """The QLoRA path on the CPU: bitsandbytes' part (the quantization config) left out, peft's preparation runs."""
+    """The QLoRA path on the CPU: bitsandbytes' part (the quantization config) left out,
+    peft's preparation runs."""
     cfg = model_config("hf")
     cfg.quantization, cfg.lora.r = "4bit", 8
     monkeypatch.setattr(models, "quantization_config", lambda model_cfg: None)
@@ -293,7 +294,8 @@ def test_a_quantized_lora_policy_is_prepared_for_kbit_training(real_world, monke
 
 @pytest.fixture(scope="module")
 def lora_trial(real_world, tmp_path_factory):
-    """DPO with LoRA (all-linear) on GPT-2 with gradient checkpointing: its record, trained model and directory."""
+    """DPO with LoRA (all-linear) on GPT-2 with gradient checkpointing: its record,
+    trained model and directory."""
     trial_dir = tmp_path_factory.mktemp("sweep") / "0"
     cfg = compose_job(real(real_world, extra=("model.lora.r=8", "train.gradient_checkpointing=true")), {})
     record, trained = run_capturing(cfg, trial_dir)

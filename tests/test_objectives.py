@@ -1,6 +1,6 @@
 """Objectives by name: ``auto`` is the best metric available (gold reward, else a reward model's score, else a
-judge's win rate, else preference accuracy), and every report opens with the objective, the reason it was chosen
-and the reference model's value with its standard error."""
+judge's win rate, else preference accuracy), and every report opens with the objective, the reason it was
+chosen and the reference model's value with its standard error."""
 
 from __future__ import annotations
 
@@ -212,7 +212,8 @@ def test_naming_a_metric_of_an_evaluator_the_trial_does_not_run_says_how_to_add_
     ],
 )
 def test_an_optuna_sweep_resolves_auto_from_the_composed_config_before_any_trial(overrides, expected):
-    """What the sweeper names its study's objective (harness.sweep.sweeper: auto resolved before the first trial)."""
+    """What the sweeper names its study's objective (harness.sweep.sweeper:
+    auto resolved before the first trial)."""
     from harness.config.compose import compose_job
     from harness.config.validation import evaluator_names
 

@@ -1,4 +1,5 @@
-"""The online methods (PPO, GRPO, RLOO) train a few steps on the tiny toy world through the real trial runner."""
+"""The online methods (PPO, GRPO, RLOO) train a few steps on the tiny toy world through the
+real trial runner."""
 
 from __future__ import annotations
 

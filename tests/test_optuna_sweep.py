@@ -90,8 +90,8 @@ def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_da
     for t in trials:  # the record is the trial it claims to be, and Optuna's value is the leaderboard's
         assert recs[t.number]["hyperparameters"]["beta"] == t.params["dpo.beta"]
     table = pd.read_csv(tmp_path / "leaderboards" / sweep_dir.name / "leaderboard.csv")
-    # Optuna's value is the leaderboard's chosen checkpoint's value on the selection prompts (never a test score);
-    # the leaderboard ranks by the test value of that same checkpoint.
+    # Optuna's value is the leaderboard's chosen checkpoint's value on the selection prompts (never a test
+    # score); the leaderboard ranks by the test value of that same checkpoint.
     by_id = dict(zip(table["trial_id"], table["selection_objective"], strict=True))
     for t in trials:
         assert by_id[f"{sweep_dir.name}/{t.number}"] == pytest.approx(t.value)
@@ -316,7 +316,8 @@ def test_a_two_objective_study_s_pareto_front_is_the_front_of_the_selection_valu
     assert "does not prune multi-objective studies" in result.stdout
     study = load(tmp_path / "multirun" / "pareto")
     front = {f"pareto/{t.number}" for t in study.best_trials}
-    # Optuna's front is on the selection prompts (it never sees a test score); the leaderboard's ★ on the test ones.
+    # Optuna's front is on the selection prompts (it never sees a test score);
+    # the leaderboard's ★ on the test ones.
     table = pd.read_csv(tmp_path / "leaderboards" / "pareto" / "leaderboard.csv")
     points = pd.read_csv(tmp_path / "leaderboards" / "pareto" / "checkpoints.csv")
     chosen = table[["trial_id", "step"]].merge(points, on=["trial_id", "step"])

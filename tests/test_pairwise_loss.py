@@ -1,10 +1,11 @@
 """The pairwise-loss extension point (:mod:`harness.plugin.pairwise`, :mod:`harness.trial.pairwise_loss`).
 
-Unit tests: the declaration (what ``pairwise_loss_method`` builds, what it refuses), the batch container, the checks
-before any compute. On the tiny toy world: DPO's sigmoid loss declared as a pairwise loss trains exactly like the
-built-in ``method=dpo`` (the override changes nothing but the loss), with the reference's log-probabilities
-precomputed, computed in the loss under bf16, and with LoRA (the adapter-disabled policy as the reference); the
-trainer's per-pair inputs are the plain forward pass's; a loss that returns a scalar is refused.
+Unit tests: the declaration (what ``pairwise_loss_method`` builds, what it refuses), the batch container, the
+checks before any compute. On the tiny toy world: DPO's sigmoid loss declared as a pairwise loss trains
+exactly like the built-in ``method=dpo`` (the override changes nothing but the loss), with the reference's
+log-probabilities precomputed, computed in the loss under bf16, and with LoRA (the adapter-disabled policy as
+the reference); the trainer's per-pair inputs are the plain forward pass's; a loss that returns a scalar is
+refused.
 The example plugin's R-DPO is checked end to end in ``tests/test_example_plugin.py``.
 """
 
@@ -105,7 +106,8 @@ def test_settings_that_choose_trls_own_loss_stop_before_any_compute(plugin):
     pm = get_plugin_manager(["pairwise_plugin"])
     cfg = compose_job_for([plugin, "method=pairwise_dpo"])
     validate_trial_config(cfg, pm)  # valid as declared
-    # The extension point's trainer defaults, under the toy profile's max_length (the default model is the toy's).
+    # The extension point's trainer defaults, under the toy profile's max_length
+    # (the default model is the toy's).
     assert cfg.method.trl == {"precompute_ref_log_probs": True, "max_length": 64}
     for field in ("loss_type=ipo", "ld_alpha=0.5", "use_weighting=true"):
         with pytest.raises(
@@ -166,8 +168,9 @@ def _trial(world: list[str], directory, method: str, *overrides: str) -> dict:
 def test_dpos_loss_as_a_pairwise_loss_trains_exactly_like_builtin_dpo(
     plugin, tiny_world, tmp_path, overrides
 ):
-    """Bit-identical logged losses and metrics, step for step: the override sums TRL's own per-token log-probabilities
-    in TRL's order and the loss repeats TRL's operations, so nothing but where the loss is computed differs."""
+    """Bit-identical logged losses and metrics, step for step: the override sums TRL's own per-token
+    log-probabilities in TRL's order and the loss repeats TRL's operations, so nothing but where the loss is
+    computed differs."""
     beta = "method.beta=0.3"
     dpo = dpo_trial(tiny_world, tmp_path / "dpo", beta, *overrides)
     ours = _trial(tiny_world, tmp_path / "ours", "pairwise_dpo", beta, *overrides)

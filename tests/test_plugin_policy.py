@@ -1,6 +1,6 @@
-"""Plugins that fail alone and say who they are (issue 28): the evaluator loop's failure policy, per-trial observers
-under the lifecycle hooks' policy, and, on the tiny world, a trial with a raising evaluator, a NaN metric and an
-observing plugin run twice in one process."""
+"""Plugins that fail alone and say who they are (issue 28): the evaluator loop's failure policy, per-trial
+observers under the lifecycle hooks' policy, and, on the tiny world, a trial with a raising evaluator, a NaN
+metric and an observing plugin run twice in one process."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def test_an_evaluator_that_raises_loses_only_its_own_metrics_named_in_one_warnin
     assert entry.evaluator_errors == result.errors and entry.nonfinite_metrics is None
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(
-        "harness: warning: evaluator 'boom' of plugin 'boom_plugin' failed at step 4: ValueError: no column 'score' ("
+        "harness: warning: evaluator 'boom' of plugin 'boom_plugin' "
+        "failed at step 4: ValueError: no column 'score' ("
     )
     assert "its metrics are missing there; recorded on the trial" in line
 
@@ -106,14 +107,14 @@ def test_a_nan_metric_warns_and_is_recorded_as_such_but_a_nan_standard_error_is_
     assert entry.nonfinite_metrics == {"odd": "odd", "big": "odd"} and entry.evaluator_errors is None
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        "harness: warning: evaluator 'odd' of plugin 'odd_plugin' returned nan for metric 'odd' at step 4 (kept as "
-        "nan; listed in the checkpoint's nonfinite_metrics)",
-        "harness: warning: evaluator 'odd' of plugin 'odd_plugin' returned inf for metric 'big' at step 4 (kept as "
-        "inf; listed in the checkpoint's nonfinite_metrics)",
+        "harness: warning: evaluator 'odd' of plugin 'odd_plugin' returned nan for metric 'odd' at step 4 "
+        "(kept as nan; listed in the checkpoint's nonfinite_metrics)",
+        "harness: warning: evaluator 'odd' of plugin 'odd_plugin' returned inf for metric 'big' at step 4 "
+        "(kept as inf; listed in the checkpoint's nonfinite_metrics)",
     ]
 
 
-# --- per-trial observers ------------------------------------------------------------------------------------------
+# --- per-trial observers ------------------------------------------------------------------------------------
 
 
 class Counter(TrialObserver):
@@ -219,8 +220,8 @@ def test_observers_belong_to_one_trial_and_follow_the_hooks_failure_policy(capsy
 
 
 def _global_state(path: Path) -> list[str]:
-    """Module-level mutable state of a module: ``global`` statements, and lower-case names bound at module level to
-    a list, dict or set (or an instance built there)."""
+    """Module-level mutable state of a module: ``global`` statements, and lower-case names bound at module
+    level to a list, dict or set (or an instance built there)."""
     tree = ast.parse(path.read_text())
     found = [f"global {', '.join(n.names)}" for n in ast.walk(tree) if isinstance(n, ast.Global)]
     for node in tree.body:
@@ -249,10 +250,11 @@ def test_the_pruner_and_the_trackers_keep_no_module_state(path):
     assert _global_state(Path(__file__)) == []
 
 
-# --- on the tiny world: a trial whose plugins misbehave -----------------------------------------------------------
+# --- on the tiny world: a trial whose plugins misbehave -----------------------------------------------------
 
 PROBE = '''
-"""An evaluator that raises, one that returns NaN and a key text_stats returns, and an observer of every trial."""
+"""An evaluator that raises, one that returns NaN and a key text_stats returns, and an observer of every
+trial."""
 
 from harness.plugin import EvaluatorSpec, Metric, TrialObserver, hookimpl
 
@@ -285,7 +287,9 @@ class Probe(TrialObserver):
 def harness_evaluators_register():
     return [
         EvaluatorSpec("boom", boom, metrics=[Metric("boom_value", direction="maximize")]),
-        EvaluatorSpec("odd", odd, metrics=[Metric("odd_value", headline=True), Metric("odd_big"), Metric("odd_ok")]),
+        EvaluatorSpec(
+            "odd", odd, metrics=[Metric("odd_value", headline=True), Metric("odd_big"), Metric("odd_ok")]
+        ),
     ]
 
 
@@ -308,7 +312,8 @@ def probe(tmp_path, monkeypatch):
 
 
 def _trial(tiny_world, directory: Path, *overrides: str) -> dict:
-    """A trial of the fault plugin's cheap own-loop method (4 steps, checkpoints at 2 and 4) with the probe."""
+    """A trial of the fault plugin's cheap own-loop method (4 steps, checkpoints at 2 and 4)
+    with the probe."""
     from harness.trial import run_trial
     from tests.helpers import compose
 

@@ -63,7 +63,8 @@ def test_method_registry_declares_what_the_seed_says():
         "grpo": 2,
         "ppo": 3,
     }  # the gold reward is no model
-    # With LoRA the reference is the adapter-disabled policy; a reward model is one more; no KL term, no reference.
+    # With LoRA the reference is the adapter-disabled policy; a reward model is one more;
+    # no KL term, no reference.
     lora_rm = OmegaConf.create({"model": {"lora": {"r": 8}}, "method": {"reward": "/rm", "beta": 0.04}})
     assert {n: pm.method(n).count_models(lora_rm) for n in methods} == {
         "dpo": 1,
@@ -169,7 +170,7 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
         _ = get_plugin_manager([name]).methods
 
 
-# --- the contract: declarations checked when a plugin registers, values before any compute --------------------
+# --- the contract: declarations checked when a plugin registers, values before any compute ------------------
 
 
 @pytest.mark.unit
@@ -189,7 +190,8 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
             "it must lie in (0, inf)",
         ),
         (
-            'MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("gamma", -1.0, bounds="[0, inf)")])',
+            'MethodSpec(name="m", train=lambda c: c, '
+            'hyperparameters=[Hyperparameter("gamma", -1.0, bounds="[0, inf)")])',
             "Hyperparameter 'gamma': the default -1.0 is invalid: it must lie in [0, inf)",
         ),
         (
@@ -198,7 +200,8 @@ def test_two_plugins_registering_one_name_is_an_error(module_dir):
         ),
         ('MethodSpec(name="my method", train=lambda c: c)', "name 'my method' is invalid"),
         (
-            'MethodSpec(name="m", train=lambda c: c, hyperparameters=[Hyperparameter("lam", 1.0, field="x")])',
+            'MethodSpec(name="m", train=lambda c: c, '
+            'hyperparameters=[Hyperparameter("lam", 1.0, field="x")])',
             "declares no trainer or config_class",
         ),
     ],
@@ -247,7 +250,8 @@ def _readme_method_example() -> str:
 
 @pytest.mark.unit
 def test_the_readme_method_example_registers_and_validates(module_dir):
-    """The README's example plugin is real: it registers, its knobs reach DPOConfig, its values are checked."""
+    """The README's example plugin is real: it registers, its knobs reach DPOConfig,
+    its values are checked."""
     from harness.config.compose import compose_job
     from harness.config.validation import validate_trial_config
     from harness.errors import ConfigError
@@ -296,8 +300,8 @@ def test_a_trainer_path_that_does_not_import_is_refused_before_compute_naming_th
 
 @pytest.mark.unit
 def test_no_hook_implementation_has_a_parameter_pluggy_would_never_pass():
-    # pluggy passes an implementation only its parameters without defaults: a defaulted one silently stays at its
-    # default (the pruner's planned_steps did, so its warm-up never applied).
+    # pluggy passes an implementation only its parameters without defaults: a defaulted one silently stays at
+    # its default (the pruner's planned_steps did, so its warm-up never applied).
     import harness.sweep.pruning
 
     pm = get_plugin_manager()
@@ -313,7 +317,7 @@ def test_no_hook_implementation_has_a_parameter_pluggy_would_never_pass():
     assert defaulted == []
 
 
-# --- issue 28: plugins that fail alone and say who they are --------------------------------------------------
+# --- issue 28: plugins that fail alone and say who they are -------------------------------------------------
 
 
 def _registration_error(module_dir, name: str, source: str, registry: str = "") -> str:
@@ -354,7 +358,8 @@ def test_a_metric_name_another_evaluator_declares_is_refused_at_registration_nam
 
         @hookimpl
         def harness_evaluators_register():
-            return [EvaluatorSpec(name="other", evaluate=lambda ctx: {}, metrics=[Metric("s", column="rm_score")])]
+            metrics = [Metric("s", column="rm_score")]
+            return [EvaluatorSpec(name="other", evaluate=lambda ctx: {}, metrics=metrics)]
         """,
         "evaluators",
     )
@@ -385,12 +390,13 @@ def test_a_pluggy_wrapper_is_refused_at_registration(module_dir, marker):
     [
         (
             "def harness_method_register():\n    return []",
-            "unknown hook harness_method_register (harness_method_register); did you mean harness_methods_register?",
+            "unknown hook harness_method_register (harness_method_register); "
+            "did you mean harness_methods_register?",
         ),
         (
             "def harness_data_load(cfg, dataset_name):\n    return None",
-            "does not satisfy the hookspecs: harness_data_load takes dataset_name, which the hook never passes; "
-            "it may take any of (cfg)",
+            "does not satisfy the hookspecs: harness_data_load takes dataset_name, which "
+            "the hook never passes; it may take any of (cfg)",
         ),
         (
             "def harness_checkpoint_evaluated(step, metrics, selection=None):\n    return None",
@@ -414,7 +420,8 @@ def test_a_wrong_hook_is_one_line_naming_the_plugin_and_the_fix(module_dir, sour
             "evaluators",
         ),
         (
-            'MethodSpec(name="m", train=lambda ctx: ctx.policy, hyperparameters=[Hyperparameter("lam", None)])',
+            'MethodSpec(name="m", train=lambda ctx: ctx.policy, '
+            'hyperparameters=[Hyperparameter("lam", None)])',
             "methods",
         ),
     ],
@@ -454,7 +461,7 @@ def test_none_defaults_that_say_what_they_mean_are_accepted():
     )
 
 
-# --- issue 28: a versioned plugin API ----------------------------------------------------------------------------
+# --- issue 28: a versioned plugin API -----------------------------------------------------------------------
 
 
 @pytest.mark.unit

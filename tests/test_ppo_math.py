@@ -1,4 +1,5 @@
-"""PPO's arithmetic against hand computations: GAE, whitening, the adaptive KL controller, the clipped losses."""
+"""PPO's arithmetic against hand computations: GAE, whitening, the adaptive KL controller,
+the clipped losses."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def test_clipped_policy_loss_matches_a_direct_computation():
     adv = torch.tensor([[1.0, -2.0, -1.0]])
     mask = torch.tensor([[1, 1, 1]])
     loss, clipfrac = policy_loss(new, old, adv, mask, cliprange=0.2)
-    # token 0: max(-1.5, -1.2) = -1.2 (clipped); token 1: max(2, 2) = 2; token 2: max(0.5, 0.8) = 0.8 (clipped)
+    # token 0: max(-1.5, -1.2) = -1.2 (clipped); token 1: max(2, 2) = 2; token 2:
+    # max(0.5, 0.8) = 0.8 (clipped)
     assert loss.item() == pytest.approx((-1.2 + 2.0 + 0.8) / 3)
     assert clipfrac.item() == pytest.approx(2 / 3)
 

@@ -26,7 +26,7 @@ def uncached(monkeypatch):
     return lambda: monkeypatch.setattr("harness.trial.context.prepares_data", lambda trainer_class: False)
 
 
-# --- unit -----------------------------------------------------------------------------------------------------
+# --- unit ---------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -70,7 +70,7 @@ def test_a_damaged_or_partial_entry_is_not_read(tmp_path):
     assert read_entry(path) is None
 
 
-# --- trainers built on the tiny world ---------------------------------------------------------------------------
+# --- trainers built on the tiny world -----------------------------------------------------------------------
 
 
 def build(ctx, method: str):
@@ -116,7 +116,7 @@ def test_a_change_that_matters_prepares_the_data_again(tiny_world, tmp_path, pri
     assert len(list(private_cache.glob("*.arrow"))) == 2
 
 
-# --- trials ---------------------------------------------------------------------------------------------------
+# --- trials -------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

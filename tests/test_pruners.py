@@ -37,7 +37,8 @@ def _study(pruner):
 
 
 def _first_pruned_step(study, method, curve):
-    """The step at which the study's pruner stops a new trial following ``curve`` (None: it runs to the end)."""
+    """The step at which the study's pruner stops a new trial following ``curve``
+    (None: it runs to the end)."""
     trial = study.ask()
     trial.set_user_attr(st.ATTR_METHOD, method)
     trial.set_user_attr(st.ATTR_PLANNED, PLANNED)
@@ -56,7 +57,8 @@ def test_the_dipping_methods_best_setting_survives_where_a_pooled_median_cuts_it
     )  # what happened in the issue: cut at the first checkpoint
     fair = _study(LikeForLikePruner(optuna.pruners.MedianPruner(n_startup_trials=4), warmup=1 / 3))
     assert _first_pruned_step(fair, "dpo", best_dpo) is None
-    # it still prunes: a DPO setting worse than DPO's median after the warm-up is cut, at the first step allowed
+    # it still prunes: a DPO setting worse than DPO's median after the warm-up is cut,
+    # at the first step allowed
     assert _first_pruned_step(fair, "dpo", [v - 0.3 for v in DIPS_FIRST]) == 2
 
 

@@ -1,10 +1,11 @@
-"""What users bring: real dataset formats (UltraFeedback-binarized, HH-RLHF, KTO unpaired) on real-architecture models.
+"""What users bring: real dataset formats (UltraFeedback-binarized, HH-RLHF, KTO unpaired)
+on real-architecture models.
 
-Each test pins a failure seen on such data: extra columns that TRL's experimental trainers refuse, conversational
-prompts that reached PPO's tokenizer raw, HH prompts that ran into answers which start alike, rows whose prompt
-alone fills ``max_length`` (dropped silently by TRL, miscounted in the record). The pure-logic tests build only a
-tokenizer (a second); the training tests use the session's ``real_world`` fixture (tests/realworld.py) and train
-two tiny steps each.
+Each test pins a failure seen on such data: extra columns that TRL's experimental trainers refuse,
+conversational prompts that reached PPO's tokenizer raw, HH prompts that ran into answers which start alike,
+rows whose prompt alone fills ``max_length`` (dropped silently by TRL, miscounted in the record). The
+pure-logic tests build only a tokenizer (a second); the training tests use the session's ``real_world``
+fixture (tests/realworld.py) and train two tiny steps each.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def ultrafeedback(tmp_path_factory: pytest.TempPathFactory):
     return load_preference_data(str(path), eval_fraction=0.25)
 
 
-# -- pure logic ----------------------------------------------------------------------------------------------------
+# -- pure logic ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -147,7 +148,8 @@ def test_render_prompts_is_one_public_helper(tokenizer):
 
 
 def _chat_lengths(tokenizer, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """(prompt tokens, longest prompt + completion tokens) of conversational pairs, one row at a time, as TRL does."""
+    """(prompt tokens, longest prompt + completion tokens) of conversational pairs, one row at a time,
+    as TRL does."""
 
     def n(messages, **kw):
         return len(
@@ -228,7 +230,7 @@ def test_every_prompt_too_long_stops_in_one_line_naming_the_longest_and_the_fix(
     assert f"raise method.trl.max_length above {longest} or filter" in message
 
 
-# -- training on the real-world fixture ---------------------------------------------------------------------------
+# -- training on the real-world fixture ----------------------------------------------------------------------
 
 
 def _uf(rw) -> list[str]:
@@ -298,8 +300,8 @@ def test_kto_trains_on_unpaired_conversational_rows(real_world, cache_dir, tmp_p
 
 @pytest.mark.parametrize(("method", "rows"), [("dpo", 48), ("kto", 96)])
 def test_train_examples_is_what_the_trainer_trains_on(real_world, cache_dir, tmp_path, capsys, method, rows):
-    """With a max_length that half the prompts reach: those rows are dropped before TRL sees them (one warning line),
-    both counts are recorded, and TRL's own tokenization keeps exactly ``train_examples`` rows."""
+    """With a max_length that half the prompts reach: those rows are dropped before TRL sees them (one warning
+    line), both counts are recorded, and TRL's own tokenization keeps exactly ``train_examples`` rows."""
     import importlib
 
     cfg = compose_job(

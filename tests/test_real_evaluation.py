@@ -1,8 +1,9 @@
-"""Evaluating real models, end to end on the ``real_world`` fixture (a Qwen2-architecture model with a trained BPE
-tokenizer and a ChatML template, a one-output reward model, UltraFeedback-style data; tests/realworld.py): with no
-gold reward the leaderboard ranks by the reward model and shows its baseline; the same sweep ranks by an LLM
-judge, served over an OpenAI-compatible HTTP endpoint on 127.0.0.1 or loaded in the process; a judge with a pure
-position bias scores one half; every checkpoint keeps readable samples; bad input stops before compute."""
+"""Evaluating real models, end to end on the ``real_world`` fixture (a Qwen2-architecture model with a trained
+BPE tokenizer and a ChatML template, a one-output reward model, UltraFeedback-style data; tests/realworld.py):
+with no gold reward the leaderboard ranks by the reward model and shows its baseline; the same sweep ranks by
+an LLM judge, served over an OpenAI-compatible HTTP endpoint on 127.0.0.1 or loaded in the process; a judge
+with a pure position bias scores one half; every checkpoint keeps readable samples; bad input stops before
+compute."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def judge_server():
 
 
 def test_a_sweep_ranks_by_the_reward_model_and_by_a_served_judge(real_world, tmp_path, judge_server):
-    """``python -m harness -m method=dpo,simpo`` on the fixture with a reward model and the HTTP judge: the report
-    opens with rm_score and its baseline ± SE; rebuilt with the judge as objective, it ranks by judge_wr."""
+    """``python -m harness -m method=dpo,simpo`` on the fixture with a reward model and the HTTP judge: the
+    report opens with rm_score and its baseline ± SE; rebuilt with the judge as objective, it ranks by
+    judge_wr."""
     judge = [
         "eval.extra=[judge]",
         "eval.judge.backend=openai",

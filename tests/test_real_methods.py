@@ -1,7 +1,7 @@
-"""Every built-in method on what users bring: a Qwen2-architecture model with a trained BPE tokenizer and a ChatML
-template, trained with and without LoRA, on UltraFeedback-binarized conversational data (save_to_disk splits) and
-on HH-RLHF transcripts (tests/realworld.py): 44 two-step trials, run in-process (about a minute on 2 cores); the
-default tier runs each method in one of the four combinations, the slow tier the rest."""
+"""Every built-in method on what users bring: a Qwen2-architecture model with a trained BPE tokenizer and a
+ChatML template, trained with and without LoRA, on UltraFeedback-binarized conversational data (save_to_disk
+splits) and on HH-RLHF transcripts (tests/realworld.py): 44 two-step trials, run in-process (about a minute on
+2 cores); the default tier runs each method in one of the four combinations, the slow tier the rest."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ SHORT = [
 
 
 def method_overrides(method: str, reward_model: str) -> list[str]:
-    """What each method needs to run in two tiny steps: online methods score with the fixture's reward model."""
+    """What each method needs to run in two tiny steps: online methods score with the
+    fixture's reward model."""
     online = {
         "grpo": ["method.trl.num_generations=2", "method.trl.max_completion_length=8"],
         "rloo": ["method.trl.num_generations=2", "method.trl.max_completion_length=8"],
@@ -48,8 +49,8 @@ def data_overrides(real_world, data: str) -> list[str]:
 
 
 def _cases() -> list:
-    """Every method x data x LoRA: the default tier runs one combination per method (rotating through the four),
-    the slow tier the other three."""
+    """Every method x data x LoRA: the default tier runs one combination per method (rotating through the
+    four), the slow tier the other three."""
     combos = [(data, lora) for data in ("ultrafeedback", "hh") for lora in (False, True)]
     cases = []
     for i, method in enumerate(METHODS):
@@ -100,8 +101,8 @@ LENGTHS = {
 @pytest.mark.unit
 @pytest.mark.parametrize("method", METHODS)
 def test_a_real_model_gets_real_defaults_and_the_toy_world_its_tuning(method):
-    """No toy-world value reaches a real model: learning rate within the method's range, 1,024-token sequences,
-    256 new tokens, no toy lm-eval task; the toy world keeps its tuned values (its profile)."""
+    """No toy-world value reaches a real model: learning rate within the method's range, 1,024-token
+    sequences, 256 new tokens, no toy lm-eval task; the toy world keeps its tuned values (its profile)."""
     from harness.plugin.manager import get_plugin_manager
 
     spec = get_plugin_manager().method(method)

@@ -166,7 +166,7 @@ def test_load_records_skips_bad_files_with_a_warning(tmp_path):
     )
 
 
-# --- schema version 1 --------------------------------------------------------------------------------------------
+# --- schema version 1 ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fixture", [V1_COMPLETED, V1_RUNNING])

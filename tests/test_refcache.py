@@ -1,4 +1,5 @@
-"""The reference-evaluation cache: computed once per model, data and evaluation settings, reused by every trial."""
+"""The reference-evaluation cache: computed once per model, data and evaluation settings,
+reused by every trial."""
 
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ def test_a_changed_evaluation_setting_misses_the_cache(tiny_world, tmp_path, sam
     assert second.record["reference"]["cached"] is False
     assert [c for c in sample_calls if not c.startswith("selection")] == ["sampling reference"]
     assert second.record["reference"]["cache_key"] != first.record["reference"]["cache_key"]
-    # The selection prompts do not depend on eval.num_prompts; their seed (eval.seed + 1) and length settings do.
+    # The selection prompts do not depend on eval.num_prompts; their seed (eval.seed + 1)
+    # and length settings do.
     selection_hit = override == "eval.num_prompts=4"
     assert second.record["reference"]["selection"]["cached"] is selection_hit
     assert ("selection: sampling reference" in sample_calls) is not selection_hit

@@ -1,5 +1,5 @@
-"""The reference pass (TRL's precomputed reference log-probs) is computed once per key and shared by later trials,
-bit-identically; a changed setting that matters, or a damaged entry, computes it again."""
+"""The reference pass (TRL's precomputed reference log-probs) is computed once per key and shared by later
+trials, bit-identically; a changed setting that matters, or a damaged entry, computes it again."""
 
 from __future__ import annotations
 

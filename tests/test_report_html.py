@@ -22,8 +22,9 @@ BUDGET = 2.0
 
 
 def synthetic_board(methods=("dpo", "simpo", EVIL), seeds=(0, 1)) -> Leaderboard:
-    """A leaderboard with synthetic tables: each method swept over beta x learning_rate x seed, four checkpoints per
-    trial, plus one failed and one pruned trial; the tables follow the Leaderboard contract."""
+    """A leaderboard with synthetic tables: each method swept over beta x learning_rate x seed, four
+    checkpoints per trial, plus one failed and one pruned trial; the tables follow the Leaderboard
+    contract."""
     rng = np.random.default_rng(0)
     checkpoints, info = [], []
     for m, method in enumerate(methods):
@@ -371,8 +372,8 @@ def test_format_value():
 # --- headless Chromium ------------------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-# Appended to a copy of the page: once loaded, click the kl header (ascending sort) and record what the browser
-# decoded, so that --dump-dom shows the result of the page's own script.
+# Appended to a copy of the page: once loaded, click the kl header (ascending sort) and record what the
+# browser decoded, so that --dump-dom shows the result of the page's own script.
 PROBE = """<script>
 window.addEventListener("load", function () {
   var th = Array.prototype.find.call(document.querySelectorAll("#trials th"), function (h) {

@@ -1,5 +1,5 @@
-"""A report is a list of sections: computed once, rendered by the Markdown and the HTML renderer in one order; a
-new section is one module; a plugin metric's standard error shows in both."""
+"""A report is a list of sections: computed once, rendered by the Markdown and the HTML renderer in one order;
+a new section is one module; a plugin metric's standard error shows in both."""
 
 from __future__ import annotations
 

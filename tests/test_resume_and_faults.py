@@ -1,5 +1,5 @@
-"""Nothing lost, nothing half-written: resumable grids, locks, interruptions, plugin hooks that fail, a full disk,
-diverged weights, names that become paths, and Markdown that shows names instead of running them."""
+"""Nothing lost, nothing half-written: resumable grids, locks, interruptions, plugin hooks that fail, a full
+disk, diverged weights, names that become paths, and Markdown that shows names instead of running them."""
 
 from __future__ import annotations
 
@@ -134,7 +134,8 @@ def test_a_full_disk_is_recognised_and_said_with_the_fix():
         assert disk_full(wrapped)
     error = failure(exc)
     assert error.disk_full and error.message.startswith(
-        "disk full (no space left on device writing /data/run/checkpoints/step-4/model.safetensors); free space"
+        "disk full (no space left on device writing "
+        "/data/run/checkpoints/step-4/model.safetensors); free space"
     )
 
 
@@ -198,8 +199,8 @@ def test_an_internal_error_is_one_line_and_its_traceback_comes_with_verbose(monk
         app.main(["method=dpo"])
     assert exited.value.code == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        "harness: internal error: RuntimeError: boom (a bug in the harness or a plugin; run again with verbose=true "
-        "for the traceback, and report it)"
+        "harness: internal error: RuntimeError: boom (a bug in the harness or a plugin; run again "
+        "with verbose=true for the traceback, and report it)"
     ]
     with pytest.raises(RuntimeError, match="boom"):
         app.main(["method=dpo", "verbose=true"])

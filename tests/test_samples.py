@@ -1,4 +1,5 @@
-"""Readable samples: each checkpoint's completions kept as text in the record, samples.csv, the report's section."""
+"""Readable samples: each checkpoint's completions kept as text in the record, samples.csv,
+the report's section."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def test_readable_samples_take_the_first_sample_of_the_first_prompts():
 
 
 def record(trial, method, gold, samples=True):
-    """A synthetic record; its checkpoints carry readable samples (one of them with markup) unless told not to."""
+    """A synthetic record; its checkpoints carry readable samples (one of them with markup)
+    unless told not to."""
 
     def entry(step, final):
         out = {"step": step, "final": final, "metrics": {"gold_reward": gold * step / 10, "kl": step / 10}}
@@ -169,7 +171,8 @@ def test_records_without_samples_still_render(tmp_path):
 
 @pytest.fixture(scope="module")
 def trials(tiny_world, tmp_path_factory):
-    """Two short trials sharing a reference cache (the second hits it), with two evaluated checkpoints each."""
+    """Two short trials sharing a reference cache (the second hits it),
+    with two evaluated checkpoints each."""
     root = tmp_path_factory.mktemp("samples")
     records = []
     for name, method in (("0", "dpo"), ("1", "simpo")):

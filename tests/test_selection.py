@@ -1,4 +1,5 @@
-"""Selection prompts: checkpoints are chosen on prompts (and a sampling seed) that the reported scores never use."""
+"""Selection prompts: checkpoints are chosen on prompts (and a sampling seed)
+that the reported scores never use."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def record(method, checkpoints, selection=SELECTION):
     )
 
 
-# --- choosing on selection, reporting on test ----------------------------------------------------------------
+# --- choosing on selection, reporting on test ---------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -71,14 +72,15 @@ def test_the_leaderboard_chooses_on_selection_and_shows_the_test_value(tmp_path)
     assert board.checkpoints.loc[board.checkpoints.step == 20, "sel_gold_reward"].item() == 0.40
     text = to_markdown(board)
     assert (
-        "Checkpoints are chosen on 64 selection prompts (sampling seed 1235); every score shown comes from 128 "
-        "disjoint test prompts (seed 1234)."
+        "Checkpoints are chosen on 64 selection prompts (sampling seed 1235); every score shown "
+        "comes from 128 disjoint test prompts (seed 1234)."
     ) in text
 
 
 @pytest.mark.unit
 def test_the_kl_budget_is_checked_on_the_selection_kl():
-    # Step 20 is best on selection, within budget there (9.0), over it on the test prompts (11.0): still chosen.
+    # Step 20 is best on selection, within budget there (9.0),
+    # over it on the test prompts (11.0): still chosen.
     cps = [checkpoint(10, 0.3, 0.2, 1.0, 1.0), checkpoint(20, 0.5, 0.6, 11.0, 9.0, final=True)]
     board = leaderboard.build([record("dpo", cps)])
     row = board.trials.iloc[0]
@@ -121,7 +123,7 @@ def test_optuna_gets_the_selection_values(tmp_path):
     assert st.objective_values(old, one, BUILTIN) == ([0.3], 10)  # no selection metrics: the reported ones
 
 
-# --- which evaluators run on the selection prompts -----------------------------------------------------------
+# --- which evaluators run on the selection prompts ----------------------------------------------------------
 
 ALL = [
     "gold_reward",
@@ -162,7 +164,8 @@ def chosen_by(monkeypatch, data="toyworld", objective="auto", exclude=("lm_eval"
 
 @pytest.mark.unit
 def test_only_the_evaluators_that_choose_the_checkpoint_run_on_the_selection_prompts(monkeypatch, tmp_path):
-    # auto: the gold reward where the data defines one, else the reward model's score, the judge, ...; kl always.
+    # auto: the gold reward where the data defines one, else the reward model's score, the judge,
+    # ...; kl always.
     assert chosen_by(monkeypatch) == ["gold_reward", "kl"]
     assert chosen_by(monkeypatch, data="files", rm="/some/rm") == ["reward_model", "kl"]
     assert chosen_by(monkeypatch, data="files") == ["kl", "judge"]
@@ -189,7 +192,7 @@ def test_the_study_environment_is_the_sweepers():
     assert STUDY_ENV == ENV_STUDY
 
 
-# --- the split of held-out data ------------------------------------------------------------------------------
+# --- the split of held-out data -----------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -324,7 +327,7 @@ def test_bad_selection_settings_are_config_errors(key, value, message):
     assert "\n" not in str(info.value)
 
 
-# --- a real trial ----------------------------------------------------------------------------------------------
+# --- a real trial -------------------------------------------------------------------------------------------
 
 
 def test_a_trial_is_evaluated_on_disjoint_selection_prompts_at_every_checkpoint(tiny_world, tmp_path):

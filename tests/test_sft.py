@@ -1,5 +1,6 @@
-"""Supervised fine-tuning: ``method=sft`` (TRL SFTTrainer on the chosen completions, the loss on completions only)
-and the SFT stage (``model.sft={...}``: trained once before a preference method, cached, shared by a sweep).
+"""Supervised fine-tuning: ``method=sft`` (TRL SFTTrainer on the chosen completions, the loss on completions
+only) and the SFT stage (``model.sft={...}``: trained once before a preference method, cached, shared by a
+sweep).
 
 Trainings are two tiny steps; the stage's sweep runs the real command line on the ``real_world`` fixture.
 """
@@ -61,7 +62,7 @@ def _train_loss(record: dict) -> float:
     return next(e["train_loss"] for e in reversed(record["train"]["log_history"]) if "train_loss" in e)
 
 
-# -- method=sft ------------------------------------------------------------------------------------------------
+# -- method=sft ----------------------------------------------------------------------------------------------
 
 
 def test_sft_trains_on_the_chosen_completions_of_the_toy_world_with_the_loss_on_them_only(
@@ -106,7 +107,7 @@ def test_sft_on_conversational_rows_puts_the_loss_on_the_assistant_turn_only(rea
     assert record["checkpoints"][-1]["metrics"]["kl_k3"] >= 0
 
 
-# -- the SFT stage -----------------------------------------------------------------------------------------------
+# -- the SFT stage -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -134,7 +135,8 @@ def test_sft_then_dpo_is_one_command_and_a_sweep_trains_the_stage_once(real_worl
         assert r["status"] == "completed", r["error"]
         assert r["stages"]["sft"]["key"] == stages[0].name and r["stages"]["sft"]["model"] == final
         assert r["stages"]["sft"]["settings"]["max_steps"] == 2
-    # Policy and reference start from the stage: the trials' baseline is the SFT model's (evaluated once), not the base's.
+    # Policy and reference start from the stage: the trials' baseline is the SFT model's (evaluated once),
+    # not the base's.
     assert records[0]["reference"]["cache_key"] == records[1]["reference"]["cache_key"]
     assert records[0]["reference"]["cache_key"] != stage["reference"]["cache_key"]
     assert records[0]["reference"]["metrics"]["entropy"] != stage["reference"]["metrics"]["entropy"]

@@ -1,9 +1,9 @@
-"""A shared Optuna study on a real PostgreSQL server: workers on a fresh database, a lost worker, the report from
-the URL alone, and the password in no file.
+"""A shared Optuna study on a real PostgreSQL server: workers on a fresh database, a lost worker, the report
+from the URL alone, and the password in no file.
 
-The server is started here (``initdb`` and ``postgres`` from the PostgreSQL packages, as the ``postgres`` user when
-the tests run as root; 127.0.0.1 on a free port, a temporary directory) and stopped at teardown; the tests skip
-when its binaries or a PostgreSQL driver are absent (``.ci/run`` installs Debian's ``postgresql``).
+The server is started here (``initdb`` and ``postgres`` from the PostgreSQL packages, as the ``postgres`` user
+when the tests run as root; 127.0.0.1 on a free port, a temporary directory) and stopped at teardown; the
+tests skip when its binaries or a PostgreSQL driver are absent (``.ci/run`` installs Debian's ``postgresql``).
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def _bindir() -> Path | None:
 
 
 def _as_server_user() -> dict[str, str]:
-    """Popen arguments that run initdb and postgres as the postgres user when the tests run as root (both refuse
-    root); the server process is then ours to signal, with no ``runuser`` in between."""
+    """Popen arguments that run initdb and postgres as the postgres user when the tests run as root (both
+    refuse root); the server process is then ours to signal, with no ``runuser`` in between."""
     return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
 
 
@@ -210,8 +210,8 @@ print("ok")
 
 def test_workers_opening_a_fresh_database_at_the_same_moment_all_get_the_study(server):
     # Without the retry, one of two plain RDBStorage(url) calls at the same instant on a fresh database fails
-    # about every other time (UniqueViolation on CREATE TYPE studydirection); three workers on each of two fresh
-    # databases, all starting together, must all open the study.
+    # about every other time (UniqueViolation on CREATE TYPE studydirection); three workers on each of two
+    # fresh databases, all starting together, must all open the study.
     urls = [server.database(f"race{i}") for i in range(2)]
     start = time.time() + 5.0  # the imports done, every process opens the storage at this instant
     procs = [

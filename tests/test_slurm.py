@@ -1,5 +1,6 @@
-"""Cluster launch: a SLURM sweep asks for what its trials need (from the methods' models in memory), the user's own
-settings win, and the same sweep runs through submitit's local executor (``hydra/launcher=submitit_local``)."""
+"""Cluster launch: a SLURM sweep asks for what its trials need (from the methods' models in memory), the
+user's own settings win, and the same sweep runs through submitit's local executor
+(``hydra/launcher=submitit_local``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_a_trial_footprint_counts_the_method_s_models_and_its_training_state(rea
     dpo, simpo = _footprint(real_world, "method=dpo"), _footprint(real_world, "method=simpo")
     assert (dpo.models, simpo.models) == (2, 1)  # DPO holds a frozen reference, SimPO none
     assert dpo.parameters == simpo.parameters == parameters  # counted on the meta-device skeleton
-    # fp32 weights of each model, plus gradients and AdamW's two moments of the trained one; 30% and 2 GiB margin
+    # fp32 weights of each model, plus gradients and AdamW's two moments of the trained one;
+    # 30% and 2 GiB margin
     assert dpo.gpu_gib == pytest.approx((2 + 3) * 4 * parameters * 1.3 / GIB + 2)
     assert simpo.gpu_gib == pytest.approx((1 + 3) * 4 * parameters * 1.3 / GIB + 2)
     lora = _footprint(real_world, "method=dpo", "model.lora.r=8")

@@ -385,7 +385,8 @@ def test_the_pruner_sees_the_value_so_far_the_latest_or_a_moving_average(tmp_pat
     assert reports("last") == pytest.approx([0.2, 0.8, 0.4])
     assert reports("ema") == pytest.approx([0.2, 0.5, 0.45])  # half on the latest checkpoint
     assert reports("peak") == pytest.approx([0.2, 0.8, 0.8])
-    # peak ignores the KL budget: a trial whose KL overshoots the budget, then comes back under it, is not cut for it
+    # peak ignores the KL budget: a trial whose KL overshoots the budget, then comes back under it,
+    # is not cut for it
     cps[:] = [checkpoint(10, 0.2, 1.0), checkpoint(20, 0.9, 15.0), checkpoint(30, 0.5, 9.0)]
     assert reports("best") == pytest.approx([0.2, 0.2, 0.5])
     assert reports("peak") == pytest.approx([0.2, 0.9, 0.9])

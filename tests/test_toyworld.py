@@ -1,4 +1,5 @@
-"""The toy world: gold reward, grammar, tokenizer (alone and inside TRL's trainers), cached deterministic build."""
+"""The toy world: gold reward, grammar, tokenizer (alone and inside TRL's trainers),
+cached deterministic build."""
 
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def test_cpo_orpo_tokenization(tokenizer, tiny_model, tmp_path: Path, family: st
     assert out["rejected_input_ids"] == _expected(tokenizer, ROW["prompt"], ROW["rejected"])
 
 
-# --- spec and build -------------------------------------------------------------------------------------------
+# --- spec and build -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit

@@ -1,7 +1,7 @@
-"""Experiment trackers (``tracking.report_to``): one trial of the tiny world is one run in TensorBoard, MLflow (a local
-sqlite store), W&B (offline) and trackio (each when installed), holding TRL's training logs, every evaluation from
-step 0 on, the trial's hyperparameters and its summary; a tracker that is unknown or not installed is refused with
-one line before any compute."""
+"""Experiment trackers (``tracking.report_to``): one trial of the tiny world is one run in TensorBoard, MLflow
+(a local sqlite store), W&B (offline) and trackio (each when installed), holding TRL's training logs, every
+evaluation from step 0 on, the trial's hyperparameters and its summary; a tracker that is unknown or not
+installed is refused with one line before any compute."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-# --- pure logic --------------------------------------------------------------------------------------------------
+# --- pure logic ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.unit
@@ -163,11 +163,12 @@ def test_evaluations_are_prefixed_and_the_summary_holds_the_outcome():
     )
 
 
-# --- one trial, read back from each tracker -----------------------------------------------------------------------
+# --- one trial, read back from each tracker -----------------------------------------------------------------
 
 
 def tensorboard_events(directory: Path) -> list:
-    """Every event of the TFRecord event files in ``directory`` (length, crc, event, crc; checksums not checked)."""
+    """Every event of the TFRecord event files in ``directory``
+    (length, crc, event, crc; checksums not checked)."""
     try:
         from tensorboardX.proto.event_pb2 import Event
     except ImportError:
@@ -183,7 +184,8 @@ def tensorboard_events(directory: Path) -> list:
 
 
 def tensorboard_run(directory: Path) -> tuple[dict[str, dict[int, float]], dict[str, bytes]]:
-    """Scalars (tag -> step -> value) and the other summaries' contents (tag -> bytes) of a TensorBoard run."""
+    """Scalars (tag -> step -> value) and the other summaries' contents (tag -> bytes)
+    of a TensorBoard run."""
     scalars: dict[str, dict[int, float]] = {}
     other: dict[str, bytes] = {}
     for event in tensorboard_events(directory):
@@ -197,8 +199,8 @@ def tensorboard_run(directory: Path) -> tuple[dict[str, dict[int, float]], dict[
 
 
 def wandb_history(run_dir: Path) -> tuple[dict, list[dict], dict, dict]:
-    """The run record, history rows, config and summary of an offline W&B run (its ``run-<id>.wandb`` file: W&B's
-    LevelDB-style log of protobuf records in 32 KiB blocks after a 7-byte header)."""
+    """The run record, history rows, config and summary of an offline W&B run (its ``run-<id>.wandb`` file:
+    W&B's LevelDB-style log of protobuf records in 32 KiB blocks after a 7-byte header)."""
     from wandb.proto import wandb_internal_pb2
 
     data = next(run_dir.glob("run-*.wandb")).read_bytes()

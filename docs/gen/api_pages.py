@@ -1,8 +1,8 @@
 """The hooks page and the plugin API page of the reference, generated from the code when the site is built.
 
-Hooks come from the plugin manager (every hookspec it was given, wherever it is declared), in the order and under
-the lifecycle banners of their module's source; API names from ``harness.plugin.__all__``. Nothing is listed by
-hand, so a new hook or API name has its entry at the next build, and a removed one loses it.
+Hooks come from the plugin manager (every hookspec it was given, wherever it is declared), in the order and
+under the lifecycle banners of their module's source; API names from ``harness.plugin.__all__``. Nothing is
+listed by hand, so a new hook or API name has its entry at the next build, and a removed one loses it.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ def hooks_page(link: Any = lambda name: None) -> str:
     out = [
         "# Hooks",
         "",
-        "Every hook a plugin can implement, generated from the hookspecs when this site is built (the docstrings "
-        "are the contract). Implement one with a function of the same name marked `@hookimpl` "
-        "([`harness.plugin.hookimpl`](plugin-api.md#hookimpl)); an implementation may take any subset of the "
-        "hook's parameters. How to write a plugin: [Writing a plugin](../how-to/plugins.md).",
+        "Every hook a plugin can implement, generated from the hookspecs when this site is built (the "
+        "docstrings are the contract). Implement one with a function of the same name marked `@hookimpl` "
+        "([`harness.plugin.hookimpl`](plugin-api.md#hookimpl)); an implementation may take any subset of "
+        "the hook's parameters. How to write a plugin: [Writing a plugin](../how-to/plugins.md).",
         "",
     ]
     last_banner = None
@@ -121,13 +121,14 @@ def _comment_above(name: str) -> str | None:
         pattern = _COMMENT_ABOVE.format(name=re.escape(name))
         match = re.search(pattern, inspect.getsource(module), re.MULTILINE)
         if match:
-            return " ".join(line.lstrip("# ").strip() for line in match[1].splitlines())
+            return " ".join(re.sub(r"^#:? ?", "", line).strip() for line in match[1].splitlines())
     return None
 
 
 def describe(name: str, value: Any, link: Any = lambda name: None) -> str:
-    """What the reference says about an API name with no docstring of its own: the comment above its assignment,
-    else its type's docstring when the type is not a builtin (a marker); empty when nothing says what it is."""
+    """What the reference says about an API name with no docstring of its own: the comment above its
+    assignment, else its type's docstring when the type is not a builtin (a marker); empty when nothing says
+    what it is."""
     said = _comment_above(name)
     if said:
         shown = repr(value)

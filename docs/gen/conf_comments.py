@@ -1,10 +1,11 @@
-"""The keys of a commented config file of ``conf/`` with their values and comments, for the settings reference.
+"""The keys of a commented config file of ``conf/`` with their values and comments,
+for the settings reference.
 
-Every key in ``conf/`` carries a comment saying what it means (a house rule), so a config file is documentation
-already: this module reads it back as a tree of :class:`ConfKey` entries. Values come from PyYAML (the exact
-defaults); comments from the text: a key's inline comment, plus the comment-only lines right below it that are
-indented past the key (they continue that comment); a comment-only line at the key's own indentation is a note
-on the enclosing group, and the comment lines opening the file describe the file.
+Every key in ``conf/`` carries a comment saying what it means (a house rule), so a config file is
+documentation already: this module reads it back as a tree of :class:`ConfKey` entries. Values come from
+PyYAML (the exact defaults); comments from the text: a key's inline comment, plus the comment-only lines right
+below it that are indented past the key (they continue that comment); a comment-only line at the key's own
+indentation is a note on the enclosing group, and the comment lines opening the file describe the file.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _SKIPPED = {"defaults", "_target_", "_recursive_", "hydra"}  # Hydra's own keys,
 
 @dataclass
 class ConfKey:
-    """One key of a config file: dotted name, default value, comment, children (a group) and notes on the group."""
+    """One key of a config file: dotted name, default value, comment, children (a group)
+    and notes on the group."""
 
     key: str
     default: Any

@@ -1,14 +1,14 @@
 """The fenced code blocks of the manual, how each one is to be run, and the commands inside them.
 
-Every fenced ``bash``/``sh``/``shell``/``console``/``python``/``py`` block of ``docs/`` and ``README.md`` is run by a
-test unless the line right before its opening fence is a marker (docs/contributing.md):
+Every fenced ``bash``/``sh``/``shell``/``console``/``python``/``py`` block of ``docs/`` and ``README.md`` is
+run by a test unless the line right before its opening fence is a marker (docs/contributing.md):
 
 - ``<!-- run in the slow tier -->``: run by ``tests/test_docs.py`` in the slow tier;
 - ``<!-- run by: tests/test_x.py::test_name -->`` (or ``.ci/run``): an existing test runs the same command;
 - ``<!-- not run here: reason -->``: it cannot run here, and says why.
 
-This module only reads: it finds the blocks and their markers, and splits shell blocks into commands, so the docs
-test can check the rule without running anything and then run what it must.
+This module only reads: it finds the blocks and their markers, and splits shell blocks into commands, so the
+docs test can check the rule without running anything and then run what it must.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def logical_lines(text: str) -> list[str]:
 
 
 def shell_commands(text: str) -> list[Command]:
-    """The commands of a shell block, in order: ``&&`` splits a line; ``VAR=value`` prefixes and ``export`` lines
-    set the environment of the commands after them."""
+    """The commands of a shell block, in order: ``&&`` splits a line; ``VAR=value`` prefixes and ``export``
+    lines set the environment of the commands after them."""
     out: list[Command] = []
     exported: dict[str, str] = {}
     for line in logical_lines(text):

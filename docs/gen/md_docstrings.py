@@ -1,9 +1,10 @@
 """Docstrings and signatures as Markdown, for the reference pages generated from the code.
 
-The harness's docstrings are reST-flavoured (``code``, :class:`roles`, ``:param x:`` fields, as pytest's hookspecs
-are) or Google-flavoured (``Attributes:`` sections, as TRL's configs are). This module turns both into Markdown
-without a docstring library: roles become code (a link when the name has an entry in the reference), field lists
-and sections become bullet lists, and text outside code is escaped where Markdown would read it as markup.
+The harness's docstrings are reST-flavoured (``code``, :class:`roles`, ``:param x:`` fields, as pytest's
+hookspecs are) or Google-flavoured (``Attributes:`` sections, as TRL's configs are). This module turns both
+into Markdown without a docstring library: roles become code (a link when the name has an entry in the
+reference), field lists and sections become bullet lists, and text outside code is escaped where Markdown
+would read it as markup.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ Linker = Callable[[str], str | None]  # a dotted or plain name -> the URL of its
 
 
 def _escape(text: str) -> str:
-    """Escape what Markdown would take for markup in prose (not in code spans or ``*emphasis*``): ``<``, a stray
-    ``*`` and a leading ``#``."""
+    """Escape what Markdown would take for markup in prose (not in code spans or ``*emphasis*``): ``<``, a
+    stray ``*`` and a leading ``#``."""
     parts = re.split(r"(`[^`]*`|(?<![\w*])\*\w[^*\n]*?\w\*(?![\w*]))", text)
     for i in range(0, len(parts), 2):
         parts[i] = parts[i].replace("<", "&lt;").replace("*", r"\*")
@@ -35,7 +36,8 @@ def _escape(text: str) -> str:
 
 
 def inline(text: str, link: Linker) -> str:
-    """One paragraph's inline markup: roles to code (linked when known), ````x```` to ```x```, prose escaped."""
+    """One paragraph's inline markup: roles to code (linked when known), ````x````
+    to ```x```, prose escaped."""
 
     def role(match: re.Match[str]) -> str:
         target = match[2].strip()
@@ -129,7 +131,8 @@ def _annotation(value: Any) -> str:
 
 
 def _defaults_of(obj: Any) -> dict[str, str]:
-    """Dataclass fields whose default is a factory, shown as what the factory makes (``{}`` rather than ``<factory>``)."""
+    """Dataclass fields whose default is a factory, shown as what the factory makes
+    (``{}`` rather than ``<factory>``)."""
     if not (inspect.isclass(obj) and dataclasses.is_dataclass(obj)):
         return {}
     return {
@@ -140,8 +143,8 @@ def _defaults_of(obj: Any) -> dict[str, str]:
 
 
 def signature(obj: Any, name: str, method: bool = False) -> str | None:
-    """``name(params) -> returns`` with annotations as written in the code (a method's ``self`` or ``cls`` left
-    out); None when there is no signature."""
+    """``name(params) -> returns`` with annotations as written in the code (a method's ``self`` or ``cls``
+    left out); None when there is no signature."""
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):

@@ -1,10 +1,11 @@
-"""MkDocs hook (``hooks:`` in mkdocs.yml): adds the generated reference pages and the repository's example reports
-to the site at build time.
+"""MkDocs hook (``hooks:`` in mkdocs.yml): adds the generated reference pages and the repository's example
+reports to the site at build time.
 
-The reference pages (hooks, plugin API, methods, evaluators, settings) are written from the code on every build,
-never stored, so they cannot drift from it. The committed reports under ``leaderboards/`` and the example plugin's
-README are added as they are, so the manual links to real reports. This file is the only MkDocs-specific part:
-the page generators (``api_pages``, ``plugin_pages``, ``settings_page``) are plain functions the docs test calls.
+The reference pages (hooks, plugin API, methods, evaluators, settings) are written from the code on every
+build, never stored, so they cannot drift from it. The committed reports under ``leaderboards/`` and the
+example plugin's README are added as they are, so the manual links to real reports. This file is the only
+MkDocs-specific part: the page generators (``api_pages``, ``plugin_pages``, ``settings_page``) are plain
+functions the docs test calls.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The methods page and the evaluators page of the reference, generated from what the plugins register.
 
-Each registered method (``get_plugin_manager().methods``) is listed with its hyperparameters, its defaults for real
-models, its profiles and its suggested search space; each evaluator with its metrics and its options. A plugin
-installed where the site is built (a third-party one too) is listed the same way as the built-in ones.
+Each registered method (``get_plugin_manager().methods``) is listed with its hyperparameters, its defaults for
+real models, its profiles and its suggested search space; each evaluator with its metrics and its options. A
+plugin installed where the site is built (a third-party one too) is listed the same way as the built-in ones.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def method_section(name: str, spec: Any) -> list[str]:
         f"data: `{spec.data_kind}`",
         f"produces a `{spec.produces}`",
         f"models in memory: {_models(spec)}",
-        f"learning-rate range for real models (about 1e9 parameters): {spec.lr_range[0]:g} to {spec.lr_range[1]:g}",
+        "learning-rate range for real models (about 1e9 "
+        f"parameters): {spec.lr_range[0]:g} to {spec.lr_range[1]:g}",
     ]
     out += [f"- {f}" for f in facts] + [""]
     rows = [
@@ -162,11 +163,11 @@ def methods_page(repo: Path) -> str:
     out = [
         "# Methods",
         "",
-        "Every method registered where this site was built, generated from its plugin's `MethodSpec`. "
-        "`method=<name>` composes the common knobs below, then the method's hyperparameters and defaults, then "
-        "(when `model.profile` names one) its profile; see a trial's full config with "
-        "`python -m harness method=<name> --cfg job`. Any field of the method's trainer config can be set under "
-        "`method.trl.*`.",
+        "Every method registered where this site was built, generated from its plugin's "
+        "`MethodSpec`. `method=<name>` composes the common knobs below, then the method's "
+        "hyperparameters and defaults, then (when `model.profile` names one) its profile; see a "
+        "trial's full config with `python -m harness method=<name> --cfg job`. Any field of the "
+        "method's trainer config can be set under `method.trl.*`.",
         "",
         "## Common knobs",
         "",

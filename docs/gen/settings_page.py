@@ -1,9 +1,10 @@
-"""The settings page of the reference: every core setting, generated from its declaration when the site is built.
+"""The settings page of the reference: every core setting,
+generated from its declaration when the site is built.
 
-The core settings (train, eval, leaderboard, the Optuna sweeper, ...) are declared like plugin options, each with
-its default, type, check and meaning, and listed by ``harness.config.declared.core_settings()``. The model, data
-and toy-world keys, and any key a declaration does not cover, come from the comments of their ``conf/`` files
-(every key there has one). Each setting has an anchor named after its dotted key
+The core settings (train, eval, leaderboard, the Optuna sweeper, ...) are declared like plugin options, each
+with its default, type, check and meaning, and listed by ``harness.config.declared.core_settings()``. The
+model, data and toy-world keys, and any key a declaration does not cover, come from the comments of their
+``conf/`` files (every key there has one). Each setting has an anchor named after its dotted key
 (``settings.md#eval.selection.num_prompts``), so the rest of the manual links to it.
 """
 
@@ -17,8 +18,8 @@ from plugin_pages import accepts, cell, value
 
 SETTINGS_PAGE = "reference/settings.md"
 
-# Config files whose keys no declaration covers (the data sources' and the toy world's), listed from their comments:
-# (file under conf/, key prefix, section title). Files of one title are merged.
+# Config files whose keys no declaration covers (the data sources' and the toy world's), listed from their
+# comments: (file under conf/, key prefix, section title). Files of one title are merged.
 CONF_FILES = [
     ("data/files.yaml", "data", "Data files (`data=files`)"),
     ("data/toy.yaml", "data", "Toy-world data (`data=toy`)"),
@@ -84,8 +85,8 @@ def _key_table(keys: list[ConfKey], skip: set[str]) -> list[str]:
 
 
 def conf_section(title: str, intro: str, keys: list[ConfKey], skip: set[str]) -> list[str]:
-    """A section listing a config file's keys (those not in ``skip``) from their comments: the file's own keys,
-    then one subsection per group of keys."""
+    """A section listing a config file's keys (those not in ``skip``) from their comments: the file's own
+    keys, then one subsection per group of keys."""
     body = _key_table(keys, skip)
     for group in (k for k in flatten(keys) if k.is_group):
         table = _key_table(group.children, skip)
@@ -125,10 +126,10 @@ def settings_page(repo: Path) -> str:
     out = [
         "# Settings",
         "",
-        "Every setting of the harness's own config, generated from its declaration (or, for a key without one, "
-        "its config file's comment) when this site was built. Set any of them on the command line "
-        "(`key=value`), sweep them with `-m key=a,b`, and see a trial's composed config with "
-        "`python -m harness --cfg job`. A method's keys (`method.*`) are listed with each method under "
+        "Every setting of the harness's own config, generated from its declaration (or, for a key without "
+        "one, its config file's comment) when this site was built. Set any of them on the command line "
+        "(`key=value`), sweep them with `-m key=a,b`, and see a trial's composed config with `python -m "
+        "harness --cfg job`. A method's keys (`method.*`) are listed with each method under "
         "[Methods](methods.md), an evaluator's (`eval.<evaluator>.*`) under [Evaluators](evaluators.md).",
         "",
     ]

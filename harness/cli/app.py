@@ -81,10 +81,10 @@ def name_optuna_sweep(args: list[str], overrides: Sequence[str], multirun: bool)
 
 
 def join_trial_processes(args: list[str], overrides: Sequence[str], multirun: bool) -> list[str]:
-    """Under a distributed launcher (torchrun, accelerate launch): join the trial's process group and return ``args``
-    with the main process's run directory (``hydra.run.dir``, unless given), so that every process works in one
-    directory, and, for the other processes, Hydra's own output (``.hydra/``) left to the main one. A multirun is
-    refused: each trial is one distributed launch (:mod:`harness.config.distributed`)."""
+    """Under a distributed launcher (torchrun, accelerate launch): join the trial's process group and return
+    ``args`` with the main process's run directory (``hydra.run.dir``, unless given), so that every process
+    works in one directory, and, for the other processes, Hydra's own output (``.hydra/``) left to the main
+    one. A multirun is refused: each trial is one distributed launch (:mod:`harness.config.distributed`)."""
     import time
 
     from harness.config import distributed
@@ -109,9 +109,10 @@ def join_trial_processes(args: list[str], overrides: Sequence[str], multirun: bo
 def with_slurm_resources(
     args: list[str], overrides: Sequence[str], configs: Sequence[dict[str, Any]]
 ) -> list[str]:
-    """``args`` with the resources each trial of a ``hydra/launcher=submitit_slurm`` sweep needs and the command left
-    unset (one GPU, cores, host memory from the largest trial's estimate: :mod:`harness.config.footprint`), and one
-    line saying what each job asks for; other launchers: ``args`` unchanged."""
+    """``args`` with the resources each trial of a ``hydra/launcher=submitit_slurm`` sweep needs and the
+    command left unset (one GPU, cores, host memory from the largest trial's estimate:
+    :mod:`harness.config.footprint`), and one line saying what each job asks for; other launchers: ``args``
+    unchanged."""
     from omegaconf import OmegaConf
 
     from harness.config.footprint import slurm_resources, trial_footprint
@@ -142,9 +143,10 @@ def with_slurm_resources(
 
 def prepare(args: list[str]) -> list[str]:
     """Before Hydra starts: load the plugins and register their config nodes, then, unless the command only
-    inspects (``--cfg``, ``--help``, ...), compose and validate every job of the run, and for a grid multirun check
-    and claim its directory (:func:`harness.sweep.resume.prepare_grid`); returns the arguments Hydra gets (a stable
-    Optuna sweep name, a distributed trial's run directory, SLURM resources added). Raises UserError."""
+    inspects (``--cfg``, ``--help``, ...), compose and validate every job of the run, and for a grid multirun
+    check and claim its directory (:func:`harness.sweep.resume.prepare_grid`); returns the arguments Hydra
+    gets (a stable Optuna sweep name, a distributed trial's run directory, SLURM resources added). Raises
+    UserError."""
     from harness.config.compose import plugin_modules
     from harness.config.store import register_configs
     from harness.plugin.manager import get_plugin_manager
@@ -190,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         first = (str(exc).splitlines() or [""])[0]
         print(
-            f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run again "
-            "with verbose=true for the traceback, and report it)",
+            f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run "
+            "again with verbose=true for the traceback, and report it)",
             file=sys.stderr,
         )
         raise SystemExit(1) from None
@@ -202,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         KeyboardInterrupt
     ):  # between trials (a trial's own interruption ends in SystemExit, with its record)
         print(
-            "harness: interrupted between trials; every finished trial is recorded; run the same command again "
-            "to resume",
+            "harness: interrupted between trials; every finished trial "
+            "is recorded; run the same command again to resume",
             file=sys.stderr,
         )
         raise SystemExit(130) from None
@@ -222,8 +224,9 @@ def _hydra_main() -> None:
 
     from hydra_plugins.harness_optuna_sweeper.optuna_sweeper import HarnessOptunaSweeper
 
-    # Hydra finds plugins by listing the hydra_plugins namespace package, which an editable install (pip install
-    # -e) does not expose to listing; registering the sweeper explicitly makes hydra/sweeper=optuna work either way.
+    # Hydra finds plugins by listing the hydra_plugins namespace package, which an editable install (pip
+    # install -e) does not expose to listing; registering the sweeper explicitly makes hydra/sweeper=optuna
+    # work either way.
     Plugins.instance().register(HarnessOptunaSweeper)
 
     hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)()

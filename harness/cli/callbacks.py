@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 
 def write_sweep_leaderboard(config: DictConfig, sweep_dir: Path, echo: bool = True) -> Path:
-    """Write the reports of the records under ``sweep_dir`` to ``<leaderboard.dir>/<sweep name>/`` (and print the
-    table when ``echo`` and ``leaderboard.print``); returns the path of ``leaderboard.md``."""
+    """Write the reports of the records under ``sweep_dir`` to ``<leaderboard.dir>/<sweep name>/`` (and print
+    the table when ``echo`` and ``leaderboard.print``); returns the path of ``leaderboard.md``."""
     from harness.leaderboard import console_table, write_leaderboard
 
     out = Path(config.leaderboard.dir) / sweep_dir.name

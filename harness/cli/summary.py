@@ -12,7 +12,8 @@ def _num(value: Any) -> str:
 
 
 def trial_summary(record: TrialRecord) -> str:
-    """A few lines: status, hyperparameters, the final metrics beside the reference model's, cost, record path."""
+    """A few lines: status, hyperparameters, the final metrics beside the reference model's,
+    cost, record path."""
     hp = ", ".join(f"{k}={v}" for k, v in record.hyperparameters.items() if not k.startswith("trl."))
     lines = [f"[harness] {record.method} ({hp}): {record.status}"]
     if record.error is not None:

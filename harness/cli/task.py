@@ -1,9 +1,9 @@
 """The Hydra task: one trial in its job's directory, resumable, locked, interruptible.
 
 In a multirun, a job whose directory already holds a completed record of the same config is skipped (see
-:mod:`harness.sweep.resume`); otherwise the trial runs under its directory's lock, with SIGINT/SIGTERM turned into
-:class:`~harness.errors.TrialInterrupted`. An interrupted trial is recorded as such by the runner; here the
-leaderboard of what is complete is written, one line is printed and the process exits with 130 (SIGINT) or
+:mod:`harness.sweep.resume`); otherwise the trial runs under its directory's lock, with SIGINT/SIGTERM turned
+into :class:`~harness.errors.TrialInterrupted`. An interrupted trial is recorded as such by the runner; here
+the leaderboard of what is complete is written, one line is printed and the process exits with 130 (SIGINT) or
 143 (SIGTERM). A trial that failed on a full disk stops the sweep the same way (exit 1): the next trials would
 fail too.
 """
@@ -44,14 +44,15 @@ def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], Dict
     return multirun, output_dir, sweep, overrides, hc
 
 
-#: Set by the command line before Hydra launches: how many jobs the sweep has (a launcher never runs more at once).
+#: Set by the command line before Hydra launches: how many jobs the sweep has
+#: (a launcher never runs more at once).
 SWEEP_JOBS_ENV = "HARNESS_SWEEP_JOBS"
 
 
 def concurrent_trials(launcher: DictConfig | Mapping[str, Any] | None) -> int:
-    """How many trials the launcher runs at once on this machine: a pool launcher's ``n_jobs`` (joblib's -1: one per
-    core), at most the sweep's jobs (``$HARNESS_SWEEP_JOBS``); 1 for launchers that run one trial per machine or one
-    after another (basic, submitit, ray)."""
+    """How many trials the launcher runs at once on this machine: a pool launcher's ``n_jobs`` (joblib's -1:
+    one per core), at most the sweep's jobs (``$HARNESS_SWEEP_JOBS``); 1 for launchers that run one trial per
+    machine or one after another (basic, submitit, ray)."""
     from harness.config.resources import cpu_cores
 
     n_jobs = (

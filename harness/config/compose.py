@@ -152,9 +152,10 @@ def validate_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: boo
 
 
 def validated_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bool) -> list[dict[str, Any]]:
-    """Compose and validate the config of every job (and a multirun's ``sweep_name``); returns the jobs' resolved
-    configs, in Hydra's job order. Prints one warning line when the grid sets a ``method.<knob>`` that means
-    different things to its methods (:func:`harness.config.sweep_checks.knob_meaning_warning`). Raises UserError."""
+    """Compose and validate the config of every job (and a multirun's ``sweep_name``); returns the jobs'
+    resolved configs, in Hydra's job order. Prints one warning line when the grid sets a ``method.<knob>``
+    that means different things to its methods (:func:`harness.config.sweep_checks.knob_meaning_warning`).
+    Raises UserError."""
     from harness.config.settings_run import TOP_LEVEL
     from harness.config.validation import validate_trial_config
     from harness.plugin.manager import get_plugin_manager

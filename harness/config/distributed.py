@@ -1,17 +1,17 @@
 """Multi-process trials: which process this is, and what the processes of one trial agree on.
 
-``torchrun --nproc_per_node N -m harness ...`` (or ``accelerate launch -m harness ...``) starts N processes that train
-one trial's model together: the transformers Trainer under a TRL method runs them as DDP (or FSDP/DeepSpeed with
-``method.trl.fsdp``/``method.trl.deepspeed``). The launcher tells each process its place through the environment
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``). The harness joins the process group before Hydra starts, so that every
-process agrees on one trial directory (the main process's), and then only the main process (rank 0) evaluates,
-writes the record, saves checkpoints and calls the plugins' trial hooks; the others train and wait for its
-decisions (a pruned or failed checkpoint ends every process). The batch size stays the trial's: each process takes
-``method.batch_size / N`` rows per step.
+``torchrun --nproc_per_node N -m harness ...`` (or ``accelerate launch -m harness ...``) starts N processes
+that train one trial's model together: the transformers Trainer under a TRL method runs them as DDP (or
+FSDP/DeepSpeed with ``method.trl.fsdp``/``method.trl.deepspeed``). The launcher tells each process its place
+through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``). The harness joins the process group before
+Hydra starts, so that every process agrees on one trial directory (the main process's), and then only the main
+process (rank 0) evaluates, writes the record, saves checkpoints and calls the plugins' trial hooks; the
+others train and wait for its decisions (a pruned or failed checkpoint ends every process). The batch size
+stays the trial's: each process takes ``method.batch_size / N`` rows per step.
 
-Accelerate (through the Trainer) reuses the group joined here; its backend is gloo on CPU and NCCL on GPUs (gloo for
-the harness's own small messages). The group's timeout covers the main process's checkpoint evaluations, during
-which the others wait: ``$HARNESS_DDP_TIMEOUT_S`` (default 7200 s).
+Accelerate (through the Trainer) reuses the group joined here; its backend is gloo on CPU and NCCL on GPUs
+(gloo for the harness's own small messages). The group's timeout covers the main process's checkpoint
+evaluations, during which the others wait: ``$HARNESS_DDP_TIMEOUT_S`` (default 7200 s).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def is_main() -> bool:
 
 
 def join() -> None:
-    """Join the trial's process group (a no-op in a single process or once joined): NCCL for CUDA tensors when a GPU
-    is visible (this process on GPU ``LOCAL_RANK``), gloo for the rest."""
+    """Join the trial's process group (a no-op in a single process or once joined): NCCL for CUDA tensors when
+    a GPU is visible (this process on GPU ``LOCAL_RANK``), gloo for the rest."""
     import torch
     import torch.distributed as dist
 
@@ -80,8 +80,8 @@ def _group() -> Any:
 
 
 def broadcast(value: T) -> T:
-    """The main process's ``value`` (any picklable object), in every process of the group (``value`` itself outside
-    one)."""
+    """The main process's ``value`` (any picklable object), in every process of the group
+    (``value`` itself outside one)."""
     if not _group():
         return value
     import torch.distributed as dist
@@ -112,11 +112,12 @@ def barrier() -> None:
 
 
 def check_distributed(cfg: DictConfig, trains_with_trainer: bool) -> None:
-    """The trial's multi-process settings, before anything loads: under a distributed launcher the method trains
-    through a transformers Trainer and ``method.batch_size`` splits evenly over the processes; ``method.trl.fsdp``
-    needs such a launch; ``method.trl.deepspeed`` needs the ``deepspeed`` package and a readable JSON config (or
-    an inline mapping) that does not shard the weights (ZeRO 1 or 2), and FSDP is refused for the same reason: each
-    checkpoint is evaluated in the main process, on the whole model. Raises a one-line ConfigError naming the fix."""
+    """The trial's multi-process settings, before anything loads: under a distributed launcher the method
+    trains through a transformers Trainer and ``method.batch_size`` splits evenly over the processes;
+    ``method.trl.fsdp`` needs such a launch; ``method.trl.deepspeed`` needs the ``deepspeed`` package and a
+    readable JSON config (or an inline mapping) that does not shard the weights (ZeRO 1 or 2), and FSDP is
+    refused for the same reason: each checkpoint is evaluated in the main process, on the whole model. Raises
+    a one-line ConfigError naming the fix."""
     from harness.errors import ConfigError
 
     n = world_size()

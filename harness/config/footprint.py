@@ -1,11 +1,12 @@
-"""What one trial asks of a cluster node: GPU memory, host memory and cores, estimated from its method's models.
+"""What one trial asks of a cluster node: GPU memory, host memory and cores,
+estimated from its method's models.
 
-A SLURM job gets what it asks for, and a trial that asks too little dies after its model loads. The estimate needs
-no weights: the model's parameters are counted on its meta-device skeleton (:func:`parameter_count`); the method
-says how many full models it holds (``MethodSpec.models_in_memory``: policy, reference, reward and value models);
-the trained model adds its gradients and AdamW's two moments (three more copies in its dtype), or almost nothing
-with LoRA. Activations and the CUDA context are a margin (30% and 2 GiB), so treat the figure as a floor to round
-up, not a measurement; the trial record's ``peak_memory`` is the measurement.
+A SLURM job gets what it asks for, and a trial that asks too little dies after its model loads. The estimate
+needs no weights: the model's parameters are counted on its meta-device skeleton (:func:`parameter_count`);
+the method says how many full models it holds (``MethodSpec.models_in_memory``: policy, reference, reward and
+value models); the trained model adds its gradients and AdamW's two moments (three more copies in its dtype),
+or almost nothing with LoRA. Activations and the CUDA context are a margin (30% and 2 GiB), so treat the
+figure as a floor to round up, not a measurement; the trial record's ``peak_memory`` is the measurement.
 
 With ``hydra/launcher=submitit_slurm`` the command line fills the launcher's resources the user left unset
 (:func:`slurm_resources`, applied in :mod:`harness.cli.app`) and prints them in one line.
@@ -35,8 +36,8 @@ CPUS_PER_TRIAL = 8  # data loading, tokenisation, sampling for evaluation
 
 @dataclass(frozen=True)
 class Footprint:
-    """One trial's estimated needs: its method, the full models it holds, the parameters of one, the GPU memory
-    (GiB) of weights, training state and margin, and the host memory (GiB) to load them."""
+    """One trial's estimated needs: its method, the full models it holds, the parameters of one, the GPU
+    memory (GiB) of weights, training state and margin, and the host memory (GiB) to load them."""
 
     method: str
     models: int
@@ -55,8 +56,8 @@ class Footprint:
 
 
 def parameter_count(path: str, revision: str | None = None, trust_remote_code: bool = False) -> int | None:
-    """The parameters of the causal LM at ``path``, counted on its meta-device skeleton (no weights are read); None
-    when its config cannot be read."""
+    """The parameters of the causal LM at ``path``, counted on its meta-device skeleton (no weights are read);
+    None when its config cannot be read."""
     from harness.config.model_settings import meta_skeleton
 
     model = meta_skeleton(path, revision, trust_remote_code)
@@ -93,9 +94,9 @@ def trial_footprint(cfg: DictConfig, pm: HarnessPluginManager) -> Footprint:
 
 
 def slurm_resources(footprints: Sequence[Footprint], launcher: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``hydra.launcher`` settings of a SLURM sweep left unset in ``launcher`` (the composed launcher config),
-    for its largest trial: one GPU per trial (``gpus_per_node``), ``cpus_per_task`` cores, and the host memory
-    (``mem_gb``). Settings the user gave are kept."""
+    """The ``hydra.launcher`` settings of a SLURM sweep left unset in ``launcher`` (the composed launcher
+    config), for its largest trial: one GPU per trial (``gpus_per_node``), ``cpus_per_task`` cores, and the
+    host memory (``mem_gb``). Settings the user gave are kept."""
     known = [f for f in footprints if f.host_gib is not None]
     wanted: dict[str, Any] = {"gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": CPUS_PER_TRIAL}
     if known:

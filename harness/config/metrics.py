@@ -1,11 +1,12 @@
-"""Metric names as objectives: resolved against the metrics the trial's evaluators declare, before any compute.
+"""Metric names as objectives: resolved against the metrics the trial's evaluators declare,
+before any compute.
 
-The leaderboard's objective (``leaderboard.objective``) and an Optuna study's objectives may name any metric an
-evaluator declares with a direction, by its key (``reward_model_score``) or its leaderboard column
-(``rm_score``); ``*`` in a declared name matches any text (``lm_eval/*/acc`` covers ``lm_eval/hellaswag/acc``).
-``auto`` is the declared metric of lowest ``objective_priority`` among the evaluators that are active for the
-config: the gold reward (0) where the data defines one, else a reward model's score (10), else a judge's win rate
-(20), else preference accuracy (30).
+The leaderboard's objective (``leaderboard.objective``) and an Optuna study's objectives may name any metric
+an evaluator declares with a direction, by its key (``reward_model_score``) or its leaderboard column
+(``rm_score``); ``*`` in a declared name matches any text (``lm_eval/*/acc`` covers
+``lm_eval/hellaswag/acc``). ``auto`` is the declared metric of lowest ``objective_priority`` among the
+evaluators that are active for the config: the gold reward (0) where the data defines one, else a reward
+model's score (10), else a judge's win rate (20), else preference accuracy (30).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from harness.errors import ConfigError, UnknownNameError
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from harness.plugin.specs import EvaluatorSpec, Metric
+    from harness.plugin.metrics import Metric
+    from harness.plugin.specs import EvaluatorSpec
 
 
 def objective_candidates(evaluators: Sequence[EvaluatorSpec]) -> list[str]:
@@ -31,10 +33,10 @@ def resolve_metric(
 ) -> Metric:
     """The declaration of metric ``name`` among ``evaluators``' metrics, usable as an objective.
 
-    :raises ConfigError: the metric belongs to one of the ``registered`` evaluators that the trial does not run
-        (the message says how to add it).
-    :raises UnknownNameError: no evaluator of the trial declares it (the message lists those that exist and how
-        to add an evaluator).
+    :raises ConfigError: the metric belongs to one of the ``registered`` evaluators that the trial does not
+        run (the message says how to add it).
+    :raises UnknownNameError: no evaluator of the trial declares it (the message lists those that exist and
+        how to add an evaluator).
     :raises ConfigError: the metric has no direction (a descriptive value such as a length).
     """
     for evaluator in evaluators:

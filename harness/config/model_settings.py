@@ -2,8 +2,8 @@
 
 Each key is declared in :mod:`~harness.config.settings_model` (default, type, check, help); every model config
 extends their node, ``model/base``. A key Hydra does not know is refused by Hydra; one added with
-``+model.<key>`` passes Hydra, so :func:`check_model_settings` refuses it here, with the closest known key. LoRA is
-the ``model.lora`` node, always present: ``r: 0`` is full fine-tuning, ``r > 0`` trains an adapter
+``+model.<key>`` passes Hydra, so :func:`check_model_settings` refuses it here, with the closest known key.
+LoRA is the ``model.lora`` node, always present: ``r: 0`` is full fine-tuning, ``r > 0`` trains an adapter
 (:func:`lora_enabled`), so ``model.lora.r=16`` turns LoRA on for any model. Quantized loading (bitsandbytes,
 ``model.quantization: 4bit | 8bit``) needs a CUDA device, the bitsandbytes package and a LoRA adapter (QLoRA).
 Named LoRA target modules are checked against the model's module names, built on the meta device from its
@@ -22,7 +22,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.config import settings_model
 from harness.config.setting import SettingsGroup
-from harness.config.settings_model import ALL_LINEAR, DEVICE_MAPS, DTYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
+from harness.config.settings_model import (  # noqa: F401 (re-exported)
+    ALL_LINEAR,
+    DEVICE_MAPS,
+    DTYPES,
+    QUANTIZATIONS,
+)
 from harness.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -81,7 +86,8 @@ def lora_target_modules(model_cfg: Mapping[str, Any] | DictConfig) -> str | list
 
 
 def quantization(model_cfg: Mapping[str, Any] | DictConfig) -> str | None:
-    """``"4bit"``, ``"8bit"`` or None (``model.quantization``; unchecked, see :func:`check_model_settings`)."""
+    """``"4bit"``, ``"8bit"`` or None (``model.quantization``; unchecked,
+    see :func:`check_model_settings`)."""
     return settings_model.quantization(model_cfg.get("quantization"))
 
 
@@ -117,8 +123,8 @@ def _check_keys(model_cfg: DictConfig) -> None:
 
 
 def _check_lora_fields(model_cfg: DictConfig) -> None:
-    """Keys of an enabled adapter beyond r/alpha/dropout/target_modules must be ``peft.LoraConfig`` fields that the
-    harness does not set itself."""
+    """Keys of an enabled adapter beyond r/alpha/dropout/target_modules must be ``peft.LoraConfig`` fields
+    that the harness does not set itself."""
     lora = model_cfg.get("lora")
     if not lora_enabled(model_cfg):
         return
@@ -176,8 +182,8 @@ def _check_attention(model_cfg: DictConfig, device: torch.device) -> None:
 
 def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
     """Every ``model.*`` value that can be checked without the model: known keys, each value against its
-    declaration (:data:`harness.config.settings_model.MODEL`), attention and quantization (with what they need on
-    ``device``) and an adapter's extra ``peft.LoraConfig`` fields. Raises a one-line ConfigError."""
+    declaration (:data:`harness.config.settings_model.MODEL`), attention and quantization (with what they need
+    on ``device``) and an adapter's extra ``peft.LoraConfig`` fields. Raises a one-line ConfigError."""
     _check_keys(model_cfg)
     settings_model.MODEL.check(model_cfg)
     _check_attention(model_cfg, device)
@@ -185,7 +191,7 @@ def check_model_settings(model_cfg: DictConfig, device: torch.device) -> None:
     _check_quantization(model_cfg, device)
 
 
-# --- LoRA target modules against the model's module names ----------------------------------------------------
+# --- LoRA target modules against the model's module names ---------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)

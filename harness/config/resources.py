@@ -1,4 +1,5 @@
-"""Resources a trial config names, resolved before anything loads: the device, the precision, the model's place.
+"""Resources a trial config names, resolved before anything loads: the device, the precision,
+the model's place.
 
 A model name is first offered to plugins (``harness_model_resolve``: the toy world maps ``toyworld`` to its
 cached directory), then taken as a local directory, then as a Hub id that must already be in the local cache
@@ -51,8 +52,8 @@ def cpu_cores() -> int:
 
 def trial_threads(setting: int, concurrent: int) -> int | None:
     """Torch CPU threads for one trial: ``train.num_threads`` when positive; with 0, the machine's cores split
-    between the ``concurrent`` trials a launcher runs on it at once (``cores // concurrent``, at least 1), or None
-    (torch's default, every core) when the trial runs alone."""
+    between the ``concurrent`` trials a launcher runs on it at once (``cores // concurrent``, at least 1), or
+    None (torch's default, every core) when the trial runs alone."""
     if setting > 0:
         return setting
     if concurrent > 1:
@@ -62,7 +63,8 @@ def trial_threads(setting: int, concurrent: int) -> int | None:
 
 def trial_device(device: torch.device, slot: int) -> torch.device:
     """The device of the trial in launcher slot ``slot`` (its job number modulo the concurrent trials): with
-    several GPUs the trials are spread over them round-robin, more trials than GPUs sharing one; else ``device``."""
+    several GPUs the trials are spread over them round-robin, more trials than GPUs sharing one; else
+    ``device``."""
     if device.type != "cuda" or device.index is not None or torch.cuda.device_count() < 2:
         return device
     index = slot % torch.cuda.device_count()

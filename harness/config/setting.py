@@ -1,9 +1,10 @@
-"""A core setting's declaration (:class:`Setting`) and the settings of one config node (:class:`SettingsGroup`).
+"""A core setting's declaration (:class:`Setting`) and the settings of one config node
+(:class:`SettingsGroup`).
 
-A :class:`Setting` is a plugin's :class:`~harness.plugin.settings.Option` (default, help, bounds, choices, nullable,
-types) with the sentence its error ends with and, where those cannot say it, a check of its own; a
-:class:`SettingsGroup` checks a config node against its settings and gives Hydra their defaults. The declarations
-themselves, and why Hydra holds only the defaults, are :mod:`harness.config.declared`.
+A :class:`Setting` is a plugin's :class:`~harness.plugin.settings.Option` (default, help, bounds, choices,
+nullable, types) with the sentence its error ends with and, where those cannot say it, a check of its own; a
+:class:`SettingsGroup` checks a config node against its settings and gives Hydra their defaults. The
+declarations themselves, and why Hydra holds only the defaults, are :mod:`harness.config.declared`.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ def _is_interpolation(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Setting(Option):
-    """A core setting: an :class:`~harness.plugin.settings.Option` whose error line can say what to write instead.
+    """A core setting: an :class:`~harness.plugin.settings.Option` whose error line can say what
+    to write instead.
 
     Attributes:
-        fix: the end of the error line (``<key>=<value> is invalid; <fix>.``), e.g. ``use all or final``; empty:
-            the problem found (``it must be an integer``).
-        check: a further check of a value that the declared type, bounds and choices accept; returns the problem
-            (None when there is none), or raises a :class:`~harness.errors.ConfigError` with a line of its own
-            (a check shared with another reader of the setting, e.g. the leaderboard's ``matched_kl``).
+        fix: the end of the error line (``<key>=<value> is invalid; <fix>.``), e.g. ``use all or final``;
+            empty: the problem found (``it must be an integer``).
+        check: a further check of a value that the declared type, bounds and choices accept; returns the
+            problem (None when there is none), or raises a :class:`~harness.errors.ConfigError` with a line of
+            its own (a check shared with another reader of the setting, e.g. the leaderboard's
+            ``matched_kl``).
 
-    A default may be an interpolation (``${leaderboard.kl_budget}``): it takes another key's value, checked there.
+    A default may be an interpolation (``${leaderboard.kl_budget}``):
+    it takes another key's value, checked there.
     """
 
     fix: str = ""
@@ -60,7 +64,8 @@ class SettingsGroup:
     """The settings of one config node.
 
     Attributes:
-        key: the node's dotted key (``"train"``, ``"eval.selection"``, ``"hydra.sweeper"``; ``""``: the top level).
+        key: the node's dotted key (``"train"``, ``"eval.selection"``, ``"hydra.sweeper"``; ``""``:
+            the top level).
         help: one line saying what the node is for.
         options: its settings, in the order the config lists them.
         groups: its sub-nodes (``eval.selection`` in ``eval``), each with its own full key.

@@ -1,9 +1,10 @@
 """The evaluation's settings, declared: ``eval.*`` and ``eval.selection.*``.
 
-Hydra gets their defaults as the ``eval/default`` node (:func:`harness.config.store.register_configs`), which the
-presets ``conf/eval/fast.yaml`` and ``full.yaml`` extend; a model config's ``profile`` adds its evaluation values on
-top (``conf/eval_profile/<profile>.yaml``: the toy world's shorter completions). Each evaluator's own options live
-under ``eval.<evaluator>``, declared by its plugin. See :mod:`harness.config.setting` for what a declaration holds.
+Hydra gets their defaults as the ``eval/default`` node (:func:`harness.config.store.register_configs`), which
+the presets ``conf/eval/fast.yaml`` and ``full.yaml`` extend; a model config's ``profile`` adds its evaluation
+values on top (``conf/eval_profile/<profile>.yaml``: the toy world's shorter completions). Each evaluator's
+own options live under ``eval.<evaluator>``, declared by its plugin. See :mod:`harness.config.setting` for
+what a declaration holds.
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ def _names(value: Any) -> str | None:
 
 SELECTION = SettingsGroup(
     "eval.selection",
-    "Choosing each trial's checkpoint (and Optuna's values) on other prompts than the reported ones. Only the "
-    "evaluators whose metrics choose the checkpoint run on them: the one measuring leaderboard.objective, those "
-    "measuring the Optuna study's objectives, and kl (the KL budget).",
+    "Choosing each trial's checkpoint (and Optuna's values) on other prompts than the reported ones. Only "
+    "the evaluators whose metrics choose the checkpoint run on them: the one measuring "
+    "leaderboard.objective, those measuring the Optuna study's objectives, and kl (the KL budget).",
     (
         Setting(
             "num_prompts",
             64,
-            "selection prompts, disjoint from the reported ones: the data source's own (toy world), else the last N "
-            "held-out prompts after the eval.num_prompts reported ones (fewer when too few are left, with a "
-            "warning); 0: off, checkpoints are chosen on the reported prompts (optimistic)",
+            "selection prompts, disjoint from the reported ones: the data source's own (toy world), else "
+            "the last N held-out prompts after the eval.num_prompts reported ones (fewer when too few are "
+            "left, with a warning); 0: off, checkpoints are chosen on the reported prompts (optimistic)",
             bounds="[0, inf)",
             fix="use a number of prompts >= 0 (0: choose checkpoints on the reported prompts)",
         ),
@@ -64,15 +65,17 @@ SELECTION = SettingsGroup(
 
 EVAL = SettingsGroup(
     "eval",
-    "Evaluation of checkpoints: every checkpoint of every trial is evaluated the same way, with fixed sampling "
-    "seeds; the reference model's side is computed once per model, data and eval settings and cached on disk. "
-    "eval=fast for quick looks, eval=full for all; each evaluator's options under eval.<evaluator>.",
+    "Evaluation of checkpoints: every checkpoint of every trial is evaluated the same way, "
+    "with fixed sampling seeds; the reference model's side is computed once per model, "
+    "data and eval settings and cached on disk. eval=fast for quick looks, eval=full for "
+    "all; each evaluator's options under eval.<evaluator>.",
     (
         Setting(
             "evaluators",
             DEFAULT_EVALUATORS,
-            "registered evaluator names, run in this order (plugins can add their own): gold reward, reward-model "
-            "score, KL to the reference, win rate, preference accuracy, text statistics, lm-eval tasks",
+            "registered evaluator names, run in this order (plugins can add their "
+            "own): gold reward, reward-model score, KL to the reference, win rate, "
+            "preference accuracy, text statistics, lm-eval tasks",
             types=(list,),
             check=_names,
             fix="use a list of evaluator names, e.g. [gold_reward, kl]",
@@ -153,8 +156,8 @@ EVAL = SettingsGroup(
         Setting(
             "readable_samples",
             8,
-            "first N held-out prompts kept as text in trial.json per checkpoint (reference and policy completions, "
-            "per-sample scores) for samples.csv and the report's Samples section; 0: none",
+            "first N held-out prompts kept as text in trial.json per checkpoint (reference and policy "
+            "completions, per-sample scores) for samples.csv and the report's Samples section; 0: none",
             bounds="[0, inf)",
             fix="use a number of prompts >= 0 (0: none)",
         ),

@@ -1,11 +1,12 @@
 """The model's settings, declared: ``model.*``, ``model.bnb_4bit.*`` and ``model.lora.*``.
 
-Hydra gets their defaults as the ``model/base`` node (:func:`harness.config.store.register_configs`); every model
-config extends it (``defaults: [base, _self_]``) and holds only what differs: ``conf/model/toy.yaml`` (the toy
-world's model and profile), ``hf.yaml`` (any causal LM: ``model.name_or_path`` to set), ``lora.yaml`` (the toy model
-with an adapter), or a user's own. What these declarations cannot check alone (quantization and flash attention on
-the trial's device, LoRA target modules against the model, extra ``peft.LoraConfig`` fields) is
-:mod:`harness.config.model_settings`. See :mod:`harness.config.setting` for what a declaration holds.
+Hydra gets their defaults as the ``model/base`` node (:func:`harness.config.store.register_configs`); every
+model config extends it (``defaults: [base, _self_]``) and holds only what differs: ``conf/model/toy.yaml``
+(the toy world's model and profile), ``hf.yaml`` (any causal LM: ``model.name_or_path`` to set), ``lora.yaml``
+(the toy model with an adapter), or a user's own. What these declarations cannot check alone (quantization and
+flash attention on the trial's device, LoRA target modules against the model, extra ``peft.LoraConfig``
+fields) is :mod:`harness.config.model_settings`. See :mod:`harness.config.setting` for what a declaration
+holds.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ ALL_LINEAR = "all-linear"
 
 
 def quantization(value: Any) -> str | None:
-    """``"4bit"``, ``"8bit"`` (or what else was written) for ``model.quantization``; None when off (null, false,
-    ``none``)."""
+    """``"4bit"``, ``"8bit"`` (or what else was written) for ``model.quantization``;
+    None when off (null, false, ``none``)."""
     return None if value in (None, False, "none", "null") else str(value)
 
 
@@ -93,8 +94,8 @@ LORA = SettingsGroup(
         Setting(
             "target_modules",
             ALL_LINEAR,
-            "all-linear (every linear layer but the output head) or module names, e.g. [q_proj, v_proj]; checked "
-            "against the model",
+            "all-linear (every linear layer but the output head) or module names, "
+            "e.g. [q_proj, v_proj]; checked against the model",
             types=(str, list),
             check=_not_empty,
             fix="use all-linear or a list of module names",
@@ -104,9 +105,9 @@ LORA = SettingsGroup(
 
 MODEL = SettingsGroup(
     "model",
-    "The policy (and reference) model: model=toy (the toy world's), model=hf model.name_or_path=<dir or Hub id> "
-    "(any causal LM loadable with AutoModelForCausalLM; offline by default: export HF_HUB_OFFLINE=0 to download), "
-    "or a model config of your own extending base.",
+    "The policy (and reference) model: model=toy (the toy world's), model=hf "
+    "model.name_or_path=<dir or Hub id> (any causal LM loadable with AutoModelForCausalLM; offline by "
+    "default: export HF_HUB_OFFLINE=0 to download), or a model config of your own extending base.",
     (
         Setting(
             "name_or_path",
@@ -117,8 +118,9 @@ MODEL = SettingsGroup(
         Setting(
             "profile",
             None,
-            "the defaults this model gets beyond the real-model ones: each method's values for the profile and the "
-            "evaluation's (conf/eval_profile/<profile>.yaml); toy = the toy world's tuning; null: real-model defaults",
+            "the defaults this model gets beyond the real-model ones: each method's values "
+            "for the profile and the evaluation's (conf/eval_profile/<profile>.yaml); toy = "
+            "the toy world's tuning; null: real-model defaults",
             types=(str,),
             nullable=True,
         ),
@@ -132,16 +134,16 @@ MODEL = SettingsGroup(
         Setting(
             "dtype",
             "auto",
-            "weights dtype: auto (fp32 master weights; train.precision=auto trains in bf16 on a GPU) | float32 | "
-            "bfloat16 | float16",
+            "weights dtype: auto (fp32 master weights; train.precision=auto trains "
+            "in bf16 on a GPU) | float32 | bfloat16 | float16",
             choices=("auto", *DTYPES),
             fix=f"use auto, {', '.join(DTYPES)}",
         ),
         Setting(
             "attn_implementation",
             None,
-            "attention kernel: null = transformers' default (sdpa) | eager | sdpa | flash_attention_2 (CUDA, pip "
-            "install flash-attn)",
+            "attention kernel: null = transformers' default (sdpa) | eager | sdpa | "
+            "flash_attention_2 (CUDA, pip install flash-attn)",
             types=(str,),
             nullable=True,
             check=_not_empty,
@@ -150,13 +152,13 @@ MODEL = SettingsGroup(
         Setting(
             "device_map",
             None,
-            "null: the whole model on train.device; auto: shard a model too large for one GPU over all visible GPUs "
-            "(accelerate)",
+            "null: the whole model on train.device; auto: shard a model too "
+            "large for one GPU over all visible GPUs (accelerate)",
             types=(str, dict),
             nullable=True,
             check=_device_map,
-            fix=f"use null (the whole model on train.device), {', '.join(DEVICE_MAPS)} or a mapping of module names "
-            "to devices",
+            fix="use null (the whole model on train.device), "
+            f"{', '.join(DEVICE_MAPS)} or a mapping of module names to devices",
         ),
         Setting(
             "quantization",
@@ -175,8 +177,8 @@ MODEL = SettingsGroup(
         Setting(
             "sft",
             None,
-            "an SFT stage trained first, its final checkpoint then being the policy and reference (method=sft "
-            "settings, e.g. {max_steps: 200}); null: none (see the sft plugin)",
+            "an SFT stage trained first, its final checkpoint then being the policy and reference "
+            "(method=sft settings, e.g. {max_steps: 200}); null: none (see the sft plugin)",
             nullable=True,
         ),
     ),

@@ -1,8 +1,8 @@
 """The run's own settings, declared: the top-level keys, ``train.*``, ``tracking.*`` and ``leaderboard.*``.
 
 Hydra gets their defaults as the ``core_settings`` node that ``conf/config.yaml`` lists
-(:func:`harness.config.store.register_configs`); :mod:`harness.config.validation` checks a trial's values against
-them before any compute. See :mod:`harness.config.setting` for what a declaration holds.
+(:func:`harness.config.store.register_configs`); :mod:`harness.config.validation` checks a trial's values
+against them before any compute. See :mod:`harness.config.setting` for what a declaration holds.
 """
 
 from __future__ import annotations
@@ -56,16 +56,16 @@ TOP_LEVEL = SettingsGroup(
         Setting(
             "sweep_name",
             "${now:%Y-%m-%d_%H-%M-%S}",
-            "multirun name: trials in multirun/<sweep_name>/, report in leaderboards/<sweep_name>/ (one plain "
-            "directory name; default: the time the multirun starts)",
+            "multirun name: trials in multirun/<sweep_name>/, report in leaderboards/<sweep_name>/ (one "
+            "plain directory name; default: the time the multirun starts)",
             types=(str, int),
             check=_sweep_name,
         ),
         Setting(
             "rerun",
             "missing",
-            "a multirun run again with the same sweep_name: missing = skip trials completed with the same config, "
-            "run the rest | all = run every trial again (the command line's --force)",
+            "a multirun run again with the same sweep_name: missing = skip trials completed with the same "
+            "config, run the rest | all = run every trial again (the command line's --force)",
             choices=RERUN_CHOICES,
             fix="use rerun=missing (skip completed trials) or rerun=all",
         ),
@@ -93,8 +93,8 @@ TRAIN = SettingsGroup(
         Setting(
             "save_checkpoints",
             True,
-            "write checkpoint weights (safetensors) to <trial dir>/checkpoints/step-N/: true = the evaluated ones "
-            "(eval.checkpoints), all = every one, false = none",
+            "write checkpoint weights (safetensors) to <trial dir>/checkpoints/step-N/: true = the "
+            "evaluated ones (eval.checkpoints), all = every one, false = none",
             types=(bool, str),
             choices=(True, "all", False),
             fix="use true (the evaluated checkpoints), all (every checkpoint) or false (none)",
@@ -117,7 +117,8 @@ TRAIN = SettingsGroup(
         Setting(
             "num_threads",
             0,
-            "torch CPU threads; 0 = torch's default (all cores; split between the trials a parallel launcher runs)",
+            "torch CPU threads; 0 = torch's default (all cores; "
+            "split between the trials a parallel launcher runs)",
             bounds="[0, inf)",
             fix="use a number of threads >= 1, or 0 (torch's default)",
         ),
@@ -135,7 +136,8 @@ TRACKING = SettingsGroup(
             types=(list, str),
             nullable=True,
             check=_names,
-            fix="give a tracker or a list of trackers, e.g. tracking.report_to=[tensorboard,mlflow] (none: no tracker)",
+            fix="give a tracker or a list of trackers, e.g. "
+            "tracking.report_to=[tensorboard,mlflow] (none: no tracker)",
         ),
         Setting(
             "project",
@@ -146,7 +148,8 @@ TRACKING = SettingsGroup(
         Setting(
             "dir",
             None,
-            "TensorBoard event files in <dir>/<run name>, W&B's files in <dir>/wandb; null = the trial directory",
+            "TensorBoard event files in <dir>/<run name>, W&B's "
+            "files in <dir>/wandb; null = the trial directory",
             types=(str,),
             nullable=True,
         ),
@@ -166,8 +169,8 @@ LEADERBOARD = SettingsGroup(
         Setting(
             "objective",
             "auto",
-            "metric to rank by: auto = gold reward (else reward-model score, ...), or any metric an evaluator "
-            "declares with a direction (name or column); null = auto",
+            "metric to rank by: auto = gold reward (else reward-model score, ...), or any metric an "
+            "evaluator declares with a direction (name or column); null = auto",
             nullable=True,
         ),
         Setting(
@@ -182,8 +185,8 @@ LEADERBOARD = SettingsGroup(
         Setting(
             "matched_kl",
             [1, 2, 5],
-            'KL values (nats) at which each method\'s reward-vs-KL frontier is read for the "reward at matched KL" '
-            "table (interpolated, never extrapolated); [] = no table",
+            "KL values (nats) at which each method's reward-vs-KL frontier is read for the \"reward at "
+            'matched KL" table (interpolated, never extrapolated); [] = no table',
             types=(list,),
             nullable=True,
             check=_matched_kl,

@@ -1,23 +1,26 @@
-"""The config nodes the harness and its plugins put in Hydra's ConfigStore, which ``conf/config.yaml`` composes.
+"""The config nodes the harness and its plugins put in Hydra's ConfigStore,
+which ``conf/config.yaml`` composes.
 
-The core settings' nodes are built from their declarations (:mod:`harness.config.declared`): ``core_settings`` (the
-top-level keys, ``train``, ``tracking``, ``leaderboard``), ``eval/default`` (which ``eval/fast`` and ``eval/full``
-extend), ``model/base`` (which every model config extends) and ``hydra/sweeper/optuna`` (the Optuna sweeper's).
+The core settings' nodes are built from their declarations (:mod:`harness.config.declared`): ``core_settings``
+(the top-level keys, ``train``, ``tracking``, ``leaderboard``), ``eval/default`` (which ``eval/fast`` and
+``eval/full`` extend), ``model/base`` (which every model config extends) and ``hydra/sweeper/optuna`` (the
+Optuna sweeper's).
 
 A method's config is the base method config (``conf/method/base.yaml``: the common training knobs, with their
-comments), its :class:`~harness.plugin.settings.Hyperparameter` defaults, then its ``MethodSpec.defaults``. It is
-stored as ``method/<name>``, extending ``base``, so every method is selected, overridden and swept the same way.
-Those defaults are for real models. A model config that names a ``profile`` (the toy world's: ``profile: toy``)
-gets that profile's values, all selected by that one key: each method's (``MethodSpec.profiles``, stored as
-``method_profile/<profile>_<method>``) and the evaluation's (``eval_profile/<profile>.yaml``, in ``conf/`` or a
-plugin's config folder). The node ``profile/<model config>`` names both for the profile its model config declares
-(or the model config it extends), and the primary config selects it by the model chosen (``optional profile:
-${model}``): the defaults list can interpolate the choice of a group, never a value such as ``model.profile``.
+comments), its :class:`~harness.plugin.settings.Hyperparameter` defaults, then its ``MethodSpec.defaults``. It
+is stored as ``method/<name>``, extending ``base``, so every method is selected, overridden and swept the same
+way. Those defaults are for real models. A model config that names a ``profile`` (the toy world's:
+``profile: toy``) gets that profile's values, all selected by that one key: each method's
+(``MethodSpec.profiles``, stored as ``method_profile/<profile>_<method>``) and the evaluation's
+(``eval_profile/<profile>.yaml``, in ``conf/`` or a plugin's config folder). The node
+``profile/<model config>`` names both for the profile its model config declares (or the model config it
+extends), and the primary config selects it by the model chosen (``optional profile: ${model}``): the defaults
+list can interpolate the choice of a group, never a value such as ``model.profile``.
 
-A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in a config folder it names
-through ``harness_config_searchpath``; that file is then the method's config, and it must agree with the spec
-(checked here, at start-up). Evaluator options are stored as one node, ``evaluator_options``, that the primary
-config lists before ``eval``, so eval presets can override them.
+A plugin that wants a commented YAML file for its method ships ``method/<name>.yaml`` in a config folder it
+names through ``harness_config_searchpath``; that file is then the method's config, and it must agree with the
+spec (checked here, at start-up). Evaluator options are stored as one node, ``evaluator_options``, that the
+primary config lists before ``eval``, so eval presets can override them.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def base_method_config() -> dict[str, Any]:
 
 
 def method_node(spec: MethodSpec) -> dict[str, Any]:
-    """What ``method=<name>`` adds to the base config: name, hyperparameter defaults, then the spec's defaults."""
+    """What ``method=<name>`` adds to the base config: name, hyperparameter defaults,
+    then the spec's defaults."""
     node: dict[str, Any] = {"name": spec.name, **{h.name: h.default for h in spec.hyperparameters}}
     node.update({k: (dict(v) if isinstance(v, Mapping) else v) for k, v in spec.defaults.items()})
     return node
@@ -84,8 +88,9 @@ def method_defaults(name: str, cfg: DictConfig | None = None) -> dict[str, Any]:
 
 
 def model_profiles(pm: HarnessPluginManager) -> dict[str, str]:
-    """The profile of each model config (``model/<choice>.yaml``: its ``profile`` key, or that of the model config
-    it extends), for the configs that name one: the method and eval values its ``profile/<choice>`` node selects."""
+    """The profile of each model config (``model/<choice>.yaml``: its ``profile`` key, or that of the model
+    config it extends), for the configs that name one: the method and eval values its ``profile/<choice>``
+    node selects."""
     found: dict[str, Any] = {}
     for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
         for choice, text in _group_files(path, "model").items():
@@ -143,7 +148,8 @@ def _group_files(path: str, group: str) -> dict[str, str]:
 
 
 def shipped_method_yaml(pm: HarnessPluginManager, name: str) -> tuple[str, Any] | None:
-    """``(where, file)`` of a YAML file that defines ``method=<name>``, if the harness or a plugin ships one."""
+    """``(where, file)`` of a YAML file that defines ``method=<name>``,
+    if the harness or a plugin ships one."""
     for path in (f"pkg://{CONFIG_MODULE}", *search_path(pm)):
         found = _shipped_file(path, f"method/{name}.yaml")
         if found is not None:
@@ -160,7 +166,8 @@ def _flat(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
 
 
 def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
-    """A shipped method YAML must extend ``base`` and agree with the spec: the same keys, the same defaults."""
+    """A shipped method YAML must extend ``base`` and agree with the spec: the same keys,
+    the same defaults."""
     loaded = OmegaConf.to_container(OmegaConf.create(text))
     assert isinstance(loaded, dict)
     owner = (
@@ -192,8 +199,8 @@ def check_method_yaml(spec: MethodSpec, where: str, text: str) -> None:
 
 
 def register_configs(pm: HarnessPluginManager) -> None:
-    """Store the core settings' nodes, every method's config node, the profiles' nodes and the evaluators' options
-    in Hydra's ConfigStore (idempotent)."""
+    """Store the core settings' nodes, every method's config node, the profiles' nodes and the evaluators'
+    options in Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
@@ -216,7 +223,8 @@ def register_configs(pm: HarnessPluginManager) -> None:
 
 
 def _store_core_settings(store: ConfigStore) -> None:
-    """The nodes built from the core settings' declarations (their defaults; Hydra composes and overrides them)."""
+    """The nodes built from the core settings' declarations
+    (their defaults; Hydra composes and overrides them)."""
     from harness.config import settings_eval, settings_model, settings_run, settings_sweeper
 
     run = {
@@ -236,8 +244,8 @@ def _store_core_settings(store: ConfigStore) -> None:
 
 
 def _store_profiles(store: ConfigStore, pm: HarnessPluginManager) -> None:
-    """``method_profile/<profile>_<method>`` for each method's profiles, and ``profile/<model config>`` naming the
-    method and eval values of the profile each model config declares."""
+    """``method_profile/<profile>_<method>`` for each method's profiles, and ``profile/<model config>`` naming
+    the method and eval values of the profile each model config declares."""
     for name, spec in pm.methods.items():
         for profile, values in spec.profiles.items():
             store.store(
@@ -266,7 +274,8 @@ _SEARCH_PATH: list[str] = []  # the folders the registered SearchPathPlugin adds
 
 
 def _register_search_path(paths: list[str]) -> None:
-    """Add the plugins' config folders to Hydra's search path (a SearchPathPlugin, as Hydra's own plugins do)."""
+    """Add the plugins' config folders to Hydra's search path
+    (a SearchPathPlugin, as Hydra's own plugins do)."""
     new = [p for p in paths if p not in _SEARCH_PATH]
     if not new:
         return

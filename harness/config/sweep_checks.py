@@ -2,8 +2,8 @@
 of one grid, and the leaderboard's matched-KL levels.
 
 :func:`knob_meaning_warning` reads each method's :class:`~harness.plugin.settings.Hyperparameter` help: a grid
-such as ``-m method=dpo,ipo,orpo method.beta=0.05,0.1`` sets DPO's KL strength, IPO's tau and ORPO's lambda to the
-same numbers, which is rarely what a comparison wants, so the run is announced with one warning line.
+such as ``-m method=dpo,ipo,orpo method.beta=0.05,0.1`` sets DPO's KL strength, IPO's tau and ORPO's lambda to
+the same numbers, which is rarely what a comparison wants, so the run is announced with one warning line.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]{0,199}")  # one path comp
 
 
 def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]:
-    """The KL levels (nats per sequence) at which the leaderboard compares methods, sorted; ``null`` or ``[]``:
-    none (no matched-KL table).
+    """The KL levels (nats per sequence) at which the leaderboard compares methods, sorted; ``null`` or
+    ``[]``: none (no matched-KL table).
 
     :raises ConfigError: not a list of finite numbers > 0.
     """
@@ -50,15 +50,17 @@ def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]
 
 
 def _meaning(help_text: str) -> str:
-    """The meaning part of a hyperparameter's help: the text before its first ``;`` (the ranges come after)."""
+    """The meaning part of a hyperparameter's help: the text before its first ``;``
+    (the ranges come after)."""
     return help_text.split(";", 1)[0].strip() or "(no description)"
 
 
 def knob_meanings(
     jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager
 ) -> dict[str, dict[str, str]]:
-    """For each ``method.<knob>`` that the jobs set (``(method name, knobs set on its command line)`` per job) for
-    several methods that declare it with different meanings: method -> meaning, in the order first seen."""
+    """For each ``method.<knob>`` that the jobs set (``(method name, knobs set on its command line)`` per job)
+    for several methods that declare it with different meanings: method -> meaning, in the order first
+    seen."""
     methods_by_knob: dict[str, list[str]] = {}
     for method, knobs in jobs:
         for knob in knobs:
@@ -83,8 +85,8 @@ def _and(names: Sequence[str]) -> str:
 
 def knob_meaning_warning(jobs: Sequence[tuple[str, Iterable[str]]], pm: HarnessPluginManager) -> str | None:
     """One warning line when a grid sets a knob whose meaning differs between its methods (see
-    :func:`knob_meanings`), naming each method's meaning (methods that share one together) and the fix: one grid
-    per meaning; None when there is none."""
+    :func:`knob_meanings`), naming each method's meaning (methods that share one together) and the fix: one
+    grid per meaning; None when there is none."""
     found = knob_meanings(jobs, pm)
     if not found:
         return None
@@ -116,9 +118,9 @@ def method_knobs(job: Sequence[str]) -> set[str]:
 
 
 def check_sweep_name(name: Any) -> str:
-    """``sweep_name`` as given, if it is one safe directory name (letters, digits, ``_.=,+-``; not starting with a
-    dot; at most 200 characters). :raises ConfigError: anything that could place files elsewhere (``../x``,
-    ``/tmp/x``, ``a/b``)."""
+    """``sweep_name`` as given, if it is one safe directory name (letters, digits, ``_.=,+-``; not starting
+    with a dot; at most 200 characters). :raises ConfigError: anything that could place files elsewhere
+    (``../x``, ``/tmp/x``, ``a/b``)."""
     text = str(name)
     if not SWEEP_NAME.fullmatch(text) or ".." in text:
         raise ConfigError(

@@ -3,9 +3,9 @@
 A method's trainer config (a ``transformers.TrainingArguments`` subclass such as TRL's ``DPOConfig``) is built
 from three sources, in order: the common knobs (``method.learning_rate`` -> ``learning_rate``, ...: see
 :data:`~harness.plugin.settings.TRAINING_ARGUMENTS`), the method's hyperparameters that declare a ``field``
-(``method.gamma`` -> ``simpo_gamma``), and ``method.trl.*`` verbatim. A ``method.trl`` key that one of the first
-two already sets, or that the harness manages (output directory, seeds, logging, precision), is refused before
-any compute, as is a key the config class does not have.
+(``method.gamma`` -> ``simpo_gamma``), and ``method.trl.*`` verbatim. A ``method.trl`` key that one of the
+first two already sets, or that the harness manages (output directory, seeds, logging, precision), is refused
+before any compute, as is a key the config class does not have.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Checks of a composed trial config that must pass before any compute.
 
 Core checks cover what every trial shares: each core setting against its declaration
-(:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level keys,
-``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range, ``method.trl``
-fields known to the method's TRL config, evaluators known, the model reachable. Plugins add their own through the
-``harness_config_validate`` hook (a data plugin reads and validates its file there). Every failure is a
-one-line :class:`harness.errors.UserError`.
+(:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level
+keys, ``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range,
+``method.trl`` fields known to the method's TRL config, evaluators known, the model reachable. Plugins add
+their own through the ``harness_config_validate`` hook (a data plugin reads and validates its file there).
+Every failure is a one-line :class:`harness.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ def trial_evaluators(cfg: DictConfig, pm: HarnessPluginManager) -> list[Evaluato
 
 
 def metric_declarations(cfg: DictConfig, pm: HarnessPluginManager) -> dict[str, dict[str, Any]]:
-    """What the trial's evaluators declare about their metrics, as written to its record (name -> declaration)."""
+    """What the trial's evaluators declare about their metrics,
+    as written to its record (name -> declaration)."""
     return {m.name: m.to_record(e.name) for e in trial_evaluators(cfg, pm) for m in e.metrics}
 
 
 def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """``eval.*`` valid against its declarations, its evaluators known and for policies, their options valid."""
+    """``eval.*`` valid against its declarations, its evaluators known and for policies,
+    their options valid."""
     settings_eval.EVAL.check(cfg.eval)
     for name in evaluator_names(cfg):
         spec = pm.evaluator(name)
@@ -76,8 +78,8 @@ def validate_eval(cfg: DictConfig, pm: HarnessPluginManager) -> None:
 
 
 def validate_selection(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """``eval.selection``: its declared settings (a number of prompts >= 0, a seed or null, a list of evaluators
-    to exclude), and the evaluators it excludes known."""
+    """``eval.selection``: its declared settings (a number of prompts >= 0, a seed or null, a list of
+    evaluators to exclude), and the evaluators it excludes known."""
     selection = cfg.eval.get("selection") or {}
     settings_eval.SELECTION.check(selection)
     unknown = next((name for name in selection.get("exclude") or [] if name not in pm.evaluators), None)
@@ -98,8 +100,9 @@ def validate_objective(cfg: DictConfig, pm: HarnessPluginManager) -> None:
 
 
 def validate_train(cfg: DictConfig) -> None:
-    """``train.*`` (the device and precision resolvable here) and the top-level keys, against their declarations (a
-    multirun's ``sweep_name`` is checked with the run: :func:`harness.config.compose.validated_jobs`)."""
+    """``train.*`` (the device and precision resolvable here) and the top-level keys, against their
+    declarations (a multirun's ``sweep_name`` is checked with the run:
+    :func:`harness.config.compose.validated_jobs`)."""
     device = resources.resolve_device(str(cfg.train.device))
     resources.resolve_precision(str(cfg.train.precision), device)
     settings_run.TRAIN.check(cfg.train)
@@ -114,15 +117,16 @@ def validate_reporting(cfg: DictConfig) -> None:
 
 
 def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """``model.*``: known keys and valid values (quantization and flash attention on the trial's device), the model
-    reachable, and named LoRA target modules present in it (checked on its meta-device skeleton)."""
+    """``model.*``: known keys and valid values (quantization and flash attention on the trial's device), the
+    model reachable, and named LoRA target modules present in it (checked on its meta-device skeleton)."""
     model_settings.check_model_settings(cfg.model, resources.resolve_device(str(cfg.train.device)))
     path = resources.resolve_model_path(pm, cfg, dry_run=True)
     model_settings.check_lora_targets(path, cfg.model)
 
 
 def validate_processes(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """Multi-process training (torchrun/accelerate launch, FSDP, DeepSpeed): :func:`distributed.check_distributed`."""
+    """Multi-process training (torchrun/accelerate launch, FSDP, DeepSpeed):
+    :func:`distributed.check_distributed`."""
     distributed.check_distributed(cfg, trains_with_trainer=pm.method(cfg.method.name).trainer is not None)
 
 

@@ -7,9 +7,10 @@ Public API:
 * :func:`detect_format` -> :class:`DataFormat`; :func:`validate` -> (dataset, :class:`ValidationReport`);
 * :func:`extract_prompts` (:func:`split_prompt`: HH-RLHF transcripts at their last ``Assistant:`` turn),
   :func:`to_unpaired`, :func:`to_prompts`, :func:`build_preference_dataset`;
-* :func:`data_for_method` (a method's kind of rows, with exactly its trainer's columns), :func:`render_prompts`
-  (message lists through the chat template), :func:`fit_to_length` -> :class:`LengthReport` (rows too long for
-  a method's ``max_length``: truncated, or dropped when the prompt alone fills it).
+* :func:`data_for_method` (a method's kind of rows, with exactly its trainer's columns),
+  :func:`render_prompts` (message lists through the chat template), :func:`fit_to_length` ->
+  :class:`LengthReport` (rows too long for a method's ``max_length``: truncated, or dropped when the prompt
+  alone fills it).
 
 Importing this package is cheap: ``datasets`` and ``trl`` are imported when first needed.
 """

@@ -1,7 +1,8 @@
 """Prompts as the model reads them: strings as they are, message lists through the tokenizer's chat template.
 
 This module owns :func:`render_prompts`, the one place where a conversational prompt becomes text for
-generation (evaluation sampling, PPO rollouts); :mod:`harness.data.length` renders the same way to count tokens.
+generation (evaluation sampling, PPO rollouts); :mod:`harness.data.length` renders the same way to count
+tokens.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ HH_HUMAN, HH_ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 
 
 def is_hh_transcript(chosen: str, rejected: str) -> bool:
-    """True when both texts are HH-RLHF-style transcripts (both hold ``\\n\\nHuman:`` and ``\\n\\nAssistant:``)."""
+    """True when both texts are HH-RLHF-style transcripts (both hold ``\\n\\nHuman:`` and
+    ``\\n\\nAssistant:``)."""
     return all(HH_HUMAN in text and HH_ASSISTANT in text for text in (chosen, rejected))
 
 
@@ -100,8 +101,8 @@ def extract_prompts(
 
         dataset = dataset.map(extract_prompt, desc="Extracting prompts")
     else:
-        # Not from datasets' cache: it keys a module-level function by its name, so results of an older split rule
-        # would be reused.
+        # Not from datasets' cache: it keys a module-level function by its name, so results of an older split
+        # rule would be reused.
         dataset = dataset.map(
             _extract_strings, batched=True, desc="Extracting prompts", load_from_cache_file=False
         )
@@ -120,7 +121,8 @@ def extract_prompts(
 
 
 def to_unpaired(dataset: Dataset) -> Dataset:
-    """Unpaired (KTO) data from pairwise data: each pair gives (prompt, chosen, True), (prompt, rejected, False).
+    """Unpaired (KTO) data from pairwise data: each pair gives (prompt, chosen, True),
+    (prompt, rejected, False).
 
     Wraps TRL's ``unpair_preference_dataset`` (which also duplicates extra columns). Implicit prompts are
     extracted first, so every row has a prompt. Data that is already unpaired is returned unchanged.
@@ -143,8 +145,8 @@ def to_unpaired(dataset: Dataset) -> Dataset:
 
 
 def to_prompts(dataset: Dataset) -> Dataset:
-    """Prompt-only data for online methods (GRPO, RLOO, PPO): the distinct prompts of pairwise or unpaired data,
-    in first-seen order, as a single ``prompt`` column. Implicit prompts are extracted first."""
+    """Prompt-only data for online methods (GRPO, RLOO, PPO): the distinct prompts of pairwise or unpaired
+    data, in first-seen order, as a single ``prompt`` column. Implicit prompts are extracted first."""
     columns = set(dataset.column_names)
     if "prompt" not in columns or (
         len(dataset)

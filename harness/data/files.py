@@ -1,10 +1,11 @@
 """Checks of local data files that the ``datasets`` library does not make, or reports badly.
 
-This module owns :func:`check_data_file` (an empty file, or text that is not UTF-8, is refused before it is read,
-with the line and byte of the first bad byte), :func:`json_problem` (where a JSON or JSON Lines file that failed to
-load breaks, as a 1-based line and column, rather than pyarrow's 0-based row within a block) and
-:func:`json_keys` (the keys each record of a JSON file has, to tell a missing key from a ``null`` value: both
-load as None). Every line and row number here counts from 1, as in every other message of :mod:`harness.data`.
+This module owns :func:`check_data_file` (an empty file, or text that is not UTF-8, is refused before it is
+read, with the line and byte of the first bad byte), :func:`json_problem` (where a JSON or JSON Lines file
+that failed to load breaks, as a 1-based line and column, rather than pyarrow's 0-based row within a block)
+and :func:`json_keys` (the keys each record of a JSON file has, to tell a missing key from a ``null`` value:
+both load as None). Every line and row number here counts from 1, as in every other message of
+:mod:`harness.data`.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def _lines_problem(text: str) -> str | None:
 
 def json_problem(path: Path, lines: bool) -> str | None:
     """Where ``path`` stops being JSON (``lines``: JSON Lines) as ``line N, column C: why``, both from 1; None
-    when Python's JSON parser reads it (the failure is elsewhere). A ``.json`` file may hold JSON Lines, as the
-    ``datasets`` library accepts; it is then located line by line."""
+    when Python's JSON parser reads it (the failure is elsewhere). A ``.json`` file may hold JSON Lines, as
+    the ``datasets`` library accepts; it is then located line by line."""
     text = path.read_text(encoding="utf-8-sig")
     if lines:
         return _lines_problem(text)
@@ -165,9 +166,9 @@ def _records(path: Path) -> list[Any]:
 
 
 def json_keys(path: Path, expected: int) -> list[set[str]] | None:
-    """The keys of each record of a JSON or JSON Lines file of ``expected`` records (an empty set for a record that
-    is not an object); None when the file cannot be read as that many records (which record is which is not
-    known then)."""
+    """The keys of each record of a JSON or JSON Lines file of ``expected`` records (an empty set for a record
+    that is not an object); None when the file cannot be read as that many records (which record is which is
+    not known then)."""
     try:
         records = _records(path)
     except (OSError, ValueError):

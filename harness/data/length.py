@@ -34,9 +34,9 @@ class LengthReport:
         the prompt alone fits: the trainer truncates their completion.
     :param dropped_long_prompt: rows whose prompt alone has at least ``max_length`` tokens.
     :param longest_prompt: the most tokens of any prompt.
-    :param mean_tokens: the mean number of tokens the trainer reads per kept row: prompt + completion of each of
-        its sequences (both of a pair), each capped at ``max_length``; the prompt alone for prompt-only data (the
-        online methods, whose completions are sampled). None when nothing was counted.
+    :param mean_tokens: the mean number of tokens the trainer reads per kept row: prompt + completion of each
+        of its sequences (both of a pair), each capped at ``max_length``; the prompt alone for prompt-only
+        data (the online methods, whose completions are sampled). None when nothing was counted.
     """
 
     max_length: int | None
@@ -47,8 +47,8 @@ class LengthReport:
     mean_tokens: float | None = None
 
     def warning(self, setting: str = "max_length", source: str = "training data") -> str | None:
-        """One line announcing the rows that will be truncated and those dropped (each a count and a share of the
-        rows), and the fix; None when there are none."""
+        """One line announcing the rows that will be truncated and those dropped (each a count and a share of
+        the rows), and the fix; None when there are none."""
         parts = []
         if self.truncated:
             parts.append(
@@ -114,8 +114,9 @@ def _batch_lengths(
 def count_lengths(
     dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int | None
 ) -> tuple[LengthReport, list[int]]:
-    """Count ``dataset``'s rows against ``max_length``; returns the report and the rows (0-based) that fit. With
-    no ``max_length`` every row fits and only the token counts (``longest_prompt``, ``mean_tokens``) are taken.
+    """Count ``dataset``'s rows against ``max_length``; returns the report and the rows (0-based) that fit.
+    With no ``max_length`` every row fits and only the token counts (``longest_prompt``, ``mean_tokens``) are
+    taken.
 
     ``dataset`` is in a method's kind: ``prompt`` with ``chosen``/``rejected`` (pairwise), with ``completion``
     (unpaired), or alone (prompt-only); strings or message lists.
@@ -171,9 +172,10 @@ def fit_to_length(
     source: str = "training data",
     count: Counter = count_lengths,
 ) -> tuple[Dataset, LengthReport]:
-    """``dataset`` without the rows whose prompt alone has ``max_length`` tokens or more, and a :class:`LengthReport`
-    (rows truncated, rows dropped). ``setting`` names the knob in messages (e.g. ``method.trl.max_length``);
-    ``count`` counts the tokens (:func:`count_lengths`, or a cached one with the same answers).
+    """``dataset`` without the rows whose prompt alone has ``max_length`` tokens or more, and a
+    :class:`LengthReport` (rows truncated, rows dropped). ``setting`` names the knob in messages (e.g.
+    ``method.trl.max_length``); ``count`` counts the tokens (:func:`count_lengths`, or a cached one with the
+    same answers).
 
     :raises DataError: every row's prompt is too long (one line naming the longest prompt and the fix).
     """

@@ -2,10 +2,10 @@
 
 This module owns :func:`load_dataset_from` (one split of a local ``.jsonl``/``.json``/``.csv``/``.parquet``
 file, a directory saved with ``save_to_disk`` or holding data files, or a Hub dataset id; every failure is a
-one-line :class:`~harness.errors.DataError`), :func:`load_preference_data` (load, detect the format,
-validate, drop ties, extract implicit prompts, hold out an eval split by prompt) and :class:`PreferenceData`.
-Reading is done by the ``datasets`` library, after :mod:`harness.data.files` has refused an empty or non-UTF-8
-file; ``datasets`` is imported lazily so that importing this package is cheap. Rows and lines in messages count
+one-line :class:`~harness.errors.DataError`), :func:`load_preference_data` (load, detect the format, validate,
+drop ties, extract implicit prompts, hold out an eval split by prompt) and :class:`PreferenceData`. Reading is
+done by the ``datasets`` library, after :mod:`harness.data.files` has refused an empty or non-UTF-8 file;
+``datasets`` is imported lazily so that importing this package is cheap. Rows and lines in messages count
 from 1.
 """
 
@@ -120,9 +120,9 @@ def _quiet_datasets() -> Iterator[None]:
 
 
 def _reason(exc: BaseException, path: Path | None) -> str:
-    """Why reading failed: for a JSON file, where Python's parser finds it breaks (line and column from 1); else
-    the library's first line, without pyarrow's "in row N" (counted from 0, within a block of the file) and with
-    lines counted from 1."""
+    """Why reading failed: for a JSON file, where Python's parser finds it breaks (line and column from 1);
+    else the library's first line, without pyarrow's "in row N" (counted from 0, within a block of the file)
+    and with lines counted from 1."""
     if path is not None and path.suffix.lower() in (".json", ".jsonl"):
         try:
             located = json_problem(path, lines=path.suffix.lower() == ".jsonl")
@@ -131,7 +131,8 @@ def _reason(exc: BaseException, path: Path | None) -> str:
         if located:
             return located
     text = re.sub(r" in row \d+", "", _first_line(exc))
-    # pandas counts a CSV file's lines from 1 ("in line 4") but an unclosed quote's from 0 ("starting at row 3")
+    # pandas counts a CSV file's lines from 1 ("in line 4")
+    # but an unclosed quote's from 0 ("starting at row 3")
     return re.sub(r"starting at row (\d+)", lambda m: f"starting at line {int(m.group(1)) + 1}", text)
 
 
@@ -198,7 +199,8 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
         ``save_to_disk`` or holding data files (``train.jsonl``, ``test.jsonl``, ...), or a Hub dataset id.
     :param split: the split; a single file only has ``train`` (slices such as ``train[:100]`` work for
         files, data directories and Hub ids).
-    :param kw: passed to :func:`datasets.load_dataset` (e.g. ``name``, ``revision``, ``cache_dir``, ``field``).
+    :param kw: passed to :func:`datasets.load_dataset` (e.g. ``name``, ``revision``,
+        ``cache_dir``, ``field``).
     :raises DataError: missing file, unsupported extension, unreadable content, unknown split, or a Hub id
         that is neither cached nor reachable.
     """
@@ -267,9 +269,9 @@ def _data_files(directory: Path) -> list[Path]:
 def _describe_nulls(
     path_or_id: str, split: str, rows: int, memo: dict[str, Any], column: str, found: list[int]
 ) -> dict[str, list[int]]:
-    """What the None values of ``column`` in rows ``found`` are: a missing key or a ``null`` in a JSON file (both
-    load as None), an empty cell in a CSV file, else a null (Parquet, a saved dataset, the Hub). ``memo`` keeps
-    the JSON file's keys between columns."""
+    """What the None values of ``column`` in rows ``found`` are: a missing key or a ``null`` in a JSON file
+    (both load as None), an empty cell in a CSV file, else a null (Parquet, a saved dataset, the Hub).
+    ``memo`` keeps the JSON file's keys between columns."""
     path = Path(path_or_id).expanduser()
     files = [path] if path.is_file() else _data_files(path) if path.is_dir() and not _is_saved(path) else []
     suffixes = {f.suffix.lower() for f in files}
@@ -302,8 +304,8 @@ def unique_prompts(dataset: Dataset) -> list[Any]:
 
 
 def _held_out(sizes: dict[str, int], fraction: float, seed: int) -> set[str]:
-    """The prompts to hold out, from their numbers of rows: in a seeded order, each prompt whose rows bring the
-    held-out rows closer to ``fraction`` of all rows; at least one, and never all."""
+    """The prompts to hold out, from their numbers of rows: in a seeded order, each prompt whose rows bring
+    the held-out rows closer to ``fraction`` of all rows; at least one, and never all."""
     order = list(sizes)
     random.Random(seed).shuffle(order)
     target = fraction * sum(sizes.values())
@@ -321,9 +323,9 @@ def split_by_prompt(
 ) -> tuple[Dataset, Dataset]:
     """``(train, eval)``: whole prompts held out, with all their rows, so that no prompt is on both sides.
 
-    The held-out prompts are chosen (seeded) so that their rows come as close to ``fraction`` of the rows as whole
-    prompts allow: ``round(fraction * prompts)`` of them when every prompt has as many rows; at least one prompt is
-    held out and one kept for training, however few there are.
+    The held-out prompts are chosen (seeded) so that their rows come as close to ``fraction`` of the rows as
+    whole prompts allow: ``round(fraction * prompts)`` of them when every prompt has as many rows; at least
+    one prompt is held out and one kept for training, however few there are.
 
     :raises DataError: every row has the same prompt (one line, with the fix).
     """

@@ -1,10 +1,11 @@
-"""Preference data in the shape a method trains on: its kind of rows, and exactly the columns its trainer takes.
+"""Preference data in the shape a method trains on: its kind of rows,
+and exactly the columns its trainer takes.
 
 This module owns :func:`data_for_method` and :data:`METHOD_COLUMNS`. A file usually holds more than a trainer
 reads (UltraFeedback-binarized has ``messages``, ``prompt_id``, scores), and some of TRL's trainers refuse any
 column they do not know, so every method gets only its kind's columns: ``prompt``/``chosen``/``rejected``
-(pairwise), ``prompt``/``completion``/``label`` (unpaired; pairs are unpaired for it) or ``prompt`` (prompt-only
-online methods; the distinct prompts).
+(pairwise), ``prompt``/``completion``/``label`` (unpaired; pairs are unpaired for it) or ``prompt``
+(prompt-only online methods; the distinct prompts).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Where the selection part comes from:
 - any other data: the held-out prompts are split deterministically. The reported prompts are the first
   ``eval.num_prompts`` (as before; with ``null``, all but the selection ones, keeping at least half for
   reporting), the selection prompts the last ``eval.selection.num_prompts`` of the remaining ones. Held-out
-  preference pairs follow their prompts: the pairs of selection prompts are the selection pairs, the others are
-  reported (at most ``eval.preference_pairs`` of each, in order).
+  preference pairs follow their prompts: the pairs of selection prompts are the selection pairs, the others
+  are reported (at most ``eval.preference_pairs`` of each, in order).
 
 When too few prompts remain, the selection part takes what is left and :attr:`HeldOutSplit.warning` says so in
 one line; with none left, selection falls back to the reported prompts and pairs (``disjoint`` is False). When
@@ -40,9 +40,11 @@ class HeldOutSplit:
     :param selection_prompts: the selection prompts (the reported ones when none are left).
     :param pair_rows: rows of the held-out pairs (``PreferenceData.eval``) that are reported.
     :param selection_pair_rows: rows of the selection pairs: of ``PreferenceData.selection_pairs`` when
-        ``pairs_given``, else of ``PreferenceData.eval`` (the reported rows when no pair is a selection prompt's).
+        ``pairs_given``, else of ``PreferenceData.eval`` (the reported rows when no pair is a selection
+        prompt's).
     :param disjoint: whether no selection prompt is a reported one.
-    :param pairs_disjoint: whether the selection pairs are other pairs than the reported ones (None: no pairs).
+    :param pairs_disjoint: whether the selection pairs are other pairs than the reported ones
+        (None: no pairs).
     :param warning: one line when the selection part is smaller than asked for, else None.
     """
 
@@ -58,8 +60,8 @@ class HeldOutSplit:
 
 def take(total: int, reported: int | None, wanted: int) -> tuple[int, int]:
     """``(n_reported, n_selection)`` of ``total`` items: the first ``n_reported`` are reported, the last
-    ``n_selection`` are for selection, disjoint. ``reported=None`` reports all but the selection items, keeping
-    at least half for reporting."""
+    ``n_selection`` are for selection, disjoint. ``reported=None`` reports all but the selection items,
+    keeping at least half for reporting."""
     if reported is None:
         n_selection = min(wanted, total // 2)
         return total - n_selection, n_selection

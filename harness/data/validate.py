@@ -38,8 +38,8 @@ class DataWarning(UserWarning):
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What validation found: rows read, rows kept, tied pairs dropped (``tie_rows``: their 1-based rows), and the
-    detected format."""
+    """What validation found: rows read, rows kept, tied pairs dropped (``tie_rows``: their 1-based rows), and
+    the detected format."""
 
     rows_in: int
     rows_out: int
@@ -138,8 +138,8 @@ class RowProblems:
         return bool(self.rows)
 
     def refine(self, problem: str, explain: Callable[[str, list[int]], dict[str, list[int]]]) -> None:
-        """Replace each column's ``problem`` by what ``explain(column, rows)`` says of its rows ({problem: rows}),
-        in place (e.g. a null value told from a missing key)."""
+        """Replace each column's ``problem`` by what ``explain(column, rows)`` says of its rows ({problem:
+        rows}), in place (e.g. a null value told from a missing key)."""
         refined: dict[tuple[str, str], list[int]] = {}
         for (column, found), rows in self.rows.items():
             parts = explain(column, rows) if found == problem else {found: rows}
@@ -173,8 +173,9 @@ def validate(
     :param dataset: the loaded data (extra columns are kept untouched).
     :param fmt: its format, from :func:`harness.data.formats.detect_format`.
     :param source: the file or dataset id, for messages.
-    :param explain_nulls: ``(column, rows) -> {problem: rows}``, what the source's None values are (e.g. ``"is
-        missing"`` for a JSON record without the key, ``"is null"`` for one with ``null``); None: ``"is null"``.
+    :param explain_nulls: ``(column, rows) -> {problem: rows}``, what the source's None values are (e.g.
+        ``"is missing"`` for a JSON record without the key, ``"is null"`` for one with ``null``); None:
+        ``"is null"``.
     :returns: the dataset without ties, and a :class:`ValidationReport`.
     :raises DataError: one line naming every problem's column and rows (1-based), or no rows left.
     """

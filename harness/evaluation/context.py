@@ -1,11 +1,11 @@
 """Evaluating a checkpoint: the context evaluators share, and the loop that runs them.
 
-Every checkpoint of every trial is evaluated the same way: the evaluators named in ``eval.evaluators`` run
-in order on one :class:`EvalContext`, which samples the policy once (fixed seed, held-out prompts) and
-computes shared quantities (per-token log-probabilities under the policy and the reference, rewards) at most
-once per checkpoint; quantities of the reference model alone come from the reference-evaluation cache. An
-evaluator that raises loses only its own metrics (:mod:`harness.evaluation.failures`). Afterwards the first few
-prompts' completions are kept as text (:mod:`harness.evaluation.readable`).
+Every checkpoint of every trial is evaluated the same way: the evaluators named in ``eval.evaluators`` run in
+order on one :class:`EvalContext`, which samples the policy once (fixed seed, held-out prompts) and computes
+shared quantities (per-token log-probabilities under the policy and the reference, rewards) at most once per
+checkpoint; quantities of the reference model alone come from the reference-evaluation cache. An evaluator
+that raises loses only its own metrics (:mod:`harness.evaluation.failures`). Afterwards the first few prompts'
+completions are kept as text (:mod:`harness.evaluation.readable`).
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ class Reference:
 class EvalContext:
     """What evaluators see for one checkpoint; expensive quantities are computed once and cached.
 
-    Quantities of the reference model alone (its samples, their rewards, its log-probabilities of the
-    held-out pairs) come from ``refcache`` (:mod:`harness.evaluation.refcache`), shared by every checkpoint and every trial
-    with the same model, data and evaluation settings. At step 0 (``is_reference``) the policy *is* the
+    Quantities of the reference model alone (its samples, their rewards, its log-probabilities of the held-out
+    pairs) come from ``refcache`` (:mod:`harness.evaluation.refcache`), shared by every checkpoint and every
+    trial with the same model, data and evaluation settings. At step 0 (``is_reference``) the policy *is* the
     reference, so its samples and rewards are the reference's and are stored there.
     """
 
@@ -127,7 +127,8 @@ class EvalContext:
 
     @property
     def options(self) -> DictConfig:
-        """The running evaluator's options, ``eval.<evaluator name>`` (its declared defaults, as overridden)."""
+        """The running evaluator's options, ``eval.<evaluator name>``
+        (its declared defaults, as overridden)."""
         if self.evaluator is None or self.eval_cfg.get(self.evaluator.name) is None:
             return DictConfig({})
         return self.eval_cfg[self.evaluator.name]
@@ -139,9 +140,10 @@ class EvalContext:
         return self._memo[name]
 
     def trial_memo(self, name: str, compute: Callable[[], T]) -> T:
-        """``compute()``, run at most once per trial and prompt set under ``name``: for quantities of the held-out
-        data alone that every checkpoint uses (the encoded preference pairs). Kept in memory with the reference
-        cache (:meth:`harness.evaluation.refcache.RefCache.shared`), so the selection prompts have their own."""
+        """``compute()``, run at most once per trial and prompt set under ``name``: for quantities of the
+        held-out data alone that every checkpoint uses (the encoded preference pairs). Kept in memory with the
+        reference cache (:meth:`harness.evaluation.refcache.RefCache.shared`), so the selection prompts have
+        their own."""
         return self.refcache.shared(name, compute)
 
     def add_sample_scores(
@@ -162,7 +164,8 @@ class EvalContext:
         }
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """A quantity of the reference model alone: from the reference cache, else ``compute()`` and stored."""
+        """A quantity of the reference model alone: from the reference cache,
+        else ``compute()`` and stored."""
         cached = self.refcache.tensor(name)
         if cached is None:
             cached = compute()
@@ -188,7 +191,8 @@ class EvalContext:
     def token_logprobs(
         self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False
     ) -> TokenLogprobs:
-        """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
+        """Per-token log-probabilities of ``samples``' completions under ``model`` at the
+        sampling temperature."""
         chunk = (
             self.eval_cfg.get("logprob_batch_size") or self.eval_cfg.batch_size
         )  # few large passes: faster on CPU
@@ -223,8 +227,8 @@ class EvalContext:
 
     @cached_property
     def policy_tokens(self) -> TokenLogprobs:
-        """Per-token log-probabilities and sampling entropies of the policy samples under the policy: those kept
-        while sampling them (no second pass over the samples), else computed."""
+        """Per-token log-probabilities and sampling entropies of the policy samples under the policy: those
+        kept while sampling them (no second pass over the samples), else computed."""
         kept = self.policy_samples.sampler_tokens
         if kept is not None:
             return kept
@@ -309,13 +313,15 @@ class CheckpointEvaluation:
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
     # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
     selection: SelectionResult | None = None
-    # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key another
-    # evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key -> evaluator).
+    # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key
+    # another evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key ->
+    # evaluator).
     errors: list[dict[str, Any]] = field(default_factory=list)
     nonfinite: dict[str, str] = field(default_factory=dict)
 
     def note_problems(self, entry: Checkpoint | ReferenceEvaluation | SelectionResult) -> None:
-        """Set the record entry's ``evaluator_errors`` and ``nonfinite_metrics``, each only when there is one."""
+        """Set the record entry's ``evaluator_errors`` and ``nonfinite_metrics``,
+        each only when there is one."""
         entry.evaluator_errors = self.errors or None
         entry.nonfinite_metrics = self.nonfinite or None
 
@@ -323,10 +329,10 @@ class CheckpointEvaluation:
 def _run_evaluator(
     spec: EvaluatorSpec, ctx: EvalContext, cached: Mapping[str, dict[str, float]], outcomes: Outcomes
 ) -> None:
-    """One evaluator's metrics into ``outcomes``. At step 0 (``ctx.is_reference``) from the reference cache when it
-    holds them (with the per-sample scores the evaluator reported, when cached), else computed and stored there. An
-    evaluator that raises is recorded in ``outcomes`` (its metrics are missing) unless the failure must stop the
-    trial (:func:`harness.evaluation.failures.stops_the_trial`)."""
+    """One evaluator's metrics into ``outcomes``. At step 0 (``ctx.is_reference``) from the reference cache
+    when it holds them (with the per-sample scores the evaluator reported, when cached), else computed and
+    stored there. An evaluator that raises is recorded in ``outcomes`` (its metrics are missing) unless the
+    failure must stop the trial (:func:`harness.evaluation.failures.stops_the_trial`)."""
     if spec.name in cached:
         ctx.sample_scores.update(ctx.refcache.sample_scores(spec.name))
         outcomes.add(spec, cached[spec.name])
@@ -350,17 +356,20 @@ def _run_evaluator(
 def evaluate_checkpoint(
     evaluators: Sequence[EvaluatorSpec], ctx: EvalContext, readable: int = 0
 ) -> CheckpointEvaluation:
-    """Run ``evaluators`` on ``ctx``; returns their metrics, the seconds per evaluator and the readable samples.
+    """Run ``evaluators`` on ``ctx``; returns their metrics,
+    the seconds per evaluator and the readable samples.
 
     Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference
     model (``ctx.is_reference``), an evaluator whose metrics are in ``ctx.refcache`` is not run (0 seconds),
-    and the metrics of those that run are stored there (with the per-sample scores they report). Then the texts
-    and per-sample scores of the first ``readable`` prompts are kept (the runner passes ``eval.readable_samples``
-    for a policy, 0 otherwise; see :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling
-    included when no evaluator sampled, are under ``readable_samples``.
+    and the metrics of those that run are stored there (with the per-sample scores they report). Then the
+    texts and per-sample scores of the first ``readable`` prompts are kept (the runner passes
+    ``eval.readable_samples`` for a policy, 0 otherwise; see
+    :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling included when no evaluator
+    sampled, are under ``readable_samples``.
 
-    An evaluator that raises loses only its own metrics; a key already returned by another evaluator is not kept;
-    non-finite values are kept and listed (:class:`harness.evaluation.failures.Outcomes`, one warning line each).
+    An evaluator that raises loses only its own metrics; a key already returned by another evaluator is not
+    kept; non-finite values are kept and listed (:class:`harness.evaluation.failures.Outcomes`, one warning
+    line each).
     """
     where = f"step {ctx.step}{' (reference)' if ctx.is_reference else ''}"
     outcomes = Outcomes(f"{where}{', selection prompts' if ctx.label else ''}")

@@ -199,9 +199,10 @@ def _length_growth(metrics: Mapping[str, Any], reference: Mapping[str, Any] | No
 
 
 def _clear_gain(metrics: Mapping[str, Any], reference: Mapping[str, Any] | None) -> bool:
-    """Whether the reward (gold, else the reward model's score) rose above the reference's by more than twice the
-    standard error of the difference: a policy that did that has moved, whatever its KL. The seed's KL band is
-    for LLM-length completions; a model with short completions (the toy world) can learn at a smaller KL."""
+    """Whether the reward (gold, else the reward model's score) rose above the reference's by more than twice
+    the standard error of the difference: a policy that did that has moved, whatever its KL. The seed's KL
+    band is for LLM-length completions; a model with short completions (the toy world) can learn at a smaller
+    KL."""
     for key, se_key in ((GOLD, GOLD_SE), (RM, RM_SE)):
         value, base = _get(metrics, key), _get(reference, key)
         if value is None or base is None:

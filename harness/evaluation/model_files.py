@@ -1,6 +1,6 @@
-"""Weights files checked from their structure alone, so that a truncated download is named instead of surfacing as
-a library's error: a safetensors file must hold its header and exactly the bytes that header lists, a PyTorch (zip)
-file its central directory. No tensor is read."""
+"""Weights files checked from their structure alone, so that a truncated download is named instead of
+surfacing as a library's error: a safetensors file must hold its header and exactly the bytes that header
+lists, a PyTorch (zip) file its central directory. No tensor is read."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
 
 def weights_problem(path: Path) -> str | None:
     """What is wrong with a weights file, from its structure alone (no tensor is read), or None: a safetensors
-    file must hold its header and exactly the bytes that header lists, a PyTorch (zip) file its central directory."""
+    file must hold its header and exactly the bytes that header lists, a PyTorch (zip) file its central
+    directory."""
     try:
         size = path.stat().st_size
         if path.suffix != ".safetensors":  # torch.save's zip format; an old pickle (no zip) is not checked
@@ -35,7 +36,8 @@ def weights_problem(path: Path) -> str | None:
 
 
 def damaged_weights(directory: Path) -> tuple[Path, str] | None:
-    """The first weights file in ``directory`` that is truncated or corrupt, with what is wrong; None if none is."""
+    """The first weights file in ``directory`` that is truncated or corrupt, with what is wrong;
+    None if none is."""
     for weights_file in sorted(p for p in Path(directory).glob("*") if p.suffix in WEIGHT_SUFFIXES):
         problem = weights_problem(weights_file)
         if problem is not None:

@@ -1,11 +1,12 @@
-"""Readable samples: a few completions of each checkpoint kept as text, so a person can read what a method produces.
+"""Readable samples: a few completions of each checkpoint kept as text,
+so a person can read what a method produces.
 
-After the evaluators of a checkpoint have run, :func:`readable_samples` takes the first ``eval.readable_samples``
-held-out prompts and, for each, the reference model's and the policy's completion (the first sample of the
-prompt, from the evaluation's own shared sampling pass: same seed, so the reference texts are the same at every
-checkpoint of every trial with the same settings) with the per-sample scores evaluators reported through
-:meth:`harness.evaluation.context.EvalContext.add_sample_scores`. Texts longer than :data:`MAX_CHARS` are cut
-with a marker saying how much was left out.
+After the evaluators of a checkpoint have run, :func:`readable_samples` takes the first
+``eval.readable_samples`` held-out prompts and, for each, the reference model's and the policy's completion
+(the first sample of the prompt, from the evaluation's own shared sampling pass: same seed, so the reference
+texts are the same at every checkpoint of every trial with the same settings) with the per-sample scores
+evaluators reported through :meth:`harness.evaluation.context.EvalContext.add_sample_scores`. Texts longer
+than :data:`MAX_CHARS` are cut with a marker saying how much was left out.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def _value(values: Sequence[float], index: int) -> float | None:
 def _scores(
     sample_scores: Mapping[str, Mapping[str, Sequence[float]]], index: int, is_reference: bool
 ) -> dict[str, dict[str, float | None]]:
-    """Each score's values for sample ``index``; at step 0 only scores with a reference side, as ``reference``."""
+    """Each score's values for sample ``index``; at step 0 only scores with a reference side,
+    as ``reference``."""
     out: dict[str, dict[str, float | None]] = {}
     for name, sides in sample_scores.items():
         if is_reference:
@@ -68,13 +70,14 @@ def _scores(
 
 
 def readable_samples(ctx: EvalContext, count: int) -> list[dict[str, Any]]:
-    """The readable samples of ``ctx``'s checkpoint: one dict per prompt among the first ``count`` held-out ones.
+    """The readable samples of ``ctx``'s checkpoint: one dict per prompt among the first
+    ``count`` held-out ones.
 
-    Each holds ``prompt`` (:func:`prompt_text`), ``reference`` (the reference model's completion), ``policy`` (the
-    policy's; absent at step 0, where the policy is the reference) and ``scores`` (``{name: {"policy": x,
-    "reference": y}}`` from :attr:`EvalContext.sample_scores`; null where a sample has no score). With several
-    samples per prompt, the first of each prompt is kept. Reads ``ctx.policy_samples`` and
-    ``ctx.reference_samples``, so it samples only when no evaluator did. Returns [] when ``count`` is 0.
+    Each holds ``prompt`` (:func:`prompt_text`), ``reference`` (the reference model's completion), ``policy``
+    (the policy's; absent at step 0, where the policy is the reference) and ``scores``
+    (``{name: {"policy": x, "reference": y}}`` from :attr:`EvalContext.sample_scores`; null where a sample has
+    no score). With several samples per prompt, the first of each prompt is kept. Reads ``ctx.policy_samples``
+    and ``ctx.reference_samples``, so it samples only when no evaluator did. Returns [] when ``count`` is 0.
     """
     count = min(int(count), len(ctx.source_prompts))
     if count <= 0:

@@ -80,10 +80,10 @@ def default_cache_dir() -> Path:
 class RefCache:
     """One entry of the reference-evaluation cache (on disk, or in memory when ``directory`` is None).
 
-    Holds the reference samples, named tensors computed from them (rewards, log-probabilities), and the
-    step-0 metrics and per-sample scores of each evaluator. Reads of samples and tensors are memoised in memory,
-    so later checkpoints of a trial do not read the disk again. :meth:`shared` keeps what evaluators derive
-    from the held-out data alone (e.g. the encoded pairs) for the object's lifetime (one trial), never on disk.
+    Holds the reference samples, named tensors computed from them (rewards, log-probabilities), and the step-0
+    metrics and per-sample scores of each evaluator. Reads of samples and tensors are memoised in memory, so
+    later checkpoints of a trial do not read the disk again. :meth:`shared` keeps what evaluators derive from
+    the held-out data alone (e.g. the encoded pairs) for the object's lifetime (one trial), never on disk.
     """
 
     def __init__(
@@ -126,8 +126,8 @@ class RefCache:
         return loaded
 
     def shared(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()``, run at most once per cache object under ``name`` (in memory only): for quantities of the
-        held-out prompts and pairs that every checkpoint of the trial uses."""
+        """``compute()``, run at most once per cache object under ``name`` (in memory only): for quantities of
+        the held-out prompts and pairs that every checkpoint of the trial uses."""
         if name not in self._shared:
             self._shared[name] = compute()
         return self._shared[name]
@@ -206,7 +206,8 @@ class RefCache:
         return data
 
     def _add(self, file: str, evaluator: str, value: Any) -> None:
-        """Set ``evaluator``'s item of a JSON file of the entry (read-modify-write: call it under :meth:`locked`)."""
+        """Set ``evaluator``'s item of a JSON file of the entry
+        (read-modify-write: call it under :meth:`locked`)."""
         merged = {**self._read(file), evaluator: value}
         if self.directory is None:
             self._memory[file] = merged
@@ -219,12 +220,13 @@ class RefCache:
         return self._read(_METRICS)
 
     def store_metrics(self, evaluator: str, metrics: Mapping[str, float]) -> None:
-        """Add one evaluator's step-0 metrics to the entry (read-modify-write: call it under :meth:`locked`)."""
+        """Add one evaluator's step-0 metrics to the entry (read-modify-write:
+        call it under :meth:`locked`)."""
         self._add(_METRICS, evaluator, {k: float(v) for k, v in metrics.items()})
 
     def sample_scores(self, evaluator: str) -> dict[str, dict[str, list[float]]]:
-        """The per-sample scores ``evaluator`` reported at step 0 (``EvalContext.add_sample_scores``), by score
-        name; {} when none are cached (an entry written before they were kept has none)."""
+        """The per-sample scores ``evaluator`` reported at step 0 (``EvalContext.add_sample_scores``), by
+        score name; {} when none are cached (an entry written before they were kept has none)."""
         return dict(self._read(_SAMPLE_SCORES).get(evaluator) or {})
 
     def store_sample_scores(

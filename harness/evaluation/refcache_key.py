@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 CACHE_FORMAT = (
     3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
 )
-#: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which prompts and
-#: seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as ``eval.seed``).
+#: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which
+#: prompts and seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as
+#: ``eval.seed``).
 _NOT_IN_KEY = ("evaluators", "extra", "checkpoints", "cache", "cache_dir", "readable_samples", "selection")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
@@ -55,7 +56,8 @@ def _safetensors_header_sha256(path: Path) -> str | None:
 
 
 def _local_model_dir(name_or_path: str, revision: str | None = None) -> Path | None:
-    """The directory holding a model: the path itself, or the Hub cache snapshot of a Hub id (None if neither)."""
+    """The directory holding a model: the path itself, or the Hub cache snapshot of a Hub id
+    (None if neither)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -145,7 +147,8 @@ def key_material(
         "pairs": digest(list(pairs)) if pairs is not None else None,
         "gold_reward": None
         if gold_reward is None
-        else f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}.{getattr(gold_reward, '__qualname__', '')}",
+        else f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}"
+        f".{getattr(gold_reward, '__qualname__', '')}",
         "reward_model": model_fingerprint(str(rm_path)) if rm_path else None,
         "eval": eval_cfg,
     }

@@ -1,9 +1,9 @@
 """Reward models as evaluators and online methods use them: checked, loaded once per process, scored.
 
 A reward model is a sequence-classification model with one output (``AutoModelForSequenceClassification``,
-``num_labels=1``), a local directory or a Hub id; it scores the text prompt + completion, read at the EOS token
-that TRL's RewardTrainer appends to every training example. :func:`check_reward_model` reads only its config and
-tokenizer, so a wrong path stops a run before any compute.
+``num_labels=1``), a local directory or a Hub id; it scores the text prompt + completion, read at the EOS
+token that TRL's RewardTrainer appends to every training example. :func:`check_reward_model` reads only its
+config and tokenizer, so a wrong path stops a run before any compute.
 """
 
 from __future__ import annotations

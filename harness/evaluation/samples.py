@@ -31,7 +31,8 @@ class SampleBatch:
 
     @property
     def completion_ids(self) -> torch.Tensor:
-        """Completion token ids [batch, completion width]; positions after EOS hold whatever follows (masked)."""
+        """Completion token ids [batch, completion width]; positions after EOS hold whatever
+        follows (masked)."""
         return self.input_ids[:, self.prompt_width :]
 
 
@@ -42,7 +43,8 @@ class Samples:
     prompts: list[str]
     completions: list[str]
     batches: list[SampleBatch] = field(default_factory=list)
-    # The sampler's log-probabilities and entropies of these completions, when kept (``sample(keep_logprobs=True)``).
+    # The sampler's log-probabilities and entropies of these completions,
+    # when kept (``sample(keep_logprobs=True)``).
     sampler_tokens: TokenLogprobs | None = field(default=None, repr=False, compare=False)
     _rows: list[Row] | None = field(default=None, repr=False, compare=False)
 
@@ -79,7 +81,8 @@ class Samples:
 
     @classmethod
     def concat(cls, *parts: Samples) -> Samples:
-        """One :class:`Samples` holding ``parts``' samples in order (to score them in one length-sorted pass)."""
+        """One :class:`Samples` holding ``parts``' samples in order
+        (to score them in one length-sorted pass)."""
         return cls(
             prompts=[p for part in parts for p in part.prompts],
             completions=[c for part in parts for c in part.completions],

@@ -3,10 +3,10 @@
 Evaluators share one set of samples per checkpoint (see :mod:`harness.evaluation.context`). Samples keep their
 token ids and masks so that log-probabilities under any other model (the reference, for KL) are computed on
 exactly the tokens that were sampled, with the position ids of generation time (:func:`token_logprobs`, in
-length-sorted batches: :mod:`harness.evaluation.scoring`). The sampler's own log-probabilities (and entropies) can
-be kept while sampling (``sample(..., keep_logprobs=True)``, from the distributions the tokens were drawn from), so
-that the policy is not run over its samples a second time. Given completions (held-out preference pairs) are laid
-out the same way by :func:`encode_completions`.
+length-sorted batches: :mod:`harness.evaluation.scoring`). The sampler's own log-probabilities (and entropies)
+can be kept while sampling (``sample(..., keep_logprobs=True)``, from the distributions the tokens were drawn
+from), so that the policy is not run over its samples a second time. Given completions (held-out preference
+pairs) are laid out the same way by :func:`encode_completions`.
 
 :class:`Samples` and :class:`SampleBatch` live in :mod:`harness.evaluation.samples`,
 :func:`encode_completions` and :func:`completion_logprobs` in :mod:`harness.evaluation.completions`; this
@@ -43,9 +43,9 @@ __all__ = [
 
 
 def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
-    """Every id that ends a completion: the tokenizer's EOS, then each id the model's ``generation_config`` (or,
-    without one, its config) declares as ``eos_token_id`` (instruct models often declare several, e.g. ChatML's
-    ``<|im_end|>`` and ``<|endoftext|>``), each once, in that order."""
+    """Every id that ends a completion: the tokenizer's EOS, then each id the model's ``generation_config``
+    (or, without one, its config) declares as ``eos_token_id`` (instruct models often declare several, e.g.
+    ChatML's ``<|im_end|>`` and ``<|endoftext|>``), each once, in that order."""
     found: list[int] = []
     if getattr(tokenizer, "eos_token_id", None) is not None:
         found.append(int(tokenizer.eos_token_id))
@@ -92,11 +92,12 @@ def sample(
 
     Each batch is seeded with ``seed + batch index``, so the same model, prompts and settings give the same
     samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
-    Generation stops at every end-of-sequence id the model declares (:func:`end_of_sequence_ids`); a completion
-    is finished, and masked after, at the first of them. ``keep_logprobs``: also keep, in ``sampler_tokens``, each
-    completion token's log-probability under the distribution it was drawn from and that distribution's entropy
-    (:class:`StepLogprobs`; what :func:`token_logprobs` of ``model`` gives, up to float rounding, without a second
-    forward pass). Returns :class:`Samples` (prompts repeated ``samples_per_prompt`` times).
+    Generation stops at every end-of-sequence id the model declares (:func:`end_of_sequence_ids`); a
+    completion is finished, and masked after, at the first of them. ``keep_logprobs``: also keep, in
+    ``sampler_tokens``, each completion token's log-probability under the distribution it was drawn from and
+    that distribution's entropy (:class:`StepLogprobs`; what :func:`token_logprobs` of ``model`` gives, up to
+    float rounding, without a second forward pass). Returns :class:`Samples` (prompts repeated
+    ``samples_per_prompt`` times).
     """
     device = next(model.parameters()).device
     eos_ids = end_of_sequence_ids(model, tokenizer)  # read before the model's generation config is hidden
@@ -151,13 +152,14 @@ def _ancestral_sampling(
 
 class StepLogprobs:
     """A logits processor that keeps, at each generation step, the log-probability of the token sampled at the
-    step before and the entropy of the distribution it was drawn from (softmax of the logits at ``temperature``),
-    holding one step's log-softmax at a time; :meth:`finish` adds the last token's. It returns the scores unchanged.
+    step before and the entropy of the distribution it was drawn from (softmax of the logits at
+    ``temperature``), holding one step's log-softmax at a time; :meth:`finish` adds the last token's. It
+    returns the scores unchanged.
 
-    ``generate`` runs a given processor after its own processors and before its sampling warpers, so it sees the raw
-    logits and applies the temperature itself; :func:`sample` asks for no other warper (no top-k, no top-p), and
-    hides the model's generation defaults that could add one, so softmax(logits / temperature) is the distribution
-    sampled from."""
+    ``generate`` runs a given processor after its own processors and before its sampling warpers, so it sees
+    the raw logits and applies the temperature itself; :func:`sample` asks for no other warper (no top-k, no
+    top-p), and hides the model's generation defaults that could add one, so softmax(logits / temperature) is
+    the distribution sampled from."""
 
     def __init__(self, temperature: float) -> None:
         self.temperature = temperature
@@ -169,7 +171,9 @@ class StepLogprobs:
         if self._last is not None:
             self.logprobs.append(self._last.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).cpu())
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # noqa: D102 (processor)
+    def __call__(  # noqa: D102 (processor)
+        self, input_ids: torch.Tensor, scores: torch.Tensor
+    ) -> torch.Tensor:
         self._take(input_ids[:, -1])
         logits = scores.float()
         self._last = torch.log_softmax(
@@ -179,7 +183,8 @@ class StepLogprobs:
         return scores
 
     def finish(self, generated: torch.Tensor, completion_mask: torch.Tensor) -> TokenLogprobs:
-        """The kept values of ``generated`` ([batch, steps]) as :class:`TokenLogprobs` (0 after each completion)."""
+        """The kept values of ``generated`` ([batch, steps]) as :class:`TokenLogprobs`
+        (0 after each completion)."""
         if generated.shape[1] > len(self.logprobs):
             self._take(generated[:, len(self.logprobs)])
         self._last = None
@@ -235,7 +240,8 @@ def _sample_batch(
     eos_ids: Sequence[int],
     kept: StepLogprobs | None = None,
 ) -> tuple[SampleBatch, list[str], TokenLogprobs | None]:
-    """One seeded generation batch, its decoded completions and (with ``kept``) the sampler's log-probabilities."""
+    """One seeded generation batch, its decoded completions and (with ``kept``)
+    the sampler's log-probabilities."""
     from transformers import LogitsProcessorList
 
     enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(
@@ -272,8 +278,8 @@ def token_logprobs(
 
     Uses the position ids of generation and the same temperature as sampling, so that the values are those of
     the distribution the samples were drawn from (when ``model`` is the sampler). The samples are scored in
-    length-sorted batches of ``chunk_size`` (:func:`harness.evaluation.scoring.score_rows`: little padding, and
-    only the completion positions' logits when the model supports ``logits_to_keep``).
+    length-sorted batches of ``chunk_size`` (:func:`harness.evaluation.scoring.score_rows`: little padding,
+    and only the completion positions' logits when the model supports ``logits_to_keep``).
     Returns :class:`TokenLogprobs` with tensors of shape [n, longest completion] (float32, on the CPU).
     """
     return score_rows(

@@ -5,8 +5,8 @@ A *row* is one sequence's real tokens, prompt then completion (no padding), and 
 every completion ends at the batch's last column, and runs one forward pass per batch. Position ids count the
 real tokens only (``cumsum(attention_mask) - 1``), as at generation time, so a row's values do not depend on
 which rows share its batch or how much padding it gets, up to float rounding. Only the completion positions'
-logits are computed when the model supports ``logits_to_keep`` (the longest completion of the batch, plus one),
-so that a large vocabulary never holds the logits of the prompts.
+logits are computed when the model supports ``logits_to_keep`` (the longest completion of the batch, plus
+one), so that a large vocabulary never holds the logits of the prompts.
 
 :mod:`harness.evaluation.sampling` turns sampled and encoded completions into rows (``Samples.rows``).
 """
@@ -60,9 +60,9 @@ def last_tokens_log_softmax(
     temperature: float,
     keep_logits: bool,
 ) -> torch.Tensor:
-    """Log-softmax of the next-token distributions that predict the last ``keep`` tokens of left-padded ``ids``
-    ([batch, keep, vocab]), with the position ids of generation (real tokens counted from 0) and ``temperature``;
-    ``keep_logits``: ask the model for those positions' logits only (``logits_to_keep``)."""
+    """Log-softmax of the next-token distributions that predict the last ``keep`` tokens of left-padded
+    ``ids`` ([batch, keep, vocab]), with the position ids of generation (real tokens counted from 0) and
+    ``temperature``; ``keep_logits``: ask the model for those positions' logits only (``logits_to_keep``)."""
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
     extra = {"logits_to_keep": keep + 1} if keep_logits else {}
     logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, **extra).logits
@@ -74,8 +74,8 @@ def last_tokens_log_softmax(
 
 
 def _pack(rows: Sequence[Row], keep: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids and attention mask of ``rows`` left-padded to a common width (at least ``keep + 1`` columns, so
-    that the first completion token of every row has a position before it)."""
+    """Input ids and attention mask of ``rows`` left-padded to a common width (at least ``keep + 1`` columns,
+    so that the first completion token of every row has a position before it)."""
     lengths = torch.tensor([len(ids) for ids, _ in rows])
     width = max(int(lengths.max()), keep + 1)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -121,11 +121,11 @@ def score_rows(
     batch_size: int = 64,
     with_entropy: bool = False,
 ) -> TokenLogprobs:
-    """Log-probabilities of each row's completion tokens under ``model`` at ``temperature`` (and the entropy of
-    each step's distribution), in length-sorted batches of ``batch_size`` rows.
+    """Log-probabilities of each row's completion tokens under ``model`` at ``temperature`` (and the entropy
+    of each step's distribution), in length-sorted batches of ``batch_size`` rows.
 
-    Returns :class:`TokenLogprobs` in the order of ``rows``, right-padded to the longest completion (float32, on
-    the CPU). A row with an empty completion has no values.
+    Returns :class:`TokenLogprobs` in the order of ``rows``, right-padded to the longest completion (float32,
+    on the CPU). A row with an empty completion has no values.
     """
     lengths = [len(ids) - start for ids, start in rows]
     width = max(lengths, default=0)

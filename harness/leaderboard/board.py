@@ -1,12 +1,12 @@
 """The leaderboard: a pure function of trial records, rebuilt from disk at any time.
 
-:func:`load_leaderboard` reads every ``trial.json`` under the given directories (corrupt or foreign records are
-skipped with a warning) and :func:`build` ranks them: each trial's best checkpoint within the KL budget
+:func:`load_leaderboard` reads every ``trial.json`` under the given directories (corrupt or foreign records
+are skipped with a warning) and :func:`build` ranks them: each trial's best checkpoint within the KL budget
 (:mod:`harness.leaderboard.analysis.ranking`) by the objective, the Pareto front, repeated settings over seeds
-(:mod:`harness.leaderboard.analysis.seeds`), failed and pruned trials with their reasons. Metric columns come from what
-the evaluators declared (:mod:`harness.leaderboard.analysis.columns`). Records compared on different model, data or
-evaluation settings are never ranked together (:mod:`harness.leaderboard.analysis.merging`). The reports are written
-by :mod:`harness.leaderboard.reports`.
+(:mod:`harness.leaderboard.analysis.seeds`), failed and pruned trials with their reasons. Metric columns come
+from what the evaluators declared (:mod:`harness.leaderboard.analysis.columns`). Records compared on different
+model, data or evaluation settings are never ranked together (:mod:`harness.leaderboard.analysis.merging`).
+The reports are written by :mod:`harness.leaderboard.reports`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from harness.leaderboard.analysis import frames as board_frames
 from harness.leaderboard.analysis import matched_kl as matched
 from harness.records import TrialRecord
 
-# Table columns that are bookkeeping, never shown as cells (the reason, the command, ... have their own places).
+# Table columns that are bookkeeping, never shown as cells
+# (the reason, the command, ... have their own places).
 HIDDEN = (
     "reason",
     "overrides",
@@ -70,14 +71,17 @@ class Leaderboard:
         kl_budget: the KL budget in nats per sequence (None: no budget).
         groups: when the records come from incompatible setups, their setting keys with trial counts and the
             settings that differ; the tables are then empty (nothing is ranked across setups).
-        importances: for Optuna sweeps, Optuna's parameter importances per method (:mod:`harness.sweep.results`).
+        importances: for Optuna sweeps, Optuna's parameter importances per method
+            (:mod:`harness.sweep.results`).
         studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
         settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
         declarations: the records' metric declarations (:mod:`harness.leaderboard.analysis.columns`).
         objective_direction: ``"maximize"`` or ``"minimize"``: how the objective ranks.
-        objective_auto: whether the objective was chosen by ``auto`` (the best metric available) rather than named.
+        objective_auto: whether the objective was chosen by ``auto`` (the best metric available)
+            rather than named.
         samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
-            every checkpoint that kept some (:func:`harness.leaderboard.analysis.frames.samples_frame`), else empty.
+            every checkpoint that kept some (:func:`harness.leaderboard.analysis.frames.samples_frame`), else
+            empty.
         method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
             test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
             with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
@@ -115,20 +119,23 @@ class Leaderboard:
 
     @property
     def matched_kl(self) -> pd.DataFrame:
-        """The objective on each method's reward-vs-KL frontier at common KL values (``leaderboard.matched_kl``),
-        with what each method trained on (:mod:`harness.leaderboard.analysis.matched_kl`); empty without an objective."""
+        """The objective on each method's reward-vs-KL frontier at common KL values
+        (``leaderboard.matched_kl``), with what each method trained on
+        (:mod:`harness.leaderboard.analysis.matched_kl`); empty without an objective."""
         return matched.matched_kl_table(
             self.checkpoints, self.records, self.objective_name, self.objective_direction, self.declarations
         )
 
     @property
     def no_effect(self) -> pd.DataFrame:
-        """Swept values that gave the same run (:func:`harness.leaderboard.analysis.caveats.find_no_effect`)."""
+        """Swept values that gave the same run
+        (:func:`harness.leaderboard.analysis.caveats.find_no_effect`)."""
         return caveats.find_no_effect(self.records, self.checkpoints, self.declarations)
 
     @property
     def budget_note(self) -> str | None:
-        """One line when the methods' training budgets differ by more than 10% (:mod:`harness.leaderboard.analysis.budgets`)."""
+        """One line when the methods' training budgets differ by more than 10%
+        (:mod:`harness.leaderboard.analysis.budgets`)."""
         return budgets.budget_note(self.cost, self.completed)
 
     @property
@@ -137,8 +144,9 @@ class Leaderboard:
         return f"base_{self.objective_name}" if self.objective_name else None
 
     def baseline(self) -> tuple[float | None, float | None]:
-        """The reference (untrained) model's value of the objective and its standard error (from the first record
-        that has them; every trial of one leaderboard shares the reference evaluation); None where unknown."""
+        """The reference (untrained) model's value of the objective and its standard error (from the first
+        record that has them; every trial of one leaderboard shares the reference evaluation); None where
+        unknown."""
         if not self.objective_name:
             return None, None
         declaration = (
@@ -174,29 +182,29 @@ class Leaderboard:
 
     @property
     def swept_note(self) -> str:
-        """What the swept hyperparameter columns mean for the methods whose papers name them otherwise ('' when
-        none does; :func:`knobs.columns_note`)."""
+        """What the swept hyperparameter columns mean for the methods whose papers name them otherwise (''
+        when none does; :func:`knobs.columns_note`)."""
         return knobs.columns_note(knobs.paper_names(self.records), self.swept)
 
     @property
     def table_notes(self) -> list[str]:
-        """Sentences that belong under the ranked trials: :attr:`swept_note`, and what a negative KL means when
-        a completed trial shows one."""
+        """Sentences that belong under the ranked trials: :attr:`swept_note`, and what a negative KL means
+        when a completed trial shows one."""
         kl = pd.to_numeric(self.completed["kl"], errors="coerce") if "kl" in self.completed else pd.Series()
         negative = kl[kl < 0]
         note = (
-            f"A negative `kl` ({len(negative)} trial{'s' if len(negative) > 1 else ''}, down to "
-            f"{negative.min():.3g}) is sampling noise around 0: the estimate (the mean log-ratio of the policy's "
-            "sampled completions) is unbiased, not non-negative; read it as no measurable change from the "
-            "reference."
+            f"A negative `kl` ({len(negative)} trial{'s' if len(negative) > 1 else ''}, down "
+            f"to {negative.min():.3g}) is sampling noise around 0: the estimate (the mean "
+            "log-ratio of the policy's sampled completions) is unbiased, not non-negative; "
+            "read it as no measurable change from the reference."
             if len(negative)
             else ""
         )
         return [n for n in (self.swept_note, note) if n]
 
     def notes(self) -> dict[str, str]:
-        """The meaning of each metric column, from the declarations (for glossaries and tooltips); a standard error
-        a declaration names without declaring it is the standard error of its metric."""
+        """The meaning of each metric column, from the declarations (for glossaries and tooltips); a standard
+        error a declaration names without declaring it is the standard error of its metric."""
         metric_columns = [*self.checkpoints.columns, *self.trials.columns]
         notes = {
             c: str(d["help"])
@@ -214,9 +222,9 @@ class Leaderboard:
 
     def shown(self, df: pd.DataFrame) -> pd.DataFrame:
         """The displayed columns of a trials-like table: rank, method, the swept hyperparameters, step, the
-        objective, the other headline metrics (each with its standard error when its declaration names one that is
-        not declared itself), the baseline, flags and cost; bookkeeping, non-headline metrics and all-empty columns
-        left out (they are in the CSV files)."""
+        objective, the other headline metrics (each with its standard error when its declaration names one
+        that is not declared itself), the baseline, flags and cost; bookkeeping, non-headline metrics and
+        all-empty columns left out (they are in the CSV files)."""
         if df.empty:
             return df
         lead = [c for c in ("rank", "method", *self.swept, "step") if c in df.columns]
@@ -301,8 +309,8 @@ def build(
 
 
 def _setups(groups: dict[str, list[TrialRecord]]) -> dict[str, Any]:
-    """What the report of records from several setups says: each setup's trial count and trials, and the settings
-    that differ."""
+    """What the report of records from several setups says: each setup's trial count and trials, and the
+    settings that differ."""
     return {
         "counts": {k: len(v) for k, v in groups.items()},
         "differ": merging.differing_settings(groups),
@@ -319,8 +327,8 @@ def _method_summary(
     direction: str,
     se: str | None,
 ) -> pd.DataFrame:
-    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`); empty without an
-    objective."""
+    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`); empty
+    without an objective."""
     if not objective:
         return pd.DataFrame()
     measured = conclusions.measured_selection(checkpoints, objective)
@@ -338,9 +346,9 @@ def load_leaderboard(
     """Read every record under ``paths`` (skipping unreadable ones with a warning) and build the leaderboard.
 
     A path may also name an Optuna storage (a journal file or a storage URL; ``study_name`` picks one of its
-    studies): its trials' records are read from their directories, or from the storage for trials whose directory
-    is on another machine (:mod:`harness.sweep.collect`). For Optuna sweeps the board gets the study's parameter
-    importances, and ranks by the study's objective when ``objective`` is ``auto``.
+    studies): its trials' records are read from their directories, or from the storage for trials whose
+    directory is on another machine (:mod:`harness.sweep.collect`). For Optuna sweeps the board gets the
+    study's parameter importances, and ranks by the study's objective when ``objective`` is ``auto``.
     """
     from harness.sweep.collect import collect
 

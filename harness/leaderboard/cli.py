@@ -1,8 +1,8 @@
 """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records.
 
-An Optuna study's storage (a journal file or a URL such as ``postgresql://user@host/db``) may stand for its sweep
-directories: the records of trials whose directories are not on this machine are read from the storage, and
-the report says where those trials' checkpoints are. The password of a URL is never written or printed.
+An Optuna study's storage (a journal file or a URL such as ``postgresql://user@host/db``) may stand for its
+sweep directories: the records of trials whose directories are not on this machine are read from the storage,
+and the report says where those trials' checkpoints are. The password of a URL is never written or printed.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The HTML renderer: the leaderboard as one self-contained page, readable offline.
 
 :func:`render_html` walks the report's sections (:mod:`harness.leaderboard.sections`) in the Markdown's order:
-the sections without a title open the page, a navigation bar links the others, each under its ``<h2>``; a section
-without its own HTML layout is laid out by :func:`section_html`. Everything is inline (CSS, a small
-table-sorting script, the plots as base64 PNGs), so the file can be mailed, archived or opened from disk with no
-network. All text from records is escaped.
+the sections without a title open the page, a navigation bar links the others, each under its ``<h2>``; a
+section without its own HTML layout is laid out by :func:`section_html`. Everything is inline (CSS, a small
+table-sorting script, the plots as base64 PNGs), so the file can be mailed, archived or opened from disk with
+no network. All text from records is escaped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from harness.records import atomic_write_text
 
 
 def _static(name: str) -> str:
-    """A file of ``harness/leaderboard/static`` (the page's CSS and script), read from the installed package."""
+    """A file of ``harness/leaderboard/static`` (the page's CSS and script),
+    read from the installed package."""
     return files("harness.leaderboard").joinpath("static", name).read_text(encoding="utf-8")
 
 
@@ -41,8 +42,8 @@ def section_html(section: Section, page: Page) -> str:
 
 
 def _body(sections: Sequence[Section], page: Page) -> str:
-    """The sections' HTML: those before the first titled one, the navigation bar, then the rest under headings;
-    a section whose layout shows nothing is left out, heading and link too."""
+    """The sections' HTML: those before the first titled one, the navigation bar, then the rest under
+    headings; a section whose layout shows nothing is left out, heading and link too."""
     parts = [(s, (s.html or section_html)(s, page)) for s in sections]
     parts = [(s, body) for s, body in parts if body]
     links = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s, _ in parts if s.title)
@@ -60,9 +61,9 @@ def _body(sections: Sequence[Section], page: Page) -> str:
 def render_html(
     board: Leaderboard, plots: Mapping[str, bytes] | None = None, sections: Sequence[Section] | None = None
 ) -> str:
-    """The leaderboard ``board`` as one self-contained HTML page: its title, then each section (``sections``, or
-    those computed from ``board`` with the PNGs ``plots`` from :func:`harness.leaderboard.plots.render_plots`,
-    rendered here when None)."""
+    """The leaderboard ``board`` as one self-contained HTML page: its title, then each section (``sections``,
+    or those computed from ``board`` with the PNGs ``plots`` from
+    :func:`harness.leaderboard.plots.render_plots`, rendered here when None)."""
     if sections is None:
         if plots is None:
             plots = plotting.render_plots(board) if not flat(board.checkpoints).empty else {}

@@ -1,5 +1,5 @@
-"""HTML primitives the sections and the HTML renderer share: sortable tables, their cells and column tooltips, and
-Markdown text as plain escaped text. All text from records is escaped."""
+"""HTML primitives the sections and the HTML renderer share: sortable tables, their cells and column tooltips,
+and Markdown text as plain escaped text. All text from records is escaped."""
 
 from __future__ import annotations
 
@@ -60,7 +60,10 @@ def _cell(column: str, value: Any, kl_budget: float | None, colors: Mapping[str,
         classes = ["num"]
         if column in ("kl", "kl_mean") and kl_budget is not None and float(value) > kl_budget:
             classes.append("over")
-        return f'<td class="{" ".join(classes)}" data-sort="{float(value)!r}">{html.escape(format_value(value))}</td>'
+        return (
+            f'<td class="{" ".join(classes)}" data-sort="'
+            f'{float(value)!r}">{html.escape(format_value(value))}</td>'
+        )
     text = format_value(value)
     wrap = ' class="wrap"' if column == "reason" else ""
     return f'<td{wrap} data-sort="{html.escape(text)}">{html.escape(text)}</td>'

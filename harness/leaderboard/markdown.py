@@ -1,7 +1,7 @@
 """The Markdown renderer: the leaderboard as ``leaderboard.md``, and the table printed when a multirun ends.
 
-:func:`to_markdown` walks the report's sections (:mod:`harness.leaderboard.sections`) in order; a section without
-its own Markdown layout is laid out by :func:`section_lines`.
+:func:`to_markdown` walks the report's sections (:mod:`harness.leaderboard.sections`) in order; a section
+without its own Markdown layout is laid out by :func:`section_lines`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from harness.leaderboard.sections.overview import brief_objective
 
 
 def section_lines(section: Section) -> list[str]:
-    """The generic layout: ``## title`` (when it has one), the caption, the table and each note, each followed by
-    a blank line."""
+    """The generic layout: ``## title`` (when it has one), the caption, the table and each note, each followed
+    by a blank line."""
     lines = [f"## {section.title}", ""] if section.title else []
     if section.caption:
         lines += [section.caption, ""]
@@ -29,8 +29,8 @@ def section_lines(section: Section) -> list[str]:
 def to_markdown(
     board: Leaderboard, plots: Sequence[str] = (), sections: Sequence[Section] | None = None
 ) -> str:
-    """The leaderboard as Markdown: its title, then each section (``sections``, or those computed from ``board``
-    with the plot files ``plots``)."""
+    """The leaderboard as Markdown: its title, then each section (``sections``, or those computed from
+    ``board`` with the plot files ``plots``)."""
     if sections is None:
         sections = compute_sections(board, Figures(files=tuple(str(p) for p in plots)))
     lines = [f"# Leaderboard: {markdown_text(board.title)}", ""]

@@ -1,5 +1,6 @@
-"""What the leaderboard's figures share: each method's colour, axis labels, the reward-vs-KL envelope, new figures
-on the Agg canvas (nothing touches pyplot's global state or needs a display), and PNG bytes without metadata."""
+"""What the leaderboard's figures share: each method's colour, axis labels, the reward-vs-KL envelope, new
+figures on the Agg canvas (nothing touches pyplot's global state or needs a display), and PNG bytes without
+metadata."""
 
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ def frontier_plot(
     """The objective against KL for every evaluated checkpoint, one colour per method, with each method's
     envelope (its objective-vs-KL Pareto frontier: the best value so far as KL grows, in ``direction``) as a
     line, the KL budget as a dashed vertical line and the reference model at (0, its value). ``reference``
-    defaults to the median ``base_<objective>``; being every trial's starting point, it is part of each envelope.
-    Final checkpoints have a black edge. Returns the figure."""
+    defaults to the median ``base_<objective>``; being every trial's starting point, it is part of each
+    envelope. Final checkpoints have a black edge. Returns the figure."""
     fig = new_figure(8.0, 5.0)
     ax = fig.add_subplot()
     points = usable(checkpoints, objective, kl)
@@ -80,7 +80,8 @@ def _draw_method(
     start: tuple[list[float], list[float]],
     direction: str,
 ) -> None:
-    """One method's checkpoints (final ones with a black edge) and its envelope from ``start`` (the reference)."""
+    """One method's checkpoints (final ones with a black edge)
+    and its envelope from ``start`` (the reference)."""
     final = group["final"].fillna(False).astype(bool) if "final" in group else pd.Series(False, group.index)
     face = to_rgba(color, 0.85)
     edges = [(0.0, 0.0, 0.0, 1.0) if f else face for f in final]  # black edges mark final checkpoints

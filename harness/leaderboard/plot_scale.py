@@ -1,10 +1,10 @@
 """Axis limits that a few diverged points cannot set, and the note naming the points left off the axis.
 
-One diverged trial (KTO at KL 70 with a gold reward of -4.7) stretches an axis so far that every healthy trial lies
-on one line. :func:`robust_limits` finds the points far outside the bulk of the data (beyond Tukey's far-out fences,
-3 interquartile ranges past the quartiles) when they are few (at most a fifth of the points) and far (the full
-range at least twice the range of the rest); the axis is then set to the rest with a margin, and
-:func:`off_scale_note` names the points left out in the figure ("off-scale: kto beta=0.1 seed=2 (KL 68)").
+One diverged trial (KTO at KL 70 with a gold reward of -4.7) stretches an axis so far that every healthy trial
+lies on one line. :func:`robust_limits` finds the points far outside the bulk of the data (beyond Tukey's
+far-out fences, 3 interquartile ranges past the quartiles) when they are few (at most a fifth of the points)
+and far (the full range at least twice the range of the rest); the axis is then set to the rest with a margin,
+and :func:`off_scale_note` names the points left out in the figure ("off-scale: kto beta=0.1 seed=2 (KL 68)").
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def _short(value: Any) -> str:
 def off_scale_note(
     frame: pd.DataFrame, column: str, outside: np.ndarray, keys: Sequence[str], what: str | None = None
 ) -> str:
-    """``off-scale: kto beta=0.1 seed=2 (KL 68), ...``: each trial (or row) with a point left off the axis, at its
-    most extreme value; the first :data:`SHOWN` named, the rest counted."""
+    """``off-scale: kto beta=0.1 seed=2 (KL 68), ...``: each trial (or row) with a point left off the axis, at
+    its most extreme value; the first :data:`SHOWN` named, the rest counted."""
     rows = frame.loc[np.asarray(outside, dtype=bool)]
     if rows.empty:
         return ""
@@ -93,9 +93,9 @@ def off_scale_note(
 def clip_axis(
     ax: Axes, frame: pd.DataFrame, column: str, keys: Sequence[str], what: str | None = None, y: float = 0.02
 ) -> str:
-    """Set ``ax``'s y limits to :func:`robust_limits` of ``frame[column]`` when a few points lie far outside, and
-    write the :func:`off_scale_note` in the axes' lower left corner (``y``: its height in axes fraction); returns
-    the note ('' when nothing was clipped)."""
+    """Set ``ax``'s y limits to :func:`robust_limits` of ``frame[column]`` when a few points lie far outside,
+    and write the :func:`off_scale_note` in the axes' lower left corner (``y``: its height in axes fraction);
+    returns the note ('' when nothing was clipped)."""
     if frame is None or frame.empty or column not in frame.columns:
         return ""
     limits = robust_limits(pd.to_numeric(frame[column], errors="coerce"))

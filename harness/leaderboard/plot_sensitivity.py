@@ -56,11 +56,12 @@ def sensitivity_plot(
     """One panel per swept hyperparameter (the seed excluded) that takes several values within at least one
     method: the ``objective`` of each completed trial against the value, one colour per method, with a line
     through the median at each value (over seeds and the other swept settings: one diverged seed does not move
-    it). The x axis is logarithmic for positive values spanning more than 10x (learning rates); non-numeric values
-    are categories. The y axis leaves out a few far outliers and names them (:mod:`harness.leaderboard.plot_scale`);
-    the legend sits below the panels, clear of the title. An axis whose key a method's paper names otherwise
-    (``paper_names``: method -> {key: name}) says so, ``beta (ipo: tau, orpo: lambda)``. Returns None when no
-    such hyperparameter exists (e.g. only the seed, or only per-method defaults, differ)."""
+    it). The x axis is logarithmic for positive values spanning more than 10x (learning rates); non-numeric
+    values are categories. The y axis leaves out a few far outliers and names them
+    (:mod:`harness.leaderboard.plot_scale`); the legend sits below the panels, clear of the title. An axis
+    whose key a method's paper names otherwise (``paper_names``: method -> {key: name}) says so,
+    ``beta (ipo: tau, orpo: lambda)``. Returns None when no such hyperparameter exists (e.g. only the seed, or
+    only per-method defaults, differ)."""
     swept = list(swept)
     params = [p for p in swept if p != "seed" and trials is not None and p in trials.columns]
     data = usable(trials, objective)

@@ -33,8 +33,8 @@ def training_curves(
     label_keys: Sequence[str] = ("seed",),
 ) -> Figure:
     """Two panels over training steps, reward (top) and KL (bottom), with one line per trial coloured by its
-    method; the reference model's reward (``reference``, by default from ``base_<objective>``) as a dotted line
-    when known. A panel's y axis leaves out a few far outliers (a diverged trial, see
+    method; the reference model's reward (``reference``, by default from ``base_<objective>``) as a dotted
+    line when known. A panel's y axis leaves out a few far outliers (a diverged trial, see
     :mod:`harness.leaderboard.plot_scale`) and names them, by method and ``label_keys`` settings. Returns the
     figure."""
     fig = new_figure(8.0, 6.2)

@@ -1,12 +1,12 @@
 """The leaderboard's figures: reward-vs-KL frontier, training curves and hyperparameter sensitivity.
 
-:func:`render_plots` draws a leaderboard's figures and :func:`save_plots` writes them; the figures themselves are
-drawn by ``plot_frontier``, ``plot_training`` and ``plot_sensitivity`` (on ``plot_base``, ``plot_scale``) and
-named here too. Every figure function takes plain pandas DataFrames (a leaderboard's ``checkpoints`` or ``trials``) and returns a
-matplotlib :class:`~matplotlib.figure.Figure` drawn on the Agg canvas, so nothing touches pyplot's global state
-or needs a display. Each method keeps one colour in every figure (:func:`method_colors`). Artists carry a
-``gid`` (``points:<method>``, ``envelope:<method>``, ``reward:<trial>``, ...) so that callers and tests can find
-them.
+:func:`render_plots` draws a leaderboard's figures and :func:`save_plots` writes them; the figures themselves
+are drawn by ``plot_frontier``, ``plot_training`` and ``plot_sensitivity`` (on ``plot_base``, ``plot_scale``)
+and named here too. Every figure function takes plain pandas DataFrames (a leaderboard's ``checkpoints`` or
+``trials``) and returns a matplotlib :class:`~matplotlib.figure.Figure` drawn on the Agg canvas, so nothing
+touches pyplot's global state or needs a display. Each method keeps one colour in every figure
+(:func:`method_colors`). Artists carry a ``gid`` (``points:<method>``, ``envelope:<method>``,
+``reward:<trial>``, ...) so that callers and tests can find them.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def board_colors(board: Leaderboard) -> dict[str, str]:
 
 def render_plots(board: Leaderboard) -> dict[str, bytes]:
     """PNG bytes of the leaderboard's figures by name (``frontier``, ``training``, and ``sensitivity`` when a
-    hyperparameter other than the seed varies within a method). ``board`` needs ``checkpoints``, ``trials``, ``swept``,
-    ``objective_name`` and ``kl_budget`` (a :class:`harness.leaderboard.Leaderboard`)."""
+    hyperparameter other than the seed varies within a method). ``board`` needs ``checkpoints``, ``trials``,
+    ``swept``, ``objective_name`` and ``kl_budget`` (a :class:`harness.leaderboard.Leaderboard`)."""
     objective = getattr(board, "objective_name", None) or "gold_reward"
     direction = getattr(board, "objective_direction", "maximize")
     colors = board_colors(board)

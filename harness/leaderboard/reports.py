@@ -18,8 +18,8 @@ SAMPLES_CSV = "samples.csv"
 
 
 def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
-    """``board.checkpoints`` with a ``samples`` column: :data:`SAMPLES_CSV` for a checkpoint whose readable samples
-    are there (its rows keyed by ``trial_id`` and ``step``), else blank."""
+    """``board.checkpoints`` with a ``samples`` column: :data:`SAMPLES_CSV` for a checkpoint whose readable
+    samples are there (its rows keyed by ``trial_id`` and ``step``), else blank."""
     checkpoints = board.checkpoints
     if checkpoints.empty:
         return checkpoints
@@ -37,10 +37,10 @@ def checkpoints_table(board: Leaderboard) -> pd.DataFrame:
 
 
 def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, ``samples.csv`` (when checkpoints kept
-    readable samples), ``methods.csv`` (the method-level conclusions, with seeds), the plots and ``leaderboard.html``
-    to ``out_dir`` (atomically, each), the two reports from one computation of their sections; returns the paths
-    written."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``checkpoints.csv``, ``samples.csv`` (when checkpoints
+    kept readable samples), ``methods.csv`` (the method-level conclusions, with seeds), the plots and
+    ``leaderboard.html`` to ``out_dir`` (atomically, each), the two reports from one computation of their
+    sections; returns the paths written."""
     out = Path(out_dir)
     written: list[Path] = []
     pngs: dict[str, bytes] = {}

@@ -1,11 +1,11 @@
 """The public plugin API: everything a method, evaluator or data plugin may use from the harness.
 
-Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only this module and their own package's
-modules (a test reads their imports), so they are examples a third party can copy. Names that pull in torch or
-transformers are imported on first use, so a plugin module that only registers specs stays cheap to import. The
-API has a version, :data:`API_VERSION`; a plugin declares the one it targets as ``HARNESS_API_VERSION = 3`` in its
-module, read at registration (:mod:`harness.plugin.versions`: a newer one is refused, a removed name gets a
-migration message).
+Built-in plugins (``plugins/``, installed as ``harness_plugins``) import only this module and their own
+package's modules (a test reads their imports), so they are examples a third party can copy. Names that pull
+in torch or transformers are imported on first use, so a plugin module that only registers specs stays cheap
+to import. The API has a version, :data:`API_VERSION`; a plugin declares the one it targets as
+``HARNESS_API_VERSION = 3`` in its module, read at registration (:mod:`harness.plugin.versions`: a newer one
+is refused, a removed name gets a migration message).
 
 - **Declaring**: :data:`hookimpl`, :class:`MethodSpec` with :class:`Hyperparameter` and :class:`Profile`,
   :class:`EvaluatorSpec` with :class:`Metric` and :class:`Option`, :func:`separate_reference`.
@@ -15,22 +15,24 @@ migration message).
 - **Training**: :class:`TrainContext`, :func:`completion_logprobs`.
 - **Evaluating**: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`, :func:`mean_and_se`,
   :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`; models (:func:`load_causal_lm`,
-  :func:`load_tokenizer`: the ``model.*`` loader); reward models (:func:`load_reward_model`, :func:`score_texts`,
-  :func:`check_reward_model`). :class:`TrainContext` and :class:`EvalContext` are protocols of the API
-  (:mod:`harness.plugin.contexts`) that the runtime's contexts satisfy: annotate a plugin's functions with them.
-- **Data**: :class:`PreferenceData`, :class:`DataFormat`, :class:`ValidationReport`, :func:`load_preference_data`,
-  :func:`render_prompts` (message-list prompts through the tokenizer's chat template, as every method and evaluator
-  reads them).
-- **Resources**: :func:`gold_reward`, :func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`, :class:`Stage`
-  (a trial of another method that a trial needs first: the reward stage, the SFT stage; trained once per settings
-  and cached).
-- **Following a trial**: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's state
-  for one trial); :class:`TrialRecord` with its :class:`Checkpoint` entries (what a trial leaves behind, and what
-  ``harness_trial_end`` receives); :func:`hyperparameters` (a trial's, as its record and the leaderboard name
-  them); :func:`tracking_report_to` and :class:`TrackingRun` (the run a trial logs to in experiment trackers,
-  ``tracking.*``).
+  :func:`load_tokenizer`: the ``model.*`` loader); reward models (:func:`load_reward_model`,
+  :func:`score_texts`, :func:`check_reward_model`). :class:`TrainContext` and :class:`EvalContext` are
+  protocols of the API (:mod:`harness.plugin.contexts`) that the runtime's contexts satisfy: annotate a
+  plugin's functions with them.
+- **Data**: :class:`PreferenceData`, :class:`DataFormat`, :class:`ValidationReport`,
+  :func:`load_preference_data`, :func:`render_prompts` (message-list prompts through the tokenizer's chat
+  template, as every method and evaluator reads them).
+- **Resources**: :func:`gold_reward`, :func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`,
+  :class:`Stage` (a trial of another method that a trial needs first: the reward stage, the SFT stage; trained
+  once per settings and cached).
+- **Following a trial**: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's
+  state for one trial); :class:`TrialRecord` with its :class:`Checkpoint` entries (what a trial leaves behind,
+  and what ``harness_trial_end`` receives); :func:`hyperparameters` (a trial's, as its record and the
+  leaderboard name them); :func:`tracking_report_to` and :class:`TrackingRun` (the run a trial logs to in
+  experiment trackers, ``tracking.*``).
 - **Errors**: :class:`ConfigError` (a user's config mistake: one line with the fix), :class:`DataError`,
-  :class:`UnknownNameError`, :class:`TrialFailed`, :class:`TrialPruned`, :class:`PluginError`, :class:`UserError`.
+  :class:`UnknownNameError`, :class:`TrialFailed`, :class:`TrialPruned`, :class:`PluginError`,
+  :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ from harness.errors import (
 from harness.plugin.contexts import EvalContext, TrainContext
 from harness.plugin.hookspecs import RewardFunction, hookimpl
 from harness.plugin.manager import gold_reward
+from harness.plugin.metrics import Metric
 from harness.plugin.observers import TrialObserver
 from harness.plugin.pairwise import PairwiseBatch, PairwiseLoss, pairwise_loss_method
 from harness.plugin.settings import Hyperparameter, Option, TrackingRun, tracking_report_to
-from harness.plugin.specs import EvaluatorSpec, MethodSpec, Metric, Profile
+from harness.plugin.specs import EvaluatorSpec, MethodSpec, Profile
 from harness.plugin.stats import mean_and_se
 from harness.plugin.versions import API_VERSION, removed_name
 from harness.records import Checkpoint, TrialRecord

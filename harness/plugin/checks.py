@@ -1,9 +1,10 @@
-"""What the plugin manager checks when a plugin registers, so that every mistake is one line naming the plugin.
+"""What the plugin manager checks when a plugin registers,
+so that every mistake is one line naming the plugin.
 
-- :func:`check_hookimpls`: each hook implementation of a plugin names a hook that exists (a misspelling gets the
-  closest hook), takes only parameters the hook passes and none with a default (pluggy would never pass it), and is
-  not a pluggy wrapper (refused: see :mod:`harness.plugin.hookspecs`, "No wrappers"). pluggy's own checks say the
-  same in three lines, after registration; these run before it, in one.
+- :func:`check_hookimpls`: each hook implementation of a plugin names a hook that exists (a misspelling gets
+  the closest hook), takes only parameters the hook passes and none with a default (pluggy would never pass
+  it), and is not a pluggy wrapper (refused: see :mod:`harness.plugin.hookspecs`, "No wrappers"). pluggy's own
+  checks say the same in three lines, after registration; these run before it, in one.
 - :func:`check_metric_names`: metric names and leaderboard columns are unique across evaluators, so that one
   evaluator's metric can never replace another's in a checkpoint's metrics or a leaderboard column.
 """
@@ -20,7 +21,8 @@ import pluggy
 from harness.errors import PluginError
 
 if TYPE_CHECKING:
-    from harness.plugin.specs import EvaluatorSpec, Metric
+    from harness.plugin.metrics import Metric
+    from harness.plugin.specs import EvaluatorSpec
 
 
 def hookimpls_of(pm: pluggy.PluginManager, plugin: object) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:
@@ -35,8 +37,9 @@ def hookimpls_of(pm: pluggy.PluginManager, plugin: object) -> Iterator[tuple[str
 
 
 def check_hookimpls(pm: pluggy.PluginManager, plugin: object, owner: str) -> None:
-    """Raise a one-line PluginError naming ``owner`` for the first hook implementation of ``plugin`` that names
-    no hook, takes a parameter the hook does not pass (or one with a default), or is a pluggy wrapper."""
+    """Raise a one-line PluginError naming ``owner`` for the first hook implementation of ``plugin`` that
+    names no hook, takes a parameter the hook does not pass (or one with a default), or is a pluggy
+    wrapper."""
     hooks = {
         name
         for name, caller in vars(pm.hook).items()
@@ -49,14 +52,14 @@ def check_hookimpls(pm: pluggy.PluginManager, plugin: object, owner: str) -> Non
             close = difflib.get_close_matches(hook_name, sorted(hooks), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise PluginError(
-                f"{owner} implements an unknown hook {hook_name} ({attribute}); {hint}rename it to one of the "
-                "hooks in harness.plugin.hookspecs, or drop its @hookimpl."
+                f"{owner} implements an unknown hook {hook_name} ({attribute}); {hint}rename it to one of "
+                "the hooks in harness.plugin.hookspecs, or drop its @hookimpl."
             )
         if opts.get("wrapper") or opts.get("hookwrapper"):
             raise PluginError(
                 f"{owner} implements {hook_name} as a pluggy wrapper (hookimpl(wrapper=True)), which harness "
-                "refuses: each plugin's implementation is called on its own, so that one plugin's failure never "
-                "costs another's; implement it as a plain @hookimpl function."
+                "refuses: each plugin's implementation is called on its own, so that one plugin's failure "
+                "never costs another's; implement it as a plain @hookimpl function."
             )
         impl = pluggy.HookImpl(plugin, owner, function, opts)  # type: ignore[arg-type]
         plain, defaulted = list(impl.argnames), list(impl.kwargnames)
@@ -64,13 +67,14 @@ def check_hookimpls(pm: pluggy.PluginManager, plugin: object, owner: str) -> Non
         unknown = [name for name in plain if name not in passed]
         if unknown:
             raise PluginError(
-                f"{owner} does not satisfy the hookspecs: {hook_name} takes {', '.join(unknown)}, which the hook "
-                f"never passes; it may take any of ({', '.join(passed)}): remove or rename the parameter."
+                f"{owner} does not satisfy the hookspecs: {hook_name} takes "
+                f"{', '.join(unknown)}, which the hook never passes; it may take any of "
+                f"({', '.join(passed)}): remove or rename the parameter."
             )
         if defaulted:
             raise PluginError(
-                f"{owner} does not satisfy the hookspecs: {hook_name}'s parameter {defaulted[0]} has a default, "
-                "so pluggy never passes it (it would keep its default); remove the default."
+                f"{owner} does not satisfy the hookspecs: {hook_name}'s parameter {defaulted[0]} has a "
+                "default, so pluggy never passes it (it would keep its default); remove the default."
             )
 
 
@@ -79,7 +83,8 @@ def _identifiers(metric: Metric) -> set[str]:
 
 
 def _clash(a: Metric, b: Metric) -> str | None:
-    """The identifier (name or column) that metrics ``a`` and ``b`` share, ``*`` patterns matched either way."""
+    """The identifier (name or column) that metrics ``a`` and ``b`` share,
+    ``*`` patterns matched either way."""
     for x in sorted(_identifiers(a)):
         for y in sorted(_identifiers(b)):
             if x == y or fnmatchcase(x, y) or fnmatchcase(y, x):
@@ -88,8 +93,8 @@ def _clash(a: Metric, b: Metric) -> str | None:
 
 
 def check_metric_names(evaluators: Mapping[str, EvaluatorSpec]) -> None:
-    """Raise a one-line PluginError naming both evaluators and their plugins when two evaluators declare the same
-    metric name or leaderboard column (or one's ``*`` pattern matches the other's name)."""
+    """Raise a one-line PluginError naming both evaluators and their plugins when two evaluators declare the
+    same metric name or leaderboard column (or one's ``*`` pattern matches the other's name)."""
     specs = list(evaluators.values())
     for i, first in enumerate(specs):
         for second in specs[i + 1 :]:
@@ -99,6 +104,6 @@ def check_metric_names(evaluators: Mapping[str, EvaluatorSpec]) -> None:
                     if shared is not None:
                         raise PluginError(
                             f"Two evaluators declare the metric {shared!r}: {first.name} of {first.origin} "
-                            f"and {second.name} of {second.origin}; rename one (Metric(name=..., column=...)) "
-                            "or uninstall one, so that neither replaces the other's values."
+                            f"and {second.name} of {second.origin}; rename one (Metric(name=..., "
+                            "column=...)) or uninstall one, so that neither replaces the other's values."
                         )

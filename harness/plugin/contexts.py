@@ -1,12 +1,13 @@
-"""The types a plugin's functions receive: :class:`TrainContext` (a method's ``train``) and :class:`EvalContext`
-(an evaluator's ``evaluate``), as protocols of the plugin API.
+"""The types a plugin's functions receive: :class:`TrainContext` (a method's ``train``) and
+:class:`EvalContext` (an evaluator's ``evaluate``), as protocols of the plugin API.
 
-They live here, with the API, so that the declarations (:mod:`harness.plugin.specs`) name them without importing
-the runtime (no import circle, not even one of type-only imports): the trial runner builds
+They live here, with the API, so that the declarations (:mod:`harness.plugin.specs`) name them without
+importing the runtime (no import circle, not even one of type-only imports): the trial runner builds
 :class:`harness.trial.context.TrainContext` and :class:`harness.evaluation.context.EvalContext`, which satisfy
-these protocols (a test checks that each protocol member exists there and the other way round). Annotate a plugin's
-functions with these: ``def train(ctx: TrainContext) -> torch.nn.Module``. Attributes are read-only here (but
-``steps_done``, which the harness's own trainer callback counts): a plugin reads them; the harness sets them.
+these protocols (a test checks that each protocol member exists there and the other way round). Annotate a
+plugin's functions with these: ``def train(ctx: TrainContext) -> torch.nn.Module``. Attributes are read-only
+here (but ``steps_done``, which the harness's own trainer callback counts): a plugin reads them; the harness
+sets them.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ RewardFunction = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 
 class TrainContext(Protocol):
-    """Everything one trial's training needs, handed to a method's ``train(ctx)``; it returns the trained model.
+    """Everything one trial's training needs, handed to a method's ``train(ctx)``;
+    it returns the trained model.
 
     A method on a transformers/TRL trainer builds it with :meth:`trl_trainer` and trains it with
-    :meth:`run_trainer`; a method with its own loop calls :meth:`plan` once, trains :meth:`trainable_policy` and
-    calls :meth:`step` after every optimizer step.
+    :meth:`run_trainer`; a method with its own loop calls :meth:`plan` once, trains :meth:`trainable_policy`
+    and calls :meth:`step` after every optimizer step.
     """
 
     @property
@@ -101,28 +103,31 @@ class TrainContext(Protocol):
 
     @property
     def prepared_data(self) -> dict[str, Any] | None:
-        """Whether :meth:`trl_trainer` prepared the trainer's data or read it from the harness cache (else None)."""
+        """Whether :meth:`trl_trainer` prepared the trainer's data or read it from the harness
+        cache (else None)."""
 
     @property
     def reference_pass(self) -> dict[str, Any] | None:
-        """Whether :meth:`trl_trainer` computed the reference's log-probs or read them from the cache (else None)."""
+        """Whether :meth:`trl_trainer` computed the reference's log-probs or read them from the
+        cache (else None)."""
 
     def training_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for any ``transformers.TrainingArguments`` subclass: the common knobs and what the
-        harness manages (output directory, seeds, logging, precision, no saving or evaluation)."""
+        """Keyword arguments for any ``transformers.TrainingArguments`` subclass: the common knobs and what
+        the harness manages (output directory, seeds, logging, precision, no saving or evaluation)."""
 
     def tracking_arguments(self) -> dict[str, Any]:
-        """The trainer's ``report_to`` (``tracking.report_to``) and, when it reports anywhere, the trial's run."""
+        """The trainer's ``report_to`` (``tracking.report_to``) and, when it reports anywhere,
+        the trial's run."""
 
     def trl_config(self, config_class: type | None = None, **fixed: Any) -> Any:
-        """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields, ``fixed``, then
-        ``method.trl``."""
+        """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields, ``fixed``,
+        then ``method.trl``."""
 
     def trl_trainer(
         self, trainer_class: type | None = None, config_class: type | None = None, **arguments: Any
     ) -> Any:
-        """A transformers/TRL trainer on the policy, :meth:`trl_config`, the data, the tokenizer, the LoRA config
-        and the harness callbacks; ``arguments`` add or replace any of them (``ref_model=``, ...)."""
+        """A transformers/TRL trainer on the policy, :meth:`trl_config`, the data, the tokenizer, the LoRA
+        config and the harness callbacks; ``arguments`` add or replace any of them (``ref_model=``, ...)."""
 
     def trainer_callbacks(self) -> list[Any]:
         """Callbacks to pass to a transformers/TRL trainer so that the harness sees every step."""
@@ -134,8 +139,8 @@ class TrainContext(Protocol):
         """Own loop: announce the planned number of optimizer steps once, before training."""
 
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None, **stats: Any) -> None:
-        """Own loop: call after each optimizer step (the loss is checked and logged with ``stats``; checkpoints
-        are taken and evaluated when due)."""
+        """Own loop: call after each optimizer step (the loss is checked and logged with ``stats``;
+        checkpoints are taken and evaluated when due)."""
 
     def trainable_policy(self) -> torch.nn.Module:
         """Own loop: the policy to train, wrapped with its LoRA adapter when the trial has one."""
@@ -149,9 +154,10 @@ class ReferenceModel(Protocol):
 
 
 class EvalContext(Protocol):
-    """What an evaluator's ``evaluate(ctx)`` sees for one checkpoint; expensive quantities are computed at most once
-    per checkpoint and shared by the evaluators (samples, log-probabilities, rewards), and those of the reference
-    model alone come from a cache shared by every trial with the same model, data and evaluation settings."""
+    """What an evaluator's ``evaluate(ctx)`` sees for one checkpoint; expensive quantities are computed at
+    most once per checkpoint and shared by the evaluators (samples, log-probabilities, rewards), and those of
+    the reference model alone come from a cache shared by every trial with the same model, data and evaluation
+    settings."""
 
     @property
     def cfg(self) -> DictConfig:
@@ -163,7 +169,8 @@ class EvalContext(Protocol):
 
     @property
     def options(self) -> DictConfig:
-        """The running evaluator's options, ``eval.<evaluator name>`` (its declared defaults, as overridden)."""
+        """The running evaluator's options, ``eval.<evaluator name>``
+        (its declared defaults, as overridden)."""
 
     @property
     def evaluator(self) -> Any:
@@ -269,17 +276,21 @@ class EvalContext(Protocol):
         """``compute()``, run at most once per checkpoint under ``name`` (for quantities evaluators share)."""
 
     def trial_memo(self, name: str, compute: Callable[[], T]) -> T:
-        """``compute()``, run at most once per trial and prompt set under ``name`` (quantities of the data alone)."""
+        """``compute()``, run at most once per trial and prompt set under ``name``
+        (quantities of the data alone)."""
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """A quantity of the reference model alone: from the reference cache, else ``compute()`` and stored."""
+        """A quantity of the reference model alone: from the reference cache,
+        else ``compute()`` and stored."""
 
     def token_logprobs(
         self, model: torch.nn.Module, samples: Samples, with_entropy: bool = False
     ) -> TokenLogprobs:
-        """Per-token log-probabilities of ``samples``' completions under ``model`` at the sampling temperature."""
+        """Per-token log-probabilities of ``samples``' completions under ``model`` at the
+        sampling temperature."""
 
     def add_sample_scores(
         self, name: str, policy: Sequence[float], reference: Sequence[float] | None = None
     ) -> None:
-        """Keep a per-sample score under ``name`` for the readable samples (one value per sample, NaN: none)."""
+        """Keep a per-sample score under ``name`` for the readable samples
+        (one value per sample, NaN: none)."""

@@ -2,11 +2,11 @@
 
 Plugins come from two places, handled identically: the ``harness.plugins`` entry-point group (where the
 built-in methods and evaluators are registered too) and module names listed in config
-(``plugins=[my_pkg.my_method]``). A plugin that fails to import, that implements a hook with a wrong
-name or signature or as a pluggy wrapper (:mod:`harness.plugin.checks`), that targets another plugin API or uses
-what the API removed (:mod:`harness.plugin.versions`), or whose declarations break the contract
-(:mod:`harness.plugin.specs`), stops the run with one line naming the plugin and where it came from; two plugins
-registering one name (or two evaluators declaring one metric) are both named.
+(``plugins=[my_pkg.my_method]``). A plugin that fails to import, that implements a hook with a wrong name or
+signature or as a pluggy wrapper (:mod:`harness.plugin.checks`), that targets another plugin API or uses what
+the API removed (:mod:`harness.plugin.versions`), or whose declarations break the contract
+(:mod:`harness.plugin.specs`), stops the run with one line naming the plugin and where it came from; two
+plugins registering one name (or two evaluators declaring one metric) are both named.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ class HarnessPluginManager(pluggy.PluginManager):
         self._sources: dict[str, str] = {}  # plugin name -> where it came from, for error messages
 
     def register_plugin(self, plugin: ModuleType | Any, name: str, source: str) -> None:
-        """Register one plugin object after checking it: the plugin API version it declares, what it uses that the
-        API removed, and its hook implementations; each problem is a one-line PluginError naming the plugin."""
+        """Register one plugin object after checking it: the plugin API version it declares, what it uses that
+        the API removed, and its hook implementations; each problem is a one-line PluginError naming the
+        plugin."""
         if self.has_plugin(name) or self.is_registered(plugin):
             return
         owner = f"Plugin '{name}' ({source})"
@@ -81,8 +82,9 @@ class HarnessPluginManager(pluggy.PluginManager):
                 module = importlib.import_module(name)
             except Exception as exc:
                 raise PluginError(
-                    f"Error importing plugin '{name}' (named in config `plugins`): {type(exc).__name__}: {_one_line(exc)}. "
-                    "Check the module path and that its package is installed or on PYTHONPATH."
+                    f"Error importing plugin '{name}' (named in config `plugins`): "
+                    f"{type(exc).__name__}: {_one_line(exc)}. Check the module path and "
+                    "that its package is installed or on PYTHONPATH."
                 ) from exc
             self.register_plugin(module, name, "named in config")
 
@@ -142,8 +144,9 @@ class HarnessPluginManager(pluggy.PluginManager):
 
     @cached_property
     def methods(self) -> dict[str, MethodSpec]:
-        """All registered methods by name (each stamped with the plugin that registered it). The module of each
-        method's ``train`` is checked for calls with arguments the API removed (:mod:`harness.plugin.versions`)."""
+        """All registered methods by name (each stamped with the plugin that registered it). The module of
+        each method's ``train`` is checked for calls with arguments the API removed
+        (:mod:`harness.plugin.versions`)."""
         found = self._collect(self.hook.harness_methods_register, "method", MethodSpec)
         modules = {}
         for spec in found.values():

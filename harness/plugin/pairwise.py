@@ -1,12 +1,13 @@
 """The pairwise-loss extension point: a DPO-family method is a loss function and a spec.
 
 DPO, IPO, R-DPO, DPOP, ... differ only in the function that turns a pair's numbers into a loss: the summed
-log-probabilities of the chosen and the rejected completion under the policy and under the frozen reference, and
-the completions' token counts. A plugin writes that function over a :class:`PairwiseBatch` and declares the method
-with :func:`pairwise_loss_method`; the harness trains it on TRL's ``DPOTrainer`` (tokenisation, batching, the
-reference pass and its cache, LoRA, precision, logging are TRL's and the harness's, as for ``method=dpo``), with
-only the loss replaced (:mod:`harness.trial.pairwise_loss`). :func:`harness.plugin.check_pairwise_loss` checks in
-a plugin's tests that the trainer computes exactly the plugin's loss::
+log-probabilities of the chosen and the rejected completion under the policy and under the frozen reference,
+and the completions' token counts. A plugin writes that function over a :class:`PairwiseBatch` and declares
+the method with :func:`pairwise_loss_method`; the harness trains it on TRL's ``DPOTrainer`` (tokenisation,
+batching, the reference pass and its cache, LoRA, precision, logging are TRL's and the harness's, as for
+``method=dpo``), with only the loss replaced (:mod:`harness.trial.pairwise_loss`).
+:func:`harness.plugin.check_pairwise_loss` checks in a plugin's tests that the trainer computes exactly the
+plugin's loss::
 
     import torch.nn.functional as F
     from harness.plugin import Hyperparameter, PairwiseBatch, pairwise_loss_method
@@ -24,8 +25,8 @@ a plugin's tests that the trainer computes exactly the plugin's loss::
         ],
     )
 
-This module imports neither torch nor TRL (a plugin that only declares stays cheap to import); the loss function
-is called with torch tensors while training.
+This module imports neither torch nor TRL (a plugin that only declares stays cheap to import); the loss
+function is called with torch tensors while training.
 """
 
 from __future__ import annotations
@@ -48,18 +49,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PairwiseBatch:
-    """One batch of preference pairs, as a pairwise loss sees it: every field is a tensor of shape [batch], row i
-    being pair i, on the training device.
+    """One batch of preference pairs, as a pairwise loss sees it: every field is a tensor of shape [batch],
+    row i being pair i, on the training device.
 
     Attributes:
-        policy_chosen_logps: log π(y_chosen | x), the policy's log-probability of the chosen completion, summed
-            over its tokens (the prompt excluded); carries the gradient.
+        policy_chosen_logps: log π(y_chosen | x), the policy's log-probability of the chosen completion,
+            summed over its tokens (the prompt excluded); carries the gradient.
         policy_rejected_logps: the same for the rejected completion.
-        reference_chosen_logps: log π_ref(y_chosen | x) under the frozen reference model (or, with LoRA, the policy
-            with its adapter disabled); no gradient.
+        reference_chosen_logps: log π_ref(y_chosen | x) under the frozen reference model (or, with LoRA, the
+            policy with its adapter disabled); no gradient.
         reference_rejected_logps: the same for the rejected completion.
-        chosen_lengths: |y_chosen|, the number of tokens the chosen log-probabilities sum over (an integer tensor):
-            the completion as TRL tokenises it, EOS included, after truncation to ``max_length``.
+        chosen_lengths: |y_chosen|, the number of tokens the chosen log-probabilities sum over (an integer
+            tensor): the completion as TRL tokenises it, EOS included, after truncation to ``max_length``.
         rejected_lengths: |y_rejected|, the same for the rejected completion.
     """
 
@@ -72,7 +73,8 @@ class PairwiseBatch:
 
     @property
     def chosen_logratios(self) -> torch.Tensor:
-        """Δ_chosen = log π(y_chosen | x) − log π_ref(y_chosen | x), shape [batch]: DPO's implicit reward over β."""
+        """Δ_chosen = log π(y_chosen | x) − log π_ref(y_chosen | x), shape [batch]:
+        DPO's implicit reward over β."""
         return self.policy_chosen_logps - self.reference_chosen_logps
 
     @property
@@ -86,12 +88,14 @@ class PairwiseBatch:
         return int(self.policy_chosen_logps.shape[0])
 
 
-#: A DPO-family loss: ``loss(batch, settings) -> per-pair losses`` (shape [batch]; the harness averages them over
-#: the batch, as TRL does). ``settings`` maps each of the method's hyperparameters to its value in the trial.
+#: A DPO-family loss: ``loss(batch, settings) -> per-pair losses`` (shape [batch]; the harness averages them
+#: over the batch, as TRL does). ``settings`` maps each of the method's hyperparameters to its value in the
+#: trial.
 PairwiseLoss = Callable[[PairwiseBatch, Mapping[str, Any]], "torch.Tensor"]
 
-#: ``method.trl`` fields that choose or shape TRL's own DPO loss (or the log-probabilities it sums): a method on the
-#: extension point computes its plugin's loss instead, so setting them is refused rather than silently ignored.
+#: ``method.trl`` fields that choose or shape TRL's own DPO loss (or the log-probabilities it sums): a method
+#: on the extension point computes its plugin's loss instead, so setting them is refused rather than silently
+#: ignored.
 REPLACED_FIELDS = (
     "loss_type",
     "loss_weights",
@@ -102,8 +106,9 @@ REPLACED_FIELDS = (
     "label_smoothing",
     "discopop_tau",
 )
-#: The trainer-config defaults of every method on the extension point (the built-in DPO's): sequences up to 1024
-#: tokens, and the reference's log-probabilities computed once before training (and cached across trials).
+#: The trainer-config defaults of every method on the extension point (the built-in DPO's): sequences up to
+#: 1024 tokens, and the reference's log-probabilities computed once before training (and cached across
+#: trials).
 TRL_DEFAULTS = {"max_length": 1024, "precompute_ref_log_probs": True}
 TRAINER = "harness.trial.pairwise_loss:PairwiseLossTrainer"
 
@@ -111,8 +116,8 @@ TRAINER = "harness.trial.pairwise_loss:PairwiseLossTrainer"
 def pair_losses(
     loss: PairwiseLoss, batch: PairwiseBatch, settings: Mapping[str, Any], method: str
 ) -> torch.Tensor:
-    """``loss(batch, settings)``, checked to be per-pair losses (shape [batch]); a TypeError names the method and
-    what it returned otherwise."""
+    """``loss(batch, settings)``, checked to be per-pair losses (shape [batch]); a TypeError names the method
+    and what it returned otherwise."""
     losses = loss(batch, settings)
     shape = getattr(losses, "shape", None)
     if shape is None or tuple(shape) != (batch.size,):
@@ -125,8 +130,8 @@ def pair_losses(
 
 
 def method_settings(spec: MethodSpec, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``{hyperparameter: value}`` of ``spec``: its defaults, replaced by ``values`` (a trial's ``method`` node, or
-    a plain mapping), as plain Python values."""
+    """``{hyperparameter: value}`` of ``spec``: its defaults, replaced by ``values`` (a trial's ``method``
+    node, or a plain mapping), as plain Python values."""
     from omegaconf import DictConfig, OmegaConf
 
     plain = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else dict(values)
@@ -157,14 +162,14 @@ def trl_support_problem() -> str | None:
 @dataclass(frozen=True)
 class PairwiseLossTraining:
     """``MethodSpec.train`` of a method declared with :func:`pairwise_loss_method`: builds its trainer
-    (:class:`harness.trial.pairwise_loss.PairwiseLossTrainer`, TRL's ``DPOTrainer`` with the loss replaced) with
-    :meth:`TrainContext.trl_trainer` and trains it; ``loss`` is the plugin's function."""
+    (:class:`harness.trial.pairwise_loss.PairwiseLossTrainer`, TRL's ``DPOTrainer`` with the loss replaced)
+    with :meth:`TrainContext.trl_trainer` and trains it; ``loss`` is the plugin's function."""
 
     loss: PairwiseLoss
 
     def __call__(self, ctx: TrainContext) -> Any:
-        """Train ``ctx.policy`` against ``ctx.reference`` (None with LoRA: the adapter-disabled policy); returns the
-        trained model."""
+        """Train ``ctx.policy`` against ``ctx.reference`` (None with LoRA: the adapter-disabled policy);
+        returns the trained model."""
         settings = method_settings(ctx.spec, ctx.method_cfg)
         trainer = ctx.trl_trainer(
             ref_model=ctx.reference,
@@ -177,8 +182,8 @@ class PairwiseLossTraining:
 
 @dataclass(frozen=True)
 class _Validation:
-    """``MethodSpec.validate`` of a pairwise-loss method: the installed TRL supports it, ``method.trl`` does not set
-    a field of TRL's own loss, then the plugin's own check."""
+    """``MethodSpec.validate`` of a pairwise-loss method: the installed TRL supports it, ``method.trl`` does
+    not set a field of TRL's own loss, then the plugin's own check."""
 
     method: str
     own: Callable[[Any], None] | None
@@ -187,9 +192,9 @@ class _Validation:
         problem = trl_support_problem()
         if problem is not None:
             raise ConfigError(
-                f"method {self.method} trains on the pairwise-loss extension point, which reads the per-sequence "
-                f"log-probabilities of TRL's DPOTrainer, but {problem}; install a TRL that has them (the "
-                "harness is tested with trl 1.16)."
+                f"method {self.method} trains on the pairwise-loss extension point, which reads the "
+                f"per-sequence log-probabilities of TRL's DPOTrainer, but {problem}; install a TRL that "
+                "has them (the harness is tested with trl 1.16)."
             )
         replaced = sorted(set((method_cfg.get("trl") or {}).keys()) & set(REPLACED_FIELDS))
         if replaced:
@@ -207,8 +212,8 @@ def _policy_and_reference(cfg: DictConfig) -> int:
 
 
 def _with_trl_defaults(owner: str, label: str, values: Mapping[str, Any], base: bool) -> dict[str, Any]:
-    """``values`` with :data:`TRL_DEFAULTS` under its ``trl`` entry (when ``base``); refuses the fields of TRL's
-    own loss (:data:`REPLACED_FIELDS`)."""
+    """``values`` with :data:`TRL_DEFAULTS` under its ``trl`` entry (when ``base``); refuses the fields of
+    TRL's own loss (:data:`REPLACED_FIELDS`)."""
     values = dict(values)
     trl = values.get("trl") or {}
     if not isinstance(trl, Mapping):
@@ -223,6 +228,17 @@ def _with_trl_defaults(owner: str, label: str, values: Mapping[str, Any], base: 
     if base or trl:
         values["trl"] = {**(TRL_DEFAULTS if base else {}), **trl}
     return values
+
+
+def _with_trl_profiles(owner: str, profiles: Mapping[str, Profile]) -> dict[str, Any]:
+    """Each profile with its ``"trl"`` entries checked and completed like ``defaults``' (a value that is not a
+    :class:`Profile` is passed on as it is: :class:`MethodSpec` refuses it)."""
+    return {
+        key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
+        if isinstance(p, Profile)
+        else p  # MethodSpec refuses it
+        for key, p in profiles.items()
+    }
 
 
 def pairwise_loss_method(
@@ -243,22 +259,24 @@ def pairwise_loss_method(
     Args:
         name: the value users pass as ``method=<name>``.
         loss: ``loss(batch: PairwiseBatch, settings: Mapping[str, Any]) -> torch.Tensor``, the per-pair losses
-            (shape [batch]); the harness averages them. ``settings[h]`` is the value of each hyperparameter ``h``
-            in the trial. A pure function of its arguments: :func:`harness.plugin.check_pairwise_loss` checks it
-            against a plain forward pass.
-        hyperparameters: the method's knobs (``method.<name>``), as for any method. One with ``field="beta"`` sets
-            ``DPOConfig.beta`` too, which scales the implicit rewards TRL logs (``rewards/chosen`` = β·Δ_chosen).
-        defaults: values of the common knobs (``learning_rate``, ``epochs``, ...) and ``DPOConfig`` fields under
-            ``"trl"``, for real models. Under ``"trl"`` they extend :data:`TRL_DEFAULTS`; the fields of TRL's own
-            loss (:data:`REPLACED_FIELDS`) are refused.
+            (shape [batch]); the harness averages them. ``settings[h]`` is the value of each hyperparameter
+            ``h`` in the trial. A pure function of its arguments: :func:`harness.plugin.check_pairwise_loss`
+            checks it against a plain forward pass.
+        hyperparameters: the method's knobs (``method.<name>``), as for any method. One with ``field="beta"``
+            sets ``DPOConfig.beta`` too, which scales the implicit rewards TRL logs (``rewards/chosen`` =
+            β·Δ_chosen).
+        defaults: values of the common knobs (``learning_rate``, ``epochs``, ...) and ``DPOConfig`` fields
+            under ``"trl"``, for real models. Under ``"trl"`` they extend :data:`TRL_DEFAULTS`; the fields of
+            TRL's own loss (:data:`REPLACED_FIELDS`) are refused.
         profiles, search_space, description, loss_notes, lr_range: as in :class:`MethodSpec` (``profiles``'
             ``"trl"`` entries are checked like ``defaults``').
         validate: ``validate(method_cfg) -> None``, the method's own check of settings that are wrong together
             (raise :class:`~harness.errors.ConfigError`); runs after the extension point's own checks.
 
     Returns the spec for ``harness_methods_register`` (pairwise data, a frozen reference: the adapter-disabled
-    policy under LoRA; trainer ``PairwiseLossTrainer``, config ``trl.DPOConfig``). Raises :class:`PluginError` when
-    ``loss`` is not callable, a declaration breaks :class:`MethodSpec`'s contract or sets a field of TRL's loss.
+    policy under LoRA; trainer ``PairwiseLossTrainer``, config ``trl.DPOConfig``). Raises :class:`PluginError`
+    when ``loss`` is not callable, a declaration breaks :class:`MethodSpec`'s contract or sets a field of
+    TRL's loss.
     """
     owner = f"MethodSpec {name!r}"
     if not callable(loss):
@@ -269,12 +287,7 @@ def pairwise_loss_method(
         data_kind="pairwise",
         hyperparameters=hyperparameters,
         defaults=_with_trl_defaults(owner, "defaults", defaults or {}, True),
-        profiles={
-            key: Profile(_with_trl_defaults(owner, f"profiles[{key!r}]", p.defaults, False), p.search_space)
-            if isinstance(p, Profile)
-            else p  # MethodSpec refuses it
-            for key, p in (profiles or {}).items()
-        },
+        profiles=_with_trl_profiles(owner, profiles or {}),
         models_in_memory=_policy_and_reference,
         needs_reference=True,
         search_space=dict(search_space or {}),
@@ -288,5 +301,6 @@ def pairwise_loss_method(
 
 
 def pairwise_loss_of(spec: MethodSpec) -> PairwiseLoss | None:
-    """The loss function of a method declared with :func:`pairwise_loss_method` (None for any other method)."""
+    """The loss function of a method declared with :func:`pairwise_loss_method`
+    (None for any other method)."""
     return spec.train.loss if isinstance(spec.train, PairwiseLossTraining) else None

@@ -1,11 +1,12 @@
 """Settings a plugin declares (:class:`Option`, :class:`Hyperparameter`) and the common training knobs.
 
 Every method has the common knobs of :data:`COMMON_KNOBS` (``method.learning_rate``, ``method.epochs``, ...:
-their defaults and comments are ``conf/method/base.yaml``); each maps onto one ``transformers.TrainingArguments``
-field, so ``method.trl.<that field>`` is refused (one home per knob). A method's own knobs are
-:class:`Hyperparameter` declarations in its :class:`harness.plugin.specs.MethodSpec`; an evaluator's settings are
-:class:`Option` declarations. A value is checked against its declaration before any compute. The trackers a trainer
-reports to and the run a trial logs to are ``tracking.*`` (:func:`tracking_report_to`, :class:`TrackingRun`).
+their defaults and comments are ``conf/method/base.yaml``); each maps onto one
+``transformers.TrainingArguments`` field, so ``method.trl.<that field>`` is refused (one home per knob). A
+method's own knobs are :class:`Hyperparameter` declarations in its :class:`harness.plugin.specs.MethodSpec`;
+an evaluator's settings are :class:`Option` declarations. A value is checked against its declaration before
+any compute. The trackers a trainer reports to and the run a trial logs to are ``tracking.*``
+(:func:`tracking_report_to`, :class:`TrackingRun`).
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ class Option:
         name: the key (``eval.<evaluator>.<name>`` for an evaluator option).
         default: the default value. Its type is the setting's type unless ``types`` says otherwise: an int
             setting takes integers, a float setting any number, a bool setting true/false, a string setting
-            strings; lists and mappings are not type-checked. A ``None`` default needs ``nullable=True`` (null is
-            a value: "none", "the task's default") or ``types`` (the config must set a value of those types;
-            null is refused before any compute); a bare ``None`` default is refused when the plugin registers.
+            strings; lists and mappings are not type-checked. A ``None`` default needs ``nullable=True`` (null
+            is a value: "none", "the task's default") or ``types`` (the config must set a value of those
+            types; null is refused before any compute); a bare ``None`` default is refused when the plugin
+            registers.
         help: one line saying what it means and its unit (shown in errors and listings).
         bounds: for numbers, the allowed interval in interval notation: ``"(0, inf)"`` (positive),
             ``"[0, 1]"``, ``"[1, inf)"``. A number must also be finite (``inf`` and ``nan`` are never values).
@@ -157,8 +159,8 @@ class Hyperparameter(Option):
             and ``method.trl.<field>`` is then refused as a second way to set it); ``None`` when the method
             reads ``ctx.method_cfg.<name>`` itself.
         paper_name: what the method's paper calls this knob when that differs from ``name`` (IPO's ``beta`` is
-            its paper's ``tau``, ORPO's is ``lambda``): reports show it beside the key, ``beta (tau)=0.5``, so a
-            reader does not take one sweep column for one quantity.
+            its paper's ``tau``, ORPO's is ``lambda``): reports show it beside the key, ``beta (tau)=0.5``, so
+            a reader does not take one sweep column for one quantity.
     """
 
     field: str | None = None
@@ -220,7 +222,8 @@ MANAGED_TRL_FIELDS = set(TRAINING_ARGUMENTS.values()) | {
     "project",
     "logging_dir",
 }
-# The harness's config key for a managed field that a user sets through it (named when method.trl sets the field).
+# The harness's config key for a managed field that a user sets through it
+# (named when method.trl sets the field).
 MANAGED_TRL_HOMES = {
     "report_to": "tracking.report_to",
     "project": "tracking.project",
@@ -228,12 +231,13 @@ MANAGED_TRL_HOMES = {
 }
 
 
-# Experiment tracking (``tracking.*``): the trackers the trainer reports to, and the run each trial logs to. The
-# core passes them to the trainer; a plugin (the built-in ``trackers``) opens, fills and closes the runs.
+# Experiment tracking (``tracking.*``): the trackers the trainer reports to, and the run each trial logs to.
+# The core passes them to the trainer; a plugin (the built-in ``trackers``) opens, fills and closes the runs.
 
 
 def tracking_report_to(value: Any) -> list[str]:
-    """``tracking.report_to`` as a list of tracker names: one name or a list; ``none``, null and ``[]`` mean none."""
+    """``tracking.report_to`` as a list of tracker names: one name or a list; ``none``,
+    null and ``[]`` mean none."""
     if value is None or isinstance(value, str):
         names = [] if value in (None, "", "none") else [value]
     elif isinstance(value, Sequence):  # a list, or OmegaConf's ListConfig
@@ -251,10 +255,10 @@ class TrackingRun:
     """The run a trial logs to, in every tracker.
 
     Attributes:
-        name: ``<sweep>/<trial number>`` for a multirun's trial (its directory ``multirun/<sweep>/<n>``); in general
-            the trial directory's last two parts (``outputs/<time>`` for a single run).
-        directory: its local files (TensorBoard's event files, W&B's ``wandb/`` folder): ``<tracking.dir>/<name>``,
-            or ``<trial dir>/tracking`` when ``tracking.dir`` is null.
+        name: ``<sweep>/<trial number>`` for a multirun's trial (its directory ``multirun/<sweep>/<n>``); in
+            general the trial directory's last two parts (``outputs/<time>`` for a single run).
+        directory: its local files (TensorBoard's event files, W&B's ``wandb/`` folder):
+            ``<tracking.dir>/<name>``, or ``<trial dir>/tracking`` when ``tracking.dir`` is null.
         project: ``tracking.project`` (the W&B project, MLflow experiment, trackio project).
     """
 
@@ -264,7 +268,8 @@ class TrackingRun:
 
     @classmethod
     def of(cls, tracking: DictConfig | Mapping[str, Any] | None, trial_dir: str | Path) -> TrackingRun:
-        """The run of the trial in ``trial_dir`` under the ``tracking`` config node (a mapping; None: defaults)."""
+        """The run of the trial in ``trial_dir`` under the ``tracking`` config node
+        (a mapping; None: defaults)."""
         tracking = tracking or {}
         path = Path(trial_dir).absolute()
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name

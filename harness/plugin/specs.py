@@ -3,23 +3,23 @@
 Plugins return :class:`MethodSpec` and :class:`EvaluatorSpec` from the registration hooks in
 :mod:`harness.plugin.hookspecs`. They are frozen dataclasses, so the core can list, validate and document them
 without knowing any method by name. Like TRL's configs, each checks its own fields when it is created
-(``__post_init__``) and raises :class:`harness.errors.PluginError` naming the field, the value and the fix; the
-plugin manager adds the plugin's name and source to the message.
+(``__post_init__``) and raises :class:`harness.errors.PluginError` naming the field, the value and the fix;
+the plugin manager adds the plugin's name and source to the message.
 
-A method declares its own knobs (:class:`Hyperparameter`: ``method.<name>`` with its default, help, bounds and the
-trainer-config field it sets); an evaluator declares the metrics it returns (:class:`Metric`: direction,
-leaderboard column, headline or not) and its settings (:class:`Option`: ``eval.<evaluator>.<name>``).
+A method declares its own knobs (:class:`Hyperparameter`: ``method.<name>`` with its default, help, bounds and
+the trainer-config field it sets); an evaluator declares the metrics it returns (:class:`Metric`: direction,
+leaderboard column, headline or not; declared in :mod:`harness.plugin.metrics`, importable from here too) and
+its settings (:class:`Option`: ``eval.<evaluator>.<name>``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.plugin.metrics import Metric
 from harness.plugin.settings import COMMON_KNOBS, Hyperparameter, Option, check_name, reject
 
 if TYPE_CHECKING:
@@ -29,69 +29,8 @@ if TYPE_CHECKING:
 
 DataKind = Literal["pairwise", "unpaired", "prompts"]
 ModelKind = Literal["policy", "reward_model"]
-Direction = Literal["maximize", "minimize"]
 DATA_KINDS = ("pairwise", "unpaired", "prompts")
 MODEL_KINDS = ("policy", "reward_model")
-DIRECTIONS = ("maximize", "minimize")
-
-_METRIC = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_./*-]*$")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A value an evaluator returns for each checkpoint.
-
-    Attributes:
-        name: the key in the evaluator's result; ``*`` matches any text, for metrics named after their
-            settings (``lm_eval/*/acc``).
-        help: one line: what it measures and its unit (the report's glossary and column tooltips).
-        direction: ``"maximize"`` or ``"minimize"`` when higher or lower is better (it may then be the
-            leaderboard's or Optuna's objective); ``None`` for a descriptive value (length, entropy).
-        column: its leaderboard column (default: the name).
-        headline: shown as a column of the leaderboard's ranked tables; every metric is in ``checkpoints.csv``.
-        se: the key of its standard error, when the evaluator returns one.
-        objective_priority: when the objective is ``auto``, the leaderboard ranks by the metric with the
-            lowest priority among those the checkpoints have (``None``: never chosen automatically).
-    """
-
-    name: str
-    help: str = ""
-    direction: Direction | None = None
-    column: str | None = None
-    headline: bool = False
-    se: str | None = None
-    objective_priority: int | None = None
-
-    def __post_init__(self) -> None:
-        owner = f"Metric {self.name!r}"
-        check_name(owner, "name", self.name, _METRIC)
-        if self.direction not in (*DIRECTIONS, None):
-            reject(owner, f"direction {self.direction!r} is invalid; use 'maximize', 'minimize' or None.")
-        if self.column is not None:
-            check_name(owner, "column", self.column, _METRIC)
-        if self.objective_priority is not None and self.direction is None:
-            reject(owner, "an objective_priority needs a direction (maximize or minimize).")
-
-    @property
-    def label(self) -> str:
-        """The leaderboard column."""
-        return self.column or self.name
-
-    def matches(self, key: str) -> bool:
-        """Whether the metric key (or column name) ``key`` is this metric."""
-        return fnmatchcase(key, self.name) or (self.column is not None and fnmatchcase(key, self.column))
-
-    def to_record(self, evaluator: str) -> dict[str, Any]:
-        """The declaration as stored in trial records (the leaderboard reads it from there)."""
-        return {
-            "evaluator": evaluator,
-            "help": self.help,
-            "direction": self.direction,
-            "column": self.label,
-            "headline": self.headline,
-            "se": self.se,
-            "objective_priority": self.objective_priority,
-        }
 
 
 @dataclass(frozen=True)
@@ -131,27 +70,31 @@ class MethodSpec:
 
     Attributes:
         name: the value users pass as ``method=<name>``.
-        train: ``train(ctx: TrainContext) -> model``; trains ``ctx.policy`` on ``ctx.train_data`` and returns the
-            trained model (a TRL trainer gets ``ctx.trainer_callbacks()``; an own loop calls ``ctx.step``).
+        train: ``train(ctx: TrainContext) -> model``; trains ``ctx.policy`` on ``ctx.train_data`` and returns
+            the trained model (a TRL trainer gets ``ctx.trainer_callbacks()``; an own loop calls
+            ``ctx.step``).
         data_kind: "pairwise" (prompt/chosen/rejected), "unpaired" (prompt/completion/label) or "prompts"
-            (online methods that sample their own completions: the distinct prompts of the data). Pairwise data
-            is converted automatically for unpaired and prompt-only methods.
+            (online methods that sample their own completions: the distinct prompts of the data). Pairwise
+            data is converted automatically for unpaired and prompt-only methods.
         hyperparameters: the method's own knobs (``method.<name>``), each with its default, help, bounds and
             the trainer-config field it sets.
         defaults: the method's values for the harness's common training knobs (``learning_rate``, ``epochs``,
-            ``max_steps``, ``batch_size``, ``grad_accum``, ``warmup``, ``scheduler``: ``conf/method/base.yaml``)
-            and for its trainer-config fields under ``"trl"``; the method's config is the base config, its
-            hyperparameters' defaults, then these. They are for real models (the seed's values).
-        profiles: by profile name, a :class:`Profile` (values and search ranges that replace the defaults for a
-            family of models); ``"toy"`` is the built-in toy world's tuning, used when the model config's
+            ``max_steps``, ``batch_size``, ``grad_accum``, ``warmup``, ``scheduler``:
+            ``conf/method/base.yaml``) and for its trainer-config fields under ``"trl"``; the method's config
+            is the base config, its hyperparameters' defaults, then these. They are for real models (the
+            seed's values).
+        profiles: by profile name, a :class:`Profile` (values and search ranges that replace the defaults for
+            a family of models); ``"toy"`` is the built-in toy world's tuning, used when the model config's
             ``profile`` is ``toy`` (``model=toy``).
-        models_in_memory: how many full models the method holds while training (policy, reference,
-            reward, value): the seed's "Compute" column, checked by the measured peak memory. A number, or
-            ``models_in_memory(cfg) -> int`` of the trial's config when it depends on it (fewer with LoRA, whose
-            reference is the policy with its adapter disabled: see :func:`harness.config.model_settings.separate_reference`).
+        models_in_memory: how many full models the method holds while training (policy, reference, reward,
+            value): the seed's "Compute" column, checked by the measured peak memory. A number, or
+            ``models_in_memory(cfg) -> int`` of the trial's config when it depends on it (fewer with LoRA,
+            whose reference is the policy with its adapter disabled: see
+            :func:`harness.config.model_settings.separate_reference`).
         needs_reference: whether a frozen reference model must be loaded for training (``ctx.reference``).
         search_space: suggested sweep space in Hydra's sweeper syntax, keys relative to ``method``: a
-            hyperparameter, a common knob or ``trl.<field>``, e.g. ``{"beta": "tag(log, interval(0.01, 0.5))"}``.
+            hyperparameter, a common knob or ``trl.<field>``, e.g.
+            ``{"beta": "tag(log, interval(0.01, 0.5))"}``.
         lr_range: the sane learning-rate range for real models (about 1e9 parameters; from the seed); health
             checks scale it to the model's size and flag rates far outside it.
         trainer: the transformers/TRL trainer class the method trains with, or its ``"module:Class"`` path;
@@ -161,13 +104,13 @@ class MethodSpec:
         validate: ``validate(method_cfg) -> None``; raises :class:`harness.errors.ConfigError` for settings
             that are wrong together. Called before any compute, after each value is checked on its own.
         description: one line shown in listings and the leaderboard.
-        loss_notes: the loss convention the trainer actually uses, in a sentence or two (what is summed and what
-            is averaged per token, which tokens an NLL term covers, what the knobs scale, naming the trainer-config
-            flag where one decides it): shown next to the method's settings in the leaderboard, so a reader can
-            see why two methods' numbers are not on one scale. Empty: nothing stated.
-        produces: what ``train`` returns: a ``"policy"`` (a causal LM, evaluated by ``eval.evaluators`` against
-            the reference model) or a ``"reward_model"`` (a one-output sequence classifier, evaluated by the
-            evaluators that apply to reward models, with no reference baseline).
+        loss_notes: the loss convention the trainer actually uses, in a sentence or two (what is summed and
+            what is averaged per token, which tokens an NLL term covers, what the knobs scale, naming the
+            trainer-config flag where one decides it): shown next to the method's settings in the leaderboard,
+            so a reader can see why two methods' numbers are not on one scale. Empty: nothing stated.
+        produces: what ``train`` returns: a ``"policy"`` (a causal LM, evaluated by ``eval.evaluators``
+            against the reference model) or a ``"reward_model"`` (a one-output sequence classifier, evaluated
+            by the evaluators that apply to reward models, with no reference baseline).
         origin: which plugin registered it (set by the plugin manager, for error messages).
     """
 
@@ -322,7 +265,8 @@ class MethodSpec:
         return next((h for h in self.hyperparameters if h.name == name), None)
 
     def paper_names(self) -> dict[str, str]:
-        """Key -> the paper's name, for the hyperparameters whose paper calls them otherwise (``paper_name``)."""
+        """Key -> the paper's name, for the hyperparameters whose paper calls them otherwise
+        (``paper_name``)."""
         return {h.name: h.paper_name for h in self.hyperparameters if h.paper_name and h.paper_name != h.name}
 
 
@@ -334,19 +278,20 @@ class EvaluatorSpec:
         name: the value listed in ``eval.evaluators`` (or added with ``eval.extra=[<name>]``).
         evaluate: ``evaluate(ctx: EvalContext) -> dict[str, float]``; metrics for the checkpoint in ``ctx``.
             Shared, expensive artefacts (policy samples, reference log-probabilities) come from ``ctx``, which
-            computes each once per checkpoint; the evaluator's options are ``ctx.options``. If it raises, only its
-            own metrics are missing at that checkpoint (recorded and named: :mod:`harness.evaluation.failures`).
-        metrics: the metrics it returns, declared (a returned key no declaration matches is kept in the records
-            and ``checkpoints.csv`` but is never a column or an objective). Names and columns are unique across
-            evaluators (checked at registration); a returned key another evaluator already returned at the same
-            checkpoint is not kept (recorded against this evaluator).
+            computes each once per checkpoint; the evaluator's options are ``ctx.options``. If it raises, only
+            its own metrics are missing at that checkpoint (recorded and named:
+            :mod:`harness.evaluation.failures`).
+        metrics: the metrics it returns, declared (a returned key no declaration matches is kept in the
+            records and ``checkpoints.csv`` but is never a column or an objective). Names and columns are
+            unique across evaluators (checked at registration); a returned key another evaluator already
+            returned at the same checkpoint is not kept (recorded against this evaluator).
         options: its settings, ``eval.<name>.<option>`` in the config, with their defaults.
         description: one line for listings.
         applies_to: the kind of model it evaluates: ``"policy"`` (listed in ``eval.evaluators``) or
             ``"reward_model"`` (run on every checkpoint of a method that produces a reward model).
         active: ``active(cfg) -> bool``: whether it yields its metrics under the trial config ``cfg`` (the
-            reward-model evaluator does only with a reward model configured); read before any compute to resolve
-            the objective ``auto`` of an Optuna sweep. ``None``: always.
+            reward-model evaluator does only with a reward model configured); read before any compute to
+            resolve the objective ``auto`` of an Optuna sweep. ``None``: always.
         origin: which plugin registered it (set by the plugin manager, for error messages).
         plugin: the name of the plugin that registered it (set by the plugin manager; records name it).
     """

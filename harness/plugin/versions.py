@@ -1,4 +1,5 @@
-"""The plugin API's version, what each version removed, and the migration messages a plugin gets at registration.
+"""The plugin API's version, what each version removed, and the migration messages a plugin gets
+at registration.
 
 :data:`API_VERSION` is the version of the plugin API this harness provides (``harness.plugin.API_VERSION``). A
 plugin may declare the version it was written against as a module (or object) attribute
@@ -6,21 +7,21 @@ plugin may declare the version it was written against as a module (or object) at
 
     HARNESS_API_VERSION = 3
 
-The plugin manager reads it when it registers the plugin: a plugin that targets a newer API than the one installed
-is refused (upgrade the harness), one that targets a version older than :data:`OLDEST_SUPPORTED` is refused with
-what changed since, and anything in between registers. Whether a plugin declares a version or not, what a later
-version removed is found before any compute, each with a message that names the replacement:
+The plugin manager reads it when it registers the plugin: a plugin that targets a newer API than the one
+installed is refused (upgrade the harness), one that targets a version older than :data:`OLDEST_SUPPORTED` is
+refused with what changed since, and anything in between registers. Whether a plugin declares a version or
+not, what a later version removed is found before any compute, each with a message that names the replacement:
 
 - a removed name of :mod:`harness.plugin` (:data:`REMOVED_NAMES`) fails the plugin's import with the migration
   message instead of Python's ``cannot import name``;
-- a removed argument of an API call (:data:`REMOVED_ARGUMENTS`: ``ctx.trl_trainer(..., renames=...)``) is found
-  in the source of the plugin's modules when it registers (and of the module holding each method's ``train``),
-  instead of a ``TypeError`` in the middle of a trial;
+- a removed argument of an API call (:data:`REMOVED_ARGUMENTS`: ``ctx.trl_trainer(..., renames=...)``) is
+  found in the source of the plugin's modules when it registers (and of the module holding each method's
+  ``train``), instead of a ``TypeError`` in the middle of a trial;
 - a removed argument of a declaration (``MethodSpec(renames=...)``) is named with its replacement when the
   registration hook raises the ``TypeError``.
 
-To remove a name or an argument from the API: bump :data:`API_VERSION`, add a line to :data:`HISTORY`, and add the
-entry here, so that plugins written against the older version are told what to use instead.
+To remove a name or an argument from the API: bump :data:`API_VERSION`, add a line to :data:`HISTORY`, and add
+the entry here, so that plugins written against the older version are told what to use instead.
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ DECLARATION = "HARNESS_API_VERSION"
 HISTORY: dict[int, str] = {
     1: "MethodSpec(defaults=<the method's whole config>), ctx.trl_trainer(trainer, config, renames)",
     2: (
-        "a method's own knobs are Hyperparameter(...) declarations (field= names the trainer-config field they "
-        "set; renames= is gone), evaluators declare Metric(...) and Option(...)"
+        "a method's own knobs are Hyperparameter(...) declarations (field= names the trainer-config field "
+        "they set; renames= is gone), evaluators declare Metric(...) and Option(...)"
     ),
     3: (
-        "per-trial observers (harness_trial_observer, TrialObserver), pluggy wrappers refused, a None default "
-        "needs nullable=True or types=, metric names and columns unique across evaluators, an evaluator that "
-        "raises loses only its own metrics"
+        "per-trial observers (harness_trial_observer, TrialObserver), pluggy wrappers refused, a "
+        "None default needs nullable=True or types=, metric names and columns unique across "
+        "evaluators, an evaluator that raises loses only its own metrics"
     ),
 }
 
@@ -70,7 +71,8 @@ _HYPERPARAMETER_FIELD = (
 
 #: Names that :mod:`harness.plugin` no longer has.
 REMOVED_NAMES: dict[str, Removal] = {}
-#: ``(callable, argument)`` -> its removal: keyword arguments of API calls and declarations that no longer exist.
+#: ``(callable, argument)`` -> its removal: keyword arguments of API calls and declarations that
+#: no longer exist.
 REMOVED_ARGUMENTS: dict[tuple[str, str], Removal] = {
     ("trl_trainer", "renames"): Removal(2, _HYPERPARAMETER_FIELD),
     ("trl_config", "renames"): Removal(2, _HYPERPARAMETER_FIELD),
@@ -81,8 +83,9 @@ REMOVED_POSITIONS: dict[str, tuple[int, str]] = {"trl_trainer": (2, "renames"), 
 
 
 class RemovedNameError(PluginError, ImportError):
-    """A name the plugin API removed: raised by ``harness.plugin.<name>`` (and ``from harness.plugin import ...``)
-    with the migration message. An ImportError, so that an import of it says what to use instead."""
+    """A name the plugin API removed: raised by ``harness.plugin.<name>`` (and
+    ``from harness.plugin import ...``) with the migration message. An ImportError, so that an import of it
+    says what to use instead."""
 
 
 def removed_name(name: str) -> RemovedNameError | None:
@@ -97,9 +100,9 @@ def removed_name(name: str) -> RemovedNameError | None:
 
 
 def check_declared_version(plugin: object, owner: str) -> int | None:
-    """The API version ``plugin`` declares (:data:`DECLARATION`; None when it declares none); raises a one-line
-    PluginError naming ``owner`` when it is not an integer, newer than :data:`API_VERSION` or older than
-    :data:`OLDEST_SUPPORTED`."""
+    """The API version ``plugin`` declares (:data:`DECLARATION`; None when it declares none); raises a
+    one-line PluginError naming ``owner`` when it is not an integer, newer than :data:`API_VERSION` or older
+    than :data:`OLDEST_SUPPORTED`."""
     declared = getattr(plugin, DECLARATION, None)
     if declared is None:
         return None
@@ -110,9 +113,9 @@ def check_declared_version(plugin: object, owner: str) -> int | None:
         )
     if declared > API_VERSION:
         raise PluginError(
-            f"{owner} targets plugin API {declared}, newer than this harness's {API_VERSION}; upgrade harness "
-            "(pip install -U harness), or install a version of the plugin written for API "
-            f"{API_VERSION}."
+            f"{owner} targets plugin API {declared}, newer than this harness's "
+            f"{API_VERSION}; upgrade harness (pip install -U harness), or install a "
+            f"version of the plugin written for API {API_VERSION}."
         )
     if declared < OLDEST_SUPPORTED:
         changes = "; ".join(f"API {v}: {HISTORY[v]}" for v in range(declared + 1, API_VERSION + 1))
@@ -155,8 +158,8 @@ def removed_arguments_in(source: str) -> list[tuple[int, str, str, Removal]]:
 
 
 def check_removed_arguments(module: ModuleType | None, owner: str) -> None:
-    """Raise a one-line PluginError naming ``owner``, the file and line, and the replacement, when ``module``'s
-    source calls the API with an argument it removed (nothing when its source cannot be read)."""
+    """Raise a one-line PluginError naming ``owner``, the file and line, and the replacement, when
+    ``module``'s source calls the API with an argument it removed (nothing when its source cannot be read)."""
     if module is None:
         return
     try:

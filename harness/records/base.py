@@ -1,11 +1,12 @@
 """How a typed record part becomes JSON and back: :class:`Part`, the base of every record dataclass.
 
-A part is a plain dataclass. :meth:`Part.to_dict` writes its fields in declaration order, under their own names,
-leaving out fields that are None unless the part always writes them (:meth:`Part.always`: a key today's records
-hold as ``null``, e.g. a reference evaluation's ``cache_dir``), then the keys it did not know when it was read
-(:attr:`Part.extra`, so that a record read and written again keeps them). :meth:`Part.from_dict` reads the same
-layout back, turning the fields named in :attr:`Part.PARTS` into parts (a list of dicts into a list of parts).
-Values are taken as they are, never coerced: a metric written as ``1`` is read back as ``1``, not ``1.0``.
+A part is a plain dataclass. :meth:`Part.to_dict` writes its fields in declaration order, under their own
+names, leaving out fields that are None unless the part always writes them (:meth:`Part.always`: a key today's
+records hold as ``null``, e.g. a reference evaluation's ``cache_dir``), then the keys it did not know when it
+was read (:attr:`Part.extra`, so that a record read and written again keeps them). :meth:`Part.from_dict`
+reads the same layout back, turning the fields named in :attr:`Part.PARTS` into parts (a list of dicts into a
+list of parts). Values are taken as they are, never coerced: a metric written as ``1`` is read back as ``1``,
+not ``1.0``.
 
 :class:`MappingView` adds read-only ``record["key"]`` / ``record.get("key")`` access that returns what the
 JSON file holds under that key (parts as dicts), for code written against the records' old dict form.
@@ -22,7 +23,8 @@ P = TypeVar("P", bound="Part")
 
 @dataclass
 class Part:
-    """A typed part of a trial record (see the module docstring). ``extra``: keys this version does not know."""
+    """A typed part of a trial record (see the module docstring). ``extra``:
+    keys this version does not know."""
 
     #: Fields written even when they are None (their key is in every record, with a null value).
     ALWAYS: ClassVar[tuple[str, ...]] = ()
@@ -76,7 +78,8 @@ class Part:
 
 
 def plain(value: Any) -> Any:
-    """``value`` in its JSON form: a part as its dict, a list of parts as a list of dicts, anything else as is."""
+    """``value`` in its JSON form: a part as its dict, a list of parts as a list of dicts,
+    anything else as is."""
     if isinstance(value, Part):
         return value.to_dict()
     if isinstance(value, list) and any(isinstance(v, Part) for v in value):
@@ -94,10 +97,12 @@ def parse(kind: type[Part] | None, value: Any) -> Any:
 
 
 class MappingView(Mapping[str, Any]):
-    """Read-only dict-style access to a part's JSON form: ``part["key"]``, ``part.get("key")``, ``in``, ``keys()``.
+    """Read-only dict-style access to a part's JSON form: ``part["key"]``, ``part.get("key")``,
+    ``in``, ``keys()``.
 
-    Each value is what the JSON file holds under that key (a part as a dict, built on access; a change to it does
-    not change the part). New code reads attributes; this view serves code written against the old dicts."""
+    Each value is what the JSON file holds under that key (a part as a dict, built on access; a change to it
+    does not change the part). New code reads attributes; this view serves code written against the old
+    dicts."""
 
     def _keys(self) -> list[str]:
         part: Any = self

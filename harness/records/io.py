@@ -3,9 +3,9 @@
 :func:`write_record` validates the status and writes the record's JSON form atomically (temporary file, fsync,
 rename: readers see the old file or the new one, never a partial one). :func:`read_record` parses a file with
 plain ``json`` (nothing is unpickled), migrates a record of an earlier schema version
-(:mod:`harness.records.migration`) and returns a :class:`~harness.records.trial.TrialRecord`; a corrupt file, a
-foreign object or an unknown version raises :class:`RecordError`. :func:`load_records` reads every record under
-some paths, skipping unusable files with a warning.
+(:mod:`harness.records.migration`) and returns a :class:`~harness.records.trial.TrialRecord`; a corrupt file,
+a foreign object or an unknown version raises :class:`RecordError`. :func:`load_records` reads every record
+under some paths, skipping unusable files with a warning.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def _json_default(value: Any) -> Any:
 
 
 def parse_record(data: Any, where: str = "trial record", default_version: int | None = None) -> TrialRecord:
-    """The record a decoded JSON value describes, migrated to the current schema; ``default_version``: the version
-    of a value without ``schema_version`` (the copies a study's storage kept before version 2 have none: 1).
+    """The record a decoded JSON value describes, migrated to the current schema; ``default_version``: the
+    version of a value without ``schema_version`` (the copies a study's storage kept before version 2 have
+    none: 1).
 
     :raises RecordError: not an object, an unknown version, a missing required key or a malformed part."""
     if not isinstance(data, dict):
@@ -111,8 +112,8 @@ def find_record_files(paths: Iterable[Path | str]) -> list[Path]:
 
 
 def load_records(paths: Iterable[Path | str]) -> Iterator[TrialRecord]:
-    """Records under ``paths`` (each with the ``path`` it was read from); corrupt or foreign ones are skipped with a
-    warning, never a crash."""
+    """Records under ``paths`` (each with the ``path`` it was read from); corrupt or foreign ones are skipped
+    with a warning, never a crash."""
     for path in find_record_files(paths):
         try:
             record = read_record(path)
@@ -124,7 +125,7 @@ def load_records(paths: Iterable[Path | str]) -> Iterator[TrialRecord]:
 
 
 def final_checkpoint(record: TrialRecord | Mapping[str, Any]) -> Checkpoint | None:
-    """The record's final checkpoint (the last evaluated one if none is marked final; None if there is none); a
-    mapping is read as a record first."""
+    """The record's final checkpoint (the last evaluated one if none is marked final; None if there is none);
+    a mapping is read as a record first."""
     typed = record if isinstance(record, TrialRecord) else TrialRecord.from_dict(record)
     return typed.final_checkpoint()

@@ -1,8 +1,8 @@
 """Records of earlier schema versions, read into the current one.
 
 Schema version 1 (every record written before the typed :class:`~harness.records.trial.TrialRecord`) has the
-same layout as version 2: the same keys holding the same values. Version 1 was a dict filled as a trial went, so
-a record written by an older harness may lack keys added since (``loss_notes``, ``paper_names``,
+same layout as version 2: the same keys holding the same values. Version 1 was a dict filled as a trial went,
+so a record written by an older harness may lack keys added since (``loss_notes``, ``paper_names``,
 ``models_in_memory``, ``metric_declarations``, ``selection``, ``health``, ...); version 2 is written from the
 typed record, so every key of :data:`~harness.records.trial.TrialRecord.ALWAYS` is present (null or empty when
 unknown) and the others appear once known. Migrating a version 1 record is therefore reading its keys into the

@@ -1,8 +1,10 @@
-"""The typed parts of a trial record: its error, reference evaluation, selection plan, data, training, memory, host.
+"""The typed parts of a trial record: its error, reference evaluation, selection plan, data,
+training, memory, host.
 
-Each is a :class:`~harness.records.base.Part` dataclass whose JSON form is the object today's records hold under
-that key (same keys, same values). Fields that are always written (even as ``null``) are those the runner always
-sets; the others appear once they are known (a failed trial's ``data`` may lack the length figures).
+Each is a :class:`~harness.records.base.Part` dataclass whose JSON form is the object today's records hold
+under that key (same keys, same values). Fields that are always written (even as ``null``) are those the
+runner always sets; the others appear once they are known (a failed trial's ``data`` may lack the length
+figures).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from harness.records.base import Part
 class TrialError(Part):
     """Why a trial did not complete (``record.error``; None for a completed one).
 
-    ``type``: the exception's class (``TrialPruned`` and ``TrialInterrupted`` for a pruned or interrupted trial,
-    ``ProcessLost`` for one whose process died); ``message``: one line. A pruned or interrupted trial has the
-    ``step`` it reached (and the ``signal`` that interrupted it); a failed one its ``traceback``, whether the user
-    can fix it (``user_error``) and whether the disk was full (``disk_full``)."""
+    ``type``: the exception's class (``TrialPruned`` and ``TrialInterrupted`` for a pruned or interrupted
+    trial, ``ProcessLost`` for one whose process died); ``message``: one line. A pruned or interrupted trial
+    has the ``step`` it reached (and the ``signal`` that interrupted it); a failed one its ``traceback``,
+    whether the user can fix it (``user_error``) and whether the disk was full (``disk_full``)."""
 
     type: str | None = None
     message: str | None = None
@@ -31,16 +33,17 @@ class TrialError(Part):
     disk_full: bool | None = None
 
     def merged(self, other: TrialError) -> TrialError:
-        """This error with ``other``'s known fields laid over it (a full disk noted on an interrupted trial)."""
+        """This error with ``other``'s known fields laid over it
+        (a full disk noted on an interrupted trial)."""
         data = {**self.to_dict(), **other.to_dict()}
         return TrialError.from_dict(data)
 
 
 @dataclass
 class SelectionResult(Part):
-    """A model evaluated on the selection prompts (``checkpoint.selection``, ``reference.selection``): its metrics,
-    seconds in all and per evaluator, the evaluators that failed and its non-finite metrics (when there are any); for
-    the reference, whether it came from the cache, and the cache key."""
+    """A model evaluated on the selection prompts (``checkpoint.selection``, ``reference.selection``): its
+    metrics, seconds in all and per evaluator, the evaluators that failed and its non-finite metrics (when
+    there are any); for the reference, whether it came from the cache, and the cache key."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("metrics",)
 
@@ -55,10 +58,10 @@ class SelectionResult(Part):
 
 @dataclass
 class ReferenceEvaluation(Part):
-    """The untrained policy evaluated once, the baseline of every checkpoint (``record.reference``): its metrics,
-    seconds per evaluator, readable samples, whether every evaluator's metrics came from the reference-evaluation
-    cache, the seconds it took, the cache key and directory, the evaluators that failed and its non-finite metrics
-    (when there are any), and its evaluation on the selection prompts."""
+    """The untrained policy evaluated once, the baseline of every checkpoint (``record.reference``): its
+    metrics, seconds per evaluator, readable samples, whether every evaluator's metrics came from the
+    reference-evaluation cache, the seconds it took, the cache key and directory, the evaluators that failed
+    and its non-finite metrics (when there are any), and its evaluation on the selection prompts."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = (
         "metrics",
@@ -85,10 +88,10 @@ class ReferenceEvaluation(Part):
 
 @dataclass
 class SelectionPlan(Part):
-    """What the trial chose checkpoints on (``record.selection``; :mod:`harness.trial.selection`): the number of
-    selection prompts (0: selection off), their sampling seed, whether they are disjoint from the reported ones,
-    where they came from, the selection pairs, the evaluators excluded, a warning when fewer were available than
-    asked for, and the evaluators that ran on them."""
+    """What the trial chose checkpoints on (``record.selection``; :mod:`harness.trial.selection`): the number
+    of selection prompts (0: selection off), their sampling seed, whether they are disjoint from the reported
+    ones, where they came from, the selection pairs, the evaluators excluded, a warning when fewer were
+    available than asked for, and the evaluators that ran on them."""
 
     BASE: ClassVar[tuple[str, ...]] = ("num_prompts", "seed", "disjoint")
     SPLIT: ClassVar[tuple[str, ...]] = ("source", "pairs", "pairs_disjoint", "exclude", "warning")
@@ -104,7 +107,8 @@ class SelectionPlan(Part):
     evaluators: list[str] | None = None
 
     def always(self) -> set[str]:
-        """The base fields; with selection prompts (a ``source``), the split's too (``warning`` may be null)."""
+        """The base fields; with selection prompts (a ``source``),
+        the split's too (``warning`` may be null)."""
         return set(self.BASE) | (set(self.SPLIT) if self.source is not None else set())
 
 
@@ -112,7 +116,8 @@ class SelectionPlan(Part):
 class DataSummary(Part):
     """The trial's data (``record.data``): training examples (those trained on, once fitted to the method's
     length), held-out prompts, the data format, rows read and ties dropped; once fitted to the length: the
-    method's maximum length (None: no limit), rows truncated, rows dropped for a prompt too long, mean tokens."""
+    method's maximum length (None: no limit), rows truncated, rows dropped for a prompt too long, mean
+    tokens."""
 
     LOADED: ClassVar[tuple[str, ...]] = (
         "train_examples",
@@ -140,9 +145,10 @@ class DataSummary(Part):
 
 @dataclass
 class TrainSummary(Part):
-    """What training did (``record.train``): the policy's parameters, the optimizer steps taken, the last logged
-    loss (None if none was logged), the trainer's log history, and how the prepared data and the reference
-    log-probabilities were obtained (``{"computed", "seconds", "cache"}``, for methods that use them)."""
+    """What training did (``record.train``): the policy's parameters, the optimizer steps taken, the last
+    logged loss (None if none was logged), the trainer's log history, and how the prepared data and the
+    reference log-probabilities were obtained (``{"computed", "seconds", "cache"}``, for methods that use
+    them)."""
 
     parameters: int | None = None
     steps: int | None = None
@@ -158,8 +164,8 @@ class TrainSummary(Part):
 
 @dataclass
 class PeakMemory(Part):
-    """Memory while training (``record.peak_memory``, MB): the process's peak resident memory, its resident memory
-    before training, the difference, and the peak CUDA memory allocated (None without CUDA)."""
+    """Memory while training (``record.peak_memory``, MB): the process's peak resident memory, its resident
+    memory before training, the difference, and the peak CUDA memory allocated (None without CUDA)."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("rss_peak_mb", "rss_baseline_mb", "rss_added_mb", "cuda_peak_mb")
 
@@ -171,8 +177,8 @@ class PeakMemory(Part):
 
 @dataclass
 class Host(Part):
-    """Where the trial ran (``record.host``): the machine, the device and precision (None until set up), torch's
-    threads, and the processes that trained it (more than 1: one trial trained by several, DDP)."""
+    """Where the trial ran (``record.host``): the machine, the device and precision (None until set up),
+    torch's threads, and the processes that trained it (more than 1: one trial trained by several, DDP)."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("hostname", "device", "precision", "torch_threads")
 

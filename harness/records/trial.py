@@ -1,12 +1,12 @@
 """The trial record (:class:`TrialRecord`) and its checkpoint entries (:class:`Checkpoint`).
 
-A trial's record is what its ``trial.json`` holds: how it ran (status, error, timings, memory, host, versions),
-what it was (method, hyperparameters, config, overrides, sweep) and what it measured (the reference evaluation
-and one :class:`Checkpoint` per checkpoint taken). The runner builds and updates one; the leaderboard, the
-sweeps and the ``harness_trial_end`` hook read it. Fields are read as attributes (``record.status``,
-``record.checkpoints[-1].metrics``); ``record["status"]`` and ``record.get("status")`` still return what the
-JSON file holds under that key (:class:`~harness.records.base.MappingView`), for code written against the old
-dict form. Reading and writing: :mod:`harness.records.io`.
+A trial's record is what its ``trial.json`` holds: how it ran (status, error, timings, memory, host,
+versions), what it was (method, hyperparameters, config, overrides, sweep) and what it measured (the reference
+evaluation and one :class:`Checkpoint` per checkpoint taken). The runner builds and updates one; the
+leaderboard, the sweeps and the ``harness_trial_end`` hook read it. Fields are read as attributes
+(``record.status``, ``record.checkpoints[-1].metrics``); ``record["status"]`` and ``record.get("status")``
+still return what the JSON file holds under that key (:class:`~harness.records.base.MappingView`), for code
+written against the old dict form. Reading and writing: :mod:`harness.records.io`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ class Checkpoint(MappingView, Part):
     ``step``: the optimizer step; ``final``: the final model; ``path``: its saved weights (None: not saved);
     ``metrics``: its metrics by key ({} until evaluated). An evaluated one also has the seconds per evaluator
     (``eval_breakdown_s``), its readable samples (``samples``), the evaluators that failed on it
-    (``evaluator_errors``: evaluator, plugin, type, message) and its non-finite metrics (``nonfinite_metrics``: key
-    -> evaluator), each only when there is one (:mod:`harness.evaluation.failures`), its evaluation on the selection
-    prompts (``selection``), the seconds its evaluation took (``eval_seconds``) and its health flags (``health``)."""
+    (``evaluator_errors``: evaluator, plugin, type, message) and its non-finite metrics
+    (``nonfinite_metrics``: key -> evaluator), each only when there is one
+    (:mod:`harness.evaluation.failures`), its evaluation on the selection prompts (``selection``), the seconds
+    its evaluation took (``eval_seconds``) and its health flags (``health``)."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("step", "final", "path", "metrics")
     PARTS: ClassVar[dict[str, type[Part]]] = {"selection": SelectionResult}
@@ -71,12 +72,12 @@ class TrialRecord(MappingView, Part):
 
     What the trial was: ``trial_id`` (``<sweep>/<job>``, else its directory), ``method`` with its
     ``method_description``, ``loss_notes``, ``paper_names`` and ``data_kind``, ``models_in_memory``,
-    ``hyperparameters`` (dotted keys), the command line's ``overrides``, the ``sweep`` it belongs to (name, dir,
-    job, parallel), ``trial_dir`` and the resolved ``config``.
+    ``hyperparameters`` (dotted keys), the command line's ``overrides``, the ``sweep`` it belongs to (name,
+    dir, job, parallel), ``trial_dir`` and the resolved ``config``.
     How it ran: ``status`` (one of :data:`STATUSES`) and ``error`` (:class:`TrialError`, None when completed),
     ``timings`` (seconds by phase), ``peak_memory``, ``versions`` (Python and libraries), ``host``,
-    ``started_at``/``finished_at`` (ISO 8601, UTC), earlier unfinished runs (``attempts``) and plugins that raised
-    (``plugin_errors``: plugin, hook, type, message).
+    ``started_at``/``finished_at`` (ISO 8601, UTC), earlier unfinished runs (``attempts``) and plugins that
+    raised (``plugin_errors``: plugin, hook, type, message).
     What it measured: the ``reference`` evaluation, the ``checkpoints``, ``train`` (:class:`TrainSummary`),
     ``data`` (:class:`DataSummary`), the evaluators' ``metric_declarations``, the number of reported prompts
     (``eval_prompts``), the ``selection`` plan, the trial's ``health`` flags (flag, message, fix, steps), the

@@ -1,12 +1,12 @@
 """The records of a leaderboard that involves Optuna studies: from this machine's disk, else from the storage.
 
-``python -m harness.leaderboard`` takes sweep directories, record files and study storages (a journal file or a
-URL). Each study found (a ``study.json`` in a given directory, or every study of a given storage, ``--study``
-picking one) contributes every trial's record: the ``trial.json`` in its directory when that directory is on this
-machine, else the copy kept in the study's storage when the trial finished (:mod:`harness.sweep.stored`), so a
-shared study's report is complete from any machine, with the host and directory of each trial whose checkpoints
-are elsewhere. A finished trial with no record in either place is named in a warning and in the report: the
-counts of the study and of the records never disagree silently.
+``python -m harness.leaderboard`` takes sweep directories, record files and study storages (a journal file or
+a URL). Each study found (a ``study.json`` in a given directory, or every study of a given storage,
+``--study`` picking one) contributes every trial's record: the ``trial.json`` in its directory when that
+directory is on this machine, else the copy kept in the study's storage when the trial finished
+(:mod:`harness.sweep.stored`), so a shared study's report is complete from any machine, with the host and
+directory of each trial whose checkpoints are elsewhere. A finished trial with no record in either place is
+named in a warning and in the report: the counts of the study and of the records never disagree silently.
 """
 
 from __future__ import annotations
@@ -73,14 +73,15 @@ def collect(paths: Iterable[Path | str], study_name: str | None = None) -> Colle
 
 
 def _key(settings: st.StudySettings) -> tuple[str, str]:
-    """A study's identity: its name and its storage (a journal's absolute path, a URL without its password)."""
+    """A study's identity: its name and its storage (a journal's absolute path,
+    a URL without its password)."""
     storage = settings.storage
     return settings.study_name, redact(storage) if "://" in storage else str(Path(storage).resolve())
 
 
 def studies_of_storage(storage: str, study_name: str | None = None) -> list[tuple[Any, st.StudySettings]]:
-    """Every study of ``storage`` (or ``study_name``), each with its settings: those kept on the study, else the
-    ``study.json`` beside its trials on this machine, else what the study itself says (name, directions,
+    """Every study of ``storage`` (or ``study_name``), each with its settings: those kept on the study, else
+    the ``study.json`` beside its trials on this machine, else what the study itself says (name, directions,
     metric names); the storage is the one given here, password hidden."""
     import optuna
 
@@ -124,8 +125,9 @@ def _settings_beside_trials(study: optuna.Study) -> st.StudySettings | None:
 def add_study_records(study: optuna.Study, records: list[TrialRecord], seen: set[str]) -> dict[str, Any]:
     """Append to ``records`` the record of each of ``study``'s trials not yet in them (``seen``: their trial
     directories): from its directory on this machine, else from the study's storage. Returns where they came
-    from: ``remote`` (trials read from the storage: trial, host, directory), ``missing`` (finished trials with no
-    record anywhere), ``finished`` (finished trials with a directory) and ``records`` (how many of them have one)."""
+    from: ``remote`` (trials read from the storage: trial, host, directory), ``missing`` (finished trials with
+    no record anywhere), ``finished`` (finished trials with a directory) and ``records`` (how many of them
+    have one)."""
     remote: list[dict[str, Any]] = []
     missing: list[dict[str, Any]] = []
     finished: set[str] = set()
@@ -194,7 +196,7 @@ def missing_text(summary: dict[str, Any]) -> str:
     )
     more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
     return (
-        f"Optuna study {summary['study']!r} ({summary['storage']}) has {summary['finished']} finished trials but "
-        f"only {summary['records']} records were found (on this machine or in the study's storage); left out: "
-        f"{named}{more}. Copy their directories here, or run the leaderboard where they are."
+        f"Optuna study {summary['study']!r} ({summary['storage']}) has {summary['finished']} finished trials "
+        f"but only {summary['records']} records were found (on this machine or in the study's storage); left "
+        f"out: {named}{more}. Copy their directories here, or run the leaderboard where they are."
     )

@@ -1,10 +1,10 @@
 """Finding trials whose process died.
 
-Optuna's heartbeat (``RDBStorage(heartbeat_interval=...)``) only covers ``study.optimize``; with ask-and-tell a
-trial whose process was killed stays RUNNING forever. The harness keeps its own evidence on each running trial:
-which process asked it (the sweeper), which process runs it (set when the trial starts) and a heartbeat the
-running process refreshes. A RUNNING trial is lost when its processes are gone (same host: checked by pid and
-start time, so a reused pid does not fool it) or its heartbeat is older than ``stale_after_s`` (any host).
+Optuna's heartbeat (``RDBStorage(heartbeat_interval=...)``) only covers ``study.optimize``; with ask-and-tell
+a trial whose process was killed stays RUNNING forever. The harness keeps its own evidence on each running
+trial: which process asked it (the sweeper), which process runs it (set when the trial starts) and a heartbeat
+the running process refreshes. A RUNNING trial is lost when its processes are gone (same host: checked by pid
+and start time, so a reused pid does not fool it) or its heartbeat is older than ``stale_after_s`` (any host).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def this_process() -> dict[str, Any]:
 
 
 def process_alive(identity: Mapping[str, Any] | None) -> bool | None:
-    """Whether the process ``identity`` describes still runs; None when it ran on another host (unknowable)."""
+    """Whether the process ``identity`` describes still runs;
+    None when it ran on another host (unknowable)."""
     if not identity or identity.get("host") != socket.gethostname():
         return None
     try:

@@ -1,10 +1,10 @@
 """Opening a sweep's Optuna study: created, or loaded to resume it, with its sampler and pruner.
 
-The sampler is built from its Hydra config (``hydra/sweeper/sampler=<name>``): the grid sampler gets the sweep's
-grid, and a seeded sampler of a resumed study has its seed offset by the trials already there, so that it does not
-replay the first run's draws. Several workers may create the study at the same moment
-(:func:`harness.sweep.storage.retry_schema_race`). Before anything is written, a storage URL's password is taken
-out of the config Hydra writes (:func:`hide_password`).
+The sampler is built from its Hydra config (``hydra/sweeper/sampler=<name>``): the grid sampler gets the
+sweep's grid, and a seeded sampler of a resumed study has its seed offset by the trials already there, so that
+it does not replay the first run's draws. Several workers may create the study at the same moment
+(:func:`harness.sweep.storage.retry_schema_race`). Before anything is written, a storage URL's password is
+taken out of the config Hydra writes (:func:`hide_password`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def quote_override(text: str) -> str:
 
 
 def open_study(settings: st.StudySettings, space: SearchSpace, sampler_cfg: Mapping[str, Any] | None) -> Any:
-    """Create the study, or load it when it exists (resume); its directions must match. The settings are kept on
-    it (:func:`harness.sweep.stored.store_settings`)."""
+    """Create the study, or load it when it exists (resume); its directions must match. The settings are kept
+    on it (:func:`harness.sweep.stored.store_settings`)."""
     from harness.sweep.stored import store_settings
 
     study = retry_schema_race(lambda: create_study(settings, space, sampler_cfg))
@@ -48,8 +48,8 @@ def open_study(settings: st.StudySettings, space: SearchSpace, sampler_cfg: Mapp
 def create_study(
     settings: st.StudySettings, space: SearchSpace, sampler_cfg: Mapping[str, Any] | None
 ) -> Any:
-    """``optuna.create_study(load_if_exists=True)`` with the configured sampler (see the module docstring) and the
-    settings' pruner."""
+    """``optuna.create_study(load_if_exists=True)`` with the configured sampler (see the module docstring) and
+    the settings' pruner."""
     import optuna
     from hydra.utils import instantiate
 
@@ -76,9 +76,9 @@ def create_study(
 
 
 def hide_password(config: DictConfig, storage: str | None) -> None:
-    """Keep a storage URL's password in this process (and its environment, for the trials) only: the config Hydra
-    writes (``multirun.yaml``, each trial's ``.hydra/``, composed from the command line's Hydra overrides) gets the
-    redacted URL."""
+    """Keep a storage URL's password in this process (and its environment, for the trials) only: the config
+    Hydra writes (``multirun.yaml``, each trial's ``.hydra/``, composed from the command line's Hydra
+    overrides) gets the redacted URL."""
     from omegaconf import open_dict, read_write
 
     if not storage or remember(storage) == storage:

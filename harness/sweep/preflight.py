@@ -1,11 +1,11 @@
 """Checks of an Optuna sweep before its first trial: the trial configs it will compose, and its objectives.
 
-Each searched method's trial config is composed as the launcher will compose it (Hydra's sweep config loader) at
-the method's base point and at each end of every dimension, and validated like any trial's
+Each searched method's trial config is composed as the launcher will compose it (Hydra's sweep config loader)
+at the method's base point and at each end of every dimension, and validated like any trial's
 (:func:`harness.config.validation.validate_trial_config`); pruning needs every checkpoint evaluated; and each
 objective must be a metric that the trial's evaluators declare with a direction
-(:func:`harness.config.metrics.resolve_metric`), whose declared direction is the study's default. A problem stops
-the sweep with one line, before the study is opened or any trial runs.
+(:func:`harness.config.metrics.resolve_metric`), whose declared direction is the study's default. A problem
+stops the sweep with one line, before the study is opened or any trial runs.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def declared_directions(
     registered: Sequence[EvaluatorSpec] = (),
 ) -> list[str]:
     """The declared direction of each objective among ``evaluators``' metrics; a one-line ConfigError (an
-    UnknownNameError listing the candidates) for a name that no evaluator declares with a direction, naming the
-    ``registered`` evaluator to add when one declares it."""
+    UnknownNameError listing the candidates) for a name that no evaluator declares with a direction, naming
+    the ``registered`` evaluator to add when one declares it."""
     from harness.config.metrics import objective_candidates, resolve_metric
 
     directions = []

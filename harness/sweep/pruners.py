@@ -1,20 +1,20 @@
 """Pruning that compares like with like, wrapped thinly around Optuna's pruners.
 
-Optuna's median, percentile and successive-halving pruners compare a trial's intermediate value with every other
-trial of the study at the same step. In a study that searches several methods that is unfair: DPO dips before it
-climbs while SimPO rises early, so DPO's best settings are cut at the first checkpoints. :class:`LikeForLikePruner`
-keeps the configured pruner and changes only what it sees and when it is asked:
+Optuna's median, percentile and successive-halving pruners compare a trial's intermediate value with every
+other trial of the study at the same step. In a study that searches several methods that is unfair: DPO dips
+before it climbs while SimPO rises early, so DPO's best settings are cut at the first checkpoints.
+:class:`LikeForLikePruner` keeps the configured pruner and changes only what it sees and when it is asked:
 
-- **within a method**: the pruner sees only the trials of the same method (the ``harness.method`` attribute every
-  trial carries), through :class:`_MethodStudy`, a view of the study whose ``get_trials`` is filtered; its
-  ``n_startup_trials`` then counts that method's finished trials;
-- **after a warm-up share of training**: no trial is pruned before ``warmup`` of its planned optimizer steps (the
-  steps its method announced, kept on the trial as ``harness.planned_steps``); its values are still reported, so
-  later trials can be compared with them;
+- **within a method**: the pruner sees only the trials of the same method (the ``harness.method`` attribute
+  every trial carries), through :class:`_MethodStudy`, a view of the study whose ``get_trials`` is filtered;
+  its ``n_startup_trials`` then counts that method's finished trials;
+- **after a warm-up share of training**: no trial is pruned before ``warmup`` of its planned optimizer steps
+  (the steps its method announced, kept on the trial as ``harness.planned_steps``); its values are still
+  reported, so later trials can be compared with them;
 - **never at its last checkpoint**: a trial that reached its planned steps has cost them all; it completes;
-- **successive halving's first rung at the warm-up**: with ``min_resource: auto`` Optuna guesses the first rung
-  from the first completed trial (a hundredth of its steps, far inside the warm-up); here the first rung is the
-  warm-up's step, so a trial's first comparison is its first chance to be pruned.
+- **successive halving's first rung at the warm-up**: with ``min_resource: auto`` Optuna guesses the first
+  rung from the first completed trial (a hundredth of its steps, far inside the warm-up); here the first rung
+  is the warm-up's step, so a trial's first comparison is its first chance to be pruned.
 
 Optuna's Hyperband builds its own bracket studies from the storage and would drop the method filter, so it is
 used as it is (the warm-up still applies).
@@ -48,8 +48,8 @@ class _MethodStudy(optuna.study.Study):
 
 
 class LikeForLikePruner(optuna.pruners.BasePruner):
-    """``pruner`` asked only after ``warmup`` (a fraction) of a trial's planned steps, comparing it only with trials
-    of its own method when ``by_method`` (see the module docstring)."""
+    """``pruner`` asked only after ``warmup`` (a fraction) of a trial's planned steps, comparing it only with
+    trials of its own method when ``by_method`` (see the module docstring)."""
 
     def __init__(
         self, pruner: optuna.pruners.BasePruner, warmup: float = 1 / 3, by_method: bool = True

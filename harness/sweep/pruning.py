@@ -3,8 +3,8 @@
 Registered through the ``harness.plugins`` entry points like any plugin (``optuna_pruning``). Active only in
 trials launched by the Optuna sweeper (``hydra/sweeper=optuna``), which names the study and the trial in the
 job's environment: there, each trial gets its own :class:`harness.sweep.reporter.TrialReporter` (a
-:class:`harness.plugin.TrialObserver`), which reports every checkpoint and stops its heartbeat when the trial ends;
-elsewhere the hook returns None. Nothing is kept between trials: the module holds no state.
+:class:`harness.plugin.TrialObserver`), which reports every checkpoint and stops its heartbeat when the trial
+ends; elsewhere the hook returns None. Nothing is kept between trials: the module holds no state.
 """
 
 from __future__ import annotations

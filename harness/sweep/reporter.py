@@ -1,16 +1,17 @@
 """Inside a trial's own process: report each evaluated checkpoint to the Optuna trial and ask its pruner.
 
 The sweeper passes two environment variables to each job (through Hydra's ``hydra.job.env_set``):
-``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number); a storage
-URL's password travels only in the process environment (:data:`harness.sweep.storage.ENV_STORAGE`). When they
-are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by this process,
-keeps a heartbeat (and, every few beats, settles other trials whose process died), and after every checkpoint
-reports the value ``hydra.sweeper.prune_value`` names (:func:`pruning_value`; by default the trial's best objective
-so far at any KL). Like the value the sweeper tells Optuna, it is measured on the selection prompts
-(``eval.selection``), never on the reported (test) ones, unless selection is off. When the pruner says so it
-raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned. A reporter is the trial's
-:class:`harness.plugin.TrialObserver` (:mod:`harness.sweep.pruning` returns it): the runner calls
-:meth:`TrialReporter.checkpoint_evaluated` after each checkpoint and :meth:`TrialReporter.trial_end` at the end.
+``HARNESS_OPTUNA_STUDY`` (the sweep's ``study.json``) and ``HARNESS_OPTUNA_TRIAL`` (the trial number); a
+storage URL's password travels only in the process environment (:data:`harness.sweep.storage.ENV_STORAGE`).
+When they are set, :class:`TrialReporter` opens the study with the sweep's pruner, marks the trial as run by
+this process, keeps a heartbeat (and, every few beats, settles other trials whose process died), and after
+every checkpoint reports the value ``hydra.sweeper.prune_value`` names (:func:`pruning_value`; by default the
+trial's best objective so far at any KL). Like the value the sweeper tells Optuna, it is measured on the
+selection prompts (``eval.selection``), never on the reported (test) ones, unless selection is off. When the
+pruner says so it raises :class:`harness.errors.TrialPruned`, and the trial is recorded as pruned. A reporter
+is the trial's :class:`harness.plugin.TrialObserver` (:mod:`harness.sweep.pruning` returns it): the runner
+calls :meth:`TrialReporter.checkpoint_evaluated` after each checkpoint and :meth:`TrialReporter.trial_end` at
+the end.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ RECOVER_EVERY = 5  # heartbeats between two looks for lost trials from a running
 
 
 def build_pruner(config: Mapping[str, Any] | None, warmup: float = 0.0, by_method: bool = False) -> Any:
-    """Instantiate a pruner from its Hydra config (``{"_target_": "optuna.pruners.MedianPruner", ...}``), wrapped
-    to wait for ``warmup`` of a trial's steps and compare within its method (:mod:`harness.sweep.pruners`)."""
+    """Instantiate a pruner from its Hydra config (``{"_target_": "optuna.pruners.MedianPruner", ...}``),
+    wrapped to wait for ``warmup`` of a trial's steps and compare within its method
+    (:mod:`harness.sweep.pruners`)."""
     import optuna
     from hydra.utils import instantiate
 
@@ -56,9 +58,9 @@ def pruning_value(
     previous: float | None,
 ) -> float | None:
     """The value a trial reports to the pruner after its latest checkpoint (``settings.prune_value``:
-    :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the same
-    with no KL budget (peak), the latest checkpoint's objective (last), or its exponential moving average with
-    ``previous`` (ema); None when the objective is not measured."""
+    :data:`harness.sweep.study.PRUNE_VALUES`): the leaderboard's value over ``checkpoints`` so far (best), the
+    same with no KL budget (peak), the latest checkpoint's objective (last), or its exponential moving average
+    with ``previous`` (ema); None when the objective is not measured."""
     kind = settings.prune_value
     if kind == "peak":
         settings = dataclasses.replace(settings, kl_budget=None)
@@ -148,8 +150,8 @@ class TrialReporter(TrialObserver):
         planned_steps: int | None = None,
     ) -> None:
         """Report the objective after the checkpoint at ``step`` (``selection``: its metrics on the selection
-        prompts, which decide when given; ``planned_steps``: the trial's total, for the pruner's warm-up); raise
-        TrialPruned if the pruner says so."""
+        prompts, which decide when given; ``planned_steps``: the trial's total, for the pruner's warm-up);
+        raise TrialPruned if the pruner says so."""
         if planned_steps and not self.checkpoints:
             self.trial.set_user_attr(st.ATTR_PLANNED, int(planned_steps))
         entry = Checkpoint(step=step, metrics=dict(metrics))
@@ -192,6 +194,6 @@ class TrialReporter(TrialObserver):
         self.checkpoint(step, metrics, selection, planned_steps)
 
     def trial_end(self, record: TrialRecord) -> None:
-        """The observer's call when the trial ends: stop the heartbeat (the sweeper tells Optuna the result from
-        the record)."""
+        """The observer's call when the trial ends: stop the heartbeat (the sweeper tells Optuna the result
+        from the record)."""
         self.close()

@@ -1,10 +1,11 @@
 """What an Optuna study adds to a leaderboard: where its trials are, and which parameters mattered.
 
-A sweep directory holds ``study.json`` (:class:`harness.sweep.study.StudySettings`), so a leaderboard built from
-the directory finds the study; a study can also be named by its storage (a journal file or a URL), whose trials
-point to their directories and keep their records (:mod:`harness.sweep.collect` gathers them). Importances are Optuna's (fANOVA by default), computed per method over completed
-trials, because each method has its own parameters (``dpo.beta`` and ``simpo.beta`` are different dimensions);
-across methods, only ``method`` and the shared dimensions are compared.
+A sweep directory holds ``study.json`` (:class:`harness.sweep.study.StudySettings`), so a leaderboard built
+from the directory finds the study; a study can also be named by its storage (a journal file or a URL), whose
+trials point to their directories and keep their records (:mod:`harness.sweep.collect` gathers them).
+Importances are Optuna's (fANOVA by default), computed per method over completed trials, because each method
+has its own parameters (``dpo.beta`` and ``simpo.beta`` are different dimensions); across methods, only
+``method`` and the shared dimensions are compared.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def find_study_settings(paths: Iterable[Path | str]) -> list[st.StudySettings]:
-    """The settings of the studies of the given sweep directories (or ``study.json`` files); others are skipped."""
+    """The settings of the studies of the given sweep directories (or ``study.json`` files);
+    others are skipped."""
     found = []
     for p in map(Path, paths):
         path = p if p.name == st.SETTINGS_NAME else p / st.SETTINGS_NAME
@@ -36,7 +38,8 @@ def find_study_settings(paths: Iterable[Path | str]) -> list[st.StudySettings]:
 
 
 def is_storage(arg: str) -> bool:
-    """Whether a command-line argument names an Optuna storage (a URL or a journal file) rather than records."""
+    """Whether a command-line argument names an Optuna storage (a URL or a journal file)
+    rather than records."""
     return "://" in arg or arg.endswith((".journal", ".log"))
 
 

@@ -1,16 +1,16 @@
 """Re-running a grid multirun resumes it, and two processes never write one trial.
 
 A trial's identity is the hash of its resolved config without the keys that only place or present it
-(:data:`NOT_IN_HASH`). Re-running the same ``python -m harness -m ...`` command (same ``sweep_name``) skips every
-job whose ``trial.json`` is completed with the same hash, runs again the failed, interrupted, pruned and
+(:data:`NOT_IN_HASH`). Re-running the same ``python -m harness -m ...`` command (same ``sweep_name``) skips
+every job whose ``trial.json`` is completed with the same hash, runs again the failed, interrupted, pruned and
 never-finished ones (their earlier outcomes kept in the new record's ``attempts``), and never overwrites a
 completed record of another config: that is refused before any compute, with the fix (another ``sweep_name``,
 or ``--force``, which runs every trial again). ``--force`` is the command line's spelling of ``rerun=all``.
 
 Locks: the launching process holds ``<sweep dir>/.sweep.lock`` for the whole multirun (a second multirun on
 the same directory stops with one line naming the first one's pid), and each trial's process holds
-``<trial dir>/trial.lock`` while it runs. Both are ``flock`` locks, released by the kernel when a process dies,
-so a killed run never leaves a stale lock behind.
+``<trial dir>/trial.lock`` while it runs. Both are ``flock`` locks, released by the kernel when a process
+dies, so a killed run never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Locked(UserError):
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """A short hash of a resolved trial config (a record's ``config``), the keys in :data:`NOT_IN_HASH` left out."""
+    """A short hash of a resolved trial config (a record's ``config``),
+    the keys in :data:`NOT_IN_HASH` left out."""
     kept = {k: v for k, v in config.items() if k not in NOT_IN_HASH}
     text = json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -109,7 +110,8 @@ def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun
 
 
 def _hold(path: Path, what: str) -> IO[str]:
-    """Open and ``flock`` ``path`` (non-blocking), writing our pid into it; raises Locked naming the holder."""
+    """Open and ``flock`` ``path`` (non-blocking), writing our pid into it;
+    raises Locked naming the holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
@@ -158,11 +160,12 @@ def _given(overrides: Sequence[str], key: str) -> str | None:
 
 
 def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str], rerun: str) -> Path | None:
-    """Before a grid multirun whose directory the command names (``sweep_name=`` or ``hydra.sweep.dir=``): check it
-    (:func:`check_sweep_dir`), hold its lock for this process, and say how many jobs will be skipped; returns the
-    directory (None when it is a fresh timestamped one, or not known before Hydra resolves it).
+    """Before a grid multirun whose directory the command names (``sweep_name=`` or ``hydra.sweep.dir=``):
+    check it (:func:`check_sweep_dir`), hold its lock for this process, and say how many jobs will be skipped;
+    returns the directory (None when it is a fresh timestamped one, or not known before Hydra resolves it).
 
-    :raises ConfigError: a completed record of another config is in the way. :raises Locked: another run is live.
+    :raises ConfigError: a completed record of another config is in the way. :raises Locked:
+        another run is live.
     """
     if rerun not in RERUN_CHOICES:
         raise ConfigError(
@@ -179,8 +182,8 @@ def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str],
         done = check_sweep_dir(sweep_dir, configs, rerun)
         if done:
             print(
-                f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the same config "
-                "are skipped (--force runs them again)",
+                f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the "
+                "same config are skipped (--force runs them again)",
                 flush=True,
             )
     claim_sweep(sweep_dir)

@@ -285,8 +285,8 @@ def _shared_dimensions(
     method_configs: Mapping[str, Mapping[str, Any]],
     fixed_keys: set[str],
 ) -> dict[str, Any]:
-    """The dimensions of keys outside ``method`` (every trial's); a ``method.*`` key must exist in some searched
-    method (those are per-method dimensions)."""
+    """The dimensions of keys outside ``method`` (every trial's); a ``method.*`` key must exist in some
+    searched method (those are per-method dimensions)."""
     shared: dict[str, Any] = {}
     for key, spec in all_params.items():
         if key.startswith(_PREFIX):

@@ -2,8 +2,8 @@
 
 A storage is a journal file path (the default, ``multirun/<sweep>/optuna.journal``) or a SQLAlchemy URL that
 Optuna's ``RDBStorage`` reads. A bare ``postgresql://`` URL is given the PostgreSQL driver that is installed
-(psycopg 3, else psycopg2; SQLAlchemy 2.1 maps the bare form to psycopg 3 only); with none, or with a URL whose
-driver is missing, a :class:`~harness.errors.ConfigError` names the fix before any compute.
+(psycopg 3, else psycopg2; SQLAlchemy 2.1 maps the bare form to psycopg 3 only); with none, or with a URL
+whose driver is missing, a :class:`~harness.errors.ConfigError` names the fix before any compute.
 
 Passwords never reach a file or a printed line: everything the harness writes or prints shows
 :func:`redact`'s form (``postgresql://user:***@host/db``). The full URL stays in this process's memory and in
@@ -107,7 +107,8 @@ def dashboard_form(storage: str) -> str:
 
 
 def scrub(text: str, storage: str | None = None) -> str:
-    """``text`` with the password of ``storage`` (and of every URL this process was given) replaced by ``***``."""
+    """``text`` with the password of ``storage`` (and of every URL this process was given)
+    replaced by ``***``."""
     urls = [*_known.values(), *([storage] if storage else [])]
     for url in urls:
         if not is_url(url):
@@ -158,7 +159,8 @@ def _no_password(url: URL) -> Any:
 
 def with_driver(url: URL) -> Any:
     """``url`` (a SQLAlchemy URL) with a driver that is installed: a bare ``postgresql`` gets psycopg 3, else
-    psycopg2. :raises ConfigError: the URL's driver is not installed (naming the fix), or its dialect is unknown."""
+    psycopg2. :raises ConfigError: the URL's driver is not installed (naming the fix), or its dialect is
+    unknown."""
     from sqlalchemy.exc import NoSuchModuleError
 
     if url.drivername == "postgresql":
@@ -215,9 +217,9 @@ def retry_schema_race(action: Callable[[], T], attempts: int = 8, base_s: float 
 
 
 def open_storage(storage: str) -> Any:
-    """An Optuna storage for ``storage`` (one per process and storage, shared by its studies): a journal file for
-    a path, else Optuna's ``RDBStorage`` for the URL (:func:`connect_url`), its schema created safely when other
-    workers create it at the same moment (:func:`retry_schema_race`).
+    """An Optuna storage for ``storage`` (one per process and storage, shared by its studies): a journal file
+    for a path, else Optuna's ``RDBStorage`` for the URL (:func:`connect_url`), its schema created safely when
+    other workers create it at the same moment (:func:`retry_schema_race`).
 
     :raises ConfigError: no driver, or the database cannot be reached (the line names it, password hidden).
     """

@@ -1,8 +1,8 @@
 """Trial records and study settings kept in the study's storage, so that they travel with the study.
 
-A trial's directory (its ``trial.json``, checkpoints and samples) lives on the machine that ran it; the study's
-storage is shared. When a trial finishes, its record is stored on the Optuna trial as well (system attributes,
-out of optuna-dashboard's view): the JSON, zlib-compressed and base64-encoded, in parts of at most
+A trial's directory (its ``trial.json``, checkpoints and samples) lives on the machine that ran it; the
+study's storage is shared. When a trial finishes, its record is stored on the Optuna trial as well (system
+attributes, out of optuna-dashboard's view): the JSON, zlib-compressed and base64-encoded, in parts of at most
 :data:`PART_CHARS` characters (Optuna's RDB schema keeps attribute values as TEXT, which MySQL caps at 64 KiB;
 PostgreSQL and journal files have no such limit). The study's settings (``study.json``'s content) are a user
 attribute of the study. ``python -m harness.leaderboard <storage URL>`` rebuilds the report from these alone
@@ -52,8 +52,8 @@ def encode_record(record: TrialRecord) -> dict[str, Any]:
 
 
 def decode_record(system_attrs: Mapping[str, Any]) -> TrialRecord | None:
-    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable); a
-    copy stored before schema version 2 (it has no ``schema_version``) is read as version 1."""
+    """The record stored in a trial's ``system_attrs`` by :func:`store_record` (None if none, or unreadable);
+    a copy stored before schema version 2 (it has no ``schema_version``) is read as version 1."""
     meta = system_attrs.get(ATTR_RECORD)
     if not isinstance(meta, Mapping) or meta.get("encoding") != ENCODING:
         return None

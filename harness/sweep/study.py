@@ -1,18 +1,19 @@
 """The Optuna study of a sweep: where it is stored, what it optimises, and what a trial's record tells it.
 
-The sweep's settings are written to ``<sweep dir>/study.json`` (and kept on the study itself, with each finished
-trial's record: :mod:`harness.sweep.stored`) so that each trial's own process (which reports intermediate values
-and asks the pruner) and ``python -m harness.leaderboard`` open the same study. Storage is an Optuna journal file
-in the sweep directory by default (Optuna advises against SQLite for parallel workers); any storage URL
-(``postgresql://...`` for several machines) works too (:mod:`harness.sweep.storage`: drivers, passwords, the
-schema race). A URL's password is never written: the settings hold its redacted form.
+The sweep's settings are written to ``<sweep dir>/study.json`` (and kept on the study itself, with each
+finished trial's record: :mod:`harness.sweep.stored`) so that each trial's own process (which reports
+intermediate values and asks the pruner) and ``python -m harness.leaderboard`` open the same study. Storage is
+an Optuna journal file in the sweep directory by default (Optuna advises against SQLite for parallel workers);
+any storage URL (``postgresql://...`` for several machines) works too (:mod:`harness.sweep.storage`: drivers,
+passwords, the schema race). A URL's password is never written: the settings hold its redacted form.
 
 A trial's objective values are read from its record with the leaderboard's own rule
-(:func:`harness.leaderboard.analysis.ranking.best_checkpoints`): the best checkpoint by the objective within the KL budget, else the
-final one. Both the choice and the values told to Optuna are measured on the selection prompts
-(``eval.selection``, :mod:`harness.trial.selection`), so Optuna never sees a score the leaderboard reports (the
-reported prompts are the test set); records without selection metrics use their reported ones. Optuna's best trial
-is the one whose chosen checkpoint is best on the selection prompts; the leaderboard ranks by the test values.
+(:func:`harness.leaderboard.analysis.ranking.best_checkpoints`): the best checkpoint by the objective within
+the KL budget, else the final one. Both the choice and the values told to Optuna are measured on the selection
+prompts (``eval.selection``, :mod:`harness.trial.selection`), so Optuna never sees a score the leaderboard
+reports (the reported prompts are the test set); records without selection metrics use their reported ones.
+Optuna's best trial is the one whose chosen checkpoint is best on the selection prompts; the leaderboard ranks
+by the test values.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ ATTR_PLANNED = (
 )
 
 
-# What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``), with the words a pruned
-# trial's reason uses for it: declared with the sweeper's settings (:mod:`harness.config.settings_sweeper`).
+# What a trial reports to the pruner after each checkpoint (``hydra.sweeper.prune_value``), with the words a
+# pruned trial's reason uses for it: declared with the sweeper's settings
+# (:mod:`harness.config.settings_sweeper`).
 PRUNE_VALUES = settings_sweeper.PRUNE_VALUES
 PRUNE_EMA = 0.5
 SWEEPER = settings_sweeper.SWEEPER
@@ -77,12 +79,12 @@ class StudySettings:
     storage: str  # an Optuna storage URL, or a journal file path
     objectives: list[str]  # metric names, the first one resolved from "auto" when auto_objective
     directions: list[str]  # "maximize" / "minimize", one per objective
-    # The defaults below are the declared ones (hydra.sweeper.*; kl_budget the leaderboard's), as the sweeper types
-    # them. With kl_constraint, samplers are also told that a trial with no checkpoint within budget is infeasible;
-    # pruner is the pruner's Hydra config (for the trials' processes); no pruning before prune_warmup of a trial's
-    # planned steps; prune_by_method compares a trial with its own method's only; prune_value is what each
-    # checkpoint reports to the pruner (PRUNE_VALUES); a RUNNING trial with no heartbeat for stale_after_s is lost
-    # (any host) and run again up to max_retries times.
+    # The defaults below are the declared ones (hydra.sweeper.*; kl_budget the leaderboard's), as the sweeper
+    # types them. With kl_constraint, samplers are also told that a trial with no checkpoint within budget is
+    # infeasible; pruner is the pruner's Hydra config (for the trials' processes); no pruning before
+    # prune_warmup of a trial's planned steps; prune_by_method compares a trial with its own method's only;
+    # prune_value is what each checkpoint reports to the pruner (PRUNE_VALUES); a RUNNING trial with no
+    # heartbeat for stale_after_s is lost (any host) and run again up to max_retries times.
     kl_budget: float | None = _default(LEADERBOARD, "kl_budget", float)
     kl_constraint: bool = _default(SWEEPER, "kl_constraint", bool)
     pruner: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +130,8 @@ def check_objectives(
     objectives: Sequence[str], directions: Sequence[str] | None, declared: Sequence[str] | None = None
 ) -> tuple[list[str], list[str]]:
     """Objectives and directions, validated (one direction each; a single direction applies to all). With no
-    directions given, each objective's ``declared`` direction (its metric's ``Metric.direction``), else maximize."""
+    directions given, each objective's ``declared`` direction (its metric's ``Metric.direction``), else
+    maximize."""
     objectives = [str(o) for o in objectives] or ["auto"]
     directions = (
         [str(d).lower() for d in directions or ()] or [str(d) for d in declared or ()] or ["maximize"]
@@ -185,9 +188,9 @@ def choose_checkpoint(
 
     ``checkpoints`` are the record's (step, final, metrics, selection); ``declared`` the trial's metric
     declarations (``record.metric_declarations``), which map metric keys to columns. The rule is the
-    leaderboard's: the best by the first objective on the selection prompts, in ``direction``, among checkpoints
-    within the KL budget there, else the final one. The metrics on the selection prompts are the ``sel_<column>``
-    entries of the result.
+    leaderboard's: the best by the first objective on the selection prompts, in ``direction``, among
+    checkpoints within the KL budget there, else the final one. The metrics on the selection prompts are the
+    ``sel_<column>`` entries of the result.
     """
     from harness.leaderboard.analysis import frames as board_frames
     from harness.leaderboard.analysis import ranking
@@ -212,8 +215,8 @@ def objective_values(
 ) -> tuple[list[float] | None, int | None]:
     """The study's objective values for a trial with these evaluated checkpoints (``declared``: the trial's
     metric declarations), and the chosen step; (None, None) when a value is missing (nothing evaluated, or no
-    such metric). The values are the chosen checkpoint's on the selection prompts (``checkpoints[i].selection``;
-    its reported ones when it has none)."""
+    such metric). The values are the chosen checkpoint's on the selection prompts
+    (``checkpoints[i].selection``; its reported ones when it has none)."""
     from harness.leaderboard.analysis import columns
 
     direction = settings.directions[0] if settings.directions else "maximize"

@@ -1,18 +1,19 @@
 """The Optuna sweep loop behind ``hydra/sweeper=optuna``: ask, launch through Hydra, tell.
 
-Per batch of ``n_jobs`` trials: ``study.ask()``, sample the search space through the trial's public suggest API
-(:mod:`harness.sweep.space`), launch the batch with Hydra's configured launcher (one job directory per trial,
-named by the trial number), read each trial's record and ``study.tell`` Optuna its values, or that it was pruned
-or failed (:mod:`harness.sweep.trials`). The planned number of trials is a property of the study, not of one
-process: running the same command again resumes the study, and several processes may work on one study at once.
+Per batch of ``n_jobs`` trials: ``study.ask()``, sample the search space through the trial's public suggest
+API (:mod:`harness.sweep.space`), launch the batch with Hydra's configured launcher (one job directory per
+trial, named by the trial number), read each trial's record and ``study.tell`` Optuna its values, or that it
+was pruned or failed (:mod:`harness.sweep.trials`). The planned number of trials is a property of the study,
+not of one process: running the same command again resumes the study, and several processes may work on one
+study at once.
 
 Before the first trial: the space is checked, every searched method's config (with each end of every
 dimension) is composed and validated and the objectives are resolved among the metrics its evaluators declare
-(:mod:`harness.sweep.preflight`). Trials whose process died are recovered from their record or marked failed and
-retried once (:mod:`harness.sweep.liveness`), at the start, between batches, and while a worker whose plan is
-not yet complete waits for other workers' running trials (it runs the retries instead of exiting with the plan
-short). A storage URL's password is hidden in everything written (``multirun.yaml``, ``study.json``, Hydra's
-``.hydra/`` files of each trial) and reaches the trials through the process environment
+(:mod:`harness.sweep.preflight`). Trials whose process died are recovered from their record or marked failed
+and retried once (:mod:`harness.sweep.liveness`), at the start, between batches, and while a worker whose plan
+is not yet complete waits for other workers' running trials (it runs the retries instead of exiting with the
+plan short). A storage URL's password is hidden in everything written (``multirun.yaml``, ``study.json``,
+Hydra's ``.hydra/`` files of each trial) and reaches the trials through the process environment
 (:mod:`harness.sweep.storage`). Sweep names live in :mod:`harness.sweep.naming`.
 """
 
@@ -50,12 +51,13 @@ if TYPE_CHECKING:
 
 
 class OptunaSweep:
-    """The sweeper's state and loop; :class:`hydra_plugins.harness_optuna_sweeper.HarnessOptunaSweeper` wraps it.
+    """The sweeper's state and loop;
+    :class:`hydra_plugins.harness_optuna_sweeper.HarnessOptunaSweeper` wraps it.
 
     The keyword arguments are the keys of ``hydra.sweeper``, declared (default, type, check, meaning) in
     :mod:`harness.config.settings_sweeper`; a key not given takes its declared default. Hydra passes them as
-    composed; they are checked against their declarations when the sweep starts (:meth:`settle`), where an error
-    is one line rather than Hydra's report of a failed instantiation.
+    composed; they are checked against their declarations when the sweep starts (:meth:`settle`), where an
+    error is one line rather than Hydra's report of a failed instantiation.
     """
 
     def __init__(
@@ -85,8 +87,8 @@ class OptunaSweep:
         self.hydra_context: Any = None
 
     def settle(self) -> None:
-        """Check every setting against its declaration (one line naming the key, the value and the fix), then give
-        each its type (``n_jobs`` below 1 is one, seconds are floats, ...).
+        """Check every setting against its declaration (one line naming the key, the value and the fix), then
+        give each its type (``n_jobs`` below 1 is one, seconds are floats, ...).
 
         :raises ConfigError: an invalid value, or a key that is not a setting."""
         if self._unknown:
@@ -198,8 +200,9 @@ class OptunaSweep:
         )
 
     def objective_names(self) -> list[str]:
-        """The study's objectives, ``auto`` resolved, checked with the settings that go with them before any trial
-        config is composed (explicit directions' spelling and count, a KL budget for the KL constraint)."""
+        """The study's objectives, ``auto`` resolved, checked with the settings that go with them before any
+        trial config is composed (explicit directions' spelling and count, a KL budget for the KL
+        constraint)."""
         objectives = [str(o) for o in self.objectives] or ["auto"]
         if "auto" in objectives[1:]:
             raise ConfigError("objective 'auto' may only be the first objective; name the others (e.g. kl).")
@@ -239,9 +242,9 @@ class OptunaSweep:
         )
 
     def _resolve_auto(self, objective: str) -> str:
-        """``auto`` as the leaderboard resolves it (:func:`harness.config.metrics.auto_objective`: the gold reward
-        when the data defines one, else a reward model's score, a judge's win rate, preference accuracy), named so
-        that Optuna and its dashboard show it."""
+        """``auto`` as the leaderboard resolves it (:func:`harness.config.metrics.auto_objective`: the gold
+        reward when the data defines one, else a reward model's score, a judge's win rate, preference
+        accuracy), named so that Optuna and its dashboard show it."""
         from harness.config.metrics import auto_objective
         from harness.config.validation import evaluator_names
         from harness.plugin.manager import get_plugin_manager
@@ -262,9 +265,9 @@ class OptunaSweep:
         return metric.name
 
     def validate(self, space: SearchSpace, objectives: Sequence[str]) -> list[str]:
-        """Compose and validate each searched method's trial config, at each end of every dimension, and resolve
-        the objectives among its evaluators' metrics, so that a bad range or name stops the sweep before any
-        compute (:mod:`harness.sweep.preflight`); returns the objectives' declared directions."""
+        """Compose and validate each searched method's trial config, at each end of every dimension, and
+        resolve the objectives among its evaluators' metrics, so that a bad range or name stops the sweep
+        before any compute (:mod:`harness.sweep.preflight`); returns the objectives' declared directions."""
         from harness.sweep.preflight import check_trials
 
         assert self.config is not None and self.hydra_context is not None
@@ -282,7 +285,8 @@ class OptunaSweep:
         return opening.open_study(settings, space, self.sampler_cfg)
 
     def _hide_password(self) -> None:
-        """Hide a storage URL's password in the config Hydra writes (:func:`harness.sweep.opening.hide_password`)."""
+        """Hide a storage URL's password in the config Hydra writes
+        (:func:`harness.sweep.opening.hide_password`)."""
         assert self.config is not None
         opening.hide_password(self.config, self.storage)
 
@@ -302,8 +306,9 @@ class OptunaSweep:
             if not said:
                 said = True
                 print(
-                    f"Optuna study {settings.study_name!r}: waiting for {len(running)} trial(s) running in other "
-                    f"workers ({', '.join(str(t.number) for t in running)}); a lost one is retried here.",
+                    f"Optuna study {settings.study_name!r}: waiting for {len(running)} trial(s) "
+                    f"running in other workers ({', '.join(str(t.number) for t in running)}); a "
+                    "lost one is retried here.",
                     flush=True,
                 )
             time.sleep(poll)
@@ -346,8 +351,8 @@ class OptunaSweep:
         if spent >= self.budget_steps and not self._said_spent:
             self._said_spent = True
             print(
-                f"Optuna study: the budget of {self.budget_steps} training steps is spent ({spent} steps); no "
-                "further trials are started.",
+                f"Optuna study: the budget of {self.budget_steps} training steps is spent "
+                f"({spent} steps); no further trials are started.",
                 flush=True,
             )
         return spent >= self.budget_steps
@@ -355,10 +360,10 @@ class OptunaSweep:
     def _announce(self, study: optuna.Study, settings: st.StudySettings, space: SearchSpace) -> None:
         done = len([t for t in counted_trials(study, self.n_trials) if t.state.is_finished()])
         print(
-            f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} planned trials "
-            f"done; {st.goal_text(settings.objectives, settings.directions)}; sampler "
-            f"{type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run the same command again "
-            "to resume it.",
+            f"Optuna study {settings.study_name!r} ({settings.storage}): {done} of {self.n_trials} "
+            f"planned trials done; {st.goal_text(settings.objectives, settings.directions)}; "
+            f"sampler {type(study.sampler).__name__}, pruner {type(study.pruner).__name__}. Run "
+            "the same command again to resume it.",
             flush=True,
         )
         for line in space.describe():

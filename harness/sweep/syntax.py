@@ -1,9 +1,9 @@
 """Hydra's sweep syntax as Optuna distributions: one dimension of a search space, parsed, sampled and shown.
 
 ``choice(a, b)`` or ``a,b`` is categorical, ``range(start, stop, step)`` stepped (stop excluded),
-``interval(low, high)`` a float (an int when both ends are ints) and ``tag(log, interval(low, high))`` log-scaled.
-What Optuna cannot search (``shuffle``, an empty or reversed interval, ``log`` on a non-positive interval or a
-stepped range) is a one-line :class:`harness.errors.ConfigError`.
+``interval(low, high)`` a float (an int when both ends are ints) and ``tag(log, interval(low, high))``
+log-scaled. What Optuna cannot search (``shuffle``, an empty or reversed interval, ``log`` on a non-positive
+interval or a stepped range) is a one-line :class:`harness.errors.ConfigError`.
 """
 
 from __future__ import annotations

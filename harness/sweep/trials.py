@@ -1,11 +1,11 @@
 """Trial bookkeeping of an Optuna sweep: which trials count, and what Optuna is told about each.
 
 A trial's outcome is read from its record and told to the study (:func:`finish_trial`), the record kept in the
-study's storage too (:mod:`harness.sweep.stored`); trials asked after the plan was full, and lost trials that were
-retried, do not count toward the planned number (:func:`counted_trials`); trials whose process died are settled
-by any live worker (:func:`recover_lost_trials`: at its start, between batches, while it waits for other
-workers' trials, and from running trials' heartbeats); a trial whose parameters a completed trial already had is
-told that trial's result (:func:`reuse_twin`).
+study's storage too (:mod:`harness.sweep.stored`); trials asked after the plan was full, and lost trials that
+were retried, do not count toward the planned number (:func:`counted_trials`); trials whose process died are
+settled by any live worker (:func:`recover_lost_trials`: at its start, between batches, while it waits for
+other workers' trials, and from running trials' heartbeats); a trial whose parameters a completed trial
+already had is told that trial's result (:func:`reuse_twin`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def unqueued(counted: list[Any]) -> int:
 
 def counted_trials(study: optuna.Study, free_repeats: int = 0) -> list[Any]:
     """The trials that count toward the planned number, in order: every trial but lost ones that were retried,
-    surplus ones (asked after the plan was full) and the first ``free_repeats`` repeats (trials told a completed
-    twin's result, :func:`reuse_twin`: they trained nothing, so the plan is of settings trained; past that many, a
-    discrete space the sampler has exhausted ends the study)."""
+    surplus ones (asked after the plan was full) and the first ``free_repeats`` repeats (trials told a
+    completed twin's result, :func:`reuse_twin`: they trained nothing, so the plan is of settings trained;
+    past that many, a discrete space the sampler has exhausted ends the study)."""
     counted, repeats = [], 0
     for t in study.get_trials(deepcopy=False):
         if st.ATTR_RETRIED in t.user_attrs or st.ATTR_SURPLUS in t.user_attrs:
@@ -52,9 +52,9 @@ def counted_trials(study: optuna.Study, free_repeats: int = 0) -> list[Any]:
 
 
 def steps_spent(trials: list[Any]) -> int:
-    """Optimizer steps the finished ``trials`` trained: a completed trial its planned steps (``harness.planned_steps``,
-    else its last reported step), a pruned or failed one the last step it reported; a trial told a twin's result
-    (``harness.same_as``) none."""
+    """Optimizer steps the finished ``trials`` trained: a completed trial its planned steps
+    (``harness.planned_steps``, else its last reported step), a pruned or failed one the last step it
+    reported; a trial told a twin's result (``harness.same_as``) none."""
     spent = 0
     for t in trials:
         if not t.state.is_finished() or st.ATTR_SAME_AS in t.user_attrs:
@@ -71,8 +71,8 @@ def finish_trial(
     job_return: JobReturn | None = None,
     record: TrialRecord | None = None,
 ) -> str:
-    """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the study's
-    storage (:func:`harness.sweep.stored.store_record`); returns the record's status.
+    """Tell Optuna the outcome of ``trial`` (an Optuna Trial) from its record, and keep the record in the
+    study's storage (:func:`harness.sweep.stored.store_record`); returns the record's status.
 
     Completed: the objective values at the leaderboard's checkpoint (and, with ``kl_constraint``, the KL
     constraint); pruned: PRUNED (Optuna keeps the last reported value); anything else: FAIL with the reason.
@@ -123,9 +123,10 @@ def keep_record(study: optuna.Study, number: int, record: TrialRecord, settings:
         raise
     except Exception as exc:
         print(
-            f"harness: warning: Optuna trial {number}: its record could not be kept in the study's storage "
-            f"({type(exc).__name__}: {scrub(str(exc).splitlines()[0] if str(exc) else '', settings.storage)}); "
-            "the leaderboard needs its directory.",
+            f"harness: warning: Optuna trial {number}: its record could not be kept "
+            f"in the study's storage ({type(exc).__name__}: "
+            f"{scrub(str(exc).splitlines()[0] if str(exc) else '', settings.storage)}"
+            "); the leaderboard needs its directory.",
             file=sys.stderr,
             flush=True,
         )
@@ -157,10 +158,10 @@ def recover_lost_trials(
 ) -> list[int]:
     """Settle RUNNING trials whose process died; returns their numbers.
 
-    A lost trial whose record is complete (the process died after writing it) is told from its record. Any other
-    is marked failed, in Optuna and in its record, and, unless it already was a retry ``max_retries`` deep, is
-    queued again with the same parameters; it then no longer counts toward the plan. When several workers
-    find the same lost trial, only the one whose ``tell`` succeeds queues the retry.
+    A lost trial whose record is complete (the process died after writing it) is told from its record. Any
+    other is marked failed, in Optuna and in its record, and, unless it already was a retry ``max_retries``
+    deep, is queued again with the same parameters; it then no longer counts toward the plan. When several
+    workers find the same lost trial, only the one whose ``tell`` succeeds queues the retry.
     """
     from harness.records import RECORD_NAME, write_record
     from harness.sweep.liveness import lost_reason
@@ -214,9 +215,9 @@ def _mark_lost(
     why: tuple[str, bool],
     settings: st.StudySettings,
 ) -> TrialRecord | None:
-    """Mark lost trial ``number`` failed (and retried, when it will be: ``why`` is the reason and whether) on its
-    Optuna trial ``handle``; its record (if it wrote one) as failed with a ``ProcessLost`` error, kept in the
-    study's storage. Returns that record."""
+    """Mark lost trial ``number`` failed (and retried, when it will be: ``why`` is the reason and whether) on
+    its Optuna trial ``handle``; its record (if it wrote one) as failed with a ``ProcessLost`` error, kept in
+    the study's storage. Returns that record."""
     reason, retry = why
     handle.set_user_attr(st.ATTR_LOST, reason)
     handle.set_user_attr(st.ATTR_STATUS, "failed")
@@ -269,7 +270,8 @@ def reuse_twin(study: optuna.Study, trial: optuna.trial.Trial, settings: st.Stud
 
 
 def progress(study: optuna.Study, number: int, settings: st.StudySettings) -> None:
-    """Print one line for finished trial ``number``: its status, values, the best so far and the count done."""
+    """Print one line for finished trial ``number``: its status, values,
+    the best so far and the count done."""
     trial = study.get_trials(deepcopy=False)[number]  # trial numbers are positions in the study
     done = len([t for t in counted_trials(study, sys.maxsize) if t.state.is_finished()])  # settings trained
     status = trial.user_attrs.get(st.ATTR_STATUS, trial.state.name.lower())

@@ -1,4 +1,5 @@
-"""``python -m harness.toyworld [--cache-dir DIR] [key=value ...]``: build (or find) a toy world, print its summary.
+"""``python -m harness.toyworld [--cache-dir DIR] [key=value ...]``: build (or find) a toy world,
+print its summary.
 
 Keys are :class:`~harness.toyworld.ToyWorldSpec` fields (``pretrain_steps=300``); useful to warm a cache (CI)
 or to look at the base model's statistics before running methods on it.
@@ -16,8 +17,9 @@ from harness.toyworld.spec import ToyWorldSpec
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, build the world, print its directory and meta.json (spec left out); returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m harness.toyworld", description=__doc__.splitlines()[0])
+    """Parse ``argv``, build the world, print its directory and meta.json (spec left out);
+    returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m harness.toyworld", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", default=None, help="parent directory of cached worlds")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="ToyWorldSpec fields")
     args = parser.parse_args(argv)

@@ -2,16 +2,17 @@
 
 This module owns the cache and the build sequence. ``build_toy_world(spec)`` returns the world in
 ``<cache_dir>/<spec.key()>/`` if it is complete and intact; otherwise it builds it into a temporary directory
-next to it and renames that into place (``os.replace``), under an exclusive file lock (``<key>.lock``), so that
-concurrent processes never build the same world twice and never see a half-written one. A damaged world (a
-file missing, truncated or edited) is reported in one line naming the directory and the file, moved aside by
-one rename and rebuilt the same way, so the directory is never half-deleted. A world directory:
+next to it and renames that into place (``os.replace``), under an exclusive file lock (``<key>.lock``), so
+that concurrent processes never build the same world twice and never see a half-written one. A damaged world
+(a file missing, truncated or edited) is reported in one line naming the directory and the file, moved aside
+by one rename and rebuilt the same way, so the directory is never half-deleted. A world directory:
 
     model/                  the pretrained toy model + tokenizer (save_pretrained; safetensors)
     train_pairs.jsonl       {"prompt", "chosen", "rejected"} preference pairs for training
     eval_pairs.jsonl        held-out pairs (for held-out preference accuracy)
     eval_prompts.jsonl      {"prompt"} held-out prompts (for sampling-based evaluation)
-    selection_prompts.jsonl {"prompt"} held-out prompts that checkpoints are chosen on (disjoint from all others)
+    selection_prompts.jsonl {"prompt"} held-out prompts that checkpoints are chosen on
+                            (disjoint from all others)
     selection_pairs.jsonl   held-out pairs for the selection split (preference accuracy there)
     meta.json               spec, key, build seconds, parameter count, base-model and pair statistics
     manifest.json           every other file's path, size and SHA-256 (written last, atomically: its presence
@@ -108,7 +109,8 @@ class ToyWorld:
 
     @property
     def selection_prompts_path(self) -> Path:
-        """JSONL of held-out selection prompts (checkpoints are chosen on these, reported on the eval prompts)."""
+        """JSONL of held-out selection prompts (checkpoints are chosen on these,
+        reported on the eval prompts)."""
         return self.root / "selection_prompts.jsonl"
 
     @property
@@ -301,7 +303,8 @@ def _sample_data(
 
 
 def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
-    """Build every artefact of the world into ``directory`` (meta.json last; the caller writes the manifest)."""
+    """Build every artefact of the world into ``directory``
+    (meta.json last; the caller writes the manifest)."""
     import torch
 
     from harness.toyworld.pairs import completion_stats, pair_stats
@@ -334,9 +337,9 @@ def _build_into(directory: Path, spec: ToyWorldSpec, progress: bool) -> None:
         "build_seconds": time.perf_counter() - started,
         **timings,
         "torch_threads": torch.get_num_threads(),
-        # What the build's floating point depends on: the same spec gives other weights (and so other pairs) under
-        # another torch version or CPU instruction set (e.g. AVX2 against AVX-512 kernels); thread count does not
-        # matter (checked: 1 and 2 threads give identical files).
+        # What the build's floating point depends on: the same spec gives other weights (and so other pairs)
+        # under another torch version or CPU instruction set (e.g. AVX2 against AVX-512 kernels); thread count
+        # does not matter (checked: 1 and 2 threads give identical files).
         "torch_version": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "base_model": completion_stats(base),

@@ -3,9 +3,9 @@
 This module owns what "grammatical" means. Sentences are clauses joined by conjunctions and ended by ".":
 
     sentence := [SADV ","] clause ((CONJ | "," CONJ) clause)* "."
-    clause   := NP COP [ADV | "not" [ADV]] ADJ (CONJ [ADV | "not" [ADV]] ADJ)*     "the plot was not very good"
+    clause   := NP COP [ADV | "not" [ADV]] ADJ (CONJ [ADV | "not" [ADV]] ADJ)*  "the plot was not very good"
               | PRON [VADV] (VERB_PAST | "did not" [VADV] VERB_BASE) OBJ [PREP PDET PNOUN]
-              | PRON [VADV] COG clause                                                "i thought it was fun"
+              | PRON [VADV] COG clause                                             "i thought it was fun"
     NP, OBJ  := DET [[ADV] ADJ] NOUN (determiner and noun agree in number) | "it"
 
 (after an object, "and" may also start a verb phrase: "i watched it and loved the cast"). The automaton is

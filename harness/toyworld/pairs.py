@@ -11,8 +11,9 @@ This module owns how the toy world's datasets are made from the pretrained base 
   ``sigmoid((r_a - r_b) / spec.bt_tau)`` (Bradley-Terry). Pairs with equal rewards or identical texts are
   dropped (ties), as are pairs with an empty completion.
 
-Rows are in TRL's standard format: ``{"prompt": "the movie was", "chosen": " great .", "rejected": " dull ."}``
-(completions start with a space, so ``prompt + chosen`` is the review text).
+Rows are in TRL's standard format:
+``{"prompt": "the movie was", "chosen": " great .", "rejected": " dull ."}`` (completions start with a space,
+so ``prompt + chosen`` is the review text).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def draw_prompts(
 
 
 def label_pair(prompt: str, a: str, b: str, rng: random.Random, tau: float) -> dict[str, Any] | None:
-    """A preference row for completions ``a`` and ``b`` (Bradley-Terry-noisy gold label), or None for a tie."""
+    """A preference row for completions ``a`` and ``b`` (Bradley-Terry-noisy gold label),
+    or None for a tie."""
     if not a or not b or a == b:
         return None
     r_a, r_b = gold_reward(a), gold_reward(b)
@@ -116,7 +118,8 @@ def make_pairs(
     progress: bool,
     desc: str,
 ) -> list[dict[str, Any]]:
-    """``n`` labelled pairs on fresh prompts (not in ``exclude``), sampling more rounds until enough survive."""
+    """``n`` labelled pairs on fresh prompts (not in ``exclude``),
+    sampling more rounds until enough survive."""
     rows: list[dict[str, Any]] = []
     round_ = 0
     while len(rows) < n:

@@ -1,10 +1,11 @@
 """The toy base model: a small Llama causal LM pretrained on reviews sampled from the toy grammar.
 
-This module owns the model's architecture and its pretraining. Each training sequence is
-``<s> review </s>`` (right-padded, loss on every real token including ``</s>``, so the model learns to stop
-after a finished review); batches group reviews of similar length, which saves a third of the compute. The reviews follow the spec's tone mix, balanced by default, so the base model
-is neither positive nor negative on average: there is headroom for alignment. Training is deterministic
-given the spec (``torch.manual_seed``, a seeded text sampler, fixed batch order) on a given machine.
+This module owns the model's architecture and its pretraining. Each training sequence is ``<s> review </s>``
+(right-padded, loss on every real token including ``</s>``, so the model learns to stop after a finished
+review); batches group reviews of similar length, which saves a third of the compute. The reviews follow the
+spec's tone mix, balanced by default, so the base model is neither positive nor negative on average: there is
+headroom for alignment. Training is deterministic given the spec (``torch.manual_seed``, a seeded text
+sampler, fixed batch order) on a given machine.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def model_config(spec: ToyWorldSpec, tokenizer: PreTrainedTokenizerFast) -> Llam
 
 
 def encode_batch(reviews: list[str], tokenizer: PreTrainedTokenizerFast) -> tuple[torch.Tensor, torch.Tensor]:
-    """``<s> review </s>`` sequences, right-padded: input ids and labels (-100 on padding), shape [batch, len]."""
+    """``<s> review </s>`` sequences, right-padded: input ids and labels (-100 on padding),
+    shape [batch, len]."""
     vocab = tokenizer.get_vocab()
     rows = [[tokenizer.bos_token_id, *(vocab[w] for w in r.split()), tokenizer.eos_token_id] for r in reviews]
     width = max(len(r) for r in rows)
@@ -82,7 +84,8 @@ def pretrain(
 ) -> LlamaForCausalLM:
     """A freshly initialised toy model trained for ``spec.pretrain_steps`` steps; returns it in eval mode.
 
-    The caller is expected to isolate the global torch RNG (``torch.random.fork_rng``); this function seeds it.
+    The caller is expected to isolate the global torch RNG (``torch.random.fork_rng``);
+    this function seeds it.
     """
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(model_config(spec, tokenizer))

@@ -57,7 +57,8 @@ class _Review:
         return np, np[-1] in V.NOUN_P
 
     def predicate(self, pol: int) -> list[str]:
-        """``[ADV | not [ADV]] ADJ``: a predicate of polarity ``pol`` ("not" + an adjective of the other sign)."""
+        """``[ADV | not [ADV]] ADJ``: a predicate of polarity ``pol``
+        ("not" + an adjective of the other sign)."""
         negate = self.chance(0.15 if pol else 0.05)
         words = ["not"] if negate else []
         if self.chance(0.3):

@@ -23,7 +23,8 @@ VERSION = 3  # 3: selection prompts and pairs (drawn after the train pairs; ever
 
 @dataclass(frozen=True)
 class ToyWorldSpec:
-    """Everything that determines a toy world (defaults: the built-in world, about a minute on 2 CPU cores)."""
+    """Everything that determines a toy world (defaults: the built-in world,
+    about a minute on 2 CPU cores)."""
 
     seed: int = 0  # seeds the grammar sampler, the model initialisation, pretraining and all sampling
 
@@ -52,8 +53,8 @@ class ToyWorldSpec:
     num_train_pairs: int = 2000
     num_eval_pairs: int = 256
     num_eval_prompts: int = 128  # held-out prompts for evaluation (disjoint from all pair prompts)
-    # Selection (validation) data: the prompts (and pairs) checkpoints are chosen on, disjoint from all the others
-    # (drawn last, so that the rest of the world is the same whatever these are).
+    # Selection (validation) data: the prompts (and pairs) checkpoints are chosen on, disjoint from all the
+    # others (drawn last, so that the rest of the world is the same whatever these are).
     num_selection_prompts: int = 64
     num_selection_pairs: int = 128
     max_new_tokens: int = 24
@@ -124,7 +125,8 @@ class ToyWorldSpec:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ToyWorldSpec:
-        """A spec from a config mapping: defaults for missing keys; a ConfigError for unknown keys or types."""
+        """A spec from a config mapping: defaults for missing keys;
+        a ConfigError for unknown keys or types."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for name, value in dict(values or {}).items():

@@ -7,8 +7,8 @@ Properties that TRL and the harness rely on:
 - ``tok(text)`` prepends BOS (a post-processor), ``tok(text, add_special_tokens=False)`` does not; EOS is
   never added by the tokenizer (TRL appends the EOS *string*, e.g. ``"... .</s>"``, and the special tokens
   are split out of the text before whitespace splitting, so ``".</s>"`` is two tokens).
-- Leading, trailing and repeated spaces are ignored, so ``prompt + " " + completion`` tokenizes to the prompt's
-  tokens followed by the completion's.
+- Leading, trailing and repeated spaces are ignored, so ``prompt + " " + completion`` tokenizes to the
+  prompt's tokens followed by the completion's.
 - ``decode`` joins words with single spaces (no clean-up that would glue "." to the previous word).
 - Left padding (generation and TRL's collators expect it).
 - A minimal chat template: BOS, then the message contents joined by single spaces, each assistant message

@@ -24,25 +24,27 @@ NOUN_P = _w("""characters actors effects visuals scenes songs jokes costumes per
 twists battles landscapes dialogues""")
 # Nouns of prepositional phrases ("with my friends", "on the weekend").
 PNOUN = _w(
-    "friends family sister brother wife husband kids parents weekend evening holidays theater cinema festival flight couch"
+    "friends family sister brother wife husband kids parents weekend "
+    "evening holidays theater cinema festival flight couch"
 )
 
 # --- adjectives, by polarity -----------------------------------------------------------------------------
-ADJ_POS = _w("""great good excellent wonderful amazing brilliant superb fantastic beautiful charming delightful
-enjoyable funny moving touching clever smart gripping thrilling stunning powerful fresh solid perfect lovely
-memorable engaging impressive outstanding terrific marvelous splendid elegant inspiring heartfelt witty
-compelling captivating magnificent refreshing satisfying strong nice fun sweet gorgeous""")
-ADJ_NEG = _w("""bad terrible awful boring dull weak poor horrible dreadful lame stupid silly bland tedious clumsy
-messy painful annoying forgettable shallow predictable pointless flat lazy cheap ugly confusing disappointing
-mediocre awkward tiresome stale sloppy hollow wooden cheesy irritating pathetic atrocious unbearable lifeless
-trite ridiculous overlong bloated""")
-ADJ_NEU = _w("""long short old new quiet loud dark simple familiar different typical unusual french italian american
-modern classic young serious strange subtle complex bright gentle large small recent early late ordinary""")
+ADJ_POS = _w("""great good excellent wonderful amazing brilliant superb fantastic beautiful charming
+delightful enjoyable funny moving touching clever smart gripping thrilling stunning powerful fresh solid
+perfect lovely memorable engaging impressive outstanding terrific marvelous splendid elegant inspiring
+heartfelt witty compelling captivating magnificent refreshing satisfying strong nice fun sweet gorgeous""")
+ADJ_NEG = _w("""bad terrible awful boring dull weak poor horrible dreadful lame stupid silly bland tedious
+clumsy messy painful annoying forgettable shallow predictable pointless flat lazy cheap ugly confusing
+disappointing mediocre awkward tiresome stale sloppy hollow wooden cheesy irritating pathetic atrocious
+unbearable lifeless trite ridiculous overlong bloated""")
+ADJ_NEU = _w("""long short old new quiet loud dark simple familiar different typical unusual french italian
+american modern classic young serious strange subtle complex bright gentle large small recent early late
+ordinary""")
 
 # --- adverbs ---------------------------------------------------------------------------------------------
 # Intensifiers before an adjective ("very good"); VADV also before a verb ("i really loved it").
-ADV = _w("""very really truly quite so extremely rather incredibly remarkably fairly somewhat genuinely totally
-utterly absolutely surprisingly""")
+ADV = _w("""very really truly quite so extremely rather incredibly remarkably fairly somewhat genuinely
+totally utterly absolutely surprisingly""")
 VADV = _w("really truly genuinely totally absolutely")
 # Sentence adverbs, always followed by a comma ("overall , the film was fine .").
 SADV = _w("overall honestly frankly personally basically admittedly ultimately anyway")

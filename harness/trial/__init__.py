@@ -1,7 +1,7 @@
 """One trial: a method trained on one config, its checkpoints evaluated, one record written.
 
-:func:`run_trial` is the entry point (:mod:`harness.trial.runner`); :mod:`harness.trial.context` is what a method
-plugin trains with; the other modules are the runner's parts (``setup``: process, data and models;
+:func:`run_trial` is the entry point (:mod:`harness.trial.runner`); :mod:`harness.trial.context` is what a
+method plugin trains with; the other modules are the runner's parts (``setup``: process, data and models;
 ``trial_evaluation``: the evaluators and the reference; ``recording``: what the record says; models,
 checkpoints, the trainer bridge, memory).
 Importing a part (``harness.trial.models``) does not import the runner.

@@ -1,16 +1,17 @@
 """Checkpoints of a trial: when to take them, saving their weights, and evaluating them.
 
 A method calls :meth:`Checkpointer.step` after every optimizer step (TRL methods do it through
-:class:`harness.trial.context.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps, or,
-when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once the
-method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
-(safetensors, written to a temporary directory then renamed) if ``train.save_checkpoints`` asks for it (``true``:
-the checkpoints that are evaluated, i.e. the final model and, with ``eval.checkpoints=all``, every other one;
-``all``: every checkpoint; ``false``: none; :func:`save_policy`) and, if configured, evaluated in the trial's own
-process, so that a pruner can stop the trial between checkpoints. An evaluated checkpoint's entry holds its
-metrics, the seconds per evaluator (``eval_breakdown_s``), its readable samples (``samples``: prompt, reference
-and policy completions with per-sample scores; :mod:`harness.evaluation.readable`) and, unless selection is off, its
-evaluation on the selection prompts (``selection``: metrics, seconds; :mod:`harness.trial.selection`).
+:class:`harness.trial.context.HarnessCallback`). Checkpoints are taken every ``train.checkpoint_every`` steps,
+or, when that is 0, at ``train.num_checkpoints`` evenly spaced steps (the last one being the final model) once
+the method announces its planned number of steps (:meth:`Checkpointer.plan`). At each one the model is saved
+(safetensors, written to a temporary directory then renamed) if ``train.save_checkpoints`` asks for it
+(``true``: the checkpoints that are evaluated, i.e. the final model and, with ``eval.checkpoints=all``, every
+other one; ``all``: every checkpoint; ``false``: none; :func:`save_policy`) and, if configured, evaluated in
+the trial's own process, so that a pruner can stop the trial between checkpoints. An evaluated checkpoint's
+entry holds its metrics, the seconds per evaluator (``eval_breakdown_s``), its readable samples (``samples``:
+prompt, reference and policy completions with per-sample scores; :mod:`harness.evaluation.readable`) and,
+unless selection is off, its evaluation on the selection prompts (``selection``: metrics, seconds;
+:mod:`harness.trial.selection`).
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def preserved_rng() -> Iterator[None]:
 
 
 def save_weights(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase | None, directory: Path) -> Path:
-    """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``: into a
-    temporary directory of this process's own (``.step-N.<random>.tmp``), removed if saving fails (e.g. a full
-    disk), then renamed."""
+    """Save ``model`` (a LoRA adapter only, for peft models) and ``tokenizer`` atomically to ``directory``:
+    into a temporary directory of this process's own (``.step-N.<random>.tmp``), removed if saving fails (e.g.
+    a full disk), then renamed."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
     try:
@@ -77,9 +78,9 @@ SAVE_POLICIES = ("evaluated", "all", "none")
 
 
 def save_policy(value: Any) -> str:
-    """``train.save_checkpoints`` as one of :data:`SAVE_POLICIES`: ``true`` saves the checkpoints that are evaluated,
-    ``all`` every checkpoint, ``false`` none. Raises ValueError for anything else (the config validation names the
-    setting before any compute: :func:`harness.config.validation.validate_train`)."""
+    """``train.save_checkpoints`` as one of :data:`SAVE_POLICIES`: ``true`` saves the checkpoints that are
+    evaluated, ``all`` every checkpoint, ``false`` none. Raises ValueError for anything else (the config
+    validation names the setting before any compute: :func:`harness.config.validation.validate_train`)."""
     if isinstance(value, bool):
         return "evaluated" if value else "none"
     if value == "all":
@@ -94,8 +95,9 @@ def save_policy(value: Any) -> str:
 class Checkpointer:
     """Saves and evaluates checkpoints; collects one entry per checkpoint for the trial record.
 
-    ``save`` is ``train.save_checkpoints`` (:func:`save_policy`): ``True`` saves the checkpoints that are evaluated
-    (the final one, and the others when ``evaluate_intermediate``), ``"all"`` every one, ``False`` none.
+    ``save`` is ``train.save_checkpoints`` (:func:`save_policy`): ``True`` saves the checkpoints that are
+    evaluated (the final one, and the others when ``evaluate_intermediate``), ``"all"`` every one, ``False``
+    none.
     """
 
     every: int
@@ -139,8 +141,8 @@ class Checkpointer:
             )
 
     def check_weights(self, step: int, model: torch.nn.Module) -> None:
-        """Fail the trial when a trainable weight is NaN or infinite (a divergence between two logged losses, which
-        would otherwise surface as the sampler's error about invalid probabilities)."""
+        """Fail the trial when a trainable weight is NaN or infinite (a divergence between two logged losses,
+        which would otherwise surface as the sampler's error about invalid probabilities)."""
         with torch.no_grad():
             bad = next(
                 (
@@ -210,8 +212,8 @@ class Checkpointer:
 
 
 def on_main_process(work: Callable[[], None]) -> None:
-    """Run ``work`` in the main process of a multi-process trial only (everywhere in a single process); the others
-    wait for it and stop the same way when it raises (pruned, or failed with its message)."""
+    """Run ``work`` in the main process of a multi-process trial only (everywhere in a single process); the
+    others wait for it and stop the same way when it raises (pruned, or failed with its message)."""
     if not distributed.launched():
         work()
         return

@@ -41,22 +41,24 @@ class TrainContext:
         cfg: the trial's composed config (``cfg.method`` is :attr:`method_cfg`).
         spec: the method's :class:`~harness.plugin.specs.MethodSpec`.
         tokenizer: the model's tokenizer (a pad token set, left padding).
-        policy: the model to train, as loaded: with LoRA, TRL trainers apply ``peft_config`` to it, and an own loop
-            trains :meth:`trainable_policy`.
-        reference: the frozen reference model when ``spec.needs_reference`` and no LoRA; else None (with LoRA the
-            reference is the policy with its adapter disabled, which TRL trainers handle themselves).
+        policy: the model to train, as loaded: with LoRA, TRL trainers apply ``peft_config`` to it, and an own
+            loop trains :meth:`trainable_policy`.
+        reference: the frozen reference model when ``spec.needs_reference`` and no LoRA; else None (with LoRA
+            the reference is the policy with its adapter disabled, which TRL trainers handle themselves).
         peft_config: the LoRA config (``model.lora``), or None.
-        train_data, eval_data: ``datasets.Dataset`` objects in the method's ``data_kind`` (eval_data may be None).
+        train_data, eval_data: ``datasets.Dataset`` objects in the method's ``data_kind``
+            (eval_data may be None).
         output_dir: a scratch directory for the trainer (the harness saves checkpoints elsewhere).
         device, precision: where and in which precision to train (``"fp32"``, ``"bf16"``, ``"fp16"``).
         checkpointer: takes and evaluates checkpoints (driven by the callbacks or by :meth:`step`).
         log_history: the logged losses (``{"step", "loss", ...}``), written to the trial record.
         steps_done: optimizer steps taken so far.
         prepared_data: for a trainer that prepares (tokenizes) its data with TRL's method, whether
-            :meth:`trl_trainer` prepared it or read it from the harness cache (:mod:`harness.trial.prepared_data`),
-            else None.
+            :meth:`trl_trainer` prepared it or read it from the harness cache
+            (:mod:`harness.trial.prepared_data`), else None.
         reference_pass: for a trainer that precomputes the reference's log-probs, whether :meth:`trl_trainer`
-            computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), else None.
+            computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), else
+            None.
     """
 
     cfg: DictConfig
@@ -82,9 +84,10 @@ class TrainContext:
         return self.cfg.method
 
     def training_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for any ``transformers.TrainingArguments`` subclass (TRL configs included): the common
-        knobs, and what the harness manages (output directory, seeds, logging, precision, no saving or eval). Under a
-        distributed launcher each process takes ``batch_size / N`` rows per step (:mod:`harness.config.distributed`)."""
+        """Keyword arguments for any ``transformers.TrainingArguments`` subclass (TRL configs included): the
+        common knobs, and what the harness manages (output directory, seeds, logging, precision, no saving or
+        eval). Under a distributed launcher each process takes ``batch_size / N`` rows per step
+        (:mod:`harness.config.distributed`)."""
         m = self.method_cfg
         args = {target: m[key] for key, target in TRAINING_ARGUMENTS.items()}
         args.update(
@@ -112,7 +115,8 @@ class TrainContext:
 
     def tracking_arguments(self) -> dict[str, Any]:
         """The trainer's ``report_to`` (``tracking.report_to``) and, when it reports anywhere, the trial's run
-        (:class:`~harness.plugin.settings.TrackingRun`: name, local directory, project) that plugins log to as well."""
+        (:class:`~harness.plugin.settings.TrackingRun`: name, local directory, project) that plugins log to as
+        well."""
         tracking = self.cfg.get("tracking")
         report_to = tracking_report_to(tracking.get("report_to") if tracking else None)
         if not report_to:
@@ -131,8 +135,9 @@ class TrainContext:
 
     def trl_config(self, config_class: type | None = None, **fixed: Any) -> TrainingArguments:
         """The method's trainer config: :meth:`training_arguments`, the hyperparameters' fields
-        (``method.gamma`` -> ``simpo_gamma``), ``fixed`` values, then ``method.trl``. ``config_class`` defaults to
-        the spec's (``MethodSpec.config_class``, or the config class of ``MethodSpec.trainer``)."""
+        (``method.gamma`` -> ``simpo_gamma``), ``fixed`` values, then ``method.trl``. ``config_class``
+        defaults to the spec's (``MethodSpec.config_class``, or the config class of
+        ``MethodSpec.trainer``)."""
         cls = config_class or trainer_classes(self.spec)[1]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer or config_class; pass config_class")
@@ -145,14 +150,15 @@ class TrainContext:
     def trl_trainer(
         self, trainer_class: type | None = None, config_class: type | None = None, **arguments: Any
     ) -> Trainer:
-        """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data, the
-        tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
+        """A transformers/TRL trainer built as usual here: the policy, :meth:`trl_config`, the training data,
+        the tokenizer, the LoRA config and the harness callbacks; ``arguments`` add or replace any of them
         (``ref_model=``, ``reward_funcs=``, a shuffled ``train_dataset=``). ``trainer_class`` defaults to
-        ``MethodSpec.trainer``. A trainer reads its prepared (tokenized) data, and a trainer that precomputes the
-        reference's log-probs reads them, from the harness cache when an earlier trial computed them, and stores
-        them there otherwise (:mod:`harness.trial.prepared_data`, :mod:`harness.trial.reference_pass`). The files
-        ``datasets`` writes while the trainer prepares its data go to a temporary directory, deleted when the
-        process ends, not beside the source data. Returns the trainer, ready for :meth:`run_trainer`."""
+        ``MethodSpec.trainer``. A trainer reads its prepared (tokenized) data, and a trainer that precomputes
+        the reference's log-probs reads them, from the harness cache when an earlier trial computed them, and
+        stores them there otherwise (:mod:`harness.trial.prepared_data`, :mod:`harness.trial.reference_pass`).
+        The files ``datasets`` writes while the trainer prepares its data go to a temporary directory, deleted
+        when the process ends, not beside the source data. Returns the trainer, ready for
+        :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
             raise TypeError(f"method {self.spec.name} declares no trainer; pass trainer_class")
@@ -197,13 +203,14 @@ class TrainContext:
 
     def plan(self, total_steps: int) -> None:
         """For methods with their own loop: call once before training with the planned number of optimizer
-        steps, so that ``train.num_checkpoints`` evenly spaced checkpoints are taken (TRL methods need not)."""
+        steps, so that ``train.num_checkpoints`` evenly spaced checkpoints are taken (TRL methods need
+        not)."""
         self.checkpointer.plan(total_steps)
 
     def step(self, step: int, model: torch.nn.Module, loss: float | None = None, **stats: Any) -> None:
         """For methods with their own loop: call after each optimizer step. The loss is checked (a NaN or inf
-        fails the trial, naming the step) and logged with ``stats`` (other numbers of the step: reward, KL, ...)
-        in the trial record's log history; checkpoints are taken and evaluated when due."""
+        fails the trial, naming the step) and logged with ``stats`` (other numbers of the step: reward, KL,
+        ...) in the trial record's log history; checkpoints are taken and evaluated when due."""
         self.steps_done = step
         if loss is not None or stats:
             self.log_history.append(
@@ -213,8 +220,9 @@ class TrainContext:
 
     def trainable_policy(self) -> torch.nn.Module:
         """For methods with their own loop: the policy to train, wrapped with its LoRA adapter
-        (``peft.get_peft_model``) when the trial has a LoRA config (TRL trainers do this from ``peft_config``).
-        With LoRA the base model, adapter disabled (``model.disable_adapter()``), is the reference."""
+        (``peft.get_peft_model``) when the trial has a LoRA config (TRL trainers do this from
+        ``peft_config``). With LoRA the base model, adapter disabled (``model.disable_adapter()``), is the
+        reference."""
         if self.peft_config is None:
             return self.policy
         from peft import get_peft_model

@@ -1,14 +1,14 @@
 """The token-length count of a trial's training rows (:func:`harness.data.count_lengths`), once per key.
 
 Before training, the runner counts every training row's tokens against the method's maximum length
-(:func:`harness.data.fit_to_length`: rows the trainer would truncate, rows it would drop). That tokenizes every row
-again, about 0.2 s of a toy-world trial and tens of seconds on UltraFeedback-sized data, in every trial, while the
-answer depends only on the rows, the tokenizer and the limit. :func:`cached_count` stores it in
-``$HARNESS_CACHE_DIR/lengths/<key>.json`` (the report and the rows dropped) and later trials read it. The key is
-the rows' digest (content and order), the tokenizer's identity (vocabulary, special tokens, chat template,
-pipeline), the limit and :data:`FORMAT` (a tokenizer with no vocabulary to name it by is counted uncached). One
-lock per key; an entry that cannot be read, or does not describe
-these rows, is counted again and rewritten.
+(:func:`harness.data.fit_to_length`: rows the trainer would truncate, rows it would drop). That tokenizes
+every row again, about 0.2 s of a toy-world trial and tens of seconds on UltraFeedback-sized data, in every
+trial, while the answer depends only on the rows, the tokenizer and the limit. :func:`cached_count` stores it
+in ``$HARNESS_CACHE_DIR/lengths/<key>.json`` (the report and the rows dropped) and later trials read it. The
+key is the rows' digest (content and order), the tokenizer's identity (vocabulary, special tokens, chat
+template, pipeline), the limit and :data:`FORMAT` (a tokenizer with no vocabulary to name it by is counted
+uncached). One lock per key; an entry that cannot be read, or does not describe these rows, is counted again
+and rewritten.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ FORMAT = 1  # part of every key: bump it when count_lengths counts differently
 
 
 def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
-    """The count stored at ``path`` for a dataset of ``rows`` rows, or None when it is missing or not usable."""
+    """The count stored at ``path`` for a dataset of ``rows`` rows,
+    or None when it is missing or not usable."""
     try:
         stored = json.loads(path.read_text())
         report = LengthReport(**stored["report"])
@@ -51,9 +52,9 @@ def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
 def cached_count(
     dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int | None
 ) -> tuple[LengthReport, list[int]]:
-    """:func:`~harness.data.count_lengths` of ``dataset``, read from the harness cache when these rows were counted
-    with this tokenizer and limit before, else counted and stored there (a tokenizer without a vocabulary to name
-    it by is counted uncached)."""
+    """:func:`~harness.data.count_lengths` of ``dataset``, read from the harness cache when these rows were
+    counted with this tokenizer and limit before, else counted and stored there (a tokenizer without a
+    vocabulary to name it by is counted uncached)."""
     if not callable(getattr(tokenizer, "get_vocab", None)):
         return count_lengths(dataset, tokenizer, max_length)
     material = {

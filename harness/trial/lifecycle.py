@@ -1,14 +1,16 @@
 """What surrounds a trial: signals that interrupt it, plugin hooks that must not break it, and a full disk.
 
-- :func:`interrupts_raise`: while a trial runs, SIGINT and SIGTERM raise :class:`~harness.errors.TrialInterrupted`
-  (instead of a bare ``KeyboardInterrupt`` traceback, or an immediate SIGTERM death that leaves a "running"
-  record), so the runner records the trial as interrupted at the step it reached.
+- :func:`interrupts_raise`: while a trial runs, SIGINT and SIGTERM raise
+  :class:`~harness.errors.TrialInterrupted` (instead of a bare ``KeyboardInterrupt`` traceback, or an
+  immediate SIGTERM death that leaves a "running" record), so the runner records the trial as interrupted at
+  the step it reached.
 - :func:`call_hook`: each plugin's implementation of a hook is called on its own; one that raises is named in
   one warning line and in the record's ``plugin_errors``, and the trial and the sweep go on (pluggy would stop
   at the first exception and abort the caller). :class:`~harness.errors.TrialPruned` still stops a trial, once
   every implementation has been called.
 - :class:`TrialHooks`: one trial's lifecycle hooks and the observers its plugins returned
-  (:class:`harness.plugin.TrialObserver`), called under the same policy; the observers live and die with the trial.
+  (:class:`harness.plugin.TrialObserver`), called under the same policy; the observers live and die with the
+  trial.
 - :func:`note_evaluator_errors`: the evaluators that failed at any checkpoint, added to ``plugin_errors``.
 - :func:`disk_full`: whether an exception is a full disk (ENOSPC, or the same error wrapped by a library).
 """
@@ -42,8 +44,8 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 @contextlib.contextmanager
 def interrupts_raise() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise TrialInterrupted; the previous handlers come back afterwards.
-    A no-op outside the main thread (Python delivers signals there only)."""
+    """Within the block, SIGINT and SIGTERM raise TrialInterrupted; the previous handlers come back
+    afterwards. A no-op outside the main thread (Python delivers signals there only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -80,8 +82,9 @@ def _call_each(
     kwargs: dict[str, Any],
 ) -> list[tuple[str, Any]]:
     """Call each ``(plugin, hook, function, its parameter names)`` with the ``kwargs`` it names; returns the
-    ``(plugin, result)`` of those that returned something. A failure is reported (:func:`_fail`) and the others
-    still run; the first TrialPruned is raised once all have run; TrialInterrupted propagates at once."""
+    ``(plugin, result)`` of those that returned something. A failure is reported (:func:`_fail`) and the
+    others still run; the first TrialPruned is raised once all have run; TrialInterrupted propagates at
+    once."""
     results, pruned = [], None
     for plugin, hook, function, names in calls:
         try:
@@ -106,12 +109,12 @@ def _hook_calls(pm: HarnessPluginManager, name: str) -> list[tuple[str, str, Cal
 
 
 def call_hook(pm: HarnessPluginManager, name: str, into: TrialRecord | None, **kwargs: Any) -> list[Any]:
-    """Call every plugin's implementation of hook ``name`` with ``kwargs`` (in pluggy's order) and return their
-    non-None results. An implementation that raises is reported as one warning line naming the plugin and
-    appended to the trial record's ``into.plugin_errors`` (``plugin``, ``hook``, ``type``, ``message``); the
-    others still run.
-    TrialPruned propagates once every implementation has run, TrialInterrupted at once (they are how a trial is
-    meant to stop). In a multi-process trial only the main process calls the plugins
+    """Call every plugin's implementation of hook ``name`` with ``kwargs`` (in pluggy's order) and return
+    their non-None results. An implementation that raises is reported as one warning line naming the plugin
+    and appended to the trial record's ``into.plugin_errors`` (``plugin``, ``hook``, ``type``, ``message``);
+    the others still run.
+    TrialPruned propagates once every implementation has run, TrialInterrupted at once (they are how a trial
+    is meant to stop). In a multi-process trial only the main process calls the plugins
     (:mod:`harness.config.distributed`)."""
     if not distributed.is_main():
         return []
@@ -123,8 +126,8 @@ OBSERVER_ARGUMENTS = ("cfg", "step", "metrics", "selection", "planned_steps", "r
 
 
 def _parameters(method: Callable[..., Any]) -> list[str]:
-    """The parameters an observer's method takes (all of :data:`OBSERVER_ARGUMENTS` when it takes ``**kwargs`` or
-    its signature cannot be read)."""
+    """The parameters an observer's method takes (all of :data:`OBSERVER_ARGUMENTS` when it takes ``**kwargs``
+    or its signature cannot be read)."""
     try:
         parameters = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
@@ -135,9 +138,9 @@ def _parameters(method: Callable[..., Any]) -> list[str]:
 
 
 class TrialHooks:
-    """One trial's lifecycle: the plugins' hooks, and the observers (:class:`harness.plugin.TrialObserver`) their
-    ``harness_trial_observer`` returned, which belong to this trial only. At each event the observers are called
-    (in the order of the implementations that returned them), then the hook; every call follows
+    """One trial's lifecycle: the plugins' hooks, and the observers (:class:`harness.plugin.TrialObserver`)
+    their ``harness_trial_observer`` returned, which belong to this trial only. At each event the observers
+    are called (in the order of the implementations that returned them), then the hook; every call follows
     :func:`call_hook`'s policy, failures recorded in the trial record ``record``."""
 
     def __init__(self, pm: HarnessPluginManager, record: TrialRecord) -> None:
@@ -186,14 +189,14 @@ class TrialHooks:
         selection: Mapping[str, Any] | None,
         planned_steps: int | None,
     ) -> None:
-        """A checkpoint's evaluation, to the observers and ``harness_checkpoint_evaluated``; raises TrialPruned
-        (once all have seen it) when one of them prunes the trial."""
+        """A checkpoint's evaluation, to the observers and ``harness_checkpoint_evaluated``; raises
+        TrialPruned (once all have seen it) when one of them prunes the trial."""
         kwargs = {"step": step, "metrics": metrics, "selection": selection, "planned_steps": planned_steps}
         self._event("checkpoint_evaluated", "harness_checkpoint_evaluated", {"cfg": cfg}, kwargs)
 
     def end(self, record: TrialRecord) -> None:
-        """The trial's end, to the observers (then dropped) and ``harness_trial_end``; a TrialPruned raised this
-        late is ignored (the trial has ended)."""
+        """The trial's end, to the observers (then dropped) and ``harness_trial_end``; a TrialPruned raised
+        this late is ignored (the trial has ended)."""
         try:
             with contextlib.suppress(TrialPruned):
                 self._event("trial_end", "harness_trial_end", {}, {"record": record})
@@ -202,9 +205,10 @@ class TrialHooks:
 
 
 def note_evaluator_errors(record: TrialRecord) -> None:
-    """Add each evaluator failure of the trial's evaluations (the reference's, every checkpoint's, on the reported
-    and the selection prompts) to ``record.plugin_errors`` as ``{plugin, hook: "evaluate", evaluator, step,
-    prompts, type, message}``; the entries themselves stay on the checkpoints (``evaluator_errors``)."""
+    """Add each evaluator failure of the trial's evaluations (the reference's, every checkpoint's, on the
+    reported and the selection prompts) to ``record.plugin_errors`` as
+    ``{plugin, hook: "evaluate", evaluator, step, prompts, type, message}``; the entries themselves stay on
+    the checkpoints (``evaluator_errors``)."""
     evaluations = [(0, record.reference)] if record.reference is not None else []
     evaluations += [(c.step, c) for c in record.checkpoints]
     found = []

@@ -82,8 +82,9 @@ def quantization_config(model_cfg: DictConfig) -> Any:
 
 
 def from_pretrained_kwargs(model_cfg: DictConfig, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
-    """The keyword arguments of ``AutoModelForCausalLM.from_pretrained`` for ``model.*``: revision, dtype, remote
-    code, attention implementation, device map and quantization (quantized weights go straight to ``device``)."""
+    """The keyword arguments of ``AutoModelForCausalLM.from_pretrained`` for ``model.*``: revision, dtype,
+    remote code, attention implementation, device map and quantization (quantized weights go straight to
+    ``device``)."""
     kwargs: dict[str, Any] = {
         "revision": model_cfg.get("revision"),
         "dtype": dtype,
@@ -123,14 +124,16 @@ def load_causal_lm(
     if needs_kbit_preparation(model_cfg):
         from peft import prepare_model_for_kbit_training
 
-        # Gradient checkpointing stays train.gradient_checkpointing's (the trainers enable it, and input grads).
+        # Gradient checkpointing stays train.gradient_checkpointing's
+        # (the trainers enable it, and input grads).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model.eval()
 
 
 def _load_error(path: str, revision: str | None, exc: BaseException) -> ModelError | None:
-    """The one-line :class:`ModelError` for ``exc``, raised while loading the model at ``path``, or None to let
-    ``exc`` through: a truncated or corrupt weights file (named, with the fix), or any OSError (not found)."""
+    """The one-line :class:`ModelError` for ``exc``, raised while loading the model at ``path``, or None to
+    let ``exc`` through: a truncated or corrupt weights file (named, with the fix), or any OSError (not
+    found)."""
     directory = Path(path).expanduser()
     if not directory.is_dir():
         try:
@@ -160,13 +163,16 @@ def lora_config(model_cfg: DictConfig) -> LoraConfig | None:
     """A ``peft.LoraConfig`` from ``model.lora`` (None when LoRA is off: ``model.lora.r`` is 0).
 
     ``target_modules`` is peft's: ``all-linear`` (the default), a regular expression, or a list of names; keys
-    beyond r/alpha/dropout/target_modules are passed to ``LoraConfig`` as they are (``+model.lora.use_rslora=true``).
+    beyond r/alpha/dropout/target_modules are passed to ``LoraConfig`` as they are
+    (``+model.lora.use_rslora=true``).
     """
     if not lora_enabled(model_cfg):
         return None
     from peft import LoraConfig
 
-    settings: dict[str, Any] = OmegaConf.to_container(model_cfg.lora, resolve=True)  # type: ignore[assignment]
+    settings: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
+        model_cfg.lora, resolve=True
+    )
     extra = {k: v for k, v in settings.items() if k not in LORA_KEYS}
     try:
         return LoraConfig(

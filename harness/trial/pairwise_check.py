@@ -1,11 +1,12 @@
 """Checking a pairwise-loss method: the loss its trainer computes, against a plain forward pass.
 
 :func:`check_pairwise_loss` is what a plugin author calls from their own tests: it builds the method's trainer
-(:class:`~harness.trial.pairwise_loss.PairwiseLossTrainer`, as a trial would) on a few pairs, takes the loss the
-trainer computes on them, and computes the same loss independently: the summed log-probabilities of every completion
-under the policy and the reference with plain ``model(...)`` calls (:func:`~harness.evaluation.sampling.completion_logprobs`,
-which lays the texts out as TRL's DPOTrainer does), the completions' token counts, and the plugin's loss function (or
-an independent formula, ``expected``) applied to them. The two must agree to float tolerance.
+(:class:`~harness.trial.pairwise_loss.PairwiseLossTrainer`, as a trial would) on a few pairs, takes the loss
+the trainer computes on them, and computes the same loss independently: the summed log-probabilities of every
+completion under the policy and the reference with plain ``model(...)`` calls
+(:func:`~harness.evaluation.sampling.completion_logprobs`, which lays the texts out as TRL's DPOTrainer does),
+the completions' token counts, and the plugin's loss function (or an independent formula, ``expected``)
+applied to them. The two must agree to float tolerance.
 """
 
 from __future__ import annotations
@@ -36,16 +37,24 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-def _spec(method: MethodSpec | str) -> MethodSpec:
+def _pairwise_spec(method: MethodSpec | str) -> tuple[MethodSpec, PairwiseLoss]:
+    """The method's spec (looked up when given by name) and its pairwise loss (a TypeError when it has
+    none)."""
     if isinstance(method, MethodSpec):
-        return method
-    from harness.plugin.manager import get_plugin_manager
+        spec = method
+    else:
+        from harness.plugin.manager import get_plugin_manager
 
-    return get_plugin_manager().method(str(method))
+        spec = get_plugin_manager().method(str(method))
+    loss = pairwise_loss_of(spec)
+    if loss is None:
+        raise TypeError(f"method {spec.name} is not declared with harness.plugin.pairwise_loss_method.")
+    return spec, loss
 
 
 def _settings(spec: MethodSpec, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The method's hyperparameters: defaults, replaced by ``settings``, each checked against its declaration."""
+    """The method's hyperparameters: defaults, replaced by ``settings``,
+    each checked against its declaration."""
     given = dict(settings or {})
     unknown = sorted(set(given) - {h.name for h in spec.hyperparameters})
     if unknown:
@@ -68,8 +77,8 @@ def _models(
     nudge: float,
     seed: int,
 ) -> tuple[Any, Any, Any]:
-    """(policy, reference, tokenizer): copies, the policy's weights moved by ``nudge`` standard normals (seeded) so
-    that it differs from the reference."""
+    """(policy, reference, tokenizer): copies, the policy's weights moved by ``nudge`` standard normals
+    (seeded) so that it differs from the reference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if isinstance(model, (str, os.PathLike)):
@@ -148,8 +157,8 @@ def _trainer_loss(
         prepared = trainer.train_dataset
         if len(prepared) != len(rows):
             raise ValueError(
-                f"TRL dropped {len(rows) - len(prepared)} of the pairs (a prompt of max_length tokens or more); "
-                "give shorter pairs."
+                f"TRL dropped {len(rows) - len(prepared)} of the pairs (a prompt of "
+                "max_length tokens or more); give shorter pairs."
             )
         inputs = trainer.data_collator([prepared[i] for i in range(len(prepared))])
         inputs = {k: v.to(trainer.accelerator.device) for k, v in inputs.items()}
@@ -197,14 +206,35 @@ def _largest_differences(trained: PairwiseBatch | None, plain: PairwiseBatch) ->
 
 
 def _check_lengths(method: str, trained: PairwiseBatch | None, plain: PairwiseBatch) -> None:
-    """The trainer scored completions of the plain pass's lengths (else it saw other tokens: an AssertionError)."""
+    """The trainer scored completions of the plain pass's lengths
+    (else it saw other tokens: an AssertionError)."""
     for side in ("chosen", "rejected") if trained is not None else ():
         ours, theirs = getattr(trained, f"{side}_lengths"), getattr(plain, f"{side}_lengths")
         if not torch.equal(ours.cpu().long(), theirs.cpu().long()):
             raise AssertionError(
-                f"method {method}: the trainer scored {side} completions of {ours.tolist()} tokens, the plain "
-                f"forward pass {theirs.tolist()}: truncated by max_length, or laid out otherwise."
+                f"method {method}: the trainer scored {side} completions of {ours.tolist()} tokens, the "
+                f"plain forward pass {theirs.tolist()}: truncated by max_length, or laid out otherwise."
             )
+
+
+def _check_close(
+    method: str,
+    got: float,
+    want: float,
+    formula: str,
+    atol: float,
+    rtol: float,
+    trained: PairwiseBatch | None,
+    plain: PairwiseBatch,
+) -> None:
+    """The trainer's loss ``got`` equals ``want``, the ``formula`` on the plain pass, within the tolerance;
+    else an AssertionError naming both and the largest per-pair differences of the inputs."""
+    if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
+        raise AssertionError(
+            f"method {method}: the trainer's loss {got!r} differs from {want!r}, the {formula} on a plain "
+            f"forward pass (atol {atol}, rtol {rtol}); largest per-pair differences of the inputs: "
+            f"{_largest_differences(trained, plain)}."
+        )
 
 
 def check_pairwise_loss(
@@ -225,32 +255,33 @@ def check_pairwise_loss(
     """Check that the trainer of a pairwise-loss method computes its loss: ``(trainer's loss, plain loss)``.
 
     Args:
-        method: the :class:`MethodSpec` from :func:`harness.plugin.pairwise_loss_method`, or its registered name.
+        method: the :class:`MethodSpec` from :func:`harness.plugin.pairwise_loss_method`,
+            or its registered name.
         model: the model (a causal LM) or its directory; it is copied, never changed.
         tokenizer: its tokenizer, or the tokenizer's directory (None: the model's directory).
         pairs: a few preference pairs, ``{"prompt", "chosen", "rejected"}`` strings, scored as one batch.
-        settings: hyperparameter values (the method's defaults for the others), as ``method.<name>`` in a trial.
-        expected: the loss formula to compare with (``expected(batch, settings) -> per-pair losses``), e.g. written
-            independently from the paper; default: the method's own loss function (then the check is of the
-            harness's plumbing: what the trainer feeds the loss and that it trains on it).
+        settings: hyperparameter values (the method's defaults for the others),
+            as ``method.<name>`` in a trial.
+        expected: the loss formula to compare with (``expected(batch, settings) -> per-pair losses``), e.g.
+            written independently from the paper; default: the method's own loss function (then the check is
+            of the harness's plumbing: what the trainer feeds the loss and that it trains on it).
         reference: the reference model (default: ``model`` as given).
-        trl: extra ``DPOConfig`` fields (e.g. ``{"precompute_ref_log_probs": False}`` for the reference forward pass
-            in the loss rather than before training); the spec's ``defaults["trl"]`` apply first.
-        nudge: the policy is ``model`` with each weight moved by ``nudge`` times a standard normal draw (seeded by
-            ``seed``), so that it differs from the reference and the losses are not at their starting values.
-        atol, rtol: the tolerance of the comparison (``math.isclose``); the two layouts (right- and left-padded)
-            round differently, so the numbers agree to float precision, not bit for bit.
+        trl: extra ``DPOConfig`` fields (e.g. ``{"precompute_ref_log_probs": False}`` for the reference
+            forward pass in the loss rather than before training); the spec's ``defaults["trl"]`` apply first.
+        nudge: the policy is ``model`` with each weight moved by ``nudge`` times a standard normal draw
+            (seeded by ``seed``), so that it differs from the reference and the losses are not at their
+            starting values.
+        atol, rtol: the tolerance of the comparison (``math.isclose``); the two layouts (right- and
+            left-padded) round differently, so the numbers agree to float precision, not bit for bit.
 
     Raises:
-        AssertionError: the two losses differ beyond the tolerance, or the trainer scored completions of another
-            length than the plain pass (the message names both numbers and the largest per-pair differences).
-        TypeError: ``method`` is not declared with :func:`~harness.plugin.pairwise_loss_method`, or its loss does
-            not return one loss per pair.
+        AssertionError: the two losses differ beyond the tolerance, or the trainer scored completions of
+            another length than the plain pass (the message names both numbers and the largest per-pair
+            differences).
+        TypeError: ``method`` is not declared with :func:`~harness.plugin.pairwise_loss_method`, or its loss
+            does not return one loss per pair.
     """
-    spec = _spec(method)
-    loss = pairwise_loss_of(spec)
-    if loss is None:
-        raise TypeError(f"method {spec.name} is not declared with harness.plugin.pairwise_loss_method.")
+    spec, loss = _pairwise_spec(method)
     values = _settings(spec, settings)
     rows = _rows(pairs)
     models = _models(model, tokenizer, reference, nudge, seed)
@@ -259,11 +290,6 @@ def check_pairwise_loss(
     plain = _plain_batch(models[0], models[1], models[2], rows)
     want = float(pair_losses(expected or loss, plain, values, spec.name).mean())
     _check_lengths(spec.name, recorded.batch, plain)
-    if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
-        raise AssertionError(
-            f"method {spec.name}: the trainer's loss {got!r} differs from {want!r}, the "
-            f"{'expected formula' if expected else 'loss function'} on a plain forward pass (atol {atol}, "
-            f"rtol {rtol}); largest per-pair differences of the inputs: "
-            f"{_largest_differences(recorded.batch, plain)}."
-        )
+    formula = "expected formula" if expected else "loss function"
+    _check_close(spec.name, got, want, formula, atol, rtol, recorded.batch, plain)
     return got, want

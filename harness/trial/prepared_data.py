@@ -1,35 +1,36 @@
 """A TRL trainer's prepared (tokenized) data, computed once per key and reused by later trials and sweeps.
 
-Every TRL trainer tokenizes its training data while it is built (``_prepare_dataset``: the prompt extracted, EOS
-added, prompt and completions tokenized, over-long rows dropped): about 0.7 s of a toy-world DPO trainer's 1 s
-build, minutes on UltraFeedback-sized data, in every trial. TRL's ``datasets`` cache never hits again (an
+Every TRL trainer tokenizes its training data while it is built (``_prepare_dataset``: the prompt extracted,
+EOS added, prompt and completions tokenized, over-long rows dropped): about 0.7 s of a toy-world DPO trainer's
+1 s build, minutes on UltraFeedback-sized data, in every trial. TRL's ``datasets`` cache never hits again (an
 in-memory dataset gets a random fingerprint, and the harness keeps ``datasets``' files temporary,
 :func:`~harness.trial.trainer_cache.temporary_dataset_files`).
 
-:func:`shared_preparation` wraps the trainer class thinly (a subclass that overrides only ``_prepare_dataset``) so
-that the prepared data goes through the harness's cache, ``$HARNESS_CACHE_DIR/prepared/<key>.arrow``: TRL's own
-method computes it and the whole prepared dataset is stored; a later trial with the same key reads it, and trains
-on the same rows, so its losses are bit-identical. The key: the input rows (their content, in order, their
-features and format), the split's name, the trainer class, the
-:func:`~harness.trial.trainer_cache.settings_key` (every trainer setting except the ones that only shape the
-optimisation, the tokenizer with its chat template and pipeline, taken when the method runs, after the trainer
-set its pad or EOS token or template, the device, the library versions), :data:`FORMAT`, and what else of the
-trainer TRL's method reads (:data:`PREPARERS`, read against TRL 1.16):
+:func:`shared_preparation` wraps the trainer class thinly (a subclass that overrides only
+``_prepare_dataset``) so that the prepared data goes through the harness's cache,
+``$HARNESS_CACHE_DIR/prepared/<key>.arrow``: TRL's own method computes it and the whole prepared dataset is
+stored; a later trial with the same key reads it, and trains on the same rows, so its losses are
+bit-identical. The key: the input rows (their content, in order, their features and format), the split's name,
+the trainer class, the :func:`~harness.trial.trainer_cache.settings_key` (every trainer setting except the
+ones that only shape the optimisation, the tokenizer with its chat template and pipeline, taken when the
+method runs, after the trainer set its pad or EOS token or template, the device, the library versions),
+:data:`FORMAT`, and what else of the trainer TRL's method reads (:data:`PREPARERS`, read against TRL 1.16):
 
 - ``DPOTrainer`` (DPO, IPO): the tokenizer's EOS token (``self._tokenizer``: the tokenizer itself, keyed).
 - ``KTOTrainer``: that too, and ``calculate_KL`` (from the loss type; the KL completions are rotated within
-  batches of ``per_device_train_batch_size``, a keyed setting). Its warning about desirable/undesirable weights
-  is not repeated when the data is read.
+  batches of ``per_device_train_batch_size``, a keyed setting). Its warning about desirable/undesirable
+  weights is not repeated when the data is read.
 - ``SFTTrainer``: the training chat template it chose (``chat_template``), ``completion_only_loss`` (from the
   config and the training data's first row), ``packing`` (an argument), and the seed when ``shuffle_dataset``
   shuffles; a ``formatting_func`` (code, no key) goes uncached.
 - ``RewardTrainer``: nothing beside its arguments (the model's config is not read).
 
-Only a ``datasets.Dataset`` without a format or transform, tokenized by a tokenizer (not a multimodal processor),
-by one of these methods as TRL defines it (a subclass that overrides it is not cached) goes through the cache;
-anything else goes straight to TRL. ORPO and CPO (``trl.experimental``) tokenize inline in ``__init__``, not in a
-method, and stay uncached. A reference pass on top (:mod:`harness.trial.reference_pass`) keys on the prepared
-data's key instead of digesting the tokenized rows again (:func:`prepared_key`).
+Only a ``datasets.Dataset`` without a format or transform, tokenized by a tokenizer (not a multimodal
+processor), by one of these methods as TRL defines it (a subclass that overrides it is not cached) goes
+through the cache; anything else goes straight to TRL. ORPO and CPO (``trl.experimental``) tokenize inline in
+``__init__``, not in a method, and stay uncached. A reference pass on top
+(:mod:`harness.trial.reference_pass`) keys on the prepared data's key instead of digesting the tokenized rows
+again (:func:`prepared_key`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ if TYPE_CHECKING:
 CACHE_FOLDER = "prepared"
 FORMAT = 1  # part of every key: bump it when what is stored here changes
 _PREPARE = "_prepare_dataset"
-#: TRL's ``_prepare_dataset`` methods that are cached (module and qualified name of the function), each with the
-#: attributes of the trainer it reads beside its arguments and the tokenizer (all part of the key).
+#: TRL's ``_prepare_dataset`` methods that are cached (module and qualified name of the function), each with
+#: the attributes of the trainer it reads beside its arguments and the tokenizer (all part of the key).
 PREPARERS: dict[str, tuple[str, ...]] = {
     "trl.trainer.dpo_trainer.DPOTrainer._prepare_dataset": (),
     "trl.trainer.kto_trainer.KTOTrainer._prepare_dataset": ("calculate_KL",),
@@ -76,8 +77,8 @@ def prepares_data(trainer_class: type) -> bool:
 
 
 def prepared_key(trainer: Trainer, dataset: Dataset, name: str) -> str | None:
-    """The cache key of ``dataset`` if it is the split ``name`` that ``trainer``'s shared preparation returned,
-    else None: the prepared data's content follows from it."""
+    """The cache key of ``dataset`` if it is the split ``name`` that ``trainer``'s shared preparation
+    returned, else None: the prepared data's content follows from it."""
     entry = getattr(trainer, _PREPARED_KEYS, {}).get(name)
     return entry[1] if entry is not None and entry[0] is dataset else None
 
@@ -142,7 +143,8 @@ def shared_preparation(trainer_class: type, device: str, outcome: CacheUse) -> t
         else:
             path = cache_path(cache_dir(CACHE_FOLDER), _material(trainer_class, self, call, device))
             entry, result, computed = through_cache(path, lambda: trl_method(self, *arguments, **keywords))
-            # Computed or read, the trainer trains on the same in-memory rows (a failed write: TRL's own result).
+            # Computed or read, the trainer trains on the same in-memory rows
+            # (a failed write: TRL's own result).
             result = entry if entry is not None else result
             if entry is not None:
                 self.__dict__.setdefault(_PREPARED_KEYS, {})[call["dataset_name"]] = (result, path.stem)

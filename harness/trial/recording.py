@@ -1,5 +1,5 @@
-"""What the runner writes on a trial's record: the record a trial starts with, the error of a trial stopped early
-(pruned or interrupted), and its health flags once its checkpoints are evaluated.
+"""What the runner writes on a trial's record: the record a trial starts with, the error of a trial stopped
+early (pruned or interrupted), and its health flags once its checkpoints are evaluated.
 
 The record itself, its parts and how it is read and written are :mod:`harness.records`'; this module fills it
 from the trial's config and method.
@@ -24,8 +24,9 @@ from harness.records import Host, TrialError, TrialRecord, flatten, library_vers
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
-    """The trial's hyperparameters: every ``method`` key but its name (dotted), the LoRA settings when it trains
-    an adapter (``lora.r``, ...: LoRA against full fine-tuning is a setting to compare), plus the seed."""
+    """The trial's hyperparameters: every ``method`` key but its name (dotted), the LoRA settings when it
+    trains an adapter (``lora.r``, ...: LoRA against full fine-tuning is a setting to compare), plus the
+    seed."""
     method = OmegaConf.to_container(cfg.method, resolve=True)
     assert isinstance(method, dict)
     method.pop("name", None)
@@ -87,8 +88,8 @@ def interrupted_error(exc: TrialInterrupted, step: int) -> TrialError:
 
 
 def trial_health(record: TrialRecord, cfg: DictConfig, spec: MethodSpec) -> list[dict[str, Any]]:
-    """The trial's health flags (:func:`harness.evaluation.health.annotate_trial`, which also sets each evaluated
-    checkpoint's ``health``); a failing check is itself a flag, never the loss of the record."""
+    """The trial's health flags (:func:`harness.evaluation.health.annotate_trial`, which also sets each
+    evaluated checkpoint's ``health``); a failing check is itself a flag, never the loss of the record."""
     try:
         lr_flag = learning_rate_flag(cfg.method.get("learning_rate"), spec.lr_range, record.train.parameters)
         return annotate_trial(record.checkpoints, record.reference_metrics, lr_flag)

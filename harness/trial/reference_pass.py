@@ -1,24 +1,25 @@
 """The reference pass of a TRL trainer, computed once per sweep (and reused by later sweeps).
 
-A TRL trainer configured with ``precompute_ref_log_probs=True`` (DPO and IPO here; KTO when a user sets it) runs
-the frozen reference over every training row before it trains, about a fifth of a toy-world DPO trial. TRL caches
-the result with ``datasets``, under a fingerprint that never matches another trial's: an in-memory dataset gets a
-random one, and a file-backed one's depends on the whole trainer config (the learning rate and the output
-directory included, through the filter TRL applies after tokenizing), while its files pile up beside the user's
-``datasets`` cache, never read again.
+A TRL trainer configured with ``precompute_ref_log_probs=True`` (DPO and IPO here; KTO when a user sets it)
+runs the frozen reference over every training row before it trains, about a fifth of a toy-world DPO trial.
+TRL caches the result with ``datasets``, under a fingerprint that never matches another trial's: an in-memory
+dataset gets a random one, and a file-backed one's depends on the whole trainer config (the learning rate and
+the output directory included, through the filter TRL applies after tokenizing), while its files pile up
+beside the user's ``datasets`` cache, never read again.
 
 :func:`shared_reference_pass` wraps the trainer class thinly (a subclass that overrides only the precompute
-method) so that the pass goes through the harness's cache instead, ``$HARNESS_CACHE_DIR/reflogps/<key>.arrow``:
-TRL's own code computes it, over its own batches, and the two columns it adds (``ref_chosen_logps``,
-``ref_rejected_logps``; KTO's ``reference_logps`` and ``reference_KL_logps``) are stored; a later trial with the
-same key reads them exactly as TRL reads its own cache, so losses are bit-identical. The key is everything the
-pass depends on: the training rows (their content, in order; or, when the harness prepared them,
-:mod:`harness.trial.prepared_data`, the prepared data's key, which determines them), TRL's hash of the reference
-weights, the split and batch size, and :func:`~harness.trial.trainer_cache.settings_key`: the tokenizer, every
-trainer setting except the ones that only shape the optimisation
-(:data:`~harness.trial.trainer_cache.OPTIMISATION_ONLY`: an unknown setting costs a reuse but never gives a wrong
-one), the device and the library versions. Trials started together hold one lock per key: the first computes,
-the others wait and read (:func:`~harness.trial.trainer_cache.through_cache`).
+method) so that the pass goes through the harness's cache instead,
+``$HARNESS_CACHE_DIR/reflogps/<key>.arrow``: TRL's own code computes it, over its own batches, and the two
+columns it adds (``ref_chosen_logps``, ``ref_rejected_logps``; KTO's ``reference_logps`` and
+``reference_KL_logps``) are stored; a later trial with the same key reads them exactly as TRL reads its own
+cache, so losses are bit-identical. The key is everything the pass depends on: the training rows (their
+content, in order; or, when the harness prepared them, :mod:`harness.trial.prepared_data`, the prepared data's
+key, which determines them), TRL's hash of the reference weights, the split and batch size, and
+:func:`~harness.trial.trainer_cache.settings_key`: the tokenizer, every trainer setting except the ones that
+only shape the optimisation (:data:`~harness.trial.trainer_cache.OPTIMISATION_ONLY`: an unknown setting costs
+a reuse but never gives a wrong one), the device and the library versions. Trials started together hold one
+lock per key: the first computes, the others wait and read
+(:func:`~harness.trial.trainer_cache.through_cache`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ _PRECOMPUTE = (
 
 
 def precomputes_reference(trainer_class: type, args: TrainingArguments) -> bool:
-    """Whether ``trainer_class`` with config ``args`` runs the reference over its data before training, in the way
-    :func:`shared_reference_pass` can share (TRL's ``_precompute_ref_logps``)."""
+    """Whether ``trainer_class`` with config ``args`` runs the reference over its data before training, in the
+    way :func:`shared_reference_pass` can share (TRL's ``_precompute_ref_logps``)."""
     return bool(getattr(args, "precompute_ref_log_probs", False)) and callable(
         getattr(trainer_class, _PRECOMPUTE, None)
     )
@@ -90,7 +91,8 @@ def shared_reference_pass(
                     [c for c in result.column_names if c not in dataset.column_names]
                 ),
             )
-            # Computed or not, the trainer trains on the same in-memory columns (a failed write: TRL's own result).
+            # Computed or not, the trainer trains on the same in-memory columns
+            # (a failed write: TRL's own result).
             result = concatenate_datasets([dataset, entry], axis=1) if entry is not None else result
         if name == "train":
             outcome.path, outcome.computed, outcome.seconds = path, computed, time.perf_counter() - start

@@ -4,9 +4,9 @@
 evaluates the reference model once (:mod:`harness.trial.trial_evaluation`: the baseline every checkpoint is
 compared with), hands a :class:`harness.trial.context.TrainContext` to the method plugin, evaluates the final
 model, and writes the trial record (:class:`harness.records.TrialRecord`, filled by
-:mod:`harness.trial.recording`). Any exception inside a trial is recorded as a failed trial with its reason and
-never escapes, so a multirun goes on; a pruned trial is recorded as pruned. A record with status ``running`` is
-written first, so a killed process leaves a trace.
+:mod:`harness.trial.recording`). Any exception inside a trial is recorded as a failed trial with its reason
+and never escapes, so a multirun goes on; a pruned trial is recorded as pruned. A record with status
+``running`` is written first, so a killed process leaves a trace.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ class TrialRun:
         return record
 
     def _finish(self, start: float) -> None:
-        """Complete and write the record (a full disk is noted on it when it can still be written), then call the
-        plugins' ``harness_trial_end`` (a failing plugin is recorded, and the record written again)."""
+        """Complete and write the record (a full disk is noted on it when it can still be written), then call
+        the plugins' ``harness_trial_end`` (a failing plugin is recorded, and the record written again)."""
         record = self.record
         if self.monitor.started and record.peak_memory is None:
             record.peak_memory = self.monitor.stop()
@@ -172,8 +172,8 @@ class TrialRun:
         )
 
     def _checkpointer(self, tokenizer: PreTrainedTokenizerBase, evaluate: Evaluate) -> Checkpointer:
-        """The trial's checkpointer (``train.*``, ``eval.checkpoints``); the observers and ``harness_checkpoint_evaluated``
-        after each evaluated checkpoint."""
+        """The trial's checkpointer (``train.*``, ``eval.checkpoints``); the observers and
+        ``harness_checkpoint_evaluated`` after each evaluated checkpoint."""
         cfg = self.cfg
         return Checkpointer(
             every=int(cfg.train.checkpoint_every),
@@ -235,8 +235,9 @@ def run_trial(
     sweep: dict[str, Any] | None = None,
     attempt: dict[str, Any] | None = None,
 ) -> TrialRecord:
-    """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempt``: what an earlier,
-    unfinished run of this trial left (:func:`harness.sweep.resume.earlier_attempt`), kept in ``attempts``."""
+    """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempt``: what an
+    earlier, unfinished run of this trial left (:func:`harness.sweep.resume.earlier_attempt`), kept in
+    ``attempts``."""
     run = TrialRun(cfg, trial_dir, overrides, sweep)
     if attempt is not None:
         run.record.attempts = [attempt]

@@ -1,26 +1,26 @@
 """The trial's held-out data, and every checkpoint evaluated a second time on the selection prompts.
 
 A trial's checkpoint is chosen (the leaderboard's best within the KL budget, Optuna's value and its pruner's
-reports) on *selection* prompts with their own sampling seed (``eval.selection``); the scores reported come from
-the reported (test) prompts, disjoint from them (:mod:`harness.data.selection` says where each part comes from).
-:func:`plan_held_out` splits the data; :class:`SelectionEvaluation` runs, on the selection prompts, only the
-evaluators whose metrics choose the checkpoint (:func:`selection_evaluators`), with no readable samples and a
-reference-evaluation cache entry of its own (its prompts and seed are part of the key).
+reports) on *selection* prompts with their own sampling seed (``eval.selection``); the scores reported come
+from the reported (test) prompts, disjoint from them (:mod:`harness.data.selection` says where each part comes
+from). :func:`plan_held_out` splits the data; :class:`SelectionEvaluation` runs, on the selection prompts,
+only the evaluators whose metrics choose the checkpoint (:func:`selection_evaluators`), with no readable
+samples and a reference-evaluation cache entry of its own (its prompts and seed are part of the key).
 
 **Which evaluators run on the selection prompts.** Those that measure a metric the choice reads: the
 leaderboard's objective (``leaderboard.objective``; ``auto`` resolved as the sweeper resolves it, the declared
-metric of lowest objective priority among the evaluators active for the config: the gold reward on the toy world),
-each objective of the Optuna study the trial belongs to (its ``study.json``, named in the job's environment by
-the sweeper), and ``kl`` (the KL budget), each once, in the trial's evaluator order, less those in
-``eval.selection.exclude``. Every other evaluator (text statistics, win rate, preference accuracy, lm-eval, ...)
-runs on the reported prompts only: their selection values chose nothing. A leaderboard later ranked by another
-objective chooses on that objective's reported values (its ``sel_`` column is missing), as for records without
-selection metrics.
+metric of lowest objective priority among the evaluators active for the config: the gold reward on the toy
+world), each objective of the Optuna study the trial belongs to (its ``study.json``, named in the job's
+environment by the sweeper), and ``kl`` (the KL budget), each once, in the trial's evaluator order, less those
+in ``eval.selection.exclude``. Every other evaluator (text statistics, win rate, preference accuracy, lm-eval,
+...) runs on the reported prompts only: their selection values chose nothing. A leaderboard later ranked by
+another objective chooses on that objective's reported values (its ``sel_`` column is missing), as for records
+without selection metrics.
 
 The record gets ``record.selection`` (a :class:`~harness.records.SelectionPlan`: what was used, ``evaluators``
-included), ``checkpoints[i].selection`` and ``reference.selection`` (a :class:`~harness.records.SelectionResult`:
-metrics, seconds in all and per evaluator); records written before this rule hold every evaluator's selection
-metrics, and read the same way.
+included), ``checkpoints[i].selection`` and ``reference.selection`` (a
+:class:`~harness.records.SelectionResult`: metrics, seconds in all and per evaluator); records written before
+this rule hold every evaluator's selection metrics, and read the same way.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ if TYPE_CHECKING:
 
 #: Prefix of the selection evaluation's progress descriptions ("selection: sampling step 10").
 LABEL = "selection: "
-#: Set by the Optuna sweeper in its trials' environment (``harness.sweep.reporter.ENV_STUDY``, not imported: the sweep
-#: layer sits above this one): the study's settings file, whose ``objectives`` the selection prompts must measure.
+#: Set by the Optuna sweeper in its trials' environment (``harness.sweep.reporter.ENV_STUDY``, not imported:
+#: the sweep layer sits above this one): the study's settings file, whose ``objectives`` the selection prompts
+#: must measure.
 STUDY_ENV = "HARNESS_OPTUNA_STUDY"
 
 
@@ -85,7 +86,11 @@ def plan_held_out(data: PreferenceData, cfg: DictConfig) -> HeldOutPlan:
     wanted, seed = selection_settings(cfg)
     if wanted <= 0:
         prompts = data.eval_prompts[:num_prompts] if num_prompts else list(data.eval_prompts)
-        pairs = data.eval.select(range(min(len(data.eval), num_pairs))).to_list() if pairwise else None  # type: ignore[union-attr]
+        pairs = (
+            data.eval.select(range(min(len(data.eval), num_pairs))).to_list()  # type: ignore[union-attr]
+            if pairwise
+            else None
+        )
         return HeldOutPlan(
             prompts, pairs, None, None, SelectionPlan(num_prompts=0, seed=None, disjoint=False)
         )
@@ -126,8 +131,9 @@ def excluded(cfg: DictConfig) -> list[str]:
 
 
 def study_objectives() -> list[str]:
-    """The objectives of the Optuna study this process runs a trial of ([] outside one, or when its settings file
-    cannot be read: the study then falls back to reported values, as for records without selection metrics)."""
+    """The objectives of the Optuna study this process runs a trial of ([] outside one, or when its settings
+    file cannot be read: the study then falls back to reported values, as for records without selection
+    metrics)."""
     path = os.environ.get(STUDY_ENV)
     if not path:
         return []
@@ -139,15 +145,15 @@ def study_objectives() -> list[str]:
 
 
 def selection_metrics(cfg: DictConfig) -> list[str]:
-    """The metrics the checkpoint is chosen on: the leaderboard's objective (maybe ``auto``), the Optuna study's
-    objectives, and ``kl`` (the KL budget); each once."""
+    """The metrics the checkpoint is chosen on: the leaderboard's objective (maybe ``auto``), the Optuna
+    study's objectives, and ``kl`` (the KL budget); each once."""
     objective = str((cfg.get("leaderboard") or {}).get("objective") or "auto")
     return list(dict.fromkeys([objective, *study_objectives(), "kl"]))
 
 
 def selection_evaluators(cfg: DictConfig, evaluators: Sequence[EvaluatorSpec]) -> list[EvaluatorSpec]:
-    """The evaluators of ``evaluators`` that measure a metric of :func:`selection_metrics` (``auto``: the metric
-    the sweeper resolves it to), less those in ``eval.selection.exclude``, in their order."""
+    """The evaluators of ``evaluators`` that measure a metric of :func:`selection_metrics` (``auto``: the
+    metric the sweeper resolves it to), less those in ``eval.selection.exclude``, in their order."""
     wanted: set[str] = set()
     for name in selection_metrics(cfg):
         if name == "auto":
@@ -162,9 +168,9 @@ def selection_evaluators(cfg: DictConfig, evaluators: Sequence[EvaluatorSpec]) -
 
 
 def selection_config(cfg: DictConfig, num_prompts: int) -> DictConfig:
-    """A copy of ``cfg`` for the selection prompts: ``eval.seed`` is the selection seed, ``eval.num_prompts`` their
-    number (so that their reference cache entry does not depend on how many prompts are reported), no readable
-    samples."""
+    """A copy of ``cfg`` for the selection prompts: ``eval.seed`` is the selection seed, ``eval.num_prompts``
+    their number (so that their reference cache entry does not depend on how many prompts are reported), no
+    readable samples."""
     out = copy.deepcopy(cfg)
     with open_dict(out):
         out.eval.seed = selection_settings(cfg)[1]

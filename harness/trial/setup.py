@@ -1,8 +1,8 @@
-"""Setting a trial up: its process (config validated, threads, seed, device), its data (loaded, in the method's
-kind, fitted to its length) and its models (policy, tokenizer, LoRA config, reference).
+"""Setting a trial up: its process (config validated, threads, seed, device), its data (loaded, in the
+method's kind, fitted to its length) and its models (policy, tokenizer, LoRA config, reference).
 
-Each step notes what it found on the trial's record (``host``, ``data``, ``train.parameters``) as it goes, so a
-trial that fails half-way still says how far it got.
+Each step notes what it found on the trial's record (``host``, ``data``, ``train.parameters``) as it goes, so
+a trial that fails half-way still says how far it got.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def fit_length(
     summary: DataSummary,
 ) -> Dataset:
     """Count the rows the trainer would truncate and drop those whose prompt alone fills its max length (one
-    warning line; the count is cached, :mod:`harness.trial.length_cache`); ``summary.train_examples`` becomes the
-    rows trained on. Raises DataError if none would be left."""
+    warning line; the count is cached, :mod:`harness.trial.length_cache`); ``summary.train_examples`` becomes
+    the rows trained on. Raises DataError if none would be left."""
     limit = max_length(spec, cfg.method)
     train_data, report = fit_to_length(
         train_data, tokenizer, limit, setting="method.trl.max_length", count=cached_count
@@ -87,9 +87,8 @@ def setup_process(
     cfg: DictConfig, pm: HarnessPluginManager, record: TrialRecord, trial_dir: Path, hooks: TrialHooks
 ) -> tuple[torch.device, str]:
     """Validate the config, announce the trial (``harness_trial_start``, then ``harness_trial_observer``: its
-    observers, kept in ``hooks``), set threads (the cores split between the
-    trials a launcher runs at once, see ``sweep["parallel"]``) and seed; returns the device and precision, also
-    noted in ``record.host``."""
+    observers, kept in ``hooks``), set threads (the cores split between the trials a launcher runs at once,
+    see ``sweep["parallel"]``) and seed; returns the device and precision, also noted in ``record.host``."""
     set_library_verbosity(bool(cfg.get("verbose", False)))
     validate_trial_config(cfg, pm)
     hooks.start(cfg=cfg, trial_dir=trial_dir)
@@ -133,8 +132,8 @@ def load_models(
     record: TrialRecord,
 ) -> LoadedModels:
     """The tokenizer, the policy, the LoRA config and the reference: a model of its own when the method trains
-    against one, the adapter-disabled policy with LoRA, else loaded only while evaluating. The policy's parameters
-    are noted in ``record.train``."""
+    against one, the adapter-disabled policy with LoRA, else loaded only while evaluating. The policy's
+    parameters are noted in ``record.train``."""
     path = resources.resolve_model_path(pm, cfg)
     dtype = models.weights_dtype(cfg.model, precision)
     policy = models.load_causal_lm(path, cfg.model, dtype, device)

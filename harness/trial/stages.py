@@ -1,13 +1,14 @@
 """Stages: a trial of another method that a trial needs first, trained once per settings and shared.
 
-The reward stage of online methods (``method.reward=trained``: ``method=reward`` on the same model and data) and
-the SFT stage before a preference method (``model.sft=...``: ``method=sft``) are stages. A :class:`Stage` is built
-from the trial's config: the same model, data, toy world and evaluation, the stage's method at its defaults (the
-model's profile included) updated by the trial's settings for it, one saved checkpoint and seed 0, so the trials
-of a sweep, whatever their seeds, share one stage. It is cached under ``$HARNESS_CACHE_DIR/<folder>/<key>`` (the
-key hashes the model, data, toy world, method settings and seed), trained there in a process of its own
-(``python -m harness.trial stage.yaml DIR``) under a file lock, so that trials started together wait for one
-training instead of running several, and its record (``trial.json``) sits beside its checkpoints.
+The reward stage of online methods (``method.reward=trained``: ``method=reward`` on the same model and data)
+and the SFT stage before a preference method (``model.sft=...``: ``method=sft``) are stages. A :class:`Stage`
+is built from the trial's config: the same model, data, toy world and evaluation, the stage's method at its
+defaults (the model's profile included) updated by the trial's settings for it, one saved checkpoint and seed
+0, so the trials of a sweep, whatever their seeds, share one stage. It is cached under
+``$HARNESS_CACHE_DIR/<folder>/<key>`` (the key hashes the model, data, toy world, method settings and seed),
+trained there in a process of its own (``python -m harness.trial stage.yaml DIR``) under a file lock, so that
+trials started together wait for one training instead of running several, and its record (``trial.json``) sits
+beside its checkpoints.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def stage_config(
     cfg: DictConfig, method: str, settings: Mapping[str, Any] | None = None, without: Sequence[str] = ()
 ) -> DictConfig:
     """The trial config of a ``method`` stage for the trial ``cfg``: the same model, data and evaluation,
-    ``method`` at its defaults updated by ``settings``, one saved checkpoint, seed 0; the dotted keys ``without``
-    removed (``model.sft``: a stage's model must not ask for the stage again)."""
+    ``method`` at its defaults updated by ``settings``, one saved checkpoint, seed 0; the dotted keys
+    ``without`` removed (``model.sft``: a stage's model must not ask for the stage again)."""
     stage = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(stage, dict)
     stage["method"] = OmegaConf.to_container(OmegaConf.merge(method_defaults(method, cfg), settings or {}))
@@ -76,15 +77,17 @@ def stage_key(stage: DictConfig) -> str:
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage of a trial: a trial of ``method`` that the trial needs first, trained once per settings, cached.
+    """A stage of a trial: a trial of ``method`` that the trial needs first,
+    trained once per settings, cached.
 
-    Build it with :meth:`of`; :meth:`check` validates it before any compute (a dry run), :meth:`train` trains it
-    unless a completed stage with the same key is cached, and :meth:`final_checkpoint` is its result.
+    Build it with :meth:`of`; :meth:`check` validates it before any compute (a dry run), :meth:`train` trains
+    it unless a completed stage with the same key is cached, and :meth:`final_checkpoint` is its result.
 
     Attributes:
         method: the stage's method (``reward``, ``sft``, a plugin's).
         config: the stage's own trial config (:func:`stage_config`).
-        settings: the trial's settings for it, as given (what :meth:`check` checks against the method's knobs).
+        settings: the trial's settings for it, as given (what :meth:`check` checks against the
+            method's knobs).
         where: the config key those settings come from, for messages (``model.sft``, ``method.reward_stage``).
         label: what messages call it (``"SFT stage"``).
         key: :func:`stage_key` of ``config``.
@@ -111,8 +114,9 @@ class Stage:
         label: str | None = None,
         without: Sequence[str] = (),
     ) -> Stage:
-        """The ``method`` stage of the trial ``cfg``, cached under the harness cache's ``folder``; ``settings``
-        (from the trial's config key ``where``) update the method's defaults; ``without``: see :func:`stage_config`."""
+        """The ``method`` stage of the trial ``cfg``, cached under the harness cache's ``folder``;
+        ``settings`` (from the trial's config key ``where``) update the method's defaults; ``without``: see
+        :func:`stage_config`."""
         if settings is not None and not isinstance(settings, Mapping):
             raise ConfigError(
                 f"{where}={settings!r} is invalid; give a mapping of method={method} settings to change, "
@@ -141,8 +145,9 @@ class Stage:
         return self.directory / "trial.json"
 
     def check(self) -> None:
-        """Validate the stage's settings before any compute (nothing is trained): each key a knob of the method,
-        each value valid, its ``trl`` fields known; raises a one-line :class:`~harness.errors.ConfigError`."""
+        """Validate the stage's settings before any compute (nothing is trained): each key a knob of the
+        method, each value valid, its ``trl`` fields known; raises a one-line
+        :class:`~harness.errors.ConfigError`."""
         known = set(method_defaults(self.method, self.config)) - {"name"}
         for name in self.settings:
             if name not in known:
@@ -174,8 +179,8 @@ class Stage:
         return record if record is not None and record.status == "completed" else None
 
     def train(self) -> TrialRecord:
-        """The stage's completed record: the cached one, or one trained now in a subprocess. Trials that need the
-        same stage wait for one another (a file lock) and share it.
+        """The stage's completed record: the cached one, or one trained now in a subprocess. Trials that need
+        the same stage wait for one another (a file lock) and share it.
 
         :raises TrialFailed: the stage's trial failed (its reason and record named).
         """
@@ -215,10 +220,10 @@ class Stage:
         return next(c for c in record.checkpoints if c.final)
 
     def note_in(self, record: TrialRecord, name: str, **extra: Any) -> None:
-        """Name this stage in a trial's record, ``record.stages[name]``: its method, key, directory, status, final
-        checkpoint and full settings, and ``extra``; then rewrite the trial's record file. For a plugin's
-        ``harness_trial_end`` (the runner has written the record by then). The leaderboard compares the stages'
-        methods and settings: trials of different stages are different setups."""
+        """Name this stage in a trial's record, ``record.stages[name]``: its method, key, directory, status,
+        final checkpoint and full settings, and ``extra``; then rewrite the trial's record file. For a
+        plugin's ``harness_trial_end`` (the runner has written the record by then). The leaderboard compares
+        the stages' methods and settings: trials of different stages are different setups."""
         done = self.read_record()
         final = next((c for c in done.checkpoints if c.final), None) if done is not None else None
         completed = done is not None and done.status == "completed"

@@ -2,12 +2,12 @@
 
 Two things a TRL trainer computes while it is built are shared by later trials through the harness cache: its
 prepared (tokenized) data (:mod:`harness.trial.prepared_data`) and its reference pass
-(:mod:`harness.trial.reference_pass`). Both are ``datasets`` tables, both are keyed on :func:`settings_key` (every
-trainer setting except :data:`OPTIMISATION_ONLY`, the tokenizer, the device, the library versions) beside what
-is their own, and both are stored by :func:`through_cache`: one lock per key (trials started together: the first
-computes, the others wait and read), an Arrow file written atomically, then a sidecar with its rows and SHA-256,
-checked on every read (a damaged or partial entry is computed again). While a trainer is built,
-:func:`temporary_dataset_files` keeps ``datasets``' own files in a temporary directory.
+(:mod:`harness.trial.reference_pass`). Both are ``datasets`` tables, both are keyed on :func:`settings_key`
+(every trainer setting except :data:`OPTIMISATION_ONLY`, the tokenizer, the device, the library versions)
+beside what is their own, and both are stored by :func:`through_cache`: one lock per key (trials started
+together: the first computes, the others wait and read), an Arrow file written atomically, then a sidecar with
+its rows and SHA-256, checked on every read (a damaged or partial entry is computed again). While a trainer is
+built, :func:`temporary_dataset_files` keeps ``datasets``' own files in a temporary directory.
 """
 
 from __future__ import annotations
@@ -86,16 +86,17 @@ OPTIMISATION_ONLY = frozenset(
 
 @dataclass
 class CacheUse:
-    """What happened to one cached step of a trainer (for the training split): ``computed`` now (True), read from
-    the cache (False) or not run (None); the seconds it took (the computation, or the key and the read); the
-    cache file (None when the step went uncached)."""
+    """What happened to one cached step of a trainer (for the training split): ``computed`` now (True), read
+    from the cache (False) or not run (None); the seconds it took (the computation, or the key and the read);
+    the cache file (None when the step went uncached)."""
 
     path: Path | None = None
     computed: bool | None = None
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any] | None:
-        """What the trial record keeps (``train.prepared_data``, ``train.reference_logprobs``); None if not run."""
+        """What the trial record keeps (``train.prepared_data``, ``train.reference_logprobs``);
+        None if not run."""
         if self.computed is None:
             return None
         return {
@@ -134,8 +135,8 @@ def _pipeline(backend: Tokenizer) -> str:
 
 
 def settings_key(args: TrainingArguments, tokenizer: PreTrainedTokenizerBase, device: str) -> dict[str, Any]:
-    """The part of a key beside the data (and the weights): the trainer settings but :data:`OPTIMISATION_ONLY`,
-    the tokenizer, the device and the library versions."""
+    """The part of a key beside the data (and the weights): the trainer settings but
+    :data:`OPTIMISATION_ONLY`, the tokenizer, the device and the library versions."""
     settings = {k: v for k, v in args.to_dict().items() if k not in OPTIMISATION_ONLY}
     return {
         "format": FORMAT,
@@ -148,7 +149,8 @@ def settings_key(args: TrainingArguments, tokenizer: PreTrainedTokenizerBase, de
 
 
 def rows_digest(dataset: Dataset) -> str:
-    """SHA-256 of the dataset's rows, in order (their Arrow IPC serialisation, without the schema's metadata)."""
+    """SHA-256 of the dataset's rows, in order (their Arrow IPC serialisation,
+    without the schema's metadata)."""
     import pyarrow as pa
 
     table = _table(dataset).combine_chunks().replace_schema_metadata(None)  # no fingerprint
@@ -167,9 +169,9 @@ def _table(dataset: Dataset) -> Any:
 
 @contextlib.contextmanager
 def temporary_dataset_files() -> Iterator[None]:
-    """Within this block ``datasets`` writes the results of maps to a temporary directory, deleted when the process
-    ends, instead of beside the source data under fingerprints that a trainer's config makes unique per trial
-    (files never read again). Build a trainer in it."""
+    """Within this block ``datasets`` writes the results of maps to a temporary directory, deleted when the
+    process ends, instead of beside the source data under fingerprints that a trainer's config makes unique
+    per trial (files never read again). Build a trainer in it."""
     import datasets
 
     enabled = datasets.is_caching_enabled()
@@ -182,9 +184,10 @@ def temporary_dataset_files() -> Iterator[None]:
 
 
 def read_entry(path: Path, rows: int | None = None) -> Any:
-    """The dataset stored at ``path``, read into memory, if complete and intact (checksum as recorded; ``rows``
-    rows when given, else as many as recorded), else None. In memory, not memory-mapped: ``datasets`` writes the
-    results of later maps beside the first file a dataset is backed by, and none must land in the cache."""
+    """The dataset stored at ``path``, read into memory, if complete and intact (checksum as recorded;
+    ``rows`` rows when given, else as many as recorded), else None. In memory, not memory-mapped: ``datasets``
+    writes the results of later maps beside the first file a dataset is backed by, and none must land in the
+    cache."""
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
@@ -232,9 +235,10 @@ def through_cache(
     stored: Callable[[Any], Any] = lambda result: result,
     rows: int | None = None,
 ) -> tuple[Any, Any, bool]:
-    """``(entry, result, computed)`` for the cache entry at ``path``, under its lock: the intact entry read into
-    memory (``result`` None, ``computed`` False), or else ``compute()``'s result, whose ``stored(result)`` is
-    written to ``path`` and read back as ``entry`` (None if that failed), ``computed`` True."""
+    """``(entry, result, computed)`` for the cache entry at ``path``, under its lock: the intact entry read
+    into memory (``result`` None, ``computed`` False), or else ``compute()``'s result, whose
+    ``stored(result)`` is written to ``path`` and read back as ``entry`` (None if that failed), ``computed``
+    True."""
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with file_lock(path.with_suffix(".lock")):

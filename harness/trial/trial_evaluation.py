@@ -1,9 +1,9 @@
-"""A trial's evaluation: its evaluators on the held-out prompts and pairs (and, for the checkpoint's choice, on
-the selection prompts: :mod:`harness.trial.selection`), the reference-evaluation cache they share, and the
+"""A trial's evaluation: its evaluators on the held-out prompts and pairs (and, for the checkpoint's choice,
+on the selection prompts: :mod:`harness.trial.selection`), the reference-evaluation cache they share, and the
 reference model evaluated once, the baseline every checkpoint is compared with.
 
-:meth:`TrialEvaluation.open` sets it up (noting the metric declarations, the number of reported prompts and the
-selection plan on the record); :meth:`TrialEvaluation.evaluate` is the checkpointer's ``evaluate``;
+:meth:`TrialEvaluation.open` sets it up (noting the metric declarations, the number of reported prompts and
+the selection plan on the record); :meth:`TrialEvaluation.evaluate` is the checkpointer's ``evaluate``;
 :meth:`TrialEvaluation.evaluate_reference` fills ``record.reference``.
 """
 
@@ -33,8 +33,8 @@ from harness.trial.setup import LoadedModels
 
 
 def default_reward_model(cfg: DictConfig, pm: HarnessPluginManager, record: TrialRecord) -> None:
-    """Fill a null ``eval.reward_model.name_or_path`` from the plugins (the model a method trains on), noted in
-    ``record.eval_reward_model``."""
+    """Fill a null ``eval.reward_model.name_or_path`` from the plugins (the model a method trains on),
+    noted in ``record.eval_reward_model``."""
     rm = cfg.eval.get("reward_model")
     if rm is None or rm.get("name_or_path"):
         return
@@ -74,14 +74,15 @@ class TrialEvaluation:
         loaded: LoadedModels,
         device: torch.device,
     ) -> TrialEvaluation:
-        """The evaluation of this trial: its evaluators on the held-out prompts and pairs, and the selection ones."""
+        """The evaluation of this trial: its evaluators on the held-out prompts and pairs,
+        and the selection ones."""
         evaluators = trial_evaluators(cfg, pm)
         record.metric_declarations = metric_declarations(cfg, pm)
         if spec.produces == "policy":
             default_reward_model(cfg, pm, record)
         gold = pm.hook.harness_gold_reward(cfg=cfg)
-        # Reported prompts and pairs (held-out pairs: the pairwise eval split, before any unpairing for KTO), and
-        # the selection ones checkpoints are chosen on (harness.trial.selection).
+        # Reported prompts and pairs (held-out pairs: the pairwise eval split, before any unpairing for KTO),
+        # and the selection ones checkpoints are chosen on (harness.trial.selection).
         plan = plan_held_out(data, cfg)
         record.eval_prompts = len(plan.prompts)
         record.selection = plan.record
@@ -112,8 +113,8 @@ class TrialEvaluation:
         )
 
     def evaluate(self, model: torch.nn.Module, step: int, is_reference: bool = False) -> CheckpointEvaluation:
-        """``model`` at ``step`` evaluated: metrics, seconds per evaluator, readable samples, and its evaluation on
-        the selection prompts."""
+        """``model`` at ``step`` evaluated: metrics, seconds per evaluator, readable samples, and its
+        evaluation on the selection prompts."""
         loaded = self.loaded
         with self.monitor.paused(), loaded.reference.held():
             ctx = EvalContext(
@@ -137,7 +138,8 @@ class TrialEvaluation:
 
     def evaluate_reference(self, policy: torch.nn.Module, hooks: TrialHooks) -> None:
         """Evaluate the untrained policy (step 0, the baseline) into ``record.reference``, from the
-        reference-evaluation cache if it can; then the trial's observers and ``harness_reference_evaluated``."""
+        reference-evaluation cache if it can; then the trial's observers and
+        ``harness_reference_evaluated``."""
         t = time.perf_counter()
         refcache, selection = self.refcache, self.selection
         with contextlib.ExitStack() as stack:  # trials started together compute it once

@@ -1,4 +1,5 @@
-"""The Hydra Sweeper class for ``hydra/sweeper=optuna`` (its config node: :mod:`harness.config.settings_sweeper`)."""
+"""The Hydra Sweeper class for ``hydra/sweeper=optuna`` (its config node:
+:mod:`harness.config.settings_sweeper`)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Data sources: the toy world (``data.source=toy``) and files (``data.source=files``), through ``harness_data_load``."""
+"""Data sources: the toy world (``data.source=toy``) and files (``data.source=files``),
+through ``harness_data_load``."""

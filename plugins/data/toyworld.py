@@ -80,7 +80,8 @@ def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
     if limit:
         train = train.select(range(min(int(limit), len(train))))
     prompts = _prompts(w.eval_prompts_path)
-    # Selection prompts and pairs: what checkpoints are chosen on, disjoint from the reported eval prompts and pairs.
+    # Selection prompts and pairs: what checkpoints are chosen on,
+    # disjoint from the reported eval prompts and pairs.
     selection = _prompts(w.selection_prompts_path) if w.selection_prompts_path.is_file() else None
     selection_pairs = (
         load_dataset("json", data_files=str(w.selection_pairs_path), split="train")

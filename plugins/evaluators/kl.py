@@ -53,7 +53,8 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
         EvaluatorSpec(
             name="kl",
             evaluate=evaluate,
-            description="KL(policy || reference), nats per sequence, from policy samples (log-ratio and k3 estimators)",
+            description="KL(policy || reference), nats per sequence, "
+            "from policy samples (log-ratio and k3 estimators)",
             metrics=[
                 Metric(
                     "kl",

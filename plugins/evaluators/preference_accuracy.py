@@ -6,10 +6,10 @@ pairs before unpairing), ``preference_accuracy`` is the fraction whose chosen co
 implicit reward (ties 1/2), with ``preference_accuracy_se``; ``preference_margin`` is the mean difference
 chosen − rejected, in nats. Completions are tokenized as TRL's DPO trainer does (EOS appended to standard
 completions), once per trial; each checkpoint scores the chosen and the rejected completions together in
-length-sorted batches of ``eval.logprob_batch_size`` (null: ``eval.batch_size``), one forward pass per batch. The
-reference's log-probabilities are computed when the reference itself is evaluated (step 0) and kept in the
-reference-evaluation cache. For the reference every margin is 0, so the accuracy is 0.5 by definition. No held-out
-pairs: no metric.
+length-sorted batches of ``eval.logprob_batch_size`` (null: ``eval.batch_size``), one forward pass per batch.
+The reference's log-probabilities are computed when the reference itself is evaluated (step 0) and kept in the
+reference-evaluation cache. For the reference every margin is 0, so the accuracy is 0.5 by definition. No
+held-out pairs: no metric.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def _render(tokenizer: PreTrainedTokenizerBase, prompt: Any, completion: Any) ->
 def encode_pairs(
     tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Mapping[str, Any]], batch_size: int
 ) -> tuple[Samples, Samples]:
-    """The chosen and the rejected completions of ``pairs``, laid out for scoring (see ``encode_completions``)."""
+    """The chosen and the rejected completions of ``pairs``,
+    laid out for scoring (see ``encode_completions``)."""
     conversational = not isinstance(pairs[0]["prompt"], str)
     encoded = []
     for column in ("chosen", "rejected"):
@@ -79,8 +80,8 @@ def encode_pairs(
 
 
 def encoded_pairs(ctx: EvalContext, pairs: Sequence[Mapping[str, Any]]) -> Samples:
-    """The chosen completions of ``pairs`` then the rejected ones, as one :class:`Samples`: encoded once per trial
-    (and prompt set), then reused by every checkpoint."""
+    """The chosen completions of ``pairs`` then the rejected ones, as one :class:`Samples`: encoded once per
+    trial (and prompt set), then reused by every checkpoint."""
     return ctx.trial_memo(
         f"preference_accuracy/pairs/{len(pairs)}",
         lambda: Samples.concat(*encode_pairs(ctx.tokenizer, pairs, int(ctx.eval_cfg.batch_size))),
@@ -94,7 +95,8 @@ def pair_logprobs(ctx: EvalContext, model: torch.nn.Module, encoded: Samples) ->
 
 
 def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
-    """The first ``eval.preference_pairs`` held-out pairs that have prompt, chosen and rejected (maybe none)."""
+    """The first ``eval.preference_pairs`` held-out pairs that have prompt,
+    chosen and rejected (maybe none)."""
     pairs = ctx.preference_pairs
     if not pairs or not {"prompt", "chosen", "rejected"} <= set(pairs[0]):
         return []
@@ -102,8 +104,8 @@ def held_out_pairs(ctx: EvalContext) -> list[Mapping[str, Any]]:
 
 
 def reference_pair_logprobs(ctx: EvalContext, encoded: Samples) -> torch.Tensor:
-    """The reference's :func:`pair_logprobs`, from the reference cache, else computed and stored there (at step 0
-    the policy is the reference: computed then, so that no checkpoint pays for it)."""
+    """The reference's :func:`pair_logprobs`, from the reference cache, else computed and stored there (at
+    step 0 the policy is the reference: computed then, so that no checkpoint pays for it)."""
 
     def compute() -> torch.Tensor:
         if ctx.is_reference:

@@ -1,6 +1,6 @@
-"""Evaluator ``reward_accuracy``, for reward models: how often the checkpoint scores the chosen completion of a
-held-out pair above the rejected one (ties count one half), and the mean score margin. Runs on every checkpoint
-of a method that produces a reward model (``method=reward``)."""
+"""Evaluator ``reward_accuracy``, for reward models: how often the checkpoint scores the chosen completion of
+a held-out pair above the rejected one (ties count one half), and the mean score margin. Runs on every
+checkpoint of a method that produces a reward model (``method=reward``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def _text(tokenizer: PreTrainedTokenizerBase, prompt: Any, completion: Any) -> s
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
-    """``reward_accuracy`` (with ``_se``) and ``reward_margin`` on the held-out pairs; {} when there are none."""
+    """``reward_accuracy`` (with ``_se``) and ``reward_margin`` on the held-out pairs;
+    {} when there are none."""
     pairs = ctx.preference_pairs or []
     if not pairs:
         return {}

@@ -1,10 +1,10 @@
 """Evaluator ``win_rate``: how often the policy's completion beats the reference model's on the same prompt.
 
-The reference's samples come from the same prompts and sampling seed (and from the reference-evaluation
-cache, so they are drawn once per sweep). Completions are compared by the gold reward when the data source
-has one, else by the reward model (``eval.reward_model``); with neither there is no metric. Per prompt, every
-policy completion is compared with every reference completion of that prompt (one each by default): a win
-counts 1, a tie 1/2. ``win_rate`` is the mean over prompts and ``win_rate_se`` its standard error over prompts.
+The reference's samples come from the same prompts and sampling seed (and from the reference-evaluation cache,
+so they are drawn once per sweep). Completions are compared by the gold reward when the data source has one,
+else by the reward model (``eval.reward_model``); with neither there is no metric. Per prompt, every policy
+completion is compared with every reference completion of that prompt (one each by default): a win counts 1, a
+tie 1/2. ``win_rate`` is the mean over prompts and ``win_rate_se`` its standard error over prompts.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def _rewards(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
-    """``win_rate`` and ``win_rate_se`` against the reference's samples, or {} with no reward to compare by."""
+    """``win_rate`` and ``win_rate_se`` against the reference's samples,
+    or {} with no reward to compare by."""
     if ctx.is_reference:  # the reference against its own samples: every comparison is a tie
         has_reward = ctx.gold_reward is not None or ctx.reward_model_path
         return {"win_rate": 0.5, "win_rate_se": 0.0} if has_reward else {}

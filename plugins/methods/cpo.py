@@ -1,7 +1,7 @@
 """CPO and SimPO on ``trl.experimental.cpo.CPOTrainer`` (reference-free: one model in memory).
 
-SimPO is CPOTrainer with ``loss_type="simpo"`` and no NLL term (``cpo_alpha=0``); ``method.gamma`` is its target
-margin. The pure loss function restates what each configured loss computes, for the loss-fidelity test.
+SimPO is CPOTrainer with ``loss_type="simpo"`` and no NLL term (``cpo_alpha=0``); ``method.gamma`` is its
+target margin. The pure loss function restates what each configured loss computes, for the loss-fidelity test.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def cpo_loss(
 ) -> torch.Tensor:
     """Mean CPO/SimPO loss over a batch.
 
-    ``chosen_logps``/``rejected_logps`` [batch]: policy log-probabilities of the completions, summed over tokens
-    for sigmoid/hinge and averaged per token for simpo/ipo (as TRL computes them). ``chosen_nll`` is the scalar
-    token-mean NLL of the chosen completions.
+    ``chosen_logps``/``rejected_logps`` [batch]: policy log-probabilities of the completions, summed over
+    tokens for sigmoid/hinge and averaged per token for simpo/ipo (as TRL computes them). ``chosen_nll`` is
+    the scalar token-mean NLL of the chosen completions.
 
     - sigmoid (CPO, Xu et al. eq. 3): -log σ(β(c - r)) + α·NLL
     - hinge: max(0, 1 - β(c - r)) + α·NLL
@@ -91,9 +91,9 @@ _TOY_SPACE = {"learning_rate": "tag(log, interval(3e-5, 3e-3))"}
 # What TRL's CPOTrainer computes (trl/experimental/cpo/cpo_trainer.py: cpo_loss, concatenated_forward,
 # get_batch_loss_metrics).
 CPO_LOSS = (
-    "CPOTrainer, loss_type=sigmoid: -log σ(beta·(log π(y_chosen) − log π(y_rejected))), log-probs summed over "
-    "completion tokens, no reference; plus cpo_alpha × NLL of the chosen completions, a per-token mean over "
-    "the batch's completion tokens (prompt masked)."
+    "CPOTrainer, loss_type=sigmoid: -log σ(beta·(log π(y_chosen) − log π(y_rejected))), log-probs summed "
+    "over completion tokens, no reference; plus cpo_alpha × NLL of the chosen completions, a per-token mean "
+    "over the batch's completion tokens (prompt masked)."
 )
 SIMPO_LOSS = (
     "CPOTrainer, loss_type=simpo, cpo_alpha=0: -log σ(beta·(avg log π(y_chosen) − avg log π(y_rejected)) − "

@@ -35,8 +35,8 @@ def dpo_loss(
     """Mean DPO-family loss over a batch.
 
     All inputs have shape [batch]: summed completion log-probabilities under the policy and the reference;
-    ``*_lengths`` are completion token counts (IPO averages per token, as TRL does after confirming it with the
-    IPO authors).
+    ``*_lengths`` are completion token counts (IPO averages per token, as TRL does after confirming it with
+    the IPO authors).
 
     - sigmoid (DPO, Rafailov et al. eq. 7): -log sigma(beta * (Δ_chosen - Δ_rejected)), Δ = logπ - logπ_ref
     - hinge (SLiC): max(0, 1 - beta * (Δ_chosen - Δ_rejected))
@@ -98,8 +98,9 @@ DPO_LOSS = (
     "reference's log-probs are computed once, before training."
 )
 IPO_LOSS = (
-    "DPOTrainer, loss_type=ipo: (Δ_chosen/|y_chosen| − Δ_rejected/|y_rejected| − 1/(2·beta))², the log-ratios "
-    "averaged per completion token (TRL's normalisation, unlike DPO's sums); beta is the paper's tau."
+    "DPOTrainer, loss_type=ipo: (Δ_chosen/|y_chosen| − Δ_rejected/|y_rejected| − "
+    "1/(2·beta))², the log-ratios averaged per completion token (TRL's "
+    "normalisation, unlike DPO's sums); beta is the paper's tau."
 )
 
 

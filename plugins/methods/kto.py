@@ -27,8 +27,8 @@ def kto_loss(
     """Mean KTO loss (Ethayarajh et al. 2024, eq. 7) over the desirable and undesirable examples of a batch.
 
     ``*_logratios`` have shape [n_desirable] / [n_undesirable]: logπ(y|x) - logπ_ref(y|x) summed over the
-    completion. ``kl`` is the batch's reference point z0: the mean log-ratio of mismatched (prompt, completion)
-    pairs, clamped at 0. Desirable: 1 - σ(β(r - z0)); undesirable: 1 - σ(β(z0 - r)).
+    completion. ``kl`` is the batch's reference point z0: the mean log-ratio of mismatched (prompt,
+    completion) pairs, clamped at 0. Desirable: 1 - σ(β(r - z0)); undesirable: 1 - σ(β(z0 - r)).
     """
     chosen = desirable_weight * (1 - torch.sigmoid(beta * (chosen_logratios - kl)))
     rejected = undesirable_weight * (1 - torch.sigmoid(beta * (kl - rejected_logratios)))
@@ -37,7 +37,8 @@ def kto_loss(
 
 def build_trainer(ctx: TrainContext) -> Trainer:
     """TRL's KTOTrainer for ``ctx``. The data is shuffled first (seeded): KTO samples sequentially and takes
-    the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit together."""
+    the KL reference completions from neighbouring rows, so unpaired rows of one pair must not sit
+    together."""
     return ctx.trl_trainer(
         ref_model=ctx.reference, train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed))
     )
@@ -75,8 +76,8 @@ def harness_methods_register() -> list[MethodSpec]:
                     "max_length": 1024,
                 },
             },  # prompt + completion tokens
-            # Toy world: 1.5 epochs of the unpaired rows (two per pair) is 375 steps of 16, every method's toy budget;
-            # the rate and beta held up in the toy-defaults study (leaderboards/toy-defaults/).
+            # Toy world: 1.5 epochs of the unpaired rows (two per pair) is 375 steps of 16, every method's toy
+            # budget; the rate and beta held up in the toy-defaults study (leaderboards/toy-defaults/).
             profiles={
                 "toy": Profile(
                     {
@@ -95,9 +96,10 @@ def harness_methods_register() -> list[MethodSpec]:
                 "learning_rate": "tag(log, interval(1e-7, 1e-5))",
             },
             # trl/trainer/kto_trainer.py: KTOTrainer.get_batch_loss_metrics
-            loss_notes="KTOTrainer, loss_type=kto: 1 − σ(beta·(r − z0)) per desirable and 1 − σ(beta·(z0 − r)) per "
-            "undesirable example, r = log π − log π_ref summed over completion tokens, z0 = the batch's "
-            "mean log-ratio on mismatched prompt/completion pairs (detached, clamped at 0); weighted by "
-            "desirable_weight / undesirable_weight, mean over examples. One pair gives two examples.",
+            loss_notes="KTOTrainer, loss_type=kto: 1 − σ(beta·(r − z0)) per desirable and 1 − "
+            "σ(beta·(z0 − r)) per undesirable example, r = log π − log π_ref summed over "
+            "completion tokens, z0 = the batch's mean log-ratio on mismatched prompt/completion "
+            "pairs (detached, clamped at 0); weighted by desirable_weight / undesirable_weight, "
+            "mean over examples. One pair gives two examples.",
         )
     ]

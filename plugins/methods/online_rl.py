@@ -1,11 +1,12 @@
 """GRPO and RLOO on TRL's trainers: online RL that samples its own completions and scores them with a reward.
 
-Both train on the distinct prompts of the data (``data_kind="prompts"``). ``method.reward`` chooses the reward:
-``gold`` is the data source's programmatic reward (the toy world's, or one a plugin registers through
-``harness_gold_reward``); ``trained`` is the harness's own reward stage (``method=reward`` on the same model and
-data, settings from ``method.reward_stage``), trained once and cached by its settings; anything else is a
-sequence-classification reward model, a local directory or a Hub id, that TRL loads and runs on the completions. ``method.beta`` is the KL coefficient to the reference model (> 0:
-without it KL drifts freely, which the seed's health checks flag).
+Both train on the distinct prompts of the data (``data_kind="prompts"``). ``method.reward`` chooses the
+reward: ``gold`` is the data source's programmatic reward (the toy world's, or one a plugin registers through
+``harness_gold_reward``); ``trained`` is the harness's own reward stage (``method=reward`` on the same model
+and data, settings from ``method.reward_stage``), trained once and cached by its settings; anything else is a
+sequence-classification reward model, a local directory or a Hub id, that TRL loads and runs on the
+completions. ``method.beta`` is the KL coefficient to the reference model (> 0: without it KL drifts freely,
+which the seed's health checks flag).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def reward_function(cfg: DictConfig) -> Callable[..., list[float]] | str:
 
 @hookimpl
 def harness_config_validate(cfg: DictConfig) -> None:
-    """A method trained on ``method.reward`` (GRPO, RLOO, PPO) gets a reward that exists: the data's gold reward
-    for ``gold``, else a loadable one-output reward model."""
+    """A method trained on ``method.reward`` (GRPO, RLOO, PPO) gets a reward that exists: the data's gold
+    reward for ``gold``, else a loadable one-output reward model."""
     reward = cfg.method.get("reward")
     if reward is None or not isinstance(reward, str):
         return
@@ -110,7 +111,8 @@ def _validate(method_cfg: DictConfig) -> None:
 
 
 def build_trainer(ctx: TrainContext) -> Trainer:
-    """The method's TRL trainer (GRPOTrainer or RLOOTrainer) on the shuffled prompts, rewarded by ``method.reward``."""
+    """The method's TRL trainer (GRPOTrainer or RLOOTrainer) on the shuffled prompts,
+    rewarded by ``method.reward``."""
     return ctx.trl_trainer(
         reward_funcs=reward_function(ctx.cfg), train_dataset=ctx.train_data.shuffle(seed=int(ctx.cfg.seed))
     )
@@ -145,8 +147,8 @@ REWARD_KNOBS = [
         "with reward=trained: method=reward settings to change, e.g. {learning_rate: 2e-4}",
     ),
 ]
-# Real models: TRL's recipe (learning rate 1e-6, 256-token completions); batch_size x grad_accum must be a multiple
-# of num_generations (each prompt's completions share a batch).
+# Real models: TRL's recipe (learning rate 1e-6, 256-token completions); batch_size x grad_accum must be a
+# multiple of num_generations (each prompt's completions share a batch).
 _TRL = {
     "max_completion_length": 256,  # tokens per completion
     "temperature": 1.0,
@@ -176,9 +178,9 @@ GRPO_LOSS = (
     "accumulated batch's completion tokens."
 )
 RLOO_LOSS = (
-    "RLOOTrainer: clipped sequence-level ratio on completion log-probs summed over tokens, advantage = reward "
-    "minus the mean of the prompt's other completions (leave-one-out; normalize_advantages=false), the "
-    "reward lowered by beta·Σ(log π_old − log π_ref) over completion tokens; mean over completions."
+    "RLOOTrainer: clipped sequence-level ratio on completion log-probs summed over tokens, advantage = "
+    "reward minus the mean of the prompt's other completions (leave-one-out; normalize_advantages=false), "
+    "the reward lowered by beta·Σ(log π_old − log π_ref) over completion tokens; mean over completions."
 )
 
 
@@ -189,7 +191,8 @@ def harness_methods_register() -> list[MethodSpec]:
         _online_spec(
             "grpo",
             trainer="trl:GRPOTrainer",
-            description="Group Relative Policy Optimization (Shao et al. 2024; online, group-normalised rewards)",
+            description="Group Relative Policy Optimization (Shao "
+            "et al. 2024; online, group-normalised rewards)",
             beta_help="KL coefficient to the reference; real models: 0.01 to 0.1 (0: no reference, KL "
             "unchecked)",
             trl={

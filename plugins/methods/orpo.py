@@ -1,7 +1,8 @@
 """ORPO on ``trl.experimental.orpo.ORPOTrainer``: NLL plus an odds-ratio term, no reference model.
 
-Note: TRL's ORPOTrainer computes the NLL term over the prompt *and* the chosen completion, where the ORPO paper
-uses the completion only; the loss-fidelity test pins TRL's behaviour so a change in either direction shows.
+Note: TRL's ORPOTrainer computes the NLL term over the prompt *and* the chosen completion, where the ORPO
+paper uses the completion only; the loss-fidelity test pins TRL's behaviour so a change in either direction
+shows.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def harness_methods_register() -> list[MethodSpec]:
                     paper_name="lambda",
                 )
             ],
-            # Real models (the seed's values; ORPO trains from the base model, like SFT, so its rate is higher).
+            # Real models (the seed's values; ORPO trains from the base model, like SFT,
+            # so its rate is higher).
             defaults={"learning_rate": 8e-6, "trl": {"max_length": 1024}},
-            # Toy world: chosen with the harness's Optuna sweeper on the selection prompts and checked on three
-            # worlds (leaderboards/toy-defaults/SUMMARY.md).
+            # Toy world: chosen with the harness's Optuna sweeper on the selection prompts and checked on
+            # three worlds (leaderboards/toy-defaults/SUMMARY.md).
             profiles={
                 "toy": Profile(
                     {
@@ -95,9 +97,11 @@ def harness_methods_register() -> list[MethodSpec]:
                 "beta": "tag(log, interval(0.02, 1.0))",
                 "learning_rate": "tag(log, interval(1e-6, 3e-5))",
             },
-            # trl/experimental/orpo/orpo_trainer.py: odds_ratio_loss, concatenated_forward, get_batch_loss_metrics
-            loss_notes="ORPOTrainer: NLL − beta·mean log σ(log odds(y_chosen) − log odds(y_rejected)), the odds from "
-            "log-probs averaged per completion token; the NLL is a per-token mean over the prompt AND the "
-            "chosen completion (TRL; the paper's covers the completion only). beta is the paper's lambda.",
+            # trl/experimental/orpo/orpo_trainer.py: odds_ratio_loss, concatenated_forward,
+            # get_batch_loss_metrics
+            loss_notes="ORPOTrainer: NLL − beta·mean log σ(log odds(y_chosen) − log "
+            "odds(y_rejected)), the odds from log-probs averaged per completion token; the NLL is "
+            "a per-token mean over the prompt AND the chosen completion (TRL; the paper's covers "
+            "the completion only). beta is the paper's lambda.",
         )
     ]

@@ -85,7 +85,8 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     score = make_scorer(ctx.cfg, device)
     params = [p for p in policy.parameters() if p.requires_grad] + list(value_model.parameters())
     optimizer = torch.optim.AdamW(params, lr=float(m.learning_rate), eps=1e-5)
-    # Message-list prompts through the chat template (its text holds the special tokens: add none when sampling).
+    # Message-list prompts through the chat template (its text holds the special tokens:
+    # add none when sampling).
     prompts, chat = render_prompts(tokenizer, list(ctx.train_data.shuffle(seed=seed)["prompt"]))
     batch = int(m.batch_size)
     per_epoch = math.ceil(len(prompts) / batch)
@@ -155,7 +156,8 @@ def _validate(m: DictConfig) -> None:
 
 
 def _models(cfg: DictConfig) -> int:
-    """Policy and value model, the reference unless LoRA provides it, the reward model unless the reward is gold."""
+    """Policy and value model, the reference unless LoRA provides it,
+    the reward model unless the reward is gold."""
     return 2 + separate_reference(cfg) + reward_models(cfg)
 
 
@@ -251,9 +253,9 @@ def harness_methods_register() -> list[MethodSpec]:
                 "init_kl_coef": "tag(log, interval(0.01, 0.5))",
                 "learning_rate": "tag(log, interval(1e-7, 1e-5))",
             },
-            loss_notes="The harness's PPO (plugins/methods/ppo_math.py): the normalised score at the last response token minus "
-            "kl_coef × per-token KL at every token, GAE advantages (whitened), clipped surrogate averaged per "
-            "response token, plus vf_coef × clipped value loss; one step = batch_size rollouts and ppo_epochs "
-            "passes of minibatch updates.",
+            loss_notes="The harness's PPO (plugins/methods/ppo_math.py): the normalised score at the last "
+            "response token minus kl_coef × per-token KL at every token, GAE advantages (whitened), clipped "
+            "surrogate averaged per response token, plus vf_coef × clipped value loss; one step = "
+            "batch_size rollouts and ppo_epochs passes of minibatch updates.",
         )
     ]

@@ -1,5 +1,5 @@
-"""The arithmetic of RLHF-PPO, as pure tensor functions (Huang et al. 2024, "The N Implementation Details of RLHF
-with PPO"; the design of TRL's former PPO trainer). Each is unit-tested against a hand computation.
+"""The arithmetic of RLHF-PPO, as pure tensor functions (Huang et al. 2024, "The N Implementation Details of
+RLHF with PPO"; the design of TRL's former PPO trainer). Each is unit-tested against a hand computation.
 
 Shapes: ``[batch, response_len]`` per-token tensors with a ``mask`` (1 for response tokens up to and including
 EOS, 0 for padding after it).
@@ -70,7 +70,8 @@ def kl_per_token(
 
 
 def token_rewards(scores: torch.Tensor, kl: torch.Tensor, kl_coef: float, mask: torch.Tensor) -> torch.Tensor:
-    """Per-token rewards: ``-kl_coef * kl`` at every response token, plus the sequence's score at its last token."""
+    """Per-token rewards: ``-kl_coef * kl`` at every response token,
+    plus the sequence's score at its last token."""
     rewards = -kl_coef * kl * mask.to(kl.dtype)
     last = mask.long().sum(1).clamp(min=1) - 1
     rewards[torch.arange(len(scores)), last] += scores
@@ -118,7 +119,8 @@ def value_loss(
     mask: torch.Tensor,
     cliprange_value: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped value loss: ½ mean max((V - R)², (clip(V, V_old ± ε_v) - R)²); returns (loss, clip fraction)."""
+    """PPO's clipped value loss: ½ mean max((V - R)², (clip(V, V_old ± ε_v) - R)²);
+    returns (loss, clip fraction)."""
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     unclipped = (values - returns).square()
     clipped = (clipped_values - returns).square()
@@ -129,8 +131,8 @@ def value_loss(
 
 @dataclass
 class AdaptiveKLController:
-    """Ziegler et al. (2019)'s adaptive KL coefficient: raised when the measured KL exceeds ``target``, lowered
-    when below, by at most 20% of the proportional error per ``horizon`` samples."""
+    """Ziegler et al. (2019)'s adaptive KL coefficient: raised when the measured KL exceeds ``target``,
+    lowered when below, by at most 20% of the proportional error per ``horizon`` samples."""
 
     value: float
     target: float

@@ -38,7 +38,8 @@ def make_scorer(cfg: DictConfig, device: torch.device) -> Scorer:
 def response_logits(
     model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, width: int
 ) -> torch.Tensor:
-    """Logits predicting each response token (positions ``width..``) of left-padded ``ids``: [n, len - width, V]."""
+    """Logits predicting each response token (positions ``width..``) of left-padded ``ids``:
+    [n, len - width, V]."""
     positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=attn, position_ids=positions)
     return out.logits[:, width - 1 : -1].float()

@@ -1,5 +1,5 @@
-"""The reward-model stage: ``method=reward`` trains a one-output sequence classifier on pairwise preferences with
-TRL's RewardTrainer (Bradley-Terry loss), from the same base model as the policies.
+"""The reward-model stage: ``method=reward`` trains a one-output sequence classifier on pairwise preferences
+with TRL's RewardTrainer (Bradley-Terry loss), from the same base model as the policies.
 
 Its checkpoints are reward models (a loadable directory each, weights and tokenizer), evaluated by the
 evaluators that apply to reward models: the held-out pairwise accuracy (``reward_accuracy``). The seed advises
@@ -38,7 +38,8 @@ def train(ctx: TrainContext) -> PreTrainedModel:
     """Train with TRL's RewardTrainer; returns the reward model."""
     model = load_reward_backbone(ctx)
     ctx.policy = model  # the causal LM the runner loaded is not trained; let it be freed
-    # With LoRA, the adapter is a sequence classifier's: its fresh score head trains in full (peft's SEQ_CLS task).
+    # With LoRA, the adapter is a sequence classifier's: its fresh score head trains in full
+    # (peft's SEQ_CLS task).
     peft_config = (
         dataclasses.replace(ctx.peft_config, task_type="SEQ_CLS") if ctx.peft_config is not None else None
     )
@@ -85,8 +86,8 @@ def harness_methods_register() -> list[MethodSpec]:
             },
             description="Reward model (Bradley-Terry, TRL RewardTrainer) for RLHF",
             search_space={"learning_rate": "tag(log, interval(1e-6, 3e-5))"},
-            loss_notes="RewardTrainer (trl/trainer/reward_trainer.py, compute_loss): -log σ(r_chosen − r_rejected), mean "
-            "over pairs (center_rewards_coefficient adds a centring term when set).",
+            loss_notes="RewardTrainer (trl/trainer/reward_trainer.py, compute_loss): -log σ(r_chosen − "
+            "r_rejected), mean over pairs (center_rewards_coefficient adds a centring term when set).",
         )
     ]
 
@@ -99,8 +100,9 @@ _announced: set[str] = set()  # reward models already named in this process
 
 
 def reward_stage(cfg: DictConfig) -> Stage:
-    """The reward stage of an online trial ``cfg``: ``method=reward`` on the same model and data, at its defaults
-    updated by the trial's ``method.reward_stage`` settings; cached under ``$HARNESS_CACHE_DIR/reward_models/``."""
+    """The reward stage of an online trial ``cfg``: ``method=reward`` on the same model and data, at its
+    defaults updated by the trial's ``method.reward_stage`` settings; cached under
+    ``$HARNESS_CACHE_DIR/reward_models/``."""
     return Stage.of(
         cfg,
         "reward",

@@ -1,17 +1,19 @@
-"""Supervised fine-tuning: ``method=sft`` on the chosen completions, and the SFT stage before a preference method.
+"""Supervised fine-tuning: ``method=sft`` on the chosen completions,
+and the SFT stage before a preference method.
 
-``method=sft`` trains the policy on each pair's prompt and chosen completion with TRL's SFTTrainer, the loss on
-the completion's tokens only (TRL's ``completion_only_loss`` for prompt/completion rows; conversational rows are
-rendered with the tokenizer's chat template, the prompt with the assistant turn opened). Its checkpoints are
-policies, evaluated like any method's (gold reward, KL to the reference, ...).
+``method=sft`` trains the policy on each pair's prompt and chosen completion with TRL's SFTTrainer, the loss
+on the completion's tokens only (TRL's ``completion_only_loss`` for prompt/completion rows; conversational
+rows are rendered with the tokenizer's chat template, the prompt with the assistant turn opened). Its
+checkpoints are policies, evaluated like any method's (gold reward, KL to the reference, ...).
 
 ``model.sft={...}`` puts an SFT stage before any method, as the usual recipe has it (SFT, then DPO or RLHF):
 ``method=sft`` on the same model and data, its settings the sft defaults updated by the mapping (``{}``: the
 defaults), trained once per model, data and settings in a process of its own, cached under
-``$HARNESS_CACHE_DIR/sft_models/`` and shared by every trial of a sweep (:class:`harness.plugin.Stage`). The trial's
-policy and reference then both start from the stage's final checkpoint; with LoRA the stage's adapter is merged
-into its base first, so the trial trains an adapter of its own on the SFT model. The trial record names the stage
-(``stages.sft``: key, directory, model, settings), and the leaderboard keeps trials of different stages apart.
+``$HARNESS_CACHE_DIR/sft_models/`` and shared by every trial of a sweep (:class:`harness.plugin.Stage`). The
+trial's policy and reference then both start from the stage's final checkpoint; with LoRA the stage's adapter
+is merged into its base first, so the trial trains an adapter of its own on the SFT model. The trial record
+names the stage (``stages.sft``: key, directory, model, settings), and the leaderboard keeps trials of
+different stages apart.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ STAGE_FOLDER = "sft_models"  # under the harness cache
 
 
 def sft_dataset(pairs: Dataset) -> Dataset:
-    """Prompt/completion rows (what SFTTrainer takes, with the loss on the completion) from pairwise rows: each
-    pair's prompt and its chosen completion; strings or message lists alike."""
+    """Prompt/completion rows (what SFTTrainer takes, with the loss on the completion) from pairwise rows:
+    each pair's prompt and its chosen completion; strings or message lists alike."""
     return pairs.select_columns(["prompt", "chosen"]).rename_column("chosen", "completion")
 
 
@@ -61,8 +63,10 @@ def harness_methods_register() -> list[MethodSpec]:
             needs_reference=False,
             trainer="trl:SFTTrainer",
             lr_range=(1e-5, 2e-5),  # full fine-tuning of ~1B-7B models (Zephyr, Tulu 2: 2e-5)
-            description="Supervised fine-tuning on the chosen completions (TRL SFTTrainer, loss on completions only)",
-            # Real models (common practice: TRL's default rate, cosine decay after 10% warm-up, one or two epochs).
+            description="Supervised fine-tuning on the chosen "
+            "completions (TRL SFTTrainer, loss on completions only)",
+            # Real models (common practice: TRL's default rate, cosine decay after 10% warm-up,
+            # one or two epochs).
             defaults={
                 "learning_rate": 2e-5,
                 "scheduler": "cosine",
@@ -75,8 +79,8 @@ def harness_methods_register() -> list[MethodSpec]:
                 )
             },
             search_space={"learning_rate": "tag(log, interval(5e-6, 5e-5))", "epochs": "choice(1, 2, 3)"},
-            loss_notes="SFTTrainer, completion_only_loss=true: NLL of the chosen completion's tokens (prompt masked), a "
-            "per-token mean over the batch.",
+            loss_notes="SFTTrainer, completion_only_loss=true: NLL of the chosen completion's tokens "
+            "(prompt masked), a per-token mean over the batch.",
         )
     ]
 
@@ -87,8 +91,9 @@ def harness_methods_register() -> list[MethodSpec]:
 
 
 def sft_stage(cfg: DictConfig) -> Stage | None:
-    """The SFT stage the trial ``cfg`` asks for with ``model.sft`` (None when it is null or absent): ``method=sft``
-    on the same model (without ``model.sft``) and data, at its defaults updated by ``model.sft``."""
+    """The SFT stage the trial ``cfg`` asks for with ``model.sft`` (None when it is null or absent):
+    ``method=sft`` on the same model (without ``model.sft``) and data, at its defaults updated by
+    ``model.sft``."""
     settings = (cfg.get("model") or {}).get("sft")
     if settings is None:
         return None
@@ -98,9 +103,9 @@ def sft_stage(cfg: DictConfig) -> Stage | None:
 
 
 def full_model(checkpoint: str | Path, merge: bool = True) -> str:
-    """A directory ``from_pretrained`` loads as a whole model: the checkpoint itself, or, for a LoRA adapter, the
-    adapter merged into its base (once, beside the checkpoints: ``<stage>/merged``; with ``merge=False`` only if
-    that exists already)."""
+    """A directory ``from_pretrained`` loads as a whole model: the checkpoint itself, or, for a LoRA adapter,
+    the adapter merged into its base (once, beside the checkpoints: ``<stage>/merged``; with ``merge=False``
+    only if that exists already)."""
     checkpoint = Path(checkpoint)
     if not (checkpoint / "adapter_config.json").is_file() or (checkpoint / "config.json").is_file():
         return str(checkpoint)
@@ -123,9 +128,9 @@ def full_model(checkpoint: str | Path, merge: bool = True) -> str:
 
 @hookimpl(tryfirst=True)  # before the plugin that owns the base model's name (the toy world)
 def harness_model_resolve(cfg: DictConfig, dry_run: bool) -> str | None:
-    """With ``model.sft`` set: the SFT stage's final model, training the stage first unless it is cached. A dry run
-    validates the stage's settings and trains nothing (it answers with the base model, which the stage shares its
-    architecture with)."""
+    """With ``model.sft`` set: the SFT stage's final model, training the stage first unless it is cached. A
+    dry run validates the stage's settings and trains nothing (it answers with the base model, which the stage
+    shares its architecture with)."""
     stage = sft_stage(cfg)
     if stage is None:
         return None

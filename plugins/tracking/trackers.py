@@ -1,23 +1,23 @@
 """Experiment trackers: each trial is one run in TensorBoard, Weights & Biases, MLflow or trackio.
 
-``tracking.report_to=[tensorboard,mlflow]`` makes the trainer report its training logs there (TRL's ``train/loss``,
-``train/rewards/...``), and this plugin logs to the same run:
+``tracking.report_to=[tensorboard,mlflow]`` makes the trainer report its training logs there (TRL's
+``train/loss``, ``train/rewards/...``), and this plugin logs to the same run:
 
-* when the trial starts, its hyperparameters (``harness.<key>``, the keys of its record and the leaderboard) as the
-  run's params / config;
+* when the trial starts, its hyperparameters (``harness.<key>``, the keys of its record and the leaderboard)
+  as the run's params / config;
 * every evaluation at its optimizer step: the reference model at step 0, then each checkpoint, on the reported
   prompts as ``harness_test/<metric>`` and on the selection prompts as ``harness_selection/<metric>``;
 * when it ends, its outcome (``harness_summary/...``: status, steps, the final checkpoint, timings).
 
-How the plugin reaches the trainer's run: it opens the run when the trial starts, before the trainer exists, and the
-transformers integrations log into it. W&B's and MLflow's callbacks take the active run (and leave it open after
-training, for the final checkpoint's evaluation and the summary); trackio's resumes it by project and name
-(``resume="allow"``; the plugin resumes it again after training); TensorBoard's writes to the same directory
-(``TENSORBOARD_LOGGING_DIR``, or ``logging_dir`` with transformers 4). Name, directory and project are the trial's
-:class:`harness.plugin.TrackingRun`, which the trainer gets too. The open runs belong to the trial's observer
-(:class:`TrialRuns`, a :class:`harness.plugin.TrialObserver` returned by ``harness_trial_observer``), so nothing is
-kept in the module between trials. In a multi-process trial only the main process calls the hooks and observers, as
-only the trainer's main process reports.
+How the plugin reaches the trainer's run: it opens the run when the trial starts, before the trainer exists,
+and the transformers integrations log into it. W&B's and MLflow's callbacks take the active run (and leave it
+open after training, for the final checkpoint's evaluation and the summary); trackio's resumes it by project
+and name (``resume="allow"``; the plugin resumes it again after training); TensorBoard's writes to the same
+directory (``TENSORBOARD_LOGGING_DIR``, or ``logging_dir`` with transformers 4). Name, directory and project
+are the trial's :class:`harness.plugin.TrackingRun`, which the trainer gets too. The open runs belong to the
+trial's observer (:class:`TrialRuns`, a :class:`harness.plugin.TrialObserver` returned by
+``harness_trial_observer``), so nothing is kept in the module between trials. In a multi-process trial only
+the main process calls the hooks and observers, as only the trainer's main process reports.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def trackers(cfg: DictConfig) -> list[str]:
 
 
 def check_trackers(names: list[str]) -> None:
-    """Raise a one-line ConfigError for an unknown tracker, one whose package is not installed, or MLflow while
-    ``MLFLOW_RUN_ID`` names one run for every trial."""
+    """Raise a one-line ConfigError for an unknown tracker, one whose package is not installed, or MLflow
+    while ``MLFLOW_RUN_ID`` names one run for every trial."""
     for name in names:
         if name not in TRACKERS:
             raise UnknownNameError(
@@ -104,8 +104,8 @@ def evaluation_values(
 
 
 def params(cfg: DictConfig, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's params: ``harness.method`` and ``harness.<hyperparameter>``; numbers, strings and booleans as they
-    are, anything else (a list of LoRA target modules) as text."""
+    """The run's params: ``harness.method`` and ``harness.<hyperparameter>``; numbers, strings and booleans as
+    they are, anything else (a list of LoRA target modules) as text."""
     values = {"method": str(cfg.method.name), **hyperparameters}
     return {
         _key(f"harness.{k}"): v if isinstance(v, (int, float, str, bool)) else str(v)
@@ -114,10 +114,10 @@ def params(cfg: DictConfig, hyperparameters: Mapping[str, Any]) -> dict[str, Any
 
 
 def summary(record: TrialRecord) -> tuple[dict[str, float], dict[str, str], int]:
-    """A trial's headline figures from its record: numbers (``harness_summary/steps``, ``final_step``, each timing
-    in seconds), texts (``status``, ``error``) and the step they are logged at (the last one trained). Which
-    checkpoint a trial is judged by is the leaderboard's to say (its rule weighs every trial's KL and the selection
-    prompts); the run holds every checkpoint's values for it."""
+    """A trial's headline figures from its record: numbers (``harness_summary/steps``, ``final_step``, each
+    timing in seconds), texts (``status``, ``error``) and the step they are logged at (the last one trained).
+    Which checkpoint a trial is judged by is the leaderboard's to say (its rule weighs every trial's KL and
+    the selection prompts); the run holds every checkpoint's values for it."""
     final = next((c for c in record.checkpoints if c.final), None)
     steps = record.train.steps if record.train is not None else None
     numbers: dict[str, Any] = {"steps": steps, "final_step": final and final.step, **(record.timings or {})}
@@ -152,7 +152,8 @@ class Tracker:
         raise NotImplementedError
 
     def finish(self, numbers: dict[str, float], texts: dict[str, str], step: int, status: str) -> None:
-        """Log the trial's summary (numbers and texts, at ``step``) and close the run; ``status``: the record's."""
+        """Log the trial's summary (numbers and texts, at ``step``) and close the run;
+        ``status``: the record's."""
         raise NotImplementedError
 
 
@@ -170,7 +171,8 @@ class TensorBoard(Tracker):
             from tensorboardX.summary import hparams
         self.hparams, self.params, self.tags = hparams, run_params, set()
         self.previous = _set_env(self.ENV, str(run.directory))
-        # a file of its own (tensorboardX names event files by the second: the trainer's could take the same name)
+        # a file of its own (tensorboardX names event files by the second:
+        # the trainer's could take the same name)
         self.writer = SummaryWriter(str(run.directory), filename_suffix=".harness")
         table = "\n".join(
             ["| hyperparameter | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in run_params.items())]
@@ -188,8 +190,8 @@ class TensorBoard(Tracker):
             self.log(numbers, step)
             for key, text in texts.items():
                 self.writer.add_text(key, text, step)
-            # The HParams dashboard: the params beside each test metric's last value (as add_hparams writes them,
-            # but into this run's directory rather than a new one).
+            # The HParams dashboard: the params beside each test metric's last value (as add_hparams writes
+            # them, but into this run's directory rather than a new one).
             metrics = {tag: 0.0 for tag in sorted(self.tags) if tag.startswith("harness_test/")}
             for part in self.hparams(self.params, metrics):
                 self.writer._get_file_writer().add_summary(part)
@@ -226,7 +228,8 @@ class Wandb(Tracker):
 
 
 class MLflow(Tracker):
-    """An MLflow run in experiment ``tracking.project``, left active so that transformers' callback logs into it."""
+    """An MLflow run in experiment ``tracking.project``, left active so that transformers' callback
+    logs into it."""
 
     STATUS = {"completed": "FINISHED", "pruned": "KILLED", "interrupted": "KILLED"}
 
@@ -266,7 +269,8 @@ class Trackio(Tracker):
     """A trackio run, resumed by project and name: transformers' callback resumes it when training starts and
     finishes it when training ends, so the plugin resumes it again for what comes after."""
 
-    ENV = "TRACKIO_PROJECT"  # where transformers 4's callback reads the project (5 reads TrainingArguments.project)
+    # where transformers 4's callback reads the project (5 reads TrainingArguments.project)
+    ENV = "TRACKIO_PROJECT"
 
     def __init__(self, run: TrackingRun, run_params: dict[str, Any]) -> None:
         import trackio
@@ -311,8 +315,8 @@ class TrialRuns(TrialObserver):
         self.failed = list(failed or [])  # runs that failed to open: raised at the first event
 
     def _each(self, action: Callable[[Tracker], None]) -> None:
-        """``action(tracker)`` for every open run; one that fails does not stop the others (its error, or that of a
-        run that failed to open, is raised after, and the harness records it as this plugin's error)."""
+        """``action(tracker)`` for every open run; one that fails does not stop the others (its error, or that
+        of a run that failed to open, is raised after, and the harness records it as this plugin's error)."""
         errors, self.failed = self.failed, []
         for tracker in self.runs:
             try:
@@ -348,8 +352,9 @@ class TrialRuns(TrialObserver):
 
 
 def open_runs(cfg: DictConfig, trial_dir: str | Path) -> TrialRuns | None:
-    """Open the trial's run in each tracker of ``tracking.report_to``, logging its params (None: no tracker). A
-    tracker that fails to open is left out; its error is raised at the trial's first event (the others log)."""
+    """Open the trial's run in each tracker of ``tracking.report_to``, logging its params (None: no tracker).
+    A tracker that fails to open is left out; its error is raised at the trial's first event (the others
+    log)."""
     from harness.plugin import hyperparameters
 
     names = trackers(cfg)

@@ -1,11 +1,11 @@
 """harness-dpop: an example third-party plugin package for the harness.
 
-The harness imports this module through the ``harness.plugins`` entry point (see ``pyproject.toml``) and calls the
-hook functions below, marked with :data:`harness.plugin.hookimpl`:
+The harness imports this module through the ``harness.plugins`` entry point (see ``pyproject.toml``) and calls
+the hook functions below, marked with :data:`harness.plugin.hookimpl`:
 
-* ``harness_methods_register``: the methods ``dpop`` (:mod:`harness_dpop.method`, loss in :mod:`harness_dpop.loss`;
-  its own torch loop) and ``rdpo`` (:mod:`harness_dpop.rdpo`: a loss function on the harness's pairwise-loss
-  extension point, trained on TRL's DPOTrainer by the harness);
+* ``harness_methods_register``: the methods ``dpop`` (:mod:`harness_dpop.method`, loss in
+  :mod:`harness_dpop.loss`; its own torch loop) and ``rdpo`` (:mod:`harness_dpop.rdpo`: a loss function on the
+  harness's pairwise-loss extension point, trained on TRL's DPOTrainer by the harness);
 * ``harness_evaluators_register``: the evaluator ``repetition`` (:mod:`harness_dpop.repetition`);
 * ``harness_config_searchpath``: the folder holding ``method/dpop.yaml``, the method's commented config.
 

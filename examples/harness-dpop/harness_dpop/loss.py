@@ -1,8 +1,9 @@
-"""The DPO-Positive loss (Pal et al. 2024, "Smaug", arXiv 2402.13228, eq. 3), as a pure function of log-probabilities.
+"""The DPO-Positive loss (Pal et al. 2024, "Smaug", arXiv 2402.13228, eq. 3),
+as a pure function of log-probabilities.
 
 DPO only asks that the chosen completion gain on the rejected one relative to the reference, so both may lose
-probability at once. DPOP adds a penalty, inside the sigmoid, whenever the policy's log-probability of the chosen
-completion falls below the reference's::
+probability at once. DPOP adds a penalty, inside the sigmoid, whenever the policy's log-probability of the
+chosen completion falls below the reference's::
 
     loss = -log σ(β · [(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))
                        − λ · max(0, log π_ref(y_w) − log π(y_w))])

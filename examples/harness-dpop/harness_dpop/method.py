@@ -2,9 +2,9 @@
 
 The loop is what any method with its own loop owes the harness: read the common knobs from ``ctx.method_cfg``,
 call ``ctx.plan(total_steps)`` once, ``ctx.step(step, model, loss)`` after every optimizer step (the harness
-checks the loss, takes and evaluates checkpoints there), and return the trained model. Sequence log-probabilities
-come from :func:`harness.plugin.completion_logprobs`, which lays the texts out exactly as the harness's evaluators
-(and TRL's trainers) do.
+checks the loss, takes and evaluates checkpoints there), and return the trained model. Sequence
+log-probabilities come from :func:`harness.plugin.completion_logprobs`, which lays the texts out exactly as
+the harness's evaluators (and TRL's trainers) do.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ TOY = Profile(
 
 
 def training_steps(num_examples: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int) -> int:
-    """Optimizer steps to take: ``max_steps`` when > 0, else ``epochs`` passes over the data (at least one)."""
+    """Optimizer steps to take: ``max_steps`` when > 0, else ``epochs`` passes over the data
+    (at least one)."""
     if max_steps > 0:
         return max_steps
     per_epoch = max(1, math.ceil(num_examples / (batch_size * grad_accum)))
@@ -63,8 +64,8 @@ def training_steps(num_examples: int, batch_size: int, grad_accum: int, epochs: 
 
 
 def micro_batches(data: Any, batch_size: int, seed: int) -> Iterator[dict[str, list[Any]]]:
-    """Endless batches of ``data`` rows (``{"prompt": [...], "chosen": [...], "rejected": [...]}``), reshuffled
-    every epoch with a seed derived from ``seed``."""
+    """Endless batches of ``data`` rows (``{"prompt": [...], "chosen": [...], "rejected": [...]}``),
+    reshuffled every epoch with a seed derived from ``seed``."""
     for epoch in itertools.count():
         rows = data.shuffle(seed=seed + epoch)
         for start in range(0, len(rows), batch_size):
@@ -112,8 +113,8 @@ def batch_loss(
 
 
 def train(ctx: TrainContext) -> torch.nn.Module:
-    """Train ``ctx.policy`` with DPOP on ``ctx.train_data`` (AdamW, the common knobs); returns the trained model
-    (a peft model with LoRA)."""
+    """Train ``ctx.policy`` with DPOP on ``ctx.train_data`` (AdamW, the common knobs); returns the trained
+    model (a peft model with LoRA)."""
     from transformers import get_scheduler
 
     m = ctx.method_cfg
@@ -176,6 +177,6 @@ def method_spec() -> MethodSpec:
             "lam": "interval(0.0, 50.0)",
             "learning_rate": "tag(log, interval(1e-7, 1e-5))",
         },
-        description="DPO-Positive (Pal et al. 2024): DPO with a penalty on the chosen completion's likelihood falling "
-        "(example plugin, own torch loop)",
+        description="DPO-Positive (Pal et al. 2024): DPO with a penalty on the chosen completion's "
+        "likelihood falling (example plugin, own torch loop)",
     )

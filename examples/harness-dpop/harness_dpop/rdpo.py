@@ -1,18 +1,20 @@
-"""Method ``rdpo``: length-regularised DPO (Park et al. 2024, "Disentangling Length from Quality in Direct Preference
-Optimization", arXiv 2403.19159), written on the harness's pairwise-loss extension point.
+"""Method ``rdpo``: length-regularised DPO (Park et al. 2024, "Disentangling Length from Quality in Direct
+Preference Optimization", arXiv 2403.19159), written on the harness's pairwise-loss extension point.
 
-DPO's implicit reward grows with a completion's length, so a policy trained on data whose chosen answers are the
-longer ones learns to be verbose. R-DPO puts a length penalty α·|y| into the RLHF objective; the implicit reward then
-gains +α·|y|, and the loss becomes::
+DPO's implicit reward grows with a completion's length, so a policy trained on data whose chosen answers are
+the longer ones learns to be verbose. R-DPO puts a length penalty α·|y| into the RLHF objective; the implicit
+reward then gains +α·|y|, and the loss becomes::
 
-    loss = -log σ(β·(Δ_chosen − Δ_rejected) + α·(|y_chosen| − |y_rejected|)),   Δ = log π(y|x) − log π_ref(y|x)
+    loss = -log σ(β·(Δ_chosen − Δ_rejected) + α·(|y_chosen| − |y_rejected|)),
+       Δ = log π(y|x) − log π_ref(y|x)
 
-Where the chosen completion is the longer one, the length term already pays part of the margin, so the policy is
-pushed less to raise its likelihood: the pairs where length decided the preference teach less. With α = 0 it is DPO.
+Where the chosen completion is the longer one, the length term already pays part of the margin, so the policy
+is pushed less to raise its likelihood: the pairs where length decided the preference teach less. With α = 0
+it is DPO.
 
 The whole method is :func:`rdpo_loss`, a pure function of a :class:`harness.plugin.PairwiseBatch`, and the
-declaration in :func:`method_spec`: the harness trains it on TRL's DPOTrainer with only the loss replaced, so the
-reference pass, LoRA, precision and TRL's logged metrics are DPO's. No TRL import here.
+declaration in :func:`method_spec`: the harness trains it on TRL's DPOTrainer with only the loss replaced, so
+the reference pass, LoRA, precision and TRL's logged metrics are DPO's. No TRL import here.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ TOY = Profile(
     {"learning_rate": "tag(log, interval(1e-5, 3e-4))"},
 )
 LOSS_NOTES = (
-    "DPOTrainer with the plugin's loss: -log σ(beta·(Δ_chosen − Δ_rejected) + alpha·(|y_chosen| − |y_rejected|)), "
-    "Δ = log π − log π_ref summed over the completion's tokens, |y| their count (EOS included); mean over pairs."
+    "DPOTrainer with the plugin's loss: -log σ(beta·(Δ_chosen − Δ_rejected) + "
+    "alpha·(|y_chosen| − |y_rejected|)), Δ = log π − log π_ref summed over the completion's "
+    "tokens, |y| their count (EOS included); mean over pairs."
 )
 
 

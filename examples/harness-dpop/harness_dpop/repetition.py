@@ -1,9 +1,9 @@
 """Evaluator ``repetition``: how much the policy's samples repeat themselves (a degeneration signal).
 
-``rep_ngram`` is, per sampled completion, the fraction of its token n-grams that repeat an n-gram seen earlier in
-the same completion, averaged over completions (``rep_ngram_se``: its standard error over completions). The
-trailing EOS token is not counted; a completion shorter than n tokens has no n-gram and counts as 0. The n-gram
-size is the evaluator's option ``eval.repetition.n`` (default 2).
+``rep_ngram`` is, per sampled completion, the fraction of its token n-grams that repeat an n-gram seen earlier
+in the same completion, averaged over completions (``rep_ngram_se``: its standard error over completions). The
+trailing EOS token is not counted; a completion shorter than n tokens has no n-gram and counts as 0. The
+n-gram size is the evaluator's option ``eval.repetition.n`` (default 2).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def repeated_fraction(tokens: Sequence[int], n: int) -> float:
-    """The fraction of ``tokens``' n-grams that repeat an earlier n-gram of the same sequence (0.0 without any).
+    """The fraction of ``tokens``' n-grams that repeat an earlier n-gram of the same sequence
+    (0.0 without any).
 
     ``[1, 2, 1, 2, 1]`` with n=2 has the bigrams 12, 21, 12, 21: the last two repeat, so 0.5.
     """
@@ -31,7 +32,8 @@ def repeated_fraction(tokens: Sequence[int], n: int) -> float:
 def repetition_values(
     completions: Sequence[Sequence[int]], n: int, eos_token_id: int | None = None
 ) -> torch.Tensor:
-    """:func:`repeated_fraction` of each completion's tokens (a trailing ``eos_token_id`` dropped), shape [n]."""
+    """:func:`repeated_fraction` of each completion's tokens
+    (a trailing ``eos_token_id`` dropped), shape [n]."""
     values = [
         repeated_fraction(ids[:-1] if ids and ids[-1] == eos_token_id else ids, n) for ids in completions
     ]

@@ -1,21 +1,21 @@
 """Compute budget per trial: optimizer steps, examples, tokens and a FLOPs estimate, from the trial record.
 
-Methods compared at their own defaults rarely get the same budget (the toy world's CPO trains 250 steps, KTO 500),
-so every trial's budget is a column of ``leaderboard.csv`` and its mean per method a column of the cost table, and
-the report says so in one line when methods' budgets differ by more than 10%.
+Methods compared at their own defaults rarely get the same budget (the toy world's CPO trains 250 steps, KTO
+500), so every trial's budget is a column of ``leaderboard.csv`` and its mean per method a column of the cost
+table, and the report says so in one line when methods' budgets differ by more than 10%.
 
 - ``steps``: ``record.train.steps``, the optimizer steps the trainer took (PPO: PPO steps, each of
   ``batch_size`` rollouts and ``ppo_epochs`` passes over them);
-- ``examples``: steps × ``batch_size`` × ``grad_accum`` (pairs for pairwise methods, unpaired examples for KTO,
-  sampled completions for the online methods);
+- ``examples``: steps × ``batch_size`` × ``grad_accum`` (pairs for pairwise methods, unpaired examples for
+  KTO, sampled completions for the online methods);
 - ``tokens``: examples × the mean tokens per training example (``record.data.mean_tokens``: every sequence
   of a pair, capped at the maximum length; for the online methods the prompt plus the completion-length cap,
   an upper bound);
-- ``flops_est``: 6 × N × tokens × passes for the policy (forward and backward; N = the policy's parameters, all of
-  them: with LoRA the backward pass still runs through the frozen weights; passes: PPO's ``ppo_epochs``, GRPO's
-  ``num_iterations``), plus 2 × N × tokens for each extra forward per example: each further model held (reference,
-  reward or value model: ``models`` − 1; a reference precomputed once, ``precompute_ref_log_probs``, counts once
-  per training row) and, for the online methods, sampling.
+- ``flops_est``: 6 × N × tokens × passes for the policy (forward and backward; N = the policy's parameters,
+  all of them: with LoRA the backward pass still runs through the frozen weights; passes: PPO's
+  ``ppo_epochs``, GRPO's ``num_iterations``), plus 2 × N × tokens for each extra forward per example: each
+  further model held (reference, reward or value model: ``models`` − 1; a reference precomputed once,
+  ``precompute_ref_log_probs``, counts once per training row) and, for the online methods, sampling.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from harness.records import DataSummary, TrainSummary, TrialRecord
 COLUMNS = ("steps", "examples", "tokens", "flops_est")
 NOTES = {
     "steps": "optimizer steps taken (PPO: PPO steps of batch_size rollouts)",
-    "examples": "steps × batch_size × grad_accum: pairs (pairwise methods), unpaired examples (KTO) or sampled "
-    "completions (online methods)",
-    "tokens": "examples × mean tokens per training example (both sequences of a pair, capped at max_length; online: "
-    "prompt + the completion-length cap, an upper bound)",
-    "flops_est": "estimate: 6·N·tokens·passes (policy forward and backward, N = its parameters) + 2·N·tokens per "
-    "extra forward (each further model held: reference, reward or value model; sampling for online "
-    "methods); a precomputed reference counts once per training row",
+    "examples": "steps × batch_size × grad_accum: pairs (pairwise methods), unpaired "
+    "examples (KTO) or sampled completions (online methods)",
+    "tokens": "examples × mean tokens per training example (both sequences of a pair, capped at "
+    "max_length; online: prompt + the completion-length cap, an upper bound)",
+    "flops_est": "estimate: 6·N·tokens·passes (policy forward and backward, N = its parameters) + "
+    "2·N·tokens per extra forward (each further model held: reference, reward or value model; sampling for "
+    "online methods); a precomputed reference counts once per training row",
 }
 DIFFERENCE = 0.10  # budgets differing by more than this (relative) are called out
 
@@ -59,8 +59,8 @@ def _round3(value: float) -> int:
 
 
 def trial_budget(record: TrialRecord) -> dict[str, Any]:
-    """``steps``, ``examples``, ``tokens`` and ``flops_est`` of one trial (None where the record lacks what they
-    need: see the module docstring)."""
+    """``steps``, ``examples``, ``tokens`` and ``flops_est`` of one trial (None where the record lacks what
+    they need: see the module docstring)."""
     train = record.train or TrainSummary()
     hp = record.hyperparameters or {}
     data = record.data or DataSummary()
@@ -152,7 +152,10 @@ def budget_note(cost: pd.DataFrame, trials: pd.DataFrame | None = None) -> str |
     steps = int(round(median(float(v) for v in rows["steps"])))
     batch = _common_batch(trials)
     settings = f"method.max_steps={steps}" + (f" method.batch_size={batch}" if batch else "")
-    return f"budgets differ: {listed}; equalise with {settings} on the command line, which applies to every method."
+    return (
+        f"budgets differ: {listed}; equalise with {settings} "
+        "on the command line, which applies to every method."
+    )
 
 
 def _common_batch(trials: pd.DataFrame | None) -> int | None:

@@ -1,17 +1,18 @@
-"""What a reader must know before trusting a comparison: swept settings that changed nothing, and each method's
-loss convention.
+"""What a reader must know before trusting a comparison: swept settings that changed nothing, and each
+method's loss convention.
 
-**Parameters that changed nothing.** Two trials of one method that differ in a single hyperparameter (the seed and
-everything else equal) but whose every evaluated checkpoint gave the same metrics are one result, not two: SimPO's
-loss at a small beta and a large gamma is nearly linear in beta, which Adam's normalisation cancels, so beta 0.05
-and 0.1 train the same run. :func:`find_no_effect` reports such groups: ``identical`` when every metric at every
-checkpoint is equal (to 1e-9), ``indistinguishable`` when, over at least two checkpoints, every metric with a
-standard error is within one standard error and every other within 5%. Training losses are compared to name the
-likely cause (equal losses: the parameter is unused; different losses: it only scales the loss), not to decide,
-since a parameter that scales the loss changes the logged loss without changing the run.
+**Parameters that changed nothing.** Two trials of one method that differ in a single hyperparameter (the seed
+and everything else equal) but whose every evaluated checkpoint gave the same metrics are one result, not two:
+SimPO's loss at a small beta and a large gamma is nearly linear in beta, which Adam's normalisation cancels,
+so beta 0.05 and 0.1 train the same run. :func:`find_no_effect` reports such groups: ``identical`` when every
+metric at every checkpoint is equal (to 1e-9), ``indistinguishable`` when, over at least two checkpoints,
+every metric with a standard error is within one standard error and every other within 5%. Training losses are
+compared to name the likely cause (equal losses: the parameter is unused; different losses: it only scales the
+loss), not to decide, since a parameter that scales the loss changes the logged loss without changing the run.
 
-**Loss conventions.** :func:`with_loss_notes` adds each method's ``loss_notes`` (its plugin's statement of what
-the trainer sums, averages per token and covers with an NLL term; stored in every record) to the method settings.
+**Loss conventions.** :func:`with_loss_notes` adds each method's ``loss_notes`` (its plugin's statement of
+what the trainer sums, averages per token and covers with an NLL term; stored in every record) to the method
+settings.
 """
 
 from __future__ import annotations
@@ -137,9 +138,9 @@ def find_no_effect(
     checkpoints: pd.DataFrame,
     declared: columns.Declarations | None = None,
 ) -> pd.DataFrame:
-    """One row per method, parameter and set of values that gave equal runs: ``method``, ``parameter``, ``values``
-    (text), ``seeds`` (text), ``kind`` (``identical`` or ``indistinguishable``, the weaker over its pairs),
-    ``trial_ids`` (a list) and ``note`` (one sentence); empty when there is none."""
+    """One row per method, parameter and set of values that gave equal runs: ``method``, ``parameter``,
+    ``values`` (text), ``seeds`` (text), ``kind`` (``identical`` or ``indistinguishable``, the weaker over its
+    pairs), ``trial_ids`` (a list) and ``note`` (one sentence); empty when there is none."""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for pair in _pairs(records, checkpoints, declared or {}):
         a, b, parameter = pair["a"], pair["b"], pair["parameter"]
@@ -205,16 +206,19 @@ def note(
         )
     )
     if kind == "identical" and losses_equal:
-        return f"{listed} gave identical runs{where}, training losses included (likely cause: the parameter is unused)"
+        return (
+            f"{listed} gave identical runs{where}, training losses "
+            "included (likely cause: the parameter is unused)"
+        )
     if kind == "identical":
         return (
-            f"{listed} gave identical runs{where} (likely cause: the loss is scale-invariant in this parameter "
-            "under Adam, or the parameter is unused)"
+            f"{listed} gave identical runs{where} (likely cause: the loss is scale-invariant in this "
+            "parameter under Adam, or the parameter is unused)"
         )
     return (
-        f"{listed} gave runs the evaluation cannot tell apart{where}: at every checkpoint each metric within one "
-        "standard error (5% where it has none) (likely cause: the loss is scale-invariant in this parameter "
-        "under Adam, the parameter is unused, or its effect is below what this evaluation resolves)"
+        f"{listed} gave runs the evaluation cannot tell apart{where}: at every checkpoint each metric within "
+        "one standard error (5% where it has none) (likely cause: the loss is scale-invariant in this "
+        "parameter under Adam, the parameter is unused, or its effect is below what this evaluation resolves)"
     )
 
 
@@ -235,7 +239,8 @@ def flag_trials(trials: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def loss_notes(records: Sequence[TrialRecord]) -> dict[str, str]:
-    """Method -> its loss convention (``record.loss_notes``, from its plugin), for the methods that state one."""
+    """Method -> its loss convention (``record.loss_notes``, from its plugin),
+    for the methods that state one."""
     notes: dict[str, str] = {}
     for record in records:
         text = record.loss_notes

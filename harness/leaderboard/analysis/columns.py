@@ -1,7 +1,7 @@
 """Metric columns from what the evaluators declared: names, directions, meanings, which are headlines.
 
 Every trial record carries its evaluators' metric declarations (``record.metric_declarations``, written from
-each :class:`~harness.plugin.specs.Metric`), so the leaderboard stays a pure function of records: a plugin's
+each :class:`~harness.plugin.metrics.Metric`), so the leaderboard stays a pure function of records: a plugin's
 metric becomes a column (headline metrics in the ranked tables, every metric in ``checkpoints.csv``), may be
 the objective, and explains itself in the report's glossary without the plugin being installed. A record
 written before declarations existed (or a metric no declaration matches) shows its metrics by their keys.
@@ -32,14 +32,16 @@ def declarations(records: Iterable[TrialRecord]) -> Declarations:
 
 
 def declaration_of(key: str, declared: Declarations) -> tuple[str, dict[str, Any]] | None:
-    """``(declared name, declaration)`` of metric ``key`` (its exact name, else the first matching pattern)."""
+    """``(declared name, declaration)`` of metric ``key``
+    (its exact name, else the first matching pattern)."""
     if key in declared:
         return key, declared[key]
     return next(((name, d) for name, d in declared.items() if "*" in name and fnmatchcase(key, name)), None)
 
 
 def column_of(key: str, declared: Declarations) -> str:
-    """The column of metric ``key``: its declared column; a pattern-declared or undeclared metric keeps its key."""
+    """The column of metric ``key``: its declared column; a pattern-declared or undeclared metric
+    keeps its key."""
     found = declaration_of(key, declared)
     if found is None or "*" in found[0]:
         return key
@@ -101,7 +103,8 @@ def objective_column(objective: str, declared: Declarations, available: Sequence
 
 
 def candidates(declared: Declarations, available: Sequence[str]) -> list[str]:
-    """The columns among ``available`` that may be objectives (declared with a direction; all when none is)."""
+    """The columns among ``available`` that may be objectives
+    (declared with a direction; all when none is)."""
     if not declared:
         return [c for c in available if c not in ("trial_id", "method", "step", "final", "health")]
     notes = by_column(declared, available)
@@ -125,9 +128,9 @@ def se_column_of(column: str | None, declared: Declarations, available: Sequence
 
 
 def undeclared_se(declared: Declarations, shown: Sequence[str], available: Sequence[str]) -> dict[str, str]:
-    """Metric column -> the column of its standard error, for the metrics among ``shown`` whose declared ``se`` key
-    is not declared as a metric of its own (a plugin's may not be; the built-in evaluators declare theirs, which
-    then show or not as declared), where that column is among ``available``."""
+    """Metric column -> the column of its standard error, for the metrics among ``shown`` whose declared
+    ``se`` key is not declared as a metric of its own (a plugin's may not be; the built-in evaluators declare
+    theirs, which then show or not as declared), where that column is among ``available``."""
     out = {}
     for column, declaration in by_column(declared, shown).items():
         se = se_column_of(column, declared, available) if declaration.get("se") else None

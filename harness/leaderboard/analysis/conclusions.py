@@ -7,8 +7,8 @@ For a leaderboard whose settings were run with several seeds, :func:`method_summ
   checkpoint) over the setting's non-diverged seeds; a method with no selection values is chosen on the test
   ``objective`` itself, which flatters it (``selected_on`` says which);
 - that setting's **test** mean ``objective`` over its non-diverged seeds with a 95% interval that includes
-  evaluation noise, Var(mean) = s²/n + mean(se_i²) (:mod:`harness.leaderboard.analysis.seeds`), and the seeds that
-  diverged (``diverged``: "k of n");
+  evaluation noise, Var(mean) = s²/n + mean(se_i²) (:mod:`harness.leaderboard.analysis.seeds`), and the seeds
+  that diverged (``diverged``: "k of n");
 - the difference from the best method by test mean, a Welch-type p-value on the summed variances, its Holm
   adjustment over the k - 1 comparisons, and a ``verdict``: ``best``, ``not significantly different``,
   ``significantly behind`` (Holm p < 0.05) or ``diverged in k of n seeds`` (every seed), with partial
@@ -50,8 +50,8 @@ NOTES = {
     "selected_on": "where the setting was chosen: the selection prompts, or the test prompts when no "
     "selection_objective was measured (which flatters it)",
     "selection_mean": "mean objective of the setting on the selection prompts over its non-diverged seeds",
-    "diverged": "seeds that diverged (non-finite objective, KL or loss, or KL above the health band: kl_high), "
-    "left out of the means",
+    "diverged": "seeds that diverged (non-finite objective, KL or loss, or KL "
+    "above the health band: kl_high), left out of the means",
     "objective_mean": "mean of the objective over the non-diverged seeds",
     "objective_ci95": "half-width of the 95% interval of objective_mean, evaluation noise included "
     "(Var = s²/n + mean(se²))",
@@ -60,7 +60,8 @@ NOTES = {
     "diff_vs_best": "objective_mean minus the best method's",
     "p_vs_best": "Welch-type t-test p-value against the best, on variances that include evaluation noise",
     "p_holm": "p_vs_best adjusted with Holm's method over all comparisons with the best",
-    "same_as_best": "not significantly different from the best setting after Holm's correction (p_holm ≥ 0.05)",
+    "same_as_best": "not significantly different from the "
+    "best setting after Holm's correction (p_holm ≥ 0.05)",
     "verdict": "best, not significantly different, significantly behind (Holm p < 0.05), or diverged",
 }
 
@@ -151,12 +152,12 @@ def method_summary(
     """One row per method of ``trials`` (a board's trials table; see the module docstring): ``rank``,
     ``method``, ``setting``, ``selected_on``, ``selection_mean``, ``n_seeds``, ``diverged``,
     ``objective_mean``, ``objective_ci95``, ``objective_se``, ``kl_mean``, ``diff_vs_best``, ``p_vs_best``,
-    ``p_holm``, ``verdict``; best first by test mean in ``direction``. ``se_column`` names the per-trial standard
-    error of the objective (e.g. ``gold_se``; None: intervals over seeds only). ``measured``: the trials whose
-    ``selection_objective`` was measured on selection prompts (:func:`measured_selection`); in the others it
-    stands in with the test value and is not used (None: every value is taken as measured). ``paper_names``
-    (:func:`knobs.paper_names`) labels each setting's keys with the method's paper's names, ``beta (tau)=0.5``.
-    Empty unless some setting was run with two seeds or more."""
+    ``p_holm``, ``verdict``; best first by test mean in ``direction``. ``se_column`` names the per-trial
+    standard error of the objective (e.g. ``gold_se``; None: intervals over seeds only). ``measured``: the
+    trials whose ``selection_objective`` was measured on selection prompts (:func:`measured_selection`); in
+    the others it stands in with the test value and is not used (None: every value is taken as measured).
+    ``paper_names`` (:func:`knobs.paper_names`) labels each setting's keys with the method's paper's names,
+    ``beta (tau)=0.5``. Empty unless some setting was run with two seeds or more."""
     pool = seeds.seeded_pool(trials, swept)
     if measured is not None and SELECTION in pool:
         pool = pool.assign(**{SELECTION: pool[SELECTION].where(pool["trial_id"].isin(list(measured)))})
@@ -218,7 +219,10 @@ def _footnote(summary: pd.DataFrame, se_column: str | None) -> str:
     if not on_test:
         chosen = "Settings chosen on separate selection prompts, scored on the test prompts"
     elif len(on_test) == len(summary):
-        chosen = "Settings chosen and scored on the same test prompts (no selection_objective), which flatters them"
+        chosen = (
+            "Settings chosen and scored on the same test "
+            "prompts (no selection_objective), which flatters them"
+        )
     else:
         chosen = (
             f"Settings chosen on separate selection prompts (on the test prompts for {_names(on_test)}, "
@@ -272,11 +276,10 @@ def explanation(objective: str | None, se_column: str | None) -> str:
         else "over seeds only: no standard error of the objective was recorded"
     )
     return (
-        f"Each method at its best setting, chosen on selection values (`selection_mean`: the objective on "
+        "Each method at its best setting, chosen on selection values (`selection_mean`: the objective on "
         "separate selection prompts, or on the test prompts where none was measured: `selected_on` in "
-        "`methods.csv`) over its non-diverged seeds; `objective_mean` ± "
-        f"`objective_ci95` is that setting's test **{objective}**, a 95% interval with {noise}. A seed is "
-        "diverged (counted, left out of the means) when its objective, KL or loss is not finite or its KL went "
-        "above the health band (`kl_high`). `p_holm` is a Welch-type t-test against the leader, Holm-adjusted "
-        "over the comparisons."
+        "`methods.csv`) over its non-diverged seeds; `objective_mean` ± `objective_ci95` is that setting's "
+        f"test **{objective}**, a 95% interval with {noise}. A seed is diverged (counted, left out of the "
+        "means) when its objective, KL or loss is not finite or its KL went above the health band "
+        "(`kl_high`). `p_holm` is a Welch-type t-test against the leader, Holm-adjusted over the comparisons."
     )

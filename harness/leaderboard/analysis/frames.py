@@ -63,8 +63,8 @@ def varying_hyperparameters(records: Sequence[TrialRecord]) -> list[str]:
 
 def method_settings(records: Sequence[TrialRecord], swept: Sequence[str]) -> pd.DataFrame:
     """One row per method: its hyperparameters that are the same in all its trials (the swept ones are the
-    trials' own columns), as ``key=value`` text (``key (paper's name)=value`` where the method's paper names it
-    otherwise), so that methods compared at their defaults show them."""
+    trials' own columns), as ``key=value`` text (``key (paper's name)=value`` where the method's paper names
+    it otherwise), so that methods compared at their defaults show them."""
     by_method: dict[Any, dict[str, Any]] = {}
     names = knobs.paper_names(records)
     for r in records:
@@ -86,9 +86,9 @@ def method_settings(records: Sequence[TrialRecord], swept: Sequence[str]) -> pd.
 def checkpoints_frame(
     records: Sequence[TrialRecord], swept: Sequence[str], declared: columns.Declarations
 ) -> pd.DataFrame:
-    """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every metric
-    (by its column, see :mod:`harness.leaderboard.analysis.columns`), every metric on the selection prompts (``sel_<column>``,
-    when the checkpoint has them: ``checkpoints[i].selection``), health flags."""
+    """One row per evaluated checkpoint of every record: trial, method, step, final, swept values, every
+    metric (by its column, see :mod:`harness.leaderboard.analysis.columns`), every metric on the selection
+    prompts (``sel_<column>``, when the checkpoint has them: ``checkpoints[i].selection``), health flags."""
     rows = []
     for r in records:
         hp = r.hyperparameters or {}
@@ -113,9 +113,9 @@ def checkpoints_frame(
 
 def samples_frame(records: Sequence[TrialRecord]) -> pd.DataFrame:
     """One row per readable sample of every checkpoint that has them (``checkpoints[i].samples``, see
-    :mod:`harness.evaluation.readable`): trial_id, method, step, prompt_index (the held-out prompt's position),
-    prompt, reference and policy completions, then per score ``reference_<name>`` and ``policy_<name>`` (a side
-    the score does not have is left out). Records without samples give no rows."""
+    :mod:`harness.evaluation.readable`): trial_id, method, step, prompt_index (the held-out prompt's
+    position), prompt, reference and policy completions, then per score ``reference_<name>`` and
+    ``policy_<name>`` (a side the score does not have is left out). Records without samples give no rows."""
     rows = []
     for r in records:
         for c in r.checkpoints or []:

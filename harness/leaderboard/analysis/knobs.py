@@ -1,9 +1,9 @@
-"""Hyperparameters by their papers' names: one key (``method.beta``) is IPO's tau and ORPO's lambda, so a sweep
-column or a setting that reads ``beta`` means different things on different rows.
+"""Hyperparameters by their papers' names: one key (``method.beta``) is IPO's tau and ORPO's lambda, so a
+sweep column or a setting that reads ``beta`` means different things on different rows.
 
 Each trial record carries ``paper_names`` (``{key: the paper's name}``, from its method's
-:class:`~harness.plugin.settings.Hyperparameter` ``paper_name``); the reports label a setting ``beta (tau)=0.5``
-and say under the tables which columns mean what for which method.
+:class:`~harness.plugin.settings.Hyperparameter` ``paper_name``); the reports label a setting
+``beta (tau)=0.5`` and say under the tables which columns mean what for which method.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def label(key: str, names: Mapping[str, str] | None) -> str:
 
 
 def columns_note(names: PaperNames, columns: Sequence[str]) -> str:
-    """One sentence saying what the hyperparameter columns in ``columns`` mean for the methods whose papers call
-    them otherwise ('' when none does), e.g. "Column `beta` is ipo's tau and orpo's lambda"."""
+    """One sentence saying what the hyperparameter columns in ``columns`` mean for the methods whose papers
+    call them otherwise ('' when none does), e.g. "Column `beta` is ipo's tau and orpo's lambda"."""
     parts = []
     for column in columns:
         meanings = sorted(

@@ -1,11 +1,11 @@
 """Reward at matched KL: every method read off its own reward-vs-KL frontier at the same KL values.
 
-A ranking by the best checkpoint within a KL budget lets a method that moved far from the reference (PPO at 7 nats)
-outrank one that stayed close (DPO at 2 nats) although, at 2 nats, DPO is ahead. Here each method's frontier is
-the upper envelope of the objective against KL over all its evaluated checkpoints (every trial and seed) and the
-reference model at KL 0; it is interpolated linearly between envelope points at common KL values
-(``leaderboard.matched_kl``, default 1, 2 and 5 nats) and is never extrapolated: beyond the largest KL a method's
-checkpoints reached, its value is missing (a blank cell).
+A ranking by the best checkpoint within a KL budget lets a method that moved far from the reference (PPO at 7
+nats) outrank one that stayed close (DPO at 2 nats) although, at 2 nats, DPO is ahead. Here each method's
+frontier is the upper envelope of the objective against KL over all its evaluated checkpoints (every trial and
+seed) and the reference model at KL 0; it is interpolated linearly between envelope points at common KL values
+(``leaderboard.matched_kl``, default 1, 2 and 5 nats) and is never extrapolated: beyond the largest KL a
+method's checkpoints reached, its value is missing (a blank cell).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from harness.records import TrialRecord
 
 PREFIX = "at_kl_"
 NOTES = {
-    "trains_on": "what the method optimised: preferences (offline methods), the gold reward (then it trained on the "
-    "objective itself) or a reward model",
+    "trains_on": "what the method optimised: preferences (offline methods), the gold reward (then "
+    "it trained on the objective itself) or a reward model",
     "trials": "trials whose checkpoints make up the method's frontier",
     "max_kl": "the largest KL any of the method's checkpoints reached: the frontier ends there",
 }
@@ -36,8 +36,8 @@ def level_column(level: float) -> str:
 
 
 def levels_of(records: Iterable[TrialRecord]) -> tuple[float, ...]:
-    """The KL values the records' config asks for (``leaderboard.matched_kl`` of the first record that has one),
-    else :data:`~harness.config.sweep_checks.DEFAULT_MATCHED_KL`."""
+    """The KL values the records' config asks for (``leaderboard.matched_kl`` of the first record that has
+    one), else :data:`~harness.config.sweep_checks.DEFAULT_MATCHED_KL`."""
     for record in records:
         board = (record.config or {}).get("leaderboard") or {}
         if "matched_kl" in board:
@@ -48,9 +48,9 @@ def levels_of(records: Iterable[TrialRecord]) -> tuple[float, ...]:
 def frontier_at(
     kls: Sequence[float], values: Sequence[float], levels: Sequence[float], reference: float | None = None
 ) -> list[float]:
-    """The upper envelope of ``values`` against ``kls`` (with the reference at KL 0 when given), read at each of
-    ``levels`` by linear interpolation between envelope points; beyond the largest KL measured (or below the
-    smallest) NaN. Higher values are better (negate for a minimised objective)."""
+    """The upper envelope of ``values`` against ``kls`` (with the reference at KL 0 when given), read at each
+    of ``levels`` by linear interpolation between envelope points; beyond the largest KL measured (or below
+    the smallest) NaN. Higher values are better (negate for a minimised objective)."""
     points = [
         (float(k), float(v))
         for k, v in zip(kls, values, strict=True)
@@ -71,7 +71,9 @@ def frontier_at(
     for level in levels:
         if level > largest or level < xs[0]:
             out.append(math.nan)
-        else:  # past the last envelope point (up to the largest KL measured) the envelope stays at its best value
+        else:
+            # past the last envelope point (up to the largest KL measured) the envelope stays
+            # at its best value
             out.append(float(np.interp(level, xs, ys)))
     return out
 
@@ -121,8 +123,9 @@ def matched_kl_table(
     levels: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """One row per method: ``method``, ``trains_on``, ``trials``, ``max_kl`` and the objective on the method's
-    frontier (its checkpoints within the health band, KL <= ``KL_HIGH``) at each KL value (``at_kl_<x>``, NaN where the method never reached it); ordered by the first KL
-    value, best first. Empty without an objective, a KL column, or KL values."""
+    frontier (its checkpoints within the health band, KL <= ``KL_HIGH``) at each KL value (``at_kl_<x>``, NaN
+    where the method never reached it); ordered by the first KL value, best first. Empty without an objective,
+    a KL column, or KL values."""
     levels = tuple(levels) if levels is not None else levels_of(records)
     if not objective or not levels or checkpoints.empty or not {"kl", objective} <= set(checkpoints.columns):
         return pd.DataFrame()
@@ -175,9 +178,9 @@ def explanation(table: pd.DataFrame, objective: str | None) -> str:
     return (
         f"Each method's frontier of **{objective}** against KL (the upper envelope of all its evaluated "
         f"checkpoints, every trial and seed, but those beyond the health band (KL > {KL_HIGH:g} nats: "
-        "diverged), and of the reference model at KL 0) read at KL = "
-        f"{levels} nats, interpolated linearly between envelope points and never extrapolated: a blank cell is a "
-        "KL the method never reached (`max_kl`). Compare methods within a column: a method ranked higher above "
-        "may have bought its reward with more KL. The envelope is a best case over a method's trials, so a "
+        f"diverged), and of the reference model at KL 0) read at KL = {levels} nats, interpolated "
+        "linearly between envelope points and never extrapolated: a blank cell is a KL the method never "
+        "reached (`max_kl`). Compare methods within a column: a method ranked higher above may have "
+        "bought its reward with more KL. The envelope is a best case over a method's trials, so a "
         f"method with more `trials` has more chances.{itself}"
     )

@@ -1,9 +1,10 @@
 """Whether trial records can share one leaderboard: the same model, data and evaluation settings.
 
 Sweeps run on different days (one per method family, say) merge into one leaderboard when what they were
-compared on is the same: the model (and any stage it was trained in first, such as an SFT stage), the data (and
-the toy world's spec), and the evaluation settings. What was swept (method, hyperparameters, seed) and how trials
-were trained may differ. Records that differ in what is compared are split into groups and never ranked together.
+compared on is the same: the model (and any stage it was trained in first, such as an SFT stage), the data
+(and the toy world's spec), and the evaluation settings. What was swept (method, hyperparameters, seed) and
+how trials were trained may differ. Records that differ in what is compared are split into groups and never
+ranked together.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 from harness.records import TrialRecord
 
 # Config sections that define the comparison; "eval.evaluators", "eval.extra", "eval.checkpoints" and
-# "eval.readable_samples" only choose what is reported and when, "eval.cache*" only how, so they may differ between
-# merged sweeps. "model.lora" is how the policy trains (an adapter or all weights), a setting to compare like a
-# hyperparameter (the trials' lora.* columns); the base model, and so the reference, is the same either way.
+# "eval.readable_samples" only choose what is reported and when, "eval.cache*" only how, so they may differ
+# between merged sweeps. "model.lora" is how the policy trains (an adapter or all weights), a setting to
+# compare like a hyperparameter (the trials' lora.* columns); the base model, and so the reference, is the
+# same either way.
 COMPARED = ("model", "data", "toyworld", "eval")
 NOT_COMPARED = {
     ("model", "lora"),
@@ -35,9 +37,9 @@ NOT_COMPARED = {
 
 
 def comparison_settings(record: TrialRecord) -> dict[str, Any]:
-    """The settings of ``record`` that must match for trials to be compared (flattened, dotted keys), including
-    the stages its model was trained in first (``record.stages``, e.g. an SFT stage: their method and full
-    settings; not their cache key or directory, which differ between machines)."""
+    """The settings of ``record`` that must match for trials to be compared (flattened, dotted keys),
+    including the stages its model was trained in first (``record.stages``, e.g. an SFT stage: their method
+    and full settings; not their cache key or directory, which differ between machines)."""
     config = record.config or {}
     flat: dict[str, Any] = {}
     for section in COMPARED:

@@ -2,11 +2,11 @@
 
 The objective is a metric column, named or ``auto`` (the declared metric with the lowest objective priority
 that the checkpoints have: the gold reward where the data defines one, else the reward-model score, ...; see
-:mod:`harness.leaderboard.analysis.columns`), optimised in its declared direction. A trial is shown at its best
-evaluated checkpoint among those whose KL to the reference is within the budget (10 nats by default, the top of
-the seed's healthy band); a trial with no checkpoint inside the budget keeps its final checkpoint and ranks
-after every trial that has one. A trial is Pareto-optimal when no other trial has an objective at least as good
-at a KL at least as low (one of them strictly).
+:mod:`harness.leaderboard.analysis.columns`), optimised in its declared direction. A trial is shown at its
+best evaluated checkpoint among those whose KL to the reference is within the budget (10 nats by default, the
+top of the seed's healthy band); a trial with no checkpoint inside the budget keeps its final checkpoint and
+ranks after every trial that has one. A trial is Pareto-optimal when no other trial has an objective at least
+as good at a KL at least as low (one of them strictly).
 
 The checkpoint is *chosen* on the selection prompts (``sel_<objective>`` and ``sel_kl``, see
 :mod:`harness.trial.selection`) and *shown* with its scores on the reported (test) prompts, which took no part
@@ -29,8 +29,8 @@ DEFAULT_KL_BUDGET = 10.0
 def resolve_objective(
     checkpoints: pd.DataFrame, objective: str, declared: columns.Declarations
 ) -> str | None:
-    """The objective column: ``objective`` itself (a metric key or column), or for ``auto`` the measured metric
-    of lowest objective priority; None when nothing can rank the trials.
+    """The objective column: ``objective`` itself (a metric key or column), or for ``auto`` the measured
+    metric of lowest objective priority; None when nothing can rank the trials.
 
     :raises ConfigError: a named objective the records do not declare or measure, or one with no direction.
     """
@@ -60,8 +60,8 @@ def annotate(
     checkpoints: pd.DataFrame, objective: str | None, kl_budget: float | None, direction: str = "maximize"
 ) -> pd.DataFrame:
     """``checkpoints`` with ``objective`` (the objective's values), ``score`` (the objective signed so that
-    higher is better) and ``within_budget`` (KL unknown, or at most ``kl_budget``; all when it is None), all on
-    the reported prompts; and what the choice uses: ``selection_objective``, ``selection_score`` and
+    higher is better) and ``within_budget`` (KL unknown, or at most ``kl_budget``; all when it is None), all
+    on the reported prompts; and what the choice uses: ``selection_objective``, ``selection_score`` and
     ``selection_within`` (the same on the selection prompts, each falling back to the reported value where a
     checkpoint has no selection value)."""
     if checkpoints.empty:
@@ -82,9 +82,9 @@ def annotate(
 
 
 def best_checkpoints(checkpoints: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's chosen checkpoint among :func:`annotate`-d ``checkpoints``: the best by selection score among
-    those within the budget by their selection KL, else its final one; one row per trial, with its reported
-    metrics. Its ``within_budget`` says whether the choice found a checkpoint within the budget."""
+    """Each trial's chosen checkpoint among :func:`annotate`-d ``checkpoints``: the best by selection score
+    among those within the budget by their selection KL, else its final one; one row per trial, with its
+    reported metrics. Its ``within_budget`` says whether the choice found a checkpoint within the budget."""
     if checkpoints.empty:
         return checkpoints
     score = "selection_score" if "selection_score" in checkpoints.columns else "score"

@@ -14,8 +14,8 @@ objective (its declared SE column, e.g. ``gold_se``), has variance
 
 All seeds are scored on the same prompts with the same sampling stream, so evaluation error does not average
 out over seeds; adding it whole is conservative. The 95% interval is mean ± t(0.975, df) · sqrt(Var) with a
-Welch–Satterthwaite df that treats the evaluation part as known: df = (n - 1) · (Var / (s²/n))², which is n - 1
-without standard errors and grows to the normal quantile as evaluation noise dominates (one seed: the normal
+Welch–Satterthwaite df that treats the evaluation part as known: df = (n - 1) · (Var / (s²/n))², which is n -
+1 without standard errors and grows to the normal quantile as evaluation noise dominates (one seed: the normal
 interval on its SE). Two means are compared by a Welch-type t-test on the summed variances (df likewise; with
 no standard errors it is exactly Welch's test), and the p-values of the k - 1 comparisons with the best are
 Holm-adjusted (:func:`holm`).
@@ -88,7 +88,8 @@ def estimate(values: pd.Series, ses: pd.Series | None = None) -> Estimate:
 
 
 def mean_ci95(values: pd.Series, ses: pd.Series | None = None) -> tuple[float, float]:
-    """Mean and half-width of the 95% interval (see :func:`estimate`; NaN half-width for one value and no SE)."""
+    """Mean and half-width of the 95% interval (see :func:`estimate`;
+    NaN half-width for one value and no SE)."""
     e = estimate(values, ses)
     return e.mean, e.ci95
 
@@ -108,8 +109,8 @@ def compare(a: Estimate, b: Estimate) -> float:
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of ``pvalues`` (NaN entries are not tests and stay NaN): the i-th smallest of
-    m becomes max over j <= i of min(1, (m - j + 1) · p_(j))."""
+    """Holm's step-down adjustment of ``pvalues`` (NaN entries are not tests and stay NaN): the i-th smallest
+    of m becomes max over j <= i of min(1, (m - j + 1) · p_(j))."""
     tested = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
     adjusted, running = [math.nan] * len(pvalues), 0.0
     for j, (p, i) in enumerate(tested):
@@ -124,8 +125,8 @@ def _has_flag(health: object, flag: str) -> bool:
 
 def diverged(trials: pd.DataFrame) -> pd.Series:
     """Whether each trial diverged: completed with a non-finite objective or KL (each only when some trial has
-    a value of it), KL above the health band (``kl_high``, or KL > KL_HIGH at its checkpoint), or failed because its
-    training loss became NaN or infinite."""
+    a value of it), KL above the health band (``kl_high``, or KL > KL_HIGH at its checkpoint), or failed
+    because its training loss became NaN or infinite."""
     status = trials["status"] if "status" in trials else pd.Series("completed", index=trials.index)
     objective, kl = _numbers(trials.get("objective"), trials.index), _numbers(trials.get("kl"), trials.index)
     bad = kl > KL_HIGH
@@ -190,11 +191,12 @@ def aggregate_seeds(
     kl_se: str | None = None,
 ) -> pd.DataFrame:
     """One row per setting (method + swept hyperparameters but the seed) of the completed and diverged
-    ``trials``: ``n_seeds``, ``diverged`` ("k of n", left out of the means), ``objective_mean``/``objective_ci95``
-    and ``kl_mean``/``kl_ci95`` (95% intervals with the evaluation noise of the SE columns ``objective_se`` and
-    ``kl_se``), ``p_vs_best`` (against rank 1), ``p_holm`` (Holm-adjusted over those comparisons) and
-    ``same_as_best`` (``p_holm`` >= 0.05); ranked by mean objective in its ``direction`` (best first, settings
-    with every seed diverged last); empty when no setting was run with more than one seed."""
+    ``trials``: ``n_seeds``, ``diverged`` ("k of n", left out of the means),
+    ``objective_mean``/``objective_ci95`` and ``kl_mean``/``kl_ci95`` (95% intervals with the evaluation noise
+    of the SE columns ``objective_se`` and ``kl_se``), ``p_vs_best`` (against rank 1), ``p_holm``
+    (Holm-adjusted over those comparisons) and ``same_as_best`` (``p_holm`` >= 0.05); ranked by mean objective
+    in its ``direction`` (best first, settings with every seed diverged last); empty when no setting was run
+    with more than one seed."""
     pool = seeded_pool(trials, swept)
     if pool.empty:
         return pd.DataFrame()

@@ -1,8 +1,9 @@
 """What the reports say about how checkpoints were chosen: on selection prompts, or on the reported ones.
 
-Each trial's checkpoint is chosen on selection prompts with their own sampling seed and reported on test prompts
-disjoint from them (:mod:`harness.trial.selection`); the record says what was used (``record.selection``).
-:func:`selection_sentence` turns that into the one sentence the reports' introductions carry.
+Each trial's checkpoint is chosen on selection prompts with their own sampling seed and reported on test
+prompts disjoint from them (:mod:`harness.trial.selection`); the record says what was used
+(``record.selection``). :func:`selection_sentence` turns that into the one sentence the reports' introductions
+carry.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def _setup(records: Sequence[TrialRecord]) -> dict[str, Any] | None:
 
 
 def selection_sentence(records: Sequence[TrialRecord]) -> str:
-    """One sentence: checkpoints chosen on N selection prompts (seed s), every score from M disjoint test prompts
-    (seed t); or that choosing and reporting shared prompts, so that the scores are optimistic. '' without any
-    evaluated record."""
+    """One sentence: checkpoints chosen on N selection prompts (seed s), every score from M disjoint test
+    prompts (seed t); or that choosing and reporting shared prompts, so that the scores are optimistic. ''
+    without any evaluated record."""
     setup = _setup(records)
     if setup is None:
         return ""
@@ -43,8 +44,8 @@ def selection_sentence(records: Sequence[TrialRecord]) -> str:
             else "these records predate selection prompts"
         )
         return (
-            f"Checkpoints are chosen on the same {m} prompts{t} that every score shown comes from ({why}), so "
-            "the scores of checkpoints chosen before the final one are optimistic."
+            f"Checkpoints are chosen on the same {m} prompts{t} that every score shown comes from ({why}), "
+            "so the scores of checkpoints chosen before the final one are optimistic."
         )
     n, s = selection.num_prompts, selection.seed
     if not selection.disjoint:

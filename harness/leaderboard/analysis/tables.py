@@ -12,7 +12,8 @@ from harness.leaderboard.analysis import budgets, columns, ranking
 from harness.leaderboard.analysis import frames as board_frames
 from harness.records import TrialRecord
 
-# Checkpoint columns used only to choose the checkpoint (its values on the selection prompts): not per-trial columns.
+# Checkpoint columns used only to choose the checkpoint (its values on the selection prompts):
+# not per-trial columns.
 CHOICE_ONLY = ("selection_score", "selection_within")
 
 
@@ -23,11 +24,12 @@ def trials_table(
     declared: columns.Declarations,
     objective: str | None,
 ) -> pd.DataFrame:
-    """One row per trial: its chosen checkpoint's metrics (see :func:`harness.leaderboard.analysis.ranking.best_checkpoints`;
-    the checkpoints are :func:`harness.leaderboard.analysis.ranking.annotate`-d) beside the trial's baseline
-    (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on the
-    selection prompts, its metrics are the reported (test) ones; ``selection_objective`` (hidden) is its objective
-    on the selection prompts (the reported one for records without selection metrics)."""
+    """One row per trial: its chosen checkpoint's metrics (see
+    :func:`harness.leaderboard.analysis.ranking.best_checkpoints`; the checkpoints are
+    :func:`harness.leaderboard.analysis.ranking.annotate`-d) beside the trial's baseline
+    (``base_<objective>``), cost and status; ranked, with the Pareto front marked. The checkpoint is chosen on
+    the selection prompts, its metrics are the reported (test) ones; ``selection_objective`` (hidden) is its
+    objective on the selection prompts (the reported one for records without selection metrics)."""
     best = ranking.best_checkpoints(checkpoints)
     by_trial = {row["trial_id"]: row for row in best.to_dict("records")} if not best.empty else {}
     rows = []

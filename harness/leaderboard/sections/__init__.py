@@ -1,15 +1,16 @@
-"""A report is a list of sections, each computed once from a leaderboard and rendered by the Markdown and the HTML
-renderer (:mod:`harness.leaderboard.markdown`, :mod:`harness.leaderboard.html`) in the same order.
+"""A report is a list of sections, each computed once from a leaderboard and rendered by the Markdown and the
+HTML renderer (:mod:`harness.leaderboard.markdown`, :mod:`harness.leaderboard.html`) in the same order.
 
 Each section is one module of this package with a ``compute(board, figures)`` function that returns a
-:class:`~harness.leaderboard.sections.base.Section` (its table, caption and notes, and its own layouts where the
-generic heading-caption-table-notes one does not fit) or None when the report has no such section. Adding a
-section is one module and one entry in :data:`SECTIONS`; a caller may also pass its own list to the renderers.
+:class:`~harness.leaderboard.sections.base.Section` (its table, caption and notes, and its own layouts where
+the generic heading-caption-table-notes one does not fit) or None when the report has no such section. Adding
+a section is one module and one entry in :data:`SECTIONS`; a caller may also pass its own list to the
+renderers.
 
-Modules, in report order: ``overview`` (the objective and the introduction), ``incompatible`` (records from several
-setups), ``empty`` (no records), ``methods``, ``trials``, ``best``, ``matched_kl``, ``no_effect``, ``seeds``,
-``settings``, ``optuna``, ``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``), ``plots`` and
-``reproduce``; ``base`` holds the types.
+Modules, in report order: ``overview`` (the objective and the introduction), ``incompatible`` (records from
+several setups), ``empty`` (no records), ``methods``, ``trials``, ``best``, ``matched_kl``, ``no_effect``,
+``seeds``, ``settings``, ``optuna``, ``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``),
+``plots`` and ``reproduce``; ``base`` holds the types.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """What a report section is: computed once from a leaderboard, then laid out by each renderer.
 
-A :class:`Section` is data: a key (the HTML anchor and table id), a title (the heading; None for the lines under
-the report's title), a Markdown caption before its table, the table (a DataFrame), Markdown notes after it and the
-meaning of its columns. :mod:`harness.leaderboard.markdown` and :mod:`harness.leaderboard.html` lay out every
-section the same generic way (heading, caption, table, notes) unless the section brings its own layout for a
-format (``markdown`` or ``html``: a function of the section, reading what it needs from ``data``).
+A :class:`Section` is data: a key (the HTML anchor and table id), a title (the heading; None for the lines
+under the report's title), a Markdown caption before its table, the table (a DataFrame), Markdown notes after
+it and the meaning of its columns. :mod:`harness.leaderboard.markdown` and :mod:`harness.leaderboard.html` lay
+out every section the same generic way (heading, caption, table, notes) unless the section brings its own
+layout for a format (``markdown`` or ``html``: a function of the section, reading what it needs from
+``data``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Figures:
-    """The report's figures: PNG bytes by plot name (inlined by the HTML page) and the files they were written to
-    (linked from the Markdown)."""
+    """The report's figures: PNG bytes by plot name (inlined by the HTML page) and the files they were written
+    to (linked from the Markdown)."""
 
     pngs: Mapping[str, bytes] = field(default_factory=dict)
     files: tuple[str, ...] = ()
@@ -74,13 +75,14 @@ Compute = Callable[["Leaderboard", Figures], "Section | None"]
 
 
 def ranked(board: Leaderboard) -> bool:
-    """Whether ``board`` has trials to report (records of one setup): the sections after the opening need them."""
+    """Whether ``board`` has trials to report (records of one setup):
+    the sections after the opening need them."""
     return not board.groups and not board.trials.empty
 
 
 def flat(df: pd.DataFrame | None) -> pd.DataFrame:
-    """``df`` with a plain column list (MultiIndex columns joined by spaces) and its index as columns when it is
-    not a plain range (a leaderboard's own tables already are); an empty frame for None."""
+    """``df`` with a plain column list (MultiIndex columns joined by spaces) and its index as columns when it
+    is not a plain range (a leaderboard's own tables already are); an empty frame for None."""
     if df is None:
         return pd.DataFrame()
     out = df.copy()

@@ -1,6 +1,6 @@
-"""The Columns section: what each column of the tables means. The Markdown lists the metric columns of the ranked
-table (each metric's declared meaning); the HTML glossary also names the other tables' columns and those that are
-not metrics.
+"""The Columns section: what each column of the tables means. The Markdown lists the metric columns of the
+ranked table (each metric's declared meaning); the HTML glossary also names the other tables' columns and
+those that are not metrics.
 
 ``data``: ``items`` (Markdown: ``(column, meaning)`` pairs) and ``glossary`` (HTML: the same for every table).
 """

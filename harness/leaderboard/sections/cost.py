@@ -53,4 +53,7 @@ def to_html(section: Section, page: Page) -> str:
     note = section.data["note"]
     lead = f'<p class="objective"><b>Note:</b> {html.escape(note)}</p>' if note else ""
     notes = {**page.notes, **section.column_notes}
-    return f"<p>{plain(section.caption)}</p>{lead}{html_table(section.frame, section.key, page.kl_budget, page.colors, notes)}"
+    return (
+        f"<p>{plain(section.caption)}</p>"
+        f"{lead}{html_table(section.frame, section.key, page.kl_budget, page.colors, notes)}"
+    )

@@ -1,5 +1,5 @@
-"""The Failed, pruned and interrupted trials section: each trial that did not complete, with its reason (a table
-in HTML; in Markdown one item each, with the trial's overrides).
+"""The Failed, pruned and interrupted trials section: each trial that did not complete, with its reason (a
+table in HTML; in Markdown one item each, with the trial's overrides).
 
 ``data``: ``trials`` (one dict per trial: every column of the trials table).
 """
@@ -44,5 +44,6 @@ def _item(row: Mapping[str, Any]) -> str:
 
 
 def markdown(section: Section) -> list[str]:
-    """One item per trial: its method, status (and the step a pruned trial stopped at), reason and overrides."""
+    """One item per trial: its method, status (and the step a pruned trial stopped at),
+    reason and overrides."""
     return [f"## {section.title}", "", *map(_item, section.data["trials"]), ""]

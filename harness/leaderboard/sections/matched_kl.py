@@ -1,5 +1,5 @@
-"""The Reward at matched KL section: each method's objective on its own reward-vs-KL frontier at common KL values
-(:mod:`harness.leaderboard.analysis.matched_kl`)."""
+"""The Reward at matched KL section: each method's objective on its own reward-vs-KL frontier at common KL
+values (:mod:`harness.leaderboard.analysis.matched_kl`)."""
 
 from __future__ import annotations
 

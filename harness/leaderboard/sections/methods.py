@@ -1,5 +1,5 @@
-"""The Methods section (with seeds): the verdict sentence, each method at its best setting compared with the leader
-(:mod:`harness.leaderboard.analysis.conclusions`), and how to read the table.
+"""The Methods section (with seeds): the verdict sentence, each method at its best setting compared with the
+leader (:mod:`harness.leaderboard.analysis.conclusions`), and how to read the table.
 
 ``data``: ``verdict`` (the sentence as plain text; the caption is it made safe for Markdown).
 """

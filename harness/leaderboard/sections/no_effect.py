@@ -23,8 +23,9 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     return Section(
         "no_effect",
         "Parameters that changed nothing",
-        caption="Trials of one method that differ in a single hyperparameter (same seed) but gave the same run at "
-        f"every evaluated checkpoint are one result, not several (their rows are flagged `{caveats.FLAG}`):",
+        caption="Trials of one method that differ in a single hyperparameter (same "
+        "seed) but gave the same run at every evaluated checkpoint are one result, not "
+        f"several (their rows are flagged `{caveats.FLAG}`):",
         data={"findings": findings.to_dict("records")},
         markdown=markdown,
         html=to_html,
@@ -44,6 +45,7 @@ def to_html(section: Section, page: Page) -> str:
         for r in section.data["findings"]
     )
     return (
-        "<p>Trials of one method that differ in a single hyperparameter (same seed) but gave the same run at every "
-        f"evaluated checkpoint are one result, not several (flagged {caveats.FLAG}).</p><ul>{items}</ul>"
+        "<p>Trials of one method that differ in a single hyperparameter (same seed) "
+        "but gave the same run at every evaluated checkpoint are one result, not "
+        f"several (flagged {caveats.FLAG}).</p><ul>{items}</ul>"
     )

@@ -1,8 +1,8 @@
 """The Optuna study section: each study behind the board (trial counts by state, how to open it in
 optuna-dashboard, missing records, trials whose directories are elsewhere) and Optuna's parameter importances.
 
-``data``: ``studies`` (:attr:`harness.leaderboard.board.Leaderboard.studies`); the table is the importances, one
-column per method (:func:`harness.sweep.results.importance_table`).
+``data``: ``studies`` (:attr:`harness.leaderboard.board.Leaderboard.studies`); the table is the importances,
+one column per method (:func:`harness.sweep.results.importance_table`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def markdown(section: Section) -> list[str]:
 
 
 def _whereabouts(info: Mapping[str, Any]) -> str:
-    """A study's missing records (a warning) and the trials whose directories are not on this machine (HTML)."""
+    """A study's missing records (a warning) and the trials whose directories are not on this
+    machine (HTML)."""
     parts = []
     if info.get("missing"):
         parts.append(f'<p class="warn"><strong>Warning:</strong> {html.escape(missing_text(info))}</p>')
@@ -92,8 +93,8 @@ def to_html(section: Section, page: Page) -> str:
     items = "".join(
         f"<li><code>{html.escape(i['study'])}</code> in <code>{html.escape(str(i['storage']))}</code> "
         f"({html.escape(goal_text(i['objectives'], i['directions']))}): "
-        f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(i['counts'].items())))}; "
-        f"<code>optuna-dashboard {html.escape(dashboard_form(str(i['storage'])))}</code>{_whereabouts(i)}</li>"
+        f"{html.escape(', '.join(f'{n} {s}' for s, n in sorted(i['counts'].items())))}; <code>"
+        f"optuna-dashboard {html.escape(dashboard_form(str(i['storage'])))}</code>{_whereabouts(i)}</li>"
         for i in section.data["studies"]
     )
     table = section.frame

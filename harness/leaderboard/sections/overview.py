@@ -1,6 +1,6 @@
-"""The report's opening (no heading): which metric ranks the trials and why that one, the reference model's value
-of it (the bar to beat), and what the tables show (how many trials, on how many prompts, how checkpoints were
-chosen, what the marks mean).
+"""The report's opening (no heading): which metric ranks the trials and why that one, the reference model's
+value of it (the bar to beat), and what the tables show (how many trials, on how many prompts, how checkpoints
+were chosen, what the marks mean).
 
 ``data``: ``objective``, ``direction``, ``meaning`` (its declared help), ``auto`` (chosen by ``auto``),
 ``base_column``, ``value`` and ``se`` (the reference model's value and standard error), ``trials``, ``done``,
@@ -71,7 +71,10 @@ def objective_lines(data: Mapping[str, Any]) -> list[str]:
         if data["auto"]
         else "as named (`leaderboard.objective`, or the Optuna study's objective)"
     )
-    line = f"**Objective: `{data['objective']}`** ({meaning + '; ' if meaning else ''}{better} is better), {why}."
+    line = (
+        f"**Objective: `{data['objective']}`** "
+        f"({meaning + '; ' if meaning else ''}{better} is better), {why}."
+    )
     value, se = data["value"], data["se"]
     if value is None:
         return [line, "", "Reference (untrained) model: not evaluated on this objective."]
@@ -98,7 +101,10 @@ def brief_objective(board: Leaderboard) -> str:
             f"{f' ± {format_value(se)} (SE)' if se is not None else ''}"
         )
     )
-    return f"Objective: {board.objective_name} ({better} is better{', auto' if board.objective_auto else ''}){base}."
+    return (
+        f"Objective: {board.objective_name} ({better} is "
+        f"better{', auto' if board.objective_auto else ''}){base}."
+    )
 
 
 def _intro(data: Mapping[str, Any]) -> str:
@@ -114,12 +120,12 @@ def _intro(data: Mapping[str, Any]) -> str:
     prompts = int(data["prompts"]) if data["prompts"] is not None else "?"
     chosen = data["selection"]
     return (
-        f"{head} Each trial is shown at its best checkpoint by **{data['objective']}** {budget} (a trial with "
-        f"none inside the budget keeps its final checkpoint and ranks after the others), on "
-        f"{prompts} held-out prompts.{' ' + chosen if chosen else ''} "
-        "`kl` is KL(policy || reference) in nats per "
-        "sequence; `*_se` columns are standard errors; ★ marks the Pareto front (no other trial is as good at a "
-        "lower KL); `health` lists flags raised at any checkpoint. The columns are explained under **Columns**."
+        f"{head} Each trial is shown at its best checkpoint by **{data['objective']}** {budget} (a "
+        "trial with none inside the budget keeps its final checkpoint and ranks after the others), "
+        f"on {prompts} held-out prompts.{' ' + chosen if chosen else ''} `kl` is KL(policy || "
+        "reference) in nats per sequence; `*_se` columns are standard errors; ★ marks the Pareto "
+        "front (no other trial is as good at a lower KL); `health` lists flags raised at any "
+        "checkpoint. The columns are explained under **Columns**."
     )
 
 
@@ -133,7 +139,8 @@ def _objective_html(data: Mapping[str, Any]) -> str:
     if not objective:
         return (
             f'<p class="objective"><b>No objective</b>: no metric that ranks trials was measured '
-            f"({html.escape(AUTO_ORDER)}), so the trials are listed unranked; {html.escape(NO_OBJECTIVE_FIX)}.</p>"
+            f"({html.escape(AUTO_ORDER)}), so the trials are listed unranked; "
+            f"{html.escape(NO_OBJECTIVE_FIX)}.</p>"
         )
     better = "lower" if data["direction"] == "minimize" else "higher"
     meaning = data["meaning"]
@@ -178,10 +185,10 @@ def _intro_html(data: Mapping[str, Any]) -> str:
         ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
     ranking += f" {html.escape(data['selection'])}" if data["selection"] else ""
     return (
-        f'<p class="lead">{data["trials"]} trials: {data["done"]} completed, {data["others"]} failed or pruned. '
-        f"{ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red when over "
-        "the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the reward-vs-KL "
-        "Pareto front; red badges are health warnings. Hover a column header for its meaning"
+        f'<p class="lead">{data["trials"]} trials: {data["done"]} completed, {data["others"]} failed or '
+        f"pruned. {ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red "
+        "when over the budget); <code>_se</code> columns are standard errors; ★ and a yellow row mark the "
+        "reward-vs-KL Pareto front; red badges are health warnings. Hover a column header for its meaning"
         '<span class="hint">, click it to sort</span>.</p>'
     )
 

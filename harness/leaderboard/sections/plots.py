@@ -1,6 +1,6 @@
 """The Plots section: the reward-vs-KL frontier, the training curves and the sensitivity to each swept
-hyperparameter (:mod:`harness.leaderboard.plots`). The Markdown links the PNG files; the HTML inlines them with a
-caption each.
+hyperparameter (:mod:`harness.leaderboard.plots`). The Markdown links the PNG files; the HTML inlines them
+with a caption each.
 
 ``data``: ``pngs`` (name -> PNG bytes) and ``files`` (the PNG files written).
 """
@@ -18,8 +18,8 @@ CAPTIONS = {
     "frontier": "Reward against KL for every evaluated checkpoint; lines: each method's upper envelope "
     "(its reward-vs-KL frontier); dashed: the KL budget; star: the reference model.",
     "training": "Reward and KL over training, one line per trial.",
-    "sensitivity": "Objective against each swept hyperparameter; lines: median over seeds and the other swept "
-    "settings, per value.",
+    "sensitivity": "Objective against each swept hyperparameter; lines: median "
+    "over seeds and the other swept settings, per value.",
 }
 
 
@@ -54,7 +54,7 @@ def to_html(section: Section, page: Page) -> str:
         )
     if "sensitivity" not in pngs:
         parts.append(
-            '<p class="muted">No sensitivity plot: no hyperparameter other than the seed takes several values '
-            "within a method.</p>"
+            '<p class="muted">No sensitivity plot: no hyperparameter other than the seed takes several '
+            "values within a method.</p>"
         )
     return "".join(parts)

@@ -1,5 +1,6 @@
 """The Samples section: what each trial writes next to the reference model on the first held-out prompts. The
-Markdown points to ``samples.csv`` and the HTML; the HTML shows them (:mod:`harness.leaderboard.sections.samples_html`).
+Markdown points to ``samples.csv`` and the HTML; the HTML shows them
+(:mod:`harness.leaderboard.sections.samples_html`).
 
 ``data``: ``view`` (a :class:`~harness.leaderboard.sections.samples_html.SamplesView`).
 """
@@ -29,5 +30,6 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
 
 
 def to_html(section: Section, page: Page) -> str:
-    """Each method's best trial's samples, its other trials folded ('' when none is at its shown checkpoint)."""
+    """Each method's best trial's samples, its other trials folded
+    ('' when none is at its shown checkpoint)."""
     return samples_section(section.data["view"], page.colors)

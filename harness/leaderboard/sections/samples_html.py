@@ -1,9 +1,10 @@
 """The Samples section's HTML: what each method's trials write, next to the reference model, prompt by prompt.
 
-For every method (in the order of its best trial's rank), its best trial's readable samples at the checkpoint the
-ranked table shows (its ``step``) are open, and each of its other trials is a collapsed ``<details>``. A row is one
-held-out prompt: the prompt, the reference model's completion and the policy's, each with its per-sample scores
-(see :mod:`harness.evaluation.readable`). All text from records is escaped; line breaks are kept by the CSS.
+For every method (in the order of its best trial's rank), its best trial's readable samples at the checkpoint
+the ranked table shows (its ``step``) are open, and each of its other trials is a collapsed ``<details>``. A
+row is one held-out prompt: the prompt, the reference model's completion and the policy's, each with its
+per-sample scores (see :mod:`harness.evaluation.readable`). All text from records is escaped; line breaks are
+kept by the CSS.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ _FIXED = ("trial_id", "method", "step", "prompt_index", "prompt", "reference", "
 
 @dataclass(frozen=True)
 class SamplesView:
-    """What the Samples section shows: the readable samples, the trials table (its ``step`` is each trial's shown
-    checkpoint), the swept hyperparameters and the objective (named in each trial's label), and the metric
-    declarations (each score's direction)."""
+    """What the Samples section shows: the readable samples, the trials table (its ``step`` is each trial's
+    shown checkpoint), the swept hyperparameters and the objective (named in each trial's label), and the
+    metric declarations (each score's direction)."""
 
     samples: pd.DataFrame
     trials: pd.DataFrame
@@ -42,7 +43,8 @@ def _text(value: Any) -> str:
 
 
 def _same(row: Mapping[str, Any]) -> str:
-    """A muted note under a policy completion identical to the reference's (the policy has not moved there)."""
+    """A muted note under a policy completion identical to the reference's
+    (the policy has not moved there)."""
     policy, reference = row.get("policy"), row.get("reference")
     same = not is_missing(policy) and not is_missing(reference) and str(policy) == str(reference)
     return '<div class="same">same text as the reference</div>' if same else ""
@@ -87,7 +89,8 @@ def score_names(samples: pd.DataFrame) -> list[str]:
 
 
 def samples_table(rows: pd.DataFrame, method: str, declared: columns.Declarations) -> str:
-    """One trial's samples at one checkpoint: prompt | reference completion | policy completion, with scores."""
+    """One trial's samples at one checkpoint: prompt | reference completion | policy
+    completion, with scores."""
     names = score_names(rows)
     body = []
     for row in rows.sort_values("prompt_index").to_dict("records"):
@@ -95,13 +98,15 @@ def samples_table(rows: pd.DataFrame, method: str, declared: columns.Declaration
             f'<tr><td class="idx">{html.escape(format_value(row.get("prompt_index")))}</td>'
             f'<td class="text prompt">{_text(row.get("prompt"))}</td>'
             f'<td class="text">{_text(row.get("reference"))}{_scores(row, "reference", names, declared)}</td>'
-            f'<td class="text">{_text(row.get("policy"))}{_same(row)}{_scores(row, "policy", names, declared)}'
+            f'<td class="text">{_text(row.get("policy"))}{_same(row)}'
+            f"{_scores(row, 'policy', names, declared)}"
             "</td></tr>"
         )
     return (
-        '<table class="samples"><colgroup><col class="idx"><col class="prompt"><col><col></colgroup>'
-        '<thead><tr><th scope="col">#</th><th scope="col">prompt</th><th scope="col">reference model</th>'
-        f'<th scope="col">policy ({html.escape(method)})</th></tr></thead><tbody>{"".join(body)}</tbody></table>'
+        '<table class="samples"><colgroup><col class="idx"><col class="prompt"><col><col>'
+        '</colgroup><thead><tr><th scope="col">#</th><th scope="col">prompt</th>'
+        '<th scope="col">reference model</th><th scope="col">policy '
+        f"({html.escape(method)})</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
 
@@ -163,9 +168,10 @@ def samples_section(view: SamplesView, colors: Mapping[str, str]) -> str:
         return ""
     count = samples.groupby(["trial_id", "step"]).size().max()
     return (
-        f"<p>Completions on the first {int(count)} held-out prompts: the reference (untrained) model's in the "
-        "middle, the trial's on the right, at the checkpoint the ranked table shows (<code>step</code>), both "
-        "sampled with the same seed. Under each completion, its per-sample scores (▲/▼: the policy's is better or "
-        "worse than the reference's). Each method's best trial is open; click its other trials to show theirs. "
-        "Every evaluated checkpoint's samples are in <code>samples.csv</code>.</p>" + "".join(blocks)
+        f"<p>Completions on the first {int(count)} held-out prompts: the reference (untrained) "
+        "model's in the middle, the trial's on the right, at the checkpoint the ranked table shows "
+        "(<code>step</code>), both sampled with the same seed. Under each completion, its "
+        "per-sample scores (▲/▼: the policy's is better or worse than the reference's). Each "
+        "method's best trial is open; click its other trials to show theirs. Every evaluated "
+        "checkpoint's samples are in <code>samples.csv</code>.</p>" + "".join(blocks)
     )

@@ -1,5 +1,5 @@
-"""The Over seeds section: each setting run with several seeds, its mean and 95% interval with evaluation noise,
-and how it compares with the best (:mod:`harness.leaderboard.analysis.seeds`)."""
+"""The Over seeds section: each setting run with several seeds, its mean and 95% interval with evaluation
+noise, and how it compares with the best (:mod:`harness.leaderboard.analysis.seeds`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The Method settings section: each method's hyperparameters that are the same in all its trials, and the loss
-its trainer computes where its plugin states it (:func:`harness.leaderboard.analysis.caveats.with_loss_notes`). The HTML
-lists them (too long for table cells)."""
+"""The Method settings section: each method's hyperparameters that are the same in all its trials, and the
+loss its trainer computes where its plugin states it
+(:func:`harness.leaderboard.analysis.caveats.with_loss_notes`). The HTML lists them (too long for table
+cells)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def to_html(section: Section, page: Page) -> str:
         for row in section.frame.to_dict("records")
     )
     return (
-        "<p>Each method's hyperparameters that are the same in all its trials (the swept ones are columns of the "
-        "tables above), and, where its plugin states it, the loss its trainer computes (what is summed, what is "
-        f'averaged per token, what an NLL term covers).</p><ul class="settings">{items}</ul>'
+        "<p>Each method's hyperparameters that are the same in all its trials (the swept ones are "
+        "columns of the tables above), and, where its plugin states it, the loss its trainer computes "
+        "(what is summed, what is averaged per token, what an NLL term covers).</p>"
+        f'<ul class="settings">{items}</ul>'
     )

@@ -1,7 +1,9 @@
 """Generate the data of the toy-world lm-eval tasks from the grammar, deterministically.
 
-    python -m harness.toyworld.lmeval_tasks.generate           # (re)write harness/toyworld/lmeval_tasks/data/*.jsonl
-    python -m harness.toyworld.lmeval_tasks.generate --check   # exit 1 if the shipped files differ from the generator
+    # (re)write harness/toyworld/lmeval_tasks/data/*.jsonl
+    python -m harness.toyworld.lmeval_tasks.generate
+    # exit 1 if the shipped files differ from the generator
+    python -m harness.toyworld.lmeval_tasks.generate --check
 
 The files are committed, so lm-eval reads them offline without importing the harness; a test checks that they
 equal what this module produces (change the grammar, regenerate). Every split has its own seeded
@@ -62,7 +64,8 @@ def grammar_row(rng: random.Random) -> Row:
 
 
 def sentiment_row(rng: random.Random, positive: bool) -> Row:
-    """One ``toy_sentiment`` row: ``review``, ``choices`` ([negative adjective, positive adjective]), ``label``.
+    """One ``toy_sentiment`` row: ``review``, ``choices`` ([negative adjective,
+    positive adjective]), ``label``.
 
     The label is the sign of the gold reward's net sentiment of the review (reviews with none are skipped);
     the two adjectives are drawn from those not in the review (the toy text never repeats content words).
@@ -103,7 +106,8 @@ def to_jsonl(rows: list[Row]) -> str:
 
 
 def stale_files(directory: Path = DATA_DIR) -> list[str]:
-    """Names of the data files in ``directory`` that are missing or differ from what :func:`generate` gives."""
+    """Names of the data files in ``directory`` that are missing or differ from what
+    :func:`generate` gives."""
     stale = []
     for name, rows in generate().items():
         path = directory / name

@@ -1,4 +1,5 @@
-"""Datasets of the toy-world lm-eval tasks, for the tasks' YAML (``custom_dataset: !function loaders.<task>``).
+"""Datasets of the toy-world lm-eval tasks, for the tasks' YAML
+(``custom_dataset: !function loaders.<task>``).
 
 lm-eval resolves ``data_files`` against the working directory, not the YAML's folder, so the YAML names these
 functions instead; lm-eval imports this file by its path, so it must not import the harness.

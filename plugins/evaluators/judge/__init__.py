@@ -1,26 +1,29 @@
 """Evaluator ``judge``: pairwise LLM-as-judge win rate of the policy's completions over the reference model's.
 
-Not in the default list; add it with ``eval.extra=[judge]``. For every evaluation prompt the judge compares the
-policy's completion with the reference model's completion of the same prompt (same sampling seed, from the
+Not in the default list; add it with ``eval.extra=[judge]``. For every evaluation prompt the judge compares
+the policy's completion with the reference model's completion of the same prompt (same sampling seed, from the
 reference-evaluation cache), in both orders: once with the policy's answer as A and once as B, which cancels
-the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and 0
-when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average their
-samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts (``judge_win_rate_se``);
-``judge_unparsed`` counts verdicts that could not be read (they are left out, never guessed). At step 0 the
-policy is the reference: 1/2 with no judge call.
+the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and
+0 when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average
+their samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts
+(``judge_win_rate_se``); ``judge_unparsed`` counts verdicts that could not be read (they are left out, never
+guessed). At step 0 the policy is the reference: 1/2 with no judge call.
 
 ``judge_win_rate_lc`` (``length_controlled: true``) is the win rate at equal length, AlpacaEval-LC style: a
-logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept, read
-at zero difference (:mod:`harness_plugins.evaluators.judge.stats`), with a delta-method standard error clustered by prompt.
-It is left out when the data cannot determine it (every comparison won, or every one lost).
+logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept,
+read at zero difference (:mod:`harness_plugins.evaluators.judge.stats`), with a delta-method standard error
+clustered by prompt. It is left out when the data cannot determine it (every comparison won, or every one
+lost).
 
-Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.evaluators.judge.backends`) and ``local``
-(a causal LM in this process reading the label probabilities after ``[[``; :mod:`harness_plugins.evaluators.judge.local`).
-Prompts are templates (:mod:`harness_plugins.evaluators.judge.template`). Verdicts are cached on disk
-(``$HARNESS_CACHE_DIR/judge`` or ``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend,
-model, template text, output settings), the question and both answers, so identical comparisons are judged once
-across checkpoints, trials and sweeps. The API key is only read from the environment variable that
-``api_key_env`` names: the config, records, cache and messages hold that name, never the key.
+Backends: ``openai`` (any OpenAI-compatible chat endpoint; :mod:`harness_plugins.evaluators.judge.backends`)
+and ``local`` (a causal LM in this process reading the label probabilities after ``[[``;
+:mod:`harness_plugins.evaluators.judge.local`). Prompts are templates
+(:mod:`harness_plugins.evaluators.judge.template`); the options (``eval.judge.*``) are declared and read in
+:mod:`harness_plugins.evaluators.judge.settings`. Verdicts are cached on disk (``$HARNESS_CACHE_DIR/judge`` or
+``~/.cache/harness/judge``) under the sha256 of the judge's identity (backend, model, template text, output
+settings), the question and both answers, so identical comparisons are judged once across checkpoints, trials
+and sweeps. The API key is only read from the environment variable that ``api_key_env`` names: the config,
+records, cache and messages hold that name, never the key.
 """
 
 from __future__ import annotations
@@ -28,18 +31,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from harness_plugins.evaluators.judge.backends import OpenAIJudge, VerdictCache, cached_run, endpoint_problem
-from harness_plugins.evaluators.judge.local import (
-    MODEL_KWARG_DEFAULTS,
-    LocalJudge,
-    model_problem,
-    model_settings,
-    verdict_from_probs,
-)
+from harness_plugins.evaluators.judge.local import LocalJudge, model_problem, verdict_from_probs
+from harness_plugins.evaluators.judge.settings import NAME, OPTIONS, Settings, read_settings
 from harness_plugins.evaluators.judge.stats import (
     length_controlled_win_rate,
     outcome,
@@ -47,168 +44,15 @@ from harness_plugins.evaluators.judge.stats import (
     prompt_means,
     sample_outcomes,
 )
-from harness_plugins.evaluators.judge.template import Template, load_template, question_text
-from omegaconf import DictConfig, OmegaConf
+from harness_plugins.evaluators.judge.template import question_text
+from omegaconf import DictConfig
 
-from harness.plugin import ConfigError, EvaluatorSpec, Metric, Option, cache_dir, hookimpl, mean_and_se
+from harness.plugin import ConfigError, EvaluatorSpec, Metric, cache_dir, hookimpl, mean_and_se
 
 if TYPE_CHECKING:
     from harness.plugin import EvalContext
 
 logger = logging.getLogger(__name__)
-
-NAME = "judge"
-OPTIONS = [
-    Option(
-        "backend",
-        "openai",
-        "who judges: openai (an OpenAI-compatible chat endpoint: vLLM, TGI, llama.cpp, a "
-        "hosted API) or local (a causal LM loaded in this process)",
-        choices=("openai", "local"),
-    ),
-    Option(
-        "model",
-        None,
-        "the judge model: the served model's name (openai) or a model directory or Hub id (local)",
-        types=(str,),
-        nullable=True,
-    ),
-    Option(
-        "base_url", None, "openai: the endpoint, e.g. http://127.0.0.1:8000/v1", types=(str,), nullable=True
-    ),
-    Option(
-        "api_key_env",
-        "OPENAI_API_KEY",
-        "openai: the environment variable holding the API key (sent as a Bearer "
-        "token; unset or null: no key)",
-        types=(str,),
-        nullable=True,
-    ),
-    Option(
-        "max_tokens",
-        512,
-        "openai: cap on the judge's answer (explanation and verdict), tokens",
-        bounds="[1, inf)",
-    ),
-    Option("concurrency", 4, "openai: requests in flight at once", bounds="[1, inf)"),
-    Option("timeout", 120.0, "openai: seconds per request", bounds="(0, inf)"),
-    Option(
-        "retries",
-        3,
-        "openai: retries after HTTP 408/409/429/5xx or a connection error (exponential backoff)",
-        bounds="[0, inf)",
-    ),
-    Option(
-        "model_kwargs",
-        MODEL_KWARG_DEFAULTS,
-        "local: model.* settings for the judge model (dtype: auto is "
-        "bfloat16 on a GPU that has it, float16 on others, float32 on a CPU; revision, trust_remote_code, "
-        "attn_implementation, device_map, quantization, bnb_4bit)",
-    ),
-    Option("batch_size", 4, "local: comparisons per forward pass", bounds="[1, inf)"),
-    Option(
-        "min_label_prob",
-        0.0,
-        "local: a verdict whose labels A, B, C hold less probability than this counts as unparsed",
-        bounds="[0, 1]",
-    ),
-    Option(
-        "template",
-        None,
-        "judge prompt: null (built-in, MT-Bench pairwise) or a text file with {prompt}, "
-        "{answer_a}, {answer_b} (lines <<<system>>> and <<<user>>> split it into messages)",
-        types=(str,),
-        nullable=True,
-    ),
-    Option(
-        "num_prompts",
-        None,
-        "judge only the first N evaluation prompts (bounds API cost); null: all",
-        types=(int,),
-        nullable=True,
-        bounds="[1, inf)",
-    ),
-    Option(
-        "length_controlled",
-        True,
-        "also report judge_win_rate_lc, the win rate at equal length (AlpacaEval-LC style)",
-    ),
-    Option(
-        "length_unit",
-        "chars",
-        "length for the length control: chars, or tokens of the policy's tokenizer",
-        choices=("chars", "tokens"),
-    ),
-    Option("cache", True, "reuse verdicts from disk ($HARNESS_CACHE_DIR/judge, else ~/.cache/harness/judge)"),
-]
-DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """``eval.judge`` with defaults filled in and the template loaded."""
-
-    backend: str
-    model: str
-    base_url: str | None
-    api_key_env: str | None
-    max_tokens: int
-    concurrency: int
-    timeout: float
-    retries: int
-    model_kwargs: dict[str, Any]
-    batch_size: int
-    min_label_prob: float
-    template_path: str | None
-    template: Template
-    num_prompts: int | None
-    length_controlled: bool
-    length_unit: str
-    cache: bool
-
-
-def _section(cfg: DictConfig) -> dict[str, Any]:
-    node = cfg.eval.get(NAME) if cfg.get("eval") is not None else None
-    raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
-    return {**DEFAULTS, **raw}
-
-
-def read_settings(cfg: DictConfig) -> Settings:
-    """``eval.judge`` of ``cfg`` as :class:`Settings`; a one-line ConfigError for what is missing or unusable
-    (the judge model, the endpoint's URL, the template, the judge model's settings). Reaches no server."""
-    values = _section(cfg)
-    backend = str(values["backend"])
-    if not values["model"]:
-        what = (
-            "a model directory or Hub id, e.g. eval.judge.model=Qwen/Qwen2.5-7B-Instruct"
-            if backend == "local"
-            else "the name its server serves it under, e.g. eval.judge.model=Qwen/Qwen2.5-72B-Instruct"
-        )
-        raise ConfigError(f"eval.judge.model is not set; name the judge model ({what}).")
-    if backend == "openai" and not values["base_url"]:
-        raise ConfigError(
-            "eval.judge.base_url is not set; point it at an OpenAI-compatible server, e.g. "
-            "eval.judge.base_url=http://127.0.0.1:8000/v1 (vllm serve <model>), or use "
-            "eval.judge.backend=local."
-        )
-    try:
-        template = load_template(values["template"])
-    except ValueError as exc:
-        raise ConfigError(f"eval.judge.template={values['template']}: {exc}.") from None
-    if backend == "local":
-        try:
-            model_settings(values["model_kwargs"])  # checked here, merged by the judge
-        except ValueError as exc:
-            raise ConfigError(f"eval.judge.model_kwargs: {exc}.") from None
-    return Settings(
-        **{
-            **values,
-            "backend": backend,
-            "model": str(values["model"]),
-            "template_path": values["template"],
-            "template": template,
-        }
-    )
 
 
 def make_judge(settings: Settings, device: torch.device | str) -> OpenAIJudge | LocalJudge:
@@ -299,8 +143,9 @@ def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
-    """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of the
-    policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the judge."""
+    """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of
+    the policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the
+    judge."""
     settings = read_settings(ctx.cfg)
     if ctx.is_reference:  # the policy is the reference: every comparison is of a completion with itself
         lc = {"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled else {}
@@ -353,7 +198,8 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
             name=NAME,
             evaluate=evaluate,
             options=OPTIONS,
-            description="pairwise LLM-as-judge win rate over the reference's samples (both orders; eval.judge.*)",
+            description="pairwise LLM-as-judge win rate over the "
+            "reference's samples (both orders; eval.judge.*)",
             metrics=[
                 Metric(
                     "judge_win_rate",

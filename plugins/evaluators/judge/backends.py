@@ -1,14 +1,15 @@
 """The ``judge`` evaluator's HTTP backend (any OpenAI-compatible chat endpoint) and its on-disk verdict cache.
 
 :class:`OpenAIJudge` POSTs ``{base_url}/chat/completions`` (``model``, ``messages``, ``temperature`` 0,
-``max_tokens``) with the standard library's ``urllib``: vLLM, TGI, llama.cpp's server, SGLang, Ollama and hosted
-APIs all speak it. Requests run ``concurrency`` at a time, each with a timeout and up to ``retries`` retries with
-exponential backoff (honouring ``Retry-After``) on HTTP 408/409/429/5xx and connection errors. A request the
-server rejects as malformed (HTTP 400/413/422: a prompt too long for the judge, say) leaves that comparison
-unparsed; any other failure stops the evaluation with a one-line error.
+``max_tokens``) with the standard library's ``urllib``: vLLM, TGI, llama.cpp's server, SGLang, Ollama and
+hosted APIs all speak it. Requests run ``concurrency`` at a time, each with a timeout and up to ``retries``
+retries with exponential backoff (honouring ``Retry-After``) on HTTP 408/409/429/5xx and connection errors. A
+request the server rejects as malformed (HTTP 400/413/422: a prompt too long for the judge, say) leaves that
+comparison unparsed; any other failure stops the evaluation with a one-line error.
 
-The API key is read from the environment variable named by ``api_key_env`` at request time and only ever sent in
-the ``Authorization`` header: it is never stored in the judge's identity, the cache, the records or a message.
+The API key is read from the environment variable named by ``api_key_env`` at request time and only ever sent
+in the ``Authorization`` header: it is never stored in the judge's identity, the cache, the records or a
+message.
 
 :class:`VerdictCache` keeps each judge's raw answer (its text, or a local judge's label probabilities) in one
 JSON file per comparison, named by the sha256 of the judge's identity (backend, model, template text, output
@@ -48,7 +49,8 @@ Messages = list[dict[str, str]]
 
 
 class EndpointError(RuntimeError):
-    """The judge endpoint failed in a way retrying does not fix (no key or a wrong one, wrong URL, server down)."""
+    """The judge endpoint failed in a way retrying does not fix
+    (no key or a wrong one, wrong URL, server down)."""
 
 
 class VerdictCache:
@@ -59,7 +61,8 @@ class VerdictCache:
 
     @staticmethod
     def key(identity: Mapping[str, Any], prompt: str, answer_a: str, answer_b: str) -> str:
-        """The sha256 hex digest naming the comparison of ``answer_a`` and ``answer_b`` on ``prompt`` by ``identity``."""
+        """The sha256 hex digest naming the comparison of ``answer_a`` and ``answer_b`` on ``prompt``
+        by ``identity``."""
         text = json.dumps(
             {"version": CACHE_VERSION, "judge": identity, "prompt": prompt, "a": answer_a, "b": answer_b},
             sort_keys=True,
@@ -103,10 +106,10 @@ def cached_run(
     conversations: Sequence[Messages],
     context: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]], int]:
-    """Raw answers of ``judge`` for ``comparisons`` ((prompt, answer_a, answer_b), rendered as ``conversations``):
-    from ``cache`` where present, the rest from ``judge.run`` (then stored, unless the answer is an error).
-    ``context`` (the template's text) joins ``judge.identity()`` in the key. Returns the answers in order and how
-    many were asked of the judge."""
+    """Raw answers of ``judge`` for ``comparisons`` ((prompt, answer_a, answer_b), rendered as
+    ``conversations``): from ``cache`` where present, the rest from ``judge.run`` (then stored, unless the
+    answer is an error). ``context`` (the template's text) joins ``judge.identity()`` in the key. Returns the
+    answers in order and how many were asked of the judge."""
     identity = {**judge.identity(), **context}
     keys = [cache.key(identity, *c) for c in comparisons]
     answers: list[dict[str, Any] | None] = [cache.get(k) for k in keys]
@@ -149,8 +152,8 @@ def endpoint_problem(base_url: str, api_key_env: str | None, timeout: float = 5.
     """Why the OpenAI-compatible endpoint at ``base_url`` cannot serve the judge (one line), or None.
 
     GETs ``{base_url}/models``: an unreachable server (refused, unknown host, timeout) is a problem, and so is
-    HTTP 401/403 (the key is missing or wrong; it would fail every request). Any other HTTP status passes, since
-    some servers do not implement ``/models``."""
+    HTTP 401/403 (the key is missing or wrong; it would fail every request). Any other HTTP status passes,
+    since some servers do not implement ``/models``."""
     url = f"{base_url.rstrip('/')}/models"
     try:
         request = urllib.request.Request(url, headers=_headers(api_key_env), method="GET")
@@ -164,8 +167,9 @@ def endpoint_problem(base_url: str, api_key_env: str | None, timeout: float = 5.
             return None
         if not api_key_env:
             return (
-                f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized) and no API key is sent "
-                f"(eval.judge.api_key_env is null); set eval.judge.api_key_env to the variable holding the key."
+                f"the judge endpoint {url} answered HTTP {exc.code} (unauthorized) and no "
+                "API key is sent (eval.judge.api_key_env is null); set "
+                "eval.judge.api_key_env to the variable holding the key."
             )
         state = "is set (is the key right?)" if os.environ.get(api_key_env) else "is not set"
         return (
@@ -218,8 +222,9 @@ class OpenAIJudge:
         time.sleep(min(max(delay, 0.0), MAX_BACKOFF_S))
 
     def complete(self, messages: Messages) -> dict[str, Any]:
-        """One judge answer: ``{"output": text}``, or ``{"output": None, "error": ...}`` for a request the server
-        rejects (HTTP 400/413/422). Retries transient failures; raises :class:`EndpointError` for the rest."""
+        """One judge answer: ``{"output": text}``, or ``{"output": None, "error": ...}`` for a request the
+        server rejects (HTTP 400/413/422). Retries transient failures; raises :class:`EndpointError` for the
+        rest."""
         payload = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": self.max_tokens}
         for attempt in range(self.retries + 1):
             try:

@@ -1,17 +1,19 @@
-"""The ``judge`` evaluator's local backend: a causal LM loaded in this process reads the verdict off its next token.
+"""The ``judge`` evaluator's local backend: a causal LM loaded in this process reads the verdict off
+its next token.
 
 The judge model is loaded once per process (and device) with the same loader as the policy
-(:func:`harness.plugin.load_causal_lm`), from ``eval.judge.model`` and ``eval.judge.model_kwargs`` (any ``model.*``
-setting: ``dtype``, ``revision``, ``trust_remote_code``, ``attn_implementation``, ``quantization``, ...; ``dtype``
-``auto`` is bfloat16 on a GPU that supports it, float16 on other GPUs and float32 on a CPU).
+(:func:`harness.plugin.load_causal_lm`), from ``eval.judge.model`` and ``eval.judge.model_kwargs`` (any
+``model.*`` setting: ``dtype``, ``revision``, ``trust_remote_code``, ``attn_implementation``,
+``quantization``, ...; ``dtype`` ``auto`` is bfloat16 on a GPU that supports it, float16 on other GPUs and
+float32 on a CPU).
 
 The conversation is rendered with the judge tokenizer's chat template when it has one (a system message it
 refuses is merged into the user message), else as plain text, and the assistant's turn is started with ``[[``.
-One forward pass then gives the probabilities of ``A``, ``B`` and ``C`` as the next token (the tokens where the
-three continuations ``[[A``, ``[[B``, ``[[C`` first differ, so a tokenizer that merges ``[[A`` still works).
-The verdict is the most probable label, or unparsed when the three together hold less than ``min_label_prob`` of
-the probability (a judge that does not follow the format). No sampling: the verdict is deterministic, without
-the explanation an API judge writes first.
+One forward pass then gives the probabilities of ``A``, ``B`` and ``C`` as the next token (the tokens where
+the three continuations ``[[A``, ``[[B``, ``[[C`` first differ, so a tokenizer that merges ``[[A`` still
+works). The verdict is the most probable label, or unparsed when the three together hold less than
+``min_label_prob`` of the probability (a judge that does not follow the format). No sampling: the verdict is
+deterministic, without the explanation an API judge writes first.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def model_settings(model_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``eval.judge.model_kwargs`` merged onto :data:`MODEL_KWARG_DEFAULTS`; ValueError naming an unknown key."""
+    """``eval.judge.model_kwargs`` merged onto :data:`MODEL_KWARG_DEFAULTS`;
+    ValueError naming an unknown key."""
     extra = dict(model_kwargs or {})
     unknown = sorted(set(extra) - set(MODEL_KWARG_DEFAULTS))
     if unknown:
@@ -56,13 +59,15 @@ def model_settings(model_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def model_problem(name: str, revision: str | None = None) -> str | None:
-    """Why ``name`` (a local directory or a Hub id) cannot be loaded as the judge model (one line), or None."""
+    """Why ``name`` (a local directory or a Hub id) cannot be loaded as the judge model
+    (one line), or None."""
     path = Path(name).expanduser()
     if path.exists():
         return (
             None
             if (path / "config.json").is_file()
-            else f"eval.judge.model={name} is not a model directory (no config.json); give a saved model's folder."
+            else f"eval.judge.model={name} is not a model directory "
+            "(no config.json); give a saved model's folder."
         )
     if not _HUB_ID.match(name):
         return f"eval.judge.model={name} does not exist; give a model directory or a Hub id (org/name)."
@@ -145,7 +150,8 @@ class LocalJudge:
     def render(
         self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Mapping[str, str]]
     ) -> tuple[str, bool]:
-        """The text the judge reads, ending with the start of its verdict, and whether a chat template made it."""
+        """The text the judge reads, ending with the start of its verdict,
+        and whether a chat template made it."""
         if getattr(tokenizer, "chat_template", None):
             try:
                 text = tokenizer.apply_chat_template(

@@ -1,4 +1,5 @@
-"""The arithmetic of the ``judge`` evaluator: reading verdicts, scoring both orders, the length-controlled win rate.
+"""The arithmetic of the ``judge`` evaluator: reading verdicts, scoring both orders,
+the length-controlled win rate.
 
 A verdict is ``"A"``, ``"B"``, ``"C"`` (a tie) or ``None`` (unparsed). Each policy completion is judged twice
 against the reference's completion of the same prompt, once as answer A and once as answer B; a comparison
@@ -6,8 +7,8 @@ scores 1 when the policy's answer wins, 1/2 for a tie and 0 when it loses, and a
 the orders whose verdict parsed (NaN when neither did). A judge that always prefers the first answer therefore
 scores exactly 1/2: the position bias cancels.
 
-The length-controlled win rate follows AlpacaEval 2's idea: a logistic regression of each comparison's outcome on
-``tanh(length difference / its standard deviation)`` with an intercept; the win rate at equal length is
+The length-controlled win rate follows AlpacaEval 2's idea: a logistic regression of each comparison's outcome
+on ``tanh(length difference / its standard deviation)`` with an intercept; the win rate at equal length is
 ``sigmoid(intercept)``. Its standard error is the delta method on a sandwich covariance clustered by prompt
 (the two orders of a sample, and the samples of a prompt, are not independent), which reduces to the inverse
 Fisher information when every comparison is its own cluster.
@@ -47,9 +48,9 @@ def parse_verdict(output: str | None) -> str | None:
     """The verdict in a judge's output: ``"A"``, ``"B"``, ``"C"`` (tie) or None when none can be read.
 
     In order of trust: the last ``[[A]]``/``[[B]]``/``[[C]]``/``[[tie]]``; else the last labelled verdict
-    ("Verdict: A", "Final verdict is **B**", "Winner: Assistant A", "final answer: tie"); else a last line that
-    is a verdict alone ("A", "**B**", "Tie."). Case does not matter, except that a lowercase letter counts only
-    at the end of its line (so "Verdict: a tie" is a tie).
+    ("Verdict: A", "Final verdict is **B**", "Winner: Assistant A", "final answer: tie"); else a last line
+    that is a verdict alone ("A", "**B**", "Tie."). Case does not matter, except that a lowercase letter
+    counts only at the end of its line (so "Verdict: a tie" is a tie).
     """
     if not output:
         return None
@@ -98,15 +99,16 @@ def prompt_means(values: np.ndarray, samples_per_prompt: int) -> np.ndarray:
 
 
 def length_features(length_diff: np.ndarray) -> np.ndarray:
-    """``tanh(d / std(d))`` of the length differences (policy minus reference); zeros when they do not vary."""
+    """``tanh(d / std(d))`` of the length differences (policy minus reference);
+    zeros when they do not vary."""
     d = np.asarray(length_diff, dtype=np.float64)
     std = float(np.std(d)) if d.size > 1 else 0.0
     return np.tanh(d / std) if std > 0 else np.zeros_like(d)
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 100) -> np.ndarray | None:
-    """Newton's method for the logistic regression of ``y`` (in [0, 1], fractions allowed) on the columns of ``x``;
-    None when it does not converge (separable data: a coefficient runs off to infinity)."""
+    """Newton's method for the logistic regression of ``y`` (in [0, 1], fractions allowed) on the columns of
+    ``x``; None when it does not converge (separable data: a coefficient runs off to infinity)."""
     beta = np.zeros(x.shape[1])
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -30, 30)))
@@ -129,10 +131,10 @@ def length_controlled_win_rate(
     """The win rate at equal length, and its standard error, from per-comparison ``outcomes`` (1, 0.5, 0; NaN
     entries are dropped) and the policy-minus-reference ``length_diff`` of each comparison.
 
-    Fits ``P(win) = sigmoid(b0 + b1 * tanh(diff / std(diff)))`` by Newton's method and returns
-    ``sigmoid(b0)`` with its delta-method standard error. ``clusters`` (e.g. the prompt of each comparison) makes
-    the covariance a sandwich clustered by them; without, it is the inverse Fisher information. Returns None
-    when the data cannot determine it: fewer than two comparisons, all outcomes equal (every comparison won, or
+    Fits ``P(win) = sigmoid(b0 + b1 * tanh(diff / std(diff)))`` by Newton's method and returns ``sigmoid(b0)``
+    with its delta-method standard error. ``clusters`` (e.g. the prompt of each comparison) makes the
+    covariance a sandwich clustered by them; without, it is the inverse Fisher information. Returns None when
+    the data cannot determine it: fewer than two comparisons, all outcomes equal (every comparison won, or
     every one lost), or a fit that diverges.
     """
     y = np.asarray(outcomes, dtype=np.float64)

@@ -1,9 +1,9 @@
 """Judge prompts for the ``judge`` evaluator: templates the user can replace, and the question the judge sees.
 
 A template is a text file with the placeholders ``{prompt}`` (the user's question), ``{answer_a}`` and
-``{answer_b}`` (the two completions), each used at least once; write ``{{`` and ``}}`` for literal braces. A line
-``<<<system>>>`` starts the system message and a line ``<<<user>>>`` the user message; a file without these
-marker lines is the user message alone (no system message). The built-in template
+``{answer_b}`` (the two completions), each used at least once; write ``{{`` and ``}}`` for literal braces. A
+line ``<<<system>>>`` starts the system message and a line ``<<<user>>>`` the user message; a file without
+these marker lines is the user message alone (no system message). The built-in template
 (``templates/pairwise.txt``) is a pairwise prompt in the MT-Bench style: it asks for a short comparison and
 then ``[[A]]``, ``[[B]]`` or ``[[C]]`` for a tie.
 
@@ -93,7 +93,8 @@ def parse_template(text: str, source: str) -> Template:
 
 
 def load_template(path: str | None) -> Template:
-    """The template in the file ``path`` (None: the built-in one); ValueError (one line) when it is unusable."""
+    """The template in the file ``path`` (None: the built-in one); ValueError (one line)
+    when it is unusable."""
     file = BUILTIN if path is None else Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")
@@ -103,8 +104,8 @@ def load_template(path: str | None) -> Template:
 
 
 def question_text(prompt: Any) -> str:
-    """The question the judge sees for one evaluation prompt as the data gave it: a string as it is; a message list
-    by its last user message (the judge is not shown the policy's system prompt or chat markup)."""
+    """The question the judge sees for one evaluation prompt as the data gave it: a string as it is; a message
+    list by its last user message (the judge is not shown the policy's system prompt or chat markup)."""
     if not isinstance(prompt, list):
         return str(prompt)
     users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]

@@ -3,8 +3,8 @@
 The policy being evaluated (with its LoRA adapter active) and its tokenizer are wrapped in lm-eval's ``HFLM``
 and scored with ``lm_eval.simple_evaluate``, exactly as ``lm_eval --model hf --model_args pretrained=<dir>``
 would score the saved checkpoint. The toy world's tasks (``toy_grammar``, ``toy_sentiment``; see
-:mod:`harness.toyworld.lmeval_tasks`) ship with the harness and are always included, so the default runs offline; any
-task, group or tag lm-eval knows can be named too (its dataset must be reachable or cached).
+:mod:`harness.toyworld.lmeval_tasks`) ship with the harness and are always included, so the default runs
+offline; any task, group or tag lm-eval knows can be named too (its dataset must be reachable or cached).
 
 Options, under ``eval.lm_eval`` (declared in :data:`~harness_plugins.evaluators.lm_eval.settings.OPTIONS`,
 with their defaults): ``tasks``, ``include_path``,
@@ -15,15 +15,15 @@ standard errors named the harness's way (``acc_se`` for lm-eval's ``acc_stderr``
 other than lm-eval's ``none`` get the filter appended (``lm_eval/gsm8k/exact_match/flexible-extract``).
 Group scores appear under the group's name.
 
-Indexing lm-eval's ~15,000 task files takes about 11 s, so task managers are built once per process and
-reused for every checkpoint; when every task named is in the include paths (the default), lm-eval's own
-tasks are not indexed at all (about 0.1 s). The task objects too are loaded once per process and task settings
-(tasks, include paths, limit, few-shot count; :func:`prepared_tasks`), configured as ``simple_evaluate``
-configures them, and each task's requests (its documents rendered into prompts, then tokenized) are built once
-and reused, so a checkpoint only runs the model on them: :func:`run_lm_eval` does what ``simple_evaluate`` does (same seeds, same
-settings) minus the loading and the run report (an environment report that runs ``pip list``; the trial record
-holds the library versions instead), and scores the same. Task names are checked before any compute
-(``harness_config_validate``), with suggestions for a misspelt name.
+Indexing lm-eval's ~15,000 task files takes about 11 s, so task managers are built once per process and reused
+for every checkpoint; when every task named is in the include paths (the default), lm-eval's own tasks are not
+indexed at all (about 0.1 s). The task objects too are loaded once per process and task settings (tasks,
+include paths, limit, few-shot count; :func:`prepared_tasks`), configured as ``simple_evaluate`` configures
+them, and each task's requests (its documents rendered into prompts, then tokenized) are built once and
+reused, so a checkpoint only runs the model on them: :func:`run_lm_eval` does what ``simple_evaluate`` does
+(same seeds, same settings) minus the loading and the run report (an environment report that runs
+``pip list``; the trial record holds the library versions instead), and scores the same. Task names are
+checked before any compute (``harness_config_validate``), with suggestions for a misspelt name.
 """
 
 from __future__ import annotations

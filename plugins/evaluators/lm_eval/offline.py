@@ -19,8 +19,9 @@ _FILE_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
 def task_datasets(
     manager: TaskManager, name: str, seen: frozenset[str] = frozenset()
 ) -> list[tuple[str, str, Any]]:
-    """``(task, dataset_path, dataset_name)`` of every task ``name`` stands for (a task, a group's tasks, a tag's
-    tasks), for the tasks that read a dataset (not a ``custom_dataset`` function or a task file of local data)."""
+    """``(task, dataset_path, dataset_name)`` of every task ``name`` stands for (a task, a group's tasks, a
+    tag's tasks), for the tasks that read a dataset (not a ``custom_dataset`` function or a task file of local
+    data)."""
     if name in seen:
         return []
     seen = seen | {name}

@@ -69,8 +69,9 @@ def manager_for(settings: Settings) -> TaskManager:
 
 @dataclass
 class PreparedTasks:
-    """lm-eval's task objects for one set of task settings (``TaskManager.load``'s ``{"tasks", "groups",
-    "group_map"}``), configured as ``simple_evaluate`` configures them, and each task's requests once built."""
+    """lm-eval's task objects for one set of task settings (``TaskManager.load``'s
+    ``{"tasks", "groups", "group_map"}``), configured as ``simple_evaluate`` configures them, and each task's
+    requests once built."""
 
     loaded: dict[str, Any]
     requests: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
@@ -80,7 +81,8 @@ class PreparedTasks:
     )
 
     def remember_encodings(self, lm: HFLM, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Make ``lm`` (an HFLM) tokenize each request once per tokenizer: later checkpoints reuse the token ids."""
+        """Make ``lm`` (an HFLM) tokenize each request once per tokenizer:
+        later checkpoints reuse the token ids."""
         known = self.encodings.setdefault(tokenizer, {})
         encode, how = lm._encode_pair, (getattr(lm, "backend", None), getattr(lm, "add_bos_token", None))
 
@@ -91,8 +93,8 @@ class PreparedTasks:
         lm._encode_pair = encode_pair
 
     def reuse_requests(self, name: str, task: Task) -> None:
-        """Make ``task`` build its requests once: a later build hands back the same requests (lm-eval ``Instance``
-        objects: a document, its prompt and continuations), the model's answers cleared."""
+        """Make ``task`` build its requests once: a later build hands back the same requests (lm-eval
+        ``Instance`` objects: a document, its prompt and continuations), the model's answers cleared."""
         build = task.build_all_requests
 
         def build_all_requests(**kwargs: Any) -> None:
@@ -111,7 +113,8 @@ _PREPARED: dict[tuple[Any, ...], PreparedTasks] = {}
 
 
 def _load_tasks(manager: TaskManager, settings: Settings) -> dict[str, Any]:
-    """``settings.tasks`` loaded by ``manager``, configured as ``simple_evaluate`` does (few-shot count and seed)."""
+    """``settings.tasks`` loaded by ``manager``, configured as ``simple_evaluate`` does
+    (few-shot count and seed)."""
     from lm_eval.defaults import DEFAULT_OTHER_SEED
 
     loaded = manager.load(list(settings.tasks))
@@ -126,8 +129,9 @@ def _load_tasks(manager: TaskManager, settings: Settings) -> dict[str, Any]:
 
 
 def prepared_tasks(settings: Settings) -> PreparedTasks:
-    """This process's task objects for ``settings`` (its tasks, include paths, limit and few-shot count), loaded
-    on first use; every checkpoint of every trial with the same task settings reuses them and their requests."""
+    """This process's task objects for ``settings`` (its tasks, include paths, limit and few-shot count),
+    loaded on first use; every checkpoint of every trial with the same task settings reuses them and their
+    requests."""
     key = (settings.tasks, settings.include_path, settings.limit, settings.num_fewshot)
     if key not in _PREPARED:
         prepared = _PREPARED[key] = PreparedTasks(_load_tasks(manager_for(settings), settings))
