@@ -18,11 +18,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY_SPEC, run_cli
+from tests.conftest import REPO, TINY_SPEC
+from tests.warm_python import WarmPython
 
 GEN = REPO / "docs" / "gen"
 if str(GEN) not in sys.path:
@@ -270,11 +272,11 @@ def test_the_readme_is_a_front_door_whose_links_resolve():
 
 
 @pytest.fixture(scope="session")
-def fixture_sweeps(tiny_world, tmp_path_factory) -> Path:
+def fixture_sweeps(tiny_world, tmp_path_factory, warm) -> Path:
     """``multirun/my-sweep`` and ``multirun/other-sweep``: DPO and SimPO on the tiny world, trained once."""
     root = tmp_path_factory.mktemp("docs-sweeps")
     args = ["-m", "method=dpo,simpo", "sweep_name=my-sweep", "eval=fast", *tiny_world, *SNIPPET_FAST]
-    result = run_cli(args, cwd=root)
+    result = warm.run("harness", args, root, dict(os.environ), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     shutil.copytree(root / "multirun" / "my-sweep", root / "multirun" / "other-sweep")
     return root / "multirun"
@@ -293,8 +295,23 @@ def _argv(command, world: list[str]) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="session")
+def warm() -> Iterator[WarmPython]:
+    """One warm interpreter for the manual's ``python -m`` commands (:mod:`tests.warm_python`): each command
+    is still a process of its own, without paying the libraries' imports again."""
+    server = WarmPython(REPO)
+    yield server
+    server.close()
+
+
+def _run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: int, warm: WarmPython
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **env, "NO_MKDOCS_2_WARNING": "1"}
+    # A module runs as a child of the warm interpreter, unless it launches trials through a launcher of its
+    # own (joblib's worker pool does not start cleanly from a forked child: minutes instead of seconds).
+    if argv[1] == "-m" and not any(a.startswith("hydra/launcher=") for a in argv):
+        return warm.run(argv[2], argv[3:], cwd, full_env, timeout)
     return subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -309,7 +326,9 @@ def _workspace(snippet: Snippet, tmp_path: Path, request) -> Path:
     return tmp_path
 
 
-def run_snippet(snippet: Snippet, tmp_path: Path, world: list[str], request, timeout: int) -> None:
+def run_snippet(
+    snippet: Snippet, tmp_path: Path, world: list[str], request, timeout: int, warm: WarmPython
+) -> None:
     """Run one block as docs/contributing.md says; fail naming the block, the command and its output."""
     cwd = _workspace(snippet, tmp_path, request)
     if snippet.lang in ("python", "py"):
@@ -325,13 +344,13 @@ def run_snippet(snippet: Snippet, tmp_path: Path, world: list[str], request, tim
         else:
             (cwd / "snippet.py").write_text(snippet.text, encoding="utf-8")
             argv = [sys.executable, "snippet.py"]
-        result = _run(argv, cwd, {}, timeout)
+        result = _run(argv, cwd, {}, timeout, warm)
         assert result.returncode == 0, f"{snippet.where}: {result.stderr[-3000:]}"
         return
     if snippet.lang == "console":
         for line, expected in console_commands(snippet.text):
             (command,) = shell_commands(line)
-            result = _run(_argv(command, world), cwd, command.env, timeout)
+            result = _run(_argv(command, world), cwd, command.env, timeout, warm)
             output = result.stdout + result.stderr
             missing = [e for e in expected if e.strip() not in output]
             assert not missing, f"{snippet.where}: `{line}` printed\n{output[-3000:]}\nnot {missing}"
@@ -339,7 +358,7 @@ def run_snippet(snippet: Snippet, tmp_path: Path, world: list[str], request, tim
     for command in shell_commands(snippet.text):
         if command.is_setup:
             continue
-        result = _run(_argv(command, world), cwd, command.env, timeout)
+        result = _run(_argv(command, world), cwd, command.env, timeout, warm)
         assert result.returncode == 0, f"{snippet.where}: `{command.line}` exited {result.returncode}:\n" + (
             result.stdout[-1500:] + result.stderr[-3000:]
         )
@@ -361,11 +380,11 @@ SLOW = _unique([s for s in GOVERNED if s.tier == "slow"])
 
 
 @pytest.mark.parametrize("snippet", DEFAULT, ids=[s.where for s in DEFAULT])
-def test_snippet_runs(snippet, tiny_world, tmp_path, request):
-    run_snippet(snippet, tmp_path, tiny_world, request, timeout=600)
+def test_snippet_runs(snippet, tiny_world, tmp_path, request, warm):
+    run_snippet(snippet, tmp_path, tiny_world, request, timeout=600, warm=warm)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("snippet", SLOW, ids=[s.where for s in SLOW])
-def test_slow_snippet_runs(snippet, tiny_world, tmp_path, request):
-    run_snippet(snippet, tmp_path, tiny_world, request, timeout=1800)
+def test_slow_snippet_runs(snippet, tiny_world, tmp_path, request, warm):
+    run_snippet(snippet, tmp_path, tiny_world, request, timeout=1800, warm=warm)
