@@ -8,6 +8,7 @@ traceback and exits with status 2, before any compute. Everything else is a bug 
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -81,3 +82,17 @@ class TrialInterrupted(BaseException):
     def exit_code(self) -> int:
         """The shell's exit status for a process ended by this signal."""
         return 128 + self.signum
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a full disk: ENOSPC or EDQUOT."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

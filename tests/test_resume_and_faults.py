@@ -12,13 +12,13 @@ import torch
 
 from harness import leaderboard
 from harness.config.sweep_checks import check_sweep_name
-from harness.errors import ConfigError, TrialFailed, TrialInterrupted, TrialPruned
+from harness.errors import ConfigError, TrialFailed, TrialInterrupted, TrialPruned, disk_full
 from harness.plugin import hookimpl
 from harness.plugin.manager import HarnessPluginManager
 from harness.records import write_record
 from harness.sweep import resume
 from harness.trial.checkpoints import Checkpointer, save_weights
-from harness.trial.lifecycle import call_hook, disk_full, failure, interrupts_raise
+from harness.trial.lifecycle import call_hook, failure, interrupts_raise
 from tests.helpers import make_record
 from tests.test_conclusions import seeded, trial
 

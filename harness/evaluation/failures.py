@@ -22,11 +22,12 @@ and the plugin that registered it:
 
 from __future__ import annotations
 
-import errno
 import math
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from harness.errors import disk_full
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,12 +45,8 @@ def stops_the_trial(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, MemoryError):
             return True
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(current):
-            return True
         current = current.__cause__ or current.__context__
-    return False
+    return disk_full(exc)
 
 
 def _warn(text: str) -> None:

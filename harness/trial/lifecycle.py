@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import inspect
 import signal
 import sys
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.config import distributed
-from harness.errors import TrialInterrupted, TrialPruned, UserError
+from harness.errors import TrialInterrupted, TrialPruned, UserError, disk_full
 from harness.records import TrialError, TrialRecord
 
 if TYPE_CHECKING:
@@ -227,20 +226,6 @@ def note_evaluator_errors(record: TrialRecord) -> None:
                     }
                 )
     record.plugin_errors.extend(e for e in found if e not in record.plugin_errors)
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it was raised from) is a full disk: ENOSPC or EDQUOT."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def failure(exc: BaseException) -> TrialError:

@@ -23,12 +23,12 @@ from omegaconf import DictConfig
 
 from harness.config import distributed
 from harness.data import data_for_method
-from harness.errors import TrialInterrupted, TrialPruned
+from harness.errors import TrialInterrupted, TrialPruned, disk_full
 from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, Checkpoint, TrialError, TrialRecord, write_record
 from harness.trial.checkpoints import Checkpointer, Evaluate
 from harness.trial.context import TrainContext
-from harness.trial.lifecycle import TrialHooks, disk_full, failure, note_evaluator_errors, process_age
+from harness.trial.lifecycle import TrialHooks, failure, note_evaluator_errors, process_age
 from harness.trial.memory import MemoryMonitor
 from harness.trial.recording import (
     hyperparameters,
