@@ -12,6 +12,7 @@ import html
 from harness.leaderboard.analysis import conclusions
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import COLUMN_NOTES
+from harness.leaderboard.markdown_parts import markdown_code, markdown_text
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked, split
 
 
@@ -39,7 +40,7 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
 
 def markdown(section: Section) -> list[str]:
     """One item per metric column of the ranked table ([] when none has a meaning)."""
-    items = [f"- `{c}`: {meaning}" for c, meaning in section.data["items"]]
+    items = [f"- {markdown_code(c)}: {markdown_text(meaning)}" for c, meaning in section.data["items"]]
     return [f"## {section.title}", "", *items, ""] if items else []
 
 

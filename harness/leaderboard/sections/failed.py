@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.leaderboard.analysis.frames import format_value
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.markdown_parts import markdown_text
+from harness.leaderboard.markdown_parts import markdown_code, markdown_text
 from harness.leaderboard.sections.base import Figures, Section, flat, ranked, split
 
 
@@ -40,7 +40,8 @@ def _item(row: Mapping[str, Any]) -> str:
         else ""
     )
     reason = markdown_text(row["reason"] or "no reason recorded")
-    return f"- **{markdown_text(row['method'])}** ({row['status']}{step}): {reason}  \n  `{row['overrides']}`"
+    head = f"- **{markdown_text(row['method'])}** ({markdown_text(row['status'])}{step}): {reason}"
+    return f"{head}  \n  {markdown_code(row['overrides'])}"
 
 
 def markdown(section: Section) -> list[str]:

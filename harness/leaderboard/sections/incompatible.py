@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.leaderboard.board import Leaderboard
+from harness.leaderboard.markdown_parts import markdown_code, markdown_text
 from harness.leaderboard.sections.base import Figures, Page, Section
 
 
@@ -33,10 +34,14 @@ def incompatible_lines(groups: Mapping[str, Any], records: int) -> list[str]:
         "Settings that differ (one value per setup):",
         "",
     ]
-    lines += [f"- `{key}`: {', '.join(repr(v) for v in values)}" for key, values in groups["differ"].items()]
+    lines += [
+        f"- {markdown_code(key)}: {markdown_text(', '.join(repr(v) for v in values))}"
+        for key, values in groups["differ"].items()
+    ]
     lines += ["", "Setups:", ""]
     lines += [
-        f"- `{key}`: {count} trials ({', '.join(groups['trials'][key][:5])}{' ...' if count > 5 else ''})"
+        f"- {markdown_code(key)}: {count} trials "
+        f"({markdown_text(', '.join(groups['trials'][key][:5]))}{' ...' if count > 5 else ''})"
         for key, count in groups["counts"].items()
     ]
     return lines

@@ -11,7 +11,7 @@ import html
 from harness.leaderboard.analysis import conclusions
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import html_table, note
-from harness.leaderboard.markdown_parts import markdown_text
+from harness.leaderboard.markdown_parts import markdown_prose
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked
 
 
@@ -24,7 +24,7 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     return Section(
         "conclusions",
         "Methods",
-        caption=markdown_text(verdict),
+        caption=markdown_prose(verdict),
         frame=conclusions.shown(summary),
         notes=(conclusions.explanation(board.objective_name, board.objective_se_column()),),
         data={"verdict": verdict},

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.leaderboard.board import Leaderboard
 from harness.leaderboard.html_parts import html_table
-from harness.leaderboard.markdown_parts import markdown_table
+from harness.leaderboard.markdown_parts import markdown_code, markdown_table, markdown_text
 from harness.leaderboard.sections.base import Figures, Page, Section, ranked
 from harness.sweep.collect import missing_text
 from harness.sweep.results import importance_table
@@ -39,8 +39,9 @@ def _study_lines(info: Mapping[str, Any]) -> list[str]:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(info["counts"].items()))
     goal = goal_text(info["objectives"], info["directions"])
     lines = [
-        f"- `{info['study']}` in `{info['storage']}` ({goal}): {counts}. Open it with "
-        f"`optuna-dashboard {dashboard_form(info['storage'])}`."
+        f"- {markdown_code(info['study'])} in {markdown_code(info['storage'])} ({markdown_text(goal)}): "
+        f"{markdown_text(counts)}. Open it with "
+        f"{markdown_code('optuna-dashboard ' + dashboard_form(info['storage']))}."
     ]
     if info.get("missing"):
         lines += [f"  - **Warning:** {missing_text(info)}"]
@@ -49,7 +50,10 @@ def _study_lines(info: Mapping[str, Any]) -> list[str]:
             "  - Trials whose directories (checkpoints, samples) are not on this machine; their records "
             "were read from the study's storage:"
         ]
-        lines += [f"    - `{r['trial']}`: {r['host']}:`{r['dir']}`" for r in info["remote"]]
+        lines += [
+            f"    - {markdown_code(r['trial'])}: {markdown_text(r['host'])}:{markdown_code(r['dir'])}"
+            for r in info["remote"]
+        ]
     return lines
 
 

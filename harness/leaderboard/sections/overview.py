@@ -17,6 +17,7 @@ from typing import Any
 from harness.leaderboard.analysis.frames import format_value
 from harness.leaderboard.analysis.selection import selection_sentence
 from harness.leaderboard.board import Leaderboard
+from harness.leaderboard.markdown_parts import markdown_code
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked, split
 
 AUTO_ORDER = "the gold reward, else a reward model's score, else a judge's win rate, else preference accuracy"
@@ -72,7 +73,7 @@ def objective_lines(data: Mapping[str, Any]) -> list[str]:
         else "as named (`leaderboard.objective`, or the Optuna study's objective)"
     )
     line = (
-        f"**Objective: `{data['objective']}`** "
+        f"**Objective: {markdown_code(data['objective'])}** "
         f"({meaning + '; ' if meaning else ''}{better} is better), {why}."
     )
     value, se = data["value"], data["se"]

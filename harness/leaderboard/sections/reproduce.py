@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.leaderboard.analysis.frames import format_value
 from harness.leaderboard.board import Leaderboard
-from harness.leaderboard.markdown_parts import markdown_text
+from harness.leaderboard.markdown_parts import markdown_code, markdown_text
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked
 
 
@@ -28,7 +28,7 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
 def _markdown_item(row: Mapping[str, Any]) -> str:
     return (
         f"- rank {format_value(row['rank']) or '-'} {markdown_text(row['method'])}: "
-        f"`python -m harness {row['overrides']}`"
+        f"{markdown_code('python -m harness ' + str(row['overrides']))}"
     )
 
 
