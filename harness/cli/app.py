@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.cli.task import SWEEP_JOBS_ENV
 from harness.config.store import CONFIG_MODULE, CONFIG_NAME
 from harness.errors import UserError
+from harness.records.redaction import redact
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = prepare(args)
     except UserError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("harness: interrupted before any trial started; nothing was written", file=sys.stderr)
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # a bug, not the user's input: one line, the traceback with verbose=true
         if "verbose=true" in args:
             raise
-        first = (str(exc).splitlines() or [""])[0]
+        first = redact((str(exc).splitlines() or [""])[0])
         print(
             f"harness: internal error: {type(exc).__name__}: {first} (a bug in the harness or a plugin; run "
             "again with verbose=true for the traceback, and report it)",

@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import TrialInterrupted, UserError
+from harness.records.redaction import redact
 
 
 def _hydra_context() -> tuple[bool, Path, dict[str, Any] | None, list[str], DictConfig]:
@@ -86,7 +87,7 @@ def _stop(cfg: DictConfig, sweep: dict[str, Any] | None, record_path: Path, what
     board = _write_partial_leaderboard(cfg, sweep) if sweep else None
     report = f"; leaderboard of the completed trials: {board}" if board else ""
     resume = "; run the same command again to resume" if sweep else ""
-    print(f"harness: {what} (record: {record_path}){report}{resume}", file=sys.stderr, flush=True)
+    print(redact(f"harness: {what} (record: {record_path}){report}{resume}"), file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 
@@ -121,13 +122,13 @@ def run_task(cfg: DictConfig) -> Any:
             exc.exit_code,
         )
     except UserError as exc:  # a locked trial directory
-        print(f"harness: error: {exc}", file=sys.stderr, flush=True)
+        print(f"harness: error: {redact(str(exc))}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     error = record.error or TrialError()
     if not multirun and record.status == "failed" and error.user_error:
         # an input problem found when the trial read its data or model, before any training: one line, as at
         # validation (the record keeps the details)
-        print(f"harness: error: {error.message}", file=sys.stderr, flush=True)
+        print(f"harness: error: {redact(error.message)}", file=sys.stderr, flush=True)
         raise SystemExit(2)
     if not main:
         return None

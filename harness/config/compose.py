@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config.store import BASE_METHOD_CONFIG, BASE_MODEL_CONFIG
 from harness.config.sweep_checks import knob_meaning_warning, method_knobs
 from harness.errors import ConfigError, UnknownNameError
+from harness.records.redaction import redact
 
 if TYPE_CHECKING:
     from hydra.core.config_loader import ConfigLoader
@@ -172,5 +173,5 @@ def validated_jobs(overrides: Sequence[str], flags: dict[str, str], multirun: bo
         configs.append(OmegaConf.to_container(cfg, resolve=True))
     warning = knob_meaning_warning(knobs, pm) if len(jobs) > 1 else None
     if warning:
-        print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
+        print(f"harness: warning: {redact(str(warning))}", file=sys.stderr, flush=True)
     return configs

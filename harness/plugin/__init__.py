@@ -32,7 +32,8 @@ is refused, a removed name gets a migration message).
   experiment trackers, ``tracking.*``).
 - **Errors**: :class:`ConfigError` (a user's config mistake: one line with the fix), :class:`DataError`,
   :class:`UnknownNameError`, :class:`TrialFailed`, :class:`TrialPruned`, :class:`PluginError`,
-  :class:`UserError`.
+  :class:`UserError`; :func:`redact` (a message with URL credentials, keys and tokens masked, for a plugin
+  that puts user input into one).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from harness.plugin.specs import EvaluatorSpec, MethodSpec, Profile
 from harness.plugin.stats import mean_and_se
 from harness.plugin.versions import API_VERSION, removed_name
 from harness.records import Checkpoint, TrialRecord
+from harness.records.redaction import redact
 
 if TYPE_CHECKING:
     from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
@@ -99,6 +101,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "redact",
     "API_VERSION",
     "Checkpoint",
     "ConfigError",

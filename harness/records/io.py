@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records.migration import migrate
+from harness.records.redaction import redact_value
 from harness.records.trial import RECORD_NAME, STATUSES, Checkpoint, TrialRecord
 
 #: Keys every record file must hold (a file without them is not a trial record).
@@ -52,7 +53,7 @@ def record_json(record: TrialRecord | Mapping[str, Any]) -> str:
     typed = record if isinstance(record, TrialRecord) else TrialRecord.from_dict(record)
     if typed.status not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}, got {typed.status!r}")
-    return json.dumps(typed.to_dict(), indent=2, sort_keys=False, default=_json_default) + "\n"
+    return json.dumps(redact_value(typed.to_dict()), indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def write_record(path: Path, record: TrialRecord | Mapping[str, Any]) -> None:

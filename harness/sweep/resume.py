@@ -26,6 +26,7 @@ from typing import IO, Any
 from harness.config.sweep_checks import check_sweep_name
 from harness.errors import ConfigError, UserError
 from harness.records import RECORD_NAME, RecordError, TrialError, TrialRecord, read_record
+from harness.records.redaction import redact_value
 
 NOT_IN_HASH = (
     "sweep_name",
@@ -51,7 +52,7 @@ class Locked(UserError):
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short hash of a resolved trial config (a record's ``config``),
     the keys in :data:`NOT_IN_HASH` left out."""
-    kept = {k: v for k, v in config.items() if k not in NOT_IN_HASH}
+    kept = {k: v for k, v in redact_value(config).items() if k not in NOT_IN_HASH}
     text = json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config.settings_sweeper import SWEEPER, sweeper_defaults
 from harness.errors import ConfigError, UnknownNameError, UserError
+from harness.records.redaction import redact as redact_secrets
 from harness.sweep import opening
 from harness.sweep import study as st
 from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL
@@ -123,7 +124,7 @@ class OptunaSweep:
         try:
             return self._sweep(arguments)
         except UserError as exc:
-            print(f"harness: error: {exc}", file=sys.stderr, flush=True)
+            print(f"harness: error: {redact_secrets(str(exc))}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
     # -- the loop --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from harness.plugin import (
     TrialRecord,
     UnknownNameError,
     hookimpl,
+    redact,
     tracking_report_to,
 )
 
@@ -121,7 +122,7 @@ def summary(record: TrialRecord) -> tuple[dict[str, float], dict[str, str], int]
     final = next((c for c in record.checkpoints if c.final), None)
     steps = record.train.steps if record.train is not None else None
     numbers: dict[str, Any] = {"steps": steps, "final_step": final and final.step, **(record.timings or {})}
-    texts = {"status": record.status, "error": record.error_message}
+    texts = {"status": record.status, "error": redact(record.error_message or "") or None}
     step = int(steps) if _number(steps) else int(final.step) if final else 0
     return (
         {_key(f"harness_summary/{k}"): float(v) for k, v in numbers.items() if _number(v)},

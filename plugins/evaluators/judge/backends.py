@@ -26,11 +26,14 @@ import os
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.plugin import redact
 
 if TYPE_CHECKING:
     from harness_plugins.evaluators.judge.local import LocalJudge
@@ -153,7 +156,15 @@ def endpoint_problem(base_url: str, api_key_env: str | None, timeout: float = 5.
 
     GETs ``{base_url}/models``: an unreachable server (refused, unknown host, timeout) is a problem, and so is
     HTTP 401/403 (the key is missing or wrong; it would fail every request). Any other HTTP status passes,
-    since some servers do not implement ``/models``."""
+    since some servers do not implement ``/models``. Credentials in the URL (``http://user:KEY@host``) are
+    refused before any request: the key belongs in the environment variable ``api_key_env`` names, never in a
+    config that records, reports and trackers keep."""
+    if urllib.parse.urlsplit(base_url).password is not None:
+        return (
+            f"eval.judge.base_url={redact(base_url)!r} holds credentials; remove them from the URL and "
+            "export the key in the environment variable that eval.judge.api_key_env names (it is sent as "
+            "a Bearer token)."
+        )
     url = f"{base_url.rstrip('/')}/models"
     try:
         request = urllib.request.Request(url, headers=_headers(api_key_env), method="GET")
