@@ -50,8 +50,14 @@ def test_a_completed_trial_of_the_same_config_is_skipped_and_another_config_is_r
     ):
         resume.check_sweep_dir(tmp_path, [b, b], "missing")
     assert resume.check_sweep_dir(tmp_path, [b, b], "all") == 0  # --force: run them all again
-    attempt = resume.earlier_attempt(tmp_path / "1")
+    (attempt,) = resume.earlier_attempts(tmp_path / "1")
     assert attempt["status"] == "failed" and attempt["reason"] == "boom" and attempt["step"] == 3
+    # a third run keeps both earlier ones, oldest first
+    second = {**_record(b, status="interrupted").to_dict(), "attempts": [attempt]}
+    write_record(tmp_path / "1" / "trial.json", second)
+    history = resume.earlier_attempts(tmp_path / "1")
+    assert [a["status"] for a in history] == ["failed", "interrupted"] and history[0] == attempt
+    assert resume.earlier_attempts(tmp_path / "3") == []
     assert resume.completed_record(tmp_path / "1") is None and resume.completed_record(tmp_path / "2") is None
 
 

@@ -108,11 +108,11 @@ def run_task(cfg: DictConfig) -> Any:
         if done is not None and resume.config_hash(done.config or {}) == resume.config_hash(config):
             print(f"[harness] {output_dir}: completed earlier, skipped (--force runs it again)", flush=True)
             return done.extra.get("objective")  # the job's return value: an "objective" a record holds
-    attempt = resume.earlier_attempt(output_dir) if multirun else None
+    attempts = resume.earlier_attempts(output_dir) if multirun else []
     main = distributed.is_main()  # a multi-process trial: one lock, one summary, for its main process
     try:
         with resume.trial_lock(output_dir) if main else contextlib.nullcontext(), interrupts_raise():
-            record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep, attempt=attempt)
+            record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep, attempts=attempts)
     except TrialInterrupted as exc:
         _stop(
             cfg,

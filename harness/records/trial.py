@@ -73,11 +73,11 @@ class TrialRecord(MappingView, Part):
     What the trial was: ``trial_id`` (``<sweep>/<job>``, else its directory), ``method`` with its
     ``method_description``, ``loss_notes``, ``paper_names`` and ``data_kind``, ``models_in_memory``,
     ``hyperparameters`` (dotted keys), the command line's ``overrides``, the ``sweep`` it belongs to (name,
-    dir, job, parallel), ``trial_dir`` and the resolved ``config``.
-    How it ran: ``status`` (one of :data:`STATUSES`) and ``error`` (:class:`TrialError`, None when completed),
-    ``timings`` (seconds by phase), ``peak_memory``, ``versions`` (Python and libraries), ``host``,
-    ``started_at``/``finished_at`` (ISO 8601, UTC), earlier unfinished runs (``attempts``) and plugins that
-    raised (``plugin_errors``: plugin, hook, type, message).
+    dir, job, parallel), ``trial_dir`` and the resolved ``config``. How it ran: ``status`` (one of
+    :data:`STATUSES`) and ``error`` (:class:`TrialError`, None when completed), ``timings`` (seconds by
+    phase), ``peak_memory``, ``versions`` (Python and libraries), ``host``, ``started_at``/``finished_at``
+    (ISO 8601, UTC), the history of earlier runs of the trial (``attempts``, oldest first: status, reason,
+    step, host, start and end times) and plugins that raised (``plugin_errors``: plugin, hook, type, message).
     What it measured: the ``reference`` evaluation, the ``checkpoints``, ``train`` (:class:`TrainSummary`),
     ``data`` (:class:`DataSummary`), the evaluators' ``metric_declarations``, the number of reported prompts
     (``eval_prompts``), the ``selection`` plan, the trial's ``health`` flags (flag, message, fix, steps), the

@@ -66,21 +66,24 @@ def completed_record(trial_dir: Path) -> TrialRecord | None:
     return record if record.status == "completed" else None
 
 
-def earlier_attempt(trial_dir: Path) -> dict[str, Any] | None:
-    """What an earlier, unfinished run of this trial left (status, reason, times), for the new record's
-    ``attempts``; None when there is no readable record."""
+def earlier_attempts(trial_dir: Path) -> list[dict[str, Any]]:
+    """The history of this trial's earlier runs, oldest first, for the new record's ``attempts``: the
+    attempts its last record kept, then that record's own (status, reason, step, host, start and end times);
+    [] when there is no readable record."""
     try:
         record = read_record(trial_dir / RECORD_NAME)
     except RecordError:
-        return None
+        return []
     error = record.error or TrialError()
-    return {
+    last = {
         "status": record.status,
         "reason": error.message,
         "step": error.step,
+        "host": record.host.hostname if record.host is not None else None,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
     }
+    return [*record.attempts, last]
 
 
 def _describe(config: Mapping[str, Any]) -> str:

@@ -233,12 +233,11 @@ def run_trial(
     trial_dir: Path,
     overrides: Sequence[str] = (),
     sweep: dict[str, Any] | None = None,
-    attempt: dict[str, Any] | None = None,
+    attempts: Sequence[dict[str, Any]] = (),
 ) -> TrialRecord:
-    """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempt``: what an
-    earlier, unfinished run of this trial left (:func:`harness.sweep.resume.earlier_attempt`), kept in
-    ``attempts``."""
+    """Run one trial and return its record (also written to ``trial_dir/trial.json``). ``attempts``: the
+    history of this trial's earlier runs (:func:`harness.sweep.resume.earlier_attempts`), kept in the
+    record's ``attempts``."""
     run = TrialRun(cfg, trial_dir, overrides, sweep)
-    if attempt is not None:
-        run.record.attempts = [attempt]
+    run.record.attempts = list(attempts)
     return run.run()
