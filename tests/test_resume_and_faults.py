@@ -46,7 +46,8 @@ def test_a_completed_trial_of_the_same_config_is_skipped_and_another_config_is_r
     with pytest.raises(
         ConfigError,
         match=r"0/trial.json is a completed trial of another config \(method=dpo seed=1; "
-        r"job 0 is now method=simpo seed=1\).*--force",
+        r"job 0 is now method=simpo seed=1; changed: method.beta: 0.1 -> 2.0; "
+        r"method.name: 'dpo' -> 'simpo'\).*--force",
     ):
         resume.check_sweep_dir(tmp_path, [b, b], "missing")
     assert resume.check_sweep_dir(tmp_path, [b, b], "all") == 0  # --force: run them all again

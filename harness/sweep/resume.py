@@ -91,6 +91,28 @@ def _describe(config: Mapping[str, Any]) -> str:
     return f"method={method} seed={config.get('seed')}"
 
 
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if not prefix and key in NOT_IN_HASH:
+            continue
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(before: Mapping[str, Any], after: Mapping[str, Any], most: int = 4) -> str:
+    """What differs between two resolved trial configs, as ``key: old -> new`` (secrets masked; at most
+    ``most`` keys, then how many more), for a message that refuses to replace a finished result."""
+    old, new = _flat(redact_value(before)), _flat(redact_value(after))
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>"))
+    shown = [f"{k}: {old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r}" for k in keys[:most]]
+    more = f", and {len(keys) - most} more" if len(keys) > most else ""
+    return "; ".join(shown) + more
+
+
 def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun: str) -> int:
     """Before a grid multirun: the number of its jobs already completed with the same config (to be skipped).
 
@@ -107,8 +129,9 @@ def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun
         elif rerun != "all":
             raise ConfigError(
                 f"{sweep_dir / str(num) / RECORD_NAME} is a completed trial of another config "
-                f"({_describe(record.config or {})}; job {num} is now {_describe(config)}); use another "
-                "sweep_name=..., or add --force to run every trial again and replace it."
+                f"({_describe(record.config or {})}; job {num} is now {_describe(config)}; changed: "
+                f"{config_changes(record.config or {}, config)}); use another sweep_name=..., or add --force "
+                "to run every trial again and replace it."
             )
     return done
 
