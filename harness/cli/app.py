@@ -145,7 +145,7 @@ def with_slurm_resources(
 def prepare(args: list[str]) -> list[str]:
     """Before Hydra starts: load the plugins and register their config nodes, then, unless the command only
     inspects (``--cfg``, ``--help``, ...), compose and validate every job of the run, and for a grid multirun
-    check and claim its directory (:func:`harness.sweep.resume.prepare_grid`); returns the arguments Hydra
+    check and claim its directory (:func:`harness.sweep.ownership.prepare_grid`); returns the arguments Hydra
     gets (a stable Optuna sweep name, a distributed trial's run directory, SLURM resources added). Raises
     UserError."""
     from harness.config.compose import plugin_modules
@@ -167,7 +167,7 @@ def prepare(args: list[str]) -> list[str]:
     args = with_slurm_resources(args, overrides, configs)
     if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
         os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it
-        from harness.sweep.resume import prepare_grid
+        from harness.sweep.ownership import prepare_grid
 
         prepare_grid(configs, overrides, str(configs[0].get("rerun", "missing")) if configs else "missing")
     return args

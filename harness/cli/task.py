@@ -97,6 +97,7 @@ def run_task(cfg: DictConfig) -> Any:
     from harness.config import distributed
     from harness.records import RECORD_NAME, TrialError
     from harness.sweep import resume
+    from harness.sweep.ownership import clean_trial_dir
     from harness.trial import run_trial
     from harness.trial.lifecycle import interrupts_raise
 
@@ -112,6 +113,8 @@ def run_task(cfg: DictConfig) -> Any:
     main = distributed.is_main()  # a multi-process trial: one lock, one summary, for its main process
     try:
         with resume.trial_lock(output_dir) if main else contextlib.nullcontext(), interrupts_raise():
+            if multirun and main:  # a re-run never writes beside what an earlier run of the job left
+                clean_trial_dir(output_dir)
             record = run_trial(cfg, output_dir, overrides=overrides, sweep=sweep, attempts=attempts)
     except TrialInterrupted as exc:
         _stop(

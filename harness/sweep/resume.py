@@ -8,7 +8,8 @@ completed record of another config: that is refused before any compute, with the
 or ``--force``, which runs every trial again). ``--force`` is the command line's spelling of ``rerun=all``.
 
 Locks: the launching process holds ``<sweep dir>/.sweep.lock`` for the whole multirun (a second multirun on
-the same directory stops with one line naming the first one's pid), and each trial's process holds
+the same directory stops with one line naming the first one's pid; which sweep owns a directory is
+:mod:`harness.sweep.ownership`'s rule), and each trial's process holds
 ``<trial dir>/trial.lock`` while it runs. Both are ``flock`` locks, released by the kernel when a process
 dies, so a killed run never leaves a stale lock behind.
 """
@@ -23,7 +24,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from harness.config.sweep_checks import check_sweep_name
 from harness.errors import ConfigError, UserError
 from harness.records import RECORD_NAME, RecordError, TrialError, TrialRecord, read_record
 from harness.records.redaction import redact_value
@@ -136,13 +136,13 @@ def check_sweep_dir(sweep_dir: Path, configs: Sequence[Mapping[str, Any]], rerun
     return done
 
 
-def _hold(path: Path, what: str) -> IO[str]:
-    """Open and ``flock`` ``path`` (non-blocking), writing our pid into it;
-    raises Locked naming the holder."""
+def _hold(path: Path, what: str, shared: bool = False) -> IO[str]:
+    """Open and ``flock`` ``path`` (non-blocking; ``shared``: a lock other shared holders may hold too),
+    writing our pid into it; raises Locked naming the holder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
@@ -161,12 +161,14 @@ def _hold(path: Path, what: str) -> IO[str]:
 _HELD: list[IO[str]] = []  # sweep locks held for the life of this process
 
 
-def claim_sweep(sweep_dir: Path) -> None:
-    """Hold ``<sweep_dir>/.sweep.lock`` until this process exits (no-op without ``fcntl``).
+def claim_sweep(sweep_dir: Path, shared: bool = False) -> None:
+    """Hold ``<sweep_dir>/.sweep.lock`` until this process exits (no-op without ``fcntl``): exclusively for a
+    grid, ``shared`` for a worker of an Optuna study (several workers may run one study; a grid may not run
+    beside them).
 
-    :raises Locked: another live process holds it."""
+    :raises Locked: another live process holds it (exclusively, or shared when we want it exclusively)."""
     if fcntl is not None:
-        _HELD.append(_hold(sweep_dir / SWEEP_LOCK, f"multirun directory {sweep_dir}"))
+        _HELD.append(_hold(sweep_dir / SWEEP_LOCK, f"multirun directory {sweep_dir}", shared))
 
 
 @contextlib.contextmanager
@@ -180,38 +182,3 @@ def trial_lock(trial_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
-
-
-def _given(overrides: Sequence[str], key: str) -> str | None:
-    return next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
-
-
-def prepare_grid(configs: Sequence[Mapping[str, Any]], overrides: Sequence[str], rerun: str) -> Path | None:
-    """Before a grid multirun whose directory the command names (``sweep_name=`` or ``hydra.sweep.dir=``):
-    check it (:func:`check_sweep_dir`), hold its lock for this process, and say how many jobs will be skipped;
-    returns the directory (None when it is a fresh timestamped one, or not known before Hydra resolves it).
-
-    :raises ConfigError: a completed record of another config is in the way. :raises Locked:
-        another run is live.
-    """
-    if rerun not in RERUN_CHOICES:
-        raise ConfigError(
-            f"rerun={rerun!r} is invalid; use rerun=missing (skip completed trials) or rerun=all."
-        )
-    given_dir, name = _given(overrides, "hydra.sweep.dir"), _given(overrides, "sweep_name")
-    if given_dir is not None and "${" not in given_dir:
-        sweep_dir = Path(given_dir)
-    elif given_dir is None and name is not None:
-        sweep_dir = Path("multirun") / check_sweep_name(name)
-    else:
-        return None
-    if _given(overrides, "hydra.sweep.subdir") is None:
-        done = check_sweep_dir(sweep_dir, configs, rerun)
-        if done:
-            print(
-                f"[harness] {sweep_dir}: {done} of {len(configs)} trials completed earlier with the "
-                "same config are skipped (--force runs them again)",
-                flush=True,
-            )
-    claim_sweep(sweep_dir)
-    return sweep_dir

@@ -32,6 +32,7 @@ from harness.errors import ConfigError, UnknownNameError, UserError
 from harness.records.redaction import redact as redact_secrets
 from harness.sweep import opening
 from harness.sweep import study as st
+from harness.sweep.ownership import claim_for_study
 from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL
 from harness.sweep.space import SearchSpace, build_space, overrides_for
 from harness.sweep.storage import check_storage, redact
@@ -150,6 +151,8 @@ class OptunaSweep:
             )
         declared = self.validate(space, objectives)
         settings = self.settings(sweep_dir, objectives, declared)
+        rerun = str(self.config.get("rerun") or "missing")
+        claim_for_study(sweep_dir, settings.study_name, settings.storage, rerun)  # one sweep per directory
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         study = self.open_study(settings, space)
