@@ -58,6 +58,15 @@ from tests.helpers import cli_error_line
         (["eval.extra=[kll]"], "Unknown evaluator 'kll'. Did you mean: kl?"),
         (["eval.reward_model.name_or_path=5"], "eval.reward_model.name_or_path=5 is invalid"),
         (["method.beta=0.1,0.2"], "A sweep (a,b or range/choice) needs multirun: add -m"),
+        (
+            ["method=dpo", "method=simpo"],
+            "method is given twice (method=dpo and method=simpo): Hydra would silently keep the last one",
+        ),
+        (
+            ["-m", "method=dpo,dpo"],
+            "method=dpo,dpo lists dpo more than once: the same trial would train again",
+        ),
+        (["-m", "method=dpo", "seed=1,2,1"], "seed=1,2,1 lists 1 more than once"),
         (["eval.evaluators=[gold_reward,kll]"], "Unknown evaluator 'kll'. Did you mean: kl?"),
         (["model=hf", "model.name_or_path=/does/not/exist"], "is not a model directory"),
         (["model=hf", "model.name_or_path=some-org/not-cached-model"], "is not in the Hugging Face cache"),

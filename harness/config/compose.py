@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config.store import BASE_METHOD_CONFIG, BASE_MODEL_CONFIG
-from harness.config.sweep_checks import knob_meaning_warning, method_knobs
+from harness.config.sweep_checks import check_repeated_overrides, knob_meaning_warning, method_knobs
 from harness.errors import ConfigError, UnknownNameError
 from harness.records.redaction import redact
 
@@ -49,6 +49,7 @@ def _parse(overrides: Sequence[str]) -> list[Any]:
 
 def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override list of each job: one job for a run; the basic sweeper's cartesian product for -m."""
+    check_repeated_overrides(_parse(overrides))
     parsed = [o for o in _parse(overrides) if not o.key_or_group.startswith(_GROUPS_NOT_VALIDATED)]
     if any(o.key_or_group == "hydra/sweeper" for o in _parse(overrides)):
         # Another sweeper (e.g. Optuna) decides the jobs; validate the fixed (non-sweep) overrides only.

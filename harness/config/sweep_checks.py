@@ -1,5 +1,6 @@
-"""Checks of a whole run that no single job's config shows: a knob that means different things to the methods
-of one grid, and the leaderboard's matched-KL levels.
+"""Checks of a whole run that no single job's config shows: a setting given twice or a sweep that lists a
+value twice (:func:`check_repeated_overrides`), a knob that means different things to the methods of one
+grid, and the leaderboard's matched-KL levels.
 
 :func:`knob_meaning_warning` reads each method's :class:`~harness.plugin.settings.Hyperparameter` help: a grid
 such as ``-m method=dpo,ipo,orpo method.beta=0.05,0.1`` sets DPO's KL strength, IPO's tau and ORPO's lambda to
@@ -128,3 +129,28 @@ def check_sweep_name(name: Any) -> str:
             "letters, digits and _ . = , + - only, e.g. sweep_name=dpo-vs-simpo."
         )
     return text
+
+
+def check_repeated_overrides(overrides: Iterable[Any]) -> None:
+    """Refuse a command line that sets one key twice (``method=dpo method=simpo``: Hydra would silently keep
+    the last) or sweeps a value twice (``-m method=dpo,dpo``: the same trial would train twice).
+    ``overrides``: Hydra's parsed overrides (``hydra.core.override_parser.types.Override``).
+
+    :raises ConfigError: one line naming the key and the fix."""
+    seen: dict[str, str] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if key in seen:
+            raise ConfigError(
+                f"{key} is given twice ({seen[key]} and {override.input_line}): Hydra would silently keep "
+                f"the last one; keep one (to compare both, sweep them: -m {key}=a,b)."
+            )
+        seen[key] = override.input_line
+        if override.is_choice_sweep() or override.is_range_sweep():
+            values = list(override.sweep_string_iterator())
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ConfigError(
+                    f"{override.input_line} lists {', '.join(twice)} more than once: the same trial would "
+                    "train again; list each value once."
+                )
