@@ -4,7 +4,7 @@ Core checks cover what every trial shares: each core setting against its declara
 (:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level
 keys, ``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range,
 ``method.trl`` fields known to the method's TRL config, evaluators known, the model reachable,
-``data.chat_template`` and ``data.columns``. Plugins add their own through the ``harness_config_validate``
+``data.chat_template``. Plugins add their own through the ``harness_config_validate``
 hook (a data plugin reads and validates its file there). Every failure is a one-line
 :class:`harness.errors.UserError`.
 """
@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from harness.config import distributed, model_settings, resources, settings_eval, settings_run
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
-from harness.data.chat_data import CHAT_TEMPLATE_MODES
 from harness.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -126,19 +125,21 @@ def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     model_settings.check_lora_targets(path, cfg.model)
 
 
-def validate_data(cfg: DictConfig, pm: HarnessPluginManager) -> None:
-    """``data.chat_template`` one of auto/always/never (``always``: the model's tokenizer has a chat template,
-    when it is at hand without building anything) and ``data.columns`` a mapping to the harness's columns."""
-    from harness.data.schemas import check_column_mapping
+#: ``data.chat_template``'s values: those :mod:`harness.data.chat_data` reads (``CHAT_TEMPLATE_MODES``; this
+#: layer does not import the data package, a test keeps the two equal).
+CHAT_TEMPLATE_MODES = ("auto", "always", "never")
 
-    data = cfg.get("data") or {}
-    mode = str(data.get("chat_template") or "auto")
+
+def validate_data(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """``data.chat_template`` one of auto/always/never; with ``always``, the model's tokenizer has a chat
+    template (when it is at hand without building anything). ``data.columns`` is checked by the data source
+    that reads it (``data=files``: :func:`harness.data.load_preference_data`)."""
+    mode = str((cfg.get("data") or {}).get("chat_template") or "auto")
     if mode not in CHAT_TEMPLATE_MODES:
         raise ConfigError(
             f"data.chat_template={mode!r} is invalid; use auto (the model's template on string data when it "
             "has one), always or never."
         )
-    check_column_mapping(data.get("columns"))
     if mode == "always":
         _check_has_template(resources.resolve_model_path(pm, cfg, dry_run=True), cfg.model)
 
@@ -148,9 +149,6 @@ def _check_has_template(path: str, model_cfg: DictConfig) -> None:
     yet, e.g. a plugin's model not built, is checked when the trial loads it)."""
     from transformers import AutoTokenizer
 
-    from harness.data.chat_data import choose_rendering
-    from harness.data.formats import DataFormat
-
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             path,
@@ -159,7 +157,11 @@ def _check_has_template(path: str, model_cfg: DictConfig) -> None:
         )
     except (OSError, ValueError):
         return
-    choose_rendering("always", tokenizer, DataFormat("pairwise"))  # raises its one line without a template
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ConfigError(
+            f"data.chat_template=always but the tokenizer of {path} has no chat template; use a chat model, "
+            "set its tokenizer.chat_template, or data.chat_template=never (strings as they are)."
+        )
 
 
 def validate_processes(cfg: DictConfig, pm: HarnessPluginManager) -> None:
