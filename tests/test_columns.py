@@ -374,3 +374,20 @@ def test_real_files_train_with_the_right_prompt(real_world, cache_dir, tmp_path,
     else:
         assert any(p.startswith(f"system: {SYSTEM}\n\nuser: How do I fix the fence ") for p in prompts)
         assert any(p.startswith("How do I fix the fence") for p in prompts)  # no system text: no system turn
+
+
+@pytest.mark.unit
+def test_the_report_says_what_the_chat_template_did():
+    from harness import leaderboard
+    from harness.leaderboard.markdown import to_markdown
+    from harness.records import DataSummary
+    from tests.test_conclusions import trial
+
+    applied = "applied to string prompts (auto: the tokenizer has a chat template)"
+    records = [trial("dpo", 0.5, 0), trial("orpo", 0.4, 0)]
+    for record in records:
+        record.data = DataSummary(chat_template=applied)
+    assert f"Chat template: {applied}." in to_markdown(leaderboard.build(records, title="t"))
+    records[1].data = DataSummary(chat_template="not applied (never: strings as they are)")
+    text = to_markdown(leaderboard.build(records, title="t"))
+    assert f"Chat template: {applied} (1 trials); not applied (never: strings as they are) (1 trials)." in text
