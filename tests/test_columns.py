@@ -390,4 +390,6 @@ def test_the_report_says_what_the_chat_template_did():
     assert f"Chat template: {applied}." in to_markdown(leaderboard.build(records, title="t"))
     records[1].data = DataSummary(chat_template="not applied (never: strings as they are)")
     text = to_markdown(leaderboard.build(records, title="t"))
-    assert f"Chat template: {applied} (1 trials); not applied (never: strings as they are) (1 trials)." in text
+    assert (
+        f"Chat template: {applied} (1 trials); not applied (never: strings as they are) (1 trials)." in text
+    )
