@@ -3,9 +3,10 @@
 Core checks cover what every trial shares: each core setting against its declaration
 (:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level
 keys, ``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range,
-``method.trl`` fields known to the method's TRL config, evaluators known, the model reachable. Plugins add
-their own through the ``harness_config_validate`` hook (a data plugin reads and validates its file there).
-Every failure is a one-line :class:`harness.errors.UserError`.
+``method.trl`` fields known to the method's TRL config, evaluators known, the model reachable,
+``data.chat_template``. Plugins add their own through the ``harness_config_validate``
+hook (a data plugin reads and validates its file there). Every failure is a one-line
+:class:`harness.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,45 @@ def validate_model(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     model_settings.check_lora_targets(path, cfg.model)
 
 
+#: ``data.chat_template``'s values: those :mod:`harness.data.chat_data` reads (``CHAT_TEMPLATE_MODES``; this
+#: layer does not import the data package, a test keeps the two equal).
+CHAT_TEMPLATE_MODES = ("auto", "always", "never")
+
+
+def validate_data(cfg: DictConfig, pm: HarnessPluginManager) -> None:
+    """``data.chat_template`` one of auto/always/never; with ``always``, the model's tokenizer has a chat
+    template (when it is at hand without building anything). ``data.columns`` is checked by the data source
+    that reads it (``data=files``: :func:`harness.data.load_preference_data`)."""
+    mode = str((cfg.get("data") or {}).get("chat_template") or "auto")
+    if mode not in CHAT_TEMPLATE_MODES:
+        raise ConfigError(
+            f"data.chat_template={mode!r} is invalid; use auto (the model's template on string data when it "
+            "has one), always or never."
+        )
+    if mode == "always":
+        _check_has_template(resources.resolve_model_path(pm, cfg, dry_run=True), cfg.model)
+
+
+def _check_has_template(path: str, model_cfg: DictConfig) -> None:
+    """``data.chat_template=always``: the tokenizer at ``path`` has a chat template (one that cannot be loaded
+    yet, e.g. a plugin's model not built, is checked when the trial loads it)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path,
+            revision=model_cfg.get("revision"),
+            trust_remote_code=bool(model_cfg.get("trust_remote_code")),
+        )
+    except (OSError, ValueError):
+        return
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ConfigError(
+            f"data.chat_template=always but the tokenizer of {path} has no chat template; use a chat model, "
+            "set its tokenizer.chat_template, or data.chat_template=never (strings as they are)."
+        )
+
+
 def validate_processes(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """Multi-process training (torchrun/accelerate launch, FSDP, DeepSpeed):
     :func:`distributed.check_distributed`."""
@@ -139,4 +179,5 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_objective(cfg, pm)
     validate_model(cfg, pm)
     validate_processes(cfg, pm)
+    validate_data(cfg, pm)
     pm.hook.harness_config_validate(cfg=cfg)

@@ -3,6 +3,10 @@
 Public API:
 
 * :func:`load_preference_data` -> :class:`PreferenceData` (what the rest of the harness consumes);
+* :func:`map_columns` -> :class:`ColumnMapping` (recognised schemas and ``data.columns``, before the format
+  is detected);
+* :func:`choose_rendering` -> :class:`ChatRendering` and :func:`apply_rendering` (``data.chat_template``:
+  string data through the model's chat template, a ``system`` column as the system turn);
 * :func:`load_dataset_from` (one split of a file, a directory or a Hub dataset id);
 * :func:`detect_format` -> :class:`DataFormat`; :func:`validate` -> (dataset, :class:`ValidationReport`);
 * :func:`extract_prompts` (:func:`split_prompt`: HH-RLHF transcripts at their last ``Assistant:`` turn),
@@ -16,6 +20,7 @@ Importing this package is cheap: ``datasets`` and ``trl`` are imported when firs
 """
 
 from harness.data.chat import render_prompts
+from harness.data.chat_data import CHAT_TEMPLATE_MODES, ChatRendering, apply_rendering, choose_rendering
 from harness.data.convert import (
     build_preference_dataset,
     extract_prompts,
@@ -36,11 +41,15 @@ from harness.data.load import (
     unique_prompts,
 )
 from harness.data.methods import METHOD_COLUMNS, data_for_method
+from harness.data.schemas import ColumnMapping, map_columns
 from harness.data.validate import ALLOWED_ROLES, DataWarning, ValidationReport, validate
 
 __all__ = [
     "ACCEPTED_FORMATS",
     "ALLOWED_ROLES",
+    "CHAT_TEMPLATE_MODES",
+    "ChatRendering",
+    "ColumnMapping",
     "SUPPORTED_EXTENSIONS",
     "DataFormat",
     "DataWarning",
@@ -48,7 +57,9 @@ __all__ = [
     "METHOD_COLUMNS",
     "PreferenceData",
     "ValidationReport",
+    "apply_rendering",
     "build_preference_dataset",
+    "choose_rendering",
     "count_lengths",
     "data_for_method",
     "detect_format",
@@ -57,6 +68,7 @@ __all__ = [
     "is_hh_transcript",
     "load_dataset_from",
     "load_preference_data",
+    "map_columns",
     "render_prompts",
     "split_by_prompt",
     "split_common_prefix",

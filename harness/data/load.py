@@ -11,8 +11,6 @@ from 1.
 
 from __future__ import annotations
 
-import json
-import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from harness.data.convert import extract_prompts
 from harness.data.files import check_data_file, json_keys, json_problem
 from harness.data.formats import DataFormat, detect_format
+from harness.data.holdout import split_by_prompt, unique_prompts
+from harness.data.schemas import ColumnMapping, map_columns
 from harness.data.validate import NULL, ValidationReport, validate
 from harness.errors import DataError
 
@@ -51,6 +51,8 @@ class PreferenceData:
         (:mod:`harness.data.selection`).
     :param selection_pairs: held-out pairs for the selection split, disjoint from ``eval``, when the source
         provides them; None: split off ``eval``.
+    :param columns: how the source's columns were read (a recognised schema, ``data.columns``, the columns
+        left unread); None: the source had TRL's columns and nothing else.
     """
 
     train: Dataset
@@ -60,6 +62,7 @@ class PreferenceData:
     report: ValidationReport
     selection_prompts: list[Any] | None = None
     selection_pairs: Dataset | None = None
+    columns: ColumnMapping | None = None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -291,72 +294,25 @@ def _describe_nulls(
     return {"is null or missing": found}
 
 
-def _prompt_key(prompt: Any) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-
-
-def unique_prompts(dataset: Dataset) -> list[Any]:
-    """The ``prompt`` column's distinct values, in order of first appearance."""
-    seen: dict[str, Any] = {}
-    for prompt in dataset.with_format(None)["prompt"]:
-        seen.setdefault(_prompt_key(prompt), prompt)
-    return list(seen.values())
-
-
-def _held_out(sizes: dict[str, int], fraction: float, seed: int) -> set[str]:
-    """The prompts to hold out, from their numbers of rows: in a seeded order, each prompt whose rows bring
-    the held-out rows closer to ``fraction`` of all rows; at least one, and never all."""
-    order = list(sizes)
-    random.Random(seed).shuffle(order)
-    target = fraction * sum(sizes.values())
-    held: list[str] = []
-    count = 0
-    for key in order:
-        if len(held) + 1 < len(order) and abs(count + sizes[key] - target) < abs(count - target):
-            held.append(key)
-            count += sizes[key]
-    return set(held) or {min(order, key=sizes.__getitem__)}
-
-
-def split_by_prompt(
-    dataset: Dataset, fraction: float, seed: int, source: str = "data"
-) -> tuple[Dataset, Dataset]:
-    """``(train, eval)``: whole prompts held out, with all their rows, so that no prompt is on both sides.
-
-    The held-out prompts are chosen (seeded) so that their rows come as close to ``fraction`` of the rows as
-    whole prompts allow: ``round(fraction * prompts)`` of them when every prompt has as many rows; at least
-    one prompt is held out and one kept for training, however few there are.
-
-    :raises DataError: every row has the same prompt (one line, with the fix).
-    """
-    keys = [_prompt_key(p) for p in dataset.with_format(None)["prompt"]]
-    sizes: dict[str, int] = {}
-    for key in keys:
-        sizes[key] = sizes.get(key, 0) + 1
-    if len(sizes) < 2:
-        raise DataError(
-            f"{source}: all {len(keys)} rows have the same prompt, so eval_fraction={fraction} cannot "
-            "hold out a prompt that training does not see; add rows with other prompts, or set "
-            "data.eval_split to a held-out split."
-        )
-    held = _held_out(sizes, fraction, seed)
-    eval_rows = [i for i, k in enumerate(keys) if k in held]
-    train_rows = [i for i, k in enumerate(keys) if k not in held]
-    return dataset.select(train_rows), dataset.select(eval_rows)
-
-
 def _prepare(
-    path_or_id: str, split: str, source: str, **kw: Any
-) -> tuple[Dataset, DataFormat, ValidationReport]:
+    path_or_id: str,
+    split: str,
+    source: str,
+    columns: dict[str, str | None] | None,
+    announce: bool = True,
+    **kw: Any,
+) -> tuple[Dataset, DataFormat, ValidationReport, ColumnMapping]:
     dataset = load_dataset_from(path_or_id, split=split, **kw)
     if len(dataset) == 0:
         raise DataError(f"{source}: the data has no rows; provide at least one preference record.")
+    dataset, mapping = map_columns(dataset, columns, source, announce=announce)
     head = dataset.with_format(None).select(range(min(len(dataset), 100)))
     row = next((r for r in head if all(v is not None for v in r.values())), head[0])
-    fmt = detect_format(dataset.column_names, row, source=source)
+    named = f"{source} ({mapping.describe()})" if mapping.renamed else source  # errors name the new columns
+    fmt = detect_format(dataset.column_names, row, source=named)
     explain = partial(_describe_nulls, path_or_id, split, len(dataset), {})
-    dataset, report = validate(dataset, fmt, source, explain_nulls=explain)
-    return extract_prompts(dataset, fmt, source, rows=report.source_rows()), fmt, report
+    dataset, report = validate(dataset, fmt, named, explain_nulls=None if mapping.renamed else explain)
+    return extract_prompts(dataset, fmt, named, rows=report.source_rows()), fmt, report, mapping
 
 
 def load_preference_data(
@@ -365,26 +321,31 @@ def load_preference_data(
     eval_split: str | None = None,
     eval_fraction: float = 0.0,
     seed: int = 0,
+    columns: dict[str, str | None] | None = None,
     **load_kw: Any,
 ) -> PreferenceData:
-    """Load, detect, validate (ties dropped), extract implicit prompts, and hold out evaluation data.
+    """Load, read the columns (:func:`~harness.data.schemas.map_columns`: ``columns``, a recognised schema),
+    detect, validate (ties dropped), extract implicit prompts, and hold out evaluation data.
 
     :param path_or_id: see :func:`load_dataset_from`.
     :param split: the training split.
     :param eval_split: a held-out split of the same source; it wins over ``eval_fraction``.
     :param eval_fraction: when no ``eval_split``: the fraction of distinct prompts held out (seeded by
         ``seed``), with all their rows; 0 holds nothing out.
+    :param columns: ``data.columns``: ``{source column: target}`` (targets:
+        :data:`~harness.data.schemas.TARGETS`; null: not read).
     :param load_kw: passed to :func:`load_dataset_from`.
     :raises DataError: any problem with the data, in one line.
     """
     if not 0.0 <= eval_fraction < 1.0:
         raise DataError(f"eval_fraction={eval_fraction} is invalid; use a fraction in [0, 1).")
     source = f"{path_or_id} [{split}]" if split != "train" else str(path_or_id)
-    train, fmt, report = _prepare(path_or_id, split, source, **load_kw)
+    train, fmt, report, mapping = _prepare(path_or_id, split, source, columns, **load_kw)
     delivered = replace(fmt, implicit_prompt=False)
     held_out: Dataset | None = None
     if eval_split:
-        held_out, eval_fmt, _ = _prepare(path_or_id, eval_split, f"{path_or_id} [{eval_split}]", **load_kw)
+        eval_source = f"{path_or_id} [{eval_split}]"
+        held_out, eval_fmt, _, _ = _prepare(path_or_id, eval_split, eval_source, columns, False, **load_kw)
         if (eval_fmt.kind, eval_fmt.style) != (fmt.kind, fmt.style):
             raise DataError(
                 f"{path_or_id}: split {eval_split!r} is {eval_fmt} data but {split!r} is {fmt}; "
@@ -393,4 +354,6 @@ def load_preference_data(
     elif eval_fraction > 0:
         train, held_out = split_by_prompt(train, eval_fraction, seed, source)
     prompts = unique_prompts(held_out) if held_out is not None else []
-    return PreferenceData(train=train, eval=held_out, eval_prompts=prompts, format=delivered, report=report)
+    return PreferenceData(
+        train=train, eval=held_out, eval_prompts=prompts, format=delivered, report=report, columns=mapping
+    )

@@ -2,7 +2,9 @@
 
 This module owns :func:`validate` and :class:`ValidationReport`. Every row is checked against its
 :class:`~harness.data.formats.DataFormat`: required fields present, strings non-empty, message lists well
-formed (dicts with string ``role`` and ``content``, a known role), labels boolean, no value null. All
+formed (dicts with string ``role`` and ``content``, a known role, content non-empty but for a system
+message; a problem names the role), labels boolean, a ``system`` column strings (empty: no system turn), no
+value null. All
 problems are gathered and raised as one :class:`~harness.errors.DataError` line naming the columns and the
 1-based row numbers; a null value is told from a missing key where the source can tell them apart (in a JSON
 file both load as None). Ties (chosen equal to rejected after stripping whitespace) are not errors: they carry
@@ -91,7 +93,9 @@ def check_text(value: Any) -> str | None:
 
 
 def check_messages(value: Any) -> str | None:
-    """Why ``value`` is not a usable message list ``[{"role": str, "content": str}, ...]``, or None."""
+    """Why ``value`` is not a usable message list ``[{"role": str, "content": str}, ...]``, or None. Problems
+    with a message name its role; a system message may be empty (real data has them; the template renders
+    it as it is)."""
     if value is None:
         return NULL
     if not isinstance(value, list):
@@ -105,13 +109,18 @@ def check_messages(value: Any) -> str | None:
             and isinstance(message.get("content"), str)
         ):
             return "has a message that is not {'role': str, 'content': str}"
-        if message["role"] not in ALLOWED_ROLES:
-            return (
-                f"has a message with unknown role {message['role']!r} (allowed: {', '.join(ALLOWED_ROLES)})"
-            )
-        if not message["content"].strip():
-            return "has a message with empty content"
+        role = message["role"]
+        if role not in ALLOWED_ROLES:
+            return f"has a message with unknown role {role!r} (allowed: {', '.join(ALLOWED_ROLES)})"
+        if role != "system" and not message["content"].strip():
+            return f"has a {role!r} message with empty content (only a system message may be empty)"
     return None
+
+
+def check_system(value: Any) -> str | None:
+    """Why ``value`` is not a usable ``system`` column entry (a string, possibly empty, or null: no system
+    turn), or None."""
+    return None if value is None or isinstance(value, str) else "is not a string"
 
 
 def check_label(value: Any) -> str | None:
@@ -214,20 +223,23 @@ def validate(
 
 
 def _check_rows(dataset: Dataset, fmt: DataFormat) -> tuple[RowProblems, list[int]]:
-    """Every row's problems (text columns, and the label of unpaired data), and the tied pairs' rows
-    (1-based; a pair with a bad text column is not checked for a tie)."""
+    """Every row's problems (text columns, the label of unpaired data, a ``system`` column), and the tied
+    pairs' rows (1-based; a pair with a bad text column is not checked for a tie)."""
     check = check_messages if fmt.conversational else check_text
     problems = RowProblems()
     ties: list[int] = []
-    view = dataset.with_format(None).select_columns(list(fmt.required_columns))
+    columns = [*fmt.required_columns, *(["system"] if "system" in dataset.column_names else [])]
+    view = dataset.with_format(None).select_columns(columns)
     row = 0
     for batch in view.iter(batch_size=_BATCH):
-        for values in zip(*(batch[c] for c in fmt.required_columns), strict=True):
+        for values in zip(*(batch[c] for c in columns), strict=True):
             row += 1
-            fields = dict(zip(fmt.required_columns, values, strict=True))
+            fields = dict(zip(columns, values, strict=True))
             bad = False
             for column in fmt.text_columns:
                 bad = problems.add(row, column, check(fields[column])) or bad
+            if "system" in fields:
+                problems.add(row, "system", check_system(fields["system"]))
             if fmt.kind == "unpaired":
                 problems.add(row, "label", check_label(fields["label"]))
             elif not bad and tie_key(fields["chosen"]) == tie_key(fields["rejected"]):

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from harness.config import distributed
-from harness.data import data_for_method
 from harness.errors import TrialInterrupted, TrialPruned, disk_full
 from harness.plugin.manager import get_plugin_manager
 from harness.records import RECORD_NAME, Checkpoint, TrialError, TrialRecord, write_record
@@ -39,7 +38,14 @@ from harness.trial.recording import (
     trial_health,
 )
 from harness.trial.selection import SelectionEvaluation
-from harness.trial.setup import data_summary, fit_length, load_data, load_models, setup_process
+from harness.trial.setup import (
+    fit_length,
+    load_data,
+    load_models,
+    load_tokenizer,
+    render_for_model,
+    setup_process,
+)
 from harness.trial.trial_evaluation import TrialEvaluation
 
 if TYPE_CHECKING:
@@ -143,9 +149,10 @@ class TrialRun:
         cfg, record = self.cfg, self.record
         device, precision = setup_process(cfg, self.pm, record, self.trial_dir, self.hooks)
         data = load_data(self.pm, cfg)
-        train_data, eval_data = data_for_method(data, self.spec.data_kind, self.spec.name)
-        summary = record.data = data_summary(data, train_data)
-        loaded = load_models(cfg, self.pm, self.spec, device, precision, record)
+        path, tokenizer = load_tokenizer(cfg, self.pm)
+        data, train_data, eval_data, summary = render_for_model(cfg, self.spec, data, tokenizer)
+        record.data = summary
+        loaded = load_models(cfg, self.spec, device, precision, record, path, tokenizer)
         train_data = fit_length(cfg, self.spec, train_data, loaded.tokenizer, summary)
         evaluation = self.evaluation = TrialEvaluation.open(
             cfg, self.pm, self.spec, record, self.monitor, data, loaded, device

@@ -1,5 +1,11 @@
-"""Setting a trial up: its process (config validated, threads, seed, device), its data (loaded, in the
-method's kind, fitted to its length) and its models (policy, tokenizer, LoRA config, reference).
+"""Setting a trial up: its process (config validated, threads, seed, device), its data (loaded, rendered for
+the model's tokenizer, in the method's kind, fitted to its length) and its models (policy, tokenizer, LoRA
+config, reference).
+
+The data meets the tokenizer here, once (:func:`render_for_model`): ``data.chat_template`` decides whether
+string data gets the model's chat template (:mod:`harness.data.chat_data`), and a ``system`` column becomes
+the system turn, before the data is shaped for the method, so training, the length count, an SFT stage (a
+trial of its own, set up the same way) and evaluation read the same rows.
 
 Each step notes what it found on the trial's record (``host``, ``data``, ``train.parameters``) as it goes, so
 a trial that fails half-way still says how far it got.
@@ -18,7 +24,8 @@ from omegaconf import DictConfig
 from harness.config import distributed, resources
 from harness.config.trainer_config import max_length
 from harness.config.validation import validate_trial_config
-from harness.data import PreferenceData, fit_to_length
+from harness.data import PreferenceData, data_for_method, fit_to_length
+from harness.data.chat_data import ChatRendering, apply_rendering, choose_rendering
 from harness.errors import DataError
 from harness.evaluation.context import Reference
 from harness.plugin.manager import HarnessPluginManager
@@ -46,16 +53,41 @@ def load_data(pm: HarnessPluginManager, cfg: DictConfig) -> PreferenceData:
     return data
 
 
-def data_summary(data: PreferenceData, train_data: Dataset) -> DataSummary:
-    """The record's ``data`` once loaded: training examples (in the method's kind), held-out prompts, format,
-    rows read and ties dropped."""
+#: Model profiles whose model was pretrained on plain text: ``data.chat_template=auto`` leaves their string
+#: data as it is. The toy world's tokenizer has a chat template (for message-list data), but its model never
+#: read one, and its results must not change.
+PLAIN_TEXT_PROFILES = ("toy",)
+
+
+def data_summary(
+    data: PreferenceData, train_data: Dataset, rendering: ChatRendering | None = None
+) -> DataSummary:
+    """The record's ``data`` once loaded: training examples (in the method's kind), held-out prompts, format
+    (the source's), rows read and ties dropped; what the chat template did, how the columns were read."""
+    columns = data.columns
     return DataSummary(
         train_examples=len(train_data),
         eval_prompts=len(data.eval_prompts),
         format=str(data.format),
         rows_in=data.report.rows_in,
         ties_dropped=data.report.ties_dropped,
+        chat_template=rendering.describe() if rendering is not None else None,
+        columns=(columns.describe() or None) if columns is not None else None,
+        columns_not_read=list(columns.unused) if columns is not None and columns.unused else None,
     )
+
+
+def render_for_model(
+    cfg: DictConfig, spec: MethodSpec, data: PreferenceData, tokenizer: PreTrainedTokenizerBase
+) -> tuple[PreferenceData, Dataset, Dataset | None, DataSummary]:
+    """The data as the model reads it (``data.chat_template``, the ``system`` column: :mod:`harness.data.
+    chat_data`), shaped for the method (:func:`harness.data.data_for_method`), and the record's summary."""
+    mode = str(cfg.data.get("chat_template") or "auto")
+    plain = (cfg.model.get("profile") or None) in PLAIN_TEXT_PROFILES
+    rendering = choose_rendering(mode, tokenizer, data.format, plain_text_model=plain)
+    rendered = apply_rendering(data, rendering)
+    train_data, eval_data = data_for_method(rendered, spec.data_kind, spec.name)
+    return rendered, train_data, eval_data, data_summary(data, train_data, rendering)
 
 
 def fit_length(
@@ -123,18 +155,24 @@ class LoadedModels:
     reference: Reference  # the reference for evaluation
 
 
+def load_tokenizer(cfg: DictConfig, pm: HarnessPluginManager) -> tuple[str, PreTrainedTokenizerBase]:
+    """Where the model is, and its tokenizer (loaded before the models: the data is rendered with it)."""
+    path = resources.resolve_model_path(pm, cfg)
+    return path, models.load_tokenizer(path, cfg.model)
+
+
 def load_models(
     cfg: DictConfig,
-    pm: HarnessPluginManager,
     spec: MethodSpec,
     device: torch.device,
     precision: str,
     record: TrialRecord,
+    path: str,
+    tokenizer: PreTrainedTokenizerBase,
 ) -> LoadedModels:
-    """The tokenizer, the policy, the LoRA config and the reference: a model of its own when the method trains
-    against one, the adapter-disabled policy with LoRA, else loaded only while evaluating. The policy's
-    parameters are noted in ``record.train``."""
-    path = resources.resolve_model_path(pm, cfg)
+    """The policy at ``path`` (with ``tokenizer``), the LoRA config and the reference: a model of its own when
+    the method trains against one, the adapter-disabled policy with LoRA, else loaded only while evaluating.
+    The policy's parameters are noted in ``record.train``."""
     dtype = models.weights_dtype(cfg.model, precision)
     policy = models.load_causal_lm(path, cfg.model, dtype, device)
     peft_config = models.lora_config(cfg.model)
@@ -153,7 +191,7 @@ def load_models(
     return LoadedModels(
         path,
         dtype,
-        models.load_tokenizer(path, cfg.model),
+        tokenizer,
         policy,
         peft_config,
         train_reference,

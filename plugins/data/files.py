@@ -1,12 +1,15 @@
 """Data source ``files``: preference data from a local file or directory, or a Hub dataset id.
 
-Loading goes through :func:`harness.data.load_preference_data` (format detection, validation with row numbers,
-ties dropped). The file is read and validated when the config is validated, so malformed data stops the run
-before any compute; the result is memoised, so each trial of a sweep does not read it again.
+Loading goes through :func:`harness.data.load_preference_data` (``data.columns`` and the recognised schemas,
+format detection, validation with row numbers, ties dropped). The file is read and validated when the config
+is validated, so malformed data stops the run before any compute; the result is memoised, so each trial of a
+sweep does not read it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 from omegaconf import DictConfig
@@ -17,9 +20,21 @@ SOURCE = "files"
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, split: str, eval_split: str | None, eval_fraction: float, seed: int) -> PreferenceData:
+def _load(
+    path: str,
+    split: str,
+    eval_split: str | None,
+    eval_fraction: float,
+    seed: int,
+    columns: tuple[tuple[str, str | None], ...],
+) -> PreferenceData:
     return load_preference_data(
-        path, split=split, eval_split=eval_split, eval_fraction=eval_fraction, seed=seed
+        path,
+        split=split,
+        eval_split=eval_split,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        columns=dict(columns) or None,
     )
 
 
@@ -32,16 +47,18 @@ def _load_cfg(cfg: DictConfig) -> PreferenceData:
     fraction = float(d.get("eval_fraction") or 0.0)
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"data.eval_fraction={fraction} is invalid; use a fraction in [0, 1).")
-    data = _load(str(d.path), str(d.get("split") or "train"), d.get("eval_split"), fraction, int(cfg.seed))
+    columns = d.get("columns") or {}
+    if not isinstance(columns, Mapping):
+        raise ConfigError(
+            f"data.columns={columns!r} is invalid; give a mapping of your columns to the harness's, e.g. "
+            "data.columns={question: prompt, response_j: chosen, response_k: rejected}."
+        )
+    mapping = tuple((str(k), None if v is None else str(v)) for k, v in columns.items())
+    split = str(d.get("split") or "train")
+    data = _load(str(d.path), split, d.get("eval_split"), fraction, int(cfg.seed), mapping)
     limit = d.get("max_train_examples")
     if limit:
-        data = PreferenceData(
-            train=data.train.select(range(min(int(limit), len(data.train)))),
-            eval=data.eval,
-            eval_prompts=data.eval_prompts,
-            format=data.format,
-            report=data.report,
-        )
+        data = replace(data, train=data.train.select(range(min(int(limit), len(data.train)))))
     return data
 
 

@@ -4,8 +4,9 @@ were chosen, what the marks mean).
 
 ``data``: ``objective``, ``direction``, ``meaning`` (its declared help), ``auto`` (chosen by ``auto``),
 ``base_column``, ``value`` and ``se`` (the reference model's value and standard error), ``trials``, ``done``,
-``others`` (counts), ``prompts`` (held-out prompts, or None), ``kl_budget`` and ``selection`` (the sentence of
-:func:`harness.leaderboard.analysis.selection.selection_sentence`).
+``others`` (counts), ``prompts`` (held-out prompts, or None), ``kl_budget``, ``selection`` (the sentence of
+:func:`harness.leaderboard.analysis.selection.selection_sentence`) and ``chat_template`` (what the chat
+template did to the data, :func:`chat_template_sentence`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ NO_OBJECTIVE_FIX = (
     "set eval.reward_model.name_or_path=<dir>, add eval.extra=[judge], or name a metric with "
     "leaderboard.objective=<metric>"
 )
+
+
+def chat_template_sentence(board: Leaderboard) -> str:
+    """What the chat template did to the trials' data (their records' ``data.chat_template``), with the count
+    of trials of each when they differ; '' when no record says."""
+    said = [r.data.chat_template for r in board.records if r.data is not None and r.data.chat_template]
+    if not said:
+        return ""
+    counts = {text: said.count(text) for text in dict.fromkeys(said)}
+    if len(counts) == 1:
+        return f"Chat template: {said[0]}."
+    return "Chat template: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
 
 
 def facts(board: Leaderboard) -> dict[str, Any]:
@@ -48,6 +61,7 @@ def facts(board: Leaderboard) -> dict[str, Any]:
         "prompts": prompts.iloc[0] if len(prompts) else None,
         "kl_budget": board.kl_budget,
         "selection": selection_sentence(board.records) if objective else "",
+        "chat_template": chat_template_sentence(board),
     }
 
 
@@ -111,6 +125,7 @@ def brief_objective(board: Leaderboard) -> str:
 def _intro(data: Mapping[str, Any]) -> str:
     """What the tables show: how trials are ranked, on how many prompts, what the marks mean."""
     head = f"{data['trials']} trials ({data['done']} completed)."
+    head += f" {data['chat_template']}" if data.get("chat_template") else ""
     if data["objective"] is None:
         return head
     budget = (
@@ -185,6 +200,7 @@ def _intro_html(data: Mapping[str, Any]) -> str:
     else:
         ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
     ranking += f" {html.escape(data['selection'])}" if data["selection"] else ""
+    ranking += f" {html.escape(data['chat_template'])}" if data.get("chat_template") else ""
     return (
         f'<p class="lead">{data["trials"]} trials: {data["done"]} completed, {data["others"]} failed or '
         f"pruned. {ranking} <code>kl</code> is KL(policy ‖ reference) in nats per sequence (shown in red "
