@@ -211,3 +211,74 @@ def test_a_trial_records_the_reward_models_score_of_its_own_rendering(real_world
         recorded = [s["scores"]["reward_model_score"][side] for s in samples]
         expected = own_scores(real_world.neox.reward_model, prompts, [s[side] for s in samples])
         assert recorded == pytest.approx(expected, abs=1e-5), side
+
+
+@pytest.mark.unit
+def test_the_records_rendering_part_round_trips_and_old_records_read_without_it():
+    from harness.records import Rendering, TokenizerRendering, TrialRecord
+
+    rendering = Rendering(
+        rule=1,
+        policy=TokenizerRendering(template="abc", template_adds_bos=True, end_of_turn="<|eot_id|>", eos="e"),
+        stop_ids=[1, 4],
+    )
+    record = TrialRecord(trial_id="t", rendering=rendering)
+    data = json.loads(json.dumps(record.to_dict()))
+    assert data["rendering"]["policy"] == {
+        "template": "abc",
+        "template_adds_bos": True,
+        "end_of_turn": "<|eot_id|>",
+        "eos": "e",
+    }
+    assert "reward_model" not in data["rendering"]
+    assert TrialRecord.from_dict(data).rendering == rendering
+    del data["rendering"]
+    assert TrialRecord.from_dict(data).rendering is None
+
+
+def _word_tokenizer(chat_template: str | None = None):
+    """A word-level tokenizer whose post-processor adds BOS ``<s>``; EOS ``</s>``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "<s>", "</s>", "[INST]", "[/INST]", "how", "fix", "start", "small"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", padding_side="right"
+    )
+    tok.chat_template = chat_template
+    return tok
+
+
+@pytest.mark.unit
+def test_a_reward_model_without_a_template_reads_plain_text_then_eos_with_one_bos():
+    tok = _word_tokenizer()
+    user = [{"role": "user", "content": "how fix"}]
+    for prompt in (user, "how fix", "<s> how fix"):
+        ids = reward_input(tok, prompt, " start small")["input_ids"]
+        assert tok.convert_ids_to_tokens(ids) == ["<s>", "how", "fix", "start", "small", "</s>"], prompt
+
+
+@pytest.mark.unit
+def test_the_end_of_turn_is_the_special_token_after_an_answer_whitespace_aside():
+    llama2 = (
+        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + "
+        "' [/INST]' }}{% else %}{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}"
+    )
+    tok = _word_tokenizer(llama2)
+    assert end_of_turn(tok) == "</s>" and describe_tokenizer(tok).template_adds_bos
+    assert end_of_turn(_word_tokenizer()) is None
+    chat = [{"role": "user", "content": "how fix"}]
+    ids = reward_input(tok, chat, "start small")["input_ids"]  # the template's BOS only
+    assert tok.convert_ids_to_tokens(ids) == [
+        "<s>",
+        "[INST]",
+        "how",
+        "fix",
+        "[/INST]",
+        "start",
+        "small",
+        "</s>",
+    ]

@@ -57,12 +57,13 @@ def _rendered_probe(tokenizer: PreTrainedTokenizerBase) -> str | None:
 
 
 def end_of_turn(tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """The special token the chat template writes right after an assistant message's content (``<|im_end|>``,
-    ``<|eot_id|>``, Zephyr's ``</s>``), or None: no template, or nothing special follows the content."""
+    """The special token the chat template writes right after an assistant message's content, whitespace
+    aside (``<|im_end|>``, ``<|eot_id|>``, Zephyr's ``</s>``), or None: no template, or nothing special
+    follows the content."""
     text = _rendered_probe(tokenizer)
     if text is None or _PROBE not in text:
         return None
-    tail = text[text.rindex(_PROBE) + len(_PROBE) :]
+    tail = text[text.rindex(_PROBE) + len(_PROBE) :].lstrip()  # Llama-2 writes " </s>"
     specials = set(getattr(tokenizer, "all_special_tokens", []) or []) | set(
         getattr(tokenizer, "get_added_vocab", dict)()
     )
