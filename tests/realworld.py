@@ -5,6 +5,9 @@
   model's generation config (as Qwen2 and Llama-3 instruct models declare several);
 * tiny randomly initialised models of real architectures: Qwen2 (``q_proj``... module names) and GPT-2
   (``c_attn``, ``c_fc``: what LoRA's Llama defaults miss), and a one-output Qwen2 reward model;
+* a NeoX-like and a Phi3-like family (a causal LM and a reward model each) whose chat templates differ from
+  ChatML where it matters: end-of-turn other than EOS, no pad token, BOS written twice
+  (tests/realworld_families.py);
 * preference data in the formats people download:
   - UltraFeedback-binarized: ``prompt`` (a string), ``prompt_id``, ``chosen``/``rejected``/``messages`` as
     message lists that repeat the prompt (some with a system turn), ``score_chosen``/``score_rejected``; saved
@@ -22,6 +25,8 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.realworld_families import Family, build_neox, build_phi3
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
@@ -80,6 +85,8 @@ class RealWorld:
     ultrafeedback_parquet: Path
     hh_jsonl: Path  # HH-RLHF transcripts
     kto_jsonl: Path  # unpaired, conversational
+    neox: Family  # NeoX-like: no pad token, Zephyr-style template ending turns in </s>, EOS <|endoftext|>
+    phi3: Family  # Phi3-like: BOS from the post-processor and from a Llama-3-style template, <|eot_id|>
 
 
 def _question(rng: random.Random) -> str:
@@ -243,6 +250,7 @@ def build_real_world(root: Path) -> RealWorld:
     )
     tokenizer = build_tokenizer(root / "tokenizer", corpus)
     qwen2, gpt2, reward_model = build_models(root, tokenizer)
+    neox, phi3 = build_neox(root, corpus), build_phi3(root, corpus)
     DatasetDict(
         {"train_prefs": Dataset.from_list(uf_train), "test_prefs": Dataset.from_list(uf_test)}
     ).save_to_disk(str(root / "ultrafeedback"))
@@ -257,4 +265,6 @@ def build_real_world(root: Path) -> RealWorld:
         ultrafeedback_parquet=parquet,
         hh_jsonl=_write_jsonl(root / "hh.jsonl", hh),
         kto_jsonl=_write_jsonl(root / "kto.jsonl", kto),
+        neox=neox,
+        phi3=phi3,
     )

@@ -423,7 +423,7 @@ def test_reward_model_score_is_the_mean_score_of_each_text_scored_alone(reward_m
     tok.padding_side = "left"
     policy = AutoModelForCausalLM.from_pretrained(toy_dir).eval()
     ctx = make_ctx(policy, policy, tok, reward_model={"name_or_path": str(path)}, max_new_tokens=8)
-    ctx.prompts = ["that series is", "we felt these costumes were", "i did not"]
+    ctx.source_prompts = ctx.prompts = ["that series is", "we felt these costumes were", "i did not"]
     metrics = eval_reward_model.evaluate(ctx)
     model, rm_tok = reward_models.load_reward_model(str(path), "cpu")
     texts = [
@@ -452,7 +452,12 @@ def test_win_rate_falls_back_to_the_reward_model_without_a_gold_reward(reward_mo
         for weight in policy.parameters():
             weight.add_(torch.randn_like(weight) * 0.1)
     ctx = make_ctx(policy, reference, tok, reward_model={"name_or_path": str(path)})
-    ctx.prompts = ["that series is", "we felt these costumes were", "i did not", "the plot"]
+    ctx.source_prompts = ctx.prompts = [
+        "that series is",
+        "we felt these costumes were",
+        "i did not",
+        "the plot",
+    ]
     metrics = eval_win_rate.evaluate(ctx)
     direct = eval_win_rate.win_rates(ctx.reward_model_scores, ctx.reference_reward_model_scores, 2)
     assert metrics["win_rate"] == pytest.approx(float(direct.mean()))

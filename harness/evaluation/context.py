@@ -25,6 +25,7 @@ from harness.evaluation import reward_models
 from harness.evaluation.failures import Outcomes, stops_the_trial
 from harness.evaluation.readable import readable_samples
 from harness.evaluation.refcache import RefCache
+from harness.evaluation.rendering import score_pairs
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
 from harness.plugin.specs import EvaluatorSpec
@@ -282,8 +283,11 @@ class EvalContext:
         model, tokenizer = reward_models.load_reward_model(
             self.reward_model_path, str(next(self.policy.parameters()).device)
         )
-        texts = [p + c for p, c in zip(samples.prompts, samples.completions, strict=True)]
-        return reward_models.score_texts(model, tokenizer, texts, batch_size=int(self.eval_cfg.batch_size))
+        # Its own rendering of each (source prompt, completion) (harness.evaluation.rendering); samples are
+        # laid out prompt by prompt, samples_per_prompt each.
+        k = int(self.eval_cfg.get("samples_per_prompt", 1))
+        sources = [p for p in self.source_prompts for _ in range(k)]
+        return score_pairs(model, tokenizer, sources, samples.completions, int(self.eval_cfg.batch_size))
 
     @cached_property
     def reference_reward_model_scores(self) -> torch.Tensor | None:

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness.evaluation.cache_files import digest
+from harness.evaluation.rendering import RULE_VERSION, end_of_turn_id
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -130,6 +131,10 @@ def key_material(
     for key in ("lora", "name_or_path"):  # the reference is the base model; its fingerprint names it
         model_cfg.pop(key, None)
     rm_path = (eval_cfg.get("reward_model") or {}).get("name_or_path")
+    # A template whose end-of-turn is not EOS stops sampling there (harness.evaluation.rendering); reward
+    # models read their own rendering (its rule's version). Neither changes the key otherwise.
+    turn_end = end_of_turn_id(tokenizer)
+    extra = {"end_of_turn": turn_end} if turn_end not in (None, tokenizer.eos_token_id) else {}
     return {
         "format": CACHE_FORMAT,
         "harness": _version("harness"),
@@ -149,6 +154,7 @@ def key_material(
         if gold_reward is None
         else f"{cfg.data.get('source')}:{getattr(gold_reward, '__module__', '')}"
         f".{getattr(gold_reward, '__qualname__', '')}",
-        "reward_model": model_fingerprint(str(rm_path)) if rm_path else None,
+        "reward_model": {**model_fingerprint(str(rm_path)), "rendering": RULE_VERSION} if rm_path else None,
         "eval": eval_cfg,
+        **extra,
     }

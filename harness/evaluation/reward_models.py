@@ -1,8 +1,9 @@
 """Reward models as evaluators and online methods use them: checked, loaded once per process, scored.
 
 A reward model is a sequence-classification model with one output (``AutoModelForSequenceClassification``,
-``num_labels=1``), a local directory or a Hub id; it scores the text prompt + completion, read at the EOS
-token that TRL's RewardTrainer appends to every training example. :func:`check_reward_model` reads only its
+``num_labels=1``), a local directory or a Hub id. It scores each (source prompt, completion) in its own
+rendering, as TRL's RewardTrainer trained it (:func:`harness.evaluation.rendering.score_pairs`);
+:func:`score_texts` scores texts a caller has already rendered. :func:`check_reward_model` reads only its
 config and tokenizer, so a wrong path stops a run before any compute.
 """
 
@@ -108,7 +109,9 @@ def load_reward_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any]
 def score_texts(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int = 32
 ) -> torch.Tensor:
-    """The reward model's score of each text (float64, shape [len(texts)]).
+    """The reward model's score of each text as given (float64, shape [len(texts)]): for texts the caller
+    rendered itself; a (prompt, completion) pair is scored in the reward model's own rendering by
+    :func:`harness.evaluation.rendering.score_pairs`.
 
     Each text ends with the tokenizer's EOS token, appended when missing, as TRL's RewardTrainer appends it to
     every training example: the score is read at that token.

@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.evaluation.completions import completion_logprobs, encode_completions
+from harness.evaluation.rendering import end_of_turn_id
 from harness.evaluation.samples import SampleBatch, Samples
 from harness.evaluation.scoring import TokenLogprobs, score_rows
 
@@ -45,7 +46,9 @@ __all__ = [
 def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
     """Every id that ends a completion: the tokenizer's EOS, then each id the model's ``generation_config``
     (or, without one, its config) declares as ``eos_token_id`` (instruct models often declare several, e.g.
-    ChatML's ``<|im_end|>`` and ``<|endoftext|>``), each once, in that order."""
+    ChatML's ``<|im_end|>`` and ``<|endoftext|>``), then the chat template's end-of-turn token when it is
+    none of those (a Zephyr-style template ends turns with ``</s>`` while EOS is ``<|endoftext|>``;
+    :func:`harness.evaluation.rendering.end_of_turn_id`), each once, in that order."""
     found: list[int] = []
     if getattr(tokenizer, "eos_token_id", None) is not None:
         found.append(int(tokenizer.eos_token_id))
@@ -56,6 +59,9 @@ def end_of_sequence_ids(model: torch.nn.Module | None, tokenizer) -> list[int]:
             continue
         found.extend(int(i) for i in (declared if isinstance(declared, (list, tuple)) else [declared]))
         break
+    turn_end = end_of_turn_id(tokenizer)
+    if turn_end is not None:
+        found.append(turn_end)
     return list(dict.fromkeys(found))
 
 
@@ -92,7 +98,8 @@ def sample(
 
     Each batch is seeded with ``seed + batch index``, so the same model, prompts and settings give the same
     samples in any process. ``add_special_tokens=False`` for prompts already rendered by a chat template.
-    Generation stops at every end-of-sequence id the model declares (:func:`end_of_sequence_ids`); a
+    Generation stops at every end-of-sequence id the model declares and at its chat template's end-of-turn
+    (:func:`end_of_sequence_ids`); a
     completion is finished, and masked after, at the first of them. ``keep_logprobs``: also keep, in
     ``sampler_tokens``, each completion token's log-probability under the distribution it was drawn from and
     that distribution's entropy (:class:`StepLogprobs`; what :func:`token_logprobs` of ``model`` gives, up to

@@ -16,7 +16,10 @@ is refused, a removed name gets a migration message).
 - **Evaluating**: :class:`EvalContext`, :class:`Samples`, :class:`TokenLogprobs`, :func:`mean_and_se`,
   :func:`sample`, :func:`token_logprobs`, :func:`encode_completions`; models (:func:`load_causal_lm`,
   :func:`load_tokenizer`: the ``model.*`` loader); reward models (:func:`load_reward_model`,
-  :func:`score_texts`, :func:`check_reward_model`). :class:`TrainContext` and :class:`EvalContext` are
+  :func:`score_pairs`: each (source prompt, completion) in the reward model's own rendering,
+  :func:`reward_input`: that rendering, :func:`score_texts`: texts as given, :func:`check_reward_model`);
+  :func:`describe_tokenizer` (a tokenizer's template, BOS and end-of-turn, as the trial record keeps
+  them). :class:`TrainContext` and :class:`EvalContext` are
   protocols of the API (:mod:`harness.plugin.contexts`) that the runtime's contexts satisfy: annotate a
   plugin's functions with them.
 - **Data**: :class:`PreferenceData`, :class:`DataFormat`, :class:`ValidationReport`,
@@ -68,6 +71,7 @@ from harness.records import Checkpoint, TrialRecord
 from harness.records.redaction import redact
 
 if TYPE_CHECKING:
+    from harness.evaluation.rendering import describe_tokenizer, reward_input, score_pairs
     from harness.evaluation.reward_models import check_reward_model, load_reward_model, score_texts
     from harness.evaluation.sampling import (
         Samples,
@@ -93,6 +97,9 @@ _LAZY = {
     "load_reward_model": "harness.evaluation.reward_models",
     "score_texts": "harness.evaluation.reward_models",
     "check_reward_model": "harness.evaluation.reward_models",
+    "score_pairs": "harness.evaluation.rendering",
+    "reward_input": "harness.evaluation.rendering",
+    "describe_tokenizer": "harness.evaluation.rendering",
     "Stage": "harness.trial.stages",
     "load_causal_lm": "harness.trial.models",
     "load_tokenizer": "harness.trial.models",
@@ -135,6 +142,7 @@ __all__ = [
     "check_pairwise_loss",
     "check_reward_model",
     "completion_logprobs",
+    "describe_tokenizer",
     "encode_completions",
     "file_lock",
     "gold_reward",
@@ -148,7 +156,9 @@ __all__ = [
     "method_defaults",
     "pairwise_loss_method",
     "render_prompts",
+    "reward_input",
     "sample",
+    "score_pairs",
     "score_texts",
     "separate_reference",
     "token_logprobs",

@@ -2,11 +2,11 @@
 
 A record (:class:`TrialRecord`, with one :class:`Checkpoint` per checkpoint and small typed parts: its
 :class:`TrialError`, :class:`ReferenceEvaluation`, :class:`SelectionPlan`, :class:`DataSummary`,
-:class:`TrainSummary`, :class:`PeakMemory`, :class:`Host`) holds the config, method, hyperparameters,
-per-checkpoint metrics, status (running, completed, failed, pruned or interrupted) with its reason, timings,
-peak memory and library versions. It carries a schema version (:data:`SCHEMA_VERSION`; older records are
-migrated on reading, :mod:`~harness.records.migration`), is written atomically (temporary file, fsync,
-rename), and is read back with plain ``json``: nothing is unpickled (:mod:`~harness.records.io`).
+:class:`TrainSummary`, :class:`PeakMemory`, :class:`Host`, :class:`Rendering`) holds the config, method,
+hyperparameters, per-checkpoint metrics, status (running, completed, failed, pruned or interrupted) with its
+reason, timings, peak memory and library versions. It carries a schema version (:data:`SCHEMA_VERSION`; older
+records are migrated on reading, :mod:`~harness.records.migration`), is written atomically (temporary file,
+fsync, rename), and is read back with plain ``json``: nothing is unpickled (:mod:`~harness.records.io`).
 
 Modules: ``base`` (how a part becomes JSON and back), ``parts`` (the small typed parts), ``trial`` (the record
 and its checkpoints), ``io`` (reading and writing), ``migration`` (earlier versions), ``values`` (flattened
@@ -39,8 +39,10 @@ from harness.records.parts import (
     Host,
     PeakMemory,
     ReferenceEvaluation,
+    Rendering,
     SelectionPlan,
     SelectionResult,
+    TokenizerRendering,
     TrainSummary,
     TrialError,
 )
@@ -58,8 +60,10 @@ __all__ = [
     "PeakMemory",
     "RecordError",
     "ReferenceEvaluation",
+    "Rendering",
     "SelectionPlan",
     "SelectionResult",
+    "TokenizerRendering",
     "TrainSummary",
     "TrialError",
     "TrialRecord",

@@ -1,5 +1,5 @@
 """The typed parts of a trial record: its error, reference evaluation, selection plan, data,
-training, memory, host.
+training, memory, host, and how its models render text.
 
 Each is a :class:`~harness.records.base.Part` dataclass whose JSON form is the object today's records hold
 under that key (same keys, same values). Fields that are always written (even as ``null``) are those the
@@ -192,3 +192,38 @@ class Host(Part):
     precision: str | None = None
     torch_threads: int | None = None
     processes: int | None = None
+
+
+@dataclass
+class TokenizerRendering(Part):
+    """How one model's tokenizer renders text (:func:`harness.evaluation.rendering.describe_tokenizer`): which
+    chat ``template`` (the first 12 hex digits of its SHA-256; None: no template), whether the template writes
+    BOS itself (``template_adds_bos``) and whether tokenizing a string adds it (``tokenizer_adds_bos``), the
+    special token the template ends an assistant turn with (``end_of_turn``; None: none found) and the
+    tokenizer's ``eos``, ``bos`` and ``pad`` tokens."""
+
+    template: str | None = None
+    template_adds_bos: bool | None = None
+    tokenizer_adds_bos: bool | None = None
+    end_of_turn: str | None = None
+    eos: str | None = None
+    bos: str | None = None
+    pad: str | None = None
+
+
+@dataclass
+class Rendering(Part):
+    """What each model of the trial reads (``record.rendering``): the ``rule`` version
+    (:mod:`harness.evaluation.rendering`), the ``policy``'s tokenizer (the reference shares it) and, when one
+    is configured (``eval.reward_model.name_or_path``), the ``reward_model``'s, with the ids sampling stops at
+    (``stop_ids``: the declared end-of-sequence ids and the template's end-of-turn)."""
+
+    PARTS: ClassVar[dict[str, type[Part]]] = {
+        "policy": TokenizerRendering,
+        "reward_model": TokenizerRendering,
+    }
+
+    rule: int | None = None
+    policy: TokenizerRendering | None = None
+    reward_model: TokenizerRendering | None = None
+    stop_ids: list[int] | None = None

@@ -22,6 +22,7 @@ from harness.records.parts import (
     Host,
     PeakMemory,
     ReferenceEvaluation,
+    Rendering,
     SelectionPlan,
     SelectionResult,
     TrainSummary,
@@ -82,7 +83,8 @@ class TrialRecord(MappingView, Part):
     ``data`` (:class:`DataSummary`), the evaluators' ``metric_declarations``, the number of reported prompts
     (``eval_prompts``), the ``selection`` plan, the trial's ``health`` flags (flag, message, fix, steps), the
     ``stages`` it used (:mod:`harness.trial.stages`) and the reward model found by a plugin
-    (``eval_reward_model``). ``samples_left_out``: a copy stored without its readable samples (too large).
+    (``eval_reward_model``), how its models render text (``rendering``, :class:`Rendering`).
+    ``samples_left_out``: a copy stored without its readable samples (too large).
     ``path``: the file it was read from (not written; ``record["_path"]`` in the dict view)."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = (
@@ -119,6 +121,7 @@ class TrialRecord(MappingView, Part):
         "host": Host,
         "data": DataSummary,
         "selection": SelectionPlan,
+        "rendering": Rendering,
     }
     #: Lists written only when they hold something.
     WHEN_NOT_EMPTY: ClassVar[tuple[str, ...]] = ("attempts", "plugin_errors")
@@ -156,6 +159,7 @@ class TrialRecord(MappingView, Part):
     plugin_errors: list[dict[str, Any]] = field(default_factory=list)
     stages: dict[str, dict[str, Any]] | None = None
     samples_left_out: bool | None = None
+    rendering: Rendering | None = None
     path: Path | None = field(default=None, compare=False)
 
     def field_names(self) -> list[str]:

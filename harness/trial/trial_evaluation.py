@@ -3,8 +3,8 @@ on the selection prompts: :mod:`harness.trial.selection`), the reference-evaluat
 reference model evaluated once, the baseline every checkpoint is compared with.
 
 :meth:`TrialEvaluation.open` sets it up (noting the metric declarations, the number of reported prompts and
-the selection plan on the record); :meth:`TrialEvaluation.evaluate` is the checkpointer's ``evaluate``;
-:meth:`TrialEvaluation.evaluate_reference` fills ``record.reference``.
+the selection plan and how its models render text on the record); :meth:`TrialEvaluation.evaluate` is the
+checkpointer's ``evaluate``; :meth:`TrialEvaluation.evaluate_reference` fills ``record.reference``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from omegaconf import DictConfig, open_dict
 
 from harness.config.validation import evaluator_names, metric_declarations, trial_evaluators
 from harness.data import PreferenceData
+from harness.evaluation import reward_models
 from harness.evaluation.context import CheckpointEvaluation, EvalContext, evaluate_checkpoint
 from harness.evaluation.refcache import RefCache, open_reference_cache
+from harness.evaluation.rendering import describe_models
+from harness.evaluation.sampling import end_of_sequence_ids
 from harness.plugin.hookspecs import RewardFunction
 from harness.plugin.manager import HarnessPluginManager
 from harness.plugin.specs import EvaluatorSpec, MethodSpec
@@ -86,6 +89,11 @@ class TrialEvaluation:
         plan = plan_held_out(data, cfg)
         record.eval_prompts = len(plan.prompts)
         record.selection = plan.record
+        record.rendering = describe_models(
+            loaded.tokenizer,
+            end_of_sequence_ids(loaded.policy, loaded.tokenizer),
+            reward_models.configured_path(cfg.eval) if spec.produces == "policy" else None,
+        )
         models = {"model_path": loaded.path, "tokenizer": loaded.tokenizer, "dtype": loaded.dtype}
         refcache = open_reference_cache(
             cfg, prompts=plan.prompts, pairs=plan.pairs, gold_reward=gold, device=str(device), **models

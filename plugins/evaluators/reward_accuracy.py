@@ -1,24 +1,20 @@
 """Evaluator ``reward_accuracy``, for reward models: how often the checkpoint scores the chosen completion of
 a held-out pair above the rejected one (ties count one half), and the mean score margin. Runs on every
-checkpoint of a method that produces a reward model (``method=reward``)."""
+checkpoint of a method that produces a reward model (``method=reward``).
+
+Each (prompt, completion) is read as TRL's RewardTrainer trained on it (:func:`harness.plugin.score_pairs`):
+a conversational pair through the tokenizer's chat template, a plain-text one as prompt + completion + EOS.
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se, score_texts
+from harness.plugin import EvaluatorSpec, Metric, hookimpl, mean_and_se, score_pairs
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
-
     from harness.plugin import EvalContext
-
-
-def _text(tokenizer: PreTrainedTokenizerBase, prompt: Any, completion: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt + completion
-    return tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False)
 
 
 def evaluate(ctx: EvalContext) -> dict[str, float]:
@@ -32,8 +28,9 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     model = ctx.policy
     was_training = model.training
     model.eval()
-    chosen = score_texts(model, tokenizer, [_text(tokenizer, p["prompt"], p["chosen"]) for p in pairs])
-    rejected = score_texts(model, tokenizer, [_text(tokenizer, p["prompt"], p["rejected"]) for p in pairs])
+    prompts = [p["prompt"] for p in pairs]
+    chosen = score_pairs(model, tokenizer, prompts, [p["chosen"] for p in pairs])
+    rejected = score_pairs(model, tokenizer, prompts, [p["rejected"] for p in pairs])
     model.train(was_training)
     correct = (chosen > rejected).double() + 0.5 * (chosen == rejected).double()
     accuracy, se = mean_and_se(correct)

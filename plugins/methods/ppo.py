@@ -87,7 +87,9 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     optimizer = torch.optim.AdamW(params, lr=float(m.learning_rate), eps=1e-5)
     # Message-list prompts through the chat template (its text holds the special tokens:
     # add none when sampling).
-    prompts, chat = render_prompts(tokenizer, list(ctx.train_data.shuffle(seed=seed)["prompt"]))
+    # The reward model reads the source prompts in its own rendering (harness.plugin.score_pairs).
+    sources = list(ctx.train_data.shuffle(seed=seed)["prompt"])
+    prompts, chat = render_prompts(tokenizer, sources)
     batch = int(m.batch_size)
     per_epoch = math.ceil(len(prompts) / batch)
     total = int(m.max_steps) if int(m.max_steps) > 0 else max(1, round(float(m.epochs) * per_epoch))
@@ -111,8 +113,13 @@ def train(ctx: TrainContext) -> torch.nn.Module:
     bar = tqdm(total=total, desc=f"train {ctx.spec.name}", unit="step", leave=False)
     for step in range(1, total + 1):
         start = (step - 1) * batch
-        chunk = [prompts[(start + i) % len(prompts)] for i in range(batch)]  # cycling through the prompts
-        stats = ppo_step(state, chunk, seed=seed * 1_000_003 + step)
+        chunk = [(start + i) % len(prompts) for i in range(batch)]  # cycling through the prompts
+        stats = ppo_step(
+            state,
+            [prompts[i] for i in chunk],
+            seed=seed * 1_000_003 + step,
+            sources=[sources[i] for i in chunk],
+        )
         bar.update(1)
         bar.set_postfix(reward=f"{stats['reward']:.3g}", kl=f"{stats['kl']:.3g}", refresh=False)
         ctx.step(step, policy, stats.pop("loss"), **stats)  # loss check, log, checkpoints

@@ -9,28 +9,32 @@ reference is a separate model, or, with LoRA, the policy with its adapter disabl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from harness_plugins.methods.online_rl import reward_function
 from omegaconf import DictConfig
 
-from harness.plugin import load_reward_model, score_texts
+from harness.plugin import load_reward_model, score_pairs
 
-#: ``score(prompts, completions) -> tensor [n]``: the reward of each completion.
-Scorer = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
+#: ``score(prompts, completions, sources) -> tensor [n]``: the reward of each completion; ``prompts`` as the
+#: policy read them (rendered), ``sources`` as the data gave them (strings or message lists).
+Scorer = Callable[[Sequence[str], Sequence[str], Sequence[Any]], torch.Tensor]
 
 
 def make_scorer(cfg: DictConfig, device: torch.device) -> Scorer:
-    """``score(prompts, completions) -> tensor [n]`` for ``method.reward``: the gold reward, or a reward model
-    (scored on prompt + completion)."""
+    """``score(prompts, completions, sources) -> tensor [n]`` for ``method.reward``: the gold reward (of the
+    rendered prompts and the completions), or a reward model, which reads each (source prompt, completion) in
+    its own rendering: its own tokenizer and chat template (:func:`harness.plugin.score_pairs`)."""
     reward = reward_function(cfg)
     if callable(reward):
-        return lambda prompts, completions: torch.tensor(reward(prompts, completions), dtype=torch.float32)
+        return lambda prompts, completions, sources: torch.tensor(
+            reward(prompts, completions), dtype=torch.float32
+        )
     model, tokenizer = load_reward_model(reward, str(device))
 
-    def score(prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
-        texts = [p + c for p, c in zip(prompts, completions, strict=True)]
-        return score_texts(model, tokenizer, texts).float().cpu()
+    def score(prompts: Sequence[str], completions: Sequence[str], sources: Sequence[Any]) -> torch.Tensor:
+        return score_pairs(model, tokenizer, sources, completions).float().cpu()
 
     return score
 
@@ -83,7 +87,11 @@ def response_values(
 
 
 def load_value_model(policy: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """A token-level value model from the policy's base checkpoint (a fresh scalar head on its backbone)."""
+    """A token-level value model from the policy's base checkpoint (a fresh scalar head on its backbone).
+
+    It reads the policy's own token ids (prompt as the policy's template rendered it, then the response), so
+    it must share the policy's vocabulary and tokenizer: that is why it is built from the policy's checkpoint
+    and never from the reward model."""
     from transformers import AutoModelForTokenClassification
 
     base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy

@@ -11,7 +11,7 @@ the arithmetic is in :mod:`harness_plugins.methods.ppo_math`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,10 +105,14 @@ class Rollout:
     returns: torch.Tensor
 
 
-def ppo_step(state: PPOState, prompts: list[str], seed: int) -> dict[str, float]:
-    """One PPO iteration: roll out, score, compute advantages, then ``ppo_epochs`` of minibatch updates."""
+def ppo_step(
+    state: PPOState, prompts: list[str], seed: int, sources: Sequence[Any] | None = None
+) -> dict[str, float]:
+    """One PPO iteration: roll out, score, compute advantages, then ``ppo_epochs`` of minibatch updates.
+    ``prompts``: rendered for the policy; ``sources``: the same prompts as the data gave them (what a reward
+    model renders its own way; default: ``prompts``)."""
     with torch.no_grad():
-        rollout = roll_out(state, prompts, seed)
+        rollout = roll_out(state, prompts, seed, sources)
     state.policy.train()
     state.value_model.train()
     sums, updates = update(state, rollout)
@@ -126,8 +130,9 @@ def ppo_step(state: PPOState, prompts: list[str], seed: int) -> dict[str, float]
     }
 
 
-def roll_out(state: PPOState, prompts: list[str], seed: int) -> Rollout:
-    """Sample a response to each prompt, score it and estimate its advantages (call it without gradients)."""
+def roll_out(state: PPOState, prompts: list[str], seed: int, sources: Sequence[Any] | None = None) -> Rollout:
+    """Sample a response to each prompt, score it and estimate its advantages (call it without gradients).
+    ``sources``: the prompts as the data gave them, for the scorer (default: ``prompts``)."""
     s, device = state.settings, state.device
     temperature = float(s["temperature"])
     samples = state.sample_fn(
@@ -158,7 +163,7 @@ def roll_out(state: PPOState, prompts: list[str], seed: int) -> Rollout:
         ref_logits / temperature if full else None,
     )
     del logits, ref_logits
-    raw = state.score(samples.prompts, samples.completions).to(device)
+    raw = state.score(samples.prompts, samples.completions, list(sources or samples.prompts)).to(device)
     if s["missing_eos_penalty"] is not None:
         raw = torch.where(b.finished.to(device), raw, raw - float(s["missing_eos_penalty"]))
     scores = _normalise(raw, str(s["reward_norm"]), state.moments)
