@@ -312,6 +312,7 @@ def test_train_examples_is_what_the_trainer_trains_on(real_world, cache_dir, tmp
             *_uf(real_world),
             f"method={method}",
             "method.trl.max_length=36",
+            "method.max_steps=-1",  # epochs: every row read (max_steps bounds DPO's rows to those read)
         ],
         {},
     )

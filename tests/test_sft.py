@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from harness_plugins.methods.sft import build_trainer, sft_stage
 
+from harness import leaderboard
 from harness.config.compose import compose_job
 from harness.config.resources import resolve_model_path
 from harness.config.validation import validate_trial_config
@@ -152,6 +153,36 @@ def test_with_lora_the_stage_adapter_is_merged_into_the_model_the_trial_starts_f
     merged = Path(record["stages"]["sft"]["model"])
     assert merged.name == "merged" and (merged / "config.json").is_file()
     assert (Path(record["stages"]["sft"]["checkpoint"]) / "adapter_config.json").is_file()
+
+
+def test_the_report_shows_the_stage_gain_over_the_base_model_evaluated_by_the_stage_once(
+    tiny_world, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = [*TINY, "eval.evaluators=[gold_reward,kl,text_stats]"]
+    records = [
+        run_trial(compose(tiny_world, [f"method={m}", f"seed={n}", STAGE, *tiny]), tmp_path / m)
+        for n, m in enumerate(["dpo", "orpo"])
+    ]
+    stage = sft_stage(compose(tiny_world, ["method=dpo", STAGE, *tiny]))
+    done = stage.completed_record()
+    for record in records:
+        assert record["status"] == "completed", record["error"]
+        noted = record["stages"]["sft"]
+        # The base model: the stage's own reference, evaluated once by the stage on the same prompts.
+        assert noted["base_metrics"] == done["reference"]["metrics"]
+        assert noted["base_metrics"]["kl_k3"] == 0 and noted["metrics"]["kl_k3"] > 0  # the SFT model, vs base
+        # The trial's reference is the SFT model: the same gold reward on the same prompts.
+        assert noted["metrics"]["gold_reward"] == pytest.approx(record["reference"]["metrics"]["gold_reward"])
+    board = leaderboard.build(records, title="t")
+    leaderboard.write_reports(board, tmp_path / "report")
+    md = (tmp_path / "report" / "leaderboard.md").read_text()
+    page = (tmp_path / "report" / "leaderboard.html").read_text()
+    assert "## Stage gain over the base model" in md and "Stage gain over the base model</h2>" in page
+    section = md.split("## Stage gain over the base model")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["base model", "sft (stage)"]
+    assert "sft (stage)" in page and "moved **gold_reward** from" in section
 
 
 def test_a_dry_run_validates_the_stage_and_trains_nothing(tiny_world, tmp_path, monkeypatch):

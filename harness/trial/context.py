@@ -24,7 +24,7 @@ from harness.plugin.settings import TRAINING_ARGUMENTS, TrackingRun, tracking_re
 from harness.plugin.specs import MethodSpec
 from harness.trial.checkpoints import Checkpointer
 from harness.trial.prepared_data import prepares_data, shared_preparation
-from harness.trial.reference_pass import precomputes_reference, shared_reference_pass
+from harness.trial.reference_pass import bounded_rows, precomputes_reference, shared_reference_pass
 from harness.trial.trainer_cache import CacheUse, temporary_dataset_files
 
 if TYPE_CHECKING:
@@ -57,8 +57,9 @@ class TrainContext:
             :meth:`trl_trainer` prepared it or read it from the harness cache
             (:mod:`harness.trial.prepared_data`), else None.
         reference_pass: for a trainer that precomputes the reference's log-probs, whether :meth:`trl_trainer`
-            computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), else
-            None.
+            computed them or read them from the harness cache (:mod:`harness.trial.reference_pass`), the rows
+            the pass covered (``rows``: with ``max_steps``, only those training reads) and the training rows
+            (``training_rows``), else None.
     """
 
     cfg: DictConfig
@@ -156,8 +157,10 @@ class TrainContext:
         ``MethodSpec.trainer``. A trainer reads its prepared (tokenized) data, and a trainer that precomputes
         the reference's log-probs reads them, from the harness cache when an earlier trial computed them, and
         stores them there otherwise (:mod:`harness.trial.prepared_data`, :mod:`harness.trial.reference_pass`).
-        The files ``datasets`` writes while the trainer prepares its data go to a temporary directory, deleted
-        when the process ends, not beside the source data. Returns the trainer, ready for
+        A trainer that precomputes the reference's log-probs gets only the rows training will read when
+        ``max_steps`` reads fewer than all (:func:`~harness.trial.reference_pass.bounded_rows`). The files
+        ``datasets`` writes while the trainer prepares its data go to a temporary directory, deleted when the
+        process ends, not beside the source data. Returns the trainer, ready for
         :meth:`run_trainer`."""
         cls = trainer_class or trainer_classes(self.spec)[0]
         if cls is None:
@@ -171,6 +174,12 @@ class TrainContext:
             "callbacks": self.trainer_callbacks(),
             **arguments,
         }
+        rows = len(kwargs["train_dataset"])
+        precomputes = precomputes_reference(cls, kwargs["args"])
+        if precomputes:  # the reference pass covers only the rows training reads (max_steps)
+            kwargs["train_dataset"] = bounded_rows(
+                kwargs["train_dataset"], kwargs["args"], int(self.cfg.seed)
+            )
         if (
             distributed.launched()
         ):  # the processes share TRL's own files (its reference pass writes one they all read)
@@ -178,11 +187,13 @@ class TrainContext:
         prepared, reference = CacheUse(), CacheUse()
         if prepares_data(cls):
             cls = shared_preparation(cls, self.device.type, prepared)
-        if precomputes_reference(cls, kwargs["args"]):
+        if precomputes:
             cls = shared_reference_pass(cls, kwargs["args"], self.tokenizer, self.device.type, reference)
         with temporary_dataset_files():
             trainer = cls(**kwargs)
         self.prepared_data, self.reference_pass = prepared.summary(), reference.summary()
+        if self.reference_pass is not None:
+            self.reference_pass["training_rows"] = rows
         return trainer
 
     def trainer_callbacks(self) -> list[TrainerCallback]:

@@ -20,6 +20,13 @@ only shape the optimisation (:data:`~harness.trial.trainer_cache.OPTIMISATION_ON
 a reuse but never gives a wrong one), the device and the library versions. Trials started together hold one
 lock per key: the first computes, the others wait and read
 (:func:`~harness.trial.trainer_cache.through_cache`).
+
+:func:`rows_read` bounds the pass to the rows training will read: with ``max_steps`` set, a trainer reads
+``max_steps x per-device batch x gradient accumulation x processes`` rows, and when that is fewer than the
+training rows, :func:`bounded_rows` keeps that many rows drawn with the trial's seed before the trainer is
+built (its sampler then reads each of them once), so ``method.max_steps=1`` runs the reference over one batch,
+not the whole data. Epochs never bound it: a whole number of epochs reads every row, and a fraction of one
+sets its step count from the data's length, which a smaller table would change.
 """
 
 from __future__ import annotations
@@ -40,6 +47,34 @@ CACHE_FOLDER = "reflogps"
 _PRECOMPUTE = (
     "_precompute_ref_logps"  # TRL's method (DPOTrainer, KTOTrainer): (dataset, name, batch size) -> dataset
 )
+
+
+def rows_read(args: TrainingArguments, rows: int) -> int:
+    """How many of ``rows`` training rows a trainer with config ``args`` reads: all of them, or, with
+    ``max_steps`` set and fewer rows in ``max_steps`` optimizer steps, ``max_steps x per-device batch x
+    gradient accumulation x processes``."""
+    steps = int(getattr(args, "max_steps", -1) or -1)
+    if steps <= 0:
+        return rows
+    per_step = (
+        int(args.per_device_train_batch_size)
+        * int(args.gradient_accumulation_steps)
+        * max(1, int(getattr(args, "world_size", 1) or 1))
+    )
+    return min(rows, steps * per_step)
+
+
+def bounded_rows(dataset: Dataset, args: TrainingArguments, seed: int) -> Dataset:
+    """``dataset`` itself when training reads all of it (:func:`rows_read`); else the rows it reads: that many
+    drawn without replacement with ``seed``, in their order in ``dataset`` (the trainer's sampler shuffles
+    them), held in memory (no index file beside the data)."""
+    keep = rows_read(args, len(dataset))
+    if keep >= len(dataset):
+        return dataset
+    import numpy as np
+
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:keep])
+    return dataset.select(chosen.tolist(), keep_in_memory=True)
 
 
 def precomputes_reference(trainer_class: type, args: TrainingArguments) -> bool:
@@ -96,6 +131,7 @@ def shared_reference_pass(
             result = concatenate_datasets([dataset, entry], axis=1) if entry is not None else result
         if name == "train":
             outcome.path, outcome.computed, outcome.seconds = path, computed, time.perf_counter() - start
+            outcome.rows = len(dataset)
         return result
 
     return type(

@@ -221,7 +221,9 @@ class Stage:
 
     def note_in(self, record: TrialRecord, name: str, **extra: Any) -> None:
         """Name this stage in a trial's record, ``record.stages[name]``: its method, key, directory, status,
-        final checkpoint and full settings, and ``extra``; then rewrite the trial's record file. For a
+        final checkpoint and full settings, what it gained over the base model (a policy stage's own
+        evaluation: ``base_metrics``, its reference, and ``metrics``, its final checkpoint's, against that
+        reference), and ``extra``; then rewrite the trial's record file. For a
         plugin's ``harness_trial_end`` (the runner has written the record by then). The leaderboard compares
         the stages' methods and settings: trials of different stages are different setups."""
         done = self.read_record()
@@ -236,8 +238,19 @@ class Stage:
             "status": done.status if done is not None else None,
             "checkpoint": final.path if completed and final is not None else None,
             "settings": OmegaConf.to_container(self.config.method, resolve=True),
+            **_evaluation(done if completed else None, final),
             **extra,
         }
         path = Path(record.trial_dir or "") / RECORD_NAME
         if record.trial_dir and path.is_file():
             write_record(path, record)
+
+
+def _evaluation(done: TrialRecord | None, final: Checkpoint | None) -> dict[str, Any]:
+    """A completed stage's own evaluation for :meth:`Stage.note_in`: its reference (the base model) and its
+    final checkpoint's metrics, on the trial's prompts and evaluators; {} when the stage evaluated no
+    reference (a reward-model stage) or did not complete."""
+    reference = done.reference if done is not None else None
+    if reference is None or not reference.metrics or final is None or not final.metrics:
+        return {}
+    return {"base_metrics": dict(reference.metrics), "metrics": dict(final.metrics)}

@@ -88,11 +88,12 @@ OPTIMISATION_ONLY = frozenset(
 class CacheUse:
     """What happened to one cached step of a trainer (for the training split): ``computed`` now (True), read
     from the cache (False) or not run (None); the seconds it took (the computation, or the key and the read);
-    the cache file (None when the step went uncached)."""
+    the cache file (None when the step went uncached); the rows it covered (None: not counted)."""
 
     path: Path | None = None
     computed: bool | None = None
     seconds: float = 0.0
+    rows: int | None = None
 
     def summary(self) -> dict[str, Any] | None:
         """What the trial record keeps (``train.prepared_data``, ``train.reference_logprobs``);
@@ -103,6 +104,7 @@ class CacheUse:
             "computed": self.computed,
             "seconds": round(self.seconds, 3),
             "cache": str(self.path) if self.path else None,
+            **({"rows": self.rows} if self.rows is not None else {}),
         }
 
 

@@ -8,9 +8,10 @@ a section is one module and one entry in :data:`SECTIONS`; a caller may also pas
 renderers.
 
 Modules, in report order: ``overview`` (the objective and the introduction), ``incompatible`` (records from
-several setups), ``empty`` (no records), ``methods``, ``trials``, ``best``, ``matched_kl``, ``no_effect``,
-``seeds``, ``settings``, ``optuna``, ``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``),
-``plots`` and ``reproduce``; ``base`` holds the types.
+several setups), ``empty`` (no records), ``methods``, ``trials``, ``stage_gain`` (what a stage before
+training, ``model.sft``, gained over the base model), ``data_lost`` (rows dropped and truncated), ``best``,
+``matched_kl``, ``no_effect``, ``seeds``, ``settings``, ``optuna``, ``cost``, ``failed``, ``columns``,
+``samples`` (with ``samples_html``), ``plots`` and ``reproduce``; ``base`` holds the types.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from harness.leaderboard.sections import (
     best,
     columns,
     cost,
+    data_lost,
     empty,
     failed,
     incompatible,
@@ -35,6 +37,7 @@ from harness.leaderboard.sections import (
     samples,
     seeds,
     settings,
+    stage_gain,
     trials,
 )
 from harness.leaderboard.sections.base import Compute, Figures, Page, Section
@@ -49,6 +52,8 @@ SECTIONS: tuple[Compute, ...] = (
     empty.compute,
     methods.compute,
     trials.compute,
+    stage_gain.compute,
+    data_lost.compute,
     best.compute,
     matched_kl.compute,
     no_effect.compute,
