@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
-from harness.evaluation.failures import Outcomes, stops_the_trial
+from harness.evaluation.failures import Outcomes, stops_the_trial, warn_withheld
 from harness.evaluation.readable import readable_samples
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
@@ -123,6 +123,7 @@ class EvalContext:
         self.label = label  # prefixes progress descriptions, e.g. "selection: " for the selection prompts
         self.evaluator: EvaluatorSpec | None = None  # the evaluator running now (set by evaluate_checkpoint)
         self.sample_scores: dict[str, dict[str, list[float]]] = {}  # see add_sample_scores
+        self.withheld: dict[str, str] = {}  # see withhold
         self._memo: dict[str, Any] = {}
 
     @property
@@ -162,6 +163,11 @@ class EvalContext:
             "policy": [float(v) for v in policy],
             **({"reference": [float(v) for v in reference]} if reference is not None else {}),
         }
+
+    def withhold(self, metric: str, reason: str) -> None:
+        """``metric`` has no value here, and why: one warning line, the record's ``withheld_metrics``."""
+        self.withheld[metric] = reason
+        warn_withheld(self.evaluator, self.step, bool(self.label), metric, reason)
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache,
@@ -313,17 +319,18 @@ class CheckpointEvaluation:
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
     # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
     selection: SelectionResult | None = None
-    # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key
-    # another evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key ->
-    # evaluator).
+    # What went wrong (harness.evaluation.failures): evaluators that raised or returned a key another had
+    # ({evaluator, plugin, type, message}), non-finite values (key -> evaluator), withheld metrics (-> why).
     errors: list[dict[str, Any]] = field(default_factory=list)
     nonfinite: dict[str, str] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)
 
     def note_problems(self, entry: Checkpoint | ReferenceEvaluation | SelectionResult) -> None:
-        """Set the record entry's ``evaluator_errors`` and ``nonfinite_metrics``,
-        each only when there is one."""
+        """Set the record entry's ``evaluator_errors``, ``nonfinite_metrics`` and ``withheld_metrics``, each
+        only when there is one."""
         entry.evaluator_errors = self.errors or None
         entry.nonfinite_metrics = self.nonfinite or None
+        entry.withheld_metrics = self.withheld or None
 
 
 def _run_evaluator(
@@ -382,7 +389,7 @@ def evaluate_checkpoint(
         seconds[spec.name] = time.perf_counter() - start
     ctx.evaluator = None
     result = CheckpointEvaluation(
-        outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite
+        outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite, withheld=ctx.withheld
     )
     if readable <= 0:
         return result

@@ -294,3 +294,8 @@ class EvalContext(Protocol):
     ) -> None:
         """Keep a per-sample score under ``name`` for the readable samples
         (one value per sample, NaN: none)."""
+
+    def withhold(self, metric: str, reason: str) -> None:
+        """Say that ``metric`` has no value at this checkpoint and why, in a few words (``"unusable (31/32
+        verdicts unusable)"``): the record keeps it as ``withheld_metrics`` and the report shows it, rather
+        than a number that is no measurement. The evaluator leaves the metric out of its result."""
