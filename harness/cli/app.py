@@ -200,6 +200,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *args]
     try:
         _hydra_main()
+        from harness.cli.callbacks import exit_status
+
+        status = exit_status()  # a multirun whose report found no value of its objective, ...
+        if status:
+            raise SystemExit(status)
     except (
         KeyboardInterrupt
     ):  # between trials (a trial's own interruption ends in SystemExit, with its record)

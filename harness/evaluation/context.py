@@ -165,9 +165,10 @@ class EvalContext:
         }
 
     def withhold(self, metric: str, reason: str) -> None:
-        """``metric`` has no value here, and why: one warning line, the record's ``withheld_metrics``."""
+        """``metric`` has no value here, and why: kept as ``withheld_metrics``; one warning per reason."""
+        if reason not in self.withheld.values():
+            warn_withheld(self.evaluator, self.step, bool(self.label), metric, reason)
         self.withheld[metric] = reason
-        warn_withheld(self.evaluator, self.step, bool(self.label), metric, reason)
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache,

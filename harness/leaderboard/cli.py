@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.leaderboard.analysis import ranking
+from harness.leaderboard.analysis.problems import EXIT_NO_OBJECTIVE
 from harness.leaderboard.markdown import console_table
 from harness.leaderboard.reports import write_leaderboard
 
@@ -78,4 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(board))
     samples = ", samples.csv" if not board.samples.empty else ""
     print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv{samples} and checkpoints.csv")
+    if board.problem:
+        print(f"harness.leaderboard: error: {board.problem}", file=sys.stderr)
+        return EXIT_NO_OBJECTIVE
     return 3 if board.groups else 0
