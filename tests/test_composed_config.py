@@ -38,12 +38,14 @@ SWEEPERS = {
         "hydra/sweeper/pruner=successive_halving",
     ],
 }
-# config_hash of the resolved config of these overrides, as computed before the settings were declared
+# config_hash of the resolved config of these overrides, as computed before the settings were declared; issue
+# 29 changed them on purpose (eval.judge.min_label_prob 0 -> 0.5, eval.judge.max_unusable added): a multirun
+# started before it runs its trials again when resumed.
 HASHES = {
-    (): "d27342940cc2cdd9",
-    ("model=hf", "model.name_or_path=X"): "db8cafceafab0013",
-    ("model=lora", "method=kto"): "074a00f2214d736f",
-    ("method=ppo", "eval=full"): "02af41dedcb5761a",
+    (): "70115eaa888a1d57",
+    ("model=hf", "model.name_or_path=X"): "20b0539472175cd7",
+    ("model=lora", "method=kto"): "b2a9b69aab77a613",
+    ("method=ppo", "eval=full"): "854f6b7042ffa18b",
 }
 
 
