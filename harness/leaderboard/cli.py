@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from harness.sweep.results import is_storage
+    from harness.verbosity import route_console
+
+    route_console(False)  # "skipping <unreadable record>": one line each
 
     missing = [p for p in args.paths if not Path(p).exists() and not (is_storage(p) and "://" in p)]
     if missing:
