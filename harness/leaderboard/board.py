@@ -279,11 +279,7 @@ def build(
     declared = columns.declarations(typed)
     swept = board_frames.varying_hyperparameters(typed)
     checkpoints = board_frames.checkpoints_frame(typed, swept, declared)
-    try:
-        name = ranking.resolve_objective(checkpoints, objective, declared)
-    except columns.ObjectiveNotMeasured:  # the report is still written, with the problem at its top
-        name = None
-    problem = None if name else problems.objective_problem(objective, typed, declared, list(checkpoints))
+    name, problem = problems.resolve_objective(checkpoints, objective, typed, declared)
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
     trials = tables.trials_table(typed, checkpoints, swept, declared, name)

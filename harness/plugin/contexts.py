@@ -229,6 +229,10 @@ class EvalContext(Protocol):
         """Per-sample scores kept for the readable samples (see :meth:`add_sample_scores`)."""
 
     @property
+    def withheld(self) -> dict[str, str]:
+        """The metrics withheld at this checkpoint so far, with why (see :meth:`withhold`)."""
+
+    @property
     def reference_samples(self) -> Samples:
         """Completions of the reference model on the same prompts with the same seed."""
 

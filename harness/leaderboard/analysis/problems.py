@@ -11,13 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.leaderboard.analysis import columns
+import pandas as pd
+
+from harness.leaderboard.analysis import columns, ranking
 from harness.leaderboard.analysis.frames import trial_id
 from harness.records import TrialRecord
 
 #: The exit status of a run whose report was written but whose objective has no value in any trial (0 is
 #: success, 1 a failed trial or a bug, 2 a user error before any compute, 3 records of several setups).
 EXIT_NO_OBJECTIVE = 4
+
+
+def resolve_objective(
+    checkpoints: pd.DataFrame, objective: str, records: Sequence[TrialRecord], declared: columns.Declarations
+) -> tuple[str | None, str | None]:
+    """The objective column (:func:`harness.leaderboard.analysis.ranking.resolve_objective`) and, when there
+    is none to rank by, the report's problem (:func:`objective_problem`): a named objective declared but
+    measured by no checkpoint is no error, the report is written with the problem at its top.
+
+    :raises ConfigError: a named objective that no record declares, or one without a direction."""
+    try:
+        name = ranking.resolve_objective(checkpoints, objective, declared)
+    except columns.ObjectiveNotMeasured:
+        name = None
+    return name, None if name else objective_problem(objective, records, declared, list(checkpoints))
 
 
 def withheld(records: Sequence[TrialRecord], declared: columns.Declarations) -> list[dict[str, object]]:
