@@ -357,6 +357,11 @@ def test_an_objective_withheld_in_every_trial_is_the_reports_first_line_never_a_
     assert f"- judge_wr in {board.records[0].trial_id} (step 10): {reason}" in top
     assert '<p class="problem"><b>Problem</b>: objective judge_win_rate has no value' in html
     assert "31/32 verdicts unusable" in html and "0.5" not in top.split("**No objective**")[0]
+    # An Optuna trial with no value of the objective fails with the reason it was withheld
+    from harness.sweep.trials import _withheld_because
+
+    assert _withheld_because(board.records[0], "judge_win_rate") == f": withheld: {reason}"
+    assert _withheld_because(board.records[0], "gold_reward") == ""
     # auto ranks by what was measured (gold here), and says nothing is wrong
     assert leaderboard.build(board.records).objective_name == "gold_reward"
     assert leaderboard.build(board.records).problem is None
