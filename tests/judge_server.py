@@ -1,7 +1,8 @@
 """A local OpenAI-compatible judge server for tests: ``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1.
 
 It judges by a fixed rule (``longer``: the longer answer wins; ``first``: always answer A, a judge with a pure
-position bias), records every request, checks the bearer key when one is set, and can fail on demand.
+position bias; ``garbage``: no verdict at all, a judge that cannot judge), records every request, checks the
+bearer key when one is set, and can fail on demand.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ ANSWER = re.compile(r"## Reply (A|B)\n(.*?)\n## End of reply \1", re.S)
 
 class JudgeServer:
     """``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1; the verdict follows ``rule`` ("longer": the
-    longer answer wins, equal lengths tie; "first": always [[A]]). Counts requests and wrong Authorization
-    headers."""
+    longer answer wins, equal lengths tie; "first": always [[A]]; "garbage": text with no verdict in it).
+    Counts requests and wrong Authorization headers."""
 
     def __init__(self, rule: str = "longer", key: str | None = None) -> None:
         self.rule, self.key = rule, key
@@ -72,6 +73,8 @@ class JudgeServer:
     def verdict(self, user_message: str) -> str:
         if self.rule == "first":
             return "Both are fine, but the first is better.\n\n[[A]]"
+        if self.rule == "garbage":
+            return "I like both of them, really."
         answers = dict(ANSWER.findall(user_message))
         a, b = len(answers.get("A", "")), len(answers.get("B", ""))
         return (

@@ -22,7 +22,8 @@ from omegaconf import OmegaConf, open_dict
 from harness.config.validation import validate_trial_config
 from harness.errors import ConfigError
 from harness.evaluation import reward_models
-from harness.evaluation.context import EvalContext, Reference
+from harness.evaluation.context import EvalContext
+from harness.evaluation.reference import Reference
 from harness.evaluation.sampling import Samples, encode_completions, sample, token_logprobs
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import compose
@@ -501,7 +502,7 @@ def test_a_bad_number_of_preference_pairs_is_a_config_error(tiny_world):
 
 @pytest.mark.unit
 def test_a_loaded_on_demand_reference_is_loaded_once_per_checkpoint_evaluation():
-    from harness.evaluation.context import Reference
+    from harness.evaluation.reference import Reference
 
     loads = []
 

@@ -22,9 +22,16 @@ from harness_plugins.evaluators.judge.backends import (
     endpoint_problem,
 )
 from harness_plugins.evaluators.judge.local import verdict_from_probs
-from harness_plugins.evaluators.judge.stats import length_controlled_win_rate, parse_verdict, sample_outcomes
+from harness_plugins.evaluators.judge.stats import (
+    length_controlled_win_rate,
+    parse_verdict,
+    sample_outcomes,
+    unusable_kind,
+    unusable_reason,
+)
 from harness_plugins.evaluators.judge.template import BUILTIN, load_template, parse_template, question_text
 
+from tests.conftest import run_cli
 from tests.helpers import cli_error_line
 from tests.judge_server import ANSWER as _ANSWER
 from tests.judge_server import JudgeServer, closed_port
@@ -129,6 +136,33 @@ def test_length_controlled_win_rate_removes_a_length_advantage():
     assert length_controlled_win_rate([1.0, 1.0, 1.0], [1, 2, 3]) is None
     assert length_controlled_win_rate([0.0, 1.0], [-5, 5]) is None  # perfectly separated by length
     assert length_controlled_win_rate([math.nan, 1.0], [0, 1]) is None
+
+
+@pytest.mark.unit
+def test_a_judge_that_cannot_judge_is_unusable_never_a_tie():
+    """Every unusable verdict counts (unreadable text, labels under min_label_prob, a refused request); past
+    max_unusable the win rate is withheld with the count, and with none usable it always is."""
+    answers = [{"output": "no idea"}, {"probs": [0.01, 0.02, 0.0]}, {"output": None, "error": "HTTP 400"}]
+    assert [unusable_kind(a, None) for a in answers] == [
+        "unreadable",
+        "under min_label_prob",
+        "refused by the server",
+    ]
+    assert unusable_kind({"output": "[[A]]"}, "A") is None
+    assert unusable_reason({"under min_label_prob": 31}, 32, 0.5) == (
+        "unusable (31/32 verdicts unusable: 31 under min_label_prob)"
+    )
+    assert unusable_reason({"unreadable": 16}, 32, 0.5) is None  # half: the win rate stands
+    assert unusable_reason({"unreadable": 17}, 32, 0.5).startswith("unusable (17/32")
+    assert unusable_reason({"unreadable": 1, "refused by the server": 1}, 2, 1.0) == (
+        "unusable (2/2 verdicts unusable: 1 refused by the server, 1 unreadable)"
+    )
+    assert unusable_reason({}, 32, 0.0) is None
+    # The default min_label_prob makes a judge whose labels hold little probability unusable
+    from harness_plugins.evaluators.judge.settings import DEFAULTS
+
+    assert DEFAULTS["min_label_prob"] == 0.5 and DEFAULTS["max_unusable"] == 0.5
+    assert verdict_from_probs([0.001, 0.0005, 0.0002], DEFAULTS["min_label_prob"]) is None
 
 
 @pytest.mark.unit
@@ -409,11 +443,79 @@ def test_a_trial_judged_over_http(real_world, tmp_path, monkeypatch, server):
 
 def test_a_trial_judged_by_a_local_model(real_world, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    final = _trial(
-        real_world,
-        tmp_path / "trial",
-        ["eval.judge.backend=local", f"eval.judge.model={real_world.qwen2}", "eval.judge.batch_size=3"],
-    )
+    local = ["eval.judge.backend=local", f"eval.judge.model={real_world.qwen2}", "eval.judge.batch_size=3"]
+    # The tiny random model puts next to no probability on A, B, C: with min_label_prob=0 every verdict is
+    # read anyway (the mechanics work), with the default 0.5 every one is unusable and the win rate withheld.
+    final = _trial(real_world, tmp_path / "trial", [*local, "eval.judge.min_label_prob=0"])
     assert "judge_win_rate_lc" not in final or 0.0 <= final["judge_win_rate_lc"] <= 1.0
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "judge").rglob("*.json")]
     assert entries and all(len(e["probs"]) == 3 and 0 < sum(e["probs"]) <= 1 for e in entries)  # cached
+    from harness.config.compose import compose_job
+    from harness.trial.runner import TrialRun
+
+    cfg = compose_job(
+        [
+            "model=hf",
+            f"model.name_or_path={real_world.qwen2}",
+            "data=files",
+            f"data.path={real_world.ultrafeedback}",
+            "data.split=train_prefs",
+            "data.eval_split=test_prefs",
+            *SHORT,
+            *local,
+        ],
+        {},
+    )
+    record = TrialRun(cfg, tmp_path / "default").run()
+    final = next(c for c in record["checkpoints"] if c["final"])
+    assert (
+        "judge_win_rate" not in final["metrics"] and final["metrics"]["judge_unparsed"] == 8
+    )  # 4 prompts x 2
+    assert final["withheld_metrics"]["judge_win_rate"] == (
+        "unusable (8/8 verdicts unusable: 8 under min_label_prob)"
+    )
+
+
+def test_a_judge_objective_sweep_with_no_value_still_writes_its_report_and_exits_4(tiny_world, tmp_path):
+    """A served judge that never gives a verdict, in a grid multirun ranked by its win rate: each trial
+    withholds the win rate (never 0.5), the report is written with the problem at its top, and the run ends
+    with one error line and exit status 4."""
+    server = JudgeServer(rule="garbage")
+    try:
+        result = run_cli(
+            [
+                "-m",
+                "method=dpo,simpo",
+                *tiny_world,
+                "method.max_steps=2",
+                "train.num_checkpoints=1",
+                "eval.extra=[judge]",
+                "eval.judge.model=judge-model",
+                f"eval.judge.base_url={server.base_url}",
+                "eval.judge.api_key_env=null",
+                "eval.judge.cache=false",
+                "leaderboard.objective=judge_win_rate",
+                "sweep_name=judge-unusable",
+            ],
+            cwd=tmp_path,
+        )
+    finally:
+        server.close()
+    assert result.returncode == 4, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert errors[0].startswith(
+        "harness: error: objective judge_win_rate has no value in any trial: the judge evaluator withheld it "
+        "in 2 of 2 trials: unusable (32/32 verdicts unusable: 32 unreadable)"
+    ), errors[0]
+    out = tmp_path / "leaderboards" / "judge-unusable"
+    md = (out / "leaderboard.md").read_text()
+    assert md.split("\n\n", 2)[1].startswith(
+        "> **Problem**: objective judge_win_rate has no value in any trial"
+    )
+    assert "(step 2): unusable (32/32 verdicts unusable: 32 unreadable)" in md
+    assert "Problem" in (out / "leaderboard.html").read_text() and (out / "leaderboard.csv").is_file()
+    for path in (tmp_path / "multirun" / "judge-unusable").rglob("trial.json"):
+        final = json.loads(path.read_text())["checkpoints"][-1]
+        assert "judge_win_rate" not in final["metrics"] and final["metrics"]["judge_unparsed"] == 32
+        assert final["withheld_metrics"]["judge_win_rate"].startswith("unusable (32/32")

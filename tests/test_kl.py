@@ -16,7 +16,8 @@ import torch
 from harness_plugins.evaluators import kl as eval_kl
 from omegaconf import OmegaConf
 
-from harness.evaluation.context import EvalContext, Reference
+from harness.evaluation.context import EvalContext
+from harness.evaluation.reference import Reference
 from harness.evaluation.sampling import sample, sequence_logprobs, token_logprobs
 
 pytestmark = pytest.mark.unit

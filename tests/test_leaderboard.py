@@ -327,6 +327,46 @@ def test_a_plugin_metric_is_a_column_of_every_report(tmp_path):
     assert "rep_ngram" in pd.read_csv(out / "checkpoints.csv").columns
 
 
+def test_an_objective_withheld_in_every_trial_is_the_reports_first_line_never_a_tie(tmp_path):
+    """A judge that could not judge: its win rate is withheld in every trial (the checkpoints'
+    withheld_metrics); the report is written, unranked, with the problem and the reason at its top."""
+    reason = "unusable (31/32 verdicts unusable: 31 under min_label_prob)"
+    for i, method in enumerate(("dpo", "ipo")):
+        r = plugin_trial(method, [(10, 0.3, 1.0, 0.2)])
+        r.metric_declarations["judge_win_rate"] = {
+            "evaluator": "judge",
+            "help": "judge win rate",
+            "direction": "maximize",
+            "column": "judge_wr",
+            "headline": True,
+            "se": None,
+            "objective_priority": 20,
+        }
+        r.checkpoints[0].withheld_metrics = {"judge_win_rate": reason}
+        write_record(tmp_path / "sweep" / str(i) / RECORD_NAME, r)
+    board = leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out", objective="judge_win_rate")
+    assert board.objective_name is None and len(board.trials) == 2
+    assert board.problem.startswith(
+        f"objective judge_win_rate has no value in any trial: the judge evaluator withheld it in 2 of 2 "
+        f"trials: {reason}"
+    )
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    html = (tmp_path / "out" / "leaderboard.html").read_text()
+    top = md.split("## ")[0]
+    assert top.index("**Problem**: objective judge_win_rate has no value") < top.index("trials (2 completed)")
+    assert f"- judge_wr in {board.records[0].trial_id} (step 10): {reason}" in top
+    assert '<p class="problem"><b>Problem</b>: objective judge_win_rate has no value' in html
+    assert "31/32 verdicts unusable" in html and "0.5" not in top.split("**No objective**")[0]
+    # An Optuna trial with no value of the objective fails with the reason it was withheld
+    from harness.sweep.trials import _withheld_because
+
+    assert _withheld_because(board.records[0], "judge_win_rate") == f": withheld: {reason}"
+    assert _withheld_because(board.records[0], "gold_reward") == ""
+    # auto ranks by what was measured (gold here), and says nothing is wrong
+    assert leaderboard.build(board.records).objective_name == "gold_reward"
+    assert leaderboard.build(board.records).problem is None
+
+
 def test_a_minimised_objective_ranks_and_chooses_checkpoints_lowest_first():
     records = [
         plugin_trial("dpo", [(10, 0.3, 1.0, 0.30), (20, 0.5, 2.0, 0.10), (30, 0.6, 3.0, 0.20)]),
@@ -347,10 +387,11 @@ def test_a_minimised_objective_ranks_and_chooses_checkpoints_lowest_first():
 
 def test_an_objective_is_any_declared_metric_by_name_or_column_and_nothing_else():
     records = [plugin_trial("dpo", [(10, 0.3, 1.0, 0.2)])]
-    with pytest.raises(
-        ConfigError, match="'pref_acc' has no value in any checkpoint"
-    ):  # declared, not measured
-        leaderboard.build(records, objective="pref_acc")
+    unmeasured = leaderboard.build(records, objective="pref_acc")  # declared, not measured: reported unranked
+    assert unmeasured.objective_name is None and len(unmeasured.trials) == 1
+    assert unmeasured.problem.startswith(
+        "objective pref_acc has no value in any trial: its evaluator returned"
+    )
     with pytest.raises(
         ConfigError, match="Unknown leaderboard objective 'rep_ngrm'. Did you mean: rep_ngram"
     ):

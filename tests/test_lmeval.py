@@ -202,7 +202,8 @@ def test_options_are_not_checked_when_the_evaluator_is_not_used(tiny_world, coun
 def test_lora_policy_is_scored_with_its_adapter_active(tiny_world, tmp_path):
     import torch
 
-    from harness.evaluation.context import EvalContext, Reference
+    from harness.evaluation.context import EvalContext
+    from harness.evaluation.reference import Reference
     from tests.helpers import train_context
 
     ctx = train_context(

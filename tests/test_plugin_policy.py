@@ -39,6 +39,7 @@ def _context(step: int = 4, label: str = "") -> SimpleNamespace:
         label=label,
         evaluator=None,
         sample_scores={},
+        withheld={},
         refcache=RefCache("in-memory"),
     )
 

@@ -125,7 +125,14 @@ def _trial(real_world, trial_dir: Path, method: str, extra: list[str]) -> dict:
 
 def test_the_same_methods_rank_by_a_local_judge_model(real_world, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    judge = ["eval.extra=[judge]", "eval.judge.backend=local", f"eval.judge.model={real_world.qwen2}"]
+    # The tiny random model puts next to no probability on the labels: the default min_label_prob (0.5) would
+    # make every verdict unusable (tests/test_judge.py checks that); 0 reads its labels, as this test needs.
+    judge = [
+        "eval.extra=[judge]",
+        "eval.judge.backend=local",
+        f"eval.judge.model={real_world.qwen2}",
+        "eval.judge.min_label_prob=0",
+    ]
     for job, method in enumerate(("dpo", "simpo")):
         _trial(real_world, tmp_path / "sweep" / str(job), method, judge)
     board = leaderboard.write_leaderboard([tmp_path / "sweep"], tmp_path / "out", objective="judge_wr")

@@ -19,8 +19,9 @@ import torch
 from omegaconf import OmegaConf
 
 from harness.data.chat import render_prompts
-from harness.evaluation.context import EvalContext, Reference
+from harness.evaluation.context import EvalContext
 from harness.evaluation.readable import prompt_text
+from harness.evaluation.reference import Reference
 from harness.evaluation.rendering import describe_tokenizer, end_of_turn, reward_input
 from harness.evaluation.sampling import end_of_sequence_ids
 from tests.conftest import run_cli

@@ -180,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = open_free_form(list(sys.argv[1:] if argv is None else argv))
     if "--force" in args:  # run every trial of a multirun again, completed ones included
         args = [a for a in args if a != "--force"] + ["rerun=all"]
+    from harness.verbosity import route_console
+
+    route_console("verbose=true" in args)  # harness warnings in one line; library ones to the log file
     try:
         args = prepare(args)
     except UserError as exc:
@@ -201,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *args]
     try:
         _hydra_main()
+        from harness.cli.callbacks import exit_status
+
+        status = exit_status()  # a multirun whose report found no value of its objective, ...
+        if status:
+            raise SystemExit(status)
     except (
         KeyboardInterrupt
     ):  # between trials (a trial's own interruption ends in SystemExit, with its record)

@@ -100,7 +100,9 @@ def run_task(cfg: DictConfig) -> Any:
     from harness.sweep.ownership import clean_trial_dir
     from harness.trial import run_trial
     from harness.trial.lifecycle import interrupts_raise
+    from harness.verbosity import route_console
 
+    route_console(bool(cfg.get("verbose", False)))  # Hydra has just set up this job's console and log file
     multirun, output_dir, sweep, overrides, _ = _hydra_context()
     record_path = output_dir / RECORD_NAME
     config = OmegaConf.to_container(cfg, resolve=True)

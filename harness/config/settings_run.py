@@ -51,7 +51,8 @@ TOP_LEVEL = SettingsGroup(
         Setting(
             "verbose",
             False,
-            "show the libraries' own progress bars, info logs and warnings (datasets, transformers, TRL)",
+            "show the libraries' own progress bars, info logs and warnings on the console (datasets, "
+            "transformers, TRL); false: their warnings and log records go to the trial's log file only",
         ),
         Setting(
             "sweep_name",

@@ -10,9 +10,8 @@ completions are kept as text (:mod:`harness.evaluation.readable`).
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,9 +21,10 @@ from omegaconf import DictConfig
 
 from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
-from harness.evaluation.failures import Outcomes, stops_the_trial
+from harness.evaluation.failures import Outcomes, stops_the_trial, warn_withheld
 from harness.evaluation.readable import readable_samples
 from harness.evaluation.refcache import RefCache
+from harness.evaluation.reference import Reference
 from harness.evaluation.rendering import score_pairs
 from harness.evaluation.sampling import Samples, TokenLogprobs, sample, token_logprobs
 from harness.plugin.hookspecs import RewardFunction
@@ -35,54 +35,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 T = TypeVar("T")
-
-
-class Reference:
-    """Access to the reference model for evaluation.
-
-    Either a loaded model that stays in memory (methods that train against a reference hold it anyway), a
-    loader called at most once per checkpoint evaluation and released afterwards (reference-free methods, so
-    that the measured training memory is the method's own; see :meth:`held`), or the policy itself with its
-    LoRA adapter disabled.
-    """
-
-    def __init__(
-        self, model: torch.nn.Module | None = None, loader: Callable[[], torch.nn.Module] | None = None
-    ) -> None:
-        self._model = model
-        self._loader = loader
-        self._loaded: torch.nn.Module | None = None
-        self._holding = False
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Within this block, a loaded-on-demand reference is loaded at most once (on first use) and kept;
-        it is released at the end. Wrap one checkpoint's evaluation in it."""
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-            self._loaded = None
-
-    @contextlib.contextmanager
-    def use(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        """Yield a module computing the reference distribution for ``policy``'s evaluation."""
-        if self._model is not None:
-            yield self._model
-        elif self._loader is not None:
-            model = self._loaded or self._loader()
-            if self._holding:
-                self._loaded = model
-            try:
-                yield model
-            finally:
-                del model
-        elif hasattr(policy, "disable_adapter"):  # a peft model: the base weights are the reference
-            with policy.disable_adapter():
-                yield policy
-        else:
-            raise RuntimeError("no reference model available for evaluation")
 
 
 class EvalContext:
@@ -124,6 +76,7 @@ class EvalContext:
         self.label = label  # prefixes progress descriptions, e.g. "selection: " for the selection prompts
         self.evaluator: EvaluatorSpec | None = None  # the evaluator running now (set by evaluate_checkpoint)
         self.sample_scores: dict[str, dict[str, list[float]]] = {}  # see add_sample_scores
+        self.withheld: dict[str, str] = {}  # see withhold
         self._memo: dict[str, Any] = {}
 
     @property
@@ -163,6 +116,12 @@ class EvalContext:
             "policy": [float(v) for v in policy],
             **({"reference": [float(v) for v in reference]} if reference is not None else {}),
         }
+
+    def withhold(self, metric: str, reason: str) -> None:
+        """``metric`` has no value here, and why: kept as ``withheld_metrics``; one warning per reason."""
+        if reason not in self.withheld.values():
+            warn_withheld(self.evaluator, self.step, bool(self.label), metric, reason)
+        self.withheld[metric] = reason
 
     def reference_tensor(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """A quantity of the reference model alone: from the reference cache,
@@ -317,17 +276,18 @@ class CheckpointEvaluation:
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
     # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
     selection: SelectionResult | None = None
-    # What went wrong, attributed (harness.evaluation.failures): evaluators that raised or returned a key
-    # another evaluator had returned ({evaluator, plugin, type, message}), and non-finite values (key ->
-    # evaluator).
+    # What went wrong (harness.evaluation.failures): evaluators that raised or returned a key another had
+    # ({evaluator, plugin, type, message}), non-finite values (key -> evaluator), withheld metrics (-> why).
     errors: list[dict[str, Any]] = field(default_factory=list)
     nonfinite: dict[str, str] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)
 
     def note_problems(self, entry: Checkpoint | ReferenceEvaluation | SelectionResult) -> None:
-        """Set the record entry's ``evaluator_errors`` and ``nonfinite_metrics``,
-        each only when there is one."""
+        """Set the record entry's ``evaluator_errors``, ``nonfinite_metrics`` and ``withheld_metrics``, each
+        only when there is one."""
         entry.evaluator_errors = self.errors or None
         entry.nonfinite_metrics = self.nonfinite or None
+        entry.withheld_metrics = self.withheld or None
 
 
 def _run_evaluator(
@@ -386,7 +346,7 @@ def evaluate_checkpoint(
         seconds[spec.name] = time.perf_counter() - start
     ctx.evaluator = None
     result = CheckpointEvaluation(
-        outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite
+        outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite, withheld=ctx.withheld
     )
     if readable <= 0:
         return result

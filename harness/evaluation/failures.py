@@ -14,6 +14,9 @@ and the plugin that registered it:
 - a key another evaluator already returned at this checkpoint is not kept (the first value stays): one warning
   line, and an ``errors`` entry of type ``DuplicateMetric`` naming both evaluators. (Declared names are unique
   across evaluators, checked at registration; this catches undeclared keys.)
+- a metric the evaluator withholds (:meth:`harness.plugin.EvalContext.withhold`: it has no value that
+  means anything, e.g. a judge whose verdicts were unusable) is absent from the metrics, its reason kept as
+  the checkpoint's ``withheld_metrics`` (key -> why), with one warning line (:func:`warn_withheld`).
 - a NaN or infinite value is kept as it is (JSON ``NaN``/``Infinity``, which the leaderboard reads as missing
   or infinite), its key listed in ``nonfinite`` (the checkpoint's ``nonfinite_metrics``: key -> evaluator),
   with one warning line naming the evaluator and the metric. A declared standard error (``Metric.se``) may be
@@ -118,6 +121,13 @@ class Outcomes:
                     f"{_who(spec)} returned {value} for metric {key!r} at {self.where} (kept as {value}; "
                     "listed in the checkpoint's nonfinite_metrics)"
                 )
+
+
+def warn_withheld(spec: EvaluatorSpec | None, step: int, selection: bool, metric: str, reason: str) -> None:
+    """One warning line: ``spec`` withheld ``metric`` at ``step`` (selection prompts) for ``reason``."""
+    who = _who(spec) if spec is not None else "an evaluator"
+    where = f"step {step}{', selection prompts' if selection else ''}"
+    _warn(f"{who} withheld {metric} at {where}: {reason} (recorded as the checkpoint's withheld_metrics)")
 
 
 def _is_standard_error(spec: EvaluatorSpec, key: str) -> bool:

@@ -27,6 +27,7 @@ from harness.leaderboard.analysis import (
     conclusions,
     knobs,
     merging,
+    problems,
     ranking,
     seeds,
     tables,
@@ -85,6 +86,8 @@ class Leaderboard:
         method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
             test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
             with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
+        problem: the sentence the report opens with when the named objective has no value in any trial
+            (:func:`harness.leaderboard.analysis.problems.objective_problem`; the trials are then unranked).
     """
 
     title: str
@@ -106,6 +109,7 @@ class Leaderboard:
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     objective_auto: bool = True
     method_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    problem: str | None = None
 
     @property
     def table(self) -> pd.DataFrame:
@@ -258,7 +262,8 @@ def build(
     """The leaderboard of ``records`` (see :class:`Leaderboard`); a mapping is read as a record of the current
     schema (:meth:`harness.records.TrialRecord.from_dict`).
 
-    :param objective: ``auto`` or a metric the records' evaluators declare (its key or column).
+    :param objective: ``auto`` or a metric the records' evaluators declare (its key or column); one declared
+        but measured by no checkpoint leaves the trials unranked, with :attr:`Leaderboard.problem` saying so.
     :raises ConfigError: an invalid KL budget, or an objective no record declares or measures.
     """
     if kl_budget is not None and (not isinstance(kl_budget, (int, float)) or kl_budget <= 0):
@@ -274,7 +279,7 @@ def build(
     declared = columns.declarations(typed)
     swept = board_frames.varying_hyperparameters(typed)
     checkpoints = board_frames.checkpoints_frame(typed, swept, declared)
-    name = ranking.resolve_objective(checkpoints, objective, declared)
+    name, problem = problems.resolve_objective(checkpoints, objective, typed, declared)
     direction = columns.direction_of(name, declared)
     checkpoints = ranking.annotate(checkpoints, name, kl_budget, direction)
     trials = tables.trials_table(typed, checkpoints, swept, declared, name)
@@ -305,6 +310,7 @@ def build(
         objective_auto=objective in (None, "auto"),
         samples=board_frames.samples_frame(typed),
         method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se),
+        problem=problem,
     )
 
 

@@ -14,16 +14,18 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.leaderboard.analysis import ranking
+from harness.leaderboard.analysis.problems import EXIT_NO_OBJECTIVE
 from harness.leaderboard.markdown import console_table
 from harness.leaderboard.reports import write_leaderboard
+from harness.verbosity import route_console
 
 
 def _budget(value: str) -> float | None:
     return None if value.lower() in ("none", "null", "off") else float(value)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
     parser = argparse.ArgumentParser(
         prog="python -m harness.leaderboard", description=__doc__.splitlines()[0]
     )
@@ -56,8 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ranking.DEFAULT_KL_BUDGET,
         help="KL budget in nats per sequence, or none (default: 10)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
+    args = _parser().parse_args(argv)
     from harness.sweep.results import is_storage
+
+    route_console(False)  # "skipping <unreadable record>": one line each
 
     missing = [p for p in args.paths if not Path(p).exists() and not (is_storage(p) and "://" in p)]
     if missing:
@@ -78,4 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(console_table(board))
     samples = ", samples.csv" if not board.samples.empty else ""
     print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv{samples} and checkpoints.csv")
-    return 3 if board.groups else 0
+    if board.problem:
+        print(f"harness.leaderboard: error: {board.problem}", file=sys.stderr)
+    return EXIT_NO_OBJECTIVE if board.problem else 3 if board.groups else 0

@@ -229,6 +229,10 @@ class EvalContext(Protocol):
         """Per-sample scores kept for the readable samples (see :meth:`add_sample_scores`)."""
 
     @property
+    def withheld(self) -> dict[str, str]:
+        """The metrics withheld at this checkpoint so far, with why (see :meth:`withhold`)."""
+
+    @property
     def reference_samples(self) -> Samples:
         """Completions of the reference model on the same prompts with the same seed."""
 
@@ -294,3 +298,8 @@ class EvalContext(Protocol):
     ) -> None:
         """Keep a per-sample score under ``name`` for the readable samples
         (one value per sample, NaN: none)."""
+
+    def withhold(self, metric: str, reason: str) -> None:
+        """Say that ``metric`` has no value at this checkpoint and why, in a few words (``"unusable (31/32
+        verdicts unusable)"``): the record keeps it as ``withheld_metrics`` and the report shows it, rather
+        than a number that is no measurement. The evaluator leaves the metric out of its result."""

@@ -42,8 +42,9 @@ class TrialError(Part):
 @dataclass
 class SelectionResult(Part):
     """A model evaluated on the selection prompts (``checkpoint.selection``, ``reference.selection``): its
-    metrics, seconds in all and per evaluator, the evaluators that failed and its non-finite metrics (when
-    there are any); for the reference, whether it came from the cache, and the cache key."""
+    metrics, seconds in all and per evaluator, the evaluators that failed, its non-finite metrics and the
+    metrics its evaluators withheld with their reasons (``withheld_metrics``; each when there are any); for
+    the reference, whether it came from the cache, and the cache key."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("metrics",)
 
@@ -52,6 +53,7 @@ class SelectionResult(Part):
     eval_breakdown_s: dict[str, float] | None = None
     evaluator_errors: list[dict[str, Any]] | None = None
     nonfinite_metrics: dict[str, str] | None = None
+    withheld_metrics: dict[str, str] | None = None
     cached: bool | None = None
     cache_key: str | None = None
 
@@ -83,6 +85,7 @@ class ReferenceEvaluation(Part):
     cache_dir: str | None = None
     evaluator_errors: list[dict[str, Any]] | None = None
     nonfinite_metrics: dict[str, str] | None = None
+    withheld_metrics: dict[str, str] | None = None
     selection: SelectionResult | None = None
 
 

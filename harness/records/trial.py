@@ -42,7 +42,8 @@ class Checkpoint(MappingView, Part):
     ``metrics``: its metrics by key ({} until evaluated). An evaluated one also has the seconds per evaluator
     (``eval_breakdown_s``), its readable samples (``samples``), the evaluators that failed on it
     (``evaluator_errors``: evaluator, plugin, type, message) and its non-finite metrics
-    (``nonfinite_metrics``: key -> evaluator), each only when there is one
+    (``nonfinite_metrics``: key -> evaluator) and the metrics its evaluators withheld
+    (``withheld_metrics``: key -> why, e.g. "unusable (31/32 verdicts unusable)"), each only when there is one
     (:mod:`harness.evaluation.failures`), its evaluation on the selection prompts (``selection``), the seconds
     its evaluation took (``eval_seconds``) and its health flags (``health``)."""
 
@@ -57,6 +58,7 @@ class Checkpoint(MappingView, Part):
     samples: list[dict[str, Any]] | None = None
     evaluator_errors: list[dict[str, Any]] | None = None
     nonfinite_metrics: dict[str, str] | None = None
+    withheld_metrics: dict[str, str] | None = None
     selection: SelectionResult | None = None
     eval_seconds: float | None = None
     health: list[str] | None = None

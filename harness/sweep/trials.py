@@ -90,7 +90,8 @@ def finish_trial(
         if values is None:
             status, error = (
                 "failed",
-                f"no value for objective {settings.objectives} in the evaluated checkpoints",
+                f"no value for objective {settings.objectives} in the evaluated checkpoints"
+                f"{_withheld_because(record, settings.objectives[0])}",
             )
     elif record is not None and status == "pruned":
         trial.set_user_attr(st.ATTR_STEP, record.error.step if record.error is not None else None)
@@ -288,3 +289,16 @@ def progress(study: optuna.Study, number: int, settings: st.StudySettings) -> No
         except ValueError:
             pass
     print(f"Optuna trial {number}: {status}{value}{best} [{done} done]", flush=True)
+
+
+def _withheld_because(record: TrialRecord, objective: str) -> str:
+    """``": withheld: <reason>"`` when the trial's evaluator withheld ``objective`` (e.g. a judge whose
+    verdicts were unusable), else ''."""
+    from harness.leaderboard.analysis import columns, problems
+
+    declared = dict(record.metric_declarations or {})
+    column = columns.column_of(objective, declared)
+    reasons = [
+        r["reason"] for r in problems.withheld([record], declared) if column in (r["column"], r["metric"])
+    ]
+    return f": withheld: {reasons[-1]}" if reasons else ""

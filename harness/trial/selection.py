@@ -41,8 +41,9 @@ from omegaconf import DictConfig, open_dict
 from harness.config.metrics import auto_objective
 from harness.data import PreferenceData
 from harness.data.selection import split_held_out
-from harness.evaluation.context import EvalContext, Reference, evaluate_checkpoint
+from harness.evaluation.context import EvalContext, evaluate_checkpoint
 from harness.evaluation.refcache import RefCache, open_reference_cache
+from harness.evaluation.reference import Reference
 from harness.plugin.specs import EvaluatorSpec
 from harness.records import SelectionPlan, SelectionResult
 

@@ -27,7 +27,7 @@ from harness.config.validation import validate_trial_config
 from harness.data import PreferenceData, data_for_method, fit_to_length
 from harness.data.chat_data import ChatRendering, apply_rendering, choose_rendering
 from harness.errors import DataError
-from harness.evaluation.context import Reference
+from harness.evaluation.reference import Reference
 from harness.plugin.manager import HarnessPluginManager
 from harness.plugin.specs import MethodSpec
 from harness.records import DataSummary, TrialRecord

@@ -19,6 +19,12 @@ from harness.records import TrialRecord
 if TYPE_CHECKING:
     import pandas as pd
 
+
+class ObjectiveNotMeasured(ConfigError):
+    """A named objective the records declare but no checkpoint measured (the leaderboard reports the trials
+    unranked and says so at the top: :mod:`harness.leaderboard.analysis.problems`)."""
+
+
 Declarations = dict[str, dict[str, Any]]  # declared metric name (maybe a * pattern) -> its declaration
 
 
@@ -76,7 +82,8 @@ def headline_columns(declared: Declarations, columns: Sequence[str]) -> list[str
 def objective_column(objective: str, declared: Declarations, available: Sequence[str]) -> str:
     """The column of a named objective (a metric key or column), checked against the declarations.
 
-    :raises ConfigError: a metric no record declares or measured, or one without a direction.
+    :raises ConfigError: a metric no record declares or measured, or one without a direction;
+        :class:`ObjectiveNotMeasured` for one declared but measured by no checkpoint.
     """
     column = column_of(objective, declared)
     if column not in available and objective in available:
@@ -88,7 +95,7 @@ def objective_column(objective: str, declared: Declarations, available: Sequence
             f"one of: {', '.join(candidates(declared, available))}."
         )
     if column not in available and declaration is not None:
-        raise ConfigError(
+        raise ObjectiveNotMeasured(
             f"objective {objective!r} has no value in any checkpoint (its evaluator returned none, e.g. "
             f"for lack of a reward model); choose one of: {', '.join(candidates(declared, available))}."
         )

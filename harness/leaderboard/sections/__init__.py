@@ -7,11 +7,12 @@ the generic heading-caption-table-notes one does not fit) or None when the repor
 a section is one module and one entry in :data:`SECTIONS`; a caller may also pass its own list to the
 renderers.
 
-Modules, in report order: ``overview`` (the objective and the introduction), ``incompatible`` (records from
-several setups), ``empty`` (no records), ``methods``, ``trials``, ``stage_gain`` (what a stage before
-training, ``model.sft``, gained over the base model), ``data_lost`` (rows dropped and truncated), ``best``,
-``matched_kl``, ``no_effect``, ``seeds``, ``settings``, ``optuna``, ``cost``, ``failed``, ``columns``,
-``samples`` (with ``samples_html``), ``plots`` and ``reproduce``; ``base`` holds the types.
+Modules, in report order: ``problems`` (an objective with no value, withheld metrics), ``overview`` (the
+objective and the introduction), ``incompatible`` (records from several setups), ``empty`` (no records),
+``methods``, ``trials``, ``stage_gain`` (what a stage before training, ``model.sft``, gained over the base
+model), ``data_lost`` (rows dropped and truncated), ``best``, ``matched_kl``, ``no_effect``, ``seeds``,
+``settings``, ``optuna``, ``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``), ``plots``
+and ``reproduce``; ``base`` holds the types.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from harness.leaderboard.sections import (
     optuna,
     overview,
     plots,
+    problems,
     reproduce,
     samples,
     seeds,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 #: The report's sections, in order.
 SECTIONS: tuple[Compute, ...] = (
+    problems.compute,
     overview.compute,
     incompatible.compute,
     empty.compute,

@@ -5,8 +5,9 @@ were chosen, what the marks mean).
 ``data``: ``objective``, ``direction``, ``meaning`` (its declared help), ``auto`` (chosen by ``auto``),
 ``base_column``, ``value`` and ``se`` (the reference model's value and standard error), ``trials``, ``done``,
 ``others`` (counts), ``prompts`` (held-out prompts, or None), ``kl_budget``, ``selection`` (the sentence of
-:func:`harness.leaderboard.analysis.selection.selection_sentence`) and ``chat_template`` (what the chat
-template did to the data, :func:`chat_template_sentence`).
+:func:`harness.leaderboard.analysis.selection.selection_sentence`), ``chat_template`` (what the chat
+template did to the data, :func:`chat_template_sentence`) and ``problem`` (the board's, shown above by
+:mod:`harness.leaderboard.sections.problems`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def facts(board: Leaderboard) -> dict[str, Any]:
         "kl_budget": board.kl_budget,
         "selection": selection_sentence(board.records) if objective else "",
         "chat_template": chat_template_sentence(board),
+        "problem": board.problem,
     }
 
 
@@ -74,6 +76,8 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
 
 def objective_lines(data: Mapping[str, Any]) -> list[str]:
     """The objective (and why that one) and the reference model's value of it with its standard error."""
+    if data["objective"] is None and data["problem"]:
+        return ["**No objective** (see the problem above): the trials are listed unranked."]
     if data["objective"] is None:
         return [
             f"**No objective**: no metric that ranks trials was measured ({AUTO_ORDER}), so the trials are "
@@ -104,6 +108,8 @@ def objective_lines(data: Mapping[str, Any]) -> list[str]:
 
 def brief_objective(board: Leaderboard) -> str:
     """The objective and the reference model's value of it in one plain line, for the terminal."""
+    if board.objective_name is None and board.problem:
+        return f"Problem: {board.problem}"
     if board.objective_name is None:
         return f"No objective: nothing that ranks trials was measured; {NO_OBJECTIVE_FIX}."
     better = "lower" if board.objective_direction == "minimize" else "higher"
@@ -152,6 +158,11 @@ def markdown(section: Section) -> list[str]:
 
 def _objective_html(data: Mapping[str, Any]) -> str:
     objective = data["objective"]
+    if not objective and data["problem"]:
+        return (
+            '<p class="objective"><b>No objective</b> (see the problem above): '
+            "the trials are listed unranked.</p>"
+        )
     if not objective:
         return (
             f'<p class="objective"><b>No objective</b>: no metric that ranks trials was measured '

@@ -6,8 +6,11 @@ reference-evaluation cache), in both orders: once with the policy's answer as A 
 the judge's position bias. A comparison scores 1 when the policy's answer wins, 1/2 for a tie (``[[C]]``) and
 0 when it loses; a sample scores the mean over the orders whose verdict could be read, and prompts average
 their samples. ``judge_win_rate`` is the mean over prompts with its standard error over prompts
-(``judge_win_rate_se``); ``judge_unparsed`` counts verdicts that could not be read (they are left out, never
-guessed). At step 0 the policy is the reference: 1/2 with no judge call.
+(``judge_win_rate_se``); ``judge_unparsed`` counts the unusable verdicts (unreadable, a local judge's labels
+under ``min_label_prob``, a request the server refused: left out, never guessed). When more than
+``max_unusable`` of a checkpoint's verdicts are unusable, the win rates are withheld
+(:meth:`harness.plugin.EvalContext.withhold`, ``"unusable (31/32 verdicts unusable: ...)"``): a judge that
+cannot judge reports that, never a tie of 1/2. At step 0 the policy is the reference: 1/2 with no judge call.
 
 ``judge_win_rate_lc`` (``length_controlled: true``) is the win rate at equal length, AlpacaEval-LC style: a
 logistic regression of each comparison's outcome on ``tanh(length difference / its std)`` with an intercept,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,8 @@ from harness_plugins.evaluators.judge.stats import (
     parse_verdict,
     prompt_means,
     sample_outcomes,
+    unusable_kind,
+    unusable_reason,
 )
 from harness_plugins.evaluators.judge.template import question_text
 from omegaconf import DictConfig
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from harness.plugin import EvalContext
 
 logger = logging.getLogger(__name__)
+WIN_RATES = ("judge_win_rate", "judge_win_rate_lc")  # withheld (with their standard errors) when unusable
 
 
 def make_judge(settings: Settings, device: torch.device | str) -> OpenAIJudge | LocalJudge:
@@ -88,8 +95,9 @@ def judge_pairs(
     questions: Sequence[str],
     policy: Sequence[str],
     reference: Sequence[str],
-) -> tuple[list[str | None], list[str | None]]:
-    """Verdicts with the policy's answer as A, and with it as B, for each (question, policy, reference)."""
+) -> tuple[list[str | None], list[str | None], Counter[str]]:
+    """Verdicts with the policy's answer as A, and with it as B, for each (question, policy, reference), and
+    the count of unusable ones by kind (:func:`~harness_plugins.evaluators.judge.stats.unusable_kind`)."""
     comparisons = [
         *zip(questions, policy, reference, strict=True),
         *zip(questions, reference, policy, strict=True),
@@ -100,13 +108,15 @@ def judge_pairs(
         judge, cache, comparisons, conversations, {"template": settings.template.text}
     )
     verdicts = [interpret(a, float(settings.min_label_prob)) for a in answers]
+    kinds = Counter(k for a, v in zip(answers, verdicts, strict=True) if (k := unusable_kind(a, v)))
     logger.info(
-        "judge: %d comparisons, %d asked (the rest cached), %d unparsed",
+        "judge: %d comparisons, %d asked (the rest cached), %d unusable %s",
         len(verdicts),
         asked,
-        sum(v is None for v in verdicts),
+        sum(kinds.values()),
+        dict(kinds),
     )
-    return verdicts[: len(questions)], verdicts[len(questions) :]
+    return verdicts[: len(questions)], verdicts[len(questions) :], kinds
 
 
 def summarize(
@@ -145,7 +155,8 @@ def _length_diff(ctx: EvalContext, count: int, unit: str) -> list[float]:
 def evaluate(ctx: EvalContext) -> dict[str, float]:
     """``judge_win_rate`` ± se, ``judge_unparsed`` and (``length_controlled``) ``judge_win_rate_lc`` ± se of
     the policy's samples against the reference's, judged in both orders; 1/2 at step 0 without asking the
-    judge."""
+    judge. The win rates are withheld (left out, their reason given to ``ctx.withhold``) when more than
+    ``max_unusable`` of the verdicts are unusable."""
     settings = read_settings(ctx.cfg)
     if ctx.is_reference:  # the policy is the reference: every comparison is of a completion with itself
         lc = {"judge_win_rate_lc": 0.5, "judge_win_rate_lc_se": 0.0} if settings.length_controlled else {}
@@ -156,18 +167,24 @@ def evaluate(ctx: EvalContext) -> dict[str, float]:
     count = n if settings.num_prompts is None else min(n, int(settings.num_prompts) * k)
     questions = [question_text(ctx.source_prompts[i // k]) for i in range(count)]  # sample i: prompt i // k
     judge = make_judge(settings, next(ctx.policy.parameters()).device)
-    first, second = judge_pairs(
+    first, second, kinds = judge_pairs(
         settings, judge, questions, policy.completions[:count], reference.completions[:count]
     )
     per_sample = sample_outcomes(first, second).tolist()
     ctx.add_sample_scores(NAME, [*per_sample, *[math.nan] * (n - count)])
-    return summarize(
+    metrics = summarize(
         first,
         second,
         _length_diff(ctx, count, str(settings.length_unit)),
         k,
         bool(settings.length_controlled),
     )
+    reason = unusable_reason(kinds, 2 * count, float(settings.max_unusable))
+    if reason is None:
+        return metrics
+    for key in WIN_RATES[: 2 if settings.length_controlled else 1]:
+        ctx.withhold(key, reason)
+    return {key: value for key, value in metrics.items() if not key.startswith(WIN_RATES)}
 
 
 def _listed(cfg: DictConfig) -> bool:
@@ -233,7 +250,8 @@ def harness_evaluators_register() -> list[EvaluatorSpec]:
                 ),
                 Metric(
                     "judge_unparsed",
-                    "judge verdicts that could not be read (left out of the win rate)",
+                    "unusable judge verdicts: unreadable, under min_label_prob or refused by the server "
+                    "(left out of the win rate; past eval.judge.max_unusable the win rate is withheld)",
                     headline=True,
                 ),
             ],

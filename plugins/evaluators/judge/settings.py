@@ -65,8 +65,16 @@ OPTIONS = [
     Option("batch_size", 4, "local: comparisons per forward pass", bounds="[1, inf)"),
     Option(
         "min_label_prob",
-        0.0,
-        "local: a verdict whose labels A, B, C hold less probability than this counts as unparsed",
+        0.5,
+        "local: a verdict whose labels A, B, C hold less probability than this is unusable (a judge that "
+        "does not follow the format); 0: never",
+        bounds="[0, 1]",
+    ),
+    Option(
+        "max_unusable",
+        0.5,
+        "when more than this share of a checkpoint's verdicts is unusable (unreadable, under min_label_prob, "
+        "refused by the server), the win rates are withheld: reported unusable, never a number",
         bounds="[0, 1]",
     ),
     Option(
@@ -116,6 +124,7 @@ class Settings:
     model_kwargs: dict[str, Any]
     batch_size: int
     min_label_prob: float
+    max_unusable: float
     template_path: str | None
     template: Template
     num_prompts: int | None

@@ -1,11 +1,14 @@
 """The arithmetic of the ``judge`` evaluator: reading verdicts, scoring both orders,
 the length-controlled win rate.
 
-A verdict is ``"A"``, ``"B"``, ``"C"`` (a tie) or ``None`` (unparsed). Each policy completion is judged twice
-against the reference's completion of the same prompt, once as answer A and once as answer B; a comparison
-scores 1 when the policy's answer wins, 1/2 for a tie and 0 when it loses, and a sample scores the mean over
-the orders whose verdict parsed (NaN when neither did). A judge that always prefers the first answer therefore
-scores exactly 1/2: the position bias cancels.
+A verdict is ``"A"``, ``"B"``, ``"C"`` (a tie) or ``None`` (unusable: unreadable, under ``min_label_prob`` or
+refused by the server; :func:`unusable_kind`). When more than ``max_unusable`` of them are unusable, the win
+rate is withheld (:func:`unusable_reason`): a judge that cannot judge is not a tie.
+
+Each policy completion is judged twice against the reference's completion of the same prompt, once as answer A
+and once as answer B; a comparison scores 1 when the policy's answer wins, 1/2 for a tie and 0 when it loses,
+and a sample scores the mean over the orders whose verdict parsed (NaN when neither did). A judge that always
+prefers the first answer therefore scores exactly 1/2: the position bias cancels.
 
 The length-controlled win rate follows AlpacaEval 2's idea: a logistic regression of each comparison's outcome
 on ``tanh(length difference / its standard deviation)`` with an intercept; the win rate at equal length is
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +67,28 @@ def parse_verdict(output: str | None) -> str | None:
     lines = [line for line in output.strip().splitlines() if line.strip()]
     lone = _LONE.match(lines[-1].strip()) if lines else None
     return _label(lone.group("label")) if lone else None
+
+
+def unusable_kind(answer: Mapping[str, Any], verdict: str | None) -> str | None:
+    """Why a raw judge answer gave no verdict: ``"refused by the server"`` (an HTTP 400/413/422),
+    ``"under min_label_prob"`` (a local judge's labels held too little probability) or ``"unreadable"`` (no
+    verdict in the text); None when ``verdict`` is one."""
+    if verdict is not None:
+        return None
+    if answer.get("error"):
+        return "refused by the server"
+    return "under min_label_prob" if answer.get("probs") is not None else "unreadable"
+
+
+def unusable_reason(kinds: Mapping[str, int], total: int, max_unusable: float) -> str | None:
+    """Why the win rate of ``total`` verdicts is withheld, ``"unusable (31/32 verdicts unusable: 31 under
+    min_label_prob)"``, when more than the share ``max_unusable`` of them is unusable (``kinds``: the count of
+    each :func:`unusable_kind`), or none is usable; None when the win rate stands."""
+    bad = sum(kinds.values())
+    if total <= 0 or (bad / total <= max_unusable and bad < total):
+        return None
+    detail = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()) if n)
+    return f"unusable ({bad}/{total} verdicts unusable: {detail})"
 
 
 def outcome(verdict: str | None, policy_is_a: bool) -> float:
