@@ -31,9 +31,10 @@ NO_OBJECTIVE_FIX = (
 
 def chat_template_sentence(board: Leaderboard) -> str:
     """What the chat template did to the trials' data (their records' ``data.chat_template``), with the count
-    of trials of each when they differ; '' when no record says."""
+    of trials of each when they differ; '' when no record says, or when every trial's data was read as it is
+    because its config said ``never`` (the toy world's data: nothing for a reader to check)."""
     said = [r.data.chat_template for r in board.records if r.data is not None and r.data.chat_template]
-    if not said:
+    if not said or all(text.startswith("not applied (never") for text in said):
         return ""
     counts = {text: said.count(text) for text in dict.fromkeys(said)}
     if len(counts) == 1:
