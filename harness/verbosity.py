@@ -27,6 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.records.redaction import redact
+
 #: Loggers whose records below ERROR go to the log file only, unless verbose.
 LIBRARY_LOGGERS = (
     "transformers",
@@ -100,7 +102,7 @@ def _show(
 ) -> None:
     """``warnings.showwarning`` while :func:`route_console` is installed (see the module docstring)."""
     if is_harness_warning(category, _caller()):
-        text = " ".join(str(message).split())
+        text = redact(" ".join(str(message).split()))
         print(f"harness: warning: {text}", file=file or sys.stderr, flush=True)
         return
     if _state["verbose"]:
