@@ -191,7 +191,7 @@ from harness.errors import DataError
 try:
     load_dataset_from(sys.argv[1], cache_dir=sys.argv[2])
 except DataError as exc:
-    print(str(exc)[:60])
+    print(exc)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 #: The most reading a refused 64 MB line may add to the process's peak: the line is read 8 MiB
