@@ -40,7 +40,6 @@ def _refused(path: Path, limits: DataLimits) -> str:
 # -- the three files, through the command line: one line, exit 2, nothing run ------------------------
 
 
-@pytest.mark.unit
 def test_json_nested_100000_deep_is_one_line_naming_the_row_and_the_setting(tmp_path, monkeypatch, capsys):
     deep = '{"prompt": "p", "chosen": ' + "[" * 100_000 + "]" * 100_000 + ', "rejected": "r"}'
     path = _jsonl(tmp_path / "deep.jsonl", GOOD, deep)
@@ -49,7 +48,6 @@ def test_json_nested_100000_deep_is_one_line_naming_the_row_and_the_setting(tmp_
     assert "raise data.max_depth" in line and "RecursionError" not in line
 
 
-@pytest.mark.unit
 def test_a_line_over_max_row_bytes_is_refused_before_it_is_read_whole(tmp_path, monkeypatch, capsys):
     long = json.dumps({"prompt": "x" * 50_000, "chosen": "a", "rejected": "b"})
     path = _jsonl(tmp_path / "long.jsonl", GOOD, long)
@@ -58,7 +56,6 @@ def test_a_line_over_max_row_bytes_is_refused_before_it_is_read_whole(tmp_path, 
     assert f"{path}: row 41 is longer than 10000 bytes, over data.max_row_bytes=10000" in line
 
 
-@pytest.mark.unit
 def test_control_characters_are_refused_naming_the_character_and_the_row(tmp_path, monkeypatch, capsys):
     path = _jsonl(tmp_path / "ctrl.jsonl", [*GOOD, {"prompt": "a\x00b\x07", "chosen": "c", "rejected": "d"}])
     line = cli_error_line(tmp_path, monkeypatch, capsys, [*ARGS, f"data.path={path}"])
