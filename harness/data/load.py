@@ -12,7 +12,7 @@ from 1.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -23,6 +23,7 @@ from harness.data.convert import extract_prompts
 from harness.data.files import check_data_file, json_keys, json_problem
 from harness.data.formats import DataFormat, detect_format
 from harness.data.holdout import split_by_prompt, unique_prompts
+from harness.data.limits import DataLimits, check_file_limits, check_table_limits
 from harness.data.schemas import ColumnMapping, map_columns
 from harness.data.validate import NULL, ValidationReport, validate
 from harness.errors import DataError
@@ -195,18 +196,30 @@ def _from_hub(dataset_id: str, split: str, **kw: Any) -> Dataset:
         ) from exc
 
 
-def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Dataset:
-    """One split of preference data from a local file or directory, or a Hub dataset id.
+def load_dataset_from(
+    path_or_id: str, split: str = "train", limits: DataLimits | Mapping[str, Any] | None = None, **kw: Any
+) -> Dataset:
+    """One split of preference data from a local file or directory, or a Hub dataset id, within ``limits``.
 
     :param path_or_id: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file, a directory saved with
         ``save_to_disk`` or holding data files (``train.jsonl``, ``test.jsonl``, ...), or a Hub dataset id.
     :param split: the split; a single file only has ``train`` (slices such as ``train[:100]`` work for
         files, data directories and Hub ids).
+    :param limits: rows, bytes and nesting allowed (:class:`~harness.data.limits.DataLimits`, or a mapping of
+        its settings; None: the defaults): text files are checked while read, before ``datasets`` parses
+        them, every split once loaded.
     :param kw: passed to :func:`datasets.load_dataset` (e.g. ``name``, ``revision``,
         ``cache_dir``, ``field``).
-    :raises DataError: missing file, unsupported extension, unreadable content, unknown split, or a Hub id
-        that is neither cached nor reachable.
+    :raises DataError: missing file, unsupported extension, unreadable content, a limit exceeded, unknown
+        split, or a Hub id that is neither cached nor reachable.
     """
+    bounds = limits if isinstance(limits, DataLimits) else DataLimits.from_settings(limits)
+    dataset = _load_split(path_or_id, split, bounds, **kw)
+    check_table_limits(dataset, bounds, path_or_id if split == "train" else f"{path_or_id} [{split}]")
+    return dataset
+
+
+def _load_split(path_or_id: str, split: str, limits: DataLimits, **kw: Any) -> Dataset:
     path = Path(path_or_id).expanduser()
     if path.is_file():
         builder = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
@@ -216,6 +229,7 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
                 f"{', '.join(SUPPORTED_EXTENSIONS)} file, a dataset directory or a Hub dataset id."
             )
         check_data_file(path, kw.get("encoding"))
+        check_file_limits(path, limits)
         kind = _FILE_KINDS[path.suffix.lower()]
         return _read(
             (builder,),
@@ -232,6 +246,7 @@ def load_dataset_from(path_or_id: str, split: str = "train", **kw: Any) -> Datas
             return _from_disk(path, split)
         for file in _data_files(path):
             check_data_file(file, kw.get("encoding"))
+            check_file_limits(file, limits)
         return _read(
             (str(path),),
             str(path),
@@ -334,7 +349,7 @@ def load_preference_data(
         ``seed``), with all their rows; 0 holds nothing out.
     :param columns: ``data.columns``: ``{source column: target}`` (targets:
         :data:`~harness.data.schemas.TARGETS`; null: not read).
-    :param load_kw: passed to :func:`load_dataset_from`.
+    :param load_kw: passed to :func:`load_dataset_from` (e.g. ``limits``).
     :raises DataError: any problem with the data, in one line.
     """
     if not 0.0 <= eval_fraction < 1.0:

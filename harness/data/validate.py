@@ -4,7 +4,8 @@ This module owns :func:`validate` and :class:`ValidationReport`. Every row is ch
 :class:`~harness.data.formats.DataFormat`: required fields present, strings non-empty, message lists well
 formed (dicts with string ``role`` and ``content``, a known role, content non-empty but for a system
 message; a problem names the role), labels boolean, a ``system`` column strings (empty: no system turn), no
-value null. All
+value null, no control character but tab, newline and carriage return (a NUL or an ANSI escape is debris of a
+broken export, never text the model should learn; a tokenizer drops or mangles it silently). All
 problems are gathered and raised as one :class:`~harness.errors.DataError` line naming the columns and the
 1-based row numbers; a null value is told from a missing key where the source can tell them apart (in a JSON
 file both load as None). Ties (chosen equal to rejected after stripping whitespace) are not errors: they carry
@@ -13,6 +14,7 @@ no preference signal, so they are dropped, counted in the report and announced w
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,15 +83,32 @@ def tie_key(value: Any) -> Any:
     return value
 
 
+#: Control characters refused in text (C0 and DEL; tab, newline and carriage return are text).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 127: "DEL"}
+
+
+def control_character(text: str) -> str | None:
+    """Why ``text`` is not usable for holding a control character (``"holds control character U+0000
+    (NUL)"``), or None. Tab, newline and carriage return are allowed."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = _CONTROL_NAMES.get(code)
+    return f"holds control character U+{code:04X}" + (f" ({name})" if name else "")
+
+
 def check_text(value: Any) -> str | None:
-    """Why ``value`` is not a usable text field, or None if it is."""
+    """Why ``value`` is not a usable text field (null, not a string, blank, holding a control character), or
+    None if it is."""
     if value is None:
         return NULL
     if not isinstance(value, str):
         return "is not a string"
     if not value.strip():
         return "is empty or whitespace-only"
-    return None
+    return control_character(value)
 
 
 def check_messages(value: Any) -> str | None:
@@ -114,13 +133,17 @@ def check_messages(value: Any) -> str | None:
             return f"has a message with unknown role {role!r} (allowed: {', '.join(ALLOWED_ROLES)})"
         if role != "system" and not message["content"].strip():
             return f"has a {role!r} message with empty content (only a system message may be empty)"
+        if (control := control_character(message["content"])) is not None:
+            return f"has a {role!r} message that {control}"
     return None
 
 
 def check_system(value: Any) -> str | None:
     """Why ``value`` is not a usable ``system`` column entry (a string, possibly empty, or null: no system
     turn), or None."""
-    return None if value is None or isinstance(value, str) else "is not a string"
+    if value is None:
+        return None
+    return control_character(value) if isinstance(value, str) else "is not a string"
 
 
 def check_label(value: Any) -> str | None:

@@ -26,6 +26,7 @@ from harness.config.trainer_config import max_length
 from harness.config.validation import validate_trial_config
 from harness.data import PreferenceData, data_for_method, fit_to_length
 from harness.data.chat_data import ChatRendering, apply_rendering, choose_rendering
+from harness.data.coverage import tokenizer_coverage
 from harness.errors import DataError
 from harness.evaluation.reference import Reference
 from harness.plugin.manager import HarnessPluginManager
@@ -99,7 +100,8 @@ def fit_length(
 ) -> Dataset:
     """Count the rows the trainer would truncate and drop those whose prompt alone fills its max length (one
     warning line; the count is cached, :mod:`harness.trial.length_cache`); ``summary.train_examples`` becomes
-    the rows trained on. Raises DataError if none would be left."""
+    the rows trained on. Raises DataError if none would be left. A sample of the rows kept is checked for text
+    the tokenizer cannot represent (:func:`harness.data.coverage.tokenizer_coverage`: one warning line)."""
     limit = max_length(spec, cfg.method)
     train_data, report = fit_to_length(
         train_data, tokenizer, limit, setting="method.trl.max_length", count=cached_count
@@ -109,8 +111,11 @@ def fit_length(
     summary.truncated = report.truncated
     summary.dropped_long_prompt = report.dropped_long_prompt
     summary.mean_tokens = report.mean_tokens
-    warning = report.warning(setting="method.trl.max_length")
-    if warning:
+    warnings = [
+        report.warning(setting="method.trl.max_length"),
+        tokenizer_coverage(train_data, tokenizer).warning(),
+    ]
+    for warning in filter(None, warnings):
         print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
     return train_data
 

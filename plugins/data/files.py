@@ -27,6 +27,7 @@ def _load(
     eval_fraction: float,
     seed: int,
     columns: tuple[tuple[str, str | None], ...],
+    limits: tuple[tuple[str, int | None], ...] = (),
 ) -> PreferenceData:
     return load_preference_data(
         path,
@@ -35,7 +36,12 @@ def _load(
         eval_fraction=eval_fraction,
         seed=seed,
         columns=dict(columns) or None,
+        limits=dict(limits),
     )
+
+
+#: The data.* settings that bound what is read (harness.data.limits.DataLimits).
+LIMITS = ("max_rows", "max_row_bytes", "max_field_bytes", "max_depth")
 
 
 def _load_cfg(cfg: DictConfig) -> PreferenceData:
@@ -55,7 +61,8 @@ def _load_cfg(cfg: DictConfig) -> PreferenceData:
         )
     mapping = tuple((str(k), None if v is None else str(v)) for k, v in columns.items())
     split = str(d.get("split") or "train")
-    data = _load(str(d.path), split, d.get("eval_split"), fraction, int(cfg.seed), mapping)
+    limits = tuple((key, d.get(key)) for key in LIMITS)
+    data = _load(str(d.path), split, d.get("eval_split"), fraction, int(cfg.seed), mapping, limits)
     limit = d.get("max_train_examples")
     if limit:
         data = replace(data, train=data.train.select(range(min(int(limit), len(data.train)))))
