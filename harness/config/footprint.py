@@ -44,6 +44,7 @@ class Footprint:
     parameters: int | None
     gpu_gib: float | None
     host_gib: float | None
+    resident_gib: float | None = None  # weights and training state alone, no margin: what must fit at least
 
     def text(self) -> str:
         """``dpo: 2 models of 1.1B parameters, ~19 GiB of GPU memory`` (or what is unknown)."""
@@ -90,7 +91,49 @@ def trial_footprint(cfg: DictConfig, pm: HarnessPluginManager) -> Footprint:
     host = max(
         16.0, 1.5 * params * BYTES.get(dtype, 4) / GIB + 8.0
     )  # one model's weights while loading, and data
-    return Footprint(spec.name, models, params, gpu, host)
+    return Footprint(spec.name, models, params, gpu, host, (weights + state) / GIB)
+
+
+def machine_memory(device: str) -> tuple[float, float]:
+    """The memory (GiB) a trial on ``device`` trains in, ``(total, available now)``: the GPU's for ``cuda``,
+    else the host's."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, total = torch.cuda.mem_get_info(torch.device(device))
+        return total / GIB, free / GIB
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return memory.total / GIB, memory.available / GIB
+
+
+def check_machine_memory(footprint: Footprint, device: str) -> str | None:
+    """Before a trial loads anything: refuse it when its models' weights and training state alone exceed the
+    memory of the device it trains on (it could only fail, after minutes of loading); a warning (returned)
+    when the estimate with its margin exceeds the memory available now. None: it fits, or its size is
+    unknown.
+
+    :raises ConfigError: one line with the estimate, the machine's memory and the ways to need less."""
+    from harness.errors import ConfigError
+
+    if footprint.resident_gib is None or footprint.gpu_gib is None:
+        return None
+    total, available = machine_memory(device)
+    where = "GPU" if device.startswith("cuda") else "host"
+    if footprint.resident_gib > total:
+        raise ConfigError(
+            f"{footprint.text()}: its weights and training state alone need "
+            f"~{footprint.resident_gib:.1f} GiB and the {where} has {total:.1f} GiB; train with LoRA "
+            "(model=lora), 4-bit weights (model.quantization=4bit), a smaller model or a larger machine."
+        )
+    wanted = footprint.gpu_gib if device.startswith("cuda") else footprint.gpu_gib - CONTEXT_GIB
+    if wanted > available:
+        return (
+            f"{footprint.method} may run out of memory: ~{wanted:.1f} GiB estimated with margins, "
+            f"{available:.1f} GiB of {where} memory available now (of {total:.1f})."
+        )
+    return None
 
 
 def slurm_resources(footprints: Sequence[Footprint], launcher: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness.config import distributed, resources
+from harness.config.footprint import check_machine_memory, trial_footprint
 from harness.config.trainer_config import max_length
 from harness.config.validation import validate_trial_config
 from harness.data import PreferenceData, data_for_method, fit_to_length
@@ -125,7 +126,9 @@ def setup_process(
 ) -> tuple[torch.device, str]:
     """Validate the config, announce the trial (``harness_trial_start``, then ``harness_trial_observer``: its
     observers, kept in ``hooks``), set threads (the cores split between the trials a launcher runs at once,
-    see ``sweep["parallel"]``) and seed; returns the device and precision, also noted in ``record.host``."""
+    see ``sweep["parallel"]``) and seed, and check that the trial's models fit the device's memory (on the
+    machine that runs it: :func:`harness.config.footprint.check_machine_memory`); returns the device and
+    precision, also noted in ``record.host``."""
     set_library_verbosity(bool(cfg.get("verbose", False)))
     validate_trial_config(cfg, pm)
     hooks.start(cfg=cfg, trial_dir=trial_dir)
@@ -138,6 +141,9 @@ def setup_process(
     torch.manual_seed(int(cfg.seed))
     slot = distributed.local_rank() if distributed.launched() else int(parallel.get("slot", 0))
     device = resources.trial_device(resources.resolve_device(cfg.train.device), slot)
+    warning = check_machine_memory(trial_footprint(cfg, pm), str(device))  # raises when it cannot fit
+    if warning:
+        print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
     precision = resources.resolve_precision(cfg.train.precision, device)
     assert record.host is not None
     record.host.device = str(device)
