@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import cache_dir, file_lock, readonly
 from harness.evaluation.cache_files import (
     atomic_save_tensors,
     checked_json_data,
@@ -98,7 +98,10 @@ class RefCache:
             self._persist(lambda: write_json(directory / _KEY, material))
 
     def _persist(self, write: Callable[[], None]) -> None:
-        """Run a disk write; a failing one (read-only or full disk) only costs the reuse, with a warning."""
+        """Run a disk write; a failing one (read-only or full disk) only costs the reuse, with a warning. In
+        read-only mode (:func:`harness.cache.readonly`) nothing is written, and nothing said."""
+        if readonly():
+            return
         try:
             assert self.directory is not None
             self.directory.mkdir(parents=True, exist_ok=True)
