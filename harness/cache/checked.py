@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.cache.atomic import atomic_write_text
 from harness.cache.housekeeping import readonly
-from harness.records import atomic_write_text
 
 MISSING = None
 

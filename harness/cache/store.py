@@ -20,8 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.cache.atomic import atomic_write_text
 from harness.cache.housekeeping import readonly
-from harness.records import atomic_write_text
 
 try:  # POSIX only; elsewhere concurrent builders merely duplicate work (writes are atomic)
     import fcntl

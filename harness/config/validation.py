@@ -179,8 +179,9 @@ def cache_directories(cfg: DictConfig) -> dict[str, Path]:
     toyworld = cfg.get("toyworld") or {}
     if toyworld.get("cache_dir"):
         found["toyworld.cache_dir"] = Path(str(toyworld.cache_dir)).expanduser()
-    if cfg.eval.get("cache", True) and cfg.eval.get("cache_dir"):
-        found["eval.cache_dir"] = Path(str(cfg.eval.cache_dir)).expanduser()
+    evaluation = cfg.get("eval") or {}
+    if evaluation.get("cache", True) and evaluation.get("cache_dir"):
+        found["eval.cache_dir"] = Path(str(evaluation.cache_dir)).expanduser()
     return found
 
 

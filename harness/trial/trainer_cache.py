@@ -31,7 +31,8 @@ from harness.cache import (
     temporary_name,
     warn_damaged,
 )
-from harness.records import atomic_write_text, library_versions
+from harness.cache.atomic import atomic_write_text
+from harness.records import library_versions
 
 if TYPE_CHECKING:
     from datasets import Dataset
