@@ -89,7 +89,7 @@ def model_problem(name: str, revision: str | None = None) -> str | None:
 def fingerprint(name: str) -> str:
     """Identifies the judge's weights: for a local directory, a hash of its files' names, sizes and contents
     (``content_sha256``, remembered per file: a retrained judge in the same folder is a new judge, a copy the
-    the same judge); for a Hub id, the id itself."""
+    same judge); for a Hub id, the id itself."""
     path = Path(name).expanduser()
     if not path.is_dir():
         return name
