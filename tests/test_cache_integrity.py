@@ -614,3 +614,84 @@ def test_the_leaderboard_prints_an_unreadable_record_as_one_line(tmp_path) -> No
     warned = [line for line in lines if "trial.json" in line]
     assert warned and all(line.startswith("harness: warning: skipping") for line in warned), done.stderr
     assert "UserWarning" not in done.stderr and "warnings.warn" not in done.stderr
+
+
+def test_a_damaged_reference_cache_entry_prints_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from harness.verbosity import route_console
+
+    entry = tmp_path / "k"
+    RefCache("k", entry).store_metrics("kl", {"kl": 0.25})
+    (entry / "metrics.json").write_text('{"sha256": "0", "da')
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    route_console(False)
+    capsys.readouterr()
+    assert RefCache("k", entry).metrics() == {}
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"harness: warning: reference cache: ignoring {entry}"), err
+
+
+def test_read_only_mode_writes_no_reference_cache_entry(tmp_path, monkeypatch) -> None:
+    entry = tmp_path / "k"
+    RefCache("k", entry).store_metrics("kl", {"kl": 0.25})
+    before = _snapshot(tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE_READONLY", "1")
+    reader = RefCache("k", entry)
+    assert reader.metrics() == {"kl": {"kl": 0.25}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say: not writing is the point
+        reader.store_metrics("reward", {"mean": 1.0})
+        reader.store_tensor("gold_rewards", torch.tensor([1.0]))
+    assert reader.metrics()["reward"] == {"mean": 1.0}  # kept in memory
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_moved_cache_and_toy_world_hit_in_a_whole_trial(
+    tiny_world, cache_dir, tmp_path, monkeypatch
+) -> None:
+    """Copy the cache (prepared data, reference pass, reference evaluation) and the model elsewhere: the next
+    trial reads every entry (nothing computed, no new entry) and trains to the same numbers."""
+    from tests.helpers import dpo_trial
+
+    first = tmp_path / "a"
+    shutil.copytree(cache_dir / "toyworld", first / "toyworld")
+    world = [o for o in tiny_world if not o.startswith("toyworld.cache_dir=")]
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(first / "cache"))
+    before = dpo_trial([*world, f"toyworld.cache_dir={first / 'toyworld'}"], tmp_path / "t1")
+    second = tmp_path / "b"
+    shutil.copytree(first, second)
+    shutil.rmtree(first)  # moved: the old paths are gone
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(second / "cache"))
+    files = sorted(p.relative_to(second).as_posix() for p in second.rglob("*") if "hashes" not in p.parts)
+    after = dpo_trial([*world, f"toyworld.cache_dir={second / 'toyworld'}"], tmp_path / "t2")
+    assert after["train"]["prepared_data"]["computed"] is False
+    assert after["train"]["reference_logprobs"]["computed"] is False
+    assert after["reference"]["cached"] is True
+    assert (
+        sorted(p.relative_to(second).as_posix() for p in second.rglob("*") if "hashes" not in p.parts)
+        == files
+    )
+    assert [c["metrics"] for c in after["checkpoints"]] == [c["metrics"] for c in before["checkpoints"]]
+
+
+@pytest.mark.unit
+def test_judge_verdicts_verify_themselves(tmp_path, monkeypatch) -> None:
+    """An edited verdict is a miss with one warning; one of an earlier version (no checksum) is trusted once
+    and given its checksum (a verdict costs a call); read-only mode writes none."""
+    from harness_plugins.evaluators.judge.backends import VerdictCache
+
+    cache = VerdictCache(tmp_path)
+    key = cache.key({"model": "m"}, "q", "a", "b")
+    cache.put(key, {"output": "[[A]]"})
+    assert cache.get(key) == {"output": "[[A]]"}
+    [path] = list(tmp_path.rglob("*.json"))
+    path.write_text(path.read_text().replace("[[A]]", "[[B]]"))
+    with pytest.warns(UserWarning, match=rf"^judge cache entry {path} does not match its checksum"):
+        assert cache.get(key) is None
+    path.write_text(json.dumps({"output": "[[B]]"}))  # as an earlier version stored it
+    assert cache.get(key) == {"output": "[[B]]"}
+    assert json.loads(path.read_text())["data"] == {"output": "[[B]]"}  # given its checksum
+    monkeypatch.setenv("HARNESS_CACHE_READONLY", "1")
+    before = _snapshot(tmp_path)
+    cache.put(cache.key({"model": "m"}, "q2", "a", "b"), {"output": "[[A]]"})
+    assert _snapshot(tmp_path) == before

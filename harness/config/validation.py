@@ -178,10 +178,10 @@ def cache_directories(cfg: DictConfig) -> dict[str, Path]:
     found = {"HARNESS_CACHE_DIR": cache_dir("")}
     toyworld = cfg.get("toyworld") or {}
     if toyworld.get("cache_dir"):
-        found["toyworld.cache_dir"] = Path(str(toyworld.cache_dir)).expanduser()
+        found["toyworld.cache_dir"] = Path(str(toyworld.get("cache_dir"))).expanduser()
     evaluation = cfg.get("eval") or {}
     if evaluation.get("cache", True) and evaluation.get("cache_dir"):
-        found["eval.cache_dir"] = Path(str(evaluation.cache_dir)).expanduser()
+        found["eval.cache_dir"] = Path(str(evaluation.get("cache_dir"))).expanduser()
     return found
 
 
