@@ -540,21 +540,25 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_tag = writer_tag().replace(f"pid{os.getpid()}@", f"pid{int(dead.stdout)}@")
     world = tmp_path / "toyworld"
-    killed = world / f".abc.{dead_tag}.x1y2.tmp"  # a toy-world build killed half-way
-    live = world / f".abc.{writer_tag()}.x3y4.tmp"  # one being built now
+    killed = world / f".abc.{dead_tag}.x1y2z3w4.tmp"  # a toy-world build killed half-way
+    live = world / f".abc.{writer_tag()}.x5y6z7w8.tmp"  # one being built now
     (killed / "model").mkdir(parents=True)
     (live / "model").mkdir(parents=True)
-    old_write = tmp_path / "lengths" / ".k.json.ab12.tmp"  # an untagged atomic write, hours old
-    new_write = tmp_path / "lengths" / ".l.json.cd34.tmp"  # one a moment old
+    old_write = tmp_path / "lengths" / ".k.json.ab12cd34.tmp"  # an untagged atomic write, hours old
+    new_write = tmp_path / "lengths" / ".l.json.ef56gh78.tmp"  # one a moment old
+    other = tmp_path / "lengths" / ".notes.tmp"  # not a temporary the harness names: never touched
     old_write.parent.mkdir()
-    old_write.write_text("{")
-    new_write.write_text("{")
+    for path in (old_write, new_write, other):
+        path.write_text("{")
     hours_ago = time.time() - 7200
     os.utime(old_write, (hours_ago, hours_ago))
+    os.utime(other, (hours_ago, hours_ago))
     entry = world / "abc"
     entry.mkdir()
     assert sorted(clean_stale(tmp_path)) == sorted([killed, old_write])
-    assert live.is_dir() and new_write.is_file() and entry.is_dir() and not killed.exists()
+    assert (
+        live.is_dir() and new_write.is_file() and other.is_file() and entry.is_dir() and not killed.exists()
+    )
 
 
 @pytest.mark.unit

@@ -32,7 +32,12 @@ READONLY_VARIABLE = "HARNESS_CACHE_READONLY"
 FOREIGN_AGE_S = 24 * 3600  # a temporary of a writer on another host: removed once this old
 UNTAGGED_AGE_S = 3600  # a temporary that names no writer: removed once this old
 _TAG = re.compile(r"\.pid(\d+)@([A-Za-z0-9_-]*)\.")
-_TEMPORARY = re.compile(r"^\..+\.(tmp|old)$|^\.tmp-.+\.json$")  # ours, and the judge cache's older names
+#: The names of temporaries: tagged ones (``.<name>.pid<pid>@<host>.<suffix>.tmp``; ``.old``: a world moved
+#: aside), and untagged ones as ``tempfile`` names them (8 random characters) in earlier versions and in
+#: :func:`harness.records.atomic_write_text` (``.<name>.<random>.tmp``; the judge's ``.tmp-<random>.json``).
+_TEMPORARY = re.compile(
+    r"^\..+\.pid\d+@[A-Za-z0-9_-]*\..+\.(tmp|old)$|^\..+\.[a-z0-9_]{8}\.(tmp|old)$|^\.tmp-[a-z0-9_]{8}\.json$"
+)
 
 
 def readonly() -> bool:
