@@ -494,7 +494,6 @@ def test_read_only_mode_reads_a_shared_cache_and_writes_nothing(cache, tmp_path,
 # --- keys name contents, not paths: a moved cache and a copied model hit ------------------------------------
 
 
-@pytest.mark.unit
 def test_a_moved_cache_and_a_copied_model_hit(real_world, tmp_path, monkeypatch) -> None:
     from transformers import AutoTokenizer
 
