@@ -653,7 +653,8 @@ def test_a_moved_cache_and_toy_world_hit_in_a_whole_trial(
     tiny_world, cache_dir, tmp_path, monkeypatch
 ) -> None:
     """Copy the cache (prepared data, reference pass, reference evaluation) and the model elsewhere: the next
-    trial reads every entry (nothing computed, no new entry) and trains to the same numbers."""
+    trial reads every entry (nothing computed, no new entry) and trains to the same numbers; so does one in
+    read-only mode, which touches nothing in the cache."""
     from tests.helpers import dpo_trial
 
     first = tmp_path / "a"
@@ -675,6 +676,13 @@ def test_a_moved_cache_and_toy_world_hit_in_a_whole_trial(
         == files
     )
     assert [c["metrics"] for c in after["checkpoints"]] == [c["metrics"] for c in before["checkpoints"]]
+    # Read-only: the same trial reads the shared cache and writes nothing there, not even a remembered hash.
+    monkeypatch.setenv("HARNESS_CACHE_READONLY", "1")
+    shared = _snapshot(second)
+    readonly = dpo_trial([*world, f"toyworld.cache_dir={second / 'toyworld'}"], tmp_path / "t3")
+    assert readonly["train"]["prepared_data"]["computed"] is False and readonly["reference"]["cached"] is True
+    assert _snapshot(second) == shared
+    assert [c["metrics"] for c in readonly["checkpoints"]] == [c["metrics"] for c in before["checkpoints"]]
 
 
 @pytest.mark.unit
