@@ -448,7 +448,7 @@ def test_a_trial_judged_by_a_local_model(real_world, tmp_path, monkeypatch):
     # read anyway (the mechanics work), with the default 0.5 every one is unusable and the win rate withheld.
     final = _trial(real_world, tmp_path / "trial", [*local, "eval.judge.min_label_prob=0"])
     assert "judge_win_rate_lc" not in final or 0.0 <= final["judge_win_rate_lc"] <= 1.0
-    entries = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "judge").rglob("*.json")]
+    entries = [json.loads(p.read_text())["data"] for p in (tmp_path / "cache" / "judge").rglob("*.json")]
     assert entries and all(len(e["probs"]) == 3 and 0 < sum(e["probs"]) <= 1 for e in entries)  # cached
     from harness.config.compose import compose_job
     from harness.trial.runner import TrialRun

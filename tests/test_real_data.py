@@ -204,9 +204,10 @@ def test_the_length_count_is_read_from_the_cache_by_later_trials(
     with pytest.raises(AssertionError, match="counted again"):  # another limit: another key
         length_cache.cached_count(train, tokenizer, limit + 1)
     monkeypatch.setattr(length_cache, "count_lengths", count_lengths)
-    entries[0].write_text('{"report": {"rows": 1}')  # damaged: counted again and rewritten
-    assert length_cache.cached_count(train, tokenizer, limit) == counted
-    assert json.loads(entries[0].read_text())["report"]["rows"] == len(train)
+    entries[0].write_text('{"report": {"rows": 1}')  # damaged: named, counted again and rewritten
+    with pytest.warns(UserWarning, match=r"^length-count cache entry .* unreadable \(JSONDecodeError\)"):
+        assert length_cache.cached_count(train, tokenizer, limit) == counted
+    assert json.loads(entries[0].read_text())["data"]["report"]["rows"] == len(train)
 
 
 @pytest.mark.unit

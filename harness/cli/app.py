@@ -142,10 +142,21 @@ def with_slurm_resources(
     return [*args, *(f"hydra.launcher.{key}={value}" for key, value in added.items())]
 
 
+def clean_caches(configs: Sequence[DictConfig]) -> None:
+    """Remove what killed writers left in the runs' cache directories (:func:`harness.cache.clean_stale`:
+    temporaries whose writer has stopped; a live writer's are kept), before any trial starts."""
+    from harness.cache import clean_stale
+    from harness.config.validation import cache_directories
+
+    for path in sorted({p for cfg in configs for p in cache_directories(cfg).values()}):
+        clean_stale(path)
+
+
 def prepare(args: list[str]) -> list[str]:
     """Before Hydra starts: load the plugins and register their config nodes, then, unless the command only
     inspects (``--cfg``, ``--help``, ...), compose and validate every job of the run, and for a grid multirun
-    check and claim its directory (:func:`harness.sweep.ownership.prepare_grid`); returns the arguments Hydra
+    check and claim its directory (:func:`harness.sweep.ownership.prepare_grid`), and clean the caches of
+    half-built entries (:func:`clean_caches`); returns the arguments Hydra
     gets (a stable Optuna sweep name, a distributed trial's run directory, SLURM resources added). Raises
     UserError."""
     from harness.config.compose import plugin_modules
@@ -164,6 +175,7 @@ def prepare(args: list[str]) -> list[str]:
 
     set_library_verbosity("verbose=true" in overrides)  # no library bars while reading data to check it
     configs = validated_jobs(overrides, flags, multirun)
+    clean_caches(configs)
     args = with_slurm_resources(args, overrides, configs)
     if multirun and not uses_optuna_sweeper(overrides):  # Optuna resumes its own study
         os.environ[SWEEP_JOBS_ENV] = str(len(configs))  # a parallel launcher's trials split the cores by it

@@ -4,17 +4,19 @@ Core checks cover what every trial shares: each core setting against its declara
 (:mod:`~harness.config.declared`: ``train.*``, ``eval.*``, ``leaderboard.*``, ``tracking.*``, the top-level
 keys, ``model.*`` with :mod:`~harness.config.model_settings`), the method known and its knobs in range,
 ``method.trl`` fields known to the method's TRL config, evaluators known, the model reachable,
-``data.chat_template``. Plugins add their own through the ``harness_config_validate``
-hook (a data plugin reads and validates its file there). Every failure is a one-line
-:class:`harness.errors.UserError`.
+``data.chat_template``, the cache directories usable (:func:`validate_caches`). Plugins add their own
+through the ``harness_config_validate`` hook (a data plugin reads and validates its file there). Every
+failure is a one-line :class:`harness.errors.UserError`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from harness.cache import cache_dir, check_directory
 from harness.config import distributed, model_settings, resources, settings_eval, settings_run
 from harness.config.metrics import resolve_metric
 from harness.config.trainer_config import check_method_values, check_trl_fields
@@ -170,6 +172,28 @@ def validate_processes(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     distributed.check_distributed(cfg, trains_with_trainer=pm.method(cfg.method.name).trainer is not None)
 
 
+def cache_directories(cfg: DictConfig) -> dict[str, Path]:
+    """The cache directories a trial of ``cfg`` reads and writes, by the setting that places them: the harness
+    cache (``HARNESS_CACHE_DIR``), and ``toyworld.cache_dir`` and ``eval.cache_dir`` where set."""
+    found = {"HARNESS_CACHE_DIR": cache_dir("")}
+    toyworld = cfg.get("toyworld") or {}
+    if toyworld.get("cache_dir"):
+        found["toyworld.cache_dir"] = Path(str(toyworld.get("cache_dir"))).expanduser()
+    evaluation = cfg.get("eval") or {}
+    if evaluation.get("cache", True) and evaluation.get("cache_dir"):
+        found["eval.cache_dir"] = Path(str(evaluation.get("cache_dir"))).expanduser()
+    return found
+
+
+def validate_caches(cfg: DictConfig) -> None:
+    """Each cache directory exists or can be created, is a directory and is writable (in read-only cache
+    mode: is a readable directory or absent), before any compute: :func:`harness.cache.check_directory`."""
+    for setting, path in cache_directories(cfg).items():
+        problem = check_directory(path, setting)
+        if problem is not None:
+            raise ConfigError(problem)
+
+
 def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     """Every check that must pass before a trial loads anything; raises a one-line UserError."""
     validate_method(cfg, pm)
@@ -180,4 +204,5 @@ def validate_trial_config(cfg: DictConfig, pm: HarnessPluginManager) -> None:
     validate_model(cfg, pm)
     validate_processes(cfg, pm)
     validate_data(cfg, pm)
+    validate_caches(cfg)
     pm.hook.harness_config_validate(cfg=cfg)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import cache_dir, file_lock, readonly
 from harness.evaluation.cache_files import (
     atomic_save_tensors,
     checked_json_data,
@@ -97,18 +97,24 @@ class RefCache:
         if directory is not None and material is not None and not (directory / _KEY).is_file():
             self._persist(lambda: write_json(directory / _KEY, material))
 
-    def _persist(self, write: Callable[[], None]) -> None:
-        """Run a disk write; a failing one (read-only or full disk) only costs the reuse, with a warning."""
+    def _persist(self, write: Callable[[], None]) -> bool:
+        """Run a disk write; a failing one (read-only or full disk) only costs the reuse, with a warning. In
+        read-only mode (:func:`harness.cache.readonly`) nothing is written, and nothing said. Returns whether
+        it was written."""
+        if readonly():
+            return False
         try:
             assert self.directory is not None
             self.directory.mkdir(parents=True, exist_ok=True)
             write()
+            return True
         except OSError as exc:
             warnings.warn(
                 f"reference cache: cannot write to {self.directory} ({exc}); the reference evaluation "
                 "will not be reused by other trials",
                 stacklevel=3,
             )
+            return False
 
     def _ignore(self, path: Path, problem: str) -> None:
         """Warn (once per file and cache object) that the entry file ``path`` is ignored and recomputed."""
@@ -191,7 +197,7 @@ class RefCache:
     def _read(self, file: str) -> dict[str, Any]:
         """A JSON file of the entry (by evaluator name), or its in-memory slot; {} when absent, and {} with a
         warning when unreadable, without a checksum or not matching it."""
-        if self.directory is None:
+        if self.directory is None or file in self._memory:  # in memory only, or not written (read-only)
             return dict(self._memory.get(file, {}))
         path = self.directory / file
         try:
@@ -213,7 +219,8 @@ class RefCache:
             self._memory[file] = merged
         else:
             path = self.directory / file
-            self._persist(lambda: write_json(path, {"sha256": digest(merged), "data": merged}))
+            if not self._persist(lambda: write_json(path, {"sha256": digest(merged), "data": merged})):
+                self._memory[file] = merged
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Cached step-0 metrics, by evaluator name (empty when none are cached)."""

@@ -2,14 +2,13 @@
 data, the evaluation settings and the library versions (:func:`key_material`).
 
 Every input that changes what evaluating the reference yields is in the material; nothing that does not (the
-method, its hyperparameters, the evaluator list, the checkpoint schedule) is. A model is identified without
-reading its weights (:func:`model_fingerprint`).
+method, its hyperparameters, the evaluator list, the checkpoint schedule) is. A model is identified by the
+contents of its files, not by where it lies (:func:`model_fingerprint`), so a moved cache or a copied model
+still hits.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cache import directory_fingerprint
 from harness.evaluation.cache_files import digest
 from harness.evaluation.rendering import RULE_VERSION, end_of_turn_id
 
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 #: Bumped when what is stored, or how it is computed, changes.
-CACHE_FORMAT = (
-    3  # 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums
-)
+#: 2: completions end at every end-of-sequence id the model declares; 3: files carry checksums;
+#: 4: models named by their files' contents.
+CACHE_FORMAT = 4
 #: ``eval`` keys that do not change what evaluating the reference yields. ``selection`` only says which
 #: prompts and seed the selection evaluation uses: its own entry is keyed by those prompts and its seed (as
 #: ``eval.seed``).
@@ -39,20 +39,6 @@ def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return None
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _safetensors_header_sha256(path: Path) -> str | None:
-    """Hash of a safetensors file's JSON header (tensor names, shapes, dtypes, offsets, metadata)."""
-    try:
-        with open(path, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            return hashlib.sha256(fh.read(min(size, 100_000_000))).hexdigest()
-    except (OSError, struct.error):
         return None
 
 
@@ -72,27 +58,17 @@ def _local_model_dir(name_or_path: str, revision: str | None = None) -> Path | N
 
 
 def model_fingerprint(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
-    """What identifies a model's weights without reading them.
-
-    The resolved directory (a Hub snapshot directory names its commit), the hash of ``config.json`` (or
-    ``adapter_config.json``), and per weight file its name, size, modification time and the hash of its
-    safetensors header. Returns a JSON-able dict; a model that is not on disk is identified by name only.
+    """What identifies a model: per config and weight file its name, size and content SHA-256
+    (:func:`harness.cache.content_sha256`: read once per file, then remembered), not its path, so that a moved
+    or copied model gives the same fingerprint. Returns a JSON-able dict; a model that is not on disk is
+    identified by name (and revision) only.
     """
     directory = _local_model_dir(name_or_path, revision)
     if directory is None:
         return {"id": name_or_path, "revision": revision}
-    configs = {
-        p.name: _file_sha256(p)
-        for p in (directory / "config.json", directory / "adapter_config.json")
-        if p.is_file()
-    }
-    weights = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES):
-            stat = path.stat()
-            header = _safetensors_header_sha256(path) if path.suffix == ".safetensors" else None
-            weights.append([path.name, stat.st_size, stat.st_mtime_ns, header])
-    return {"path": str(directory), "configs": configs, "weights": weights}
+    configs = directory_fingerprint(directory, ("config.json",))
+    configs = {k: v for k, v in configs.items() if k in ("config.json", "adapter_config.json")}
+    return {"configs": configs, "weights": directory_fingerprint(directory, _WEIGHT_SUFFIXES)}
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:

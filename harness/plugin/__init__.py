@@ -26,8 +26,10 @@ is refused, a removed name gets a migration message).
   :func:`load_preference_data`, :func:`render_prompts` (message-list prompts through the tokenizer's chat
   template, as every method and evaluator reads them).
 - **Resources**: :func:`gold_reward`, :func:`method_defaults`, :func:`cache_dir`, :func:`file_lock`,
-  :class:`Stage` (a trial of another method that a trial needs first: the reward stage, the SFT stage; trained
-  once per settings and cached).
+  :func:`read_checked_json` / :func:`write_checked_json` (a cache entry that verifies itself),
+  :func:`content_sha256` (a file's hash, remembered: keys that name contents, not paths), :class:`Stage`
+  (a trial of another method that a trial needs first: the reward stage, the SFT stage; trained once per
+  settings and cached).
 - **Following a trial**: :class:`TrialObserver` (returned by the ``harness_trial_observer`` hook: a plugin's
   state for one trial); :class:`TrialRecord` with its :class:`Checkpoint` entries (what a trial leaves behind,
   and what ``harness_trial_end`` receives); :func:`hyperparameters` (a trial's, as its record and the
@@ -44,7 +46,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import cache_dir, content_sha256, file_lock, read_checked_json, write_checked_json
 from harness.config.model_settings import separate_reference
 from harness.config.store import method_defaults
 from harness.data import DataFormat, PreferenceData, ValidationReport, load_preference_data, render_prompts
@@ -142,6 +144,7 @@ __all__ = [
     "check_pairwise_loss",
     "check_reward_model",
     "completion_logprobs",
+    "content_sha256",
     "describe_tokenizer",
     "encode_completions",
     "file_lock",
@@ -155,6 +158,7 @@ __all__ = [
     "mean_and_se",
     "method_defaults",
     "pairwise_loss_method",
+    "read_checked_json",
     "render_prompts",
     "reward_input",
     "sample",
@@ -163,6 +167,7 @@ __all__ = [
     "separate_reference",
     "token_logprobs",
     "tracking_report_to",
+    "write_checked_json",
 ]
 
 

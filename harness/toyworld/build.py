@@ -23,7 +23,11 @@ required file there, every file loads, the line counts match ``meta.json``) and,
 rather than rebuilt: a rebuild under another torch version or CPU would give other weights than the ones that
 earlier results were computed with.
 
-The default cache directory is ``$HARNESS_CACHE_DIR/toyworld``, else ``~/.cache/harness/toyworld``.
+The default cache directory is ``$HARNESS_CACHE_DIR/toyworld``, else ``~/.cache/harness/toyworld``. In
+read-only mode (``HARNESS_CACHE_READONLY=1``) a world missing from it, or damaged there, is built into this
+process's private temporary directory instead (:func:`harness.cache.private_dir`); the cache is untouched.
+A build's temporary directory names its writer (``.<key>.pid<pid>@<host>.<random>.tmp``), so that a build
+killed half-way is removed at the next start (:func:`harness.cache.clean_stale`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cache import MANIFEST, cache_dir, file_lock, verify_manifest, write_manifest
+from harness.cache import (
+    MANIFEST,
+    cache_dir,
+    file_lock,
+    private_dir,
+    readonly,
+    verify_manifest,
+    write_manifest,
+    writer_tag,
+)
 from harness.toyworld.reward import gold_reward
 from harness.toyworld.spec import VERSION, ToyWorldSpec
 
@@ -146,21 +159,40 @@ def build_toy_world(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = spec.key()
     root = cache / key
-    if world_problem(root, key) is None:
-        if not (root / MANIFEST).is_file():
+    problem = world_problem(root, key)
+    if problem is None:
+        if not (root / MANIFEST).is_file() and not readonly():
             _adopt(root, cache / f"{key}.lock")
         return ToyWorld.load(root)
+    if readonly():  # built for this process only: the shared cache is not written
+        if root.exists():
+            _warn(root, problem, "building a private copy (the cache is read-only)")
+        return _private_world(spec, progress)
     cache.mkdir(parents=True, exist_ok=True)
     with file_lock(cache / f"{key}.lock"):
         problem = world_problem(root, key)  # another process may have built or repaired it while we waited
         if problem is not None:
             if root.exists():
-                print(
-                    f"harness: warning: toy world cache {root} is damaged ({problem}); rebuilding it",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _warn(root, problem, "rebuilding it")
             _rebuild(cache, root, spec, progress)
+    return ToyWorld.load(root)
+
+
+def _warn(root: Path, problem: str, action: str) -> None:
+    print(
+        f"harness: warning: toy world cache {root} is damaged ({problem}); {action}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _private_world(spec: ToyWorldSpec, progress: bool) -> ToyWorld:
+    """The world of ``spec`` in this process's private directory (read-only mode), built there once."""
+    private = private_dir() / "toyworld"
+    root = private / spec.key()
+    if world_problem(root, spec.key()) is not None:
+        private.mkdir(parents=True, exist_ok=True)
+        _rebuild(private, root, spec, progress)
     return ToyWorld.load(root)
 
 
@@ -238,14 +270,14 @@ def _rebuild(cache: Path, root: Path, spec: ToyWorldSpec, progress: bool) -> Non
         f".{key}.*"
     ):  # from a build or a swap that crashed (no builder runs: we hold the lock)
         shutil.rmtree(leftover, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=cache))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.{writer_tag()}.", suffix=".tmp", dir=cache))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the world is an ordinary cache directory
     old: Path | None = None
     try:
         _build_into(tmp, spec, progress)
         write_manifest(tmp)  # last: a directory with a manifest is a complete world
         if root.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".old", dir=cache))
+            old = Path(tempfile.mkdtemp(prefix=f".{key}.{writer_tag()}.", suffix=".old", dir=cache))
             os.replace(root, old / key)
         os.replace(tmp, root)
     finally:

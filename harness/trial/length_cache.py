@@ -6,21 +6,21 @@ every row again, about 0.2 s of a toy-world trial and tens of seconds on UltraFe
 trial, while the answer depends only on the rows, the tokenizer and the limit. :func:`cached_count` stores it
 in ``$HARNESS_CACHE_DIR/lengths/<key>.json`` (the report and the rows dropped) and later trials read it. The
 key is the rows' digest (content and order), the tokenizer's identity (vocabulary, special tokens, chat
-template, pipeline), the limit and :data:`FORMAT` (a tokenizer with no vocabulary to name it by is counted
-uncached). One lock per key; an entry that cannot be read, or does not describe these rows, is counted again
-and rewritten.
+template, pipeline; not its path), the limit and :data:`FORMAT` (a tokenizer with no vocabulary to name it by
+is counted uncached). An entry carries the SHA-256 of its contents (:func:`harness.cache.write_checked_json`):
+one that is unreadable, edited, has no checksum or does not describe these rows is named in one warning line,
+counted again and rewritten (never a silently wrong count, which would drop training rows). One lock per key;
+in read-only mode a miss is counted and not written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import cache_dir, file_lock, read_checked_json, warn_damaged, write_checked_json
 from harness.data.length import LengthReport, count_lengths
-from harness.records import atomic_write_text
 from harness.trial.trainer_cache import cache_path, rows_digest, tokenizer_identity
 
 if TYPE_CHECKING:
@@ -28,23 +28,28 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 CACHE_FOLDER = "lengths"
-FORMAT = 1  # part of every key: bump it when count_lengths counts differently
+FORMAT = 2  # part of every key: bump it when count_lengths counts differently
 
 
 def _read(path: Path, rows: int) -> tuple[LengthReport, list[int]] | None:
-    """The count stored at ``path`` for a dataset of ``rows`` rows,
-    or None when it is missing or not usable."""
+    """The count stored at ``path`` for a dataset of ``rows`` rows, or None when there is none or it is not
+    usable (then with one warning naming the entry and what is wrong)."""
+    stored = read_checked_json(path)
+    if stored is None:
+        return None
+    if isinstance(stored, str):
+        warn_damaged("length-count", path, stored)
+        return None
     try:
-        stored = json.loads(path.read_text())
         report = LengthReport(**stored["report"])
         dropped = {int(i) for i in stored["dropped"]}
-        if (
-            report.rows != rows
-            or len(dropped) != report.dropped_long_prompt
-            or not dropped <= set(range(rows))
-        ):
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
+        consistent = (
+            report.rows == rows and len(dropped) == report.dropped_long_prompt and dropped <= set(range(rows))
+        )
+    except (ValueError, KeyError, TypeError):
+        consistent = False
+    if not consistent:
+        warn_damaged("length-count", path, f"does not describe these {rows} rows")
         return None
     return report, [i for i in range(rows) if i not in dropped]
 
@@ -71,5 +76,5 @@ def cached_count(
         report, keep = count_lengths(dataset, tokenizer, max_length)
         kept = set(keep)
         dropped = [i for i in range(len(dataset)) if i not in kept]
-        atomic_write_text(path, json.dumps({"report": dataclasses.asdict(report), "dropped": dropped}) + "\n")
+        write_checked_json(path, {"report": dataclasses.asdict(report), "dropped": dropped})
         return report, keep

@@ -8,7 +8,8 @@ defaults (the model's profile included) updated by the trial's settings for it, 
 ``$HARNESS_CACHE_DIR/<folder>/<key>`` (the key hashes the model, data, toy world, method settings and seed),
 trained there in a process of its own (``python -m harness.trial stage.yaml DIR``) under a file lock, so that
 trials started together wait for one training instead of running several, and its record (``trial.json``) sits
-beside its checkpoints.
+beside its checkpoints. In read-only cache mode a stage the shared cache does not hold completed is trained in
+this process's private temporary directory instead (:func:`harness.cache.private_dir`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.cache import cache_dir, file_lock
+from harness.cache import cache_dir, file_lock, private_dir, readonly
 from harness.config import resources
 from harness.config.store import method_defaults
 from harness.config.validation import validate_method
@@ -136,7 +137,7 @@ class Stage:
             where=where,
             label=label or f"{method} stage",
             key=key,
-            directory=cache_dir(folder) / key,
+            directory=_directory(folder, key),
         )
 
     @property
@@ -244,6 +245,18 @@ class Stage:
         path = Path(record.trial_dir or "") / RECORD_NAME
         if record.trial_dir and path.is_file():
             write_record(path, record)
+
+
+def _directory(folder: str, key: str) -> Path:
+    """Where the stage ``key`` lives: the shared cache's ``folder/key``, or in read-only mode, when that holds
+    no completed stage, this process's private directory."""
+    shared = cache_dir(folder) / key
+    if not readonly():
+        return shared
+    with contextlib.suppress(RecordError):
+        if read_record_file(shared / "trial.json").status == "completed":
+            return shared
+    return private_dir() / folder / key
 
 
 def _evaluation(done: TrialRecord | None, final: Checkpoint | None) -> dict[str, Any]:

@@ -6,8 +6,10 @@ prepared (tokenized) data (:mod:`harness.trial.prepared_data`) and its reference
 (every trainer setting except :data:`OPTIMISATION_ONLY`, the tokenizer, the device, the library versions)
 beside what is their own, and both are stored by :func:`through_cache`: one lock per key (trials started
 together: the first computes, the others wait and read), an Arrow file written atomically, then a sidecar with
-its rows and SHA-256, checked on every read (a damaged or partial entry is computed again). While a trainer is
-built, :func:`temporary_dataset_files` keeps ``datasets``' own files in a temporary directory.
+its rows and SHA-256, checked on every read (a damaged or partial entry is named in one warning line and
+computed again; in read-only mode a miss is computed and not written). Keys name the tokenizer by what it
+does, not by its path, so a moved cache or a copied model still hits. While a trainer is built,
+:func:`temporary_dataset_files` keeps ``datasets``' own files in a temporary directory.
 """
 
 from __future__ import annotations
@@ -21,15 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cache import file_lock, file_sha256
-from harness.records import atomic_write_text, library_versions
+from harness.cache import (
+    directory_fingerprint,
+    file_lock,
+    file_sha256,
+    readonly,
+    temporary_name,
+    warn_damaged,
+)
+from harness.cache.atomic import atomic_write_text
+from harness.records import library_versions
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase, TrainingArguments
 
-FORMAT = 2  # part of every key and sidecar: bump it when what is cached here changes
+FORMAT = 3  # part of every key and sidecar: bump it when what is cached here changes
 #: Trainer settings that change how the policy is optimised but neither the prepared data nor the reference's
 #: log-probs of the training rows; every other setting is part of the cache keys.
 OPTIMISATION_ONLY = frozenset(
@@ -113,12 +123,14 @@ def _sha256(text: str) -> str:
 
 
 def tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
-    """What names a tokenizer's behaviour: its path, vocabulary, special tokens, chat template and (a fast
-    tokenizer) its whole pipeline (normaliser, pre-tokeniser, post-processor: whether it adds BOS, ...)."""
+    """What names a tokenizer's behaviour, not where it lies: its class, vocabulary, special tokens, chat
+    template and either (a fast tokenizer) its whole pipeline (normaliser, pre-tokeniser, post-processor:
+    whether it adds BOS, ...) or (a slow one) the contents of its tokenizer files."""
     template = getattr(tokenizer, "chat_template", None)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     return {
-        "name": getattr(tokenizer, "name_or_path", None),
+        "class": type(tokenizer).__name__,
+        "files": _tokenizer_files(tokenizer) if backend is None else None,
         "vocab": _sha256(json.dumps(sorted(tokenizer.get_vocab().items()), default=str)),
         "special": {
             k: str(v) for k, v in sorted((getattr(tokenizer, "special_tokens_map", None) or {}).items())
@@ -126,6 +138,24 @@ def tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         "template": _sha256(str(template)) if template else None,
         "backend": _pipeline(backend) if backend is not None else None,
     }
+
+
+def _tokenizer_files(tokenizer: PreTrainedTokenizerBase) -> dict[str, list] | None:
+    """Sizes and content hashes of a slow tokenizer's files in its local directory (None: not on disk)."""
+    directory = Path(str(getattr(tokenizer, "name_or_path", "") or "")).expanduser()
+    if not directory.is_dir():
+        return None
+    return directory_fingerprint(directory, _TOKENIZER_FILES)
+
+
+_TOKENIZER_FILES = (
+    ".model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+)
 
 
 def _pipeline(backend: Tokenizer) -> str:
@@ -187,22 +217,31 @@ def temporary_dataset_files() -> Iterator[None]:
 
 def read_entry(path: Path, rows: int | None = None) -> Any:
     """The dataset stored at ``path``, read into memory, if complete and intact (checksum as recorded;
-    ``rows`` rows when given, else as many as recorded), else None. In memory, not memory-mapped: ``datasets``
-    writes the results of later maps beside the first file a dataset is backed by, and none must land in the
-    cache."""
+    ``rows`` rows when given, else as many as recorded), else None: an entry that is there but damaged, edited
+    or without its sidecar gives one warning naming it. In memory, not memory-mapped: ``datasets`` writes the
+    results of later maps beside the first file a dataset is backed by, and none must land in the cache."""
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
+    if not path.exists() and not path.with_suffix(".json").exists():
+        return None
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
         if meta.get("format") != FORMAT or (rows is not None and meta.get("rows") != rows):
-            return None
-        if file_sha256(path) != meta.get("sha256"):
-            return None
-        dataset = Dataset(InMemoryTable.from_file(str(path)))
-        return dataset if dataset.num_rows == meta.get("rows") else None
-    except (OSError, ValueError):
-        return None
+            problem = f"does not describe these {rows} rows" if meta.get("format") == FORMAT else "is stale"
+        elif file_sha256(path) != meta.get("sha256"):
+            problem = "does not match its SHA-256 sidecar (edited or damaged)"
+        else:
+            dataset = Dataset(InMemoryTable.from_file(str(path)))
+            if dataset.num_rows == meta.get("rows"):
+                return dataset
+            problem = f"has {dataset.num_rows} rows, its sidecar says {meta.get('rows')}"
+    except FileNotFoundError as exc:
+        problem = f"is incomplete ({Path(str(exc.filename)).name} is missing)"
+    except (OSError, ValueError) as exc:
+        problem = f"is unreadable ({type(exc).__name__})"
+    warn_damaged("trainer", path, problem)
+    return None
 
 
 def write_entry(path: Path, dataset: Dataset, seconds: float) -> None:
@@ -211,10 +250,13 @@ def write_entry(path: Path, dataset: Dataset, seconds: float) -> None:
     import pyarrow as pa
 
     table = _table(dataset)
-    tmp = path.with_name(f".{path.name}.{time.monotonic_ns()}.tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    tmp.replace(path)
+    tmp = path.with_name(temporary_name(path))
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     atomic_write_text(
         path.with_suffix(".json"),
         json.dumps(
@@ -240,9 +282,12 @@ def through_cache(
     """``(entry, result, computed)`` for the cache entry at ``path``, under its lock: the intact entry read
     into memory (``result`` None, ``computed`` False), or else ``compute()``'s result, whose
     ``stored(result)`` is written to ``path`` and read back as ``entry`` (None if that failed), ``computed``
-    True."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    True. In read-only mode the result is not written (``entry`` None)."""
     start = time.perf_counter()
+    if readonly():
+        entry = read_entry(path, rows)
+        return (entry, None, False) if entry is not None else (None, compute(), True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_suffix(".lock")):
         entry = read_entry(path, rows)
         if entry is not None:

@@ -15,6 +15,8 @@ message.
 JSON file per comparison, named by the sha256 of the judge's identity (backend, model, template text, output
 settings) and the prompt and both answers, in two-hex-digit shard folders; files are written to a temporary
 name and renamed, so concurrent trials never read a partial entry (at worst two compute the same verdict).
+Each file carries the SHA-256 of its answer, checked on every read (``harness.plugin.read_checked_json``); in
+read-only cache mode nothing is written.
 """
 
 from __future__ import annotations
@@ -23,17 +25,17 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.plugin import redact
+from harness.plugin import read_checked_json, redact, write_checked_json
 
 if TYPE_CHECKING:
     from harness_plugins.evaluators.judge.local import LocalJudge
@@ -78,28 +80,37 @@ class VerdictCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The cached raw answer under ``key``, or None (absent, or unreadable: then it is computed again)."""
+        """The cached raw answer under ``key``, or None: absent, or damaged (unreadable, or not matching its
+        checksum: then it is computed again, with one warning naming the file). An answer an earlier version
+        stored without a checksum is trusted once and given one: a verdict costs a call and may not recur
+        (the endpoint may answer otherwise), unlike the harness's other caches, which count it as a miss."""
         if self.directory is None:
             return None
+        path = self._path(key)
+        stored = read_checked_json(path)
+        if isinstance(stored, str) and stored.startswith("no checksum"):
+            legacy = self._legacy(path)
+            if legacy is not None:
+                write_checked_json(path, legacy)
+                return legacy
+        if isinstance(stored, str):
+            warnings.warn(f"judge cache entry {path} {stored}; computing it again", stacklevel=2)
+            return None
+        return stored if isinstance(stored, dict) else None
+
+    @staticmethod
+    def _legacy(path: Path) -> dict[str, Any] | None:
+        """An answer as earlier versions stored it (a bare JSON object), or None."""
         try:
-            return json.loads(self._path(key).read_text(encoding="utf-8"))
+            value = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return value if isinstance(value, dict) and "sha256" not in value else None
 
     def put(self, key: str, value: Mapping[str, Any]) -> None:
-        """Store ``value`` under ``key`` atomically (a temporary file renamed into place)."""
-        if self.directory is None:
-            return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(dict(value), out, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Store ``value`` under ``key`` atomically with its checksum (not in read-only mode)."""
+        if self.directory is not None:
+            write_checked_json(self._path(key), dict(value))
 
 
 def cached_run(

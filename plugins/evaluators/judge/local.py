@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from harness_plugins.evaluators.judge.stats import VERDICTS
 from omegaconf import OmegaConf
 
+from harness.plugin import content_sha256
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
@@ -85,12 +87,17 @@ def model_problem(name: str, revision: str | None = None) -> str | None:
 
 
 def fingerprint(name: str) -> str:
-    """Identifies the judge's weights: for a local directory, a hash of its files' names, sizes and times (a
-    retrained judge in the same folder is a new judge); for a Hub id, the id itself."""
+    """Identifies the judge's weights: for a local directory, a hash of its files' names, sizes and contents
+    (``content_sha256``, remembered per file: a retrained judge in the same folder is a new judge, a copy the
+    same judge); for a Hub id, the id itself."""
     path = Path(name).expanduser()
     if not path.is_dir():
         return name
-    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file())
+    stats = sorted(
+        (p.name, p.stat().st_size, content_sha256(p))
+        for p in path.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
@@ -137,7 +144,9 @@ class LocalJudge:
         """What determines this judge's answers besides the conversation (part of the cache key)."""
         return {
             "backend": self.backend,
-            "model": self.name,
+            "model": self.name
+            if not Path(self.name).expanduser().is_dir()
+            else None,  # a directory: by contents
             "weights": fingerprint(self.name),
             "settings": self.settings,
             "prefix": PREFIX,

@@ -2,6 +2,10 @@
 inter-process lock that lets concurrent trials share one entry instead of building it twice, and the manifest
 that lets a cached directory verify itself.
 
+In read-only mode (:func:`harness.cache.housekeeping.readonly`) :func:`file_lock` takes no lock: nothing is
+written to the shared cache, and its entries are replaced atomically by their writers, so a reader sees a
+whole entry or none.
+
 A manifest (``manifest.json``, written last and atomically by :func:`write_manifest`) lists every other file
 of a directory with its size and SHA-256; :func:`verify_manifest` compares the directory against it and names
 the first file that is missing, has another size or another checksum.
@@ -16,7 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.records import atomic_write_text
+from harness.cache.atomic import atomic_write_text
+from harness.cache.housekeeping import readonly
 
 try:  # POSIX only; elsewhere concurrent builders merely duplicate work (writes are atomic)
     import fcntl
@@ -35,7 +40,11 @@ def cache_dir(name: str) -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed) across processes; released on exit."""
+    """Hold an exclusive lock on ``path`` (created if needed) across processes; released on exit. In read-only
+    mode, no lock (nothing is created)."""
+    if readonly():
+        yield
+        return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         if fcntl is not None:
