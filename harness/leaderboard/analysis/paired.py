@@ -12,9 +12,9 @@ t-test over the n matched seeds of mean(d) with
 
 where v_s, the evaluation noise of d_s, comes from the per-prompt scores that records keep (the readable
 samples, ``eval.readable_samples`` prompts, the first sample of each: :func:`prompt_scores`; P is the number
-of test prompts, ``eval_prompts``). One sample per prompt overstates a prompt mean's spread (conservative); the
-first few prompts stand for all of them (a noisy estimate, which the seeds-only floor below bounds). Where a
-pair has no per-prompt scores (a pair with a diverged seed, a score the samples do not carry, no samples)
+of test prompts, ``eval_prompts``). One sample per prompt overstates a prompt mean's spread (conservative);
+the first few prompts stand for all of them (a noisy estimate, which the seeds-only floor below bounds). Where
+a pair has no per-prompt scores (a pair with a diverged seed, a score the samples do not carry, no samples)
 v_s is the unpaired se_A² + se_B². Like the intervals, the p-value is the larger of this test's (with a
 Welch–Satterthwaite df, the evaluation part counted as known) and the seeds-only paired t-test's (n - 1 df).
 
