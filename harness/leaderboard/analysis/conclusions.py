@@ -281,7 +281,7 @@ def _footnote(summary: pd.DataFrame, se_column: str | None) -> str:
         if tests & {paired.PAIRED_PROMPTS, paired.PAIRED_SEEDS}
         else "Welch-type p-values"
     )
-    return f"{chosen}; {noise}; {how} p-values, Holm-corrected over the comparisons with the leader."
+    return f"{chosen}; {noise}; {how}, Holm-corrected over the comparisons with the leader."
 
 
 def _divergence(unstable: pd.DataFrame) -> str:

@@ -282,9 +282,9 @@ def aggregate_seeds(
     ``survivors_mean`` (over the seeds that did not diverge), ``kl_mean``/``kl_ci95`` (over those too; 95%
     intervals with the evaluation noise of the SE columns ``objective_se`` and ``kl_se``, never narrower than
     the seeds-only t interval), ``p_vs_best`` (against rank 1), ``p_holm`` (Holm-adjusted over those
-    comparisons) and ``same_as_best`` (``p_holm`` >= 0.05); ranked by ``objective_mean`` in its ``direction``
-    (best first, settings with every seed diverged last and never compared); empty when no setting was run
-    with more than one seed."""
+    comparisons) and ``same_as_best`` (``p_holm`` >= 0.05 and no seed diverged); ranked by
+    ``objective_mean`` in its ``direction`` (best first, settings with every seed diverged last and never
+    compared); empty when no setting was run with more than one seed."""
     pool = seeded_pool(trials, swept)
     if pool.empty:
         return pd.DataFrame()
@@ -300,9 +300,10 @@ def aggregate_seeds(
         for i, (e, d) in enumerate(zip(estimates, dead, strict=True))
     ]
     table["p_vs_best"], table["p_holm"] = p, holm(p)
+    clean = table["diverged"].str.startswith("0 of")
     table["same_as_best"] = [
-        not d and not math.isnan(e.mean) and (i == 0 or q >= ALPHA)
-        for i, (e, q, d) in enumerate(zip(estimates, table["p_holm"], dead, strict=True))
+        c and not math.isnan(e.mean) and (i == 0 or q >= ALPHA)
+        for i, (e, q, c) in enumerate(zip(estimates, table["p_holm"], clean, strict=True))
     ]
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
