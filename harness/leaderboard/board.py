@@ -294,17 +294,14 @@ def build(
         else pd.DataFrame()
     )
     se, kl_se = (columns.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
-    samples, baselines = (
-        board_frames.samples_frame(typed),
-        board_frames.reference_values(typed, name, declared),
-    )
+    samples, base = board_frames.samples_frame(typed), board_frames.reference_values(typed, name, declared)
     return Leaderboard(
         title,
         typed,
         trials,
         checkpoints,
         methods,
-        seeds.aggregate_seeds(trials, swept, direction, se, kl_se, baselines[0]),
+        seeds.aggregate_seeds(trials, swept, direction, se, kl_se, base[0]),
         tables.cost_table(trials),
         swept,
         name,
@@ -314,9 +311,7 @@ def build(
         objective_direction=direction,
         objective_auto=objective in (None, "auto"),
         samples=samples,
-        method_summary=_method_summary(
-            typed, trials, checkpoints, swept, name, direction, se, baselines, samples
-        ),
+        method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se, base, samples),
         problem=problem,
     )
 
