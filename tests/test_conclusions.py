@@ -21,13 +21,30 @@ BUILTIN = {m.name: m.to_record(e.name) for e in get_plugin_manager().evaluators.
 
 
 def trial(
-    method, gold, seed, beta=0.1, kl=2.0, se=0.02, health=(), status="completed", error=None, selection=None
+    method,
+    gold,
+    seed,
+    beta=0.1,
+    kl=2.0,
+    se=0.02,
+    health=(),
+    status="completed",
+    error=None,
+    selection=None,
+    base=0.0,
+    prompts=None,
 ):
     """A record with one evaluated checkpoint (gold reward ``gold`` ± ``se`` at KL ``kl``; ``selection``: its
-    gold reward on the selection prompts)."""
+    gold reward on the selection prompts; ``base``: the reference model's; ``prompts``: per-prompt gold
+    rewards kept as its readable samples)."""
     checkpoint = {"step": 10, "final": True, "metrics": {"gold_reward": gold, "gold_reward_se": se, "kl": kl}}
     if selection is not None:
         checkpoint["selection"] = {"metrics": {"gold_reward": selection, "kl": kl}}
+    if prompts is not None:
+        checkpoint["samples"] = [
+            {"prompt": f"p{i}", "reference": "r", "policy": "x", "scores": {"gold_reward": {"policy": v}}}
+            for i, v in enumerate(prompts)
+        ]
     return make_record(
         trial_id=f"{method}-{beta}-{seed}",
         status=status,
@@ -36,7 +53,7 @@ def trial(
         hyperparameters={"beta": beta, "seed": seed},
         overrides=[f"method={method}", f"seed={seed}"],
         config={"model": {"name_or_path": "toy"}, "data": {"source": "toy"}, "eval": {"num_prompts": 128}},
-        reference={"metrics": {"gold_reward": 0.0, "kl": 0.0}},
+        reference={"metrics": {"gold_reward": base, "kl": 0.0}},
         checkpoints=[] if status != "completed" else [checkpoint],
         health=[{"flag": f, "message": "", "fix": ""} for f in health],
         timings={"train_s": 10.0},
@@ -64,7 +81,7 @@ def test_holm_adjustment_matches_a_hand_computed_example():
     assert seeds.holm([0.3, 0.4]) == pytest.approx([0.6, 0.6]) and seeds.holm([0.6, 0.9]) == [1.0, 1.0]
 
 
-def test_a_diverged_seed_is_left_out_counted_and_never_same_as_best():
+def test_a_diverged_seed_counts_in_n_seeds_and_in_the_mean_at_worst_no_gain():
     records = [
         *seeded("dpo", [0.50, 0.52, 0.54]),
         *diverging("kto", [0.20, 0.22, -4.0]),
@@ -74,13 +91,139 @@ def test_a_diverged_seed_is_left_out_counted_and_never_same_as_best():
     board = leaderboard.build(records)
     kto = board.seeds.set_index("method").loc["kto"]
     assert kto["diverged"] == "1 of 3" and kto["n_seeds"] == 3
-    assert kto["objective_mean"] == pytest.approx(0.21) and kto["kl_mean"] == pytest.approx(2.0)
-    assert not kto["same_as_best"] and kto["p_holm"] < 0.05
+    # the diverged seed counts at its measured -4.0 (worse than the reference's 0.0)
+    assert kto["objective_mean"] == pytest.approx((0.20 + 0.22 - 4.0) / 3)
+    assert kto["survivors_mean"] == pytest.approx(0.21) and kto["kl_mean"] == pytest.approx(2.0)
+    assert not kto["same_as_best"]  # a setting with a diverged seed is never the same as the best
     orpo = board.seeds.set_index("method").loc["orpo"]
-    assert orpo["diverged"] == "1 of 3" and orpo["same_as_best"]  # a NaN loss is a diverged seed too
+    assert orpo["diverged"] == "1 of 3" and not orpo["same_as_best"]  # a NaN loss is a diverged seed too
+    # nothing was measured: it counts at the reference model's value (no gain)
+    assert orpo["objective_mean"] == pytest.approx((0.49 + 0.51 + 0.0) / 3)
     summary = board.method_summary.set_index("method")
-    assert summary.loc["kto", "verdict"] == "significantly behind; diverged in 1 of 3 seeds"
+    assert list(board.method_summary["method"]) == ["dpo", "orpo", "kto"]
+    assert summary.loc["kto", "verdict"] == "not significantly different; diverged in 1 of 3 seeds"
     assert summary.loc["orpo", "verdict"] == "not significantly different; diverged in 1 of 3 seeds"
+    assert summary.loc["kto", "survivors_mean"] == pytest.approx(0.21)
+    # a diverged seed never counts above the reference: a KL blow-up at a high reward is no gain
+    high = leaderboard.build([*seeded("dpo", [0.5, 0.5]), *diverging("kto", [0.3, 0.3, 0.9])])
+    assert high.method_summary.set_index("method").loc["kto", "objective_mean"] == pytest.approx(0.2)
+
+
+def test_the_kto_example_of_the_reference_study_counts_its_diverged_seed():
+    """KTO beta=0.3 in leaderboards/toy-reference: seed 2 diverged (KL 33.7 nats); 0.154 over the survivors
+    was its score while n_seeds said 3; over all three it is -0.565."""
+    values = {1: (0.13617929699504006, 0.6), 2: (-2.0018905592755343, 33.7), 3: (0.17214801523363968, 0.6)}
+    records = [
+        trial("kto", g, s, beta=0.3, kl=kl, health=("kl_high",) if kl > 15 else (), base=0.012)
+        for s, (g, kl) in values.items()
+    ]
+    records += seeded("cpo", [0.45, 0.40, 0.35])
+    board = leaderboard.build(records)
+    kto = board.method_summary.set_index("method").loc["kto"]
+    assert kto["n_seeds"] == 3 and kto["diverged"] == "1 of 3"
+    assert kto["objective_mean"] == pytest.approx(-0.5645, abs=1e-4)
+    assert kto["survivors_mean"] == pytest.approx(0.1542, abs=1e-4)
+    assert "kto diverged in 1 of 3 seeds (mean over all seeds -0.565, 0.154 over the 2 that did not)" in (
+        board.verdict
+    )
+
+
+def test_best_setting_prefers_the_setting_that_never_diverged():
+    """Two settings with equal selection values on the seeds that trained; one diverged in 1 of 3 seeds."""
+    rows = [
+        {
+            "method": "dpo",
+            "beta": beta,
+            "seed": seed,
+            "status": "completed",
+            "objective": 0.4,
+            "kl": 70.0 if bad else 2.0,
+            "gold_se": 0.02,
+            "health": "kl_high" if bad else "",
+            "selection_objective": 0.5,
+        }
+        for beta in (
+            0.1,
+            0.05,
+        )  # the diverging one first: the old rule (survivors' mean, first wins) chose it
+        for seed in (1, 2, 3)
+        for bad in [beta == 0.1 and seed == 3]
+    ]
+    trials = pd.DataFrame(rows)
+    pool = seeds.seeded_pool(trials, ["beta", "seed"])
+    # the diverged seed counts at the reference's 0.0: (0.5 + 0.5 + 0.0) / 3 < 0.5
+    key, chosen, _ = conclusions.best_setting(pool, ["method", "beta"], "maximize", (0.0, 0.0))
+    assert key == ("dpo", 0.05) and not chosen["_diverged"].any()
+    # no reference value known: it counts at its measured 0.5, a tie, and the tie goes to fewer diverged seeds
+    key, _, _ = conclusions.best_setting(pool, ["method", "beta"], "maximize")
+    assert key == ("dpo", 0.05)
+    diverged = {"kl": 70.0, "health": ("kl_high",)}
+    records = [
+        trial("dpo", 0.4, s, beta=0.1, selection=0.5, **(diverged if s == 3 else {})) for s in (1, 2, 3)
+    ]
+    records += [trial("dpo", 0.4, s, beta=0.05, selection=0.5) for s in (1, 2, 3)]
+    summary = leaderboard.build(records).method_summary
+    assert summary.loc[0, "setting"] == "beta=0.05" and summary.loc[0, "diverged"] == "0 of 3"
+
+
+def test_an_interval_is_never_narrower_than_the_seeds_only_t_interval():
+    """KTO beta=0.3 of the reference study, its two surviving seeds: the old interval (evaluation noise, its
+    Welch–Satterthwaite df) was ± 0.080, the seeds-only t interval ± 0.229."""
+    values, ses = pd.Series([0.13617929699504006, 0.17214801523363968]), pd.Series([0.032569, 0.034850])
+    e = seeds.estimate(values, ses)
+    seed_var = values.var(ddof=1) / 2  # s²/n
+    assert e.seeds_ci95 == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(seed_var))
+    assert e.seeds_ci95 == pytest.approx(0.229, abs=5e-4)
+    var = seed_var + (ses**2).mean()
+    assert e.noise_ci95 == pytest.approx(stats.t.ppf(0.975, (var / seed_var) ** 2) * math.sqrt(var))
+    assert e.noise_ci95 == pytest.approx(0.080, abs=5e-4)  # what the report said
+    assert e.ci95 == e.seeds_ci95 >= e.noise_ci95
+    # and a test is never more significant than Welch's test on the seeds alone
+    a, b = (
+        seeds.estimate(pd.Series([0.50, 0.52]), pd.Series([0.001] * 2)),
+        seeds.estimate(pd.Series([0.40, 0.46]), pd.Series([0.001] * 2)),
+    )
+    welch = stats.ttest_ind([0.50, 0.52], [0.40, 0.46], equal_var=False).pvalue
+    assert seeds.compare(a, b) >= welch - 1e-12 and seeds.compare(a, b) == pytest.approx(welch, rel=1e-6)
+
+
+def _per_prompt(gold):
+    """Eight prompts of very different difficulty whose mean is ``gold`` (± 0.002 of noise each)."""
+    shape = [-0.6, -0.3, 0.0, 0.3, 0.6, 0.9, -0.9, 0.0]
+    return [gold + x + (0.002 if i % 2 else -0.002) * (i % 3) for i, x in enumerate(shape)]
+
+
+def test_a_paired_test_detects_a_consistent_per_prompt_difference_an_unpaired_one_misses():
+    """A beats B by 0.05 on every prompt of every seed; prompts differ by ± 0.9, so each trial's standard
+    error (0.05) hides it from a test that does not pair."""
+    golds = {"dpo": [0.55, 0.56, 0.57], "ipo": [0.50, 0.51, 0.52]}
+    records = [
+        trial(m, g, s, se=0.05, prompts=_per_prompt(g))
+        for m, gs in golds.items()
+        for s, g in enumerate(gs, start=1)
+    ]
+    summary = leaderboard.build(records).method_summary.set_index("method")
+    assert summary.loc["ipo", "test"] == "paired (seeds, prompts)"
+    assert summary.loc["ipo", "verdict"] == "significantly behind" and summary.loc["ipo", "p_holm"] < 0.001
+    # the same trials without per-prompt scores, and the same values unpaired: not significant
+    bare = leaderboard.build(
+        [trial(m, g, s, se=0.05) for m, gs in golds.items() for s, g in enumerate(gs, 1)]
+    )
+    ipo = bare.method_summary.set_index("method").loc["ipo"]
+    assert ipo["test"] == "paired (seeds)" and ipo["verdict"] == "not significantly different"
+    unpaired = seeds.compare(
+        seeds.estimate(pd.Series(golds["dpo"]), pd.Series([0.05] * 3)),
+        seeds.estimate(pd.Series(golds["ipo"]), pd.Series([0.05] * 3)),
+    )
+    assert unpaired > 0.3
+    # by hand: d_s = 0.05 on every seed (s_d = 0); v_s = var over prompts of the difference / 128 prompts
+    diffs = [a - b for a, b in zip(_per_prompt(0.55), _per_prompt(0.50), strict=True)]
+    assert pd.Series(diffs).var() / 128 < 1e-7
+    shifted = leaderboard.build(  # other seeds: nothing to pair on, the unpaired test
+        [trial("dpo", g, s, se=0.05) for s, g in enumerate(golds["dpo"], 1)]
+        + [trial("ipo", g, s, se=0.05) for s, g in enumerate(golds["ipo"], 4)]
+    )
+    assert shifted.method_summary.set_index("method").loc["ipo", "test"] == "unpaired"
 
 
 def test_a_method_whose_every_seed_diverged_is_not_compared():
@@ -108,7 +251,10 @@ def test_the_interval_includes_evaluation_noise_even_when_seeds_agree_exactly():
     spread = seeds.estimate(pd.Series([0.50, 0.52, 0.54]), pd.Series([0.02] * 3))
     var = 0.02**2 / 3 + 0.02**2  # s²/n + mean(se²); Welch–Satterthwaite df = (n - 1) (Var / (s²/n))² = 32
     assert spread.var == pytest.approx(var) and spread.df == pytest.approx(32)
-    assert spread.ci95 == pytest.approx(stats.t.ppf(0.975, 32) * math.sqrt(var))
+    assert spread.noise_ci95 == pytest.approx(stats.t.ppf(0.975, 32) * math.sqrt(var))
+    # the seeds-only t interval, t(0.975, 2) · s / √3, is wider here, and it is the one reported
+    assert spread.ci95 == pytest.approx(stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3))
+    assert spread.ci95 > spread.noise_ci95
     assert seeds.estimate(pd.Series([0.3]), pd.Series([0.05])).ci95 == pytest.approx(
         1.959964 * 0.05
     )  # one seed
@@ -186,21 +332,25 @@ def test_the_verdict_sentence_names_each_group():
         *diverging("kto", [0.20, 0.22, -4.0]),
     ]
     board = leaderboard.build(records)
+    # kto's diverged seed counts (-4.0): its all-seeds mean, -1.19, ranks it last, and with that seed's
+    # spread it is not significantly different; the sentence gives both of its means
+    assert list(board.method_summary["method"]) == ["dpo", "cpo", "orpo", "simpo", "kto"]
     assert list(board.method_summary["verdict"]) == [
         "best",
         "not significantly different",
-        "significantly behind; diverged in 1 of 3 seeds",
         "significantly behind",
         "significantly behind",
+        "not significantly different; diverged in 1 of 3 seeds",
     ]
     sentence = board.verdict
     assert sentence.startswith("dpo leads with 0.52 ± ")  # one setting per method: none to name
-    assert "cpo is not significantly different (Holm p = " in sentence
-    assert "kto, orpo and simpo are significantly behind after Holm's correction (Holm p " in sentence
+    assert "cpo and kto are not significantly different (Holm p = " in sentence
+    assert "orpo and simpo are significantly behind after Holm's correction (Holm p " in sentence
     assert (
-        "kto diverged in 1 of 3 seeds" in sentence
-        and "95% CIs include evaluation noise (`gold_se`)" in sentence
+        "kto diverged in 1 of 3 seeds (mean over all seeds -1.193, 0.21 over the 2 that did not)" in sentence
     )
+    assert "95% CIs include evaluation noise (`gold_se`), never narrower than over seeds alone" in sentence
+    assert "p-values paired over the seeds methods share, Holm-corrected" in sentence
     assert leaderboard.build(seeded("dpo", [0.5])).verdict == ""  # one seed: no conclusions
 
 

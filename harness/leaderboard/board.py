@@ -27,6 +27,7 @@ from harness.leaderboard.analysis import (
     conclusions,
     knobs,
     merging,
+    paired,
     problems,
     ranking,
     seeds,
@@ -293,13 +294,14 @@ def build(
         else pd.DataFrame()
     )
     se, kl_se = (columns.se_column_of(c, declared, list(trials.columns)) for c in (name, "kl"))
+    samples, base = board_frames.samples_frame(typed), board_frames.reference_values(typed, name, declared)
     return Leaderboard(
         title,
         typed,
         trials,
         checkpoints,
         methods,
-        seeds.aggregate_seeds(trials, swept, direction, se, kl_se),
+        seeds.aggregate_seeds(trials, swept, direction, se, kl_se, base[0]),
         tables.cost_table(trials),
         swept,
         name,
@@ -308,8 +310,8 @@ def build(
         declarations=declared,
         objective_direction=direction,
         objective_auto=objective in (None, "auto"),
-        samples=board_frames.samples_frame(typed),
-        method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se),
+        samples=samples,
+        method_summary=_method_summary(typed, trials, checkpoints, swept, name, direction, se, base, samples),
         problem=problem,
     )
 
@@ -332,14 +334,20 @@ def _method_summary(
     objective: str | None,
     direction: str,
     se: str | None,
+    baselines: tuple[float | None, float | None],
+    samples: pd.DataFrame,
 ) -> pd.DataFrame:
-    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`); empty
-    without an objective."""
+    """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`), with
+    the reference's values that diverged seeds count at most and the readable samples' per-prompt scores for
+    the paired tests; empty without an objective."""
     if not objective:
         return pd.DataFrame()
     measured = conclusions.measured_selection(checkpoints, objective)
     names = knobs.paper_names(records)
-    return conclusions.method_summary(trials, swept, direction, se, measured, names)
+    scores = paired.prompt_scores(samples, trials, objective)
+    return conclusions.method_summary(
+        trials, swept, direction, se, measured, names, baselines=baselines, prompt_scores=scores
+    )
 
 
 def load_leaderboard(

@@ -192,3 +192,19 @@ def format_value(value: Any) -> str:
             return f"{number:.3g}"
         return f"{number:.3f}".rstrip("0").rstrip(".")
     return str(value)
+
+
+def reference_values(
+    records: Sequence[TrialRecord], objective: str | None, declared: columns.Declarations
+) -> tuple[float | None, float | None]:
+    """The reference (untrained) model's ``objective`` on the test and on the selection prompts, from the
+    first record that has each (every trial of one leaderboard shares the reference evaluation); None where
+    unknown."""
+    found: list[float | None] = [None, None]
+    for record in records if objective else []:
+        selection = record.reference.selection if record.reference is not None else None
+        for i, metrics in enumerate((record.reference_metrics, selection.metrics if selection else None)):
+            value = columns.metric_row(metrics or {}, declared).get(objective) if found[i] is None else None
+            if isinstance(value, int | float) and math.isfinite(value):
+                found[i] = float(value)
+    return found[0], found[1]

@@ -15,10 +15,13 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     return Section(
         "seeds",
         "Over seeds",
-        caption="Mean and 95% confidence interval over the non-diverged seeds of "
-        f"**{board.objective_name}** and KL, each trial's standard error added to the spread over seeds; "
-        "`diverged` counts the seeds left out; `p_vs_best` is a Welch-type t-test against rank 1, `p_holm` "
-        "its Holm adjustment over all comparisons, and `same_as_best` marks settings whose difference from "
-        "the best is not significant after it (p_holm >= 0.05).",
+        caption="Mean and 95% confidence interval over every seed of "
+        f"**{board.objective_name}** (a diverged seed counted at the worse of its value and the "
+        "reference model's; `survivors_mean` over the others) and KL (over the seeds that did not "
+        "diverge), each trial's standard error added to the spread over seeds and never narrower than "
+        "the seeds-only t interval; `diverged` counts the seeds that diverged; `p_vs_best` is a "
+        "Welch-type t-test against rank 1, `p_holm` its Holm adjustment over all comparisons, and "
+        "`same_as_best` marks settings whose difference from the best is not significant after it "
+        "(p_holm >= 0.05).",
         frame=table,
     )
