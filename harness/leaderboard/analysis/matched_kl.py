@@ -34,7 +34,7 @@ from harness.config.sweep_checks import (
     check_matched_kl,
 )
 from harness.evaluation.health import KL_HIGH
-from harness.leaderboard.analysis import columns, frames
+from harness.leaderboard.analysis import columns, frames, knobs
 from harness.leaderboard.analysis import matched_kl_cells as cells
 from harness.leaderboard.analysis.conclusions import ON_SELECTION, ON_TEST
 from harness.leaderboard.analysis.frames import SELECTION_PREFIX
@@ -137,8 +137,8 @@ def trains_on(records: Iterable[TrialRecord], objective: str) -> dict[str, str]:
     return {method: "; ".join(sources) for method, sources in found.items()}
 
 
-def _setting_text(keys: Sequence[str], row: pd.Series) -> str:
-    parts = [f"{k}={frames.format_value(row[k])}" for k in keys if k != "method"]
+def _setting_text(keys: Sequence[str], row: pd.Series, names: Mapping[str, str] | None) -> str:
+    parts = [f"{knobs.label(k, names)}={frames.format_value(row[k])}" for k in keys if k != "method"]
     return ", ".join(parts) or ONE_SETTING
 
 
@@ -151,6 +151,7 @@ def _method_row(
     bases: Mapping[str, cells.Baseline],
     sign: float,
     max_gap: float | None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One method's row of :func:`matched_kl_table` from its checkpoints ``group`` (``_healthy``: those that
     may be frontier points); a trial with none has no value anywhere but counts among its setting's seeds."""
@@ -161,7 +162,7 @@ def _method_row(
         base = bases.get(str(trial), cells.Baseline())
         healthy = rows[rows["_healthy"]]
         points = cells.trial_points(healthy, objective, se_column, levels, base, on_selection, sign)
-        settings.setdefault(_setting_text(keys, rows.iloc[0]), []).append(points)
+        settings.setdefault(_setting_text(keys, rows.iloc[0], names), []).append(points)
     axis = f"{SELECTION_PREFIX}kl" if on_selection else "kl"
     reached = pd.to_numeric(group.loc[group["_healthy"], axis], errors="coerce")
     row: dict[str, Any] = {
@@ -211,10 +212,13 @@ def matched_kl_table(
     frame = frame.assign(_healthy=healthy & pd.to_numeric(frame[objective], errors="coerce").notna())
     keys = ["method", *[k for k in swept if k != "seed" and k in frame.columns]]
     sign = -1.0 if direction == "minimize" else 1.0
+    names = knobs.paper_names(records)
     rows = [
         {
             "trains_on": sources.get(str(method), ""),
-            **_method_row(group, keys, objective, se_column, levels, bases, sign, gap),
+            **_method_row(
+                group, keys, objective, se_column, levels, bases, sign, gap, names.get(str(method))
+            ),
         }
         for method, group in frame.groupby("method", sort=True)
     ]
@@ -310,7 +314,7 @@ def explanation(table: pd.DataFrame, objective: str | None, max_gap: float | Non
         )
     if (table["selected_on"] == ON_TEST).any():
         text.append(
-            f"Where `selected_on` says *{ON_TEST}* the method has no selection values "
+            f"Where `selected_on` says '{ON_TEST}' the method has no selection values "
             "(`eval.selection.num_prompts=0`): its points were chosen on the values shown, which flatters it."
         )
     if _marked(table, cells.BELOW):
@@ -325,12 +329,12 @@ def explanation(table: pd.DataFrame, objective: str | None, max_gap: float | Non
         )
     text.append(
         "A frontier is never extrapolated: a blank cell is a KL no seed of the method reached (`max_kl`), "
-        "and a cell says *k of n seeds* when only some did. Compare methods within a column: a method ranked "
+        "and a cell says 'k of n seeds' when only some did. Compare methods within a column: a method ranked "
         "higher above may have bought its reward with more KL."
     )
     if table["trains_on"].str.contains("the objective itself").any():
         text.append(
-            "A method whose `trains_on` says *the objective itself* was trained on the very metric it is "
+            "A method whose `trains_on` says 'the objective itself' was trained on the very metric it is "
             "ranked by; the others never saw it."
         )
     return " ".join(text)
