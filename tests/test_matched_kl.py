@@ -11,7 +11,9 @@ import pytest
 from harness import leaderboard
 from harness.config.sweep_checks import check_matched_kl
 from harness.errors import ConfigError
-from harness.leaderboard.analysis.matched_kl import frontier_at, matched_kl_table
+from harness.leaderboard.analysis.frontier import frontier_at
+from harness.leaderboard.analysis.matched_kl import level_columns, matched_kl_table
+from harness.leaderboard.analysis.matched_kl_cells import BELOW
 from harness.plugin.manager import get_plugin_manager
 from tests.helpers import make_record
 
@@ -51,7 +53,8 @@ def record(method, checkpoints, trial, reward=None, data_kind="pairwise", matche
     )
 
 
-# The seed's toy-world example: PPO ranks first at 7.2 nats, DPO second at 2.0; at 2 nats DPO is ahead.
+# The seed's toy-world example: PPO ranks first at 7.2 nats, DPO second at 2.0; at 2 nats DPO is ahead only of
+# PPO's straight line from the reference to its first checkpoint at 2.5 nats (marked).
 PPO = record(
     "ppo", [(20, 0.30, 2.5), (40, 0.60, 5.0), (60, 0.732, 7.2)], 0, reward="gold", data_kind="prompts"
 )
@@ -77,16 +80,19 @@ def test_ppo_above_dpo_at_its_own_kl_is_below_it_at_kl_2():
     board = leaderboard.build([PPO, DPO])
     assert list(board.trials["method"]) == ["ppo", "dpo"]  # the budget ranking: PPO first
     table = board.matched_kl.set_index("method")
-    assert list(table.columns) == ["trains_on", "trials", "max_kl", "at_kl_1", "at_kl_2", "at_kl_5"]
-    assert table.loc["dpo", "at_kl_2"] == pytest.approx(0.344)
+    assert list(table.columns[:4]) == ["trains_on", "selected_on", "trials", "max_kl"]
+    assert level_columns(board.matched_kl) == ["at_kl_1", "at_kl_2", "at_kl_5"]
+    assert table.loc["dpo", "at_kl_2"] == pytest.approx(0.344) and table.loc["dpo", "at_kl_2_mark"] == ""
     assert table.loc["ppo", "at_kl_2"] == pytest.approx(
         0.012 + (0.30 - 0.012) * 2 / 2.5
-    )  # from the reference
+    )  # from the reference: below PPO's lowest measured KL, so marked
+    assert table.loc["ppo", "at_kl_2_mark"] == BELOW
     assert table.loc["dpo", "at_kl_2"] > table.loc["ppo", "at_kl_2"]
     assert table.loc["ppo", "at_kl_5"] == pytest.approx(0.60) and pd.isna(table.loc["dpo", "at_kl_5"])
     assert list(board.matched_kl["method"]) == ["dpo", "ppo"]  # ordered by the first KL value
     assert table.loc["ppo", "trains_on"] == "gold reward (the objective itself)"
     assert table.loc["dpo", "trains_on"] == "preferences" and table.loc["dpo", "max_kl"] == 2.0
+    assert set(table["selected_on"]) == {"test prompts"}  # these records have no selection values
 
 
 def test_reward_sources_are_named():
@@ -104,6 +110,7 @@ def test_reports_show_the_table_and_write_its_csv(tmp_path):
     md = (tmp_path / "leaderboard.md").read_text()
     section = md.split("## Reward at matched KL")[1].split("\n## ")[0]
     assert "never extrapolated" in section and "| dpo " in section and "the objective itself" in section
+    assert "0.344 [" in section and "†" in section  # a value with its interval; PPO's marked cell
     assert "at_kl_2" in (tmp_path / "leaderboard.html").read_text()
     csv = pd.read_csv(tmp_path / "matched_kl.csv")
     assert list(csv["method"]) == ["dpo", "ppo"] and pd.isna(csv.loc[0, "at_kl_5"])
@@ -111,7 +118,7 @@ def test_reports_show_the_table_and_write_its_csv(tmp_path):
 
 def test_kl_values_come_from_the_config_and_are_validated():
     board = leaderboard.build([record("dpo", [(10, 0.2, 1.0), (20, 0.4, 3.0)], 0, matched=[3, 0.5])])
-    assert [c for c in board.matched_kl.columns if c.startswith("at_kl_")] == ["at_kl_0.5", "at_kl_3"]
+    assert level_columns(board.matched_kl) == ["at_kl_0.5", "at_kl_3"]
     assert leaderboard.build([record("dpo", [(10, 0.2, 1.0)], 0, matched=[])]).matched_kl.empty
     assert check_matched_kl([5, 1, 2, 2]) == (1.0, 2.0, 5.0) and check_matched_kl(None) == ()
     for bad in ([0], [-1, 2], ["a"], "1,2", [True], [math.inf]):

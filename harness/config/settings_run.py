@@ -193,5 +193,15 @@ LEADERBOARD = SettingsGroup(
             check=_matched_kl,
             fix="give a list of KL values in nats > 0, e.g. [1, 2, 5], or [] for none",
         ),
+        Setting(
+            "matched_kl_max_gap",
+            1.0,
+            'widest KL gap (nats) between two checkpoints that a "reward at matched KL" value may be '
+            "interpolated across unmarked; wider gaps are marked in the table; null = never marked",
+            types=(int, float),
+            bounds="(0, inf)",
+            nullable=True,
+            fix="use a KL gap in nats > 0, or null (never marked)",
+        ),
     ),
 )

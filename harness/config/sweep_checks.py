@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MATCHED_KL_KEY = "leaderboard.matched_kl"
 DEFAULT_MATCHED_KL = (1.0, 2.0, 5.0)
+DEFAULT_MATCHED_KL_MAX_GAP = 1.0  # leaderboard.matched_kl_max_gap of records older than the setting
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]{0,199}")  # one path component, never .. or absolute
 
 

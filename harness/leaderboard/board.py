@@ -125,10 +125,16 @@ class Leaderboard:
     @property
     def matched_kl(self) -> pd.DataFrame:
         """The objective on each method's reward-vs-KL frontier at common KL values
-        (``leaderboard.matched_kl``), with what each method trained on
+        (``leaderboard.matched_kl``): each seed's points chosen on selection values, the test values read
+        there, with intervals, marks and what each method trained on
         (:mod:`harness.leaderboard.analysis.matched_kl`); empty without an objective."""
         return matched.matched_kl_table(
-            self.checkpoints, self.records, self.objective_name, self.objective_direction, self.declarations
+            self.checkpoints,
+            self.records,
+            self.objective_name,
+            self.objective_direction,
+            self.declarations,
+            swept=self.swept,
         )
 
     @property

@@ -1,5 +1,6 @@
 """The Reward at matched KL section: each method's objective on its own reward-vs-KL frontier at common KL
-values (:mod:`harness.leaderboard.analysis.matched_kl`)."""
+values, chosen on selection values and read on test values, with intervals and marks
+(:mod:`harness.leaderboard.analysis.matched_kl`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     return Section(
         "matched_kl",
         "Reward at matched KL",
-        caption=matched_kl.explanation(table, board.objective_name),
-        frame=table,
+        caption=matched_kl.explanation(table, board.objective_name, matched_kl.max_gap_of(board.records)),
+        frame=matched_kl.shown(table),
         column_notes=matched_kl.NOTES,
     )
