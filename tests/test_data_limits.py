@@ -233,7 +233,14 @@ def _interrupt(command: list[str], cwd: Path, when) -> tuple[int, float]:
     """Run ``command``, SIGINT it once ``when()`` holds; returns its exit status and the seconds it took to
     exit after the signal."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(  # Ctrl-C as at a terminal, even when this test runs in a background job
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 300
     while not when() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -42,8 +42,19 @@ QUICK = [
 ]
 
 
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def replaced(args, *later):
+    """``args`` with ``later`` overrides replacing those of the same keys (the command line refuses a key
+    given twice)."""
+    keys = {_key(o) for o in later}
+    return [a for a in args if _key(a) not in keys] + list(later)
+
+
 def sweep_args(tiny_world, *extra):
-    return ["-m", "hydra/sweeper=optuna", *tiny_world, *QUICK, *extra]
+    return ["-m", "hydra/sweeper=optuna", *tiny_world, *replaced(QUICK, *extra)]
 
 
 def load(sweep_dir: Path):
@@ -75,7 +86,7 @@ def test_resume_runs_only_missing_trials_and_the_report_has_importances_and_a_da
     again = run_cli(args, cwd=tmp_path)  # the same command: nothing left to do
     assert again.returncode == 0 and "3 of 3 planned trials done" in again.stdout
     assert "Launching" not in again.stdout + again.stderr
-    more = run_cli([*args, "hydra.sweeper.n_trials=4"], cwd=tmp_path)  # resume and extend the same study
+    more = run_cli(replaced(args, "hydra.sweeper.n_trials=4"), cwd=tmp_path)  # resume, extend the study
     assert more.returncode == 0, more.stderr[-3000:]
     assert "3 of 4 planned trials done" in more.stdout and list((tmp_path / "multirun").iterdir()) == [
         sweep_dir

@@ -133,15 +133,15 @@ def check_sweep_name(name: Any) -> str:
 
 
 def check_repeated_overrides(overrides: Iterable[Any]) -> None:
-    """Refuse a command line that sets one key twice (``method=dpo method=simpo``: Hydra would silently keep
-    the last) or sweeps a value twice (``-m method=dpo,dpo``: the same trial would train twice).
+    """Refuse a command line that sets one key to two values (``method=dpo method=simpo``: Hydra would
+    silently keep the last) or sweeps a value twice (``-m method=dpo,dpo``: the same trial would train twice).
     ``overrides``: Hydra's parsed overrides (``hydra.core.override_parser.types.Override``).
 
     :raises ConfigError: one line naming the key and the fix."""
     seen: dict[str, str] = {}
     for override in overrides:
         key = override.get_key_element()
-        if key in seen:
+        if key in seen and seen[key] != override.input_line:  # the same override twice changes nothing
             raise ConfigError(
                 f"{key} is given twice ({seen[key]} and {override.input_line}): Hydra would silently keep "
                 f"the last one; keep one (to compare both, sweep them: -m {key}=a,b)."
