@@ -306,8 +306,17 @@ def _no_template_model(real_world, tmp_path: Path) -> Path:
     ("overrides", "message"),
     [
         (["data.columns={questoin: prompt}"], "data.columns maps 'questoin', which the data does not have"),
-        (["data.columns={question: answer}"], "data.columns maps 'question' to 'answer'"),
-        (["data.chat_template=sometimes"], "data.chat_template='sometimes' is invalid"),
+        # the same path in a fresh process each (seconds of imports): the slow tier runs the rest
+        pytest.param(
+            ["data.columns={question: answer}"],
+            "data.columns maps 'question' to 'answer'",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["data.chat_template=sometimes"],
+            "data.chat_template='sometimes' is invalid",
+            marks=pytest.mark.slow,
+        ),
         (["data.chat_template=always", "PLAIN"], "data.chat_template=always but the tokenizer of"),
     ],
 )
@@ -340,7 +349,14 @@ def _system_csv(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["orca", "alpaca", "system_csv"])
+@pytest.mark.parametrize(  # one real trial each; the slow tier runs the two that repeat the path
+    "kind",
+    [
+        "orca",
+        pytest.param("alpaca", marks=pytest.mark.slow),
+        pytest.param("system_csv", marks=pytest.mark.slow),
+    ],
+)
 def test_real_files_train_with_the_right_prompt(real_world, cache_dir, tmp_path, kind):
     """A real trial through the CLI: the recorded prompts (readable samples) hold the question, and the
     system text as a system turn, never the answers' shared "Sure! "."""
