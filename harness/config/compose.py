@@ -49,9 +49,10 @@ def _parse(overrides: Sequence[str]) -> list[Any]:
 
 def expand_jobs(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override list of each job: one job for a run; the basic sweeper's cartesian product for -m."""
-    check_repeated_overrides(_parse(overrides))
-    parsed = [o for o in _parse(overrides) if not o.key_or_group.startswith(_GROUPS_NOT_VALIDATED)]
-    if any(o.key_or_group == "hydra/sweeper" for o in _parse(overrides)):
+    every = _parse(overrides)
+    check_repeated_overrides(every)
+    parsed = [o for o in every if not o.key_or_group.startswith(_GROUPS_NOT_VALIDATED)]
+    if any(o.key_or_group == "hydra/sweeper" for o in every):
         # Another sweeper (e.g. Optuna) decides the jobs; validate the fixed (non-sweep) overrides only.
         parsed = [o for o in parsed if not o.is_sweep_override()]
         multirun = False
