@@ -141,9 +141,10 @@ def setup_process(
     torch.manual_seed(int(cfg.seed))
     slot = distributed.local_rank() if distributed.launched() else int(parallel.get("slot", 0))
     device = resources.trial_device(resources.resolve_device(cfg.train.device), slot)
-    warning = check_machine_memory(trial_footprint(cfg, pm), str(device))  # raises when it cannot fit
-    if warning:
-        print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
+    if Path(resources.resolve_model_path(pm, cfg, dry_run=True)).is_dir():  # sized from local files only
+        warning = check_machine_memory(trial_footprint(cfg, pm), str(device))  # raises when it cannot fit
+        if warning:
+            print(f"harness: warning: {warning}", file=sys.stderr, flush=True)
     precision = resources.resolve_precision(cfg.train.precision, device)
     assert record.host is not None
     record.host.device = str(device)
