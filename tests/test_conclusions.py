@@ -226,6 +226,41 @@ def test_a_paired_test_detects_a_consistent_per_prompt_difference_an_unpaired_on
     assert shifted.method_summary.set_index("method").loc["ipo", "test"] == "unpaired"
 
 
+def test_the_paired_test_reads_every_prompt_the_records_kept():
+    """The records' scores on all 128 test prompts win over the 8 readable samples' (which here show no
+    difference at all, so they would leave the seeds alone to speak)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shape = rng.normal(0.0, 0.5, 128)
+    golds = {"dpo": [0.55, 0.58, 0.56], "ipo": [0.50, 0.52, 0.53]}
+    noise = {m: rng.normal(0.0, 0.3, (3, 128)) for m in golds}
+    records = []
+    for m, gs in golds.items():
+        for s, g in enumerate(gs, start=1):
+            r = trial(m, g, s, se=0.05, prompts=[0.0] * 8)
+            r.checkpoints[0].prompt_scores = {"gold_reward": list(g + shape + noise[m][s - 1])}
+            records.append(r)
+    summary = leaderboard.build(records).method_summary.set_index("method")
+    assert summary.loc["ipo", "test"] == "paired (seeds, prompts)"
+    # by hand: d_s over the seeds, v_s = var over the 128 prompts of the difference / 128
+    d = np.subtract(golds["dpo"], golds["ipo"])
+    seed_var = d.var(ddof=1) / 3
+    v = np.mean([np.var(noise["dpo"][i] - noise["ipo"][i], ddof=1) / 128 for i in range(3)])
+    df = 2 * ((seed_var + v) / seed_var) ** 2
+    expected = max(
+        2 * stats.t.sf(d.mean() / np.sqrt(seed_var), 2), 2 * stats.t.sf(d.mean() / np.sqrt(seed_var + v), df)
+    )
+    assert 0.01 < expected < 0.5
+    assert summary.loc["ipo", "p_vs_best"] == pytest.approx(expected, rel=1e-6)
+    # the readable samples alone (no difference on their 8 prompts): the seeds-only test, more significant
+    for r in records:
+        r.checkpoints[0].prompt_scores = None
+    readable = leaderboard.build(records).method_summary.set_index("method")
+    assert readable.loc["ipo", "p_vs_best"] == pytest.approx(2 * stats.t.sf(d.mean() / np.sqrt(seed_var), 2))
+    assert readable.loc["ipo", "p_vs_best"] < expected
+
+
 def test_a_method_whose_every_seed_diverged_is_not_compared():
     records = [
         *seeded("dpo", [0.50, 0.52, 0.54]),

@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from harness import leaderboard
-from harness.evaluation.readable import MAX_CHARS, clip, prompt_text, readable_samples
+from harness.evaluation.readable import MAX_CHARS, clip, prompt_scores, prompt_text, readable_samples
 from harness.leaderboard.html import render_html
 from harness.records import RECORD_NAME, write_record
 from harness.trial import TrialRun
@@ -166,6 +166,15 @@ def test_records_without_samples_still_render(tmp_path):
     assert not (tmp_path / "samples.csv").exists() and all(p.exists() for p in written)
 
 
+@pytest.mark.unit
+def test_prompt_scores_keep_the_first_sample_of_every_prompt():
+    scores = prompt_scores(fake_ctx())  # 3 prompts x 2 samples: policy scores 0..5
+    assert scores == {"gold_reward": [0.0, 2.0, 4.0], "judge": [1.0, 1.0, 1.0]}
+    ctx = fake_ctx(per_prompt=1)
+    ctx.sample_scores["gold_reward"]["policy"][1] = math.nan
+    assert prompt_scores(ctx)["gold_reward"] == [0.0, None, 2.0]  # strict JSON: no NaN
+
+
 # --- a real trial -------------------------------------------------------------------------------------------
 
 
@@ -209,6 +218,14 @@ def test_a_trial_records_readable_samples_at_every_checkpoint(trials):
             assert all(s["prompt"] and s["policy"] for s in c["samples"])
             assert all(set(s["scores"]["gold_reward"]) == {"policy", "reference"} for s in c["samples"])
             assert "readable_samples" in c["eval_breakdown_s"]
+            # every held-out prompt's score is kept (the paired tests' data), and they make the metric
+            kept = c["prompt_scores"]["gold_reward"]
+            assert len(kept) == r["eval_prompts"] > READABLE
+            assert sum(kept) / len(kept) == pytest.approx(c["metrics"]["gold_reward"], abs=1e-5)
+            assert kept[:READABLE] == [
+                pytest.approx(s["scores"]["gold_reward"]["policy"]) for s in c["samples"]
+            ]
+            assert "prompt_scores" not in (c.get("selection") or {})
     json.dumps([r.to_dict() for r in records], allow_nan=False)  # strict JSON: no NaN
 
 

@@ -54,6 +54,8 @@ class PreferenceData:
         provides them; None: split off ``eval``.
     :param columns: how the source's columns were read (a recognised schema, ``data.columns``, the columns
         left unread); None: the source had TRL's columns and nothing else.
+    :param name: what the data is, in one phrase a report can print (a path or Hub id and its split; the toy
+        world's seed); None: unnamed.
     """
 
     train: Dataset
@@ -64,6 +66,7 @@ class PreferenceData:
     selection_prompts: list[Any] | None = None
     selection_pairs: Dataset | None = None
     columns: ColumnMapping | None = None
+    name: str | None = None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -369,6 +372,13 @@ def load_preference_data(
     elif eval_fraction > 0:
         train, held_out = split_by_prompt(train, eval_fraction, seed, source)
     prompts = unique_prompts(held_out) if held_out is not None else []
+    held = f"; held out: split {eval_split}" if eval_split else ""
     return PreferenceData(
-        train=train, eval=held_out, eval_prompts=prompts, format=delivered, report=report, columns=mapping
+        train=train,
+        eval=held_out,
+        eval_prompts=prompts,
+        format=delivered,
+        report=report,
+        columns=mapping,
+        name=f"{path_or_id} (split {split}{held})",
     )

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from harness.data.chat import render_prompts
 from harness.evaluation import reward_models
 from harness.evaluation.failures import Outcomes, stops_the_trial, warn_withheld
-from harness.evaluation.readable import readable_samples
+from harness.evaluation.readable import prompt_scores, readable_samples
 from harness.evaluation.refcache import RefCache
 from harness.evaluation.reference import Reference
 from harness.evaluation.rendering import score_pairs
@@ -274,6 +274,8 @@ class CheckpointEvaluation:
     metrics: dict[str, float]
     seconds: dict[str, float]  # per evaluator, and "readable_samples" when they are kept
     samples: list[dict[str, Any]] = field(default_factory=list)  # see harness.evaluation.readable
+    # The policy's per-sample scores on every held-out prompt, by score name (readable.prompt_scores).
+    prompt_scores: dict[str, list[float | None]] = field(default_factory=dict)
     # The same checkpoint on the selection prompts (metrics, seconds in all and per evaluator), if any.
     selection: SelectionResult | None = None
     # What went wrong (harness.evaluation.failures): evaluators that raised or returned a key another had
@@ -326,7 +328,9 @@ def evaluate_checkpoint(
     Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference
     model (``ctx.is_reference``), an evaluator whose metrics are in ``ctx.refcache`` is not run (0 seconds),
     and the metrics of those that run are stored there (with the per-sample scores they report). Then the
-    texts and per-sample scores of the first ``readable`` prompts are kept (the runner passes
+    policy's per-sample scores on every held-out prompt are kept (not on the selection prompts:
+    :func:`harness.evaluation.readable.prompt_scores`), and the texts and per-sample scores of the first
+    ``readable`` prompts (the runner passes
     ``eval.readable_samples`` for a policy, 0 otherwise; see
     :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling included when no evaluator
     sampled, are under ``readable_samples``.
@@ -348,6 +352,8 @@ def evaluate_checkpoint(
     result = CheckpointEvaluation(
         outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite, withheld=ctx.withheld
     )
+    if not ctx.is_reference and not ctx.label:  # the held-out prompts' scores, for the paired tests
+        result.prompt_scores = prompt_scores(ctx)
     if readable <= 0:
         return result
     start = time.perf_counter()

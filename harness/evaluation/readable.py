@@ -97,3 +97,15 @@ def readable_samples(ctx: EvalContext, count: int) -> list[dict[str, Any]]:
         row["scores"] = _scores(ctx.sample_scores, j, ctx.is_reference)
         rows.append(row)
     return rows
+
+
+def prompt_scores(ctx: EvalContext) -> dict[str, list[float | None]]:
+    """The policy's per-sample scores of ``ctx``'s checkpoint on **every** held-out prompt (the first sample
+    of each prompt, rounded to 6 decimals; None where a sample has no score), by score name
+    (:attr:`EvalContext.sample_scores`): what the leaderboard's paired tests compare prompt by prompt."""
+    per_prompt = int(ctx.eval_cfg.get("samples_per_prompt", 1))
+    out: dict[str, list[float | None]] = {}
+    for name, sides in ctx.sample_scores.items():
+        values = sides.get("policy") or []
+        out[name] = [round(float(v), 6) if math.isfinite(float(v)) else None for v in values[::per_prompt]]
+    return out

@@ -344,13 +344,14 @@ def _method_summary(
     samples: pd.DataFrame,
 ) -> pd.DataFrame:
     """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`), with
-    the reference's values that diverged seeds count at most and the readable samples' per-prompt scores for
-    the paired tests; empty without an objective."""
+    the reference's values that diverged seeds count at most and the per-prompt scores for the paired tests
+    (every test prompt's where the records kept them, else the readable samples'); empty without an
+    objective."""
     if not objective:
         return pd.DataFrame()
     measured = conclusions.measured_selection(checkpoints, objective)
     names = knobs.paper_names(records)
-    scores = paired.prompt_scores(samples, trials, objective)
+    scores = paired.all_prompt_scores(records, samples, trials, objective)
     return conclusions.method_summary(
         trials, swept, direction, se, measured, names, baselines=baselines, prompt_scores=scores
     )

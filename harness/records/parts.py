@@ -117,12 +117,13 @@ class SelectionPlan(Part):
 
 @dataclass
 class DataSummary(Part):
-    """The trial's data (``record.data``): training examples (those trained on, once fitted to the method's
-    length), held-out prompts, the data format (the source's), rows read and ties dropped; what the chat
-    template did (``chat_template``, e.g. ``applied to string prompts (auto)``), how the columns were read
-    (``columns``: a recognised schema or ``data.columns``, and the renames) and the columns not read; once
-    fitted to the length: the method's maximum length (None: no limit), rows truncated, rows dropped for a
-    prompt too long, mean tokens."""
+    """The trial's data (``record.data``): what it is (``source``, the data source's name for it, e.g. a path
+    and split or the toy world's seed; None in records from before it was kept), training examples (those
+    trained on, once fitted to the method's length), held-out prompts, the data format (the source's), rows
+    read and ties dropped; what the chat template did (``chat_template``, e.g. ``applied to string prompts
+    (auto)``), how the columns were read (``columns``: a recognised schema or ``data.columns``, and the
+    renames) and the columns not read; once fitted to the length: the method's maximum length (None: no
+    limit), rows truncated, rows dropped for a prompt too long, mean tokens."""
 
     LOADED: ClassVar[tuple[str, ...]] = (
         "train_examples",
@@ -145,6 +146,7 @@ class DataSummary(Part):
     chat_template: str | None = None
     columns: str | None = None
     columns_not_read: list[str] | None = None
+    source: str | None = None
 
     def always(self) -> set[str]:
         """The loaded figures; once fitted (``truncated`` known), the length figures too."""

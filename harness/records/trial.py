@@ -40,8 +40,9 @@ class Checkpoint(MappingView, Part):
 
     ``step``: the optimizer step; ``final``: the final model; ``path``: its saved weights (None: not saved);
     ``metrics``: its metrics by key ({} until evaluated). An evaluated one also has the seconds per evaluator
-    (``eval_breakdown_s``), its readable samples (``samples``), the evaluators that failed on it
-    (``evaluator_errors``: evaluator, plugin, type, message) and its non-finite metrics
+    (``eval_breakdown_s``), its readable samples (``samples``), the policy's per-sample scores on every
+    held-out prompt by score name (``prompt_scores``: the paired tests' data), the evaluators that failed on
+    it (``evaluator_errors``: evaluator, plugin, type, message) and its non-finite metrics
     (``nonfinite_metrics``: key -> evaluator) and the metrics its evaluators withheld
     (``withheld_metrics``: key -> why, e.g. "unusable (31/32 verdicts unusable)"), each only when there is one
     (:mod:`harness.evaluation.failures`), its evaluation on the selection prompts (``selection``), the seconds
@@ -56,6 +57,7 @@ class Checkpoint(MappingView, Part):
     metrics: dict[str, float] = field(default_factory=dict)
     eval_breakdown_s: dict[str, float] | None = None
     samples: list[dict[str, Any]] | None = None
+    prompt_scores: dict[str, list[float | None]] | None = None
     evaluator_errors: list[dict[str, Any]] | None = None
     nonfinite_metrics: dict[str, str] | None = None
     withheld_metrics: dict[str, str] | None = None

@@ -17,6 +17,11 @@ from typing import Any
 
 from harness.errors import ConfigError, UnknownNameError
 
+#: The world seeds the toy profiles' method defaults were tuned on (``benchmarks/toy_defaults.py``): a
+#: comparison on one of them is not on held-out data; the committed comparisons use seeds 3 and up.
+TUNING_WORLDS = (0, 1, 2)
+
+
 #: Version of the toy-world code; part of every cache key.
 VERSION = 3  # 3: selection prompts and pairs (drawn after the train pairs; everything else is unchanged)
 
@@ -113,6 +118,19 @@ class ToyWorldSpec:
             "neutral": self.mix_neutral,
             "mixed": self.mix_mixed,
         }
+
+    def describe(self) -> str:
+        """The world in one phrase for a report: its seed, whether the toy defaults were tuned on it, and its
+        cache key (which names every other knob)."""
+        tuned = ""
+        if dataclasses.replace(self, seed=0) == ToyWorldSpec():  # the defaults were tuned on default specs
+            tuned = (
+                f", a world the toy defaults were tuned on (seeds {TUNING_WORLDS[0]}-{TUNING_WORLDS[-1]}): "
+                "compare methods on held-out worlds, toyworld.spec.seed=3 and up"
+                if self.seed in TUNING_WORLDS
+                else ", held out from the toy defaults' tuning"
+            )
+        return f"toy world seed {self.seed} (spec {self.key()}{tuned})"
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a plain dict (JSON-serialisable)."""

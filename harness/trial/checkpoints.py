@@ -201,6 +201,7 @@ class Checkpointer:
         with preserved_rng():
             result = self.evaluate(model, step)
         entry.metrics, entry.eval_breakdown_s, entry.samples = result.metrics, result.seconds, result.samples
+        entry.prompt_scores = result.prompt_scores or None
         result.note_problems(entry)  # evaluators that failed, non-finite values (harness.evaluation.failures)
         if result.selection is not None:
             entry.selection = result.selection

@@ -64,8 +64,9 @@ PLAIN_TEXT_PROFILES = ("toy",)
 def data_summary(
     data: PreferenceData, train_data: Dataset, rendering: ChatRendering | None = None
 ) -> DataSummary:
-    """The record's ``data`` once loaded: training examples (in the method's kind), held-out prompts, format
-    (the source's), rows read and ties dropped; what the chat template did, how the columns were read."""
+    """The record's ``data`` once loaded: what it is (the source's name for it), training examples (in the
+    method's kind), held-out prompts, format (the source's), rows read and ties dropped; what the chat
+    template did, how the columns were read."""
     columns = data.columns
     return DataSummary(
         train_examples=len(train_data),
@@ -76,6 +77,7 @@ def data_summary(
         chat_template=rendering.describe() if rendering is not None else None,
         columns=(columns.describe() or None) if columns is not None else None,
         columns_not_read=list(columns.unused) if columns is not None and columns.unused else None,
+        source=data.name,
     )
 
 

@@ -98,6 +98,7 @@ def harness_data_load(cfg: DictConfig) -> PreferenceData | None:
         report=report,
         selection_prompts=selection,
         selection_pairs=selection_pairs,
+        name=_spec(cfg).describe(),
     )
 
 

@@ -10,10 +10,12 @@ t-test over the n matched seeds of mean(d) with
 
     Var = s_d² / n + mean(v_s),  v_s = var over prompts of (A_prompt - B_prompt) / P
 
-where v_s, the evaluation noise of d_s, comes from the per-prompt scores that records keep (the readable
-samples, ``eval.readable_samples`` prompts, the first sample of each: :func:`prompt_scores`; P is the number
-of test prompts, ``eval_prompts``). One sample per prompt overstates a prompt mean's spread (conservative);
-the first few prompts stand for all of them (a noisy estimate, which the seeds-only floor below bounds). Where
+where v_s, the evaluation noise of d_s, comes from the per-prompt scores that records keep: every test
+prompt's (the checkpoint's ``prompt_scores``, the first sample of each prompt: :func:`record_prompt_scores`),
+or, in records from before those were kept, the readable samples' (``eval.readable_samples`` prompts:
+:func:`prompt_scores`, the first few prompts standing for all of them, a noisy estimate which the seeds-only
+floor below bounds); P is the number of test prompts, ``eval_prompts``. One sample per prompt overstates a
+prompt mean's spread when a prompt has several (conservative). Where
 a pair has no per-prompt scores (a pair with a diverged seed, a score the samples do not carry, no samples)
 v_s is the unpaired se_A² + se_B². Like the intervals, the p-value is the larger of this test's (with a
 Welch–Satterthwaite df, the evaluation part counted as known) and the seeds-only paired t-test's (n - 1 df).
@@ -22,8 +24,7 @@ Paired over seeds because the seed is a block of the design (same data order and
 methods): the test is valid whether or not the seeds' effects are shared, and chosen before any value is seen.
 Its price is n - 1 degrees of freedom where Welch's test has up to 2n - 2: with 3 seeds and seed effects that
 are not shared, it is the less powerful test. A t-test, not a bootstrap over seeds and prompts: with 2 to 5
-seeds a bootstrap over seeds has 3 to 126 distinct resamples and understates the spread, and records keep only
-the readable samples' prompt scores.
+seeds a bootstrap over seeds has 3 to 126 distinct resamples and understates the spread.
 With fewer than two matched seeds the comparison is not paired (the Welch-type test of
 :func:`harness.leaderboard.analysis.seeds.compare`).
 """
@@ -31,12 +32,14 @@ With fewer than two matched seeds the comparison is not paired (the Welch-type t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from harness.leaderboard.analysis import seeds
+from harness.leaderboard.analysis.frames import trial_id
+from harness.records import TrialRecord
 
 PAIRED_PROMPTS, PAIRED_SEEDS, UNPAIRED = "paired (seeds, prompts)", "paired (seeds)", "unpaired"
 
@@ -57,6 +60,47 @@ def prompt_scores(samples: pd.DataFrame, trials: pd.DataFrame, objective: str | 
         score=pd.to_numeric(kept[column], errors="coerce")
     )
     return scores.reset_index(drop=True)
+
+
+def record_prompt_scores(
+    records: Sequence[TrialRecord], trials: pd.DataFrame, objective: str | None
+) -> pd.DataFrame:
+    """The per-prompt policy scores of ``objective`` on every test prompt at each trial's chosen checkpoint
+    (``trials``' ``step``), from the records' checkpoints (``prompt_scores``), in the columns of
+    :func:`prompt_scores` (``prompt`` is empty: the prompts are the board's, the same for every trial);
+    trials whose record kept none are left out."""
+    rows: list[dict[str, object]] = []
+    if objective is None or "step" not in trials:
+        return pd.DataFrame(columns=["trial_id", "prompt_index", "prompt", "score"])
+    chosen = dict(zip(trials["trial_id"], pd.to_numeric(trials["step"], errors="coerce"), strict=True))
+    for record in records:
+        step = chosen.get(trial_id(record))
+        for checkpoint in record.checkpoints or []:
+            if step is None or checkpoint.step != step or not checkpoint.prompt_scores:
+                continue
+            values = checkpoint.prompt_scores.get(objective) or []
+            rows += [
+                {"trial_id": trial_id(record), "prompt_index": i, "prompt": "", "score": _number(v)}
+                for i, v in enumerate(values)
+            ]
+            break
+    return pd.DataFrame(rows, columns=["trial_id", "prompt_index", "prompt", "score"])
+
+
+def _number(value: object) -> float:
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+
+def all_prompt_scores(
+    records: Sequence[TrialRecord], samples: pd.DataFrame, trials: pd.DataFrame, objective: str | None
+) -> pd.DataFrame:
+    """Every trial's per-prompt scores for the paired tests: its record's scores on every test prompt
+    (:func:`record_prompt_scores`), else its readable samples' (:func:`prompt_scores`)."""
+    full = record_prompt_scores(records, trials, objective)
+    readable = prompt_scores(samples, trials, objective)
+    readable = readable[~readable["trial_id"].isin(set(full["trial_id"]))]
+    parts = [frame for frame in (full, readable) if not frame.empty]
+    return pd.concat(parts, ignore_index=True) if parts else full
 
 
 def _prompt_var(a: pd.DataFrame | None, b: pd.DataFrame | None, prompts: float) -> float:

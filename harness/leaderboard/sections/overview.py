@@ -5,7 +5,8 @@ were chosen, what the marks mean).
 ``data``: ``objective``, ``direction``, ``meaning`` (its declared help), ``auto`` (chosen by ``auto``),
 ``base_column``, ``value`` and ``se`` (the reference model's value and standard error), ``trials``, ``done``,
 ``others`` (counts), ``prompts`` (held-out prompts, or None), ``kl_budget``, ``selection`` (the sentence of
-:func:`harness.leaderboard.analysis.selection.selection_sentence`), ``chat_template`` (what the chat
+:func:`harness.leaderboard.analysis.selection.selection_sentence`), ``data`` (what the trials were trained and
+evaluated on, :func:`data_sentence`), ``chat_template`` (what the chat
 template did to the data, :func:`chat_template_sentence`) and ``problem`` (the board's, shown above by
 :mod:`harness.leaderboard.sections.problems`).
 """
@@ -42,6 +43,18 @@ def chat_template_sentence(board: Leaderboard) -> str:
     return "Chat template: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
 
 
+def data_sentence(board: Leaderboard) -> str:
+    """What the trials were trained and evaluated on (their records' ``data.source``, each name once, with
+    the count of trials of each when they differ); '' when no record names its data."""
+    said = [r.data.source for r in board.records if r.data is not None and r.data.source]
+    if not said:
+        return ""
+    counts = {text: said.count(text) for text in dict.fromkeys(said)}
+    if len(counts) == 1:
+        return f"Data: {said[0]}."
+    return "Data: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
+
+
 def facts(board: Leaderboard) -> dict[str, Any]:
     """What the opening says, computed once (see the module docstring)."""
     trials = flat(board.trials)
@@ -64,6 +77,7 @@ def facts(board: Leaderboard) -> dict[str, Any]:
         "kl_budget": board.kl_budget,
         "selection": selection_sentence(board.records) if objective else "",
         "chat_template": chat_template_sentence(board),
+        "data": data_sentence(board),
         "problem": board.problem,
     }
 
@@ -132,6 +146,7 @@ def brief_objective(board: Leaderboard) -> str:
 def _intro(data: Mapping[str, Any]) -> str:
     """What the tables show: how trials are ranked, on how many prompts, what the marks mean."""
     head = f"{data['trials']} trials ({data['done']} completed)."
+    head += f" {data['data']}" if data.get("data") else ""
     head += f" {data['chat_template']}" if data.get("chat_template") else ""
     if data["objective"] is None:
         return head
@@ -211,6 +226,7 @@ def _intro_html(data: Mapping[str, Any]) -> str:
         )
     else:
         ranking = "No metric that ranks trials was evaluated, so the trials are not ranked."
+    ranking += f" {html.escape(data['data'])}" if data.get("data") else ""
     ranking += f" {html.escape(data['selection'])}" if data["selection"] else ""
     ranking += f" {html.escape(data['chat_template'])}" if data.get("chat_template") else ""
     return (
