@@ -261,6 +261,22 @@ def test_the_paired_test_reads_every_prompt_the_records_kept():
     assert readable.loc["ipo", "p_vs_best"] < expected
 
 
+def test_the_methods_table_says_what_each_method_trained_on_when_they_differ():
+    same = leaderboard.build([*seeded("dpo", [0.50, 0.52, 0.54]), *seeded("ipo", [0.40, 0.42, 0.44])])
+    assert "trains_on" not in same.method_summary.columns  # both on preferences: nothing to tell apart
+    online = seeded("grpo", [0.60, 0.61, 0.62])
+    for r in online:
+        r.hyperparameters["reward"] = "trained"
+    board = leaderboard.build([*seeded("dpo", [0.50, 0.52, 0.54]), *online])
+    sources = board.method_summary.set_index("method")["trains_on"]
+    assert sources["dpo"] == "preferences" and sources["grpo"].startswith(
+        "reward model trained by the reward"
+    )
+    from harness.leaderboard.markdown import to_markdown
+
+    assert "trains_on" in to_markdown(board).split("## Methods")[1].split("##")[0]
+
+
 def test_a_method_whose_every_seed_diverged_is_not_compared():
     records = [
         *seeded("dpo", [0.50, 0.52, 0.54]),

@@ -344,16 +344,15 @@ def _method_summary(
     samples: pd.DataFrame,
 ) -> pd.DataFrame:
     """The method-level conclusions (:func:`harness.leaderboard.analysis.conclusions.method_summary`), with
-    the reference's values that diverged seeds count at most and the per-prompt scores for the paired tests
-    (every test prompt's where the records kept them, else the readable samples'); empty without an
-    objective."""
+    the reference's values that diverged seeds count at most, the per-prompt scores for the paired tests
+    (every test prompt's where kept, else the readable samples') and what each method trained on."""
     if not objective:
         return pd.DataFrame()
-    measured = conclusions.measured_selection(checkpoints, objective)
-    names = knobs.paper_names(records)
+    extra = {"baselines": baselines, "trains_on": matched.trains_on(records, objective)}
     scores = paired.all_prompt_scores(records, samples, trials, objective)
+    measured, names = conclusions.measured_selection(checkpoints, objective), knobs.paper_names(records)
     return conclusions.method_summary(
-        trials, swept, direction, se, measured, names, baselines=baselines, prompt_scores=scores
+        trials, swept, direction, se, measured, names, prompt_scores=scores, **extra
     )
 
 

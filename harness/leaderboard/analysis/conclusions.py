@@ -39,6 +39,7 @@ ON_SELECTION, ON_TEST = "selection prompts", "test prompts"
 SHOWN = (
     "rank",
     "method",
+    "trains_on",
     "setting",
     "n_seeds",
     "diverged",
@@ -52,6 +53,8 @@ SHOWN = (
     "verdict",
 )
 NOTES = {
+    "trains_on": "what the method optimised, shown when methods differ: preferences (offline methods), the "
+    "gold reward or a reward model (online methods)",
     "setting": "the method's best setting (swept hyperparameters but the seed), chosen on selection values",
     "selected_on": "where the setting was chosen: the selection prompts, or the test prompts when no "
     "selection_objective was measured (which flatters it)",
@@ -199,6 +202,7 @@ def method_summary(
     *,
     baselines: tuple[float | None, float | None] = (None, None),
     prompt_scores: pd.DataFrame | None = None,
+    trains_on: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per method of ``trials`` (a board's trials table; see the module docstring): ``rank``,
     ``method``, ``setting``, ``selected_on``, ``selection_mean``, ``n_seeds``, ``diverged``,
@@ -211,8 +215,10 @@ def method_summary(
     value is taken as measured). ``paper_names`` (:func:`knobs.paper_names`) labels each setting's keys with
     the method's paper's names, ``beta (tau)=0.5``. ``baselines``: the reference model's objective on the test
     and on the selection prompts, what a diverged seed counts at most (:func:`seeds.contributed`).
-    ``prompt_scores`` (:func:`paired.prompt_scores`): per-prompt scores for the paired tests. Empty unless
-    some setting was run with two seeds or more."""
+    ``prompt_scores`` (:func:`paired.all_prompt_scores`): per-prompt scores for the paired tests.
+    ``trains_on``: method -> what it optimised (:func:`harness.leaderboard.analysis.matched_kl.trains_on`),
+    a ``trains_on`` column after ``method`` when methods differ. Empty unless some setting was run with two
+    seeds or more."""
     pool = seeds.seeded_pool(trials, swept)
     if measured is not None and SELECTION in pool:
         pool = pool.assign(**{SELECTION: pool[SELECTION].where(pool["trial_id"].isin(list(measured)))})
@@ -224,6 +230,8 @@ def method_summary(
     table = seeds.rank(pd.DataFrame(rows), "objective_mean", direction, "_all_diverged")
     _compare_with_best(table, se_column, prompt_scores)
     table.insert(0, "rank", range(1, len(table) + 1))
+    if trains_on and len({trains_on.get(str(m)) for m in table["method"]}) > 1:
+        table.insert(2, "trains_on", [trains_on.get(str(m), "") for m in table["method"]])
     return table
 
 
