@@ -110,6 +110,53 @@ def bundle(dirs: list[Path], out: Path) -> int:
     return len(lines)
 
 
+def study_readme(study: str, runs: dict[str, list[str]], args: argparse.Namespace, count: int) -> str:
+    """What a committed study is: its world, seeds, settings and budgets, the commands that made it, and its
+    record bundle."""
+    commands = [shlex.join(["python", *command_line([*a, f"sweep_name={n}"])[1:]]) for n, a in runs.items()]
+    board = (
+        f"python -m harness.leaderboard {' '.join(f'multirun/{n}' for n in runs)} --out leaderboards/{study}"
+    )
+    online = ", ".join(f"{m} {s} steps" for m, s in ONLINE_STEPS.items())
+    return "\n".join(
+        [
+            f"# `{study}`: how it was made",
+            "",
+            f"- **World**: toy world seed {args.world}, held out: the toy defaults were tuned on worlds 0-2 "
+            "([`../toy-defaults/SUMMARY.md`](../toy-defaults/SUMMARY.md)), never on this one.",
+            f"- **Seeds**: training seeds {args.seeds} for every method (the tuning trained seed 0 only).",
+            "- **Settings**: every method at its toy default, each picked by the same tuning budget: a 3 x 3 "
+            "grid of learning rate and main knob on each of the 3 tuning worlds, 27 trials of "
+            f"{STEPS} steps per method, chosen on selection prompts.",
+            f"- **Budget per trial**: offline methods {STEPS} optimizer steps of 16 examples"
+            + (
+                f"; online methods ({online}) matched to DPO's FLOPs estimate, trained on a reward model the "
+                "reward stage trained on the same world's preference pairs (`method.reward=trained`); the "
+                "report's cost table lists each method's steps, examples, tokens and FLOPs"
+                if study == "toy-online-vs-offline"
+                else ""
+            )
+            + ".",
+            f"- **Evaluation**: {CHECKPOINTS} checkpoints per trial on the 128 test prompts and the 64 "
+            "selection prompts; checkpoints, settings and matched-KL points are chosen on the selection "
+            "prompts and every reported number is a test value.",
+            "",
+            f"Made with `python benchmarks/reference_studies.py --world {args.world} --seeds {args.seeds}`, "
+            "which runs, in a work directory:",
+            "",
+            "```bash",
+            *commands,
+            board,
+            "```",
+            "",
+            f"`records.jsonl.gz` holds the {count} trial records the report was built from, one JSON record "
+            "per line; `tests/test_committed_reports.py` rebuilds the report from them and checks its means, "
+            "intervals and Holm-adjusted p-values.",
+            "",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run (or reuse) the studies and write their leaderboards and record bundles."""
     args = parse_args(argv)
@@ -132,17 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, "-m", "harness.leaderboard", *map(str, dirs), "--out", str(target)]
         subprocess.run(command, check=False, env=env)
         count = bundle(dirs, target / "records.jsonl.gz")
-        (target / "COMMANDS.md").write_text(
-            f"# How `{study}` was made\n\nRun in a work directory (`benchmarks/reference_studies.py "
-            f"--only {'reference' if study == 'toy-reference' else 'online'}` runs the same):\n\n```bash\n"
-            + "\n".join(
-                shlex.join(["python", *command_line([*a, f"sweep_name={n}"])[1:]])
-                for n, a in studies[study].items()
-            )
-            + f"\npython -m harness.leaderboard {' '.join(f'multirun/{n}' for n in studies[study])} "
-            f"--out leaderboards/{study}\n```\n\n`records.jsonl.gz` holds the {count} trial records the "
-            "report was built from (one JSON record per line).\n"
-        )
+        (target / "README.md").write_text(study_readme(study, studies[study], args, count))
         print(f"wrote {target} ({count} records)", flush=True)
 
 
