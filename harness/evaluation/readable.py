@@ -103,6 +103,8 @@ def prompt_scores(ctx: EvalContext) -> dict[str, list[float | None]]:
     """The policy's per-sample scores of ``ctx``'s checkpoint on **every** held-out prompt (the first sample
     of each prompt, rounded to 6 decimals; None where a sample has no score), by score name
     (:attr:`EvalContext.sample_scores`): what the leaderboard's paired tests compare prompt by prompt."""
+    if not ctx.sample_scores:
+        return {}
     per_prompt = int(ctx.eval_cfg.get("samples_per_prompt", 1))
     out: dict[str, list[float | None]] = {}
     for name, sides in ctx.sample_scores.items():
