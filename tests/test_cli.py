@@ -111,4 +111,4 @@ def test_every_job_of_a_multirun_is_validated_up_front(tmp_path):
 def test_config_can_be_inspected_without_running(tmp_path):
     result = run_cli(["method=simpo", "method.trl.max_length=48", "--cfg", "job"], cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "max_length: 48" in result.stdout and "gamma: 2.4" in result.stdout
+    assert "max_length: 48" in result.stdout and "gamma: 0.8" in result.stdout

@@ -90,7 +90,8 @@ def policy_and_reference(cfg: DictConfig) -> int:
 # its profile. The frozen reference's log-probs are computed once, not every epoch (the same loss).
 _TRL = {"max_length": 1024, "precompute_ref_log_probs": True}
 _TOY = {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
-_TOY_SPACE = {"learning_rate": "tag(log, interval(1e-5, 3e-4))"}
+# The toy world's suggested range: the tuning grid's learning rates (1e-4 to 9e-4) widened by half a grid step.
+_TOY_SPACE = {"learning_rate": "tag(log, interval(5e-5, 1.6e-3))"}
 # What TRL's DPOTrainer computes (trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss).
 DPO_LOSS = (
     "DPOTrainer, loss_type=sigmoid: -log σ(beta·(Δ_chosen − Δ_rejected)) with Δ = log π − log π_ref "
@@ -130,7 +131,8 @@ def harness_methods_register() -> list[MethodSpec]:
                 )
             ],
             defaults={"learning_rate": 5e-7, "trl": {"loss_type": "sigmoid", **_TRL}},
-            profiles={"toy": Profile(_TOY, _TOY_SPACE)},
+            # Toy world: the tuning on worlds 0-2 (benchmarks/toy_defaults.py, leaderboards/toy-defaults/).
+            profiles={"toy": Profile({**_TOY, "learning_rate": 9e-4, "beta": 0.5}, _TOY_SPACE)},
             search_space={
                 "beta": "tag(log, interval(0.02, 0.5))",
                 "learning_rate": "tag(log, interval(1e-7, 1e-5))",

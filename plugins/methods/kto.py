@@ -88,7 +88,7 @@ def harness_methods_register() -> list[MethodSpec]:
                         "beta": 0.3,
                         "trl": {"max_length": 64},
                     },
-                    {"learning_rate": "tag(log, interval(1e-5, 3e-4))"},
+                    {"learning_rate": "tag(log, interval(4e-5, 1e-3))"},  # the tuning grid's, widened
                 )
             },
             search_space={
