@@ -90,7 +90,7 @@ def policy_and_reference(cfg: DictConfig) -> int:
 # its profile. The frozen reference's log-probs are computed once, not every epoch (the same loss).
 _TRL = {"max_length": 1024, "precompute_ref_log_probs": True}
 _TOY = {"learning_rate": 3e-4, "epochs": 3, "batch_size": 16, "grad_accum": 1, "trl": {"max_length": 64}}
-# The toy world's suggested range: the tuning grid's learning rates (1e-4 to 9e-4) widened by half a grid step.
+# The toy suggested range: the tuning grid's learning rates (1e-4 to 9e-4) widened by half a grid step.
 _TOY_SPACE = {"learning_rate": "tag(log, interval(5e-5, 1.6e-3))"}
 # What TRL's DPOTrainer computes (trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss).
 DPO_LOSS = (
