@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,11 +213,12 @@ class Searcher:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One replayed search: the cell it picks (best selection value among its completed trials), and the
-    training steps it spent."""
+    """One replayed search: the cell it picks (best selection value among its completed trials), the
+    training steps it spent and the cells its completed trials read, in order (repeats included)."""
 
     pick: Cell
     steps: int
+    completed: tuple[Key, ...] = ()
 
 
 def sweeper_config(group: str, name: str, overrides: Iterable[tuple[str, Any]] = ()) -> dict[str, Any]:
@@ -236,7 +238,11 @@ def new_study(searcher: Searcher, seed: int, settings: Any) -> Any:
 
     pruner_config = sweeper_config(PRUNERS, searcher.pruner) if searcher.pruner else None
     pruner = build_pruner(pruner_config, settings.prune_warmup, True)
-    sampler = instantiate({**sweeper_config(SAMPLERS, searcher.sampler, searcher.sampler_set), "seed": seed})
+    with warnings.catch_warnings():  # TPE's group=True is experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = instantiate(
+            {**sweeper_config(SAMPLERS, searcher.sampler, searcher.sampler_set), "seed": seed}
+        )
     return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
 
@@ -281,7 +287,11 @@ def replay(
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise RuntimeError(f"seed {seed}: {searcher.name} completed no trial; raise --trials or the budget")
-    return Outcome(pick=cells[study.best_trial.number], steps=steps_spent(study.trials))
+    return Outcome(
+        pick=cells[study.best_trial.number],
+        steps=steps_spent(study.trials),
+        completed=tuple(cells[t.number].key for t in completed),
+    )
 
 
 def _train(trial: Any, cell: Cell) -> tuple[Any, ...]:
