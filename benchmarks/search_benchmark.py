@@ -193,9 +193,9 @@ def notes(args: argparse.Namespace, names: list[str]) -> list[str]:
         said.append(
             f"The sweep's TPE (conf/hydra/sweeper/sampler/tpe.yaml) draws its first {startup} trials at "
             f"random; at a cap of {args.trials} trials it reaches its model only when free repeats bring it "
-            f"to {startup} finished trials, and with the same seed its random draws are random search's, so TPE "
-            "+ pruning and random + pruning coincide on most seeds. The row TPE (3 random first) + pruning "
-            "shows TPE's model at work at this budget."
+            f"to {startup} finished trials, and with the same seed its random draws are random search's, so "
+            "TPE + pruning and random + pruning coincide on most seeds. The row TPE (3 random first) + "
+            "pruning shows TPE's model at work at this budget."
         )
     return said
 
