@@ -147,17 +147,23 @@ def study_settings(warmup: float = 0.33, prune_value: str = "peak") -> Any:
 
 
 def make_cell(record: Any, settings: Any) -> Cell:
-    """A :class:`Cell` from a completed :class:`harness.records.TrialRecord`."""
+    """A :class:`Cell` from a completed :class:`harness.records.TrialRecord`: the values its checkpoints
+    report to the pruner as :class:`harness.sweep.reporter.TrialReporter` computes them, and its values at
+    the leaderboard's checkpoint."""
     from harness.leaderboard.analysis.frames import SELECTION_PREFIX
+    from harness.records import Checkpoint
     from harness.sweep import study as st
     from harness.sweep.reporter import pruning_value
 
     declared = record.metric_declarations or {}
     prune_values: list[float | None] = []
+    seen: list[Checkpoint] = []  # what the trial's reporter has seen: step, metrics, selection metrics
     previous = None
-    for i in range(len(record.checkpoints)):
-        previous = pruning_value(list(record.checkpoints[: i + 1]), settings, declared, previous)
-        prune_values.append(previous)
+    for c in record.checkpoints:
+        seen.append(Checkpoint(step=c.step, metrics=dict(c.metrics), selection=c.selection))
+        value = pruning_value(seen, settings, declared, previous)
+        previous = value if value is not None else previous
+        prune_values.append(value)
     row, column = st.choose_checkpoint(
         record.checkpoints, settings.objectives, settings.kl_budget, "maximize", declared
     )
