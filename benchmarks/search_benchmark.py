@@ -102,22 +102,26 @@ def paired(ours: np.ndarray, theirs: np.ndarray, draws: int = 2000) -> tuple[flo
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def word(ours: Result, theirs: Result) -> str:
+    """Whether ``ours`` beats, ties with or loses to ``theirs``: the bootstrap 95% interval of the mean
+    paired difference in relative gap is above zero, straddles it, or is below it ("is identical to": the
+    same gap on every seed)."""
+    if np.array_equal(ours.relative, theirs.relative):
+        return "is identical to"
+    _, low, high = paired(ours.relative, theirs.relative)
+    return "beats" if low > 0 else "loses to" if high < 0 else "ties with"
+
+
 def verdict(ours: Result, theirs: Result) -> str:
-    """A plain sentence: whether ``ours`` beats, ties or loses to ``theirs`` on the mean relative gap."""
+    """A plain sentence: how ``ours`` compares with ``theirs`` (:func:`word`) and the figures behind it."""
     mean, low, high = paired(ours.relative, theirs.relative)
     better = int(np.sum(ours.relative < theirs.relative))
     worse = int(np.sum(ours.relative > theirs.relative))
-    word = "beats" if low > 0 else "loses to" if high < 0 else "ties with"
-    if not better and not worse:
-        return (
-            f"{SEARCHERS[ours.searcher].name} is identical to {SEARCHERS[theirs.searcher].name} on every "
-            f"seed (the same picks; mean gap {ours.relative.mean():.2%})"
-        )
     return (
-        f"{SEARCHERS[ours.searcher].name} {word} {SEARCHERS[theirs.searcher].name}: mean gap "
-        f"{ours.relative.mean():.2%} against {theirs.relative.mean():.2%}, difference {mean:+.2%} (95% "
-        f"bootstrap interval {low:+.2%} to {high:+.2%}); smaller gap on {better} seeds, larger on {worse}, "
-        f"equal on {len(ours.outcomes) - better - worse}"
+        f"{SEARCHERS[ours.searcher].name} {word(ours, theirs)} {SEARCHERS[theirs.searcher].name}: mean gap "
+        f"{ours.relative.mean():.2%} against {theirs.relative.mean():.2%}, paired difference {mean:+.2%} "
+        f"(95% bootstrap interval {low:+.2%} to {high:+.2%}); a smaller gap on {better} seeds, a larger one "
+        f"on {worse}, the same on {len(ours.outcomes) - better - worse}."
     )
 
 
@@ -166,17 +170,19 @@ def describe(landscape: pr.Landscape) -> str:
 
 
 def sentences(by_world: dict[int, dict[str, Result]]) -> list[str]:
-    """Per world, the plain comparison of TPE with pruning against each random baseline."""
+    """Per world, a headline (TPE with pruning against both random searchers), then each comparison."""
+    pairs = [("tpe+pruning", b) for b in BASELINES] + [("random+pruning", "random")]
+    pairs += [("tpe3+pruning", b) for b in BASELINES]
     out = []
     for world, results in by_world.items():
-        said = [
-            verdict(results[t], results[b])
-            for t in ("tpe+pruning", "tpe3+pruning")
-            for b in BASELINES
-            if t in results and b in results
-        ]
-        if said:
-            out.append(f"- World {world}: " + "; ".join(said) + ".")
+        if not all(n in results for n in ("tpe+pruning", *BASELINES)):
+            continue
+        tpe = results["tpe+pruning"]
+        out.append(
+            f"- **World {world}: TPE + pruning {word(tpe, results['random'])} random search and "
+            f"{word(tpe, results['random+pruning'])} random search with the same pruner.**"
+        )
+        out += [f"    - {verdict(results[a], results[b])}" for a, b in pairs if a in results and b in results]
     return out
 
 

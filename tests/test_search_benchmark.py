@@ -144,7 +144,8 @@ def test_gap_statistics_on_a_hand_checked_case(landscape):
     assert np.median(result.shares) == pytest.approx(1 / 9)
     mean, low, high = sb.paired(result.relative, result.relative)
     assert (mean, low, high) == (0.0, 0.0, 0.0)
-    assert "identical" in sb.verdict(result, result)
+    assert sb.word(result, result) == "is identical to"
     worse = sb.Result(2, "random+pruning", [pr.Outcome(by_test[0.1], STEPS)] * 5, best, 27 * STEPS)
     assert sb.paired(result.relative, worse.relative)[0] == pytest.approx(0.8 - (0.4 + 0.5 + 0.8) / 5)
-    assert " beats " in sb.verdict(result, worse) and " loses to " in sb.verdict(worse, result)
+    assert sb.word(result, worse) == "beats" and sb.word(worse, result) == "loses to"
+    assert "paired difference +46.00%" in sb.verdict(result, worse)
