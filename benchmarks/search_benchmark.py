@@ -160,12 +160,18 @@ def table(results: list[Result]) -> list[str]:
 
 
 def describe(landscape: pr.Landscape) -> str:
-    """One line naming a world's grid and its pick."""
-    best = landscape.best
+    """One line naming a world's grid, its pick and its runner-up (by selection value)."""
+    best, second = sorted(landscape.cells.values(), key=lambda c: -c.selection)[:2]
+
+    def name(c: pr.Cell) -> str:
+        return f"{c.key[0]} beta {c.key[1]:g} lr {c.key[2]:g}"
+
+    below = (best.test - second.test) / best.test_se
     return (
-        f"world {landscape.world}: {len(landscape.cells)} grid points ({', '.join(landscape.methods)}), "
-        f"{landscape.steps} steps; grid's pick {best.key[0]} beta {best.key[1]:g} lr {best.key[2]:g}: test "
-        f"{best.test:.3f} +/- {best.test_se:.3f} (selection {best.selection:.3f})"
+        f"toy world {landscape.world} (`toyworld.spec.seed={landscape.world}`): {len(landscape.cells)} grid "
+        f"points ({', '.join(landscape.methods)}), {landscape.steps} steps; the grid's pick {name(best)}: "
+        f"test {best.test:.3f} +/- {best.test_se:.3f} (selection {best.selection:.3f}); runner-up "
+        f"{name(second)}: test {second.test:.3f} ({below:+.1f} SE below the pick)"
     )
 
 
