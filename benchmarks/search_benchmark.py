@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 import warnings
 from dataclasses import dataclass
@@ -238,9 +239,9 @@ def summary(args: argparse.Namespace, lands: list[pr.Landscape], by_world: dict,
             *notes(args, list(by_world[next(iter(by_world))]) if by_world else []),
             *args.skipped,
             "",
-            "Command:",
+            "Command (in the repository root; the directories are the grids' sweeps):",
             "",
-            "```bash",
+            "```text",
             command,
             "```",
             "",
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     by_world = {
         w.world: run_world(w, names, args.seeds, args.trials, budget_of(w, args), settings) for w in lands
     }
-    command = "python " + " ".join(sys.argv)
+    command = shlex.join(["python", *sys.argv])
     text = summary(args, lands, by_world, command)
     print(text)
     if args.out:
