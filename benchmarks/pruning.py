@@ -21,8 +21,8 @@ over the seeds, the median gap to the grid's best within 2% and the worst within
 The Optuna search is the budgeted recipe of the manual (docs/how-to/optuna.md): ``hydra.sweeper.budget_steps``
 at ``--budget-share`` of the grid's planned steps (no trial starts once the finished ones trained that many;
 the last one may overshoot), ``--trials`` as a cap, successive halving by method with its first rung at the
-warm-up, TPE with ``--startup`` random trials first. ``benchmarks/pruning_replay.py`` replays the same search
-on the grid's records for many more seeds in seconds.
+warm-up, TPE with ``--startup`` random trials first. ``benchmarks/search_benchmark.py`` replays searches on
+recorded grids (``benchmarks/pruning_replay.py``) for many more seeds, against random search, in seconds.
 
 ``--reuse`` skips a search whose multirun directory already holds records (recompute the figures of an earlier
 ``--workdir``); ``--tiny`` runs on the tests' tiny world with 12 steps per trial (about a minute). Extra
