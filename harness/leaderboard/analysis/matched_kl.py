@@ -21,6 +21,7 @@ one that stayed close, having bought its reward with KL. Here each method is rea
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -121,8 +122,10 @@ def _source(record: TrialRecord, objective: str) -> str:
         return "gold reward (the objective itself)" if objective == "gold_reward" else "gold reward"
     path = record.eval_reward_model or reward
     itself = " (the objective itself)" if objective == "rm_score" else ""
-    if reward == "trained":
-        return f"reward model trained by the reward stage ({path}){itself}"
+    if reward == "trained":  # named by its stage cache key: the directory is this machine's
+        key = re.search(r"reward_models[/\\]([^/\\]+)", str(path))
+        named = f"stage {key.group(1)}" if key else str(path)
+        return f"reward model trained by the reward stage on the same data ({named}){itself}"
     return f"reward model {path}{itself}"
 
 
