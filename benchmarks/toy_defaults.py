@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             for name, argv in sweeps(method, w, common).items():
                 if not args.reuse:  # running the command again resumes it: a grid runs its unfinished trials
                     run_sweep(name, [*argv, f"sweep_name={name}"], workdir, env, False, set())
-                commands.append(shlex.join(command_line([*argv, f"sweep_name={name}"])))
+                commands.append(shlex.join(["python", *command_line([*argv, f"sweep_name={name}"])[1:]]))
                 rows += sweep_rows(workdir / "multirun" / name)
         trials[method] = len(rows)
         picked = candidates(method, rows, worlds)
