@@ -259,6 +259,16 @@ def test_budgets_are_columns_and_a_difference_is_one_note(tmp_path):
     for r, steps in zip(records, (480, 500, 500), strict=True):
         r.train.steps = steps
     assert leaderboard.build(records).budget_note is None  # within 10%
+    # an online method's examples are rollouts, 64 a step: one max_steps cannot equalise; FLOPs are named
+    records[2].hyperparameters = {**records[2].hyperparameters, "batch_size": 64}
+    records[2].train.steps = 25
+    note = leaderboard.build(records).budget_note
+    assert note.startswith("budgets differ: kto 25 steps × 64 examples, cpo 480 steps × 16 examples")
+    assert (
+        "equalise with" not in note
+        and "their FLOPs estimates run from" in note
+        and "compare `flops_est`" in note
+    )
 
 
 def test_the_length_report_counts_mean_tokens():

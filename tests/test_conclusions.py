@@ -267,10 +267,13 @@ def test_the_methods_table_says_what_each_method_trained_on_when_they_differ():
     online = seeded("grpo", [0.60, 0.61, 0.62])
     for r in online:
         r.hyperparameters["reward"] = "trained"
+        r.overrides = [*r.overrides, "method.reward=trained"]  # set on its command line: a column
         r.eval_reward_model = "/home/me/.cache/harness/reward_models/e96d3c90fc37df1c/checkpoints/step-125"
     board = leaderboard.build([*seeded("dpo", [0.50, 0.52, 0.54]), *online])
     sources = board.method_summary.set_index("method")["trains_on"]
     assert sources["dpo"] == "preferences"
+    settings = board.method_summary.set_index("method")["setting"]  # reward is grpo's knob, not dpo's
+    assert "reward" not in settings["dpo"] and "reward=trained" in settings["grpo"]
     assert (
         sources["grpo"]
         == "reward model trained by the reward stage on the same data (stage e96d3c90fc37df1c)"

@@ -134,7 +134,9 @@ def _spread(values: Iterable[Any]) -> bool:
 
 def budget_note(cost: pd.DataFrame, trials: pd.DataFrame | None = None) -> str | None:
     """One line when methods' mean steps or examples differ by more than 10%, listing each method's and the
-    command-line settings that equalise them; None otherwise."""
+    command-line settings that equalise them (when the methods' examples per step differ, as between online
+    and offline methods, their FLOPs estimates instead: one max_steps cannot equalise them); None
+    otherwise."""
     if cost.empty or "steps" not in cost.columns or len(cost) < 2:
         return None
     if not (_spread(cost["steps"]) or _spread(cost["examples"])):
@@ -149,6 +151,21 @@ def budget_note(cost: pd.DataFrame, trials: pd.DataFrame | None = None) -> str |
         )
         for r in rows.to_dict("records")
     )
+    if _per_step_differs(
+        rows
+    ):  # online rollouts against offline pairs: steps and examples count other things
+        flops = rows.dropna(subset=["flops_est"]).sort_values("flops_est")
+        spread = (
+            f"; their FLOPs estimates run from {format_value(float(flops['flops_est'].iloc[0]))} "
+            f"({flops['method'].iloc[0]}) to {format_value(float(flops['flops_est'].iloc[-1]))} "
+            f"({flops['method'].iloc[-1]})"
+            if len(flops) > 1
+            else ""
+        )
+        return (
+            f"budgets differ: {listed}{spread}. Their examples are not the same thing (pairs, unpaired rows, "
+            "sampled completions): compare `flops_est`, and match budgets per method (method.max_steps)."
+        )
     steps = int(round(median(float(v) for v in rows["steps"])))
     batch = _common_batch(trials)
     settings = f"method.max_steps={steps}" + (f" method.batch_size={batch}" if batch else "")
@@ -156,6 +173,16 @@ def budget_note(cost: pd.DataFrame, trials: pd.DataFrame | None = None) -> str |
         f"budgets differ: {listed}; equalise with {settings} "
         "on the command line, which applies to every method."
     )
+
+
+def _per_step_differs(rows: pd.DataFrame) -> bool:
+    """Whether the methods' examples per step differ (then one max_steps cannot equalise them)."""
+    per_step = {
+        round(float(r["examples"]) / float(r["steps"]))
+        for r in rows.to_dict("records")
+        if not pd.isna(r["examples"]) and r["steps"]
+    }
+    return len(per_step) > 1
 
 
 def _common_batch(trials: pd.DataFrame | None) -> int | None:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from harness.leaderboard.analysis import knobs, paired, seeds
-from harness.leaderboard.analysis.frames import SELECTION_PREFIX, format_value
+from harness.leaderboard.analysis.frames import SELECTION_PREFIX, format_value, is_missing
 
 SELECTION = "selection_objective"
 ON_SELECTION, ON_TEST = "selection prompts", "test prompts"
@@ -83,11 +83,13 @@ NOTES = {
 
 
 def _setting_text(keys: Sequence[str], key: Any, names: Mapping[str, str] | None = None) -> str:
+    """The setting's swept values, ``beta (tau)=0.5``; a key the method has no value of (another method's
+    knob) is left out."""
     values = key if isinstance(key, tuple) else (key,)
     parts = [
         f"{knobs.label(k, names)}={format_value(v)}"
         for k, v in zip(keys, values, strict=True)
-        if k != "method"
+        if k != "method" and not is_missing(v) and v != ""
     ]
     return ", ".join(parts) or "(one setting)"
 

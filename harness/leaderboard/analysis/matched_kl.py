@@ -141,7 +141,12 @@ def trains_on(records: Iterable[TrialRecord], objective: str) -> dict[str, str]:
 
 
 def _setting_text(keys: Sequence[str], row: pd.Series, names: Mapping[str, str] | None) -> str:
-    parts = [f"{knobs.label(k, names)}={frames.format_value(row[k])}" for k in keys if k != "method"]
+    """The setting's swept values; a key the method has no value of (another method's knob) is left out."""
+    parts = [
+        f"{knobs.label(k, names)}={frames.format_value(row[k])}"
+        for k in keys
+        if k != "method" and not frames.is_missing(row[k]) and row[k] != ""
+    ]
     return ", ".join(parts) or ONE_SETTING
 
 
@@ -306,8 +311,8 @@ def explanation(table: pd.DataFrame, objective: str | None, max_gap: float | Non
         "between them; the cell shows the test values of those same checkpoints with the same weights, so no "
         "cell is the best of many noisy test values. A method shows its best setting at each KL (by mean "
         "selection value) as the mean over its seeds with a 95% interval [low, high] by bootstrap over seeds "
-        "and evaluation noise (each value's standard error: per-prompt scores are not kept for every "
-        "checkpoint), never narrower than the seeds-only t interval."
+        "and evaluation noise (each value's standard error, the normal limit of resampling its test "
+        "prompts), never narrower than the seeds-only t interval."
     ]
     ofs = [table[f"{c}_of"] for c in level_columns(table)]
     if any((pd.to_numeric(s, errors="coerce") == 1).any() for s in ofs):
