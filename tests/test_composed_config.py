@@ -42,8 +42,8 @@ SWEEPERS = {
 # (eval.judge.max_unusable, data.chat_template: never for the toy world's data) and a new default
 # (eval.judge.min_label_prob 0 -> 0.5). A multirun started before it is not resumed silently: its completed
 # trials are refused as another config, the message naming the keys that changed
-# (harness.sweep.resume.config_changes). Issue 31 changed the toy world's ones on purpose: the toy defaults were
-# tuned again (DPO lr 9e-4 and beta 0.5, KTO lr 6e-4: leaderboards/toy-defaults/).
+# (harness.sweep.resume.config_changes). Issue 31 changed the toy world's ones on purpose: the toy defaults
+# were tuned again (DPO lr 9e-4 and beta 0.5, KTO lr 6e-4: leaderboards/toy-defaults/).
 HASHES = {
     (): "b1d7d5ce918dc95b",
     ("model=hf", "model.name_or_path=X"): "0d80ba56d3d7a4dd",

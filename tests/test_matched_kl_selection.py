@@ -187,3 +187,24 @@ def test_one_seed_shows_the_prompt_level_interval():
     at = table([CHOSEN_ON_SELECTION], levels=(2.0,)).loc["dpo"]
     low, high = at["at_kl_2_low"], at["at_kl_2_high"]
     assert low < 0.20 < high and high - low == pytest.approx(2 * 1.96 * 0.03, rel=0.05)
+
+
+@pytest.mark.unit
+def test_the_interval_resamples_the_shared_test_prompts_once_for_every_seed():
+    """Four seeds scored on the same 128 prompts: a hard draw of prompts is hard for all of them, so the
+    prompts' noise does not shrink with the seeds (it would, drawn independently per seed)."""
+    import numpy as np
+
+    from harness.leaderboard.analysis import bootstrap
+
+    rng = np.random.default_rng(1)
+    shape = rng.normal(0.0, 0.5, 128)
+    offsets = [0.300, 0.301, 0.302, 0.303]  # seeds that barely differ
+    rows = [shape - shape.mean() + o for o in offsets]
+    se = float(shape.std(ddof=1) / np.sqrt(128))
+    low, high = bootstrap.interval(offsets, [se] * 4, prompts=rows)
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.1)  # the prompts' noise, whole
+    old_low, old_high = bootstrap.interval(offsets, [se] * 4)  # independent per seed: divided by sqrt(4)
+    assert (old_high - old_low) / 2 == pytest.approx(1.96 * se / 2, rel=0.1)
+    # one seed without its prompt scores: the standard errors for all of them
+    assert bootstrap.interval(offsets, [se] * 4, prompts=[*rows[:3], None]) == (old_low, old_high)

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.config.sweep_checks import (
@@ -93,6 +94,21 @@ def _number(value: Any) -> float | None:
     if isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value)):
         return float(value)
     return None
+
+
+def _checkpoint_prompts(
+    frame: pd.DataFrame, records: Sequence[TrialRecord], objective: str
+) -> list[np.ndarray | None]:
+    """Each checkpoint row's per-prompt test scores of ``objective`` from its record (``prompt_scores``;
+    None where not kept, or where some prompt has no score)."""
+    kept: dict[tuple[str, float], np.ndarray] = {}
+    for record in records:
+        for checkpoint in record.checkpoints or []:
+            values = (checkpoint.prompt_scores or {}).get(objective)
+            if values and all(v is not None for v in values):
+                kept[(frames.trial_id(record), float(checkpoint.step))] = np.asarray(values, dtype=float)
+    steps = pd.to_numeric(frame["step"], errors="coerce") if "step" in frame else [math.nan] * len(frame)
+    return [kept.get((str(t), float(s))) for t, s in zip(frame["trial_id"], steps, strict=True)]
 
 
 def baselines(
@@ -169,7 +185,8 @@ def _method_row(
     for trial, rows in trials:
         base = bases.get(str(trial), cells.Baseline())
         healthy = rows[rows["_healthy"]]
-        points = cells.trial_points(healthy, objective, se_column, levels, base, on_selection, sign)
+        kept = healthy["_prompts"].tolist() if "_prompts" in healthy else None
+        points = cells.trial_points(healthy, objective, se_column, levels, base, on_selection, sign, kept)
         settings.setdefault(_setting_text(keys, rows.iloc[0], names), []).append(points)
     axis = f"{SELECTION_PREFIX}kl" if on_selection else "kl"
     reached = pd.to_numeric(group.loc[group["_healthy"], axis], errors="coerce")
@@ -217,7 +234,10 @@ def matched_kl_table(
     healthy = frame["kl"] <= KL_HIGH  # a diverged checkpoint (KL beyond the health band) is no frontier point
     if f"{SELECTION_PREFIX}kl" in frame:
         healthy &= ~(pd.to_numeric(frame[f"{SELECTION_PREFIX}kl"], errors="coerce") > KL_HIGH)
-    frame = frame.assign(_healthy=healthy & pd.to_numeric(frame[objective], errors="coerce").notna())
+    frame = frame.assign(
+        _healthy=healthy & pd.to_numeric(frame[objective], errors="coerce").notna(),
+        _prompts=_checkpoint_prompts(frame, records, objective),
+    )
     keys = ["method", *[k for k in swept if k != "seed" and k in frame.columns]]
     sign = -1.0 if direction == "minimize" else 1.0
     names = knobs.paper_names(records)
@@ -311,8 +331,8 @@ def explanation(table: pd.DataFrame, objective: str | None, max_gap: float | Non
         "between them; the cell shows the test values of those same checkpoints with the same weights, so no "
         "cell is the best of many noisy test values. A method shows its best setting at each KL (by mean "
         "selection value) as the mean over its seeds with a 95% interval [low, high] by bootstrap over seeds "
-        "and evaluation noise (each value's standard error, the normal limit of resampling its test "
-        "prompts), never narrower than the seeds-only t interval."
+        "and the test prompts, drawn once for all seeds as they share them (from each value's standard error "
+        "where its per-prompt scores are not kept), never narrower than the seeds-only t interval."
     ]
     ofs = [table[f"{c}_of"] for c in level_columns(table)]
     if any((pd.to_numeric(s, errors="coerce") == 1).any() for s in ofs):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,13 +45,15 @@ class Point:
     """One trial read at one KL level: the test value at the chosen points and its standard error, the
     selection value there (``score``: signed so that higher is better), whether it lies below the lowest KL
     measured (between the reference and the first checkpoint) and the KL gap interpolated across between two
-    checkpoints (0 on a measured one)."""
+    checkpoints (0 on a measured one), and its per-prompt test scores read at the same points and weights
+    (``prompts``; None where a point has none kept, e.g. the reference model's)."""
 
     test: float
     se: float
     score: float
     below_lowest: bool
     gap: float
+    prompts: np.ndarray | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,12 @@ def trial_points(
     base: Baseline,
     on_selection: bool,
     sign: float = 1.0,
+    prompt_scores: Sequence[np.ndarray | None] | None = None,
 ) -> list[Point | None]:
     """Trial ``group``'s (its checkpoints' rows) :class:`Point` at each of ``levels``, chosen on its selection
     values (``on_selection``) or else its test values; None where its frontier does not reach the level.
-    ``sign`` is -1 for a minimised objective."""
+    ``sign`` is -1 for a minimised objective; ``prompt_scores``: each row's per-prompt test scores (None where
+    not kept), read at the same points."""
     prefix = SELECTION_PREFIX if on_selection else ""
     kls = _numbers(group, f"{prefix}kl")
     scores = [sign * v for v in _numbers(group, f"{prefix}{objective}")]
@@ -120,16 +124,31 @@ def trial_points(
                 score=reading.combine(scores, start),
                 below_lowest=below,
                 gap=0.0 if below else reading.gap,
+                prompts=_read_prompts(reading, prompt_scores),
             )
         )
     return points
+
+
+def _read_prompts(reading: frontier.Reading, rows: Sequence[np.ndarray | None] | None) -> np.ndarray | None:
+    """The per-prompt scores at ``reading``'s points and weights; None where a point has none (the reference
+    model's are not kept)."""
+    if rows is None:
+        return None
+    ends = [reading.lower] if reading.weight == 0.0 else [reading.lower, reading.upper]
+    arrays = [None if i == frontier.REFERENCE else rows[i] for i in ends]
+    if any(a is None for a in arrays) or len({len(a) for a in arrays}) != 1:  # type: ignore[arg-type]
+        return None
+    if len(arrays) == 1:
+        return arrays[0]
+    return (1.0 - reading.weight) * arrays[0] + reading.weight * arrays[1]
 
 
 def summarise(setting: str, points: Sequence[Point], of: int, max_gap: float | None) -> Cell:
     """The :class:`Cell` of one setting's ``points`` (one per seed that reaches the level, of ``of`` seeds);
     a gap wider than ``max_gap`` nats is marked (None: never)."""
     tests = [p.test for p in points]
-    low, high = bootstrap.interval(tests, [p.se for p in points])
+    low, high = bootstrap.interval(tests, [p.se for p in points], prompts=[p.prompts for p in points])
     below = any(p.below_lowest for p in points)
     gap = max((p.gap for p in points), default=0.0)
     wide = max_gap is not None and gap > max_gap
