@@ -43,9 +43,9 @@ def test_default_dpo_improves_gold_reward_and_kl_grows(default_dpo):
 @pytest.mark.xfail(
     strict=True,
     reason="known defect: the DPO default from the tuning on worlds 0-2 (lr 9e-4, beta 0.5) grows "
-    "completions from 11 to 17 tokens on world 0 (length_growth); the tuning measured no lengths, so it could "
-    "not exclude unhealthy settings. A tuning that requires flag-free runs will fix it, and this test will "
-    "then pass: remove the mark.",
+    "completions from 11 to 17 tokens on world 0 (length_growth); the tuning measured no lengths, so it "
+    "could not exclude unhealthy settings. A tuning that requires flag-free runs will fix it, and this test "
+    "will then pass: remove the mark.",
 )
 def test_the_default_dpo_run_raises_no_health_flag(default_dpo):
     assert default_dpo["health"] == [], default_dpo["health"]
