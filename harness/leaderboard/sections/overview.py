@@ -30,6 +30,14 @@ NO_OBJECTIVE_FIX = (
 )
 
 
+def _said(label: str, texts: list[str]) -> str:
+    """``label: text.`` when every trial says the same, else each text once with its count of trials."""
+    counts = {text: texts.count(text) for text in dict.fromkeys(texts)}
+    if len(counts) == 1:
+        return f"{label}: {texts[0]}."
+    return f"{label}: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
+
+
 def chat_template_sentence(board: Leaderboard) -> str:
     """What the chat template did to the trials' data (their records' ``data.chat_template``), with the count
     of trials of each when they differ; '' when no record says, or when every trial's data was read as it is
@@ -37,22 +45,14 @@ def chat_template_sentence(board: Leaderboard) -> str:
     said = [r.data.chat_template for r in board.records if r.data is not None and r.data.chat_template]
     if not said or all(text.startswith("not applied (never") for text in said):
         return ""
-    counts = {text: said.count(text) for text in dict.fromkeys(said)}
-    if len(counts) == 1:
-        return f"Chat template: {said[0]}."
-    return "Chat template: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
+    return _said("Chat template", said)
 
 
 def data_sentence(board: Leaderboard) -> str:
     """What the trials were trained and evaluated on (their records' ``data.source``, each name once, with
     the count of trials of each when they differ); '' when no record names its data."""
     said = [r.data.source for r in board.records if r.data is not None and r.data.source]
-    if not said:
-        return ""
-    counts = {text: said.count(text) for text in dict.fromkeys(said)}
-    if len(counts) == 1:
-        return f"Data: {said[0]}."
-    return "Data: " + "; ".join(f"{text} ({n} trials)" for text, n in counts.items()) + "."
+    return _said("Data", said) if said else ""
 
 
 def facts(board: Leaderboard) -> dict[str, Any]:
