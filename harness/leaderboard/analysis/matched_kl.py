@@ -36,7 +36,7 @@ from harness.config.sweep_checks import (
     check_matched_kl,
 )
 from harness.evaluation.health import KL_HIGH
-from harness.leaderboard.analysis import columns, frames, knobs
+from harness.leaderboard.analysis import columns, frames, knobs, paired
 from harness.leaderboard.analysis import matched_kl_cells as cells
 from harness.leaderboard.analysis.conclusions import ON_SELECTION, ON_TEST
 from harness.leaderboard.analysis.frames import SELECTION_PREFIX
@@ -99,14 +99,9 @@ def _number(value: Any) -> float | None:
 def _checkpoint_prompts(
     frame: pd.DataFrame, records: Sequence[TrialRecord], objective: str
 ) -> list[np.ndarray | None]:
-    """Each checkpoint row's per-prompt test scores of ``objective`` from its record (``prompt_scores``;
-    None where not kept, or where some prompt has no score)."""
-    kept: dict[tuple[str, float], np.ndarray] = {}
-    for record in records:
-        for checkpoint in record.checkpoints or []:
-            values = (checkpoint.prompt_scores or {}).get(objective)
-            if values and all(v is not None for v in values):
-                kept[(frames.trial_id(record), float(checkpoint.step))] = np.asarray(values, dtype=float)
+    """Each checkpoint row's per-prompt test scores of ``objective`` from its record
+    (:func:`harness.leaderboard.analysis.paired.checkpoint_prompt_scores`; None where not kept)."""
+    kept = paired.checkpoint_prompt_scores(records, objective)
     steps = pd.to_numeric(frame["step"], errors="coerce") if "step" in frame else [math.nan] * len(frame)
     return [kept.get((str(t), float(s))) for t, s in zip(frame["trial_id"], steps, strict=True)]
 

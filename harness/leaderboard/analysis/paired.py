@@ -62,33 +62,39 @@ def prompt_scores(samples: pd.DataFrame, trials: pd.DataFrame, objective: str | 
     return scores.reset_index(drop=True)
 
 
+def checkpoint_prompt_scores(
+    records: Sequence[TrialRecord], objective: str
+) -> dict[tuple[str, float], np.ndarray]:
+    """Every kept per-prompt test score of ``objective`` (the checkpoints' ``prompt_scores``, NaN where a
+    prompt has none) by (trial id, checkpoint step)."""
+    kept: dict[tuple[str, float], np.ndarray] = {}
+    for record in records:
+        for checkpoint in record.checkpoints or []:
+            values = (checkpoint.prompt_scores or {}).get(objective)
+            if values:
+                scores = [math.nan if v is None else float(v) for v in values]
+                kept[(trial_id(record), float(checkpoint.step))] = np.asarray(scores, dtype=float)
+    return kept
+
+
 def record_prompt_scores(
     records: Sequence[TrialRecord], trials: pd.DataFrame, objective: str | None
 ) -> pd.DataFrame:
     """The per-prompt policy scores of ``objective`` on every test prompt at each trial's chosen checkpoint
-    (``trials``' ``step``), from the records' checkpoints (``prompt_scores``), in the columns of
-    :func:`prompt_scores` (``prompt`` is empty: the prompts are the board's, the same for every trial);
+    (``trials``' ``step``), from the records' checkpoints (:func:`checkpoint_prompt_scores`), in the columns
+    of :func:`prompt_scores` (``prompt`` is empty: the prompts are the board's, the same for every trial);
     trials whose record kept none are left out."""
-    rows: list[dict[str, object]] = []
+    columns = ["trial_id", "prompt_index", "prompt", "score"]
     if objective is None or "step" not in trials:
-        return pd.DataFrame(columns=["trial_id", "prompt_index", "prompt", "score"])
-    chosen = dict(zip(trials["trial_id"], pd.to_numeric(trials["step"], errors="coerce"), strict=True))
-    for record in records:
-        step = chosen.get(trial_id(record))
-        for checkpoint in record.checkpoints or []:
-            if step is None or checkpoint.step != step or not checkpoint.prompt_scores:
-                continue
-            values = checkpoint.prompt_scores.get(objective) or []
-            rows += [
-                {"trial_id": trial_id(record), "prompt_index": i, "prompt": "", "score": _number(v)}
-                for i, v in enumerate(values)
-            ]
-            break
-    return pd.DataFrame(rows, columns=["trial_id", "prompt_index", "prompt", "score"])
-
-
-def _number(value: object) -> float:
-    return math.nan if value is None else float(value)  # type: ignore[arg-type]
+        return pd.DataFrame(columns=columns)
+    kept = checkpoint_prompt_scores(records, objective)
+    steps = pd.to_numeric(trials["step"], errors="coerce")
+    rows = [
+        {"trial_id": trial, "prompt_index": i, "prompt": "", "score": float(value)}
+        for trial, step in zip(trials["trial_id"], steps, strict=True)
+        for i, value in enumerate(kept.get((str(trial), float(step)), []))
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def all_prompt_scores(
