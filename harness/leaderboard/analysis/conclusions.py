@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from harness.leaderboard.analysis import knobs, paired, seeds
-from harness.leaderboard.analysis.frames import SELECTION_PREFIX, format_value, is_missing
+from harness.leaderboard.analysis.frames import ONE_SETTING, SELECTION_PREFIX, format_value, setting_text
 
 SELECTION = "selection_objective"
 ON_SELECTION, ON_TEST = "selection prompts", "test prompts"
@@ -82,18 +82,6 @@ NOTES = {
 }
 
 
-def _setting_text(keys: Sequence[str], key: Any, names: Mapping[str, str] | None = None) -> str:
-    """The setting's swept values, ``beta (tau)=0.5``; a key the method has no value of (another method's
-    knob) is left out."""
-    values = key if isinstance(key, tuple) else (key,)
-    parts = [
-        f"{knobs.label(k, names)}={format_value(v)}"
-        for k, v in zip(keys, values, strict=True)
-        if k != "method" and not is_missing(v) and v != ""
-    ]
-    return ", ".join(parts) or "(one setting)"
-
-
 def _mean_of(group: pd.DataFrame, column: str, baseline: float | None, direction: str) -> float:
     """The all-seeds mean of ``column``, a diverged seed at its :func:`seeds.contributed` value."""
     values = seeds.contributed(group, column, baseline, direction) if column in group else pd.Series()
@@ -138,7 +126,7 @@ def _method_row(
     chosen_on = (SELECTION, baselines[1]) if selected_on == ON_SELECTION else ("objective", baselines[0])
     return {
         "method": method,
-        "setting": _setting_text(keys, key, names.get(str(method))),
+        "setting": setting_text(keys, key if isinstance(key, tuple) else (key,), names.get(str(method))),
         "selected_on": selected_on,
         "selection_mean": _mean_of(setting, *chosen_on, direction),
         "n_seeds": len(setting),
@@ -319,7 +307,7 @@ def verdict(summary: pd.DataFrame, se_column: str | None = None) -> str:
     if lead["verdict"].startswith("diverged"):
         return f"Every seed of every method diverged. {_footnote(summary, se_column)}"
     ci = f" ± {format_value(lead['objective_ci95'])}" if not math.isnan(lead["objective_ci95"]) else ""
-    setting = "" if lead["setting"] == "(one setting)" else f" ({lead['setting']})"
+    setting = "" if lead["setting"] == ONE_SETTING else f" ({lead['setting']})"
     parts = [f"{lead['method']}{setting} leads with {format_value(lead['objective_mean'])}{ci}"]
     parts += [
         g

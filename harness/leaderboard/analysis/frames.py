@@ -8,7 +8,7 @@ timings still gives a row); choosing each trial's best checkpoint and ranking li
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Number
 from typing import Any
 
@@ -208,3 +208,18 @@ def reference_values(
             if isinstance(value, int | float) and math.isfinite(value):
                 found[i] = float(value)
     return found[0], found[1]
+
+
+#: A method's setting when no swept key has a value of its own.
+ONE_SETTING = "(one setting)"
+
+
+def setting_text(keys: Sequence[str], values: Sequence[Any], names: Mapping[str, str] | None = None) -> str:
+    """A setting's swept values as the reports name it, ``beta (tau)=0.5`` (each key with its paper's name,
+    ``names``); the method and a key the method has no value of (another method's knob) are left out."""
+    parts = [
+        f"{knobs.label(k, names)}={format_value(v)}"
+        for k, v in zip(keys, values, strict=True)
+        if k != "method" and not is_missing(v) and v != ""
+    ]
+    return ", ".join(parts) or ONE_SETTING

@@ -46,7 +46,7 @@ PREFIX = "at_kl_"
 #: The parts of a cell, each a column ``at_kl_<x>_<part>`` of the table
 #: (:class:`~harness.leaderboard.analysis.matched_kl_cells.Cell`).
 CELL_PARTS = ("low", "high", "mark", "seeds", "of", "gap", "setting")
-ONE_SETTING = "(one setting)"
+ONE_SETTING = frames.ONE_SETTING
 NOTES = {
     "trains_on": "what the method optimised: preferences (offline methods), the gold reward (then "
     "it trained on the objective itself) or a reward model",
@@ -151,16 +151,6 @@ def trains_on(records: Iterable[TrialRecord], objective: str) -> dict[str, str]:
     return {method: "; ".join(sources) for method, sources in found.items()}
 
 
-def _setting_text(keys: Sequence[str], row: pd.Series, names: Mapping[str, str] | None) -> str:
-    """The setting's swept values; a key the method has no value of (another method's knob) is left out."""
-    parts = [
-        f"{knobs.label(k, names)}={frames.format_value(row[k])}"
-        for k in keys
-        if k != "method" and not frames.is_missing(row[k]) and row[k] != ""
-    ]
-    return ", ".join(parts) or ONE_SETTING
-
-
 def _method_row(
     group: pd.DataFrame,
     keys: Sequence[str],
@@ -182,7 +172,8 @@ def _method_row(
         healthy = rows[rows["_healthy"]]
         kept = healthy["_prompts"].tolist() if "_prompts" in healthy else None
         points = cells.trial_points(healthy, objective, se_column, levels, base, on_selection, sign, kept)
-        settings.setdefault(_setting_text(keys, rows.iloc[0], names), []).append(points)
+        text = frames.setting_text(keys, [rows.iloc[0][k] for k in keys], names)
+        settings.setdefault(text, []).append(points)
     axis = f"{SELECTION_PREFIX}kl" if on_selection else "kl"
     reached = pd.to_numeric(group.loc[group["_healthy"], axis], errors="coerce")
     row: dict[str, Any] = {
