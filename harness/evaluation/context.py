@@ -328,8 +328,9 @@ def evaluate_checkpoint(
     Sampling is shared: its time is charged to the first evaluator that asks for samples. For the reference
     model (``ctx.is_reference``), an evaluator whose metrics are in ``ctx.refcache`` is not run (0 seconds),
     and the metrics of those that run are stored there (with the per-sample scores they report). Then the
-    policy's per-sample scores on every held-out prompt are kept (not on the selection prompts:
-    :func:`harness.evaluation.readable.prompt_scores`), and the texts and per-sample scores of the first
+    policy's per-sample scores on every prompt it was evaluated on are kept (the held-out prompts', or the
+    selection prompts' for a selection evaluation: :func:`harness.evaluation.readable.prompt_scores`), and
+    the texts and per-sample scores of the first
     ``readable`` prompts (the runner passes
     ``eval.readable_samples`` for a policy, 0 otherwise; see
     :func:`harness.evaluation.readable.readable_samples`); their seconds, sampling included when no evaluator
@@ -352,7 +353,7 @@ def evaluate_checkpoint(
     result = CheckpointEvaluation(
         outcomes.metrics, seconds, errors=outcomes.errors, nonfinite=outcomes.nonfinite, withheld=ctx.withheld
     )
-    if not ctx.is_reference and not ctx.label:  # the held-out prompts' scores, for the paired tests
+    if not ctx.is_reference:  # every prompt's score for the paired tests (a race's: on selection prompts)
         result.prompt_scores = prompt_scores(ctx)
     if readable <= 0:
         return result

@@ -44,7 +44,9 @@ class SelectionResult(Part):
     """A model evaluated on the selection prompts (``checkpoint.selection``, ``reference.selection``): its
     metrics, seconds in all and per evaluator, the evaluators that failed, its non-finite metrics and the
     metrics its evaluators withheld with their reasons (``withheld_metrics``; each when there are any); for
-    the reference, whether it came from the cache, and the cache key."""
+    the reference, whether it came from the cache, and the cache key; for a checkpoint, the policy's score on
+    every selection prompt by score name (``prompt_scores``, the first sample of each prompt: what a racing
+    study's paired tests on the selection prompts compare)."""
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("metrics",)
 
@@ -56,6 +58,7 @@ class SelectionResult(Part):
     withheld_metrics: dict[str, str] | None = None
     cached: bool | None = None
     cache_key: str | None = None
+    prompt_scores: dict[str, list[float | None]] | None = None
 
 
 @dataclass

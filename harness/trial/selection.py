@@ -265,6 +265,7 @@ class SelectionEvaluation:
             metrics=result.metrics,
             eval_seconds=round(time.perf_counter() - start, 3),
             eval_breakdown_s=result.seconds,
+            prompt_scores=(result.prompt_scores or None) if not is_reference else None,
         )
         result.note_problems(selection)
         return selection
