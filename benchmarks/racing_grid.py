@@ -6,9 +6,9 @@ Candidates: DPO, SimPO and ORPO, each at its toy default with its learning rate 
 moves a toy trial most; the other settings at the toy default): 9 candidates. Each runs with training seeds
 ``--seeds`` on each toy world of ``--worlds`` (world 0 is the default toy world, a tuning world of the toy
 defaults; worlds 3 and 4 were never tuned on), at the default budget (375 steps, 4 checkpoints, 128 test and
-64 selection prompts), through the real CLI: one multirun per method and world,
-``multirun/race-grid-<method>-w<world>``. Running again resumes (the harness skips finished trials). About 135 trials, ~55 minutes on 2 CPU cores with
-``--jobs 2``. ``benchmarks/racing.py`` reads the records.
+64 selection prompts), through the real CLI: one multirun per method and world, ``multirun/race-
+grid-<method>-w<world>``. Running again resumes (the harness skips finished trials). About 135 trials, ~55
+minutes on 2 CPU cores with ``--jobs 2``. ``benchmarks/racing.py`` reads the records.
 """
 
 from __future__ import annotations
