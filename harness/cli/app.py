@@ -244,10 +244,12 @@ def _hydra_main() -> None:
     from hydra.core.plugins import Plugins
 
     from hydra_plugins.harness_optuna_sweeper.optuna_sweeper import HarnessOptunaSweeper
+    from hydra_plugins.harness_optuna_sweeper.race_sweeper import HarnessRaceSweeper
 
     # Hydra finds plugins by listing the hydra_plugins namespace package, which an editable install (pip
-    # install -e) does not expose to listing; registering the sweeper explicitly makes hydra/sweeper=optuna
-    # work either way.
+    # install -e) does not expose to listing; registering the sweepers explicitly makes hydra/sweeper=optuna
+    # and hydra/sweeper=race work either way.
     Plugins.instance().register(HarnessOptunaSweeper)
+    Plugins.instance().register(HarnessRaceSweeper)
 
     hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)()

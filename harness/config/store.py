@@ -225,7 +225,7 @@ def register_configs(pm: HarnessPluginManager) -> None:
 def _store_core_settings(store: ConfigStore) -> None:
     """The nodes built from the core settings' declarations
     (their defaults; Hydra composes and overrides them)."""
-    from harness.config import settings_eval, settings_model, settings_run, settings_sweeper
+    from harness.config import settings_eval, settings_model, settings_race, settings_run, settings_sweeper
 
     run = {
         **settings_run.TOP_LEVEL.defaults(),
@@ -241,6 +241,7 @@ def _store_core_settings(store: ConfigStore) -> None:
     store.store(
         group="hydra/sweeper", name="optuna", node=settings_sweeper.sweeper_node(), provider="harness"
     )
+    store.store(group="hydra/sweeper", name="race", node=settings_race.race_node(), provider="harness")
 
 
 def _store_profiles(store: ConfigStore, pm: HarnessPluginManager) -> None:

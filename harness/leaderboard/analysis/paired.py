@@ -63,14 +63,16 @@ def prompt_scores(samples: pd.DataFrame, trials: pd.DataFrame, objective: str | 
 
 
 def checkpoint_prompt_scores(
-    records: Sequence[TrialRecord], objective: str
+    records: Sequence[TrialRecord], objective: str, selection: bool = False
 ) -> dict[tuple[str, float], np.ndarray]:
     """Every kept per-prompt test score of ``objective`` (the checkpoints' ``prompt_scores``, NaN where a
-    prompt has none) by (trial id, checkpoint step)."""
+    prompt has none) by (trial id, checkpoint step); with ``selection``, the selection prompts' scores
+    (``checkpoint.selection.prompt_scores``) instead."""
     kept: dict[tuple[str, float], np.ndarray] = {}
     for record in records:
         for checkpoint in record.checkpoints or []:
-            values = (checkpoint.prompt_scores or {}).get(objective)
+            source = checkpoint.selection if selection else checkpoint
+            values = ((source.prompt_scores if source is not None else None) or {}).get(objective)
             if values:
                 scores = [math.nan if v is None else float(v) for v in values]
                 kept[(trial_id(record), float(checkpoint.step))] = np.asarray(scores, dtype=float)

@@ -4,7 +4,9 @@ From a leaderboard's trials (:func:`decide`):
 
 1. **Each method's setting** is chosen on the *selection* prompts only: the best mean ``selection_objective``
    over all its seeds, a diverged seed counted at the worse of its value and the reference model's
-   (:func:`harness.leaderboard.analysis.conclusions.best_setting`).
+   (:func:`harness.leaderboard.analysis.conclusions.best_setting`), among the method's settings run with the
+   most seeds (a racing study's confirmed settings: a setting tried with one seed and left behind is not
+   set against one confirmed on five).
 2. **The recommended method** is the method whose chosen setting has the best selection mean (methods whose
    every seed diverged are never recommended). Its *test* mean, interval and gain over the base model are
    reported; no test value took part in choosing it.
@@ -272,6 +274,8 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
     test_rows = paired.checkpoint_prompt_scores(board.records, objective)
     chosen: list[tuple[MethodVerdict, twoway.Evidence, bool]] = []
     for method, group in trials.groupby("method", sort=False):
+        counts = group.groupby(keys, dropna=False)["trial_id"].transform("size")
+        group = group[counts == counts.max()]
         key, setting, selected_on = conclusions.best_setting(
             group, keys, direction, (test_base, selection_base)
         )
