@@ -30,7 +30,7 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from harness.leaderboard.analysis import conclusions, knobs, paired, seeds, twow
 from harness.leaderboard.analysis.frames import ONE_SETTING, format_value, reference_values, setting_text
 
 if TYPE_CHECKING:
-    from harness.leaderboard.board import Leaderboard
+    from harness.leaderboard.analysis.columns import Declarations
     from harness.records import TrialRecord
 
 DEFAULT_MARGIN = DEFAULT_VERDICT_MARGIN
@@ -49,6 +49,24 @@ MARGIN_KEY = VERDICT_MARGIN_KEY
 STATES = ("decided", "undecided", "one seed", "one method", "none")
 # Overrides that say where or how a trial ran, not what it was: left out of the commands the verdict prints.
 _RUN_KEYS = ("seed", "sweep_name", "hydra", "+hydra", "++hydra", "hydra/launcher", "leaderboard.print")
+
+
+class Leaderboard(Protocol):
+    """What a verdict reads of a :class:`harness.leaderboard.board.Leaderboard` (the analysis imports nothing
+    of the leaderboard outside itself)."""
+
+    title: str
+    records: list[TrialRecord]
+    trials: pd.DataFrame
+    checkpoints: pd.DataFrame
+    swept: list[str]
+    objective_name: str | None
+    objective_direction: str
+    declarations: Declarations
+
+    def baseline(self) -> tuple[float | None, float | None]: ...  # noqa: D102 (the board's)
+
+    def objective_se_column(self) -> str | None: ...  # noqa: D102 (the board's)
 
 
 class VerdictError(ConfigError, ValueError):
