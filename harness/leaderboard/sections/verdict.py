@@ -103,7 +103,8 @@ def markdown(section: Section) -> list[str]:
         lines += [markdown_prose(detail), ""]
     if verdict.commands:
         fence = _fence(verdict.commands)
-        lines += [f"{fence}bash", *(c.replace("\n", " ") for c in verdict.commands), fence, ""]
+        # record text made safe even in a code block (a method named <script> is shown as &lt;script>)
+        lines += [f"{fence}bash", *map(markdown_prose, verdict.commands), fence, ""]
     return lines + [markdown_table(section.frame), "", markdown_prose(_how_to_read(verdict)), ""]
 
 
@@ -119,7 +120,7 @@ def to_html(section: Section, page: Page) -> str:
     return (
         f'<p class="lead">{_bold(verdict.headline)}</p>'
         + "".join(f"<p>{_bold(d)}</p>" for d in verdict.details)
-        + (f"<pre><code>{html.escape(commands)}</code></pre>" if commands else "")
+        + (f'<pre class="commands">{html.escape(commands)}</pre>' if commands else "")
         + html_table(section.frame, section.key, page.kl_budget, page.colors, {**page.notes, **COLUMN_NOTES})
         + note(_how_to_read(verdict, columns=False) + " Hover a column header for its meaning.")
     )
