@@ -57,3 +57,38 @@ def test_a_committed_study_recomputes_from_its_records(study, tmp_path):
     assert worlds and not worlds & set(TUNING_WORLDS)
     assert all("held out from the toy defaults' tuning" in r["data"]["source"] for r in records)
     assert f"toy world seed {min(worlds)}" in (ROOT / study / "leaderboard.md").read_text()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_committed_report_opens_with_its_verdict_which_recomputes_from_its_records(study, tmp_path):
+    from harness.leaderboard.analysis import verdict as V
+
+    board, _ = _rebuild(study, tmp_path)
+    again = json.loads(json.dumps(V.decide(board).to_dict()))
+    committed = json.loads((ROOT / study / "verdict.json").read_text())
+    for key in ("state", "headline", "details", "commands", "margin_share"):
+        assert committed[key] == again[key], key
+    for old, new in zip(committed["methods"], again["methods"], strict=True):
+        assert (old["method"], old["status"], old["n_seeds"]) == (
+            new["method"],
+            new["status"],
+            new["n_seeds"],
+        )
+        for key in ("selection_mean", "test_mean", "test_low", "test_high", "diff", "p_holm", "p_best"):
+            expected = new[key] if new[key] is None else pytest.approx(new[key], rel=1e-9, abs=1e-12)
+            assert old[key] == expected, (new["method"], key)
+    md = (ROOT / study / "leaderboard.md").read_text()
+    assert [line for line in md.splitlines() if line.startswith("## ")][0] == "## Verdict"
+    assert committed["headline"] in md.split("## Verdict")[1].split("## ")[0]
+
+
+@pytest.mark.unit
+def test_the_main_jobs_committed_report_says_one_seed_cannot_rank_methods():
+    committed = json.loads((ROOT / "toy-dpo-simpo-orpo" / "verdict.json").read_text())
+    assert committed["state"] == "one seed"
+    assert committed["headline"].startswith("No verdict: one seed per method ranks trials, not methods")
+    assert committed["commands"][0].startswith("python -m harness -m method=dpo,orpo,simpo ")
+    md = (ROOT / "toy-dpo-simpo-orpo" / "leaderboard.md").read_text()
+    assert [line for line in md.splitlines() if line.startswith("## ")][0] == "## Verdict"
+    assert committed["commands"][0] in md

@@ -322,7 +322,8 @@ def test_a_plugin_metric_is_a_column_of_every_report(tmp_path):
     assert "rep_detail" not in board.shown(board.trials).columns and "rep_detail" in board.checkpoints.columns
     out = tmp_path / "out"
     md, html = (out / "leaderboard.md").read_text(), (out / "leaderboard.html").read_text()
-    assert "rep_ngram" in md.split("## ")[0] and "`rep_ngram`: repeated n-grams per completion" in md
+    ranked = md.split("## Ranked trials")[1].split("## ")[0]  # after the Verdict
+    assert "rep_ngram" in ranked and "`rep_ngram`: repeated n-grams per completion" in md
     assert ">rep_ngram</th>" in html and "repeated n-grams per completion" in html
     assert "rep_ngram" in pd.read_csv(out / "leaderboard.csv").columns
     assert "rep_ngram" in pd.read_csv(out / "checkpoints.csv").columns

@@ -420,8 +420,8 @@ def test_html_renders_in_headless_chromium(page, board, tmp_path):
     dom = chromium("--dump-dom", "--virtual-time-budget=5000", probed.as_uri(), tmp_path=tmp_path).stdout
     assert 'data-probe="done"' in dom and 'class="js"' in dom
     assert (
-        dom.count("<table") == 6 and dom.count("<img") == 3
-    )  # 6: the reward-at-matched-KL table too and 'data-decoded-images="3"' in dom
+        dom.count("<table") == 7 and dom.count("<img") == 3
+    )  # 7: the verdict's and the reward-at-matched-KL table too and 'data-decoded-images="3"' in dom
     trials_table = dom.split('<table id="trials"')[1].split("</table>")[0]
     assert 'aria-sort="ascending"' in trials_table
     header = re.findall(r"<th[^>]*>(.*?)</th>", trials_table)

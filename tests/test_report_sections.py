@@ -39,7 +39,7 @@ def test_the_renderers_show_the_same_sections_in_the_same_order(tmp_path):
     md, page = (tmp_path / "leaderboard.md").read_text(), (tmp_path / "leaderboard.html").read_text()
     in_markdown, in_html = _headings(md, page)
     assert in_markdown == in_html
-    assert in_markdown[:2] == ["Methods", "Ranked trials"] and in_markdown[-3:] == [
+    assert in_markdown[:3] == ["Verdict", "Methods", "Ranked trials"] and in_markdown[-3:] == [
         "Columns",
         "Plots",
         "Reproduce",

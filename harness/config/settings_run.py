@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.config.setting import Setting, SettingsGroup
-from harness.config.sweep_checks import check_matched_kl, check_sweep_name
+from harness.config.sweep_checks import (
+    DEFAULT_VERDICT_MARGIN,
+    check_matched_kl,
+    check_sweep_name,
+    check_verdict_margin,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -32,6 +37,11 @@ def _sweep_name(value: Any) -> str | None:
 
 def _matched_kl(value: Any) -> str | None:
     check_matched_kl(value)  # raises its own line (the leaderboard reads old records' values with it too)
+    return None
+
+
+def _verdict_margin(value: Any) -> str | None:
+    check_verdict_margin(value)  # raises its own line (python -m harness.leaderboard --margin runs it too)
     return None
 
 
@@ -202,6 +212,15 @@ LEADERBOARD = SettingsGroup(
             bounds="(0, inf)",
             nullable=True,
             fix="use a KL gap in nats > 0, or null (never marked)",
+        ),
+        Setting(
+            "verdict_margin",
+            DEFAULT_VERDICT_MARGIN,
+            "the verdict's equivalence margin, as a share in (0, 1) of the recommended method's test gain "
+            "over the base model: two methods whose difference is shown to lie inside it are tied; "
+            "null = the default",
+            nullable=True,
+            check=_verdict_margin,
         ),
     ),
 )

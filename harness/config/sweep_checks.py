@@ -1,6 +1,6 @@
 """Checks of a whole run that no single job's config shows: a setting given twice or a sweep that lists a
 value twice (:func:`check_repeated_overrides`), a knob that means different things to the methods of one
-grid, and the leaderboard's matched-KL levels.
+grid, and the leaderboard's matched-KL levels and verdict margin.
 
 :func:`knob_meaning_warning` reads each method's :class:`~harness.plugin.settings.Hyperparameter` help: a grid
 such as ``-m method=dpo,ipo,orpo method.beta=0.05,0.1`` sets DPO's KL strength, IPO's tau and ORPO's lambda to
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 MATCHED_KL_KEY = "leaderboard.matched_kl"
 DEFAULT_MATCHED_KL = (1.0, 2.0, 5.0)
+VERDICT_MARGIN_KEY = "leaderboard.verdict_margin"
+DEFAULT_VERDICT_MARGIN = 0.2  # the verdict's tie margin, as a share of the best method's gain over the base
 DEFAULT_MATCHED_KL_MAX_GAP = 1.0  # leaderboard.matched_kl_max_gap of records older than the setting
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]{0,199}")  # one path component, never .. or absolute
 
@@ -49,6 +51,19 @@ def check_matched_kl(value: Any, key: str = MATCHED_KL_KEY) -> tuple[float, ...]
             "as [1, 2, 5]."
         )
     return tuple(sorted({float(v) for v in levels}))
+
+
+def check_verdict_margin(value: Any, key: str = VERDICT_MARGIN_KEY) -> float:
+    """``value`` as the verdict's margin share in (0, 1) (:mod:`harness.leaderboard.analysis.verdict`).
+
+    :raises ConfigError: not a number strictly between 0 and 1, in one line naming the key and the fix."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and 0 < float(value) < 1
+    if not ok:
+        raise ConfigError(
+            f"{key}={value!r} is not a share in (0, 1); give the share of the best method's gain over the "
+            f"base model inside which two methods count as tied, e.g. {key}={DEFAULT_VERDICT_MARGIN}."
+        )
+    return float(value)
 
 
 def _meaning(help_text: str) -> str:

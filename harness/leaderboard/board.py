@@ -89,6 +89,7 @@ class Leaderboard:
             with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
         problem: the sentence the report opens with when the named objective has no value in any trial
             (:func:`harness.leaderboard.analysis.problems.objective_problem`; the trials are then unranked).
+        verdict_margin: the verdict's margin share (None: the records' ``leaderboard.verdict_margin``).
     """
 
     title: str
@@ -111,6 +112,7 @@ class Leaderboard:
     objective_auto: bool = True
     method_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     problem: str | None = None
+    verdict_margin: float | None = None
 
     @property
     def table(self) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.leaderboard.analysis import ranking
 from harness.leaderboard.analysis.problems import EXIT_NO_OBJECTIVE
+from harness.leaderboard.analysis.verdict import check_margin
 from harness.leaderboard.markdown import console_table
 from harness.leaderboard.reports import write_leaderboard
 from harness.verbosity import route_console
@@ -58,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         default=ranking.DEFAULT_KL_BUDGET,
         help="KL budget in nats per sequence, or none (default: 10)",
     )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="the verdict's tie margin, a share in (0, 1) of the recommended method's gain over the base "
+        "model (default: the records' leaderboard.verdict_margin, else 0.2)",
+    )
     return parser
 
 
@@ -65,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.leaderboard DIR... [--out DIR]``: rebuild a leaderboard from trial records."""
     args = _parser().parse_args(argv)
     from harness.sweep.results import is_storage
+
+    try:
+        margin = check_margin(args.margin, "--margin") if args.margin is not None else None
+    except ConfigError as exc:
+        print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
+        return 2
 
     route_console(False)  # "skipping <unreadable record>": one line each
 
@@ -80,13 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = label(first) if is_storage(first) else Path(first).resolve().name
     out = args.out or Path("leaderboards") / (args.study or name)
     try:
-        board = write_leaderboard(args.paths, out, args.title, args.objective, args.kl_budget, args.study)
+        board = write_leaderboard(
+            args.paths, out, args.title, args.objective, args.kl_budget, args.study, margin
+        )
     except ConfigError as exc:
         print(f"harness.leaderboard: error: {exc}", file=sys.stderr)
         return 2
     print(console_table(board))
     samples = ", samples.csv" if not board.samples.empty else ""
-    print(f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv{samples} and checkpoints.csv")
+    print(
+        f"\nwrote {out}/leaderboard.md, leaderboard.html, leaderboard.csv{samples}, checkpoints.csv and "
+        "verdict.json"
+    )
     if board.problem:
         print(f"harness.leaderboard: error: {board.problem}", file=sys.stderr)
     return EXIT_NO_OBJECTIVE if board.problem else 3 if board.groups else 0

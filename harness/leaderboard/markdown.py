@@ -1,4 +1,5 @@
-"""The Markdown renderer: the leaderboard as ``leaderboard.md``, and the table printed when a multirun ends.
+"""The Markdown renderer: the leaderboard as ``leaderboard.md``, and the verdict and the table printed when a
+multirun ends.
 
 :func:`to_markdown` walks the report's sections (:mod:`harness.leaderboard.sections`) in order; a section
 without its own Markdown layout is laid out by :func:`section_lines`.
@@ -39,10 +40,24 @@ def to_markdown(
     return "\n".join(lines)
 
 
+def console_verdict(board: Leaderboard) -> str:
+    """The verdict's headline in plain text (no Markdown marks), then its commands, one a line; '' when there
+    is none (:mod:`harness.leaderboard.analysis.verdict`)."""
+    from harness.leaderboard.analysis.verdict import decide
+
+    verdict = decide(board, board.verdict_margin)
+    if verdict.state == "none":
+        return ""
+    lines = [verdict.headline.replace("**", ""), *verdict.details, *verdict.commands]
+    return "\n".join(line.replace("`", "") for line in lines)
+
+
 def console_table(board: Leaderboard) -> str:
-    """A compact text table for the terminal, under the objective and its baseline."""
+    """A compact text table for the terminal, under the objective and its baseline and the verdict."""
     if board.groups:
         return "\n".join(incompatible_lines(board.groups, len(board.records)))
     if board.trials.empty:
         return "(no trial records)"
-    return f"{brief_objective(board)}\n\n{section_table(board.shown(board.trials))}"
+    verdict = console_verdict(board)
+    verdict = f"{verdict}\n\n" if verdict else ""
+    return f"{brief_objective(board)}\n\n{verdict}{section_table(board.shown(board.trials))}"

@@ -32,27 +32,48 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from harness.config.sweep_checks import DEFAULT_VERDICT_MARGIN, VERDICT_MARGIN_KEY, check_verdict_margin
+from harness.errors import ConfigError
 from harness.leaderboard.analysis import conclusions, knobs, paired, seeds, twoway
 from harness.leaderboard.analysis.frames import ONE_SETTING, format_value, reference_values, setting_text
 
 if TYPE_CHECKING:
-    from harness.leaderboard.board import Leaderboard
+    from harness.leaderboard.analysis.columns import Declarations
     from harness.records import TrialRecord
 
-DEFAULT_MARGIN = 0.2
-MARGIN_KEY = "leaderboard.verdict_margin"
+DEFAULT_MARGIN = DEFAULT_VERDICT_MARGIN
+MARGIN_KEY = VERDICT_MARGIN_KEY
 STATES = ("decided", "undecided", "one seed", "one method", "none")
 # Overrides that say where or how a trial ran, not what it was: left out of the commands the verdict prints.
 _RUN_KEYS = ("seed", "sweep_name", "hydra", "+hydra", "++hydra", "hydra/launcher", "leaderboard.print")
 
 
-class VerdictError(ValueError):
-    """A verdict was asked of something that cannot give one (one line, with the fix)."""
+class Leaderboard(Protocol):
+    """What a verdict reads of a :class:`harness.leaderboard.board.Leaderboard` (the analysis imports nothing
+    of the leaderboard outside itself)."""
+
+    title: str
+    records: list[TrialRecord]
+    trials: pd.DataFrame
+    checkpoints: pd.DataFrame
+    swept: list[str]
+    objective_name: str | None
+    objective_direction: str
+    declarations: Declarations
+
+    def baseline(self) -> tuple[float | None, float | None]: ...  # noqa: D102 (the board's)
+
+    def objective_se_column(self) -> str | None: ...  # noqa: D102 (the board's)
+
+
+class VerdictError(ConfigError, ValueError):
+    """A verdict was asked of something that cannot give one (one line, with the fix): a user error, so the
+    command line and the end of a multirun report it as one (exit status 2)."""
 
 
 @dataclass
@@ -159,16 +180,14 @@ def margin_of(records: Sequence[TrialRecord]) -> float:
 
 
 def check_margin(value: Any, key: str = MARGIN_KEY) -> float:
-    """``value`` as a margin share in (0, 1), else one line naming the problem and the fix.
+    """``value`` as a margin share in (0, 1), else one line naming the problem and the fix (the check the
+    setting's declaration runs before any compute: :func:`harness.config.sweep_checks.check_verdict_margin`).
 
     :raises VerdictError: not a number strictly between 0 and 1."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < float(value) < 1
-    if not ok:
-        raise VerdictError(
-            f"{key}={value!r} is not a share in (0, 1); give the share of the best method's gain over the "
-            f"base model inside which two methods count as tied, e.g. {key}={DEFAULT_MARGIN}."
-        )
-    return float(value)
+    try:
+        return check_verdict_margin(value, key)
+    except ConfigError as exc:
+        raise VerdictError(str(exc)) from None
 
 
 # -- evidence -------------------------------------------------------------------------------------------
@@ -305,7 +324,7 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
         ev = evidence(setting, "objective", test_base, direction, test_rows, se_column)
         chosen.append((entry, ev, k == len(setting)))
     alive = [c for c in chosen if not c[2]] or chosen
-    best = max(alive, key=lambda c: (sign * _finite(c[0].selection_mean), -c[0].diverged))
+    best = max(alive, key=lambda c: (_finite(sign * c[0].selection_mean), -c[0].diverged))
     verdict = Verdict("decided", objective, direction, best[0], margin_share=share, base=test_base)
     verdict.test = (
         "paired over seeds and prompts (two-way: seeds and test prompts as crossed random effects), "
@@ -341,7 +360,7 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
             entry.seeds_to_settle, entry.prompt_factor = twoway.seeds_needed(d, verdict.margin)
     runner_up = min(
         (c for c in zip(others, diffs, strict=True) if not c[0][2]),
-        key=lambda c: sign * -_finite(c[0][0].selection_mean),
+        key=lambda c: -_finite(sign * c[0][0].selection_mean),
         default=None,
     )
     verdict.detectable = twoway.detectable(runner_up[1]) if runner_up else math.nan
@@ -518,8 +537,7 @@ def _finish(verdict: Verdict, board: Leaderboard) -> Verdict:
 
 
 def _sentence(parts: Sequence[str]) -> str:
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:]
+    return "; ".join(parts)  # each part opens with a method name: its case is kept
 
 
 def _names(entries: Sequence[MethodVerdict]) -> str:

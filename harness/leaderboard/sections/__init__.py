@@ -8,11 +8,12 @@ a section is one module and one entry in :data:`SECTIONS`; a caller may also pas
 renderers.
 
 Modules, in report order: ``problems`` (an objective with no value, withheld metrics), ``overview`` (the
-objective and the introduction), ``incompatible`` (records from several setups), ``empty`` (no records),
-``methods``, ``trials``, ``stage_gain`` (what a stage before training, ``model.sft``, gained over the base
-model), ``data_lost`` (rows dropped and truncated), ``best``, ``matched_kl``, ``no_effect``, ``seeds``,
-``settings``, ``optuna``, ``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``), ``plots``
-and ``reproduce``; ``base`` holds the types.
+objective and the introduction), ``verdict`` (which method and setting to ship, and how sure that is),
+``incompatible`` (records from several setups), ``empty`` (no records), ``methods``, ``trials``,
+``stage_gain`` (what a stage before training, ``model.sft``, gained over the base model), ``data_lost`` (rows
+dropped and truncated), ``best``, ``matched_kl``, ``no_effect``, ``seeds``, ``settings``, ``optuna``,
+``cost``, ``failed``, ``columns``, ``samples`` (with ``samples_html``), ``plots`` and ``reproduce``; ``base``
+holds the types.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from harness.leaderboard.sections import (
     settings,
     stage_gain,
     trials,
+    verdict,
 )
 from harness.leaderboard.sections.base import Compute, Figures, Page, Section
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 SECTIONS: tuple[Compute, ...] = (
     problems.compute,
     overview.compute,
+    verdict.compute,
     incompatible.compute,
     empty.compute,
     methods.compute,

@@ -1,7 +1,8 @@
 """The Methods section (with seeds): the verdict sentence, each method at its best setting compared with the
 leader (:mod:`harness.leaderboard.analysis.conclusions`), and how to read the table.
 
-``data``: ``verdict`` (the sentence as plain text; the caption is it made safe for Markdown).
+``data``: ``verdict`` (the sentence as plain text, then :data:`NOT_THE_VERDICT`; the caption is it made safe
+for Markdown).
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ from harness.leaderboard.html_parts import html_table, note
 from harness.leaderboard.markdown_parts import markdown_prose
 from harness.leaderboard.sections.base import Figures, Page, Section, flat, ranked
 
+#: Why this table and the Verdict section above it may name different leaders.
+NOT_THE_VERDICT = (
+    "This table ranks the methods by their test means; the Verdict above chooses on the selection prompts "
+    "and tests the others paired against its choice, so the two can name different leaders: ship the "
+    "Verdict's (a leader picked on the test means would be flattered by the prompts that picked it)."
+)
+
 
 def compute(board: Leaderboard, figures: Figures) -> Section | None:
     """The section, when some setting was run with several seeds."""
     summary = flat(board.method_summary)
     if not ranked(board) or summary.empty:
         return None
-    verdict = board.verdict
+    verdict = f"{board.verdict} {NOT_THE_VERDICT}"
     return Section(
         "conclusions",
         "Methods",
