@@ -17,12 +17,14 @@ VERDICT_FILE = "verdict.json"
 CARD_FILE = "README.md"
 
 
-def _parser() -> argparse.ArgumentParser:
-    import harness.export as package
+DESCRIPTION = (
+    "python -m harness.export PATH --out DIR: a trial's checkpoint as a model directory loadable anywhere "
+    "(with --verdict: the sweeps' recommended method, with a model card and verdict.json)."
+)
 
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.export", description=(package.__doc__ or "").split("\n\n")[0]
-    )
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness.export", description=DESCRIPTION)
     parser.add_argument(
         "path",
         type=Path,
