@@ -162,3 +162,30 @@ def test_require_decided_names_the_command_that_would_settle_it():
         UserError, match=r"'one seed', not decided \(dpo leads.*python -m harness -m seed=1,2"
     ):
         refuse_undecided(verdict)
+
+
+@pytest.mark.slow
+def test_a_qwen2_lora_sweeps_verdict_exports_a_model_transformers_loads(real_world, tmp_path):
+    """A 2-method x 2-seed LoRA sweep on the real-architecture fixture (Qwen2, UltraFeedback-format data,
+    ranked by the reward model): the verdict's winner loads with AutoModelForCausalLM, merged, and its card
+    names the verdict, the Qwen2 base model and the data."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.export import main
+    from tests.test_real_evaluation import _setup
+
+    args = ["-m", "method=dpo,simpo", "seed=0,1", "model.lora.r=8", "sweep_name=real", *_setup(real_world)]
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    result = run_cli([*args, "leaderboard.print=false"], cwd=tmp_path, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "winner"
+    assert main([str(tmp_path / "multirun" / "real"), "--verdict", "--out", str(out)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.model_type == "qwen2" and not any("lora" in n for n, _ in model.named_parameters())
+    assert AutoTokenizer.from_pretrained(out).chat_template
+    card = (out / "README.md").read_text()
+    meta = front_matter(card)
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert meta["base_model"] == str(real_world.qwen2) and meta["datasets"] == [str(real_world.ultrafeedback)]
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["type"] == "rm_score"
+    assert f"Verdict: {verdict['state']}." in card and verdict["recommended"]["method"] in meta["tags"]

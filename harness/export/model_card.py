@@ -48,8 +48,9 @@ def datasets(config: dict[str, Any]) -> list[str]:
     return [str(data.get("path") or data.get("source") or "unknown")]
 
 
-def card_data(winner: Winner) -> Any:
-    """The card's metadata (:class:`huggingface_hub.ModelCardData`)."""
+def card_data(winner: Winner, adapter_only: bool = False) -> Any:
+    """The card's metadata (:class:`huggingface_hub.ModelCardData`); ``library_name`` is ``peft`` for an
+    adapter exported alone, else ``transformers``."""
     from huggingface_hub import EvalResult, ModelCardData
 
     config = winner.chosen.record.config or {}
@@ -71,7 +72,7 @@ def card_data(winner: Winner) -> Any:
     return ModelCardData(
         base_model=base_model(config),
         datasets=datasets(config),
-        library_name="transformers",
+        library_name="peft" if adapter_only else "transformers",
         pipeline_tag="text-generation",
         tags=["harness", method, "preference-alignment"],
         model_name=f"{method} ({winner.board.title})",
@@ -243,7 +244,11 @@ def model_card(winner: Winner, merged: bool) -> str:
             "The base model `toyworld` is the harness's toy world model (python -m harness.toyworld), not a "
             "Hub model."
         )
-    card = ModelCard(f"---\n{card_data(winner).to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n")
+    card = ModelCard(
+        f"---\n{card_data(winner, winner.chosen.is_adapter and not merged).to_yaml()}\n---\n\n"
+        + "\n".join(body).rstrip()
+        + "\n"
+    )
     return str(card)
 
 
