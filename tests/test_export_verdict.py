@@ -76,6 +76,24 @@ def test_the_verdict_exports_a_merged_model_with_its_card_and_verdict(lora_sweep
     assert "| transformers |" in card  # library versions from the record
 
 
+def test_one_seed_per_method_still_exports_and_the_card_says_it_cannot_rank_methods(lora_sweep, tmp_path):
+    from harness.export import main
+
+    first_seeds = [
+        str(path.parent)
+        for path in sorted(lora_sweep.glob("*/trial.json"))
+        if json.loads(path.read_text())["hyperparameters"]["seed"] == 0
+    ]
+    assert len(first_seeds) == 2
+    out = tmp_path / "one-seed"
+    assert main([*first_seeds, "--verdict", "--adapter", "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    opening = card.split("---\n", 2)[2].strip().splitlines()
+    assert "(one seed)" in opening[0] and "This ranks trials, not methods" in opening[2]
+    assert front_matter(card)["library_name"] == "peft" and (out / "adapter_config.json").is_file()
+    assert json.loads((out / "verdict.json").read_text())["state"] == "one seed"
+
+
 def test_require_decided_refuses_a_verdict_that_is_not_decided(lora_sweep, tmp_path, capsys):
     from harness.export import main
     from harness.leaderboard.analysis.verdict import decide
