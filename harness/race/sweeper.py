@@ -121,7 +121,40 @@ class RaceSweep(OptunaSweep):
         )
 
     def _sweep(self, arguments: list[str]) -> list[Any]:
-        from harness.sweep import opening
+        space, settings, study, sweep_dir = self._open(arguments)
+        field = candidates(space, int(self.race["settings_per_method"]), int(self.race["race_seed"]))
+        self._check_budget(field, space)
+        print(
+            f"Race {settings.study_name!r} ({settings.storage}): {len(field)} candidates, seeds "
+            f"{self.race['seeds']}, budget {self.budget_steps or 'none'} training steps; run the same "
+            "command again to resume it.",
+            flush=True,
+        )
+        for name in field:
+            print(f"  candidate {name}", flush=True)
+        returns: list[Any] = []
+        while True:
+            recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
+            step, failed = self._state(study, field, settings)
+            self._say(step, failed)
+            if step.done:
+                self._write(sweep_dir, step, failed)
+                break
+            batch = self._ask(study, space, field, self._queue(study, field, step.jobs), sweep_dir)
+            if not batch:
+                if not self._running(study):
+                    self._write(sweep_dir, step, failed)
+                    break
+                time.sleep(max(0.2, min(self.heartbeat_s, 10.0)))
+                continue
+            returns.extend(self._launch(study, settings, space, batch))
+        return returns
+
+    def _open(self, arguments: list[str]) -> tuple[SearchSpace, st.StudySettings, Any, Path]:
+        """Everything before the first trial, as the Optuna sweeper does it: settings checked, the space built
+        and every method's config validated, one objective, the directory claimed, the study opened."""
+        from omegaconf import OmegaConf
+
         from harness.sweep.ownership import claim_for_study
         from harness.sweep.storage import check_storage
 
@@ -136,62 +169,37 @@ class RaceSweep(OptunaSweep):
             raise ConfigError(
                 "A race compares candidates on one objective; give one: hydra.sweeper.objectives=[auto]."
             )
-        declared = self.validate(space, objectives)
-        settings = self.settings(sweep_dir, objectives, declared)
-        claim_for_study(
-            sweep_dir, settings.study_name, settings.storage, str(self.config.get("rerun") or "missing")
-        )
+        settings = self.settings(sweep_dir, objectives, self.validate(space, objectives))
+        rerun = str(self.config.get("rerun") or "missing")
+        claim_for_study(sweep_dir, settings.study_name, settings.storage, rerun)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        from omegaconf import OmegaConf
-
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         study = self.open_study(settings, space)
-        settings_path = settings.save(sweep_dir)
-        field = candidates(space, int(self.race["settings_per_method"]), int(self.race["race_seed"]))
-        self._check_budget(field, space)
-        print(
-            f"Race {settings.study_name!r} ({settings.storage}): {len(field)} candidates, seeds "
-            f"{self.race['seeds']}, budget {self.budget_steps or 'none'} training steps; run the same "
-            "command again to resume it.",
-            flush=True,
-        )
-        for name in field:
-            print(f"  candidate {name}", flush=True)
-        env = [
-            f"++hydra.job.env_set.{ENV_STUDY}={opening.quote_override(str(settings_path.resolve()))}",
-        ]
-        returns: list[Any] = []
-        while True:
-            recover_lost_trials(study, settings, self.stale_after_s, self.max_retries)
-            step, failed = self._state(study, field, settings)
-            self._say(step, failed)
-            if step.done:
-                self._write(sweep_dir, step, failed)
-                break
-            jobs = self._queue(study, field, step.jobs)
-            batch = self._ask(study, space, field, jobs, sweep_dir)
-            if not batch:
-                if not self._running(study):
-                    self._write(sweep_dir, step, failed)
-                    break
-                time.sleep(max(0.2, min(self.heartbeat_s, 10.0)))
-                continue
-            overrides = [
-                [
-                    *space.fixed,
-                    *job,
-                    f"hydra.sweep.subdir={t.number}",
-                    *env,
-                    f"++hydra.job.env_set.{ENV_TRIAL}={t.number}",
-                ]
-                for t, job in batch
+        self._settings_path = settings.save(sweep_dir)
+        return space, settings, study, sweep_dir
+
+    def _launch(
+        self, study: Any, settings: st.StudySettings, space: SearchSpace, batch: list[tuple[Any, list[str]]]
+    ) -> list[Any]:
+        """Launch a batch of asked trials with Hydra's launcher and tell the study each one's outcome."""
+        from harness.sweep import opening
+
+        study_file = opening.quote_override(str(self._settings_path.resolve()))
+        overrides = [
+            [
+                *space.fixed,
+                *job,
+                f"hydra.sweep.subdir={t.number}",
+                f"++hydra.job.env_set.{ENV_STUDY}={study_file}",
+                f"++hydra.job.env_set.{ENV_TRIAL}={t.number}",
             ]
-            results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
-            for (trial, _), result in zip(batch, results, strict=True):
-                finish_trial(study, trial, settings, job_return=result)
-                progress(study, trial.number, settings)
-            returns.extend(results)
-        return returns
+            for t, job in batch
+        ]
+        results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
+        for (trial, _), result in zip(batch, results, strict=True):
+            finish_trial(study, trial, settings, job_return=result)
+            progress(study, trial.number, settings)
+        return list(results)
 
     # -- the race's state -----------------------------------------------------------------------------
 
