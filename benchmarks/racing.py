@@ -12,9 +12,14 @@ training seeds each, on each toy world). Per world:
   choice is the order in which it uses the training seeds, so its racing seed is a seed order: every one of
   the 5! = 120 orders is replayed (each an independent race for the rules' purposes), at a budget of
   ``--budget-share`` of the exhaustive training steps. The race's verdict is computed on the trials it ran
-  (the settings its search dropped left out), exactly as the sweeper's report does.
+  exactly as the sweeper's report does (each method's setting chosen among those run with the most seeds).
 - **Right**: the race recommends the exhaustive winner, or a method whose exhaustive test mean is within the
   exhaustive margin of the winner's.
+
+``--real W:ORDER`` (repeatable) also runs the race for real on world W with the seeds in ORDER (e.g.
+``3:12345``), through the CLI (``hydra/sweeper=race``, the same candidates and budget, 2 trials side by side),
+in ``DIR/multirun/race-real-w<W>-<ORDER>``, and compares its verdict with the exhaustive answer and with the
+replay of the same order.
 
 Prints, per world, the share of right verdicts, the distribution of compute used (share of the exhaustive
 training steps), how races stopped and the verdict states; then the calibration over every replay: the
@@ -38,6 +43,8 @@ from harness.leaderboard.board import build
 from harness.race import evidence as race_evidence
 from harness.race import rules as race_rules
 from harness.records import read_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0000001)
 
@@ -83,9 +90,7 @@ def replay(
         for name, seed in step.jobs:
             seen[name].append(seed)
             ran.append(trial_of[(name, seed)])
-    searched_out = {n for n, why in step.dropped.items() if why.startswith("search:")}
-    kept = [by_id[t] for t in ran if ev.candidate_of[t] not in searched_out]
-    answer = verdicts.decide(build(kept))
+    answer = verdicts.decide(build([by_id[t] for t in ran]))
     return {
         "why": step.why,
         "alive": len(step.alive),
@@ -126,6 +131,62 @@ def run_world(workdir: Path, world: int, share: float, keep: int) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def race_command(world: int, order: str, budget: int) -> list[str]:
+    """The CLI arguments of a real race on ``world``, seeds in ``order``, over the grid's candidates."""
+    from racing_grid import METHODS, toy_learning_rates
+
+    rates = [f"{m}.learning_rate={','.join(str(r) for r in toy_learning_rates(m))}" for m in METHODS]
+    return [
+        "-m",
+        "hydra/sweeper=race",
+        f"method={','.join(METHODS)}",
+        "hydra.sweeper.use_suggested=false",
+        *rates,
+        f"toyworld.spec.seed={world}",
+        "train.save_checkpoints=false",
+        f"hydra.sweeper.seeds=[{','.join(order)}]",
+        f"hydra.sweeper.budget_steps={budget}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "leaderboard.print=false",
+        f"sweep_name=race-real-w{world}-{order}",
+    ]
+
+
+def run_real(workdir: Path, world: int, order: str, share: float, keep: int) -> list[str]:
+    """Run one race for real and compare it with the exhaustive answer and its replay; the report lines."""
+    import json
+    import os
+    import subprocess
+
+    records = world_records(workdir, world)
+    answer, means = exhaustive(records)
+    ev = race_evidence.collect(records)
+    budget = int(share * sum(ev.steps.values()))
+    command = [sys.executable, "-m", "harness", *race_command(world, order, budget)]
+    print("$ " + " ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=workdir, env=dict(os.environ), check=True)
+    name = f"race-real-w{world}-{order}"
+    race = json.loads((workdir / "multirun" / name / "race.json").read_text())
+    real = [read_record(p) for p in sorted((workdir / "multirun" / name).glob("*/trial.json"))]
+    verdict = verdicts.decide(build(real))
+    replayed = replay(records, ev, tuple(int(c) for c in order), budget, keep)
+    rec = verdict.recommended.method if verdict.recommended else None
+    right = (
+        rec == answer.recommended.method
+        or abs(means.get(rec, -math.inf) - means[answer.recommended.method]) <= answer.margin
+    )
+    steps = sum(int((r.train or {}).get("steps") or 0) for r in real)
+    return [
+        f"- world {world}, seeds in order {order}: {len(real)} trials, {steps} steps "
+        f"({steps / sum(ev.steps.values()):.1%} of the exhaustive); race stopped: {race['stopped']}, leader "
+        f"{race['leader']}; verdict {verdict.state}, recommends {rec} (confidence {verdict.confidence:.2f}): "
+        f"{'right' if right else 'WRONG'}; its replay recommends {replayed['recommended']} after "
+        f"{replayed['trials']} trials ({replayed['why']})",
+    ]
+
+
 def summary(frame: pd.DataFrame) -> list[str]:
     """The report lines: per world, then the calibration table."""
     lines = [
@@ -164,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-share", type=float, default=0.4)
     parser.add_argument("--keep-per-method", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--real", action="append", default=[], help="W:ORDER, e.g. 3:12345 (repeatable)")
     args = parser.parse_args(argv)
     frames = [
         run_world(args.workdir, int(w), args.budget_share, args.keep_per_method)
@@ -171,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     frame = pd.concat(frames, ignore_index=True)
     lines = summary(frame)
+    for spec in args.real:
+        world, order = spec.split(":")
+        lines += ["", *run_real(args.workdir, int(world), order, args.budget_share, args.keep_per_method)]
     print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
