@@ -36,6 +36,6 @@ def default_sweep_name(overrides: Sequence[str]) -> str:
 
 
 def uses_optuna_sweeper(overrides: Sequence[str]) -> bool:
-    """Whether the command line selects a harness sweeper built on an Optuna study (``hydra/sweeper=optuna...``
-    or the racing study, ``hydra/sweeper=race``)."""
+    """Whether the command line selects a harness sweeper built on an Optuna study
+    (``hydra/sweeper=optuna...``, or the racing study: ``hydra/sweeper=race``)."""
     return any(o.startswith((f"{SWEEPER_GROUP}=optuna", f"{SWEEPER_GROUP}=race")) for o in overrides)

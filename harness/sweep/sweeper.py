@@ -166,22 +166,37 @@ class OptunaSweep:
                 if self._wait_for_others(study, settings):
                     continue  # a lost trial was queued again: run it here
                 break
-            overrides = [
-                [
-                    *space.fixed,
-                    *job,
-                    f"hydra.sweep.subdir={trial.number}",
-                    f"++hydra.job.env_set.{ENV_STUDY}={opening.quote_override(str(settings_path.resolve()))}",
-                    f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
-                ]
-                for trial, job in batch
-            ]
-            results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
-            for (trial, _), result in zip(batch, results, strict=True):
-                finish_trial(study, trial, settings, job_return=result)
-                progress(study, trial.number, settings)
+            results = self.launch_batch(study, settings, space, batch, settings_path)
             returns.extend(results)
         return returns
+
+    def launch_batch(
+        self,
+        study: optuna.Study,
+        settings: st.StudySettings,
+        space: SearchSpace,
+        batch: Sequence[tuple[Any, list[str]]],
+        settings_path: Path,
+    ) -> list[Any]:
+        """Launch asked trials (each with its overrides) with Hydra's launcher, one job directory per trial
+        number, each told where the study's settings are; tell the study each one's outcome; returns Hydra's
+        job returns."""
+        study_file = opening.quote_override(str(settings_path.resolve()))
+        overrides = [
+            [
+                *space.fixed,
+                *job,
+                f"hydra.sweep.subdir={trial.number}",
+                f"++hydra.job.env_set.{ENV_STUDY}={study_file}",
+                f"++hydra.job.env_set.{ENV_TRIAL}={trial.number}",
+            ]
+            for trial, job in batch
+        ]
+        results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
+        for (trial, _), result in zip(batch, results, strict=True):
+            finish_trial(study, trial, settings, job_return=result)
+            progress(study, trial.number, settings)
+        return list(results)
 
     def search_space(self, arguments: Sequence[str]) -> SearchSpace:
         """The sweep's search space from the command line, this sweeper's config and the method plugins."""
