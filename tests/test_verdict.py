@@ -232,3 +232,24 @@ def test_without_prompt_scores_the_test_is_scipys_paired_t_test_over_seeds():
     diff = twoway.difference(a, b)
     assert diff.paired and not diff.per_prompt and math.isnan(diff.prompt_var) and diff.df == pytest.approx(4)
     assert twoway.p_value(diff) == pytest.approx(stats.ttest_rel(a_values, b_values).pvalue, rel=1e-12)
+
+
+@pytest.mark.unit
+def test_a_study_whose_every_trial_diverged_recommends_nothing_and_says_what_to_fix():
+    records = [trial(m, -5.0, s, kl=80.0, health=("kl_high",)) for m in ("dpo", "orpo") for s in (1, 2)]
+    verdict = decide(records)
+    assert verdict.state == "none" and verdict.recommended is None
+    assert verdict.headline.startswith("No verdict: every trial of dpo and orpo diverged; nothing to recommend.")
+    assert "lower learning rate" in verdict.headline
+
+
+@pytest.mark.unit
+def test_a_setting_tried_on_one_seed_is_not_set_against_one_confirmed_on_several():
+    """A race's search drops a setting after one seed; its lucky single selection value must not beat the
+    setting the race confirmed on three seeds."""
+    confirmed = [trial("dpo", 0.40, s, beta=0.1, selection=0.40) for s in (1, 2, 3)]
+    dropped = [trial("dpo", 0.30, 1, beta=0.5, selection=0.45)]
+    other = [trial("orpo", 0.20, s, selection=0.20) for s in (1, 2, 3)]
+    verdict = decide([*confirmed, *dropped, *other])
+    assert verdict.recommended.method == "dpo" and verdict.recommended.setting == "beta=0.1"
+    assert verdict.recommended.n_seeds == 3

@@ -121,7 +121,11 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
     test_base, _ = reference_values(board.records, objective, board.declarations)
     chosen = _choose(board, trials)
     sign = -1.0 if direction == "minimize" else 1.0
-    alive = [c for c in chosen if not c[2]] or chosen
+    alive = [c for c in chosen if not c[2]]
+    if not alive:  # nothing to recommend: every seed of every method diverged
+        return finish(
+            Verdict("none", objective, direction, margin_share=share, others=[c[0] for c in chosen]), board
+        )
     best = max(alive, key=lambda c: (_finite(sign * c[0].selection_mean), -c[0].diverged))
     verdict = Verdict("decided", objective, direction, best[0], margin_share=share, base=test_base)
     verdict.test = (

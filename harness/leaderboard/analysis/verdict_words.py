@@ -58,7 +58,13 @@ def finish(verdict: Verdict, board: Leaderboard) -> Verdict:
     """Fill the verdict's headline, details and commands; returns it."""
     rec = verdict.recommended
     if verdict.state == "none" or rec is None:
-        verdict.headline = "No verdict: no completed trial has a value of the objective."
+        verdict.headline = (
+            f"No verdict: every trial of {_names(verdict.others)} diverged; nothing to recommend. See the "
+            "health flags and the failed trials below, fix the cause (e.g. a lower learning rate) and run "
+            "the sweep again."
+            if verdict.others
+            else "No verdict: no completed trial has a value of the objective; see the failed trials below."
+        )
         return verdict
     lead = _lead(verdict, rec)
     details: list[str] = []

@@ -51,12 +51,12 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     if not ranked(board):
         return None
     verdict = verdicts.decide(board, board.verdict_margin)
-    if verdict.state == "none":
-        return None
+    if verdict.state == "none" and board.objective_name is None:
+        return None  # nothing ranks the trials: the report's opening says why
     return Section(
         "verdict",
         "Verdict",
-        frame=shown(verdict),
+        frame=shown(verdict) if verdict.state != "none" else pd.DataFrame(),
         column_notes=COLUMN_NOTES,
         data={"verdict": verdict},
         markdown=markdown,
@@ -105,6 +105,8 @@ def markdown(section: Section) -> list[str]:
         fence = _fence(verdict.commands)
         # record text made safe even in a code block (a method named <script> is shown as &lt;script>)
         lines += [f"{fence}bash", *map(markdown_prose, verdict.commands), fence, ""]
+    if section.frame.empty:  # no verdict: the headline says why
+        return lines
     return lines + [markdown_table(section.frame), "", markdown_prose(_how_to_read(verdict)), ""]
 
 
@@ -117,6 +119,8 @@ def to_html(section: Section, page: Page) -> str:
     """The headline as the lead paragraph, the details, the commands, the table and how to read it."""
     verdict = section.data["verdict"]
     commands = "\n".join(verdict.commands)
+    if section.frame.empty:  # no verdict: the headline says why
+        return f'<p class="lead">{_bold(verdict.headline)}</p>'
     return (
         f'<p class="lead">{_bold(verdict.headline)}</p>'
         + "".join(f"<p>{_bold(d)}</p>" for d in verdict.details)
