@@ -2,8 +2,9 @@
 
     python benchmarks/racing.py --workdir DIR [--worlds 3,4,0] [--budget-share 0.4] [--out DIR]
 
-``DIR`` holds the exhaustive grid of ``benchmarks/racing_grid.py`` (DPO, SimPO and ORPO, 3 settings each, 5
-training seeds each, on each toy world). Per world:
+``DIR`` holds the exhaustive grid of ``benchmarks/racing_grid.py`` (or, to replay the committed figures, it is
+``leaderboards/racing-benchmark``, whose ``records.jsonl.gz`` holds the grid's records) (DPO, SimPO and ORPO,
+3 settings each, 5 training seeds each, on each toy world). Per world:
 
 - **The exhaustive answer**: the verdict (:mod:`harness.leaderboard.analysis.verdict`) of all 45 trials: the
   recommended method and every method's test mean at its chosen setting, and the margin of a tie.
@@ -30,7 +31,9 @@ bins against the observed share right. ``--out`` writes ``SUMMARY.md`` and ``rep
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
+import json
 import math
 import sys
 from collections import Counter
@@ -49,10 +52,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0000001)
 
 
+BUNDLE = "records.jsonl.gz"
+
+
 def world_records(workdir: Path, world: int) -> list:
-    """Every trial record of the exhaustive grid on ``world``."""
+    """Every trial record of the exhaustive grid on ``world``: from ``workdir/multirun``, else from a record
+    bundle ``workdir/records.jsonl.gz`` (what ``--out`` writes)."""
+    from harness.records import TrialRecord
+
     paths = sorted((workdir / "multirun").glob(f"race-grid-*-w{world}/*/trial.json"))
-    return [read_record(p) for p in paths]
+    if paths:
+        return [read_record(p) for p in paths]
+    with gzip.open(workdir / BUNDLE, "rt", encoding="utf-8") as f:
+        records = [TrialRecord.from_dict(json.loads(line)) for line in f if line.strip()]
+    return [r for r in records if str(r.trial_id).endswith(tuple(f"-w{world}/{j}" for j in range(1000)))]
+
+
+def write_bundle(workdir: Path, worlds: list[int], out: Path) -> int:
+    """The grid's records, readable samples and loss histories left out (the replay reads metrics and
+    per-prompt scores), one JSON line each, gzipped: the benchmark replays from it without the work dir."""
+    lines = []
+    for world in worlds:
+        for record in world_records(workdir, world):
+            data = record.to_dict()
+            for checkpoint in data.get("checkpoints") or []:
+                checkpoint.pop("samples", None)
+            (data.get("reference") or {}).pop("samples", None)
+            (data.get("train") or {}).pop("log_history", None)
+            lines.append(json.dumps(data, sort_keys=True, allow_nan=False))
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
 
 
 def exhaustive(records: list) -> tuple[verdicts.Verdict, dict[str, float]]:
@@ -241,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out / "replays.csv", index=False)
         (args.out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
+        if (args.workdir / "multirun").is_dir():
+            write_bundle(args.workdir, [int(w) for w in args.worlds.split(",")], args.out / BUNDLE)
 
 
 if __name__ == "__main__":
