@@ -2,9 +2,10 @@
 generated from its declaration when the site is built.
 
 The core settings (train, eval, leaderboard, the Optuna sweeper, ...) are declared like plugin options, each
-with its default, type, check and meaning, and listed by ``harness.config.declared.core_settings()``. The
-model, data and toy-world keys, and any key a declaration does not cover, come from the comments of their
-``conf/`` files (every key there has one). Each setting has an anchor named after its dotted key
+with its default, type, check and meaning, and listed by ``harness.config.declared.core_settings()``; the
+racing study's (``hydra/sweeper=race``) by ``harness.config.settings_race.RACE``. The model, data and
+toy-world keys, and any key a declaration does not cover, come from the comments of their ``conf/`` files
+(every key there has one). Each setting has an anchor named after its dotted key
 (``settings.md#eval.selection.num_prompts``), so the rest of the manual links to it.
 """
 
@@ -28,10 +29,12 @@ CONF_FILES = [
 
 
 def declared_groups() -> list[Any]:
-    """The declared core settings (:func:`harness.config.declared.core_settings`)."""
+    """The declared core settings (:func:`harness.config.declared.core_settings`), then the racing study's
+    keys added to the Optuna sweeper's (:data:`harness.config.settings_race.RACE`, ``hydra/sweeper=race``)."""
     from harness.config.declared import core_settings
+    from harness.config.settings_race import RACE
 
-    return list(core_settings())
+    return [*core_settings(), RACE]
 
 
 def _walk(groups: list[Any]) -> list[Any]:

@@ -121,9 +121,7 @@ class RaceSweep(OptunaSweep):
         )
 
     def _sweep(self, arguments: list[str]) -> list[Any]:
-        space, settings, study, sweep_dir = self._open(arguments)
-        field = candidates(space, int(self.race["settings_per_method"]), int(self.race["race_seed"]))
-        self._check_budget(field, space)
+        space, field, settings, study, sweep_dir = self._open(arguments)
         print(
             f"Race {settings.study_name!r} ({settings.storage}): {len(field)} candidates, seeds "
             f"{self.race['seeds']}, budget {self.budget_steps or 'none'} training steps; run the same "
@@ -150,9 +148,12 @@ class RaceSweep(OptunaSweep):
             returns.extend(self._launch(study, settings, space, batch))
         return returns
 
-    def _open(self, arguments: list[str]) -> tuple[SearchSpace, st.StudySettings, Any, Path]:
+    def _open(
+        self, arguments: list[str]
+    ) -> tuple[SearchSpace, dict[str, dict[str, Any]], st.StudySettings, Any, Path]:
         """Everything before the first trial, as the Optuna sweeper does it: settings checked, the space built
-        and every method's config validated, one objective, the directory claimed, the study opened."""
+        and every method's config validated, one objective, the candidates and the budget checked (before the
+        sweep directory or the study exists), the directory claimed, the study opened."""
         from omegaconf import OmegaConf
 
         from harness.sweep.ownership import claim_for_study
@@ -170,13 +171,15 @@ class RaceSweep(OptunaSweep):
                 "A race compares candidates on one objective; give one: hydra.sweeper.objectives=[auto]."
             )
         settings = self.settings(sweep_dir, objectives, self.validate(space, objectives))
+        field = candidates(space, int(self.race["settings_per_method"]), int(self.race["race_seed"]))
+        self._check_budget(field, space)
         rerun = str(self.config.get("rerun") or "missing")
         claim_for_study(sweep_dir, settings.study_name, settings.storage, rerun)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         study = self.open_study(settings, space)
         self._settings_path = settings.save(sweep_dir)
-        return space, settings, study, sweep_dir
+        return space, field, settings, study, sweep_dir
 
     def _launch(
         self, study: Any, settings: st.StudySettings, space: SearchSpace, batch: list[tuple[Any, list[str]]]
