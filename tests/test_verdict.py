@@ -239,7 +239,9 @@ def test_a_study_whose_every_trial_diverged_recommends_nothing_and_says_what_to_
     records = [trial(m, -5.0, s, kl=80.0, health=("kl_high",)) for m in ("dpo", "orpo") for s in (1, 2)]
     verdict = decide(records)
     assert verdict.state == "none" and verdict.recommended is None
-    assert verdict.headline.startswith("No verdict: every trial of dpo and orpo diverged; nothing to recommend.")
+    assert verdict.headline.startswith(
+        "No verdict: every trial of dpo and orpo diverged; nothing to recommend."
+    )
     assert "lower learning rate" in verdict.headline
 
 

@@ -28,10 +28,9 @@ from harness.config.settings_race import RACE, race_defaults
 from harness.errors import ConfigError, UserError
 from harness.records import atomic_write_text, read_record
 from harness.sweep import study as st
-from harness.sweep.reporter import ENV_STUDY, ENV_TRIAL
 from harness.sweep.space import METHOD_KEY, SearchSpace, overrides_for
 from harness.sweep.sweeper import OptunaSweep
-from harness.sweep.trials import finish_trial, progress, recover_lost_trials, steps_spent, trial_state
+from harness.sweep.trials import recover_lost_trials, steps_spent, trial_state
 
 if TYPE_CHECKING:
     import optuna
@@ -145,7 +144,7 @@ class RaceSweep(OptunaSweep):
                     break
                 time.sleep(max(0.2, min(self.heartbeat_s, 10.0)))
                 continue
-            returns.extend(self._launch(study, settings, space, batch))
+            returns.extend(self.launch_batch(study, settings, space, batch, self._settings_path))
         return returns
 
     def _open(
@@ -180,29 +179,6 @@ class RaceSweep(OptunaSweep):
         study = self.open_study(settings, space)
         self._settings_path = settings.save(sweep_dir)
         return space, field, settings, study, sweep_dir
-
-    def _launch(
-        self, study: Any, settings: st.StudySettings, space: SearchSpace, batch: list[tuple[Any, list[str]]]
-    ) -> list[Any]:
-        """Launch a batch of asked trials with Hydra's launcher and tell the study each one's outcome."""
-        from harness.sweep import opening
-
-        study_file = opening.quote_override(str(self._settings_path.resolve()))
-        overrides = [
-            [
-                *space.fixed,
-                *job,
-                f"hydra.sweep.subdir={t.number}",
-                f"++hydra.job.env_set.{ENV_STUDY}={study_file}",
-                f"++hydra.job.env_set.{ENV_TRIAL}={t.number}",
-            ]
-            for t, job in batch
-        ]
-        results = self.launcher.launch(overrides, initial_job_idx=batch[0][0].number)
-        for (trial, _), result in zip(batch, results, strict=True):
-            finish_trial(study, trial, settings, job_return=result)
-            progress(study, trial.number, settings)
-        return list(results)
 
     # -- the race's state -----------------------------------------------------------------------------
 
