@@ -166,8 +166,7 @@ class OptunaSweep:
                 if self._wait_for_others(study, settings):
                     continue  # a lost trial was queued again: run it here
                 break
-            results = self.launch_batch(study, settings, space, batch, settings_path)
-            returns.extend(results)
+            returns.extend(self.launch_batch(study, settings, space, batch, settings_path))
         return returns
 
     def launch_batch(
@@ -178,9 +177,8 @@ class OptunaSweep:
         batch: Sequence[tuple[Any, list[str]]],
         settings_path: Path,
     ) -> list[Any]:
-        """Launch asked trials (each with its overrides) with Hydra's launcher, one job directory per trial
-        number, each told where the study's settings are; tell the study each one's outcome; returns Hydra's
-        job returns."""
+        """Launch asked trials with Hydra's launcher (a job directory per trial number, each told where the
+        study's settings are) and tell the study each one's outcome; returns Hydra's job returns."""
         study_file = opening.quote_override(str(settings_path.resolve()))
         overrides = [
             [
