@@ -207,7 +207,7 @@ def run_real(workdir: Path, world: int, order: str, share: float, keep: int) -> 
         rec == answer.recommended.method
         or abs(means.get(rec, -math.inf) - means[answer.recommended.method]) <= answer.margin
     )
-    steps = sum(int((r.train or {}).get("steps") or 0) for r in real)
+    steps = sum(int(r.train.steps or 0) if r.train is not None else 0 for r in real)
     return [
         f"- world {world}, seeds in order {order}: {len(real)} trials, {steps} steps "
         f"({steps / sum(ev.steps.values()):.1%} of the exhaustive); race stopped: {race['stopped']}, leader "
