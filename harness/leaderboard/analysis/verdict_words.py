@@ -118,7 +118,9 @@ def _ranked(verdict: Verdict, board: Leaderboard, lead: str) -> list[str]:
     open_ = [m for m in verdict.others if m.status in ("undecided", "ahead")]
     parts = []
     if by["behind"]:
-        parts.append(f"{_names(by['behind'])} behind (Holm p ≤ {_p(max(m.p_holm for m in by['behind']))})")
+        worst = max(m.p_holm for m in by["behind"])
+        bound = "< 0.001" if worst < 0.001 else f"≤ {worst:.3f}"
+        parts.append(f"{_names(by['behind'])} behind (Holm p {bound})")
     if by["tied"]:
         parts.append(f"{_names(by['tied'])} tied within the margin ± {_num(verdict.margin)}")
     if by["diverged"]:
