@@ -136,9 +136,12 @@ def _seed(record) -> int:
     return int((record.hyperparameters or {}).get("seed"))
 
 
-def run_world(workdir: Path, world: int, share: float, keep: int) -> pd.DataFrame:
-    """Every seed order's replay on ``world``, one row each, with whether it was right."""
-    records = world_records(workdir, world)
+def run_world(
+    workdir: Path, world: int, share: float, keep: int, methods: list[str] | None = None
+) -> pd.DataFrame:
+    """Every seed order's replay on ``world`` (the candidates of ``methods`` only, when given), one row each,
+    with whether it was right."""
+    records = [r for r in world_records(workdir, world) if not methods or r.method in methods]
     answer, means = exhaustive(records)
     ev = race_evidence.collect(records)
     total = sum(ev.steps.values())
@@ -255,10 +258,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-share", type=float, default=0.4)
     parser.add_argument("--keep-per-method", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--methods", default=None, help="race only these methods' candidates (e.g. orpo,simpo)"
+    )
     parser.add_argument("--real", action="append", default=[], help="W:ORDER, e.g. 3:12345 (repeatable)")
     args = parser.parse_args(argv)
+    methods = args.methods.split(",") if args.methods else None
     frames = [
-        run_world(args.workdir, int(w), args.budget_share, args.keep_per_method)
+        run_world(args.workdir, int(w), args.budget_share, args.keep_per_method, methods)
         for w in args.worlds.split(",")
     ]
     frame = pd.concat(frames, ignore_index=True)
