@@ -225,7 +225,12 @@ def test_a_trial_records_readable_samples_at_every_checkpoint(trials):
             assert kept[:READABLE] == [
                 pytest.approx(s["scores"]["gold_reward"]["policy"]) for s in c["samples"]
             ]
-            assert "prompt_scores" not in (c.get("selection") or {})
+            # every selection prompt's score too (a race's paired tests), and they make its metric
+            chosen = c["selection"]["prompt_scores"]["gold_reward"]
+            assert len(chosen) == r["selection"]["num_prompts"]
+            assert sum(chosen) / len(chosen) == pytest.approx(
+                c["selection"]["metrics"]["gold_reward"], abs=1e-5
+            )
     json.dumps([r.to_dict() for r in records], allow_nan=False)  # strict JSON: no NaN
 
 
