@@ -61,7 +61,7 @@ def test_one_seed_per_method_says_it_cannot_rank_methods_and_gives_the_command_f
         run.startswith("python -m harness -m method=dpo,orpo,simpo ") and "seed=0,2,3,4 " in run
     )  # 4 new seeds
     assert board.startswith("python -m harness.leaderboard ")
-    assert "run each with 5 seeds" in verdict.details[0]
+    assert "run each with 5 seeds" in verdict.details[-1]  # just above the commands
 
 
 @pytest.mark.unit
@@ -75,6 +75,9 @@ def test_a_clear_leader_is_decided_and_the_others_behind_after_holm():
     assert verdict.recommended.p_best > 0.9 and verdict.confidence > 0.9 and not verdict.commands
     assert verdict.margin == pytest.approx(0.2 * verdict.gain)
     assert "smallest difference this study detects (80% power" in verdict.details[0]
+    # what it is conditioned on: the KL budget, and each method's KL there (equal here: no warning)
+    assert verdict.details[1].startswith("Every trial is scored at its best checkpoint within the KL budget")
+    assert "dpo at KL 2" in verdict.details[1] and "order may differ" not in verdict.details[1]
 
 
 @pytest.mark.unit

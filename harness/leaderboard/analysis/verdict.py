@@ -128,6 +128,7 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
         )
     best = max(alive, key=lambda c: (_finite(sign * c[0].selection_mean), -c[0].diverged))
     verdict = Verdict("decided", objective, direction, best[0], margin_share=share, base=test_base)
+    verdict.kl_budget = board.kl_budget
     verdict.test = (
         "paired over seeds and prompts (two-way: seeds and test prompts as crossed random effects), "
         "Holm-adjusted; tie: two one-sided tests"
@@ -184,6 +185,7 @@ def _choose(board: Leaderboard, trials: pd.DataFrame) -> list[tuple[MethodVerdic
             test_low=low,
             test_high=high,
             trials=[str(t) for t in setting["trial_id"]],
+            kl_mean=seeds.setting_estimate(setting, "kl", None, survivors=True).mean,
         )
         ev = evidence(setting, "objective", test_base, direction, test_rows, se_column)
         chosen.append((entry, ev, k == len(setting)))

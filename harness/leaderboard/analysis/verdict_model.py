@@ -29,6 +29,7 @@ class Leaderboard(Protocol):
     of the leaderboard outside itself)."""
 
     title: str
+    kl_budget: float | None
     records: list[TrialRecord]
     trials: pd.DataFrame
     checkpoints: pd.DataFrame
@@ -74,6 +75,7 @@ class MethodVerdict:
     seeds_to_settle: int | None = None
     prompt_factor: float | None = None
     trials: list[str] = field(default_factory=list)
+    kl_mean: float = math.nan
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Verdict:
     confidence: float = math.nan
     test: str = ""
     commands: list[str] = field(default_factory=list)
+    kl_budget: float | None = None
     headline: str = ""
     details: list[str] = field(default_factory=list)
 

@@ -80,6 +80,7 @@ def finish(verdict: Verdict, board: Leaderboard) -> Verdict:
         details.append("To rank the methods, run each with 5 seeds (the trials already run are kept):")
     else:
         details += _ranked(verdict, board, lead)
+    details[:0] = _kl_line(verdict)  # before what would settle it
     if verdict.state != "one method" and math.isfinite(verdict.detectable):
         details.insert(
             0,
@@ -90,6 +91,23 @@ def finish(verdict: Verdict, board: Leaderboard) -> Verdict:
         )
     verdict.details = details
     return verdict
+
+
+def _kl_line(verdict: Verdict) -> list[str]:
+    """What the verdict is conditioned on: each trial at its best checkpoint within the KL budget, and the
+    methods' KL there, when they differ by more than 1 nat (a lower budget may choose otherwise)."""
+    kls = {m.method: m.kl_mean for m in verdict.methods if math.isfinite(m.kl_mean)}
+    if verdict.state in ("none", "one method") or len(kls) < 2:
+        return []
+    budget = (
+        f"within the KL budget of {verdict.kl_budget:g} nats" if verdict.kl_budget else "with no KL budget"
+    )
+    line = f"Every trial is scored at its best checkpoint {budget}; " + ", ".join(
+        f"{m} at KL {_num(k)}" for m, k in kls.items()
+    )
+    if max(kls.values()) - min(kls.values()) <= 1.0:
+        return [line + "."]
+    return [line + ": at a lower KL the order may differ (see Reward at matched KL)."]
 
 
 def _lead(verdict: Verdict, rec: MethodVerdict) -> str:
