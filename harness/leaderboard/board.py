@@ -11,6 +11,7 @@ The reports are written by :mod:`harness.leaderboard.reports`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,10 +36,10 @@ from harness.leaderboard.analysis import (
 )
 from harness.leaderboard.analysis import frames as board_frames
 from harness.leaderboard.analysis import matched_kl as matched
+from harness.leaderboard.analysis import verdict as verdicts
 from harness.records import TrialRecord
 
-# Table columns that are bookkeeping, never shown as cells
-# (the reason, the command, ... have their own places).
+# Table columns that are bookkeeping, never cells (the reason, the command, ... have their own places).
 HIDDEN = (
     "reason",
     "overrides",
@@ -62,33 +63,28 @@ class Leaderboard:
     """A ranked leaderboard and the records it was built from; every table is a pandas DataFrame.
 
     Attributes:
-        trials: one row per trial (its best checkpoint within the KL budget: every metric of that checkpoint,
-            by column), ranked; failed and pruned trials last, with their reasons.
+        trials: one row per trial at its best checkpoint within the KL budget, ranked; failed and pruned last.
         checkpoints: one row per evaluated checkpoint of every trial, every metric.
         methods: each method's best trial.
         seeds: one row per setting run with several seeds (mean, 95% CI, significance), else empty.
-        cost: wall time, peak memory and models in memory per method, measured.
+        cost: measured wall time, peak memory and models in memory per method.
         swept: the hyperparameters that vary between the trials of one method (the sweep's), shown as columns.
         objective_name: the column trials are ranked by (None when nothing ranks them).
         kl_budget: the KL budget in nats per sequence (None: no budget).
-        groups: when the records come from incompatible setups, their setting keys with trial counts and the
-            settings that differ; the tables are then empty (nothing is ranked across setups).
-        importances: for Optuna sweeps, Optuna's parameter importances per method
-            (:mod:`harness.sweep.results`).
+        groups: records from incompatible setups: their setting keys, trial counts and differing settings
+            (the tables are then empty).
+        importances: for Optuna sweeps, parameter importances per method (:mod:`harness.sweep.results`).
         studies: for Optuna sweeps, each study's name, storage, objectives and trial counts by state.
         settings: one row per method: its hyperparameters that are not swept (``key=value`` text).
         declarations: the records' metric declarations (:mod:`harness.leaderboard.analysis.columns`).
         objective_direction: ``"maximize"`` or ``"minimize"``: how the objective ranks.
-        objective_auto: whether the objective was chosen by ``auto`` (the best metric available)
-            rather than named.
-        samples: one row per readable sample (prompt, reference and policy completions, per-sample scores) of
-            every checkpoint that kept some (:func:`harness.leaderboard.analysis.frames.samples_frame`), else
-            empty.
-        method_summary: with seeds, one row per method at its best setting (chosen on selection values), its
-            test mean with a 95% CI that includes evaluation noise, diverged seeds, Holm-corrected comparisons
-            with the best and a verdict (:mod:`harness.leaderboard.analysis.conclusions`), else empty.
-        problem: the sentence the report opens with when the named objective has no value in any trial
-            (:func:`harness.leaderboard.analysis.problems.objective_problem`; the trials are then unranked).
+        objective_auto: whether the objective was chosen by ``auto`` rather than named.
+        samples: one row per readable sample of every checkpoint that kept some (prompt, completions, scores:
+            :func:`harness.leaderboard.analysis.frames.samples_frame`), else empty.
+        method_summary: with seeds, each method at its best setting: test mean, 95% CI, diverged seeds,
+            Holm-corrected comparisons with the best (:mod:`harness.leaderboard.analysis.conclusions`).
+        problem: why the trials are unranked when the named objective has no value in any
+            (:func:`harness.leaderboard.analysis.problems.objective_problem`).
         verdict_margin: the verdict's margin share (None: the records' ``leaderboard.verdict_margin``).
     """
 
@@ -157,9 +153,8 @@ class Leaderboard:
         return f"base_{self.objective_name}" if self.objective_name else None
 
     def baseline(self) -> tuple[float | None, float | None]:
-        """The reference (untrained) model's value of the objective and its standard error (from the first
-        record that has them; every trial of one leaderboard shares the reference evaluation); None where
-        unknown."""
+        """The reference (untrained) model's value of the objective and its standard error, from the first
+        record that has them (every trial shares the reference evaluation); None where unknown."""
         if not self.objective_name:
             return None, None
         declaration = (
@@ -178,6 +173,11 @@ class Leaderboard:
     def objective_se_column(self) -> str | None:
         """The trials' column of the objective's per-trial standard error (e.g. ``gold_se``), or None."""
         return columns.se_column_of(self.objective_name, self.declarations, list(self.trials.columns))
+
+    @functools.cached_property
+    def decided(self) -> verdicts.Verdict:
+        """What to ship and how sure (:func:`harness.leaderboard.analysis.verdict.decide`), decided once."""
+        return verdicts.decide(self, self.verdict_margin)
 
     @property
     def verdict(self) -> str:

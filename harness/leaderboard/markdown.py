@@ -43,9 +43,7 @@ def to_markdown(
 def console_verdict(board: Leaderboard) -> str:
     """The verdict's headline in plain text (no Markdown marks), then its commands, one a line; '' when there
     is none (:mod:`harness.leaderboard.analysis.verdict`)."""
-    from harness.leaderboard.analysis.verdict import decide
-
-    verdict = decide(board, board.verdict_margin)
+    verdict = board.decided
     if verdict.state == "none":
         return ""
     lines = [verdict.headline.replace("**", ""), *verdict.details, *verdict.commands]

@@ -57,7 +57,7 @@ def write_reports(board: Leaderboard, out_dir: Path | str) -> list[Path]:
     atomic_write_text(out / "leaderboard.csv", board.trials.to_csv(index=False))
     atomic_write_text(out / "checkpoints.csv", checkpoints_table(board).to_csv(index=False))
     written += [out / "leaderboard.md", out / "leaderboard.csv", out / "checkpoints.csv"]
-    written += write_verdict(verdicts.decide(board, board.verdict_margin), out)
+    written += write_verdict(board.decided, out)
     matched = board.matched_kl
     if (
         not matched.empty

@@ -50,7 +50,7 @@ def compute(board: Leaderboard, figures: Figures) -> Section | None:
     """The section, for a report with trials and a verdict (not ``none``)."""
     if not ranked(board):
         return None
-    verdict = verdicts.decide(board, board.verdict_margin)
+    verdict = board.decided
     if verdict.state == "none" and board.objective_name is None:
         return None  # nothing ranks the trials: the report's opening says why
     return Section(
