@@ -115,15 +115,15 @@ def _fmt(value: float) -> str:
 
 
 def _race_drops(
+    leader: str,
     alive: Sequence[str],
     evidence: Mapping[str, twoway.Evidence],
     rules: RaceRules,
     sign: float,
     margin: float,
-) -> tuple[str, dict[str, str], bool]:
-    """The leader among ``alive``, the candidates behind it (Holm) with their reasons, and whether every
-    other one is tied with it within ``margin``."""
-    leader = max(alive, key=lambda n: sign * _value(evidence.get(n)))
+) -> tuple[dict[str, str], bool]:
+    """The candidates of ``alive`` behind ``leader`` (Holm) with their reasons, and whether every other one
+    is tied with it within ``margin``."""
     others = [n for n in alive if n != leader]
     diffs = [twoway.difference(evidence[leader], evidence[n]) for n in others]
     adjusted = seed_stats.holm([twoway.p_value(d) for d in diffs])
@@ -137,7 +137,7 @@ def _race_drops(
     }
     kept = [d for n, d in zip(others, diffs, strict=True) if n not in drops]
     tied = bool(kept) and all(twoway.equivalent(d, margin, rules.alpha) for d in kept)
-    return leader, drops, tied
+    return drops, tied
 
 
 def next_step(
@@ -182,7 +182,7 @@ def next_step(
         if index + 1 >= rules.first_test:
             gain = sign * (_value(seen[leader]) - (base or 0.0))
             margin = rules.margin_share * abs(gain) if base is not None else math.nan
-            leader, drops, tied = _race_drops(alive, seen, rules, sign, margin)
+            drops, tied = _race_drops(leader, alive, seen, rules, sign, margin)
             dropped.update(drops)
             alive = [n for n in alive if n not in drops]
             if len(alive) <= 1:

@@ -97,6 +97,7 @@ class RaceSweep(OptunaSweep):
         super().__init__(**settings)
         self.race = {**race_defaults(), **own}
         self._last_line = ""
+        self._records: dict[int, Any] = {}  # finished trials' records by trial number: read once
 
     def settle(self) -> None:
         """Check the Optuna sweeper's settings and the race's (one line each)."""
@@ -209,7 +210,9 @@ class RaceSweep(OptunaSweep):
             job = self._job_of(t.params, field)
             if job is None:
                 continue
-            record = _record(t)
+            if t.number not in self._records:
+                self._records[t.number] = _record(t)
+            record = self._records[t.number]
             if t.state == trial_state("COMPLETE") and record is not None:
                 records.append(record)
                 names[str(record.trial_id)] = job[0]

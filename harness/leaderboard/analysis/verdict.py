@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from harness.leaderboard.analysis import conclusions, knobs, paired, seeds, twoway
-from harness.leaderboard.analysis.frames import reference_values, setting_text
+from harness.leaderboard.analysis.frames import reference_values, setting_text, trial_id
 from harness.leaderboard.analysis.verdict_model import (
     DEFAULT_MARGIN,
     MARGIN_KEY,
@@ -118,8 +118,9 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
     trials = pool(board)
     if objective is None or trials.empty:
         return finish(Verdict("none", objective, direction, margin_share=share), board)
-    test_base, _ = reference_values(board.records, objective, board.declarations)
-    chosen = _choose(board, trials)
+    bases = reference_values(board.records, objective, board.declarations)
+    test_base = bases[0]
+    chosen = _choose(board, trials, bases)
     sign = -1.0 if direction == "minimize" else 1.0
     alive = [c for c in chosen if not c[2]]
     if not alive:  # nothing to recommend: every seed of every method diverged
@@ -148,11 +149,13 @@ def decide(board: Leaderboard, margin_share: float | None = None) -> Verdict:
     return finish(verdict, board)
 
 
-def _choose(board: Leaderboard, trials: pd.DataFrame) -> list[tuple[MethodVerdict, twoway.Evidence, bool]]:
+def _choose(
+    board: Leaderboard, trials: pd.DataFrame, bases: tuple[float | None, float | None]
+) -> list[tuple[MethodVerdict, twoway.Evidence, bool]]:
     """Each method's setting (chosen on selection values among its settings with the most seeds), as a
     :class:`MethodVerdict`, with its test evidence and whether every seed diverged."""
     objective, direction = str(board.objective_name), board.objective_direction
-    test_base, selection_base = reference_values(board.records, objective, board.declarations)
+    test_base, selection_base = bases  # the reference model's objective on the test and selection prompts
     se_column = board.objective_se_column()
     measured = conclusions.measured_selection(board.checkpoints, objective)
     if conclusions.SELECTION in trials:
@@ -275,8 +278,6 @@ def _setting_overrides(setting: pd.DataFrame, records: Sequence[TrialRecord]) ->
     """The command-line overrides of the setting's first trial, less the ones that say where it ran."""
     first = str(setting["trial_id"].iloc[0])
     for record in records:
-        from harness.leaderboard.analysis.frames import trial_id
-
         if trial_id(record) == first:
             return [o for o in record.overrides or [] if not _where_it_ran(o)]
     return []
